@@ -1,0 +1,21 @@
+"""Reads of the price book."""
+
+from __future__ import annotations
+
+from billing.domain.pricing import PricePoint, PriceSchedule
+from billing.platform.models import PriceBookEntry
+
+
+def price_schedule() -> PriceSchedule:
+    """The whole price book, indexed for in-process lookups (a few thousand rows)."""
+    return PriceSchedule(
+        PricePoint(
+            provider=e.provider,
+            model=e.model,
+            token_kind=e.token_kind,
+            price_per_mtok=e.price_per_mtok,
+            effective_from=e.effective_from,
+            entry_id=e.pk,
+        )
+        for e in PriceBookEntry.objects.all()
+    )

@@ -1,0 +1,116 @@
+# Shared set-up for bin/demo and bin/test (sourced, not run).
+#
+# - finds a Python >= 3.11 and keeps .venv in step with pyproject.toml;
+# - picks PostgreSQL: $DATABASE_URL, else a server on 127.0.0.1:5432, else the local cluster
+#   started with pg_ctlcluster, else an embedded PostgreSQL 16 from the pgserver wheel;
+# - picks Redis: $REDIS_URL, else a server on 127.0.0.1:6379, else redis-server started here.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="$ROOT/.demo"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+mkdir -p "$STATE"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+python_find() {
+  local candidate
+  for candidate in "${PYTHON:-}" python3 python3.13 python3.12 python3.11; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  echo "Python 3.11 or newer is required (set PYTHON=/path/to/python3)." >&2
+  return 1
+}
+
+pip_quiet() { # pip, without the notes about this machine's local package folders
+  local status
+  set +e
+  "$PY" -m pip --quiet --disable-pip-version-check "$@" 2>&1 |
+    grep -vE "Location 'file:|BuildBackendWarning|^\s*(!!|\*+|Please be careful|name as your|with strategy)|^\s*$"
+  status="${PIPESTATUS[0]}"
+  set -e
+  return "$status"
+}
+
+venv_ensure() {
+  local stamp want
+  if [ ! -x "$PY" ]; then
+    log "Creating virtual environment in .venv"
+    "$(python_find)" -m venv "$VENV"
+  fi
+  want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+  stamp="$VENV/.installed"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "Installing Factory Portal and its dependencies"
+    pip_quiet install --upgrade pip
+    pip_quiet install -e "$ROOT[dev]"
+    echo "$want" >"$stamp"
+  fi
+}
+
+tcp_open() { # host port
+  "$PY" - "$1" "$2" <<'EOF'
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()
+except OSError:
+    sys.exit(1)
+EOF
+}
+
+wait_tcp() { # host port seconds
+  local i
+  for ((i = 0; i < $3 * 4; i++)); do
+    tcp_open "$1" "$2" && return 0
+    sleep 0.25
+  done
+  return 1
+}
+
+postgres_ensure() { # sets DATABASE_URL
+  local db="${1:-factory_portal}"
+  if [ -n "${DATABASE_URL:-}" ]; then
+    log "PostgreSQL: using \$DATABASE_URL"
+    return 0
+  fi
+  if ! tcp_open 127.0.0.1 5432 && command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    log "PostgreSQL: starting the local cluster"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start \
+      >/dev/null 2>&1 || true
+    wait_tcp 127.0.0.1 5432 15 || true
+  fi
+  if tcp_open 127.0.0.1 5432; then
+    log "PostgreSQL: using the server on 127.0.0.1:5432"
+    export DATABASE_URL="postgres://${PGUSER:-postgres}@127.0.0.1:5432/$db"
+  else
+    log "PostgreSQL: no server found, starting the embedded one (pgserver) in .demo/pgdata"
+    DATABASE_URL="$("$PY" "$ROOT/bin/embedded_postgres.py" "$STATE/pgdata" "$db")"
+    export DATABASE_URL
+  fi
+}
+
+redis_ensure() { # [db] sets REDIS_URL; returns 1 when no Redis can be had
+  local db="${1:-0}"
+  if [ -n "${REDIS_URL:-}" ]; then
+    log "Redis: using \$REDIS_URL"
+    return 0
+  fi
+  if ! tcp_open 127.0.0.1 6379 && command -v redis-server >/dev/null 2>&1; then
+    log "Redis: starting redis-server on 127.0.0.1:6379"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir "$STATE" --logfile "$STATE/redis.log" >/dev/null
+    wait_tcp 127.0.0.1 6379 10 || true
+  fi
+  if tcp_open 127.0.0.1 6379; then
+    log "Redis: using the server on 127.0.0.1:6379"
+    export REDIS_URL="redis://127.0.0.1:6379/$db"
+    return 0
+  fi
+  return 1
+}

@@ -1,0 +1,65 @@
+"""Test fixtures shared by every app.
+
+Tenant schemas are created once per test session (creating and migrating a schema takes about a
+second): the public tenant, and two customers ``alpha`` and ``beta`` with an admin each. Each test
+then runs in a transaction that is rolled back, so rows a test writes vanish afterwards while the
+schemas stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from factory_portal.tenants.models import Tenant
+from factory_portal.tenants.services import (
+    operator_ensure,
+    public_tenant_ensure,
+    tenant_create,
+    tenant_domain,
+)
+from tests.support import OPERATOR_EMAIL, PASSWORD, TestTenant
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    with django_db_blocker.unblock():
+        public_tenant_ensure()
+        operator_ensure(email=OPERATOR_EMAIL, password=PASSWORD)
+        for slug in ("alpha", "beta"):
+            tenant_create(
+                slug=slug,
+                name=f"{slug.title()} Inc",
+                admin_email=f"admin@{slug}.test",
+                admin_password=PASSWORD,
+            )
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_after_each_test() -> Iterator[None]:
+    yield
+    connection.set_schema_to_public()
+
+
+def _test_tenant(slug: str) -> TestTenant:
+    tenant = Tenant.objects.get(slug=slug)
+    return TestTenant(tenant=tenant, host=tenant_domain(slug), admin_email=f"admin@{slug}.test")
+
+
+@pytest.fixture
+def alpha(db) -> TestTenant:  # type: ignore[no-untyped-def]
+    return _test_tenant("alpha")
+
+
+@pytest.fixture
+def beta(db) -> TestTenant:  # type: ignore[no-untyped-def]
+    return _test_tenant("beta")
+
+
+@pytest.fixture
+def public_host() -> str:
+    return settings.PORTAL_BASE_DOMAIN

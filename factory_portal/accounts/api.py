@@ -1,0 +1,25 @@
+"""``GET /api/v1/whoami``: what the presented credentials are (tenant, key prefix, scopes)."""
+
+from __future__ import annotations
+
+from django.db import connection
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from factory_portal.accounts.models import ApiKey
+
+
+class WhoAmIApi(APIView):
+    def get(self, request: Request) -> Response:
+        tenant = connection.tenant
+        body: dict[str, object] = {"tenant": tenant.slug}
+        if isinstance(request.auth, ApiKey):
+            body["api_key"] = {
+                "prefix": request.auth.prefix,
+                "name": request.auth.name,
+                "scopes": request.auth.scopes,
+            }
+        else:
+            body["user"] = {"email": request.user.email, "role": request.user.role}
+        return Response(body)

@@ -1,0 +1,35 @@
+"""``manage.py apikey_create --tenant acme --scopes ingest,read``: prints the key once."""
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django_tenants.utils import schema_context
+
+from factory_portal.accounts.services import api_key_create
+from factory_portal.tenants.selectors import tenant_by_slug
+
+
+class Command(BaseCommand):
+    help = (
+        "Create an API key for a tenant and print it (it is stored hashed and never shown again)."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--tenant", required=True, help="tenant slug")
+        parser.add_argument("--scopes", default="read", help="comma-separated: ingest,read")
+        parser.add_argument("--name", default="CLI key")
+
+    def handle(self, *args, **options) -> None:
+        tenant = tenant_by_slug(options["tenant"])
+        if tenant is None:
+            raise CommandError(f"No tenant with slug {options['tenant']!r}.")
+        scopes = [s.strip() for s in options["scopes"].split(",") if s.strip()]
+        try:
+            with schema_context(tenant.schema_name):
+                api_key, raw = api_key_create(name=options["name"], scopes=scopes)
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
+        self.stderr.write(
+            f"Key {api_key.prefix} for {tenant.slug} with scopes {','.join(api_key.scopes)}"
+            " (shown once):"
+        )
+        self.stdout.write(raw)

@@ -1,0 +1,18 @@
+"""Reads for users and API keys, in the schema of the current connection."""
+
+from __future__ import annotations
+
+from factory_portal.accounts.keys import key_matches, key_prefix
+from factory_portal.accounts.models import ApiKey
+
+
+def api_key_for_raw(raw: str) -> ApiKey | None:
+    """The active key of the current schema matching ``raw``, or None. A key of another tenant is
+    simply not found: each tenant's keys live in its own schema."""
+    prefix = key_prefix(raw)
+    if prefix is None:
+        return None
+    api_key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    if api_key is None or not key_matches(raw, api_key.key_hash):
+        return None
+    return api_key

@@ -1,0 +1,59 @@
+"""API conventions shared by every endpoint: errors as ``application/problem+json`` (RFC 9457)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+def problem_response(
+    *,
+    status: int,
+    title: str,
+    detail: str = "",
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra or {})
+    return Response(body, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    title = "Error"
+    detail = ""
+    extra: dict[str, Any] = {}
+    if isinstance(exc, exceptions.APIException):
+        title = {
+            400: "Bad request",
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not found",
+            405: "Method not allowed",
+            406: "Not acceptable",
+            413: "Payload too large",
+            415: "Unsupported media type",
+            429: "Too many requests",
+        }.get(response.status_code, exc.default_detail)
+        if isinstance(response.data, dict) and set(response.data) == {"detail"}:
+            detail = str(response.data["detail"])
+        else:
+            detail = "The request is invalid."
+            extra["errors"] = response.data
+    return problem_response(
+        status=response.status_code,
+        title=str(title),
+        detail=detail,
+        extra=extra,
+        headers={k: v for k, v in response.items() if k in {"WWW-Authenticate", "Retry-After"}},
+    )

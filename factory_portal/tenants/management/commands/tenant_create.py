@@ -1,0 +1,36 @@
+"""``manage.py tenant_create --slug acme --name "Acme Corp" --admin-email a@acme.test``"""
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from factory_portal.tenants.services import tenant_create
+
+
+class Command(BaseCommand):
+    help = "Create a tenant: its schema, its domain <slug>.<PORTAL_BASE_DOMAIN> and an admin user."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--slug", required=True, help="lowercase id, e.g. acme")
+        parser.add_argument("--name", required=True, help='display name, e.g. "Acme Corp"')
+        parser.add_argument("--admin-email", required=True)
+        parser.add_argument(
+            "--admin-password", help="password for the admin (generated and printed if omitted)"
+        )
+        parser.add_argument("--currency", default="USD")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            created = tenant_create(
+                slug=options["slug"],
+                name=options["name"],
+                admin_email=options["admin_email"],
+                admin_password=options["admin_password"],
+                currency=options["currency"],
+            )
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
+        domain = created.tenant.get_primary_domain().domain
+        self.stdout.write(self.style.SUCCESS(f"Tenant {created.tenant.slug} created at {domain}"))
+        self.stdout.write(f"Admin: {created.admin.email}")
+        if not options["admin_password"]:
+            self.stdout.write(f"Password (shown once): {created.admin_password}")

@@ -1,0 +1,106 @@
+"""Creating and changing tenants (public schema), each with its schema, domain and first admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import connection, transaction
+from django_tenants.utils import schema_context
+
+from factory_portal.accounts.models import Role, User
+from factory_portal.accounts.services import user_create
+from factory_portal.tenants.models import Domain, Tenant, slug_validator
+
+PUBLIC_SCHEMA = "public"
+RESERVED_SLUGS = frozenset({"public", "www", "api", "admin", "static", "operator", "console"})
+
+
+@dataclass(frozen=True)
+class TenantCreated:
+    tenant: Tenant
+    admin: User
+    admin_password: str
+
+
+def tenant_domain(slug: str) -> str:
+    return f"{slug}.{settings.PORTAL_BASE_DOMAIN}"
+
+
+def tenant_validate_new(*, slug: str, name: str, admin_email: str) -> None:
+    """Raise ValidationError with a precise message when a tenant cannot be created so."""
+    slug_validator(slug)
+    if slug in RESERVED_SLUGS or slug.startswith("pg"):
+        raise ValidationError(f"The slug {slug!r} is reserved.")
+    if not name.strip():
+        raise ValidationError("A tenant needs a name.")
+    validate_email(admin_email)
+    if Tenant.objects.filter(slug=slug).exists():
+        raise ValidationError(f"A tenant with slug {slug!r} already exists.")
+
+
+def tenant_create(
+    *,
+    slug: str,
+    name: str,
+    admin_email: str,
+    admin_password: str | None = None,
+    currency: str = "USD",
+) -> TenantCreated:
+    """Create the tenant row, its PostgreSQL schema (migrated), its domain and an admin user."""
+    slug = slug.strip().lower()
+    tenant_validate_new(slug=slug, name=name, admin_email=admin_email)
+    with schema_context(PUBLIC_SCHEMA):
+        tenant = Tenant(
+            schema_name=slug.replace("-", "_"), slug=slug, name=name.strip(), currency=currency
+        )
+        tenant.save(verbosity=0)  # creates and migrates the schema
+        Domain.objects.create(domain=tenant_domain(slug), tenant=tenant, is_primary=True)
+    with schema_context(tenant.schema_name):
+        admin, password = user_create(email=admin_email, role=Role.ADMIN, password=admin_password)
+    return TenantCreated(tenant=tenant, admin=admin, admin_password=password)
+
+
+def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
+    if status not in Tenant.Status.values:
+        raise ValidationError(f"Unknown tenant status {status!r}.")
+    tenant.status = status
+    tenant.save(update_fields=["status"])
+    return tenant
+
+
+def tenant_delete(*, tenant: Tenant) -> None:
+    """Drop a tenant with its schema and all its data (demo resets, tests)."""
+    if tenant.schema_name == PUBLIC_SCHEMA:
+        raise ValidationError("The public tenant cannot be deleted.")
+    with schema_context(PUBLIC_SCHEMA), transaction.atomic():
+        # Inside an enclosing transaction, deferred foreign-key checks on the tenant's tables
+        # would block DROP SCHEMA; run them now.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        tenant.domains.all().delete()
+        tenant.delete(force_drop=True)
+
+
+def public_tenant_ensure() -> Tenant:
+    """The row that maps the bare base domain to the public schema (the operator console)."""
+    with schema_context(PUBLIC_SCHEMA):
+        tenant, _ = Tenant.objects.get_or_create(
+            schema_name=PUBLIC_SCHEMA,
+            defaults={"slug": PUBLIC_SCHEMA, "name": "Factory Portal operators"},
+        )
+        Domain.objects.update_or_create(
+            domain=settings.PORTAL_BASE_DOMAIN, defaults={"tenant": tenant, "is_primary": True}
+        )
+    return tenant
+
+
+def operator_ensure(*, email: str, password: str | None = None) -> tuple[User, str | None]:
+    """Create the operator (public schema) if missing. Returns the password only when created."""
+    with schema_context(PUBLIC_SCHEMA):
+        existing = User.objects.filter(email=email.strip().lower()).first()
+        if existing is not None:
+            return existing, None
+        return user_create(email=email, role=Role.OPERATOR, password=password)

@@ -1,0 +1,14 @@
+"""URLs of the bare base domain: the operator console."""
+
+from django.urls import path
+
+from factory_portal.accounts.api import WhoAmIApi
+from factory_portal.accounts.views import LoginView, LogoutView
+from factory_portal.tenants import views as tenant_views
+
+urlpatterns = [
+    path("", tenant_views.console, name="home"),
+    path("login/", LoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
+]

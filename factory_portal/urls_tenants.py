@@ -1,0 +1,16 @@
+"""URLs of a tenant's host (``<slug>.<base domain>``)."""
+
+from django.urls import path
+
+from factory_portal.accounts.api import WhoAmIApi
+from factory_portal.accounts.views import LoginView, LogoutView
+from usage import views as usage_views
+from usage.api import ProjectListApi
+
+urlpatterns = [
+    path("", usage_views.overview, name="home"),
+    path("login/", LoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
+    path("api/v1/projects", ProjectListApi.as_view(), name="api-projects"),
+]

@@ -1,0 +1,98 @@
+"""Two tenants' data never mix: not in the ORM, not on pages, not through the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from tests.support import add_llm_call, bearer, host_client, key_for, logged_in_client
+from usage.models import LlmUsageEvent, Project, Run, RunStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def _populate(schema: str, slug: str, cost: Decimal, active: int) -> None:
+    now = timezone.now()
+    with schema_context(schema):
+        project = Project.objects.create(slug=f"{slug}-secret", name=f"{slug} secret project")
+        for n in range(active):
+            run = Run.objects.create(
+                run_id=f"{slug}-run-{n}",
+                project=project,
+                status=RunStatus.RUNNING,
+                requested_at=now - timedelta(minutes=5),
+                started_at=now - timedelta(minutes=4),
+                updated_at=now,
+            )
+            add_llm_call(
+                project=project,
+                run=run,
+                event_id=f"{slug}-ev-{n}",
+                at=now - timedelta(minutes=3),
+                cost=cost,
+            )
+
+
+def test_same_ids_coexist_per_tenant(alpha, beta):
+    now = timezone.now()
+    for tenant in (alpha, beta):
+        with schema_context(tenant.schema):
+            project = Project.objects.create(slug="shared-slug", name="Same slug")
+            Run.objects.create(
+                run_id="run-1",
+                project=project,
+                status=RunStatus.REQUESTED,
+                requested_at=now,
+                updated_at=now,
+            )
+            add_llm_call(project=project, run=None, event_id="event-1", at=now, cost=Decimal("1.5"))
+    with schema_context(alpha.schema):
+        assert LlmUsageEvent.objects.count() == 1
+    with schema_context(beta.schema):
+        assert LlmUsageEvent.objects.count() == 1
+
+
+def test_orm_sees_only_the_current_tenant(alpha, beta):
+    _populate(alpha.schema, "alpha", Decimal("7.25"), active=2)
+    _populate(beta.schema, "beta", Decimal("100"), active=3)
+    with schema_context(alpha.schema):
+        assert set(Project.objects.values_list("slug", flat=True)) == {"alpha-secret"}
+        assert Run.objects.count() == 2
+    with schema_context(beta.schema):
+        assert set(Project.objects.values_list("slug", flat=True)) == {"beta-secret"}
+        assert Run.objects.count() == 3
+
+
+def test_overview_pages_show_only_own_numbers(alpha, beta):
+    _populate(alpha.schema, "alpha", Decimal("7.25"), active=2)
+    _populate(beta.schema, "beta", Decimal("100"), active=3)
+    alpha_page = logged_in_client(alpha.host, alpha.admin_email).get("/").content.decode()
+    beta_page = logged_in_client(beta.host, beta.admin_email).get("/").content.decode()
+    assert "$14.50" in alpha_page and "alpha-run-0" in alpha_page
+    assert "beta-run" not in alpha_page and "$300.00" not in alpha_page
+    assert "$300.00" in beta_page and "beta-run-2" in beta_page
+    assert "alpha-run" not in beta_page
+
+
+def test_api_lists_only_own_projects(alpha, beta):
+    _populate(alpha.schema, "alpha", Decimal(1), active=1)
+    _populate(beta.schema, "beta", Decimal(1), active=1)
+    _, alpha_key = key_for(alpha, ["read"])
+    _, beta_key = key_for(beta, ["read"])
+    alpha_projects = host_client(alpha.host).get("/api/v1/projects", **bearer(alpha_key)).json()
+    beta_projects = host_client(beta.host).get("/api/v1/projects", **bearer(beta_key)).json()
+    assert [p["slug"] for p in alpha_projects["results"]] == ["alpha-secret"]
+    assert [p["slug"] for p in beta_projects["results"]] == ["beta-secret"]
+
+
+def test_browser_session_reads_api_of_own_tenant_only(alpha, beta):
+    _populate(beta.schema, "beta", Decimal(1), active=1)
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    own = client.get("/api/v1/projects")
+    assert own.status_code == 200
+    assert own.json()["results"] == []
+    assert client.get("/api/v1/projects", HTTP_HOST=beta.host).status_code in (401, 403)

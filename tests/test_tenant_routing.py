@@ -1,0 +1,83 @@
+"""Hosts map to schemas: tenant subdomains, the operator console, unknown hosts, health probes."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from factory_portal.tenants.models import Tenant
+from factory_portal.tenants.services import tenant_set_status
+from tests.support import host_client, logged_in_client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_tenant_host_routes_to_its_login(alpha):
+    response = host_client(alpha.host).get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/login/?next=/"
+    page = host_client(alpha.host).get("/login/")
+    assert page.status_code == 200
+    assert "Alpha Inc" in page.content.decode()
+
+
+def test_request_runs_in_the_tenant_schema(alpha, beta):
+    host_client(beta.host).get("/login/")
+    assert connection.schema_name == beta.schema
+    host_client(alpha.host).get("/login/")
+    assert connection.schema_name == alpha.schema
+
+
+def test_base_domain_serves_the_operator_console(public_host):
+    page = host_client(public_host).get("/login/")
+    assert page.status_code == 200
+    assert "operator console" in page.content.decode()
+    assert connection.schema_name == "public"
+
+
+def test_unknown_subdomain_is_404(db):
+    assert host_client("nobody.localhost").get("/login/").status_code == 404
+
+
+@pytest.mark.parametrize("host", ["localhost", "alpha.localhost", "127.0.0.1", "nobody.localhost"])
+def test_healthz_answers_on_any_host(db, host):
+    response = host_client(host).get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_checks_database_and_broker(db):
+    response = host_client("127.0.0.1").get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["broker"]["ok"] is True
+
+
+def test_readyz_is_503_when_the_broker_is_unreachable(db):
+    from factory_portal.celery import app
+
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    try:
+        response = host_client("127.0.0.1").get("/readyz")
+    finally:
+        app.conf.broker_url = original
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["broker"]["ok"] is False
+    assert body["checks"]["broker"]["error"]
+    assert body["checks"]["database"]["ok"] is True
+
+
+def test_suspended_tenant_is_refused(alpha):
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    with schema_context("public"):
+        tenant_set_status(tenant=Tenant.objects.get(slug="alpha"), status="suspended")
+    page = client.get("/")
+    assert page.status_code == 403
+    assert "suspended" in page.content.decode()
+    api = client.get("/api/v1/projects")
+    assert api.status_code == 403
+    assert api["Content-Type"] == "application/problem+json"

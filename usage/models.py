@@ -1,0 +1,195 @@
+"""Raw facts of one tenant: projects, runs, jobs, LLM and infrastructure usage events.
+
+Tenant app: every table here exists once per tenant schema, so uniqueness constraints are per
+tenant by construction. The unique client-given ids (``run_id``, ``event_id``, job id + attempt)
+are what make ingestion idempotent. Money columns are ``numeric``; Python sees ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunStatus(models.TextChoices):
+    REQUESTED = "Requested"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.REQUESTED, RunStatus.RUNNING)
+FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class Run(models.Model):
+    run_id = models.CharField(max_length=128, unique=True)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="runs")
+    template_recipe_id = models.CharField(max_length=200, blank=True)
+    run_type = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=RunStatus.choices)
+    requested_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    failure_type = models.CharField(max_length=100, blank=True)
+    trace_id = models.CharField(max_length=32, blank=True)
+    # Timestamp of the newest lifecycle update applied; older updates never move a run backwards.
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-requested_at", "-id"], name="run_requested_idx"),
+            models.Index(fields=["status", "-requested_at"], name="run_status_idx"),
+            models.Index(fields=["project", "-requested_at"], name="run_project_idx"),
+            models.Index(
+                fields=["requested_at"],
+                name="run_active_idx",
+                condition=Q(status__in=["Requested", "Running"]),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(duration_ms__isnull=True) | Q(duration_ms__gte=0),
+                name="run_duration_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.run_id
+
+
+class Job(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="jobs")
+    job_id = models.CharField(max_length=128)
+    step_name = models.CharField(max_length=100)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=RunStatus.choices)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    failure_type = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["run", "started_at", "attempt"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "job_id", "attempt"], name="job_unique_attempt"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}#{self.attempt}"
+
+
+class CostSource(models.TextChoices):
+    PRICE_BOOK = "price_book", "Price book"
+    CLIENT = "client", "Supplied by client"
+    UNPRICED = "unpriced", "Unpriced (no price for model)"
+
+
+class LlmUsageEvent(models.Model):
+    """One LLM call. ``input_tokens`` includes cached and cache-write tokens (as in OTel GenAI)."""
+
+    event_id = models.CharField(max_length=128, unique=True)
+    occurred_at = models.DateTimeField()
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="llm_events")
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="llm_events"
+    )
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="llm_events"
+    )
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128)
+    operation = models.CharField(max_length=32, default="generation")
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    # USD (the price book's currency), 10 decimal places; NULL when unpriced.
+    cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    cost_source = models.CharField(max_length=16, choices=CostSource.choices)
+    # Id of the public-schema price book entry set used (input price); kept as a plain id because
+    # usage must not depend on billing.
+    price_ref = models.BigIntegerField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["occurred_at"], name="llm_occurred_idx"),
+            models.Index(fields=["project", "occurred_at"], name="llm_project_idx"),
+            models.Index(fields=["run"], name="llm_run_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(input_tokens__gte=0)
+                & Q(output_tokens__gte=0)
+                & Q(cached_input_tokens__gte=0)
+                & Q(cache_write_tokens__gte=0),
+                name="llm_tokens_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    input_tokens__gte=models.F("cached_input_tokens")
+                    + models.F("cache_write_tokens")
+                ),
+                name="llm_cached_within_input",
+            ),
+            models.CheckConstraint(
+                condition=Q(cost_source="unpriced", cost__isnull=True)
+                | (~Q(cost_source="unpriced") & Q(cost__isnull=False)),
+                name="llm_cost_matches_source",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class ResourceType(models.TextChoices):
+    COMPUTE = "compute"
+    STORAGE = "storage"
+    NETWORK = "network"
+    CONTROL_PLANE = "control_plane"
+
+
+class InfraUsageEvent(models.Model):
+    event_id = models.CharField(max_length=128, unique=True)
+    occurred_at = models.DateTimeField()
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="infra_events")
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="infra_events"
+    )
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="infra_events"
+    )
+    resource_type = models.CharField(max_length=16, choices=ResourceType.choices)
+    quantity = models.DecimalField(max_digits=24, decimal_places=6)
+    unit = models.CharField(max_length=32)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["occurred_at"], name="infra_occurred_idx"),
+            models.Index(fields=["project", "occurred_at"], name="infra_project_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gte=0), name="infra_quantity_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id

@@ -1,0 +1,124 @@
+"""Read paths over one tenant's usage (the schema of the current connection).
+
+Pages, the API and billing read usage through these functions; they return plain values and
+dataclasses, never querysets to be refined elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+
+from usage.models import (
+    ACTIVE_RUN_STATUSES,
+    CostSource,
+    InfraUsageEvent,
+    Job,
+    LlmUsageEvent,
+    Project,
+    Run,
+    RunStatus,
+)
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class TokenTotals:
+    cost: Decimal  # USD, 10 decimal places, priced and client-supplied events
+    input_tokens: int
+    output_tokens: int
+    calls: int
+    unpriced_calls: int
+
+
+@dataclass(frozen=True)
+class ActiveRun:
+    run_id: str
+    project: str
+    template_recipe_id: str
+    run_type: str
+    status: str
+    requested_at: datetime
+    started_at: datetime | None
+    current_step: str | None
+    cost_so_far: Decimal
+
+
+def token_totals(*, start: datetime, end: datetime) -> TokenTotals:
+    """LLM usage with ``start <= occurred_at < end``."""
+    row = LlmUsageEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end).aggregate(
+        cost=Coalesce(Sum("cost"), ZERO),
+        input_tokens=Coalesce(Sum("input_tokens"), 0),
+        output_tokens=Coalesce(Sum("output_tokens"), 0),
+        calls=Count("id"),
+        unpriced_calls=Count("id", filter=Q(cost_source=CostSource.UNPRICED)),
+    )
+    return TokenTotals(**row)
+
+
+def run_status_counts(*, start: datetime, end: datetime) -> dict[str, int]:
+    """Runs requested in ``[start, end)`` by status; every status is present."""
+    counts = dict.fromkeys(RunStatus.values, 0)
+    rows = (
+        Run.objects.filter(requested_at__gte=start, requested_at__lt=end)
+        .values("status")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def active_runs(*, limit: int = 50) -> list[ActiveRun]:
+    """Requested and running runs, oldest first, with the step in progress and cost so far."""
+    current_step = (
+        Job.objects.filter(run=OuterRef("pk"), status=RunStatus.RUNNING)
+        .order_by("-started_at")
+        .values("step_name")[:1]
+    )
+    cost = (
+        LlmUsageEvent.objects.filter(run=OuterRef("pk"))
+        .values("run")
+        .annotate(total=Sum("cost"))
+        .values("total")
+    )
+    runs = (
+        Run.objects.filter(status__in=ACTIVE_RUN_STATUSES)
+        .select_related("project")
+        .annotate(current_step=Subquery(current_step), cost_so_far=Subquery(cost))
+        .order_by("requested_at")[:limit]
+    )
+    return [
+        ActiveRun(
+            run_id=run.run_id,
+            project=run.project.name,
+            template_recipe_id=run.template_recipe_id,
+            run_type=run.run_type,
+            status=run.status,
+            requested_at=run.requested_at,
+            started_at=run.started_at,
+            current_step=run.current_step,
+            cost_so_far=run.cost_so_far or ZERO,
+        )
+        for run in runs
+    ]
+
+
+def active_run_count() -> int:
+    return Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).count()
+
+
+def usage_complete_until() -> datetime | None:
+    """The newest usage timestamp stored: the data is complete up to about this moment."""
+    llm = LlmUsageEvent.objects.aggregate(at=Max("occurred_at"))["at"]
+    infra = InfraUsageEvent.objects.aggregate(at=Max("occurred_at"))["at"]
+    return max((t for t in (llm, infra) if t is not None), default=None)
+
+
+def projects() -> list[Project]:
+    return list(Project.objects.order_by("slug"))
