@@ -4,6 +4,8 @@
 # - picks PostgreSQL: $DATABASE_URL, else a server on 127.0.0.1:5432, else the local cluster
 #   started with pg_ctlcluster, else an embedded PostgreSQL 16 from the pgserver wheel;
 # - picks Redis: $REDIS_URL, else a server on 127.0.0.1:6379, else redis-server started here.
+# PORTAL_SERVICES=embedded skips the look-around and uses the embedded PostgreSQL (and bin/demo
+# the file-system broker) even where servers are running.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -79,6 +81,10 @@ postgres_ensure() { # sets DATABASE_URL
     log "PostgreSQL: using \$DATABASE_URL"
     return 0
   fi
+  if [ "${PORTAL_SERVICES:-}" = embedded ]; then
+    postgres_embedded "$db"
+    return 0
+  fi
   if ! tcp_open 127.0.0.1 5432 && command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
     log "PostgreSQL: starting the local cluster"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start \
@@ -89,10 +95,14 @@ postgres_ensure() { # sets DATABASE_URL
     log "PostgreSQL: using the server on 127.0.0.1:5432"
     export DATABASE_URL="postgres://${PGUSER:-postgres}@127.0.0.1:5432/$db"
   else
-    log "PostgreSQL: no server found, starting the embedded one (pgserver) in .demo/pgdata"
-    DATABASE_URL="$("$PY" "$ROOT/bin/embedded_postgres.py" "$STATE/pgdata" "$db")"
-    export DATABASE_URL
+    postgres_embedded "$db"
   fi
+}
+
+postgres_embedded() { # db
+  log "PostgreSQL: starting the embedded server (pgserver) in .demo/pgdata"
+  DATABASE_URL="$("$PY" "$ROOT/bin/embedded_postgres.py" "$STATE/pgdata" "$1")"
+  export DATABASE_URL
 }
 
 redis_ensure() { # [db] sets REDIS_URL; returns 1 when no Redis can be had
