@@ -109,8 +109,15 @@ def active_runs(*, limit: int = 50) -> list[ActiveRun]:
     ]
 
 
-def active_run_count() -> int:
-    return Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).count()
+def active_run_counts() -> dict[str, int]:
+    """Queue status: how many runs are Requested and how many Running, whenever requested."""
+    counts = dict.fromkeys(ACTIVE_RUN_STATUSES, 0)
+    rows = (
+        Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).values("status").annotate(n=Count("id"))
+    )
+    for row in rows:
+        counts[row["status"]] = row["n"]
+    return counts
 
 
 def usage_complete_until() -> datetime | None:

@@ -26,7 +26,12 @@ class Overview:
     runs_total: int
     success_rate: Decimal | None
     active_runs: list[selectors.ActiveRun]
-    active_total: int
+    active_counts: dict[str, int]
+
+    @property
+    def active_total(self) -> int:
+        return sum(self.active_counts.values())
+
     complete_until: datetime | None
 
 
@@ -47,7 +52,7 @@ def overview_build(*, now: datetime, tz_name: str) -> Overview:
         runs_total=sum(counts.values()),
         success_rate=success_rate,
         active_runs=selectors.active_runs(limit=25),
-        active_total=selectors.active_run_count(),
+        active_counts=selectors.active_run_counts(),
         complete_until=selectors.usage_complete_until(),
     )
 

@@ -35,6 +35,7 @@ PROFILES: tuple[TenantProfile, ...] = (
         ),
         models={"plan": OPUS, "main": SONNET, "light": HAIKU, "embed": EMBED_SMALL},
         unpriced_model=ModelRef("self-hosted", "acme-coder-ft-v3", "none"),
+        active_now=6,
     ),
     TenantProfile(
         slug="globex",
@@ -49,6 +50,7 @@ PROFILES: tuple[TenantProfile, ...] = (
             ProjectSpec("analytics", "Analytics", (("pipeline", 0.7), ("frontend", 0.3))),
         ),
         models={"plan": GPT5, "main": GPT41, "light": GPT41_MINI, "embed": EMBED_SMALL},
+        active_now=3,
     ),
     TenantProfile(
         slug="initech",
@@ -67,5 +69,6 @@ PROFILES: tuple[TenantProfile, ...] = (
             "light": GEMINI_FLASH,
             "embed": GEMINI_EMBED,
         },
+        active_now=2,
     ),
 )

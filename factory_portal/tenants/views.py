@@ -36,7 +36,7 @@ def tenant_summaries(*, now: datetime) -> list[TenantSummary]:
         with schema_context(tenant.schema_name):
             tokens = usage_selectors.token_totals(start=start, end=now)
             counts = usage_selectors.run_status_counts(start=start, end=now)
-            active = usage_selectors.active_run_count()
+            active = sum(usage_selectors.active_run_counts().values())
             complete_until = usage_selectors.usage_complete_until()
         domains = list(tenant.domains.all())
         summaries.append(

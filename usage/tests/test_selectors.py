@@ -111,7 +111,7 @@ def test_active_runs_show_current_step_and_cost_so_far(alpha):
         add_llm_call(project=project, run=running, event_id="c1", at=NOW, cost=Decimal("0.25"))
         add_llm_call(project=project, run=running, event_id="c2", at=NOW, cost=Decimal("0.5"))
         active = selectors.active_runs()
-        assert selectors.active_run_count() == 2
+        assert selectors.active_run_counts() == {"Requested": 1, "Running": 1}
     assert [r.run_id for r in active] == ["r-running", "r-queued"]
     assert active[0].current_step == "implement"
     assert active[0].cost_so_far == Decimal("0.75")
