@@ -1,7 +1,8 @@
 """Test fixtures shared by every app.
 
 Tenant schemas are created once per test session (creating and migrating a schema takes about a
-second): the public tenant, and two customers ``alpha`` and ``beta`` with an admin each. Each test
+second): the public tenant, and two customers ``alpha`` and ``beta`` with an admin each. The
+price book is loaded from the installed genai-prices catalogue once, too. Each test
 then runs in a transaction that is rolled back, so rows a test writes vanish afterwards while the
 schemas stay.
 """
@@ -14,6 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from billing.platform.services import pricebook_refresh
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.services import (
     operator_ensure,
@@ -27,6 +29,7 @@ from tests.support import OPERATOR_EMAIL, PASSWORD, TestTenant
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
     with django_db_blocker.unblock():
+        pricebook_refresh()
         public_tenant_ensure()
         operator_ensure(email=OPERATOR_EMAIL, password=PASSWORD)
         for slug in ("alpha", "beta"):

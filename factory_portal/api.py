@@ -57,3 +57,25 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         extra=extra,
         headers={k: v for k, v in response.items() if k in {"WWW-Authenticate", "Retry-After"}},
     )
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def request_body(request: Any, max_bytes: int) -> bytes:
+    """The raw body, refused with 413 before reading when it is larger than ``max_bytes``."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > max_bytes:
+        raise PayloadTooLarge(
+            f"The body has {declared:,} bytes; at most {max_bytes:,} bytes are accepted."
+        )
+    body = request.body
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"At most {max_bytes:,} bytes are accepted.")
+    return body

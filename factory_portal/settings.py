@@ -227,6 +227,13 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
+# --- Usage ingestion ----------------------------------------------------------------------------
+# usage prices calls through this (billing implements it; usage never imports billing).
+USAGE_PRICER = "billing.pricing.tenant_pricer"
+INGEST_MAX_EVENTS = 10_000
+INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024)
+INGEST_MAX_FUTURE_SECONDS = 300  # clock skew tolerated for event timestamps
+
 # --- Logging ------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

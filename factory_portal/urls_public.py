@@ -5,10 +5,13 @@ from django.urls import path
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from factory_portal.tenants import views as tenant_views
+from usage.api import EventIngestApi, RunIngestApi
 
 urlpatterns = [
     path("", tenant_views.console, name="home"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
+    path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
+    path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
 ]

@@ -5,7 +5,7 @@ from django.urls import path
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from usage import views as usage_views
-from usage.api import ProjectListApi
+from usage.api import EventIngestApi, ProjectListApi, RunIngestApi
 
 urlpatterns = [
     path("", usage_views.overview, name="home"),
@@ -13,4 +13,6 @@ urlpatterns = [
     path("logout/", LogoutView.as_view(), name="logout"),
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/projects", ProjectListApi.as_view(), name="api-projects"),
+    path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
+    path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
 ]

@@ -6,13 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
 from factory_portal.accounts.models import ApiKey
 from factory_portal.accounts.services import api_key_create
 from factory_portal.tenants.models import Tenant
-from usage.models import CostSource, LlmUsageEvent, Project, Run
+from usage.domain.events import LlmEventIn
+from usage.domain.runs import RunUpdate
+from usage.models import Project, Run
+from usage.pricing import pricer_for
+from usage.services.ingest import events_ingest
+from usage.services.runs import runs_ingest
 
 PASSWORD = "correct-horse-battery-staple"
 OPERATOR_EMAIL = "ops@portal.test"
@@ -59,17 +65,39 @@ def add_llm_call(
     model: str = "claude-sonnet-4-5",
     input_tokens: int = 1000,
     output_tokens: int = 100,
-) -> LlmUsageEvent:
-    """One LLM event in the current schema (cost None means unpriced)."""
-    return LlmUsageEvent.objects.create(
+) -> None:
+    """One LLM call stored through the real ingest path (so rollups see it) in the current
+    schema. A given cost is client-supplied; ``cost=None`` sends a model no price book knows, so
+    the call is stored as unpriced."""
+    tenant = Tenant.objects.get(schema_name=connection.schema_name)
+    event = LlmEventIn(
+        index=0,
         event_id=event_id,
         occurred_at=at,
-        project=project,
-        run=run,
-        provider="anthropic",
-        model=model,
+        project=project.slug,
+        run_id=run.run_id if run else "",
+        job_id="",
+        tenant="",
+        provider="anthropic" if cost is not None else "self-hosted",
+        model=model if cost is not None else "model-without-a-price",
+        operation="generation",
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        cached_input_tokens=0,
+        cache_write_tokens=0,
         cost=cost,
-        cost_source=CostSource.UNPRICED if cost is None else CostSource.PRICE_BOOK,
+    )
+    events_ingest(events=[event], pricer=pricer_for(tenant))
+
+
+def run_update(
+    run_id: str, status: str, at: datetime, project: str = "p", **fields: object
+) -> None:
+    """Apply one lifecycle update through the real service in the current schema."""
+    runs_ingest(
+        updates=[
+            RunUpdate(
+                index=0, run_id=run_id, project=project, status=status, timestamp=at, **fields
+            )
+        ]
     )

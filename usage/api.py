@@ -1,12 +1,30 @@
-"""Usage API views (thin: parse, call a selector, serialize)."""
+"""Usage API views (thin: parse, call a service or selector, answer)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from factory_portal.accounts.authentication import CanRead
+from factory_portal.accounts.authentication import CanIngest, CanRead
+from factory_portal.api import problem_response, request_body
+from factory_portal.tenants.models import Tenant
+from usage.domain.events import FieldError, events_parse
+from usage.domain.payloads import PayloadError, body_decompress, items_decode
+from usage.domain.runs import run_update_parse
 from usage.models import Project
+from usage.pricing import pricer_for
+from usage.services.ingest import IngestResult, events_ingest
+from usage.services.routing import per_tenant, tenants_by_slug
+from usage.services.runs import runs_ingest
 
 
 class ProjectListApi(ListAPIView):
@@ -22,3 +40,112 @@ class ProjectListApi(ListAPIView):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return Project.objects.order_by("slug")
+
+
+def is_platform_request() -> bool:
+    """True on the operator host, where only platform keys (public schema) authenticate."""
+    return connection.schema_name == "public"
+
+
+def invalid_items(errors: list[FieldError] | list[dict[str, object]], total: int) -> Response:
+    items = [e.as_dict() if isinstance(e, FieldError) else e for e in errors]
+    return problem_response(
+        status=422,
+        title="Invalid items",
+        detail=f"{len(items)} of {total} items are invalid; nothing was stored.",
+        extra={"errors": items},
+    )
+
+
+class BatchIngestApi(APIView):
+    """A batch endpoint: body limits, gzip, JSON or NDJSON, all-or-nothing validation, and on the
+    operator host (platform key) routing of every item to its tenant's schema."""
+
+    permission_classes = [CanIngest]
+    items_key = "events"
+
+    def parse(
+        self, items: list[Any], *, now: datetime, platform: bool
+    ) -> tuple[list[Any], list[FieldError]]:
+        raise NotImplementedError
+
+    def store(self, tenant: Tenant, items: list[Any]) -> IngestResult:
+        raise NotImplementedError
+
+    def post(self, request: Request) -> Response:
+        limit = settings.INGEST_MAX_BODY_BYTES
+        try:
+            body = body_decompress(
+                request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
+            )
+            raw_items = items_decode(body, request.content_type, self.items_key)
+        except PayloadError as exc:
+            if exc.errors:
+                return invalid_items(exc.errors, len(exc.errors))
+            return problem_response(status=exc.status, title="Unusable body", detail=exc.message)
+        if len(raw_items) > settings.INGEST_MAX_EVENTS:
+            return problem_response(
+                status=413,
+                title="Too many items",
+                detail=f"At most {settings.INGEST_MAX_EVENTS:,} {self.items_key} per request; "
+                f"got {len(raw_items):,}. Split the batch.",
+            )
+        platform = is_platform_request()
+        items, errors = self.parse(raw_items, now=timezone.now(), platform=platform)
+        if platform:
+            tenants = tenants_by_slug(i.tenant for i in items)
+            errors += [
+                FieldError(i.index, "tenant", f"unknown or inactive tenant {i.tenant!r}")
+                for i in items
+                if i.tenant not in tenants
+            ]
+        if errors:
+            return invalid_items(sorted(errors, key=lambda e: e.index), len(raw_items))
+        if platform:
+            results = per_tenant(items, lambda i: i.tenant, tenants, self.store)
+        else:
+            results = [self.store(connection.tenant, items)]
+        return Response(
+            {
+                "accepted": sum(r.accepted for r in results),
+                "duplicates": sum(r.duplicates for r in results),
+            }
+        )
+
+
+def _max_future() -> timedelta:
+    return timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS)
+
+
+class EventIngestApi(BatchIngestApi):
+    """``POST /api/v1/events``: LLM and infrastructure usage, up to 10,000 events a request.
+    One invalid event: 422 listing every bad event, nothing stored. Known event ids are counted
+    as duplicates and change nothing."""
+
+    items_key = "events"
+
+    def parse(self, items, *, now, platform):  # type: ignore[no-untyped-def]
+        return events_parse(items, now=now, max_future=_max_future(), platform=platform)
+
+    def store(self, tenant: Tenant, items: list[Any]) -> IngestResult:
+        return events_ingest(events=items, pricer=pricer_for(tenant))
+
+
+class RunIngestApi(BatchIngestApi):
+    """``POST /api/v1/runs``: run lifecycle updates with their jobs. Stale or re-sent updates
+    change nothing and are counted as duplicates."""
+
+    items_key = "runs"
+
+    def parse(self, items, *, now, platform):  # type: ignore[no-untyped-def]
+        parsed = [
+            run_update_parse(item, index, now=now, max_future=_max_future(), platform=platform)
+            for index, item in enumerate(items)
+        ]
+        return (
+            [p for p in parsed if not isinstance(p, FieldError)],
+            [p for p in parsed if isinstance(p, FieldError)],
+        )
+
+    def store(self, tenant: Tenant, items: list[Any]) -> IngestResult:
+        return runs_ingest(updates=items)

@@ -7,6 +7,7 @@ are what make ingestion idempotent. Money columns are ``numeric``; Python sees `
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -82,6 +83,7 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
     failure_type = models.CharField(max_length=100, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)  # newest lifecycle update applied
 
     class Meta:
         ordering = ["run", "started_at", "attempt"]
@@ -111,6 +113,7 @@ class LlmUsageEvent(models.Model):
     job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="llm_events"
     )
+    job_ref = models.CharField(max_length=128, blank=True)  # the client's job id, even if unknown
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=128)
     operation = models.CharField(max_length=32, default="generation")
@@ -121,9 +124,10 @@ class LlmUsageEvent(models.Model):
     # USD (the price book's currency), 10 decimal places; NULL when unpriced.
     cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     cost_source = models.CharField(max_length=16, choices=CostSource.choices)
-    # Id of the public-schema price book entry set used (input price); kept as a plain id because
-    # usage must not depend on billing.
+    # Ids of the public-schema price book entry (input price) and tenant contract override that
+    # produced the cost; plain ids because usage must not depend on billing.
     price_ref = models.BigIntegerField(null=True, blank=True)
+    override_ref = models.BigIntegerField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -175,6 +179,7 @@ class InfraUsageEvent(models.Model):
     job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="infra_events"
     )
+    job_ref = models.CharField(max_length=128, blank=True)
     resource_type = models.CharField(max_length=16, choices=ResourceType.choices)
     quantity = models.DecimalField(max_digits=24, decimal_places=6)
     unit = models.CharField(max_length=32)
@@ -193,3 +198,144 @@ class InfraUsageEvent(models.Model):
 
     def __str__(self) -> str:
         return self.event_id
+
+
+class ExternalCall(models.Model):
+    """A call from a job to an external service (``factory.external.{service}`` spans)."""
+
+    span_id = models.CharField(max_length=16)
+    trace_id = models.CharField(max_length=32)
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.CASCADE, related_name="external_calls"
+    )
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="external_calls"
+    )
+    service = models.CharField(max_length=100)
+    started_at = models.DateTimeField()
+    duration_ms = models.BigIntegerField()
+    status = models.CharField(max_length=16)  # ok | error | unset
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trace_id", "span_id"], name="external_call_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} ({self.duration_ms} ms)"
+
+
+# --- Rollups ------------------------------------------------------------------------------------
+# Kept up to date inside the ingest transaction (a client reads its own writes). Hours are UTC
+# hour starts; days are UTC dates. ``run_type``/``template`` are '' for usage outside a run.
+
+ROLLUP_DIMENSIONS = ("project", "provider", "model", "operation", "run_type", "template")
+
+
+class LlmRollup(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128)
+    operation = models.CharField(max_length=32)
+    run_type = models.CharField(max_length=64)
+    template = models.CharField(max_length=200)
+    calls = models.BigIntegerField(default=0)
+    unpriced_calls = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class LlmUsageHourly(LlmRollup):
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", *ROLLUP_DIMENSIONS], name="llm_hourly_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.model}"
+
+
+class LlmUsageDaily(LlmRollup):
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", *ROLLUP_DIMENSIONS], name="llm_daily_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model}"
+
+
+INFRA_DIMENSIONS = ("project", "resource_type", "unit", "run_type", "template")
+
+
+class InfraRollup(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    resource_type = models.CharField(max_length=16)
+    unit = models.CharField(max_length=32)
+    run_type = models.CharField(max_length=64)
+    template = models.CharField(max_length=200)
+    events = models.BigIntegerField(default=0)
+    quantity = models.DecimalField(max_digits=28, decimal_places=6, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class InfraUsageHourly(InfraRollup):
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", *INFRA_DIMENSIONS], name="infra_hourly_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.resource_type}"
+
+
+class InfraUsageDaily(InfraRollup):
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", *INFRA_DIMENSIONS], name="infra_daily_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.resource_type}"
+
+
+class RunDaily(models.Model):
+    """Runs by UTC day requested, project, run type, template and current status. A status change
+    moves the run from one row to another; finished runs add their duration to a histogram."""
+
+    day = models.DateField()
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    run_type = models.CharField(max_length=64)
+    template = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=RunStatus.choices)
+    runs = models.BigIntegerField(default=0)
+    duration_ms_total = models.BigIntegerField(default=0)
+    # Durations of finished runs in log-spaced buckets (see usage.domain.durations).
+    duration_histogram = ArrayField(models.BigIntegerField(), default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "project", "run_type", "template", "status"], name="run_daily_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.status} {self.runs}"

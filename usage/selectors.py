@@ -7,20 +7,21 @@ dataclasses, never querysets to be refined elsewhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Max, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from usage.models import (
     ACTIVE_RUN_STATUSES,
-    CostSource,
     InfraUsageEvent,
     Job,
     LlmUsageEvent,
+    LlmUsageHourly,
     Project,
     Run,
+    RunDaily,
     RunStatus,
 )
 
@@ -50,28 +51,34 @@ class ActiveRun:
 
 
 def token_totals(*, start: datetime, end: datetime) -> TokenTotals:
-    """LLM usage with ``start <= occurred_at < end``."""
-    row = LlmUsageEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end).aggregate(
+    """LLM usage in the hours from ``start`` up to ``end`` (read from the hourly rollup; give
+    hour-aligned bounds for exact periods)."""
+    row = LlmUsageHourly.objects.filter(hour__gte=start, hour__lt=end).aggregate(
         cost=Coalesce(Sum("cost"), ZERO),
         input_tokens=Coalesce(Sum("input_tokens"), 0),
         output_tokens=Coalesce(Sum("output_tokens"), 0),
-        calls=Count("id"),
-        unpriced_calls=Count("id", filter=Q(cost_source=CostSource.UNPRICED)),
+        calls=Coalesce(Sum("calls"), 0),
+        unpriced_calls=Coalesce(Sum("unpriced_calls"), 0),
     )
     return TokenTotals(**row)
 
 
 def run_status_counts(*, start: datetime, end: datetime) -> dict[str, int]:
-    """Runs requested in ``[start, end)`` by status; every status is present."""
+    """Runs requested on the UTC days from ``start`` to ``end`` by current status (from the daily
+    run rollup); every status is present."""
     counts = dict.fromkeys(RunStatus.values, 0)
     rows = (
-        Run.objects.filter(requested_at__gte=start, requested_at__lt=end)
+        RunDaily.objects.filter(day__gte=_utc_day(start), day__lte=_utc_day(end))
         .values("status")
-        .annotate(n=Count("id"))
+        .annotate(n=Sum("runs"))
     )
     for row in rows:
         counts[row["status"]] = row["n"]
     return counts
+
+
+def _utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
 
 
 def active_runs(*, limit: int = 50) -> list[ActiveRun]:

@@ -17,6 +17,7 @@ from decimal import Decimal
 MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("0.0000000001")  # stored costs keep 10 decimal places
 CENT = Decimal("0.01")
+HUNDRED = Decimal(100)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,11 @@ def token_cost(tokens: TokenCounts, prices: TokenPrices) -> Decimal:
 
 @dataclass(frozen=True)
 class PricePoint:
-    """One price book entry as the pricing code sees it."""
+    """One price book entry as the pricing code sees it.
+
+    ``tier_start`` > 0 marks a tiered price: it applies to *all* tokens of a request whose input
+    tokens exceed ``tier_start`` (the "cliff" model providers use), so tiers are chosen per request.
+    """
 
     provider: str
     model: str
@@ -75,6 +80,7 @@ class PricePoint:
     price_per_mtok: Decimal
     effective_from: datetime
     entry_id: int | None = None
+    tier_start: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,34 +89,54 @@ class ResolvedPrices:
     entry_id: int | None  # the input-price entry, recorded on the priced event
 
 
+TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
+
+
 class PriceSchedule:
     """Price points indexed for lookup by (provider, model) at a moment in time."""
 
     def __init__(self, points: Iterable[PricePoint]) -> None:
-        by_key: dict[tuple[str, str, str], list[PricePoint]] = defaultdict(list)
+        by_key: dict[tuple[str, str, str, int], list[PricePoint]] = defaultdict(list)
         for point in points:
-            by_key[(point.provider, point.model, point.token_kind)].append(point)
-        self._points: dict[tuple[str, str, str], tuple[list[datetime], list[PricePoint]]] = {}
+            key = (point.provider, point.model, point.token_kind, point.tier_start)
+            by_key[key].append(point)
+        self._points: dict[tuple[str, str, str, int], tuple[list[datetime], list[PricePoint]]] = {}
+        self._tiers: dict[tuple[str, str, str], list[int]] = defaultdict(list)
         for key, values in by_key.items():
             values.sort(key=lambda p: p.effective_from)
             self._points[key] = ([p.effective_from for p in values], values)
+            self._tiers[key[:3]].append(key[3])
+        for starts in self._tiers.values():
+            starts.sort(reverse=True)
 
-    def _at(self, provider: str, model: str, kind: str, at: datetime) -> PricePoint | None:
-        found = self._points.get((provider, model, kind))
+    def _at(self, key: tuple[str, str, str, int], at: datetime) -> PricePoint | None:
+        found = self._points.get(key)
         if found is None:
             return None
         dates, points = found
         index = bisect_right(dates, at)
         return points[index - 1] if index else None
 
-    def has_model(self, provider: str, model: str) -> bool:
-        return (provider, model, "input") in self._points
+    def _kind_at(
+        self, provider: str, model: str, kind: str, at: datetime, input_tokens: int
+    ) -> PricePoint | None:
+        for start in self._tiers.get((provider, model, kind), ()):
+            if start == 0 or input_tokens > start:
+                point = self._at((provider, model, kind, start), at)
+                if point is not None:
+                    return point
+        return None
 
-    def resolve(self, provider: str, model: str, at: datetime) -> ResolvedPrices | None:
-        """Prices in force at ``at``, or None when the model has no input price then."""
+    def has_model(self, provider: str, model: str) -> bool:
+        return (provider, model, "input") in self._tiers
+
+    def resolve(
+        self, provider: str, model: str, at: datetime, input_tokens: int = 0
+    ) -> ResolvedPrices | None:
+        """Prices in force at ``at`` for a request of ``input_tokens`` input tokens, or None when
+        the model has no input price then."""
         found = {
-            kind: self._at(provider, model, kind, at)
-            for kind in ("input", "output", "cache_read", "cache_write")
+            kind: self._kind_at(provider, model, kind, at, input_tokens) for kind in TOKEN_KINDS
         }
         if found["input"] is None:
             return None
@@ -125,11 +151,72 @@ class PriceSchedule:
         )
 
 
+@dataclass(frozen=True)
+class ContractOverride:
+    """A tenant's contract term: a discount on book prices, or its own prices for a model.
+
+    Empty ``provider``/``model`` match any; the most specific matching override in force wins.
+    """
+
+    override_id: int | None
+    provider: str
+    model: str
+    effective_from: datetime
+    discount_percent: Decimal | None = None
+    prices: TokenPrices | None = None
+
+    def matches(self, provider: str, model: str) -> bool:
+        return self.provider in ("", provider) and self.model in ("", model)
+
+    @property
+    def specificity(self) -> int:
+        return (2 if self.model else 0) + (1 if self.provider else 0)
+
+
+def override_in_force(
+    overrides: Iterable[ContractOverride], provider: str, model: str, at: datetime
+) -> ContractOverride | None:
+    candidates = [o for o in overrides if o.effective_from <= at and o.matches(provider, model)]
+    return max(candidates, key=lambda o: (o.specificity, o.effective_from), default=None)
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """What one call cost (USD, 10 decimal places) and which price entry and override said so."""
+
+    cost: Decimal
+    price_ref: int | None
+    override_ref: int | None
+
+
+def call_cost(
+    schedule: PriceSchedule,
+    overrides: Iterable[ContractOverride],
+    provider: str,
+    model: str,
+    at: datetime,
+    tokens: TokenCounts,
+) -> CallCost | None:
+    """Price one call after the tenant's contract, or None when nothing can price it (the call
+    is then stored as unpriced, never as free)."""
+    override = override_in_force(overrides, provider, model, at)
+    override_id = override.override_id if override else None
+    if override is not None and override.prices is not None:
+        if tokens.output_tokens and override.prices.output is None:
+            return None
+        return CallCost(token_cost(tokens, override.prices), None, override_id)
+    resolved = schedule.resolve(provider, model, at, tokens.input_tokens)
+    if resolved is None or (tokens.output_tokens and resolved.prices.output is None):
+        return None
+    cost = token_cost(tokens, resolved.prices)
+    if override is not None and override.discount_percent is not None:
+        cost = quantize_cost(cost * (HUNDRED - override.discount_percent) / HUNDRED)
+    return CallCost(cost, resolved.entry_id, override_id)
+
+
 def priced(
     schedule: PriceSchedule, provider: str, model: str, at: datetime, tokens: TokenCounts
 ) -> tuple[Decimal, int | None] | None:
-    """(cost, price entry id) of one call, or None when the price book cannot price it."""
-    resolved = schedule.resolve(provider, model, at)
-    if resolved is None or (tokens.output_tokens and resolved.prices.output is None):
-        return None
-    return token_cost(tokens, resolved.prices), resolved.entry_id
+    """(cost, price entry id) of one call at book prices, or None when it cannot be priced."""
+    found = call_cost(schedule, (), provider, model, at, tokens)
+    return None if found is None else (found.cost, found.price_ref)

@@ -27,6 +27,9 @@ class PriceBookEntry(models.Model):
     price_per_mtok = models.DecimalField(max_digits=20, decimal_places=10)
     currency = models.CharField(max_length=3, default="USD")
     effective_from = models.DateTimeField()
+    # 0 for the base price; N > 0: applies to every token of a request with more than N input
+    # tokens (tiered "cliff" pricing, chosen per request).
+    tier_start = models.PositiveBigIntegerField(default=0)
     source = models.CharField(max_length=16, choices=Source.choices)
     source_version = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -35,7 +38,7 @@ class PriceBookEntry(models.Model):
         ordering = ["provider", "model", "token_kind", "-effective_from"]
         constraints = [
             models.UniqueConstraint(
-                fields=["provider", "model", "token_kind", "effective_from"],
+                fields=["provider", "model", "token_kind", "tier_start", "effective_from"],
                 name="pricebook_unique_effective",
             ),
             models.CheckConstraint(
@@ -45,3 +48,52 @@ class PriceBookEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model} {self.token_kind} {self.price_per_mtok}/MTok"
+
+
+class TenantPriceOverride(models.Model):
+    """A tenant's contract term: a discount on book prices, or custom prices for a model.
+
+    Empty provider/model match any; the most specific override in force at the call wins. Custom
+    prices are USD per million tokens; cache prices fall back to the custom input price.
+    """
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="price_overrides"
+    )
+    provider = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    discount_percent = models.DecimalField(max_digits=7, decimal_places=4, null=True, blank=True)
+    input_per_mtok = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    output_per_mtok = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    cache_read_per_mtok = models.DecimalField(
+        max_digits=20, decimal_places=10, null=True, blank=True
+    )
+    cache_write_per_mtok = models.DecimalField(
+        max_digits=20, decimal_places=10, null=True, blank=True
+    )
+    effective_from = models.DateTimeField()
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant", "provider", "model", "-effective_from"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(discount_percent__isnull=False, input_per_mtok__isnull=True)
+                    | models.Q(discount_percent__isnull=True, input_per_mtok__isnull=False)
+                ),
+                name="override_discount_xor_prices",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(discount_percent__isnull=True)
+                | models.Q(discount_percent__gte=0, discount_percent__lte=100),
+                name="override_discount_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = f"{self.provider or '*'}/{self.model or '*'}"
+        if self.discount_percent is not None:
+            return f"{self.tenant_id}: {target} -{self.discount_percent}%"
+        return f"{self.tenant_id}: {target} custom prices"

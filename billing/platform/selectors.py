@@ -16,6 +16,7 @@ def price_schedule() -> PriceSchedule:
             price_per_mtok=e.price_per_mtok,
             effective_from=e.effective_from,
             entry_id=e.pk,
+            tier_start=e.tier_start,
         )
         for e in PriceBookEntry.objects.all()
     )

@@ -15,6 +15,7 @@ from billing.platform.catalogue import catalogue_price_points, catalogue_version
 from billing.platform.models import PriceBookEntry
 
 PRICE_QUANTUM = Decimal("0.0000000001")
+BookKey = tuple[str, str, str, int]  # provider, model, token kind, tier start
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,13 @@ def pricebook_refresh(*, points: list[PricePoint] | None = None) -> RefreshResul
     points = catalogue_price_points() if points is None else points
     version = catalogue_version()
     now = timezone.now()
-    book: dict[tuple[str, str, str], dict[datetime, Decimal]] = defaultdict(dict)
+    book: dict[BookKey, dict[datetime, Decimal]] = defaultdict(dict)
     for entry in PriceBookEntry.objects.all():
-        book[(entry.provider, entry.model, entry.token_kind)][entry.effective_from] = (
-            entry.price_per_mtok
-        )
-    catalogue: dict[tuple[str, str, str], dict[datetime, Decimal]] = defaultdict(dict)
+        key = (entry.provider, entry.model, entry.token_kind, entry.tier_start)
+        book[key][entry.effective_from] = entry.price_per_mtok
+    catalogue: dict[BookKey, dict[datetime, Decimal]] = defaultdict(dict)
     for point in points:
-        key = (point.provider, point.model, point.token_kind)
+        key = (point.provider, point.model, point.token_kind, point.tier_start)
         catalogue[key][point.effective_from] = point.price_per_mtok.quantize(PRICE_QUANTUM)
 
     to_create: list[PriceBookEntry] = []
@@ -73,12 +73,13 @@ def _in_force(dated: dict[datetime, Decimal], at: datetime) -> Decimal | None:
     return dated[max(started)] if started else None
 
 
-def _entry(key: tuple[str, str, str], at: datetime, price: Decimal, version: str) -> PriceBookEntry:
-    provider, model, kind = key
+def _entry(key: BookKey, at: datetime, price: Decimal, version: str) -> PriceBookEntry:
+    provider, model, kind, tier_start = key
     return PriceBookEntry(
         provider=provider,
         model=model,
         token_kind=kind,
+        tier_start=tier_start,
         price_per_mtok=price,
         effective_from=at,
         source=PriceBookEntry.Source.CATALOGUE,

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 
 from billing.domain.pricing import PriceSchedule, TokenCounts, priced
 from factory_portal.demo.generate import History
+from usage.services.rollups import rollups_rebuild
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "usage_project": ("id", "slug", "name", "created_at"),
@@ -39,6 +40,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "finished_at",
         "duration_ms",
         "failure_type",
+        "updated_at",
     ),
     "usage_llmusageevent": (
         "id",
@@ -47,6 +49,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "project_id",
         "run_id",
         "job_id",
+        "job_ref",
         "provider",
         "model",
         "operation",
@@ -66,6 +69,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "project_id",
         "run_id",
         "job_id",
+        "job_ref",
         "resource_type",
         "quantity",
         "unit",
@@ -99,6 +103,7 @@ def _copy(table: str, rows: list[tuple]) -> None:
 
 def history_load(history: History, prices: PriceSchedule) -> LoadResult:
     """Insert ``history`` into the current (empty) tenant schema in one transaction."""
+    job_refs = {j.id: j.job_id for j in history.jobs}
     llm_rows = []
     total = Decimal(0)
     unpriced = 0
@@ -121,6 +126,7 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
                 e.project_id,
                 e.run_id,
                 e.job_id,
+                job_refs.get(e.job_id, ""),
                 e.provider,
                 e.model,
                 e.operation,
@@ -171,6 +177,7 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
                     j.finished_at,
                     j.duration_ms,
                     j.failure_type,
+                    j.finished_at or j.started_at,
                 )
                 for j in history.jobs
             ],
@@ -186,6 +193,7 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
                     i.project_id,
                     i.run_id,
                     i.job_id,
+                    job_refs.get(i.job_id, ""),
                     i.resource_type,
                     i.quantity,
                     i.unit,
@@ -194,6 +202,7 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
                 for i in history.infra
             ],
         )
+        rollups_rebuild()
     return LoadResult(
         runs=len(history.runs),
         jobs=len(history.jobs),

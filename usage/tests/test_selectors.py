@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django_tenants.utils import schema_context
 
-from tests.support import add_llm_call
+from tests.support import add_llm_call, run_update
 from usage import selectors
 from usage.models import Job, Project, Run, RunStatus
 
@@ -71,11 +71,11 @@ def test_empty_tenant_has_zero_totals_and_no_freshness(alpha):
 
 def test_run_status_counts_include_every_status(alpha):
     with schema_context(alpha.schema):
-        project = Project.objects.create(slug="p", name="P")
-        _run(project, "a", RunStatus.SUCCEEDED, MONTH + timedelta(days=1))
-        _run(project, "b", RunStatus.SUCCEEDED, MONTH + timedelta(days=2))
-        _run(project, "c", RunStatus.FAILED, MONTH + timedelta(days=3))
-        _run(project, "old", RunStatus.FAILED, MONTH - timedelta(days=3))
+        run_update("a", "Succeeded", MONTH + timedelta(days=1))
+        run_update("b", "Running", MONTH + timedelta(days=2))
+        run_update("b", "Succeeded", MONTH + timedelta(days=2, hours=1))
+        run_update("c", "Failed", MONTH + timedelta(days=3))
+        run_update("old", "Failed", MONTH - timedelta(days=3))
         counts = selectors.run_status_counts(start=MONTH, end=NOW)
     assert counts == {"Requested": 0, "Running": 0, "Succeeded": 2, "Failed": 1, "Cancelled": 0}
 

@@ -14,22 +14,32 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--tenant", required=True, help="tenant slug")
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--tenant", help="tenant slug")
+        target.add_argument(
+            "--platform",
+            action="store_true",
+            help="a platform ingest key for the operator host (routes items to their tenants)",
+        )
         parser.add_argument("--scopes", default="read", help="comma-separated: ingest,read")
         parser.add_argument("--name", default="CLI key")
 
     def handle(self, *args, **options) -> None:
-        tenant = tenant_by_slug(options["tenant"])
-        if tenant is None:
-            raise CommandError(f"No tenant with slug {options['tenant']!r}.")
+        if options["platform"]:
+            schema, owner = "public", "the platform (operator host)"
+        else:
+            tenant = tenant_by_slug(options["tenant"])
+            if tenant is None:
+                raise CommandError(f"No tenant with slug {options['tenant']!r}.")
+            schema, owner = tenant.schema_name, tenant.slug
         scopes = [s.strip() for s in options["scopes"].split(",") if s.strip()]
         try:
-            with schema_context(tenant.schema_name):
+            with schema_context(schema):
                 api_key, raw = api_key_create(name=options["name"], scopes=scopes)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         self.stderr.write(
-            f"Key {api_key.prefix} for {tenant.slug} with scopes {','.join(api_key.scopes)}"
+            f"Key {api_key.prefix} for {owner} with scopes {','.join(api_key.scopes)}"
             " (shown once):"
         )
         self.stdout.write(raw)

@@ -1,0 +1,91 @@
+"""Resolving the projects, runs and jobs that ingested items refer to (current tenant schema).
+
+Projects and runs referenced for the first time are created, so no item is ever refused or
+dropped for arriving before what it belongs to; creation uses ``ON CONFLICT DO NOTHING`` in key
+order, so concurrent batches create each once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+
+from usage.services.rollups import RunRollupDeltas
+
+
+@dataclass(frozen=True)
+class RunRef:
+    id: int
+    run_type: str
+    template: str
+
+
+def projects_ensure(slugs: Iterable[str]) -> dict[str, int]:
+    """Project ids by slug; projects seen for the first time are created (named by their slug)."""
+    ordered = sorted(set(slugs))
+    if not ordered:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO usage_project (slug, name, created_at)"
+            " SELECT s, s, now() FROM unnest(%s::text[]) AS s"
+            " ON CONFLICT (slug) DO NOTHING",
+            [ordered],
+        )
+        cursor.execute("SELECT slug, id FROM usage_project WHERE slug = ANY(%s)", [ordered])
+        return dict(cursor.fetchall())
+
+
+def runs_ensure(first_seen: dict[str, tuple[int, datetime]]) -> dict[str, RunRef]:
+    """Runs by client run id. A run not known yet is created as a Requested stub with the project
+    and time it was first seen with; its lifecycle updates fill it in later. Stubs are counted in
+    the run rollup like any run."""
+    if not first_seen:
+        return {}
+    ordered = sorted(first_seen)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO usage_run (run_id, project_id, template_recipe_id, run_type, status,"
+            " requested_at, failure_type, trace_id, updated_at)"
+            " SELECT r, p, '', '', 'Requested', t, '', '', t"
+            " FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[]) AS x(r, p, t)"
+            " ON CONFLICT (run_id) DO NOTHING RETURNING project_id, requested_at",
+            [ordered, [first_seen[r][0] for r in ordered], [first_seen[r][1] for r in ordered]],
+        )
+        created = cursor.fetchall()
+        cursor.execute(
+            "SELECT run_id, id, run_type, template_recipe_id FROM usage_run WHERE run_id = ANY(%s)",
+            [ordered],
+        )
+        found = {row[0]: RunRef(row[1], row[2], row[3]) for row in cursor.fetchall()}
+    deltas = RunRollupDeltas()
+    for project_id, requested_at in created:
+        deltas.count(
+            requested_at=requested_at,
+            project_id=project_id,
+            run_type="",
+            template="",
+            status="Requested",
+            duration_ms=None,
+            sign=1,
+        )
+    deltas.apply()
+    return found
+
+
+def jobs_lookup(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Latest attempt's job id for (run id, client job id) pairs that exist."""
+    pairs = sorted(set(pairs))
+    if not pairs:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT ON (run_id, job_id) run_id, job_id, id FROM usage_job"
+            " WHERE (run_id, job_id) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))"
+            " ORDER BY run_id, job_id, attempt DESC",
+            [[p[0] for p in pairs], [p[1] for p in pairs]],
+        )
+        return {(row[0], row[1]): row[2] for row in cursor.fetchall()}

@@ -1,0 +1,155 @@
+"""Run lifecycle upserts in the current tenant schema, with the daily run rollup.
+
+Runs of a batch are created (if new) and then locked in run-id order, so concurrent updates to the
+same run serialise instead of overwriting each other; every update then goes through the state
+machine in ``usage.domain.runs``. ``RunDaily`` always counts every run row once, under its current
+status: a status change moves the run from one rollup row to another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from django.db import transaction
+
+from usage.domain.runs import JobState, RunState, RunUpdate, job_apply, run_apply
+from usage.models import Job, Run
+from usage.services.ingest import IngestResult
+from usage.services.references import projects_ensure, runs_ensure
+from usage.services.rollups import RunRollupDeltas
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _run_state(run: Run) -> RunState:
+    return RunState(
+        run_id=run.run_id,
+        status=run.status,
+        template_recipe_id=run.template_recipe_id,
+        run_type=run.run_type,
+        requested_at=run.requested_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        duration_ms=run.duration_ms,
+        failure_type=run.failure_type,
+        trace_id=run.trace_id,
+        updated_at=run.updated_at,
+    )
+
+
+def _job_state(job: Job) -> JobState:
+    return JobState(
+        job_id=job.job_id,
+        attempt=job.attempt,
+        step_name=job.step_name,
+        status=job.status,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        duration_ms=job.duration_ms,
+        failure_type=job.failure_type,
+        updated_at=job.updated_at or job.finished_at or job.started_at or EPOCH,
+    )
+
+
+RUN_COPY_FIELDS = (
+    "status",
+    "template_recipe_id",
+    "run_type",
+    "requested_at",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "failure_type",
+    "trace_id",
+    "updated_at",
+)
+JOB_COPY_FIELDS = (
+    "step_name",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "failure_type",
+    "updated_at",
+)
+
+
+def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
+    """Apply lifecycle updates (with their jobs) in the current schema, all or nothing. Updates
+    that change nothing (re-sent or stale) are counted as duplicates. A run keeps the project it
+    was first reported with."""
+    if not updates:
+        return IngestResult(0, 0)
+    with transaction.atomic():
+        projects = projects_ensure(u.project for u in updates)
+        first_seen: dict[str, tuple[int, datetime]] = {}
+        for u in updates:
+            at = u.requested_at or u.started_at or u.timestamp
+            if u.run_id not in first_seen or at < first_seen[u.run_id][1]:
+                first_seen[u.run_id] = (projects[u.project], at)
+        runs_ensure(first_seen)
+        runs = {
+            r.run_id: r
+            for r in Run.objects.select_for_update()
+            .filter(run_id__in=sorted(first_seen))
+            .order_by("run_id")
+        }
+        jobs = _jobs_locked(runs.values())
+
+        deltas = RunRollupDeltas()
+        accepted = 0
+        for update in sorted(updates, key=lambda u: (u.run_id, u.timestamp, u.index)):
+            run = runs[update.run_id]
+            before = _run_state(run)
+            after = run_apply(before, update)
+            jobs_changed = _jobs_apply(run, update, jobs)
+            if after == before and not jobs_changed:
+                continue
+            accepted += 1
+            if after != before:
+                _count(deltas, run.project_id, before, -1)
+                for name in RUN_COPY_FIELDS:
+                    setattr(run, name, getattr(after, name))
+                run.save(update_fields=list(RUN_COPY_FIELDS))
+                _count(deltas, run.project_id, after, 1)
+        deltas.apply()
+    return IngestResult(accepted=accepted, duplicates=len(updates) - accepted)
+
+
+def _count(deltas: RunRollupDeltas, project_id: int, state: RunState, sign: int) -> None:
+    deltas.count(
+        requested_at=state.requested_at,
+        project_id=project_id,
+        run_type=state.run_type,
+        template=state.template_recipe_id,
+        status=state.status,
+        duration_ms=state.duration_ms,
+        sign=sign,
+    )
+
+
+def _jobs_locked(runs: Iterable[Run]) -> dict[tuple[int, str, int], Job]:
+    run_ids = [r.id for r in runs]
+    return {
+        (j.run_id, j.job_id, j.attempt): j
+        for j in Job.objects.select_for_update().filter(run_id__in=run_ids).order_by("id")
+    }
+
+
+def _jobs_apply(run: Run, update: RunUpdate, jobs: dict[tuple[int, str, int], Job]) -> bool:
+    changed = False
+    for job_update in update.jobs:
+        key = (run.id, job_update.job_id, job_update.attempt)
+        existing = jobs.get(key)
+        before = _job_state(existing) if existing else None
+        after = job_apply(before, job_update)
+        if after == before:
+            continue
+        changed = True
+        job = existing or Job(run=run, job_id=after.job_id, attempt=after.attempt)
+        for name in JOB_COPY_FIELDS:
+            setattr(job, name, getattr(after, name))
+        job.save()
+        jobs[key] = job
+    return changed
