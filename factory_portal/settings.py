@@ -57,6 +57,7 @@ SHARED_APPS = [
     "factory_portal.tenants",
     "factory_portal.accounts",
     "billing.platform",
+    "usage.platform",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",

@@ -5,7 +5,7 @@ from django.urls import path
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from factory_portal.tenants import views as tenant_views
-from usage.api import EventIngestApi, RunIngestApi
+from usage.api import EventIngestApi, RunIngestApi, TracesApi
 
 urlpatterns = [
     path("", tenant_views.console, name="home"),
@@ -14,4 +14,5 @@ urlpatterns = [
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
     path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
+    path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
 ]

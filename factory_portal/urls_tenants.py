@@ -5,7 +5,7 @@ from django.urls import path
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from usage import views as usage_views
-from usage.api import EventIngestApi, ProjectListApi, RunIngestApi
+from usage.api import EventIngestApi, ProjectListApi, RunIngestApi, TracesApi
 
 urlpatterns = [
     path("", usage_views.overview, name="home"),
@@ -15,4 +15,5 @@ urlpatterns = [
     path("api/v1/projects", ProjectListApi.as_view(), name="api-projects"),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
     path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
+    path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
 ]

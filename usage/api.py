@@ -7,7 +7,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.http import HttpResponse
 from django.utils import timezone
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -18,11 +21,13 @@ from factory_portal.accounts.authentication import CanIngest, CanRead
 from factory_portal.api import problem_response, request_body
 from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError, events_parse
+from usage.domain.otlp import OtlpDecodeError, RejectedSpan, flatten, spans_map, traces_decode
 from usage.domain.payloads import PayloadError, body_decompress, items_decode
 from usage.domain.runs import run_update_parse
 from usage.models import Project
 from usage.pricing import pricer_for
 from usage.services.ingest import IngestResult, events_ingest
+from usage.services.otlp import current_tenant, traces_ingest
 from usage.services.routing import per_tenant, tenants_by_slug
 from usage.services.runs import runs_ingest
 
@@ -149,3 +154,45 @@ class RunIngestApi(BatchIngestApi):
 
     def store(self, tenant: Tenant, items: list[Any]) -> IngestResult:
         return runs_ingest(updates=items)
+
+
+class TracesApi(APIView):
+    """``POST /v1/traces``: an OTLP/HTTP trace receiver (protobuf or JSON, optionally gzip).
+
+    Point the factory's OpenTelemetry exporter here with
+    ``OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer <key>``. Spans that cannot be used are
+    reported in the response's ``partial_success`` with the reasons; spans of a run not seen yet
+    are kept until the run span arrives.
+    """
+
+    permission_classes = [CanIngest]
+
+    def post(self, request: Request) -> HttpResponse:
+        limit = settings.INGEST_MAX_BODY_BYTES
+        content_type = request.content_type
+        try:
+            body = body_decompress(
+                request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
+            )
+            message = traces_decode(body, content_type)
+        except PayloadError as exc:
+            return problem_response(status=exc.status, title="Unusable body", detail=exc.message)
+        except OtlpDecodeError as exc:
+            status = 415 if "Content-Type" in str(exc) else 400
+            return problem_response(status=status, title="Unusable body", detail=str(exc))
+        records, rejected = spans_map(flatten(message))
+        result = traces_ingest(records=records, host_tenant=current_tenant())
+        rejected += result.rejected
+        return otlp_response(rejected, content_type)
+
+
+def otlp_response(rejected: list[RejectedSpan], content_type: str) -> HttpResponse:
+    answer = ExportTraceServiceResponse()
+    if rejected:
+        answer.partial_success.rejected_spans = len(rejected)
+        reasons = [f"span {r.span_id} ({r.name}): {r.reason}" for r in rejected[:10]]
+        more = f"; and {len(rejected) - 10} more" if len(rejected) > 10 else ""
+        answer.partial_success.error_message = "; ".join(reasons) + more
+    if content_type == "application/json":
+        return HttpResponse(json_format.MessageToJson(answer), content_type="application/json")
+    return HttpResponse(answer.SerializeToString(), content_type="application/x-protobuf")

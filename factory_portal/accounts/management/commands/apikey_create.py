@@ -39,7 +39,6 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         self.stderr.write(
-            f"Key {api_key.prefix} for {owner} with scopes {','.join(api_key.scopes)}"
-            " (shown once):"
+            f"Key {api_key.prefix} for {owner} with scopes {','.join(api_key.scopes)} (shown once):"
         )
         self.stdout.write(raw)

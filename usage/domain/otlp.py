@@ -1,0 +1,396 @@
+"""OTLP spans to usage records (pure: messages in, dataclasses out, no database).
+
+Decoding uses the OpenTelemetry protobuf messages (``opentelemetry-proto``); OTLP/JSON is read by
+protobuf's JSON parser after turning its hex trace and span ids into the base64 protobuf expects.
+
+Mapping (SPEC §3):
+- ``factory.run.execute``  -> a run (``run.id``, ``run.tenant_id``, ``run.project_id``,
+  ``run.template_recipe_id``, ``run.type``, ``run.status``, ``run.duration_ms``);
+- ``factory.job.execute``  -> a job attempt (``job.id``, ``job.step_name``, ``job.attempt``,
+  ``job.status``, ``job.duration_ms``);
+- ``factory.external.{service}`` -> an external call of the enclosing job;
+- any span with GenAI token usage -> an LLM call. Current and deprecated names are read:
+  ``gen_ai.usage.input_tokens``/``prompt_tokens``, ``gen_ai.usage.output_tokens``/
+  ``completion_tokens``, ``gen_ai.usage.cache_read.input_tokens``,
+  ``gen_ai.usage.cache_creation.input_tokens``, ``gen_ai.provider.name``/``gen_ai.system``,
+  ``gen_ai.response.model``/``gen_ai.request.model``, and the older ``llm.*`` attributes.
+Run context (run id, project, tenant) comes from the span itself, else from the trace's run span,
+else from resource attributes; the caller resolves what is still missing from earlier requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+RUN_SPAN = "factory.run.execute"
+JOB_SPAN = "factory.job.execute"
+EXTERNAL_PREFIX = "factory.external."
+
+INPUT_KEYS = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "llm.prompt_tokens",
+    "llm.usage.prompt_tokens",
+    "llm.token_count.prompt",
+)
+OUTPUT_KEYS = (
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.completion_tokens",
+    "llm.usage.completion_tokens",
+    "llm.token_count.completion",
+)
+CACHE_READ_KEYS = (
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_read_input_tokens",
+    "llm.usage.cache_read_input_tokens",
+)
+CACHE_WRITE_KEYS = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+    "llm.usage.cache_creation_input_tokens",
+)
+MODEL_KEYS = (
+    "gen_ai.response.model",
+    "gen_ai.request.model",
+    "llm.model",
+    "llm.model_name",
+    "llm.request.model",
+)
+PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+TENANT_KEYS = ("run.tenant_id", "tenant.id", "factory.tenant_id")
+PROJECT_KEYS = ("run.project_id", "project.id", "factory.project_id")
+STATUS_NAMES = {
+    "requested": "Requested",
+    "running": "Running",
+    "succeeded": "Succeeded",
+    "success": "Succeeded",
+    "ok": "Succeeded",
+    "failed": "Failed",
+    "error": "Failed",
+    "failure": "Failed",
+    "cancelled": "Cancelled",
+    "canceled": "Cancelled",
+}
+
+
+class OtlpDecodeError(Exception):
+    pass
+
+
+def _hex_ids_to_base64(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: _b64(value)
+            if key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+            and isinstance(value, str)
+            else _hex_ids_to_base64(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_hex_ids_to_base64(item) for item in node]
+    return node
+
+
+def _b64(hex_id: str) -> str:
+    try:
+        return base64.b64encode(bytes.fromhex(hex_id)).decode()
+    except ValueError:
+        raise OtlpDecodeError(f"span or trace id {hex_id[:40]!r} is not hex") from None
+
+
+def traces_decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    if content_type == "application/x-protobuf":
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            raise OtlpDecodeError(f"the body is not an OTLP protobuf message: {exc}") from exc
+        return request
+    if content_type == "application/json":
+        try:
+            document = json.loads(body)
+            json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
+        except (ValueError, json_format.ParseError) as exc:
+            raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
+        return request
+    raise OtlpDecodeError(
+        f"Content-Type {content_type or '(none)'!r} is not supported; OTLP/HTTP uses "
+        "application/x-protobuf or application/json"
+    )
+
+
+def _value(any_value: AnyValue) -> Any:
+    kind = any_value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_value(v) for v in any_value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _value(kv.value) for kv in any_value.kvlist_value.values}
+    if kind == "bytes_value":
+        return any_value.bytes_value.hex()
+    return getattr(any_value, kind)
+
+
+def attributes(key_values: Any) -> dict[str, Any]:
+    return {kv.key: _value(kv.value) for kv in key_values}
+
+
+def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if attrs.get(key) not in (None, ""):
+            return attrs[key]
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _time(nanos: int) -> datetime | None:
+    return datetime.fromtimestamp(nanos / 1e9, tz=UTC) if nanos else None
+
+
+@dataclass(frozen=True)
+class FlatSpan:
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    start: datetime | None
+    end: datetime | None
+    attrs: dict[str, Any]
+    resource: dict[str, Any]
+    status_code: int
+    status_message: str
+
+
+def flatten(request: ExportTraceServiceRequest) -> list[FlatSpan]:
+    spans = []
+    for resource_spans in request.resource_spans:
+        resource = attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            spans.extend(_flat(span, resource) for span in scope_spans.spans)
+    return spans
+
+
+def _flat(span: Span, resource: dict[str, Any]) -> FlatSpan:
+    return FlatSpan(
+        trace_id=span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=span.parent_span_id.hex(),
+        name=span.name,
+        start=_time(span.start_time_unix_nano),
+        end=_time(span.end_time_unix_nano),
+        attrs=attributes(span.attributes),
+        resource=resource,
+        status_code=span.status.code,
+        status_message=span.status.message,
+    )
+
+
+# --- records -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SpanContext:
+    """Who a span belongs to; any part may be unknown until resolved."""
+
+    tenant: str = ""
+    run_id: str = ""
+    project: str = ""
+
+    def complete(self) -> bool:
+        return bool(self.run_id or self.project)
+
+
+@dataclass
+class SpanRecord:
+    kind: str  # run | job | llm | external
+    trace_id: str
+    span_id: str
+    context: SpanContext
+    fields: dict[str, Any] = field(default_factory=dict)
+    job_id: str = ""  # the enclosing job span's job.id, for llm and external records
+
+
+@dataclass(frozen=True)
+class RejectedSpan:
+    trace_id: str
+    span_id: str
+    name: str
+    reason: str
+
+
+def _status(raw: Any, code: int) -> str:
+    if isinstance(raw, str) and raw.strip().lower() in STATUS_NAMES:
+        return STATUS_NAMES[raw.strip().lower()]
+    return "Failed" if code == Status.STATUS_CODE_ERROR else "Succeeded"
+
+
+def _duration(attrs: dict[str, Any], key: str, span: FlatSpan) -> int | None:
+    given = _int(attrs.get(key))
+    if given is not None and given >= 0:
+        return given
+    if span.start and span.end and span.end >= span.start:
+        return int((span.end - span.start).total_seconds() * 1000)
+    return None
+
+
+def _context_from(attrs: dict[str, Any]) -> SpanContext:
+    return SpanContext(
+        tenant=str(_first(attrs, TENANT_KEYS) or ""),
+        run_id=str(attrs.get("run.id") or ""),
+        project=str(_first(attrs, PROJECT_KEYS) or ""),
+    )
+
+
+def spans_map(spans: list[FlatSpan]) -> tuple[list[SpanRecord], list[RejectedSpan]]:
+    """Records for every usable span, and the reason for every span that cannot be used."""
+    by_id = {(s.trace_id, s.span_id): s for s in spans}
+    trace_runs: dict[str, SpanContext] = {}
+    for span in spans:
+        if span.name == RUN_SPAN and span.attrs.get("run.id"):
+            trace_runs[span.trace_id] = _context_from(span.attrs)
+
+    records: list[SpanRecord] = []
+    rejected: list[RejectedSpan] = []
+    for span in spans:
+        context = _context_from(span.attrs)
+        inherited = trace_runs.get(span.trace_id, SpanContext())
+        resource = _context_from(span.resource)
+        context.tenant = context.tenant or inherited.tenant or resource.tenant
+        context.run_id = context.run_id or inherited.run_id
+        context.project = context.project or inherited.project or resource.project
+        try:
+            record = _record(span, context, by_id)
+        except ValueError as problem:
+            rejected.append(RejectedSpan(span.trace_id, span.span_id, span.name, str(problem)))
+            continue
+        if record is not None:
+            records.append(record)
+    return records, rejected
+
+
+def _enclosing_job(span: FlatSpan, by_id: dict[tuple[str, str], FlatSpan]) -> str:
+    parent = by_id.get((span.trace_id, span.parent_span_id))
+    for _ in range(64):  # bounded: parent chains in bad input may loop
+        if parent is None:
+            return ""
+        if parent.name == JOB_SPAN and parent.attrs.get("job.id"):
+            return str(parent.attrs["job.id"])
+        parent = by_id.get((parent.trace_id, parent.parent_span_id))
+    return ""
+
+
+def _record(
+    span: FlatSpan, context: SpanContext, by_id: dict[tuple[str, str], FlatSpan]
+) -> SpanRecord | None:
+    attrs = span.attrs
+    base = {"trace_id": span.trace_id, "span_id": span.span_id, "context": context}
+    if span.name == RUN_SPAN:
+        if not attrs.get("run.id"):
+            raise ValueError("factory.run.execute span without a run.id attribute")
+        return SpanRecord(
+            kind="run",
+            **base,
+            fields={
+                "status": _status(attrs.get("run.status"), span.status_code),
+                "template_recipe_id": attrs.get("run.template_recipe_id"),
+                "run_type": attrs.get("run.type") or attrs.get("run.run_type"),
+                "requested_at": span.start,
+                "started_at": span.start,
+                "finished_at": span.end,
+                "duration_ms": _duration(attrs, "run.duration_ms", span),
+                "failure_type": attrs.get("run.failure_type")
+                or attrs.get("error.type")
+                or (span.status_message if span.status_code == Status.STATUS_CODE_ERROR else None),
+            },
+        )
+    if span.name == JOB_SPAN:
+        if not attrs.get("job.id"):
+            raise ValueError("factory.job.execute span without a job.id attribute")
+        attempt = _int(attrs.get("job.attempt")) or 1
+        return SpanRecord(
+            kind="job",
+            **base,
+            job_id=str(attrs["job.id"]),
+            fields={
+                "attempt": max(1, attempt),
+                "step_name": attrs.get("job.step_name"),
+                "status": _status(attrs.get("job.status"), span.status_code),
+                "started_at": span.start,
+                "finished_at": span.end,
+                "duration_ms": _duration(attrs, "job.duration_ms", span),
+                "failure_type": attrs.get("job.failure_type") or attrs.get("error.type"),
+            },
+        )
+    if span.name.startswith(EXTERNAL_PREFIX):
+        service = span.name[len(EXTERNAL_PREFIX) :] or "unknown"
+        return SpanRecord(
+            kind="external",
+            **base,
+            job_id=_enclosing_job(span, by_id),
+            fields={
+                "service": service[:100],
+                "started_at": span.start or span.end,
+                "duration_ms": _duration(attrs, "duration_ms", span) or 0,
+                "status": {Status.STATUS_CODE_ERROR: "error", Status.STATUS_CODE_OK: "ok"}.get(
+                    span.status_code, "unset"
+                ),
+                "error": (span.status_message or str(attrs.get("error.type") or ""))[:500],
+            },
+        )
+    input_tokens = _int(_first(attrs, INPUT_KEYS))
+    output_tokens = _int(_first(attrs, OUTPUT_KEYS))
+    if input_tokens is None and output_tokens is None:
+        return None  # not a usage span: nothing to take from it, nothing lost
+    model = _first(attrs, MODEL_KEYS)
+    if not model:
+        raise ValueError(
+            "LLM span with token usage but no gen_ai.request.model / "
+            "gen_ai.response.model / llm.model attribute"
+        )
+    cached = _int(_first(attrs, CACHE_READ_KEYS)) or 0
+    written = _int(_first(attrs, CACHE_WRITE_KEYS)) or 0
+    input_tokens = input_tokens or 0
+    if cached + written > input_tokens:
+        # Some instrumentations (Anthropic's own counts) report input tokens without the cached
+        # ones; the convention here, as in OpenTelemetry GenAI, is that input includes them.
+        input_tokens += cached + written
+    if span.end is None:
+        raise ValueError("LLM span without an end time")
+    return SpanRecord(
+        kind="llm",
+        **base,
+        job_id=_enclosing_job(span, by_id),
+        fields={
+            "provider": str(_first(attrs, PROVIDER_KEYS) or "unknown")[:64].lower(),
+            "model": str(model)[:128],
+            "operation": str(attrs.get("gen_ai.operation.name") or "generation")[:32],
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens or 0,
+            "cached_input_tokens": cached,
+            "cache_write_tokens": written,
+            "occurred_at": span.end,
+        },
+    )

@@ -1,0 +1,123 @@
+"""OTLP decoding and span mapping (pure), on SDK-built spans and the official JSON example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from usage.domain.otlp import OtlpDecodeError, flatten, spans_map, traces_decode
+from usage.tests.otlp_spans import as_otlp_json, as_request, factory_run_spans
+
+EXAMPLE = (
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "otlp" / "otlp_example_trace.json"
+)
+
+
+def test_a_factory_run_maps_to_run_jobs_llm_calls_and_an_external_call():
+    records, rejected = spans_map(flatten(as_request(factory_run_spans())))
+    assert rejected == []
+    kinds = sorted(r.kind for r in records)
+    assert kinds == ["external", "job", "job", "llm", "llm", "llm", "run"]
+    run = next(r for r in records if r.kind == "run")
+    assert run.context.run_id == "run-otel-1"
+    assert (run.context.tenant, run.context.project) == ("alpha", "checkout")
+    assert run.fields["status"] == "Succeeded"
+    assert run.fields["template_recipe_id"] == "python-fastapi-service"
+    jobs = sorted((r for r in records if r.kind == "job"), key=lambda r: r.fields["attempt"])
+    assert [(j.job_id, j.fields["attempt"], j.fields["status"]) for j in jobs] == [
+        ("implement", 1, "Failed"),
+        ("implement", 2, "Succeeded"),
+    ]
+    llm = {r.fields["model"]: r for r in records if r.kind == "llm"}
+    sonnet = llm["claude-sonnet-4-5-20250929"]  # the response model wins over the request model
+    assert (
+        sonnet.fields["provider"],
+        sonnet.fields["input_tokens"],
+        sonnet.fields["cached_input_tokens"],
+    ) == ("anthropic", 12_000, 5_000)
+    assert sonnet.fields["operation"] == "chat"
+    assert sonnet.job_id == "implement"
+    assert sonnet.context.run_id == "run-otel-1"  # inherited from the trace's run span
+    assert (
+        llm["gpt-4.1"].fields["provider"],
+        llm["gpt-4.1"].fields["input_tokens"],
+        llm["gpt-4.1"].fields["output_tokens"],
+    ) == ("openai", 2_000, 100)
+    assert (
+        llm["gemini-2.5-flash"].fields["provider"],
+        llm["gemini-2.5-flash"].fields["input_tokens"],
+    ) == ("google", 3_000)
+    external = next(r for r in records if r.kind == "external")
+    assert (external.fields["service"], external.fields["status"], external.job_id) == (
+        "github",
+        "ok",
+        "implement",
+    )
+
+
+def test_tenant_comes_from_the_resource_when_spans_do_not_name_it():
+    spans = factory_run_spans(tenant=None, resource={"run.tenant_id": "beta"})
+    records, _ = spans_map(flatten(as_request(spans)))
+    assert {r.context.tenant for r in records} == {"beta"}
+
+
+def test_cache_tokens_counted_apart_are_added_to_input():
+    spans = factory_run_spans(
+        llm_attributes={
+            "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.cache_read.input_tokens": 900,
+            "gen_ai.usage.cache_creation.input_tokens": 50,
+        }
+    )
+    records, _ = spans_map(flatten(as_request(spans)))
+    sonnet = next(r for r in records if r.fields.get("provider") == "anthropic")
+    assert (
+        sonnet.fields["input_tokens"],
+        sonnet.fields["cached_input_tokens"],
+        sonnet.fields["cache_write_tokens"],
+    ) == (1050, 900, 50)
+
+
+def test_unusable_spans_are_rejected_with_a_reason():
+    spans = factory_run_spans(
+        llm_attributes={"gen_ai.request.model": "", "gen_ai.response.model": ""}
+    )
+    _, rejected = spans_map(flatten(as_request(spans)))
+    assert len(rejected) == 1
+    assert "no gen_ai.request.model" in rejected[0].reason
+
+
+def test_protobuf_round_trip_and_json_with_hex_ids():
+    message = as_request(factory_run_spans())
+    assert traces_decode(message.SerializeToString(), "application/x-protobuf") == message
+    decoded = traces_decode(as_otlp_json(message), "application/json")
+    assert decoded == message
+
+
+def test_the_official_otlp_json_example_decodes():
+    message = traces_decode(EXAMPLE.read_bytes(), "application/json")
+    [span] = flatten(message)
+    assert span.trace_id == "5b8efff798038103d269b633813fc60c"
+    assert span.span_id == "eee19b7ec3c1b174"
+    assert span.resource == {"service.name": "my.service"}
+    records, rejected = spans_map([span])
+    assert records == [] and rejected == []  # not a factory or GenAI span: nothing to take
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "words"),
+    [
+        (b"\xff\xff\xff", "application/x-protobuf", "not an OTLP protobuf"),
+        (b"{oops", "application/json", "not OTLP/JSON"),
+        (
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}',
+            "application/json",
+            "not hex",
+        ),
+        (b"", "text/plain", "Content-Type"),
+    ],
+)
+def test_bad_bodies_are_refused(body, content_type, words):
+    with pytest.raises(OtlpDecodeError, match=words):
+        traces_decode(body, content_type)
