@@ -33,7 +33,7 @@ def main() -> None:
     from django_tenants.utils import schema_context
 
     from billing.platform.selectors import price_schedule
-    from billing.platform.services import pricebook_refresh
+    from billing.platform.services.pricebook import pricebook_refresh
     from factory_portal.demo.generate import generate_history
     from factory_portal.demo.load import history_load
     from factory_portal.demo.profiles import PROFILES

@@ -97,3 +97,66 @@ class TenantPriceOverride(models.Model):
         if self.discount_percent is not None:
             return f"{self.tenant_id}: {target} -{self.discount_percent}%"
         return f"{self.tenant_id}: {target} custom prices"
+
+
+class FocusImport(models.Model):
+    """One imported FOCUS file. Its content hash makes importing the same file twice a no-op."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    filename = models.CharField(max_length=300)
+    focus_version = models.CharField(max_length=8)
+    rows = models.BigIntegerField()
+    billed_cost = models.DecimalField(max_digits=30, decimal_places=12)
+    effective_cost = models.DecimalField(max_digits=30, decimal_places=12)
+    list_cost = models.DecimalField(max_digits=30, decimal_places=12)
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-imported_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.rows} rows)"
+
+
+class CostPool(models.Model):
+    """Shared infrastructure cost of one billing period, to be allocated to tenants and projects:
+    the charges of an imported bill grouped by provider, service category, charge category and
+    (optionally) one tag's value. Amounts keep the bill's precision; negative pools are credits."""
+
+    period = models.DateField()  # first day of the month
+    name = models.CharField(max_length=300)
+    provider = models.CharField(max_length=100)
+    service_category = models.CharField(max_length=100)
+    charge_category = models.CharField(max_length=32)
+    tag_key = models.CharField(max_length=100, blank=True)
+    tag_value = models.CharField(max_length=200, blank=True)
+    currency = models.CharField(max_length=3)
+    billed_cost = models.DecimalField(max_digits=30, decimal_places=12)
+    effective_cost = models.DecimalField(max_digits=30, decimal_places=12)
+    list_cost = models.DecimalField(max_digits=30, decimal_places=12)
+    rows = models.BigIntegerField()
+    source = models.ForeignKey(
+        FocusImport, null=True, blank=True, on_delete=models.PROTECT, related_name="pools"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["period", "provider", "service_category", "charge_category", "tag_value"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "source",
+                    "period",
+                    "provider",
+                    "service_category",
+                    "charge_category",
+                    "tag_key",
+                    "tag_value",
+                    "currency",
+                ],
+                name="cost_pool_unique_per_import",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period:%Y-%m} {self.name}: {self.effective_cost} {self.currency}"

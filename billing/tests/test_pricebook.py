@@ -12,7 +12,7 @@ from billing.domain.pricing import TokenCounts, priced
 from billing.platform.catalogue import catalogue_price_points
 from billing.platform.models import PriceBookEntry
 from billing.platform.selectors import price_schedule
-from billing.platform.services import pricebook_refresh
+from billing.platform.services.pricebook import pricebook_refresh
 
 pytestmark = pytest.mark.django_db
 

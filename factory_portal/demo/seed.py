@@ -16,7 +16,7 @@ from django_tenants.utils import schema_context
 
 from billing.platform.models import PriceBookEntry
 from billing.platform.selectors import price_schedule
-from billing.platform.services import pricebook_refresh
+from billing.platform.services.pricebook import pricebook_refresh
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
 from factory_portal.demo.generate import TenantProfile, generate_history

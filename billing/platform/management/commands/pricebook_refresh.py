@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from billing.platform.services import pricebook_refresh
+from billing.platform.services.pricebook import pricebook_refresh
 
 
 class Command(BaseCommand):

@@ -1,0 +1,146 @@
+"""Importing FOCUS cost-and-usage files into cost pools (public schema).
+
+Streams the CSV row by row (memory grows with the number of pools, not of rows), validates every
+row, and writes the file record and its pools in one transaction: a bad row anywhere means
+nothing is imported. A file whose content was imported before changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from django.db import transaction
+
+from billing.platform.models import CostPool, FocusImport
+from usage.domain.focus import FocusRowError, charge_parse, focus_version, missing_columns
+
+PROGRESS_EVERY = 10_000
+PoolKey = tuple[date, str, str, str, str, str]  # period, provider, service, charge, tag, currency
+
+
+class FocusImportError(Exception):
+    pass
+
+
+@dataclass
+class PoolTotals:
+    billed_cost: Decimal = Decimal(0)
+    effective_cost: Decimal = Decimal(0)
+    list_cost: Decimal = Decimal(0)
+    rows: int = 0
+
+
+@dataclass
+class FocusImportResult:
+    focus_import: FocusImport
+    created: bool
+    pools: int = 0
+    rows_by_period: dict[date, int] = field(default_factory=dict)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def focus_import(
+    *,
+    path: Path,
+    period: date | None = None,
+    pool_tag: str = "",
+    progress: Callable[[int, int, int], None] = lambda rows, done, total: None,
+) -> FocusImportResult:
+    """Import ``path``. ``period`` (first of a month) puts every charge in that billing period;
+    without it each row's BillingPeriodStart decides. ``pool_tag`` splits pools by that tag's
+    value. ``progress(rows, bytes_read, bytes_total)`` is called every 10,000 rows."""
+    digest = file_sha256(path)
+    existing = FocusImport.objects.filter(sha256=digest).first()
+    if existing is not None:
+        return FocusImportResult(focus_import=existing, created=False)
+
+    total_bytes = path.stat().st_size
+    pools: dict[PoolKey, PoolTotals] = {}
+    rows_by_period: dict[date, int] = {}
+    file_totals = PoolTotals()
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        missing = missing_columns(columns)
+        if missing:
+            raise FocusImportError(f"not a FOCUS file: missing column(s) {', '.join(missing)}")
+        version = focus_version(columns)
+        for number, row in enumerate(reader, start=2):
+            try:
+                charge = charge_parse(row, number, with_tags=bool(pool_tag))
+            except FocusRowError as exc:
+                raise FocusImportError(str(exc)) from exc
+            charge_period = period or charge.period
+            tag_value = str(charge.tags.get(pool_tag, "")) if pool_tag else ""
+            key = (
+                charge_period,
+                charge.provider,
+                charge.service_category,
+                charge.charge_category,
+                tag_value,
+                charge.currency,
+            )
+            for totals in (pools.setdefault(key, PoolTotals()), file_totals):
+                totals.billed_cost += charge.billed_cost
+                totals.effective_cost += charge.effective_cost
+                totals.list_cost += charge.list_cost
+                totals.rows += 1
+            rows_by_period[charge_period] = rows_by_period.get(charge_period, 0) + 1
+            if file_totals.rows % PROGRESS_EVERY == 0:
+                progress(file_totals.rows, handle.tell(), total_bytes)
+    progress(file_totals.rows, total_bytes, total_bytes)
+    if not file_totals.rows:
+        raise FocusImportError("the file has a FOCUS header but no charges")
+
+    with transaction.atomic():
+        record = FocusImport.objects.create(
+            sha256=digest,
+            filename=path.name[:300],
+            focus_version=version,
+            rows=file_totals.rows,
+            billed_cost=file_totals.billed_cost,
+            effective_cost=file_totals.effective_cost,
+            list_cost=file_totals.list_cost,
+        )
+        CostPool.objects.bulk_create(
+            [
+                CostPool(
+                    period=key[0],
+                    provider=key[1][:100],
+                    service_category=key[2][:100],
+                    charge_category=key[3][:32],
+                    tag_key=pool_tag[:100],
+                    tag_value=key[4][:200],
+                    currency=key[5],
+                    name=_pool_name(key, pool_tag)[:300],
+                    billed_cost=t.billed_cost,
+                    effective_cost=t.effective_cost,
+                    list_cost=t.list_cost,
+                    rows=t.rows,
+                    source=record,
+                )
+                for key, t in sorted(pools.items())
+            ]
+        )
+    return FocusImportResult(
+        focus_import=record, created=True, pools=len(pools), rows_by_period=rows_by_period
+    )
+
+
+def _pool_name(key: PoolKey, pool_tag: str) -> str:
+    _, provider, service, charge, tag_value, _ = key
+    name = f"{provider} {service} ({charge})"
+    return f"{name} {pool_tag}={tag_value}" if pool_tag and tag_value else name
