@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 
 from usage.models import (
     ACTIVE_RUN_STATUSES,
-    InfraUsageEvent,
+    InfraUsageHourly,
     Job,
     LlmUsageEvent,
     LlmUsageHourly,
@@ -129,9 +129,17 @@ def active_run_counts() -> dict[str, int]:
 
 def usage_complete_until() -> datetime | None:
     """The newest usage timestamp stored: the data is complete up to about this moment."""
-    llm = LlmUsageEvent.objects.aggregate(at=Max("occurred_at"))["at"]
-    infra = InfraUsageEvent.objects.aggregate(at=Max("occurred_at"))["at"]
-    return max((t for t in (llm, infra) if t is not None), default=None)
+    return max(
+        (t for t in (_latest(LlmUsageHourly), _latest(InfraUsageHourly)) if t is not None),
+        default=None,
+    )
+
+
+def _latest(rollup: type[LlmUsageHourly] | type[InfraUsageHourly]) -> datetime | None:
+    newest_hour = rollup.objects.order_by("-hour").values("hour")[:1]
+    return rollup.objects.filter(hour=Subquery(newest_hour)).aggregate(at=Max("last_occurred_at"))[
+        "at"
+    ]
 
 
 def projects() -> list[Project]:

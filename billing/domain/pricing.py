@@ -7,9 +7,9 @@ parts at their own prices, falling back to the input price when a model has none
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -108,6 +108,17 @@ class PriceSchedule:
             self._tiers[key[:3]].append(key[3])
         for starts in self._tiers.values():
             starts.sort(reverse=True)
+        # For memoising resolve(): per model, every moment any of its prices changes, and every
+        # tier threshold; prices are constant between two changes and two thresholds.
+        self._changes: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+        self._thresholds: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for (provider, model, _kind, tier), (dates, _points) in self._points.items():
+            self._changes[(provider, model)].extend(dates)
+            self._thresholds[(provider, model)].append(tier)
+        for key in self._changes:
+            self._changes[key] = sorted(set(self._changes[key]))
+            self._thresholds[key] = sorted(set(self._thresholds[key]))
+        self._memo: dict[tuple[str, str, int, int], ResolvedPrices | None] = {}
 
     def _at(self, key: tuple[str, str, str, int], at: datetime) -> PricePoint | None:
         found = self._points.get(key)
@@ -134,7 +145,18 @@ class PriceSchedule:
         self, provider: str, model: str, at: datetime, input_tokens: int = 0
     ) -> ResolvedPrices | None:
         """Prices in force at ``at`` for a request of ``input_tokens`` input tokens, or None when
-        the model has no input price then."""
+        the model has no input price then. Memoised per price period and tier."""
+        key = (provider, model)
+        period = bisect_right(self._changes.get(key, ()), at)
+        tier = bisect_left(self._thresholds.get(key, ()), input_tokens)
+        memo_key = (provider, model, period, tier)
+        if memo_key not in self._memo:
+            self._memo[memo_key] = self._resolve(provider, model, at, input_tokens)
+        return self._memo[memo_key]
+
+    def _resolve(
+        self, provider: str, model: str, at: datetime, input_tokens: int
+    ) -> ResolvedPrices | None:
         found = {
             kind: self._kind_at(provider, model, kind, at, input_tokens) for kind in TOKEN_KINDS
         }
@@ -191,7 +213,7 @@ class CallCost:
 
 def call_cost(
     schedule: PriceSchedule,
-    overrides: Iterable[ContractOverride],
+    overrides: Sequence[ContractOverride],
     provider: str,
     model: str,
     at: datetime,
@@ -199,7 +221,7 @@ def call_cost(
 ) -> CallCost | None:
     """Price one call after the tenant's contract, or None when nothing can price it (the call
     is then stored as unpriced, never as free)."""
-    override = override_in_force(overrides, provider, model, at)
+    override = override_in_force(overrides, provider, model, at) if overrides else None
     override_id = override.override_id if override else None
     if override is not None and override.prices is not None:
         if tokens.output_tokens and override.prices.output is None:

@@ -27,6 +27,7 @@ class IngestResult:
     duplicates: int
 
 
+# Every statement below is built from these constant column lists, never from input.
 LLM_COLUMNS = (
     "event_id",
     "occurred_at",
@@ -48,61 +49,77 @@ LLM_COLUMNS = (
 )
 LLM_TEMP = """
 CREATE TEMP TABLE ingest_llm (
-    event_id varchar(128), occurred_at timestamptz, project_id bigint, run_id bigint,
+    event_id varchar(128) COLLATE "C", occurred_at timestamptz, project_id bigint, run_id bigint,
     job_id bigint, job_ref varchar(128), provider varchar(64), model varchar(128),
     operation varchar(32), input_tokens bigint, output_tokens bigint,
     cached_input_tokens bigint, cache_write_tokens bigint, cost numeric(20, 10),
-    cost_source varchar(16), price_ref bigint, override_ref bigint
+    cost_source varchar(16), price_ref bigint, override_ref bigint,
+    run_type varchar(64), template varchar(200)
 )
 """
-LLM_MEASURES = """
-    count(*), count(*) FILTER (WHERE cost_source = 'unpriced'), sum(input_tokens),
-    sum(output_tokens), sum(cached_input_tokens), sum(cache_write_tokens), coalesce(sum(cost), 0)
-"""
-LLM_UPDATE = ", ".join(
-    f"{m} = {{table}}.{m} + EXCLUDED.{m}"
-    for m in (
-        "calls",
-        "unpriced_calls",
-        "input_tokens",
-        "output_tokens",
-        "cached_input_tokens",
-        "cache_write_tokens",
-        "cost",
-    )
-)
-LLM_ROLLUP_COLUMNS = (
-    "project_id, provider, model, operation, run_type, template, calls, unpriced_calls,"
-    " input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, cost"
-)
-# Built only from the constant column lists above, never from input.
-LLM_INSERT = f"""
+LLM_DIMENSIONS = "project_id, provider, model, operation, run_type, template"
+LLM_MEASURES = {
+    "calls": "count(*)",
+    "unpriced_calls": "count(*) FILTER (WHERE cost_source = 'unpriced')",
+    "input_tokens": "sum(input_tokens)",
+    "output_tokens": "sum(output_tokens)",
+    "cached_input_tokens": "sum(cached_input_tokens)",
+    "cache_write_tokens": "sum(cache_write_tokens)",
+    "cost": "coalesce(sum(cost), 0)",
+}
+
+
+def _rollup_sql(
+    *,
+    event_table: str,
+    temp: str,
+    columns: tuple[str, ...],
+    dimensions: str,
+    measures: dict[str, str],
+    rollup_prefix: str,
+) -> str:
+    """One statement: insert the new rows (known event ids are skipped), then add exactly the
+    inserted rows to the hourly rollup and, from those hourly groups, to the daily rollup."""
+    cols = ", ".join(columns)
+    measure_sql = ", ".join(f"{expression} AS {name}" for name, expression in measures.items())
+    keys = f"1, {', '.join(str(n) for n in range(2, dimensions.count(',') + 3))}"
+    sums = ", ".join(f"sum({m})" for m in measures)
+    update = ", ".join(f"{m} = {{table}}.{m} + EXCLUDED.{m}" for m in measures)
+    hourly, daily = f"{rollup_prefix}hourly", f"{rollup_prefix}daily"
+    latest = f"last_occurred_at = GREATEST({hourly}.last_occurred_at, EXCLUDED.last_occurred_at)"
+    return f"""
 WITH inserted AS (
-    INSERT INTO usage_llmusageevent ({", ".join(LLM_COLUMNS)}, received_at)
-    SELECT {", ".join(LLM_COLUMNS)}, now() FROM ingest_llm ORDER BY event_id
+    INSERT INTO {event_table} ({cols}, received_at)
+    SELECT {cols}, now() FROM {temp} ORDER BY event_id
     ON CONFLICT (event_id) DO NOTHING
-    RETURNING occurred_at, project_id, run_id, provider, model, operation, input_tokens,
-              output_tokens, cached_input_tokens, cache_write_tokens, cost, cost_source
-), rows AS (
-    SELECT i.*, coalesce(r.run_type, '') AS run_type, coalesce(r.template_recipe_id, '') AS template
-    FROM inserted i LEFT JOIN usage_run r ON r.id = i.run_id
+    RETURNING event_id
+), hours AS (
+    SELECT date_trunc('hour', t.occurred_at, 'UTC') AS hour, {dimensions}, {measure_sql},
+           max(t.occurred_at) AS last_occurred_at
+    FROM {temp} t JOIN inserted USING (event_id)
+    GROUP BY {keys}
 ), hourly AS (
-    INSERT INTO usage_llmusagehourly (hour, {LLM_ROLLUP_COLUMNS})
-    SELECT date_trunc('hour', occurred_at, 'UTC'), project_id, provider, model, operation,
-           run_type, template, {LLM_MEASURES}
-    FROM rows GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
-    ON CONFLICT (hour, project_id, provider, model, operation, run_type, template)
-    DO UPDATE SET {LLM_UPDATE.format(table="usage_llmusagehourly")}
+    INSERT INTO {hourly} (hour, {dimensions}, {", ".join(measures)}, last_occurred_at)
+    SELECT * FROM hours ORDER BY {keys}
+    ON CONFLICT (hour, {dimensions}) DO UPDATE SET {update.format(table=hourly)}, {latest}
 ), daily AS (
-    INSERT INTO usage_llmusagedaily (day, {LLM_ROLLUP_COLUMNS})
-    SELECT (occurred_at AT TIME ZONE 'UTC')::date, project_id, provider, model, operation,
-           run_type, template, {LLM_MEASURES}
-    FROM rows GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
-    ON CONFLICT (day, project_id, provider, model, operation, run_type, template)
-    DO UPDATE SET {LLM_UPDATE.format(table="usage_llmusagedaily")}
+    INSERT INTO {daily} (day, {dimensions}, {", ".join(measures)})
+    SELECT (hour AT TIME ZONE 'UTC')::date, {dimensions}, {sums}
+    FROM hours GROUP BY {keys} ORDER BY {keys}
+    ON CONFLICT (day, {dimensions}) DO UPDATE SET {update.format(table=daily)}
 )
 SELECT count(*) FROM inserted
 """  # noqa: S608
+
+
+LLM_INSERT = _rollup_sql(
+    event_table="usage_llmusageevent",
+    temp="ingest_llm",
+    columns=LLM_COLUMNS,
+    dimensions=LLM_DIMENSIONS,
+    measures=LLM_MEASURES,
+    rollup_prefix="usage_llmusage",
+)
 
 INFRA_COLUMNS = (
     "event_id",
@@ -117,52 +134,27 @@ INFRA_COLUMNS = (
 )
 INFRA_TEMP = """
 CREATE TEMP TABLE ingest_infra (
-    event_id varchar(128), occurred_at timestamptz, project_id bigint, run_id bigint,
+    event_id varchar(128) COLLATE "C", occurred_at timestamptz, project_id bigint, run_id bigint,
     job_id bigint, job_ref varchar(128), resource_type varchar(16), quantity numeric(24, 6),
-    unit varchar(32)
+    unit varchar(32), run_type varchar(64), template varchar(200)
 )
 """
-INFRA_UPDATE = (
-    "events = {table}.events + EXCLUDED.events, quantity = {table}.quantity + EXCLUDED.quantity"
+INFRA_INSERT = _rollup_sql(
+    event_table="usage_infrausageevent",
+    temp="ingest_infra",
+    columns=INFRA_COLUMNS,
+    dimensions="project_id, resource_type, unit, run_type, template",
+    measures={"events": "count(*)", "quantity": "sum(quantity)"},
+    rollup_prefix="usage_infrausage",
 )
-INFRA_INSERT = f"""
-WITH inserted AS (
-    INSERT INTO usage_infrausageevent ({", ".join(INFRA_COLUMNS)}, received_at)
-    SELECT {", ".join(INFRA_COLUMNS)}, now() FROM ingest_infra ORDER BY event_id
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING occurred_at, project_id, run_id, resource_type, unit, quantity
-), rows AS (
-    SELECT i.*, coalesce(r.run_type, '') AS run_type, coalesce(r.template_recipe_id, '') AS template
-    FROM inserted i LEFT JOIN usage_run r ON r.id = i.run_id
-), hourly AS (
-    INSERT INTO usage_infrausagehourly (hour, project_id, resource_type, unit, run_type, template,
-                                        events, quantity)
-    SELECT date_trunc('hour', occurred_at, 'UTC'), project_id, resource_type, unit, run_type,
-           template, count(*), sum(quantity)
-    FROM rows GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (hour, project_id, resource_type, unit, run_type, template)
-    DO UPDATE SET {INFRA_UPDATE.format(table="usage_infrausagehourly")}
-), daily AS (
-    INSERT INTO usage_infrausagedaily (day, project_id, resource_type, unit, run_type, template,
-                                       events, quantity)
-    SELECT (occurred_at AT TIME ZONE 'UTC')::date, project_id, resource_type, unit, run_type,
-           template, count(*), sum(quantity)
-    FROM rows GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (day, project_id, resource_type, unit, run_type, template)
-    DO UPDATE SET {INFRA_UPDATE.format(table="usage_infrausagedaily")}
-)
-SELECT count(*) FROM inserted
-"""  # noqa: S608
 
 
-def _copy_insert(
-    temp_ddl: str, table: str, columns: Sequence[str], rows: list[tuple], insert_sql: str
-) -> int:
+def _copy_insert(temp_ddl: str, table: str, rows: list[tuple], insert_sql: str) -> int:
     if not rows:
         return 0
     with connection.cursor() as cursor:
         cursor.execute(temp_ddl)
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         cursor.execute(insert_sql)
@@ -175,46 +167,44 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
     """Store validated events in the current tenant schema, all or nothing."""
     if not events:
         return IngestResult(0, 0)
+    unique: dict[str, EventIn] = {}
+    for e in events:  # a repeated id within the batch is a duplicate like any other
+        unique.setdefault(e.event_id, e)
     with transaction.atomic():
-        projects = projects_ensure(e.project for e in events)
+        projects = projects_ensure(e.project for e in unique.values())
         first_seen: dict[str, tuple[int, datetime]] = {}
-        for e in events:
+        for e in unique.values():
             if e.run_id and (e.run_id not in first_seen or e.occurred_at < first_seen[e.run_id][1]):
                 first_seen[e.run_id] = (projects[e.project], e.occurred_at)
         runs = runs_ensure(first_seen)
-        jobs = jobs_lookup((runs[e.run_id].id, e.job_id) for e in events if e.run_id and e.job_id)
-
+        jobs = jobs_lookup(
+            (runs[e.run_id].id, e.job_id) for e in unique.values() if e.run_id and e.job_id
+        )
         llm_rows: list[tuple] = []
         infra_rows: list[tuple] = []
-        for e in events:
-            run_pk = runs[e.run_id].id if e.run_id else None
-            job_pk = jobs.get((run_pk, e.job_id)) if run_pk and e.job_id else None
+        for e in unique.values():
+            run = runs[e.run_id] if e.run_id else None
+            run_pk = run.id if run else None
+            refs = (
+                e.event_id,
+                e.occurred_at,
+                projects[e.project],
+                run_pk,
+                jobs.get((run_pk, e.job_id)) if run_pk and e.job_id else None,
+                e.job_id,
+            )
+            rollup = (run.run_type, run.template) if run else ("", "")
             if isinstance(e, LlmEventIn):
-                llm_rows.append(_llm_row(e, projects[e.project], run_pk, job_pk, pricer))
+                llm_rows.append((*refs, *_llm_values(e, pricer), *rollup))
             else:
-                infra_rows.append(
-                    (
-                        e.event_id,
-                        e.occurred_at,
-                        projects[e.project],
-                        run_pk,
-                        job_pk,
-                        e.job_id,
-                        e.resource_type,
-                        e.quantity,
-                        e.unit,
-                    )
-                )
-        accepted = _copy_insert(LLM_TEMP, "ingest_llm", LLM_COLUMNS, llm_rows, LLM_INSERT)
-        accepted += _copy_insert(
-            INFRA_TEMP, "ingest_infra", INFRA_COLUMNS, infra_rows, INFRA_INSERT
-        )
+                infra_rows.append((*refs, e.resource_type, e.quantity, e.unit, *rollup))
+        accepted = _copy_insert(LLM_TEMP, "ingest_llm", llm_rows, LLM_INSERT)
+        accepted += _copy_insert(INFRA_TEMP, "ingest_infra", infra_rows, INFRA_INSERT)
     return IngestResult(accepted=accepted, duplicates=len(events) - accepted)
 
 
-def _llm_row(
-    e: LlmEventIn, project_pk: int, run_pk: int | None, job_pk: int | None, pricer: Pricer
-) -> tuple:
+def _llm_values(e: LlmEventIn, pricer: Pricer) -> tuple:
+    """The LLM columns after the references: names, tokens and the call's cost and its source."""
     if e.cost is not None:
         cost, source, price_ref, override_ref = e.cost, CostSource.CLIENT, None, None
     else:
@@ -233,12 +223,6 @@ def _llm_row(
             cost, source = priced.cost, CostSource.PRICE_BOOK
             price_ref, override_ref = priced.price_ref, priced.override_ref
     return (
-        e.event_id,
-        e.occurred_at,
-        project_pk,
-        run_pk,
-        job_pk,
-        e.job_id,
         e.provider,
         e.model,
         e.operation,

@@ -83,26 +83,26 @@ def _padded(histogram: list[int]) -> list[int]:
 LLM_REBUILD = """
 INSERT INTO usage_llmusage{grain} ({bucket_column}, project_id, provider, model, operation,
     run_type, template, calls, unpriced_calls, input_tokens, output_tokens, cached_input_tokens,
-    cache_write_tokens, cost)
+    cache_write_tokens, cost{latest_column})
 SELECT {bucket}, e.project_id, e.provider, e.model, e.operation, coalesce(r.run_type, ''),
        coalesce(r.template_recipe_id, ''), count(*),
        count(*) FILTER (WHERE e.cost_source = 'unpriced'), sum(e.input_tokens),
        sum(e.output_tokens), sum(e.cached_input_tokens), sum(e.cache_write_tokens),
-       coalesce(sum(e.cost), 0)
+       coalesce(sum(e.cost), 0){latest}
 FROM usage_llmusageevent e LEFT JOIN usage_run r ON r.id = e.run_id
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 INFRA_REBUILD = """
 INSERT INTO usage_infrausage{grain} ({bucket_column}, project_id, resource_type, unit, run_type,
-    template, events, quantity)
+    template, events, quantity{latest_column})
 SELECT {bucket}, e.project_id, e.resource_type, e.unit, coalesce(r.run_type, ''),
-       coalesce(r.template_recipe_id, ''), count(*), sum(e.quantity)
+       coalesce(r.template_recipe_id, ''), count(*), sum(e.quantity){latest}
 FROM usage_infrausageevent e LEFT JOIN usage_run r ON r.id = e.run_id
 GROUP BY 1, 2, 3, 4, 5, 6
 """
-GRAINS = {
-    "hourly": ("hour", "date_trunc('hour', e.occurred_at, 'UTC')"),
-    "daily": ("day", "(e.occurred_at AT TIME ZONE 'UTC')::date"),
+GRAINS = {  # grain: bucket column, bucket expression, freshness column
+    "hourly": ("hour", "date_trunc('hour', e.occurred_at, 'UTC')", True),
+    "daily": ("day", "(e.occurred_at AT TIME ZONE 'UTC')::date", False),
 }
 
 
@@ -117,9 +117,16 @@ def rollups_rebuild() -> None:
             "usage_rundaily",
         ):
             cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-        for grain, (column, bucket) in GRAINS.items():
-            cursor.execute(LLM_REBUILD.format(grain=grain, bucket_column=column, bucket=bucket))
-            cursor.execute(INFRA_REBUILD.format(grain=grain, bucket_column=column, bucket=bucket))
+        for grain, (column, bucket, freshness) in GRAINS.items():
+            parts = {
+                "grain": grain,
+                "bucket_column": column,
+                "bucket": bucket,
+                "latest_column": ", last_occurred_at" if freshness else "",
+                "latest": ", max(e.occurred_at)" if freshness else "",
+            }
+            cursor.execute(LLM_REBUILD.format(**parts))
+            cursor.execute(INFRA_REBUILD.format(**parts))
         cursor.execute(
             "SELECT (requested_at AT TIME ZONE 'UTC')::date, project_id, run_type,"
             " template_recipe_id, status, duration_ms, count(*) FROM usage_run"

@@ -1,0 +1,315 @@
+"""Ingest throughput against a real server process, next to the raw COPY rate of the same rows.
+
+Usage (the demo's environment; PostgreSQL as configured by DATABASE_URL):
+    DEBUG=1 .venv/bin/python benchmarks/ingest.py [--batches 20] [--batch-size 5000]
+        [--clients 2] [--workers 2] [--span-requests 20] [--spans-per-request 1000]
+
+Creates a scratch tenant ``bench-ingest`` and an ingest key, starts gunicorn on a free loopback
+port, and measures:
+- POST /api/v1/events: sustained events/s over ``batches`` batches of realistic LLM events (token
+  counts from the Azure traces, several real models, cached tokens), sent by ``clients`` threads;
+- POST /v1/traces: spans/s for OTLP protobuf requests of factory runs (run, job and GenAI spans);
+- raw COPY of the same event rows into a bare table with the same columns;
+then prints one line per figure and the ratio HTTP / COPY. Drops the tenant afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
+
+MODELS = [
+    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-haiku-4-5"),
+    ("openai", "gpt-4.1"),
+    ("openai", "gpt-4.1-mini"),
+    ("google", "gemini-2.5-flash"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_events(rng: random.Random, count: int, samples: list) -> list[dict]:
+    now = datetime.now(UTC)
+    events = []
+    for n in range(count):
+        sample = rng.choice(samples)
+        provider, model = rng.choice(MODELS)
+        cached = int(sample.input_tokens * rng.uniform(0, 0.8))
+        events.append(
+            {
+                "type": "llm",
+                "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                "timestamp": (now - timedelta(seconds=rng.uniform(0, 86_400))).isoformat(),
+                "project": f"project-{n % 5}",
+                "run_id": f"run-{n % 200}",
+                "provider": provider,
+                "model": model,
+                "input_tokens": sample.input_tokens,
+                "output_tokens": sample.output_tokens,
+                "cached_input_tokens": cached,
+            }
+        )
+    return events
+
+
+def post_batches(
+    port: int, host: str, key: str, path: str, bodies: list[bytes], content_type: str, clients: int
+) -> float:
+    """Send every body, ``clients`` at a time; returns the seconds taken. Fails on any non-200."""
+    queue = list(reversed(bodies))
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            conn.request(
+                "POST",
+                path,
+                body=body,
+                headers={
+                    "Host": host,
+                    "Authorization": f"Bearer {key}",
+                    "Content-Type": content_type,
+                },
+            )
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 200:
+                errors.append(f"{response.status}: {payload[:300]!r}")
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{len(errors)} requests failed, first: {errors[0]}")
+    return elapsed
+
+
+def span_payloads(requests: int, spans_per_request: int) -> tuple[list[bytes], int]:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    payloads = []
+    total = 0
+    for r in range(requests):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("bench")
+        spans = 0
+        run = 0
+        while spans < spans_per_request:
+            run += 1
+            with tracer.start_as_current_span(
+                "factory.run.execute",
+                attributes={
+                    "run.id": f"otel-{r}-{run}",
+                    "run.project_id": "traced",
+                    "run.template_recipe_id": "python-library",
+                    "run.status": "succeeded",
+                },
+            ):
+                for step in range(4):
+                    with tracer.start_as_current_span(
+                        "factory.job.execute",
+                        attributes={"job.id": f"step-{step}", "job.step_name": f"step-{step}"},
+                    ):
+                        for _ in range(8):
+                            with tracer.start_as_current_span(
+                                "chat",
+                                attributes={
+                                    "gen_ai.provider.name": "openai",
+                                    "gen_ai.request.model": "gpt-4.1-mini",
+                                    "gen_ai.usage.input_tokens": 3000,
+                                    "gen_ai.usage.output_tokens": 200,
+                                },
+                            ):
+                                pass
+            spans += 1 + 4 * 9
+        provider.shutdown()
+        payloads.append(encode_spans(exporter.get_finished_spans()).SerializeToString())
+        total += spans
+    return payloads, total
+
+
+def copy_rate(events: list[dict]) -> float:
+    """Rows/s of a plain COPY of the same rows into a bare table with the stored columns."""
+    from django.db import connection
+
+    rows = [
+        (
+            e["event_id"],
+            datetime.fromisoformat(e["timestamp"]),
+            1,
+            None,
+            None,
+            "",
+            e["provider"],
+            e["model"],
+            "generation",
+            e["input_tokens"],
+            e["output_tokens"],
+            e["cached_input_tokens"],
+            0,
+            None,
+            "unpriced",
+            None,
+            None,
+        )
+        for e in events
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE bench_copy (event_id varchar(128), occurred_at timestamptz,"
+            " project_id bigint, run_id bigint, job_id bigint, job_ref varchar(128),"
+            " provider varchar(64), model varchar(128), operation varchar(32),"
+            " input_tokens bigint, output_tokens bigint, cached_input_tokens bigint,"
+            " cache_write_tokens bigint, cost numeric(20, 10), cost_source varchar(16),"
+            " price_ref bigint, override_ref bigint)"
+        )
+        started = time.perf_counter()
+        with cursor.cursor.copy("COPY bench_copy FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        elapsed = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_copy")
+    return len(rows) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--span-requests", type=int, default=20)
+    parser.add_argument("--spans-per-request", type=int, default=1000)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django_tenants.utils import schema_context
+
+    from billing.platform.services.pricebook import pricebook_refresh
+    from factory_portal.accounts.services import api_key_create
+    from factory_portal.demo.traces import trace_samples
+    from factory_portal.tenants.selectors import tenant_by_slug
+    from factory_portal.tenants.services import public_tenant_ensure, tenant_create, tenant_delete
+
+    public_tenant_ensure()
+    pricebook_refresh()
+    if (old := tenant_by_slug("bench-ingest")) is not None:
+        tenant_delete(tenant=old)
+    tenant = tenant_create(slug="bench-ingest", name="Benchmark", admin_email="b@bench.test").tenant
+    with schema_context(tenant.schema_name):
+        _, key = api_key_create(name="bench", scopes=["ingest"])
+    host = f"bench-ingest.{settings.PORTAL_BASE_DOMAIN}"
+
+    rng = random.Random(7)
+    samples = list(trace_samples("code")) + list(trace_samples("conv"))
+    all_events = make_events(rng, args.batches * args.batch_size, samples)
+    bodies = [
+        json.dumps({"events": all_events[i : i + args.batch_size]}).encode()
+        for i in range(0, len(all_events), args.batch_size)
+    ]
+    spans, span_count = span_payloads(args.span_requests, args.spans_per_request)
+
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603 - fixed arguments
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "factory_portal.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--timeout",
+            "120",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        # warm-up: one small batch per worker (imports, price book load)
+        warm = make_events(random.Random(1), 50, samples)
+        post_batches(
+            port,
+            host,
+            key,
+            "/api/v1/events",
+            [json.dumps({"events": warm}).encode()] * args.workers * 2,
+            "application/json",
+            args.workers,
+        )
+        events_seconds = post_batches(
+            port, host, key, "/api/v1/events", bodies, "application/json", args.clients
+        )
+        spans_seconds = post_batches(
+            port, host, key, "/v1/traces", spans, "application/x-protobuf", args.clients
+        )
+    finally:
+        server.terminate()
+        server.wait(30)
+
+    with schema_context(tenant.schema_name):
+        from usage.models import LlmUsageEvent
+
+        stored = LlmUsageEvent.objects.exclude(event_id__startswith="otlp-").count()
+        copy_rows_per_second = copy_rate(all_events)
+    tenant_delete(tenant=tenant)
+
+    http_rate = len(all_events) / events_seconds
+    print(f"events_sent {len(all_events)}")
+    print(f"events_stored {stored}")
+    print(f"http_events_per_second {http_rate:,.0f}")
+    print(f"http_batch_p_mean_seconds {events_seconds / len(bodies):.3f}")
+    print(f"otlp_spans_sent {span_count}")
+    print(f"otlp_spans_per_second {span_count / spans_seconds:,.0f}")
+    print(f"raw_copy_rows_per_second {copy_rows_per_second:,.0f}")
+    print(f"http_to_copy_ratio {http_rate / copy_rows_per_second:.3f}")
+
+
+if __name__ == "__main__":
+    main()
