@@ -147,6 +147,9 @@ class LlmUsageEvent(models.Model):
     # produced the cost; plain ids because usage must not depend on billing.
     price_ref = models.BigIntegerField(null=True, blank=True)
     override_ref = models.BigIntegerField(null=True, blank=True)
+    # The run type and template the call was rolled up under (the run's, when it arrived).
+    run_type = models.CharField(max_length=64, blank=True)
+    template = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -215,6 +218,8 @@ class InfraUsageEvent(models.Model):
     resource_type = models.CharField(max_length=16, choices=ResourceType.choices)
     quantity = models.DecimalField(max_digits=24, decimal_places=6)
     unit = models.CharField(max_length=32)
+    run_type = models.CharField(max_length=64, blank=True)
+    template = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -372,3 +377,27 @@ class RunDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.status} {self.runs}"
+
+
+class LlmCostCorrection(models.Model):
+    """A change of an LLM call's cost after it was stored (a price correction re-priced its
+    period). The call keeps its original cost; its current cost is that plus its corrections, and
+    the rollups were adjusted by ``delta`` in the call's own hour and day."""
+
+    event = models.ForeignKey(LlmUsageEvent, on_delete=models.CASCADE, related_name="corrections")
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    previous_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True)
+    new_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True)
+    delta = models.DecimalField(max_digits=20, decimal_places=10)
+    price_ref = models.BigIntegerField(null=True, blank=True)
+    override_ref = models.BigIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run"], name="llm_correction_run_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id}: {self.previous_cost} -> {self.new_cost}"

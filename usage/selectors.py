@@ -17,6 +17,7 @@ from usage.models import (
     ACTIVE_RUN_STATUSES,
     InfraUsageHourly,
     Job,
+    LlmCostCorrection,
     LlmUsageEvent,
     LlmUsageHourly,
     Project,
@@ -94,10 +95,19 @@ def active_runs(*, limit: int = 50) -> list[ActiveRun]:
         .annotate(total=Sum("cost"))
         .values("total")
     )
+    corrections = (
+        LlmCostCorrection.objects.filter(run=OuterRef("pk"))
+        .values("run")
+        .annotate(total=Sum("delta"))
+        .values("total")
+    )
     runs = (
         Run.objects.filter(status__in=ACTIVE_RUN_STATUSES)
         .select_related("project")
-        .annotate(current_step=Subquery(current_step), cost_so_far=Subquery(cost))
+        .annotate(
+            current_step=Subquery(current_step),
+            cost_so_far=Coalesce(Subquery(cost), ZERO) + Coalesce(Subquery(corrections), ZERO),
+        )
         .order_by("requested_at")[:limit]
     )
     return [
@@ -110,7 +120,7 @@ def active_runs(*, limit: int = 50) -> list[ActiveRun]:
             requested_at=run.requested_at,
             started_at=run.started_at,
             current_step=run.current_step,
-            cost_so_far=run.cost_so_far or ZERO,
+            cost_so_far=run.cost_so_far,
         )
         for run in runs
     ]

@@ -10,10 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.domain.pricing import (
+    CallCost,
+    ContractOverride,
     PricePoint,
     PriceSchedule,
     TokenCounts,
     TokenPrices,
+    call_cost,
     priced,
     quantize_cents,
     token_cost,
@@ -90,4 +93,79 @@ def test_embedding_models_price_input_only():
     assert (
         priced(schedule, "openai", "gpt-x", jan, TokenCounts(input_tokens=10, output_tokens=5))
         is None
+    )
+
+
+def test_tiered_prices_apply_per_request_to_all_tokens():
+    jan = datetime(2026, 1, 1, tzinfo=UTC)
+    points = [
+        PricePoint("google", "g", "input", Decimal("1.25"), jan, entry_id=1),
+        PricePoint("google", "g", "input", Decimal("2.50"), jan, entry_id=2, tier_start=200_000),
+        PricePoint("google", "g", "output", Decimal(10), jan, entry_id=3),
+        PricePoint("google", "g", "output", Decimal(15), jan, entry_id=4, tier_start=200_000),
+    ]
+    schedule = PriceSchedule(points)
+    small = priced(schedule, "google", "g", jan, TokenCounts(input_tokens=200_000))
+    large = priced(
+        schedule, "google", "g", jan, TokenCounts(input_tokens=200_001, output_tokens=1_000)
+    )
+    assert small == (Decimal("0.2500000000"), 1)
+    # the cliff: every token of the large request pays the tier price
+    assert large == (Decimal("0.5150025000"), 2)
+    # two small requests that together exceed the tier are still priced at the base rate
+    assert small[0] * 2 == Decimal("0.5000000000")
+
+
+def test_contract_overrides_discount_or_replace_book_prices():
+    jan, jun = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+    schedule = PriceSchedule(_points("input", (jan, "2")) + _points("output", (jan, "8")))
+    tokens = TokenCounts(input_tokens=1_000_000, output_tokens=100_000)
+    book = call_cost(schedule, [], "openai", "gpt-x", jun, tokens)
+    assert book == CallCost(Decimal("2.8000000000"), 0, None)
+    provider_wide = ContractOverride(7, "openai", "", jan, discount_percent=Decimal(10))
+    for_model = ContractOverride(
+        8, "openai", "gpt-x", jun, prices=TokenPrices(input=Decimal(1), output=Decimal(4))
+    )
+    assert call_cost(schedule, [provider_wide], "openai", "gpt-x", jun, tokens) == CallCost(
+        Decimal("2.5200000000"), 0, 7
+    )
+    # the model-specific override wins once in force; before that the discount applies
+    both = [provider_wide, for_model]
+    assert call_cost(schedule, both, "openai", "gpt-x", jun, tokens) == CallCost(
+        Decimal("1.4000000000"), None, 8
+    )
+    may = datetime(2026, 5, 31, tzinfo=UTC)
+    assert call_cost(schedule, both, "openai", "gpt-x", may, tokens).override_ref == 7
+    # a custom price can price a model the book does not know
+    own = ContractOverride(
+        9,
+        "self-hosted",
+        "coder",
+        jan,
+        prices=TokenPrices(input=Decimal("0.5"), output=Decimal("0.5")),
+    )
+    assert call_cost(schedule, [own], "self-hosted", "coder", jun, tokens).cost == Decimal(
+        "0.5500000000"
+    )
+    assert call_cost(schedule, [], "self-hosted", "coder", jun, tokens) is None
+
+
+@given(
+    input_tokens=st.integers(0, 400_000),
+    period=st.integers(0, 2),
+)
+def test_memoised_lookup_equals_a_fresh_lookup(input_tokens, period):
+    dates = [datetime(2026, m, 1, tzinfo=UTC) for m in (1, 3, 5)]
+    points = [
+        PricePoint(
+            "p", "m", kind, Decimal(n + i + 1), dates[i], entry_id=10 * i + n, tier_start=tier
+        )
+        for i in range(3)
+        for n, (kind, tier) in enumerate([("input", 0), ("input", 128_000), ("output", 0)])
+    ]
+    at = dates[period]
+    memoised = PriceSchedule(points)
+    memoised.resolve("p", "m", dates[0], 5)  # warm the memo with other keys
+    assert memoised.resolve("p", "m", at, input_tokens) == PriceSchedule(points).resolve(
+        "p", "m", at, input_tokens
     )

@@ -60,6 +60,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "cost",
         "cost_source",
         "price_ref",
+        "run_type",
+        "template",
         "received_at",
     ),
     "usage_infrausageevent": (
@@ -73,6 +75,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "resource_type",
         "quantity",
         "unit",
+        "run_type",
+        "template",
         "received_at",
     ),
 }
@@ -104,6 +108,7 @@ def _copy(table: str, rows: list[tuple]) -> None:
 def history_load(history: History, prices: PriceSchedule) -> LoadResult:
     """Insert ``history`` into the current (empty) tenant schema in one transaction."""
     job_refs = {j.id: j.job_id for j in history.jobs}
+    run_kinds = {r.id: (r.run_type, r.template_recipe_id) for r in history.runs}
     llm_rows = []
     total = Decimal(0)
     unpriced = 0
@@ -137,6 +142,7 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
                 cost,
                 source,
                 ref,
+                *run_kinds.get(e.run_id, ("", "")),
                 e.occurred_at,
             )
         )
@@ -197,6 +203,7 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
                     i.resource_type,
                     i.quantity,
                     i.unit,
+                    *run_kinds.get(i.run_id, ("", "")),
                     i.occurred_at,
                 )
                 for i in history.infra

@@ -46,6 +46,8 @@ LLM_COLUMNS = (
     "cost_source",
     "price_ref",
     "override_ref",
+    "run_type",
+    "template",
 )
 LLM_TEMP = """
 CREATE TEMP TABLE ingest_llm (
@@ -131,6 +133,8 @@ INFRA_COLUMNS = (
     "resource_type",
     "quantity",
     "unit",
+    "run_type",
+    "template",
 )
 INFRA_TEMP = """
 CREATE TEMP TABLE ingest_infra (

@@ -84,20 +84,20 @@ LLM_REBUILD = """
 INSERT INTO usage_llmusage{grain} ({bucket_column}, project_id, provider, model, operation,
     run_type, template, calls, unpriced_calls, input_tokens, output_tokens, cached_input_tokens,
     cache_write_tokens, cost{latest_column})
-SELECT {bucket}, e.project_id, e.provider, e.model, e.operation, coalesce(r.run_type, ''),
-       coalesce(r.template_recipe_id, ''), count(*),
+SELECT {bucket}, e.project_id, e.provider, e.model, e.operation, e.run_type, e.template,
+       count(*),
        count(*) FILTER (WHERE e.cost_source = 'unpriced'), sum(e.input_tokens),
        sum(e.output_tokens), sum(e.cached_input_tokens), sum(e.cache_write_tokens),
        coalesce(sum(e.cost), 0){latest}
-FROM usage_llmusageevent e LEFT JOIN usage_run r ON r.id = e.run_id
+FROM usage_llmusageevent e
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 INFRA_REBUILD = """
 INSERT INTO usage_infrausage{grain} ({bucket_column}, project_id, resource_type, unit, run_type,
     template, events, quantity{latest_column})
-SELECT {bucket}, e.project_id, e.resource_type, e.unit, coalesce(r.run_type, ''),
-       coalesce(r.template_recipe_id, ''), count(*), sum(e.quantity){latest}
-FROM usage_infrausageevent e LEFT JOIN usage_run r ON r.id = e.run_id
+SELECT {bucket}, e.project_id, e.resource_type, e.unit, e.run_type, e.template, count(*),
+       sum(e.quantity){latest}
+FROM usage_infrausageevent e
 GROUP BY 1, 2, 3, 4, 5, 6
 """
 GRAINS = {  # grain: bucket column, bucket expression, freshness column

@@ -1,0 +1,146 @@
+"""Re-pricing a past period after a price correction, as auditable correction entries.
+
+Calls keep the cost they were stored with; each call whose price changed gets an
+``LlmCostCorrection`` (previous cost, new cost, delta, the price entry that now applies) and the
+hourly and daily rollups move by the delta in the call's own hour and day. Client-supplied costs
+are never re-priced. Running it again changes nothing; it works in chunks of calls, each in its
+own transaction, so a long period does not hold one huge transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import connection, transaction
+
+from usage.models import CostSource, LlmCostCorrection, LlmUsageEvent
+from usage.pricing import Pricer
+
+CHUNK = 5000
+ZERO = Decimal(0)
+
+
+@dataclass
+class RepriceResult:
+    examined: int = 0
+    corrected: int = 0
+    newly_priced: int = 0
+    delta: Decimal = ZERO
+
+
+def _current_costs(event_ids: list[int]) -> dict[int, Decimal | None]:
+    """The latest corrected cost of events that have corrections."""
+    rows = (
+        LlmCostCorrection.objects.filter(event_id__in=event_ids)
+        .order_by("event_id", "id")
+        .values_list("event_id", "new_cost")
+    )
+    return dict(rows)  # ordered by id: each event's latest correction wins
+
+
+def llm_reprice(
+    *, start: datetime, end: datetime, pricer: Pricer, reason: str, dry_run: bool = False
+) -> RepriceResult:
+    """Re-price the current schema's calls with ``start <= occurred_at < end``."""
+    result = RepriceResult()
+    last_id = 0
+    while True:
+        with transaction.atomic():
+            events = list(
+                LlmUsageEvent.objects.select_for_update()
+                .filter(occurred_at__gte=start, occurred_at__lt=end, id__gt=last_id)
+                .exclude(cost_source=CostSource.CLIENT)
+                .order_by("id")[:CHUNK]
+            )
+            if not events:
+                return result
+            last_id = events[-1].id
+            result.examined += len(events)
+            corrected = _chunk_reprice(events, pricer, reason, result)
+            if corrected and not dry_run:
+                LlmCostCorrection.objects.bulk_create(corrected)
+                _rollups_adjust(events, corrected)
+
+
+def _chunk_reprice(
+    events: list[LlmUsageEvent], pricer: Pricer, reason: str, result: RepriceResult
+) -> list[LlmCostCorrection]:
+    current = _current_costs([e.id for e in events])
+    corrections = []
+    for e in events:
+        before = current.get(e.id, e.cost)
+        priced = pricer.price(
+            provider=e.provider,
+            model=e.model,
+            at=e.occurred_at,
+            input_tokens=e.input_tokens,
+            output_tokens=e.output_tokens,
+            cached_input_tokens=e.cached_input_tokens,
+            cache_write_tokens=e.cache_write_tokens,
+        )
+        after = priced.cost if priced else None
+        if after == before:
+            continue
+        delta = (after or ZERO) - (before or ZERO)
+        result.corrected += 1
+        result.delta += delta
+        result.newly_priced += before is None
+        corrections.append(
+            LlmCostCorrection(
+                event=e,
+                run_id=e.run_id,
+                previous_cost=before,
+                new_cost=after,
+                delta=delta,
+                price_ref=priced.price_ref if priced else None,
+                override_ref=priced.override_ref if priced else None,
+                reason=reason[:200],
+            )
+        )
+    return corrections
+
+
+def _rollups_adjust(events: list[LlmUsageEvent], corrections: list[LlmCostCorrection]) -> None:
+    by_id = {e.id: e for e in events}
+    hourly: dict[tuple, list] = defaultdict(lambda: [ZERO, 0])
+    for c in corrections:
+        e = by_id[c.event_id]
+        key = (
+            e.occurred_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
+            e.project_id,
+            e.provider,
+            e.model,
+            e.operation,
+            e.run_type,
+            e.template,
+        )
+        hourly[key][0] += c.delta
+        hourly[key][1] += (c.new_cost is None) - (c.previous_cost is None)
+    keys = sorted(hourly)
+    columns = list(zip(*keys, strict=True))
+    params = [list(col) for col in columns] + [
+        [hourly[k][0] for k in keys],
+        [hourly[k][1] for k in keys],
+    ]
+    with connection.cursor() as cursor:
+        for table, bucket, expression in (
+            ("usage_llmusagehourly", "hour", "v.hour"),
+            ("usage_llmusagedaily", "day", "(v.hour AT TIME ZONE 'UTC')::date"),
+        ):
+            cursor.execute(
+                f"UPDATE {table} AS r SET cost = r.cost + x.d, "  # noqa: S608 - fixed names
+                "unpriced_calls = r.unpriced_calls + x.u "
+                f"FROM (SELECT {expression} AS bucket, project_id, provider, model, operation,"
+                " run_type, template, sum(d) AS d, sum(u) AS u FROM unnest(%s::timestamptz[],"
+                " %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::numeric[], %s::int[]) AS v(hour, project_id, provider, model, operation,"
+                " run_type, template, d, u) GROUP BY 1, 2, 3, 4, 5, 6, 7) AS x "
+                f"WHERE r.{bucket} = x.bucket AND r.project_id = x.project_id"
+                " AND r.provider = x.provider AND r.model = x.model"
+                " AND r.operation = x.operation AND r.run_type = x.run_type"
+                " AND r.template = x.template",
+                params,
+            )

@@ -1,0 +1,159 @@
+"""Re-pricing a period writes correction entries and moves the rollups, never history."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Sum
+from django_tenants.utils import schema_context
+
+from billing.platform.models import TenantPriceOverride
+from tests.support import add_llm_call
+from usage import selectors
+from usage.models import LlmCostCorrection, LlmUsageDaily, LlmUsageEvent, LlmUsageHourly, Project
+from usage.pricing import pricer_for
+from usage.services.reprice import llm_reprice
+
+pytestmark = pytest.mark.django_db
+
+DAY = datetime(2026, 10, 14, 9, 30, tzinfo=UTC)
+
+
+def _ingest_priced(alpha, count=3):
+    from usage.domain.events import LlmEventIn
+    from usage.services.ingest import events_ingest
+
+    with schema_context(alpha.schema):
+        events = [
+            LlmEventIn(
+                index=i,
+                event_id=f"p-{i}",
+                occurred_at=DAY + timedelta(minutes=i),
+                project="checkout",
+                run_id="",
+                job_id="",
+                tenant="",
+                provider="openai",
+                model="gpt-4.1",
+                operation="chat",
+                input_tokens=1_000_000,
+                output_tokens=0,
+                cached_input_tokens=0,
+                cache_write_tokens=0,
+                cost=None,
+            )
+            for i in range(count)
+        ]
+        events_ingest(events=events, pricer=pricer_for(alpha.tenant))
+
+
+def _rollup_cost(model):
+    return model.objects.aggregate(c=Sum("cost"))["c"]
+
+
+def test_a_price_correction_becomes_correction_entries(alpha):
+    _ingest_priced(alpha)
+    with schema_context(alpha.schema):
+        original = LlmUsageEvent.objects.get(event_id="p-0").cost
+        assert original == Decimal("2.0000000000")  # gpt-4.1: $2 per million input tokens
+    TenantPriceOverride.objects.create(
+        tenant=alpha.tenant,
+        provider="openai",
+        model="gpt-4.1",
+        discount_percent=Decimal(25),
+        effective_from=datetime(2026, 10, 1, tzinfo=UTC),
+    )
+    with schema_context(alpha.schema):
+        result = llm_reprice(
+            start=datetime(2026, 10, 1, tzinfo=UTC),
+            end=datetime(2026, 11, 1, tzinfo=UTC),
+            pricer=pricer_for(alpha.tenant),
+            reason="contract signed late",
+        )
+        assert (result.examined, result.corrected) == (3, 3)
+        assert result.delta == Decimal("-1.5000000000")
+        correction = LlmCostCorrection.objects.get(event__event_id="p-0")
+        assert (correction.previous_cost, correction.new_cost) == (Decimal(2), Decimal("1.5"))
+        assert correction.override_ref is not None
+        # history is kept: the stored cost did not change
+        assert LlmUsageEvent.objects.get(event_id="p-0").cost == original
+        assert _rollup_cost(LlmUsageHourly) == _rollup_cost(LlmUsageDaily) == Decimal("4.5")
+        again = llm_reprice(
+            start=datetime(2026, 10, 1, tzinfo=UTC),
+            end=datetime(2026, 11, 1, tzinfo=UTC),
+            pricer=pricer_for(alpha.tenant),
+            reason="again",
+        )
+        assert again.corrected == 0
+        assert LlmCostCorrection.objects.count() == 3
+
+
+def test_unpriced_calls_get_priced_when_a_price_appears(alpha):
+    with schema_context(alpha.schema):
+        project = Project.objects.create(slug="p", name="P")
+        add_llm_call(
+            project=project,
+            run=None,
+            event_id="u",
+            at=DAY,
+            cost=None,
+            input_tokens=2_000_000,
+            output_tokens=0,
+        )
+        assert LlmUsageHourly.objects.get().unpriced_calls == 1
+    TenantPriceOverride.objects.create(
+        tenant=alpha.tenant,
+        provider="self-hosted",
+        model="model-without-a-price",
+        input_per_mtok=Decimal("0.10"),
+        output_per_mtok=Decimal("0.10"),
+        effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    with schema_context(alpha.schema):
+        result = llm_reprice(
+            start=DAY - timedelta(days=1),
+            end=DAY + timedelta(days=1),
+            pricer=pricer_for(alpha.tenant),
+            reason="in-house model costed",
+        )
+        hour = LlmUsageHourly.objects.get()
+        totals = selectors.token_totals(
+            start=DAY - timedelta(hours=1), end=DAY + timedelta(hours=1)
+        )
+    assert (result.corrected, result.newly_priced) == (1, 1)
+    assert (hour.cost, hour.unpriced_calls) == (Decimal("0.2"), 0)
+    assert totals.cost == Decimal("0.2") and totals.unpriced_calls == 0
+
+
+def test_client_costs_are_never_repriced_and_dry_run_changes_nothing(alpha):
+    with schema_context(alpha.schema):
+        project = Project.objects.create(slug="p", name="P")
+        add_llm_call(project=project, run=None, event_id="c", at=DAY, cost=Decimal("9"))
+    _ingest_priced(alpha, count=1)
+    TenantPriceOverride.objects.create(
+        tenant=alpha.tenant,
+        discount_percent=Decimal(50),
+        effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    out = io.StringIO()
+    call_command(
+        "reprice",
+        "--tenant",
+        "alpha",
+        "--start",
+        "2026-10-01",
+        "--end",
+        "2026-11-01",
+        "--reason",
+        "check",
+        "--dry-run",
+        stdout=out,
+    )
+    assert "2 calls examined" not in out.getvalue()
+    assert "1 calls examined, would correct 1" in out.getvalue()
+    with schema_context(alpha.schema):
+        assert not LlmCostCorrection.objects.exists()
