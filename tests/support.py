@@ -55,6 +55,29 @@ def bearer(raw: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
 
 
+def llm_event_in(event_id: str, at: datetime, **fields: object) -> LlmEventIn:
+    """A validated LLM event as the ingest service takes it (defaults: a priced OpenAI call)."""
+    values: dict[str, object] = {
+        "index": 0,
+        "event_id": event_id,
+        "occurred_at": at,
+        "project": "checkout",
+        "run_id": "",
+        "job_id": "",
+        "tenant": "",
+        "provider": "openai",
+        "model": "gpt-4.1",
+        "operation": "generation",
+        "input_tokens": 1000,
+        "output_tokens": 100,
+        "cached_input_tokens": 0,
+        "cache_write_tokens": 0,
+        "cost": None,
+    }
+    values.update(fields)
+    return LlmEventIn(**values)  # type: ignore[arg-type]
+
+
 def add_llm_call(
     *,
     project: Project,
@@ -70,21 +93,15 @@ def add_llm_call(
     schema. A given cost is client-supplied; ``cost=None`` sends a model no price book knows, so
     the call is stored as unpriced."""
     tenant = Tenant.objects.get(schema_name=connection.schema_name)
-    event = LlmEventIn(
-        index=0,
-        event_id=event_id,
-        occurred_at=at,
+    event = llm_event_in(
+        event_id,
+        at,
         project=project.slug,
         run_id=run.run_id if run else "",
-        job_id="",
-        tenant="",
         provider="anthropic" if cost is not None else "self-hosted",
         model=model if cost is not None else "model-without-a-price",
-        operation="generation",
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        cached_input_tokens=0,
-        cache_write_tokens=0,
         cost=cost,
     )
     events_ingest(events=[event], pricer=pricer_for(tenant))

@@ -79,11 +79,22 @@ def test_price_override_command_validates_and_creates(alpha):
     with pytest.raises(CommandError, match="either --discount or custom prices"):
         call_command("price_override", "--tenant", "alpha", stdout=io.StringIO())
     with pytest.raises(CommandError, match="0 to 100"):
-        call_command("price_override", "--tenant", "alpha", "--discount", "120",
-                     stdout=io.StringIO())
+        call_command(
+            "price_override", "--tenant", "alpha", "--discount", "120", stdout=io.StringIO()
+        )
     with pytest.raises(CommandError, match="--output"):
         call_command("price_override", "--tenant", "alpha", "--input", "1", stdout=io.StringIO())
-    call_command("price_override", "--tenant", "alpha", "--provider", "openai", "--discount",
-                 "12.5", "--from", "2026-10-01", stdout=io.StringIO())
+    call_command(
+        "price_override",
+        "--tenant",
+        "alpha",
+        "--provider",
+        "openai",
+        "--discount",
+        "12.5",
+        "--from",
+        "2026-10-01",
+        stdout=io.StringIO(),
+    )
     override = TenantPriceOverride.objects.get()
     assert (override.provider, override.discount_percent) == ("openai", Decimal("12.5"))

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 
 from billing.domain.pricing import PriceSchedule, TokenCounts, priced
 from factory_portal.demo.generate import History
+from usage.services.ingest import INFRA_COLUMNS, LLM_COLUMNS
 from usage.services.rollups import rollups_rebuild
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -42,43 +43,9 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "failure_type",
         "updated_at",
     ),
-    "usage_llmusageevent": (
-        "id",
-        "event_id",
-        "occurred_at",
-        "project_id",
-        "run_id",
-        "job_id",
-        "job_ref",
-        "provider",
-        "model",
-        "operation",
-        "input_tokens",
-        "output_tokens",
-        "cached_input_tokens",
-        "cache_write_tokens",
-        "cost",
-        "cost_source",
-        "price_ref",
-        "run_type",
-        "template",
-        "received_at",
-    ),
-    "usage_infrausageevent": (
-        "id",
-        "event_id",
-        "occurred_at",
-        "project_id",
-        "run_id",
-        "job_id",
-        "job_ref",
-        "resource_type",
-        "quantity",
-        "unit",
-        "run_type",
-        "template",
-        "received_at",
-    ),
+    # The event tables take the ingest path's columns, plus the ids the generator assigned.
+    "usage_llmusageevent": ("id", *LLM_COLUMNS, "received_at"),
+    "usage_infrausageevent": ("id", *INFRA_COLUMNS, "received_at"),
 }
 
 
@@ -142,6 +109,7 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
                 cost,
                 source,
                 ref,
+                None,  # no contract override in the demo
                 *run_kinds.get(e.run_id, ("", "")),
                 e.occurred_at,
             )

@@ -15,8 +15,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from billing.platform.models import PriceBookEntry, TenantPriceOverride
-from tests.support import bearer, host_client, key_for
-from usage.domain.events import LlmEventIn
+from tests.support import bearer, host_client, key_for, llm_event_in
 from usage.models import (
     CostSource,
     InfraUsageEvent,
@@ -276,22 +275,15 @@ def test_ten_concurrent_senders_store_each_event_once(alpha, django_db_blocker):
     events at once: every event is stored once and counted once in the rollups."""
     now = timezone.now() - timedelta(minutes=5)
     events = [
-        LlmEventIn(
+        llm_event_in(
+            f"conc-{i}",
+            now,
             index=i,
-            event_id=f"conc-{i}",
-            occurred_at=now,
             project="concurrency",
-            run_id="",
-            job_id="",
-            tenant="",
             provider="anthropic",
             model="claude-sonnet-4-5",
-            operation="generation",
             input_tokens=100,
             output_tokens=10,
-            cached_input_tokens=0,
-            cache_write_tokens=0,
-            cost=None,
         )
         for i in range(200)
     ]

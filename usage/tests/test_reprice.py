@@ -12,10 +12,11 @@ from django.db.models import Sum
 from django_tenants.utils import schema_context
 
 from billing.platform.models import TenantPriceOverride
-from tests.support import add_llm_call
+from tests.support import add_llm_call, llm_event_in
 from usage import selectors
 from usage.models import LlmCostCorrection, LlmUsageDaily, LlmUsageEvent, LlmUsageHourly, Project
 from usage.pricing import pricer_for
+from usage.services.ingest import events_ingest
 from usage.services.reprice import llm_reprice
 
 pytestmark = pytest.mark.django_db
@@ -24,27 +25,10 @@ DAY = datetime(2026, 10, 14, 9, 30, tzinfo=UTC)
 
 
 def _ingest_priced(alpha, count=3):
-    from usage.domain.events import LlmEventIn
-    from usage.services.ingest import events_ingest
-
     with schema_context(alpha.schema):
         events = [
-            LlmEventIn(
-                index=i,
-                event_id=f"p-{i}",
-                occurred_at=DAY + timedelta(minutes=i),
-                project="checkout",
-                run_id="",
-                job_id="",
-                tenant="",
-                provider="openai",
-                model="gpt-4.1",
-                operation="chat",
-                input_tokens=1_000_000,
-                output_tokens=0,
-                cached_input_tokens=0,
-                cache_write_tokens=0,
-                cost=None,
+            llm_event_in(
+                f"p-{i}", DAY + timedelta(minutes=i), input_tokens=1_000_000, output_tokens=0
             )
             for i in range(count)
         ]
