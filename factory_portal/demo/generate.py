@@ -184,7 +184,6 @@ class JobRow:
 
 @dataclass
 class LlmRow:
-    id: int
     event_id: str
     occurred_at: datetime
     project_id: int
@@ -201,7 +200,6 @@ class LlmRow:
 
 @dataclass
 class InfraRow:
-    id: int
     event_id: str
     occurred_at: datetime
     project_id: int
@@ -464,7 +462,6 @@ def _llm_calls(
             previous_prompt = input_tokens
         history.llm.append(
             LlmRow(
-                id=ids("llm"),
                 event_id=_uuid(rng),
                 occurred_at=at,
                 project_id=project.id,
@@ -494,7 +491,6 @@ def _compute_usage(
     cpu_seconds = duration_s * step.cores * rng.uniform(0.3, 0.9)
     history.infra.append(
         InfraRow(
-            ids("infra"),
             _uuid(rng),
             job.finished_at or job.started_at,
             project.id,
@@ -520,7 +516,6 @@ def _run_usage(
     history.infra.extend(
         [
             InfraRow(
-                ids("infra"),
                 _uuid(rng),
                 at,
                 project.id,
@@ -531,7 +526,6 @@ def _run_usage(
                 "gb_hours",
             ),
             InfraRow(
-                ids("infra"),
                 _uuid(rng),
                 at,
                 project.id,
@@ -542,7 +536,6 @@ def _run_usage(
                 "gb",
             ),
             InfraRow(
-                ids("infra"),
                 _uuid(rng),
                 at,
                 project.id,

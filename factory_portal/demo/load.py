@@ -43,9 +43,9 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "failure_type",
         "updated_at",
     ),
-    # The event tables take the ingest path's columns, plus the ids the generator assigned.
-    "usage_llmusageevent": ("id", *LLM_COLUMNS, "received_at"),
-    "usage_infrausageevent": ("id", *INFRA_COLUMNS, "received_at"),
+    # The event tables take the ingest path's columns (their key is the event id).
+    "usage_llmusageevent": (*LLM_COLUMNS, "received_at"),
+    "usage_infrausageevent": (*INFRA_COLUMNS, "received_at"),
 }
 
 
@@ -59,12 +59,14 @@ class LoadResult:
     cost: Decimal
 
 
-def _copy(table: str, rows: list[tuple]) -> None:
+def _copy(table: str, rows: list[tuple], *, serial: bool = True) -> None:
     columns = TABLE_COLUMNS[table]
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+        if not serial:
+            return
         # Table names come from TABLE_COLUMNS above, never from input.
         cursor.execute(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(MAX(id), 1))"  # noqa: S608
@@ -92,7 +94,6 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
             total += cost
         llm_rows.append(
             (
-                e.id,
                 e.event_id,
                 e.occurred_at,
                 e.project_id,
@@ -156,12 +157,11 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
                 for j in history.jobs
             ],
         )
-        _copy("usage_llmusageevent", llm_rows)
+        _copy("usage_llmusageevent", llm_rows, serial=False)
         _copy(
             "usage_infrausageevent",
             [
                 (
-                    i.id,
                     i.event_id,
                     i.occurred_at,
                     i.project_id,
@@ -176,6 +176,7 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
                 )
                 for i in history.infra
             ],
+            serial=False,
         )
         rollups_rebuild()
     return LoadResult(

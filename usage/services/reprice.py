@@ -31,11 +31,11 @@ class RepriceResult:
     delta: Decimal = ZERO
 
 
-def _current_costs(event_ids: list[int]) -> dict[int, Decimal | None]:
+def _current_costs(event_ids: list[str]) -> dict[str, Decimal | None]:
     """The latest corrected cost of events that have corrections."""
     rows = (
         LlmCostCorrection.objects.filter(event_id__in=event_ids)
-        .order_by("event_id", "id")
+        .order_by("event_id", "id")  # correction ids grow: each event's latest comes last
         .values_list("event_id", "new_cost")
     )
     return dict(rows)  # ordered by id: each event's latest correction wins
@@ -46,18 +46,18 @@ def llm_reprice(
 ) -> RepriceResult:
     """Re-price the current schema's calls with ``start <= occurred_at < end``."""
     result = RepriceResult()
-    last_id = 0
+    last_id = ""
     while True:
         with transaction.atomic():
             events = list(
                 LlmUsageEvent.objects.select_for_update()
-                .filter(occurred_at__gte=start, occurred_at__lt=end, id__gt=last_id)
+                .filter(occurred_at__gte=start, occurred_at__lt=end, event_id__gt=last_id)
                 .exclude(cost_source=CostSource.CLIENT)
-                .order_by("id")[:CHUNK]
+                .order_by("event_id")[:CHUNK]
             )
             if not events:
                 return result
-            last_id = events[-1].id
+            last_id = events[-1].event_id
             result.examined += len(events)
             corrected = _chunk_reprice(events, pricer, reason, result)
             if corrected and not dry_run:
@@ -68,10 +68,10 @@ def llm_reprice(
 def _chunk_reprice(
     events: list[LlmUsageEvent], pricer: Pricer, reason: str, result: RepriceResult
 ) -> list[LlmCostCorrection]:
-    current = _current_costs([e.id for e in events])
+    current = _current_costs([e.event_id for e in events])
     corrections = []
     for e in events:
-        before = current.get(e.id, e.cost)
+        before = current.get(e.event_id, e.cost)
         priced = pricer.price(
             provider=e.provider,
             model=e.model,
@@ -104,7 +104,7 @@ def _chunk_reprice(
 
 
 def _rollups_adjust(events: list[LlmUsageEvent], corrections: list[LlmCostCorrection]) -> None:
-    by_id = {e.id: e for e in events}
+    by_id = {e.event_id: e for e in events}
     hourly: dict[tuple, list] = defaultdict(lambda: [ZERO, 0])
     for c in corrections:
         e = by_id[c.event_id]
