@@ -6,17 +6,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 
-@dataclass(frozen=True)
-class PricedCall:
+class PricedCall(NamedTuple):
     cost: Decimal  # USD, 10 decimal places
     price_ref: int | None  # price book entry id
     override_ref: int | None  # tenant contract override id

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("0.0000000001")  # stored costs keep 10 decimal places
@@ -20,8 +21,9 @@ CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 
 
-@dataclass(frozen=True)
-class TokenCounts:
+# Value objects built once per priced call are NamedTuples: as immutable as frozen dataclasses,
+# and much cheaper to build on the ingest path.
+class TokenCounts(NamedTuple):
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
@@ -202,8 +204,7 @@ def override_in_force(
     return max(candidates, key=lambda o: (o.specificity, o.effective_from), default=None)
 
 
-@dataclass(frozen=True)
-class CallCost:
+class CallCost(NamedTuple):
     """What one call cost (USD, 10 decimal places) and which price entry and override said so."""
 
     cost: Decimal

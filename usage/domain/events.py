@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_TOKENS = 10**12
 MAX_COST = Decimal(10**9)
@@ -50,8 +50,9 @@ class FieldError:
         return {"index": self.index, "field": self.field, "message": self.message}
 
 
-@dataclass(frozen=True, slots=True)
-class LlmEventIn:
+# Events are NamedTuples: immutable like frozen dataclasses, but built several times faster,
+# which matters at 10,000 events a request.
+class LlmEventIn(NamedTuple):
     index: int
     event_id: str
     occurred_at: datetime
@@ -69,8 +70,7 @@ class LlmEventIn:
     cost: Decimal | None  # supplied by the client: it wins over the price book
 
 
-@dataclass(frozen=True, slots=True)
-class InfraEventIn:
+class InfraEventIn(NamedTuple):
     index: int
     event_id: str
     occurred_at: datetime
@@ -121,11 +121,14 @@ def text_field(
         if required:
             raise Invalid(field, "is required")
         return default
-    if type(value) is not str or not value.strip():
+    if type(value) is not str:
+        raise Invalid(field, "must be a non-empty string")
+    stripped = value.strip()
+    if not stripped:
         raise Invalid(field, "must be a non-empty string")
     if len(value) > max_length or not value.isprintable():
         raise Invalid(field, f"must be at most {max_length} printable characters")
-    return value.strip()
+    return stripped
 
 
 def _count(item: dict[str, Any], field: str) -> int | None:
@@ -256,8 +259,8 @@ def event_parse(
         if kind not in ("llm", "infra"):
             raise Invalid("type", "must be 'llm' or 'infra'")
         allowed = LLM_FIELDS if kind == "llm" else INFRA_FIELDS
-        unknown = sorted(set(item) - allowed)
-        if unknown:
+        if not allowed.issuperset(item):
+            unknown = sorted(set(item) - allowed)
             raise Invalid(unknown[0], f"is not a field of {kind} events")
         common = _common(item, index, now, max_future, platform)
         return _llm(item, common) if kind == "llm" else _infra(item, common)
