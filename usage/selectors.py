@@ -10,14 +10,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, Max, OuterRef, Subquery, Sum
+from django.db.models import Count, F, Max, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from usage.models import (
     ACTIVE_RUN_STATUSES,
+    InfraUsageDaily,
     InfraUsageHourly,
     Job,
     LlmCostCorrection,
+    LlmUsageDaily,
     LlmUsageEvent,
     LlmUsageHourly,
     Project,
@@ -154,3 +156,46 @@ def _latest(rollup: type[LlmUsageHourly] | type[InfraUsageHourly]) -> datetime |
 
 def projects() -> list[Project]:
     return list(Project.objects.order_by("slug"))
+
+
+DRIVERS = ("tokens", "token_cost", "job_seconds", "cpu_seconds", "gb_hours", "runs")
+
+
+def allocation_drivers(*, start: date, end: date) -> dict[str, dict[str, Decimal]]:
+    """Usage quantities per driver and project slug for UTC days ``start <= day < end``: what
+    billing splits shared infrastructure cost by. Projects without usage are absent."""
+    drivers: dict[str, dict[str, Decimal]] = {name: {} for name in DRIVERS}
+    llm = (
+        LlmUsageDaily.objects.filter(day__gte=start, day__lt=end)
+        .values("project__slug")
+        .annotate(tokens=Sum(F("input_tokens") + F("output_tokens")), cost=Sum("cost"))
+    )
+    for row in llm:
+        drivers["tokens"][row["project__slug"]] = Decimal(row["tokens"])
+        drivers["token_cost"][row["project__slug"]] = row["cost"]
+    infra = (
+        InfraUsageDaily.objects.filter(
+            day__gte=start, day__lt=end, unit__in=["cpu_seconds", "gb_hours"]
+        )
+        .values("project__slug", "unit")
+        .annotate(quantity=Sum("quantity"))
+    )
+    for row in infra:
+        drivers[row["unit"]][row["project__slug"]] = row["quantity"]
+    for row in (
+        RunDaily.objects.filter(day__gte=start, day__lt=end)
+        .values("project__slug")
+        .annotate(runs=Sum("runs"))
+    ):
+        drivers["runs"][row["project__slug"]] = Decimal(row["runs"])
+    start_at = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    end_at = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    for row in (
+        Job.objects.filter(
+            started_at__gte=start_at, started_at__lt=end_at, duration_ms__isnull=False
+        )
+        .values("run__project__slug")
+        .annotate(ms=Sum("duration_ms"))
+    ):
+        drivers["job_seconds"][row["run__project__slug"]] = Decimal(row["ms"]) / 1000
+    return {name: {k: v for k, v in values.items() if v} for name, values in drivers.items()}

@@ -160,3 +160,103 @@ class CostPool(models.Model):
 
     def __str__(self) -> str:
         return f"{self.period:%Y-%m} {self.name}: {self.effective_cost} {self.currency}"
+
+
+class AllocationRule(models.Model):
+    """How the operator splits matching cost pools. Empty filters match any pool; the most
+    specific active rule wins. Every change bumps ``version``, which allocation lines record."""
+
+    class Method(models.TextChoices):
+        USAGE = "usage", "Usage-based"
+        PROPORTIONAL = "proportional", "Proportional"
+        FIXED_VARIABLE = "fixed_variable", "Fixed + variable"
+
+    class Driver(models.TextChoices):
+        TOKENS = "tokens", "Tokens"
+        TOKEN_COST = "token_cost", "Token cost"
+        JOB_SECONDS = "job_seconds", "Job-seconds"
+        CPU_SECONDS = "cpu_seconds", "CPU seconds"
+        GB_HOURS = "gb_hours", "GB-hours"
+        RUNS = "runs", "Runs"
+        EVEN = "even", "Evenly"
+
+    name = models.CharField(max_length=200)
+    provider = models.CharField(max_length=100, blank=True)
+    service_category = models.CharField(max_length=100, blank=True)
+    charge_category = models.CharField(max_length=32, blank=True)
+    method = models.CharField(max_length=16, choices=Method.choices)
+    driver = models.CharField(max_length=16, choices=Driver.choices)
+    fixed_amount = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    fixed_fraction = models.DecimalField(max_digits=7, decimal_places=6, null=True, blank=True)
+    fixed_split = models.CharField(max_length=8, default="even")  # even | weights
+    version = models.PositiveIntegerField(default=1)
+    active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def specificity(self) -> int:
+        return sum(bool(f) for f in (self.provider, self.service_category, self.charge_category))
+
+
+class AllocationRun(models.Model):
+    """The allocation of one billing period. A draft is recomputed from its inputs (same inputs,
+    same lines); a closed run is frozen and later changes become correction lines in the next
+    open period."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        CLOSED = "closed", "Closed"
+
+    period = models.DateField(unique=True)  # first day of the month
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    inputs_digest = models.CharField(max_length=64)
+    computed_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-period"]
+
+    def __str__(self) -> str:
+        return f"{self.period:%Y-%m} ({self.status})"
+
+
+class AllocationLine(models.Model):
+    """One share of a pool: to a tenant (level ``tenant``) or to one of its projects (level
+    ``project``), with how it was computed. ``tenant`` is empty on an unallocated line."""
+
+    run = models.ForeignKey(AllocationRun, on_delete=models.CASCADE, related_name="lines")
+    pool = models.ForeignKey(CostPool, on_delete=models.PROTECT, related_name="lines")
+    level = models.CharField(max_length=8)  # tenant | project
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="allocation_lines",
+    )
+    project = models.CharField(max_length=100, blank=True)  # '' on tenant lines; 'unallocated'
+    amount = models.DecimalField(max_digits=20, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    method = models.CharField(max_length=16)
+    driver = models.CharField(max_length=16)
+    driver_quantity = models.DecimalField(max_digits=30, decimal_places=6)
+    ratio = models.DecimalField(max_digits=12, decimal_places=10)
+    part = models.CharField(max_length=8)  # all | fixed | variable
+    rule = models.ForeignKey(
+        AllocationRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule_version = models.PositiveIntegerField()
+    corrects_period = models.DateField(null=True, blank=True)  # set on correction lines
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "tenant"], name="allocation_line_tenant_idx")]
+
+    def __str__(self) -> str:
+        who = self.tenant_id or "unallocated"
+        return f"{self.run.period:%Y-%m} {self.pool_id} -> {who}/{self.project}: {self.amount}"

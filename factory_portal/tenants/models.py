@@ -26,6 +26,8 @@ class Tenant(TenantMixin):
     currency = models.CharField(max_length=3, default="USD")
     timezone = models.CharField(max_length=64, default="UTC")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # Contract weight for fixed cost parts split "by weights" (see billing allocation).
+    contract_weight = models.DecimalField(max_digits=12, decimal_places=4, default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     # Newest usage timestamp of this tenant, refreshed by a periodic task: the data's freshness.
     usage_complete_until = models.DateTimeField(null=True, blank=True)
