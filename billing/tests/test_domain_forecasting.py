@@ -1,0 +1,96 @@
+"""Forecasting on synthetic series of known structure (pure, no database)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from billing.domain.forecasting import (
+    backtest,
+    budget_crossing,
+    choose_method,
+    daily_series,
+    forecast,
+)
+
+WEEKLY = np.array([1.0, 1.1, 1.05, 1.0, 0.95, 0.4, 0.3])
+
+
+def synthetic(days: int, *, level=100.0, trend=0.0, noise=5.0, seed=1, start="2025-01-06"):
+    rng = np.random.default_rng(seed)
+    t = np.arange(days)
+    values = (level + trend * t) * WEEKLY[t % 7] + rng.normal(0, noise, days)
+    return pd.Series(np.maximum(values, 0), index=pd.date_range(start, periods=days, freq="D"))
+
+
+def test_weekly_pattern_is_forecast_with_calibrated_intervals():
+    history = synthetic(200)
+    result = forecast(history, 28)
+    assert result.method in ("ets", "seasonal_naive")
+    truth = synthetic(228)[200:]
+    means = result.means
+    assert np.mean(np.abs(means - truth.to_numpy())) < 12  # noise sd is 5 at a level of 100
+    weekend = [i for i in range(28) if (result.start + timedelta(days=i)).weekday() >= 5]
+    weekday = [i for i in range(28) if i not in weekend]
+    assert means[weekend].mean() < 0.6 * means[weekday].mean()
+    lo, hi = np.quantile(result.paths, [0.10, 0.90], axis=1)
+    coverage = np.mean((truth.to_numpy() >= lo) & (truth.to_numpy() <= hi))
+    assert 0.6 <= coverage <= 1.0
+
+
+def test_trend_is_followed():
+    history = synthetic(300, level=50, trend=0.5, noise=2)
+    result = forecast(history, 14)
+    assert result.method == "ets"
+    last_week = history.to_numpy()[-7:].sum()
+    assert result.means[:7].sum() > last_week
+
+
+def test_ets_beats_seasonal_naive_on_noisy_series():
+    history = synthetic(400, noise=10)
+    ets = backtest(history, "ets")
+    naive = backtest(history, "seasonal_naive")
+    assert ets.mase < naive.mase
+    assert choose_method(history) == "ets"
+    assert 0.6 <= ets.coverage80 <= 1.0 and ets.coverage95 >= ets.coverage80
+
+
+def test_short_histories_and_zero_days():
+    assert forecast(synthetic(5), 7).method == "mean"
+    assert forecast(synthetic(20), 7).method == "seasonal_naive"
+    zeros = pd.Series(0.0, index=pd.date_range("2026-01-01", periods=60, freq="D"))
+    result = forecast(zeros, 30)
+    assert result.total(30).hi95 == Decimal("0.00")
+    sparse = synthetic(120)
+    sparse[sparse.index.day_of_week >= 5] = 0.0  # no runs at weekends
+    assert (forecast(sparse, 14).means >= 0).all()
+
+
+def test_month_total_interval_is_the_interval_of_the_sum():
+    history = synthetic(200)
+    result = forecast(history, 30)
+    total = result.total(30)
+    days = [result.day(i) for i in range(30)]
+    assert total.lo80 <= total.mean <= total.hi80 <= total.hi95
+    # narrower than adding up daily bounds, which would assume every day is extreme together
+    assert total.hi95 - total.lo95 < sum(d.hi95 - d.lo95 for d in days)
+
+
+def test_budget_crossing_date_and_interval():
+    steady = pd.Series(10.0, index=pd.date_range("2026-10-01", periods=60, freq="D"))
+    result = forecast(steady, 30, method="mean")
+    crossing = budget_crossing(result, spent=Decimal(50), budget=Decimal(100))
+    assert crossing.expected == result.start + timedelta(days=4)  # 5 more days of $10
+    assert crossing.probability == 1.0
+    never = budget_crossing(result, spent=Decimal(0), budget=Decimal(10_000))
+    assert never.expected is None and never.probability < 0.5
+    already = budget_crossing(result, spent=Decimal(120), budget=Decimal(100))
+    assert already.expected < result.start
+
+
+def test_daily_series_fills_missing_days_with_zero():
+    series = daily_series({date(2026, 10, 2): Decimal("3.5")}, date(2026, 10, 1), date(2026, 10, 3))
+    assert series.tolist() == [0.0, 3.5, 0.0]
