@@ -186,13 +186,15 @@ def backtest(
     return Backtest(method, mase, float(np.mean(smapes)), inside80 / count, inside95 / count)
 
 
-def choose_method(history: pd.Series) -> str:
+def choose_method(history: pd.Series) -> tuple[str, dict[str, Backtest]]:
+    """The method with the lowest backtest MASE (ties go to seasonal naive), and the backtests."""
     if len(history) < MIN_FOR_MODEL:
-        return "mean" if len(history) < SEASON * 2 else "seasonal_naive"
-    scored = [b for m in ("ets", "seasonal_naive") if (b := backtest(history, m)) is not None]
+        return ("mean" if len(history) < SEASON * 2 else "seasonal_naive"), {}
+    scored = {m: b for m in ("ets", "seasonal_naive") if (b := backtest(history, m)) is not None}
     if not scored:
-        return "seasonal_naive"
-    return min(scored, key=lambda b: (b.mase, b.method != "seasonal_naive")).method
+        return "seasonal_naive", {}
+    best = min(scored.values(), key=lambda b: (b.mase, b.method != "seasonal_naive"))
+    return best.method, scored
 
 
 def forecast(
@@ -201,7 +203,7 @@ def forecast(
     """Forecast ``horizon`` days after the last day of ``history`` (a daily series)."""
     if len(history) == 0:
         raise ValueError("no history to forecast from")
-    chosen = method or choose_method(history)
+    chosen = method or choose_method(history)[0]
     means, paths = _fit(history.to_numpy(dtype=float), chosen, horizon, np.random.default_rng(seed))
     start = (history.index[-1] + pd.Timedelta(days=1)).date()
     return Forecast(chosen, start, means, paths)
