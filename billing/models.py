@@ -1,4 +1,52 @@
-"""Per-tenant billing tables (budgets, allocation results) arrive with the billing issue.
+"""Per-tenant billing tables: budgets and cost forecasts (tenant schema).
 
-Platform-wide billing data (the price book) lives in ``billing.platform``, in the public schema.
+Platform-wide billing data (price book, cost pools, allocation) lives in ``billing.platform``.
 """
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+
+def default_thresholds() -> list[int]:
+    return [50, 80, 100]
+
+
+class Budget(models.Model):
+    """A monthly budget for the tenant (``project`` empty) or one project, with percent thresholds
+    watched on actual and on forecast spend."""
+
+    project = models.CharField(max_length=100, blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    thresholds = ArrayField(models.PositiveSmallIntegerField(), default=default_thresholds)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project"], name="budget_one_per_scope"),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="budget_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project or 'tenant'}: {self.amount}/month"
+
+
+class CostForecast(models.Model):
+    """The latest forecast of daily AI cost for the tenant (``project`` empty) or a project.
+    Amounts are USD strings with cents, kept as computed (JSON)."""
+
+    project = models.CharField(max_length=100, blank=True, unique=True)
+    computed_at = models.DateTimeField()
+    method = models.CharField(max_length=20)
+    start = models.DateField()  # first forecast day
+    # [[day, mean, lo80, hi80, lo95, hi95, cumulative mean, cumulative lo80, cumulative hi80]]
+    # for 90 days; the cumulative bounds are quantiles of the simulated running totals.
+    daily = models.JSONField()
+    month_end = models.JSONField()  # rest of the month: mean, lo80, hi80, lo95, hi95
+    next_30 = models.JSONField()
+    next_90 = models.JSONField()
+    backtest = models.JSONField(default=dict)  # method -> {mase, smape, coverage80, coverage95}
+
+    def __str__(self) -> str:
+        return f"forecast {self.project or 'tenant'} from {self.start} ({self.method})"

@@ -12,6 +12,10 @@ import os
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
+# Forecasting fits many small models: one BLAS thread per worker process is much faster than
+# several threads fighting over the same cores (set before numpy is first imported).
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 app = CeleryApp("factory_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -212,6 +212,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "factory_portal.tenants.tasks.tenants_freshness_refresh",
         "schedule": 300.0,
     },
+    "forecasts-refresh": {
+        "task": "billing.tasks.forecasts_refresh_all",
+        "schedule": 6 * 3600.0,
+    },
 }
 
 # --- REST framework -----------------------------------------------------------------------------

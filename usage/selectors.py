@@ -199,3 +199,20 @@ def allocation_drivers(*, start: date, end: date) -> dict[str, dict[str, Decimal
     ):
         drivers["job_seconds"][row["run__project__slug"]] = Decimal(row["ms"]) / 1000
     return {name: {k: v for k, v in values.items() if v} for name, values in drivers.items()}
+
+
+def daily_token_cost(*, start: date, end: date, project: str = "") -> dict[date, Decimal]:
+    """AI (token) cost per UTC day for ``start <= day <= end``, for the tenant or one project;
+    days without cost are absent. Includes re-pricing corrections (they move the rollups)."""
+    rows = LlmUsageDaily.objects.filter(day__gte=start, day__lte=end)
+    if project:
+        rows = rows.filter(project__slug=project)
+    return {row["day"]: row["cost"] for row in rows.values("day").annotate(cost=Sum("cost"))}
+
+
+def first_usage_day() -> date | None:
+    return LlmUsageDaily.objects.order_by("day").values_list("day", flat=True).first()
+
+
+def project_slugs() -> list[str]:
+    return list(Project.objects.order_by("slug").values_list("slug", flat=True))

@@ -13,7 +13,6 @@ booked money; results are returned as Decimal rounded to the cent.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -156,7 +155,8 @@ def backtest(
     """Rolling-origin evaluation: forecast the ``horizon`` days after each of the last
     ``origins`` cut points; MASE is scaled by the in-sample seasonal-naive error."""
     values = history.to_numpy(dtype=float)
-    if len(values) < MIN_FOR_MODEL + horizon:
+    origins = min(origins, (len(values) - MIN_FOR_MODEL) // horizon)  # every train >= 4 weeks
+    if origins < 1:
         return None
     rng = np.random.default_rng(seed)
     errors, scales, smapes, inside80, inside95, count = [], [], [], 0, 0, 0
@@ -164,7 +164,9 @@ def backtest(
         cut = len(values) - k * horizon
         train, test = values[:cut], values[cut : cut + horizon]
         means, paths = _fit(train, method, len(test), rng)
-        scale = np.mean(np.abs(_seasonal_naive_residuals(train)))
+        # A series that repeats itself exactly has no seasonal-naive error to scale by; its mean
+        # level is used instead, so MASE stays finite.
+        scale = np.mean(np.abs(_seasonal_naive_residuals(train))) or np.mean(np.abs(train)) or 1.0
         errors.append(np.mean(np.abs(test - means)))
         scales.append(scale)
         denominator = np.abs(test) + np.abs(means)
@@ -181,8 +183,7 @@ def backtest(
         inside80 += int(np.sum((test >= lo80) & (test <= hi80)))
         inside95 += int(np.sum((test >= lo95) & (test <= hi95)))
         count += len(test)
-    scale = float(np.mean(scales))
-    mase = float(np.mean(errors)) / scale if scale > 0 else (0.0 if max(errors) == 0 else math.inf)
+    mase = float(np.mean(errors)) / float(np.mean(scales))
     return Backtest(method, mase, float(np.mean(smapes)), inside80 / count, inside95 / count)
 
 

@@ -1,0 +1,98 @@
+"""Writes of per-tenant billing data (current tenant schema): budgets and cost forecasts."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import asdict
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from billing.domain.forecasting import Interval, choose_method, daily_series, forecast
+from billing.models import Budget, CostForecast
+from usage import selectors as usage_selectors
+
+HORIZON = 90
+HISTORY_DAYS = 365
+
+
+def _interval_json(interval: Interval) -> dict[str, str]:
+    return {k: str(v) for k, v in asdict(interval).items()}
+
+
+def forecast_refresh(*, today: date, project: str = "") -> CostForecast | None:
+    """Forecast daily AI cost from ``today`` (history up to yesterday) for the tenant or one
+    project, and store it as the latest forecast. None when there is no usage yet."""
+    first = usage_selectors.first_usage_day()
+    if first is None or first >= today:
+        return None
+    end = today - timedelta(days=1)
+    start = max(first, end - timedelta(days=HISTORY_DAYS - 1))
+    history = daily_series(
+        usage_selectors.daily_token_cost(start=start, end=end, project=project), start, end
+    )
+    method, backtests = choose_method(history)
+    result = forecast(history, HORIZON, method=method)
+    rest_of_month = calendar.monthrange(today.year, today.month)[1] - today.day + 1
+    daily = []
+    for offset in range(result.horizon):
+        day, running = result.day(offset), result.total(offset + 1)
+        values_of_day = (
+            day.mean,
+            day.lo80,
+            day.hi80,
+            day.lo95,
+            day.hi95,
+            running.mean,
+            running.lo80,
+            running.hi80,
+        )
+        daily.append([str(result.start + timedelta(days=offset)), *map(str, values_of_day)])
+    values = {
+        "computed_at": timezone.now(),
+        "method": method,
+        "start": result.start,
+        "daily": daily,
+        "month_end": _interval_json(result.total(rest_of_month)),
+        "next_30": _interval_json(result.total(30)),
+        "next_90": _interval_json(result.total(90)),
+        "backtest": {
+            m: {
+                "mase": round(b.mase, 4),
+                "smape": round(b.smape, 4),
+                "coverage80": round(b.coverage80, 4),
+                "coverage95": round(b.coverage95, 4),
+            }
+            for m, b in backtests.items()
+        },
+    }
+    stored, _ = CostForecast.objects.update_or_create(project=project, defaults=values)
+    return stored
+
+
+def forecasts_refresh(*, today: date) -> int:
+    """The tenant's forecast and every project's; returns how many were stored."""
+    scopes = ["", *usage_selectors.project_slugs()]
+    return sum(forecast_refresh(today=today, project=p) is not None for p in scopes)
+
+
+def budget_set(
+    *, amount: Decimal, project: str = "", thresholds: list[int] | None = None
+) -> Budget:
+    """Create or change the monthly budget of the tenant (``project`` empty) or a project."""
+    if amount <= 0:
+        raise ValidationError("A budget must be a positive amount.")
+    thresholds = sorted(set(thresholds or [50, 80, 100]))
+    if any(t <= 0 or t > 1000 for t in thresholds):
+        raise ValidationError("Thresholds are percentages between 1 and 1000.")
+    if project and project not in usage_selectors.project_slugs():
+        raise ValidationError(f"No project {project!r} in this tenant.")
+    with transaction.atomic():
+        budget, _ = Budget.objects.update_or_create(
+            project=project,
+            defaults={"amount": amount.quantize(Decimal("0.01")), "thresholds": thresholds},
+        )
+    return budget
