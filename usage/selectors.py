@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, F, Max, OuterRef, Subquery, Sum
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from usage.models import (
     ACTIVE_RUN_STATUSES,
     InfraUsageDaily,
+    InfraUsageEvent,
     InfraUsageHourly,
     Job,
     LlmCostCorrection,
@@ -216,3 +217,157 @@ def first_usage_day() -> date | None:
 
 def project_slugs() -> list[str]:
     return list(Project.objects.order_by("slug").values_list("slug", flat=True))
+
+
+@dataclass(frozen=True)
+class RunUsage:
+    run_id: str
+    project: str
+    run_type: str
+    template: str
+    status: str
+    token_cost: Decimal  # priced and client cost of the run's calls in the period, corrected
+    retried_cost: Decimal  # the part spent in job attempts that were retried
+    drivers: dict[str, Decimal]  # allocation driver -> quantity
+
+
+def run_usage(*, start: date, end: date) -> list[RunUsage]:
+    """Every run with usage (or requested) in UTC days ``start <= day < end``, with its token cost
+    and its allocation driver quantities. Reads raw rows of one month (indexed by run)."""
+    start_at = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    end_at = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    per_run: dict[int, dict[str, Decimal]] = {}
+
+    def add(run_pk: int, name: str, value: Decimal | int | None) -> None:
+        if run_pk is not None and value:
+            drivers = per_run.setdefault(run_pk, {})
+            drivers[name] = drivers.get(name, Decimal(0)) + Decimal(value)
+
+    llm = (
+        LlmUsageEvent.objects.filter(
+            occurred_at__gte=start_at, occurred_at__lt=end_at, run__isnull=False
+        )
+        .values("run_id")
+        .annotate(tokens=Sum(F("input_tokens") + F("output_tokens")), cost=Sum("cost"))
+    )
+    for row in llm:
+        add(row["run_id"], "tokens", row["tokens"])
+        add(row["run_id"], "token_cost", row["cost"])
+    for row in (
+        LlmCostCorrection.objects.filter(
+            event__occurred_at__gte=start_at, event__occurred_at__lt=end_at, run__isnull=False
+        )
+        .values("run_id")
+        .annotate(delta=Sum("delta"))
+    ):
+        add(row["run_id"], "token_cost", row["delta"])
+    for row in (
+        InfraUsageEvent.objects.filter(
+            occurred_at__gte=start_at,
+            occurred_at__lt=end_at,
+            run__isnull=False,
+            unit__in=["cpu_seconds", "gb_hours"],
+        )
+        .values("run_id", "unit")
+        .annotate(quantity=Sum("quantity"))
+    ):
+        add(row["run_id"], row["unit"], row["quantity"])
+    for row in (
+        Job.objects.filter(
+            started_at__gte=start_at, started_at__lt=end_at, duration_ms__isnull=False
+        )
+        .values("run_id")
+        .annotate(ms=Sum("duration_ms"))
+    ):
+        add(row["run_id"], "job_seconds", Decimal(row["ms"]) / 1000)
+    retried = _retried_cost(start_at, end_at)
+    runs = Run.objects.filter(
+        Q(pk__in=list(per_run)) | Q(requested_at__gte=start_at, requested_at__lt=end_at)
+    ).select_related("project")
+    result = []
+    for run in runs.order_by("run_id"):
+        drivers = per_run.get(run.pk, {})
+        if start_at <= run.requested_at < end_at:
+            drivers["runs"] = Decimal(1)
+        result.append(
+            RunUsage(
+                run_id=run.run_id,
+                project=run.project.slug,
+                run_type=run.run_type,
+                template=run.template_recipe_id,
+                status=run.status,
+                token_cost=drivers.get("token_cost", ZERO),
+                retried_cost=retried.get(run.pk, ZERO),
+                drivers=drivers,
+            )
+        )
+    return result
+
+
+def _retried_cost(start_at: datetime, end_at: datetime) -> dict[int, Decimal]:
+    """Token cost of calls made in job attempts that were followed by another attempt."""
+    latest = (
+        Job.objects.filter(run=OuterRef("run"), job_id=OuterRef("job_id"))
+        .order_by("-attempt")
+        .values("attempt")[:1]
+    )
+    retried_jobs = Job.objects.annotate(latest=Subquery(latest)).filter(attempt__lt=F("latest"))
+    rows = (
+        LlmUsageEvent.objects.filter(
+            occurred_at__gte=start_at, occurred_at__lt=end_at, job__in=retried_jobs.values("pk")
+        )
+        .values("run_id")
+        .annotate(cost=Sum("cost"))
+    )
+    return {row["run_id"]: row["cost"] or ZERO for row in rows}
+
+
+def token_cost_by_project(*, start: date, end: date) -> dict[str, Decimal]:
+    """AI (token) cost per project for UTC days ``start <= day < end`` (corrections included)."""
+    rows = (
+        LlmUsageDaily.objects.filter(day__gte=start, day__lt=end)
+        .values("project__slug")
+        .annotate(cost=Sum("cost"))
+    )
+    return {row["project__slug"]: row["cost"] for row in rows}
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    project: str
+    provider: str
+    model: str
+    calls: int
+    unpriced_calls: int
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+
+
+def model_costs(*, start: date, end: date) -> list[ModelCost]:
+    """AI usage per project, provider and model for UTC days ``start <= day < end``."""
+    rows = (
+        LlmUsageDaily.objects.filter(day__gte=start, day__lt=end)
+        .values("project__slug", "provider", "model")
+        .annotate(
+            calls=Sum("calls"),
+            unpriced=Sum("unpriced_calls"),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+            cost=Sum("cost"),
+        )
+        .order_by("project__slug", "provider", "model")
+    )
+    return [
+        ModelCost(
+            r["project__slug"],
+            r["provider"],
+            r["model"],
+            r["calls"],
+            r["unpriced"],
+            r["input_tokens"],
+            r["output_tokens"],
+            r["cost"],
+        )
+        for r in rows
+    ]

@@ -240,3 +240,22 @@ def totals_by_key(lines: Sequence[Line]) -> dict[str, Decimal]:
     for line in lines:
         totals[line.key] = totals.get(line.key, Decimal(0)) + line.amount
     return totals
+
+
+def round_lines(amounts: Sequence[Decimal], quantum: Decimal = CENT) -> list[Decimal]:
+    """Round each amount to ``quantum`` so that the rounded amounts add up to the rounded total
+    (largest remainder; ties by position): what an export needs so its lines sum to its total."""
+    if not amounts:
+        return []
+    exact = [a / quantum for a in amounts]
+    total_units = to_minor(sum(amounts, Decimal(0)), quantum)
+    floors = [int(e.to_integral_value(rounding="ROUND_FLOOR")) for e in exact]
+    left = total_units - sum(floors)
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    if left >= 0:
+        for i in order[:left]:
+            floors[i] += 1
+    else:  # negative totals: take units back from the smallest fractions first
+        for i in list(reversed(order))[:-left]:
+            floors[i] -= 1
+    return [f * quantum for f in floors]

@@ -200,3 +200,12 @@ def test_second_level_follows_the_line():
 def test_bad_rules_are_refused(kwargs):
     with pytest.raises(ValueError):
         Rule(**kwargs)
+
+
+@given(st.lists(amounts, max_size=40))
+def test_rounded_lines_add_up_to_the_rounded_total(values):
+    from billing.domain.allocation import round_lines
+
+    rounded = round_lines(values)
+    assert sum(rounded, Decimal(0)) == Decimal(to_minor(sum(values, Decimal(0)))) / 100
+    assert all(abs(r - v) < Decimal("0.01") for r, v in zip(rounded, values, strict=True))

@@ -1,0 +1,164 @@
+"""Cost per customer, project, run, run type and template: direct token cost plus allocated
+infrastructure (selectors; current tenant schema, reading the platform's allocation lines).
+
+A run's infrastructure cost is its share of its project's allocation, split by the pool's driver
+over the project's runs (largest remainder, so run shares sum exactly to the project's line).
+Allocation that no run of the project used (say, storage with no per-run usage) stays with the
+project as ``infra_outside_runs``. Every total reconciles: tenant = projects = runs + outside.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from billing.domain.allocation import UNALLOCATED, split_by_driver, to_minor
+from billing.platform.models import AllocationLine, AllocationRun
+from billing.platform.services.allocation import next_month
+from factory_portal.tenants.models import Tenant
+from usage import selectors as usage_selectors
+from usage.models import RunStatus
+
+ZERO = Decimal(0)
+FAILED = (RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+@dataclass
+class RunCost:
+    run_id: str
+    project: str
+    run_type: str
+    template: str
+    status: str
+    token_cost: Decimal
+    infra_cost: Decimal = ZERO
+    retried_cost: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.token_cost + self.infra_cost
+
+
+@dataclass
+class ProjectCost:
+    token_cost: Decimal = ZERO
+    infra_cost: Decimal = ZERO
+    infra_outside_runs: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.token_cost + self.infra_cost
+
+
+@dataclass
+class UnitCost:
+    runs: int = 0
+    succeeded: int = 0
+    total: Decimal = ZERO
+
+    @property
+    def per_successful_run(self) -> Decimal | None:
+        """Everything spent (failures included) per run that delivered."""
+        return self.total / self.succeeded if self.succeeded else None
+
+
+@dataclass
+class CostReport:
+    tenant: Tenant
+    period: date
+    allocation_status: str  # none | draft | closed
+    projects: dict[str, ProjectCost] = field(default_factory=dict)
+    runs: list[RunCost] = field(default_factory=list)
+    lines: list[AllocationLine] = field(default_factory=list)  # the tenant's, with their why
+
+    @property
+    def token_cost(self) -> Decimal:
+        return sum((p.token_cost for p in self.projects.values()), ZERO)
+
+    @property
+    def infra_cost(self) -> Decimal:
+        return sum((p.infra_cost for p in self.projects.values()), ZERO)
+
+    @property
+    def total(self) -> Decimal:
+        return self.token_cost + self.infra_cost
+
+    def by(self, attribute: str) -> dict[str, UnitCost]:
+        """Run costs grouped by ``run_type`` or ``template``."""
+        groups: dict[str, UnitCost] = defaultdict(UnitCost)
+        for run in self.runs:
+            group = groups[getattr(run, attribute) or "(none)"]
+            group.runs += 1
+            group.succeeded += run.status == RunStatus.SUCCEEDED
+            group.total += run.total
+        return dict(groups)
+
+    @property
+    def waste(self) -> dict[str, Decimal]:
+        return {
+            "failed_runs": sum((r.total for r in self.runs if r.status == RunStatus.FAILED), ZERO),
+            "cancelled_runs": sum(
+                (r.total for r in self.runs if r.status == RunStatus.CANCELLED), ZERO
+            ),
+            "retried_attempts": sum(
+                (r.retried_cost for r in self.runs if r.status not in FAILED), ZERO
+            ),
+        }
+
+
+def cost_report(*, tenant: Tenant, period: date) -> CostReport:
+    """The tenant's costs of ``period`` (first of a month); run in the tenant's schema."""
+    end = next_month(period)
+    run = AllocationRun.objects.filter(period=period).first()
+    report = CostReport(
+        tenant=tenant, period=period, allocation_status=run.status if run else "none"
+    )
+    for project, cost in usage_selectors.token_cost_by_project(start=period, end=end).items():
+        report.projects.setdefault(project, ProjectCost()).token_cost = cost
+    usages = usage_selectors.run_usage(start=period, end=end)
+    report.runs = [
+        RunCost(
+            u.run_id,
+            u.project,
+            u.run_type,
+            u.template,
+            u.status,
+            u.token_cost,
+            retried_cost=u.retried_cost,
+        )
+        for u in usages
+    ]
+    if run is None:
+        return report
+    report.lines = list(
+        AllocationLine.objects.filter(run=run, tenant=tenant)
+        .select_related("pool", "rule")
+        .order_by("pool_id", "level", "project", "part")
+    )
+    runs_by_project: dict[str, list[tuple[RunCost, dict[str, Decimal]]]] = defaultdict(list)
+    for cost, usage in zip(report.runs, usages, strict=True):
+        runs_by_project[cost.project].append((cost, usage.drivers))
+    for line in report.lines:
+        if line.level != "project":
+            continue
+        project = report.projects.setdefault(line.project, ProjectCost())
+        project.infra_cost += line.amount
+        _spread_over_runs(line, runs_by_project.get(line.project, []), project)
+    return report
+
+
+def _spread_over_runs(
+    line: AllocationLine, runs: list[tuple[RunCost, dict[str, Decimal]]], project: ProjectCost
+) -> None:
+    driver = "runs" if line.driver in ("even", "contract_weight", "reversal", "") else line.driver
+    quantities = {cost.run_id: drivers.get(driver, ZERO) for cost, drivers in runs}
+    by_id = {cost.run_id: cost for cost, _ in runs}
+    for share in split_by_driver(
+        to_minor(line.amount), quantities, method=line.method, driver=driver, part=line.part
+    ):
+        if share.key == UNALLOCATED:
+            project.infra_outside_runs += share.amount
+        else:
+            by_id[share.key].infra_cost += share.amount
