@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from billing import views as billing_views
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from usage import views as usage_views
@@ -11,6 +12,7 @@ urlpatterns = [
     path("", usage_views.overview, name="home"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
+    path("reports/<str:period>/<str:fmt>", billing_views.report_download, name="report-download"),
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/projects", ProjectListApi.as_view(), name="api-projects"),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),

@@ -1,0 +1,91 @@
+"""Operator API for allocation rules (operator host, operator session)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.platform.models import AllocationRule
+from billing.platform.services.rules import allocation_rule_create, allocation_rule_update
+from factory_portal.accounts.models import Role
+from factory_portal.api import problem_response
+
+
+class IsOperator(BasePermission):
+    message = "Only platform operators manage allocation rules."
+
+    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+        return getattr(request.user, "role", None) == Role.OPERATOR
+
+
+class RuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AllocationRule
+        fields = [
+            "id",
+            "name",
+            "provider",
+            "service_category",
+            "charge_category",
+            "method",
+            "driver",
+            "fixed_amount",
+            "fixed_fraction",
+            "fixed_split",
+            "version",
+            "active",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "version", "updated_at"]
+
+
+def _invalid(exc: ValidationError) -> Response:
+    errors = [
+        {"field": field, "message": "; ".join(messages)}
+        for field, messages in exc.message_dict.items()
+    ]
+    return problem_response(
+        status=422, title="Invalid rule", detail=errors[0]["message"], extra={"errors": errors}
+    )
+
+
+class RuleListApi(APIView):
+    """``GET /api/v1/allocation-rules``, ``POST`` to add one."""
+
+    permission_classes = [IsOperator]
+
+    def get(self, request: Request) -> Response:
+        return Response(RuleSerializer(AllocationRule.objects.all(), many=True).data)
+
+    def post(self, request: Request) -> Response:
+        serializer = RuleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            rule = allocation_rule_create(**serializer.validated_data)
+        except ValidationError as exc:
+            return _invalid(exc)
+        return Response(RuleSerializer(rule).data, status=201)
+
+
+class RuleDetailApi(APIView):
+    """``GET``/``PATCH /api/v1/allocation-rules/<id>`` (a change bumps the version)."""
+
+    permission_classes = [IsOperator]
+
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(RuleSerializer(get_object_or_404(AllocationRule, pk=pk)).data)
+
+    def patch(self, request: Request, pk: int) -> Response:
+        rule = get_object_or_404(AllocationRule, pk=pk)
+        serializer = RuleSerializer(rule, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        try:
+            rule = allocation_rule_update(rule=rule, **serializer.validated_data)
+        except ValidationError as exc:
+            return _invalid(exc)
+        return Response(RuleSerializer(rule).data)
