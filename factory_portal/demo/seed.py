@@ -19,6 +19,7 @@ from billing.platform.selectors import price_schedule
 from billing.platform.services.pricebook import pricebook_refresh
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
+from factory_portal.demo.billing import demo_billing
 from factory_portal.demo.generate import TenantProfile, generate_history
 from factory_portal.demo.load import LoadResult, history_load
 from factory_portal.demo.profiles import PROFILES
@@ -96,4 +97,6 @@ def demo_seed(
             f" in {elapsed:.1f}s"
         )
         seeded.append(SeededTenant(tenant, result, elapsed))
+    for line in demo_billing(seed=seed, now=now, months=3, tenants=[s.tenant for s in seeded]):
+        progress(line)
     return seeded
