@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django_tenants.utils import schema_context
 
-from billing.platform.models import PriceBookEntry
+from billing.platform.models import AllocationRun, PriceBookEntry
 from billing.platform.selectors import price_schedule
 from billing.platform.services.pricebook import pricebook_refresh
 from factory_portal.accounts.models import Role
@@ -68,6 +68,9 @@ def demo_seed(
             seeded.append(SeededTenant(existing, None, 0.0))
             continue
         if existing is not None:
+            # Allocation lines protect a tenant's financial history; a demo reset recomputes
+            # every allocation anyway (pools stay).
+            AllocationRun.objects.all().delete()
             tenant_delete(tenant=existing)
         users = demo_users(profile.slug)
         created = tenant_create(
