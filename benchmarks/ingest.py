@@ -306,7 +306,8 @@ def main() -> None:
         from usage.models import LlmUsageEvent
 
         stored = LlmUsageEvent.objects.exclude(event_id__startswith="otlp-").count()
-        copy_rows_per_second = copy_rate(all_events)
+        # The best of three, so that a noisy neighbour does not flatter the ratio.
+        copy_rows_per_second = max(copy_rate(all_events) for _ in range(3))
     tenant_delete(tenant=tenant)
 
     http_rate = len(all_events) / events_seconds

@@ -59,6 +59,27 @@ CREATE TEMP TABLE ingest_llm (
     run_type varchar(64), template varchar(200)
 )
 """
+LLM_TYPES = [
+    "varchar",
+    "timestamptz",
+    "int8",
+    "int8",
+    "int8",
+    "varchar",
+    "varchar",
+    "varchar",
+    "varchar",
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+    "numeric",
+    "varchar",
+    "int8",
+    "int8",
+    "varchar",
+    "varchar",
+]
 LLM_DIMENSIONS = "project_id, provider, model, operation, run_type, template"
 LLM_MEASURES = {
     "calls": "count(*)",
@@ -143,6 +164,19 @@ CREATE TEMP TABLE ingest_infra (
     unit varchar(32), run_type varchar(64), template varchar(200)
 )
 """
+INFRA_TYPES = [
+    "varchar",
+    "timestamptz",
+    "int8",
+    "int8",
+    "int8",
+    "varchar",
+    "varchar",
+    "numeric",
+    "varchar",
+    "varchar",
+    "varchar",
+]
 INFRA_INSERT = _rollup_sql(
     event_table="usage_infrausageevent",
     temp="ingest_infra",
@@ -153,12 +187,16 @@ INFRA_INSERT = _rollup_sql(
 )
 
 
-def _copy_insert(temp_ddl: str, table: str, rows: list[tuple], insert_sql: str) -> int:
+def _copy_insert(
+    temp_ddl: str, table: str, types: list[str], rows: list[tuple], insert_sql: str
+) -> int:
     if not rows:
         return 0
     with connection.cursor() as cursor:
         cursor.execute(temp_ddl)
-        with cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
+        # Binary COPY: no text formatting of numbers and times on either side.
+        with cursor.cursor.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
         cursor.execute(insert_sql)
@@ -202,8 +240,8 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
                 llm_rows.append((*refs, *_llm_values(e, pricer), *rollup))
             else:
                 infra_rows.append((*refs, e.resource_type, e.quantity, e.unit, *rollup))
-        accepted = _copy_insert(LLM_TEMP, "ingest_llm", llm_rows, LLM_INSERT)
-        accepted += _copy_insert(INFRA_TEMP, "ingest_infra", infra_rows, INFRA_INSERT)
+        accepted = _copy_insert(LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_INSERT)
+        accepted += _copy_insert(INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT)
     return IngestResult(accepted=accepted, duplicates=len(events) - accepted)
 
 
