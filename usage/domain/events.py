@@ -168,7 +168,8 @@ def _project(item: dict[str, Any]) -> str:
 
 def _common(
     item: dict[str, Any], index: int, now: datetime, max_future: timedelta, platform: bool
-) -> dict[str, Any]:
+) -> tuple[Any, ...]:
+    """The fields every event has, in the order of the event tuples."""
     tenant = text_field(item, "tenant", required=platform, max_length=40)
     if tenant and not platform:
         raise Invalid(
@@ -176,18 +177,18 @@ def _common(
             "is only accepted with a platform ingest key on the operator "
             "host; a tenant key always writes to its own tenant",
         )
-    return {
-        "index": index,
-        "event_id": text_field(item, "event_id", required=True),
-        "occurred_at": parse_timestamp(item.get("timestamp"), "timestamp", now, max_future),
-        "project": _project(item),
-        "run_id": text_field(item, "run_id", required=False),
-        "job_id": text_field(item, "job_id", required=False),
-        "tenant": tenant,
-    }
+    return (
+        index,
+        text_field(item, "event_id", required=True),
+        parse_timestamp(item.get("timestamp"), "timestamp", now, max_future),
+        _project(item),
+        text_field(item, "run_id", required=False),
+        text_field(item, "job_id", required=False),
+        tenant,
+    )
 
 
-def _llm(item: dict[str, Any], common: dict[str, Any]) -> LlmEventIn:
+def _llm(item: dict[str, Any], common: tuple[Any, ...]) -> LlmEventIn:
     input_tokens = _count(item, "input_tokens")
     uncached = _count(item, "uncached_input_tokens")
     cached = _count(item, "cached_input_tokens") or 0
@@ -217,21 +218,19 @@ def _llm(item: dict[str, Any], common: dict[str, Any]) -> LlmEventIn:
         if -cost.as_tuple().exponent > COST_PLACES:  # type: ignore[operator]
             raise Invalid("cost", f"has more than {COST_PLACES} decimal places")
     return LlmEventIn(
-        **common,
-        provider=text_field(item, "provider", required=True, max_length=64).lower(),
-        model=text_field(item, "model", required=True),
-        operation=text_field(
-            item, "operation", required=False, max_length=32, default="generation"
-        ),
-        input_tokens=input_tokens,
-        output_tokens=_count(item, "output_tokens") or 0,
-        cached_input_tokens=cached,
-        cache_write_tokens=cache_write,
-        cost=cost,
+        *common,
+        text_field(item, "provider", required=True, max_length=64).lower(),
+        text_field(item, "model", required=True),
+        text_field(item, "operation", required=False, max_length=32, default="generation"),
+        input_tokens,
+        _count(item, "output_tokens") or 0,
+        cached,
+        cache_write,
+        cost,
     )
 
 
-def _infra(item: dict[str, Any], common: dict[str, Any]) -> InfraEventIn:
+def _infra(item: dict[str, Any], common: tuple[Any, ...]) -> InfraEventIn:
     resource_type = item.get("resource_type")
     if resource_type not in RESOURCE_TYPES:
         raise Invalid("resource_type", f"must be one of {', '.join(sorted(RESOURCE_TYPES))}")
@@ -241,10 +240,10 @@ def _infra(item: dict[str, Any], common: dict[str, Any]) -> InfraEventIn:
     if quantity < 0 or quantity > MAX_QUANTITY:
         raise Invalid("quantity", f"must be between 0 and {MAX_QUANTITY}")
     return InfraEventIn(
-        **common,
-        resource_type=resource_type,
-        quantity=quantity.quantize(QUANTITY_QUANTUM),
-        unit=text_field(item, "unit", required=True, max_length=32),
+        *common,
+        resource_type,
+        quantity.quantize(QUANTITY_QUANTUM),
+        text_field(item, "unit", required=True, max_length=32),
     )
 
 
