@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import IO
+from typing import IO, Any
 
 from openpyxl import Workbook
 
@@ -22,6 +22,29 @@ from billing.costs import CostReport
 from billing.domain.allocation import round_lines
 from billing.platform.services.allocation import next_month
 from usage import selectors as usage_selectors
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: object) -> object:
+    """Text a spreadsheet would run as a formula is written as text (a leading apostrophe):
+    ids and names come from clients and bills and are never trusted as formulas."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class _SafeRows:
+    """A csv writer or worksheet whose rows go through ``cell``."""
+
+    def __init__(self, target: Any, method: str) -> None:
+        self._write = getattr(target, method)
+
+    def writerow(self, row: list[object]) -> None:
+        self._write([cell(value) for value in row])
+
+    append = writerow
+
 
 CHARGE_COLUMNS = [
     "month",
@@ -101,7 +124,7 @@ def _rounded(items: list[Charge]) -> Iterator[tuple[Charge, Decimal]]:
 
 def write_csv(report: CostReport, out: IO[str]) -> Decimal:
     """Charges as CSV; returns the total written (the sum of the rounded lines)."""
-    writer = csv.writer(out)
+    writer = _SafeRows(csv.writer(out), "writerow")
     writer.writerow(CHARGE_COLUMNS)
     total = Decimal(0)
     month = f"{report.period:%Y-%m}"
@@ -153,7 +176,7 @@ FOCUS_COLUMNS = [
 def write_focus(report: CostReport, out: IO[str]) -> Decimal:
     """The month's charges as FOCUS rows (cost columns in cents, allocation details in the
     spirit of FOCUS 1.3's allocation columns)."""
-    writer = csv.writer(out)
+    writer = _SafeRows(csv.writer(out), "writerow")
     writer.writerow(FOCUS_COLUMNS)
     start = f"{report.period:%Y-%m-%d}T00:00:00Z"
     end = f"{next_month(report.period):%Y-%m-%d}T00:00:00Z"
@@ -196,6 +219,10 @@ def write_focus(report: CostReport, out: IO[str]) -> Decimal:
     return total
 
 
+def _sheet(book: Workbook, title: str) -> _SafeRows:
+    return _SafeRows(book.create_sheet(title), "append")
+
+
 def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
     """One workbook, a sheet per view; every sheet's amounts add up to the summary's."""
     book = Workbook(write_only=True)
@@ -204,7 +231,7 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
     total = sum((amount for _, amount in rounded), Decimal(0))
     ai_total = sum((a for c, a in rounded if c.category == "AI"), Decimal(0))
 
-    summary = book.create_sheet("Summary")
+    summary = _sheet(book, "Summary")
     summary.append(["Tenant", report.tenant.name])
     summary.append(["Month", f"{report.period:%Y-%m}"])
     summary.append(["Allocation", report.allocation_status])
@@ -214,7 +241,7 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
     for name, amount in report.waste.items():
         summary.append([f"Waste: {name.replace('_', ' ')} (USD)", round_lines([amount])[0]])
 
-    projects = book.create_sheet("Projects")
+    projects = _sheet(book, "Projects")
     projects.append(["project", "ai_usd", "infrastructure_usd", "total_usd"])
     per_project: dict[str, list[Decimal]] = {}
     for charge, amount in rounded:
@@ -223,7 +250,7 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
     for project, (ai, infra) in sorted(per_project.items()):
         projects.append([project, ai, infra, ai + infra])
 
-    models = book.create_sheet("Models")
+    models = _sheet(book, "Models")
     models.append(["project", "model", "tokens", "calls", "unpriced_calls", "cost_usd"])
     for charge, amount in rounded:
         if charge.category == "AI":
@@ -238,7 +265,7 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
                 ]
             )
 
-    allocation = book.create_sheet("Allocation")
+    allocation = _sheet(book, "Allocation")
     allocation.append(
         [
             "pool",
@@ -273,7 +300,7 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
                 ]
             )
 
-    runs = book.create_sheet("Runs")
+    runs = _sheet(book, "Runs")
     runs.append(
         [
             "run_id",
@@ -307,7 +334,7 @@ def write_customers_csv(
     rows: list[tuple[str, str, Decimal, Decimal]], month: str, out: IO[str]
 ) -> Decimal:
     """Operator view: cost per customer for a month (tenant slug, name, AI, infrastructure)."""
-    writer = csv.writer(out)
+    writer = _SafeRows(csv.writer(out), "writerow")
     writer.writerow(["month", "tenant", "name", "ai_usd", "infrastructure_usd", "total_usd"])
     amounts = round_lines([value for _, _, ai, infra in rows for value in (ai, infra)])
     total = Decimal(0)

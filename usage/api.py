@@ -22,7 +22,7 @@ from factory_portal.api import problem_response, request_body
 from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError, events_parse
 from usage.domain.otlp import OtlpDecodeError, RejectedSpan, flatten, spans_map, traces_decode
-from usage.domain.payloads import PayloadError, body_decompress, items_decode
+from usage.domain.payloads import PayloadError, body_decompress, items_decode, media_type
 from usage.domain.runs import run_update_parse
 from usage.models import Project
 from usage.pricing import pricer_for
@@ -169,7 +169,7 @@ class TracesApi(APIView):
 
     def post(self, request: Request) -> HttpResponse:
         limit = settings.INGEST_MAX_BODY_BYTES
-        content_type = request.content_type
+        content_type = media_type(request.content_type)
         try:
             body = body_decompress(
                 request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
@@ -180,7 +180,7 @@ class TracesApi(APIView):
         except OtlpDecodeError as exc:
             status = 415 if "Content-Type" in str(exc) else 400
             return problem_response(status=status, title="Unusable body", detail=str(exc))
-        records, rejected = spans_map(flatten(message))
+        records, rejected = spans_map(flatten(message), now=timezone.now())
         result = traces_ingest(records=records, host_tenant=current_tenant())
         rejected += result.rejected
         return otlp_response(rejected, content_type)

@@ -165,9 +165,11 @@ def allocate(
             units, drivers, method=rule.method, driver=rule.driver, quantum=quantum
         )
     if rule.method == Method.PROPORTIONAL:
-        quantities = (
-            {key: Decimal(1) for key in drivers} if rule.driver == "even" else dict(drivers)
-        )
+        if rule.driver == "even":  # evenly over the keys active in the period
+            members = active if active is not None else [k for k, q in drivers.items() if q > 0]
+            quantities = {key: Decimal(1) for key in members}
+        else:
+            quantities = dict(drivers)
         return split_by_driver(
             units, quantities, method=rule.method, driver=rule.driver, quantum=quantum
         )

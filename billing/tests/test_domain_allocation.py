@@ -128,12 +128,19 @@ def test_proportional_by_runs_and_evenly():
         Decimal(10), Rule(Method.PROPORTIONAL, "runs"), {"a": Decimal(3), "b": Decimal(1)}
     )
     assert totals_by_key(by_runs) == {"a": Decimal("7.50"), "b": Decimal("2.50")}
-    even = allocate(
-        Decimal(10),
-        Rule(Method.PROPORTIONAL, "even"),
-        {"a": Decimal(3), "b": Decimal(0), "c": Decimal(1)},
-    )
-    assert totals_by_key(even) == {"a": Decimal("3.34"), "b": Decimal("3.33"), "c": Decimal("3.33")}
+    even = Rule(Method.PROPORTIONAL, "even")
+    drivers = {"a": Decimal(3), "b": Decimal(0), "c": Decimal(1)}
+    everyone = allocate(Decimal(10), even, drivers, active=["a", "b", "c"])
+    assert totals_by_key(everyone) == {
+        "a": Decimal("3.34"),
+        "b": Decimal("3.33"),
+        "c": Decimal("3.33"),
+    }
+    # without a list of active keys, only keys with usage share an even split
+    assert totals_by_key(allocate(Decimal(10), even, drivers)) == {
+        "a": Decimal("5.00"),
+        "c": Decimal("5.00"),
+    }
 
 
 def test_fixed_plus_variable_by_hand():

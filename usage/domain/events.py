@@ -21,7 +21,7 @@ QUANTITY_QUANTUM = Decimal("0.000001")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 RESOURCE_TYPES = frozenset({"compute", "storage", "network", "control_plane"})
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")  # used with fullmatch: no trailing newline
 
 COMMON_FIELDS = frozenset(
     {"type", "event_id", "timestamp", "project", "run_id", "job_id", "tenant"}
@@ -158,7 +158,7 @@ def _project(item: dict[str, Any]) -> str:
     value = item.get("project")
     if value is None:
         raise Invalid("project", "is required (a project slug)")
-    if not isinstance(value, str) or not SLUG_RE.match(value):
+    if not isinstance(value, str) or not SLUG_RE.fullmatch(value):
         raise Invalid(
             "project",
             "must be a slug: lowercase letters, digits, '-' or '_', at most 100 characters",
@@ -232,7 +232,7 @@ def _llm(item: dict[str, Any], common: tuple[Any, ...]) -> LlmEventIn:
 
 def _infra(item: dict[str, Any], common: tuple[Any, ...]) -> InfraEventIn:
     resource_type = item.get("resource_type")
-    if resource_type not in RESOURCE_TYPES:
+    if not isinstance(resource_type, str) or resource_type not in RESOURCE_TYPES:
         raise Invalid("resource_type", f"must be one of {', '.join(sorted(RESOURCE_TYPES))}")
     if item.get("quantity") is None:
         raise Invalid("quantity", "is required")

@@ -44,6 +44,7 @@ V12_COLUMNS = frozenset(
     }
 )
 NULLS = frozenset({"", "NULL", "null", "None"})
+SUPPORTED_CURRENCIES = frozenset({"USD"})
 
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 SERVICE_CATEGORIES = (
@@ -158,6 +159,12 @@ def charge_parse(row: dict[str, str], line: int, *, with_tags: bool = False) -> 
     currency = _value(row, "BillingCurrency")
     if currency is None or len(currency) != 3:
         raise FocusRowError(line, "BillingCurrency", "must be a 3-letter currency code")
+    if currency.upper() not in SUPPORTED_CURRENCIES:
+        raise FocusRowError(
+            line,
+            "BillingCurrency",
+            f"{currency} bills are not supported: the portal bills in USD; convert first",
+        )
     return FocusCharge(
         period=start.date().replace(day=1),
         provider=_value(row, "ProviderName") or "Unknown",

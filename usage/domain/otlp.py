@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format
@@ -32,6 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+MAX_FUTURE = timedelta(minutes=5)  # clock skew tolerated, as for REST events
 RUN_SPAN = "factory.run.execute"
 JOB_SPAN = "factory.job.execute"
 EXTERNAL_PREFIX = "factory.external."
@@ -110,6 +111,7 @@ def _b64(hex_id: str) -> str:
 
 
 def traces_decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    content_type = content_type.split(";", 1)[0].strip().lower()
     request = ExportTraceServiceRequest()
     if content_type == "application/x-protobuf":
         try:
@@ -121,7 +123,7 @@ def traces_decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
         try:
             document = json.loads(body)
             json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
-        except (ValueError, json_format.ParseError) as exc:
+        except (ValueError, json_format.ParseError, RecursionError) as exc:
             raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
         return request
     raise OtlpDecodeError(
@@ -264,8 +266,11 @@ def _context_from(attrs: dict[str, Any]) -> SpanContext:
     )
 
 
-def spans_map(spans: list[FlatSpan]) -> tuple[list[SpanRecord], list[RejectedSpan]]:
-    """Records for every usable span, and the reason for every span that cannot be used."""
+def spans_map(
+    spans: list[FlatSpan], now: datetime | None = None
+) -> tuple[list[SpanRecord], list[RejectedSpan]]:
+    """Records for every usable span, and the reason for every span that cannot be used
+    (``now`` bounds how far in the future a span may end)."""
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     trace_runs: dict[str, SpanContext] = {}
     for span in spans:
@@ -282,7 +287,9 @@ def spans_map(spans: list[FlatSpan]) -> tuple[list[SpanRecord], list[RejectedSpa
         context.run_id = context.run_id or inherited.run_id
         context.project = context.project or inherited.project or resource.project
         try:
-            record = _record(span, context, by_id)
+            if context.run_id:
+                context.run_id = _identifier(context.run_id, "run.id")
+            record = _record(span, context, by_id, now)
         except ValueError as problem:
             rejected.append(RejectedSpan(span.trace_id, span.span_id, span.name, str(problem)))
             continue
@@ -297,100 +304,154 @@ def _enclosing_job(span: FlatSpan, by_id: dict[tuple[str, str], FlatSpan]) -> st
         if parent is None:
             return ""
         if parent.name == JOB_SPAN and parent.attrs.get("job.id"):
-            return str(parent.attrs["job.id"])
+            return str(parent.attrs["job.id"]).replace("\x00", "")[:128]
         parent = by_id.get((parent.trace_id, parent.parent_span_id))
     return ""
 
 
+MAX_TOKENS = 10**12
+MAX_ATTEMPT = 1000
+MAX_DURATION_MS = 366 * 24 * 3600 * 1000
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """A printable string cut to ``limit`` (PostgreSQL text cannot hold NUL), or None."""
+    if value in (None, ""):
+        return None
+    return str(value).replace("\x00", "")[:limit] or None
+
+
+def _identifier(value: Any, name: str) -> str:
+    text = str(value).replace("\x00", "")
+    if not text or len(text) > 128:
+        raise ValueError(f"{name} must be 1 to 128 characters")
+    return text
+
+
+def _tokens(value: int | None, name: str) -> int | None:
+    if value is not None and not 0 <= value <= MAX_TOKENS:
+        raise ValueError(f"{name} must be between 0 and {MAX_TOKENS}")
+    return value
+
+
+def _times(span: FlatSpan, now: datetime | None) -> tuple[datetime, datetime]:
+    """Start and end of a span that must have both, within sensible bounds."""
+    if span.start is None or span.end is None:
+        raise ValueError("span without a start or end time")
+    if span.start < EARLIEST:
+        raise ValueError("span starts before 2000")
+    if now is not None and span.end > now + MAX_FUTURE:
+        raise ValueError("span ends in the future")
+    return span.start, span.end
+
+
+def _clamped_duration(attrs: dict[str, Any], key: str, span: FlatSpan) -> int | None:
+    duration = _duration(attrs, key, span)
+    return None if duration is None else min(duration, MAX_DURATION_MS)
+
+
 def _record(
-    span: FlatSpan, context: SpanContext, by_id: dict[tuple[str, str], FlatSpan]
+    span: FlatSpan,
+    context: SpanContext,
+    by_id: dict[tuple[str, str], FlatSpan],
+    now: datetime | None = None,
 ) -> SpanRecord | None:
     attrs = span.attrs
     base = {"trace_id": span.trace_id, "span_id": span.span_id, "context": context}
     if span.name == RUN_SPAN:
         if not attrs.get("run.id"):
             raise ValueError("factory.run.execute span without a run.id attribute")
+        context.run_id = _identifier(context.run_id, "run.id")
+        start, end = _times(span, now)
+        failure = (
+            attrs.get("run.failure_type")
+            or attrs.get("error.type")
+            or (span.status_message if span.status_code == Status.STATUS_CODE_ERROR else None)
+        )
         return SpanRecord(
             kind="run",
             **base,
             fields={
                 "status": _status(attrs.get("run.status"), span.status_code),
-                "template_recipe_id": attrs.get("run.template_recipe_id"),
-                "run_type": attrs.get("run.type") or attrs.get("run.run_type"),
-                "requested_at": span.start,
-                "started_at": span.start,
-                "finished_at": span.end,
-                "duration_ms": _duration(attrs, "run.duration_ms", span),
-                "failure_type": attrs.get("run.failure_type")
-                or attrs.get("error.type")
-                or (span.status_message if span.status_code == Status.STATUS_CODE_ERROR else None),
+                "template_recipe_id": _text(attrs.get("run.template_recipe_id"), 200),
+                "run_type": _text(attrs.get("run.type") or attrs.get("run.run_type"), 64),
+                "requested_at": start,
+                "started_at": start,
+                "finished_at": end,
+                "duration_ms": _clamped_duration(attrs, "run.duration_ms", span),
+                "failure_type": _text(failure, 100),
             },
         )
     if span.name == JOB_SPAN:
         if not attrs.get("job.id"):
             raise ValueError("factory.job.execute span without a job.id attribute")
         attempt = _int(attrs.get("job.attempt")) or 1
+        if not 1 <= attempt <= MAX_ATTEMPT:
+            raise ValueError(f"job.attempt must be between 1 and {MAX_ATTEMPT}")
+        start, end = _times(span, now)
         return SpanRecord(
             kind="job",
             **base,
-            job_id=str(attrs["job.id"]),
+            job_id=_identifier(attrs["job.id"], "job.id"),
             fields={
-                "attempt": max(1, attempt),
-                "step_name": attrs.get("job.step_name"),
+                "attempt": attempt,
+                "step_name": _text(attrs.get("job.step_name"), 100),
                 "status": _status(attrs.get("job.status"), span.status_code),
-                "started_at": span.start,
-                "finished_at": span.end,
-                "duration_ms": _duration(attrs, "job.duration_ms", span),
-                "failure_type": attrs.get("job.failure_type") or attrs.get("error.type"),
+                "started_at": start,
+                "finished_at": end,
+                "duration_ms": _clamped_duration(attrs, "job.duration_ms", span),
+                "failure_type": _text(
+                    attrs.get("job.failure_type") or attrs.get("error.type"), 100
+                ),
             },
         )
     if span.name.startswith(EXTERNAL_PREFIX):
-        service = span.name[len(EXTERNAL_PREFIX) :] or "unknown"
+        start, _ = _times(span, now)
         return SpanRecord(
             kind="external",
             **base,
             job_id=_enclosing_job(span, by_id),
             fields={
-                "service": service[:100],
-                "started_at": span.start or span.end,
-                "duration_ms": _duration(attrs, "duration_ms", span) or 0,
+                "service": _text(span.name[len(EXTERNAL_PREFIX) :], 100) or "unknown",
+                "started_at": start,
+                "duration_ms": _clamped_duration(attrs, "duration_ms", span) or 0,
                 "status": {Status.STATUS_CODE_ERROR: "error", Status.STATUS_CODE_OK: "ok"}.get(
                     span.status_code, "unset"
                 ),
-                "error": (span.status_message or str(attrs.get("error.type") or ""))[:500],
+                "error": _text(span.status_message or attrs.get("error.type"), 500) or "",
             },
         )
-    input_tokens = _int(_first(attrs, INPUT_KEYS))
-    output_tokens = _int(_first(attrs, OUTPUT_KEYS))
+    input_tokens = _tokens(_int(_first(attrs, INPUT_KEYS)), "input tokens")
+    output_tokens = _tokens(_int(_first(attrs, OUTPUT_KEYS)), "output tokens")
     if input_tokens is None and output_tokens is None:
         return None  # not a usage span: nothing to take from it, nothing lost
-    model = _first(attrs, MODEL_KEYS)
+    model = _text(_first(attrs, MODEL_KEYS), 128)
     if not model:
         raise ValueError(
             "LLM span with token usage but no gen_ai.request.model / "
             "gen_ai.response.model / llm.model attribute"
         )
-    cached = _int(_first(attrs, CACHE_READ_KEYS)) or 0
-    written = _int(_first(attrs, CACHE_WRITE_KEYS)) or 0
+    cached = _tokens(_int(_first(attrs, CACHE_READ_KEYS)), "cache read tokens") or 0
+    written = _tokens(_int(_first(attrs, CACHE_WRITE_KEYS)), "cache creation tokens") or 0
     input_tokens = input_tokens or 0
     if cached + written > input_tokens:
         # Some instrumentations (Anthropic's own counts) report input tokens without the cached
         # ones; the convention here, as in OpenTelemetry GenAI, is that input includes them.
         input_tokens += cached + written
-    if span.end is None:
-        raise ValueError("LLM span without an end time")
+    _, end = _times(span, now)
     return SpanRecord(
         kind="llm",
         **base,
         job_id=_enclosing_job(span, by_id),
         fields={
-            "provider": str(_first(attrs, PROVIDER_KEYS) or "unknown")[:64].lower(),
-            "model": str(model)[:128],
-            "operation": str(attrs.get("gen_ai.operation.name") or "generation")[:32],
+            "provider": (_text(_first(attrs, PROVIDER_KEYS), 64) or "unknown").lower(),
+            "model": model,
+            "operation": _text(attrs.get("gen_ai.operation.name"), 32) or "generation",
             "input_tokens": input_tokens,
             "output_tokens": output_tokens or 0,
             "cached_input_tokens": cached,
             "cache_write_tokens": written,
-            "occurred_at": span.end,
+            "occurred_at": end,
         },
     )

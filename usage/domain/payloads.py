@@ -44,12 +44,18 @@ def _loads(text: bytes | str) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
+def media_type(content_type: str) -> str:
+    """``application/json; charset=utf-8`` -> ``application/json``."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def items_decode(body: bytes, content_type: str, key: str) -> list[Any]:
     """The items of a body (not validated yet): ``{key: [...]}`` as JSON, or NDJSON lines."""
+    content_type = media_type(content_type)
     if content_type in JSON_TYPES:
         try:
             document = _loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise PayloadError(400, f"The body is not valid JSON: {exc}.") from exc
         if not isinstance(document, dict) or not isinstance(document.get(key), list):
             raise PayloadError(400, f'Expected a JSON object {{"{key}": [...]}}.')
@@ -65,7 +71,7 @@ def items_decode(body: bytes, content_type: str, key: str) -> list[Any]:
                 continue
             try:
                 items.append(_loads(line))
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 errors.append(
                     {
                         "index": len(items),

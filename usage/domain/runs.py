@@ -226,7 +226,7 @@ def job_apply(current: JobState | None, update: JobUpdate) -> JobState:
 
 def _status(item: dict[str, Any], field: str = "status") -> str:
     value = item.get(field)
-    if value not in STATUS_RANK:
+    if not isinstance(value, str) or value not in STATUS_RANK:
         raise Invalid(field, f"must be one of {', '.join(STATUS_RANK)}")
     return value
 
@@ -294,7 +294,7 @@ def run_update_parse(
         if tenant and not platform:
             raise Invalid("tenant", "is only accepted with a platform ingest key")
         project = item.get("project")
-        if not isinstance(project, str) or not SLUG_RE.match(project):
+        if not isinstance(project, str) or not SLUG_RE.fullmatch(project):
             raise Invalid("project", "is required: a slug of lowercase letters, digits, '-', '_'")
         started = _time(item, "started_at", now, max_future)
         finished = _time(item, "finished_at", now, max_future)

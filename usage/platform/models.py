@@ -13,6 +13,9 @@ class TraceRoute(models.Model):
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
     run_id = models.CharField(max_length=128)
     project = models.CharField(max_length=100)
+    # Learnt from the platform key (routes platform spans) or from the tenant's own key (routes
+    # only that tenant's spans): a tenant can never route another sender's spans.
+    via_platform = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -31,7 +34,9 @@ class PendingSpan(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["trace_id", "span_id"], name="pending_span_unique"),
+            models.UniqueConstraint(
+                fields=["trace_id", "span_id", "tenant_hint"], name="pending_span_unique"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -47,7 +47,7 @@ def traces_ingest(*, records: list[SpanRecord], host_tenant: Tenant | None) -> T
     key on the operator host, where each span names its tenant)."""
     result = TracesResult()
     with transaction.atomic():
-        _fill_from_routes(records)
+        _fill_from_routes(records, host_tenant)
         by_tenant: dict[str, list[SpanRecord]] = defaultdict(list)
         for record in records:
             slug = _tenant_of(record, host_tenant, result)
@@ -61,19 +61,21 @@ def traces_ingest(*, records: list[SpanRecord], host_tenant: Tenant | None) -> T
                     _reject(result, record, f"unknown or inactive tenant {slug!r}")
                 continue
             with schema_context(tenant.schema_name):
-                _store_tenant(tenant, by_tenant[slug], result)
+                _store_tenant(tenant, by_tenant[slug], result, via_platform=host_tenant is None)
     return result
 
 
-def _fill_from_routes(records: list[SpanRecord]) -> None:
+def _fill_from_routes(records: list[SpanRecord], host_tenant: Tenant | None) -> None:
     wanting = {r.trace_id for r in records if not r.context.run_id or not r.context.tenant}
     if not wanting:
         return
     with schema_context("public"):
-        routes = {
-            route.trace_id: route
-            for route in TraceRoute.objects.filter(trace_id__in=wanting).select_related("tenant")
-        }
+        routes = TraceRoute.objects.filter(trace_id__in=wanting).select_related("tenant")
+        if host_tenant is None:
+            routes = routes.filter(via_platform=True)
+        else:
+            routes = routes.filter(tenant=host_tenant)
+        routes = {route.trace_id: route for route in routes}
     for record in records:
         route = routes.get(record.trace_id)
         if route is not None:
@@ -121,7 +123,8 @@ def _park(record: SpanRecord, tenant_hint: str) -> None:
         PendingSpan.objects.get_or_create(
             trace_id=record.trace_id,
             span_id=record.span_id,
-            defaults={"tenant_hint": tenant_hint, "record": payload},
+            tenant_hint=tenant_hint,
+            defaults={"record": payload},
         )
 
 
@@ -141,7 +144,10 @@ def _unpark(pending: PendingSpan) -> SpanRecord:
     )
 
 
-def _store_tenant(tenant: Tenant, records: list[SpanRecord], result: TracesResult) -> None:
+def _store_tenant(
+    tenant: Tenant, records: list[SpanRecord], result: TracesResult, *, via_platform: bool
+) -> None:
+    records = _without_foreign_traces(tenant, records, result)
     _fill_projects_from_runs(records)
     ready: list[SpanRecord] = []
     for record in records:
@@ -154,11 +160,11 @@ def _store_tenant(tenant: Tenant, records: list[SpanRecord], result: TracesResul
         ):
             ready.append(record)  # usage and calls outside any run are kept with their project
         else:
-            _park(record, tenant.slug)
+            _park(record, "" if via_platform else tenant.slug)
             result.parked += 1
     run_records = [r for r in ready if r.kind == "run"]
-    _routes_save(tenant, run_records)
-    ready += _unpark_for(tenant, {r.trace_id for r in run_records}, result)
+    _routes_save(tenant, run_records, via_platform)
+    ready += _unpark_for(tenant, {r.trace_id for r in run_records}, via_platform)
     result.stored += _store_ready(tenant, ready, result)
 
 
@@ -172,7 +178,25 @@ def _fill_projects_from_runs(records: list[SpanRecord]) -> None:
             record.context.project = projects.get(record.context.run_id, "")
 
 
-def _routes_save(tenant: Tenant, runs: list[SpanRecord]) -> None:
+def _without_foreign_traces(
+    tenant: Tenant, records: list[SpanRecord], result: TracesResult
+) -> list[SpanRecord]:
+    """Spans of a trace already routed to another tenant are refused (trace ids are unique per
+    run; reusing one must not let a sender write into, or read from, another tenant's trace)."""
+    traces = {r.trace_id for r in records}
+    with schema_context("public"):
+        foreign = set(
+            TraceRoute.objects.filter(trace_id__in=traces)
+            .exclude(tenant=tenant)
+            .values_list("trace_id", flat=True)
+        )
+    for record in records:
+        if record.trace_id in foreign:
+            _reject(result, record, "this trace id belongs to another run")
+    return [r for r in records if r.trace_id not in foreign]
+
+
+def _routes_save(tenant: Tenant, runs: list[SpanRecord], via_platform: bool) -> None:
     with schema_context("public"):
         for record in runs:
             TraceRoute.objects.get_or_create(
@@ -181,37 +205,37 @@ def _routes_save(tenant: Tenant, runs: list[SpanRecord]) -> None:
                     "tenant": tenant,
                     "run_id": record.context.run_id,
                     "project": record.context.project,
+                    "via_platform": via_platform,
                 },
             )
 
 
-def _unpark_for(tenant: Tenant, trace_ids: set[str], result: TracesResult) -> list[SpanRecord]:
+def _unpark_for(tenant: Tenant, trace_ids: set[str], via_platform: bool) -> list[SpanRecord]:
+    """Spans waiting for these traces' runs that the same sender parked: the tenant's own, or
+    the platform's when the run span came through the platform key."""
     if not trace_ids:
         return []
+    sender = "" if via_platform else tenant.slug
     with schema_context("public"):
-        pending = list(PendingSpan.objects.select_for_update().filter(trace_id__in=trace_ids))
+        pending = list(
+            PendingSpan.objects.select_for_update().filter(
+                trace_id__in=trace_ids, tenant_hint=sender
+            )
+        )
         routes = {r.trace_id: r for r in TraceRoute.objects.filter(trace_id__in=trace_ids)}
+        PendingSpan.objects.filter(pk__in=[p.pk for p in pending]).delete()
     records = []
     for item in pending:
         record = _unpark(item)
-        if item.tenant_hint and item.tenant_hint != tenant.slug:
-            _reject(
-                result,
-                record,
-                f"sent by tenant {item.tenant_hint!r} but its trace belongs to {tenant.slug!r}",
-            )
-            continue
         route = routes[item.trace_id]
         record.context.run_id = record.context.run_id or route.run_id
         record.context.project = record.context.project or route.project
         records.append(record)
-    with schema_context("public"):
-        PendingSpan.objects.filter(pk__in=[p.pk for p in pending]).delete()
     return records
 
 
 def _valid_project(record: SpanRecord, result: TracesResult) -> bool:
-    if SLUG_RE.match(record.context.project):
+    if SLUG_RE.fullmatch(record.context.project):
         return True
     _reject(
         result,

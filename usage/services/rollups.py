@@ -86,10 +86,16 @@ INSERT INTO usage_llmusage{grain} ({bucket_column}, project_id, provider, model,
     cache_write_tokens, cost{latest_column})
 SELECT {bucket}, e.project_id, e.provider, e.model, e.operation, e.run_type, e.template,
        count(*),
-       count(*) FILTER (WHERE e.cost_source = 'unpriced'), sum(e.input_tokens),
-       sum(e.output_tokens), sum(e.cached_input_tokens), sum(e.cache_write_tokens),
-       coalesce(sum(e.cost), 0){latest}
+       count(*) FILTER (WHERE CASE WHEN c.event_id IS NULL THEN e.cost_source = 'unpriced'
+                                   ELSE c.latest_cost IS NULL END),
+       sum(e.input_tokens), sum(e.output_tokens), sum(e.cached_input_tokens),
+       sum(e.cache_write_tokens), coalesce(sum(e.cost), 0) + coalesce(sum(c.delta), 0){latest}
 FROM usage_llmusageevent e
+LEFT JOIN (
+    -- re-pricing corrections: the cost change, and whether the call is priced now
+    SELECT event_id, sum(delta) AS delta, (array_agg(new_cost ORDER BY id DESC))[1] AS latest_cost
+    FROM usage_llmcostcorrection GROUP BY event_id
+) c ON c.event_id = e.event_id
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 INFRA_REBUILD = """

@@ -141,3 +141,40 @@ def test_client_costs_are_never_repriced_and_dry_run_changes_nothing(alpha):
     assert "1 calls examined, would correct 1" in out.getvalue()
     with schema_context(alpha.schema):
         assert not LlmCostCorrection.objects.exists()
+
+
+def test_rebuilding_rollups_keeps_corrections(alpha):
+    from usage.services.rollups import rollups_rebuild
+
+    with schema_context(alpha.schema):
+        project = Project.objects.create(slug="p", name="P")
+        add_llm_call(
+            project=project,
+            run=None,
+            event_id="u",
+            at=DAY,
+            cost=None,
+            input_tokens=2_000_000,
+            output_tokens=0,
+        )
+    TenantPriceOverride.objects.create(
+        tenant=alpha.tenant,
+        provider="self-hosted",
+        model="model-without-a-price",
+        input_per_mtok=Decimal("0.10"),
+        output_per_mtok=Decimal("0.10"),
+        effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    with schema_context(alpha.schema):
+        llm_reprice(
+            start=DAY - timedelta(days=1),
+            end=DAY + timedelta(days=1),
+            pricer=pricer_for(alpha.tenant),
+            reason="costed",
+        )
+        before = list(LlmUsageHourly.objects.values_list("cost", "unpriced_calls"))
+        rollups_rebuild()
+        assert list(LlmUsageHourly.objects.values_list("cost", "unpriced_calls")) == before
+        assert list(LlmUsageDaily.objects.values_list("cost", "unpriced_calls")) == [
+            (Decimal("0.2"), 0)
+        ]

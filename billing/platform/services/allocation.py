@@ -55,7 +55,9 @@ class TenantUsage:
 
 def usage_by_tenant(period: date) -> dict[str, TenantUsage]:
     usage = {}
-    for tenant in customer_tenants().filter(status=Tenant.Status.ACTIVE):
+    # Every tenant, suspended ones too: who was charged is decided by the period's usage, not by
+    # today's status.
+    for tenant in customer_tenants():
         with schema_context(tenant.schema_name):
             drivers = allocation_drivers(start=period, end=next_month(period))
         usage[tenant.slug] = TenantUsage(tenant, drivers)
@@ -254,7 +256,8 @@ def _correct_closed(
         period=target_period, defaults={"inputs_digest": "", "computed_at": timezone.now()}
     )
     booked: dict[LineKey, Decimal] = defaultdict(Decimal)
-    for row in AllocationLine.objects.filter(run=run):
+    # The closed run's own lines (not the corrections of earlier months it carries).
+    for row in AllocationLine.objects.filter(run=run, corrects_period__isnull=True):
         booked[_key(row)] += row.amount
     for row in AllocationLine.objects.filter(corrects_period=run.period):
         booked[_key(row)] += row.amount
