@@ -11,7 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.platform.models import AllocationRule
-from billing.platform.services.rules import allocation_rule_create, allocation_rule_update
+from billing.platform.services.rules import (
+    RULE_FIELDS,
+    allocation_rule_create,
+    allocation_rule_update,
+)
 from factory_portal.accounts.models import Role
 from factory_portal.api import problem_response
 
@@ -26,21 +30,7 @@ class IsOperator(BasePermission):
 class RuleSerializer(serializers.ModelSerializer):
     class Meta:
         model = AllocationRule
-        fields = [
-            "id",
-            "name",
-            "provider",
-            "service_category",
-            "charge_category",
-            "method",
-            "driver",
-            "fixed_amount",
-            "fixed_fraction",
-            "fixed_split",
-            "version",
-            "active",
-            "updated_at",
-        ]
+        fields = ["id", *RULE_FIELDS, "version", "updated_at"]
         read_only_fields = ["id", "version", "updated_at"]
 
 
