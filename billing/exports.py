@@ -21,17 +21,8 @@ from openpyxl import Workbook
 from billing.costs import CostReport
 from billing.domain.allocation import round_lines
 from billing.platform.services.allocation import next_month
+from factory_portal.spreadsheets import cell
 from usage import selectors as usage_selectors
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def cell(value: object) -> object:
-    """Text a spreadsheet would run as a formula is written as text (a leading apostrophe):
-    ids and names come from clients and bills and are never trusted as formulas."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 class _SafeRows:

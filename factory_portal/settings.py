@@ -15,6 +15,7 @@ Variables (all optional unless noted):
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -147,7 +148,11 @@ USE_TZ = True
 
 # --- Static files -------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js is served from the installed plotly package (no CDN, nothing vendored in the repo).
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/plotly", Path(importlib.util.find_spec("plotly").origin).parent / "package_data"),
+]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # --- Security -------------------------------------------------------------------------------------
@@ -238,6 +243,8 @@ USAGE_PRICER = "billing.pricing.tenant_pricer"
 INGEST_MAX_EVENTS = 10_000
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024)
 INGEST_MAX_FUTURE_SECONDS = 300  # clock skew tolerated for event timestamps
+# Link from a run to its trace, e.g. "https://tempo.example/explore?traceId={trace_id}".
+PORTAL_TRACE_URL_TEMPLATE = os.environ.get("PORTAL_TRACE_URL_TEMPLATE", "")
 
 # --- Logging ------------------------------------------------------------------------------------
 LOGGING = {

@@ -6,13 +6,15 @@ dataclasses, never querysets to be refined elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
+from usage.domain.durations import histogram_merge, percentile_ms
 from usage.models import (
     ACTIVE_RUN_STATUSES,
     InfraUsageDaily,
@@ -371,3 +373,187 @@ def model_costs(*, start: date, end: date) -> list[ModelCost]:
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    status: str = ""
+    project: str = ""
+    template: str = ""
+    run_type: str = ""
+    start: date | None = None  # requested on or after (UTC day)
+    end: date | None = None  # requested on or before (UTC day)
+    search: str = ""  # run id, exact or prefix
+
+
+@dataclass(frozen=True)
+class RunRow:
+    pk: int
+    run_id: str
+    project: str
+    template: str
+    run_type: str
+    status: str
+    requested_at: datetime
+    duration_ms: int | None
+    failure_type: str
+    cost: Decimal
+
+
+def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
+    runs = Run.objects.all()
+    if filters.status:
+        runs = runs.filter(status=filters.status)
+    if filters.project:
+        runs = runs.filter(project__slug=filters.project)
+    if filters.template:
+        runs = runs.filter(template_recipe_id=filters.template)
+    if filters.run_type:
+        runs = runs.filter(run_type=filters.run_type)
+    if filters.start:
+        runs = runs.filter(
+            requested_at__gte=datetime(
+                filters.start.year, filters.start.month, filters.start.day, tzinfo=UTC
+            )
+        )
+    if filters.end:
+        end = filters.end + timedelta(days=1)
+        runs = runs.filter(requested_at__lt=datetime(end.year, end.month, end.day, tzinfo=UTC))
+    if filters.search:
+        runs = runs.filter(run_id__startswith=filters.search)
+    return runs
+
+
+def _with_cost(runs):  # type: ignore[no-untyped-def]
+    cost = (
+        LlmUsageEvent.objects.filter(run=OuterRef("pk"))
+        .values("run")
+        .annotate(total=Sum("cost"))
+        .values("total")
+    )
+    corrections = (
+        LlmCostCorrection.objects.filter(run=OuterRef("pk"))
+        .values("run")
+        .annotate(total=Sum("delta"))
+        .values("total")
+    )
+    return runs.select_related("project").annotate(
+        token_cost=Coalesce(Subquery(cost), ZERO) + Coalesce(Subquery(corrections), ZERO)
+    )
+
+
+def _row(run: Run) -> RunRow:
+    return RunRow(
+        run.pk,
+        run.run_id,
+        run.project.slug,
+        run.template_recipe_id,
+        run.run_type,
+        run.status,
+        run.requested_at,
+        run.duration_ms,
+        run.failure_type,
+        run.token_cost,
+    )
+
+
+def runs_page(
+    filters: RunFilters, *, after: tuple[datetime, int] | None = None, limit: int = 50
+) -> tuple[list[RunRow], tuple[datetime, int] | None]:
+    """Newest first; keyset pagination on (requested_at, id), so page 1,000 costs what page 1
+    costs. Returns the rows and the cursor of the next page (None on the last)."""
+    runs = _filtered_runs(filters)
+    if after is not None:
+        at, pk = after
+        runs = runs.filter(Q(requested_at__lt=at) | Q(requested_at=at, pk__lt=pk))
+    rows = [_row(r) for r in _with_cost(runs).order_by("-requested_at", "-pk")[: limit + 1]]
+    next_cursor = (rows[limit - 1].requested_at, rows[limit - 1].pk) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def runs_iter(filters: RunFilters, *, chunk: int = 2000) -> Iterator[RunRow]:
+    """Every filtered run, newest first, fetched in chunks (for CSV downloads)."""
+    after: tuple[datetime, int] | None = None
+    while True:
+        rows, after = runs_page(filters, after=after, limit=chunk)
+        yield from rows
+        if after is None:
+            return
+
+
+def run_filter_choices() -> dict[str, list[str]]:
+    return {
+        "projects": project_slugs(),
+        "templates": sorted(
+            t for t in Run.objects.values_list("template_recipe_id", flat=True).distinct() if t
+        ),
+        "run_types": sorted(
+            t for t in Run.objects.values_list("run_type", flat=True).distinct() if t
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run: Run
+    jobs: list[Job]
+    external_calls: list[object]
+    models: list[dict[str, object]]  # per provider/model: calls, tokens, cost
+    token_cost: Decimal
+    infra: dict[str, Decimal]  # unit -> quantity
+
+
+def run_detail(run_id: str) -> RunDetail | None:
+    run = Run.objects.select_related("project").filter(run_id=run_id).first()
+    if run is None:
+        return None
+    models = list(
+        LlmUsageEvent.objects.filter(run=run)
+        .values("provider", "model")
+        .annotate(
+            calls=Count("event_id"),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+            cost=Sum("cost"),
+        )
+        .order_by("-cost")
+    )
+    corrections = LlmCostCorrection.objects.filter(run=run).aggregate(d=Sum("delta"))["d"] or ZERO
+    token_cost = sum((m["cost"] or ZERO for m in models), ZERO) + corrections
+    infra = {
+        row["unit"]: row["quantity"]
+        for row in InfraUsageEvent.objects.filter(run=run)
+        .values("unit")
+        .annotate(quantity=Sum("quantity"))
+    }
+    return RunDetail(
+        run=run,
+        jobs=list(Job.objects.filter(run=run).order_by("started_at", "attempt")),
+        external_calls=list(run.external_calls.order_by("started_at")),
+        models=models,
+        token_cost=token_cost,
+        infra=infra,
+    )
+
+
+def duration_percentiles(*, start: date, end: date) -> dict[str, int | None]:
+    """p50/p95/p99 duration of runs finished (succeeded or failed) requested on those days."""
+    histograms = RunDaily.objects.filter(
+        day__gte=start, day__lte=end, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]
+    ).values_list("duration_histogram", flat=True)
+    merged = histogram_merge(list(histograms))
+    return {
+        name: percentile_ms(merged, q) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+    }
+
+
+def daily_cost_by_project(*, start: date, end: date) -> dict[str, dict[date, Decimal]]:
+    """AI cost per project and UTC day, ``start <= day <= end``."""
+    result: dict[str, dict[date, Decimal]] = {}
+    for row in (
+        LlmUsageDaily.objects.filter(day__gte=start, day__lte=end)
+        .values("project__slug", "day")
+        .annotate(cost=Sum("cost"))
+    ):
+        result.setdefault(row["project__slug"], {})[row["day"]] = row["cost"]
+    return result

@@ -33,3 +33,18 @@ def elapsed(start: datetime | None, now: datetime) -> str:
     if hours:
         return f"{hours}h {minutes:02d}m"
     return f"{minutes}m {secs:02d}s"
+
+
+@register.filter
+def duration_ms(value: int | None) -> str:
+    """``1h 04m``, ``3m 12s`` or ``850 ms``."""
+    if value is None:
+        return "—"
+    if value < 1000:
+        return f"{value} ms"
+    seconds = value // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s"

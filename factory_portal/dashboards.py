@@ -1,0 +1,75 @@
+"""Tenant pages that combine usage and billing (overview, run details). Thin: selectors from
+``usage`` and ``billing`` do the work; this module only composes them (``usage`` itself never
+imports ``billing``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from billing.costs import cost_report
+from billing.models import CostForecast
+from billing.selectors import budgets_status
+from factory_portal import charts
+from factory_portal.periods import month_start
+from usage import selectors
+from usage.views import overview_build
+
+
+@login_required
+def overview(request: HttpRequest) -> HttpResponse:
+    tenant = connection.tenant
+    now = timezone.now()
+    data = overview_build(now=now, tz_name=tenant.timezone)
+    today = now.date()
+    start = today - timedelta(days=29)
+    days = [start + timedelta(days=n) for n in range(30)]
+    forecast = CostForecast.objects.filter(project="").first()
+    upcoming = [row for row in (forecast.daily if forecast else []) if row[0] >= str(today)][:14]
+    chart = charts.daily_cost_chart(
+        selectors.daily_cost_by_project(start=start, end=today), days, upcoming
+    )
+    return render(
+        request,
+        "usage/overview.html",
+        {
+            "overview": data,
+            "tenant": tenant,
+            "chart": chart,
+            "forecast": forecast,
+            "budgets": budgets_status(today=today),
+            "durations": selectors.duration_percentiles(start=start, end=today),
+        },
+    )
+
+
+@login_required
+def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
+    detail = selectors.run_detail(run_id)
+    if detail is None:
+        raise Http404("No such run in this tenant.")
+    run = detail.run
+    tenant = connection.tenant
+    month = month_start(run.requested_at).date()
+    run_cost = next(
+        (r for r in cost_report(tenant=tenant, period=month).runs if r.run_id == run.run_id), None
+    )
+    template = settings.PORTAL_TRACE_URL_TEMPLATE
+    trace_url = template.format(trace_id=run.trace_id) if template and run.trace_id else ""
+    return render(
+        request,
+        "usage/run_detail.html",
+        {
+            "detail": detail,
+            "run": run,
+            "trace_url": trace_url,
+            "infra_cost": run_cost.infra_cost if run_cost else None,
+            "timeline": charts.job_timeline(detail.jobs, timezone.now()) if detail.jobs else None,
+        },
+    )
