@@ -108,3 +108,27 @@ def job_timeline(jobs: list[Any], now: datetime) -> dict[str, Any]:
         **{**LAYOUT, "height": 60 + 28 * max(len(jobs), 1)},
     )
     return _json(figure)
+
+
+def trend_chart(series: dict[str, dict[str, Decimal]]) -> dict[str, Any]:
+    """Cost per period, stacked by the chosen dimension."""
+    periods = sorted({p for values in series.values() for p in values})
+    figure = go.Figure()
+    for name, values in sorted(series.items()):
+        figure.add_bar(
+            name=name, x=periods, y=[_plotted(values.get(p, Decimal(0))) for p in periods]
+        )
+    figure.update_layout(barmode="stack", yaxis={"title": "USD", "tickprefix": "$"}, **LAYOUT)
+    return _json(figure)
+
+
+def distribution_chart(run_totals: list[Decimal]) -> dict[str, Any]:
+    """How much runs cost: a histogram of cost per run."""
+    figure = go.Figure()
+    figure.add_histogram(
+        x=[_plotted(v) for v in run_totals], nbinsx=40, name="runs", marker_color="#3056d3"
+    )
+    figure.update_layout(
+        xaxis={"title": "cost per run (USD)", "tickprefix": "$"}, yaxis={"title": "runs"}, **LAYOUT
+    )
+    return _json(figure)

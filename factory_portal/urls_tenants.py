@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from billing import pages as billing_pages
 from billing import views as billing_views
 from factory_portal import dashboards
 from factory_portal.accounts.api import WhoAmIApi
@@ -11,6 +12,7 @@ from usage.api import EventIngestApi, ProjectListApi, RunIngestApi, TracesApi
 
 urlpatterns = [
     path("", dashboards.overview, name="home"),
+    path("costs/", billing_pages.costs, name="costs"),
     path("runs/", usage_views.run_list, name="runs"),
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
     path("runs/active/", usage_views.active_runs, name="runs-active"),

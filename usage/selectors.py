@@ -557,3 +557,35 @@ def daily_cost_by_project(*, start: date, end: date) -> dict[str, dict[date, Dec
     ):
         result.setdefault(row["project__slug"], {})[row["day"]] = row["cost"]
     return result
+
+
+def cost_trend(
+    *, start: date, end: date, dimension: str, grain: str
+) -> dict[str, dict[str, Decimal]]:
+    """AI cost for UTC days ``start <= day <= end`` by ``dimension`` (project, model, provider,
+    run_type, template) and period (``day``, ``week`` starting Monday, or ``month``)."""
+    columns = {
+        "project": "project__slug",
+        "model": "model",
+        "provider": "provider",
+        "run_type": "run_type",
+        "template": "template",
+    }
+    column = columns[dimension]
+    result: dict[str, dict[str, Decimal]] = {}
+    rows = (
+        LlmUsageDaily.objects.filter(day__gte=start, day__lte=end)
+        .values(column, "day")
+        .annotate(cost=Sum("cost"))
+    )
+    for row in rows:
+        day: date = row["day"]
+        if grain == "week":
+            key = str(day - timedelta(days=day.weekday()))
+        elif grain == "month":
+            key = f"{day:%Y-%m}"
+        else:
+            key = str(day)
+        series = result.setdefault(row[column] or "(none)", {})
+        series[key] = series.get(key, ZERO) + row["cost"]
+    return result

@@ -48,3 +48,11 @@ def duration_ms(value: int | None) -> str:
     if hours:
         return f"{hours}h {minutes:02d}m"
     return f"{minutes}m {secs:02d}s"
+
+
+@register.filter
+def percent(ratio: Decimal | None) -> str:
+    """``0.4`` -> ``40.00%``."""
+    if ratio is None:
+        return "—"
+    return f"{(Decimal(ratio) * 100).quantize(Decimal('0.01'))}%"
