@@ -87,13 +87,8 @@ def _utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-def active_runs(*, limit: int = 50) -> list[ActiveRun]:
-    """Requested and running runs, oldest first, with the step in progress and cost so far."""
-    current_step = (
-        Job.objects.filter(run=OuterRef("pk"), status=RunStatus.RUNNING)
-        .order_by("-started_at")
-        .values("step_name")[:1]
-    )
+def run_token_cost():  # type: ignore[no-untyped-def]
+    """Query expression: a run's AI cost, its calls' stored costs plus re-pricing corrections."""
     cost = (
         LlmUsageEvent.objects.filter(run=OuterRef("pk"))
         .values("run")
@@ -106,12 +101,22 @@ def active_runs(*, limit: int = 50) -> list[ActiveRun]:
         .annotate(total=Sum("delta"))
         .values("total")
     )
+    return Coalesce(Subquery(cost), ZERO) + Coalesce(Subquery(corrections), ZERO)
+
+
+def active_runs(*, limit: int = 50) -> list[ActiveRun]:
+    """Requested and running runs, oldest first, with the step in progress and cost so far."""
+    current_step = (
+        Job.objects.filter(run=OuterRef("pk"), status=RunStatus.RUNNING)
+        .order_by("-started_at")
+        .values("step_name")[:1]
+    )
     runs = (
         Run.objects.filter(status__in=ACTIVE_RUN_STATUSES)
         .select_related("project")
         .annotate(
             current_step=Subquery(current_step),
-            cost_so_far=Coalesce(Subquery(cost), ZERO) + Coalesce(Subquery(corrections), ZERO),
+            cost_so_far=run_token_cost(),
         )
         .order_by("requested_at")[:limit]
     )
@@ -425,21 +430,7 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
 
 
 def _with_cost(runs):  # type: ignore[no-untyped-def]
-    cost = (
-        LlmUsageEvent.objects.filter(run=OuterRef("pk"))
-        .values("run")
-        .annotate(total=Sum("cost"))
-        .values("total")
-    )
-    corrections = (
-        LlmCostCorrection.objects.filter(run=OuterRef("pk"))
-        .values("run")
-        .annotate(total=Sum("delta"))
-        .values("total")
-    )
-    return runs.select_related("project").annotate(
-        token_cost=Coalesce(Subquery(cost), ZERO) + Coalesce(Subquery(corrections), ZERO)
-    )
+    return runs.select_related("project").annotate(token_cost=run_token_cost())
 
 
 def _row(run: Run) -> RunRow:
