@@ -1,8 +1,10 @@
 """URLs of the bare base domain: the operator console."""
 
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
-from billing.platform import views as allocation_views
+from billing.platform import views as billing_views
 from billing.platform.api import RuleDetailApi, RuleListApi
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
@@ -10,17 +12,28 @@ from factory_portal.tenants import views as tenant_views
 from usage.api import EventIngestApi, RunIngestApi, TracesApi
 
 urlpatterns = [
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", tenant_views.console, name="home"),
+    path("tenants/new", tenant_views.tenant_add, name="tenant-add"),
+    path("tenants/<str:slug>/status", tenant_views.tenant_status, name="tenant-status"),
+    path("customer-costs/", billing_views.customer_costs, name="customer-costs"),
+    path("customer-costs.csv", billing_views.customer_costs_csv, name="customer-costs-csv"),
+    path("price-book/", billing_views.price_book, name="price-book"),
+    path("price-book/overrides", billing_views.price_override_add, name="price-override-add"),
+    path("price-book/refresh", billing_views.price_book_refresh, name="price-book-refresh"),
+    path("pools/", billing_views.pools, name="pools"),
+    path("pools/upload", billing_views.pools_upload, name="pools-upload"),
+    path("health/", tenant_views.health, name="health"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/allocation-rules", RuleListApi.as_view(), name="api-allocation-rules"),
     path("api/v1/allocation-rules/<int:pk>", RuleDetailApi.as_view(), name="api-allocation-rule"),
-    path("allocation/", allocation_views.allocation_overview, name="allocation"),
-    path("allocation/<str:period>/", allocation_views.allocation_period, name="allocation-period"),
+    path("allocation/", billing_views.allocation_overview, name="allocation"),
+    path("allocation/<str:period>/", billing_views.allocation_period, name="allocation-period"),
     path(
         "allocation/<str:period>/run",
-        allocation_views.allocation_period_run,
+        billing_views.allocation_period_run,
         name="allocation-period-run",
     ),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),

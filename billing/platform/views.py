@@ -1,32 +1,36 @@
-"""Operator console pages for cost pools and allocation (operator host)."""
+"""Operator console pages for billing (operator host): cost per customer, the price book and
+contract terms, FOCUS imports and cost pools, allocation."""
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, user_passes_test
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from billing.customer_costs import customer_cost_table, recent_months
 from billing.domain.allocation import Method
+from billing.exports import write_customers_csv
+from billing.platform import selectors
+from billing.platform.forms import FocusUploadForm, PriceOverrideForm, parse_month
 from billing.platform.models import AllocationLine, AllocationRule, AllocationRun, CostPool
 from billing.platform.services.allocation import allocation_run, allocation_what_if
+from billing.platform.services.focus import FocusImportError, focus_upload_import
+from billing.platform.services.overrides import price_override_create
+from billing.platform.services.pricebook import pricebook_refresh
 from billing.platform.services.rules import allocation_rule_create
-from factory_portal.accounts.models import Role
+from factory_portal.tenants.access import operator_required as console_operator_required
 
-
-def _is_operator(user: object) -> bool:
-    return getattr(user, "role", None) == Role.OPERATOR
-
-
-operator_required = user_passes_test(_is_operator)
+CUSTOMER_COST_MONTHS = 6
 
 
 class RuleForm(forms.ModelForm):
@@ -58,8 +62,7 @@ def _period(value: str) -> date:
         raise Http404("No such period") from exc
 
 
-@login_required
-@operator_required
+@console_operator_required
 def allocation_overview(request: HttpRequest) -> HttpResponse:
     form = RuleForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -88,8 +91,7 @@ def allocation_overview(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-@operator_required
+@console_operator_required
 def allocation_period(request: HttpRequest, period: str) -> HttpResponse:
     month = _period(period)
     pools = CostPool.objects.filter(period=month).order_by("name")
@@ -118,8 +120,7 @@ def allocation_period(request: HttpRequest, period: str) -> HttpResponse:
     )
 
 
-@login_required
-@operator_required
+@console_operator_required
 @require_POST
 def allocation_period_run(request: HttpRequest, period: str) -> HttpResponse:
     month = _period(period)
@@ -139,3 +140,166 @@ def allocation_period_run(request: HttpRequest, period: str) -> HttpResponse:
             f"{outcome.unallocated:,.2f} unallocated.",
         )
     return redirect("allocation-period", period=period)
+
+
+def _form_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form, by field where it names one."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+def _selected_month(request: HttpRequest) -> date:
+    return parse_month(request.GET.get("month")) or timezone.now().date().replace(day=1)
+
+
+@console_operator_required
+def customer_costs(request: HttpRequest) -> HttpResponse:
+    month = _selected_month(request)
+    table = customer_cost_table(months=recent_months(month, CUSTOMER_COST_MONTHS))
+    return render(
+        request,
+        "operator/customer_costs.html",
+        {
+            "month": month,
+            "table": table,
+            "rows": [(c, c.months[month]) for c in table.customers],
+            "month_total": table.totals[month],
+            "month_unallocated": table.unallocated[month],
+            "month_status": table.allocation_status[month],
+        },
+    )
+
+
+@console_operator_required
+def customer_costs_csv(request: HttpRequest) -> HttpResponse:
+    """The operator's cost per customer for one month, as ``manage.py report --customers``."""
+    month = _selected_month(request)
+    table = customer_cost_table(months=[month])
+    rows = [
+        (c.tenant.slug, c.tenant.name, c.months[month].ai, c.months[month].infrastructure)
+        for c in table.customers
+    ]
+    out = io.StringIO()
+    write_customers_csv(rows, f"{month:%Y-%m}", out)
+    response = HttpResponse(out.getvalue(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="customers-{month:%Y-%m}.csv"'
+    return response
+
+
+def _price_book(request: HttpRequest, form: PriceOverrideForm, status: int = 200) -> HttpResponse:
+    search = request.GET.get("q", "").strip()
+    provider = request.GET.get("provider", "").strip()
+    now = timezone.now()
+    return render(
+        request,
+        "operator/price_book.html",
+        {
+            "page": selectors.price_book_page(
+                search=search, provider=provider, page=request.GET.get("page", 1), now=now
+            ),
+            "providers": selectors.price_book_providers(),
+            "search": search,
+            "provider": provider,
+            "now": now,
+            "overrides": selectors.price_overrides(),
+            "form": form,
+        },
+        status=status,
+    )
+
+
+@console_operator_required
+def price_book(request: HttpRequest) -> HttpResponse:
+    return _price_book(request, PriceOverrideForm())
+
+
+@console_operator_required
+@require_POST
+def price_override_add(request: HttpRequest) -> HttpResponse:
+    form = PriceOverrideForm(request.POST)
+    if form.is_valid():
+        try:
+            override = price_override_create(**form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"Contract term added for {override.tenant.name} from "
+                f"{override.effective_from:%Y-%m-%d %H:%M} UTC. Calls already stored keep their "
+                "cost until the period is re-priced (manage.py reprice).",
+            )
+            return redirect("price-book")
+    return _price_book(request, form, status=400)
+
+
+@console_operator_required
+@require_POST
+def price_book_refresh(request: HttpRequest) -> HttpResponse:
+    result = pricebook_refresh()
+    messages.success(
+        request,
+        f"Price book refreshed from genai-prices {result.version}: {result.created} new, "
+        f"{result.changed} changed, {result.unchanged} unchanged entries.",
+    )
+    return redirect("price-book")
+
+
+def _pools(request: HttpRequest, form: FocusUploadForm, status: int = 200) -> HttpResponse:
+    period = parse_month(request.GET.get("period"))
+    return render(
+        request,
+        "operator/pools.html",
+        {
+            "imports": selectors.focus_imports_page(page=request.GET.get("imports_page", 1)),
+            "months": selectors.cost_pool_months(),
+            "pools": selectors.cost_pools_page(period=period, page=request.GET.get("page", 1)),
+            "period": period,
+            "form": form,
+        },
+        status=status,
+    )
+
+
+@console_operator_required
+def pools(request: HttpRequest) -> HttpResponse:
+    return _pools(request, FocusUploadForm())
+
+
+@console_operator_required
+@require_POST
+def pools_upload(request: HttpRequest) -> HttpResponse:
+    form = FocusUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = focus_upload_import(
+                chunks=upload.chunks(),
+                filename=upload.name,
+                period=form.cleaned_data["period"],
+                pool_tag=form.cleaned_data["pool_tag"].strip(),
+            )
+        except FocusImportError as exc:
+            form.add_error("file", f"{upload.name}: {exc}. Nothing was imported.")
+        else:
+            record = result.focus_import
+            if result.created:
+                periods = ", ".join(
+                    f"{p:%Y-%m}: {n:,} rows" for p, n in sorted(result.rows_by_period.items())
+                )
+                messages.success(
+                    request,
+                    f"Imported {record.rows:,} charges (FOCUS {record.focus_version}) from "
+                    f"{record.filename} into {result.pools} cost pools ({periods}).",
+                )
+            else:
+                messages.info(
+                    request,
+                    f"This file was already imported on {record.imported_at:%Y-%m-%d %H:%M} UTC "
+                    f"as {record.filename}; nothing changed.",
+                )
+            return redirect("pools")
+    return _pools(request, form, status=400)

@@ -1,72 +1,85 @@
-"""Operator console pages (public schema)."""
+"""Operator console pages of the tenants app (public schema): the tenant list with creating,
+suspending and reactivating tenants, and the system health page."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
-from django.contrib.auth.decorators import login_required, user_passes_test
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django_tenants.utils import schema_context
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 
-from factory_portal.accounts.models import Role
-from factory_portal.periods import month_start
+from factory_portal.system_health import system_health
+from factory_portal.tenants.access import operator_required
+from factory_portal.tenants.forms import TenantCreateForm, TenantStatusForm
 from factory_portal.tenants.models import Tenant
-from factory_portal.tenants.selectors import customer_tenants
-from usage import selectors as usage_selectors
+from factory_portal.tenants.selectors import tenant_by_slug, tenant_summaries
+from factory_portal.tenants.services import tenant_create, tenant_domain, tenant_set_status
 
 
-@dataclass(frozen=True)
-class TenantSummary:
-    tenant: Tenant
-    domain: str
-    month_cost: Decimal
-    month_runs: int
-    active_runs: int
-    complete_until: datetime | None
-
-
-def tenant_summaries(*, now: datetime) -> list[TenantSummary]:
-    summaries = []
-    for tenant in customer_tenants().prefetch_related("domains"):
-        start = month_start(now, tenant.timezone)
-        with schema_context(tenant.schema_name):
-            tokens = usage_selectors.token_totals(start=start, end=now)
-            counts = usage_selectors.run_status_counts(start=start, end=now)
-            active = sum(usage_selectors.active_run_counts().values())
-            complete_until = usage_selectors.usage_complete_until()
-        domains = list(tenant.domains.all())
-        summaries.append(
-            TenantSummary(
-                tenant=tenant,
-                domain=next((d.domain for d in domains if d.is_primary), ""),
-                month_cost=tokens.cost,
-                month_runs=sum(counts.values()),
-                active_runs=active,
-                complete_until=complete_until,
-            )
-        )
-    return summaries
-
-
-def _is_operator(user: object) -> bool:
-    return getattr(user, "role", None) == Role.OPERATOR
-
-
-@login_required
-@user_passes_test(_is_operator)
-def console(request: HttpRequest) -> HttpResponse:
-    now = timezone.now()
-    summaries = tenant_summaries(now=now)
+def _console(request: HttpRequest, form: TenantCreateForm, status: int = 200) -> HttpResponse:
+    summaries = tenant_summaries(now=timezone.now())
     return render(
         request,
         "tenants/console.html",
         {
             "summaries": summaries,
-            "now": now,
             "total_cost": sum((s.month_cost for s in summaries), Decimal(0)),
+            "form": form,
         },
+        status=status,
     )
+
+
+@operator_required
+def console(request: HttpRequest) -> HttpResponse:
+    return _console(request, TenantCreateForm())
+
+
+@never_cache  # the page shows the admin's password, once
+@operator_required
+@require_POST
+def tenant_add(request: HttpRequest) -> HttpResponse:
+    form = TenantCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            created = tenant_create(**form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            # Rendered, not redirected: the password must not travel through a stored message.
+            return render(
+                request,
+                "tenants/tenant_created.html",
+                {"created": created, "host": tenant_domain(created.tenant.slug)},
+            )
+    return _console(request, form, status=400)
+
+
+@operator_required
+@require_POST
+def tenant_status(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = tenant_by_slug(slug)
+    if tenant is None:
+        raise Http404("No such tenant")
+    form = TenantStatusForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Unknown tenant status.")
+        return redirect("home")
+    tenant_set_status(tenant=tenant, status=form.cleaned_data["status"])
+    if tenant.status == Tenant.Status.SUSPENDED:
+        messages.warning(request, f"{tenant.name} is suspended: its site and API now answer 403.")
+    else:
+        messages.success(request, f"{tenant.name} is active again.")
+    return redirect("home")
+
+
+@never_cache
+@operator_required
+def health(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    return render(request, "operator/health.html", {"health": system_health(now=now), "now": now})

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -21,6 +22,7 @@ from billing.platform.models import CostPool, FocusImport
 from usage.domain.focus import FocusRowError, charge_parse, focus_version, missing_columns
 
 PROGRESS_EVERY = 10_000
+MAX_AMOUNT = Decimal(10) ** 18  # the cost columns hold 18 digits before the decimal point
 PoolKey = tuple[date, str, str, str, str, str]  # period, provider, service, charge, tag, currency
 
 
@@ -67,6 +69,21 @@ def focus_import(
     if existing is not None:
         return FocusImportResult(focus_import=existing, created=False)
 
+    try:
+        return _import_new(path, digest, period, pool_tag, progress)
+    except UnicodeDecodeError as exc:
+        raise FocusImportError("not a UTF-8 text file: save the bill as a UTF-8 CSV") from exc
+    except csv.Error as exc:
+        raise FocusImportError(f"not a readable CSV file: {exc}") from exc
+
+
+def _import_new(
+    path: Path,
+    digest: str,
+    period: date | None,
+    pool_tag: str,
+    progress: Callable[[int, int, int], None],
+) -> FocusImportResult:
     total_bytes = path.stat().st_size
     pools: dict[PoolKey, PoolTotals] = {}
     rows_by_period: dict[date, int] = {}
@@ -104,6 +121,12 @@ def focus_import(
     progress(file_totals.rows, total_bytes, total_bytes)
     if not file_totals.rows:
         raise FocusImportError("the file has a FOCUS header but no charges")
+    largest = max(
+        max(abs(t.billed_cost), abs(t.effective_cost), abs(t.list_cost))
+        for t in (file_totals, *pools.values())
+    )
+    if largest >= MAX_AMOUNT:
+        raise FocusImportError("a cost total is too large to be a real bill (10^18 or more)")
 
     with transaction.atomic():
         record = FocusImport.objects.create(
@@ -138,6 +161,22 @@ def focus_import(
     return FocusImportResult(
         focus_import=record, created=True, pools=len(pools), rows_by_period=rows_by_period
     )
+
+
+def focus_upload_import(
+    *, chunks: Iterable[bytes], filename: str, period: date | None = None, pool_tag: str = ""
+) -> FocusImportResult:
+    """Import an uploaded FOCUS file: its chunks are written to a temporary file (removed
+    afterwards) under the upload's own base name, which the import record keeps."""
+    name = Path(filename.replace("\\", "/").replace("\x00", "")).name.strip()[-200:]
+    if name in ("", ".", ".."):
+        name = "upload.csv"
+    with tempfile.TemporaryDirectory(prefix="focus-upload-") as folder:
+        path = Path(folder) / name
+        with path.open("wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        return focus_import(path=path, period=period, pool_tag=pool_tag)
 
 
 def _pool_name(key: PoolKey, pool_tag: str) -> str:

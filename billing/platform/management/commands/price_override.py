@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from billing.platform.models import TenantPriceOverride
+from billing.platform.services.overrides import price_override_create
 from factory_portal.tenants.selectors import tenant_by_slug
 
 
@@ -63,18 +64,21 @@ class Command(BaseCommand):
                 start = datetime.fromisoformat(options["start"]).replace(tzinfo=UTC)
             except ValueError as exc:
                 raise CommandError("--from must be YYYY-MM-DD") from exc
-        override = TenantPriceOverride.objects.create(
-            tenant=tenant,
-            provider=options["provider"],
-            model=options["model"],
-            discount_percent=discount,
-            input_per_mtok=prices["input"],
-            output_per_mtok=prices["output"],
-            cache_read_per_mtok=prices["cache_read"],
-            cache_write_per_mtok=prices["cache_write"],
-            effective_from=start,
-            note=options["note"][:200],
-        )
+        try:
+            override = price_override_create(
+                tenant=tenant,
+                provider=options["provider"],
+                model=options["model"],
+                discount_percent=discount,
+                input_per_mtok=prices["input"],
+                output_per_mtok=prices["output"],
+                cache_read_per_mtok=prices["cache_read"],
+                cache_write_per_mtok=prices["cache_write"],
+                effective_from=start,
+                note=options["note"],
+            )
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
         self.stdout.write(
             f"Added {override} from {start:%Y-%m-%d %H:%M} UTC. Calls already "
             "stored keep their cost until you run manage.py reprice."

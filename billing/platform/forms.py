@@ -1,0 +1,105 @@
+"""Operator console forms for billing: contract terms, FOCUS uploads, month choices.
+
+They parse and type the input; what makes a term or a bill valid is decided by the services.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from django import forms
+
+from factory_portal.tenants.selectors import customer_tenants
+
+YEARS = range(1970, 9999)  # month arithmetic around the chosen month stays within dates
+
+
+def parse_month(value: str | None) -> date | None:
+    """``2026-10`` -> date(2026, 10, 1); None for anything else."""
+    try:
+        year, month = (int(part) for part in (value or "").split("-"))
+        return date(year, month, 1) if year in YEARS else None
+    except ValueError:
+        return None
+
+
+class MonthField(forms.CharField):
+    """A billing month typed as YYYY-MM (``<input type="month">``), cleaned to its first day."""
+
+    widget = forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"})
+
+    def to_python(self, value: object) -> date | None:  # type: ignore[override]
+        text = super().to_python(value)
+        if not text:
+            return None
+        month = parse_month(text)
+        if month is None:
+            raise forms.ValidationError("Enter a month as YYYY-MM.")
+        return month
+
+
+def _price_field(label: str) -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label,
+        required=False,
+        min_value=0,
+        max_digits=20,
+        decimal_places=10,
+        help_text="USD per million tokens",
+    )
+
+
+class PriceOverrideForm(forms.Form):
+    tenant = forms.ModelChoiceField(
+        queryset=customer_tenants(), to_field_name="slug", empty_label="Choose a tenant"
+    )
+    provider = forms.CharField(
+        max_length=64, required=False, help_text="e.g. openai; empty: every provider"
+    )
+    model = forms.CharField(
+        max_length=128, required=False, help_text="e.g. gpt-4.1; empty: every model"
+    )
+    discount_percent = forms.DecimalField(
+        label="Discount (%)",
+        required=False,
+        min_value=0,
+        max_value=100,
+        max_digits=7,
+        decimal_places=4,
+        help_text="off book prices; or give custom prices instead",
+    )
+    input_per_mtok = _price_field("Input price")
+    output_per_mtok = _price_field("Output price")
+    cache_read_per_mtok = _price_field("Cache-read price")
+    cache_write_per_mtok = _price_field("Cache-write price")
+    effective_from = forms.DateField(
+        label="Effective from",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="UTC midnight of that day; empty: now",
+    )
+    note = forms.CharField(max_length=200, required=False)
+
+    def clean_effective_from(self) -> datetime | None:
+        day: date | None = self.cleaned_data["effective_from"]
+        return None if day is None else datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class FocusUploadForm(forms.Form):
+    file = forms.FileField(
+        label="FOCUS CSV file",
+        help_text="FOCUS 1.0-1.2 cost and usage export in USD; importing the same file twice "
+        "changes nothing.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+    period = MonthField(
+        label="Billing period",
+        required=False,
+        help_text="YYYY-MM: put every charge in this month; empty: each row's BillingPeriodStart",
+    )
+    pool_tag = forms.CharField(
+        label="Pool tag",
+        max_length=100,
+        required=False,
+        help_text="split pools by this tag's value, e.g. cost_center",
+    )

@@ -1,0 +1,492 @@
+"""Operator console (bare base domain): tenants (create, suspend, reactivate), cost per customer,
+price book and contract terms, cost pools with FOCUS uploads, system health; operators only."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db.models import Q
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from billing.costs import cost_report
+from billing.domain.pricing import quantize_cents
+from billing.platform.models import (
+    CostPool,
+    FocusImport,
+    PriceBookEntry,
+    TenantPriceOverride,
+)
+from billing.platform.services.allocation import allocation_run
+from factory_portal.accounts.models import Role
+from factory_portal.accounts.services import user_create
+from factory_portal.templatetags.portal import usd
+from factory_portal.tenants.models import Tenant
+from tests.support import OPERATOR_EMAIL, host_client, llm_event_in, logged_in_client
+from usage.platform.models import PendingSpan
+from usage.pricing import pricer_for
+from usage.services.ingest import events_ingest
+
+pytestmark = pytest.mark.django_db
+
+PAGES = ("/", "/customer-costs/", "/price-book/", "/pools/", "/health/")
+SEPTEMBER = date(2026, 9, 1)
+FOCUS_HEADER = (
+    "BilledCost,EffectiveCost,ListCost,BillingCurrency,BillingPeriodStart,"
+    "BillingPeriodEnd,ChargeCategory,ServiceCategory,ProviderName,PricingCurrency,Tags\n"
+)
+FOCUS_ROWS = (
+    "10.50,9.25,11,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,Usage,Compute,AWS,USD,NULL\n"
+    "4.125,4.125,4.125,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,Usage,Storage,GCP,USD,NULL\n"
+    "-1,-1,0,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,Credit,Compute,AWS,USD,NULL\n"
+)
+
+
+@pytest.fixture
+def operator(public_host):
+    return logged_in_client(public_host, OPERATOR_EMAIL)
+
+
+def _spend(tenant, at: datetime, *costs: str) -> None:
+    """LLM calls with client-supplied costs, through the real ingest path (rollups included)."""
+    with schema_context(tenant.schema):
+        events_ingest(
+            events=[
+                llm_event_in(f"e-{at:%Y%m%d%H%M}-{i}", at, project="web", cost=Decimal(cost))
+                for i, cost in enumerate(costs)
+            ],
+            pricer=pricer_for(tenant.tenant),
+        )
+
+
+def _text(response) -> str:
+    return html.unescape(response.content.decode())
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(public_host):
+    client = host_client(public_host)
+    for path in (*PAGES, "/customer-costs.csv"):
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response["Location"].startswith("/login/"), path
+    for path in ("/tenants/new", "/tenants/alpha/status", "/price-book/refresh", "/pools/upload"):
+        assert client.post(path).status_code == 302, path
+
+
+def test_a_tenant_admin_session_does_not_open_the_console(alpha, public_host):
+    tenant_admin = logged_in_client(alpha.host, alpha.admin_email)
+    for path in PAGES[1:]:
+        assert tenant_admin.get(path).status_code == 404, path  # no such page on tenant hosts
+    # The same browser on the operator host: its session does not exist in the public schema.
+    for path in PAGES:
+        response = tenant_admin.get(path, HTTP_HOST=public_host)
+        assert response.status_code == 302 and response["Location"].startswith("/login/"), path
+    response = tenant_admin.post(
+        "/tenants/alpha/status", {"status": "suspended"}, HTTP_HOST=public_host
+    )
+    assert response.status_code == 302
+    assert Tenant.objects.get(slug="alpha").status == Tenant.Status.ACTIVE
+
+
+def test_a_public_user_without_the_operator_role_gets_403(public_host):
+    user_create(email="viewer@portal.test", role=Role.MEMBER, password="another-long-passphrase")
+    client = logged_in_client(public_host, "viewer@portal.test", "another-long-passphrase")
+    for path in PAGES:
+        assert client.get(path).status_code == 403, path
+    assert client.post("/tenants/alpha/status", {"status": "suspended"}).status_code == 403
+
+
+# --- tenants --------------------------------------------------------------------------------
+
+
+def test_tenant_list_shows_each_tenant_with_suspend_buttons(operator, alpha, beta):
+    page = _text(operator.get("/"))
+    for tenant in (alpha, beta):
+        assert tenant.tenant.name in page
+        assert f'action="/tenants/{tenant.tenant.slug}/status"' in page
+    assert 'name="csrfmiddlewaretoken"' in page
+    for field in ("slug", "name", "admin_email"):
+        assert f'<label for="id_{field}"' in page
+
+
+def test_create_a_tenant_then_suspend_and_reactivate_it(operator):
+    response = operator.post(
+        "/tenants/new", {"slug": "gamma", "name": "Gamma Ltd", "admin_email": "boss@gamma.test"}
+    )
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    page = _text(response)
+    password = re.search(r'data-testid="admin-password">([^<]+)</code>', page).group(1)
+    assert "shown only this once" in page
+    gamma = Tenant.objects.get(slug="gamma")
+    host = gamma.domains.get().domain
+    assert host in page
+
+    admin = logged_in_client(host, "boss@gamma.test", password)  # the password works
+    assert admin.get("/").status_code == 200
+    assert password not in _text(operator.get("/"))  # and is never shown again
+
+    assert operator.post("/tenants/gamma/status", {"status": "suspended"}).status_code == 302
+    refused = admin.get("/")
+    assert refused.status_code == 403 and "suspended" in refused.content.decode()
+    listing = _text(operator.get("/"))
+    assert "Gamma Ltd is suspended" in listing
+    assert 'aria-label="Reactivate Gamma Ltd"' in listing
+
+    assert operator.post("/tenants/gamma/status", {"status": "active"}).status_code == 302
+    assert admin.get("/").status_code == 200
+    assert "Gamma Ltd is active again" in _text(operator.get("/"))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"slug": "alpha", "name": "Again", "admin_email": "a@x.test"}, "already exists"),
+        ({"slug": "Not A Slug!", "name": "X", "admin_email": "a@x.test"}, "2-40 lowercase"),
+        ({"slug": "admin", "name": "X", "admin_email": "a@x.test"}, "reserved"),
+        ({"slug": "delta", "name": "X", "admin_email": "not-an-email"}, "valid email"),
+        ({"slug": "delta", "name": "", "admin_email": "a@x.test"}, "required"),
+    ],
+)
+def test_create_tenant_shows_validation_errors_on_the_form(operator, alpha, data, message):
+    before = Tenant.objects.count()
+    response = operator.post("/tenants/new", data)
+    assert response.status_code == 400
+    page = _text(response)
+    assert message in page
+    assert f'value="{data["slug"]}"' in page  # the form keeps what was typed
+    assert Tenant.objects.count() == before
+
+
+def test_unknown_tenant_or_status_is_refused(operator, alpha):
+    assert operator.post("/tenants/nope/status", {"status": "suspended"}).status_code == 404
+    assert operator.get("/tenants/alpha/status").status_code == 405
+    response = operator.post("/tenants/alpha/status", {"status": "deleted"}, follow=True)
+    assert "Unknown tenant status" in _text(response)
+    assert Tenant.objects.get(slug="alpha").status == Tenant.Status.ACTIVE
+
+
+# --- cost per customer ----------------------------------------------------------------------
+
+
+def test_customer_costs_without_usage_show_zero_and_no_allocation(operator, alpha, beta):
+    page = _text(operator.get("/customer-costs/?month=2026-09"))
+    assert "September 2026" in page and "not run yet" in page
+    assert alpha.tenant.name in page and beta.tenant.name in page
+    total = re.search(r'data-testid="month-total">([^<]+)<', page).group(1)
+    assert total == usd(Decimal(0))
+
+
+def test_customer_costs_agree_with_the_cost_report_and_csv(operator, alpha, beta, tmp_path):
+    _spend(alpha, datetime(2026, 9, 10, 9, tzinfo=UTC), "1.2345", "0.50")
+    _spend(alpha, datetime(2026, 8, 31, 23, tzinfo=UTC), "2.00")  # previous month
+    _spend(beta, datetime(2026, 9, 20, 9, tzinfo=UTC), "0.333")
+    CostPool.objects.create(
+        period=SEPTEMBER,
+        name="GPU inference",
+        provider="AWS",
+        service_category="AI and Machine Learning",
+        charge_category="Usage",
+        currency="USD",
+        billed_cost=Decimal("100.01"),
+        effective_cost=Decimal("100.01"),
+        list_cost=Decimal("100.01"),
+        rows=1,
+    )
+    allocation_run(period=SEPTEMBER)
+    reports = {}
+    for tenant in (alpha, beta):
+        with schema_context(tenant.schema):
+            reports[tenant.tenant.slug] = cost_report(tenant=tenant.tenant, period=SEPTEMBER)
+    assert all(r.infra_cost > 0 for r in reports.values())
+
+    page = _text(operator.get("/customer-costs/?month=2026-09"))
+    month_table = page[page.index('data-testid="month-table"') :]
+    for slug, report in reports.items():
+        row = re.search(rf"{slug}</span>.*?</tr>", month_table, re.S).group(0)
+        for amount in (report.token_cost, report.infra_cost, report.total):
+            assert usd(amount) in row, (slug, amount)
+    total = sum((r.total for r in reports.values()), Decimal(0))
+    assert re.search(r'data-testid="month-total">([^<]+)<', page).group(1) == usd(total)
+    assert "draft" in page
+    # The trend table has six months; August holds alpha's earlier call.
+    trend = page[page.index('data-testid="trend-table"') :]
+    assert trend.count('scope="col" class="num"') == 6 and "Aug 2026" in trend
+    with schema_context(alpha.schema):
+        august = cost_report(tenant=alpha.tenant, period=date(2026, 8, 1))
+    assert usd(august.total) in trend
+
+    response = operator.get("/customer-costs.csv?month=2026-09")
+    assert response["Content-Disposition"] == 'attachment; filename="customers-2026-09.csv"'
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [r["tenant"] for r in rows] == ["alpha", "beta"]
+    assert sum(Decimal(r["total_usd"]) for r in rows) == quantize_cents(total)
+    # The download is exactly what the operator's report command writes.
+    command_file = tmp_path / "customers.csv"
+    call_command(
+        "report", "--customers", "--month", "2026-09", "-o", str(command_file), stdout=io.StringIO()
+    )
+    assert response.content == command_file.read_bytes()
+
+
+def test_customer_costs_ignore_a_bad_month(operator, alpha):
+    response = operator.get("/customer-costs/?month=someday")
+    assert response.status_code == 200
+    assert timezone.now().strftime("%B %Y") in _text(response)
+
+
+# --- price book -----------------------------------------------------------------------------
+
+
+def test_price_book_searches_and_pages(operator, django_assert_max_num_queries):
+    matching = PriceBookEntry.objects.filter(
+        Q(model__icontains="gpt") | Q(provider__icontains="gpt")
+    )
+    count = matching.count()
+    assert count > 50  # the catalogue has many GPT prices: more than one page
+    with django_assert_max_num_queries(12):
+        response = operator.get("/price-book/?q=gpt")
+    page = _text(response)
+    assert f"{count:,} entries match" in page
+    rows = re.findall(r"<tr>\s*<td>", page[page.index('data-testid="price-table"') :])
+    assert len(rows) == 50
+    assert 'data-testid="next-page"' in page and "Page 1 of" in page
+    last = (count - 1) // 50 + 1
+    with django_assert_max_num_queries(12):
+        final = _text(operator.get(f"/price-book/?q=gpt&page={last}"))
+    assert len(re.findall(r"<tr>\s*<td>", final[final.index('data-testid="price-table"') :])) == (
+        count - 50 * (last - 1)
+    )
+    assert 'data-testid="next-page"' not in final
+    entry = matching.order_by("provider", "model").first()
+    narrowed = _text(operator.get(f"/price-book/?q={entry.model}&provider={entry.provider}"))
+    assert entry.model in narrowed and "in force" in narrowed and "/ MTok" in narrowed
+    assert "No price matches" in _text(operator.get("/price-book/?q=no-such-model-anywhere"))
+
+
+def test_price_book_refresh_button_reloads_the_catalogue(operator):
+    removed = PriceBookEntry.objects.filter(model__icontains="gpt").order_by("pk").first()
+    removed.delete()
+    response = operator.post("/price-book/refresh", follow=True)
+    assert response.status_code == 200
+    assert "Price book refreshed from genai-prices" in _text(response)
+    assert "1 new" in _text(response)
+    assert PriceBookEntry.objects.filter(
+        provider=removed.provider,
+        model=removed.model,
+        token_kind=removed.token_kind,
+        tier_start=removed.tier_start,
+        effective_from=removed.effective_from,
+    ).exists()
+
+
+def test_contract_term_form_adds_a_discount_and_custom_prices(operator, alpha):
+    empty = _text(operator.get("/price-book/"))
+    assert "No contract terms" in empty
+    response = operator.post(
+        "/price-book/overrides",
+        {
+            "tenant": "alpha",
+            "provider": "openai",
+            "discount_percent": "12.5",
+            "effective_from": "2026-10-01",
+            "note": "framework agreement",
+        },
+    )
+    assert response.status_code == 302
+    discount = TenantPriceOverride.objects.get()
+    assert (discount.tenant.slug, discount.provider, discount.model) == ("alpha", "openai", "")
+    assert discount.discount_percent == Decimal("12.5")
+    assert discount.effective_from == datetime(2026, 10, 1, tzinfo=UTC)
+    response = operator.post(
+        "/price-book/overrides",
+        {
+            "tenant": "alpha",
+            "provider": "self-hosted",
+            "model": "coder-ft",
+            "input_per_mtok": "0.2",
+            "output_per_mtok": "0.35",
+        },
+    )
+    assert response.status_code == 302
+    custom = TenantPriceOverride.objects.get(model="coder-ft")
+    assert (custom.input_per_mtok, custom.output_per_mtok) == (Decimal("0.2"), Decimal("0.35"))
+    assert custom.discount_percent is None
+    listing = _text(operator.get("/price-book/"))
+    assert "12.5% off book prices" in listing and "framework agreement" in listing
+    assert "input $0.20, output $0.35" in listing
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"tenant": "alpha"}, "Give either a discount or custom prices"),
+        ({"tenant": "alpha", "discount_percent": "5", "input_per_mtok": "1"}, "not both"),
+        ({"tenant": "alpha", "input_per_mtok": "1"}, "both an input and an output price"),
+        ({"tenant": "alpha", "discount_percent": "120"}, "less than or equal to 100"),
+        ({"tenant": "alpha", "output_per_mtok": "-1", "input_per_mtok": "1"}, "greater than"),
+        ({"tenant": "nobody", "discount_percent": "5"}, "Select a valid choice"),
+        ({"tenant": "alpha", "discount_percent": "5", "effective_from": "soon"}, "valid date"),
+    ],
+)
+def test_contract_term_form_shows_errors(operator, alpha, data, message):
+    response = operator.post("/price-book/overrides", data)
+    assert response.status_code == 400
+    assert message in _text(response)
+    assert not TenantPriceOverride.objects.exists()
+
+
+# --- cost pools and FOCUS uploads -----------------------------------------------------------
+
+
+def _upload(client, content: bytes, name: str = "bill.csv", **fields: str):
+    return client.post(
+        "/pools/upload", {"file": SimpleUploadedFile(name, content, "text/csv"), **fields}
+    )
+
+
+def test_pools_page_is_empty_before_any_import(operator, django_assert_max_num_queries):
+    with django_assert_max_num_queries(12):
+        page = _text(operator.get("/pools/"))
+    assert "No cost pools yet" in page and "No FOCUS file imported yet" in page
+    assert '<label for="id_file"' in page and 'enctype="multipart/form-data"' in page
+
+
+def test_uploading_a_focus_bill_creates_pools(operator, django_assert_max_num_queries):
+    response = _upload(operator, (FOCUS_HEADER + FOCUS_ROWS).encode(), "october bill.csv")
+    assert response.status_code == 302
+    record = FocusImport.objects.get()
+    assert (record.filename, record.rows) == ("october bill.csv", 3)
+    pools = CostPool.objects.filter(source=record)
+    expected = {
+        (p.provider, p.charge_category, p.effective_cost)
+        for p in pools  # independent of the page: straight from the rows above
+    }
+    assert expected == {
+        ("AWS", "Usage", Decimal("9.25")),
+        ("GCP", "Usage", Decimal("4.125")),
+        ("AWS", "Credit", Decimal("-1")),
+    }
+    with django_assert_max_num_queries(12):
+        page = _text(operator.get("/pools/"))
+    assert "Imported 3 charges (FOCUS 1.2) from october bill.csv into 3 cost pools" in page
+    assert "October 2026" in page and "not allocated" in page
+    assert usd(record.effective_cost) in page and usd(Decimal("-1")) in page
+    assert "GCP" in page and "october bill.csv" in page
+
+    again = _upload(operator, (FOCUS_HEADER + FOCUS_ROWS).encode(), "copy.csv")
+    assert again.status_code == 302
+    assert "already imported" in _text(operator.get("/pools/"))
+    assert FocusImport.objects.count() == 1
+
+
+def test_upload_with_a_period_and_pool_tag(operator):
+    rows = (
+        "1,1,1,USD,2026-10-01,2026-11-01,Usage,Compute,AWS,USD,"
+        '"{""team"": ""search""}"\n'
+        "2,2,2,USD,2026-11-01,2026-12-01,Usage,Compute,AWS,USD,"
+        '"{""team"": ""ads""}"\n'
+    )
+    response = _upload(operator, (FOCUS_HEADER + rows).encode(), period="2026-10", pool_tag="team")
+    assert response.status_code == 302
+    pools = CostPool.objects.all()
+    assert {p.period for p in pools} == {date(2026, 10, 1)}
+    assert {p.tag_value for p in pools} == {"search", "ads"}
+    filtered = _text(operator.get("/pools/?period=2026-10"))
+    assert "team=search" in filtered and "Cost pools of October 2026" in filtered
+    assert "No cost pools in December 2026" in _text(operator.get("/pools/?period=2026-12"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary", "not a UTF-8 text file"),
+        (b"name,amount\nfoo,1\n", "missing column(s) BilledCost"),
+        (
+            (
+                FOCUS_HEADER + "abc,1,1,USD,2026-10-01,2026-11-01,Usage,Compute,AWS,USD,NULL\n"
+            ).encode(),
+            "line 2, column BilledCost",
+        ),
+        (
+            (
+                FOCUS_HEADER + "1,1,1,EUR,2026-10-01,2026-11-01,Usage,Compute,AWS,USD,NULL\n"
+            ).encode(),
+            "EUR bills are not supported",
+        ),
+        (
+            (
+                FOCUS_HEADER + "1e20,1,1,USD,2026-10-01,2026-11-01,Usage,Compute,AWS,USD,NULL\n"
+            ).encode(),
+            "too large to be a real bill",
+        ),
+        (FOCUS_HEADER.encode(), "no charges"),
+        (b"", "The submitted file is empty"),
+    ],
+)
+def test_bad_focus_files_get_a_clear_error_and_import_nothing(operator, content, message):
+    response = _upload(operator, content)
+    assert response.status_code == 400
+    page = _text(response)
+    assert message in page
+    if content:
+        assert "Nothing was imported" in page
+    assert not FocusImport.objects.exists() and not CostPool.objects.exists()
+
+
+def test_upload_without_a_file_or_with_a_bad_period(operator):
+    assert "This field is required" in _text(operator.post("/pools/upload", {}))
+    response = _upload(operator, (FOCUS_HEADER + FOCUS_ROWS).encode(), period="October")
+    assert response.status_code == 400 and "Enter a month as YYYY-MM" in _text(response)
+    assert not FocusImport.objects.exists()
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+def test_health_page_reports_broker_queues_backlog_and_freshness(operator, alpha, beta):
+    now = timezone.now()
+    _spend(alpha, now - timedelta(hours=3), "0.10")
+    PendingSpan.objects.create(trace_id="ab" * 16, span_id="cd" * 8, record={})
+    page = _text(operator.get("/health/"))
+    assert re.search(r'data-testid="database-state">Reachable', page)
+    assert re.search(r'data-testid="broker-state">Reachable', page)
+    assert re.search(r'data-testid="queue-depth">\d', page)
+    assert re.search(r'data-testid="worker-count">\d', page)
+    assert re.search(r'data-testid="pending-spans">1<', page)
+    freshness = page[page.index('data-testid="freshness-table"') :]
+    alpha_row = re.search(r"alpha</span>.*?</tr>", freshness, re.S).group(0)
+    beta_row = re.search(r"beta</span>.*?</tr>", freshness, re.S).group(0)
+    assert "stale" in alpha_row
+    assert "no usage yet" in beta_row
+
+
+def test_health_page_with_the_broker_down_says_unreachable_quickly(operator):
+    from factory_portal.celery import app
+
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    try:
+        started = time.perf_counter()
+        response = operator.get("/health/")
+        elapsed = time.perf_counter() - started
+    finally:
+        app.conf.broker_url = original
+    assert response.status_code == 200
+    assert elapsed < 3
+    page = _text(response)
+    assert re.search(r'data-testid="broker-state">Unreachable', page)
+    assert "not asked: the broker is unreachable" in page
+    assert re.search(r'data-testid="database-state">Reachable', page)
