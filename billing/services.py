@@ -96,3 +96,8 @@ def budget_set(
             defaults={"amount": amount.quantize(Decimal("0.01")), "thresholds": thresholds},
         )
     return budget
+
+
+def budget_delete(*, budget: Budget) -> None:
+    """Remove a budget: its thresholds are no longer watched."""
+    budget.delete()

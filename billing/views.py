@@ -1,32 +1,63 @@
-"""Tenant pages of billing: monthly report downloads (finance and admin roles)."""
+"""Tenant pages of billing: the monthly reports index and the report downloads (finance and
+admin roles)."""
 
 from __future__ import annotations
 
 import io
 import tempfile
 from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
 
 from billing.costs import cost_report
 from billing.exports import write_csv, write_focus, write_xlsx
-from factory_portal.accounts.models import Role
+from factory_portal.accounts.permissions import role_required
 
+REPORT_FORMAT_LABELS = [
+    ("csv", "CSV"),
+    ("xlsx", "Excel (XLSX)"),
+    ("focus", "FOCUS CSV"),
+]
 FORMATS = {
     "csv": ("text/csv", "csv"),
     "focus": ("text/csv", "focus.csv"),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
 }
 SPOOL_BYTES = 4 * 1024 * 1024  # larger reports go to a temporary file, not memory
+REPORT_MONTHS = 12
 
 
-@login_required
+def recent_months(today: date, count: int = REPORT_MONTHS) -> list[date]:
+    """The first days of ``today``'s month and the ``count - 1`` months before it, newest first."""
+    year, month = today.year, today.month
+    months = []
+    for _ in range(count):
+        months.append(date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months
+
+
+@role_required("costs")
+def reports(request: HttpRequest) -> HttpResponse:
+    """The last 12 months (in the tenant's timezone) with links to each month's downloads."""
+    try:
+        tz = ZoneInfo(connection.tenant.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("UTC")
+    months = recent_months(timezone.now().astimezone(tz).date())
+    return render(
+        request,
+        "billing/reports.html",
+        {"months": months, "current": months[0], "formats": REPORT_FORMAT_LABELS},
+    )
+
+
+@role_required("costs")
 def report_download(request: HttpRequest, period: str, fmt: str) -> HttpResponse:
-    if not request.user.has_role(Role.FINANCE):
-        raise PermissionDenied("Reports are for the finance and admin roles.")
     if fmt not in FORMATS:
         raise Http404("Unknown report format")
     try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
+
 from factory_portal.accounts.keys import key_matches, key_prefix
-from factory_portal.accounts.models import ApiKey
+from factory_portal.accounts.models import ApiKey, User
 
 
 def api_key_for_raw(raw: str) -> ApiKey | None:
@@ -16,3 +18,12 @@ def api_key_for_raw(raw: str) -> ApiKey | None:
     if api_key is None or not key_matches(raw, api_key.key_hash):
         return None
     return api_key
+
+
+def api_keys_list() -> QuerySet[ApiKey]:
+    """Every key of the tenant, newest first, with its creator (one query)."""
+    return ApiKey.objects.select_related("created_by").order_by("-created_at", "-pk")
+
+
+def users_list() -> QuerySet[User]:
+    return User.objects.order_by("email")

@@ -1,0 +1,109 @@
+"""Forms of the budget pages: parse and validate what an admin types (no writes here)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django import forms
+
+from billing.models import Budget
+
+if TYPE_CHECKING:
+    from usage.models import Project
+
+THRESHOLD_RE = re.compile(r"\d{1,6}", re.ASCII)
+MAX_THRESHOLDS = 20
+WHOLE_TENANT = ""
+
+
+class BudgetForm(forms.Form):
+    scope = forms.ChoiceField(
+        required=False,  # the empty choice is the whole tenant
+        help_text="A budget covers the whole tenant or one project; each scope has one budget.",
+        error_messages={"invalid_choice": "Choose the whole tenant or one of your projects."},
+    )
+    amount = forms.DecimalField(
+        label="Monthly amount (USD)",
+        max_digits=14,
+        decimal_places=2,
+        help_text="AI spend allowed per calendar month, e.g. 500 or 1250.50.",
+        widget=forms.NumberInput(attrs={"min": "0.01", "step": "0.01", "inputmode": "decimal"}),
+        error_messages={
+            "required": "Enter the monthly amount.",
+            "invalid": "Enter an amount in USD such as 500 or 1250.50.",
+            "max_decimal_places": "Use at most 2 decimals (cents).",
+            "max_digits": "That amount is too large.",
+            "max_whole_digits": "That amount is too large.",
+        },
+    )
+    thresholds = forms.CharField(
+        label="Thresholds (% of the amount)",
+        initial="50, 80, 100",
+        max_length=200,
+        help_text=(
+            "Comma-separated whole percentages from 1 to 1000, e.g. 50, 80, 100. Each is watched"
+            " on actual and on forecast spend."
+        ),
+        error_messages={"required": "Give at least one threshold, e.g. 50, 80, 100."},
+    )
+
+    def __init__(
+        self, *args: object, projects: list[Project], budget: Budget | None = None, **kwargs: object
+    ) -> None:
+        if budget is not None:
+            kwargs.setdefault(
+                "initial",
+                {"amount": budget.amount, "thresholds": ", ".join(map(str, budget.thresholds))},
+            )
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.budget = budget
+        if budget is not None:
+            del self.fields["scope"]  # a budget's scope is fixed; delete it to budget another
+        else:
+            self.fields["scope"].choices = [
+                (WHOLE_TENANT, "Whole tenant"),
+                *((p.slug, f"Project {p.name} ({p.slug})") for p in projects),
+            ]
+
+    def clean_scope(self) -> str:
+        scope = self.cleaned_data["scope"]
+        if Budget.objects.filter(project=scope).exists():
+            what = f"Project {scope}" if scope else "The whole tenant"
+            raise forms.ValidationError(
+                f"{what} already has a budget: edit that one instead of adding another."
+            )
+        return scope
+
+    def clean_amount(self) -> Decimal:
+        amount = self.cleaned_data["amount"]
+        if amount <= 0:
+            raise forms.ValidationError("A budget is a positive amount, e.g. 500 or 1250.50.")
+        return amount
+
+    def clean_thresholds(self) -> list[int]:
+        parts = [
+            p.strip().removesuffix("%").strip() for p in self.cleaned_data["thresholds"].split(",")
+        ]
+        parts = [p for p in parts if p]
+        if not parts:
+            raise forms.ValidationError("Give at least one threshold, e.g. 50, 80, 100.")
+        not_numbers = [p for p in parts if not THRESHOLD_RE.fullmatch(p)]
+        if not_numbers:
+            raise forms.ValidationError(
+                "Thresholds are whole percentages separated by commas; not understood: "
+                + ", ".join(f"“{p}”" for p in not_numbers)
+                + "."
+            )
+        values = sorted({int(p) for p in parts})
+        out_of_range = [v for v in values if not 1 <= v <= 1000]
+        if out_of_range:
+            raise forms.ValidationError(
+                "Thresholds are between 1 and 1000 percent; out of range: "
+                + ", ".join(map(str, out_of_range))
+                + "."
+            )
+        if len(values) > MAX_THRESHOLDS:
+            raise forms.ValidationError(f"At most {MAX_THRESHOLDS} thresholds.")
+        return values

@@ -1,0 +1,23 @@
+"""Invitation links: Django's password-reset tokens, salted for invitations and bound to the
+tenant's schema.
+
+A token is valid until the invited user sets a password (it hashes the password field, so it
+works once) or ``PASSWORD_RESET_TIMEOUT`` passes (3 days by default). Users of two tenants may share
+a primary key; hashing the schema name keeps one tenant's link from opening another's account.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.db import connection
+
+
+class InviteTokenGenerator(PasswordResetTokenGenerator):
+    key_salt = "factory_portal.accounts.tokens.InviteTokenGenerator"
+
+    def _make_hash_value(self, user: AbstractBaseUser, timestamp: int) -> str:
+        return f"{connection.schema_name}:{super()._make_hash_value(user, timestamp)}"
+
+
+invite_token_generator = InviteTokenGenerator()

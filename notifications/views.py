@@ -1,0 +1,50 @@
+"""The in-app inbox page (every signed-in user of the tenant) and marking notifications read."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from notifications import selectors, services
+
+
+def _back(request: HttpRequest) -> HttpResponseRedirect:
+    """Back to the inbox page the form was posted from (only ever a URL on this host)."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("notifications")
+    return HttpResponseRedirect(target)
+
+
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    unread_only = request.GET.get("show") == "unread"
+    page = selectors.inbox(request.user, request.GET.get("page"), unread_only=unread_only)
+    return render(
+        request,
+        "notifications/inbox.html",
+        {"page": page, "unread_only": unread_only},
+    )
+
+
+@login_required
+@require_POST
+def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
+    notification = selectors.notification_for(request.user, pk)
+    if notification is None:
+        raise Http404("No such notification.")
+    services.notification_mark_read(notification=notification, user=request.user)
+    return _back(request)
+
+
+@login_required
+@require_POST
+def mark_all_read(request: HttpRequest) -> HttpResponse:
+    services.notifications_mark_all_read(user=request.user)
+    return _back(request)
