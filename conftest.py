@@ -28,6 +28,10 @@ from tests.support import OPERATOR_EMAIL, PASSWORD, TestTenant
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    # pytest-django only creates the test database when a collected test is marked django_db;
+    # never let session fixtures write to the development database.
+    if not connection.settings_dict["NAME"].startswith("test"):
+        raise RuntimeError("the tests must run on a test database")
     with django_db_blocker.unblock():
         pricebook_refresh()
         public_tenant_ensure()
@@ -46,6 +50,16 @@ def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:  # ty
 def _public_schema_after_each_test() -> Iterator[None]:
     yield
     connection.set_schema_to_public()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """Cached cost summaries must not outlive the rolled-back data of the test that made them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def _test_tenant(slug: str) -> TestTenant:

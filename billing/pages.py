@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from billing.costs import cost_report
+from billing.cost_summaries import cost_summary
 from factory_portal import charts
-from factory_portal.accounts.models import Role
+from factory_portal.accounts.permissions import role_required
 from usage import selectors as usage_selectors
 
 DIMENSIONS = ("project", "model", "provider", "run_type", "template")
@@ -29,10 +27,8 @@ def _month(value: str, default: date) -> date:
         return default
 
 
-@login_required
+@role_required("costs")
 def costs(request: HttpRequest) -> HttpResponse:
-    if not request.user.has_role(Role.FINANCE):
-        raise PermissionDenied("Costs are for the finance and admin roles.")
     today = timezone.now().date()
     dimension = request.GET.get("by", "project")
     dimension = dimension if dimension in DIMENSIONS else "project"
@@ -42,8 +38,7 @@ def costs(request: HttpRequest) -> HttpResponse:
     trend = usage_selectors.cost_trend(
         start=today - timedelta(days=GRAINS[grain] - 1), end=today, dimension=dimension, grain=grain
     )
-    report = cost_report(tenant=connection.tenant, period=month)
-    run_totals = sorted(run.total for run in report.runs)
+    summary = cost_summary(tenant=connection.tenant, period=month)
     return render(
         request,
         "billing/costs.html",
@@ -54,10 +49,12 @@ def costs(request: HttpRequest) -> HttpResponse:
             "dimensions": DIMENSIONS,
             "grains": list(GRAINS),
             "month": month,
-            "report": report,
-            "by_template": sorted(report.by("template").items()),
-            "by_run_type": sorted(report.by("run_type").items()),
-            "histogram": charts.distribution_chart(run_totals) if run_totals else None,
-            "tenant_lines": [line for line in report.lines if line.level == "tenant"],
+            "report": summary,
+            "by_template": summary.by_template,
+            "by_run_type": summary.by_run_type,
+            "histogram": charts.distribution_chart(summary.distribution)
+            if summary.distribution
+            else None,
+            "tenant_lines": summary.lines,
         },
     )

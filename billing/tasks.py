@@ -1,12 +1,16 @@
-"""Celery tasks of billing: forecast refresh (beat fans out one task per tenant)."""
+"""Celery tasks of billing: forecast and cost-summary refresh (beat fans out one task per
+tenant)."""
 
 from __future__ import annotations
 
+from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from billing.cost_summaries import cost_summary
 from billing.services import forecasts_refresh
 from factory_portal.celery import app
+from factory_portal.periods import month_start
 from factory_portal.tenants.selectors import customer_tenants
 
 
@@ -23,3 +27,22 @@ def forecasts_refresh_all() -> int:
 def forecasts_refresh_tenant() -> int:
     """Runs in the enqueuing tenant's schema (tenant-schemas-celery)."""
     return forecasts_refresh(today=timezone.now().date())
+
+
+@app.task
+def cost_summaries_refresh_all() -> int:
+    """Beat: recompute the current month's cost summary of every tenant (one task each)."""
+    schemas = list(customer_tenants().values_list("schema_name", flat=True))
+    for schema in schemas:
+        with schema_context(schema):
+            cost_summary_refresh_tenant.delay()
+    return len(schemas)
+
+
+@app.task
+def cost_summary_refresh_tenant() -> str:
+    """Runs in the enqueuing tenant's schema; recomputes only when the month's data changed."""
+    tenant = connection.tenant
+    now = timezone.now()
+    summary = cost_summary(tenant=tenant, period=month_start(now, tenant.timezone).date(), now=now)
+    return f"{tenant.schema_name}: {summary.run_count} runs as of {summary.computed_at:%H:%M}"

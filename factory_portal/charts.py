@@ -122,13 +122,74 @@ def trend_chart(series: dict[str, dict[str, Decimal]]) -> dict[str, Any]:
     return _json(figure)
 
 
-def distribution_chart(run_totals: list[Decimal]) -> dict[str, Any]:
-    """How much runs cost: a histogram of cost per run."""
+def distribution_chart(bins: list[tuple[Decimal, Decimal, int]]) -> dict[str, Any]:
+    """How much runs cost: runs per cost bin (bins computed server-side, exact counts)."""
     figure = go.Figure()
-    figure.add_histogram(
-        x=[_plotted(v) for v in run_totals], nbinsx=40, name="runs", marker_color="#3056d3"
+    figure.add_bar(
+        x=[_plotted((low + high) / 2) for low, high, _ in bins],
+        y=[count for _, _, count in bins],
+        width=[_plotted(high - low) for low, high, _ in bins],
+        customdata=[[f"${low:.2f}", f"${high:.2f}"] for low, high, _ in bins],
+        hovertemplate="%{customdata[0]} to %{customdata[1]}: %{y} runs<extra></extra>",
+        name="runs",
+        marker_color="#3056d3",
     )
     figure.update_layout(
         xaxis={"title": "cost per run (USD)", "tickprefix": "$"}, yaxis={"title": "runs"}, **LAYOUT
     )
+    return _json(figure)
+
+
+def run_volume_chart(report: Any) -> dict[str, Any]:
+    """Runs requested per period, stacked by status (a ``usage.reporting.UsageReport``)."""
+    periods = list(report.periods)
+    figure = go.Figure()
+    for status, colour in STATUS_COLOURS.items():
+        counts = [report.periods[p].by_status.get(status, 0) for p in periods]
+        if any(counts):
+            figure.add_bar(name=status, x=periods, y=counts, marker_color=colour)
+    figure.update_layout(barmode="stack", yaxis={"title": "runs"}, **LAYOUT)
+    return _json(figure)
+
+
+def success_duration_chart(report: Any) -> dict[str, Any]:
+    """Success rate (left axis) and median / p95 run duration in minutes (right axis)."""
+    periods = list(report.periods)
+
+    def minutes(value: int | None) -> float | None:
+        return None if value is None else round(value / 60000, 2)
+
+    rates = [report.periods[p].success_rate for p in periods]
+    figure = go.Figure()
+    figure.add_scatter(
+        name="success rate %",
+        x=periods,
+        y=[None if r is None else float(r) for r in rates],
+        mode="lines+markers",
+        line={"color": "#1a7f37"},
+    )
+    for name, q, dash in (("median duration", 0.5, "solid"), ("p95 duration", 0.95, "dot")):
+        figure.add_scatter(
+            name=f"{name} (min)",
+            x=periods,
+            y=[minutes(report.periods[p].percentile_ms(q)) for p in periods],
+            yaxis="y2",
+            mode="lines",
+            line={"color": "#3056d3", "dash": dash},
+        )
+    figure.update_layout(
+        yaxis={"title": "success %", "range": [0, 100]},
+        yaxis2={"title": "minutes", "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        **LAYOUT,
+    )
+    return _json(figure)
+
+
+def tokens_chart(tokens_by_model: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Input plus output tokens per period, stacked by model."""
+    periods = sorted({p for values in tokens_by_model.values() for p in values})
+    figure = go.Figure()
+    for model, values in sorted(tokens_by_model.items()):
+        figure.add_bar(name=model, x=periods, y=[values.get(p, 0) for p in periods])
+    figure.update_layout(barmode="stack", yaxis={"title": "tokens"}, **LAYOUT)
     return _json(figure)

@@ -5,6 +5,7 @@ imports ``billing``)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -13,10 +14,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from billing.costs import cost_report
+from billing.cost_summaries import cost_summary
 from billing.models import CostForecast
 from billing.selectors import budgets_status
 from factory_portal import charts
+from factory_portal.accounts.permissions import role_required
 from factory_portal.periods import month_start
 from usage import selectors
 from usage.views import overview_build
@@ -49,7 +51,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@role_required("runs")
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     detail = selectors.run_detail(run_id)
     if detail is None:
@@ -57,9 +59,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     run = detail.run
     tenant = connection.tenant
     month = month_start(run.requested_at).date()
-    run_cost = next(
-        (r for r in cost_report(tenant=tenant, period=month).runs if r.run_id == run.run_id), None
-    )
+    summary = cost_summary(tenant=tenant, period=month)
     template = settings.PORTAL_TRACE_URL_TEMPLATE
     trace_url = template.format(trace_id=run.trace_id) if template and run.trace_id else ""
     return render(
@@ -69,7 +69,10 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
             "detail": detail,
             "run": run,
             "trace_url": trace_url,
-            "infra_cost": run_cost.infra_cost if run_cost else None,
+            "infra_cost": None
+            if summary.allocation_status == "none"
+            else summary.run_infra.get(run.run_id, Decimal(0)),
+            "costs_as_of": summary.computed_at,
             "timeline": charts.job_timeline(detail.jobs, timezone.now()) if detail.jobs else None,
         },
     )

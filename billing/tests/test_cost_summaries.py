@@ -1,0 +1,76 @@
+"""Cost summaries: the cost pages' figures equal the exact cost report, are served from the cache
+while the month's data is unchanged (or younger than five minutes), and recomputed otherwise."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from billing import cost_summaries
+from billing.cost_summaries import MAX_AGE, cost_summary, distribution
+from billing.tests.test_costs_exports import PERIOD, T, month  # noqa: F401  (fixture)
+from tests.support import llm_event_in, logged_in_client
+from usage.pricing import pricer_for
+from usage.services.ingest import events_ingest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_summary_matches_the_report(month, alpha):  # noqa: F811
+    report = month
+    with schema_context(alpha.schema):
+        summary = cost_summary(tenant=alpha.tenant, period=PERIOD)
+    assert (summary.token_cost, summary.infra_cost) == (report.token_cost, report.infra_cost)
+    assert summary.waste == report.waste
+    assert dict(summary.by_template)["react-spa"].total == report.by("template")["react-spa"].total
+    assert summary.run_infra == {r.run_id: r.infra_cost for r in report.runs if r.infra_cost}
+    assert sum(count for _, _, count in summary.distribution) == len(report.runs)
+    assert sum(line.amount for line in summary.lines) == sum(
+        line.amount for line in report.lines if line.level == "tenant"
+    )
+
+
+def test_summary_is_cached_until_the_data_changes_and_it_is_old(month, alpha, monkeypatch):  # noqa: F811
+    computed = []
+    real = cost_summaries.cost_report
+
+    def counting(**kwargs):
+        computed.append(kwargs["period"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(cost_summaries, "cost_report", counting)
+    now = timezone.now()
+    with schema_context(alpha.schema):
+        first = cost_summary(tenant=alpha.tenant, period=PERIOD, now=now)
+        again = cost_summary(tenant=alpha.tenant, period=PERIOD, now=now + 2 * MAX_AGE)
+        assert len(computed) == 1 and again.computed_at == first.computed_at  # same data
+        events_ingest(
+            events=[llm_event_in("late", T, project="web", cost=Decimal("5"))],
+            pricer=pricer_for(alpha.tenant),
+        )
+        young = cost_summary(tenant=alpha.tenant, period=PERIOD, now=now + MAX_AGE / 2)
+        assert len(computed) == 1 and young.token_cost == first.token_cost  # served, young
+        old = cost_summary(tenant=alpha.tenant, period=PERIOD, now=now + MAX_AGE + timedelta(1))
+        assert len(computed) == 2 and old.token_cost == first.token_cost + Decimal("5")
+
+
+def test_costs_page_and_run_details_show_the_summary(month, alpha):  # noqa: F811
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    page = client.get(f"/costs/?month={PERIOD:%Y-%m}").content.decode()
+    assert "$15.33" in page and "$100.00" in page and "(4 runs)" in page
+    detail = client.get("/runs/ok-2/").content.decode()
+    assert "$20.00" in detail  # its 20 of the project's 60 cpu-seconds of the $60 web share
+
+
+def test_distribution_bins_count_every_run_exactly():
+    values = [Decimal(v) / 7 for v in range(1, 101)]
+    bins = distribution(sorted(values), bins=10)
+    assert len(bins) == 10 and sum(count for _, _, count in bins) == 100
+    assert bins[0][0] == min(values) and bins[-1][1] == max(values)
+    assert distribution([]) == [] and distribution([Decimal(2)] * 3) == [
+        (Decimal(2), Decimal(2), 3)
+    ]
