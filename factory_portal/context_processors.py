@@ -1,17 +1,45 @@
-"""Template context shared by every page: the current tenant and the base domain."""
+"""Template context shared by every page: the current tenant, what the user may see (for the
+navigation), how fresh the tenant's usage data is, and the user's unread notifications."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from factory_portal.accounts.permissions import capabilities
+from notifications.selectors import unread_count
+
+
+def _freshness() -> datetime | None:
+    from usage.selectors import usage_complete_until
+
+    return usage_complete_until()
+
+
+def _unread(request: HttpRequest, is_public: bool) -> int:
+    """Unread notifications of the signed-in tenant user (one query); 0 on the operator console,
+    whose schema has no inbox, and for anonymous visitors."""
+    user = getattr(request, "user", None)
+    if is_public or user is None or not user.is_authenticated:
+        return 0
+    return unread_count(user)
 
 
 def portal(request: HttpRequest) -> dict[str, object]:
     tenant = getattr(connection, "tenant", None)
     is_public = tenant is None or getattr(tenant, "schema_name", "public") == "public"
+    user = getattr(request, "user", None)
     return {
         "portal_tenant": None if is_public else tenant,
         "portal_is_operator_console": is_public,
         "portal_base_domain": settings.PORTAL_BASE_DOMAIN,
+        "portal_can": capabilities(user),
+        # Evaluated only by pages that show it (two indexed queries on the hourly rollups).
+        "portal_freshness": _freshness,
+        # Lazy: computed once, and only when a page renders it (the navigation badge).
+        "portal_unread": SimpleLazyObject(lambda: _unread(request, is_public)),
     }

@@ -1,25 +1,67 @@
 """URLs of a tenant's host (``<slug>.<base domain>``)."""
 
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
+from billing import budget_pages
 from billing import pages as billing_pages
 from billing import views as billing_views
 from factory_portal import dashboards
+from factory_portal.accounts import views as account_views
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
+from notifications import views as notification_views
 from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, RunIngestApi, TracesApi
 
 urlpatterns = [
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", dashboards.overview, name="home"),
     path("costs/", billing_pages.costs, name="costs"),
     path("runs/", usage_views.run_list, name="runs"),
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
     path("runs/active/", usage_views.active_runs, name="runs-active"),
+    path("usage/", usage_views.usage_report, name="usage"),
     path("runs/<str:run_id>/", dashboards.run_detail, name="run-detail"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
+    path("reports/", billing_views.reports, name="reports"),
     path("reports/<str:period>/<str:fmt>", billing_views.report_download, name="report-download"),
+    path("budgets/", budget_pages.budgets, name="budgets"),
+    path("budgets/<int:pk>/", budget_pages.budget_edit, name="budget-edit"),
+    path("budgets/<int:pk>/delete/", budget_pages.budget_delete, name="budget-delete"),
+    path("notifications/", notification_views.inbox, name="notifications"),
+    path("notifications/<int:pk>/read/", notification_views.mark_read, name="notification-read"),
+    path(
+        "notifications/read-all/",
+        notification_views.mark_all_read,
+        name="notifications-read-all",
+    ),
+    path("settings/api-keys/", account_views.api_keys, name="api-keys"),
+    path(
+        "settings/api-keys/<int:pk>/revoke/",
+        account_views.api_key_revoke,
+        name="api-key-revoke",
+    ),
+    path("settings/users/", account_views.users, name="users"),
+    path("settings/users/<int:pk>/role/", account_views.user_role, name="user-role"),
+    path(
+        "settings/users/<int:pk>/deactivate/",
+        account_views.user_deactivate,
+        name="user-deactivate",
+    ),
+    path(
+        "settings/users/<int:pk>/reactivate/",
+        account_views.user_reactivate,
+        name="user-reactivate",
+    ),
+    path("settings/users/<int:pk>/invite/", account_views.user_reinvite, name="user-reinvite"),
+    path(
+        "invite/<uidb64>/<token>/",
+        account_views.InvitationAcceptView.as_view(),
+        name="invite-accept",
+    ),
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/projects", ProjectListApi.as_view(), name="api-projects"),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),

@@ -61,6 +61,16 @@ class Run(models.Model):
                 name="run_active_idx",
                 condition=Q(status__in=["Requested", "Running"]),
             ),
+            models.Index(
+                fields=["finished_at"],
+                name="run_finished_idx",
+                condition=Q(finished_at__isnull=False),
+            ),
+            models.Index(
+                fields=["duration_ms", "id"],
+                name="run_duration_idx",
+                condition=Q(duration_ms__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(

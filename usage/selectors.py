@@ -448,25 +448,44 @@ def _row(run: Run) -> RunRow:
     )
 
 
+RUN_SORTS = {
+    # name: (column, descending)
+    "newest": ("requested_at", True),
+    "oldest": ("requested_at", False),
+    "longest": ("duration_ms", True),
+    "shortest": ("duration_ms", False),
+}
+
+Cursor = tuple[datetime | int, int]
+
+
 def runs_page(
-    filters: RunFilters, *, after: tuple[datetime, int] | None = None, limit: int = 50
-) -> tuple[list[RunRow], tuple[datetime, int] | None]:
-    """Newest first; keyset pagination on (requested_at, id), so page 1,000 costs what page 1
-    costs. Returns the rows and the cursor of the next page (None on the last)."""
+    filters: RunFilters, *, after: Cursor | None = None, limit: int = 50, sort: str = "newest"
+) -> tuple[list[RunRow], Cursor | None]:
+    """One page of runs in ``sort`` order (see ``RUN_SORTS``; sorting by duration lists finished
+    runs only). Keyset pagination on (sort column, id), so page 1,000 costs what page 1 costs.
+    Returns the rows and the cursor of the next page (None on the last)."""
+    column, descending = RUN_SORTS[sort]
     runs = _filtered_runs(filters)
+    if column == "duration_ms":
+        runs = runs.filter(duration_ms__isnull=False)
     if after is not None:
-        at, pk = after
-        runs = runs.filter(Q(requested_at__lt=at) | Q(requested_at=at, pk__lt=pk))
-    rows = [_row(r) for r in _with_cost(runs).order_by("-requested_at", "-pk")[: limit + 1]]
-    next_cursor = (rows[limit - 1].requested_at, rows[limit - 1].pk) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+        value, pk = after
+        op = "lt" if descending else "gt"
+        runs = runs.filter(Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"pk__{op}": pk}))
+    order = [f"-{column}", "-pk"] if descending else [column, "pk"]
+    rows = [_row(r) for r in _with_cost(runs).order_by(*order)[: limit + 1]]
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], (getattr(last, column), last.pk)
 
 
-def runs_iter(filters: RunFilters, *, chunk: int = 2000) -> Iterator[RunRow]:
-    """Every filtered run, newest first, fetched in chunks (for CSV downloads)."""
-    after: tuple[datetime, int] | None = None
+def runs_iter(filters: RunFilters, *, chunk: int = 2000, sort: str = "newest") -> Iterator[RunRow]:
+    """Every filtered run in ``sort`` order, fetched in chunks (for CSV downloads)."""
+    after: Cursor | None = None
     while True:
-        rows, after = runs_page(filters, after=after, limit=chunk)
+        rows, after = runs_page(filters, after=after, limit=chunk, sort=sort)
         yield from rows
         if after is None:
             return
@@ -580,3 +599,17 @@ def cost_trend(
         series = result.setdefault(row[column] or "(none)", {})
         series[key] = series.get(key, ZERO) + row["cost"]
     return result
+
+
+def top_costs(
+    *, start: date, end: date, dimension: str, limit: int = 5
+) -> list[tuple[str, Decimal]]:
+    """The ``limit`` largest AI costs by project or model for UTC days ``start <= day <= end``."""
+    column = {"project": "project__slug", "model": "model"}[dimension]
+    rows = (
+        LlmUsageDaily.objects.filter(day__gte=start, day__lte=end)
+        .values(column)
+        .annotate(cost=Sum("cost"))
+        .order_by("-cost", column)[:limit]
+    )
+    return [(row[column], row["cost"]) for row in rows]

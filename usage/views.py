@@ -6,17 +6,18 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from factory_portal import charts
+from factory_portal.accounts.permissions import role_required
 from factory_portal.periods import month_start
 from factory_portal.spreadsheets import cell
-from usage import selectors
+from usage import reporting, selectors
 from usage.models import RunStatus
 
 
@@ -30,6 +31,9 @@ class Overview:
     success_rate: Decimal | None
     active_runs: list[selectors.ActiveRun]
     active_counts: dict[str, int]
+    recent_success: dict[str, Decimal | None]
+    top_projects: list[tuple[str, Decimal]]
+    top_models: list[tuple[str, Decimal]]
 
     @property
     def active_total(self) -> int:
@@ -57,6 +61,9 @@ def overview_build(*, now: datetime, tz_name: str) -> Overview:
         active_runs=selectors.active_runs(limit=25),
         active_counts=selectors.active_run_counts(),
         complete_until=selectors.usage_complete_until(),
+        recent_success=reporting.recent_success_rates(now=now),
+        top_projects=selectors.top_costs(start=start.date(), end=now.date(), dimension="project"),
+        top_models=selectors.top_costs(start=start.date(), end=now.date(), dimension="model"),
     )
 
 
@@ -84,24 +91,48 @@ def _filters(request: HttpRequest) -> selectors.RunFilters:
     )
 
 
-def _cursor(raw: str) -> tuple[datetime, int] | None:
-    """``<ISO time>_<id>`` as produced by the page's "next" link; anything else starts over."""
+def _sort(request: HttpRequest) -> str:
+    sort = request.GET.get("sort", "newest")
+    return sort if sort in selectors.RUN_SORTS else "newest"
+
+
+def _cursor(raw: str, sort: str) -> selectors.Cursor | None:
+    """``<ISO time or duration>_<id>`` as produced by the page's "next" link for this sort;
+    anything else starts over at the first page."""
     try:
-        at, pk = raw.rsplit("_", 1)
-        return datetime.fromisoformat(at), int(pk)
+        value, pk = raw.rsplit("_", 1)
+        if selectors.RUN_SORTS[sort][0] == "duration_ms":
+            return int(value), int(pk)
+        return datetime.fromisoformat(value), int(pk)
     except ValueError:
         return None
 
 
-@login_required
+def _cursor_text(cursor: selectors.Cursor) -> str:
+    value = cursor[0]
+    return f"{value.isoformat() if isinstance(value, datetime) else value}_{cursor[1]}"
+
+
+SORT_LABELS = {
+    "newest": "newest first",
+    "oldest": "oldest first",
+    "longest": "longest first",
+    "shortest": "shortest first",
+}
+
+
+@role_required("runs")
 def run_list(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
-    rows, next_cursor = selectors.runs_page(filters, after=_cursor(request.GET.get("after", "")))
+    sort = _sort(request)
+    rows, next_cursor = selectors.runs_page(
+        filters, after=_cursor(request.GET.get("after", ""), sort), sort=sort
+    )
     query = request.GET.copy()
     query.pop("after", None)
     next_query = None
     if next_cursor is not None:
-        query["after"] = f"{next_cursor[0].isoformat()}_{next_cursor[1]}"
+        query["after"] = _cursor_text(next_cursor)
         next_query = query.urlencode()
         query.pop("after")
     return render(
@@ -112,13 +143,16 @@ def run_list(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "choices": selectors.run_filter_choices(),
             "statuses": RunStatus.values,
+            "sorts": SORT_LABELS,
+            "sort": sort,
+            "sort_label": SORT_LABELS[sort],
             "next_query": next_query,
             "query": query.urlencode(),
         },
     )
 
 
-@login_required
+@role_required("runs")
 def run_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     filters = _filters(request)
 
@@ -142,7 +176,7 @@ def run_list_csv(request: HttpRequest) -> StreamingHttpResponse:
                 "ai_cost_usd",
             ]
         )
-        for row in selectors.runs_iter(filters):
+        for row in selectors.runs_iter(filters, sort=_sort(request)):
             yield writer.writerow(
                 [
                     cell(row.run_id),
@@ -162,7 +196,7 @@ def run_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
-@login_required
+@role_required("runs")
 def active_runs(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     context = {
@@ -173,3 +207,51 @@ def active_runs(request: HttpRequest) -> HttpResponse:
     if request.GET.get("fragment"):
         return render(request, "usage/active_rows.html", context)
     return render(request, "usage/active.html", context)
+
+
+REPORT_MAX_DAYS = 366
+REPORT_DEFAULT_DAYS = {"day": 30, "week": 91, "month": 365}
+
+
+@role_required("runs")
+def usage_report(request: HttpRequest) -> HttpResponse:
+    """Run volume, run types, templates, success and duration trends, tokens by model."""
+    today = timezone.now().date()
+    grain = request.GET.get("grain", "day")
+    grain = grain if grain in reporting.GRAINS else "day"
+    errors: list[str] = []
+
+    def day(name: str, default: date) -> date:
+        raw = request.GET.get(name, "")
+        if not raw:
+            return default
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            errors.append(f"“{raw}” is not a date (YYYY-MM-DD); showing the default range.")
+            return default
+
+    end = day("to", today)
+    start = day("from", end - timedelta(days=REPORT_DEFAULT_DAYS[grain] - 1))
+    if start > end:
+        errors.append("The start date is after the end date; showing the default range.")
+        end, start = today, today - timedelta(days=REPORT_DEFAULT_DAYS[grain] - 1)
+    if (end - start).days + 1 > REPORT_MAX_DAYS:
+        errors.append(f"A report covers at most {REPORT_MAX_DAYS} days; the start was moved.")
+        start = end - timedelta(days=REPORT_MAX_DAYS - 1)
+    report = reporting.usage_report(start=start, end=end, grain=grain)
+    return render(
+        request,
+        "usage/usage_report.html",
+        {
+            "report": report,
+            "grains": reporting.GRAINS,
+            "errors": errors,
+            "recent": reporting.recent_success_rates(now=timezone.now()),
+            "volume_chart": charts.run_volume_chart(report) if report.total_runs else None,
+            "trend_chart": charts.success_duration_chart(report) if report.total_runs else None,
+            "tokens_chart": charts.tokens_chart(report.tokens_by_model)
+            if report.tokens_by_model
+            else None,
+        },
+    )

@@ -53,7 +53,10 @@ def demo_seed(
     reset: bool = False,
     profiles: tuple[TenantProfile, ...] = PROFILES,
     progress: Callable[[str], None] = lambda message: None,
+    billing: bool = True,
 ) -> list[SeededTenant]:
+    """Seed ``profiles`` with ``days`` of history; with ``billing``, also the platform's bills,
+    allocation, budgets and forecasts (public-schema cost pools shared by all tenants)."""
     public_tenant_ensure()
     if not PriceBookEntry.objects.exists():
         refreshed = pricebook_refresh()
@@ -100,6 +103,8 @@ def demo_seed(
             f" in {elapsed:.1f}s"
         )
         seeded.append(SeededTenant(tenant, result, elapsed))
-    for line in demo_billing(seed=seed, now=now, months=3, tenants=[s.tenant for s in seeded]):
-        progress(line)
+    if billing:
+        tenants = [s.tenant for s in seeded]
+        for line in demo_billing(seed=seed, now=now, months=3, tenants=tenants):
+            progress(line)
     return seeded

@@ -1,13 +1,18 @@
-"""Template filters for money and durations."""
+"""Template filters and tags of the portal: money, durations, navigation links, pagers."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django import template
+from django.http import QueryDict
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from billing.domain.pricing import quantize_cents
+from usage.domain.durations import percentile_ms
 
 register = template.Library()
 
@@ -56,3 +61,50 @@ def percent(ratio: Decimal | None) -> str:
     if ratio is None:
         return "—"
     return f"{(Decimal(ratio) * 100).quantize(Decimal('0.01'))}%"
+
+
+@register.filter
+def percentile(histogram: list[int] | None, q: float) -> int | None:
+    """The ``q`` quantile in ms of a duration histogram (see ``usage.domain.durations``)."""
+    return percentile_ms(histogram, float(q)) if histogram else None
+
+
+@register.simple_tag(takes_context=True)
+def nav_link(context: template.Context, href: str, label: str, exact: bool = False) -> str:
+    """A navigation link, marked ``aria-current="page"`` on the page it points to (or below it)."""
+    path = getattr(context.get("request"), "path", "")
+    current = path == href if exact or href == "/" else path.startswith(href)
+    marker = ' aria-current="page"' if current else ""
+    return format_html('<a href="{}"{}>{}</a>', href, mark_safe(marker), label)  # noqa: S308
+
+
+@register.simple_tag(takes_context=True)
+def pager(context: template.Context, page: Any, label: str, param: str = "page") -> str:
+    """Previous / "Page n of m" / Next links for a Django ``Page``, keeping the other query
+    parameters (filters) of the current request; empty when everything fits on one page."""
+    if not page.has_other_pages():
+        return ""
+    request = context.get("request")
+    query = request.GET.copy() if request is not None else QueryDict(mutable=True)
+
+    def link(number: int, text: str, rel: str) -> str:
+        query[param] = str(number)
+        return format_html(
+            '<a href="?{}" rel="{}" data-testid="{}-page">{}</a>',
+            query.urlencode(),
+            rel,
+            rel,
+            text,
+        )
+
+    parts = []
+    if page.has_previous():
+        parts.append(link(page.previous_page_number(), "Previous", "prev"))
+    parts.append(format_html("<span>Page {} of {}</span>", page.number, page.paginator.num_pages))
+    if page.has_next():
+        parts.append(link(page.next_page_number(), "Next", "next"))
+    return format_html(
+        '<nav class="pager" aria-label="{}">{}</nav>',
+        label,
+        mark_safe(" ".join(parts)),  # noqa: S308
+    )
