@@ -94,9 +94,26 @@ postgres_ensure() { # sets DATABASE_URL
   if tcp_open 127.0.0.1 5432; then
     log "PostgreSQL: using the server on 127.0.0.1:5432"
     export DATABASE_URL="postgres://${PGUSER:-postgres}@127.0.0.1:5432/$db"
+    database_ensure "$db"
   else
     postgres_embedded "$db"
   fi
+}
+
+database_ensure() { # db: create the database on the local server when it is missing
+  "$PY" - "$1" <<'PYTHON'
+import os
+import sys
+
+import psycopg
+
+name = sys.argv[1]
+user = os.environ.get("PGUSER", "postgres")
+with psycopg.connect(f"postgresql://{user}@127.0.0.1:5432/postgres", autocommit=True) as conn:
+    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        print(f"created database {name}", file=sys.stderr)
+PYTHON
 }
 
 postgres_embedded() { # db
@@ -123,4 +140,17 @@ redis_ensure() { # [db] sets REDIS_URL; returns 1 when no Redis can be had
     return 0
   fi
   return 1
+}
+
+browser_ensure() { # Debian's Chromium and chromedriver for the browser tests (never a downloaded one)
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "Installing Debian's chromium and chromium-driver for the browser tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      chromium chromium-driver >/dev/null) || log "could not install Chromium: browser tests skip"
+  else
+    log "No Chromium here (apt-get install chromium chromium-driver): browser tests skip"
+  fi
 }

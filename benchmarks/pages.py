@@ -1,0 +1,213 @@
+"""Server time of every tenant page for a big tenant, and the naive aggregation the rollups avoid.
+
+Usage (with the demo's environment, e.g. after bin/demo; DEBUG=0 so no query log is kept):
+    DEBUG=0 SECRET_KEY=bench .venv/bin/python benchmarks/pages.py [--runs 50000] [--days 90]
+
+Creates a scratch tenant ``bench-pages`` with ``--runs`` runs over ``--days`` days from the demo
+generator (about 1,000,000 LLM events for 50,000 runs), its bills, allocation and forecast; then
+requests each page ``--repeat`` times through Django's full stack (middleware, tenant routing,
+session, templates: everything but the socket) and prints p50/p95 server time and the number of
+SQL queries per page. It then times the daily cost by project over the last 30 days computed
+from raw events against the same figure from the daily rollup, and drops the tenant (unless
+``--keep``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import secrets
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
+os.environ.setdefault("PORTAL_SECURE", "0")  # plain HTTP to the in-process client
+
+PASSWORD = secrets.token_urlsafe(16)  # a scratch tenant: a fresh password each run
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=50_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="keep the tenant afterwards")
+    parser.add_argument("--reuse", action="store_true", help="measure an existing bench tenant")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+    from django.utils import timezone
+    from django_tenants.utils import schema_context
+
+    from billing.platform.selectors import price_schedule
+    from billing.platform.services.pricebook import pricebook_refresh
+    from factory_portal.accounts.models import User
+    from factory_portal.accounts.services import user_create
+    from factory_portal.demo.billing import demo_billing
+    from factory_portal.demo.generate import generate_history
+    from factory_portal.demo.load import history_load
+    from factory_portal.demo.profiles import PROFILES
+    from factory_portal.demo.traces import TokenSampler
+    from factory_portal.tenants.selectors import tenant_by_slug
+    from factory_portal.tenants.services import (
+        public_tenant_ensure,
+        tenant_create,
+        tenant_delete,
+        tenant_domain,
+    )
+    from usage.models import LlmUsageEvent, Run
+
+    slug = "bench-pages"
+    now = timezone.now()
+    tenant = tenant_by_slug(slug)
+    if tenant is not None and not args.reuse:
+        tenant_delete(tenant=tenant)
+        tenant = None
+    if tenant is None:
+        public_tenant_ensure()
+        pricebook_refresh()
+        base = PROFILES[0]
+        # Mean of the profile's growth ramp times the weekday/weekend mix (weekends at 35%).
+        mean_volume = (1 + base.growth) / 2 * (5 + 2 * 0.35) / 7
+        profile = dataclasses.replace(
+            base,
+            slug=slug,
+            name="Pages benchmark",
+            runs_per_day=args.runs / (args.days * mean_volume),
+            active_now=12,
+        )
+        tenant = tenant_create(
+            slug=slug, name=profile.name, admin_email="admin@bench.test", admin_password=PASSWORD
+        ).tenant
+        rng = random.Random(7)
+        started = time.perf_counter()
+        history = generate_history(
+            profile=profile, rng=rng, now=now, days=args.days, samples=TokenSampler(rng)
+        )
+        with schema_context(tenant.schema_name):
+            history_load(history, price_schedule())
+        print(f"load_seconds {time.perf_counter() - started:.1f}")
+        started = time.perf_counter()
+        demo_billing(seed=7, now=now, months=3, tenants=[tenant])
+        print(f"billing_and_forecast_seconds {time.perf_counter() - started:.1f}")
+
+    with schema_context(tenant.schema_name):
+        runs = Run.objects.count()
+        events = LlmUsageEvent.objects.count()
+        some_run = Run.objects.filter(status="Succeeded").order_by("-requested_at").first()
+        for role in ("member", "finance"):
+            email = f"{role}@bench.test"
+            if not _exists(email):
+                user_create(email=email, role=role, password=PASSWORD)
+        admin = User.objects.get(email="admin@bench.test")
+        admin.set_password(PASSWORD)
+        admin.save(update_fields=["password"])
+    print(f"tenant_runs {runs}")
+    print(f"tenant_llm_events {events}")
+
+    host = tenant_domain(slug)
+    settings.ALLOWED_HOSTS.append(host)
+    client = Client(HTTP_HOST=host)
+    login = client.post("/login/", {"username": "admin@bench.test", "password": PASSWORD})
+    if login.status_code != 302:
+        sys.exit("could not log in to the bench tenant ")
+    pages = {
+        "overview": "/",
+        "active runs": "/runs/active/",
+        "active runs (poll)": "/runs/active/?fragment=1",
+        "run history": "/runs/",
+        "run history, failed": "/runs/?status=Failed",
+        "run history, search": f"/runs/?q={some_run.run_id[:8]}",
+        "run details": f"/runs/{some_run.run_id}/",
+        "usage, 30 days": "/usage/",
+        "usage, per week": "/usage/?grain=week",
+        "costs": "/costs/",
+        "costs by model per week": "/costs/?by=model&grain=week",
+        "reports": "/reports/",
+        "budgets": "/budgets/",
+        "notifications": "/notifications/",
+        "api keys": "/settings/api-keys/",
+        "users": "/settings/users/",
+    }
+    # The second page of the run history, through its keyset cursor.
+    first = client.get("/runs/").content.decode()
+    marker = 'data-testid="next-page"'
+    if marker in first:
+        href = first[: first.index(marker)].rsplit('href="', 1)[1].split('"', 1)[0]
+        pages["run history, page 2"] = "/runs/" + href.replace("&amp;", "&")
+
+    print(f"{'page':28} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8}")
+    worst = 0.0
+    for name, path in pages.items():
+        response = client.get(path)
+        if response.status_code != 200:
+            print(f"{name:28} status {response.status_code}")
+            continue
+        queries: list[str] = []
+
+        def count(execute, sql, params, many, context, queries=queries):  # type: ignore[no-untyped-def]
+            queries.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count):
+            client.get(path)
+        timings = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            client.get(path)
+            timings.append((time.perf_counter() - started) * 1000)
+        p95 = _percentile(timings, 0.95)
+        worst = max(worst, p95)
+        print(f"{name:28} {statistics.median(timings):8.1f} {p95:8.1f} {len(queries):8d}")
+    print(f"worst_page_p95_ms {worst:.1f}")
+
+    # What the rollups avoid: the 30-day daily cost by project from raw events.
+    start = (now - timedelta(days=29)).date()
+    naive = (
+        "SELECT date_trunc('day', occurred_at AT TIME ZONE 'UTC') AS day, project_id, SUM(cost) "
+        "FROM usage_llmusageevent WHERE occurred_at >= %s GROUP BY 1, 2"
+    )
+    rollup = (
+        "SELECT day, project_id, SUM(cost) FROM usage_llmusagedaily WHERE day >= %s GROUP BY 1, 2"
+    )
+    with schema_context(tenant.schema_name), connection.cursor() as cursor:
+        for name, sql, param in (
+            ("naive_raw_events", naive, now - timedelta(days=29)),
+            ("rollup", rollup, start),
+        ):
+            times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                cursor.execute(sql, [param])
+                cursor.fetchall()
+                times.append((time.perf_counter() - started) * 1000)
+            print(f"daily_cost_by_project_30d_{name}_ms {min(times):.1f}")
+
+    if not args.keep:
+        tenant_delete(tenant=tenant)
+
+
+def _exists(email: str) -> bool:
+    from factory_portal.accounts.models import User
+
+    return User.objects.filter(email=email).exists()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Every page in a real browser: Debian's headless Chromium, driven by Selenium through the
+system's chromedriver, against the site served on a loopback port.
+
+A tenant ``gamma`` is seeded (committed) with two weeks of demo history for this module and
+dropped afterwards. Each page is opened at 1280 px and at 390 px: the page must load without
+console errors, every plotly chart must have drawn its SVG, and the page must not scroll
+sideways on a phone. Screenshots go to ``build/screenshots/<width>/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.test.testcases import LiveServerThread
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from tests.support import OPERATOR_EMAIL, PASSWORD
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SCREENSHOTS = Path(settings.BASE_DIR) / "build" / "screenshots"
+
+pytestmark = [
+    pytest.mark.browser,
+    # The page data is committed by the module fixture and read by the server's own threads;
+    # the mark makes pytest-django create the test database even when only this file runs.
+    pytest.mark.django_db,
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="Chromium and chromedriver are not installed (bin/test installs them as root)",
+    ),
+]
+
+TENANT_PAGES = {
+    "overview": "/",
+    "active-runs": "/runs/active/",
+    "run-history": "/runs/",
+    "usage": "/usage/",
+    "costs": "/costs/",
+    "reports": "/reports/",
+    "budgets": "/budgets/",
+    "notifications": "/notifications/",
+    "api-keys": "/settings/api-keys/",
+    "users": "/settings/users/",
+}
+OPERATOR_PAGES = {
+    "console-tenants": "/",
+    "console-customer-costs": "/customer-costs/",
+    "console-price-book": "/price-book/",
+    "console-pools": "/pools/",
+    "console-allocation": "/allocation/",
+    "console-health": "/health/",
+}
+
+
+@pytest.fixture(scope="module")
+def site(django_db_setup, django_db_blocker) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """A seeded tenant and the site on a loopback port (its own thread and DB connections)."""
+    from billing.services import budget_set, forecasts_refresh
+    from factory_portal.demo.profiles import PROFILES
+    from factory_portal.demo.seed import demo_seed
+    from factory_portal.tenants.selectors import tenant_by_slug
+    from factory_portal.tenants.services import tenant_delete
+    from notifications.services import notification_create
+    from usage.models import Run
+
+    profile = dataclasses.replace(PROFILES[2], slug="gamma", name="Gamma Ltd", active_now=3)
+    with django_db_blocker.unblock():
+        if (old := tenant_by_slug("gamma")) is not None:
+            tenant_delete(tenant=old)
+        now = timezone.now()
+        # No platform bills: cost pools are shared by every tenant and would outlive the module.
+        seeded = demo_seed(
+            seed=11, now=now, days=21, password=PASSWORD, profiles=(profile,), billing=False
+        )
+        tenant = seeded[0].tenant
+        with schema_context(tenant.schema_name):
+            budget_set(amount=Decimal(400))
+            forecasts_refresh(today=now.date())
+            notification_create(
+                kind="budget", severity="warning", title="80% of the monthly budget spent"
+            )
+            run_id = Run.objects.filter(status="Succeeded").order_by("-requested_at")[0].run_id
+        server = LiveServerThread("127.0.0.1", StaticFilesHandler, connections_override={}, port=0)
+        server.daemon = True
+        server.start()
+        server.is_ready.wait()
+        if server.error:
+            raise server.error
+        try:
+            yield {
+                "tenant": f"http://gamma.{settings.PORTAL_BASE_DOMAIN}:{server.port}",
+                "operator": f"http://{settings.PORTAL_BASE_DOMAIN}:{server.port}",
+                "run_id": run_id,
+            }
+        finally:
+            server.terminate()
+            tenant_delete(tenant=tenant)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+        # *.localhost resolves to loopback in Chromium; other base domains are mapped there.
+        f"--host-resolver-rules=MAP *.{settings.PORTAL_BASE_DOMAIN} 127.0.0.1",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _log_in(driver, base: str, email: str) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(f"{base}/login/")
+    driver.find_element(By.NAME, "username").send_keys(email)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    _wait(driver, lambda d: "/login/" not in d.current_url)
+
+
+def _wait(driver, condition, timeout: float = 15):  # type: ignore[no-untyped-def]
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def _console_errors(driver) -> list[str]:  # type: ignore[no-untyped-def]
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def _check_page(driver, url: str, name: str, width: int) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(width, 900)
+    driver.get(url)
+    assert driver.find_element(By.TAG_NAME, "h1").text, f"{name}: no heading"
+    assert not driver.title.startswith(("Server Error", "Not allowed", "Not found")), name
+    charts = driver.find_elements(By.CSS_SELECTOR, ".chart[data-figure]")
+    for chart in charts:
+        _wait(driver, lambda d, c=chart: c.find_elements(By.CSS_SELECTOR, "svg.main-svg"))
+    overflow = driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 1, f"{name} scrolls sideways by {overflow}px at {width}px"
+    folder = SCREENSHOTS / str(width)
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / f"{name}.png"
+    driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 5_000, f"{name}: blank screenshot"
+    assert _console_errors(driver) == [], f"{name}: console errors"
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_every_tenant_page_renders_with_charts_and_no_errors(site, browser, width):
+    _log_in(browser, site["tenant"], "admin@gamma.test")
+    pages = dict(TENANT_PAGES, **{"run-details": f"/runs/{site['run_id']}/"})
+    for name, path in pages.items():
+        _check_page(browser, site["tenant"] + path, name, width)
+    # Pages with data draw charts: the overview's daily cost, the run's timeline, usage trends.
+    for path in ("/", f"/runs/{site['run_id']}/", "/usage/", "/costs/"):
+        browser.get(site["tenant"] + path)
+        assert browser.find_elements("css selector", ".chart[data-figure]"), path
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_every_operator_page_renders_with_no_errors(site, browser, width):
+    _log_in(browser, site["operator"], OPERATOR_EMAIL)
+    for name, path in OPERATOR_PAGES.items():
+        _check_page(browser, site["operator"] + path, name, width)
+
+
+def test_run_history_filters_and_pages(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.set_window_size(1280, 900)
+    _log_in(browser, site["tenant"], "dev@gamma.test")
+    browser.get(site["tenant"] + "/runs/")
+    first_page = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "tbody tr td code")]
+    assert len(first_page) == 50
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=next-page]").click()
+    _wait(browser, lambda d: "after=" in d.current_url)
+    second_page = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "tbody tr td code")]
+    assert second_page and not set(first_page) & set(second_page)
+
+    browser.get(site["tenant"] + "/runs/")
+    Select(browser.find_element(By.NAME, "status")).select_by_value("Failed")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    _wait(browser, lambda d: "status=Failed" in d.current_url)
+    statuses = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "tbody .pill")}
+    assert statuses == {"Failed"}
+    browser.find_element(By.CSS_SELECTOR, "tbody tr td a").click()
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline svg.main-svg"))
+    assert "Failed" in browser.find_element(By.TAG_NAME, "main").text
+    assert _console_errors(browser) == []
+
+
+def test_usage_report_switches_grain(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _log_in(browser, site["tenant"], "dev@gamma.test")
+    browser.get(site["tenant"] + "/usage/")
+    Select(browser.find_element(By.NAME, "grain")).select_by_value("week")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    _wait(browser, lambda d: "grain=week" in d.current_url)
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#run-volume svg.main-svg"))
+    assert "per week" in browser.find_element(By.TAG_NAME, "h2").text or "per week" in (
+        browser.find_element(By.TAG_NAME, "main").text
+    )
+
+
+def test_active_runs_update_without_reload(site, browser):
+    from selenium.webdriver.common.by import By
+
+    _log_in(browser, site["tenant"], "dev@gamma.test")
+    browser.get(site["tenant"] + "/runs/active/")
+    browser.execute_script("window.portalMarker = 'same page';")
+    before = browser.find_element(By.CSS_SELECTOR, "[data-testid=queue]").text
+    _wait(
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=queue]").text != before,
+        timeout=12,
+    )
+    assert browser.execute_script("return window.portalMarker") == "same page"
+
+
+def test_roles_see_only_their_pages(site, browser):
+    from selenium.webdriver.common.by import By
+
+    _log_in(browser, site["tenant"], "finance@gamma.test")
+    nav = browser.find_element(By.CSS_SELECTOR, "nav.main").text
+    assert "Costs" in nav and "Run history" not in nav and "API keys" not in nav
+    browser.get(site["tenant"] + "/runs/")
+    assert browser.title.startswith("Not allowed")
+    assert "finance and admin" not in browser.page_source  # the runs area says member and admin
+    assert "member and admin" in browser.find_element(By.TAG_NAME, "main").text
