@@ -75,6 +75,7 @@ TENANT_APPS = [
     "usage",
     "billing",
     "notifications",
+    "alerts",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -209,6 +210,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL)
+# Webhooks to private or loopback addresses are refused unless the operator allows them.
+ALERTS_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERTS_WEBHOOK_ALLOW_PRIVATE", False)
+
 # Cache (cost summaries): Redis when it is the broker, else this process's memory.
 if CELERY_BROKER_URL.startswith("redis"):
     CACHES = {
@@ -234,6 +238,14 @@ CELERY_BEAT_SCHEDULE = {
     "forecasts-refresh": {
         "task": "billing.tasks.forecasts_refresh_all",
         "schedule": 6 * 3600.0,
+    },
+    "alerts-evaluate": {
+        "task": "alerts.tasks.alerts_evaluate_all",
+        "schedule": 300.0,
+    },
+    "deliveries-flush": {
+        "task": "alerts.tasks.deliveries_flush_all",
+        "schedule": 60.0,
     },
     "cost-summaries-refresh": {
         "task": "billing.tasks.cost_summaries_refresh_all",

@@ -19,6 +19,7 @@ from usage.domain.events import EventIn, LlmEventIn
 from usage.models import CostSource
 from usage.pricing import Pricer
 from usage.services.references import jobs_lookup, projects_ensure, runs_ensure
+from usage.signals import usage_stored
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,8 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
                 infra_rows.append((*refs, e.resource_type, e.quantity, e.unit, *rollup))
         accepted = _copy_insert(LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_INSERT)
         accepted += _copy_insert(INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT)
+        if accepted:
+            usage_stored.send(sender=events_ingest, accepted=accepted)
     return IngestResult(accepted=accepted, duplicates=len(events) - accepted)
 
 

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 
-from usage.domain.runs import JobState, RunState, RunUpdate, job_apply, run_apply
+from usage.domain.runs import TERMINAL, JobState, RunState, RunUpdate, job_apply, run_apply
 from usage.models import Job, Run
 from usage.services.ingest import IngestResult
 from usage.services.references import projects_ensure, runs_ensure
 from usage.services.rollups import RunRollupDeltas
+from usage.signals import runs_finished
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -99,6 +100,7 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
 
         deltas = RunRollupDeltas()
         accepted = 0
+        finished: list[int] = []
         for update in sorted(updates, key=lambda u: (u.run_id, u.timestamp, u.index)):
             run = runs[update.run_id]
             before = _run_state(run)
@@ -113,7 +115,11 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
                     setattr(run, name, getattr(after, name))
                 run.save(update_fields=list(RUN_COPY_FIELDS))
                 _count(deltas, run.project_id, after, 1)
+                if after.status in TERMINAL and before.status != after.status:
+                    finished.append(run.pk)
         deltas.apply()
+        if finished:
+            runs_finished.send(sender=runs_ingest, run_ids=finished)
     return IngestResult(accepted=accepted, duplicates=len(updates) - accepted)
 
 

@@ -1,0 +1,187 @@
+"""Sending one outbox row: an e-mail (HTML and text) or a signed webhook request.
+
+A delivery is locked while it is sent (``SELECT … FOR UPDATE SKIP LOCKED``), so the task and the
+sweeper never send it twice at once; once ``sent`` it is never sent again. Webhooks: 2xx is
+delivered; 408, 429, 5xx, timeouts and connection errors are retried with exponential backoff up to
+``MAX_ATTEMPTS``; other 4xx fail at once (the receiver rejected it). URLs that resolve to private
+or loopback addresses are refused unless ``ALERTS_WEBHOOK_ALLOW_PRIVATE`` is set by the operator.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import connection, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from alerts.domain.webhooks import (
+    EVENT_HEADER,
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    payload_body,
+    refused_addresses,
+    retry_delay_s,
+    signature,
+)
+from alerts.models import Alert, Delivery
+from factory_portal.tenants.models import Tenant
+
+MAX_ATTEMPTS = 8
+RETRYABLE_STATUS = {408, 425, 429}
+TIMEOUT_S = (3.0, 10.0)  # connect, read
+
+
+class WebhookRefused(Exception):
+    """The URL may not be called (scheme, or a private address)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # sent | pending (retry later) | failed | skipped (not pending or locked)
+    retry_in_s: int | None = None
+
+
+def webhook_url_check(url: str) -> None:
+    """Raise WebhookRefused unless ``url`` is http(s) to public addresses (or the operator allows
+    private ones, e.g. for an on-premises receiver or tests)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookRefused("Webhook URLs must be http:// or https:// with a host name.")
+    if getattr(settings, "ALERTS_WEBHOOK_ALLOW_PRIVATE", False):
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise WebhookRefused(f"{parts.hostname} does not resolve: {exc}") from exc
+    refused = refused_addresses(info[4][0] for info in infos)
+    if refused:
+        raise WebhookRefused(
+            f"{parts.hostname} resolves to a private or loopback address ({refused[0]});"
+            " the operator must allow private webhook addresses for this."
+        )
+
+
+def _tenant() -> Tenant:
+    """The current schema's tenant (inside tasks ``connection.tenant`` may be a stand-in)."""
+    current = getattr(connection, "tenant", None)
+    if isinstance(current, Tenant):
+        return current
+    return Tenant.objects.get(schema_name=connection.schema_name)
+
+
+def alert_body(alert: Alert) -> bytes:
+    return payload_body(
+        alert_id=f"alt_{connection.schema_name}_{alert.pk}",
+        kind=alert.kind,
+        created_at=alert.created_at,
+        tenant=_tenant().slug,
+        title=alert.title,
+        data=alert.data,
+    )
+
+
+def delivery_send(delivery_id: int) -> Outcome:
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("alert", "endpoint")
+            .filter(pk=delivery_id, status=Delivery.Status.PENDING)
+            .first()
+        )
+        if delivery is None:
+            return Outcome("skipped")
+        delivery.attempts += 1
+        if delivery.channel == Delivery.Channel.EMAIL:
+            retryable, error, code, elapsed_ms = _email(delivery)
+        else:
+            retryable, error, code, elapsed_ms = _webhook(delivery)
+        now = timezone.now()
+        delivery.last_status_code = code
+        delivery.response_ms = elapsed_ms
+        delivery.last_error = error[:500]
+        outcome: Outcome
+        if not error:
+            delivery.status = Delivery.Status.SENT
+            delivery.sent_at = now
+            outcome = Outcome("sent")
+        elif retryable and delivery.attempts < MAX_ATTEMPTS:
+            delay = retry_delay_s(delivery.attempts)
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+            outcome = Outcome("pending", retry_in_s=delay)
+        else:
+            delivery.status = Delivery.Status.FAILED
+            outcome = Outcome("failed")
+        delivery.save()
+    return outcome
+
+
+def _email(delivery: Delivery) -> tuple[bool, str, int | None, int | None]:
+    alert = delivery.alert
+    tenant = _tenant()
+    context = {
+        "alert": alert,
+        "tenant": tenant,
+        "link": _absolute(alert.url, tenant),
+    }
+    message = EmailMultiAlternatives(
+        subject=f"[{tenant.name}] {alert.title}",
+        body=render_to_string("alerts/email/alert.txt", context),
+        to=[delivery.recipient],
+    )
+    message.attach_alternative(render_to_string("alerts/email/alert.html", context), "text/html")
+    started = time.perf_counter()
+    try:
+        message.send()
+    except (OSError, Exception) as exc:  # SMTP errors: retried
+        return True, f"{type(exc).__name__}: {exc}", None, None
+    return False, "", None, round((time.perf_counter() - started) * 1000)
+
+
+def _absolute(path: str, tenant: Tenant) -> str:
+    if not path or not path.startswith("/"):
+        return path
+    scheme = "https" if settings.PORTAL_SECURE else "http"
+    domain = tenant.get_primary_domain()
+    host = domain.domain if domain else settings.PORTAL_BASE_DOMAIN
+    return f"{scheme}://{host}{path}"
+
+
+def _webhook(delivery: Delivery) -> tuple[bool, str, int | None, int | None]:
+    endpoint = delivery.endpoint
+    if endpoint is None or not endpoint.enabled:
+        return False, "The webhook endpoint was disabled or deleted.", None, None
+    try:
+        webhook_url_check(endpoint.url)
+    except WebhookRefused as exc:
+        return False, str(exc), None, None
+    body = alert_body(delivery.alert)
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "FactoryPortal-Webhooks/1",
+        SIGNATURE_HEADER: signature(endpoint.secret, timestamp, body),
+        EVENT_HEADER: delivery.alert.kind,
+        ID_HEADER: str(delivery.pk),
+    }
+    started = time.perf_counter()
+    try:
+        response = requests.post(
+            endpoint.url, data=body, headers=headers, timeout=TIMEOUT_S, allow_redirects=False
+        )
+    except requests.RequestException as exc:
+        elapsed = round((time.perf_counter() - started) * 1000)
+        return True, f"{type(exc).__name__}: {exc}", None, elapsed
+    elapsed = round((time.perf_counter() - started) * 1000)
+    code = response.status_code
+    if 200 <= code < 300:
+        return False, "", code, elapsed
+    retryable = code >= 500 or code in RETRYABLE_STATUS
+    return retryable, f"HTTP {code}: {response.text[:200]}", code, elapsed

@@ -1,0 +1,136 @@
+"""Raising an alert: once per key, with its inbox notification and its outbox deliveries in the
+same transaction, and the delivery tasks enqueued only after commit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+
+from alerts.models import Alert, AlertSettings, Delivery, WebhookEndpoint
+from factory_portal.accounts.models import Role, User
+from notifications.models import Notification
+from notifications.services import notification_create
+
+logger = logging.getLogger(__name__)
+
+SEVERITIES = {"info", "warning", "critical"}
+NOTIFICATION_KIND = {
+    Alert.Kind.BUDGET: Notification.Kind.BUDGET,
+    Alert.Kind.RUN: Notification.Kind.RUN,
+    Alert.Kind.ANOMALY: Notification.Kind.ANOMALY,
+    Alert.Kind.FAILURE_RATE: Notification.Kind.FAILURE_RATE,
+    Alert.Kind.TEST: Notification.Kind.SYSTEM,
+}
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    key: str  # unique per rule, threshold and period: the de-duplication key
+    kind: str
+    title: str
+    body: str = ""
+    severity: str = "warning"
+    url: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    # In-app: None posts one notification for everyone; a list posts one per user.
+    users: list[User] | None = None
+    emails: list[str] = field(default_factory=list)
+    webhooks: bool = True
+
+
+def settings_get() -> AlertSettings:
+    """The tenant's settings, or the defaults (unsaved) until an admin saves them."""
+    found = AlertSettings.objects.order_by("pk").first()
+    return found if found is not None else AlertSettings()
+
+
+def staff_emails() -> list[str]:
+    """Who gets budget, anomaly and failure-rate e-mail: active admins and finance users."""
+    if not settings_get().email_enabled:
+        return []
+    return list(
+        User.objects.filter(is_active=True, role__in=[Role.ADMIN, Role.FINANCE])
+        .exclude(email="")
+        .order_by("email")
+        .values_list("email", flat=True)
+    )
+
+
+def alert_raise(spec: AlertSpec) -> Alert | None:
+    """Store the alert under ``spec.key`` unless it exists; returns None when it did (already
+    raised, by this or another worker). Safe to call inside an outer transaction."""
+    if spec.severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {spec.severity!r}")
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(
+                key=spec.key,
+                kind=spec.kind,
+                severity=spec.severity,
+                title=spec.title[:200],
+                body=spec.body,
+                url=spec.url,
+                data=spec.data,
+            )
+            _inbox(alert, spec)
+            deliveries = _outbox(alert, spec)
+    except IntegrityError:
+        return None  # the key is taken: raised before, or concurrently
+    ids = [d.pk for d in deliveries]
+    schema = connection.schema_name
+    transaction.on_commit(lambda: deliveries_enqueue(ids, schema=schema))
+    return alert
+
+
+def _inbox(alert: Alert, spec: AlertSpec) -> None:
+    kind = NOTIFICATION_KIND[alert.kind]
+    common = {
+        "kind": kind,
+        "title": alert.title,
+        "severity": alert.severity,
+        "body": alert.body,
+        "url": alert.url,
+    }
+    if spec.users is None:
+        notification_create(dedup_key=f"alert:{alert.pk}", **common)
+        return
+    for user in spec.users:
+        notification_create(user=user, dedup_key=f"alert:{alert.pk}:{user.pk}", **common)
+
+
+def _outbox(alert: Alert, spec: AlertSpec) -> list[Delivery]:
+    rows = [
+        Delivery(alert=alert, channel=Delivery.Channel.EMAIL, recipient=email)
+        for email in dict.fromkeys(spec.emails)
+    ]
+    if spec.webhooks:
+        rows += [
+            Delivery(alert=alert, channel=Delivery.Channel.WEBHOOK, endpoint=endpoint)
+            for endpoint in WebhookEndpoint.objects.filter(enabled=True)
+        ]
+    return Delivery.objects.bulk_create(rows)
+
+
+def deliveries_enqueue(ids: Iterable[int], *, schema: str) -> int:
+    """Hand deliveries to Celery (in ``schema``). A broker that is down loses nothing: the rows
+    stay pending and the beat sweeper enqueues them later. Returns how many were enqueued."""
+    from django_tenants.utils import schema_context
+
+    from alerts.tasks import delivery_send_task
+
+    enqueued = 0
+    with schema_context(schema):
+        for delivery_id in ids:
+            try:
+                delivery_send_task.apply_async(args=[delivery_id], retry=False)
+            except Exception:  # broker unreachable: the outbox row waits for the sweeper
+                logger.warning(
+                    "broker unavailable; delivery %s left in the outbox", delivery_id, exc_info=True
+                )
+                break
+            enqueued += 1
+    return enqueued

@@ -1,0 +1,338 @@
+"""Alert evaluation: budgets (actual and forecast), finished runs, cost anomalies and the run
+failure rate. Every evaluator is idempotent: it raises alerts under keys that name the rule, the
+threshold and the period, so running it again (or on two workers at once) raises nothing new."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from alerts.domain.anomaly import hour_verdict
+from alerts.models import Alert, RunSubscription
+from alerts.services.engine import AlertSpec, alert_raise, settings_get, staff_emails
+from billing.models import Budget
+from billing.selectors import budget_status
+from factory_portal.accounts.models import User
+from usage import selectors as usage_selectors
+from usage.models import Job, LlmUsageEvent, LlmUsageHourly, Run, RunStatus
+
+ANOMALY_WEEKS = 4
+CENT = Decimal("0.01")
+
+
+def _ordinal(day: int) -> str:
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def budgets_evaluate(*, today: date) -> list[Alert]:
+    """Each threshold of each budget, on actual spend (month to date, today included) and on
+    forecast spend (month end), fires once per month."""
+    raised = []
+    month = today.replace(day=1)
+    for budget in Budget.objects.order_by("project"):
+        scope = budget.project or "tenant"
+        label = f"project {budget.project}" if budget.project else "the tenant"
+        spent = sum(
+            usage_selectors.daily_token_cost(
+                start=month, end=today, project=budget.project
+            ).values(),
+            Decimal(0),
+        )
+        status = budget_status(budget, today=today)
+        month_name = f"{month:%B}"
+        for threshold in sorted(budget.thresholds):
+            limit = budget.amount * threshold / 100
+            common = {
+                "project": budget.project,
+                "budget": str(budget.amount),
+                "threshold_percent": threshold,
+                "month": f"{month:%Y-%m}",
+            }
+            if spent >= limit:
+                raised.append(
+                    alert_raise(
+                        AlertSpec(
+                            key=f"budget:{scope}:{month:%Y-%m}:actual:{threshold}",
+                            kind=Alert.Kind.BUDGET,
+                            severity="critical" if threshold >= 100 else "warning",
+                            title=f"{threshold}% of the {month_name} budget of {label} spent",
+                            body=(
+                                f"AI spend of {label} this month is ${spent.quantize(CENT)}, "
+                                f"{(spent * 100 / budget.amount).quantize(Decimal('0.1'))}% of the "
+                                f"${budget.amount} budget."
+                            ),
+                            url="/budgets/",
+                            data={**common, "basis": "actual", "spent": str(spent.quantize(CENT))},
+                            emails=staff_emails(),
+                        )
+                    )
+                )
+            forecast = status.forecast_month_end
+            if forecast is not None and forecast >= limit and spent < limit:
+                crossing = _crossing_text(status, month_name, threshold)
+                raised.append(
+                    alert_raise(
+                        AlertSpec(
+                            key=f"budget:{scope}:{month:%Y-%m}:forecast:{threshold}",
+                            kind=Alert.Kind.BUDGET,
+                            title=(
+                                f"Forecast to reach {threshold}% of the {month_name} budget"
+                                f" of {label}"
+                            ),
+                            body=(
+                                f"At the current pace {label} is forecast to spend "
+                                f"${forecast.quantize(CENT)} by the end of {month_name} "
+                                f"(budget ${budget.amount}).{crossing}"
+                            ),
+                            url="/budgets/",
+                            data={
+                                **common,
+                                "basis": "forecast",
+                                "spent": str(spent.quantize(CENT)),
+                                "forecast_month_end": str(forecast.quantize(CENT)),
+                                "crossing_expected": _iso(status.crossing_expected),
+                                "crossing_lo80": _iso(status.crossing_lo80),
+                                "crossing_hi80": _iso(status.crossing_hi80),
+                            },
+                            emails=staff_emails(),
+                        )
+                    )
+                )
+    return [a for a in raised if a is not None]
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _crossing_text(status, month_name: str, threshold: int) -> str:  # type: ignore[no-untyped-def]
+    if threshold != 100 or status.crossing_expected is None:
+        return ""
+    expected = _ordinal(status.crossing_expected.day)
+    text = f" Forecast to exceed the {month_name} budget on the {expected}"
+    if status.crossing_lo80 and status.crossing_hi80:
+        text += (
+            f", 80% interval {_ordinal(status.crossing_lo80.day)} to "
+            f"{_ordinal(status.crossing_hi80.day)}"
+        )
+    return text + "."
+
+
+def runs_evaluate(*, run_ids: list[int]) -> list[Alert]:
+    """Run completed / failed alerts for the users whose subscription matches each run."""
+    subscriptions = list(
+        RunSubscription.objects.exclude(mode=RunSubscription.Mode.NONE)
+        .filter(user__is_active=True)
+        .select_related("user")
+    )
+    runs = (
+        Run.objects.filter(
+            pk__in=run_ids, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED]
+        )
+        .select_related("project")
+        .annotate(cost=usage_selectors.run_token_cost())
+        .order_by("pk")
+    )
+    from alerts.models import WebhookEndpoint
+
+    has_webhooks = WebhookEndpoint.objects.filter(enabled=True).exists()
+    raised = []
+    for run in runs:
+        matched: list[User] = [
+            s.user
+            for s in subscriptions
+            if s.mode == RunSubscription.Mode.ALL
+            or (s.mode == RunSubscription.Mode.FAILURES and run.status == RunStatus.FAILED)
+            or (s.mode == RunSubscription.Mode.PROJECT and s.project == run.project.slug)
+        ]
+        if not matched and not has_webhooks:
+            continue
+        failed = run.status == RunStatus.FAILED
+        duration = f"{run.duration_ms / 1000:.0f} s" if run.duration_ms is not None else "unknown"
+        cost = run.cost.quantize(CENT)
+        body = (
+            f"Run {run.run_id} ({run.project.slug}, {run.template_recipe_id or 'no template'}) "
+            f"{run.status.lower()} after {duration}; AI cost ${cost}."
+        )
+        if failed and run.failure_type:
+            body += f" Failure: {run.failure_type}."
+        alert = alert_raise(
+            AlertSpec(
+                key=f"run:{run.run_id}:{run.status}",
+                kind=Alert.Kind.RUN,
+                severity="warning" if failed else "info",
+                title=f"Run {run.run_id} {run.status.lower()}",
+                body=body,
+                url=f"/runs/{run.run_id}/",
+                data={
+                    "run_id": run.run_id,
+                    "project": run.project.slug,
+                    "template": run.template_recipe_id,
+                    "run_type": run.run_type,
+                    "status": run.status,
+                    "failure_type": run.failure_type,
+                    "duration_ms": run.duration_ms,
+                    "ai_cost": str(cost),
+                    "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+                },
+                users=matched,
+                emails=[u.email for u, s in _with_subs(matched, subscriptions) if s.email],
+            )
+        )
+        if alert is not None:
+            raised.append(alert)
+    return raised
+
+
+def _with_subs(users: list[User], subscriptions: list[RunSubscription]):  # type: ignore[no-untyped-def]
+    by_user = {s.user_id: s for s in subscriptions}
+    return [(u, by_user[u.pk]) for u in users]
+
+
+def anomaly_evaluate(*, now: datetime) -> Alert | None:
+    """The last complete hour's AI cost against the same hour of the week in the trailing weeks."""
+    config = settings_get()
+    if not config.anomaly_enabled:
+        return None
+    hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    weeks = [hour - timedelta(weeks=k) for k in range(1, ANOMALY_WEEKS + 1)]
+    first = usage_selectors.first_usage_day()
+    if first is None:
+        return None
+    costs = {
+        row["hour"]: row["cost"]
+        for row in LlmUsageHourly.objects.filter(hour__in=[hour, *weeks])
+        .values("hour")
+        .annotate(cost=Sum("cost"))
+    }
+    history = [costs.get(h, Decimal(0)) for h in weeks if h.date() >= first]
+    verdict = hour_verdict(
+        costs.get(hour, Decimal(0)),
+        history,
+        factor=config.anomaly_factor,
+        min_cost=config.anomaly_min_cost,
+    )
+    if not verdict.anomalous:
+        return None
+    cooldown = timedelta(hours=config.anomaly_cooldown_hours)
+    if Alert.objects.filter(kind=Alert.Kind.ANOMALY, created_at__gte=now - cooldown).exists():
+        return None
+    driver = _anomaly_driver(hour, weeks)
+    step = _anomaly_step(hour)
+    baseline = verdict.baseline.quantize(CENT) if verdict.baseline is not None else None
+    ratio = f"{verdict.ratio:.1f} times" if verdict.ratio is not None else "up from nothing on"
+    return alert_raise(
+        AlertSpec(
+            key=f"anomaly:{hour:%Y-%m-%dT%H}",
+            kind=Alert.Kind.ANOMALY,
+            title=(
+                f"AI cost spike: ${verdict.cost.quantize(CENT)} in the hour from {hour:%H:00} UTC"
+            ),
+            body=(
+                f"AI cost between {hour:%Y-%m-%d %H:00} and {hour + timedelta(hours=1):%H:00} UTC"
+                f" was ${verdict.cost.quantize(CENT)}, {ratio} the usual ${baseline} for that"
+                f" hour of the week. Driven by project {driver[0]}, model {driver[1]}"
+                + (f", step {step}." if step else ".")
+            ),
+            url="/costs/",
+            data={
+                "hour": hour.isoformat(),
+                "cost": str(verdict.cost.quantize(CENT)),
+                "baseline": str(baseline) if baseline is not None else None,
+                "factor": str(config.anomaly_factor),
+                "project": driver[0],
+                "model": driver[1],
+                "step": step,
+            },
+            emails=staff_emails(),
+        )
+    )
+
+
+def _anomaly_driver(hour: datetime, weeks: list[datetime]) -> tuple[str, str]:
+    """The project and model whose cost grew most against their own trailing mean."""
+    now_rows = {
+        (r["project__slug"], r["model"]): r["cost"]
+        for r in LlmUsageHourly.objects.filter(hour=hour)
+        .values("project__slug", "model")
+        .annotate(cost=Sum("cost"))
+    }
+    before: dict[tuple[str, str], Decimal] = {}
+    for r in (
+        LlmUsageHourly.objects.filter(hour__in=weeks)
+        .values("project__slug", "model")
+        .annotate(cost=Sum("cost"))
+    ):
+        before[(r["project__slug"], r["model"])] = r["cost"] / len(weeks)
+    if not now_rows:
+        return ("", "")
+    return max(now_rows, key=lambda k: (now_rows[k] - before.get(k, Decimal(0)), k))
+
+
+def _anomaly_step(hour: datetime) -> str:
+    """The job step with the most AI cost in that hour (from the hour's raw calls)."""
+    row = (
+        LlmUsageEvent.objects.filter(
+            occurred_at__gte=hour, occurred_at__lt=hour + timedelta(hours=1), job__isnull=False
+        )
+        .values("job_id")
+        .annotate(cost=Sum("cost"))
+        .order_by("-cost")
+        .first()
+    )
+    if row is None:
+        return ""
+    return Job.objects.filter(pk=row["job_id"]).values_list("step_name", flat=True).first() or ""
+
+
+def failure_rate_evaluate(*, now: datetime) -> Alert | None:
+    """The share of failed runs among the last N finished runs, once per cool-down window."""
+    config = settings_get()
+    if not config.failure_rate_enabled:
+        return None
+    window = config.failure_rate_window
+    statuses = list(
+        Run.objects.filter(
+            status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED],
+            finished_at__isnull=False,
+        )
+        .order_by("-finished_at", "-pk")
+        .values_list("status", flat=True)[:window]
+    )
+    if len(statuses) < window:
+        return None
+    failed = sum(1 for s in statuses if s == RunStatus.FAILED)
+    rate = Decimal(failed * 100) / window
+    if rate < config.failure_rate_threshold:
+        return None
+    cooldown = timedelta(hours=max(1, config.failure_rate_cooldown_hours))
+    if Alert.objects.filter(kind=Alert.Kind.FAILURE_RATE, created_at__gte=now - cooldown).exists():
+        return None
+    bucket = int(now.timestamp() // cooldown.total_seconds())
+    return alert_raise(
+        AlertSpec(
+            key=f"failure_rate:{window}:{config.failure_rate_threshold}:{bucket}",
+            kind=Alert.Kind.FAILURE_RATE,
+            severity="critical",
+            title=f"{failed} of the last {window} runs failed ({rate:.0f}%)",
+            body=(
+                f"{failed} of the last {window} finished runs failed, above the "
+                f"{config.failure_rate_threshold}% threshold."
+            ),
+            url="/runs/?status=Failed",
+            data={
+                "window": window,
+                "failed": failed,
+                "threshold_percent": config.failure_rate_threshold,
+            },
+            emails=staff_emails(),
+        )
+    )
+
+
+def month_days(day: date) -> int:
+    return calendar.monthrange(day.year, day.month)[1]

@@ -1,0 +1,92 @@
+"""Celery tasks of alerts. Tasks run in the schema of the tenant that enqueued them
+(tenant-schemas-celery); the beat tasks fan out one task per tenant."""
+
+from __future__ import annotations
+
+import logging
+
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from alerts.models import Delivery
+from alerts.services import evaluate
+from alerts.services.deliver import delivery_send
+from factory_portal.celery import app
+from factory_portal.tenants.selectors import customer_tenants
+
+logger = logging.getLogger(__name__)
+FLUSH_BATCH = 200
+
+
+def _each_tenant(task) -> int:  # type: ignore[no-untyped-def]
+    schemas = list(customer_tenants().values_list("schema_name", flat=True))
+    for schema in schemas:
+        with schema_context(schema):
+            task.delay()
+    return len(schemas)
+
+
+@app.task
+def alerts_evaluate_all() -> int:
+    """Beat: forecast-based and time-window rules of every tenant."""
+    return _each_tenant(alerts_evaluate_tenant)
+
+
+@app.task
+def alerts_evaluate_tenant() -> int:
+    now = timezone.now()
+    raised = evaluate.budgets_evaluate(today=now.date())
+    raised += [a for a in (evaluate.anomaly_evaluate(now=now),) if a]
+    raised += [a for a in (evaluate.failure_rate_evaluate(now=now),) if a]
+    return len(raised)
+
+
+@app.task
+def alerts_after_usage() -> int:
+    """After an ingest: budgets on actual spend and the cost anomaly rule."""
+    now = timezone.now()
+    raised = evaluate.budgets_evaluate(today=now.date())
+    anomaly = evaluate.anomaly_evaluate(now=now)
+    return len(raised) + (anomaly is not None)
+
+
+@app.task
+def alerts_runs_finished(run_ids: list[int]) -> int:
+    raised = evaluate.runs_evaluate(run_ids=run_ids)
+    failure = evaluate.failure_rate_evaluate(now=timezone.now())
+    return len(raised) + (failure is not None)
+
+
+@app.task
+def delivery_send_task(delivery_id: int) -> str:
+    outcome = delivery_send(delivery_id)
+    if outcome.status == "pending" and outcome.retry_in_s is not None:
+        try:
+            delivery_send_task.apply_async(
+                args=[delivery_id], countdown=outcome.retry_in_s, retry=False
+            )
+        except Exception:  # the sweeper retries it when the broker is back
+            logger.warning("could not schedule the retry of delivery %s", delivery_id)
+    return outcome.status
+
+
+@app.task
+def deliveries_flush_all() -> int:
+    """Beat: the outbox sweeper of every tenant."""
+    return _each_tenant(deliveries_flush_tenant)
+
+
+@app.task
+def deliveries_flush_tenant() -> dict[str, int]:
+    """Send every pending delivery that is due (first attempts the broker never got, retries
+    whose backoff has passed), oldest first."""
+    due = list(
+        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:FLUSH_BATCH]
+    )
+    counts: dict[str, int] = {}
+    for delivery_id in due:
+        status = delivery_send(delivery_id).status
+        counts[status] = counts.get(status, 0) + 1
+    return counts
