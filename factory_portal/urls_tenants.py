@@ -4,9 +4,12 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
+from alerts import views as alert_views
+from alerts.api import NotificationListApi, WebhookDetailApi, WebhookListApi
 from billing import budget_pages
 from billing import pages as billing_pages
 from billing import views as billing_views
+from billing.api import BudgetDetailApi, BudgetListApi
 from factory_portal import dashboards
 from factory_portal.accounts import views as account_views
 from factory_portal.accounts.api import WhoAmIApi
@@ -16,6 +19,13 @@ from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, RunIngestApi, TracesApi
 
 urlpatterns = [
+    path("settings/alerts/", alert_views.alert_settings, name="alert-settings"),
+    path("settings/webhooks/", alert_views.webhooks, name="webhooks"),
+    path("settings/webhooks/<int:pk>/", alert_views.webhook_detail, name="webhook-detail"),
+    path("settings/webhooks/<int:pk>/test", alert_views.webhook_test, name="webhook-test"),
+    path("settings/webhooks/<int:pk>/toggle", alert_views.webhook_toggle, name="webhook-toggle"),
+    path("settings/webhooks/<int:pk>/delete", alert_views.webhook_delete, name="webhook-delete"),
+    path("settings/run-alerts/", alert_views.run_alerts, name="run-alerts"),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", dashboards.overview, name="home"),
     path("costs/", billing_pages.costs, name="costs"),
@@ -64,6 +74,11 @@ urlpatterns = [
     ),
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/projects", ProjectListApi.as_view(), name="api-projects"),
+    path("api/v1/notifications", NotificationListApi.as_view(), name="api-notifications"),
+    path("api/v1/budgets", BudgetListApi.as_view(), name="api-budgets"),
+    path("api/v1/budgets/<int:pk>", BudgetDetailApi.as_view(), name="api-budget"),
+    path("api/v1/webhooks", WebhookListApi.as_view(), name="api-webhooks"),
+    path("api/v1/webhooks/<int:pk>", WebhookDetailApi.as_view(), name="api-webhook"),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
     path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),

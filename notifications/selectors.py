@@ -50,3 +50,12 @@ def notification_for(user: User, pk: int) -> Notification | None:
 
 def unread_ids(user: User) -> list[int]:
     return list(_unread(user).values_list("pk", flat=True))
+
+
+def visible_with_read_state(user: User) -> QuerySet[Notification]:
+    """Everything ``user`` sees, newest first, each with ``read_at`` (for the API)."""
+    return (
+        _visible(user)
+        .annotate(read_at=Subquery(_read_by(user).values("read_at")[:1]))
+        .order_by("-created_at", "-id")
+    )

@@ -40,6 +40,7 @@ class AlertSpec:
     users: list[User] | None = None
     emails: list[str] = field(default_factory=list)
     webhooks: bool = True
+    webhook_ids: list[int] | None = None  # only these endpoints (test sends); None: every one
 
 
 def settings_get() -> AlertSettings:
@@ -108,9 +109,12 @@ def _outbox(alert: Alert, spec: AlertSpec) -> list[Delivery]:
         for email in dict.fromkeys(spec.emails)
     ]
     if spec.webhooks:
+        endpoints = WebhookEndpoint.objects.filter(enabled=True)
+        if spec.webhook_ids is not None:
+            endpoints = endpoints.filter(pk__in=spec.webhook_ids)
         rows += [
             Delivery(alert=alert, channel=Delivery.Channel.WEBHOOK, endpoint=endpoint)
-            for endpoint in WebhookEndpoint.objects.filter(enabled=True)
+            for endpoint in endpoints
         ]
     return Delivery.objects.bulk_create(rows)
 

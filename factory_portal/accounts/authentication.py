@@ -76,3 +76,27 @@ class CanRead(HasScope):
 
 class CanIngest(HasScope):
     required_scope = ApiKey.Scope.INGEST
+
+
+class CanManage(HasScope):
+    """Key requests need the ``manage`` scope; browser sessions need the admin role."""
+
+    required_scope = ApiKey.Scope.MANAGE
+
+    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+        if isinstance(request.auth, ApiKey):
+            self.message = "This API key lacks the 'manage' scope."
+            return ApiKey.Scope.MANAGE in request.auth.scopes
+        self.message = "Only a tenant admin can change settings."
+        user = request.user
+        return bool(user and user.is_authenticated and getattr(user, "role", None) == "admin")
+
+
+class ReadOrManage(BasePermission):
+    """Reading needs ``read``; writing (POST, PUT, PATCH, DELETE) needs ``manage``."""
+
+    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+        check = CanRead() if request.method in ("GET", "HEAD", "OPTIONS") else CanManage()
+        allowed = check.has_permission(request, view)
+        self.message = check.message
+        return allowed

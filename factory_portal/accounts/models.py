@@ -71,6 +71,7 @@ class ApiKey(models.Model):
     class Scope(models.TextChoices):
         INGEST = "ingest", "Ingest usage"
         READ = "read", "Read data"
+        MANAGE = "manage", "Manage settings (budgets, webhooks)"
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)

@@ -50,6 +50,9 @@ TENANT_PAGES = {
     "notifications": "/notifications/",
     "api-keys": "/settings/api-keys/",
     "users": "/settings/users/",
+    "alert-rules": "/settings/alerts/",
+    "webhooks": "/settings/webhooks/",
+    "run-alerts": "/settings/run-alerts/",
 }
 OPERATOR_PAGES = {
     "console-tenants": "/",
