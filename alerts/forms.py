@@ -42,7 +42,7 @@ class RunSubscriptionForm(forms.ModelForm):
         labels = {
             "mode": "Tell me about",
             "project": "Project (for “one project”)",
-            "email": "Also by e-mail",
+            "email": "E-mail",
         }
 
     def clean(self):  # type: ignore[no-untyped-def]

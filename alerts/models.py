@@ -60,8 +60,15 @@ class RunSubscription(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="run_subscription"
     )
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.NONE)
+
+    class Email(models.TextChoices):
+        OFF = "off", "No e-mail"
+        EACH = "each", "An e-mail for each run"
+        DIGEST = "digest", "One e-mail an hour (digest)"
+
     project = models.CharField(max_length=100, blank=True)
-    email = models.BooleanField(default=False)
+    email = models.CharField(max_length=8, choices=Email.choices, default=Email.OFF)
+    digest_sent_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.mode} {self.project}"

@@ -90,3 +90,14 @@ def deliveries_flush_tenant() -> dict[str, int]:
         status = delivery_send(delivery_id).status
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+@app.task
+def run_digests_all() -> int:
+    """Beat, hourly: the run digests of every tenant."""
+    return _each_tenant(run_digests_tenant)
+
+
+@app.task
+def run_digests_tenant() -> int:
+    return len(evaluate.run_digests_send(now=timezone.now()))

@@ -243,6 +243,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alerts.tasks.alerts_evaluate_all",
         "schedule": 300.0,
     },
+    "run-digests": {
+        "task": "alerts.tasks.run_digests_all",
+        "schedule": 3600.0,
+    },
     "deliveries-flush": {
         "task": "alerts.tasks.deliveries_flush_all",
         "schedule": 60.0,

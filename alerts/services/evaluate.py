@@ -16,6 +16,7 @@ from alerts.services.engine import AlertSpec, alert_raise, settings_get, staff_e
 from billing.models import Budget
 from billing.selectors import budget_status
 from factory_portal.accounts.models import User
+from notifications.models import Notification
 from usage import selectors as usage_selectors
 from usage.models import Job, LlmUsageEvent, LlmUsageHourly, Run, RunStatus
 
@@ -180,7 +181,11 @@ def runs_evaluate(*, run_ids: list[int]) -> list[Alert]:
                     "finished_at": run.finished_at.isoformat() if run.finished_at else None,
                 },
                 users=matched,
-                emails=[u.email for u, s in _with_subs(matched, subscriptions) if s.email],
+                emails=[
+                    u.email
+                    for u, s in _with_subs(matched, subscriptions)
+                    if s.email == RunSubscription.Email.EACH
+                ],
             )
         )
         if alert is not None:
@@ -336,3 +341,44 @@ def failure_rate_evaluate(*, now: datetime) -> Alert | None:
 
 def month_days(day: date) -> int:
     return calendar.monthrange(day.year, day.month)[1]
+
+
+def run_digests_send(*, now: datetime) -> list[Alert]:
+    """For users who chose the hourly digest: one e-mail listing the run notifications they got
+    since their last digest (once per user and hour, through the outbox like any alert)."""
+    raised = []
+    subscriptions = RunSubscription.objects.filter(
+        email=RunSubscription.Email.DIGEST, user__is_active=True
+    ).select_related("user")
+    for subscription in subscriptions:
+        since = subscription.digest_sent_until or now - timedelta(hours=1)
+        notes = list(
+            Notification.objects.filter(
+                user=subscription.user,
+                kind=Notification.Kind.RUN,
+                created_at__gt=since,
+                created_at__lte=now,
+            ).order_by("created_at", "pk")
+        )
+        if notes:
+            lines = "\n".join(f"- {n.title}: {n.body}" for n in notes)
+            alert = alert_raise(
+                AlertSpec(
+                    key=f"run-digest:{subscription.user_id}:{now:%Y-%m-%dT%H}",
+                    kind=Alert.Kind.RUN,
+                    severity="info",
+                    title=f"{len(notes)} run{'s' if len(notes) != 1 else ''} finished since "
+                    f"{since:%H:%M} UTC",
+                    body=lines,
+                    url="/notifications/",
+                    data={"runs": len(notes)},
+                    users=[],
+                    emails=[subscription.user.email],
+                    webhooks=False,
+                )
+            )
+            if alert is not None:
+                raised.append(alert)
+        subscription.digest_sent_until = now
+        subscription.save(update_fields=["digest_sent_until"])
+    return raised

@@ -53,11 +53,11 @@ def test_members_cannot_open_admin_alert_pages_but_set_their_run_alerts(alpha):
     assert client.get("/settings/run-alerts/").status_code == 200
     missing = client.post("/settings/run-alerts/", {"mode": "project", "project": ""})
     assert missing.status_code == 400 and "Choose the project" in missing.content.decode()
-    ok = client.post("/settings/run-alerts/", {"mode": "failures", "email": "on"})
+    ok = client.post("/settings/run-alerts/", {"mode": "failures", "email": "digest"})
     assert ok.status_code == 302
     with schema_context(alpha.schema):
         sub = RunSubscription.objects.get(user__email="m@alpha.test")
-    assert (sub.mode, sub.email, sub.project) == ("failures", True, "")
+    assert (sub.mode, sub.email, sub.project) == ("failures", "digest", "")
 
 
 def test_loopback_webhook_urls_are_refused_on_the_form(alpha):

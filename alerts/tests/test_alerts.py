@@ -103,7 +103,11 @@ def test_forecast_threshold_fires_once_with_the_crossing_day_and_interval(alpha)
     with schema_context(alpha.schema):
         Budget.objects.create(project="", amount=Decimal("100"), thresholds=[100])
         _spend(alpha.tenant, "40", at=datetime(2026, 11, 2, tzinfo=UTC), event_id="f1")
-        _forecast("", TODAY, "70", "6")  # 40 spent + 70 forecast = 110 > 100
+        _forecast("", TODAY, "59.99", "6")  # 40 spent + 59.99 forecast: just below
+        assert evaluate.budgets_evaluate(today=TODAY) == []
+        CostForecast.objects.filter(project="").update(
+            month_end={"mean": "70", "lo80": "0", "hi80": "70", "lo95": "0", "hi95": "0"}
+        )  # 40 spent + 70 forecast = 110 > 100
         raised = evaluate.budgets_evaluate(today=TODAY)
         assert [a.key for a in raised] == ["budget:tenant:2026-11:forecast:100"]
         alert = raised[0]
@@ -125,7 +129,7 @@ def test_run_alerts_follow_each_users_subscription(alpha, mailoutbox):
         }
         for mode, user in users.items():
             RunSubscription.objects.create(
-                user=user, mode=mode, project="api" if mode == "project" else "", email=True
+                user=user, mode=mode, project="api" if mode == "project" else "", email="each"
             )
         for run_id, project, status in (
             ("ok", "web", "Succeeded"),
@@ -364,9 +368,14 @@ def test_private_and_loopback_webhook_urls_are_refused_unless_allowed():
 @override_settings(ALERTS_WEBHOOK_ALLOW_PRIVATE=True)
 def test_outbox_delivers_after_a_broker_outage(alpha, receiver, django_capture_on_commit_callbacks):
     good = app.conf.broker_url
+
+    def use_broker(url: str) -> None:
+        app.conf.broker_url = url
+        app._pool = None  # connection and producer pools are built lazily from the URL
+        app.amqp._producer_pool = None
+
     try:
-        app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
-        app._pool = None
+        use_broker("redis://127.0.0.1:1/0")  # nothing listens there
         with schema_context(alpha.schema):
             WebhookEndpoint.objects.create(name="ops", url=receiver.url, secret="k")
             with django_capture_on_commit_callbacks(execute=True):
@@ -374,8 +383,7 @@ def test_outbox_delivers_after_a_broker_outage(alpha, receiver, django_capture_o
             delivery = Delivery.objects.get(alert=alert)
             assert delivery.status == "pending" and receiver.requests == []
     finally:
-        app.conf.broker_url = good
-        app._pool = None
+        use_broker(good)
     with schema_context(alpha.schema):
         assert deliveries_flush_tenant() == {"sent": 1}
         delivery.refresh_from_db()
@@ -391,68 +399,21 @@ def test_alerts_and_deliveries_stay_in_their_tenant(alpha, beta):
         assert not Notification.objects.filter(title="Test").exists()
 
 
-# --- two evaluators at once ----------------------------------------------------------------------
+def test_digest_users_get_one_email_an_hour_listing_their_runs(alpha, mailoutbox):
+    t = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    with schema_context(alpha.schema):
+        user = user_create(email="digest@alpha.test", role="member", password=PASSWORD)[0]
+        RunSubscription.objects.create(user=user, mode="all", email="digest")
+        for n in range(3):
+            run_update(f"d{n}", "Succeeded", t, requested_at=t, started_at=t, finished_at=t)
+        from usage.models import Run
 
-
-@pytest.fixture(scope="module")
-def committed_budget(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
-    """A budget already crossed, committed in alpha (each thread has its own connection)."""
-    from factory_portal.tenants.models import Tenant
-    from usage.models import LlmUsageDaily, LlmUsageEvent, LlmUsageHourly, Project
-
-    with django_db_blocker.unblock():
-        tenant = Tenant.objects.get(slug="alpha")
-        with schema_context(tenant.schema_name):
-            Budget.objects.create(project="race", amount=Decimal("10"), thresholds=[50])
-            _spend(
-                tenant, "9", at=datetime(2026, 11, 3, tzinfo=UTC), event_id="race-1", project="race"
-            )
-    yield
-    with django_db_blocker.unblock(), schema_context(tenant.schema_name):
-        Notification.objects.filter(title__contains="project race").delete()
-        Alert.objects.filter(key__startswith="budget:race").delete()
-        Budget.objects.filter(project="race").delete()
-        LlmUsageEvent.objects.filter(event_id="race-1").delete()
-        LlmUsageHourly.objects.filter(project__slug="race").delete()
-        LlmUsageDaily.objects.filter(project__slug="race").delete()
-        Project.objects.filter(slug="race").delete()
-
-
-def test_two_concurrent_evaluators_raise_once(committed_budget, alpha, django_db_blocker):
-    barrier = threading.Barrier(2)
-    results: list[int] = []
-    errors: list[BaseException] = []
-
-    def evaluator() -> None:
-        from django.db import connections
-
-        try:
-            with django_db_blocker.unblock(), schema_context(alpha.schema):
-                barrier.wait()
-                results.append(len(evaluate.budgets_evaluate(today=TODAY)))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=evaluator) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
-    assert sorted(results) == [0, 1]
-    counts = []
-
-    def count() -> None:
-        from django.db import connections
-
-        with django_db_blocker.unblock(), schema_context(alpha.schema):
-            counts.append(Alert.objects.filter(key__startswith="budget:race").count())
-            counts.append(Delivery.objects.filter(alert__key__startswith="budget:race").count())
-        connections.close_all()
-
-    reader = threading.Thread(target=count)
-    reader.start()
-    reader.join(30)
-    assert counts == [1, 1]  # one alert, one e-mail to alpha's admin
+        evaluate.runs_evaluate(run_ids=list(Run.objects.values_list("pk", flat=True)))
+        assert not Delivery.objects.exists()  # no e-mail per run for digest users
+        later = datetime.now(tz=UTC) + timedelta(minutes=1)
+        digest = evaluate.run_digests_send(now=later)
+        assert evaluate.run_digests_send(now=later) == []  # nothing new since
+        assert deliveries_flush_tenant() == {"sent": 1}
+    assert len(digest) == 1 and digest[0].title.startswith("3 runs finished since")
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == ["digest@alpha.test"]
+    assert all(f"Run d{n} succeeded" in mailoutbox[0].body for n in range(3))
