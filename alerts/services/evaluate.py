@@ -36,7 +36,9 @@ def budgets_evaluate(*, today: date) -> list[Alert]:
     month = today.replace(day=1)
     for budget in Budget.objects.order_by("project"):
         scope = budget.project or "tenant"
-        label = f"project {budget.project}" if budget.project else "the tenant"
+        # "of project web" for a project budget; nothing for the whole tenant's.
+        of = f" of project {budget.project}" if budget.project else ""
+        subject = f"project {budget.project}" if budget.project else "your organisation"
         spent = sum(
             usage_selectors.daily_token_cost(
                 start=month, end=today, project=budget.project
@@ -60,9 +62,9 @@ def budgets_evaluate(*, today: date) -> list[Alert]:
                             key=f"budget:{scope}:{month:%Y-%m}:actual:{threshold}",
                             kind=Alert.Kind.BUDGET,
                             severity="critical" if threshold >= 100 else "warning",
-                            title=f"{threshold}% of the {month_name} budget of {label} spent",
+                            title=f"{threshold}% of the {month_name} budget{of} spent",
                             body=(
-                                f"AI spend of {label} this month is ${spent.quantize(CENT)}, "
+                                f"AI spend{of} this month is ${spent.quantize(CENT)}, "
                                 f"{(spent * 100 / budget.amount).quantize(Decimal('0.1'))}% of the "
                                 f"${budget.amount} budget."
                             ),
@@ -81,11 +83,10 @@ def budgets_evaluate(*, today: date) -> list[Alert]:
                             key=f"budget:{scope}:{month:%Y-%m}:forecast:{threshold}",
                             kind=Alert.Kind.BUDGET,
                             title=(
-                                f"Forecast to reach {threshold}% of the {month_name} budget"
-                                f" of {label}"
+                                f"Forecast to reach {threshold}% of the {month_name} budget{of}"
                             ),
                             body=(
-                                f"At the current pace {label} is forecast to spend "
+                                f"At the current pace {subject} is forecast to spend "
                                 f"${forecast.quantize(CENT)} by the end of {month_name} "
                                 f"(budget ${budget.amount}).{crossing}"
                             ),

@@ -417,3 +417,22 @@ def test_digest_users_get_one_email_an_hour_listing_their_runs(alpha, mailoutbox
     assert len(digest) == 1 and digest[0].title.startswith("3 runs finished since")
     assert len(mailoutbox) == 1 and mailoutbox[0].to == ["digest@alpha.test"]
     assert all(f"Run d{n} succeeded" in mailoutbox[0].body for n in range(3))
+
+
+def test_ingest_enqueues_one_usage_evaluation_after_commit(
+    alpha, django_capture_on_commit_callbacks, monkeypatch
+):
+    queued = []
+    from alerts import tasks
+
+    monkeypatch.setattr(
+        tasks.alerts_after_usage, "apply_async", lambda args, retry: queued.append(args)
+    )
+    at = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    with schema_context(alpha.schema), django_capture_on_commit_callbacks(execute=True):
+        _spend(alpha.tenant, "1", at=at, event_id="q1")
+        assert queued == []  # nothing before commit
+    with schema_context(alpha.schema), django_capture_on_commit_callbacks(execute=True):
+        _spend(alpha.tenant, "1", at=at, event_id="q2")  # within 30 s: coalesced
+        _spend(alpha.tenant, "1", at=at, event_id="q1")  # a duplicate: nothing stored
+    assert queued == [[]]
