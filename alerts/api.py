@@ -20,7 +20,7 @@ from notifications.models import Notification
 class NotificationListApi(generics.ListAPIView):
     """``GET /api/v1/notifications``: newest first, 50 a page (scope ``read``)."""
 
-    class OutputSerializer(serializers.ModelSerializer):
+    class NotificationSerializer(serializers.ModelSerializer):
         read_at = serializers.DateTimeField(read_only=True, allow_null=True, default=None)
 
         class Meta:
@@ -28,7 +28,7 @@ class NotificationListApi(generics.ListAPIView):
             fields = ["id", "kind", "severity", "title", "body", "url", "created_at", "read_at"]
 
     permission_classes = [CanRead]
-    serializer_class = OutputSerializer
+    serializer_class = NotificationSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if isinstance(self.request.auth, ApiKey):

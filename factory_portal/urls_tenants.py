@@ -3,6 +3,7 @@
 from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from alerts import views as alert_views
 from alerts.api import NotificationListApi, WebhookDetailApi, WebhookListApi
@@ -17,8 +18,11 @@ from factory_portal.accounts.views import LoginView, LogoutView
 from notifications import views as notification_views
 from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, RunIngestApi, TracesApi
+from usage.read_api import UsageApi
 
 urlpatterns = [
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("settings/alerts/", alert_views.alert_settings, name="alert-settings"),
     path("settings/webhooks/", alert_views.webhooks, name="webhooks"),
     path("settings/webhooks/<int:pk>/", alert_views.webhook_detail, name="webhook-detail"),
@@ -74,6 +78,7 @@ urlpatterns = [
     ),
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/projects", ProjectListApi.as_view(), name="api-projects"),
+    path("api/v1/usage", UsageApi.as_view(), name="api-usage"),
     path("api/v1/notifications", NotificationListApi.as_view(), name="api-notifications"),
     path("api/v1/budgets", BudgetListApi.as_view(), name="api-budgets"),
     path("api/v1/budgets/<int:pk>", BudgetDetailApi.as_view(), name="api-budget"),

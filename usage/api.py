@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from rest_framework import serializers
@@ -35,13 +37,13 @@ from usage.services.runs import runs_ingest
 class ProjectListApi(ListAPIView):
     """``GET /api/v1/projects``: the tenant's projects, paginated (scope ``read``)."""
 
-    class OutputSerializer(serializers.ModelSerializer):
+    class ProjectSerializer(serializers.ModelSerializer):
         class Meta:
             model = Project
             fields = ["slug", "name", "created_at"]
 
     permission_classes = [CanRead]
-    serializer_class = OutputSerializer
+    serializer_class = ProjectSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return Project.objects.order_by("slug")
@@ -77,6 +79,11 @@ class BatchIngestApi(APIView):
     def store(self, tenant: Tenant, items: list[Any]) -> IngestResult:
         raise NotImplementedError
 
+    @extend_schema(
+        summary="Ingest a batch (JSON array or object with a list, NDJSON; gzip allowed)",
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request) -> Response:
         limit = settings.INGEST_MAX_BODY_BYTES
         try:
@@ -167,6 +174,14 @@ class TracesApi(APIView):
 
     permission_classes = [CanIngest]
 
+    @extend_schema(
+        summary="OTLP/HTTP trace export (protobuf or JSON)",
+        request={
+            "application/x-protobuf": OpenApiTypes.BINARY,
+            "application/json": OpenApiTypes.OBJECT,
+        },
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request) -> HttpResponse:
         limit = settings.INGEST_MAX_BODY_BYTES
         content_type = media_type(request.content_type)

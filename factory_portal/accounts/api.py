@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.db import connection
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,6 +13,10 @@ from factory_portal.accounts.models import ApiKey
 
 
 class WhoAmIApi(APIView):
+    @extend_schema(
+        summary="Who the credentials are: tenant, and key (prefix, scopes) or user",
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         tenant = connection.tenant
         body: dict[str, object] = {"tenant": tenant.slug}

@@ -5,3 +5,6 @@ class AccountsConfig(AppConfig):
     name = "factory_portal.accounts"
     label = "accounts"
     verbose_name = "Accounts"
+
+    def ready(self) -> None:
+        from factory_portal.accounts import schema  # noqa: F401  (registers the OpenAPI scheme)

@@ -1,0 +1,20 @@
+"""OpenAPI description of the API-key authentication (drf-spectacular extension)."""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+    target_class = "factory_portal.accounts.authentication.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "An API key of this tenant: `Authorization: Bearer fp_<prefix>_<secret>`."
+                " Scopes: `ingest`, `read`, `manage`."
+            ),
+        }

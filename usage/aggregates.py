@@ -1,0 +1,108 @@
+"""Aggregated usage for the API: token and infrastructure usage per period and chosen dimensions,
+from the rollups (hourly for ``hour``, daily otherwise), never from raw events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db.models import F, Sum
+from django.db.models.functions import TruncDay, TruncHour, TruncMonth, TruncWeek
+
+from usage.models import InfraUsageDaily, InfraUsageHourly, LlmUsageDaily, LlmUsageHourly
+
+GRANULARITIES = ("hour", "day", "week", "month")
+TOKEN_DIMENSIONS = ("project", "provider", "model", "operation", "run_type", "template")
+INFRA_DIMENSIONS = ("project", "resource_type", "unit", "run_type", "template")
+DIMENSIONS = tuple(dict.fromkeys(TOKEN_DIMENSIONS + INFRA_DIMENSIONS))
+# Longest range per granularity, so one request stays a bounded number of rows.
+MAX_RANGE = {
+    "hour": timedelta(days=31),
+    "day": timedelta(days=366),
+    "week": timedelta(days=3 * 366),
+    "month": timedelta(days=5 * 366),
+}
+TRUNC = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    start: datetime  # inclusive, UTC
+    end: datetime  # exclusive, UTC
+    granularity: str
+    group_by: tuple[str, ...]
+    filters: dict[str, tuple[str, ...]]
+
+
+def _column(dimension: str) -> str:
+    return "project__slug" if dimension == "project" else dimension
+
+
+def _rows(query: UsageQuery, hourly: Any, daily: Any, dimensions: tuple[str, ...], sums: dict):  # type: ignore[no-untyped-def]
+    if query.granularity == "hour":
+        rows = hourly.objects.filter(hour__gte=query.start, hour__lt=query.end)
+        period = TruncHour("hour", tzinfo=UTC)
+    else:
+        # Daily rollups are UTC days: a partial first or last day counts whole.
+        rows = daily.objects.filter(day__gte=query.start.date(), day__lt=_day_after(query.end))
+        period = TRUNC[query.granularity]("day")
+    for dimension, values in query.filters.items():
+        if dimension not in dimensions:
+            return []  # this kind has no such dimension: a filter on it matches nothing
+        rows = rows.filter(**{f"{_column(dimension)}__in": values})
+    group = [d for d in query.group_by if d in dimensions]
+    rows = (
+        rows.annotate(period=period, **{f"dim_{d}": F(_column(d)) for d in group})
+        .values("period", *[f"dim_{d}" for d in group])
+        .annotate(**{name: Sum(field) for name, field in sums.items()})
+        .order_by("period", *[f"dim_{d}" for d in group])
+    )
+    result = []
+    for row in rows:
+        at = row["period"]
+        if not isinstance(at, datetime):
+            at = datetime(at.year, at.month, at.day, tzinfo=UTC)
+        item = {"period_start": at.astimezone(UTC)}
+        item.update({d: row[f"dim_{d}"] for d in group})
+        item.update({name: row[name] for name in sums})
+        result.append(item)
+    return result
+
+
+def _day_after(moment: datetime) -> Any:
+    """The first UTC day not touched by ``[.., moment)``."""
+    day = moment.date()
+    return (
+        day
+        if moment == datetime(day.year, day.month, day.day, tzinfo=UTC)
+        else day + timedelta(days=1)
+    )
+
+
+def token_usage(query: UsageQuery) -> list[dict[str, Any]]:
+    return _rows(
+        query,
+        LlmUsageHourly,
+        LlmUsageDaily,
+        TOKEN_DIMENSIONS,
+        {
+            "calls": "calls",
+            "unpriced_calls": "unpriced_calls",
+            "input_tokens": "input_tokens",
+            "output_tokens": "output_tokens",
+            "cached_input_tokens": "cached_input_tokens",
+            "cache_write_tokens": "cache_write_tokens",
+            "cost": "cost",
+        },
+    )
+
+
+def infrastructure_usage(query: UsageQuery) -> list[dict[str, Any]]:
+    return _rows(
+        query,
+        InfraUsageHourly,
+        InfraUsageDaily,
+        INFRA_DIMENSIONS,
+        {"events": "events", "quantity": "quantity"},
+    )
