@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import exceptions
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -79,3 +80,36 @@ def request_body(request: Any, max_bytes: int) -> bytes:
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"At most {max_bytes:,} bytes are accepted.")
     return body
+
+
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    """Requests per API key (or signed-in user) and minute, counted in the shared cache so every
+    worker process sees the same count. Views choose a rate with ``throttle_scope`` (``read`` by
+    default, ``ingest`` for the batch endpoints); over the limit the answer is 429 with
+    ``Retry-After``."""
+
+    scope_attr = "throttle_scope"
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        self.scope = getattr(view, self.scope_attr, "read")
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_rate(self) -> str:
+        from django.conf import settings
+
+        return settings.API_RATES.get(self.scope, settings.API_RATES["read"])
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        auth = getattr(request, "auth", None)
+        prefix = getattr(auth, "prefix", None)
+        if prefix:
+            ident = f"key:{prefix}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        from django.db import connection
+
+        return f"throttle:{connection.schema_name}:{self.scope}:{ident}"

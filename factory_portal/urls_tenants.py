@@ -17,8 +17,8 @@ from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from notifications import views as notification_views
 from usage import views as usage_views
-from usage.api import EventIngestApi, ProjectListApi, RunIngestApi, TracesApi
-from usage.read_api import UsageApi
+from usage.api import EventIngestApi, ProjectListApi, TracesApi
+from usage.read_api import RunDetailApi, RunsApi, UsageApi
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -85,6 +85,7 @@ urlpatterns = [
     path("api/v1/webhooks", WebhookListApi.as_view(), name="api-webhooks"),
     path("api/v1/webhooks/<int:pk>", WebhookDetailApi.as_view(), name="api-webhook"),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
-    path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
+    path("api/v1/runs", RunsApi.as_view(), name="api-runs"),
+    path("api/v1/runs/<str:run_id>", RunDetailApi.as_view(), name="api-run"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
 ]

@@ -162,3 +162,29 @@ def test_schema_generates_without_warnings_and_validates(tmp_path):
         str(out),
     )
     assert "/api/v1/usage" in out.read_text()
+
+
+def test_rate_limit_per_key_answers_429_with_retry_after(usage, alpha, settings):
+    settings.API_RATES = {"read": "3/min", "ingest": "100/min"}
+    client, auth = usage
+    _, other = key_for(alpha, ["read"])
+    codes = [client.get("/api/v1/projects", **auth).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = client.get("/api/v1/projects", **auth)
+    assert limited["Content-Type"] == "application/problem+json"
+    assert 0 < int(limited["Retry-After"]) <= 60
+    assert client.get("/api/v1/projects", **bearer(other)).status_code == 200  # per key
+
+
+def test_etag_and_if_none_match(usage):
+    client, auth = usage
+    first = client.get("/api/v1/usage?start=2026-11-01&end=2026-11-05", **auth)
+    etag = first["ETag"]
+    again = client.get(
+        "/api/v1/usage?start=2026-11-01&end=2026-11-05", HTTP_IF_NONE_MATCH=etag, **auth
+    )
+    assert again.status_code == 304 and again.content == b""
+    other = client.get(
+        "/api/v1/usage?start=2026-11-01&end=2026-11-06", HTTP_IF_NONE_MATCH=etag, **auth
+    )
+    assert other.status_code == 200

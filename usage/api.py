@@ -69,6 +69,7 @@ class BatchIngestApi(APIView):
     operator host (platform key) routing of every item to its tenant's schema."""
 
     permission_classes = [CanIngest]
+    throttle_scope = "ingest"
     items_key = "events"
 
     def parse(
@@ -171,6 +172,8 @@ class TracesApi(APIView):
     reported in the response's ``partial_success`` with the reasons; spans of a run not seen yet
     are kept until the run span arrives.
     """
+
+    throttle_scope = "ingest"
 
     permission_classes = [CanIngest]
 

@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import CanRead
-from usage import aggregates
+from usage import aggregates, selectors
+from usage.api import RunIngestApi
+from usage.models import RunStatus
 
 
 def _moment(value: str) -> datetime:
@@ -136,3 +140,175 @@ class UsageApi(APIView):
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class RunSerializer(serializers.Serializer):
+    run_id = serializers.CharField()
+    project = serializers.CharField()
+    template = serializers.CharField()
+    run_type = serializers.CharField()
+    status = serializers.CharField()
+    requested_at = serializers.DateTimeField()
+    duration_ms = serializers.IntegerField(allow_null=True)
+    failure_type = serializers.CharField()
+    ai_cost = serializers.DecimalField(max_digits=24, decimal_places=10, source="cost")
+
+
+class RunQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=RunStatus.values, required=False)
+    project = serializers.CharField(required=False, max_length=100)
+    template = serializers.CharField(required=False, max_length=200)
+    run_type = serializers.CharField(required=False, max_length=64)
+    start = serializers.DateField(required=False, help_text="requested on or after (UTC day)")
+    end = serializers.DateField(required=False, help_text="requested on or before (UTC day)")
+    q = serializers.CharField(required=False, max_length=128, help_text="run id or its prefix")
+    sort = serializers.ChoiceField(choices=list(selectors.RUN_SORTS), default="newest")
+    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
+    cursor = serializers.CharField(required=False, help_text="the `next_cursor` of the last page")
+
+    def validate(self, attrs):  # type: ignore[no-untyped-def]
+        if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
+            raise serializers.ValidationError({"start": "start must not be after end."})
+        raw = attrs.get("cursor")
+        attrs["after"] = None
+        if raw:
+            attrs["after"] = _cursor_decode(raw, attrs["sort"])
+        return attrs
+
+
+def _cursor_encode(cursor: selectors.Cursor) -> str:
+    value = cursor[0]
+    text = f"{value.isoformat() if isinstance(value, datetime) else value}_{cursor[1]}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _cursor_decode(raw: str, sort: str) -> selectors.Cursor:
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        value, pk = text.rsplit("_", 1)
+        if selectors.RUN_SORTS[sort][0] == "duration_ms":
+            return int(value), int(pk)
+        return datetime.fromisoformat(value), int(pk)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise serializers.ValidationError(
+            {"cursor": "Not a cursor of this listing; start again without it."}
+        ) from exc
+
+
+RUN_PAGE = inline_serializer(
+    "RunPage",
+    {"results": RunSerializer(many=True), "next_cursor": serializers.CharField(allow_null=True)},
+)
+
+
+class RunsApi(RunIngestApi):
+    """``GET /api/v1/runs`` (scope ``read``): runs, filtered, in keyset pages;
+    ``POST`` is the lifecycle ingest (scope ``ingest``)."""
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        return [CanRead()] if self.request.method in ("GET", "HEAD") else super().get_permissions()
+
+    def get_throttles(self):  # type: ignore[no-untyped-def]
+        self.throttle_scope = "read" if self.request.method in ("GET", "HEAD") else "ingest"
+        return super().get_throttles()
+
+    @extend_schema(
+        operation_id="runs_list",
+        summary="Runs, newest first (or by duration), in keyset pages",
+        parameters=[RunQuerySerializer],
+        responses={200: RUN_PAGE},
+    )
+    def get(self, request: Request) -> Response:
+        form = RunQuerySerializer(data=request.query_params)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        filters = selectors.RunFilters(
+            status=data.get("status", ""),
+            project=data.get("project", ""),
+            template=data.get("template", ""),
+            run_type=data.get("run_type", ""),
+            start=data.get("start"),
+            end=data.get("end"),
+            search=data.get("q", ""),
+        )
+        rows, following = selectors.runs_page(
+            filters, after=data["after"], limit=data["limit"], sort=data["sort"]
+        )
+        return Response(
+            {
+                "results": RunSerializer(rows, many=True).data,
+                "next_cursor": _cursor_encode(following) if following else None,
+            }
+        )
+
+
+class RunDetailApi(APIView):
+    """``GET /api/v1/runs/{run_id}`` (scope ``read``)."""
+
+    permission_classes = [CanRead]
+
+    @extend_schema(
+        operation_id="run_detail",
+        summary="One run: jobs with attempts, external calls, tokens and cost by model",
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, run_id: str) -> Response:
+        detail = selectors.run_detail(run_id)
+        if detail is None:
+            raise NotFound(f"No run {run_id!r} in this tenant.")
+        run = detail.run
+        return Response(
+            {
+                "run_id": run.run_id,
+                "project": run.project.slug,
+                "template": run.template_recipe_id,
+                "run_type": run.run_type,
+                "status": run.status,
+                "failure_type": run.failure_type,
+                "trace_id": run.trace_id or None,
+                "requested_at": _iso_or_none(run.requested_at),
+                "started_at": _iso_or_none(run.started_at),
+                "finished_at": _iso_or_none(run.finished_at),
+                "duration_ms": run.duration_ms,
+                "ai_cost": f"{detail.token_cost:.10f}",
+                "models": [
+                    {
+                        "provider": m["provider"],
+                        "model": m["model"],
+                        "calls": m["calls"],
+                        "input_tokens": m["input_tokens"],
+                        "output_tokens": m["output_tokens"],
+                        "cost": f"{m['cost'] or 0:.10f}",
+                    }
+                    for m in detail.models
+                ],
+                "infrastructure": {unit: f"{q:.6f}" for unit, q in detail.infra.items()},
+                "jobs": [
+                    {
+                        "job_id": j.job_id,
+                        "step_name": j.step_name,
+                        "attempt": j.attempt,
+                        "status": j.status,
+                        "started_at": _iso_or_none(j.started_at),
+                        "finished_at": _iso_or_none(j.finished_at),
+                        "duration_ms": j.duration_ms,
+                        "failure_type": j.failure_type,
+                    }
+                    for j in detail.jobs
+                ],
+                "external_calls": [
+                    {
+                        "service": c.service,
+                        "started_at": _iso_or_none(c.started_at),
+                        "duration_ms": c.duration_ms,
+                        "status": c.status,
+                        "span_id": c.span_id,
+                    }
+                    for c in detail.external_calls
+                ],
+            }
+        )
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return _iso(moment) if moment else None
