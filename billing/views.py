@@ -16,6 +16,7 @@ from django.utils import timezone
 from billing.costs import cost_report
 from billing.exports import write_csv, write_focus, write_xlsx
 from factory_portal.accounts.permissions import role_required
+from factory_portal.tenants.models import Tenant
 
 REPORT_FORMAT_LABELS = [
     ("csv", "CSV"),
@@ -65,7 +66,11 @@ def report_download(request: HttpRequest, period: str, fmt: str) -> HttpResponse
         month_start = date(year, month, 1)
     except ValueError as exc:
         raise Http404("No such month") from exc
-    tenant = connection.tenant
+    return report_file(connection.tenant, month_start, fmt)
+
+
+def report_file(tenant: Tenant, month_start: date, fmt: str) -> FileResponse:
+    """The month's finance report as a download in ``fmt`` (csv, xlsx or focus)."""
     report = cost_report(tenant=tenant, period=month_start)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - FileResponse closes it
     if fmt == "xlsx":
