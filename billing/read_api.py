@@ -26,7 +26,9 @@ MAX_HORIZON = 90
 
 
 class ForecastQuerySerializer(serializers.Serializer):
-    project = serializers.CharField(required=False, default="", help_text="empty: the tenant")
+    project = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="empty: the tenant"
+    )
     horizon = serializers.IntegerField(min_value=1, max_value=MAX_HORIZON, default=30)
     levels = serializers.CharField(required=False, default="80,95", help_text="80 and/or 95")
 
@@ -98,6 +100,11 @@ class ForecastApi(APIView):
 class ReportQuerySerializer(serializers.Serializer):
     month = serializers.RegexField(r"^\d{4}-(0[1-9]|1[0-2])$", help_text="YYYY-MM")
     format = serializers.ChoiceField(choices=["json", *FORMATS], default="json")
+
+    def validate_month(self, value: str) -> str:
+        if not 2000 <= int(value[:4]) <= 2100:
+            raise serializers.ValidationError("The year must be between 2000 and 2100.")
+        return value
 
 
 class FormatIsOurs(DefaultContentNegotiation):

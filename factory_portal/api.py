@@ -113,3 +113,43 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         from django.db import connection
 
         return f"throttle:{connection.schema_name}:{self.scope}:{ident}"
+
+
+PROBLEM_STATUSES = {
+    "400": "The request is invalid (the `errors` member names each field).",
+    "401": "Missing, malformed, revoked or unknown API key for this host.",
+    "403": "The key lacks the scope, or the user the role.",
+    "404": "Nothing of this tenant at this address.",
+    "405": "Method not allowed.",
+    "429": "Too many requests for this key; retry after `Retry-After` seconds.",
+}
+
+
+def problem_responses_hook(result: dict[str, Any], generator: Any, request: Any, public: bool):  # type: ignore[no-untyped-def]
+    """drf-spectacular post-processing: every operation documents its error answers as
+    ``application/problem+json`` (RFC 9457), so the schema lists every response."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "errors": {},
+        },
+        "required": ["type", "title", "status"],
+    }
+    reference = {"$ref": "#/components/schemas/Problem"}
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in PROBLEM_STATUSES.items():
+                responses.setdefault(
+                    status,
+                    {
+                        "description": description,
+                        "content": {PROBLEM_CONTENT_TYPE: {"schema": reference}},
+                    },
+                )
+    return result

@@ -40,3 +40,6 @@ urlpatterns = [
     path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
 ]
+
+handler404 = "factory_portal.errors.not_found"
+handler500 = "factory_portal.errors.server_error"

@@ -92,3 +92,6 @@ urlpatterns = [
     path("api/v1/runs/<str:run_id>", RunDetailApi.as_view(), name="api-run"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
 ]
+
+handler404 = "factory_portal.errors.not_found"
+handler500 = "factory_portal.errors.server_error"

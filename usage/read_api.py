@@ -40,20 +40,25 @@ def _list(value: str) -> tuple[str, ...]:
 
 
 class UsageQuerySerializer(serializers.Serializer):
-    start = serializers.CharField(required=False, help_text="ISO 8601; default 30 days ago")
-    end = serializers.CharField(required=False, help_text="ISO 8601, exclusive; default now")
+    start = serializers.CharField(
+        required=False, allow_blank=True, help_text="ISO 8601; default 30 days ago"
+    )
+    end = serializers.CharField(
+        required=False, allow_blank=True, help_text="ISO 8601, exclusive; default now"
+    )
     granularity = serializers.ChoiceField(choices=aggregates.GRANULARITIES, default="day")
     group_by = serializers.CharField(
         required=False,
+        allow_blank=True,
         default="",
         help_text=f"comma-separated, any of: {', '.join(aggregates.DIMENSIONS)}",
     )
 
-    def validate_start(self, value: str) -> datetime:
-        return _moment(value)
+    def validate_start(self, value: str) -> datetime | None:
+        return _moment(value) if value else None
 
-    def validate_end(self, value: str) -> datetime:
-        return _moment(value)
+    def validate_end(self, value: str) -> datetime | None:
+        return _moment(value) if value else None
 
     def validate(self, attrs):  # type: ignore[no-untyped-def]
         end = attrs.get("end") or timezone.now()
@@ -156,15 +161,19 @@ class RunSerializer(serializers.Serializer):
 
 class RunQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=RunStatus.values, required=False)
-    project = serializers.CharField(required=False, max_length=100)
-    template = serializers.CharField(required=False, max_length=200)
-    run_type = serializers.CharField(required=False, max_length=64)
+    project = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    template = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    run_type = serializers.CharField(required=False, allow_blank=True, max_length=64)
     start = serializers.DateField(required=False, help_text="requested on or after (UTC day)")
     end = serializers.DateField(required=False, help_text="requested on or before (UTC day)")
-    q = serializers.CharField(required=False, max_length=128, help_text="run id or its prefix")
+    q = serializers.CharField(
+        required=False, allow_blank=True, max_length=128, help_text="run id or its prefix"
+    )
     sort = serializers.ChoiceField(choices=list(selectors.RUN_SORTS), default="newest")
     limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
-    cursor = serializers.CharField(required=False, help_text="the `next_cursor` of the last page")
+    cursor = serializers.CharField(
+        required=False, allow_blank=True, help_text="the `next_cursor` of the last page"
+    )
 
     def validate(self, attrs):  # type: ignore[no-untyped-def]
         if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
