@@ -15,9 +15,7 @@ from raw events against the same figure from the daily rollup, and drops the ten
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
-import random
 import secrets
 import statistics
 import sys
@@ -55,19 +53,9 @@ def main() -> None:
     from django.utils import timezone
     from django_tenants.utils import schema_context
 
-    from billing.platform.selectors import price_schedule
-    from billing.platform.services.pricebook import pricebook_refresh
-    from factory_portal.accounts.models import User
+    from benchmarks.big_tenant import big_tenant
     from factory_portal.accounts.services import user_create
-    from factory_portal.demo.billing import demo_billing
-    from factory_portal.demo.generate import generate_history
-    from factory_portal.demo.load import history_load
-    from factory_portal.demo.profiles import PROFILES
-    from factory_portal.demo.traces import TokenSampler
-    from factory_portal.tenants.selectors import tenant_by_slug
     from factory_portal.tenants.services import (
-        public_tenant_ensure,
-        tenant_create,
         tenant_delete,
         tenant_domain,
     )
@@ -75,37 +63,9 @@ def main() -> None:
 
     slug = "bench-pages"
     now = timezone.now()
-    tenant = tenant_by_slug(slug)
-    if tenant is not None and not args.reuse:
-        tenant_delete(tenant=tenant)
-        tenant = None
-    if tenant is None:
-        public_tenant_ensure()
-        pricebook_refresh()
-        base = PROFILES[0]
-        # Mean of the profile's growth ramp times the weekday/weekend mix (weekends at 35%).
-        mean_volume = (1 + base.growth) / 2 * (5 + 2 * 0.35) / 7
-        profile = dataclasses.replace(
-            base,
-            slug=slug,
-            name="Pages benchmark",
-            runs_per_day=args.runs / (args.days * mean_volume),
-            active_now=12,
-        )
-        tenant = tenant_create(
-            slug=slug, name=profile.name, admin_email="admin@bench.test", admin_password=PASSWORD
-        ).tenant
-        rng = random.Random(7)
-        started = time.perf_counter()
-        history = generate_history(
-            profile=profile, rng=rng, now=now, days=args.days, samples=TokenSampler(rng)
-        )
-        with schema_context(tenant.schema_name):
-            history_load(history, price_schedule())
-        print(f"load_seconds {time.perf_counter() - started:.1f}")
-        started = time.perf_counter()
-        demo_billing(seed=7, now=now, months=3, tenants=[tenant])
-        print(f"billing_and_forecast_seconds {time.perf_counter() - started:.1f}")
+    tenant = big_tenant(
+        slug=slug, runs=args.runs, days=args.days, password=PASSWORD, reuse=args.reuse
+    )
 
     with schema_context(tenant.schema_name):
         runs = Run.objects.count()
@@ -115,9 +75,6 @@ def main() -> None:
             email = f"{role}@bench.test"
             if not _exists(email):
                 user_create(email=email, role=role, password=PASSWORD)
-        admin = User.objects.get(email="admin@bench.test")
-        admin.set_password(PASSWORD)
-        admin.save(update_fields=["password"])
     print(f"tenant_runs {runs}")
     print(f"tenant_llm_events {events}")
 

@@ -71,6 +71,10 @@ class Run(models.Model):
                 name="run_duration_idx",
                 condition=Q(duration_ms__isnull=False),
             ),
+            # Run-id prefix search (LIKE 'abc%') under any database collation.
+            models.Index(
+                fields=["run_id"], name="run_id_prefix_idx", opclasses=["varchar_pattern_ops"]
+            ),
         ]
         constraints = [
             models.CheckConstraint(
