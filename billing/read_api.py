@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from django.db import connection
 from django.http import HttpResponse
@@ -17,8 +18,11 @@ from rest_framework.views import APIView
 
 from billing.costs import cost_report
 from billing.models import CostForecast
+from billing.platform.models import AllocationLine, AllocationRun
 from billing.views import FORMATS, report_file
 from factory_portal.accounts.authentication import CanRead
+from usage import aggregates
+from usage.read_api import FILTER_PARAMETERS, UsageQuerySerializer
 from usage.selectors import project_slugs
 
 LEVELS = (80, 95)
@@ -174,5 +178,134 @@ class MonthlyReportApi(APIView):
                     }
                     for line in report.lines
                 ],
+            }
+        )
+
+
+COST_DIMENSIONS = ("project", "provider", "model", "operation", "run_type", "template")
+
+
+class CostQuerySerializer(UsageQuerySerializer):
+    details = serializers.BooleanField(
+        required=False, default=False, help_text="include each allocation line"
+    )
+
+    def validate(self, attrs):  # type: ignore[no-untyped-def]
+        details = attrs.pop("details", False)
+        query = super().validate(attrs)
+        unknown = [d for d in query.group_by if d not in COST_DIMENSIONS]
+        unknown += [d for d in query.filters if d not in COST_DIMENSIONS]
+        if unknown:
+            raise serializers.ValidationError(
+                {"group_by": f"Costs are not split by {', '.join(sorted(set(unknown)))}."}
+            )
+        return query, details
+
+
+def _infrastructure_by_month(months: list[date]) -> dict[tuple[date, str], list[AllocationLine]]:
+    """The tenant's project-level allocation lines per (month, project), from each month's
+    allocation run (the same lines the cost report and the exports use)."""
+    tenant = connection.tenant
+    lines: dict[tuple[date, str], list[AllocationLine]] = {}
+    for month in months:
+        run = AllocationRun.objects.filter(period=month).first()
+        if run is None:
+            continue
+        for line in (
+            AllocationLine.objects.filter(run=run, tenant=tenant, level="project")
+            .select_related("pool")
+            .order_by("project", "pool_id", "part")
+        ):
+            lines.setdefault((month, line.project), []).append(line)
+    return lines
+
+
+def _line_json(line: AllocationLine) -> dict[str, object]:
+    return {
+        "pool": line.pool.name,
+        "method": line.method,
+        "driver": line.driver,
+        "driver_quantity": None if line.driver_quantity is None else str(line.driver_quantity),
+        "ratio": None if line.ratio is None else str(line.ratio),
+        "part": line.part,
+        "amount": f"{line.amount:.2f}",
+    }
+
+
+class CostsApi(APIView):
+    """``GET /api/v1/costs`` (scope ``read``): AI cost per period and dimension from the rollups;
+    with ``granularity=month`` and no grouping other than ``project``, also the allocated
+    infrastructure and the total (allocation is monthly, per project)."""
+
+    permission_classes = [CanRead]
+
+    @extend_schema(
+        operation_id="costs",
+        summary="AI cost, allocated infrastructure and total per period",
+        parameters=[CostQuerySerializer, *FILTER_PARAMETERS],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        form = CostQuerySerializer(data=request.query_params)
+        form.is_valid(raise_exception=True)
+        query, details = form.validated_data
+        rows = aggregates.token_usage(query)
+        monthly = (
+            query.granularity == "month"
+            and set(query.group_by) <= {"project"}
+            and set(query.filters) <= {"project"}
+        )
+        infra: dict[tuple[date, str], list[AllocationLine]] = {}
+        if monthly:
+            months = sorted({row["period_start"].date() for row in rows})
+            infra = _infrastructure_by_month(months)
+            seen = {(row["period_start"].date(), row.get("project")) for row in rows}
+            for month, project in list(infra):
+                wanted = "project" not in query.filters or project in query.filters["project"]
+                key = (month, project if "project" in query.group_by else None)
+                if wanted and key not in seen and query.start.date() <= month < query.end.date():
+                    extra = {"period_start": datetime(month.year, month.month, 1, tzinfo=UTC)}
+                    if "project" in query.group_by:
+                        extra["project"] = project
+                    extra.update(cost=Decimal(0))
+                    rows.append(extra)
+                    seen.add(key)
+            rows.sort(key=lambda r: (r["period_start"], r.get("project") or ""))
+        out = []
+        for row in rows:
+            item: dict[str, object] = {
+                "period_start": row["period_start"].isoformat().replace("+00:00", "Z")
+            }
+            item.update({d: row[d] for d in query.group_by})
+            item["token_cost"] = f"{row['cost']:.10f}"
+            if monthly:
+                month = row["period_start"].date()
+                lines = [
+                    line
+                    for (m, project), group in infra.items()
+                    if m == month
+                    and ("project" not in query.group_by or project == row["project"])
+                    and ("project" not in query.filters or project in query.filters["project"])
+                    for line in group
+                ]
+                allocated = sum((line.amount for line in lines), Decimal(0))
+                item["infrastructure_cost"] = f"{allocated:.2f}"
+                item["total"] = f"{row['cost'] + allocated:.10f}"
+                if details:
+                    item["allocation"] = [_line_json(line) for line in lines]
+            else:
+                item["infrastructure_cost"] = None
+                item["total"] = None
+            out.append(item)
+        return Response(
+            {
+                "start": query.start.isoformat().replace("+00:00", "Z"),
+                "end": query.end.isoformat().replace("+00:00", "Z"),
+                "granularity": query.granularity,
+                "group_by": list(query.group_by),
+                "currency": "USD",
+                "infrastructure": "allocated per month and project: given with granularity=month"
+                " and no grouping other than project",
+                "results": out,
             }
         )

@@ -11,7 +11,7 @@ from billing import budget_pages
 from billing import pages as billing_pages
 from billing import views as billing_views
 from billing.api import BudgetDetailApi, BudgetListApi
-from billing.read_api import ForecastApi, MonthlyReportApi
+from billing.read_api import CostsApi, ForecastApi, MonthlyReportApi
 from factory_portal import dashboards
 from factory_portal.accounts import views as account_views
 from factory_portal.accounts.api import WhoAmIApi
@@ -80,6 +80,7 @@ urlpatterns = [
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/projects", ProjectListApi.as_view(), name="api-projects"),
     path("api/v1/usage", UsageApi.as_view(), name="api-usage"),
+    path("api/v1/costs", CostsApi.as_view(), name="api-costs"),
     path("api/v1/forecast", ForecastApi.as_view(), name="api-forecast"),
     path("api/v1/reports/monthly", MonthlyReportApi.as_view(), name="api-report-monthly"),
     path("api/v1/notifications", NotificationListApi.as_view(), name="api-notifications"),

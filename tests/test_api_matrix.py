@@ -17,6 +17,7 @@ ENDPOINTS = [
     ("/api/v1/whoami", "read", {200}),
     ("/api/v1/projects", "read", {200}),
     ("/api/v1/usage", "read", {200}),
+    ("/api/v1/costs", "read", {200}),
     ("/api/v1/runs", "read", {200}),
     ("/api/v1/runs/run-x", "read", {404}),
     ("/api/v1/forecast", "read", {404}),

@@ -188,3 +188,9 @@ def test_etag_and_if_none_match(usage):
         "/api/v1/usage?start=2026-11-01&end=2026-11-06", HTTP_IF_NONE_MATCH=etag, **auth
     )
     assert other.status_code == 200
+
+
+def test_null_characters_in_a_filter_are_a_400(usage):
+    client, auth = usage
+    response = client.get("/api/v1/usage?template=a%00b", **auth)
+    assert response.status_code == 400 and "template" in response.json()["errors"]

@@ -261,3 +261,10 @@ def test_page_queries_do_not_grow_with_the_data(alpha, path):
     with CaptureQueriesContext(connection) as many:
         assert client.get(path).status_code == 200
     assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
+
+
+def test_null_characters_in_run_filters_do_not_break_the_page(alpha):
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    for query in ("q=a%00b", "project=%00", "template=x%00"):
+        assert client.get(f"/runs/?{query}").status_code == 200
+        assert client.get(f"/runs.csv?{query}").status_code == 200

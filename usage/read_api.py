@@ -83,6 +83,8 @@ class UsageQuerySerializer(serializers.Serializer):
         filters = {}
         for dimension in aggregates.DIMENSIONS:
             raw = self.initial_data.get(dimension)
+            if raw and "\x00" in raw:
+                raise serializers.ValidationError({dimension: "Null characters are not allowed."})
             if raw:
                 filters[dimension] = _list(raw)
         return aggregates.UsageQuery(start, end, granularity, group_by, filters)

@@ -79,15 +79,19 @@ def _filters(request: HttpRequest) -> selectors.RunFilters:
         except ValueError:
             return None
 
+    def text(name: str, limit: int) -> str:
+        # PostgreSQL text cannot hold NUL: such a value matches nothing anyway.
+        return get.get(name, "").replace("\x00", "").strip()[:limit]
+
     status = get.get("status", "")
     return selectors.RunFilters(
         status=status if status in RunStatus.values else "",
-        project=get.get("project", "")[:100],
-        template=get.get("template", "")[:200],
-        run_type=get.get("run_type", "")[:64],
+        project=text("project", 100),
+        template=text("template", 200),
+        run_type=text("run_type", 64),
         start=day("from"),
         end=day("to"),
-        search=get.get("q", "").strip()[:128],
+        search=text("q", 128),
     )
 
 

@@ -1,0 +1,72 @@
+"""``GET /api/v1/costs``: AI cost per period and dimension, and with monthly periods the allocated
+infrastructure and total, equal to the cost report behind the dashboards and the exports."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from billing.tests.test_costs_exports import month  # noqa: F401  (fixture)
+from tests.support import bearer, host_client, key_for
+
+pytestmark = pytest.mark.django_db
+
+
+def test_monthly_costs_by_project_equal_the_cost_report(month, alpha):  # noqa: F811
+    report = month
+    _, raw = key_for(alpha, ["read"])
+    body = (
+        host_client(alpha.host)
+        .get(
+            "/api/v1/costs?start=2026-09-01&end=2026-10-01&granularity=month"
+            "&group_by=project&details=true",
+            **bearer(raw),
+        )
+        .json()
+    )
+    rows = {r["project"]: r for r in body["results"]}
+    for name, project in report.projects.items():
+        assert Decimal(rows[name]["token_cost"]) == project.token_cost
+        assert Decimal(rows[name]["infrastructure_cost"]) == project.infra_cost
+        assert Decimal(rows[name]["total"]) == project.total
+    assert sum(Decimal(line["amount"]) for line in rows["web"]["allocation"]) == Decimal("60.00")
+    assert rows["web"]["allocation"][0]["driver"] == "cpu_seconds"
+    whole = (
+        host_client(alpha.host)
+        .get("/api/v1/costs?start=2026-09-01&end=2026-10-01&granularity=month", **bearer(raw))
+        .json()["results"]
+    )
+    assert len(whole) == 1 and Decimal(whole[0]["total"]) == report.total
+
+
+def test_daily_costs_have_no_infrastructure_and_filters_apply(month, alpha):  # noqa: F811
+    _, raw = key_for(alpha, ["read"])
+    body = (
+        host_client(alpha.host)
+        .get(
+            "/api/v1/costs?start=2026-09-01&end=2026-10-01&group_by=model&project=web",
+            **bearer(raw),
+        )
+        .json()
+    )
+    assert [
+        (r["period_start"], r["token_cost"], r["infrastructure_cost"]) for r in body["results"]
+    ] == [("2026-09-08T00:00:00Z", "7.0000000000", None)]
+
+
+def test_costs_validation_scopes_and_isolation(month, alpha, beta):  # noqa: F811
+    _, raw = key_for(alpha, ["read"])
+    _, ingest = key_for(alpha, ["ingest"])
+    _, beta_key = key_for(beta, ["read"])
+    client = host_client(alpha.host)
+    bad = client.get("/api/v1/costs?group_by=resource_type", **bearer(raw))
+    assert bad.status_code == 400 and "not split by resource_type" in bad.content.decode()
+    assert client.get("/api/v1/costs", **bearer(ingest)).status_code == 403
+    assert client.get("/api/v1/costs", **bearer(beta_key)).status_code == 401
+    theirs = (
+        host_client(beta.host)
+        .get("/api/v1/costs?start=2026-09-01&end=2026-10-01&granularity=month", **bearer(beta_key))
+        .json()
+    )
+    assert theirs["results"] == []
