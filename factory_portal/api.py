@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -94,7 +97,11 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         self.scope = getattr(view, self.scope_attr, "read")
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except Exception:  # the cache (Redis) is down: serve rather than fail every request
+            logger.warning("rate limit not applied: cache unavailable", exc_info=True)
+            return True
 
     def get_rate(self) -> str:
         from django.conf import settings

@@ -194,3 +194,15 @@ def test_null_characters_in_a_filter_are_a_400(usage):
     client, auth = usage
     response = client.get("/api/v1/usage?template=a%00b", **auth)
     assert response.status_code == 400 and "template" in response.json()["errors"]
+
+
+def test_api_keeps_answering_when_the_cache_is_down(usage, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+    client, auth = usage
+    assert client.get("/api/v1/projects", **auth).status_code == 200
