@@ -22,9 +22,7 @@ import http.client
 import json
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -35,12 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
 os.environ.setdefault("PORTAL_SECURE", "0")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -101,6 +93,7 @@ def main() -> None:
     from django_tenants.utils import schema_context
 
     from benchmarks.big_tenant import big_tenant
+    from benchmarks.server import gunicorn
     from factory_portal.accounts.services import api_key_create
     from factory_portal.tenants.services import tenant_delete, tenant_domain
     from usage.models import LlmUsageEvent, Run
@@ -122,72 +115,56 @@ def main() -> None:
     start_30 = (today - timedelta(days=30)).isoformat()
     start_2 = (today - timedelta(days=2)).isoformat()
 
-    port = _free_port()
-    env = {**os.environ, "API_RATE_READ": "1000000/min"}
-    server = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "factory_portal.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        # Cursors of the first pages, for "pages that follow".
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        cursors, cursor = [], ""
-        for _ in range(10):
-            connection.request(
-                "GET",
-                f"/api/v1/runs?limit=100{cursor}",
-                headers={"Host": host, "Authorization": f"Bearer {key}"},
-            )
-            following = json.loads(connection.getresponse().read())["next_cursor"]
-            cursors.append(following)
-            cursor = f"&cursor={following}"
-        connection.close()
-        endpoints = {
-            "usage_30d_by_day_project_model": [
-                f"/api/v1/usage?start={start_30}&end={day}T23:59:59Z&group_by=project,model"
-            ],
-            "usage_48h_by_hour_model": [
-                f"/api/v1/usage?start={start_2}&granularity=hour&group_by=model"
-            ],
-            "runs_pages": ["/api/v1/runs?limit=100"]
-            + [f"/api/v1/runs?limit=100&cursor={c}" for c in cursors],
-            "runs_failed": ["/api/v1/runs?status=Failed&limit=50"],
-        }
-        for paths in endpoints.values():  # warm every worker
-            _run(port, host, key, paths * args.workers, args.workers)
-        print(
-            f"{'endpoint':34} {'clients':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'req/s':>7}"
-        )
-        for clients in (1, 8):
-            for name, paths in endpoints.items():
-                batch = [paths[i % len(paths)] for i in range(args.requests)]
-                latencies, seconds = _run(port, host, key, batch, clients)
-                print(
-                    f"{name:34} {clients:7d} {statistics.median(latencies):8.1f}"
-                    f" {_percentile(latencies, 0.95):8.1f} {max(latencies):8.1f}"
-                    f" {len(latencies) / seconds:7.1f}"
-                )
+        with gunicorn(workers=args.workers, env={"API_RATE_READ": "1000000/min"}) as port:
+            _measure(port, host, key, args, start_30, start_2, day)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         if not args.keep:
             tenant_delete(tenant=tenant)
+
+
+def _measure(
+    port: int, host: str, key: str, args: argparse.Namespace, start_30: str, start_2: str, day: str
+) -> None:
+    """Time each endpoint at 1 and 8 clients and print one line per pair."""
+    # Cursors of the first pages, for "pages that follow".
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    cursors, cursor = [], ""
+    for _ in range(10):
+        connection.request(
+            "GET",
+            f"/api/v1/runs?limit=100{cursor}",
+            headers={"Host": host, "Authorization": f"Bearer {key}"},
+        )
+        following = json.loads(connection.getresponse().read())["next_cursor"]
+        if following is None:  # a small tenant has fewer pages
+            break
+        cursors.append(following)
+        cursor = f"&cursor={following}"
+    connection.close()
+    endpoints = {
+        "usage_30d_by_day_project_model": [
+            f"/api/v1/usage?start={start_30}&end={day}T23:59:59Z&group_by=project,model"
+        ],
+        "usage_48h_by_hour_model": [
+            f"/api/v1/usage?start={start_2}&granularity=hour&group_by=model"
+        ],
+        "runs_pages": ["/api/v1/runs?limit=100"]
+        + [f"/api/v1/runs?limit=100&cursor={c}" for c in cursors],
+        "runs_failed": ["/api/v1/runs?status=Failed&limit=50"],
+    }
+    for paths in endpoints.values():  # warm every worker
+        _run(port, host, key, paths * args.workers, args.workers)
+    print(f"{'endpoint':34} {'clients':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'req/s':>7}")
+    for clients in (1, 8):
+        for name, paths in endpoints.items():
+            batch = [paths[i % len(paths)] for i in range(args.requests)]
+            latencies, seconds = _run(port, host, key, batch, clients)
+            print(
+                f"{name:34} {clients:7d} {statistics.median(latencies):8.1f}"
+                f" {_percentile(latencies, 0.95):8.1f} {max(latencies):8.1f}"
+                f" {len(latencies) / seconds:7.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ import http.client
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -41,12 +39,6 @@ MODELS = [
     ("openai", "gpt-4.1-mini"),
     ("google", "gemini-2.5-flash"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _age_seconds(rng: random.Random) -> float:
@@ -233,6 +225,7 @@ def main() -> None:
     from django.conf import settings
     from django_tenants.utils import schema_context
 
+    from benchmarks.server import gunicorn
     from billing.platform.services.pricebook import pricebook_refresh
     from factory_portal.accounts.services import api_key_create
     from factory_portal.demo.traces import trace_samples
@@ -257,30 +250,7 @@ def main() -> None:
     ]
     spans, span_count = span_payloads(args.span_requests, args.spans_per_request)
 
-    port = free_port()
-    server = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "factory_portal.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--timeout",
-            "120",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=os.environ.copy(),
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with gunicorn(workers=args.workers) as port:
         # warm-up: one small batch per worker (imports, price book load)
         warm = make_events(random.Random(1), 50, samples)
         post_batches(
@@ -298,9 +268,6 @@ def main() -> None:
         spans_seconds = post_batches(
             port, host, key, "/v1/traces", spans, "application/x-protobuf", args.clients
         )
-    finally:
-        server.terminate()
-        server.wait(30)
 
     with schema_context(tenant.schema_name):
         from usage.models import LlmUsageEvent

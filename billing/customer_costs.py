@@ -58,14 +58,6 @@ class CustomerCostTable:
     allocation_status: dict[date, str] = field(default_factory=dict)  # none | draft | closed
 
 
-def recent_months(last: date, count: int) -> list[date]:
-    """``count`` first-of-month dates ending with ``last``'s month, oldest first."""
-    months = [last.replace(day=1)]
-    while len(months) < count:
-        months.append((months[-1] - timedelta(days=1)).replace(day=1))
-    return months[::-1]
-
-
 def customer_cost_table(*, months: list[date]) -> CustomerCostTable:
     """AI and allocated infrastructure cost per customer for each month in ``months`` (first
     days, UTC calendar months as in the finance reports)."""

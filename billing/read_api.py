@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -21,6 +21,8 @@ from billing.models import CostForecast
 from billing.platform.models import AllocationLine, AllocationRun
 from billing.views import FORMATS, report_file
 from factory_portal.accounts.authentication import CanRead
+from factory_portal.api import iso_utc
+from factory_portal.periods import months_ending
 from usage import aggregates
 from usage.read_api import FILTER_PARAMETERS, UsageQuerySerializer
 from usage.selectors import project_slugs
@@ -89,7 +91,7 @@ class ForecastApi(APIView):
             {
                 "scope": "project" if project else "tenant",
                 "project": project or None,
-                "computed_at": forecast.computed_at.isoformat().replace("+00:00", "Z"),
+                "computed_at": iso_utc(forecast.computed_at),
                 "method": forecast.method,
                 "horizon_days": len(days),
                 "levels": levels,
@@ -182,6 +184,7 @@ class MonthlyReportApi(APIView):
         )
 
 
+ZERO = Decimal(0)
 COST_DIMENSIONS = ("project", "provider", "model", "operation", "run_type", "template")
 
 
@@ -220,6 +223,13 @@ def _infrastructure_by_month(months: list[date]) -> dict[tuple[date, str], list[
     return lines
 
 
+def _months(query: aggregates.UsageQuery) -> list[date]:
+    """First days of the months that ``[start, end)`` touches."""
+    last = query.end - timedelta(microseconds=1)
+    count = (last.year - query.start.year) * 12 + last.month - query.start.month + 1
+    return months_ending(last.date(), count)
+
+
 def _line_json(line: AllocationLine) -> dict[str, object]:
     return {
         "pool": line.pool.name,
@@ -255,52 +265,37 @@ class CostsApi(APIView):
             and set(query.group_by) <= {"project"}
             and set(query.filters) <= {"project"}
         )
-        infra: dict[tuple[date, str], list[AllocationLine]] = {}
+        grouped = "project" in query.group_by
+        wanted = query.filters.get("project")
+        # (month, project or None when not grouped) -> the allocation lines of that row
+        infra: dict[tuple[date, str | None], list[AllocationLine]] = {}
         if monthly:
-            months = sorted({row["period_start"].date() for row in rows})
-            infra = _infrastructure_by_month(months)
-            seen = {(row["period_start"].date(), row.get("project")) for row in rows}
-            for month, project in list(infra):
-                wanted = "project" not in query.filters or project in query.filters["project"]
-                key = (month, project if "project" in query.group_by else None)
-                if wanted and key not in seen and query.start.date() <= month < query.end.date():
-                    extra = {"period_start": datetime(month.year, month.month, 1, tzinfo=UTC)}
-                    if "project" in query.group_by:
-                        extra["project"] = project
-                    extra.update(cost=Decimal(0))
-                    rows.append(extra)
-                    seen.add(key)
+            for (month, project), group in _infrastructure_by_month(_months(query)).items():
+                if wanted is None or project in wanted:
+                    infra.setdefault((month, project if grouped else None), []).extend(group)
+            present = {(row["period_start"].date(), row.get("project")) for row in rows}
+            for month, project in infra.keys() - present:  # allocation without AI cost
+                extra = {"period_start": datetime(month.year, month.month, 1, tzinfo=UTC)}
+                rows.append({**extra, **({"project": project} if grouped else {}), "cost": ZERO})
             rows.sort(key=lambda r: (r["period_start"], r.get("project") or ""))
         out = []
         for row in rows:
-            item: dict[str, object] = {
-                "period_start": row["period_start"].isoformat().replace("+00:00", "Z")
-            }
+            item: dict[str, object] = {"period_start": iso_utc(row["period_start"])}
             item.update({d: row[d] for d in query.group_by})
             item["token_cost"] = f"{row['cost']:.10f}"
+            item["infrastructure_cost"] = item["total"] = None
             if monthly:
-                month = row["period_start"].date()
-                lines = [
-                    line
-                    for (m, project), group in infra.items()
-                    if m == month
-                    and ("project" not in query.group_by or project == row["project"])
-                    and ("project" not in query.filters or project in query.filters["project"])
-                    for line in group
-                ]
-                allocated = sum((line.amount for line in lines), Decimal(0))
+                lines = infra.get((row["period_start"].date(), row.get("project")), [])
+                allocated = sum((line.amount for line in lines), ZERO)
                 item["infrastructure_cost"] = f"{allocated:.2f}"
                 item["total"] = f"{row['cost'] + allocated:.10f}"
                 if details:
                     item["allocation"] = [_line_json(line) for line in lines]
-            else:
-                item["infrastructure_cost"] = None
-                item["total"] = None
             out.append(item)
         return Response(
             {
-                "start": query.start.isoformat().replace("+00:00", "Z"),
-                "end": query.end.isoformat().replace("+00:00", "Z"),
+                "start": iso_utc(query.start),
+                "end": iso_utc(query.end),
                 "granularity": query.granularity,
                 "group_by": list(query.group_by),
                 "currency": "USD",

@@ -16,6 +16,7 @@ from django.utils import timezone
 from billing.costs import cost_report
 from billing.exports import write_csv, write_focus, write_xlsx
 from factory_portal.accounts.permissions import role_required
+from factory_portal.periods import months_ending
 from factory_portal.tenants.models import Tenant
 
 REPORT_FORMAT_LABELS = [
@@ -34,12 +35,7 @@ REPORT_MONTHS = 12
 
 def recent_months(today: date, count: int = REPORT_MONTHS) -> list[date]:
     """The first days of ``today``'s month and the ``count - 1`` months before it, newest first."""
-    year, month = today.year, today.month
-    months = []
-    for _ in range(count):
-        months.append(date(year, month, 1))
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return months
+    return months_ending(today, count)[::-1]
 
 
 @role_required("costs")

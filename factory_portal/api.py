@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from rest_framework import exceptions
@@ -13,6 +14,11 @@ from rest_framework.views import exception_handler
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as every API timestamp is written."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def problem_response(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 
@@ -10,3 +10,13 @@ def month_start(now: datetime, tz_name: str = "UTC") -> datetime:
     local = now.astimezone(ZoneInfo(tz_name))
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return start.astimezone(UTC)
+
+
+def months_ending(last: date, count: int) -> list[date]:
+    """``count`` first-of-month dates ending with ``last``'s month, oldest first."""
+    year, month = last.year, last.month
+    months = []
+    for _ in range(count):
+        months.append(date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months[::-1]

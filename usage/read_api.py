@@ -16,9 +16,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import CanRead
+from factory_portal.api import iso_utc
 from usage import aggregates, selectors
 from usage.api import RunIngestApi
 from usage.models import RunStatus
+
+SERIES_NAMES = {"hour": "Hourly", "day": "Daily", "week": "Weekly", "month": "Monthly"}
 
 
 def _moment(value: str) -> datetime:
@@ -69,7 +72,7 @@ class UsageQuerySerializer(serializers.Serializer):
         if end - start > aggregates.MAX_RANGE[granularity]:
             raise serializers.ValidationError(
                 {
-                    "end": f"A {granularity} series covers at most "
+                    "end": f"{SERIES_NAMES[granularity]} series cover at most "
                     f"{aggregates.MAX_RANGE[granularity].days} days; ask for a shorter range or a"
                     " coarser granularity."
                 }
@@ -132,21 +135,17 @@ class UsageApi(APIView):
         for row in infra:
             row["quantity"] = f"{row['quantity']:.6f}"
         for row in (*tokens, *infra):
-            row["period_start"] = _iso(row["period_start"])
+            row["period_start"] = iso_utc(row["period_start"])
         return Response(
             {
-                "start": _iso(query.start),
-                "end": _iso(query.end),
+                "start": iso_utc(query.start),
+                "end": iso_utc(query.end),
                 "granularity": query.granularity,
                 "group_by": list(query.group_by),
                 "tokens": tokens,
                 "infrastructure": infra,
             }
         )
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class RunSerializer(serializers.Serializer):
@@ -322,4 +321,4 @@ class RunDetailApi(APIView):
 
 
 def _iso_or_none(moment: datetime | None) -> str | None:
-    return _iso(moment) if moment else None
+    return iso_utc(moment) if moment else None

@@ -4,14 +4,13 @@ threshold and the period, so running it again (or on two workers at once) raises
 
 from __future__ import annotations
 
-import calendar
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Sum
 
 from alerts.domain.anomaly import hour_verdict
-from alerts.models import Alert, RunSubscription
+from alerts.models import Alert, RunSubscription, WebhookEndpoint
 from alerts.services.engine import AlertSpec, alert_raise, settings_get, staff_emails
 from billing.models import Budget
 from billing.selectors import budget_status
@@ -139,8 +138,6 @@ def runs_evaluate(*, run_ids: list[int]) -> list[Alert]:
         .annotate(cost=usage_selectors.run_token_cost())
         .order_by("pk")
     )
-    from alerts.models import WebhookEndpoint
-
     has_webhooks = WebhookEndpoint.objects.filter(enabled=True).exists()
     raised = []
     for run in runs:
@@ -338,10 +335,6 @@ def failure_rate_evaluate(*, now: datetime) -> Alert | None:
             emails=staff_emails(),
         )
     )
-
-
-def month_days(day: date) -> int:
-    return calendar.monthrange(day.year, day.month)[1]
 
 
 def run_digests_send(*, now: datetime) -> list[Alert]:

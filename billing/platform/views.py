@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from billing.customer_costs import customer_cost_table, recent_months
+from billing.customer_costs import customer_cost_table
 from billing.domain.allocation import Method
 from billing.exports import write_customers_csv
 from billing.platform import selectors
@@ -28,6 +28,7 @@ from billing.platform.services.focus import FocusImportError, focus_upload_impor
 from billing.platform.services.overrides import price_override_create
 from billing.platform.services.pricebook import pricebook_refresh
 from billing.platform.services.rules import allocation_rule_create
+from factory_portal.periods import months_ending
 from factory_portal.tenants.access import operator_required as console_operator_required
 
 CUSTOMER_COST_MONTHS = 6
@@ -158,7 +159,7 @@ def _selected_month(request: HttpRequest) -> date:
 @console_operator_required
 def customer_costs(request: HttpRequest) -> HttpResponse:
     month = _selected_month(request)
-    table = customer_cost_table(months=recent_months(month, CUSTOMER_COST_MONTHS))
+    table = customer_cost_table(months=months_ending(month, CUSTOMER_COST_MONTHS))
     return render(
         request,
         "operator/customer_costs.html",

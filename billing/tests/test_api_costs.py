@@ -70,3 +70,49 @@ def test_costs_validation_scopes_and_isolation(month, alpha, beta):  # noqa: F81
         .json()
     )
     assert theirs["results"] == []
+
+
+def test_allocation_without_ai_cost_still_gets_its_row(alpha):
+    from datetime import UTC, date, datetime
+
+    from django_tenants.utils import schema_context
+
+    from billing.platform.models import CostPool
+    from billing.platform.services.allocation import allocation_run
+    from usage.domain.events import InfraEventIn
+    from usage.pricing import pricer_for
+    from usage.services.ingest import events_ingest
+
+    at = datetime(2026, 10, 7, tzinfo=UTC)
+    with schema_context(alpha.schema):
+        events_ingest(
+            events=[
+                InfraEventIn(0, "o1", at, "ops", "", "", "", "compute", Decimal(5), "cpu_seconds")
+            ],
+            pricer=pricer_for(alpha.tenant),
+        )
+    CostPool.objects.create(
+        period=date(2026, 10, 1),
+        name="Compute",
+        provider="AWS",
+        service_category="Compute",
+        charge_category="Usage",
+        currency="USD",
+        billed_cost=Decimal(80),
+        effective_cost=Decimal(80),
+        list_cost=Decimal(80),
+        rows=1,
+    )
+    allocation_run(period=date(2026, 10, 1))
+    _, raw = key_for(alpha, ["read"])
+    rows = (
+        host_client(alpha.host)
+        .get(
+            "/api/v1/costs?start=2026-10-01&end=2026-11-01&granularity=month&group_by=project",
+            **bearer(raw),
+        )
+        .json()["results"]
+    )
+    assert [(r["project"], r["token_cost"], r["infrastructure_cost"]) for r in rows] == [
+        ("ops", "0.0000000000", "80.00")
+    ]
