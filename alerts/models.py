@@ -156,3 +156,17 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert_id} {self.channel} {self.recipient or self.endpoint_id} {self.status}"
+
+
+class PendingRunEvaluation(models.Model):
+    """A finished run whose run alerts are not evaluated yet: written in the ingest transaction
+    that finished the run and deleted once evaluated, so a broker outage or a lost task delays
+    run alerts (the beat sweeper picks them up) but never loses them."""
+
+    run = models.OneToOneField(
+        "usage.Run", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} pending since {self.created_at:%H:%M:%S}"

@@ -1,6 +1,7 @@
 """Evaluation on ingest: after the ingest transaction commits, enqueue the evaluation; the ingest
 request never waits for it, and a broker that is down only delays alerts until the next beat
-evaluation (every rule is re-evaluated there, idempotently)."""
+evaluation (every rule is re-evaluated there, idempotently; finished runs wait in the
+``PendingRunEvaluation`` outbox, written in the ingest transaction, for the sweeper)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.db import connection, transaction
 from django.dispatch import receiver
 from django_tenants.utils import schema_context
 
+from alerts.models import PendingRunEvaluation
 from usage.signals import runs_finished, usage_stored
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ def usage_stored_evaluate(sender: Any, accepted: int, **kwargs: Any) -> None:
 
 @receiver(runs_finished)
 def runs_finished_evaluate(sender: Any, run_ids: list[int], **kwargs: Any) -> None:
+    # The outbox row commits with the run: the evaluation happens even if the task is lost.
+    PendingRunEvaluation.objects.bulk_create(
+        [PendingRunEvaluation(run_id=pk) for pk in run_ids], ignore_conflicts=True
+    )
     schema = connection.schema_name
 
     def later() -> None:

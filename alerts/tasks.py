@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from alerts.models import Delivery
+from alerts.models import Delivery, PendingRunEvaluation
 from alerts.services import evaluate
 from alerts.services.deliver import delivery_send
 from factory_portal.celery import app
@@ -16,6 +17,7 @@ from factory_portal.tenants.selectors import customer_tenants
 
 logger = logging.getLogger(__name__)
 FLUSH_BATCH = 200
+PENDING_GRACE_S = 30
 
 
 def _each_tenant(task) -> int:  # type: ignore[no-untyped-def]
@@ -53,8 +55,30 @@ def alerts_after_usage() -> int:
 @app.task
 def alerts_runs_finished(run_ids: list[int]) -> int:
     raised = evaluate.runs_evaluate(run_ids=run_ids)
+    PendingRunEvaluation.objects.filter(run_id__in=run_ids).delete()
     failure = evaluate.failure_rate_evaluate(now=timezone.now())
     return len(raised) + (failure is not None)
+
+
+@app.task
+def runs_pending_flush_all() -> int:
+    """Beat: the finished-runs outbox of every tenant."""
+    return _each_tenant(runs_pending_flush_tenant)
+
+
+@app.task
+def runs_pending_flush_tenant() -> int:
+    """Evaluate finished runs whose task never ran (broker down, worker lost), oldest first.
+    Runs younger than the grace period are left to the task enqueued for them."""
+    cutoff = timezone.now() - timedelta(seconds=PENDING_GRACE_S)
+    run_ids = list(
+        PendingRunEvaluation.objects.filter(created_at__lte=cutoff)
+        .order_by("created_at")
+        .values_list("run_id", flat=True)[:FLUSH_BATCH]
+    )
+    if not run_ids:
+        return 0
+    return alerts_runs_finished(run_ids)
 
 
 @app.task

@@ -11,16 +11,25 @@ Variables (all optional unless noted):
   PORTAL_SECURE       1/0: HTTPS-only cookies, HSTS and redirect (default: on when DEBUG is off)
   EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,
   DEFAULT_FROM_EMAIL
+  LOG_LEVEL, LOG_FORMAT  log level (INFO) and ``json`` (default) or ``plain`` lines on stderr
+  METRICS_TOKEN       bearer token that /metrics requires; unset: METRICS_ALLOWED_NETWORKS decides
+  METRICS_ALLOWED_NETWORKS  comma-separated networks that may scrape /metrics (default loopback)
+  PROMETHEUS_MULTIPROC_DIR  folder shared by a host's processes for multi-process metrics
+  STATIC_MANIFEST     1: hashed, pre-compressed static files from ``collectstatic`` (production)
+  OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables: opt-in tracing (see README)
 """
 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from factory_portal.observability.log_config import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -55,6 +64,7 @@ ALLOWED_HOSTS += [h for h in os.environ.get("ALLOWED_HOSTS_EXTRA", "").split(","
 # schema, customers are users of their own tenant's schema.
 SHARED_APPS = [
     "django_tenants",
+    "factory_portal.observability",
     "factory_portal.tenants",
     "factory_portal.accounts",
     "billing.platform",
@@ -90,9 +100,12 @@ ROOT_URLCONF = "factory_portal.urls_tenants"
 PUBLIC_SCHEMA_URLCONF = "factory_portal.urls_public"
 
 MIDDLEWARE = [
+    # Request id, log context, access log, HTTP metrics; answers /metrics.
+    "factory_portal.observability.middleware.RequestObservabilityMiddleware",
     "factory_portal.health.HealthCheckMiddleware",
     "django_tenants.middleware.main.TenantMainMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # ETag on every GET answer and 304 for a matching If-None-Match.
@@ -164,7 +177,24 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/plotly", Path(importlib.util.find_spec("plotly").origin).parent / "package_data"),
 ]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Production (STATIC_MANIFEST=1, after collectstatic into STATIC_ROOT): content-hashed names
+# cached for a year, served gzip- or brotli-compressed by whitenoise. Otherwise files are served
+# from where they lie (the apps' and the project's static folders).
+STATIC_MANIFEST = env_bool("STATIC_MANIFEST", False)
+STATIC_ROOT = (
+    Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+    if STATIC_MANIFEST or os.environ.get("STATIC_ROOT")
+    else None
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
 # --- Security -------------------------------------------------------------------------------------
 PORTAL_SECURE = env_bool("PORTAL_SECURE", not DEBUG)
@@ -237,6 +267,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Worker logs go through the portal's JSON logging, not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "usage-freshness-refresh": {
         "task": "factory_portal.tenants.tasks.tenants_freshness_refresh",
@@ -248,7 +280,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "alerts-evaluate": {
         "task": "alerts.tasks.alerts_evaluate_all",
-        "schedule": 300.0,
+        "schedule": float(env_int("ALERTS_EVALUATE_EVERY_S", 300)),
+    },
+    "runs-pending-flush": {
+        "task": "alerts.tasks.runs_pending_flush_all",
+        "schedule": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)),
     },
     "run-digests": {
         "task": "alerts.tasks.run_digests_all",
@@ -256,7 +292,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "deliveries-flush": {
         "task": "alerts.tasks.deliveries_flush_all",
-        "schedule": 60.0,
+        "schedule": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)),
     },
     "cost-summaries-refresh": {
         "task": "billing.tasks.cost_summaries_refresh_all",
@@ -313,12 +349,13 @@ INGEST_MAX_FUTURE_SECONDS = 300  # clock skew tolerated for event timestamps
 # Link from a run to its trace, e.g. "https://tempo.example/explore?traceId={trace_id}".
 PORTAL_TRACE_URL_TEMPLATE = os.environ.get("PORTAL_TRACE_URL_TEMPLATE", "")
 
-# --- Logging ------------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# --- Logging and metrics ------------------------------------------------------------------------
+LOGGING = logging_config(
+    level=os.environ.get("LOG_LEVEL", "INFO"), fmt=os.environ.get("LOG_FORMAT", "json")
+)
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(n.strip(), strict=False)
+    for n in os.environ.get("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128").split(",")
+    if n.strip()
+]

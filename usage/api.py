@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import CanIngest, CanRead
 from factory_portal.api import problem_response, request_body
+from factory_portal.observability import context, metrics
 from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError, events_parse
 from usage.domain.otlp import OtlpDecodeError, RejectedSpan, flatten, spans_map, traces_decode
@@ -93,10 +94,12 @@ class BatchIngestApi(APIView):
             )
             raw_items = items_decode(body, request.content_type, self.items_key)
         except PayloadError as exc:
+            self._refused("invalid_items" if exc.errors else "unusable_body", len(exc.errors))
             if exc.errors:
                 return invalid_items(exc.errors, len(exc.errors))
             return problem_response(status=exc.status, title="Unusable body", detail=exc.message)
         if len(raw_items) > settings.INGEST_MAX_EVENTS:
+            self._refused("too_many_items", len(raw_items))
             return problem_response(
                 status=413,
                 title="Too many items",
@@ -113,17 +116,41 @@ class BatchIngestApi(APIView):
                 if i.tenant not in tenants
             ]
         if errors:
+            self._refused("invalid_items", len(raw_items))
             return invalid_items(sorted(errors, key=lambda e: e.index), len(raw_items))
         if platform:
-            results = per_tenant(items, lambda i: i.tenant, tenants, self.store)
+            results = per_tenant(items, lambda i: i.tenant, tenants, self._store_counted)
         else:
-            results = [self.store(connection.tenant, items)]
+            results = [self._store_counted(connection.tenant, items)]
+        metrics.guarded(
+            lambda: metrics.INGEST_BATCH_SIZE.labels(self.items_key).observe(len(raw_items))
+        )
         return Response(
             {
                 "accepted": sum(r.accepted for r in results),
                 "duplicates": sum(r.duplicates for r in results),
             }
         )
+
+    def _store_counted(self, tenant: Tenant, items: list[Any]) -> IngestResult:
+        result = self.store(tenant, items)
+        endpoint = self.items_key
+
+        def count() -> None:
+            metrics.INGEST_EVENTS.labels(endpoint, tenant.slug, "accepted").inc(result.accepted)
+            metrics.INGEST_EVENTS.labels(endpoint, tenant.slug, "duplicate").inc(result.duplicates)
+
+        transaction.on_commit(lambda: metrics.guarded(count))  # a rolled-back batch counts nothing
+        return result
+
+    def _refused(self, reason: str, items: int) -> None:
+        def count() -> None:
+            metrics.INGEST_REJECTED_BATCHES.labels(self.items_key, reason).inc()
+            if items:
+                tenant = context.get("tenant_id") or "public"
+                metrics.INGEST_EVENTS.labels(self.items_key, tenant, "refused").inc(items)
+
+        metrics.guarded(count)
 
 
 def _max_future() -> timedelta:
@@ -193,14 +220,25 @@ class TracesApi(APIView):
                 request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
             )
             message = traces_decode(body, content_type)
-        except PayloadError as exc:
-            return problem_response(status=exc.status, title="Unusable body", detail=exc.message)
-        except OtlpDecodeError as exc:
-            status = 415 if "Content-Type" in str(exc) else 400
-            return problem_response(status=status, title="Unusable body", detail=str(exc))
+        except (PayloadError, OtlpDecodeError) as exc:
+            metrics.guarded(
+                lambda: metrics.INGEST_REJECTED_BATCHES.labels("traces", "unusable_body").inc()
+            )
+            if isinstance(exc, PayloadError):
+                status, detail = exc.status, exc.message
+            else:
+                status, detail = (415 if "Content-Type" in str(exc) else 400), str(exc)
+            return problem_response(status=status, title="Unusable body", detail=detail)
         records, rejected = spans_map(flatten(message), now=timezone.now())
         result = traces_ingest(records=records, host_tenant=current_tenant())
         rejected += result.rejected
+
+        def count() -> None:
+            metrics.OTLP_SPANS.labels("stored").inc(result.stored)
+            metrics.OTLP_SPANS.labels("parked").inc(result.parked)
+            metrics.OTLP_SPANS.labels("rejected").inc(len(rejected))
+
+        metrics.guarded(count)
         return otlp_response(rejected, content_type)
 
 

@@ -32,6 +32,7 @@ from alerts.domain.webhooks import (
     signature,
 )
 from alerts.models import Alert, Delivery
+from factory_portal.observability import metrics
 from factory_portal.tenants.models import Tenant
 
 MAX_ATTEMPTS = 8
@@ -120,6 +121,13 @@ def delivery_send(delivery_id: int) -> Outcome:
             delivery.status = Delivery.Status.FAILED
             outcome = Outcome("failed")
         delivery.save()
+        channel = str(delivery.channel)
+        metric_outcome = "retry" if outcome.status == "pending" else outcome.status
+        transaction.on_commit(
+            lambda: metrics.guarded(
+                lambda: metrics.NOTIFICATION_DELIVERIES.labels(channel, metric_outcome).inc()
+            )
+        )
     return outcome
 
 

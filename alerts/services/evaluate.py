@@ -15,6 +15,7 @@ from alerts.services.engine import AlertSpec, alert_raise, settings_get, staff_e
 from billing.models import Budget
 from billing.selectors import budget_status
 from factory_portal.accounts.models import User
+from factory_portal.observability import context as log_context
 from notifications.models import Notification
 from usage import selectors as usage_selectors
 from usage.models import Job, LlmUsageEvent, LlmUsageHourly, Run, RunStatus
@@ -159,33 +160,34 @@ def runs_evaluate(*, run_ids: list[int]) -> list[Alert]:
         )
         if failed and run.failure_type:
             body += f" Failure: {run.failure_type}."
-        alert = alert_raise(
-            AlertSpec(
-                key=f"run:{run.run_id}:{run.status}",
-                kind=Alert.Kind.RUN,
-                severity="warning" if failed else "info",
-                title=f"Run {run.run_id} {run.status.lower()}",
-                body=body,
-                url=f"/runs/{run.run_id}/",
-                data={
-                    "run_id": run.run_id,
-                    "project": run.project.slug,
-                    "template": run.template_recipe_id,
-                    "run_type": run.run_type,
-                    "status": run.status,
-                    "failure_type": run.failure_type,
-                    "duration_ms": run.duration_ms,
-                    "ai_cost": str(cost),
-                    "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-                },
-                users=matched,
-                emails=[
-                    u.email
-                    for u, s in _with_subs(matched, subscriptions)
-                    if s.email == RunSubscription.Email.EACH
-                ],
+        with log_context.bind(run_id=run.run_id):  # its log lines name the run
+            alert = alert_raise(
+                AlertSpec(
+                    key=f"run:{run.run_id}:{run.status}",
+                    kind=Alert.Kind.RUN,
+                    severity="warning" if failed else "info",
+                    title=f"Run {run.run_id} {run.status.lower()}",
+                    body=body,
+                    url=f"/runs/{run.run_id}/",
+                    data={
+                        "run_id": run.run_id,
+                        "project": run.project.slug,
+                        "template": run.template_recipe_id,
+                        "run_type": run.run_type,
+                        "status": run.status,
+                        "failure_type": run.failure_type,
+                        "duration_ms": run.duration_ms,
+                        "ai_cost": str(cost),
+                        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+                    },
+                    users=matched,
+                    emails=[
+                        u.email
+                        for u, s in _with_subs(matched, subscriptions)
+                        if s.email == RunSubscription.Email.EACH
+                    ],
+                )
             )
-        )
         if alert is not None:
             raised.append(alert)
     return raised

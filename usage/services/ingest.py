@@ -15,11 +15,15 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
+from factory_portal.observability import metrics
+from factory_portal.observability.context import tenant_label
 from usage.domain.events import EventIn, LlmEventIn
 from usage.models import CostSource
 from usage.pricing import Pricer
 from usage.services.references import jobs_lookup, projects_ensure, runs_ensure
 from usage.signals import usage_stored
+
+TOKEN_KINDS = ("input", "output", "cached_input", "cache_write")
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,11 @@ def _rollup_sql(
     dimensions: str,
     measures: dict[str, str],
     rollup_prefix: str,
+    summary_by: str,
 ) -> str:
     """One statement: insert the new rows (known event ids are skipped), then add exactly the
-    inserted rows to the hourly rollup and, from those hourly groups, to the daily rollup."""
+    inserted rows to the hourly rollup and, from those hourly groups, to the daily rollup. It
+    answers the inserted rows' measures summed per ``summary_by`` (for metrics)."""
     cols = ", ".join(columns)
     measure_sql = ", ".join(f"{expression} AS {name}" for name, expression in measures.items())
     keys = f"1, {', '.join(str(n) for n in range(2, dimensions.count(',') + 3))}"
@@ -132,7 +138,7 @@ WITH inserted AS (
     FROM hours GROUP BY {keys} ORDER BY {keys}
     ON CONFLICT (day, {dimensions}) DO UPDATE SET {update.format(table=daily)}
 )
-SELECT count(*) FROM inserted
+SELECT {summary_by}, {sums} FROM hours GROUP BY {summary_by} ORDER BY {summary_by}
 """  # noqa: S608
 
 
@@ -143,6 +149,7 @@ LLM_INSERT = _rollup_sql(
     dimensions=LLM_DIMENSIONS,
     measures=LLM_MEASURES,
     rollup_prefix="usage_llmusage",
+    summary_by="model",
 )
 
 INFRA_COLUMNS = (
@@ -185,14 +192,16 @@ INFRA_INSERT = _rollup_sql(
     dimensions="project_id, resource_type, unit, run_type, template",
     measures={"events": "count(*)", "quantity": "sum(quantity)"},
     rollup_prefix="usage_infrausage",
+    summary_by="resource_type",
 )
 
 
 def _copy_insert(
     temp_ddl: str, table: str, types: list[str], rows: list[tuple], insert_sql: str
-) -> int:
+) -> list[tuple]:
+    """COPY ``rows`` in and insert the new ones; answers the insert statement's summary rows."""
     if not rows:
-        return 0
+        return []
     with connection.cursor() as cursor:
         cursor.execute(temp_ddl)
         # Binary COPY: no text formatting of numbers and times on either side.
@@ -201,9 +210,9 @@ def _copy_insert(
             for row in rows:
                 copy.write_row(row)
         cursor.execute(insert_sql)
-        inserted = cursor.fetchone()[0]
+        summary = cursor.fetchall()
         cursor.execute(f"DROP TABLE {table}")  # a platform batch reuses it for the next tenant
-        return inserted
+        return summary
 
 
 def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
@@ -241,10 +250,23 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
                 llm_rows.append((*refs, *_llm_values(e, pricer), *rollup))
             else:
                 infra_rows.append((*refs, e.resource_type, e.quantity, e.unit, *rollup))
-        accepted = _copy_insert(LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_INSERT)
-        accepted += _copy_insert(INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT)
+        llm = _copy_insert(LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_INSERT)
+        infra = _copy_insert(INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT)
+        # Summary columns follow LLM_MEASURES: model, calls, unpriced, 4 token kinds, cost.
+        accepted = int(sum(row[1] for row in llm) + sum(row[1] for row in infra))
         if accepted:
             usage_stored.send(sender=events_ingest, accepted=accepted)
+        if llm:
+            tenant = tenant_label() or "public"
+            usage = [
+                (row[0], dict(zip(TOKEN_KINDS, map(int, row[3:7]), strict=True)), row[7])
+                for row in llm
+            ]
+            transaction.on_commit(
+                lambda: metrics.guarded(
+                    lambda: metrics.llm_usage_record(tenant=tenant, usage=usage)
+                )
+            )
     return IngestResult(accepted=accepted, duplicates=len(events) - accepted)
 
 

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 
+from factory_portal.observability import metrics
+from factory_portal.observability.context import tenant_label
 from usage.domain.runs import TERMINAL, JobState, RunState, RunUpdate, job_apply, run_apply
 from usage.models import Job, Run
 from usage.services.ingest import IngestResult
@@ -100,7 +102,7 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
 
         deltas = RunRollupDeltas()
         accepted = 0
-        finished: list[int] = []
+        finished: list[Run] = []
         for update in sorted(updates, key=lambda u: (u.run_id, u.timestamp, u.index)):
             run = runs[update.run_id]
             before = _run_state(run)
@@ -116,10 +118,17 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
                 run.save(update_fields=list(RUN_COPY_FIELDS))
                 _count(deltas, run.project_id, after, 1)
                 if after.status in TERMINAL and before.status != after.status:
-                    finished.append(run.pk)
+                    finished.append(run)
         deltas.apply()
         if finished:
-            runs_finished.send(sender=runs_ingest, run_ids=finished)
+            runs_finished.send(sender=runs_ingest, run_ids=[r.pk for r in finished])
+            tenant = tenant_label() or "public"
+            outcomes = [(r.status, r.duration_ms) for r in finished]
+            transaction.on_commit(
+                lambda: metrics.guarded(
+                    lambda: metrics.runs_finished_record(tenant=tenant, outcomes=outcomes)
+                )
+            )
     return IngestResult(accepted=accepted, duplicates=len(updates) - accepted)
 
 

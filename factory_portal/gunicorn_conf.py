@@ -1,0 +1,49 @@
+"""gunicorn settings of the production command (``bin/serve``); every value can be changed with
+the environment variable named next to it.
+
+- ``gthread`` workers (``WEB_CONCURRENCY`` processes x ``WEB_THREADS`` threads): a slow client or
+  a kept-alive connection holds a thread, not a whole process.
+- Each worker loads the application itself (no ``preload_app``), so tracing's exporter thread and
+  the database connections belong to the worker that uses them.
+- Graceful shutdown: on SIGTERM gunicorn stops accepting, lets requests in flight finish for up
+  to ``GRACEFUL_TIMEOUT`` seconds, then exits.
+- Logs are the portal's JSON lines (gunicorn's own loggers included); the portal writes one
+  access line per request itself, so gunicorn's access log is off.
+- Multi-process metrics: a worker that exits is marked dead for Prometheus' live gauges.
+"""
+
+from __future__ import annotations
+
+import os
+
+from factory_portal.observability.log_config import logging_config
+
+_cores = os.cpu_count() or 1
+
+bind = os.environ.get(
+    "BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+)
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * _cores + 1, 8)))
+threads = int(os.environ.get("WEB_THREADS", 2))
+timeout = int(os.environ.get("WEB_TIMEOUT", 60))
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", 30))
+keepalive = 5
+# Workers are replaced now and then, so that slow memory growth never accumulates.
+max_requests = int(os.environ.get("WEB_MAX_REQUESTS", 5000))
+max_requests_jitter = max_requests // 10
+preload_app = False
+accesslog = None
+errorlog = "-"
+logconfig_dict = logging_config(
+    level=os.environ.get("LOG_LEVEL", "INFO"), fmt=os.environ.get("LOG_FORMAT", "json")
+)
+# Only the local proxy may say a request came over HTTPS (with PORTAL_BEHIND_TLS_PROXY=1).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

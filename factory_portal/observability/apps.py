@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class ObservabilityConfig(AppConfig):
+    name = "factory_portal.observability"
+    label = "observability"
+    verbose_name = "Observability"
+
+    def ready(self) -> None:
+        from factory_portal.observability import celery_signals  # noqa: F401 - connects hooks
+        from factory_portal.observability.tracing import tracing_configure
+
+        tracing_configure()

@@ -1,0 +1,198 @@
+"""Prometheus metrics of the portal, and the ``/metrics`` endpoint.
+
+Multi-process safe: when ``PROMETHEUS_MULTIPROC_DIR`` is set (the production command sets it for
+gunicorn's workers and Celery's pool), every process writes its samples to files in that folder
+and a scrape of any web worker adds them all up. Without it (development, tests) the samples stay
+in this process.
+
+Names of the business metrics follow the factory's own conventions: ``tokens_used_total``,
+``cost_ai_total`` (US dollars), ``run_success_total``, ``run_failure_total`` and
+``run_duration_seconds``. Money here is a float sample for dashboards, never a record: the ledger
+is the database's ``Decimal`` columns.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by route pattern and status.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+INGEST_EVENTS = Counter(
+    "ingest_events",
+    "Items sent to an ingest endpoint, by outcome: accepted (stored), duplicate (known id or "
+    "stale update, nothing changed) or refused (in a batch refused as a whole, nothing stored).",
+    ["endpoint", "tenant", "outcome"],
+)
+INGEST_BATCH_SIZE = Histogram(
+    "ingest_batch_size",
+    "Items per ingest request.",
+    ["endpoint"],
+    buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000),
+)
+INGEST_REJECTED_BATCHES = Counter(
+    "ingest_rejected_batches",
+    "Ingest requests refused as a whole, by reason.",
+    ["endpoint", "reason"],
+)
+OTLP_SPANS = Counter(
+    "otlp_spans_received",
+    "Spans received on /v1/traces, by outcome (stored, parked until their run arrives, rejected).",
+    ["outcome"],
+)
+CELERY_TASK_DURATION = Histogram(
+    "celery_task_duration_seconds",
+    "Run time of Celery tasks, by task and final state.",
+    ["task", "state"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900),
+)
+CELERY_TASK_FAILURES = Counter(
+    "celery_task_failures", "Celery tasks that raised, by task.", ["task"]
+)
+NOTIFICATION_DELIVERIES = Counter(
+    "notification_deliveries",
+    "Delivery attempts of alerts, by channel (email, webhook) and outcome (sent, retry, failed).",
+    ["channel", "outcome"],
+)
+TOKENS_USED = Counter(
+    "tokens_used",
+    "LLM tokens stored, by tenant, model and kind (input, output, cached_input, cache_write).",
+    ["tenant", "model", "kind"],
+)
+COST_AI = Counter(
+    "cost_ai", "AI cost stored, US dollars, by tenant and model.", ["tenant", "model"]
+)
+RUN_SUCCESS = Counter("run_success", "Runs that finished successfully, by tenant.", ["tenant"])
+RUN_FAILURE = Counter("run_failure", "Runs that finished failed, by tenant.", ["tenant"])
+RUN_DURATION = Histogram(
+    "run_duration_seconds",
+    "Execution time of finished runs, by tenant and status.",
+    ["tenant", "status"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400),
+)
+
+
+def guarded(record: Callable[[], None]) -> None:
+    """Run a metrics update; a failure is logged, never raised into the work being measured."""
+    try:
+        record()
+    except Exception:
+        logger.warning("metrics update failed", exc_info=True)
+
+
+def llm_usage_record(*, tenant: str, usage: Iterable[tuple[str, dict[str, int], Decimal]]) -> None:
+    """Count stored LLM usage: ``usage`` holds (model, tokens by kind, cost in USD)."""
+    for model, tokens, cost in usage:
+        for kind, count in tokens.items():
+            if count:
+                TOKENS_USED.labels(tenant, model, kind).inc(count)
+        if cost:
+            COST_AI.labels(tenant, model).inc(float(cost))
+
+
+def runs_finished_record(*, tenant: str, outcomes: Iterable[tuple[str, int | None]]) -> None:
+    """Count finished runs: ``outcomes`` holds (status, duration in milliseconds or None)."""
+    for status, duration_ms in outcomes:
+        if status == "Succeeded":
+            RUN_SUCCESS.labels(tenant).inc()
+        elif status == "Failed":
+            RUN_FAILURE.labels(tenant).inc()
+        if duration_ms is not None:
+            RUN_DURATION.labels(tenant, status).observe(duration_ms / 1000)
+
+
+class CeleryQueueCollector(Collector):
+    """Queue lengths read from the broker at scrape time (bounded by about a second)."""
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        from factory_portal.system_health import broker_health
+
+        health = broker_health(ping_workers=False)
+        up = GaugeMetricFamily("celery_broker_up", "1 when the Celery broker answered the scrape.")
+        up.add_metric([], 1 if health.reachable else 0)
+        yield up
+        if not health.reachable:
+            return
+        depth = GaugeMetricFamily(
+            "celery_queue_length", "Messages waiting in a Celery queue.", labels=["queue"]
+        )
+        for queue in health.queues:
+            depth.add_metric([queue.name], queue.messages)
+        yield depth
+        if health.in_flight is not None:
+            taken = GaugeMetricFamily(
+                "celery_tasks_in_flight", "Messages taken by workers and not yet acknowledged."
+            )
+            taken.add_metric([], health.in_flight)
+            yield taken
+
+
+def registry_for_scrape() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = CollectorRegistry()
+        registry.register(_ThisProcess())
+    registry.register(CeleryQueueCollector())
+    return registry
+
+
+class _ThisProcess(Collector):
+    """The default registry's samples (this process's metrics and its process/GC collectors)."""
+
+    def collect(self) -> Iterable:
+        return REGISTRY.collect()
+
+
+def scrape_allowed(request: HttpRequest) -> bool:
+    """``METRICS_TOKEN`` set: a matching bearer token is required. Otherwise the client address
+    must be in ``METRICS_ALLOWED_NETWORKS`` (default: loopback only)."""
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in network for network in settings.METRICS_ALLOWED_NETWORKS)
+
+
+def metrics_response(request: HttpRequest) -> HttpResponse:
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponse(
+            "Use GET.\n", status=405, content_type="text/plain", headers={"Allow": "GET"}
+        )
+    if not scrape_allowed(request):
+        return HttpResponse(
+            "Metrics need the METRICS_TOKEN bearer token or an allowed network.\n",
+            status=403,
+            content_type="text/plain",
+        )
+    return HttpResponse(generate_latest(registry_for_scrape()), content_type=CONTENT_TYPE_LATEST)

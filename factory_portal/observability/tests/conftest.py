@@ -1,0 +1,56 @@
+"""Fixtures: spans in memory with every integration instrumented, and the JSON log lines the
+portal writes, captured from a handler configured exactly like the production one."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from factory_portal.observability import tracing
+from factory_portal.observability.logging import ContextFilter, JsonFormatter
+
+
+@pytest.fixture
+def spans(db) -> Iterator[InMemorySpanExporter]:  # type: ignore[no-untyped-def]
+    exporter = InMemorySpanExporter()
+    provider = tracing.provider_build()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.instrument(provider)
+    # The test's database connection was opened before instrumentation: trace it explicitly.
+    connection.ensure_connection()
+    PsycopgInstrumentor.instrument_connection(connection.connection, tracer_provider=provider)
+    yield exporter
+    PsycopgInstrumentor.uninstrument_connection(connection.connection)
+    tracing.uninstrument()
+    provider.shutdown()
+
+
+class LogLines:
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    def records(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
+
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+
+@pytest.fixture
+def json_logs() -> Iterator[LogLines]:
+    lines = LogLines()
+    handler = logging.StreamHandler(lines.stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield lines
+    root.removeHandler(handler)

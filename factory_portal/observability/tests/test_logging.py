@@ -1,0 +1,104 @@
+"""JSON log lines: the fields every line has, request ids (the client's, else a fresh one),
+the run a URL names, and no API key or password in any line."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from factory_portal.accounts.keys import key_generate
+from factory_portal.observability import context
+from factory_portal.observability.logging import redact
+from tests.support import bearer, host_client, key_for, logged_in_client
+
+FIELDS = {
+    "timestamp",
+    "level",
+    "message",
+    "logger",
+    "tenant_id",
+    "request_id",
+    "trace_id",
+    "span_id",
+    "run_id",
+    "job_id",
+}
+
+
+def access_lines(json_logs, path: str) -> list[dict[str, object]]:
+    return [r for r in json_logs.records() if r["logger"] == "portal.access" and r["path"] == path]
+
+
+def test_every_line_has_the_fields_and_a_utc_timestamp(json_logs, alpha):
+    host_client(alpha.host).get("/login/")
+    (line,) = access_lines(json_logs, "/login/")
+    assert set(line) >= FIELDS
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(line["timestamp"]))
+    assert (line["level"], line["tenant_id"], line["status"]) == ("INFO", "alpha", 200)
+    assert line["trace_id"] is None and line["span_id"] is None  # tracing is off
+
+
+def test_the_clients_request_id_is_used_and_echoed(json_logs, alpha):
+    response = host_client(alpha.host).get("/login/", HTTP_X_REQUEST_ID="lb-7f3a.91:2")
+    assert response["X-Request-ID"] == "lb-7f3a.91:2"
+    assert access_lines(json_logs, "/login/")[0]["request_id"] == "lb-7f3a.91:2"
+
+
+@pytest.mark.parametrize("sent", ["", "two words", "x" * 129, "inject\nfake line", "a;b"])
+def test_unusable_client_ids_are_replaced_by_a_fresh_one(json_logs, alpha, sent):
+    response = host_client(alpha.host).get("/login/", HTTP_X_REQUEST_ID=sent)
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+    assert access_lines(json_logs, "/login/")[0]["request_id"] == response["X-Request-ID"]
+
+
+def test_each_request_gets_its_own_id_and_the_context_is_left_clean(alpha):
+    client = host_client(alpha.host)
+    first = client.get("/login/")["X-Request-ID"]
+    second = client.get("/login/")["X-Request-ID"]
+    assert first != second
+    assert context.current() == dict.fromkeys(context.FIELDS)
+
+
+def test_a_url_that_names_a_run_puts_it_in_the_lines(json_logs, alpha):
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    client.get("/runs/run-abc-123/")
+    (line,) = access_lines(json_logs, "/runs/run-abc-123/")
+    assert line["run_id"] == "run-abc-123" and line["tenant_id"] == "alpha"
+
+
+def test_lines_written_inside_a_task_or_block_carry_its_context(json_logs):
+    with context.bind(tenant_id="alpha", run_id="r-9", job_id="j-2", request_id="req-1"):
+        logging.getLogger("portal.test").warning("step failed")
+    (line,) = [r for r in json_logs.records() if r["logger"] == "portal.test"]
+    assert (line["tenant_id"], line["run_id"], line["job_id"], line["request_id"]) == (
+        "alpha",
+        "r-9",
+        "j-2",
+        "req-1",
+    )
+
+
+def test_api_keys_never_reach_the_logs(json_logs, alpha):
+    _, raw = key_for(alpha, ["read"])
+    unknown = key_generate().raw
+    client = host_client(alpha.host)
+    assert client.get("/api/v1/projects", **bearer(raw)).status_code == 200
+    assert client.get("/api/v1/projects", **bearer(unknown)).status_code == 401
+    # Whatever a caller writes, a key, a bearer token or a password is masked.
+    logging.getLogger("portal.test").warning(
+        "retrying with %s (Authorization: Bearer %s) password=%s", raw, unknown, "hunter22"
+    )
+    text = json_logs.text()
+    assert "portal.test" in text and "Unauthorized" in text
+    for secret in (raw, unknown, raw.split("_")[2], "hunter22"):
+        assert secret not in text
+    assert f"fp_{raw.split('_')[1]}_[redacted]" in text  # the prefix still tells which key
+
+
+def test_redaction_keeps_ordinary_text():
+    text = "input token 1200 for run-42 of project checkout; the secret santa is fun"
+    assert redact(text) == text
+    assert redact('{"secret": "s3cr3t-value", "n": 1}') == '{"secret": "[redacted]", "n": 1}'
+    assert redact("token abcdefgh12345678") == "token [redacted]"

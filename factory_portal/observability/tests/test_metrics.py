@@ -1,0 +1,197 @@
+"""``/metrics``: Prometheus text that parses, counters that move with real ingest (only once the
+batch commits), low-cardinality routes, and access only by token or allowed network."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import bearer, host_client, key_for
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def scrape(**headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = host_client("localhost").get("/metrics", **headers)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def event(event_id: str, **fields: object) -> dict[str, object]:
+    return {
+        "type": "llm",
+        "event_id": event_id,
+        "timestamp": (NOW - timedelta(minutes=5)).isoformat(),
+        "project": "metrics",
+        "provider": "openai",
+        "model": "gpt-4.1",
+        "operation": "chat",
+        "input_tokens": 1200,
+        "output_tokens": 300,
+        "cached_input_tokens": 200,
+        "cost": "0.0125",
+        **fields,
+    }
+
+
+@pytest.fixture
+def ingest(alpha):  # type: ignore[no-untyped-def]
+    _, raw = key_for(alpha, ["ingest", "read"])
+    client = host_client(alpha.host)
+
+    def post(path: str, body: dict) -> dict:
+        response = client.post(
+            path, json.dumps(body), content_type="application/json", **bearer(raw)
+        )
+        return {"status": response.status_code, "body": response.json()}
+
+    return post
+
+
+def test_ingest_moves_the_business_and_ingest_counters(
+    ingest, alpha, django_capture_on_commit_callbacks
+):
+    before = scrape()
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = ingest("/api/v1/events", {"events": [event("m-1"), event("m-2")]})
+    assert answer["body"] == {"accepted": 2, "duplicates": 0}
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest("/api/v1/events", {"events": [event("m-1")]})  # a re-send changes nothing
+    after = scrape()
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    tenant = {"tenant": "alpha"}
+    assert moved("tokens_used_total", model="gpt-4.1", kind="input", **tenant) == 2400
+    assert moved("tokens_used_total", model="gpt-4.1", kind="output", **tenant) == 600
+    assert moved("tokens_used_total", model="gpt-4.1", kind="cached_input", **tenant) == 400
+    assert moved("cost_ai_total", model="gpt-4.1", **tenant) == pytest.approx(0.025)
+    events = {"endpoint": "events", **tenant}
+    assert moved("ingest_events_total", outcome="accepted", **events) == 2
+    assert moved("ingest_events_total", outcome="duplicate", **events) == 1
+    assert moved("ingest_batch_size_count", endpoint="events") == 2
+    assert moved("ingest_batch_size_sum", endpoint="events") == 3
+
+
+def test_a_refused_batch_counts_as_refused_and_stores_nothing(
+    ingest, django_capture_on_commit_callbacks
+):
+    before = scrape()
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = ingest("/api/v1/events", {"events": [event("r-1"), event("r-2", input_tokens=-1)]})
+    assert answer["status"] == 422
+    after = scrape()
+    labels = {"endpoint": "events", "reason": "invalid_items"}
+    assert value(after, "ingest_rejected_batches_total", **labels) == (
+        value(before, "ingest_rejected_batches_total", **labels) + 1
+    )
+    assert value(after, "tokens_used_total", tenant="alpha", model="gpt-4.1", kind="input") == (
+        value(before, "tokens_used_total", tenant="alpha", model="gpt-4.1", kind="input")
+    )
+
+
+def test_a_rolled_back_batch_counts_nothing(ingest):
+    before = scrape()
+    ingest("/api/v1/events", {"events": [event("never-committed")]})  # the test rolls it back
+    after = scrape()
+    labels = {"tenant": "alpha", "model": "gpt-4.1", "kind": "input"}
+    assert value(after, "tokens_used_total", **labels) == value(
+        before, "tokens_used_total", **labels
+    )
+
+
+def test_finished_runs_count_successes_failures_and_durations(
+    ingest, django_capture_on_commit_callbacks
+):
+    def run(run_id: str, status: str, duration_ms: int) -> dict[str, object]:
+        return {
+            "run_id": run_id,
+            "project": "metrics",
+            "status": status,
+            "timestamp": NOW.isoformat(),
+            "requested_at": (NOW - timedelta(minutes=10)).isoformat(),
+            "duration_ms": duration_ms,
+        }
+
+    before = scrape()
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = ingest(
+            "/api/v1/runs",
+            {
+                "runs": [
+                    run("ok-1", "Succeeded", 90_000),
+                    run("ok-2", "Succeeded", 30_000),
+                    run("bad-1", "Failed", 5_000),
+                    run("busy-1", "Running", 1_000),
+                ]
+            },
+        )
+    assert answer["body"]["accepted"] == 4
+    after = scrape()
+    assert (
+        value(after, "run_success_total", tenant="alpha")
+        - value(before, "run_success_total", tenant="alpha")
+        == 2
+    )
+    assert (
+        value(after, "run_failure_total", tenant="alpha")
+        - value(before, "run_failure_total", tenant="alpha")
+        == 1
+    )
+    ok = {"tenant": "alpha", "status": "Succeeded"}
+    assert value(after, "run_duration_seconds_sum", **ok) - value(
+        before, "run_duration_seconds_sum", **ok
+    ) == pytest.approx(120)
+    assert (
+        value(after, "run_duration_seconds_bucket", le="60.0", **ok)
+        - value(before, "run_duration_seconds_bucket", le="60.0", **ok)
+        == 1
+    )
+
+
+def test_http_durations_are_labelled_by_route_pattern_not_path(alpha):
+    client = host_client(alpha.host)
+    client.get("/api/v1/runs/run-that-does-not-exist-1")
+    client.get("/api/v1/runs/run-that-does-not-exist-2")
+    samples = scrape()
+    labels = {"method": "GET", "route": "/api/v1/runs/<str:run_id>", "status": "401"}
+    assert value(samples, "http_request_duration_seconds_count", **labels) >= 2
+    assert not any("does-not-exist" in str(key) for key in samples)
+
+
+def test_queue_depth_and_broker_state_are_read_at_scrape_time():
+    samples = scrape()
+    assert value(samples, "celery_broker_up") == 1
+    assert ("celery_queue_length", (("queue", "celery"),)) in samples
+
+
+def test_metrics_refuse_other_networks_and_want_the_token_when_one_is_set(settings):
+    client = host_client("localhost")
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 403
+    settings.METRICS_TOKEN = "scrape-secret"
+    assert client.get("/metrics").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    ok = client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert ok.status_code == 200
+    assert client.post("/metrics").status_code == 405
+
+
+def test_tenant_hosts_answer_metrics_too_without_tenant_data_leaking(alpha, beta):
+    """/metrics is the operator's: the same answer on every host, never filtered per tenant,
+    and never reachable for a tenant's API key from outside the allowed networks."""
+    _, raw = key_for(alpha, ["read"])
+    response = host_client(alpha.host).get("/metrics", REMOTE_ADDR="203.0.113.7", **bearer(raw))
+    assert response.status_code == 403

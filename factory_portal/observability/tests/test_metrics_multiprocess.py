@@ -1,0 +1,86 @@
+"""Under the production server (gunicorn with several worker processes), ``/metrics`` adds up
+the samples of every worker, whichever worker answers the scrape, including workers that have
+exited since (gunicorn recycles them after ``WEB_MAX_REQUESTS``)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[3]
+REQUESTS = 40
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path)  # a new connection each time: spread over the workers
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, body
+
+
+def test_metrics_add_up_across_gunicorn_workers(tmp_path):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "WEB_THREADS": "1",
+        # Workers are replaced every ~10 requests: the samples come from several processes.
+        "WEB_MAX_REQUESTS": "10",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:factory_portal.gunicorn_conf",
+            "factory_portal.wsgi",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if _get(port, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        for _ in range(REQUESTS - 1):
+            assert _get(port, "/healthz")[0] == 200
+        status, body = _get(port, "/metrics")
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) == 0  # graceful stop on SIGTERM
+    assert status == 200
+    samples = {
+        (s.name, s.labels.get("route"), s.labels.get("status")): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert samples[("http_request_duration_seconds_count", "/healthz", "200")] == REQUESTS
+    writers = {p.name.split("_")[-1] for p in tmp_path.glob("histogram_*.db")}
+    assert len(writers) >= 3, "requests were answered by several (replaced) worker processes"

@@ -1,0 +1,119 @@
+"""Tracing in the process: request, database and outbound HTTP spans with the tenant, one trace
+per request, logs that name the trace, and nothing at all when tracing is off."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+from django_tenants.utils import schema_context
+from opentelemetry.instrumentation.django import DjangoInstrumentor
+from opentelemetry.trace import SpanKind
+
+from alerts.models import Alert, Delivery, WebhookEndpoint
+from alerts.services.deliver import delivery_send
+from alerts.services.engine import AlertSpec, alert_raise
+from alerts.tests.test_alerts import Receiver
+from factory_portal.observability import context, tracing
+from tests.support import logged_in_client
+
+
+def test_a_tenant_request_is_one_trace_with_its_database_spans_all_marked_with_the_tenant(
+    spans, alpha, json_logs
+):
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    spans.clear()
+    response = client.get("/runs/")
+    assert response.status_code == 200
+    finished = spans.get_finished_spans()
+    (server,) = [s for s in finished if s.kind is SpanKind.SERVER]
+    assert server.attributes["tenant.id"] == "alpha"
+    assert server.attributes["http.route"] == "runs/"
+    queries = [s for s in finished if s.attributes.get("db.system") == "postgresql"]
+    assert queries, "database calls must be traced"
+    assert {s.context.trace_id for s in finished} == {server.context.trace_id}
+    # Only the lookup that finds the tenant from the host runs before the tenant is known.
+    routing = [s for s in queries if 'search_path = "public"' in s.attributes["db.statement"]]
+    routing += [s for s in queries if '"tenants_domain"' in s.attributes["db.statement"]]
+    assert len(routing) == 2 and all("tenant.id" not in s.attributes for s in routing)
+    tenant_queries = [s for s in queries if s not in routing]
+    assert any('"usage_run"' in s.attributes["db.statement"] for s in tenant_queries)
+    assert {s.attributes.get("tenant.id") for s in tenant_queries} == {"alpha"}
+    # Without a client id, the request id is the trace id; the response says which.
+    trace_id = format(server.context.trace_id, "032x")
+    assert response["X-Request-ID"] == trace_id
+    (access,) = [r for r in json_logs.records() if r["message"] == "GET /runs/ 200"]
+    assert access["trace_id"] == trace_id and access["request_id"] == trace_id
+    assert access["tenant_id"] == "alpha" and len(access["span_id"]) == 16
+
+
+def test_public_requests_have_no_tenant_and_probes_are_not_traced(spans):
+    from tests.support import host_client
+
+    client = host_client("localhost")
+    client.get("/login/")
+    client.get("/healthz")
+    client.get("/metrics")
+    finished = spans.get_finished_spans()
+    servers = [s for s in finished if s.kind is SpanKind.SERVER]
+    assert [s.attributes["http.route"] for s in servers] == ["login/"]
+    assert all("tenant.id" not in s.attributes for s in finished)
+
+
+@override_settings(ALERTS_WEBHOOK_ALLOW_PRIVATE=True)
+def test_webhook_calls_are_client_spans_of_the_tenant_and_carry_the_trace_context(spans, alpha):
+    receiver = Receiver([])
+    try:
+        with schema_context(alpha.schema), context.bind(tenant_id="alpha"):
+            WebhookEndpoint.objects.create(name="ops", url=receiver.url, secret="k")
+            alert = alert_raise(AlertSpec(key="trace:1", kind=Alert.Kind.TEST, title="Test"))
+            assert delivery_send(Delivery.objects.get(alert=alert).pk).status == "sent"
+    finally:
+        receiver.close()
+    outbound = [
+        s
+        for s in spans.get_finished_spans()
+        if s.kind is SpanKind.CLIENT and "db.system" not in s.attributes
+    ]
+    (call,) = outbound
+    assert call.attributes["tenant.id"] == "alpha"
+    headers, _ = receiver.requests[0]
+    assert format(call.context.trace_id, "032x") in headers["traceparent"]
+
+
+def test_tracing_stays_off_without_an_endpoint(monkeypatch):
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert tracing.tracing_configure() is False
+    assert not DjangoInstrumentor().is_instrumented_by_opentelemetry
+
+
+@pytest.mark.parametrize(
+    ("variables", "enabled"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, False),
+        ({}, False),
+    ],
+)
+def test_which_environments_turn_tracing_on(monkeypatch, variables, enabled):
+    for name in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert tracing.tracing_enabled_by_env() is enabled
+
+
+def test_the_default_sampler_is_parent_based_trace_id_ratio(monkeypatch):
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    description = tracing.provider_build().sampler.get_description()
+    assert description.startswith("ParentBased{root:TraceIdRatioBased{0.25}")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "seven")
+    assert "TraceIdRatioBased{1.0}" in tracing.provider_build().sampler.get_description()
