@@ -229,7 +229,8 @@ class TracesApi(APIView):
             else:
                 status, detail = (415 if "Content-Type" in str(exc) else 400), str(exc)
             return problem_response(status=status, title="Unusable body", detail=detail)
-        records, rejected = spans_map(flatten(message), now=timezone.now())
+        spans = flatten(message)
+        records, rejected = spans_map(spans, now=timezone.now())
         result = traces_ingest(records=records, host_tenant=current_tenant())
         rejected += result.rejected
 
@@ -237,6 +238,8 @@ class TracesApi(APIView):
             metrics.OTLP_SPANS.labels("stored").inc(result.stored)
             metrics.OTLP_SPANS.labels("parked").inc(result.parked)
             metrics.OTLP_SPANS.labels("rejected").inc(len(rejected))
+            used = result.stored + result.parked + len(rejected)
+            metrics.OTLP_SPANS.labels("ignored").inc(max(0, len(spans) - used))
 
         metrics.guarded(count)
         return otlp_response(rejected, content_type)

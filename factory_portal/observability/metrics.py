@@ -60,7 +60,8 @@ INGEST_REJECTED_BATCHES = Counter(
 )
 OTLP_SPANS = Counter(
     "otlp_spans_received",
-    "Spans received on /v1/traces, by outcome (stored, parked until their run arrives, rejected).",
+    "Spans received on /v1/traces, by outcome: stored, parked (until their run arrives), "
+    "rejected, or ignored (spans that are not about runs, jobs or LLM calls).",
     ["outcome"],
 )
 CELERY_TASK_DURATION = Histogram(

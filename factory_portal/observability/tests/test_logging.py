@@ -3,6 +3,7 @@ the run a URL names, and no API key or password in any line."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -102,3 +103,26 @@ def test_redaction_keeps_ordinary_text():
     assert redact(text) == text
     assert redact('{"secret": "s3cr3t-value", "n": 1}') == '{"secret": "[redacted]", "n": 1}'
     assert redact("token abcdefgh12345678") == "token [redacted]"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events", "/runs/"])
+def test_a_lost_database_connection_is_a_retryable_503_not_a_500(rf, path):
+    from django.db import OperationalError
+
+    from factory_portal.errors import server_error
+
+    request = rf.get(path)
+    try:
+        raise OperationalError("server closed the connection unexpectedly")
+    except OperationalError:
+        response = server_error(request)
+    assert response.status_code == 503 and response["Retry-After"] == "2"
+    if path.startswith("/api/"):
+        assert response["Content-Type"] == "application/problem+json"
+        assert json.loads(response.content)["status"] == 503
+    else:
+        assert b"Temporarily unavailable" in response.content
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        assert server_error(request).status_code == 500

@@ -7,8 +7,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test import override_settings
+from django_tenants.utils import schema_context
 from prometheus_client.parser import text_string_to_metric_families
 
+from alerts.models import Alert, Delivery, WebhookEndpoint
+from alerts.services.deliver import delivery_send
+from alerts.services.engine import AlertSpec, alert_raise
+from alerts.tests.test_alerts import Receiver
 from tests.support import bearer, host_client, key_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -195,3 +201,47 @@ def test_tenant_hosts_answer_metrics_too_without_tenant_data_leaking(alpha, beta
     _, raw = key_for(alpha, ["read"])
     response = host_client(alpha.host).get("/metrics", REMOTE_ADDR="203.0.113.7", **bearer(raw))
     assert response.status_code == 403
+
+
+def test_otlp_spans_are_counted_by_outcome(alpha):
+    _, raw = key_for(alpha, ["ingest"])
+    span = {
+        "traceId": "0af7651916cd43dd8448eb211c80319c",
+        "spanId": "b7ad6b7169203331",
+        "name": "unrelated work",
+        "startTimeUnixNano": str(int((NOW - timedelta(minutes=1)).timestamp() * 1e9)),
+        "endTimeUnixNano": str(int(NOW.timestamp() * 1e9)),
+    }
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [span, {**span, "spanId": "c" * 16}]}]}]}
+    before = scrape()
+    response = host_client(alpha.host).post(
+        "/v1/traces", json.dumps(body), content_type="application/json", **bearer(raw)
+    )
+    assert response.status_code == 200
+    after = scrape()
+    moved = sum(
+        value(after, "otlp_spans_received_total", outcome=o)
+        - value(before, "otlp_spans_received_total", outcome=o)
+        for o in ("stored", "parked", "rejected", "ignored")
+    )
+    assert moved == 2
+
+
+@override_settings(ALERTS_WEBHOOK_ALLOW_PRIVATE=True)
+def test_deliveries_are_counted_by_channel_and_outcome(alpha, django_capture_on_commit_callbacks):
+    receiver = Receiver([200, 410])
+    labels = {"channel": "webhook"}
+    before = scrape()
+    try:
+        with schema_context(alpha.schema), django_capture_on_commit_callbacks(execute=True):
+            WebhookEndpoint.objects.create(name="ops", url=receiver.url, secret="k")
+            for key in ("m:1", "m:2"):
+                alert = alert_raise(AlertSpec(key=key, kind=Alert.Kind.TEST, title="Test"))
+                delivery_send(Delivery.objects.get(alert=alert).pk)
+    finally:
+        receiver.close()
+    after = scrape()
+    for outcome in ("sent", "failed"):
+        assert value(after, "notification_deliveries_total", outcome=outcome, **labels) == (
+            value(before, "notification_deliveries_total", outcome=outcome, **labels) + 1
+        )

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from prometheus_client import REGISTRY
 
 from factory_portal.accounts.services import api_key_create
 from factory_portal.celery import app
@@ -44,6 +45,12 @@ class Scenario:
     logs: list[dict[str, object]]
     status: int
     request_id: str
+    tasks_counted: float
+
+
+def _tasks_done() -> float:
+    labels = {"task": TASK, "state": "SUCCESS"}
+    return REGISTRY.get_sample_value("celery_task_duration_seconds_count", labels) or 0.0
 
 
 def _post_failed_run(raw_key: str) -> tuple[int, str]:
@@ -84,19 +91,22 @@ def scenario(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def
             with start_worker(
                 app, pool="solo", loglevel="INFO", perform_ping_check=False, shutdown_timeout=10
             ):
+                before = _tasks_done()
                 # Attached after the worker's start-up, which re-applies the LOGGING settings.
                 logging.getLogger().addHandler(handler)
                 status, request_id = _post_failed_run(raw)
                 deadline = time.monotonic() + 30
-                while time.monotonic() < deadline and not any(
-                    s.kind is SpanKind.CONSUMER for s in exporter.get_finished_spans()
+                while time.monotonic() < deadline and not (
+                    any(s.kind is SpanKind.CONSUMER for s in exporter.get_finished_spans())
+                    and _tasks_done() > before
                 ):
                     time.sleep(0.1)
+                counted = _tasks_done() - before
         finally:
             tracing.uninstrument()
             logging.getLogger().removeHandler(handler)
             tenant_delete(tenant=Tenant.objects.get(slug=SLUG))
-    yield Scenario(list(exporter.get_finished_spans()), logs.records(), status, request_id)
+    yield Scenario(list(exporter.get_finished_spans()), logs.records(), status, request_id, counted)
     provider.shutdown()
 
 
@@ -138,3 +148,7 @@ def test_the_workers_log_lines_name_the_request_and_the_trace(scenario):
     assert {(r["trace_id"], r["request_id"], r["tenant_id"]) for r in in_task} == {
         (trace_id, "client-req-42", SLUG)
     }
+
+
+def test_the_workers_task_is_timed_in_the_metrics(scenario):
+    assert scenario.tasks_counted == 1
