@@ -53,6 +53,16 @@ def _public_schema_after_each_test() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _broker_taken_as_up() -> Iterator[None]:
+    """A test that made a publish fail must not make the next tests skip theirs."""
+    from factory_portal.broker import broker_reset
+
+    broker_reset()
+    yield
+    broker_reset()
+
+
+@pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
     """Cached cost summaries must not outlive the rolled-back data of the test that made them."""
     from django.core.cache import cache

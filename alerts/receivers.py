@@ -5,27 +5,19 @@ evaluation (every rule is re-evaluated there, idempotently; finished runs wait i
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.dispatch import receiver
-from django_tenants.utils import schema_context
 
 from alerts.models import PendingRunEvaluation
+from factory_portal.broker import enqueue
 from usage.signals import runs_finished, usage_stored
 
-logger = logging.getLogger(__name__)
-USAGE_DEBOUNCE_S = 30  # at most one usage evaluation per tenant per 30 s of ingest
-
-
-def _enqueue(task: Any, schema: str, *args: Any) -> None:
-    try:
-        with schema_context(schema):
-            task.apply_async(args=list(args), retry=False)
-    except Exception:
-        logger.warning("broker unavailable: %s not enqueued (beat catches up)", task.name)
+# At most one usage evaluation per tenant per 30 s of ingest. It runs at the end of the window,
+# so it sees every batch that arrived during it.
+USAGE_DEBOUNCE_S = 30
 
 
 @receiver(usage_stored)
@@ -36,11 +28,11 @@ def usage_stored_evaluate(sender: Any, accepted: int, **kwargs: Any) -> None:
         from alerts.tasks import alerts_after_usage
 
         try:
-            first = cache.add(f"alerts:usage:{schema}", 1, timeout=USAGE_DEBOUNCE_S)
-        except Exception:
+            first = cache.add(f"alerts:usage:{schema}", 1, timeout=USAGE_DEBOUNCE_S - 1)
+        except Exception:  # no cache, no debounce: the broker back-off still bounds the cost
             first = True
         if first:
-            _enqueue(alerts_after_usage, schema)
+            enqueue(alerts_after_usage, schema=schema, countdown=USAGE_DEBOUNCE_S)
 
     transaction.on_commit(later)
 
@@ -56,6 +48,6 @@ def runs_finished_evaluate(sender: Any, run_ids: list[int], **kwargs: Any) -> No
     def later() -> None:
         from alerts.tasks import alerts_runs_finished
 
-        _enqueue(alerts_runs_finished, schema, run_ids)
+        enqueue(alerts_runs_finished, schema=schema, args=[run_ids])
 
     transaction.on_commit(later)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,8 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
+CACHE_WARNING_EVERY_S = 60
+_cache_warned_at = float("-inf")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -105,8 +108,11 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         self.num_requests, self.duration = self.parse_rate(self.rate)
         try:
             return super().allow_request(request, view)
-        except Exception:  # the cache (Redis) is down: serve rather than fail every request
-            logger.warning("rate limit not applied: cache unavailable", exc_info=True)
+        except Exception as exc:  # the cache (Redis) is down: serve rather than fail every request
+            global _cache_warned_at
+            if time.monotonic() - _cache_warned_at > CACHE_WARNING_EVERY_S:  # not once a request
+                _cache_warned_at = time.monotonic()
+                logger.warning("rate limits not applied: cache unavailable (%r)", exc)
             return True
 
     def get_rate(self) -> str:

@@ -33,6 +33,8 @@ keepalive = 5
 max_requests = int(os.environ.get("WEB_MAX_REQUESTS", 5000))
 max_requests_jitter = max_requests // 10
 preload_app = False
+# gunicorn 25's control socket (one per user by default, shared by every instance) is not used.
+control_socket_disable = True
 accesslog = None
 errorlog = "-"
 logconfig_dict = logging_config(

@@ -1,5 +1,11 @@
-"""``/healthz`` (liveness) and ``/readyz`` (database and broker reachable), answered before tenant
-routing so that load balancers and process managers can probe any host name, including an IP."""
+"""``/healthz`` (liveness) and ``/readyz`` (readiness), answered before tenant routing so that
+load balancers and process managers can probe any host name, including an IP.
+
+``/readyz`` checks the database and the broker. Only the database makes an instance unready
+(503): without Redis the portal still serves pages and ingest (deferred work waits in its
+outboxes), so taking every instance out of the load balancer during a Redis outage would turn a
+degraded service into an outage. The broker's state is reported (``"status": "degraded"``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from collections.abc import Callable
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-READY_TIMEOUT_SECONDS = 2.0
+READY_TIMEOUT_SECONDS = 1.0
 
 
 def _check_database() -> str | None:
@@ -25,14 +31,19 @@ def _check_broker() -> str | None:
     from factory_portal.celery import app
 
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=READY_TIMEOUT_SECONDS)
+        with app.connection_for_write(
+            connect_timeout=READY_TIMEOUT_SECONDS,
+            transport_options={"socket_connect_timeout": READY_TIMEOUT_SECONDS},
+        ) as conn:
+            # No retries: an unreachable broker is the answer, not something to wait out.
+            conn.ensure_connection(max_retries=0, timeout=READY_TIMEOUT_SECONDS)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}".strip()
     return None
 
 
-def readiness() -> tuple[bool, dict[str, dict[str, object]]]:
+def readiness() -> tuple[str, dict[str, dict[str, object]]]:
+    """``ready``, ``degraded`` (broker down: still serving) or ``not ready`` (no database)."""
     checks: dict[str, dict[str, object]] = {}
     for name, check in (("database", _check_database), ("broker", _check_broker)):
         started = time.perf_counter()
@@ -42,7 +53,9 @@ def readiness() -> tuple[bool, dict[str, dict[str, object]]]:
             "ms": round((time.perf_counter() - started) * 1000, 1),
             **({"error": error} if error else {}),
         }
-    return all(c["ok"] for c in checks.values()), checks
+    if not checks["database"]["ok"]:
+        return "not ready", checks
+    return ("ready" if checks["broker"]["ok"] else "degraded"), checks
 
 
 class HealthCheckMiddleware:
@@ -53,9 +66,8 @@ class HealthCheckMiddleware:
         if request.path == "/healthz":
             return JsonResponse({"status": "ok"})
         if request.path == "/readyz":
-            ok, checks = readiness()
+            status, checks = readiness()
             return JsonResponse(
-                {"status": "ready" if ok else "not ready", "checks": checks},
-                status=200 if ok else 503,
+                {"status": status, "checks": checks}, status=503 if status == "not ready" else 200
             )
         return self.get_response(request)

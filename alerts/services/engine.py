@@ -3,7 +3,6 @@ same transaction, and the delivery tasks enqueued only after commit."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,10 +11,9 @@ from django.db import IntegrityError, connection, transaction
 
 from alerts.models import Alert, AlertSettings, Delivery, WebhookEndpoint
 from factory_portal.accounts.models import Role, User
+from factory_portal.broker import enqueue
 from notifications.models import Notification
 from notifications.services import notification_create
-
-logger = logging.getLogger(__name__)
 
 SEVERITIES = {"info", "warning", "critical"}
 NOTIFICATION_KIND = {
@@ -122,19 +120,11 @@ def _outbox(alert: Alert, spec: AlertSpec) -> list[Delivery]:
 def deliveries_enqueue(ids: Iterable[int], *, schema: str) -> int:
     """Hand deliveries to Celery (in ``schema``). A broker that is down loses nothing: the rows
     stay pending and the beat sweeper enqueues them later. Returns how many were enqueued."""
-    from django_tenants.utils import schema_context
-
     from alerts.tasks import delivery_send_task
 
     enqueued = 0
-    with schema_context(schema):
-        for delivery_id in ids:
-            try:
-                delivery_send_task.apply_async(args=[delivery_id], retry=False)
-            except Exception:  # broker unreachable: the outbox row waits for the sweeper
-                logger.warning(
-                    "broker unavailable; delivery %s left in the outbox", delivery_id, exc_info=True
-                )
-                break
-            enqueued += 1
+    for delivery_id in ids:
+        if not enqueue(delivery_send_task, schema=schema, args=[delivery_id]):
+            break  # the broker is down: the outbox rows wait for the sweeper
+        enqueued += 1
     return enqueued

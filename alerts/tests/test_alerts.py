@@ -174,7 +174,7 @@ def test_finishing_a_run_enqueues_evaluation_after_commit(
     from alerts import tasks
 
     monkeypatch.setattr(
-        tasks.alerts_runs_finished, "apply_async", lambda args, retry: queued.append(args)
+        tasks.alerts_runs_finished, "apply_async", lambda args, **options: queued.append(args)
     )
     t = datetime(2026, 11, 20, 9, tzinfo=UTC)
     with schema_context(alpha.schema), django_capture_on_commit_callbacks(execute=True):
@@ -426,7 +426,7 @@ def test_ingest_enqueues_one_usage_evaluation_after_commit(
     from alerts import tasks
 
     monkeypatch.setattr(
-        tasks.alerts_after_usage, "apply_async", lambda args, retry: queued.append(args)
+        tasks.alerts_after_usage, "apply_async", lambda args, **options: queued.append(args)
     )
     at = datetime(2026, 11, 20, 9, tzinfo=UTC)
     with schema_context(alpha.schema), django_capture_on_commit_callbacks(execute=True):

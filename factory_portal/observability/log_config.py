@@ -16,7 +16,10 @@ def logging_config(*, level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": f"{_PACKAGE}.ContextFilter"}},
+        "filters": {
+            "context": {"()": f"{_PACKAGE}.ContextFilter"},
+            "outage": {"()": f"{_PACKAGE}.OutageFilter"},
+        },
         "formatters": {"portal": {"()": f"{_PACKAGE}.{formatter}"}},
         "handlers": {
             "console": {
@@ -28,6 +31,7 @@ def logging_config(*, level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
+            "django.request": {"level": level, "filters": ["outage"]},
             # Django's development server writes its own access lines; the portal writes one
             # per request already (logger ``portal.access``).
             "django.server": {"level": "WARNING"},

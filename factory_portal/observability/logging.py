@@ -53,6 +53,24 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class OutageFilter(logging.Filter):
+    """Requests answered 503 because the database is unreachable: one WARNING line each, with
+    the error but without the traceback (an outage would otherwise print one per retry)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from factory_portal.errors import DATABASE_UNAVAILABLE
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, DATABASE_UNAVAILABLE):
+            record.msg = f"{record.getMessage()} (database unavailable: {type(error).__name__}: "
+            record.msg += f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class JsonFormatter(_BaseJsonFormatter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(
