@@ -39,14 +39,25 @@ def _problem(status: int, title: str, detail: str) -> HttpResponse:
     return HttpResponse(json.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
+def is_conflict(error: BaseException | None) -> bool:
+    """A deadlock or serialization failure: the database is fine, concurrent writes collided."""
+    cause = getattr(error, "__cause__", None) or error
+    return isinstance(cause, (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure))
+
+
 def unavailable(request: HttpRequest) -> HttpResponse:
-    """503 for a database that cannot be reached; the page needs no database to render."""
+    """503 for a database that cannot be reached (or a write conflict that outlived its
+    retries); the page needs no database to render."""
     if _is_api(request):
+        reason = (
+            "The request conflicted with concurrent writes"
+            if is_conflict(sys.exc_info()[1])
+            else "The database is not reachable right now"
+        )
         response = _problem(
             503,
             "Service unavailable",
-            "The database is not reachable right now; nothing was stored. "
-            f"Retry the same request after {RETRY_AFTER_SECONDS} s.",
+            f"{reason}; nothing was stored. Retry the same request after {RETRY_AFTER_SECONDS} s.",
         )
     else:
         response = HttpResponse(render_to_string("503.html"), status=503)

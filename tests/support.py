@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -118,3 +120,25 @@ def run_update(
             )
         ]
     )
+
+
+@contextmanager
+def broker_down() -> Iterator[None]:
+    """Point the Celery app at a port where nothing listens (every broker URL Celery keeps, and
+    its pools, which are built lazily from them), then back."""
+    from factory_portal.celery import app
+
+    names = ("broker_url", "broker_read_url", "broker_write_url")
+    saved = {name: app.conf[name] for name in names}
+
+    def use(values: dict[str, str | None]) -> None:
+        for name, value in values.items():
+            app.conf[name] = value
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    use(dict.fromkeys(names, "redis://127.0.0.1:1/0"))
+    try:
+        yield
+    finally:
+        use(saved)

@@ -31,7 +31,7 @@ from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
 from factory_portal.templatetags.portal import usd
 from factory_portal.tenants.models import Tenant
-from tests.support import OPERATOR_EMAIL, host_client, llm_event_in, logged_in_client
+from tests.support import OPERATOR_EMAIL, broker_down, host_client, llm_event_in, logged_in_client
 from usage.platform.models import PendingSpan
 from usage.pricing import pricer_for
 from usage.services.ingest import events_ingest
@@ -474,16 +474,10 @@ def test_health_page_reports_broker_queues_backlog_and_freshness(operator, alpha
 
 
 def test_health_page_with_the_broker_down_says_unreachable_quickly(operator):
-    from factory_portal.celery import app
-
-    original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    try:
+    with broker_down():
         started = time.perf_counter()
         response = operator.get("/health/")
         elapsed = time.perf_counter() - started
-    finally:
-        app.conf.broker_url = original
     assert response.status_code == 200
     assert elapsed < 3
     page = _text(response)

@@ -8,7 +8,7 @@ from django_tenants.utils import schema_context
 
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.services import tenant_set_status
-from tests.support import host_client, logged_in_client
+from tests.support import broker_down, host_client, logged_in_client
 
 pytestmark = pytest.mark.django_db
 
@@ -59,14 +59,8 @@ def test_readyz_checks_database_and_broker(db):
 def test_readyz_reports_an_unreachable_broker_as_degraded_not_unready(db):
     """Without Redis the portal still serves (deferred work waits in outboxes): the instance
     stays in the load balancer, and the answer says what is missing."""
-    from factory_portal.celery import app
-
-    original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    try:
+    with broker_down():
         response = host_client("127.0.0.1").get("/readyz")
-    finally:
-        app.conf.broker_url = original
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "degraded"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -21,6 +25,7 @@ from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import CanIngest, CanRead
 from factory_portal.api import problem_response, request_body
+from factory_portal.errors import is_conflict
 from factory_portal.observability import context, metrics
 from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError, events_parse
@@ -33,6 +38,9 @@ from usage.services.ingest import IngestResult, events_ingest
 from usage.services.otlp import current_tenant, traces_ingest
 from usage.services.routing import per_tenant, tenants_by_slug
 from usage.services.runs import runs_ingest
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ProjectListApi(ListAPIView):
@@ -119,9 +127,11 @@ class BatchIngestApi(APIView):
             self._refused("invalid_items", len(raw_items))
             return invalid_items(sorted(errors, key=lambda e: e.index), len(raw_items))
         if platform:
-            results = per_tenant(items, lambda i: i.tenant, tenants, self._store_counted)
+            results = conflicts_retried(
+                lambda: per_tenant(items, lambda i: i.tenant, tenants, self._store_counted)
+            )
         else:
-            results = [self._store_counted(connection.tenant, items)]
+            results = conflicts_retried(lambda: [self._store_counted(connection.tenant, items)])
         metrics.guarded(
             lambda: metrics.INGEST_BATCH_SIZE.labels(self.items_key).observe(len(raw_items))
         )
@@ -151,6 +161,21 @@ class BatchIngestApi(APIView):
                 metrics.INGEST_EVENTS.labels(self.items_key, tenant, "refused").inc(items)
 
         metrics.guarded(count)
+
+
+def conflicts_retried(store: Callable[[], T], *, attempts: int = 3) -> T:
+    """Run ``store`` (a whole transaction) again when PostgreSQL aborted it for a deadlock or a
+    serialization conflict with concurrent batches. Safe because a batch is stored all or nothing
+    and by event id: the retry sees what the winner committed and counts it as duplicates."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return store()
+        except OperationalError as exc:
+            if attempt == attempts or not is_conflict(exc):
+                raise
+            logger.info("ingest conflicted with a concurrent batch (%s); retrying", exc.__cause__)
+            time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not secrecy
+    raise AssertionError("unreachable")
 
 
 def _max_future() -> timedelta:

@@ -25,9 +25,8 @@ from alerts.services.engine import AlertSpec, alert_raise
 from alerts.tasks import deliveries_flush_tenant
 from billing.models import Budget, CostForecast
 from factory_portal.accounts.services import user_create
-from factory_portal.celery import app
 from notifications.models import Notification
-from tests.support import PASSWORD, llm_event_in, run_update
+from tests.support import PASSWORD, broker_down, llm_event_in, run_update
 from usage.pricing import pricer_for
 from usage.services.ingest import events_ingest
 
@@ -366,24 +365,16 @@ def test_private_and_loopback_webhook_urls_are_refused_unless_allowed():
 
 
 @override_settings(ALERTS_WEBHOOK_ALLOW_PRIVATE=True)
-def test_outbox_delivers_after_a_broker_outage(alpha, receiver, django_capture_on_commit_callbacks):
-    good = app.conf.broker_url
-
-    def use_broker(url: str) -> None:
-        app.conf.broker_url = url
-        app._pool = None  # connection and producer pools are built lazily from the URL
-        app.amqp._producer_pool = None
-
-    try:
-        use_broker("redis://127.0.0.1:1/0")  # nothing listens there
-        with schema_context(alpha.schema):
-            WebhookEndpoint.objects.create(name="ops", url=receiver.url, secret="k")
-            with django_capture_on_commit_callbacks(execute=True):
-                alert = _test_alert("outage:1")
-            delivery = Delivery.objects.get(alert=alert)
-            assert delivery.status == "pending" and receiver.requests == []
-    finally:
-        use_broker(good)
+def test_outbox_delivers_after_a_broker_outage(
+    alpha, receiver, django_capture_on_commit_callbacks, caplog
+):
+    with broker_down(), schema_context(alpha.schema):
+        WebhookEndpoint.objects.create(name="ops", url=receiver.url, secret="k")
+        with django_capture_on_commit_callbacks(execute=True):
+            alert = _test_alert("outage:1")
+        delivery = Delivery.objects.get(alert=alert)
+        assert delivery.status == "pending" and receiver.requests == []
+    assert "broker unavailable" in caplog.text and "delivery_send_task not enqueued" in caplog.text
     with schema_context(alpha.schema):
         assert deliveries_flush_tenant() == {"sent": 1}
         delivery.refresh_from_db()

@@ -58,10 +58,11 @@ class OutageFilter(logging.Filter):
     the error but without the traceback (an outage would otherwise print one per retry)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from factory_portal.errors import DATABASE_UNAVAILABLE
+        from factory_portal.errors import DATABASE_UNAVAILABLE, is_conflict
 
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, DATABASE_UNAVAILABLE):
+        # Write conflicts that outlived their retries keep their traceback: they point at code.
+        if isinstance(error, DATABASE_UNAVAILABLE) and not is_conflict(error):
             record.msg = f"{record.getMessage()} (database unavailable: {type(error).__name__}: "
             record.msg += f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})"
             record.args = ()
