@@ -41,7 +41,6 @@ class RequestObservabilityMiddleware:
         span_context = trace.get_current_span().get_span_context()
         trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
         request_id = context.request_id_resolve(request.headers.get(REQUEST_ID_HEADER), trace_id)
-        request.request_id = request_id  # type: ignore[attr-defined]
         with context.bind(request_id=request_id, tenant_id=None, run_id=None, job_id=None):
             if request.path == "/metrics":
                 response = metrics.metrics_response(request)
