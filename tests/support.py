@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,3 +143,10 @@ def broker_down() -> Iterator[None]:
         yield
     finally:
         use(saved)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (for servers the tests start, or dead peers)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -18,7 +18,7 @@ import ipaddress
 import logging
 import os
 from collections.abc import Callable, Iterable
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -34,6 +34,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
+MICRO_USD = Decimal("0.000001")
 
 HTTP_REQUEST_DURATION = Histogram(
     "http_request_duration_seconds",
@@ -111,7 +112,14 @@ def llm_usage_record(*, tenant: str, usage: Iterable[tuple[str, dict[str, int], 
             if count:
                 TOKENS_USED.labels(tenant, model, kind).inc(count)
         if cost:
-            COST_AI.labels(tenant, model).inc(float(cost))
+            COST_AI.labels(tenant, model).inc(usd_sample(cost))
+
+
+def usd_sample(cost: Decimal) -> float:
+    """The one place money becomes a float: a Prometheus sample, which is float64 by the
+    exposition format (there is no decimal type). The cost is rounded to micro-dollars in
+    Decimal first; the sample feeds dashboards and alerts, never a bill or a total of record."""
+    return float(cost.quantize(MICRO_USD, rounding=ROUND_HALF_EVEN))
 
 
 def runs_finished_record(*, tenant: str, outcomes: Iterable[tuple[str, int | None]]) -> None:

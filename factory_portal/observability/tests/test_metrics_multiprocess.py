@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import free_port
+
 ROOT = Path(__file__).resolve().parents[3]
 REQUESTS = 40
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -34,7 +29,7 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def test_metrics_add_up_across_gunicorn_workers(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
