@@ -40,12 +40,25 @@ pip_quiet() { # pip, without the notes about this machine's local package folder
   return "$status"
 }
 
-venv_ensure() {
-  local stamp want
+venv_create() { # the virtual environment with psycopg only: enough to check the database first
   if [ ! -x "$PY" ]; then
     log "Creating virtual environment in .venv"
     "$(python_find)" -m venv "$VENV"
   fi
+  if ! "$PY" -c 'import psycopg' 2>/dev/null; then
+    # The same version range as pyproject.toml's, read from it (one place for the pin).
+    pip_quiet install "$("$PY" - "$ROOT/pyproject.toml" <<'PYTHON'
+import sys, tomllib
+deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]
+print(next(d for d in deps if d.startswith("psycopg")))
+PYTHON
+)"
+  fi
+}
+
+venv_ensure() {
+  local stamp want
+  venv_create
   want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
   stamp="$VENV/.installed"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
@@ -75,10 +88,12 @@ wait_tcp() { # host port seconds
   return 1
 }
 
-postgres_ensure() { # sets DATABASE_URL
+postgres_ensure() { # sets DATABASE_URL; checks (or creates) the database before any slow install
   local db="${1:-factory_portal}"
+  venv_create
   if [ -n "${DATABASE_URL:-}" ]; then
     log "PostgreSQL: using \$DATABASE_URL"
+    "$PY" "$ROOT/bin/database_ensure.py" "$DATABASE_URL" || exit 1
     return 0
   fi
   if [ "${PORTAL_SERVICES:-}" = embedded ]; then
@@ -94,29 +109,14 @@ postgres_ensure() { # sets DATABASE_URL
   if tcp_open 127.0.0.1 5432; then
     log "PostgreSQL: using the server on 127.0.0.1:5432"
     export DATABASE_URL="postgres://${PGUSER:-postgres}@127.0.0.1:5432/$db"
-    database_ensure "$db"
+    "$PY" "$ROOT/bin/database_ensure.py" "$DATABASE_URL" || exit 1
   else
     postgres_embedded "$db"
   fi
 }
 
-database_ensure() { # db: create the database on the local server when it is missing
-  "$PY" - "$1" <<'PYTHON'
-import os
-import sys
-
-import psycopg
-
-name = sys.argv[1]
-user = os.environ.get("PGUSER", "postgres")
-with psycopg.connect(f"postgresql://{user}@127.0.0.1:5432/postgres", autocommit=True) as conn:
-    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-        conn.execute(f'CREATE DATABASE "{name}"')
-        print(f"created database {name}", file=sys.stderr)
-PYTHON
-}
-
 postgres_embedded() { # db
+  venv_ensure # pgserver comes with the project's dependencies
   log "PostgreSQL: starting the embedded server (pgserver) in .demo/pgdata"
   DATABASE_URL="$("$PY" "$ROOT/bin/embedded_postgres.py" "$STATE/pgdata" "$1")"
   export DATABASE_URL

@@ -18,7 +18,7 @@ from billing.platform.services.focus import FocusImportError, focus_import
 
 pytestmark = pytest.mark.django_db
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "focus" / "focus_sample_1.0.csv"
+SAMPLE = Path(__file__).resolve().parent / "data" / "focus_sample_1.0.csv"
 
 
 def _independent_totals(path: Path) -> dict[str, Decimal]:

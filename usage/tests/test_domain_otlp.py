@@ -9,9 +9,7 @@ import pytest
 from usage.domain.otlp import OtlpDecodeError, flatten, spans_map, traces_decode
 from usage.tests.otlp_spans import as_otlp_json, as_request, factory_run_spans
 
-EXAMPLE = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "otlp" / "otlp_example_trace.json"
-)
+EXAMPLE = Path(__file__).resolve().parent / "data" / "otlp_example_trace.json"
 
 
 def test_a_factory_run_maps_to_run_jobs_llm_calls_and_an_external_call():
