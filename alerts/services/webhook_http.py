@@ -66,11 +66,12 @@ def webhook_target(url: str) -> WebhookTarget:
     """Resolve ``url``'s host once and check every address; raise ``WebhookRefused`` unless it
     is http(s) and all its addresses are public (or the operator set
     ``ALERTS_WEBHOOK_ALLOW_PRIVATE``, e.g. for an on-premises receiver or tests)."""
-    if urlsplit(url).scheme not in DEFAULT_PORTS:
-        raise WebhookRefused(
-            "Webhook URLs must be http:// or https:// with a host name.", reason="URL not allowed"
-        )
     try:
+        if urlsplit(url).scheme not in DEFAULT_PORTS:
+            raise WebhookRefused(
+                "Webhook URLs must be http:// or https:// with a host name.",
+                reason="URL not allowed",
+            )
         # The URL as requests will send it (an international name in its IDNA form), so the
         # name resolved here is the one the adapter is pinned to.
         url = requests.Request("POST", url).prepare().url or ""
