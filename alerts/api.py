@@ -9,8 +9,8 @@ from __future__ import annotations
 from rest_framework import generics, serializers
 
 from alerts.models import WebhookEndpoint
-from alerts.services.deliver import WebhookRefused, webhook_url_check
 from alerts.services.settings import webhook_secret
+from alerts.services.webhook_http import WebhookRefused, webhook_url_check
 from factory_portal.accounts.authentication import CanManage, CanRead
 from factory_portal.accounts.models import ApiKey
 from notifications import selectors as inbox_selectors

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from alerts.models import AlertSettings, RunSubscription, WebhookEndpoint
-from alerts.services.deliver import WebhookRefused, webhook_url_check
+from alerts.services.webhook_http import WebhookRefused, webhook_url_check
 
 
 class AlertSettingsForm(forms.ModelForm):

@@ -3,19 +3,16 @@
 A delivery is locked while it is sent (``SELECT … FOR UPDATE SKIP LOCKED``), so the task and the
 sweeper never send it twice at once; once ``sent`` it is never sent again. Webhooks: 2xx is
 delivered; 408, 429, 5xx, timeouts and connection errors are retried with exponential backoff up to
-``MAX_ATTEMPTS``; other 4xx fail at once (the receiver rejected it). URLs that resolve to private
-or loopback addresses are refused unless ``ALERTS_WEBHOOK_ALLOW_PRIVATE`` is set by the operator.
+``MAX_ATTEMPTS``; other 4xx and every 3xx (redirects are never followed) fail at once. The
+request goes only to an address that passed the check (``alerts.services.webhook_http``).
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
@@ -27,47 +24,22 @@ from alerts.domain.webhooks import (
     ID_HEADER,
     SIGNATURE_HEADER,
     payload_body,
-    refused_addresses,
     retry_delay_s,
     signature,
 )
 from alerts.models import Alert, Delivery
+from alerts.services.webhook_http import WebhookRefused, webhook_post, webhook_target
 from factory_portal.observability import metrics
 from factory_portal.tenants.models import Tenant
 
 MAX_ATTEMPTS = 8
-RETRYABLE_STATUS = {408, 425, 429}
 TIMEOUT_S = (3.0, 10.0)  # connect, read
-
-
-class WebhookRefused(Exception):
-    """The URL may not be called (scheme, or a private address)."""
 
 
 @dataclass(frozen=True)
 class Outcome:
     status: str  # sent | pending (retry later) | failed | skipped (not pending or locked)
     retry_in_s: int | None = None
-
-
-def webhook_url_check(url: str) -> None:
-    """Raise WebhookRefused unless ``url`` is http(s) to public addresses (or the operator allows
-    private ones, e.g. for an on-premises receiver or tests)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookRefused("Webhook URLs must be http:// or https:// with a host name.")
-    if getattr(settings, "ALERTS_WEBHOOK_ALLOW_PRIVATE", False):
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise WebhookRefused(f"{parts.hostname} does not resolve: {exc}") from exc
-    refused = refused_addresses(info[4][0] for info in infos)
-    if refused:
-        raise WebhookRefused(
-            f"{parts.hostname} resolves to a private or loopback address ({refused[0]});"
-            " the operator must allow private webhook addresses for this."
-        )
 
 
 def _tenant() -> Tenant:
@@ -163,13 +135,15 @@ def _absolute(path: str, tenant: Tenant) -> str:
 
 
 def _webhook(delivery: Delivery) -> tuple[bool, str, int | None, int | None]:
+    """Only fixed reasons reach the log ("HTTP 500", "redirect refused", "address not
+    allowed"): a receiver's answer, possibly an internal service's, is never stored."""
     endpoint = delivery.endpoint
     if endpoint is None or not endpoint.enabled:
         return False, "The webhook endpoint was disabled or deleted.", None, None
     try:
-        webhook_url_check(endpoint.url)
+        target = webhook_target(endpoint.url)
     except WebhookRefused as exc:
-        return False, str(exc), None, None
+        return exc.retryable, exc.reason, None, None
     body = alert_body(delivery.alert)
     timestamp = int(time.time())
     headers = {
@@ -180,16 +154,6 @@ def _webhook(delivery: Delivery) -> tuple[bool, str, int | None, int | None]:
         ID_HEADER: str(delivery.pk),
     }
     started = time.perf_counter()
-    try:
-        response = requests.post(
-            endpoint.url, data=body, headers=headers, timeout=TIMEOUT_S, allow_redirects=False
-        )
-    except requests.RequestException as exc:
-        elapsed = round((time.perf_counter() - started) * 1000)
-        return True, f"{type(exc).__name__}: {exc}", None, elapsed
+    answer = webhook_post(target, body=body, headers=headers, timeout=TIMEOUT_S)
     elapsed = round((time.perf_counter() - started) * 1000)
-    code = response.status_code
-    if 200 <= code < 300:
-        return False, "", code, elapsed
-    retryable = code >= 500 or code in RETRYABLE_STATUS
-    return retryable, f"HTTP {code}: {response.text[:200]}", code, elapsed
+    return answer.retryable, answer.reason, answer.status_code, elapsed

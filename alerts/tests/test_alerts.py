@@ -20,8 +20,9 @@ from django_tenants.utils import schema_context
 
 from alerts.models import Alert, AlertSettings, Delivery, RunSubscription, WebhookEndpoint
 from alerts.services import evaluate
-from alerts.services.deliver import WebhookRefused, delivery_send, webhook_url_check
+from alerts.services.deliver import delivery_send
 from alerts.services.engine import AlertSpec, alert_raise
+from alerts.services.webhook_http import WebhookRefused, webhook_url_check
 from alerts.tasks import deliveries_flush_tenant
 from billing.models import Budget, CostForecast
 from factory_portal.accounts.services import user_create
@@ -256,11 +257,14 @@ def test_weekly_rhythm_is_not_an_anomaly_but_a_spike_is(alpha):
 
 
 class Receiver:
-    """A local HTTP endpoint that records requests and answers with scripted status codes."""
+    """A local HTTP endpoint that records requests and answers with scripted status codes
+    (and, if set, a scripted body and headers)."""
 
     def __init__(self, statuses: list[int]) -> None:
         self.statuses = list(statuses)
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.answer_body: bytes | None = None
+        self.answer_headers: dict[str, str] = {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -269,8 +273,11 @@ class Receiver:
                 outer.requests.append((dict(self.headers), body))
                 status = outer.statuses.pop(0) if outer.statuses else 200
                 self.send_response(status)
+                for name, value in outer.answer_headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(b"ok" if status < 300 else b"try later")
+                default = b"ok" if status < 300 else b"try later"
+                self.wfile.write(default if outer.answer_body is None else outer.answer_body)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -336,7 +343,7 @@ def test_webhook_retries_with_backoff_until_it_succeeds(alpha, receiver):
         assert (first.status, first.retry_in_s) == ("pending", 30)
         assert (second.status, second.retry_in_s) == ("pending", 60)
         delivery.refresh_from_db()
-        assert delivery.last_error.startswith("HTTP 500") and delivery.attempts == 2
+        assert delivery.last_error == "HTTP 500" and delivery.attempts == 2
         assert delivery_send(delivery.pk).status == "sent"
         delivery.refresh_from_db()
     assert delivery.status == "sent" and delivery.attempts == 3 and len(receiver.requests) == 3
