@@ -11,13 +11,14 @@ from rest_framework import generics, serializers
 from billing.models import Budget
 from billing.services import budget_set
 from factory_portal.accounts.authentication import ReadOrManage
+from factory_portal.api import BoundedListField
 
 
 class BudgetSerializer(serializers.ModelSerializer):
     amount = serializers.DecimalField(
         max_digits=14, decimal_places=2, min_value=Decimal("0.01"), coerce_to_string=True
     )
-    thresholds = serializers.ListField(
+    thresholds = BoundedListField(
         child=serializers.IntegerField(min_value=1, max_value=1000),
         min_length=1,
         max_length=20,

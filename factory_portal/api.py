@@ -7,10 +7,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler
+
+from factory_portal.error_lists import errors_bounded
 
 logger = logging.getLogger(__name__)
 CACHE_WARNING_EVERY_S = 60
@@ -62,7 +64,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             detail = str(response.data["detail"])
         else:
             detail = "The request is invalid."
-            extra["errors"] = response.data
+            extra["errors"], extra["errors_total"] = errors_bounded(response.data)
     return problem_response(
         status=response.status_code,
         title=str(title),
@@ -70,6 +72,16 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         extra=extra,
         headers={k: v for k, v in response.items() if k in {"WWW-Authenticate", "Retry-After"}},
     )
+
+
+class BoundedListField(serializers.ListField):
+    """A ``ListField`` that refuses a list longer than ``max_length`` before validating its
+    items: DRF checks the length last, after building one error per bad item."""
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)  # type: ignore[no-any-return]
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -156,6 +168,10 @@ def problem_responses_hook(result: dict[str, Any], generator: Any, request: Any,
             "status": {"type": "integer"},
             "detail": {"type": "string"},
             "errors": {},
+            "errors_total": {
+                "type": "integer",
+                "description": "How many problems there are; `errors` lists at most the first 100.",
+            },
         },
         "required": ["type", "title", "status"],
     }

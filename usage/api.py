@@ -25,12 +25,19 @@ from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import CanIngest, CanRead
 from factory_portal.api import problem_response, request_body
+from factory_portal.error_lists import ErrorList
 from factory_portal.errors import is_conflict
 from factory_portal.observability import context, metrics
 from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError, events_parse
 from usage.domain.otlp import OtlpDecodeError, RejectedSpan, flatten, spans_map, traces_decode
-from usage.domain.payloads import PayloadError, body_decompress, items_decode, media_type
+from usage.domain.payloads import (
+    PayloadError,
+    TooManyItems,
+    body_decompress,
+    items_decode,
+    media_type,
+)
 from usage.domain.runs import run_update_parse
 from usage.models import Project
 from usage.pricing import pricer_for
@@ -63,13 +70,16 @@ def is_platform_request() -> bool:
     return connection.schema_name == "public"
 
 
-def invalid_items(errors: list[FieldError] | list[dict[str, object]], total: int) -> Response:
-    items = [e.as_dict() if isinstance(e, FieldError) else e for e in errors]
+def invalid_items(
+    errors: ErrorList[FieldError] | ErrorList[dict[str, object]], detail: str
+) -> Response:
+    """422 listing the first bad items (``errors``) and how many there are (``errors_total``)."""
+    note = errors.listed_note()
     return problem_response(
         status=422,
         title="Invalid items",
-        detail=f"{len(items)} of {total} items are invalid; nothing was stored.",
-        extra={"errors": items},
+        detail=f"{detail} {note}" if note else detail,
+        extra=errors.problem_members(lambda e: e.as_dict() if isinstance(e, FieldError) else e),
     )
 
 
@@ -100,20 +110,17 @@ class BatchIngestApi(APIView):
             body = body_decompress(
                 request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
             )
-            raw_items = items_decode(body, request.content_type, self.items_key)
-        except PayloadError as exc:
-            self._refused("invalid_items" if exc.errors else "unusable_body", len(exc.errors))
-            if exc.errors:
-                return invalid_items(exc.errors, len(exc.errors))
-            return problem_response(status=exc.status, title="Unusable body", detail=exc.message)
-        if len(raw_items) > settings.INGEST_MAX_EVENTS:
-            self._refused("too_many_items", len(raw_items))
-            return problem_response(
-                status=413,
-                title="Too many items",
-                detail=f"At most {settings.INGEST_MAX_EVENTS:,} {self.items_key} per request; "
-                f"got {len(raw_items):,}. Split the batch.",
+            raw_items = items_decode(
+                body, request.content_type, self.items_key, settings.INGEST_MAX_EVENTS
             )
+        except TooManyItems as exc:
+            self._refused("too_many_items", 0)
+            return problem_response(status=413, title="Too many items", detail=exc.message)
+        except PayloadError as exc:
+            self._refused("invalid_items" if exc.errors else "unusable_body", exc.errors.total)
+            if exc.errors:
+                return invalid_items(exc.errors, exc.message)
+            return problem_response(status=exc.status, title="Unusable body", detail=exc.message)
         platform = is_platform_request()
         items, errors = self.parse(raw_items, now=timezone.now(), platform=platform)
         if platform:
@@ -125,7 +132,10 @@ class BatchIngestApi(APIView):
             ]
         if errors:
             self._refused("invalid_items", len(raw_items))
-            return invalid_items(sorted(errors, key=lambda e: e.index), len(raw_items))
+            return invalid_items(
+                ErrorList(sorted(errors, key=lambda e: e.index)),
+                f"{len(errors):,} of {len(raw_items):,} items are invalid; nothing was stored.",
+            )
         if platform:
             results = conflicts_retried(
                 lambda: per_tenant(items, lambda i: i.tenant, tenants, self._store_counted)
@@ -274,9 +284,9 @@ def otlp_response(rejected: list[RejectedSpan], content_type: str) -> HttpRespon
     answer = ExportTraceServiceResponse()
     if rejected:
         answer.partial_success.rejected_spans = len(rejected)
-        reasons = [f"span {r.span_id} ({r.name}): {r.reason}" for r in rejected[:10]]
-        more = f"; and {len(rejected) - 10} more" if len(rejected) > 10 else ""
-        answer.partial_success.error_message = "; ".join(reasons) + more
+        answer.partial_success.error_message = ErrorList(rejected).sentence(
+            lambda r: f"span {r.span_id} ({r.name}): {r.reason}"
+        )
     if content_type == "application/json":
         return HttpResponse(json_format.MessageToJson(answer), content_type="application/json")
     return HttpResponse(answer.SerializeToString(), content_type="application/x-protobuf")

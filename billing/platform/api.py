@@ -18,6 +18,7 @@ from billing.platform.services.rules import (
 )
 from factory_portal.accounts.models import Role
 from factory_portal.api import problem_response
+from factory_portal.error_lists import ErrorList
 
 
 class IsOperator(BasePermission):
@@ -40,7 +41,10 @@ def _invalid(exc: ValidationError) -> Response:
         for field, messages in exc.message_dict.items()
     ]
     return problem_response(
-        status=422, title="Invalid rule", detail=errors[0]["message"], extra={"errors": errors}
+        status=422,
+        title="Invalid rule",
+        detail=errors[0]["message"],
+        extra=ErrorList(errors).problem_members(),
     )
 
 

@@ -284,7 +284,8 @@ def pools_upload(request: HttpRequest) -> HttpResponse:
                 pool_tag=form.cleaned_data["pool_tag"].strip(),
             )
         except FocusImportError as exc:
-            form.add_error("file", f"{upload.name}: {exc}. Nothing was imported.")
+            first, *rows = exc.lines()
+            form.add_error("file", [f"{upload.name}: {first}. Nothing was imported.", *rows])
         else:
             record = result.focus_import
             if result.created:

@@ -47,7 +47,9 @@ class FieldError:
     message: str
 
     def as_dict(self) -> dict[str, object]:
-        return {"index": self.index, "field": self.field, "message": self.message}
+        # ``field`` may be a key the client made up (an unknown field): echo a bounded part.
+        field = self.field if len(self.field) <= 100 else self.field[:100] + "…"
+        return {"index": self.index, "field": field, "message": self.message}
 
 
 # Events are NamedTuples: immutable like frozen dataclasses, but built several times faster,

@@ -1,8 +1,9 @@
 """Importing FOCUS cost-and-usage files into cost pools (public schema).
 
 Streams the CSV row by row (memory grows with the number of pools, not of rows), validates every
-row, and writes the file record and its pools in one transaction: a bad row anywhere means
-nothing is imported. A file whose content was imported before changes nothing.
+row (the first 100 bad ones are listed, the rest counted), and writes the file record and its
+pools in one transaction: a bad row anywhere means nothing is imported. A file whose content was
+imported before changes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from django.db import transaction
 
 from billing.platform.models import CostPool, FocusImport
+from factory_portal.error_lists import ErrorList
 from usage.domain.focus import FocusRowError, charge_parse, focus_version, missing_columns
 
 PROGRESS_EVERY = 10_000
@@ -27,7 +29,18 @@ PoolKey = tuple[date, str, str, str, str, str]  # period, provider, service, cha
 
 
 class FocusImportError(Exception):
-    pass
+    """Why a file was refused; ``rows`` lists the first bad rows and counts them all."""
+
+    def __init__(self, message: str, rows: ErrorList[FocusRowError] | None = None) -> None:
+        super().__init__(message)
+        self.rows: ErrorList[FocusRowError] = rows or ErrorList()
+
+    def lines(self) -> list[str]:
+        """The message, then (for several bad rows) one line per listed row and the rest."""
+        if self.rows.total < 2:
+            return [str(self)]
+        more = [f"and {self.rows.omitted:,} more rows"] if self.rows.omitted else []
+        return [str(self), *map(str, self.rows.listed), *more]
 
 
 @dataclass
@@ -88,6 +101,7 @@ def _import_new(
     pools: dict[PoolKey, PoolTotals] = {}
     rows_by_period: dict[date, int] = {}
     file_totals = PoolTotals()
+    bad_rows: ErrorList[FocusRowError] = ErrorList()
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
@@ -99,7 +113,8 @@ def _import_new(
             try:
                 charge = charge_parse(row, number, with_tags=bool(pool_tag))
             except FocusRowError as exc:
-                raise FocusImportError(str(exc)) from exc
+                bad_rows.add(exc)  # keep reading: the operator sees every problem at once
+                continue
             charge_period = period or charge.period
             tag_value = str(charge.tags.get(pool_tag, "")) if pool_tag else ""
             key = (
@@ -119,6 +134,10 @@ def _import_new(
             if file_totals.rows % PROGRESS_EVERY == 0:
                 progress(file_totals.rows, handle.tell(), total_bytes)
     progress(file_totals.rows, total_bytes, total_bytes)
+    if bad_rows.total == 1:
+        raise FocusImportError(str(bad_rows.listed[0]), bad_rows)
+    if bad_rows:
+        raise FocusImportError(f"{bad_rows.total:,} rows are invalid", bad_rows)
     if not file_totals.rows:
         raise FocusImportError("the file has a FOCUS header but no charges")
     largest = max(

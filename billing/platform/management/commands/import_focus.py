@@ -49,7 +49,10 @@ class Command(BaseCommand):
                 path=path, period=period, pool_tag=options["pool_tag"], progress=progress
             )
         except FocusImportError as exc:
-            raise CommandError(f"{path.name}: {exc}. Nothing was imported.") from exc
+            first, *rows = exc.lines()
+            raise CommandError(
+                "\n".join([f"{path.name}: {first}. Nothing was imported.", *rows])
+            ) from exc
         record = result.focus_import
         if not result.created:
             self.stdout.write(
