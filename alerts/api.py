@@ -1,4 +1,5 @@
-"""``/api/v1/notifications`` (read) and ``/api/v1/webhooks`` (manage: the endpoints hold secrets).
+"""``/api/v1/notifications`` (read; every signed-in user) and ``/api/v1/webhooks`` (manage; admins:
+the endpoints hold secrets).
 
 Keys are not users: a key lists the tenant-wide notifications; a browser session lists what that
 user sees in the inbox, with its read state.
@@ -11,7 +12,7 @@ from rest_framework import generics, serializers
 from alerts.models import WebhookEndpoint
 from alerts.services.settings import webhook_secret
 from alerts.services.webhook_http import WebhookRefused, webhook_url_check
-from factory_portal.accounts.authentication import CanManage, CanRead
+from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.accounts.models import ApiKey
 from notifications import selectors as inbox_selectors
 from notifications.models import Notification
@@ -27,7 +28,7 @@ class NotificationListApi(generics.ListAPIView):
             model = Notification
             fields = ["id", "kind", "severity", "title", "body", "url", "created_at", "read_at"]
 
-    permission_classes = [CanRead]
+    access = ApiAccess(read=Access(area="signed_in", scope="read"))
     serializer_class = NotificationSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
@@ -53,10 +54,16 @@ class WebhookSerializer(serializers.ModelSerializer):
         return WebhookEndpoint.objects.create(secret=webhook_secret(), **validated_data)
 
 
+# Reading needs as much as writing: the answers hold the signing secrets.
+WEBHOOK_ACCESS = ApiAccess(
+    read=Access(area="admin", scope="manage"), write=Access(area="admin", scope="manage")
+)
+
+
 class WebhookListApi(generics.ListCreateAPIView):
     """``GET/POST /api/v1/webhooks`` (scope ``manage``); the secret signs every delivery."""
 
-    permission_classes = [CanManage]
+    access = WEBHOOK_ACCESS
     serializer_class = WebhookSerializer
     queryset = WebhookEndpoint.objects.order_by("name", "pk")
 
@@ -64,6 +71,6 @@ class WebhookListApi(generics.ListCreateAPIView):
 class WebhookDetailApi(generics.RetrieveUpdateDestroyAPIView):
     """``GET/PATCH/PUT/DELETE /api/v1/webhooks/{id}`` (scope ``manage``)."""
 
-    permission_classes = [CanManage]
+    access = WEBHOOK_ACCESS
     serializer_class = WebhookSerializer
     queryset = WebhookEndpoint.objects.all()

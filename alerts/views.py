@@ -4,7 +4,6 @@ button (admin), and each user's own run alerts (everyone)."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -36,7 +35,7 @@ def alert_settings(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@role_required("signed_in")
 def run_alerts(request: HttpRequest) -> HttpResponse:
     subscription = services.run_subscription_for(request.user)
     form = RunSubscriptionForm(request.POST or None, instance=subscription)

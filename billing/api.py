@@ -1,5 +1,6 @@
-"""``/api/v1/budgets``: monthly budgets of the tenant or a project (read with ``read``; create,
-change and delete with ``manage``). Amounts are decimal strings."""
+"""``/api/v1/budgets``: monthly budgets of the tenant or a project. Read: keys with ``read``,
+users who may see the budgets page (finance, admin); create, change and delete: keys with
+``manage``, admins. Amounts are decimal strings."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rest_framework import generics, serializers
 
 from billing.models import Budget
 from billing.services import budget_set
-from factory_portal.accounts.authentication import ReadOrManage
+from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import BoundedListField
 
 
@@ -57,13 +58,18 @@ class BudgetSerializer(serializers.ModelSerializer):
         return budget
 
 
+BUDGET_ACCESS = ApiAccess(
+    read=Access(area="budgets", scope="read"), write=Access(area="admin", scope="manage")
+)
+
+
 class BudgetListApi(generics.ListCreateAPIView):
-    permission_classes = [ReadOrManage]
+    access = BUDGET_ACCESS
     serializer_class = BudgetSerializer
     queryset = Budget.objects.order_by("project")
 
 
 class BudgetDetailApi(generics.RetrieveUpdateDestroyAPIView):
-    permission_classes = [ReadOrManage]
+    access = BUDGET_ACCESS
     serializer_class = BudgetSerializer
     queryset = Budget.objects.all()

@@ -16,7 +16,7 @@ from billing import services
 from billing.forms import BudgetForm
 from billing.models import Budget
 from billing.selectors import BudgetStatus, budgets_status
-from factory_portal.accounts.permissions import can, role_required
+from factory_portal.accounts.permissions import can, denial, role_required
 from factory_portal.templatetags.portal import usd
 from usage import selectors as usage_selectors
 
@@ -50,7 +50,7 @@ def _budgets_page(request: HttpRequest, form: BudgetForm | None, status: int = 2
 def budgets(request: HttpRequest) -> HttpResponse:
     if not can(request.user, "admin"):
         if request.method == "POST":
-            raise PermissionDenied("Only a tenant admin can change budgets.")
+            raise PermissionDenied(denial("admin"))
         return _budgets_page(request, form=None)
     if request.method != "POST":
         return _budgets_page(request, form=BudgetForm(projects=usage_selectors.projects()))

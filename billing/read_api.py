@@ -20,7 +20,7 @@ from billing.costs import cost_report
 from billing.models import CostForecast
 from billing.platform.models import AllocationLine, AllocationRun
 from billing.views import FORMATS, report_file
-from factory_portal.accounts.authentication import CanRead
+from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import iso_utc
 from factory_portal.periods import months_ending
 from usage import aggregates
@@ -62,7 +62,7 @@ def _interval(values: dict[str, str], levels: list[int]) -> dict[str, str]:
 
 
 class ForecastApi(APIView):
-    permission_classes = [CanRead]
+    access = ApiAccess(read=Access(area="costs", scope="read"))
 
     @extend_schema(
         operation_id="forecast",
@@ -122,7 +122,7 @@ class FormatIsOurs(DefaultContentNegotiation):
 
 
 class MonthlyReportApi(APIView):
-    permission_classes = [CanRead]
+    access = ApiAccess(read=Access(area="costs", scope="read"))
     content_negotiation_class = FormatIsOurs
 
     @extend_schema(
@@ -247,7 +247,7 @@ class CostsApi(APIView):
     with ``granularity=month`` and no grouping other than ``project``, also the allocated
     infrastructure and the total (allocation is monthly, per project)."""
 
-    permission_classes = [CanRead]
+    access = ApiAccess(read=Access(area="costs", scope="read"))
 
     @extend_schema(
         operation_id="costs",

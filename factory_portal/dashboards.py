@@ -8,7 +8,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -24,7 +23,7 @@ from usage import selectors
 from usage.views import overview_build
 
 
-@login_required
+@role_required("signed_in")
 def overview(request: HttpRequest) -> HttpResponse:
     tenant = connection.tenant
     now = timezone.now()

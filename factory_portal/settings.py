@@ -316,7 +316,9 @@ REST_FRAMEWORK = {
         "factory_portal.accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every API view declares ``access`` (area for signed-in users, scope for keys); see
+    # factory_portal/accounts/authentication.py. A view without it refuses everyone.
+    "DEFAULT_PERMISSION_CLASSES": ["factory_portal.accounts.authentication.DeclaredAccess"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from factory_portal.accounts.permissions import role_required
 from notifications import selectors, services
 
 
@@ -22,7 +22,7 @@ def _back(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(target)
 
 
-@login_required
+@role_required("signed_in")
 def inbox(request: HttpRequest) -> HttpResponse:
     unread_only = request.GET.get("show") == "unread"
     page = selectors.inbox(request.user, request.GET.get("page"), unread_only=unread_only)
@@ -33,7 +33,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@role_required("signed_in")
 @require_POST
 def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
     notification = selectors.notification_for(request.user, pk)
@@ -43,7 +43,7 @@ def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
     return _back(request)
 
 
-@login_required
+@role_required("signed_in")
 @require_POST
 def mark_all_read(request: HttpRequest) -> HttpResponse:
     services.notifications_mark_all_read(user=request.user)

@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from factory_portal.accounts.authentication import CanIngest, CanRead
+from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import problem_response, request_body
 from factory_portal.error_lists import ErrorList
 from factory_portal.errors import is_conflict
@@ -58,7 +58,7 @@ class ProjectListApi(ListAPIView):
             model = Project
             fields = ["slug", "name", "created_at"]
 
-    permission_classes = [CanRead]
+    access = ApiAccess(read=Access(area="signed_in", scope="read"))
     serializer_class = ProjectSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
@@ -87,7 +87,7 @@ class BatchIngestApi(APIView):
     """A batch endpoint: body limits, gzip, JSON or NDJSON, all-or-nothing validation, and on the
     operator host (platform key) routing of every item to its tenant's schema."""
 
-    permission_classes = [CanIngest]
+    access = ApiAccess(write=Access(area=None, scope="ingest"))
     throttle_scope = "ingest"
     items_key = "events"
 
@@ -237,7 +237,7 @@ class TracesApi(APIView):
 
     throttle_scope = "ingest"
 
-    permission_classes = [CanIngest]
+    access = ApiAccess(write=Access(area=None, scope="ingest"))
 
     @extend_schema(
         summary="OTLP/HTTP trace export (protobuf or JSON)",

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from factory_portal.accounts.authentication import CanRead
+from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import iso_utc
 from usage import aggregates, selectors
 from usage.api import RunIngestApi
@@ -117,7 +117,7 @@ USAGE_RESPONSE = inline_serializer(
 
 
 class UsageApi(APIView):
-    permission_classes = [CanRead]
+    access = ApiAccess(read=Access(area="runs", scope="read"))
 
     @extend_schema(
         summary="Aggregated token and infrastructure usage",
@@ -215,8 +215,7 @@ class RunsApi(RunIngestApi):
     """``GET /api/v1/runs`` (scope ``read``): runs, filtered, in keyset pages;
     ``POST`` is the lifecycle ingest (scope ``ingest``)."""
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
-        return [CanRead()] if self.request.method in ("GET", "HEAD") else super().get_permissions()
+    access = ApiAccess(read=Access(area="runs", scope="read"), write=RunIngestApi.access.write)
 
     def get_throttles(self):  # type: ignore[no-untyped-def]
         self.throttle_scope = "read" if self.request.method in ("GET", "HEAD") else "ingest"
@@ -255,7 +254,7 @@ class RunsApi(RunIngestApi):
 class RunDetailApi(APIView):
     """``GET /api/v1/runs/{run_id}`` (scope ``read``)."""
 
-    permission_classes = [CanRead]
+    access = ApiAccess(read=Access(area="runs", scope="read"))
 
     @extend_schema(
         operation_id="run_detail",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,16 +15,9 @@ from billing.platform.services.rules import (
     allocation_rule_create,
     allocation_rule_update,
 )
-from factory_portal.accounts.models import Role
+from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import problem_response
 from factory_portal.error_lists import ErrorList
-
-
-class IsOperator(BasePermission):
-    message = "Only platform operators manage allocation rules."
-
-    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
-        return getattr(request.user, "role", None) == Role.OPERATOR
 
 
 class RuleSerializer(serializers.ModelSerializer):
@@ -48,10 +40,16 @@ def _invalid(exc: ValidationError) -> Response:
     )
 
 
+# Operators only, in a browser session; no API key may change how shared cost is allocated.
+RULE_ACCESS = ApiAccess(
+    read=Access(area="operator", scope=None), write=Access(area="operator", scope=None)
+)
+
+
 class RuleListApi(APIView):
     """``GET /api/v1/allocation-rules``, ``POST`` to add one."""
 
-    permission_classes = [IsOperator]
+    access = RULE_ACCESS
 
     def get(self, request: Request) -> Response:
         return Response(RuleSerializer(AllocationRule.objects.all(), many=True).data)
@@ -69,7 +67,7 @@ class RuleListApi(APIView):
 class RuleDetailApi(APIView):
     """``GET``/``PATCH /api/v1/allocation-rules/<id>`` (a change bumps the version)."""
 
-    permission_classes = [IsOperator]
+    access = RULE_ACCESS
 
     def get(self, request: Request, pk: int) -> Response:
         return Response(RuleSerializer(get_object_or_404(AllocationRule, pk=pk)).data)

@@ -9,10 +9,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from factory_portal.accounts.authentication import ANY_KEY, Access, ApiAccess
 from factory_portal.accounts.models import ApiKey
 
 
 class WhoAmIApi(APIView):
+    access = ApiAccess(read=Access(area="signed_in", scope=ANY_KEY))
+
     @extend_schema(
         summary="Who the credentials are: tenant, and key (prefix, scopes) or user",
         responses={200: OpenApiTypes.OBJECT},

@@ -1,4 +1,5 @@
-"""DRF authentication and permissions for API keys (``Authorization: Bearer <key>``)."""
+"""DRF authentication with API keys (``Authorization: Bearer <key>``) and the one permission of
+every API view: keys by scope, signed-in users by the page role table."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
 from factory_portal.accounts.models import ApiKey
+from factory_portal.accounts.permissions import AREAS, can, denial
 from factory_portal.accounts.selectors import api_key_for_raw
 from factory_portal.accounts.services import api_key_touch
 
@@ -50,53 +52,91 @@ class ApiKeyAuthentication(BaseAuthentication):
         return 'Bearer realm="factory-portal"'
 
 
-class HasScope(BasePermission):
-    """Key requests need ``required_scope`` on the key; browser sessions of the tenant's users may
-    read but never ingest."""
+ANY_KEY = "any"
 
-    required_scope = ApiKey.Scope.READ
-    message = "This API key lacks the required scope."
+
+@dataclass(frozen=True)
+class Access:
+    """Who may make one kind of request (reads or writes) to an API view.
+
+    ``area``: signed-in users whose role the page role table (``permissions.AREAS``) admits to
+    this area; ``None``: no browser session. ``scope``: API keys holding this scope; ``ANY_KEY``:
+    every valid key of the host; ``None``: no key.
+    """
+
+    area: str | None
+    scope: str | None
+
+    def __post_init__(self) -> None:
+        if self.area is not None and self.area not in AREAS:
+            raise ValueError(f"Unknown area {self.area!r}; the areas are {', '.join(AREAS)}.")
+        if self.scope not in (None, ANY_KEY, *ApiKey.Scope.values):
+            raise ValueError(f"Unknown scope {self.scope!r}.")
+        if self.area is None and self.scope is None:
+            raise ValueError("Nobody could use this: give an area, a scope or both.")
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """What an API view declares as ``access``: who may read (GET, HEAD, OPTIONS) and who may
+    write (POST, PUT, PATCH, DELETE). A kind left ``None`` is not offered: the view answers 405
+    (or, if it has a handler for the method anyway, refuses it)."""
+
+    read: Access | None = None
+    write: Access | None = None
+
+
+class DeclaredAccess(BasePermission):
+    """The default (and only) permission of every API view: keys need the scope the view declares,
+    signed-in users need a role the page role table admits to the view's area — the same table
+    and check as the pages (``permissions.can``). A view that declares no ``access`` refuses every
+    request, so a new endpoint cannot forget to say who may use it."""
+
+    message = "Forbidden."
 
     def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
-        if isinstance(request.auth, ApiKey):
-            self.message = f"This API key lacks the '{self.required_scope}' scope."
-            return self.required_scope in request.auth.scopes
         user = request.user
-        return bool(
-            user
-            and user.is_authenticated
-            and self.required_scope == ApiKey.Scope.READ
-            and not getattr(user, "is_staff", False)
-        )
-
-
-class CanRead(HasScope):
-    required_scope = ApiKey.Scope.READ
-
-
-class CanIngest(HasScope):
-    required_scope = ApiKey.Scope.INGEST
-
-
-class CanManage(HasScope):
-    """Key requests need the ``manage`` scope; browser sessions need the admin role."""
-
-    required_scope = ApiKey.Scope.MANAGE
-
-    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+        if not (user and user.is_authenticated):
+            return False  # 401 with WWW-Authenticate
+        declared = getattr(view, "access", None)
+        if not isinstance(declared, ApiAccess):
+            self.message = "This endpoint declares no access and refuses every request."
+            return False
+        rule = self._rule(declared, request.method)
+        if rule is None:  # no such kind of request here: the view answers 405
+            if hasattr(view, request.method.lower()):
+                self.message = f"{request.method} is not offered here."
+                return False
+            return True
         if isinstance(request.auth, ApiKey):
-            self.message = "This API key lacks the 'manage' scope."
-            return ApiKey.Scope.MANAGE in request.auth.scopes
-        self.message = "Only a tenant admin can change settings."
-        user = request.user
-        return bool(user and user.is_authenticated and getattr(user, "role", None) == "admin")
+            return self._key_may(rule, request.auth)
+        return self._user_may(rule, user)
 
+    @staticmethod
+    def _rule(declared: ApiAccess, method: str) -> Access | None:
+        if method in ("GET", "HEAD"):
+            return declared.read
+        if method == "OPTIONS":
+            return declared.read or declared.write
+        return declared.write
 
-class ReadOrManage(BasePermission):
-    """Reading needs ``read``; writing (POST, PUT, PATCH, DELETE) needs ``manage``."""
+    def _key_may(self, rule: Access, key: ApiKey) -> bool:
+        if rule.scope is None:
+            self.message = f"API keys cannot do this. {denial(rule.area or 'signed_in')}"
+            return False
+        if rule.scope == ANY_KEY:
+            return True
+        self.message = f"This API key lacks the '{rule.scope}' scope."
+        return rule.scope in key.scopes
 
-    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
-        check = CanRead() if request.method in ("GET", "HEAD", "OPTIONS") else CanManage()
-        allowed = check.has_permission(request, view)
-        self.message = check.message
-        return allowed
+    def _user_may(self, rule: Access, user: object) -> bool:
+        if rule.area is None:
+            self.message = (
+                f"A browser session cannot do this; it needs an API key with the '{rule.scope}'"
+                " scope."
+            )
+            return False
+        if can(user, rule.area):
+            return True
+        self.message = f"{denial(rule.area)} You are signed in as {getattr(user, 'role', '?')}."
+        return False

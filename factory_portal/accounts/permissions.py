@@ -1,11 +1,12 @@
-"""Who may see which tenant page. One table, used by the views (``role_required``) and by the
-navigation, so a link is shown exactly when its page would open.
+"""Who may see which page and use which API operation. One table, used by the page views
+(``role_required``), by the navigation (a link is shown exactly when its page would open) and by
+the API's default permission for signed-in users (``authentication.DeclaredAccess``).
 
+- every signed-in user: the overview, notifications, their own run alerts;
 - member: runs (active, history, details) and usage reports;
 - finance: costs, reports, budgets (read);
-- admin: everything in the tenant, and manages API keys, users and budgets.
-
-Everyone signed in sees the overview and their notifications.
+- admin: everything in the tenant, and manages API keys, users, alerts, webhooks and budgets;
+- operator: the operator console (bare base domain).
 """
 
 from __future__ import annotations
@@ -21,18 +22,33 @@ from django.http import HttpRequest, HttpResponse
 from factory_portal.accounts.models import Role
 
 AREAS: dict[str, tuple[str, ...]] = {
+    "signed_in": (Role.MEMBER, Role.FINANCE, Role.ADMIN, Role.OPERATOR),
     "runs": (Role.MEMBER, Role.ADMIN),
     "costs": (Role.FINANCE, Role.ADMIN),
     "budgets": (Role.FINANCE, Role.ADMIN),
     "admin": (Role.ADMIN,),
+    "operator": (Role.OPERATOR,),
 }
 
+# What each area holds; the denial adds the roles from AREAS, so the message cannot drift.
 AREA_NAMES = {
-    "runs": "Runs and usage are for the member and admin roles.",
-    "costs": "Costs and reports are for the finance and admin roles.",
-    "budgets": "Budgets are for the finance and admin roles.",
-    "admin": "Only a tenant admin can do this.",
+    "signed_in": "This page is for signed-in users",
+    "runs": "Runs and usage are for",
+    "costs": "Costs, reports and forecasts are for",
+    "budgets": "Budgets are for",
+    "admin": "Tenant settings and changes are for",
+    "operator": "The operator console is for",
 }
+
+
+def denial(area: str) -> str:
+    """Why a user outside ``area`` is refused, naming the roles that may enter it."""
+    roles = [str(role) for role in AREAS[area]]
+    listed = roles[0] if len(roles) == 1 else f"{', '.join(roles[:-1])} and {roles[-1]}"
+    plural = "s" if len(roles) > 1 else ""
+    if area == "signed_in":
+        return f"{AREA_NAMES[area]}."
+    return f"{AREA_NAMES[area]} the {listed} role{plural}."
 
 
 def can(user: Any, area: str) -> bool:
@@ -49,12 +65,14 @@ View = Callable[..., HttpResponse]
 
 def role_required(area: str) -> Callable[[View], View]:
     """Log-in required, then 403 unless the user's role may see ``area``."""
+    if area not in AREAS:
+        raise ValueError(f"Unknown area {area!r}; the areas are {', '.join(AREAS)}.")
 
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not can(request.user, area):
-                raise PermissionDenied(AREA_NAMES[area])
+                raise PermissionDenied(denial(area))
             return view(request, *args, **kwargs)
 
         return login_required(wrapped)

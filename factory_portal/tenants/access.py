@@ -15,20 +15,18 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-from factory_portal.accounts.models import Role
+from factory_portal.accounts.permissions import can, denial
 
 
 def is_operator(user: object) -> bool:
-    return bool(getattr(user, "is_authenticated", False)) and (
-        getattr(user, "role", None) == Role.OPERATOR
-    )
+    return can(user, "operator")
 
 
 def operator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not is_operator(request.user):
-            raise PermissionDenied("The operator console is for operators.")
+            raise PermissionDenied(denial("operator"))
         return view(request, *args, **kwargs)
 
     return login_required(wrapped)
