@@ -67,7 +67,7 @@ class RequestObservabilityMiddleware:
         elapsed = time.perf_counter() - started
         route = _route(request)
         metrics.HTTP_REQUEST_DURATION.labels(
-            request.method, route, str(response.status_code)
+            metrics.method_label(request.method), route, str(response.status_code)
         ).observe(elapsed)
         level = logging.DEBUG if request.path in PROBES else logging.INFO
         if response.status_code >= 500:

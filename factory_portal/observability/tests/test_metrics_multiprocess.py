@@ -33,6 +33,7 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path):
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "METRICS_ALLOWED_NETWORKS": "127.0.0.1/32",
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WEB_CONCURRENCY": "2",
