@@ -26,21 +26,25 @@ MASK = "[redacted]"
 # user's id and a one-time token.
 SECRET_URL_PARAMETERS = frozenset({"token", "uidb64"})
 
+# (pattern, replacement, substrings one of which the text must contain for it to match: most
+# log fields have none, and a substring test is much cheaper than a regular expression's scan).
 _PATTERNS = (
-    (re.compile(r"\b(fp_[a-z0-9]{8}_)[A-Za-z0-9_-]{8,}"), rf"\1{MASK}"),
-    (re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1\2{MASK}"),
+    (re.compile(r"\b(fp_[a-z0-9]{8}_)[A-Za-z0-9_-]{8,}"), rf"\1{MASK}", ("fp_",)),
+    (re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1\2{MASK}", ()),
     (
         re.compile(
             r"(?i)\b(password|passwd|secret|api_key|apikey)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",&;]+"
         ),
         rf"\1\2{MASK}",
+        (":", "="),
     ),
     (
         re.compile(
-            r"(?i)(?:^|(?<=[?&;]))((?:[a-z0-9_.-]*token|uidb64|secret|signature|sig|password|passwd)=)"
-            r"[^&;#\s'\"]+"
+            r"(?i)(?:^|(?<=[?&;]))"
+            r"((?:[a-z0-9_.-]*token|uidb64|secret|signature|sig|password|passwd)=)[^&;#\s'\"]+"
         ),
         rf"\1{MASK}",
+        ("=",),
     ),
 )
 # A path parameter's value as it appears in a text: up to the next separator. "<" is excluded
@@ -51,12 +55,14 @@ _REGEX_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>")
 
 _routes: re.Pattern[str] | None = None
 _routes_lock = threading.Lock()
+_building = threading.local()
 
 
 def secrets_mask(text: str) -> str:
     """``text`` with every secret listed in the module docstring replaced by ``[redacted]``."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    for pattern, replacement, needles in _PATTERNS:
+        if not needles or any(needle in text for needle in needles):
+            text = pattern.sub(replacement, text)
     routes = _secret_routes()
     if routes is not None and "/" in text:
         text = routes.sub(_masked_match, text)
@@ -82,16 +88,19 @@ def _secret_routes() -> re.Pattern[str] | None:
         return _routes
     from django.apps import apps
 
-    if not apps.ready or not _routes_lock.acquire(blocking=False):
-        return None  # not loadable yet, or being built by this or another thread
-    try:
-        _routes = _routes_compile()
-    except Exception:
-        # A URL conf that cannot be imported breaks every request anyway; masking keeps the
-        # other patterns rather than failing the log line or the span.
-        _routes = re.compile(r"(?!)")
-    finally:
-        _routes_lock.release()
+    if not apps.ready or getattr(_building, "active", False):
+        return None  # not loadable yet, or a line logged while this thread loads the URL confs
+    with _routes_lock:  # other threads wait for the one that loads them
+        if _routes is None:
+            _building.active = True
+            try:
+                _routes = _routes_compile()
+            except Exception:
+                # A URL conf that cannot be imported breaks every request anyway; masking keeps
+                # the other patterns rather than failing the log line or the span.
+                _routes = re.compile(r"(?!)")
+            finally:
+                _building.active = False
     return _routes
 
 
