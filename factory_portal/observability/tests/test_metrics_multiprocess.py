@@ -20,7 +20,8 @@ REQUESTS = 40
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    # Generous: on a busy machine a recycled worker takes seconds to boot before it answers.
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     connection.request("GET", path)  # a new connection each time: spread over the workers
     response = connection.getresponse()
     body = response.read()
