@@ -63,7 +63,7 @@ def test_invitation_tokens_never_reach_the_exported_spans(spans, alpha, invitati
     assert server.name == "GET invite/<uidb64>/<token>/"
 
 
-def test_the_span_mask_covers_the_stable_url_attributes_and_the_name(alpha):
+def test_the_span_mask_covers_the_stable_url_attributes_and_the_name():
     """Whichever semantic conventions an instrumentation follows (``OTEL_SEMCONV_STABILITY_OPT_IN``
     switches Django's to ``url.full``/``url.path``/``url.query``), every text attribute and the
     name are masked."""
