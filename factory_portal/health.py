@@ -5,17 +5,23 @@ load balancers and process managers can probe any host name, including an IP.
 (503): without Redis the portal still serves pages and ingest (deferred work waits in its
 outboxes), so taking every instance out of the load balancer during a Redis outage would turn a
 degraded service into an outage. The broker's state is reported (``"status": "degraded"``).
+
+The answer is public (probes carry no credentials), so it says only which check failed
+(``"error": "unavailable"``); the exception, which names hosts, ports and users, goes to the log.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+logger = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 1.0
+UNAVAILABLE = "unavailable"
 
 
 def _check_database() -> str | None:
@@ -48,10 +54,12 @@ def readiness() -> tuple[str, dict[str, dict[str, object]]]:
     for name, check in (("database", _check_database), ("broker", _check_broker)):
         started = time.perf_counter()
         error = check()
+        if error:
+            logger.warning("readiness: the %s check failed: %s", name, error)
         checks[name] = {
             "ok": error is None,
             "ms": round((time.perf_counter() - started) * 1000, 1),
-            **({"error": error} if error else {}),
+            **({"error": UNAVAILABLE} if error else {}),
         }
     if not checks["database"]["ok"]:
         return "not ready", checks

@@ -13,7 +13,9 @@ Variables (all optional unless noted):
   DEFAULT_FROM_EMAIL
   LOG_LEVEL, LOG_FORMAT  log level (INFO) and ``json`` (default) or ``plain`` lines on stderr
   METRICS_TOKEN       bearer token that /metrics requires; unset: METRICS_ALLOWED_NETWORKS decides
-  METRICS_ALLOWED_NETWORKS  comma-separated networks that may scrape /metrics (default loopback)
+  METRICS_ALLOWED_NETWORKS  comma-separated networks that may scrape /metrics without the token
+                      (unset: loopback with DEBUG on, none with DEBUG off)
+  METRICS_MODEL_LABELS_MAX  distinct model labels per tenant and process (default 50), then "other"
   PROMETHEUS_MULTIPROC_DIR  folder shared by a host's processes for multi-process metrics
   STATIC_MANIFEST     1: hashed, pre-compressed static files from ``collectstatic`` (production)
   OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables: opt-in tracing (see README)
@@ -366,8 +368,14 @@ LOGGING = logging_config(
     level=os.environ.get("LOG_LEVEL", "INFO"), fmt=os.environ.get("LOG_FORMAT", "json")
 )
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Unset: loopback in development only. In production a reverse proxy on the same host would make
+# every visitor a loopback client, so /metrics needs the token or networks named on purpose.
 METRICS_ALLOWED_NETWORKS = [
     ipaddress.ip_network(n.strip(), strict=False)
-    for n in os.environ.get("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128").split(",")
+    for n in os.environ.get(
+        "METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128" if DEBUG else ""
+    ).split(",")
     if n.strip()
 ]
+# Distinct model names per tenant and process in tokens_used_total / cost_ai_total; more: "other".
+METRICS_MODEL_LABELS_MAX = env_int("METRICS_MODEL_LABELS_MAX", 50)

@@ -31,9 +31,23 @@ def test_check_deploy_is_clean_with_debug_off_and_a_secret():
         "WARNING",
         DEBUG="0",
         SECRET_KEY="k" * 20 + "a-long-random-production-secret-value-xyz",
+        METRICS_TOKEN="a-scrape-token",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_no_scraper_can_read_metrics():
+    result = _manage(
+        "check",
+        "--deploy",
+        DEBUG="0",
+        SECRET_KEY="k" * 20 + "a-long-random-production-secret-value-xyz",
+        METRICS_TOKEN="",
+        METRICS_ALLOWED_NETWORKS="",
+    )
+    assert "observability.W001" in result.stderr + result.stdout
+    assert "/metrics is closed" in result.stderr + result.stdout
 
 
 def test_missing_secret_key_is_refused_when_debug_is_off():

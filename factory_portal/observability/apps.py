@@ -7,7 +7,10 @@ class ObservabilityConfig(AppConfig):
     verbose_name = "Observability"
 
     def ready(self) -> None:
-        from factory_portal.observability import celery_signals  # noqa: F401 - connects hooks
+        from factory_portal.observability import (  # noqa: F401 - connect hooks and checks
+            celery_signals,
+            checks,
+        )
         from factory_portal.observability.tracing import tracing_configure
 
         tracing_configure()

@@ -1,15 +1,15 @@
 """Log records as JSON lines that say which request, tenant, trace, run and job they belong to.
 
 Every record gets ``timestamp``, ``level``, ``message``, ``logger``, ``tenant_id``, ``request_id``,
-``trace_id``, ``span_id``, ``run_id`` and ``job_id`` (null when unknown). API keys, bearer tokens
-and password-like values are masked in every field before a line is written, whatever a caller
+``trace_id``, ``span_id``, ``run_id`` and ``job_id`` (null when unknown). Secrets (API keys, bearer
+tokens, password-like values, the token segments of invitation links and secret query parameters:
+``masking.secrets_mask``) are masked in every field before a line is written, whatever a caller
 put into the message; Django's request object, attached to error records, is never serialized.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,26 +17,10 @@ from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
 from factory_portal.observability import context
+from factory_portal.observability.masking import secrets_mask
 
-_SECRETS = (
-    # Our API keys keep their public prefix, so a line still tells which key was used.
-    (re.compile(r"\b(fp_[a-z0-9]{8}_)[A-Za-z0-9_-]{8,}"), r"\1[redacted]"),
-    (re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1\2[redacted]"),
-    (
-        re.compile(
-            r"(?i)\b(password|passwd|secret|api_key|apikey)(['\"]?\s*[:=]\s*['\"]?)[^\s'\",&;]+"
-        ),
-        r"\1\2[redacted]",
-    ),
-)
 # Attributes Django and Celery attach to records that are objects, not log fields.
 _DROPPED = ("request", "color_message", "data")
-
-
-def redact(text: str) -> str:
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 class ContextFilter(logging.Filter):
@@ -93,12 +77,18 @@ class JsonFormatter(_BaseJsonFormatter):
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         for name in _DROPPED:
             log_data.pop(name, None)
-        for key, value in log_data.items():
-            if isinstance(value, str):
-                log_data[key] = redact(value)
-            elif value is not None and not isinstance(value, int | float | bool | list | dict):
-                log_data[key] = redact(str(value))
-        return log_data
+        return {key: _masked(value) for key, value in log_data.items()}
+
+
+def _masked(value: Any) -> Any:
+    """A log field with its secrets masked, inside lists and mappings too."""
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {secrets_mask(str(key)): _masked(item) for key, item in value.items()}
+    return secrets_mask(value if isinstance(value, str) else str(value))
 
 
 class PlainFormatter(logging.Formatter):
@@ -110,4 +100,4 @@ class PlainFormatter(logging.Formatter):
         )
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return secrets_mask(super().format(record))

@@ -9,6 +9,14 @@ Names of the business metrics follow the factory's own conventions: ``tokens_use
 ``cost_ai_total`` (US dollars), ``run_success_total``, ``run_failure_total`` and
 ``run_duration_seconds``. Money here is a float sample for dashboards, never a record: the ledger
 is the database's ``Decimal`` columns.
+
+Label values a client chooses are bounded, so that a client cannot grow the number of series
+without limit: model names beyond ``METRICS_MODEL_LABELS_MAX`` per tenant and process, and HTTP
+methods outside the standard ones, are counted as ``other``.
+
+``/metrics`` is for the operator (every tenant's figures): a ``METRICS_TOKEN`` bearer token or a
+client in ``METRICS_ALLOWED_NETWORKS``; with neither configured (the production default) it is
+closed.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -35,6 +44,8 @@ from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
 MICRO_USD = Decimal("0.000001")
+OTHER = "other"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 HTTP_REQUEST_DURATION = Histogram(
     "http_request_duration_seconds",
@@ -105,14 +116,78 @@ def guarded(record: Callable[[], None]) -> None:
         logger.warning("metrics update failed", exc_info=True)
 
 
+class LabelValues:
+    """The first ``limit`` distinct values of a client-chosen label (``label``) in each group (a
+    tenant, label ``group``), then ``other``: a bound on the series one client can create.
+
+    Counted per process, starting from the values the host's other processes have recorded
+    (multi-process mode reads ``families`` from ``PROMETHEUS_MULTIPROC_DIR`` once), so recycled
+    workers do not start over; processes that take new values at the same moment can each add
+    one beyond the limit."""
+
+    def __init__(
+        self, limit: Callable[[], int], *, label: str, group: str, families: Iterable[str]
+    ) -> None:
+        self._limit, self._label, self._group = limit, label, group
+        self._families = frozenset(families)
+        self._seen: dict[str, set[str]] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, group: str, value: str) -> str:
+        with self._lock:
+            if self._seen is None:
+                self._seen = self._recorded()
+            seen = self._seen.setdefault(group, set())
+            if value in seen:
+                return value
+            if len(seen) < self._limit():
+                seen.add(value)
+                return value
+        return OTHER
+
+    def _recorded(self) -> dict[str, set[str]]:
+        seen: dict[str, set[str]] = {}
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return seen
+        from prometheus_client import multiprocess
+
+        try:
+            families = multiprocess.MultiProcessCollector(None).collect()
+            for family in families:
+                if family.name not in self._families:
+                    continue
+                for sample in family.samples:
+                    value = sample.labels.get(self._label)
+                    if value and value != OTHER:
+                        seen.setdefault(sample.labels.get(self._group, ""), set()).add(value)
+        except Exception:
+            logger.warning("could not read the recorded %s labels", self._label, exc_info=True)
+        return seen
+
+
+model_label = LabelValues(
+    lambda: settings.METRICS_MODEL_LABELS_MAX,
+    label="model",
+    group="tenant",
+    families=("tokens_used", "cost_ai"),
+)
+
+
 def llm_usage_record(*, tenant: str, usage: Iterable[tuple[str, dict[str, int], Decimal]]) -> None:
-    """Count stored LLM usage: ``usage`` holds (model, tokens by kind, cost in USD)."""
+    """Count stored LLM usage: ``usage`` holds (model, tokens by kind, cost in USD). Models
+    beyond ``METRICS_MODEL_LABELS_MAX`` for the tenant in this process count as ``other``."""
     for model, tokens, cost in usage:
+        label = model_label(tenant, model)
         for kind, count in tokens.items():
             if count:
-                TOKENS_USED.labels(tenant, model, kind).inc(count)
+                TOKENS_USED.labels(tenant, label, kind).inc(count)
         if cost:
-            COST_AI.labels(tenant, model).inc(usd_sample(cost))
+            COST_AI.labels(tenant, label).inc(usd_sample(cost))
+
+
+def method_label(method: str | None) -> str:
+    """An HTTP method as a label: the standard ones, else ``other`` (any token is a method)."""
+    return method if method in HTTP_METHODS else OTHER
 
 
 def usd_sample(cost: Decimal) -> float:
@@ -181,7 +256,8 @@ class _ThisProcess(Collector):
 
 def scrape_allowed(request: HttpRequest) -> bool:
     """``METRICS_TOKEN`` set: a matching bearer token is required. Otherwise the client address
-    must be in ``METRICS_ALLOWED_NETWORKS`` (default: loopback only)."""
+    must be in ``METRICS_ALLOWED_NETWORKS`` (unset: loopback with ``DEBUG`` on, none with it off,
+    as a reverse proxy on the same host makes every visitor a loopback client)."""
     token = settings.METRICS_TOKEN
     if token:
         given = request.headers.get("Authorization", "")
@@ -193,11 +269,30 @@ def scrape_allowed(request: HttpRequest) -> bool:
     return any(address in network for network in settings.METRICS_ALLOWED_NETWORKS)
 
 
+CLOSED_MESSAGE = (
+    "/metrics is closed: neither METRICS_TOKEN nor METRICS_ALLOWED_NETWORKS is set (with DEBUG "
+    "off, loopback is not allowed by default). Set METRICS_TOKEN and scrape with "
+    "'Authorization: Bearer <token>', or list the scrapers' networks in METRICS_ALLOWED_NETWORKS."
+)
+_closed_logged = False
+
+
+def metrics_closed() -> bool:
+    """True when no scrape can succeed: no token and no allowed network."""
+    return not settings.METRICS_TOKEN and not settings.METRICS_ALLOWED_NETWORKS
+
+
 def metrics_response(request: HttpRequest) -> HttpResponse:
+    global _closed_logged
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(
             "Use GET.\n", status=405, content_type="text/plain", headers={"Allow": "GET"}
         )
+    if metrics_closed():
+        if not _closed_logged:  # once per process, not once per scrape
+            _closed_logged = True
+            logger.warning(CLOSED_MESSAGE)
+        return HttpResponse(CLOSED_MESSAGE + "\n", status=403, content_type="text/plain")
     if not scrape_allowed(request):
         return HttpResponse(
             "Metrics need the METRICS_TOKEN bearer token or an allowed network.\n",

@@ -1,6 +1,7 @@
-"""Per-request observability: the request id, the log context, one access log line, the HTTP
-duration metric and the tenant on the request's span. ``/metrics`` is answered here too, before
-tenant routing, so any host name of the portal can be scraped."""
+"""Per-request observability: the request id, the log context, one access log line (its path
+with secrets masked), the HTTP duration metric and the tenant on the request's span.
+``/metrics`` is answered here too, before tenant routing, so any host name of the portal can be
+scraped."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from opentelemetry import trace
 
 from factory_portal.observability import context, metrics, tracing
+from factory_portal.observability.masking import secrets_mask
 
 access_log = logging.getLogger("portal.access")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -65,20 +67,22 @@ class RequestObservabilityMiddleware:
         elapsed = time.perf_counter() - started
         route = _route(request)
         metrics.HTTP_REQUEST_DURATION.labels(
-            request.method, route, str(response.status_code)
+            metrics.method_label(request.method), route, str(response.status_code)
         ).observe(elapsed)
         level = logging.DEBUG if request.path in PROBES else logging.INFO
         if response.status_code >= 500:
             level = logging.ERROR
+        # Masked here too, not only by the formatter: any handler may receive the record.
+        path = secrets_mask(request.path)
         access_log.log(
             level,
             "%s %s %s",
             request.method,
-            request.path,
+            path,
             response.status_code,
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "route": route,
                 "status": response.status_code,
                 "duration_ms": round(elapsed * 1000, 1),

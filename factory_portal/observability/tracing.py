@@ -7,6 +7,9 @@ start-up. When on, the standard ``OTEL_*`` variables apply (service name, resour
 headers, timeout, compression, protocol ``http/protobuf`` or ``grpc``); the sampler defaults to
 ParentBased(TraceIdRatio) with the ratio from ``OTEL_TRACES_SAMPLER_ARG`` (default 1.0).
 
+Secrets in request URLs (invitation tokens, secret query parameters) are masked in the spans'
+names and attributes before they are exported (``span_secrets_mask``).
+
 A dead or slow collector never reaches a request: spans are queued in memory (bounded, dropped
 when full) and exported in batches by a background thread; any error while configuring tracing
 is logged and leaves the portal running untraced.
@@ -22,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 
 from factory_portal.observability import context
+from factory_portal.observability.masking import secrets_mask
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -142,13 +146,22 @@ def instrument(provider: TracerProvider) -> None:
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-    # The probes and the metrics scrape would be most of the spans and tell nothing.
+    # The probes and the metrics scrape would be most of the spans and tell nothing. The hooks
+    # run after the instrumentation has set a request span's URL attributes (request) and its
+    # last ones (response): secrets in URLs never reach the exporter.
     DjangoInstrumentor().instrument(
-        tracer_provider=provider, excluded_urls="healthz,readyz,metrics,static/"
+        tracer_provider=provider,
+        excluded_urls="healthz,readyz,metrics,static/",
+        request_hook=lambda span, request: span_secrets_mask(span),
+        response_hook=lambda span, request, response: span_secrets_mask(span),
     )
     PsycopgInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
     CeleryInstrumentor().instrument(tracer_provider=provider)
-    RequestsInstrumentor().instrument(tracer_provider=provider)
+    RequestsInstrumentor().instrument(
+        tracer_provider=provider,
+        request_hook=lambda span, request: span_secrets_mask(span),
+        response_hook=lambda span, request, response: span_secrets_mask(span),
+    )
 
 
 def uninstrument() -> None:
@@ -176,6 +189,23 @@ def span_tenant_set(tenant_id: str | None) -> None:
             span.set_attribute(TENANT_ATTRIBUTE, tenant_id)
     except Exception:
         logger.debug("could not mark the span with its tenant", exc_info=True)
+
+
+def span_secrets_mask(span: trace.Span) -> None:
+    """Mask secrets (``masking.secrets_mask``: tokens in URL paths and queries, credentials) in
+    the span's name and every text attribute (``http.url``, ``http.target``, ``url.full``,
+    ``url.path``, ``url.query``...); never raises."""
+    try:
+        if not span.is_recording():
+            return
+        name = getattr(span, "name", None)
+        if isinstance(name, str) and (masked := secrets_mask(name)) != name:
+            span.update_name(masked)
+        for key, value in dict(getattr(span, "attributes", None) or {}).items():
+            if isinstance(value, str) and (masked := secrets_mask(value)) != value:
+                span.set_attribute(key, masked)
+    except Exception:
+        logger.debug("could not mask the span's secrets", exc_info=True)
 
 
 class TenantSpanProcessor(SpanProcessor):

@@ -1,5 +1,6 @@
-"""Fixtures: spans in memory with every integration instrumented, and the JSON log lines the
-portal writes, captured from a handler configured exactly like the production one."""
+"""Fixtures: spans in memory with every integration instrumented, the JSON log lines the
+portal writes, captured from a handler configured exactly like the production one, and a fresh
+invitation link (a URL that carries a secret)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
+from django_tenants.utils import schema_context
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from factory_portal.accounts.services import user_invite
 from factory_portal.observability import tracing
 from factory_portal.observability.logging import ContextFilter, JsonFormatter
 
@@ -54,3 +59,19 @@ def json_logs() -> Iterator[LogLines]:
     root.addHandler(handler)
     yield lines
     root.removeHandler(handler)
+
+
+@dataclass(frozen=True)
+class InvitationLink:
+    path: str  # /invite/<uidb64>/<token>/
+    uidb64: str
+    token: str
+
+
+@pytest.fixture
+def invitation(alpha, mailoutbox) -> InvitationLink:  # type: ignore[no-untyped-def]
+    with schema_context(alpha.schema):
+        link = user_invite(email="invited@alpha.test", role="member", origin="http://x").link
+    path = urlsplit(link).path
+    _, _, uidb64, token, _ = path.split("/")
+    return InvitationLink(path=path, uidb64=uidb64, token=token)

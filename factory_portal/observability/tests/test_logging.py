@@ -11,7 +11,7 @@ import pytest
 
 from factory_portal.accounts.keys import key_generate
 from factory_portal.observability import context
-from factory_portal.observability.logging import redact
+from factory_portal.observability.masking import secrets_mask as redact
 from tests.support import bearer, host_client, key_for, logged_in_client
 
 FIELDS = {
@@ -96,6 +96,23 @@ def test_api_keys_never_reach_the_logs(json_logs, alpha):
     for secret in (raw, unknown, raw.split("_")[2], "hunter22"):
         assert secret not in text
     assert f"fp_{raw.split('_')[1]}_[redacted]" in text  # the prefix still tells which key
+
+
+def test_invitation_tokens_never_reach_the_logs(json_logs, alpha, invitation):
+    """The access line of an invitation link, its redirect without the trailing slash, a token in
+    a query string and a link a caller logs: the token and the user id are masked everywhere."""
+    client = host_client(alpha.host)
+    assert client.get(invitation.path).status_code == 302  # on to the set-password form
+    assert client.get(invitation.path.rstrip("/")).status_code == 301  # APPEND_SLASH, no route
+    client.get(f"/login/?next=/&token={invitation.token}")
+    logging.getLogger("portal.test").warning("sent http://alpha.localhost%s", invitation.path)
+    text = json_logs.text()
+    assert "portal.test" in text
+    assert invitation.token not in text and f"/{invitation.uidb64}/" not in text
+    (line,) = access_lines(json_logs, "/invite/[redacted]/[redacted]/")
+    assert line["message"] == "GET /invite/[redacted]/[redacted]/ 302"
+    assert line["route"] == "/invite/<uidb64>/<token>/"  # the template stays readable
+    assert access_lines(json_logs, "/invite/[redacted]/[redacted]")[0]["status"] == 301
 
 
 def test_redaction_keeps_ordinary_text():

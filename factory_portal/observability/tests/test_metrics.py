@@ -1,12 +1,20 @@
 """``/metrics``: Prometheus text that parses, counters that move with real ingest (only once the
-batch commits), low-cardinality routes, and access only by token or allowed network."""
+batch commits), low-cardinality routes, methods and model names, and access only by token or a
+network allowed on purpose (closed in production when neither is configured)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import runpy
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from django.core import checks
 from django.test import override_settings
 from django_tenants.utils import schema_context
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,9 +23,18 @@ from alerts.models import Alert, Delivery, WebhookEndpoint
 from alerts.services.deliver import delivery_send
 from alerts.services.engine import AlertSpec, alert_raise
 from alerts.tests.test_alerts import Receiver
+from factory_portal.observability import metrics
 from tests.support import bearer, host_client, key_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(autouse=True)
+def loopback_allowed(settings):  # type: ignore[no-untyped-def]
+    """These tests scrape from the test client's loopback address, allowed explicitly (as
+    ``METRICS_ALLOWED_NETWORKS=127.0.0.0/8`` would); the default is tested on its own."""
+    settings.METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
 
 
 def scrape(**headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -193,6 +210,126 @@ def test_metrics_refuse_other_networks_and_want_the_token_when_one_is_set(settin
     ok = client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_AUTHORIZATION="Bearer scrape-secret")
     assert ok.status_code == 200
     assert client.post("/metrics").status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("env", "networks"),
+    [
+        ({"DEBUG": "0"}, []),
+        ({"DEBUG": "1"}, ["127.0.0.0/8", "::1/128"]),
+        ({"DEBUG": "0", "METRICS_ALLOWED_NETWORKS": "10.0.0.0/8, ::1"}, ["10.0.0.0/8", "::1/128"]),
+        ({"DEBUG": "1", "METRICS_ALLOWED_NETWORKS": ""}, []),
+    ],
+)
+def test_loopback_may_scrape_without_a_token_only_in_development_or_when_named(
+    monkeypatch, env, networks
+):
+    """A reverse proxy on the same host makes every visitor a loopback client: in production
+    loopback is allowed only when ``METRICS_ALLOWED_NETWORKS`` says so."""
+    monkeypatch.delenv("METRICS_ALLOWED_NETWORKS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    evaluated = runpy.run_path(str(ROOT / "factory_portal" / "settings.py"))
+    assert [str(n) for n in evaluated["METRICS_ALLOWED_NETWORKS"]] == networks
+
+
+def test_without_token_or_networks_metrics_are_closed_with_a_reason(settings, caplog):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_NETWORKS = []
+    client = host_client("localhost")
+    for _ in range(2):
+        response = client.get("/metrics")  # from loopback
+        assert response.status_code == 403
+        assert "/metrics is closed" in response.content.decode()
+        assert "METRICS_TOKEN" in response.content.decode()
+    assert "tokens_used" not in response.content.decode()
+    warned = [r for r in caplog.records if "/metrics is closed" in r.getMessage()]
+    assert len(warned) <= 1  # once per process, not once per scrape
+
+    def deploy_warnings() -> list[str]:
+        found = checks.run_checks(include_deployment_checks=True, tags=[checks.Tags.security])
+        return [message.id for message in found if message.id.startswith("observability.")]
+
+    assert deploy_warnings() == ["observability.W001"]
+    settings.METRICS_TOKEN = "scrape-secret"
+    assert deploy_warnings() == []
+    ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert ok.status_code == 200
+
+
+def test_model_names_beyond_the_cap_are_counted_as_other(
+    ingest, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A client chooses model names: past ``METRICS_MODEL_LABELS_MAX`` per tenant they fold
+    into ``other`` (tokens and cost still add up), a model already seen keeps its own series."""
+    settings.METRICS_MODEL_LABELS_MAX = 2
+    monkeypatch.setattr(
+        metrics,
+        "model_label",
+        metrics.LabelValues(
+            lambda: settings.METRICS_MODEL_LABELS_MAX,
+            label="model",
+            group="tenant",
+            families=("tokens_used", "cost_ai"),
+        ),
+    )
+    before = scrape()
+    models = [f"cap-model-{n}" for n in range(5)] + ["cap-model-0"]
+    events = [event(f"cap-{n}", model=model) for n, model in enumerate(models)]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ingest("/api/v1/events", {"events": events})["body"]["accepted"] == 6
+    after = scrape()
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    input_tokens = {"tenant": "alpha", "kind": "input"}
+    assert moved("tokens_used_total", model="cap-model-0", **input_tokens) == 2400
+    assert moved("tokens_used_total", model="cap-model-1", **input_tokens) == 1200
+    assert moved("tokens_used_total", model="other", **input_tokens) == 3 * 1200
+    assert moved("cost_ai_total", tenant="alpha", model="other") == pytest.approx(3 * 0.0125)
+    assert not any("cap-model-2" in str(key) or "cap-model-4" in str(key) for key in after)
+
+
+def test_the_model_cap_counts_the_labels_other_processes_recorded(tmp_path, monkeypatch):
+    """Under gunicorn a recycled worker starts from the models the host has recorded already,
+    so replacing processes does not reopen the cap."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    code = (
+        "from decimal import Decimal\n"
+        "from factory_portal.observability.metrics import TOKENS_USED\n"
+        "for model in ('m-1', 'm-2'):\n"
+        "    TOKENS_USED.labels('alpha', model, 'input').inc(5)\n"
+        "TOKENS_USED.labels('beta', 'm-3', 'input').inc(5)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)  # noqa: S603
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    labels = metrics.LabelValues(
+        lambda: 3, label="model", group="tenant", families=("tokens_used", "cost_ai")
+    )
+    assert [labels("alpha", m) for m in ("m-2", "m-9", "m-10", "m-1")] == [
+        "m-2",
+        "m-9",
+        "other",
+        "m-1",
+    ]
+    assert labels("beta", "m-4") == "m-4"
+
+
+def test_unknown_http_methods_share_one_label(alpha):
+    client = host_client(alpha.host)
+    for method in ("BREW", "PROPFIND-1", "GET"):
+        client.generic(method, "/login/")
+    samples = scrape()
+    assert not any("BREW" in str(key) or "PROPFIND" in str(key) for key in samples)
+    others = [
+        count
+        for (name, labels), count in samples.items()
+        if name == "http_request_duration_seconds_count"
+        and ("method", "other") in labels
+        and ("route", "/login/") in labels
+    ]
+    assert sum(others) >= 2
 
 
 def test_tenant_hosts_answer_metrics_too_without_tenant_data_leaking(alpha, beta):

@@ -20,7 +20,8 @@ REQUESTS = 40
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    # Generous: on a busy machine a recycled worker takes seconds to boot before it answers.
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     connection.request("GET", path)  # a new connection each time: spread over the workers
     response = connection.getresponse()
     body = response.read()
@@ -33,6 +34,7 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path):
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "METRICS_ALLOWED_NETWORKS": "127.0.0.1/32",
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WEB_CONCURRENCY": "2",

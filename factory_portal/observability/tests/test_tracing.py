@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 from django_tenants.utils import schema_context
+from opentelemetry import trace
 from opentelemetry.instrumentation.django import DjangoInstrumentor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from alerts.models import Alert, Delivery, WebhookEndpoint
@@ -14,7 +17,7 @@ from alerts.services.deliver import delivery_send
 from alerts.services.engine import AlertSpec, alert_raise
 from alerts.tests.test_alerts import Receiver
 from factory_portal.observability import context, tracing
-from tests.support import logged_in_client
+from tests.support import host_client, logged_in_client
 
 
 def test_a_tenant_request_is_one_trace_with_its_database_spans_all_marked_with_the_tenant(
@@ -44,6 +47,46 @@ def test_a_tenant_request_is_one_trace_with_its_database_spans_all_marked_with_t
     (access,) = [r for r in json_logs.records() if r["message"] == "GET /runs/ 200"]
     assert access["trace_id"] == trace_id and access["request_id"] == trace_id
     assert access["tenant_id"] == "alpha" and len(access["span_id"]) == 16
+
+
+def test_invitation_tokens_never_reach_the_exported_spans(spans, alpha, invitation):
+    spans.clear()
+    client = host_client(alpha.host)
+    assert client.get(f"{invitation.path}?token={invitation.token}").status_code == 302
+    (server,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    exported = server.to_json()
+    assert invitation.token not in exported and f"/{invitation.uidb64}/" not in exported
+    assert server.attributes["http.url"] == (
+        "http://alpha.localhost/invite/[redacted]/[redacted]/?token=[redacted]"
+    )
+    assert server.attributes["http.route"] == "invite/<uidb64>/<token>/"
+    assert server.name == "GET invite/<uidb64>/<token>/"
+
+
+def test_the_span_mask_covers_the_stable_url_attributes_and_the_name():
+    """Whichever semantic conventions an instrumentation follows (``OTEL_SEMCONV_STABILITY_OPT_IN``
+    switches Django's to ``url.full``/``url.path``/``url.query``), every text attribute and the
+    name are masked."""
+    exporter = InMemorySpanExporter()
+    provider = tracing.provider_build()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    path = "/invite/MQ/cz9a1b-0f1e2d3c4b5a69788796a5b4c3d2e1f0/"
+    attributes = {
+        "url.full": f"https://alpha.example{path}?x=1",
+        "url.path": path,
+        "url.query": "token=abcdef123456&x=1",
+        "http.target": path,
+        "http.status_code": 200,
+    }
+    with provider.get_tracer("test").start_as_current_span(f"GET {path}", attributes=attributes):
+        tracing.span_secrets_mask(trace.get_current_span())
+    (span,) = exporter.get_finished_spans()
+    assert "cz9a1b" not in span.to_json() and "abcdef123456" not in span.to_json()
+    assert span.attributes["url.path"] == "/invite/[redacted]/[redacted]/"
+    assert span.attributes["url.query"] == "token=[redacted]&x=1"
+    assert span.attributes["http.status_code"] == 200
+    assert span.name == "GET /invite/[redacted]/[redacted]/"
+    provider.shutdown()
 
 
 def test_public_requests_have_no_tenant_and_probes_are_not_traced(spans):
