@@ -69,6 +69,26 @@ def secrets_mask(text: str) -> str:
     return text
 
 
+def url_origin_only(url: str) -> str:
+    """An outbound URL reduced to its scheme, host and port: receivers such as chat and paging
+    webhooks carry their credential in the path (``/services/T…/B…/<secret>``) or the query, and
+    the portal cannot tell which part is secret. User information is dropped too."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return MASK
+    if not parts.scheme or not host:
+        return MASK
+    if ":" in host:
+        host = f"[{host}]"
+    origin = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+    return origin + (f"/{MASK}" if parts.path not in ("", "/") or parts.query else "/")
+
+
 def _masked_match(match: re.Match[str]) -> str:
     """The matched path with the secret groups' values replaced."""
     whole, offset = match.group(0), match.start()

@@ -25,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 
 from factory_portal.observability import context
-from factory_portal.observability.masking import secrets_mask
+from factory_portal.observability.masking import MASK, secrets_mask, url_origin_only
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -159,8 +159,8 @@ def instrument(provider: TracerProvider) -> None:
     CeleryInstrumentor().instrument(tracer_provider=provider)
     RequestsInstrumentor().instrument(
         tracer_provider=provider,
-        request_hook=lambda span, request: span_secrets_mask(span),
-        response_hook=lambda span, request, response: span_secrets_mask(span),
+        request_hook=lambda span, request: span_outbound_url_reduce(span),
+        response_hook=lambda span, request, response: span_outbound_url_reduce(span),
     )
 
 
@@ -206,6 +206,29 @@ def span_secrets_mask(span: trace.Span) -> None:
                 span.set_attribute(key, masked)
     except Exception:
         logger.debug("could not mask the span's secrets", exc_info=True)
+
+
+# Outbound span attributes that hold the whole URL, and those that hold its path or query.
+_OUTBOUND_URLS = ("http.url", "url.full")
+_OUTBOUND_PARTS = ("http.target", "url.path", "url.query")
+
+
+def span_outbound_url_reduce(span: trace.Span) -> None:
+    """An outbound call's span (webhooks) keeps the receiver's scheme, host and port only: its
+    path and query may be the credential (``masking.url_origin_only``); never raises."""
+    try:
+        if not span.is_recording():
+            return
+        attributes = dict(getattr(span, "attributes", None) or {})
+        for key in _OUTBOUND_URLS:
+            if isinstance(value := attributes.get(key), str):
+                span.set_attribute(key, url_origin_only(value))
+        for key in _OUTBOUND_PARTS:
+            if isinstance(attributes.get(key), str):
+                span.set_attribute(key, MASK)
+    except Exception:
+        logger.debug("could not reduce the outbound span's URL", exc_info=True)
+    span_secrets_mask(span)
 
 
 class TenantSpanProcessor(SpanProcessor):

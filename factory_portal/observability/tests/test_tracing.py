@@ -17,6 +17,7 @@ from alerts.services.deliver import delivery_send
 from alerts.services.engine import AlertSpec, alert_raise
 from alerts.tests.test_alerts import Receiver
 from factory_portal.observability import context, tracing
+from factory_portal.observability.masking import url_origin_only
 from tests.support import host_client, logged_in_client
 
 
@@ -107,7 +108,9 @@ def test_webhook_calls_are_client_spans_of_the_tenant_and_carry_the_trace_contex
     receiver = Receiver([])
     try:
         with schema_context(alpha.schema), context.bind(tenant_id="alpha"):
-            WebhookEndpoint.objects.create(name="ops", url=receiver.url, secret="k")
+            # Chat and paging webhooks carry their credential in the path.
+            url = f"{receiver.url.rstrip('/')}/services/T0/B0/hook-secret-in-path?sig=abc"
+            WebhookEndpoint.objects.create(name="ops", url=url, secret="k")
             alert = alert_raise(AlertSpec(key="trace:1", kind=Alert.Kind.TEST, title="Test"))
             assert delivery_send(Delivery.objects.get(alert=alert).pk).status == "sent"
     finally:
@@ -121,6 +124,28 @@ def test_webhook_calls_are_client_spans_of_the_tenant_and_carry_the_trace_contex
     assert call.attributes["tenant.id"] == "alpha"
     headers, _ = receiver.requests[0]
     assert format(call.context.trace_id, "032x") in headers["traceparent"]
+    recorded = " ".join(str(v) for v in call.attributes.values()) + call.name
+    assert "hook-secret-in-path" not in recorded
+    assert "abc" not in recorded
+    origin = receiver.url.split("://", 1)[1].split("/", 1)[0]
+    assert call.attributes.get("http.url", call.attributes.get("url.full")) == (
+        f"http://{origin}/[redacted]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://hooks.example/services/T0/B0/xyz", "https://hooks.example/[redacted]"),
+        ("https://user:pw@hooks.example:8443/?token=1", "https://hooks.example:8443/[redacted]"),
+        ("https://hooks.example/", "https://hooks.example/"),
+        ("http://[::1]:9000/a", "http://[::1]:9000/[redacted]"),
+        ("not a url", "[redacted]"),
+        ("http://[::1/a", "[redacted]"),
+    ],
+)
+def test_outbound_urls_keep_only_their_origin(url, kept):
+    assert url_origin_only(url) == kept
 
 
 def test_tracing_stays_off_without_an_endpoint(monkeypatch):
