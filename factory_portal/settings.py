@@ -82,6 +82,7 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     # Failed-login counting; with the cache handler its tables stay empty (public schema only).
     "axes",
 ]
@@ -109,6 +110,10 @@ MIDDLEWARE = [
     # Request id, log context, access log, HTTP metrics; answers /metrics.
     "factory_portal.observability.middleware.RequestObservabilityMiddleware",
     "factory_portal.health.HealthCheckMiddleware",
+    # Content-Security-Policy and Permissions-Policy on every answer (see Security below),
+    # outside the tenant lookup so that its error pages (503: no database) carry them too.
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "django_tenants.middleware.main.TenantMainMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -236,6 +241,43 @@ if PORTAL_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Also sent by SecurityMiddleware (these are Django's defaults, written down to be explicit):
+# X-Content-Type-Options: nosniff, Referrer-Policy and Cross-Origin-Opener-Policy.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Scripts only from this site's own files: no inline script, no eval (plotly.js and Swagger UI
+# are served locally). Inline styles are allowed because plotly.js writes its styles into
+# <style> elements and style attributes, and the Swagger UI page carries a <style> block.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        # plotly's "download as PNG" and Swagger UI's icons are data: and blob: images.
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Browser features no page uses are switched off for the page and anything it might embed.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
 
 # Large ingest batches (10,000 events) exceed Django's 2.5 MB default; the API enforces its own
 # per-endpoint limits with a clear 413.
