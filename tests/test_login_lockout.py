@@ -126,6 +126,14 @@ def test_logins_work_without_limits_when_the_cache_is_down(alpha, settings, capl
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
 
 
+def test_log_lines_show_what_was_typed_as_the_email_only_when_it_is_one(rf):
+    request = rf.post("/login/")
+    named = lockout.client_description("alpha:dev@alpha.test", "192.0.2.1", "", "/login/", request)
+    assert named == "account alpha:dev@alpha.test from 192.0.2.1 on /login/"
+    typo = lockout.client_description("alpha:hunter2 secret", "192.0.2.1", "", "/login/", request)
+    assert "hunter2" not in typo and "alpha:[not an e-mail address]" in typo
+
+
 @pytest.mark.parametrize(
     ("behind_proxy", "forwarded", "expected"),
     [

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import re
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 CACHE_WARNING_EVERY_S = 60.0
 _cache_warned_at = -CACHE_WARNING_EVERY_S
 CACHE_ERRORS = (RedisError, OSError)
+EMAIL_SHAPE = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 
 
 def account_key(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
@@ -57,8 +59,12 @@ def client_address(request: HttpRequest) -> str:
 def client_description(
     username: str, ip_address: str, user_agent: str, path_info: str, request: HttpRequest
 ) -> str:
-    """How log lines name the client (axes' default masks both the account and the address)."""
-    return f"account {username} from {ip_address} on {path_info}"
+    """How log lines name the client (axes' default masks both the account and the address).
+    What was typed as the e-mail is shown only when it looks like one: a password typed into the
+    wrong field must not end up in the logs."""
+    schema, _, typed = (username or "").partition(":")
+    account = username if EMAIL_SHAPE.fullmatch(typed) else f"{schema}:[not an e-mail address]"
+    return f"account {account} from {ip_address} on {path_info}"
 
 
 def _cache_unavailable(exc: Exception) -> None:
