@@ -9,6 +9,9 @@ Variables (all optional unless noted):
   DEBUG               1/0 (default 0: production-safe)
   PORTAL_BASE_DOMAIN  operator console host; tenant ``acme`` is ``acme.<base>`` (default localhost)
   PORTAL_SECURE       1/0: HTTPS-only cookies, HSTS and redirect (default: on when DEBUG is off)
+  PORTAL_BEHIND_TLS_PROXY  1: trust the proxy's X-Forwarded-Proto and X-Forwarded-For
+  LOGIN_FAILURE_LIMIT, LOGIN_LOCKOUT_MINUTES  failed logins per account and per address (10)
+                      before logins are refused for that many minutes (15)
   EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,
   DEFAULT_FROM_EMAIL
   LOG_LEVEL, LOG_FORMAT  log level (INFO) and ``json`` (default) or ``plain`` lines on stderr
@@ -26,6 +29,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -80,6 +84,9 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
+    # Failed-login counting; with the cache handler its tables stay empty (public schema only).
+    "axes",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -105,6 +112,10 @@ MIDDLEWARE = [
     # Request id, log context, access log, HTTP metrics; answers /metrics.
     "factory_portal.observability.middleware.RequestObservabilityMiddleware",
     "factory_portal.health.HealthCheckMiddleware",
+    # Content-Security-Policy and Permissions-Policy on every answer (see Security below),
+    # outside the tenant lookup so that its error pages (503: no database) carry them too.
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "django_tenants.middleware.main.TenantMainMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -117,6 +128,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "factory_portal.tenants.middleware.TenantStatusMiddleware",
+    # Turns a login refused for too many failures into the 429 lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 TEMPLATES = [
@@ -159,6 +172,24 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# Sign-in limits (django-axes, factory_portal/accounts/lockout.py): failed logins are counted per
+# account (schema and e-mail) and per client address in the shared cache; at the limit, logins
+# are refused for the lock-out time, which every further failure starts again.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "factory_portal.accounts.lockout.FailOpenCacheHandler"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # two counters, each with the limit
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "factory_portal.accounts.lockout.account_key"
+AXES_CLIENT_IP_CALLABLE = "factory_portal.accounts.lockout.client_address"
+AXES_CLIENT_STR_CALLABLE = "factory_portal.accounts.lockout.client_description"
+AXES_LOCKOUT_CALLABLE = "factory_portal.accounts.views.login_locked_out"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -207,10 +238,48 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PORTAL_SECURE
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PORTAL_SECURE
 SECURE_HSTS_PRELOAD = PORTAL_SECURE
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-if env_bool("PORTAL_BEHIND_TLS_PROXY", False):
+PORTAL_BEHIND_TLS_PROXY = env_bool("PORTAL_BEHIND_TLS_PROXY", False)
+if PORTAL_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Also sent by SecurityMiddleware (these are Django's defaults, written down to be explicit):
+# X-Content-Type-Options: nosniff, Referrer-Policy and Cross-Origin-Opener-Policy.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Scripts only from this site's own files: no inline script, no eval (plotly.js and Swagger UI
+# are served locally). Inline styles are allowed because plotly.js writes its styles into
+# <style> elements and style attributes, and the Swagger UI page carries a <style> block.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        # plotly's "download as PNG" and Swagger UI's icons are data: and blob: images.
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Browser features no page uses are switched off for the page and anything it might embed.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
 
 # Large ingest batches (10,000 events) exceed Django's 2.5 MB default; the API enforces its own
 # per-endpoint limits with a clear 413.
@@ -272,6 +341,9 @@ if CELERY_BROKER_URL.startswith("redis"):
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         }
     }
+else:
+    # Without Redis each process counts failed logins on its own (the demo runs one process).
+    SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_EXPIRES = 3600

@@ -3,7 +3,7 @@
 from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from alerts import views as alert_views
 from alerts.api import NotificationListApi, WebhookDetailApi, WebhookListApi
@@ -23,7 +23,7 @@ from usage.read_api import RunDetailApi, RunsApi, UsageApi
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("settings/alerts/", alert_views.alert_settings, name="alert-settings"),
     path("settings/webhooks/", alert_views.webhooks, name="webhooks"),
     path("settings/webhooks/<int:pk>/", alert_views.webhook_detail, name="webhook-detail"),

@@ -147,7 +147,7 @@ def test_active_runs_page_and_fragment(alpha):
     _runs(alpha, 2, status="Running")
     client = logged_in_client(alpha.host, alpha.admin_email)
     page = client.get("/runs/active/").content.decode()
-    assert "0 queued · 2 running" in page and "setInterval" in page
+    assert "0 queued · 2 running" in page and 'data-refresh-url="?fragment=1"' in page
     fragment = client.get("/runs/active/?fragment=1").content.decode()
     assert "<html" not in fragment and "run-001" in fragment
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.forms import AuthenticationForm, SetPasswordForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -40,6 +41,25 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     pass
+
+
+def login_locked_out(
+    request: HttpRequest,
+    original_response: HttpResponse | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """The login page answering a refused attempt (django-axes' lock-out response): 429 with
+    the wait. Every failure restarts the lock-out, so the wait is always the whole of it."""
+    minutes = settings.LOGIN_LOCKOUT_MINUTES
+    form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})
+    response = render(
+        request,
+        LoginView.template_name,
+        {"form": form, "next": request.POST.get("next", ""), "locked_out_minutes": minutes},
+        status=429,
+    )
+    response["Retry-After"] = str(minutes * 60)
+    return response
 
 
 # --- Settings: API keys (tenant admin) -----------------------------------------------------------

@@ -1,5 +1,7 @@
-/* Factory Portal: draws every plotly chart on the page. Plotly (served from this site, never a
-   CDN) is loaded once, and only on pages that have a chart. */
+/* Factory Portal: the only script of the pages (the Content-Security-Policy allows no inline
+   script). It draws every plotly chart on the page (plotly, served from this site, never a CDN,
+   is loaded once, and only on pages that have a chart), refreshes the parts of a page marked
+   with data-refresh-url, and asks before submitting a form marked with data-confirm. */
 (function () {
   "use strict";
 
@@ -23,10 +25,29 @@
     document.head.appendChild(script);
   }
 
+  function refreshEvery(element) {
+    var seconds = Number(element.dataset.refreshSeconds) || 5;
+    setInterval(function () {
+      fetch(element.dataset.refreshUrl, {credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html) { element.innerHTML = html; } });
+    }, seconds * 1000);
+  }
+
+  document.addEventListener("submit", function (event) {
+    var message = event.target.dataset && event.target.dataset.confirm;
+    if (message && !window.confirm(message)) { event.preventDefault(); }
+  });
+
+  function ready() {
+    start();
+    document.querySelectorAll("[data-refresh-url]").forEach(refreshEvery);
+  }
+
   window.portalDrawCharts = start;
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
+    document.addEventListener("DOMContentLoaded", ready);
   } else {
-    start();
+    ready();
   }
 })();

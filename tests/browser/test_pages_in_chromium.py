@@ -3,8 +3,9 @@ system's chromedriver, against the site served on a loopback port.
 
 A tenant ``gamma`` is seeded (committed) with two weeks of demo history for this module and
 dropped afterwards. Each page is opened at 1280 px and at 390 px: the page must load without
-console errors, every plotly chart must have drawn its SVG, and the page must not scroll
-sideways on a phone. Screenshots go to ``build/screenshots/<width>/``.
+console errors (a Content-Security-Policy violation is one), every plotly chart must have drawn
+its SVG, the page must not scroll sideways on a phone, and it must carry the policy header.
+Screenshots go to ``build/screenshots/<width>/``.
 """
 
 from __future__ import annotations
@@ -180,6 +181,14 @@ def _check_page(driver, url: str, name: str, width: int) -> None:  # type: ignor
     driver.save_screenshot(str(shot))
     assert shot.stat().st_size > 5_000, f"{name}: blank screenshot"
     assert _console_errors(driver) == [], f"{name}: console errors"
+    # The page was held to the site's policy (a violation would have been a console error).
+    policy = driver.execute_async_script(
+        "var done = arguments[arguments.length - 1];"
+        "fetch(location.href, {credentials: 'same-origin'})"
+        ".then(function (r) { done(r.headers.get('content-security-policy')); });"
+    )
+    directives = [part.strip() for part in (policy or "").split(";")]
+    assert "script-src 'self'" in directives, f"{name}: no Content-Security-Policy"
 
 
 @pytest.mark.parametrize("width", [1280, 390])
@@ -199,6 +208,16 @@ def test_every_operator_page_renders_with_no_errors(site, browser, width):
     _log_in(browser, site["operator"], OPERATOR_EMAIL)
     for name, path in OPERATOR_PAGES.items():
         _check_page(browser, site["operator"] + path, name, width)
+
+
+def test_api_docs_render_under_the_content_security_policy(site, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(1280, 900)
+    browser.get(site["tenant"] + "/api/docs/")
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+    assert "Factory Portal API" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info").text
+    assert _console_errors(browser) == []
 
 
 def test_run_history_filters_and_pages(site, browser):
