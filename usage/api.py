@@ -31,8 +31,8 @@ from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError, events_parse
 from usage.domain.otlp import (
     OtlpDecodeError,
+    OtlpTooLarge,
     RejectedSpan,
-    TooManySpans,
     flatten,
     spans_map,
     traces_decode,
@@ -255,18 +255,18 @@ class TracesApi(APIView):
             message = traces_decode(
                 body, content_type, max_spans=settings.OTLP_MAX_SPANS_PER_REQUEST
             )
+            spans = flatten(message)
         except (PayloadError, OtlpDecodeError) as exc:
-            reason = "too_many_items" if isinstance(exc, TooManySpans) else "unusable_body"
+            reason = "too_many_items" if isinstance(exc, OtlpTooLarge) else "unusable_body"
             metrics.guarded(lambda: metrics.INGEST_REJECTED_BATCHES.labels("traces", reason).inc())
             if isinstance(exc, PayloadError):
                 status, title, detail = exc.status, "Unusable body", exc.message
-            elif isinstance(exc, TooManySpans):
-                status, title, detail = 413, "Too many spans", str(exc)
+            elif isinstance(exc, OtlpTooLarge):
+                status, title, detail = 413, exc.title, str(exc)
             else:
                 status = 415 if "Content-Type" in str(exc) else 400
                 title, detail = "Unusable body", str(exc)
             return problem_response(status=status, title=title, detail=detail)
-        spans = flatten(message)
         records, rejected = spans_map(spans, now=timezone.now())
         host_tenant = current_tenant()
         result = conflicts_retried(lambda: traces_ingest(records=records, host_tenant=host_tenant))

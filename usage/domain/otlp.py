@@ -91,8 +91,16 @@ class OtlpDecodeError(Exception):
     pass
 
 
-class TooManySpans(OtlpDecodeError):
+class OtlpTooLarge(OtlpDecodeError):
+    """A request over one of the per-request bounds (answered 413)."""
+
+    title = "Request too large"
+
+
+class TooManySpans(OtlpTooLarge):
     """More spans in one request than allowed; ``count`` is None when counting stopped early."""
+
+    title = "Too many spans"
 
     def __init__(self, limit: int, count: int | None) -> None:
         self.limit = limit
@@ -281,21 +289,53 @@ def _json_kind(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
-def _value(any_value: AnyValue) -> Any:
+# Attribute values (nested ones included) per span on average: the OpenTelemetry SDK's default
+# attribute count limit per span; plus some for resources and nested values of small requests.
+VALUES_PER_SPAN = 128
+VALUES_EXTRA = 4096
+
+
+class TooManyValues(OtlpTooLarge):
+    title = "Too many attribute values"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"At most {limit:,} attribute values in this request ({VALUES_PER_SPAN} per span on "
+            f"average, plus {VALUES_EXTRA:,}; nested array and key-value list entries included)."
+        )
+
+
+class _Budget:
+    """Attribute values still to convert in this request: a body of millions of empty
+    attributes parses in a second but would take a minute of Python to convert."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = self.left = limit
+
+    def take(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise TooManyValues(self.limit)
+
+
+def _value(any_value: AnyValue, budget: _Budget) -> Any:
     kind = any_value.WhichOneof("value")
     if kind is None:
         return None
     if kind == "array_value":
-        return [_value(v) for v in any_value.array_value.values]
+        budget.take(len(any_value.array_value.values))
+        return [_value(v, budget) for v in any_value.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in any_value.kvlist_value.values}
+        budget.take(len(any_value.kvlist_value.values))
+        return {kv.key: _value(kv.value, budget) for kv in any_value.kvlist_value.values}
     if kind == "bytes_value":
         return any_value.bytes_value.hex()
     return getattr(any_value, kind)
 
 
-def attributes(key_values: Any) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in key_values}
+def attributes(key_values: Any, budget: _Budget) -> dict[str, Any]:
+    budget.take(len(key_values))
+    return {kv.key: _value(kv.value, budget) for kv in key_values}
 
 
 def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -336,15 +376,20 @@ class FlatSpan:
 
 
 def flatten(request: ExportTraceServiceRequest) -> list[FlatSpan]:
+    """The request's spans with their attributes as dicts; raises TooManyValues beyond
+    ``VALUES_PER_SPAN`` attribute values per span on average (each container is counted before
+    its entries are converted)."""
+    count = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+    budget = _Budget(VALUES_PER_SPAN * count + VALUES_EXTRA)
     spans = []
     for resource_spans in request.resource_spans:
-        resource = attributes(resource_spans.resource.attributes)
+        resource = attributes(resource_spans.resource.attributes, budget)
         for scope_spans in resource_spans.scope_spans:
-            spans.extend(_flat(span, resource) for span in scope_spans.spans)
+            spans.extend(_flat(span, resource, budget) for span in scope_spans.spans)
     return spans
 
 
-def _flat(span: Span, resource: dict[str, Any]) -> FlatSpan:
+def _flat(span: Span, resource: dict[str, Any], budget: _Budget) -> FlatSpan:
     return FlatSpan(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
@@ -352,7 +397,7 @@ def _flat(span: Span, resource: dict[str, Any]) -> FlatSpan:
         name=span.name,
         start=_time(span.start_time_unix_nano),
         end=_time(span.end_time_unix_nano),
-        attrs=attributes(span.attributes),
+        attrs=attributes(span.attributes, budget),
         resource=resource,
         status_code=span.status.code,
         status_message=span.status.message,

@@ -389,3 +389,20 @@ def test_a_waiting_platform_span_with_a_hostile_project_is_rejected(public_host)
     assert answer.partial_success.rejected_spans == len(children)
     assert "is not a slug" in answer.partial_success.error_message
     assert not PendingSpan.objects.exists()
+
+
+def test_countless_attribute_values_are_a_413_problem(alpha):
+    from usage.tests.test_domain_otlp import _field
+
+    span = _field(1, b"t" * 16) + _field(2, b"s" * 8) + _field(9, b"") * 1_000_000
+    _, key = key_for(alpha, ["ingest"])
+    response = host_client(alpha.host).post(
+        "/v1/traces",
+        data=gzip.compress(_field(1, _field(2, _field(2, span)))),
+        content_type="application/x-protobuf",
+        HTTP_CONTENT_ENCODING="gzip",
+        **bearer(key),
+    )
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["title"] == "Too many attribute values"

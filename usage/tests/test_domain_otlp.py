@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from usage.domain.otlp import OtlpDecodeError, TooManySpans, flatten, spans_map, traces_decode
+from usage.domain.otlp import (
+    OtlpDecodeError,
+    TooManySpans,
+    TooManyValues,
+    flatten,
+    spans_map,
+    traces_decode,
+)
 from usage.tests.otlp_spans import as_otlp_json, as_request, factory_run_spans
 
 EXAMPLE = (
@@ -172,3 +179,25 @@ def test_bodies_of_countless_empty_entries_are_refused_before_parsing(body):
 def test_json_that_is_not_an_otlp_object_is_refused(body, words):
     with pytest.raises(OtlpDecodeError, match=words):
         traces_decode(body, "application/json")
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        _field(9, b"") * 1_000_000,  # a million empty attributes on one span
+        # one attribute whose value is an array of a million empty values
+        _field(9, _field(1, b"k") + _field(2, _field(5, _field(1, b"") * 1_000_000))),
+    ],
+)
+def test_countless_attribute_values_are_refused_before_conversion(attribute):
+    span = _field(1, b"t" * 16) + _field(2, b"s" * 8) + attribute
+    message = traces_decode(_field(1, _field(2, _field(2, span))), "application/x-protobuf")
+    with pytest.raises(TooManyValues, match="At most 4,224 attribute values"):
+        flatten(message)
+
+
+def test_a_span_with_the_sdks_attribute_limit_is_fine():
+    span = _field(1, b"t" * 16) + _field(2, b"s" * 8)
+    span += b"".join(_field(9, _field(1, f"k{n}".encode())) for n in range(128))
+    message = traces_decode(_field(1, _field(2, _field(2, span))), "application/x-protobuf")
+    assert len(flatten(message)[0].attrs) == 128
