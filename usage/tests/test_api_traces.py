@@ -215,40 +215,71 @@ def test_platform_key_keeps_two_tenants_traces_with_one_id_apart(public_host, al
 
 
 def _with_tenant(span, tenant):
-    from opentelemetry.sdk.trace import ReadableSpan
-
     attributes = dict(span.attributes)
     if "run.tenant_id" in attributes:
         attributes["run.tenant_id"] = tenant
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=attributes,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    return _copy(span, attributes=attributes)
 
 
 def _in_trace(span, trace_id):
-    from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.trace import SpanContext
 
-    context = SpanContext(trace_id, span.context.span_id, is_remote=False)
-    return ReadableSpan(
-        name=span.name,
-        context=context,
-        parent=None,
-        resource=span.resource,
-        attributes=dict(span.attributes),
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
+    return _copy(
+        span, context=SpanContext(trace_id, span.context.span_id, is_remote=False), parent=None
     )
+
+
+def _copy(span, **changes):
+    """The same exported span with some fields changed (ReadableSpan is immutable)."""
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    fields = {
+        "name": span.name,
+        "context": span.context,
+        "parent": span.parent,
+        "resource": span.resource,
+        "attributes": dict(span.attributes),
+        "kind": span.kind,
+        "status": span.status,
+        "start_time": span.start_time,
+        "end_time": span.end_time,
+        "instrumentation_scope": span.instrumentation_scope,
+    }
+    return ReadableSpan(**{**fields, **changes})
+
+
+def test_platform_spans_waiting_for_one_tenant_are_not_taken_by_anothers_run(
+    public_host, alpha, beta
+):
+    """A platform span that names beta (here through its resource) waits for beta's run span;
+    alpha's run span of the same trace id must not store it in alpha."""
+    from opentelemetry.sdk.resources import Resource
+
+    with schema_context("public"):
+        _, key = api_key_create(name="factory", scopes=["ingest"])
+    spans = factory_run_spans(tenant=None, resource={"run.tenant_id": "beta"})
+    children = [s for s in spans if s.name != "factory.run.execute"]
+    [run_span] = [s for s in spans if s.name == "factory.run.execute"]
+    post_spans(public_host, key, children)
+    assert PendingSpan.objects.count() == len(children)
+
+    alpha_run = _copy(
+        run_span,
+        attributes={**run_span.attributes, "run.tenant_id": "alpha"},
+        resource=Resource.create({}),
+    )
+    assert (
+        parse_response(post_spans(public_host, key, [alpha_run])).partial_success.rejected_spans
+        == 0
+    )
+    with schema_context(alpha.schema):
+        assert Run.objects.count() == 1 and not LlmUsageEvent.objects.exists()
+    assert PendingSpan.objects.count() == len(children)
+
+    post_spans(public_host, key, [run_span])  # beta's run span (tenant from the resource)
+    assert not PendingSpan.objects.exists()
+    with schema_context(beta.schema):
+        assert LlmUsageEvent.objects.count() == 3
 
 
 # --- limits (issue 13, item 10) -------------------------------------------------------------------
