@@ -22,6 +22,9 @@ Variables (all optional unless noted):
   PROMETHEUS_MULTIPROC_DIR  folder shared by a host's processes for multi-process metrics
   STATIC_MANIFEST     1: hashed, pre-compressed static files from ``collectstatic`` (production)
   OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables: opt-in tracing (see README)
+  OTLP_MAX_SPANS_PER_REQUEST  spans one POST /v1/traces may carry (default 10000; more: 413)
+  OTLP_MAX_PARKED_SPANS       spans waiting for their run span, per sender (default 100000)
+  OTLP_PARKED_SPAN_TTL_SECONDS  how long such a span waits before it is deleted (default 86400)
 """
 
 from __future__ import annotations
@@ -382,6 +385,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.cost_summaries_refresh_all",
         "schedule": 300.0,
     },
+    "pending-spans-expire": {
+        "task": "usage.tasks.pending_spans_expire",
+        "schedule": 600.0,
+    },
 }
 
 # --- REST framework -----------------------------------------------------------------------------
@@ -432,6 +439,13 @@ USAGE_PRICER = "billing.pricing.tenant_pricer"
 INGEST_MAX_EVENTS = 10_000
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024)
 INGEST_MAX_FUTURE_SECONDS = 300  # clock skew tolerated for event timestamps
+# OTLP: the same per-request bound as REST events (above the collector's default batch of 8,192
+# and the SDK's 512); spans waiting for their run span, per sender (tenant key or the platform
+# key), and how long they wait before the beat sweeper deletes them (a run span more than a day
+# after its children was lost).
+OTLP_MAX_SPANS_PER_REQUEST = env_int("OTLP_MAX_SPANS_PER_REQUEST", 10_000)
+OTLP_MAX_PARKED_SPANS = env_int("OTLP_MAX_PARKED_SPANS", 100_000)
+OTLP_PARKED_SPAN_TTL_SECONDS = env_int("OTLP_PARKED_SPAN_TTL_SECONDS", 24 * 3600)
 # Link from a run to its trace, e.g. "https://tempo.example/explore?traceId={trace_id}".
 PORTAL_TRACE_URL_TEMPLATE = os.environ.get("PORTAL_TRACE_URL_TEMPLATE", "")
 

@@ -30,7 +30,14 @@ from factory_portal.errors import is_conflict
 from factory_portal.observability import context, metrics
 from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError, events_parse
-from usage.domain.otlp import OtlpDecodeError, RejectedSpan, flatten, spans_map, traces_decode
+from usage.domain.otlp import (
+    OtlpDecodeError,
+    OtlpTooLarge,
+    RejectedSpan,
+    flatten,
+    spans_map,
+    traces_decode,
+)
 from usage.domain.payloads import (
     PayloadError,
     TooManyItems,
@@ -232,7 +239,8 @@ class TracesApi(APIView):
     Point the factory's OpenTelemetry exporter here with
     ``OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer <key>``. Spans that cannot be used are
     reported in the response's ``partial_success`` with the reasons; spans of a run not seen yet
-    are kept until the run span arrives.
+    are kept until the run span arrives. At most ``OTLP_MAX_SPANS_PER_REQUEST`` spans a request
+    (413 beyond); an unusable body (not OTLP, ids of the wrong length) is a 400.
     """
 
     throttle_scope = "ingest"
@@ -254,19 +262,24 @@ class TracesApi(APIView):
             body = body_decompress(
                 request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
             )
-            message = traces_decode(body, content_type)
-        except (PayloadError, OtlpDecodeError) as exc:
-            metrics.guarded(
-                lambda: metrics.INGEST_REJECTED_BATCHES.labels("traces", "unusable_body").inc()
+            message = traces_decode(
+                body, content_type, max_spans=settings.OTLP_MAX_SPANS_PER_REQUEST
             )
+            spans = flatten(message)
+        except (PayloadError, OtlpDecodeError) as exc:
+            reason = "too_many_items" if isinstance(exc, OtlpTooLarge) else "unusable_body"
+            metrics.guarded(lambda: metrics.INGEST_REJECTED_BATCHES.labels("traces", reason).inc())
             if isinstance(exc, PayloadError):
-                status, detail = exc.status, exc.message
+                status, title, detail = exc.status, "Unusable body", exc.message
+            elif isinstance(exc, OtlpTooLarge):
+                status, title, detail = 413, exc.title, str(exc)
             else:
-                status, detail = (415 if "Content-Type" in str(exc) else 400), str(exc)
-            return problem_response(status=status, title="Unusable body", detail=detail)
-        spans = flatten(message)
+                status = 415 if "Content-Type" in str(exc) else 400
+                title, detail = "Unusable body", str(exc)
+            return problem_response(status=status, title=title, detail=detail)
         records, rejected = spans_map(spans, now=timezone.now())
-        result = traces_ingest(records=records, host_tenant=current_tenant())
+        host_tenant = current_tenant()
+        result = conflicts_retried(lambda: traces_ingest(records=records, host_tenant=host_tenant))
         rejected += result.rejected
 
         def count() -> None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,12 +91,36 @@ class OtlpDecodeError(Exception):
     pass
 
 
+class OtlpTooLarge(OtlpDecodeError):
+    """A request over one of the per-request bounds (answered 413)."""
+
+    title = "Request too large"
+
+
+class TooManySpans(OtlpTooLarge):
+    """More spans in one request than allowed; ``count`` is None when counting stopped early."""
+
+    title = "Too many spans"
+
+    def __init__(self, limit: int, count: int | None) -> None:
+        self.limit = limit
+        self.count = count
+        got = f"{count:,}" if count is not None else f"more than {limit:,}"
+        super().__init__(
+            f"At most {limit:,} spans per request; this one has {got}. Lower the exporter's "
+            "batch size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, or the collector's send_batch_max_size)."
+        )
+
+
+ID_KEYS = frozenset(("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"))
+HEX_RE = re.compile(r"[0-9a-fA-F]*")
+
+
 def _hex_ids_to_base64(node: Any) -> Any:
     if isinstance(node, dict):
         return {
-            key: _b64(value)
-            if key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
-            and isinstance(value, str)
+            key: _b64(value, key)
+            if key in ID_KEYS and isinstance(value, str)
             else _hex_ids_to_base64(value)
             for key, value in node.items()
         }
@@ -103,28 +129,153 @@ def _hex_ids_to_base64(node: Any) -> Any:
     return node
 
 
-def _b64(hex_id: str) -> str:
-    try:
-        return base64.b64encode(bytes.fromhex(hex_id)).decode()
-    except ValueError:
-        raise OtlpDecodeError(f"span or trace id {hex_id[:40]!r} is not hex") from None
+def _b64(hex_id: str, key: str) -> str:
+    if not HEX_RE.fullmatch(hex_id) or len(hex_id) % 2:
+        raise OtlpDecodeError(
+            f"{key} {hex_id[:40]!r} is not hex (OTLP/JSON ids are hex strings: "
+            "32 characters for a trace id, 16 for a span id)"
+        )
+    return base64.b64encode(bytes.fromhex(hex_id)).decode()
 
 
-def traces_decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+def _varint(body: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(body) and shift < 64:
+        byte = body[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    raise OtlpDecodeError("the body is not an OTLP protobuf message: a truncated field")
+
+
+def _fields(body: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(number, start, end) of each length-delimited field of the message in ``body[start:end]``,
+    and (number, -1, -1) for every other field (protobuf wire format; nothing is copied)."""
+    pos = start
+    while pos < end:
+        key, pos = _varint(body, pos)
+        wire = key & 7
+        value_start = value_end = -1
+        if wire == 0:
+            _, pos = _varint(body, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            length, pos = _varint(body, pos)
+            value_start, value_end = pos, pos + length
+            pos = value_end
+        else:
+            raise OtlpDecodeError(f"the body is not an OTLP protobuf message: wire type {wire}")
+        if pos > end:
+            raise OtlpDecodeError("the body is not an OTLP protobuf message: a truncated field")
+        yield key >> 3, value_start, value_end
+
+
+_REQUEST = ExportTraceServiceRequest.DESCRIPTOR
+_RESOURCE_SPANS = _REQUEST.fields_by_name["resource_spans"]
+_SCOPE_SPANS = _RESOURCE_SPANS.message_type.fields_by_name["scope_spans"]
+_SPANS = _SCOPE_SPANS.message_type.fields_by_name["spans"]
+
+
+def _protobuf_spans_check(body: bytes, limit: int) -> None:
+    """Count the spans of a protobuf request from its wire format, before parsing, and stop at
+    ``limit``: a 16 MB body of empty spans would otherwise parse into 8 million messages (1.4 GB,
+    10 s). Every field walked at the three container levels counts against a budget too (bounded
+    work for a body of millions of empty resource or scope entries)."""
+    budget = 4 * limit + 64  # a resource and a scope per span at worst, and their few fields
+    walked = spans = 0
+
+    def walk(start: int, end: int, number: int) -> Iterator[tuple[int, int]]:
+        nonlocal walked
+        for field_number, field_start, field_end in _fields(body, start, end):
+            walked += 1
+            if walked > budget:
+                raise TooManySpans(limit, None)
+            if field_number == number and field_start >= 0:
+                yield field_start, field_end
+
+    for resource in walk(0, len(body), _RESOURCE_SPANS.number):
+        for scope in walk(*resource, _SCOPE_SPANS.number):
+            for _ in walk(*scope, _SPANS.number):
+                spans += 1
+                if spans > limit:
+                    raise TooManySpans(limit, None)
+
+
+def _listed(node: Any, *keys: str) -> list[Any]:
+    if isinstance(node, dict):
+        for key in keys:
+            if isinstance(node.get(key), list):
+                return node[key]
+    return []
+
+
+def _json_spans_check(document: dict[str, Any], limit: int) -> None:
+    count = sum(
+        len(_listed(scope, "spans"))
+        for resource in _listed(document, "resourceSpans", "resource_spans")
+        for scope in _listed(resource, "scopeSpans", "scope_spans")
+    )
+    if count > limit:
+        raise TooManySpans(limit, count)
+
+
+def _ids_check(request: ExportTraceServiceRequest, *, as_json: bool) -> None:
+    """Trace ids are 16 bytes and span ids 8 (a parent span id may be empty): anything else is
+    not OTLP and would not fit where ids are stored."""
+    names = {"trace_id": "traceId", "span_id": "spanId", "parent_span_id": "parentSpanId"}
+    for r, resource_spans in enumerate(request.resource_spans):
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            for n, span in enumerate(scope_spans.spans):
+                for field_name, size in (("trace_id", 16), ("span_id", 8), ("parent_span_id", 8)):
+                    value = getattr(span, field_name)
+                    if len(value) == size or (field_name == "parent_span_id" and not value):
+                        continue
+                    if as_json:
+                        where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{n}].{names[field_name]}"
+                        wanted, got = f"{size * 2} hex characters", f"{len(value) * 2}"
+                    else:
+                        where = f"resource_spans[{r}].scope_spans[{s}].spans[{n}].{field_name}"
+                        wanted, got = f"{size} bytes", f"{len(value)}"
+                    raise OtlpDecodeError(f"{where} must be {wanted}; got {got}")
+
+
+def traces_decode(
+    body: bytes, content_type: str, *, max_spans: int = 10_000
+) -> ExportTraceServiceRequest:
+    """The request in ``body``; raises OtlpDecodeError for a body that is not OTLP, has ids of
+    the wrong length, or more than ``max_spans`` spans (TooManySpans, before the spans are
+    built)."""
     content_type = content_type.split(";", 1)[0].strip().lower()
     request = ExportTraceServiceRequest()
     if content_type == "application/x-protobuf":
+        _protobuf_spans_check(body, max_spans)
         try:
             request.ParseFromString(body)
         except DecodeError as exc:
             raise OtlpDecodeError(f"the body is not an OTLP protobuf message: {exc}") from exc
+        _ids_check(request, as_json=False)
         return request
     if content_type == "application/json":
         try:
             document = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise OtlpDecodeError(
+                "the body is not OTLP/JSON: it must be a JSON object (an "
+                f"ExportTraceServiceRequest), not {_json_kind(document)}"
+            )
+        _json_spans_check(document, max_spans)
+        try:
             json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
         except (ValueError, json_format.ParseError, RecursionError) as exc:
             raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
+        _ids_check(request, as_json=True)
         return request
     raise OtlpDecodeError(
         f"Content-Type {content_type or '(none)'!r} is not supported; OTLP/HTTP uses "
@@ -132,21 +283,59 @@ def traces_decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
     )
 
 
-def _value(any_value: AnyValue) -> Any:
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+
+
+# Attribute values (nested ones included) per span on average: the OpenTelemetry SDK's default
+# attribute count limit per span; plus some for resources and nested values of small requests.
+VALUES_PER_SPAN = 128
+VALUES_EXTRA = 4096
+
+
+class TooManyValues(OtlpTooLarge):
+    title = "Too many attribute values"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"At most {limit:,} attribute values in this request ({VALUES_PER_SPAN} per span on "
+            f"average, plus {VALUES_EXTRA:,}; nested array and key-value list entries included)."
+        )
+
+
+class _Budget:
+    """Attribute values still to convert in this request: a body of millions of empty
+    attributes parses in a second but would take a minute of Python to convert."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = self.left = limit
+
+    def take(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise TooManyValues(self.limit)
+
+
+def _value(any_value: AnyValue, budget: _Budget) -> Any:
     kind = any_value.WhichOneof("value")
     if kind is None:
         return None
     if kind == "array_value":
-        return [_value(v) for v in any_value.array_value.values]
+        budget.take(len(any_value.array_value.values))
+        return [_value(v, budget) for v in any_value.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in any_value.kvlist_value.values}
+        budget.take(len(any_value.kvlist_value.values))
+        return {kv.key: _value(kv.value, budget) for kv in any_value.kvlist_value.values}
     if kind == "bytes_value":
         return any_value.bytes_value.hex()
     return getattr(any_value, kind)
 
 
-def attributes(key_values: Any) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in key_values}
+def attributes(key_values: Any, budget: _Budget) -> dict[str, Any]:
+    budget.take(len(key_values))
+    return {kv.key: _value(kv.value, budget) for kv in key_values}
 
 
 def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -187,15 +376,20 @@ class FlatSpan:
 
 
 def flatten(request: ExportTraceServiceRequest) -> list[FlatSpan]:
+    """The request's spans with their attributes as dicts; raises TooManyValues beyond
+    ``VALUES_PER_SPAN`` attribute values per span on average (each container is counted before
+    its entries are converted)."""
+    count = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+    budget = _Budget(VALUES_PER_SPAN * count + VALUES_EXTRA)
     spans = []
     for resource_spans in request.resource_spans:
-        resource = attributes(resource_spans.resource.attributes)
+        resource = attributes(resource_spans.resource.attributes, budget)
         for scope_spans in resource_spans.scope_spans:
-            spans.extend(_flat(span, resource) for span in scope_spans.spans)
+            spans.extend(_flat(span, resource, budget) for span in scope_spans.spans)
     return spans
 
 
-def _flat(span: Span, resource: dict[str, Any]) -> FlatSpan:
+def _flat(span: Span, resource: dict[str, Any], budget: _Budget) -> FlatSpan:
     return FlatSpan(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
@@ -203,7 +397,7 @@ def _flat(span: Span, resource: dict[str, Any]) -> FlatSpan:
         name=span.name,
         start=_time(span.start_time_unix_nano),
         end=_time(span.end_time_unix_nano),
-        attrs=attributes(span.attributes),
+        attrs=attributes(span.attributes, budget),
         resource=resource,
         status_code=span.status.code,
         status_message=span.status.message,

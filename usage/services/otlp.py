@@ -2,20 +2,31 @@
 
 A span is attributed to a tenant, a run and a project from its own attributes, its trace's run
 span, the resource, or (for spans of a trace seen in an earlier request) the stored
-``TraceRoute``. Spans still without a run are kept as ``PendingSpan`` and stored when their run
-span arrives. Everything of one request is written in one transaction.
+``TraceRoute`` of that tenant: trace ids are the senders' choice, so routes are per tenant and two
+tenants may use the same trace id independently. Spans still without a run are kept as
+``PendingSpan`` (in bulk, at most ``OTLP_MAX_PARKED_SPANS`` per sender) and stored when their run
+span arrives; ``pending_spans_expire`` deletes those whose run span never came. Everything of one
+request is written in one transaction.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
 from django_tenants.utils import schema_context
+from psycopg.types.json import Jsonb
 
+from factory_portal.tenants.models import SLUG_RE as TENANT_SLUG_RE
 from factory_portal.tenants.models import Tenant
 from usage.domain.events import SLUG_RE, LlmEventIn
 from usage.domain.otlp import RejectedSpan, SpanContext, SpanRecord
@@ -23,12 +34,15 @@ from usage.domain.runs import JobUpdate, RunUpdate
 from usage.models import ExternalCall, Run
 from usage.platform.models import PendingSpan, TraceRoute
 from usage.pricing import pricer_for
-from usage.services.ingest import events_ingest
+from usage.services.ingest import _copy_insert, events_ingest
 from usage.services.references import jobs_lookup
 from usage.services.routing import tenants_by_slug
 from usage.services.runs import runs_ingest
 
+logger = logging.getLogger(__name__)
 TIME_FIELDS = ("occurred_at", "started_at", "finished_at", "requested_at")
+PLATFORM_SENDER = ""  # PendingSpan.tenant_hint of spans the platform key sent
+PENDING_TYPES = ["varchar", "varchar", "varchar", "jsonb", "timestamptz"]
 
 
 @dataclass
@@ -47,67 +61,98 @@ def traces_ingest(*, records: list[SpanRecord], host_tenant: Tenant | None) -> T
     key on the operator host, where each span names its tenant)."""
     result = TracesResult()
     with transaction.atomic():
-        _fill_from_routes(records, host_tenant)
+        shared = _fill_from_routes(records, host_tenant)
         by_tenant: dict[str, list[SpanRecord]] = defaultdict(list)
+        unrouted: list[SpanRecord] = []
         for record in records:
-            slug = _tenant_of(record, host_tenant, result)
-            if slug is not None:
+            if record.context.project and not _valid_project(record, result):
+                continue  # refused before anything (a route, a waiting span) keeps the bad value
+            slug = _tenant_of(record, host_tenant, result, shared)
+            if slug == "":
+                unrouted.append(record)
+            elif slug is not None:
                 by_tenant[slug].append(record)
-        tenants = tenants_by_slug(by_tenant)
+        _park(unrouted, PLATFORM_SENDER, result)
+        # Only slugs go to the database (a tenant attribute may hold anything, NUL included).
+        tenants = tenants_by_slug(s for s in by_tenant if re.fullmatch(TENANT_SLUG_RE, s))
         for slug in sorted(by_tenant):
             tenant = tenants.get(slug)
             if tenant is None:
                 for record in by_tenant[slug]:
-                    _reject(result, record, f"unknown or inactive tenant {slug!r}")
+                    _reject(result, record, f"unknown or inactive tenant {slug[:64]!r}")
                 continue
             with schema_context(tenant.schema_name):
                 _store_tenant(tenant, by_tenant[slug], result, via_platform=host_tenant is None)
     return result
 
 
-def _fill_from_routes(records: list[SpanRecord], host_tenant: Tenant | None) -> None:
+def _fill_from_routes(records: list[SpanRecord], host_tenant: Tenant | None) -> set[str]:
+    """Complete the context of spans of traces routed in earlier requests; returns the trace ids
+    that the platform routed to several tenants (a span of those must name its tenant)."""
     wanting = {r.trace_id for r in records if not r.context.run_id or not r.context.tenant}
     if not wanting:
-        return
+        return set()
     with schema_context("public"):
-        routes = TraceRoute.objects.filter(trace_id__in=wanting).select_related("tenant")
+        found = TraceRoute.objects.filter(trace_id__in=wanting).select_related("tenant")
         if host_tenant is None:
-            routes = routes.filter(via_platform=True)
+            found = found.filter(via_platform=True)
         else:
-            routes = routes.filter(tenant=host_tenant)
-        routes = {route.trace_id: route for route in routes}
+            found = found.filter(tenant=host_tenant)
+        routes: dict[tuple[str, str], TraceRoute] = {}
+        by_trace: dict[str, list[TraceRoute]] = defaultdict(list)
+        for route in found:
+            routes[(route.tenant.slug, route.trace_id)] = route
+            by_trace[route.trace_id].append(route)
+    shared = {trace for trace, found_routes in by_trace.items() if len(found_routes) > 1}
     for record in records:
-        route = routes.get(record.trace_id)
+        if record.context.tenant:
+            route = routes.get((record.context.tenant, record.trace_id))
+        elif host_tenant is not None:
+            route = routes.get((host_tenant.slug, record.trace_id))
+        else:
+            only = by_trace.get(record.trace_id, [])
+            route = only[0] if len(only) == 1 else None
         if route is not None:
             record.context.tenant = record.context.tenant or route.tenant.slug
             record.context.run_id = record.context.run_id or route.run_id
             record.context.project = record.context.project or route.project
+    return shared
 
 
-def _tenant_of(record: SpanRecord, host_tenant: Tenant | None, result: TracesResult) -> str | None:
+def _tenant_of(
+    record: SpanRecord, host_tenant: Tenant | None, result: TracesResult, shared: set[str]
+) -> str | None:
+    """The tenant to store ``record`` in; "" for a platform span to keep until its run span
+    names the tenant; None when rejected."""
     named = record.context.tenant
     if host_tenant is not None:
         if named and named != host_tenant.slug:
             _reject(
                 result,
                 record,
-                f"the span names tenant {named!r} but was sent with a key "
+                f"the span names tenant {named[:64]!r} but was sent with a key "
                 f"of tenant {host_tenant.slug!r}",
             )
             return None
         return host_tenant.slug
-    if not named:
-        if record.kind == "run":
-            _reject(result, record, "no run.tenant_id on the span, its run span or its resource")
-            return None
-        _park(record, "")
-        result.parked += 1
+    if named:
+        return named
+    if record.kind == "run":
+        _reject(result, record, "no run.tenant_id on the span, its run span or its resource")
         return None
-    return named
+    if record.trace_id in shared:
+        _reject(
+            result,
+            record,
+            "this trace id is used by several tenants: name the tenant with run.tenant_id "
+            "on the span or its resource",
+        )
+        return None
+    return ""
 
 
-def _park(record: SpanRecord, tenant_hint: str) -> None:
-    payload = {
+def _payload(record: SpanRecord) -> dict[str, Any]:
+    return {
         "kind": record.kind,
         "job_id": record.job_id,
         "context": {
@@ -119,25 +164,52 @@ def _park(record: SpanRecord, tenant_hint: str) -> None:
             k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.fields.items()
         },
     }
+
+
+PENDING_TEMP = (
+    "CREATE TEMP TABLE pending_in (trace_id varchar(32), span_id varchar(16),"
+    " tenant_hint varchar(40), record jsonb, received_at timestamptz)"
+)
+PENDING_INSERT = (
+    "INSERT INTO usage_platform_pendingspan (trace_id, span_id, tenant_hint, record, received_at)"
+    " SELECT trace_id, span_id, tenant_hint, record, received_at FROM pending_in"
+    " ON CONFLICT DO NOTHING RETURNING 1"  # a re-sent span that already waits
+)
+
+
+def _park(records: list[SpanRecord], sender: str, result: TracesResult) -> None:
+    """Keep ``records`` until their run span arrives: one COPY, and no more than
+    ``OTLP_MAX_PARKED_SPANS`` waiting per sender (the rest are rejected with the reason).
+    Concurrent requests of one sender may overshoot the bound by at most their own spans."""
+    if not records:
+        return
+    limit = settings.OTLP_MAX_PARKED_SPANS
+    now = timezone.now()
     with schema_context("public"):
-        PendingSpan.objects.get_or_create(
-            trace_id=record.trace_id,
-            span_id=record.span_id,
-            tenant_hint=tenant_hint,
-            defaults={"record": payload},
-        )
+        waiting = PendingSpan.objects.filter(tenant_hint=sender).count()
+        room = max(0, limit - waiting)
+        for record in records[room:]:
+            _reject(
+                result,
+                record,
+                f"not kept: {waiting:,} spans of this sender already wait for their run span "
+                f"(limit {limit:,}); send the factory.run.execute span, or run.id and "
+                "run.project_id on each span",
+            )
+        rows = [(r.trace_id, r.span_id, sender, Jsonb(_payload(r)), now) for r in records[:room]]
+        _copy_insert(PENDING_TEMP, "pending_in", PENDING_TYPES, rows, PENDING_INSERT)
+    result.parked += len(rows)
 
 
-def _unpark(pending: PendingSpan) -> SpanRecord:
-    data = pending.record
+def _unpark(trace_id: str, span_id: str, data: dict[str, Any]) -> SpanRecord:
     fields = {
         k: datetime.fromisoformat(v) if k in TIME_FIELDS and v else v
         for k, v in data["fields"].items()
     }
     return SpanRecord(
         kind=data["kind"],
-        trace_id=pending.trace_id,
-        span_id=pending.span_id,
+        trace_id=trace_id,
+        span_id=span_id,
         context=SpanContext(**data["context"]),
         fields=fields,
         job_id=data["job_id"],
@@ -147,9 +219,9 @@ def _unpark(pending: PendingSpan) -> SpanRecord:
 def _store_tenant(
     tenant: Tenant, records: list[SpanRecord], result: TracesResult, *, via_platform: bool
 ) -> None:
-    records = _without_foreign_traces(tenant, records, result)
     _fill_projects_from_runs(records)
     ready: list[SpanRecord] = []
+    waiting: list[SpanRecord] = []
     for record in records:
         if record.kind == "run" and not record.context.project:
             _reject(result, record, "no run.project_id on the run span or its resource")
@@ -160,8 +232,8 @@ def _store_tenant(
         ):
             ready.append(record)  # usage and calls outside any run are kept with their project
         else:
-            _park(record, "" if via_platform else tenant.slug)
-            result.parked += 1
+            waiting.append(record)
+    _park(waiting, PLATFORM_SENDER if via_platform else tenant.slug, result)
     run_records = [r for r in ready if r.kind == "run"]
     _routes_save(tenant, run_records, via_platform)
     ready += _unpark_for(tenant, {r.trace_id for r in run_records}, via_platform)
@@ -178,56 +250,48 @@ def _fill_projects_from_runs(records: list[SpanRecord]) -> None:
             record.context.project = projects.get(record.context.run_id, "")
 
 
-def _without_foreign_traces(
-    tenant: Tenant, records: list[SpanRecord], result: TracesResult
-) -> list[SpanRecord]:
-    """Spans of a trace already routed to another tenant are refused (trace ids are unique per
-    run; reusing one must not let a sender write into, or read from, another tenant's trace)."""
-    traces = {r.trace_id for r in records}
-    with schema_context("public"):
-        foreign = set(
-            TraceRoute.objects.filter(trace_id__in=traces)
-            .exclude(tenant=tenant)
-            .values_list("trace_id", flat=True)
-        )
-    for record in records:
-        if record.trace_id in foreign:
-            _reject(result, record, "this trace id belongs to another run")
-    return [r for r in records if r.trace_id not in foreign]
-
-
 def _routes_save(tenant: Tenant, runs: list[SpanRecord], via_platform: bool) -> None:
-    with schema_context("public"):
-        for record in runs:
-            TraceRoute.objects.get_or_create(
+    """The tenant's route of each run span's trace (the first run span of a trace wins)."""
+    routes: dict[str, TraceRoute] = {}
+    for record in runs:
+        routes.setdefault(
+            record.trace_id,
+            TraceRoute(
+                tenant=tenant,
                 trace_id=record.trace_id,
-                defaults={
-                    "tenant": tenant,
-                    "run_id": record.context.run_id,
-                    "project": record.context.project,
-                    "via_platform": via_platform,
-                },
-            )
+                run_id=record.context.run_id,
+                project=record.context.project,
+                via_platform=via_platform,
+            ),
+        )
+    with schema_context("public"):
+        TraceRoute.objects.bulk_create(routes.values(), ignore_conflicts=True)
 
 
 def _unpark_for(tenant: Tenant, trace_ids: set[str], via_platform: bool) -> list[SpanRecord]:
-    """Spans waiting for these traces' runs that the same sender parked: the tenant's own, or
-    the platform's when the run span came through the platform key."""
+    """Take the spans waiting for these traces' runs that the same sender parked: the tenant's
+    own, or the platform's when the run span came through the platform key (and then only those
+    that name no tenant or this one). One DELETE ... RETURNING."""
     if not trace_ids:
         return []
-    sender = "" if via_platform else tenant.slug
+    sql = "DELETE FROM usage_platform_pendingspan WHERE trace_id = ANY(%s) AND tenant_hint = %s"
+    params: list[Any] = [list(trace_ids)]
+    if via_platform:
+        sql += " AND coalesce(record->'context'->>'tenant', '') IN ('', %s)"
+        params += [PLATFORM_SENDER, tenant.slug]
+    else:
+        params.append(tenant.slug)
     with schema_context("public"):
-        pending = list(
-            PendingSpan.objects.select_for_update().filter(
-                trace_id__in=trace_ids, tenant_hint=sender
-            )
-        )
-        routes = {r.trace_id: r for r in TraceRoute.objects.filter(trace_id__in=trace_ids)}
-        PendingSpan.objects.filter(pk__in=[p.pk for p in pending]).delete()
+        with connection.cursor() as cursor:
+            cursor.execute(sql + " RETURNING trace_id, span_id, record", params)
+            taken = cursor.fetchall()
+        routes = {
+            r.trace_id: r for r in TraceRoute.objects.filter(tenant=tenant, trace_id__in=trace_ids)
+        }
     records = []
-    for item in pending:
-        record = _unpark(item)
-        route = routes[item.trace_id]
+    for trace_id, span_id, data in taken:
+        record = _unpark(trace_id, span_id, json.loads(data) if isinstance(data, str) else data)
+        route = routes[trace_id]
         record.context.run_id = record.context.run_id or route.run_id
         record.context.project = record.context.project or route.project
         records.append(record)
@@ -240,7 +304,8 @@ def _valid_project(record: SpanRecord, result: TracesResult) -> bool:
     _reject(
         result,
         record,
-        f"project {record.context.project!r} is not a slug (lowercase letters, digits, '-', '_')",
+        f"project {record.context.project[:64]!r} is not a slug (1 to 100 lowercase letters, "
+        "digits, '-', '_')",
     )
     return False
 
@@ -356,6 +421,27 @@ def _external_calls_store(records: list[SpanRecord]) -> None:
             )
         )
     ExternalCall.objects.bulk_create(calls, ignore_conflicts=True)
+
+
+def pending_spans_expire(*, now: datetime | None = None) -> int:
+    """Delete the spans that waited longer than ``OTLP_PARKED_SPAN_TTL_SECONDS`` for their run
+    span (it was lost, or never sent): they could never be stored. Returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.OTLP_PARKED_SPAN_TTL_SECONDS)
+    with schema_context("public"):
+        expired = PendingSpan.objects.filter(received_at__lt=cutoff)
+        senders = {
+            row["tenant_hint"]: row["n"]
+            for row in expired.values("tenant_hint").annotate(n=Count("id"))
+        }
+        deleted, _ = expired.delete()
+    for sender, count in sorted(senders.items()):
+        logger.warning(
+            "deleted %d OTLP spans that waited more than %d s for their run span",
+            count,
+            settings.OTLP_PARKED_SPAN_TTL_SECONDS,
+            extra={"sender": sender or "platform"},
+        )
+    return deleted
 
 
 def current_tenant() -> Tenant | None:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from usage.domain.otlp import OtlpDecodeError, flatten, spans_map, traces_decode
+from usage.domain.otlp import (
+    OtlpDecodeError,
+    TooManySpans,
+    TooManyValues,
+    flatten,
+    spans_map,
+    traces_decode,
+)
 from usage.tests.otlp_spans import as_otlp_json, as_request, factory_run_spans
 
 EXAMPLE = Path(__file__).resolve().parent / "data" / "otlp_example_trace.json"
@@ -119,3 +126,76 @@ def test_the_official_otlp_json_example_decodes():
 def test_bad_bodies_are_refused(body, content_type, words):
     with pytest.raises(OtlpDecodeError, match=words):
         traces_decode(body, content_type)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    key, length = bytes([number << 3 | 2]), len(payload)
+    varint = bytearray()
+    while True:
+        varint.append(length & 0x7F | (0x80 if length > 0x7F else 0))
+        length >>= 7
+        if not length:
+            return key + bytes(varint) + payload
+
+
+def test_the_span_limit_counts_exactly():
+    body = as_request(factory_run_spans()).SerializeToString()  # 7 spans
+    assert len(flatten(traces_decode(body, "application/x-protobuf", max_spans=7))) == 7
+    with pytest.raises(TooManySpans, match="At most 6 spans per request"):
+        traces_decode(body, "application/x-protobuf", max_spans=6)
+    with pytest.raises(TooManySpans, match="this one has 7"):
+        traces_decode(
+            as_otlp_json(as_request(factory_run_spans())), "application/json", max_spans=6
+        )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a million empty spans in one scope (2 bytes each: 8 million in a 16 MB body)
+        _field(1, _field(2, _field(2, b"") * 1_000_000)),
+        # a million empty scopes, or resources: no span at all, as much parsing
+        _field(1, _field(2, b"") * 1_000_000),
+        _field(1, b"") * 1_000_000,
+    ],
+)
+def test_bodies_of_countless_empty_entries_are_refused_before_parsing(body):
+    with pytest.raises(TooManySpans):
+        traces_decode(body, "application/x-protobuf", max_spans=10_000)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"null", "must be a JSON object"),
+        (b"[]", "must be a JSON object"),
+        (b"17", "must be a JSON object"),
+        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab cd"}]}]}]}', "not hex"),
+    ],
+)
+def test_json_that_is_not_an_otlp_object_is_refused(body, words):
+    with pytest.raises(OtlpDecodeError, match=words):
+        traces_decode(body, "application/json")
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        _field(9, b"") * 1_000_000,  # a million empty attributes on one span
+        # one attribute whose value is an array of a million empty values
+        _field(9, _field(1, b"k") + _field(2, _field(5, _field(1, b"") * 1_000_000))),
+    ],
+)
+def test_countless_attribute_values_are_refused_before_conversion(attribute):
+    span = _field(1, b"t" * 16) + _field(2, b"s" * 8) + attribute
+    message = traces_decode(_field(1, _field(2, _field(2, span))), "application/x-protobuf")
+    with pytest.raises(TooManyValues, match="At most 4,224 attribute values"):
+        flatten(message)
+
+
+def test_a_span_with_the_sdks_attribute_limit_is_fine():
+    span = _field(1, b"t" * 16) + _field(2, b"s" * 8)
+    span += b"".join(_field(9, _field(1, f"k{n}".encode())) for n in range(128))
+    message = traces_decode(_field(1, _field(2, _field(2, span))), "application/x-protobuf")
+    assert len(flatten(message)[0].attrs) == 128
