@@ -127,7 +127,9 @@ def _email(delivery: Delivery) -> tuple[bool, str, int | None, int | None]:
         "link": _absolute(alert.url, tenant),
     }
     message = EmailMultiAlternatives(
-        subject=f"[{tenant.name}] {alert.title}",
+        # One line: titles carry client strings (a run id from an OTLP span may hold a line
+        # break), and Django refuses a subject with one, so the mail would never go out.
+        subject=" ".join(f"[{tenant.name}] {alert.title}".split()),
         body=render_to_string("alerts/email/alert.txt", context),
         to=[delivery.recipient],
     )

@@ -1,5 +1,6 @@
-"""A suspended tenant sends nothing: its pending e-mails and webhooks fail unsent, with the
-reason in the delivery log (the site and API already answer 403; the outbox did not look)."""
+"""The outbox against hostile state: a suspended tenant sends nothing (its pending e-mails and
+webhooks fail unsent, with the reason in the delivery log), and a client string in an alert title
+never breaks or extends an e-mail's headers."""
 
 from __future__ import annotations
 
@@ -58,3 +59,19 @@ def test_an_active_tenants_outbox_is_sent(alpha, receiver, mailoutbox):
         for delivery in Delivery.objects.filter(alert=alert):
             assert delivery_send(delivery.pk).status == "sent"
     assert len(receiver.requests) == 1 and len(mailoutbox) == 1
+
+
+def test_an_alert_title_with_a_line_break_is_mailed_on_one_line(alpha, mailoutbox):
+    with schema_context(alpha.schema):
+        alert = alert_raise(
+            AlertSpec(
+                key="run:x",
+                kind=Alert.Kind.RUN,
+                title="Run evil\r\nBcc: victim@example.test failed",
+                emails=[alpha.admin_email],
+            )
+        )
+        delivery = Delivery.objects.get(alert=alert)
+        assert delivery_send(delivery.pk).status == "sent"
+    assert mailoutbox[0].subject == "[Alpha Inc] Run evil Bcc: victim@example.test failed"
+    assert mailoutbox[0].bcc == []
