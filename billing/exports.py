@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any
@@ -21,18 +21,19 @@ from openpyxl import Workbook
 from billing.costs import CostReport
 from billing.domain.allocation import round_lines
 from billing.platform.services.allocation import next_month
-from factory_portal.spreadsheets import cell
+from factory_portal.spreadsheets import cell, xlsx_cell
 from usage import selectors as usage_selectors
 
 
 class _SafeRows:
-    """A csv writer or worksheet whose rows go through ``cell``."""
+    """A csv writer or worksheet whose rows go through ``cell`` (``xlsx_cell`` for sheets)."""
 
-    def __init__(self, target: Any, method: str) -> None:
+    def __init__(self, target: Any, method: str, clean: Callable[[object], object] = cell) -> None:
         self._write = getattr(target, method)
+        self._clean = clean
 
     def writerow(self, row: list[object]) -> None:
-        self._write([cell(value) for value in row])
+        self._write([self._clean(value) for value in row])
 
     append = writerow
 
@@ -211,7 +212,7 @@ def write_focus(report: CostReport, out: IO[str]) -> Decimal:
 
 
 def _sheet(book: Workbook, title: str) -> _SafeRows:
-    return _SafeRows(book.create_sheet(title), "append")
+    return _SafeRows(book.create_sheet(title), "append", xlsx_cell)
 
 
 def write_xlsx(report: CostReport, out: IO[bytes]) -> None:

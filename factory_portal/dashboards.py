@@ -17,7 +17,7 @@ from billing.cost_summaries import cost_summary
 from billing.models import CostForecast
 from billing.selectors import budgets_status
 from factory_portal import charts
-from factory_portal.accounts.permissions import role_required
+from factory_portal.accounts.permissions import can, role_required
 from factory_portal.periods import month_start
 from usage import selectors
 from usage.views import overview_build
@@ -25,29 +25,27 @@ from usage.views import overview_build
 
 @role_required("signed_in")
 def overview(request: HttpRequest) -> HttpResponse:
+    """Everyone's landing page, showing only the areas the role may open (``portal_can`` in the
+    template): cost, forecast and budgets for ``costs``; runs and durations for ``runs``."""
     tenant = connection.tenant
     now = timezone.now()
     data = overview_build(now=now, tz_name=tenant.timezone)
     today = now.date()
     start = today - timedelta(days=29)
-    days = [start + timedelta(days=n) for n in range(30)]
-    forecast = CostForecast.objects.filter(project="").first()
-    upcoming = [row for row in (forecast.daily if forecast else []) if row[0] >= str(today)][:14]
-    chart = charts.daily_cost_chart(
-        selectors.daily_cost_by_project(start=start, end=today), days, upcoming
-    )
-    return render(
-        request,
-        "usage/overview.html",
-        {
-            "overview": data,
-            "tenant": tenant,
-            "chart": chart,
-            "forecast": forecast,
-            "budgets": budgets_status(today=today),
-            "durations": selectors.duration_percentiles(start=start, end=today),
-        },
-    )
+    context: dict[str, object] = {"overview": data, "tenant": tenant}
+    if can(request.user, "costs"):
+        days = [start + timedelta(days=n) for n in range(30)]
+        forecast = CostForecast.objects.filter(project="").first()
+        daily = forecast.daily if forecast else []
+        upcoming = [row for row in daily if row[0] >= str(today)][:14]
+        context["chart"] = charts.daily_cost_chart(
+            selectors.daily_cost_by_project(start=start, end=today), days, upcoming
+        )
+        context["forecast"] = forecast
+        context["budgets"] = budgets_status(today=today)
+    if can(request.user, "runs"):
+        context["durations"] = selectors.duration_percentiles(start=start, end=today)
+    return render(request, "usage/overview.html", context)
 
 
 @role_required("runs")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -10,4 +12,15 @@ def cell(value: object) -> object:
     ids and names come from clients and bills and are never trusted as formulas."""
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
+    return value
+
+
+def xlsx_cell(value: object) -> object:
+    """``cell`` for an XLSX sheet, whose XML cannot hold control characters other than tab, line
+    feed and carriage return: each becomes U+FFFD. Client strings that reach a sheet (model names,
+    run ids and templates from OTLP spans) may carry them, and openpyxl would refuse the whole
+    workbook."""
+    value = cell(value)
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
     return value

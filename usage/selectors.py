@@ -421,7 +421,7 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
                 filters.start.year, filters.start.month, filters.start.day, tzinfo=UTC
             )
         )
-    if filters.end:
+    if filters.end and filters.end < date.max:  # the last day has no next day: no bound
         end = filters.end + timedelta(days=1)
         runs = runs.filter(requested_at__lt=datetime(end.year, end.month, end.day, tzinfo=UTC))
     if filters.search:
@@ -471,6 +471,8 @@ def runs_page(
         runs = runs.filter(duration_ms__isnull=False)
     if after is not None:
         value, pk = after
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)  # cursors are written in UTC
         op = "lt" if descending else "gt"
         runs = runs.filter(Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"pk__{op}": pk}))
     order = [f"-{column}", "-pk"] if descending else [column, "pk"]

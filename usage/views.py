@@ -18,6 +18,7 @@ from factory_portal.accounts.permissions import role_required
 from factory_portal.periods import month_start
 from factory_portal.spreadsheets import cell
 from usage import reporting, selectors
+from usage.domain.events import EARLIEST
 from usage.models import RunStatus
 
 
@@ -214,6 +215,7 @@ def active_runs(request: HttpRequest) -> HttpResponse:
 
 
 REPORT_MAX_DAYS = 366
+REPORT_EARLIEST = EARLIEST.date()  # usage before it is refused at ingest
 REPORT_DEFAULT_DAYS = {"day": 30, "week": 91, "month": 365}
 
 
@@ -230,10 +232,14 @@ def usage_report(request: HttpRequest) -> HttpResponse:
         if not raw:
             return default
         try:
-            return date.fromisoformat(raw)
+            value = date.fromisoformat(raw)
         except ValueError:
             errors.append(f"“{raw}” is not a date (YYYY-MM-DD); showing the default range.")
             return default
+        if value < REPORT_EARLIEST:  # also keeps the default range's start a valid date
+            errors.append(f"No usage is older than {REPORT_EARLIEST}; showing the default range.")
+            return default
+        return value
 
     end = day("to", today)
     start = day("from", end - timedelta(days=REPORT_DEFAULT_DAYS[grain] - 1))

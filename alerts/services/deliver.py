@@ -4,7 +4,8 @@ A delivery is locked while it is sent (``SELECT … FOR UPDATE SKIP LOCKED``), s
 sweeper never send it twice at once; once ``sent`` it is never sent again. Webhooks: 2xx is
 delivered; 408, 429, 5xx, timeouts and connection errors are retried with exponential backoff up to
 ``MAX_ATTEMPTS``; other 4xx and every 3xx (redirects are never followed) fail at once. The
-request goes only to an address that passed the check (``alerts.services.webhook_http``).
+request goes only to an address that passed the check (``alerts.services.webhook_http``). A
+suspended tenant's deliveries fail unsent.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from factory_portal.tenants.models import Tenant
 
 MAX_ATTEMPTS = 8
 TIMEOUT_S = (3.0, 10.0)  # connect, read
+# A suspended tenant's outbox is not sent (nor kept to flood its receivers on reactivation).
+SUSPENDED = "Not sent: the account is suspended."
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,13 @@ def _tenant() -> Tenant:
     if isinstance(current, Tenant):
         return current
     return Tenant.objects.get(schema_name=connection.schema_name)
+
+
+def _tenant_suspended() -> bool:
+    """Read at send time: a worker's tenant object may predate the suspension."""
+    return Tenant.objects.filter(
+        schema_name=connection.schema_name, status=Tenant.Status.SUSPENDED
+    ).exists()
 
 
 def alert_body(alert: Alert) -> bytes:
@@ -71,6 +81,11 @@ def delivery_send(delivery_id: int) -> Outcome:
         )
         if delivery is None:
             return Outcome("skipped")
+        if _tenant_suspended():
+            delivery.status = Delivery.Status.FAILED
+            delivery.last_error = SUSPENDED
+            delivery.save(update_fields=["status", "last_error"])
+            return Outcome("failed")
         delivery.attempts += 1
         if delivery.channel == Delivery.Channel.EMAIL:
             retryable, error, code, elapsed_ms = _email(delivery)
@@ -112,7 +127,9 @@ def _email(delivery: Delivery) -> tuple[bool, str, int | None, int | None]:
         "link": _absolute(alert.url, tenant),
     }
     message = EmailMultiAlternatives(
-        subject=f"[{tenant.name}] {alert.title}",
+        # One line: titles carry client strings (a run id from an OTLP span may hold a line
+        # break), and Django refuses a subject with one, so the mail would never go out.
+        subject=" ".join(f"[{tenant.name}] {alert.title}".split()),
         body=render_to_string("alerts/email/alert.txt", context),
         to=[delivery.recipient],
     )

@@ -191,8 +191,9 @@ def customer_costs_csv(request: HttpRequest) -> HttpResponse:
 
 
 def _price_book(request: HttpRequest, form: PriceOverrideForm, status: int = 200) -> HttpResponse:
-    search = request.GET.get("q", "").strip()
-    provider = request.GET.get("provider", "").strip()
+    # PostgreSQL cannot compare text with a NUL in it (500): the character is dropped.
+    search = request.GET.get("q", "").replace("\x00", "").strip()
+    provider = request.GET.get("provider", "").replace("\x00", "").strip()
     now = timezone.now()
     return render(
         request,

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django_tenants.utils import schema_context
+from django_tenants.utils import schema_context, schema_exists
 
 from factory_portal.accounts.models import Role, User
 from factory_portal.accounts.services import user_create
@@ -29,6 +29,10 @@ def tenant_domain(slug: str) -> str:
     return f"{slug}.{settings.PORTAL_BASE_DOMAIN}"
 
 
+def tenant_schema_name(slug: str) -> str:
+    return slug.replace("-", "_")
+
+
 def tenant_validate_new(*, slug: str, name: str, admin_email: str) -> None:
     """Raise ValidationError with a precise message when a tenant cannot be created so."""
     slug_validator(slug)
@@ -39,6 +43,10 @@ def tenant_validate_new(*, slug: str, name: str, admin_email: str) -> None:
     validate_email(admin_email)
     if Tenant.objects.filter(slug=slug).exists():
         raise ValidationError(f"A tenant with slug {slug!r} already exists.")
+    # django-tenants adopts an existing schema silently (information_schema, or one a removed
+    # tenant left behind): the new tenant would read and write another's tables.
+    if schema_exists(tenant_schema_name(slug), case_sensitive=False):
+        raise ValidationError(f"The slug {slug!r} is reserved: its schema exists in the database.")
 
 
 def tenant_create(
@@ -54,7 +62,7 @@ def tenant_create(
     tenant_validate_new(slug=slug, name=name, admin_email=admin_email)
     with schema_context(PUBLIC_SCHEMA):
         tenant = Tenant(
-            schema_name=slug.replace("-", "_"), slug=slug, name=name.strip(), currency=currency
+            schema_name=tenant_schema_name(slug), slug=slug, name=name.strip(), currency=currency
         )
         tenant.save(verbosity=0)  # creates and migrates the schema
         Domain.objects.create(domain=tenant_domain(slug), tenant=tenant, is_primary=True)

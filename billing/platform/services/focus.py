@@ -73,17 +73,19 @@ def focus_import(
     period: date | None = None,
     pool_tag: str = "",
     progress: Callable[[int, int, int], None] = lambda rows, done, total: None,
+    filename: str = "",
 ) -> FocusImportResult:
     """Import ``path``. ``period`` (first of a month) puts every charge in that billing period;
     without it each row's BillingPeriodStart decides. ``pool_tag`` splits pools by that tag's
-    value. ``progress(rows, bytes_read, bytes_total)`` is called every 10,000 rows."""
+    value. ``progress(rows, bytes_read, bytes_total)`` is called every 10,000 rows. The record
+    keeps ``filename`` (default: the file's own name)."""
     digest = file_sha256(path)
     existing = FocusImport.objects.filter(sha256=digest).first()
     if existing is not None:
         return FocusImportResult(focus_import=existing, created=False)
 
     try:
-        return _import_new(path, digest, period, pool_tag, progress)
+        return _import_new(path, filename or path.name, digest, period, pool_tag, progress)
     except UnicodeDecodeError as exc:
         raise FocusImportError("not a UTF-8 text file: save the bill as a UTF-8 CSV") from exc
     except csv.Error as exc:
@@ -92,6 +94,7 @@ def focus_import(
 
 def _import_new(
     path: Path,
+    filename: str,
     digest: str,
     period: date | None,
     pool_tag: str,
@@ -150,7 +153,7 @@ def _import_new(
     with transaction.atomic():
         record = FocusImport.objects.create(
             sha256=digest,
-            filename=path.name[:300],
+            filename=filename[:300],
             focus_version=version,
             rows=file_totals.rows,
             billed_cost=file_totals.billed_cost,
@@ -186,16 +189,16 @@ def focus_upload_import(
     *, chunks: Iterable[bytes], filename: str, period: date | None = None, pool_tag: str = ""
 ) -> FocusImportResult:
     """Import an uploaded FOCUS file: its chunks are written to a temporary file (removed
-    afterwards) under the upload's own base name, which the import record keeps."""
+    afterwards); the import record keeps the upload's base name. The client's name never names
+    a file here (one of 255 characters but more bytes would be refused by the file system)."""
     name = Path(filename.replace("\\", "/").replace("\x00", "")).name.strip()[-200:]
     if name in ("", ".", ".."):
         name = "upload.csv"
-    with tempfile.TemporaryDirectory(prefix="focus-upload-") as folder:
-        path = Path(folder) / name
-        with path.open("wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-        return focus_import(path=path, period=period, pool_tag=pool_tag)
+    with tempfile.NamedTemporaryFile(prefix="focus-upload-", suffix=".csv") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+        handle.flush()
+        return focus_import(path=Path(handle.name), period=period, pool_tag=pool_tag, filename=name)
 
 
 def _pool_name(key: PoolKey, pool_tag: str) -> str:

@@ -1,0 +1,64 @@
+"""Finance exports of a month whose client strings carry control characters (OTLP spans keep
+everything but NUL in run ids, templates and model names): the XLSX is still written."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django_tenants.utils import schema_context
+from openpyxl import load_workbook
+
+from factory_portal.spreadsheets import xlsx_cell
+from tests.support import llm_event_in, logged_in_client
+from usage.domain.runs import RunUpdate
+from usage.pricing import pricer_for
+from usage.services.ingest import events_ingest
+from usage.services.runs import runs_ingest
+
+pytestmark = pytest.mark.django_db
+
+T = datetime(2026, 9, 8, 10, tzinfo=UTC)
+
+
+def test_xlsx_cell_replaces_what_xml_cannot_hold_and_keeps_formulas_text():
+    assert xlsx_cell("run\x07one\x1b[31m") == "run\ufffdone\ufffd[31m"
+    assert xlsx_cell("tab\tand\nnew line") == "tab\tand\nnew line"
+    assert xlsx_cell("=1+1") == "'=1+1"
+    assert xlsx_cell("\x01=1+1") == "\ufffd=1+1"
+    assert xlsx_cell(Decimal("-1")) == Decimal("-1")
+
+
+def test_xlsx_report_with_control_characters_in_client_strings(alpha):
+    with schema_context(alpha.schema):
+        runs_ingest(
+            updates=[
+                RunUpdate(
+                    0,
+                    "run\x07bell",
+                    "web",
+                    "Succeeded",
+                    T + timedelta(minutes=5),
+                    template_recipe_id="tmpl\x0bvt",
+                    run_type="front\x1bend",
+                    requested_at=T,
+                    started_at=T,
+                    finished_at=T + timedelta(minutes=5),
+                )
+            ]
+        )
+        call = llm_event_in(
+            "c1", T, project="web", run_id="run\x07bell", model="gpt\x01x", cost=Decimal("2")
+        )
+        events_ingest(events=[call], pricer=pricer_for(alpha.tenant))
+
+    response = logged_in_client(alpha.host, alpha.admin_email).get("/reports/2026-09/xlsx")
+
+    assert response.status_code == 200
+    book = load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True)
+    runs = list(book["Runs"].iter_rows(values_only=True))
+    assert runs[1][:4] == ("run\ufffdbell", "web", "front\ufffdend", "tmpl\ufffdvt")
+    models = list(book["Models"].iter_rows(values_only=True))
+    assert models[1][1] == "openai/gpt\ufffdx"
