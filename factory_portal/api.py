@@ -1,22 +1,25 @@
-"""API conventions shared by every endpoint: errors as ``application/problem+json`` (RFC 9457)."""
+"""API conventions shared by every endpoint: errors as ``application/problem+json`` (RFC 9457),
+and the query fields for months, days and moments (parsed and bounded by ``periods``)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from rest_framework import exceptions
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler
 
+from factory_portal import periods
+from factory_portal.errors import PROBLEM_CONTENT_TYPE
+
 logger = logging.getLogger(__name__)
 CACHE_WARNING_EVERY_S = 60
 _cache_warned_at = float("-inf")
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
 def iso_utc(moment: datetime) -> str:
@@ -70,6 +73,52 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         extra=extra,
         headers={k: v for k, v in response.items() if k in {"WWW-Authenticate", "Retry-After"}},
     )
+
+
+@extend_schema_field({"type": "string", "pattern": periods.MONTH_PATTERN, "example": "2026-10"})
+class MonthField(serializers.CharField):
+    """A month as ``YYYY-MM`` within the supported years, validated to its first day."""
+
+    def to_internal_value(self, data: Any) -> date:
+        try:
+            return periods.month_parse(super().to_internal_value(data))
+        except periods.PeriodError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+@extend_schema_field({"type": "string", "format": "date"})
+class DayField(serializers.DateField):
+    """A calendar day (``YYYY-MM-DD``) within the supported years."""
+
+    def to_internal_value(self, value: Any) -> date:
+        try:
+            return periods.day_check(super().to_internal_value(value))
+        except periods.PeriodError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+@extend_schema_field({"type": "string", "format": "date-time"})
+class MomentField(serializers.CharField):
+    """An ISO 8601 date or date-time (naive: UTC) within the supported years, as aware UTC;
+    blank means "not given" (``None``)."""
+
+    def to_internal_value(self, data: Any) -> datetime | None:
+        text = super().to_internal_value(data)
+        if not text:
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise serializers.ValidationError(
+                f"{text[:40]!r} is not an ISO 8601 date or date-time (e.g. 2026-11-01 or"
+                " 2026-11-01T00:00:00Z)."
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        try:
+            return periods.moment_check(moment)
+        except periods.PeriodError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class PayloadTooLarge(exceptions.APIException):

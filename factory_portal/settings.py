@@ -103,6 +103,7 @@ MIDDLEWARE = [
     # Request id, log context, access log, HTTP metrics; answers /metrics.
     "factory_portal.observability.middleware.RequestObservabilityMiddleware",
     "factory_portal.health.HealthCheckMiddleware",
+    "factory_portal.errors.ApiProblemMiddleware",  # problem+json for every API error answer
     "django_tenants.middleware.main.TenantMainMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
