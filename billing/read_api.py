@@ -125,9 +125,15 @@ class MonthlyReportApi(APIView):
         summary="The finance report of a month: JSON, CSV, XLSX or FOCUS-shaped CSV",
         parameters=[ReportQuerySerializer],
         responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT, description="JSON, or the file for the other formats"
-            )
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="format=json: the report"
+            ),
+            **{
+                (200, content_type): OpenApiResponse(
+                    OpenApiTypes.BINARY, description=f"format={fmt}: the file"
+                )
+                for fmt, (content_type, _) in FORMATS.items()
+            },
         },
     )
     def get(self, request: Request) -> Response | HttpResponse:

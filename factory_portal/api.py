@@ -190,6 +190,12 @@ PROBLEM_STATUSES = {
     "404": "Nothing of this tenant at this address.",
     "405": "Method not allowed.",
     "429": "Too many requests for this key; retry after `Retry-After` seconds.",
+    "503": "The database is not reachable right now; retry after `Retry-After` seconds.",
+}
+# Operations that take a body may also answer these.
+BODY_PROBLEM_STATUSES = {
+    "413": "The body is too large.",
+    "415": "The body's Content-Type is not accepted.",
 }
 
 
@@ -212,7 +218,10 @@ def problem_responses_hook(result: dict[str, Any], generator: Any, request: Any,
     for path in result.get("paths", {}).values():
         for operation in path.values():
             responses = operation.setdefault("responses", {})
-            for status, description in PROBLEM_STATUSES.items():
+            statuses = PROBLEM_STATUSES
+            if "requestBody" in operation:
+                statuses = {**PROBLEM_STATUSES, **BODY_PROBLEM_STATUSES}
+            for status, description in statuses.items():
                 responses.setdefault(
                     status,
                     {

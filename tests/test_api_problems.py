@@ -29,7 +29,7 @@ def debug(request):
         "/api/",
         "/api/v1/budgets/null,null",
         "/api/v1/webhooks/1.5",
-        "/api/v1/runs/a/b",
+        "/api/v1/webhooks/abc",
         "/api/v1/whoami/",
         "/v1/traces/extra",
     ],
