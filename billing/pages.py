@@ -3,7 +3,7 @@ costs, and how shared cost was allocated to the tenant."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
@@ -11,20 +11,12 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from billing.cost_summaries import cost_summary
-from factory_portal import charts
+from factory_portal import charts, periods
 from factory_portal.accounts.permissions import role_required
 from usage import selectors as usage_selectors
 
 DIMENSIONS = ("project", "model", "provider", "run_type", "template")
 GRAINS = {"day": 30, "week": 91, "month": 365}
-
-
-def _month(value: str, default: date) -> date:
-    try:
-        year, month = (int(part) for part in value.split("-"))
-        return date(year, month, 1)
-    except ValueError:
-        return default
 
 
 @role_required("costs")
@@ -34,7 +26,13 @@ def costs(request: HttpRequest) -> HttpResponse:
     dimension = dimension if dimension in DIMENSIONS else "project"
     grain = request.GET.get("grain", "day")
     grain = grain if grain in GRAINS else "day"
-    month = _month(request.GET.get("month", ""), today.replace(day=1))
+    errors = []
+    month = today.replace(day=1)
+    if request.GET.get("month"):
+        try:
+            month = periods.month_parse(request.GET["month"])
+        except periods.PeriodError as exc:
+            errors.append(f"{exc} Showing {month:%Y-%m}.")
     trend = usage_selectors.cost_trend(
         start=today - timedelta(days=GRAINS[grain] - 1), end=today, dimension=dimension, grain=grain
     )
@@ -56,5 +54,6 @@ def costs(request: HttpRequest) -> HttpResponse:
             if summary.distribution
             else None,
             "tenant_lines": summary.lines,
+            "errors": errors,
         },
     )

@@ -21,7 +21,7 @@ from billing.models import CostForecast
 from billing.platform.models import AllocationLine, AllocationRun
 from billing.views import FORMATS, report_file
 from factory_portal.accounts.authentication import Access, ApiAccess
-from factory_portal.api import iso_utc
+from factory_portal.api import MonthField, iso_utc
 from factory_portal.periods import months_ending
 from usage import aggregates
 from usage.read_api import FILTER_PARAMETERS, UsageQuerySerializer
@@ -104,13 +104,8 @@ class ForecastApi(APIView):
 
 
 class ReportQuerySerializer(serializers.Serializer):
-    month = serializers.RegexField(r"^\d{4}-(0[1-9]|1[0-2])$", help_text="YYYY-MM")
+    month = MonthField(help_text="YYYY-MM, 2000-01 to 2100-12")
     format = serializers.ChoiceField(choices=["json", *FORMATS], default="json")
-
-    def validate_month(self, value: str) -> str:
-        if not 2000 <= int(value[:4]) <= 2100:
-            raise serializers.ValidationError("The year must be between 2000 and 2100.")
-        return value
 
 
 class FormatIsOurs(DefaultContentNegotiation):
@@ -130,16 +125,21 @@ class MonthlyReportApi(APIView):
         summary="The finance report of a month: JSON, CSV, XLSX or FOCUS-shaped CSV",
         parameters=[ReportQuerySerializer],
         responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT, description="JSON, or the file for the other formats"
-            )
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="format=json: the report"
+            ),
+            **{
+                (200, content_type): OpenApiResponse(
+                    OpenApiTypes.BINARY, description=f"format={fmt}: the file"
+                )
+                for fmt, (content_type, _) in FORMATS.items()
+            },
         },
     )
     def get(self, request: Request) -> Response | HttpResponse:
         form = ReportQuerySerializer(data=request.query_params)
         form.is_valid(raise_exception=True)
-        year, month = (int(p) for p in form.validated_data["month"].split("-"))
-        period = date(year, month, 1)
+        period = form.validated_data["month"]
         fmt = form.validated_data["format"]
         tenant = connection.tenant
         if fmt != "json":

@@ -16,7 +16,7 @@ from django.utils import timezone
 from billing.costs import cost_report
 from billing.exports import write_csv, write_focus, write_xlsx
 from factory_portal.accounts.permissions import role_required
-from factory_portal.periods import months_ending
+from factory_portal.periods import PeriodError, month_parse, months_ending
 from factory_portal.tenants.models import Tenant
 
 REPORT_FORMAT_LABELS = [
@@ -58,10 +58,9 @@ def report_download(request: HttpRequest, period: str, fmt: str) -> HttpResponse
     if fmt not in FORMATS:
         raise Http404("Unknown report format")
     try:
-        year, month = (int(part) for part in period.split("-"))
-        month_start = date(year, month, 1)
-    except ValueError as exc:
-        raise Http404("No such month") from exc
+        month_start = month_parse(period)
+    except PeriodError as exc:
+        raise Http404(str(exc)) from exc
     return report_file(connection.tenant, month_start, fmt)
 
 

@@ -1,24 +1,26 @@
-"""API conventions shared by every endpoint: errors as ``application/problem+json`` (RFC 9457)."""
+"""API conventions shared by every endpoint: errors as ``application/problem+json`` (RFC 9457),
+and the query fields for months, days and moments (parsed and bounded by ``periods``)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler
 
+from factory_portal import periods
 from factory_portal.error_lists import errors_bounded
+from factory_portal.errors import PROBLEM_CONTENT_TYPE
 
 logger = logging.getLogger(__name__)
 CACHE_WARNING_EVERY_S = 60
 _cache_warned_at = float("-inf")
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
 def iso_utc(moment: datetime) -> str:
@@ -82,6 +84,52 @@ class BoundedListField(serializers.ListField):
         if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)  # type: ignore[no-any-return]
+
+
+@extend_schema_field({"type": "string", "pattern": periods.MONTH_PATTERN, "example": "2026-10"})
+class MonthField(serializers.CharField):
+    """A month as ``YYYY-MM`` within the supported years, validated to its first day."""
+
+    def to_internal_value(self, data: Any) -> date:
+        try:
+            return periods.month_parse(super().to_internal_value(data))
+        except periods.PeriodError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+@extend_schema_field({"type": "string", "format": "date"})
+class DayField(serializers.DateField):
+    """A calendar day (``YYYY-MM-DD``) within the supported years."""
+
+    def to_internal_value(self, value: Any) -> date:
+        try:
+            return periods.day_check(super().to_internal_value(value))
+        except periods.PeriodError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+@extend_schema_field({"type": "string", "format": "date-time"})
+class MomentField(serializers.CharField):
+    """An ISO 8601 date or date-time (naive: UTC) within the supported years, as aware UTC;
+    blank means "not given" (``None``)."""
+
+    def to_internal_value(self, data: Any) -> datetime | None:
+        text = super().to_internal_value(data)
+        if not text:
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise serializers.ValidationError(
+                f"{text[:40]!r} is not an ISO 8601 date or date-time (e.g. 2026-11-01 or"
+                " 2026-11-01T00:00:00Z)."
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        try:
+            return periods.moment_check(moment)
+        except periods.PeriodError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -153,6 +201,12 @@ PROBLEM_STATUSES = {
     "404": "Nothing of this tenant at this address.",
     "405": "Method not allowed.",
     "429": "Too many requests for this key; retry after `Retry-After` seconds.",
+    "503": "The database is not reachable right now; retry after `Retry-After` seconds.",
+}
+# Operations that take a body may also answer these.
+BODY_PROBLEM_STATUSES = {
+    "413": "The body is too large.",
+    "415": "The body's Content-Type is not accepted.",
 }
 
 
@@ -179,7 +233,10 @@ def problem_responses_hook(result: dict[str, Any], generator: Any, request: Any,
     for path in result.get("paths", {}).values():
         for operation in path.values():
             responses = operation.setdefault("responses", {})
-            for status, description in PROBLEM_STATUSES.items():
+            statuses = PROBLEM_STATUSES
+            if "requestBody" in operation:
+                statuses = {**PROBLEM_STATUSES, **BODY_PROBLEM_STATUSES}
+            for status, description in statuses.items():
                 responses.setdefault(
                     status,
                     {

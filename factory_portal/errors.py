@@ -1,6 +1,10 @@
 """Error pages: API paths answer ``application/problem+json`` even when no view ran (unknown
 URL, server error); pages get the portal's HTML error pages.
 
+``ApiProblemMiddleware`` makes that hold whatever produced the error: with ``DEBUG`` on Django
+answers 404 and 500 with its own HTML pages without calling the handlers below, and a request
+Django refuses itself (400) or a tenant host that does not exist never reaches them either.
+
 A database that cannot be reached (restarting, failing over, connection lost mid-request) is a
 retryable ``503`` with ``Retry-After``, not a 500: the request's transaction was rolled back, so
 sending the same request again is safe (ingest is idempotent by event id).
@@ -10,6 +14,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from http import HTTPStatus
 
 import psycopg
 from django.db import InterfaceError, OperationalError
@@ -17,8 +23,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.views import defaults
 
-from factory_portal.api import PROBLEM_CONTENT_TYPE
-
+# Not imported from factory_portal.api: that module imports rest_framework.views, whose settings
+# import factory_portal.api again; this module is loaded first, as a middleware.
+PROBLEM_CONTENT_TYPE = "application/problem+json"
 API_PREFIXES = ("/api/", "/v1/")
 # Django wraps driver errors of its own cursors; the ingest's binary COPY talks to psycopg directly.
 DATABASE_UNAVAILABLE = (
@@ -34,9 +41,13 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIXES)
 
 
+def _problem_body(status: int, title: str, detail: str) -> str:
+    return json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
+
+
 def _problem(status: int, title: str, detail: str) -> HttpResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return HttpResponse(json.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
+    body = _problem_body(status, title, detail)
+    return HttpResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def is_conflict(error: BaseException | None) -> bool:
@@ -77,3 +88,49 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         return _problem(500, "Server error", "The server failed; the request was not applied.")
     return defaults.server_error(request)
+
+
+def _title_and_detail(request: HttpRequest, status: int) -> tuple[str, str]:
+    try:
+        title, detail = HTTPStatus(status).phrase.capitalize(), HTTPStatus(status).description
+    except ValueError:
+        title, detail = "Error", ""
+    if status == 404:
+        detail = f"No API resource at {request.path}."
+    elif status == 405:
+        detail = f"{request.method} is not allowed here."
+    elif status >= 500:
+        detail = "The server failed; the request was not applied."
+    return title, detail
+
+
+class ApiProblemMiddleware:
+    """Rewrite an error answer of an API path that is not ``application/problem+json`` into one
+    of the same status (the other headers, e.g. ``Allow`` or the security headers, are kept).
+    Placed before tenant routing, so an unknown host's 404 is covered too."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        status = response.status_code
+        if (
+            status < 400
+            or not _is_api(request)
+            or response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE)
+        ):
+            return response
+        body = _problem_body(status, *_title_and_detail(request, status))
+        if response.streaming:
+            problem = HttpResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
+            for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if response.has_header(header):
+                    problem[header] = response[header]
+            return problem
+        response.content = body.encode()
+        response["Content-Type"] = PROBLEM_CONTENT_TYPE
+        response.headers.pop("Content-Disposition", None)
+        if response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
+        return response

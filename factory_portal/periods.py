@@ -1,9 +1,66 @@
-"""Calendar periods in a tenant's timezone (presentation), returned as aware UTC datetimes."""
+"""Calendar periods in a tenant's timezone (presentation), returned as aware UTC datetimes; and
+the one parser of the months, days and moments a client may name.
+
+Every period a client names lies between ``EARLIEST`` and ``LATEST``: month arithmetic (the next
+month, a day after the end, 30 days before) then stays inside what ``date`` and PostgreSQL hold,
+so ``9999-12`` or ``0001-01-01`` is refused with a precise message instead of overflowing.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
+
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+EARLIEST = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC)
+LATEST = datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC)  # exclusive
+# The same bounds as a regular expression, for OpenAPI schemas and HTML inputs.
+MONTH_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$"
+BOUNDS = f"between {FIRST_YEAR}-01 and {LAST_YEAR}-12"
+
+
+class PeriodError(ValueError):
+    """A month, day or moment that is malformed or outside the supported years; the message
+    says which and is meant for the client."""
+
+
+def month_parse(text: str) -> date:
+    """``"2026-10"`` -> ``date(2026, 10, 1)``; :class:`PeriodError` for anything else."""
+    match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text.strip())
+    if match is None or not 1 <= int(match[2]) <= 12:
+        raise PeriodError(f"{text[:40]!r} is not a month (YYYY-MM, e.g. 2026-10).")
+    if not FIRST_YEAR <= int(match[1]) <= LAST_YEAR:
+        raise PeriodError(f"{text[:40]!r} is outside the supported months ({BOUNDS}).")
+    return date(int(match[1]), int(match[2]), 1)
+
+
+def day_check(day: date) -> date:
+    """``day`` itself when it lies in the supported years, else :class:`PeriodError`."""
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise PeriodError(f"{day.isoformat()} is outside the supported days ({BOUNDS}).")
+    return day
+
+
+def day_parse(text: str) -> date:
+    """``"2026-10-31"`` -> ``date(2026, 10, 31)``; :class:`PeriodError` for anything else."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise PeriodError(f"{text[:40]!r} is not a date (YYYY-MM-DD, e.g. 2026-10-31).") from None
+    return day_check(day)
+
+
+def moment_check(moment: datetime) -> datetime:
+    """An aware ``moment`` in UTC when it lies in the supported years, else
+    :class:`PeriodError`."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # an offset pushed it past year 1 or 9999
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise PeriodError(f"{moment.isoformat()} is outside the supported times ({BOUNDS}).")
+    return utc
 
 
 def month_start(now: datetime, tz_name: str = "UTC") -> datetime:

@@ -119,6 +119,7 @@ MIDDLEWARE = [
     # outside the tenant lookup so that its error pages (503: no database) carry them too.
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
+    "factory_portal.errors.ApiProblemMiddleware",  # problem+json for every API error answer
     "django_tenants.middleware.main.TenantMainMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -432,6 +432,12 @@ def test_upload_with_a_period_and_pool_tag(operator):
             ).encode(),
             "too large to be a real bill",
         ),
+        (
+            (
+                FOCUS_HEADER + "1,1,1,USD,9999-12-01,9999-12-31,Usage,Compute,AWS,USD,NULL\n"
+            ).encode(),
+            "outside the supported days",
+        ),
         (FOCUS_HEADER.encode(), "no charges"),
         (b"", "The submitted file is empty"),
     ],
@@ -449,7 +455,7 @@ def test_bad_focus_files_get_a_clear_error_and_import_nothing(operator, content,
 def test_upload_without_a_file_or_with_a_bad_period(operator):
     assert "This field is required" in _text(operator.post("/pools/upload", {}))
     response = _upload(operator, (FOCUS_HEADER + FOCUS_ROWS).encode(), period="October")
-    assert response.status_code == 400 and "Enter a month as YYYY-MM" in _text(response)
+    assert response.status_code == 400 and "is not a month (YYYY-MM" in _text(response)
     assert not FocusImport.objects.exists()
 
 

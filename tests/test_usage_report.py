@@ -121,7 +121,7 @@ def test_usage_page_shows_report_and_charts(alpha, django_assert_max_num_queries
 def test_usage_page_explains_bad_ranges_instead_of_failing(alpha):
     client = logged_in_client(alpha.host, alpha.admin_email)
     page = client.get("/usage/?from=yesterday&grain=fortnight").content.decode()
-    assert "“yesterday” is not a date" in page
+    assert "&#x27;yesterday&#x27; is not a date" in page
     page = client.get("/usage/?from=2020-01-01&to=2026-01-01").content.decode()
     assert "at most 366 days" in page
     page = client.get("/usage/?from=2026-02-01&to=2026-01-01").content.decode()

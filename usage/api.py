@@ -14,7 +14,12 @@ from django.db import OperationalError, connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from rest_framework import serializers
@@ -26,7 +31,7 @@ from rest_framework.views import APIView
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import problem_response, request_body
 from factory_portal.error_lists import ErrorList
-from factory_portal.errors import is_conflict
+from factory_portal.errors import PROBLEM_CONTENT_TYPE, is_conflict
 from factory_portal.observability import context, metrics
 from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError, events_parse
@@ -106,11 +111,6 @@ class BatchIngestApi(APIView):
     def store(self, tenant: Tenant, items: list[Any]) -> IngestResult:
         raise NotImplementedError
 
-    @extend_schema(
-        summary="Ingest a batch (JSON array or object with a list, NDJSON; gzip allowed)",
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT},
-    )
     def post(self, request: Request) -> Response:
         limit = settings.INGEST_MAX_BODY_BYTES
         try:
@@ -180,6 +180,49 @@ class BatchIngestApi(APIView):
         metrics.guarded(count)
 
 
+def batch_schema(key: str) -> Any:
+    """The OpenAPI description of a batch endpoint whose items are listed under ``key``."""
+    problem = {"$ref": "#/components/schemas/Problem"}
+    return extend_schema_view(
+        post=extend_schema(
+            summary=f"Ingest a batch of {key} (JSON or NDJSON; gzip allowed)",
+            request={
+                "application/json": {
+                    "type": "object",
+                    "properties": {
+                        key: {
+                            "type": "array",
+                            "items": {"type": "object"},
+                            "maxItems": settings.INGEST_MAX_EVENTS,
+                        }
+                    },
+                    "required": [key],
+                    "additionalProperties": False,
+                },
+                "application/x-ndjson": {"type": "string", "description": "one item per line"},
+            },
+            responses={
+                200: inline_serializer(
+                    f"{key.title()}IngestResult",
+                    {
+                        "accepted": serializers.IntegerField(),
+                        "duplicates": serializers.IntegerField(),
+                    },
+                ),
+                (413, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                    problem, description="The body or the batch is too large."
+                ),
+                (415, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                    problem, description="Not JSON or NDJSON, or an unknown Content-Encoding."
+                ),
+                (422, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                    problem, description="Invalid items (listed in `errors`); nothing was stored."
+                ),
+            },
+        )
+    )
+
+
 def conflicts_retried(store: Callable[[], T], *, attempts: int = 3) -> T:
     """Run ``store`` (a whole transaction) again when PostgreSQL aborted it for a deadlock or a
     serialization conflict with concurrent batches. Safe because a batch is stored all or nothing
@@ -199,6 +242,7 @@ def _max_future() -> timedelta:
     return timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS)
 
 
+@batch_schema("events")
 class EventIngestApi(BatchIngestApi):
     """``POST /api/v1/events``: LLM and infrastructure usage, up to 10,000 events a request.
     One invalid event: 422 listing every bad event, nothing stored. Known event ids are counted
@@ -213,6 +257,7 @@ class EventIngestApi(BatchIngestApi):
         return events_ingest(events=items, pricer=pricer_for(tenant))
 
 
+@batch_schema("runs")
 class RunIngestApi(BatchIngestApi):
     """``POST /api/v1/runs``: run lifecycle updates with their jobs. Stale or re-sent updates
     change nothing and are counted as duplicates."""
@@ -253,7 +298,21 @@ class TracesApi(APIView):
             "application/x-protobuf": OpenApiTypes.BINARY,
             "application/json": OpenApiTypes.OBJECT,
         },
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            (200, "application/x-protobuf"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="ExportTraceServiceResponse, for a protobuf body"
+            ),
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="ExportTraceServiceResponse, for a JSON body"
+            ),
+            (413, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                {"$ref": "#/components/schemas/Problem"}, description="The body is too large."
+            ),
+            (415, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                {"$ref": "#/components/schemas/Problem"},
+                description="Neither protobuf nor JSON, or an unknown Content-Encoding.",
+            ),
+        },
     )
     def post(self, request: Request) -> HttpResponse:
         limit = settings.INGEST_MAX_BODY_BYTES

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import Access, ApiAccess
-from factory_portal.api import iso_utc
+from factory_portal.api import DayField, MomentField, iso_utc
 from usage import aggregates, selectors
 from usage.api import RunIngestApi
 from usage.models import RunStatus
@@ -24,29 +24,13 @@ from usage.models import RunStatus
 SERIES_NAMES = {"hour": "Hourly", "day": "Daily", "week": "Weekly", "month": "Monthly"}
 
 
-def _moment(value: str) -> datetime:
-    """ISO 8601 date or date-time; naive values are UTC."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise serializers.ValidationError(
-            f"{value!r} is not an ISO 8601 date or date-time (e.g. 2026-11-01 or"
-            " 2026-11-01T00:00:00Z)."
-        ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def _list(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
 
 
 class UsageQuerySerializer(serializers.Serializer):
-    start = serializers.CharField(
-        required=False, allow_blank=True, help_text="ISO 8601; default 30 days ago"
-    )
-    end = serializers.CharField(
+    start = MomentField(required=False, allow_blank=True, help_text="ISO 8601; default 30 days ago")
+    end = MomentField(
         required=False, allow_blank=True, help_text="ISO 8601, exclusive; default now"
     )
     granularity = serializers.ChoiceField(choices=aggregates.GRANULARITIES, default="day")
@@ -56,12 +40,6 @@ class UsageQuerySerializer(serializers.Serializer):
         default="",
         help_text=f"comma-separated, any of: {', '.join(aggregates.DIMENSIONS)}",
     )
-
-    def validate_start(self, value: str) -> datetime | None:
-        return _moment(value) if value else None
-
-    def validate_end(self, value: str) -> datetime | None:
-        return _moment(value) if value else None
 
     def validate(self, attrs):  # type: ignore[no-untyped-def]
         end = attrs.get("end") or timezone.now()
@@ -165,8 +143,8 @@ class RunQuerySerializer(serializers.Serializer):
     project = serializers.CharField(required=False, allow_blank=True, max_length=100)
     template = serializers.CharField(required=False, allow_blank=True, max_length=200)
     run_type = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    start = serializers.DateField(required=False, help_text="requested on or after (UTC day)")
-    end = serializers.DateField(required=False, help_text="requested on or before (UTC day)")
+    start = DayField(required=False, help_text="requested on or after (UTC day)")
+    end = DayField(required=False, help_text="requested on or before (UTC day)")
     q = serializers.CharField(
         required=False, allow_blank=True, max_length=128, help_text="run id or its prefix"
     )

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from factory_portal import charts
+from factory_portal import charts, periods
 from factory_portal.accounts.permissions import role_required
 from factory_portal.periods import month_start
 from factory_portal.spreadsheets import cell
@@ -76,8 +76,8 @@ def _filters(request: HttpRequest) -> selectors.RunFilters:
 
     def day(name: str) -> date | None:
         try:
-            return date.fromisoformat(get.get(name, "")) if get.get(name) else None
-        except ValueError:
+            return periods.day_parse(get[name]) if get.get(name) else None
+        except periods.PeriodError:
             return None
 
     def text(name: str, limit: int) -> str:
@@ -232,9 +232,9 @@ def usage_report(request: HttpRequest) -> HttpResponse:
         if not raw:
             return default
         try:
-            value = date.fromisoformat(raw)
-        except ValueError:
-            errors.append(f"“{raw}” is not a date (YYYY-MM-DD); showing the default range.")
+            value = periods.day_parse(raw)
+        except periods.PeriodError as exc:
+            errors.append(f"{exc} Showing the default range.")
             return default
         if value < REPORT_EARLIEST:  # also keeps the default range's start a valid date
             errors.append(f"No usage is older than {REPORT_EARLIEST}; showing the default range.")

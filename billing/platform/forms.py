@@ -9,33 +9,33 @@ from datetime import UTC, date, datetime
 
 from django import forms
 
+from factory_portal.periods import PeriodError, month_parse
 from factory_portal.tenants.selectors import customer_tenants
-
-YEARS = range(1970, 9999)  # month arithmetic around the chosen month stays within dates
 
 
 def parse_month(value: str | None) -> date | None:
-    """``2026-10`` -> date(2026, 10, 1); None for anything else."""
+    """``2026-10`` -> date(2026, 10, 1); None for anything else (see ``periods.month_parse``)."""
     try:
-        year, month = (int(part) for part in (value or "").split("-"))
-        return date(year, month, 1) if year in YEARS else None
-    except ValueError:
+        return month_parse(value or "")
+    except PeriodError:
         return None
 
 
 class MonthField(forms.CharField):
     """A billing month typed as YYYY-MM (``<input type="month">``), cleaned to its first day."""
 
-    widget = forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"})
+    widget = forms.TextInput(
+        attrs={"type": "month", "placeholder": "YYYY-MM", "min": "2000-01", "max": "2100-12"}
+    )
 
     def to_python(self, value: object) -> date | None:  # type: ignore[override]
         text = super().to_python(value)
         if not text:
             return None
-        month = parse_month(text)
-        if month is None:
-            raise forms.ValidationError("Enter a month as YYYY-MM.")
-        return month
+        try:
+            return month_parse(text)
+        except PeriodError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 def _price_field(label: str) -> forms.DecimalField:

@@ -28,7 +28,7 @@ from billing.platform.services.focus import FocusImportError, focus_upload_impor
 from billing.platform.services.overrides import price_override_create
 from billing.platform.services.pricebook import pricebook_refresh
 from billing.platform.services.rules import allocation_rule_create
-from factory_portal.periods import months_ending
+from factory_portal.periods import PeriodError, month_parse, months_ending
 from factory_portal.tenants.access import operator_required as console_operator_required
 
 CUSTOMER_COST_MONTHS = 6
@@ -57,10 +57,9 @@ class RuleForm(forms.ModelForm):
 
 def _period(value: str) -> date:
     try:
-        year, month = (int(part) for part in value.split("-"))
-        return date(year, month, 1)
-    except ValueError as exc:
-        raise Http404("No such period") from exc
+        return month_parse(value)
+    except PeriodError as exc:
+        raise Http404(str(exc)) from exc
 
 
 @console_operator_required

@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from factory_portal import periods
+
 REQUIRED_COLUMNS = (
     "BilledCost",
     "EffectiveCost",
@@ -156,6 +158,10 @@ def charge_parse(row: dict[str, str], line: int, *, with_tags: bool = False) -> 
         raise FocusRowError(
             line, "BillingPeriodStart", f"{start_raw[:40]!r} is not a date and time"
         ) from None
+    try:
+        period = periods.day_check(start.date().replace(day=1))
+    except periods.PeriodError as exc:
+        raise FocusRowError(line, "BillingPeriodStart", str(exc)) from None
     currency = _value(row, "BillingCurrency")
     if currency is None or len(currency) != 3:
         raise FocusRowError(line, "BillingCurrency", "must be a 3-letter currency code")
@@ -166,7 +172,7 @@ def charge_parse(row: dict[str, str], line: int, *, with_tags: bool = False) -> 
             f"{currency} bills are not supported: the portal bills in USD; convert first",
         )
     return FocusCharge(
-        period=start.date().replace(day=1),
+        period=period,
         provider=_value(row, "ProviderName") or "Unknown",
         service_category=canonical(_value(row, "ServiceCategory") or "Other"),
         charge_category=canonical(_value(row, "ChargeCategory") or "Usage"),

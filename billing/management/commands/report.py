@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -11,6 +10,7 @@ from django_tenants.utils import schema_context
 
 from billing.costs import cost_report
 from billing.exports import write_csv, write_customers_csv, write_focus, write_xlsx
+from factory_portal.periods import PeriodError, month_parse
 from factory_portal.tenants.selectors import customer_tenants, tenant_by_slug
 
 
@@ -27,10 +27,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            year, month = (int(part) for part in options["month"].split("-"))
-            period = date(year, month, 1)
-        except ValueError as exc:
-            raise CommandError(f"--month must be YYYY-MM, got {options['month']!r}") from exc
+            period = month_parse(options["month"])
+        except PeriodError as exc:
+            raise CommandError(f"--month: {exc}") from exc
         output: Path = options["output"]
         if options["customers"]:
             rows = []

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.domain.allocation import Method
 from billing.platform.services.allocation import allocation_run, allocation_what_if
+from factory_portal.periods import PeriodError, month_parse
 
 
 class Command(BaseCommand):
@@ -23,10 +22,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            year, month = (int(part) for part in options["period"].split("-"))
-            period = date(year, month, 1)
-        except ValueError as exc:
-            raise CommandError(f"--period must be YYYY-MM, got {options['period']!r}") from exc
+            period = month_parse(options["period"])
+        except PeriodError as exc:
+            raise CommandError(f"--period: {exc}") from exc
         if options["what_if"]:
             table = allocation_what_if(period)
             self.stdout.write(f"{'tenant':<16}" + "".join(f"{m:>18}" for m in Method.ALL))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.platform.services.focus import FocusImportError, focus_import
+from factory_portal.periods import PeriodError, month_parse
 
 
 class Command(BaseCommand):
@@ -33,10 +33,9 @@ class Command(BaseCommand):
         period = None
         if options["period"]:
             try:
-                year, month = (int(part) for part in options["period"].split("-"))
-                period = date(year, month, 1)
-            except ValueError as exc:
-                raise CommandError(f"--period must be YYYY-MM, got {options['period']!r}") from exc
+                period = month_parse(options["period"])
+            except PeriodError as exc:
+                raise CommandError(f"--period: {exc}") from exc
         interactive = sys.stderr.isatty()
 
         def progress(rows: int, done: int, total: int) -> None:
