@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+ESCAPED_STARTS = (*FORMULA_STARTS, "'")
 
 
 def cell(value: object) -> object:
     """Text a spreadsheet would run as a formula is written as text (a leading apostrophe):
-    ids and names come from clients and bills and are never trusted as formulas."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    ids and names come from clients and bills and are never trusted as formulas. Text that
+    starts with an apostrophe gets one more, so dropping the first apostrophe of a cell that has
+    one always gives the original text back."""
+    if isinstance(value, str) and value.startswith(ESCAPED_STARTS):
         return "'" + value
     return value
