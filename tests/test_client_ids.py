@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote, urlencode
@@ -181,6 +182,9 @@ def _round_trip(alpha, client, auth, client_ids: list[str]) -> None:
         run_page = _ok(client, link)
         assert f"<h1>Run <code>{shown}</code></h1>" in run_page, link
         assert f"<td>{shown}</td>" in run_page  # the job
+        timeline = re.search(r'<script id="timeline-data"[^>]*>(.*?)</script>', run_page, re.S)
+        [label] = json.loads(timeline.group(1))["layout"]["yaxis"]["categoryarray"]
+        assert "<" not in label and html.unescape(label) == f"{client_id} #1"  # as plotly shows it
 
         row = exported[client_id]
         for value in (row[0], row[2]):  # run id, template
