@@ -9,7 +9,7 @@ import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import pytest
 from django.core.cache import cache
@@ -275,3 +275,28 @@ def test_run_urls_naming_no_run_answer_404(admin, keys, path):
     answer = admin.get(f"/api/v1/runs/{path}", **keys)
     assert answer.status_code == 404
     assert answer["Content-Type"] == "application/problem+json"
+
+
+def test_a_run_alert_email_names_the_run_as_sent_and_links_to_its_page(
+    alpha, keys, admin, mailoutbox
+):
+    from alerts.models import Delivery
+    from alerts.services.deliver import delivery_send
+
+    client_id = "a&b <c> 'd' 日本/語 ?#%"
+    with schema_context(alpha.schema):
+        _ingest(admin, keys, [client_id])
+        done = {"runs": [{"run_id": client_id, "project": "web", "status": "Succeeded"}]}
+        admin.post("/api/v1/runs", done, content_type="application/json", **keys)
+        user = User.objects.get(email=alpha.admin_email)
+        RunSubscription.objects.create(user=user, mode="all", email="each")
+        runs_evaluate(run_ids=[Run.objects.get(run_id=client_id).pk])
+        [delivery] = Delivery.objects.filter(channel=Delivery.Channel.EMAIL)
+        assert delivery_send(delivery.pk).status == "sent"
+        [mail] = mailoutbox
+        assert client_id in mail.subject
+        assert f"Run {client_id} succeeded" in mail.body  # plain text: not HTML-escaped
+        link = re.search(r"Details: (\S+)", mail.body).group(1)
+        assert link.isascii() and f'href="{link}"' in mail.alternatives[0][0]
+        page = _ok(admin, urlsplit(link).path)
+    assert f"<h1>Run <code>{html.escape(client_id)}</code></h1>" in page
