@@ -23,9 +23,9 @@ from alerts.models import RunSubscription
 from alerts.services.evaluate import runs_evaluate
 from factory_portal.accounts.models import User
 from factory_portal.spreadsheets import FORMULA_STARTS
-from tests.support import bearer, key_for, logged_in_client
+from tests.support import bearer, key_for, llm_event_in, logged_in_client
 from usage.domain.ids import MAX_ID_LENGTH, RESERVED_RUN_IDS, run_path
-from usage.models import Run
+from usage.models import LlmUsageEvent, Run
 
 pytestmark = pytest.mark.django_db
 
@@ -300,3 +300,24 @@ def test_a_run_alert_email_names_the_run_as_sent_and_links_to_its_page(
         assert link.isascii() and f'href="{link}"' in mail.alternatives[0][0]
         page = _ok(admin, urlsplit(link).path)
     assert f"<h1>Run <code>{html.escape(client_id)}</code></h1>" in page
+
+
+def test_control_characters_from_spans_or_older_data_never_break_an_export(alpha, keys, admin):
+    from usage.pricing import pricer_for
+    from usage.services.ingest import events_ingest
+    from usage.tests.otlp_spans import factory_run_spans
+    from usage.tests.test_api_traces import post_spans
+
+    _, ingest_key = key_for(alpha, ["ingest"])
+    model = {"gen_ai.request.model": "gpt\x01x", "gen_ai.response.model": "gpt\x01x"}
+    spans = factory_run_spans(llm_attributes=model)
+    assert post_spans(alpha.host, ingest_key, spans).status_code == 200
+    with schema_context(alpha.schema):
+        assert LlmUsageEvent.objects.filter(model="gpt x").exists()  # a space, as REST refuses
+        older = llm_event_in("older", NOW - timedelta(hours=1), project="web", model="m\x02\x1f")
+        events_ingest(events=[older], pricer=pricer_for(alpha.tenant))
+    month = NOW.strftime("%Y-%m")
+    for fmt in ("csv", "xlsx", "focus"):
+        assert admin.get(f"/reports/{month}/{fmt}").status_code == 200, fmt
+    answer = admin.get(f"/api/v1/reports/monthly?month={month}&format=xlsx", **keys)
+    assert answer.status_code == 200

@@ -321,10 +321,15 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _text(value: Any, limit: int) -> str | None:
-    """A printable string cut to ``limit`` (PostgreSQL text cannot hold NUL), or None."""
+    """A printable string cut to ``limit``, or None: control, format and separator characters
+    become spaces (REST ingest refuses them; a span is not dropped for a descriptive field).
+    PostgreSQL text cannot hold NUL, and spreadsheets and pages cannot show the others."""
     if value in (None, ""):
         return None
-    return str(value).replace("\x00", "")[:limit] or None
+    text = str(value)[:limit]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else " " for c in text)
+    return text.strip() or None
 
 
 def _identifier(value: Any, name: str) -> str:
