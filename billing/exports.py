@@ -21,12 +21,12 @@ from openpyxl import Workbook
 from billing.costs import CostReport
 from billing.domain.allocation import round_lines
 from billing.platform.services.allocation import next_month
-from factory_portal.spreadsheets import cell, xlsx_cell
+from factory_portal.spreadsheets import cell
 from usage import selectors as usage_selectors
 
 
 class _SafeRows:
-    """A csv writer or worksheet whose rows go through ``cell`` (``xlsx_cell`` for sheets)."""
+    """A csv writer or worksheet whose rows go through ``cell``."""
 
     def __init__(self, target: Any, method: str, clean: Callable[[object], object] = cell) -> None:
         self._write = getattr(target, method)
@@ -212,7 +212,7 @@ def write_focus(report: CostReport, out: IO[str]) -> Decimal:
 
 
 def _sheet(book: Workbook, title: str) -> _SafeRows:
-    return _SafeRows(book.create_sheet(title), "append", xlsx_cell)
+    return _SafeRows(book.create_sheet(title), "append", cell)
 
 
 def write_xlsx(report: CostReport, out: IO[bytes]) -> None:

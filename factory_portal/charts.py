@@ -3,6 +3,7 @@ the installed package's static files, so charts render offline)."""
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -28,6 +29,13 @@ STATUS_COLOURS = {
 
 def _json(figure: go.Figure) -> dict[str, Any]:
     return json.loads(figure.to_json())
+
+
+def _label(text: str) -> str:
+    """Client text (ids, model and template names) as a plotly label. Plotly reads labels as
+    pseudo-HTML (``<b>``, ``<a href>``, entities): escaped, they are shown as sent, and a job id
+    cannot put a link into the page."""
+    return html.escape(text, quote=False)  # plotly decodes &amp; &lt; &gt;, not &quot;
 
 
 def _plotted(value: Decimal | str) -> float:
@@ -89,16 +97,16 @@ def job_timeline(jobs: list[Any], now: datetime) -> dict[str, Any]:
             name=status,
             orientation="h",
             marker_color=colour,
-            y=[f"{j.step_name or j.job_id} #{j.attempt}" for j in selected],
+            y=[_label(f"{j.step_name or j.job_id} #{j.attempt}") for j in selected],
             base=[j.started_at.isoformat() for j in selected],
             x=[
                 ((j.finished_at or now) - j.started_at) / timedelta(milliseconds=1)
                 for j in selected
             ],
-            hovertext=[j.failure_type for j in selected],
+            hovertext=[_label(j.failure_type) for j in selected],
         )
     order = [
-        f"{j.step_name or j.job_id} #{j.attempt}"
+        _label(f"{j.step_name or j.job_id} #{j.attempt}")
         for j in sorted(jobs, key=lambda j: (j.started_at is None, j.started_at))
     ]
     figure.update_layout(
@@ -116,7 +124,9 @@ def trend_chart(series: dict[str, dict[str, Decimal]]) -> dict[str, Any]:
     figure = go.Figure()
     for name, values in sorted(series.items()):
         figure.add_bar(
-            name=name, x=periods, y=[_plotted(values.get(p, Decimal(0))) for p in periods]
+            name=_label(name),
+            x=periods,
+            y=[_plotted(values.get(p, Decimal(0))) for p in periods],
         )
     figure.update_layout(barmode="stack", yaxis={"title": "USD", "tickprefix": "$"}, **LAYOUT)
     return _json(figure)
@@ -190,6 +200,6 @@ def tokens_chart(tokens_by_model: dict[str, dict[str, int]]) -> dict[str, Any]:
     periods = sorted({p for values in tokens_by_model.values() for p in values})
     figure = go.Figure()
     for model, values in sorted(tokens_by_model.items()):
-        figure.add_bar(name=model, x=periods, y=[values.get(p, 0) for p in periods])
+        figure.add_bar(name=_label(model), x=periods, y=[values.get(p, 0) for p in periods])
     figure.update_layout(barmode="stack", yaxis={"title": "tokens"}, **LAYOUT)
     return _json(figure)

@@ -38,7 +38,7 @@ urlpatterns = [
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
     path("runs/active/", usage_views.active_runs, name="runs-active"),
     path("usage/", usage_views.usage_report, name="usage"),
-    path("runs/<str:run_id>/", dashboards.run_detail, name="run-detail"),
+    path("runs/<path:run_id>/", dashboards.run_detail, name="run-detail"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("reports/", billing_views.reports, name="reports"),
@@ -90,7 +90,7 @@ urlpatterns = [
     path("api/v1/webhooks/<int:pk>", WebhookDetailApi.as_view(), name="api-webhook"),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
     path("api/v1/runs", RunsApi.as_view(), name="api-runs"),
-    path("api/v1/runs/<str:run_id>", RunDetailApi.as_view(), name="api-run"),
+    path("api/v1/runs/<path:run_id>", RunDetailApi.as_view(), name="api-run"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
 ]
 

@@ -237,6 +237,14 @@ class RunDetailApi(APIView):
     @extend_schema(
         operation_id="run_detail",
         summary="One run: jobs with attempts, external calls, tokens and cost by model",
+        parameters=[
+            OpenApiParameter(
+                "run_id",
+                str,
+                OpenApiParameter.PATH,
+                description="The run id as one percent-encoded path segment ('/' is %2F).",
+            )
+        ],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, run_id: str) -> Response:

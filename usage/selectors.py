@@ -516,6 +516,8 @@ class RunDetail:
 
 
 def run_detail(run_id: str) -> RunDetail | None:
+    if "\x00" in run_id:  # from a URL (%00): PostgreSQL text cannot hold it, so no run has it
+        return None
     run = Run.objects.select_related("project").filter(run_id=run_id).first()
     if run is None:
         return None

@@ -19,6 +19,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.encoding import iri_to_uri
 
 from alerts.domain.webhooks import (
     EVENT_HEADER,
@@ -148,7 +149,7 @@ def _absolute(path: str, tenant: Tenant) -> str:
     scheme = "https" if settings.PORTAL_SECURE else "http"
     domain = tenant.get_primary_domain()
     host = domain.domain if domain else settings.PORTAL_BASE_DOMAIN
-    return f"{scheme}://{host}{path}"
+    return f"{scheme}://{host}{iri_to_uri(path)}"  # run links keep non-ASCII ids unencoded
 
 
 def _webhook(delivery: Delivery) -> tuple[bool, str, int | None, int | None]:

@@ -18,6 +18,7 @@ from factory_portal.accounts.models import User
 from factory_portal.observability import context as log_context
 from notifications.models import Notification
 from usage import selectors as usage_selectors
+from usage.domain.ids import run_path
 from usage.models import Job, LlmUsageEvent, LlmUsageHourly, Run, RunStatus
 
 ANOMALY_WEEKS = 4
@@ -168,7 +169,7 @@ def runs_evaluate(*, run_ids: list[int]) -> list[Alert]:
                     severity="warning" if failed else "info",
                     title=f"Run {run.run_id} {run.status.lower()}",
                     body=body,
-                    url=f"/runs/{run.run_id}/",
+                    url=run_path(run.run_id),
                     data={
                         "run_id": run.run_id,
                         "project": run.project.slug,

@@ -13,8 +13,13 @@ from django.utils.safestring import mark_safe
 
 from billing.domain.pricing import quantize_cents
 from usage.domain.durations import percentile_ms
+from usage.domain.ids import run_path
 
 register = template.Library()
+
+# ``{{ run.run_id|run_path }}``, not ``{% url 'run-detail' … %}``: reverse() leaves "/" in an id
+# unencoded, and browsers would then resolve "a/../b" to another run.
+register.filter("run_path", run_path)
 
 
 @register.filter

@@ -93,6 +93,7 @@ def site(django_db_setup, django_db_blocker) -> Iterator[dict[str, object]]:  # 
                 kind="budget", severity="warning", title="80% of the monthly budget spent"
             )
             run_id = Run.objects.filter(status="Succeeded").order_by("-requested_at")[0].run_id
+            _hostile_runs(now)
         server = LiveServerThread("127.0.0.1", StaticFilesHandler, connections_override={}, port=0)
         server.daemon = True
         server.start()
@@ -108,6 +109,29 @@ def site(django_db_setup, django_db_blocker) -> Iterator[dict[str, object]]:  # 
         finally:
             server.terminate()
             tenant_delete(tenant=tenant)
+
+
+# Run ids a browser would rewrite if links left them raw: "a/../b" becomes /runs/b/.
+HOSTILE_RUN_IDS = ("a/../b", "./x/%2F?#", "日本/語 ü", "=1+1 <b>bold</b>")
+HOSTILE_JOB_ID = "<a href='https://example.com/'>job</a> & <b>more</b>"
+
+
+def _hostile_runs(now) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from usage.domain.runs import JobUpdate, RunUpdate
+    from usage.services.runs import runs_ingest
+
+    start = now - timedelta(minutes=10)
+    job = JobUpdate(HOSTILE_JOB_ID, 1, "Succeeded", now, started_at=start, finished_at=now)
+    runs_ingest(
+        updates=[
+            RunUpdate(
+                0, run_id, "web", "Succeeded", now, started_at=start, finished_at=now, jobs=(job,)
+            )
+            for run_id in HOSTILE_RUN_IDS
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +310,25 @@ def test_roles_see_only_their_pages(site, browser):
     assert browser.title.startswith("Not allowed")
     assert "finance and admin" not in browser.page_source  # the runs area says member and admin
     assert "member and admin" in browser.find_element(By.TAG_NAME, "main").text
+
+
+def test_run_links_with_hostile_ids_open_their_own_run(site, browser):
+    """The browser resolves the links (dot segments, %2F, ?, #, non-ASCII) as users get them,
+    and plotly shows a job id as text, not as the link or bold text it spells."""
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(1280, 900)
+    _log_in(browser, site["tenant"], "admin@gamma.test")
+    _console_errors(browser)  # reading the log empties it: earlier tests' 403s are not ours
+    for run_id in HOSTILE_RUN_IDS:
+        browser.get(site["tenant"] + "/runs/")
+        [link] = [
+            a for a in browser.find_elements(By.CSS_SELECTOR, "tbody tr td a") if a.text == run_id
+        ]
+        link.click()
+        _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline svg.main-svg"))
+        assert browser.find_element(By.TAG_NAME, "h1").text == f"Run {run_id}"
+        ticks = browser.find_elements(By.CSS_SELECTOR, "#timeline .ytick text")
+        assert [t.get_attribute("textContent") for t in ticks] == [f"{HOSTILE_JOB_ID} #1"]
+        assert not browser.find_elements(By.CSS_SELECTOR, "#timeline a")
+    assert _console_errors(browser) == []

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from usage.domain.ids import id_check
+
 MAX_TOKENS = 10**12
 MAX_COST = Decimal(10**9)
 MAX_QUANTITY = Decimal(10**15)
@@ -133,6 +135,21 @@ def text_field(
     return stripped
 
 
+def id_field(item: dict[str, Any], field: str, *, required: bool, run: bool = False) -> str:
+    """A client-chosen id (see ``usage.domain.ids``); ``run`` for run ids."""
+    value = item.get(field)
+    if value is None:
+        if required:
+            raise Invalid(field, "is required")
+        return ""
+    if type(value) is not str:
+        raise Invalid(field, "must be a non-empty string")
+    try:
+        return id_check(value, run=run)
+    except ValueError as problem:
+        raise Invalid(field, str(problem)) from None
+
+
 def _count(item: dict[str, Any], field: str) -> int | None:
     value = item.get(field)
     if value is None:
@@ -181,11 +198,11 @@ def _common(
         )
     return (
         index,
-        text_field(item, "event_id", required=True),
+        id_field(item, "event_id", required=True),
         parse_timestamp(item.get("timestamp"), "timestamp", now, max_future),
         _project(item),
-        text_field(item, "run_id", required=False),
-        text_field(item, "job_id", required=False),
+        id_field(item, "run_id", required=False, run=True),
+        id_field(item, "job_id", required=False),
         tenant,
     )
 

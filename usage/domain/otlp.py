@@ -34,6 +34,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from usage.domain.ids import id_check
+
 MAX_FUTURE = timedelta(minutes=5)  # clock skew tolerated, as for REST events
 RUN_SPAN = "factory.run.execute"
 JOB_SPAN = "factory.job.execute"
@@ -498,7 +500,10 @@ def _enclosing_job(span: FlatSpan, by_id: dict[tuple[str, str], FlatSpan]) -> st
         if parent is None:
             return ""
         if parent.name == JOB_SPAN and parent.attrs.get("job.id"):
-            return str(parent.attrs["job.id"]).replace("\x00", "")[:128]
+            try:
+                return _identifier(parent.attrs["job.id"], "job.id")
+            except ValueError:
+                return ""  # the job span itself is rejected with the reason
         parent = by_id.get((parent.trace_id, parent.parent_span_id))
     return ""
 
@@ -510,17 +515,23 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _text(value: Any, limit: int) -> str | None:
-    """A printable string cut to ``limit`` (PostgreSQL text cannot hold NUL), or None."""
+    """A printable string cut to ``limit``, or None: control, format and separator characters
+    become spaces (REST ingest refuses them; a span is not dropped for a descriptive field).
+    PostgreSQL text cannot hold NUL, and spreadsheets and pages cannot show the others."""
     if value in (None, ""):
         return None
-    return str(value).replace("\x00", "")[:limit] or None
+    text = str(value)[:limit]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else " " for c in text)
+    return text.strip() or None
 
 
 def _identifier(value: Any, name: str) -> str:
-    text = str(value).replace("\x00", "")
-    if not text or len(text) > 128:
-        raise ValueError(f"{name} must be 1 to 128 characters")
-    return text
+    """A run or job id under the rule of every ingest path (``usage.domain.ids``)."""
+    try:
+        return id_check(str(value), run=name == "run.id")
+    except ValueError as problem:
+        raise ValueError(f"{name} {problem}") from None
 
 
 def _tokens(value: int | None, name: str) -> int | None:

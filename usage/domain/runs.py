@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from usage.domain.events import SLUG_RE, FieldError, Invalid, parse_timestamp, text_field
+from usage.domain.events import (
+    SLUG_RE,
+    FieldError,
+    Invalid,
+    id_field,
+    parse_timestamp,
+    text_field,
+)
 
 STATUS_RANK = {"Requested": 0, "Running": 1, "Succeeded": 2, "Failed": 2, "Cancelled": 2}
 TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
@@ -262,7 +269,7 @@ def _job(
         started = _time(item, "started_at", now, max_future)
         finished = _time(item, "finished_at", now, max_future)
         return JobUpdate(
-            job_id=text_field(item, "job_id", required=True),
+            job_id=id_field(item, "job_id", required=True),
             attempt=attempt,
             status=_status(item),
             timestamp=_time(item, "timestamp", now, max_future)
@@ -312,7 +319,7 @@ def run_update_parse(
             raise Invalid("jobs", f"must be a list of at most {MAX_JOBS_PER_RUN} jobs")
         return RunUpdate(
             index=index,
-            run_id=text_field(item, "run_id", required=True),
+            run_id=id_field(item, "run_id", required=True, run=True),
             project=project,
             status=_status(item),
             timestamp=timestamp,
