@@ -10,6 +10,7 @@ put into the message; Django's request object, attached to error records, is nev
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,5 +100,18 @@ class PlainFormatter(logging.Formatter):
             "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(tenant_id)s] %(message)s"
         )
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # A client chooses parts of many messages (a request path with %0A, a run id): control
+        # characters are written escaped, so one record is one line and cannot forge another.
+        record.message = _CONTROL.sub(_control_escaped, record.message)
+        return super().formatMessage(record)
+
     def format(self, record: logging.LogRecord) -> str:
         return secrets_mask(super().format(record))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _control_escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")

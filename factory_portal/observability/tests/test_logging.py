@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 
 import pytest
 
 from factory_portal.accounts.keys import key_generate
 from factory_portal.observability import context
+from factory_portal.observability.logging import PlainFormatter
 from factory_portal.observability.masking import secrets_mask as redact
 from tests.support import bearer, host_client, key_for, logged_in_client
 
@@ -143,3 +145,28 @@ def test_a_lost_database_connection_is_a_retryable_503_not_a_500(rf, path):
         raise ValueError("a bug")
     except ValueError:
         assert server_error(request).status_code == 500
+
+
+def test_plain_lines_cannot_be_forged_by_client_text():
+    """A request path or run id with a line break stays on its own line in ``LOG_FORMAT=plain``;
+    a traceback (the formatter's own lines) still follows on lines of its own."""
+    formatter = PlainFormatter()
+    record = logging.LogRecord(
+        "portal.access",
+        logging.INFO,
+        __file__,
+        1,
+        "GET %s 404",
+        ("/runs/a\nFAKE 200\x1b[2J",),
+        None,
+    )
+    record.request_id, record.tenant_id = "r1", "alpha"
+    line = formatter.format(record)
+    assert "\n" not in line
+    assert line.endswith("GET /runs/a\\nFAKE 200\\x1b[2J 404")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failing = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    failing.request_id = failing.tenant_id = None
+    assert "Traceback" in formatter.format(failing).splitlines()[1]
