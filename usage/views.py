@@ -18,7 +18,6 @@ from factory_portal.accounts.permissions import role_required
 from factory_portal.periods import month_start
 from factory_portal.spreadsheets import cell
 from usage import reporting, selectors
-from usage.domain.events import EARLIEST
 from usage.models import RunStatus
 
 
@@ -215,7 +214,6 @@ def active_runs(request: HttpRequest) -> HttpResponse:
 
 
 REPORT_MAX_DAYS = 366
-REPORT_EARLIEST = EARLIEST.date()  # usage before it is refused at ingest
 REPORT_DEFAULT_DAYS = {"day": 30, "week": 91, "month": 365}
 
 
@@ -232,14 +230,12 @@ def usage_report(request: HttpRequest) -> HttpResponse:
         if not raw:
             return default
         try:
-            value = periods.day_parse(raw)
+            # Usage before 2000 is refused at ingest; the bound also keeps the default
+            # range's start a valid date.
+            return periods.day_parse(raw)
         except periods.PeriodError as exc:
             errors.append(f"{exc} Showing the default range.")
             return default
-        if value < REPORT_EARLIEST:  # also keeps the default range's start a valid date
-            errors.append(f"No usage is older than {REPORT_EARLIEST}; showing the default range.")
-            return default
-        return value
 
     end = day("to", today)
     start = day("from", end - timedelta(days=REPORT_DEFAULT_DAYS[grain] - 1))

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from factory_portal.periods import EARLIEST
 from usage.domain.ids import id_check
 
 MAX_TOKENS = 10**12
@@ -20,7 +21,6 @@ MAX_COST = Decimal(10**9)
 MAX_QUANTITY = Decimal(10**15)
 COST_PLACES = 10
 QUANTITY_QUANTUM = Decimal("0.000001")
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 RESOURCE_TYPES = frozenset({"compute", "storage", "network", "control_plane"})
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")  # used with fullmatch: no trailing newline

@@ -34,6 +34,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from factory_portal.periods import EARLIEST
 from usage.domain.ids import id_check
 
 MAX_FUTURE = timedelta(minutes=5)  # clock skew tolerated, as for REST events
@@ -511,7 +512,6 @@ def _enclosing_job(span: FlatSpan, by_id: dict[tuple[str, str], FlatSpan]) -> st
 MAX_TOKENS = 10**12
 MAX_ATTEMPT = 1000
 MAX_DURATION_MS = 366 * 24 * 3600 * 1000
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _text(value: Any, limit: int) -> str | None:
