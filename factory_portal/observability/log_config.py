@@ -38,5 +38,8 @@ def logging_config(*, level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
             # gunicorn's loggers write through the same handler instead of their own.
             "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
             "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
+            # django-axes announces its version and settings at every process start; its
+            # failures and lock-outs are warnings (logger ``axes.handlers.cache``).
+            "axes.apps": {"level": "WARNING"},
         },
     }
