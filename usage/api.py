@@ -48,6 +48,7 @@ from usage.domain.payloads import (
     TooManyItems,
     body_decompress,
     items_decode,
+    json_values_check,
     media_type,
 )
 from usage.domain.runs import run_update_parse
@@ -118,7 +119,11 @@ class BatchIngestApi(APIView):
                 request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
             )
             raw_items = items_decode(
-                body, request.content_type, self.items_key, settings.INGEST_MAX_EVENTS
+                body,
+                request.content_type,
+                self.items_key,
+                settings.INGEST_MAX_EVENTS,
+                settings.INGEST_MAX_JSON_VALUES,
             )
         except TooManyItems as exc:
             self._refused("too_many_items", 0)
@@ -321,6 +326,8 @@ class TracesApi(APIView):
             body = body_decompress(
                 request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
             )
+            if content_type == "application/json":
+                json_values_check(body, settings.INGEST_MAX_JSON_VALUES)
             message = traces_decode(
                 body, content_type, max_spans=settings.OTLP_MAX_SPANS_PER_REQUEST
             )

@@ -65,12 +65,34 @@ class TooManyItems(PayloadError):
         )
 
 
-def items_decode(body: bytes, content_type: str, key: str, max_items: int) -> list[Any]:
+def json_values_check(body: bytes, max_values: int) -> None:
+    """Refuse (413) a JSON or NDJSON body that could decode into more than ``max_values``
+    values, before decoding it: the memory of decoding is then bounded by the values, not only by
+    the bytes (16 MiB of ``[{},{},…]`` is millions of Python objects, over 400 MiB).
+
+    Every value after the first in a container follows a comma, every key is followed by a colon
+    and every container opens with a bracket, so their count bounds the values from above
+    (punctuation inside strings counts too: real batches stay far below the limit)."""
+    upper = sum(body.count(mark) for mark in (b",", b":", b"[", b"{")) + 1
+    if upper > max_values:
+        raise PayloadError(
+            413,
+            f"The body holds more than {max_values:,} JSON values (counted before decoding); "
+            "split the batch.",
+        )
+
+
+def items_decode(
+    body: bytes, content_type: str, key: str, max_items: int, max_values: int = 2_000_000
+) -> list[Any]:
     """The items of a body (not validated yet): ``{key: [...]}`` as JSON, or NDJSON lines.
 
     More than ``max_items`` items is a 413; NDJSON reading stops at line ``max_items + 1``, so
-    the work and the listed errors are bounded by the item limit, not by the lines a body holds."""
+    the work and the listed errors are bounded by the item limit, not by the lines a body holds.
+    More than ``max_values`` JSON values (``json_values_check``) is a 413 before any decoding."""
     content_type = media_type(content_type)
+    if content_type in JSON_TYPES | NDJSON_TYPES:
+        json_values_check(body, max_values)
     if content_type in JSON_TYPES:
         return _json_items(body, key, max_items)
     if content_type in NDJSON_TYPES:

@@ -12,7 +12,7 @@ from django_tenants.utils import schema_context
 
 from factory_portal.error_lists import MAX_LISTED_ERRORS, ErrorList
 from tests.support import bearer, host_client, key_for
-from usage.domain.payloads import TooManyItems, items_decode
+from usage.domain.payloads import PayloadError, TooManyItems, items_decode, json_values_check
 from usage.models import LlmUsageEvent, Project, Run
 from usage.tests.otlp_spans import factory_run_spans
 from usage.tests.test_api_events import llm
@@ -115,6 +115,34 @@ def test_otlp_rejections_list_at_most_100_reasons(alpha):
     assert message.endswith("; and 40 more")
 
 
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        ("/api/v1/events", "application/json", b'{"events": [' + b"{}," * 5_000_000 + b"{}]}"),
+        ("/api/v1/runs", "application/x-ndjson", b"[" + b"[[[[],[]]]]," * 1_000_000 + b"1]\n"),
+        ("/v1/traces", "application/json", b'{"resourceSpans": [' + b"{}," * 5_000_000 + b"{}]}"),
+    ],
+)
+def test_json_of_millions_of_tiny_values_is_refused_before_decoding(post, path, content_type, body):
+    """16 MiB of ``{},{},…`` decoded to millions of objects (1.5 s and +424 MiB for one
+    request); the values are counted from the punctuation first."""
+    response = post(path, gzip.compress(body), content_type, HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/problem+json"
+    assert "more than 2,000,000 JSON values" in response.json()["detail"]
+
+
+def test_a_full_batch_of_real_events_is_far_below_the_value_limit(post, alpha):
+    body = json.dumps({"events": [llm(f"e{n}") for n in range(10_000)]}).encode()
+    json_values_check(body, 300_000)  # about 22 per event
+    with pytest.raises(PayloadError) as refused:
+        json_values_check(body, 200_000)
+    assert refused.value.status == 413
+    response = post("/api/v1/events", body, "application/json")
+    assert response.status_code == 200, response.content[:300]
+    assert response.json()["accepted"] == 10_000
+
+
 # --- the pure parts -----------------------------------------------------------------------------
 
 
@@ -123,7 +151,7 @@ def test_memory_for_ndjson_of_millions_of_lines_is_bounded_by_the_item_limit():
     tracemalloc.start()
     try:
         with pytest.raises(TooManyItems):
-            items_decode(body, "application/x-ndjson", "events", 10_000)
+            items_decode(body, "application/x-ndjson", "events", 10_000, max_values=10**9)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
