@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from billing.costs import CostReport, UnitCost, cost_report
 from billing.platform.models import AllocationRun
-from billing.platform.services.allocation import next_month
+from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from usage.models import InfraUsageDaily, LlmUsageDaily, RunDaily
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from billing.domain.allocation import UNALLOCATED, split_by_driver, to_minor
 from billing.platform.models import AllocationLine, AllocationRun
-from billing.platform.services.allocation import next_month
+from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 from usage.models import RunStatus

@@ -19,7 +19,7 @@ from django.db.models import Q, Sum
 from django_tenants.utils import schema_context
 
 from billing.platform.models import AllocationLine, AllocationRun
-from billing.platform.services.allocation import next_month
+from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
 from usage import selectors as usage_selectors

@@ -20,7 +20,7 @@ from openpyxl import Workbook
 
 from billing.costs import CostReport
 from billing.domain.allocation import round_lines
-from billing.platform.services.allocation import next_month
+from factory_portal.periods import next_month
 from factory_portal.spreadsheets import cell
 from usage import selectors as usage_selectors
 

@@ -63,6 +63,11 @@ def moment_check(moment: datetime) -> datetime:
     return utc
 
 
+def next_month(period: date) -> date:
+    """The first day of the month after ``period``'s."""
+    return date(period.year + period.month // 12, period.month % 12 + 1, 1)
+
+
 def month_start(now: datetime, tz_name: str = "UTC") -> datetime:
     local = now.astimezone(ZoneInfo(tz_name))
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

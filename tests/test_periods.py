@@ -11,8 +11,7 @@ from django.core.management import CommandError, call_command
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.platform.services.allocation import next_month
-from factory_portal.periods import PeriodError, day_parse, moment_check, month_parse
+from factory_portal.periods import PeriodError, day_parse, moment_check, month_parse, next_month
 from tests.support import bearer, host_client, key_for, logged_in_client
 
 

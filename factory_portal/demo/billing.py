@@ -11,8 +11,9 @@ from django_tenants.utils import schema_context
 
 from billing.models import Budget
 from billing.platform.models import AllocationRule, CostPool
-from billing.platform.services.allocation import allocation_run, next_month
+from billing.platform.services.allocation import allocation_run
 from billing.services import budget_set, forecasts_refresh
+from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 

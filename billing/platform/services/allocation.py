@@ -22,6 +22,7 @@ from django_tenants.utils import schema_context
 
 from billing.domain.allocation import UNALLOCATED, Line, Method, Rule, allocate, split_line
 from billing.platform.models import AllocationLine, AllocationRule, AllocationRun, CostPool
+from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
 from usage.selectors import allocation_drivers
@@ -34,10 +35,6 @@ DEFAULT_DRIVERS = {
     "Databases": "job_seconds",
 }
 DEFAULT_RULE_NAME = "default"
-
-
-def next_month(period: date) -> date:
-    return date(period.year + period.month // 12, period.month % 12 + 1, 1)
 
 
 @dataclass
