@@ -4,6 +4,7 @@ ending on ``date.min`` has no default start)."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
@@ -23,12 +24,68 @@ def admin(alpha):
     return logged_in_client(alpha.host, alpha.admin_email)
 
 
-def test_run_history_up_to_the_last_day_of_the_calendar(admin):
+def test_run_history_up_to_the_last_supported_day(admin):
+    page = admin.get("/runs/", {"to": "2100-12-31"})
+    assert page.status_code == 200 and "run-1" in page.content.decode()
+    assert 'role="alert"' not in page.content.decode()
+    before = admin.get("/runs/", {"to": "2026-11-01"})
+    assert "run-1" not in before.content.decode()  # the filter is applied
+    csv = admin.get("/runs.csv", {"to": "2100-12-31"})
+    assert csv.status_code == 200
+    assert "run-1" in b"".join(csv.streaming_content).decode()
+
+
+def test_run_history_says_why_a_date_beyond_the_supported_years_is_left_out(admin):
     page = admin.get("/runs/", {"to": "9999-12-31"})
     assert page.status_code == 200 and "run-1" in page.content.decode()
+    assert "9999-12-31 is outside the supported days" in page.content.decode()
+    assert "The filter was left out." in page.content.decode()
     csv = admin.get("/runs.csv", {"to": "9999-12-31"})
     assert csv.status_code == 200
     assert "run-1" in b"".join(csv.streaming_content).decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "9999-12-31T23:59:59-23:59_1",  # past year 9999 in UTC
+        "0001-01-01T00:00:00_1",
+        "2026-11-03T00:00:00+00:00_99999999999999999999",  # an id beyond bigint
+    ],
+)
+def test_a_cursor_a_client_wrote_never_fails(admin, alpha, cursor):
+    page = admin.get("/runs/", {"after": cursor})
+    assert page.status_code == 200  # an unusable cursor starts over at the first page
+    assert "run-1" in page.content.decode()
+    _, raw = key_for(alpha, ["read"])
+    token = base64.urlsafe_b64encode(cursor.encode()).decode().rstrip("=")
+    answer = admin.get("/api/v1/runs", {"cursor": token}, **bearer(raw))
+    assert answer.status_code == 400
+    assert answer["Content-Type"] == "application/problem+json"
+    assert "cursor" in answer.json()["errors"]
+
+
+def test_a_cursor_with_an_offset_postgresql_cannot_hold_is_read_in_utc(admin, alpha):
+    """+20:00 is a valid ISO offset that PostgreSQL refuses (500 before); converted to UTC it is
+    04:00 on Nov 2, before run-1, so the page after it is empty."""
+    cursor = "2026-11-03T00:00:00+20:00_1"
+    page = admin.get("/runs/", {"after": cursor})
+    assert page.status_code == 200 and "run-1" not in page.content.decode()
+    _, raw = key_for(alpha, ["read"])
+    token = base64.urlsafe_b64encode(cursor.encode()).decode().rstrip("=")
+    answer = admin.get("/api/v1/runs", {"cursor": token}, **bearer(raw))
+    assert answer.status_code == 200
+    assert answer.json()["results"] == []
+
+
+def test_a_cursor_with_an_offset_is_the_same_moment_in_utc(admin, alpha):
+    """The page's own links write UTC; a cursor with another offset means the same moment."""
+    with schema_context(alpha.schema):
+        later = datetime(2026, 11, 2, 10, tzinfo=UTC)
+        run_update("run-2", "Succeeded", later, requested_at=later, started_at=later)
+    page = admin.get("/runs/", {"after": "2026-11-02T11:30:00+01:30_0"})  # 10:00 UTC
+    body = page.content.decode()
+    assert "run-1" in body and "run-2" not in body
 
 
 def test_runs_api_up_to_the_last_day_of_the_calendar(admin, alpha):

@@ -165,18 +165,13 @@ class RunQuerySerializer(serializers.Serializer):
 
 
 def _cursor_encode(cursor: selectors.Cursor) -> str:
-    value = cursor[0]
-    text = f"{value.isoformat() if isinstance(value, datetime) else value}_{cursor[1]}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(selectors.cursor_text(cursor).encode()).decode().rstrip("=")
 
 
 def _cursor_decode(raw: str, sort: str) -> selectors.Cursor:
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        value, pk = text.rsplit("_", 1)
-        if selectors.RUN_SORTS[sort][0] == "duration_ms":
-            return int(value), int(pk)
-        return datetime.fromisoformat(value), int(pk)
+        return selectors.cursor_parse(text, sort)
     except (ValueError, UnicodeDecodeError) as exc:
         raise serializers.ValidationError(
             {"cursor": "Not a cursor of this listing; start again without it."}

@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
+from factory_portal import periods
 from usage.domain.durations import histogram_merge, percentile_ms
 from usage.models import (
     ACTIVE_RUN_STATUSES,
@@ -421,7 +422,7 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
                 filters.start.year, filters.start.month, filters.start.day, tzinfo=UTC
             )
         )
-    if filters.end and filters.end < date.max:  # the last day has no next day: no bound
+    if filters.end:  # a day of the supported years (periods): the next day exists
         end = filters.end + timedelta(days=1)
         runs = runs.filter(requested_at__lt=datetime(end.year, end.month, end.day, tzinfo=UTC))
     if filters.search:
@@ -457,6 +458,33 @@ RUN_SORTS = {
 }
 
 Cursor = tuple[datetime | int, int]
+_BIGINT = 2**63  # PostgreSQL's bigint: a cursor's id and duration must fit to be compared
+
+
+def cursor_text(cursor: Cursor) -> str:
+    """``<ISO time or duration>_<id>``: the position after a page's last row."""
+    value = cursor[0]
+    return f"{value.isoformat() if isinstance(value, datetime) else value}_{cursor[1]}"
+
+
+def cursor_parse(text: str, sort: str) -> Cursor:
+    """The inverse of ``cursor_text`` for ``sort``; ``ValueError`` for anything else. A client
+    can write any cursor, so its parts are held to what the query can compare: a time in the
+    supported years (``periods.moment_check``; one without an offset is UTC, as cursors are
+    written; an offset PostgreSQL cannot hold is converted), integers within bigint."""
+    value, raw_pk = text.rsplit("_", 1)
+    pk = int(raw_pk)
+    if not 0 <= pk < _BIGINT:
+        raise ValueError("the cursor's id is out of range")
+    if RUN_SORTS[sort][0] == "duration_ms":
+        duration = int(value)
+        if not 0 <= duration < _BIGINT:
+            raise ValueError("the cursor's duration is out of range")
+        return duration, pk
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return periods.moment_check(moment), pk
 
 
 def runs_page(
@@ -471,8 +499,6 @@ def runs_page(
         runs = runs.filter(duration_ms__isnull=False)
     if after is not None:
         value, pk = after
-        if isinstance(value, datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)  # cursors are written in UTC
         op = "lt" if descending else "gt"
         runs = runs.filter(Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"pk__{op}": pk}))
     order = [f"-{column}", "-pk"] if descending else [column, "pk"]

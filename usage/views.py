@@ -70,13 +70,17 @@ def overview_build(*, now: datetime, tz_name: str) -> Overview:
 ACTIVE_LIMIT = 100
 
 
-def _filters(request: HttpRequest) -> selectors.RunFilters:
+def _filters(request: HttpRequest, problems: list[str] | None = None) -> selectors.RunFilters:
+    """The run-history filters of the query; a date that cannot be used is left out, with the
+    reason added to ``problems``."""
     get = request.GET
 
     def day(name: str) -> date | None:
         try:
             return periods.day_parse(get[name]) if get.get(name) else None
-        except periods.PeriodError:
+        except periods.PeriodError as exc:
+            if problems is not None:
+                problems.append(f"{exc} The filter was left out.")
             return None
 
     def text(name: str, limit: int) -> str:
@@ -101,20 +105,11 @@ def _sort(request: HttpRequest) -> str:
 
 
 def _cursor(raw: str, sort: str) -> selectors.Cursor | None:
-    """``<ISO time or duration>_<id>`` as produced by the page's "next" link for this sort;
-    anything else starts over at the first page."""
+    """The page's "after" position for this sort; anything else starts over at the first page."""
     try:
-        value, pk = raw.rsplit("_", 1)
-        if selectors.RUN_SORTS[sort][0] == "duration_ms":
-            return int(value), int(pk)
-        return datetime.fromisoformat(value), int(pk)
+        return selectors.cursor_parse(raw, sort)
     except ValueError:
         return None
-
-
-def _cursor_text(cursor: selectors.Cursor) -> str:
-    value = cursor[0]
-    return f"{value.isoformat() if isinstance(value, datetime) else value}_{cursor[1]}"
 
 
 SORT_LABELS = {
@@ -127,7 +122,8 @@ SORT_LABELS = {
 
 @role_required("runs")
 def run_list(request: HttpRequest) -> HttpResponse:
-    filters = _filters(request)
+    problems: list[str] = []
+    filters = _filters(request, problems)
     sort = _sort(request)
     rows, next_cursor = selectors.runs_page(
         filters, after=_cursor(request.GET.get("after", ""), sort), sort=sort
@@ -136,7 +132,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     query.pop("after", None)
     next_query = None
     if next_cursor is not None:
-        query["after"] = _cursor_text(next_cursor)
+        query["after"] = selectors.cursor_text(next_cursor)
         next_query = query.urlencode()
         query.pop("after")
     return render(
@@ -145,6 +141,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         {
             "rows": rows,
             "filters": filters,
+            "errors": problems,
             "choices": selectors.run_filter_choices(),
             "statuses": RunStatus.values,
             "sorts": SORT_LABELS,
