@@ -8,6 +8,8 @@ import time
 from datetime import UTC, date, datetime
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -44,6 +46,19 @@ def problem_response(
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # DRF answers Django's Http404 and PermissionDenied but hands them over as they are: as
+    # its own exceptions they get a title and a detail like every other refusal.
+    if isinstance(exc, Http404):
+        view = context.get("view")
+        model = getattr(getattr(view, "queryset", None), "model", None)
+        name = model._meta.verbose_name if model is not None else "object"
+        lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")
+        key = (getattr(view, "kwargs", None) or {}).get(lookup)
+        exc = exceptions.NotFound(
+            f"No {name} with id {str(key)[:64]!r} here." if key is not None else "Not found."
+        )
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -76,3 +76,22 @@ def test_a_server_error_answers_a_problem_without_internals(alpha, debug, monkey
     assert response["Content-Type"] == PROBLEM
     assert response.json()["detail"] == "The server failed; the request was not applied."
     assert b"secret internals" not in response.content
+
+
+@pytest.mark.parametrize(
+    ("path", "scopes", "named"),
+    [
+        ("/api/v1/webhooks/99999999", ["manage"], "webhook endpoint"),
+        ("/api/v1/budgets/99999999", ["read"], "budget"),
+    ],
+)
+def test_a_missing_object_is_named_in_the_problem(alpha, debug, path, scopes, named):
+    """Views' own 404s (a pk that matches the route but no row) say what is missing; they
+    answered {"title": "Error", "status": 404} with no detail."""
+    _, raw = key_for(alpha, scopes)
+    response = Client(HTTP_HOST=alpha.host).get(path, **bearer(raw))
+    assert response.status_code == 404
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
+    assert body["title"] == "Not found"
+    assert body["detail"] == f"No {named} with id '99999999' here."
