@@ -30,12 +30,29 @@ def _first_line(error: Exception) -> str:
     return text[0] if text else type(error).__name__
 
 
+# The PostgreSQL schemes the settings accept (dj-database-url); libpq knows only the first two.
+SCHEMES = ("postgres", "postgresql", "pgsql", "postgis", "timescale", "timescalegis")
+
+
+def libpq_url(url: str) -> str:
+    """``url`` with a scheme libpq understands (``pgsql://…`` → ``postgresql://…``)."""
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme.lower() in SCHEMES:
+        return f"postgresql://{rest}"
+    return url
+
+
 def database_ensure(url: str) -> str | None:
     """Return None when the database is there (or was created), else a one-line reason."""
+    url = libpq_url(url)
     try:
         params = conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError as error:
-        return f"DATABASE_URL is not a PostgreSQL URL: {_first_line(error)}"
+    except psycopg.ProgrammingError:
+        # libpq's message quotes the whole string, password included: never echo it.
+        return (
+            "DATABASE_URL is not a PostgreSQL URL "
+            "(expected postgres://user[:password]@host[:port]/name)"
+        )
     name = str(params.get("dbname") or params.get("user") or "postgres")
     where = _where({k: str(v) for k, v in params.items() if v is not None})
     try:

@@ -60,3 +60,21 @@ def test_demo_with_an_unreachable_database_stops_at_once_with_one_line():
     assert "cannot connect to PostgreSQL at 127.0.0.1:" in errors[0]
     assert "not-shown" not in done.stderr  # the password never reaches the terminal
     assert "Migrating" not in done.stderr  # nothing ran after the check
+
+
+def test_every_scheme_the_settings_accept_is_checked_and_no_password_is_echoed():
+    port = free_port()
+    for url in (
+        f"pgsql://portal:s3cret@127.0.0.1:{port}/factory_portal",
+        f"postgis://portal:s3cret@127.0.0.1:{port}/factory_portal",
+    ):
+        done = _run(f'"{ROOT}/.venv/bin/python" bin/database_ensure.py "$DATABASE_URL"', url)
+        assert done.returncode == 1
+        assert f"cannot connect to PostgreSQL at 127.0.0.1:{port}" in done.stderr  # understood
+    unusable = _run(
+        f'"{ROOT}/.venv/bin/python" bin/database_ensure.py "$DATABASE_URL"',
+        "mysql+weird://portal:s3cret@host/db x=",
+    )
+    assert unusable.returncode == 1
+    assert "is not a PostgreSQL URL" in unusable.stderr
+    assert "s3cret" not in unusable.stderr
