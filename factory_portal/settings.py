@@ -440,7 +440,7 @@ USAGE_PRICER = "billing.pricing.tenant_pricer"
 INGEST_MAX_EVENTS = 10_000
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024)
 # JSON values one ingest body may decode into (counted from its punctuation before decoding):
-# bounds the decoder's memory to ~200 MiB at worst; a 10,000-event batch holds about 350,000.
+# bounds the decoder's memory to ~200 MiB at worst; a 10,000-event batch holds about 220,000.
 INGEST_MAX_JSON_VALUES = env_int("INGEST_MAX_JSON_VALUES", 2_000_000)
 INGEST_MAX_FUTURE_SECONDS = 300  # clock skew tolerated for event timestamps
 # OTLP: the same per-request bound as REST events (above the collector's default batch of 8,192

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,20 @@ def test_missing_secret_key_is_refused_when_debug_is_off():
     result = _manage("check", DEBUG="0", SECRET_KEY="")
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_every_environment_variable_the_settings_read_is_in_the_readme_table():
+    """The configuration table is the operator's reference: a variable the settings read and the
+    table leaves out is a setting nobody can find."""
+    root = Path(__file__).resolve().parents[1]
+    source = (root / "factory_portal" / "settings.py").read_text()
+    read = set(
+        re.findall(
+            r"""(?:env_int|env_bool|environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']""", source
+        )
+    )
+    readme = (root / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Pages")]
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
+    assert len(read) > 30  # the pattern still finds the settings' variables
+    assert sorted(read - documented) == []
