@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any
@@ -28,12 +28,11 @@ from usage import selectors as usage_selectors
 class _SafeRows:
     """A csv writer or worksheet whose rows go through ``cell``."""
 
-    def __init__(self, target: Any, method: str, clean: Callable[[object], object] = cell) -> None:
+    def __init__(self, target: Any, method: str) -> None:
         self._write = getattr(target, method)
-        self._clean = clean
 
     def writerow(self, row: list[object]) -> None:
-        self._write([self._clean(value) for value in row])
+        self._write([cell(value) for value in row])
 
     append = writerow
 
@@ -212,7 +211,7 @@ def write_focus(report: CostReport, out: IO[str]) -> Decimal:
 
 
 def _sheet(book: Workbook, title: str) -> _SafeRows:
-    return _SafeRows(book.create_sheet(title), "append", cell)
+    return _SafeRows(book.create_sheet(title), "append")
 
 
 def write_xlsx(report: CostReport, out: IO[bytes]) -> None:

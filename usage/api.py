@@ -37,6 +37,7 @@ from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError, events_parse
 from usage.domain.otlp import (
     OtlpDecodeError,
+    OtlpMediaTypeError,
     OtlpTooLarge,
     RejectedSpan,
     flatten,
@@ -340,7 +341,7 @@ class TracesApi(APIView):
             elif isinstance(exc, OtlpTooLarge):
                 status, title, detail = 413, exc.title, str(exc)
             else:
-                status = 415 if "Content-Type" in str(exc) else 400
+                status = 415 if isinstance(exc, OtlpMediaTypeError) else 400
                 title, detail = "Unusable body", str(exc)
             return problem_response(status=status, title=title, detail=detail)
         records, rejected = spans_map(spans, now=timezone.now())

@@ -94,6 +94,10 @@ class OtlpDecodeError(Exception):
     pass
 
 
+class OtlpMediaTypeError(OtlpDecodeError):
+    """A Content-Type OTLP/HTTP does not use (answered 415)."""
+
+
 class OtlpTooLarge(OtlpDecodeError):
     """A request over one of the per-request bounds (answered 413)."""
 
@@ -280,7 +284,7 @@ def traces_decode(
             raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
         _ids_check(request, as_json=True)
         return request
-    raise OtlpDecodeError(
+    raise OtlpMediaTypeError(
         f"Content-Type {content_type or '(none)'!r} is not supported; OTLP/HTTP uses "
         "application/x-protobuf or application/json"
     )

@@ -83,15 +83,16 @@ def json_values_check(body: bytes, max_values: int) -> None:
 
 
 def items_decode(
-    body: bytes, content_type: str, key: str, max_items: int, max_values: int = 2_000_000
+    body: bytes, content_type: str, key: str, max_items: int, max_values: int | None = None
 ) -> list[Any]:
     """The items of a body (not validated yet): ``{key: [...]}`` as JSON, or NDJSON lines.
 
     More than ``max_items`` items is a 413; NDJSON reading stops at line ``max_items + 1``, so
     the work and the listed errors are bounded by the item limit, not by the lines a body holds.
-    More than ``max_values`` JSON values (``json_values_check``) is a 413 before any decoding."""
+    More than ``max_values`` JSON values (``json_values_check``; the API passes
+    ``INGEST_MAX_JSON_VALUES``) is a 413 before any decoding."""
     content_type = media_type(content_type)
-    if content_type in JSON_TYPES | NDJSON_TYPES:
+    if max_values is not None and content_type in JSON_TYPES | NDJSON_TYPES:
         json_values_check(body, max_values)
     if content_type in JSON_TYPES:
         return _json_items(body, key, max_items)

@@ -151,7 +151,7 @@ def test_memory_for_ndjson_of_millions_of_lines_is_bounded_by_the_item_limit():
     tracemalloc.start()
     try:
         with pytest.raises(TooManyItems):
-            items_decode(body, "application/x-ndjson", "events", 10_000, max_values=10**9)
+            items_decode(body, "application/x-ndjson", "events", 10_000)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
