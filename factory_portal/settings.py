@@ -191,7 +191,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # two counters, each with the limit
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "factory_portal.accounts.lockout.account_key"
-AXES_CLIENT_IP_CALLABLE = "factory_portal.accounts.lockout.client_address"
+AXES_CLIENT_IP_CALLABLE = "factory_portal.client.client_address"
 AXES_CLIENT_STR_CALLABLE = "factory_portal.accounts.lockout.client_description"
 AXES_LOCKOUT_CALLABLE = "factory_portal.accounts.views.login_locked_out"
 AUTH_PASSWORD_VALIDATORS = [

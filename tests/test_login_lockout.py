@@ -11,8 +11,8 @@ import pytest
 from django_tenants.utils import schema_context
 
 from factory_portal.accounts import lockout
-from factory_portal.accounts.lockout import client_address
 from factory_portal.accounts.services import user_create
+from factory_portal.client import client_address
 from factory_portal.observability.logging import JsonFormatter
 from tests.support import OPERATOR_EMAIL, PASSWORD, host_client
 

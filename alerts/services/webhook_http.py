@@ -14,6 +14,7 @@ never text a receiver chose.
 
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # A host name with more addresses than this is tried on its first ones only (bounded work).
 MAX_ADDRESSES_TRIED = 4
 RETRYABLE_STATUS = {408, 425, 429}
+logger = logging.getLogger(__name__)
 
 
 class WebhookRefused(Exception):
@@ -95,9 +97,17 @@ def webhook_target(url: str) -> WebhookTarget:
     if not getattr(settings, "ALERTS_WEBHOOK_ALLOW_PRIVATE", False):
         refused = refused_addresses(addresses)
         if refused:
+            # The address stays out of the message, which the form and the API show: a tenant
+            # admin must not learn what internal names resolve to. The operator finds it here.
+            logger.warning(
+                "webhook host %s refused: it resolves to the non-public address %s",
+                host,
+                refused[0],
+            )
             raise WebhookRefused(
-                f"{host} resolves to a private or loopback address or another non-public one"
-                f" ({refused[0]}); the operator must allow private webhook addresses for this.",
+                f"{host} resolves to a non-public address (private, loopback or otherwise not"
+                " reachable from the internet); the operator must allow private webhook addresses"
+                " for this.",
                 reason="address not allowed",
             )
     return WebhookTarget(url, parts.scheme, host, port, addresses)

@@ -5,6 +5,7 @@ and nothing a receiver answers reaches the delivery log."""
 from __future__ import annotations
 
 import importlib
+import logging
 import socket
 import ssl
 import subprocess
@@ -29,7 +30,7 @@ from alerts.services.webhook_http import (
     webhook_target,
 )
 from alerts.tests.test_alerts import Receiver
-from tests.support import free_port, logged_in_client
+from tests.support import bearer, free_port, host_client, key_for, logged_in_client
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +125,34 @@ def test_one_non_public_address_among_public_ones_refuses_the_host(alpha, receiv
     delivery = _deliver(alpha, f"https://{HOST}/hook")
     assert (delivery.status, delivery.last_error) == ("failed", "address not allowed")
     assert public.requests == []
+
+
+def test_a_refused_host_is_answered_without_the_address_it_resolves_to(alpha, monkeypatch, caplog):
+    """A tenant admin must not learn what an internal name resolves to from the form or the
+    API: the answer says only that it is not public; the address goes to the operator's log."""
+    monkeypatch.setattr(socket, "getaddrinfo", Resolver([["127.0.0.1"]]))
+    url = f"http://{HOST}/hook"
+    _, manager = key_for(alpha, ["manage"])
+    with caplog.at_level(logging.INFO, logger="alerts.services.webhook_http"):
+        page = logged_in_client(alpha.host, alpha.admin_email).post(
+            "/settings/webhooks/", {"name": "x", "url": url}
+        )
+        api = host_client(alpha.host).post(
+            "/api/v1/webhooks",
+            {"name": "x", "url": url},
+            content_type="application/json",
+            **bearer(manager),
+        )
+    for response in (page, api):
+        text = response.content.decode()
+        assert response.status_code == 400 and f"{HOST} resolves to a non-public address" in text
+        assert "127.0.0.1" not in text
+    assert api["Content-Type"] == "application/problem+json"
+    logged = [r.getMessage() for r in caplog.records if r.name == "alerts.services.webhook_http"]
+    assert (
+        logged
+        == [f"webhook host {HOST} refused: it resolves to the non-public address 127.0.0.1"] * 2
+    )
 
 
 @override_settings(ALERTS_WEBHOOK_ALLOW_PRIVATE=True)

@@ -13,8 +13,6 @@ who is counted and how; the lock-out page is the accounts view ``login_locked_ou
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import logging
 import re
 import time
@@ -22,7 +20,6 @@ from typing import Any
 
 from axes.handlers.cache import AxesCacheHandler
 from axes.helpers import get_cache, make_cache_key_list
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest
 from redis.exceptions import RedisError
@@ -42,18 +39,6 @@ def account_key(request: HttpRequest, credentials: dict[str, Any] | None) -> str
     if username is None:
         username = request.POST.get("username", "")
     return f"{connection.schema_name}:{str(username).strip().lower()}"
-
-
-def client_address(request: HttpRequest) -> str:
-    """The client's address: the TCP peer, or behind our TLS proxy (``PORTAL_BEHIND_TLS_PROXY``)
-    the last ``X-Forwarded-For`` entry, the one that proxy appended (entries to its left are
-    whatever the client sent)."""
-    address = request.META.get("REMOTE_ADDR", "")
-    if settings.PORTAL_BEHIND_TLS_PROXY:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
-        with contextlib.suppress(ValueError):  # no usable entry: the peer is all we know
-            address = str(ipaddress.ip_address(forwarded))
-    return address
 
 
 def client_description(

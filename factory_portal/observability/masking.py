@@ -11,7 +11,8 @@ What it masks, wherever it appears in a text:
 - secret query parameters (``token=``, ``access_token=``, ``signature=``...).
 
 It must never raise and never log (it runs inside logging and span export), and it imports no
-product app: the URL confs are loaded by name once the app registry is ready.
+product app: the URL confs are loaded by name once the app registry is ready, when the request
+middleware is loaded (``secret_routes_prepare``), and never while another thread waits.
 """
 
 from __future__ import annotations
@@ -54,8 +55,7 @@ _PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<parameter>[^>]+)>")
 _REGEX_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>")
 
 _routes: re.Pattern[str] | None = None
-_routes_lock = threading.Lock()
-_building = threading.local()
+_routes_lock = threading.Lock()  # held by the one thread that builds them; nobody waits for it
 
 
 def secrets_mask(text: str) -> str:
@@ -100,27 +100,35 @@ def _masked_match(match: re.Match[str]) -> str:
     return "".join([*pieces, whole[last:]])
 
 
+def secret_routes_prepare() -> None:
+    """Compile the secret routes now, at a point where no request is served yet: the request
+    middleware calls it when the handler loads it (the app registry is ready by then). Lines
+    logged before that, or while another thread builds them, are masked without the routes."""
+    _secret_routes()
+
+
 def _secret_routes() -> re.Pattern[str] | None:
-    """One regular expression matching the path of every route with a secret parameter (None
-    before the app registry is ready: the URL confs import views and models)."""
+    """One regular expression matching the path of every route with a secret parameter; None
+    (the other patterns still apply) before the app registry is ready (the URL confs import
+    views and models) and while a thread builds it. It never waits: the builder imports the URL
+    confs, and a thread that logs while importing one of their modules would wait for the
+    builder while the builder waits for that import."""
     global _routes
     if _routes is not None:
         return _routes
     from django.apps import apps
 
-    if not apps.ready or getattr(_building, "active", False):
-        return None  # not loadable yet, or a line logged while this thread loads the URL confs
-    with _routes_lock:  # other threads wait for the one that loads them
+    if not apps.ready or not _routes_lock.acquire(blocking=False):
+        return None  # not loadable yet, or being built (by another thread, or by this one)
+    try:
         if _routes is None:
-            _building.active = True
-            try:
-                _routes = _routes_compile()
-            except Exception:
-                # A URL conf that cannot be imported breaks every request anyway; masking keeps
-                # the other patterns rather than failing the log line or the span.
-                _routes = re.compile(r"(?!)")
-            finally:
-                _building.active = False
+            _routes = _routes_compile()
+    except Exception:
+        # A URL conf that cannot be imported breaks every request anyway; masking keeps the
+        # other patterns rather than failing the log line or the span.
+        _routes = re.compile(r"(?!)")
+    finally:
+        _routes_lock.release()
     return _routes
 
 

@@ -42,6 +42,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from factory_portal.client import client_address
+
 logger = logging.getLogger(__name__)
 MICRO_USD = Decimal("0.000001")
 OTHER = "other"
@@ -256,6 +258,7 @@ class _ThisProcess(Collector):
 
 def scrape_allowed(request: HttpRequest) -> bool:
     """``METRICS_TOKEN`` set: a matching bearer token is required. Otherwise the client address
+    (``client_address``: behind the TLS proxy, the one it forwarded for, not the proxy's)
     must be in ``METRICS_ALLOWED_NETWORKS`` (unset: loopback with ``DEBUG`` on, none with it off,
     as a reverse proxy on the same host makes every visitor a loopback client)."""
     token = settings.METRICS_TOKEN
@@ -263,7 +266,7 @@ def scrape_allowed(request: HttpRequest) -> bool:
         given = request.headers.get("Authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(client_address(request))
     except ValueError:
         return False
     return any(address in network for network in settings.METRICS_ALLOWED_NETWORKS)

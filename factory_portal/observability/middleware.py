@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from opentelemetry import trace
 
 from factory_portal.observability import context, metrics, tracing
-from factory_portal.observability.masking import secrets_mask
+from factory_portal.observability.masking import secret_routes_prepare, secrets_mask
 
 access_log = logging.getLogger("portal.access")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -37,6 +37,7 @@ def _route(request: HttpRequest) -> str:
 class RequestObservabilityMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        secret_routes_prepare()  # before the first request, not inside some thread's log line
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()

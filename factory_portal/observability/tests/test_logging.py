@@ -7,13 +7,16 @@ import json
 import logging
 import re
 import sys
+import threading
 
 import pytest
+from django.http import HttpResponse
 
 from factory_portal.accounts.keys import key_generate
-from factory_portal.observability import context
+from factory_portal.observability import context, masking
 from factory_portal.observability.logging import PlainFormatter
 from factory_portal.observability.masking import secrets_mask as redact
+from factory_portal.observability.middleware import RequestObservabilityMiddleware
 from tests.support import bearer, host_client, key_for, logged_in_client
 
 FIELDS = {
@@ -115,6 +118,45 @@ def test_invitation_tokens_never_reach_the_logs(json_logs, alpha, invitation):
     assert line["message"] == "GET /invite/[redacted]/[redacted]/ 302"
     assert line["route"] == "/invite/<uidb64>/<token>/"  # the template stays readable
     assert access_lines(json_logs, "/invite/[redacted]/[redacted]")[0]["status"] == 301
+
+
+INVITE = "/invite/MTIz/cz1abc-0123456789abcdef/"
+
+
+def test_masking_never_waits_for_the_thread_that_builds_the_secret_routes(monkeypatch):
+    """The builder imports the URL confs; a thread that logs while importing one of their
+    modules must not wait for it (each would wait for the other). Meanwhile lines are masked
+    with the other patterns; once built, with the routes too."""
+    monkeypatch.setattr(masking, "_routes", None)
+    building, release = threading.Event(), threading.Event()
+    compile_routes = masking._routes_compile
+
+    def held_compile():
+        building.set()
+        release.wait(10)
+        return compile_routes()
+
+    monkeypatch.setattr(masking, "_routes_compile", held_compile)
+    builder = threading.Thread(target=redact, args=("/",))
+    builder.start()
+    try:
+        assert building.wait(5)
+        masked: list[str] = []
+        other = threading.Thread(target=lambda: masked.append(redact(f"{INVITE}?token=x1")))
+        other.start()
+        other.join(2)
+        assert not other.is_alive(), "secrets_mask waited for the thread building the routes"
+        assert masked == [f"{INVITE}?token=[redacted]"]  # the other patterns applied
+    finally:
+        release.set()
+        builder.join(10)
+    assert redact(INVITE) == "/invite/[redacted]/[redacted]/"
+
+
+def test_the_secret_routes_are_built_when_the_middleware_is_loaded(monkeypatch):
+    monkeypatch.setattr(masking, "_routes", None)
+    RequestObservabilityMiddleware(lambda request: HttpResponse())
+    assert masking._routes is not None and masking._routes.search(INVITE)
 
 
 def test_redaction_keeps_ordinary_text():

@@ -212,6 +212,17 @@ def test_metrics_refuse_other_networks_and_want_the_token_when_one_is_set(settin
     assert client.post("/metrics").status_code == 405
 
 
+def test_behind_the_proxy_the_allowed_networks_are_matched_against_the_forwarded_client(settings):
+    """Behind the TLS proxy the TCP peer is the proxy (loopback here): the networks must be
+    matched against the address it forwarded for, the one the login lock-out counts too."""
+    settings.PORTAL_BEHIND_TLS_PROXY = True
+    client = host_client("localhost")
+    outside = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert outside.status_code == 403
+    local = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert local.status_code == 200
+
+
 @pytest.mark.parametrize(
     ("env", "networks"),
     [
