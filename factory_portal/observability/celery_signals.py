@@ -9,11 +9,20 @@ from typing import Any
 from celery import signals
 
 from factory_portal.observability import context, metrics, tracing
+from factory_portal.observability.masking import secret_routes_prepare
 
 REQUEST_ID_HEADER = "portal_request_id"
 # task id -> (start time, tokens that restore the context the task found: an eager task runs
 # inside the request that enqueued it and must leave that request's context as it was).
 _running: dict[str, tuple[float, context.Restore]] = {}
+
+
+@signals.worker_process_init.connect(weak=False)
+@signals.worker_init.connect(weak=False)
+def _secret_routes_build(**kwargs: Any) -> None:
+    """A worker compiles the secret routes before its first task, as web processes do when they
+    load the middleware (``masking.secret_routes_prepare``)."""
+    secret_routes_prepare()
 
 
 @signals.before_task_publish.connect(weak=False)

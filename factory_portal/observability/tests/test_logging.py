@@ -159,6 +159,14 @@ def test_the_secret_routes_are_built_when_the_middleware_is_loaded(monkeypatch):
     assert masking._routes is not None and masking._routes.search(INVITE)
 
 
+def test_a_worker_process_builds_the_secret_routes_before_its_first_task(monkeypatch):
+    from celery import signals
+
+    monkeypatch.setattr(masking, "_routes", None)
+    signals.worker_process_init.send(sender=None)
+    assert masking._routes is not None and masking._routes.search(INVITE)
+
+
 def test_redaction_keeps_ordinary_text():
     text = "input token 1200 for run-42 of project checkout; the secret santa is fun"
     assert redact(text) == text
