@@ -8,6 +8,8 @@ import time
 from datetime import UTC, date, datetime
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -44,6 +46,12 @@ def problem_response(
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Django's own 404 and 403 (``get_object_or_404``, a generic view's ``get_object``) as the
+    # API exceptions DRF answers them with, so they get their title and detail too
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -198,7 +206,7 @@ PROBLEM_STATUSES = {
     "400": "The request is invalid (the `errors` member names each field).",
     "401": "Missing, malformed, revoked or unknown API key for this host.",
     "403": "The key lacks the scope, or the user the role.",
-    "404": "Nothing of this tenant at this address.",
+    "404": "Nothing at this address (on a tenant's host: nothing of this tenant).",
     "405": "Method not allowed.",
     "429": "Too many requests for this key; retry after `Retry-After` seconds.",
     "503": "The database is not reachable right now; retry after `Retry-After` seconds.",
