@@ -213,7 +213,7 @@ PROBLEM_STATUSES = {
     "400": "The request is invalid (the `errors` member names each field).",
     "401": "Missing, malformed, revoked or unknown API key for this host.",
     "403": "The key lacks the scope, or the user the role.",
-    "404": "Nothing of this tenant at this address.",
+    "404": "Nothing at this address (on a tenant's host: nothing of this tenant).",
     "405": "Method not allowed.",
     "429": "Too many requests for this key; retry after `Retry-After` seconds.",
     "503": "The database is not reachable right now; retry after `Retry-After` seconds.",

@@ -3,6 +3,7 @@
 from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from billing.platform import views as billing_views
 from billing.platform.api import RuleDetailApi, RuleListApi
@@ -10,6 +11,15 @@ from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from factory_portal.tenants import views as tenant_views
 from usage.api import EventIngestApi, RunIngestApi, TracesApi
+
+# The operator host's API has its own OpenAPI schema (this urlconf's API views only).
+OPERATOR_SCHEMA_SETTINGS = {
+    "TITLE": "Factory Portal operator API",
+    "DESCRIPTION": "The operator host (the bare base domain): allocation rules, for an operator's"
+    " browser session only; and platform ingest (`/api/v1/events`, `/api/v1/runs`, `/v1/traces`)"
+    " with the platform key (`Authorization: Bearer <key>`, scope `ingest`), every item naming"
+    " its tenant.",
+}
 
 urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
@@ -26,6 +36,14 @@ urlpatterns = [
     path("health/", tenant_views.health, name="health"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(
+            urlconf="factory_portal.urls_public", custom_settings=OPERATOR_SCHEMA_SETTINGS
+        ),
+        name="api-schema",
+    ),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/allocation-rules", RuleListApi.as_view(), name="api-allocation-rules"),
     path("api/v1/allocation-rules/<int:pk>", RuleDetailApi.as_view(), name="api-allocation-rule"),

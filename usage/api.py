@@ -186,12 +186,17 @@ class BatchIngestApi(APIView):
         metrics.guarded(count)
 
 
+# Ingest takes API keys only (a tenant's key, or the platform key on the operator host).
+KEYS_ONLY = [{"apiKey": []}]
+
+
 def batch_schema(key: str) -> Any:
     """The OpenAPI description of a batch endpoint whose items are listed under ``key``."""
     problem = {"$ref": "#/components/schemas/Problem"}
     return extend_schema_view(
         post=extend_schema(
             summary=f"Ingest a batch of {key} (JSON or NDJSON; gzip allowed)",
+            auth=KEYS_ONLY,
             request={
                 "application/json": {
                     "type": "object",
@@ -300,6 +305,7 @@ class TracesApi(APIView):
 
     @extend_schema(
         summary="OTLP/HTTP trace export (protobuf or JSON)",
+        auth=KEYS_ONLY,
         request={
             "application/x-protobuf": OpenApiTypes.BINARY,
             "application/json": OpenApiTypes.OBJECT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +19,7 @@ from billing.platform.services.rules import (
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import problem_response
 from factory_portal.error_lists import ErrorList
+from factory_portal.errors import PROBLEM_CONTENT_TYPE
 
 
 class RuleSerializer(serializers.ModelSerializer):
@@ -40,6 +42,16 @@ def _invalid(exc: ValidationError) -> Response:
     )
 
 
+INVALID_RULE = {
+    (422, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+        {"$ref": "#/components/schemas/Problem"},
+        description="The rule does not hold together (e.g. a usage rule with an even driver);"
+        " `errors` names the field.",
+    )
+}
+# Only an operator's browser session (no API key, not even the platform key).
+SESSION_ONLY = [{"cookieAuth": []}]
+
 # Operators only, in a browser session; no API key may change how shared cost is allocated.
 RULE_ACCESS = ApiAccess(
     read=Access(area="operator", scope=None), write=Access(area="operator", scope=None)
@@ -51,9 +63,22 @@ class RuleListApi(APIView):
 
     access = RULE_ACCESS
 
+    @extend_schema(
+        operation_id="allocation_rules_list",
+        summary="The allocation rules",
+        auth=SESSION_ONLY,
+        responses={200: RuleSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
         return Response(RuleSerializer(AllocationRule.objects.all(), many=True).data)
 
+    @extend_schema(
+        operation_id="allocation_rules_create",
+        summary="Add an allocation rule",
+        auth=SESSION_ONLY,
+        request=RuleSerializer,
+        responses={201: RuleSerializer, **INVALID_RULE},
+    )
     def post(self, request: Request) -> Response:
         serializer = RuleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -69,9 +94,22 @@ class RuleDetailApi(APIView):
 
     access = RULE_ACCESS
 
+    @extend_schema(
+        operation_id="allocation_rules_retrieve",
+        summary="One allocation rule",
+        auth=SESSION_ONLY,
+        responses={200: RuleSerializer},
+    )
     def get(self, request: Request, pk: int) -> Response:
         return Response(RuleSerializer(get_object_or_404(AllocationRule, pk=pk)).data)
 
+    @extend_schema(
+        operation_id="allocation_rules_partial_update",
+        summary="Change an allocation rule (a change bumps its version)",
+        auth=SESSION_ONLY,
+        request=RuleSerializer,
+        responses={200: RuleSerializer, **INVALID_RULE},
+    )
     def patch(self, request: Request, pk: int) -> Response:
         rule = get_object_or_404(AllocationRule, pk=pk)
         serializer = RuleSerializer(rule, data=request.data, partial=True)

@@ -12,7 +12,14 @@ from django_tenants.utils import schema_context
 from billing.platform.models import AllocationRule, CostPool
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
-from tests.support import OPERATOR_EMAIL, PASSWORD, host_client, logged_in_client
+from tests.support import (
+    OPERATOR_EMAIL,
+    PASSWORD,
+    bearer,
+    host_client,
+    key_for,
+    logged_in_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +128,28 @@ def test_report_download_by_role(alpha, beta):
     assert member.get("/reports/2026-09/csv").status_code == 403
     # the session of alpha means nothing on beta's host
     assert finance.get("/reports/2026-09/csv", HTTP_HOST=beta.host).status_code == 302
+
+
+def test_an_unknown_rule_is_a_404_problem_that_says_so(operator):
+    # found reading the operator API fuzz: Django's 404 was answered with title "Error", no detail
+    for response in (
+        operator.get("/api/v1/allocation-rules/999999"),
+        operator.patch(
+            "/api/v1/allocation-rules/999999", data="{}", content_type="application/json"
+        ),
+    ):
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["title"] == "Not found"
+        assert problem["detail"] == "No allocation rule with id '999999' here."
+
+
+def test_an_unknown_budget_is_a_404_problem_that_says_so(alpha):
+    # the tenant API's generic views raise the same Django 404 (get_object)
+    _, raw = key_for(alpha, ["read", "manage"])
+    response = host_client(alpha.host).get("/api/v1/budgets/999999", **bearer(raw))
+    assert response.status_code == 404
+    problem = response.json()
+    assert problem["title"] == "Not found"
+    assert problem["detail"] == "No budget with id '999999' here."

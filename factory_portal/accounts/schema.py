@@ -14,7 +14,8 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
             "type": "http",
             "scheme": "bearer",
             "description": (
-                "An API key of this tenant: `Authorization: Bearer fp_<prefix>_<secret>`."
-                " Scopes: `ingest`, `read`, `manage`."
+                "An API key of the host: `Authorization: Bearer fp_<prefix>_<secret>`, a"
+                " tenant's key on its host (scopes `ingest`, `read`, `manage`), the platform key"
+                " (scope `ingest`) on the operator host."
             ),
         }
