@@ -51,12 +51,13 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     if isinstance(exc, Http404):
         view = context.get("view")
         model = getattr(getattr(view, "queryset", None), "model", None)
-        name = model._meta.verbose_name if model is not None else "object"
+        name = model._meta.verbose_name if model is not None else ""
         lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")
         key = (getattr(view, "kwargs", None) or {}).get(lookup)
-        exc = exceptions.NotFound(
-            f"No {name} with id {str(key)[:64]!r} here." if key is not None else "Not found."
-        )
+        if model is not None and key is not None:
+            exc = exceptions.NotFound(f"No {name} with id {str(key)[:64]!r} here.")
+        else:
+            exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = exception_handler(exc, context)

@@ -93,6 +93,7 @@ class RuleDetailApi(APIView):
     """``GET``/``PATCH /api/v1/allocation-rules/<id>`` (a change bumps the version)."""
 
     access = RULE_ACCESS
+    queryset = AllocationRule.objects.all()  # names the missing object in a 404
 
     @extend_schema(
         operation_id="allocation_rules_retrieve",
