@@ -63,6 +63,22 @@ def moment_check(moment: datetime) -> datetime:
     return utc
 
 
+def moment_parse(text: str) -> datetime:
+    """An ISO 8601 date or date-time (one without an offset is UTC) within the supported years,
+    as aware UTC; :class:`PeriodError` for anything else. An offset PostgreSQL cannot hold
+    (``+20:00``) is fine: the moment is converted."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise PeriodError(
+            f"{text[:40]!r} is not an ISO 8601 date or date-time (e.g. 2026-11-01 or"
+            " 2026-11-01T00:00:00Z)."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment_check(moment)
+
+
 def next_month(period: date) -> date:
     """The first day of the month after ``period``'s."""
     return date(period.year + period.month // 12, period.month % 12 + 1, 1)

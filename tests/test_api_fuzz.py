@@ -11,41 +11,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
-import schemathesis
 from django_tenants.utils import schema_context
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
 
 from alerts.models import WebhookEndpoint
 from billing.models import Budget
-from tests.fuzzing import CHECKS, django_wsgi
+from tests.fuzzing import CHECKS, fuzzed_schema
 from tests.support import key_for, llm_event_in, run_update
 from usage.pricing import pricer_for
 from usage.services.ingest import events_ingest
 
 pytestmark = pytest.mark.django_db
 
-schema = schemathesis.openapi.from_dict(
+# EXISTING_IDS: path template -> the id of a row the current test's fixture made.
+schema, EXISTING_IDS = fuzzed_schema(
     SchemaGenerator(urlconf="factory_portal.urls_tenants").get_schema(request=None, public=True)
 )
-schema.app = django_wsgi
-
-
-# Path template -> the id of a row the current test's fixture made (set by the fixture).
-EXISTING_IDS: dict[str, object] = {}
-
-
-@schema.hook
-def flatmap_path_parameters(ctx: Any, path_parameters: dict[str, Any] | None) -> Any:
-    existing = EXISTING_IDS.get(ctx.operation.path)
-    if not path_parameters or existing is None:
-        return st.just(path_parameters)
-    name = next(iter(path_parameters))
-    return st.sampled_from([path_parameters, {**path_parameters, name: existing}])
 
 
 @pytest.fixture

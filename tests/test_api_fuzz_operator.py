@@ -13,18 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import schemathesis
 from django.core.management import call_command
 from django_tenants.utils import schema_context
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.settings import patched_settings
 from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
 
 from billing.platform.services.rules import allocation_rule_create
 from factory_portal.accounts.services import api_key_create
 from factory_portal.urls_public import OPERATOR_SCHEMA_SETTINGS
-from tests.fuzzing import CHECKS, django_wsgi
+from tests.fuzzing import CHECKS, fuzzed_schema
 from tests.support import OPERATOR_EMAIL, host_client, logged_in_client
 
 pytestmark = pytest.mark.django_db
@@ -33,19 +31,7 @@ with patched_settings(OPERATOR_SCHEMA_SETTINGS):
     OPERATOR_SCHEMA = SchemaGenerator(urlconf="factory_portal.urls_public").get_schema(
         request=None, public=True
     )
-schema = schemathesis.openapi.from_dict(OPERATOR_SCHEMA)
-schema.app = django_wsgi
-
-EXISTING_IDS: dict[str, object] = {}
-
-
-@schema.hook
-def flatmap_path_parameters(ctx: Any, path_parameters: dict[str, Any] | None) -> Any:
-    existing = EXISTING_IDS.get(ctx.operation.path)
-    if not path_parameters or existing is None:
-        return st.just(path_parameters)
-    name = next(iter(path_parameters))
-    return st.sampled_from([path_parameters, {**path_parameters, name: existing}])
+schema, EXISTING_IDS = fuzzed_schema(OPERATOR_SCHEMA)
 
 
 @pytest.fixture

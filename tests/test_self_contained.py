@@ -1,4 +1,5 @@
-"""The repository works from a clone of itself alone: no code reads the workplace's ``../shared``.
+"""The repository works from a clone of itself alone: no code reads a folder beside it (the
+workplace's common folder of seeds and data, which a user's clone does not have).
 
 Fixtures the tests need travel inside the repository (``billing/tests/data``, ``usage/tests/data``)
 with their attribution and licence.
@@ -12,8 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# A path that climbs out of the repository into a sibling "shared" folder, written as a string
-# ("../shared") or built with pathlib (`parents[N] / "shared"`).
+# A path that climbs out of the repository into that sibling folder, written as a relative path
+# string or built with pathlib from a parent of this file (both spellings are matched below).
 OUTSIDE = re.compile(
     r"""\.\./shared\b|parents\[\d+\]\s*/\s*["']shared["']|parent\s*/\s*["']shared["']"""
 )

@@ -470,7 +470,7 @@ def cursor_text(cursor: Cursor) -> str:
 def cursor_parse(text: str, sort: str) -> Cursor:
     """The inverse of ``cursor_text`` for ``sort``; ``ValueError`` for anything else. A client
     can write any cursor, so its parts are held to what the query can compare: a time in the
-    supported years (``periods.moment_check``; one without an offset is UTC, as cursors are
+    supported years (``periods.moment_parse``: one without an offset is UTC, as cursors are
     written; an offset PostgreSQL cannot hold is converted), integers within bigint."""
     value, raw_pk = text.rsplit("_", 1)
     pk = int(raw_pk)
@@ -481,10 +481,7 @@ def cursor_parse(text: str, sort: str) -> Cursor:
         if not 0 <= duration < _BIGINT:
             raise ValueError("the cursor's duration is out of range")
         return duration, pk
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return periods.moment_check(moment), pk
+    return periods.moment_parse(value), pk
 
 
 def runs_page(
