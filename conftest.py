@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from billing.platform.services.pricebook import pricebook_refresh
+from billing.pricing.book import pricebook_refresh
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.services import (
     operator_ensure,

@@ -7,31 +7,22 @@ import logging
 from datetime import timedelta
 
 from django.utils import timezone
-from django_tenants.utils import schema_context
 
 from alerts.models import Delivery, PendingRunEvaluation
 from alerts.services import evaluate
 from alerts.services.deliver import delivery_send
 from factory_portal.celery import app
-from factory_portal.tenants.selectors import customer_tenants
+from factory_portal.tenants.fanout import tenants_fan_out
 
 logger = logging.getLogger(__name__)
 FLUSH_BATCH = 200
 PENDING_GRACE_S = 30
 
 
-def _each_tenant(task) -> int:  # type: ignore[no-untyped-def]
-    schemas = list(customer_tenants().values_list("schema_name", flat=True))
-    for schema in schemas:
-        with schema_context(schema):
-            task.delay()
-    return len(schemas)
-
-
 @app.task
 def alerts_evaluate_all() -> int:
     """Beat: forecast-based and time-window rules of every tenant."""
-    return _each_tenant(alerts_evaluate_tenant)
+    return tenants_fan_out(alerts_evaluate_tenant)
 
 
 @app.task
@@ -63,7 +54,7 @@ def alerts_runs_finished(run_ids: list[int]) -> int:
 @app.task
 def runs_pending_flush_all() -> int:
     """Beat: the finished-runs outbox of every tenant."""
-    return _each_tenant(runs_pending_flush_tenant)
+    return tenants_fan_out(runs_pending_flush_tenant)
 
 
 @app.task
@@ -97,7 +88,7 @@ def delivery_send_task(delivery_id: int) -> str:
 @app.task
 def deliveries_flush_all() -> int:
     """Beat: the outbox sweeper of every tenant."""
-    return _each_tenant(deliveries_flush_tenant)
+    return tenants_fan_out(deliveries_flush_tenant)
 
 
 @app.task
@@ -119,7 +110,7 @@ def deliveries_flush_tenant() -> dict[str, int]:
 @app.task
 def run_digests_all() -> int:
     """Beat, hourly: the run digests of every tenant."""
-    return _each_tenant(run_digests_tenant)
+    return tenants_fan_out(run_digests_tenant)
 
 
 @app.task

@@ -19,16 +19,16 @@ def big_tenant(*, slug: str, runs: int, days: int, password: str, reuse: bool): 
     from django.utils import timezone
     from django_tenants.utils import schema_context
 
-    from billing.platform.selectors import price_schedule
-    from billing.platform.services.pricebook import pricebook_refresh
+    from billing.operator.selectors import price_schedule
+    from billing.pricing.book import pricebook_refresh
     from billing.services import budget_set, forecasts_refresh
     from factory_portal.accounts.models import User
-    from factory_portal.demo.generate import generate_history
-    from factory_portal.demo.load import history_load
-    from factory_portal.demo.profiles import PROFILES
-    from factory_portal.demo.traces import TokenSampler
     from factory_portal.tenants.selectors import tenant_by_slug
     from factory_portal.tenants.services import public_tenant_ensure, tenant_create, tenant_delete
+    from web.demo.generate import generate_history
+    from web.demo.load import history_load
+    from web.demo.profiles import PROFILES
+    from web.demo.traces import TokenSampler
 
     now = timezone.now()
     tenant = tenant_by_slug(slug)

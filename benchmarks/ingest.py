@@ -226,11 +226,11 @@ def main() -> None:
     from django_tenants.utils import schema_context
 
     from benchmarks.server import gunicorn
-    from billing.platform.services.pricebook import pricebook_refresh
+    from billing.pricing.book import pricebook_refresh
     from factory_portal.accounts.services import api_key_create
-    from factory_portal.demo.traces import trace_samples
     from factory_portal.tenants.selectors import tenant_by_slug
     from factory_portal.tenants.services import public_tenant_ensure, tenant_create, tenant_delete
+    from web.demo.traces import trace_samples
 
     public_tenant_ensure()
     pricebook_refresh()

@@ -676,10 +676,10 @@ def main() -> None:
     from billing.cost_summaries import _key as cost_summary_key
     from factory_portal.accounts.models import ApiKey, Role, User
     from factory_portal.accounts.services import api_key_create
-    from factory_portal.demo.traces import trace_samples
     from factory_portal.tenants.selectors import tenant_by_slug
     from factory_portal.tenants.services import tenant_domain
     from usage.models import InfraUsageEvent, Job, LlmUsageEvent, Project, Run
+    from web.demo.traces import trace_samples
 
     tenant = tenant_by_slug(args.tenant)
     if tenant is None:

@@ -118,12 +118,12 @@ def main() -> None:
     from django.test import Client
     from django_tenants.utils import schema_context
 
-    from billing.platform.services.pricebook import pricebook_refresh
+    from billing.pricing.book import pricebook_refresh
     from factory_portal.accounts.services import api_key_create
     from factory_portal.tenants.selectors import tenant_by_slug
     from factory_portal.tenants.services import public_tenant_ensure, tenant_create, tenant_delete
     from usage.models import LlmUsageEvent
-    from usage.platform.models import PendingSpan
+    from usage.trace_routing.models import PendingSpan
 
     settings.ALLOWED_HOSTS = ["*"]
     public_tenant_ensure()

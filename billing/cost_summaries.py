@@ -24,7 +24,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from billing.costs import CostReport, UnitCost, cost_report
-from billing.platform.models import AllocationRun
+from billing.operator.models import AllocationRun
 from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from usage.models import InfraUsageDaily, LlmUsageDaily, RunDaily

@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 
 from billing.domain.allocation import UNALLOCATED, split_by_driver, to_minor
-from billing.platform.models import AllocationLine, AllocationRun
+from billing.operator.models import AllocationLine, AllocationRun
 from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors

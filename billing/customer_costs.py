@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.db.models import Q, Sum
 from django_tenants.utils import schema_context
 
-from billing.platform.models import AllocationLine, AllocationRun
+from billing.operator.models import AllocationLine, AllocationRun
 from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants

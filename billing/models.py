@@ -1,6 +1,6 @@
 """Per-tenant billing tables: budgets and cost forecasts (tenant schema).
 
-Platform-wide billing data (price book, cost pools, allocation) lives in ``billing.platform``.
+Platform-wide billing data (price book, cost pools, allocation) lives in ``billing.operator``.
 """
 
 from __future__ import annotations

@@ -18,14 +18,13 @@ from rest_framework.views import APIView
 
 from billing.costs import cost_report
 from billing.models import CostForecast
-from billing.platform.models import AllocationLine, AllocationRun
+from billing.operator.models import AllocationLine, AllocationRun
 from billing.views import FORMATS, report_file
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import MonthField, iso_utc
 from factory_portal.periods import months_ending
-from usage import aggregates
 from usage.read_api import FILTER_PARAMETERS, UsageQuerySerializer
-from usage.selectors import project_slugs
+from usage.selectors import aggregates, project_slugs
 
 LEVELS = (80, 95)
 MAX_HORIZON = 90

@@ -5,22 +5,17 @@ from __future__ import annotations
 
 from django.db import connection
 from django.utils import timezone
-from django_tenants.utils import schema_context
 
 from billing.cost_summaries import cost_summary
 from billing.services import forecasts_refresh
 from factory_portal.celery import app
 from factory_portal.periods import month_start
-from factory_portal.tenants.selectors import customer_tenants
+from factory_portal.tenants.fanout import tenants_fan_out
 
 
 @app.task
 def forecasts_refresh_all() -> int:
-    schemas = list(customer_tenants().values_list("schema_name", flat=True))
-    for schema in schemas:
-        with schema_context(schema):
-            forecasts_refresh_tenant.delay()
-    return len(schemas)
+    return tenants_fan_out(forecasts_refresh_tenant)
 
 
 @app.task
@@ -32,11 +27,7 @@ def forecasts_refresh_tenant() -> int:
 @app.task
 def cost_summaries_refresh_all() -> int:
     """Beat: recompute the current month's cost summary of every tenant (one task each)."""
-    schemas = list(customer_tenants().values_list("schema_name", flat=True))
-    for schema in schemas:
-        with schema_context(schema):
-            cost_summary_refresh_tenant.delay()
-    return len(schemas)
+    return tenants_fan_out(cost_summary_refresh_tenant)
 
 
 @app.task

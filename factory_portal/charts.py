@@ -151,7 +151,7 @@ def distribution_chart(bins: list[tuple[Decimal, Decimal, int]]) -> dict[str, An
 
 
 def run_volume_chart(report: Any) -> dict[str, Any]:
-    """Runs requested per period, stacked by status (a ``usage.reporting.UsageReport``)."""
+    """Runs requested per period, stacked by status (a ``usage.selectors.reporting`` report)."""
     periods = list(report.periods)
     figure = go.Figure()
     for status, colour in STATUS_COLOURS.items():

@@ -76,8 +76,9 @@ SHARED_APPS = [
     "factory_portal.observability",
     "factory_portal.tenants",
     "factory_portal.accounts",
-    "billing.platform",
-    "usage.platform",
+    "billing.operator",
+    "usage.trace_routing",
+    "web",  # no models: the seed_demo command (the web layer, see the README's architecture)
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -108,8 +109,8 @@ TENANT_MODEL = "tenants.Tenant"
 TENANT_LIMIT_SET_CALLS = True
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
-ROOT_URLCONF = "factory_portal.urls_tenants"
-PUBLIC_SCHEMA_URLCONF = "factory_portal.urls_public"
+ROOT_URLCONF = "web.urls_tenants"
+PUBLIC_SCHEMA_URLCONF = "web.urls_public"
 
 MIDDLEWARE = [
     # Request id, log context, access log, HTTP metrics; answers /metrics.
@@ -146,9 +147,9 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "factory_portal.context_processors.portal",
+                "web.context_processors.portal",
             ],
-            "libraries": {"portal": "factory_portal.templatetags.portal"},
+            "libraries": {"portal": "web.templatetags.portal"},
         },
     },
 ]
@@ -359,7 +360,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "usage-freshness-refresh": {
-        "task": "factory_portal.tenants.tasks.tenants_freshness_refresh",
+        "task": "usage.tasks.tenants_freshness_refresh",
         "schedule": 300.0,
     },
     "forecasts-refresh": {
@@ -436,7 +437,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Usage ingestion ----------------------------------------------------------------------------
 # usage prices calls through this (billing implements it; usage never imports billing).
-USAGE_PRICER = "billing.pricing.tenant_pricer"
+USAGE_PRICER = "billing.pricing.pricer.tenant_pricer"
 INGEST_MAX_EVENTS = 10_000
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024)
 # JSON values one ingest body may decode into (counted from its punctuation before decoding):

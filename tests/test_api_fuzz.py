@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db
 
 # EXISTING_IDS: path template -> the id of a row the current test's fixture made.
 schema, EXISTING_IDS = fuzzed_schema(
-    SchemaGenerator(urlconf="factory_portal.urls_tenants").get_schema(request=None, public=True)
+    SchemaGenerator(urlconf="web.urls_tenants").get_schema(request=None, public=True)
 )
 
 

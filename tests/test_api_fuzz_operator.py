@@ -1,5 +1,5 @@
 """Property-based fuzzing of the operator host's API (the bare base domain) from its own OpenAPI
-schema (``factory_portal.urls_public``, served at ``/api/schema/`` there): the allocation rules
+schema (``web.urls_public``, served at ``/api/schema/`` there): the allocation rules
 with an operator's browser session, platform ingest (events, runs, traces) and whoami with the
 platform key. The same checks as the tenant API's fuzz: no 5xx, answers that match the documented
 schema, documented content types. Bounded: a few examples per operation (about half a minute).
@@ -19,16 +19,16 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.settings import patched_settings
 from hypothesis import HealthCheck, settings
 
-from billing.platform.services.rules import allocation_rule_create
+from billing.operator.services.rules import allocation_rule_create
 from factory_portal.accounts.services import api_key_create
-from factory_portal.urls_public import OPERATOR_SCHEMA_SETTINGS
 from tests.fuzzing import CHECKS, fuzzed_schema
 from tests.support import OPERATOR_EMAIL, host_client, logged_in_client
+from web.urls_public import OPERATOR_SCHEMA_SETTINGS
 
 pytestmark = pytest.mark.django_db
 
 with patched_settings(OPERATOR_SCHEMA_SETTINGS):
-    OPERATOR_SCHEMA = SchemaGenerator(urlconf="factory_portal.urls_public").get_schema(
+    OPERATOR_SCHEMA = SchemaGenerator(urlconf="web.urls_public").get_schema(
         request=None, public=True
     )
 schema, EXISTING_IDS = fuzzed_schema(OPERATOR_SCHEMA)
@@ -74,7 +74,7 @@ def test_the_schema_covers_the_operator_api(tmp_path):
     call_command(
         "spectacular",
         "--urlconf",
-        "factory_portal.urls_public",
+        "web.urls_public",
         "--validate",
         "--fail-on-warn",
         "--file",

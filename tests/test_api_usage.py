@@ -155,7 +155,7 @@ def test_schema_generates_without_warnings_and_validates(tmp_path):
     call_command(
         "spectacular",
         "--urlconf",
-        "factory_portal.urls_tenants",
+        "web.urls_tenants",
         "--validate",
         "--fail-on-warn",
         "--file",

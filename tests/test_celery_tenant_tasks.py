@@ -13,9 +13,9 @@ from django_tenants.utils import schema_context
 
 from factory_portal.celery import app
 from factory_portal.tenants.models import Tenant
-from factory_portal.tenants.tasks import tenant_freshness_refresh, tenants_freshness_refresh
 from tests.support import add_llm_call
 from usage.models import LlmUsageEvent, Project
+from usage.tasks import tenant_freshness_refresh, tenants_freshness_refresh
 
 pytestmark = pytest.mark.django_db(transaction=False)
 

@@ -248,7 +248,7 @@ def test_routes_take_client_ids_last_so_every_path_is_unambiguous():
     """Servers decode %2F before routing: a route must match an id with the ``path`` converter
     and end with it (a sub-route after it could not be told from an id containing "/"), and a
     fixed page the id route would also match must be listed first and its name reserved."""
-    patterns = get_resolver("factory_portal.urls_tenants").url_patterns
+    patterns = get_resolver("web.urls_tenants").url_patterns
     id_routes = [
         (index, str(p.pattern))
         for index, p in enumerate(patterns)
@@ -265,7 +265,7 @@ def test_routes_take_client_ids_last_so_every_path_is_unambiguous():
                 continue  # an id is at least one character: "runs/" is not a run's page
             assert other_index < index and name in RESERVED_RUN_IDS, (route, str(other.pattern))
     for client_id in HOSTILE:
-        match = resolve(unquote(run_path(client_id)), "factory_portal.urls_tenants")
+        match = resolve(unquote(run_path(client_id)), "web.urls_tenants")
         assert (match.url_name, match.kwargs) == ("run-detail", {"run_id": client_id})
 
 

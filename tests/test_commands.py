@@ -14,12 +14,12 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from factory_portal.accounts.models import Role, User
-from factory_portal.demo.generate import ModelRef, ProjectSpec, TenantProfile
-from factory_portal.demo.seed import demo_seed
 from factory_portal.periods import month_start
 from factory_portal.tenants.models import Domain, Tenant
 from tests.support import host_client, logged_in_client
 from usage.models import CostSource, LlmUsageEvent, Run
+from web.demo.generate import ModelRef, ProjectSpec, TenantProfile
+from web.demo.seed import demo_seed
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,9 @@ import random
 from collections import Counter
 from datetime import UTC, datetime
 
-from factory_portal.demo.generate import generate_history
-from factory_portal.demo.profiles import PROFILES
-from factory_portal.demo.traces import TokenSampler, trace_samples
+from web.demo.generate import generate_history
+from web.demo.profiles import PROFILES
+from web.demo.traces import TokenSampler, trace_samples
 
 NOW = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
 ACME = PROFILES[0]

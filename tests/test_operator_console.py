@@ -19,22 +19,22 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from billing.costs import cost_report
-from billing.domain.pricing import quantize_cents
-from billing.platform.models import (
+from billing.operator.models import (
     CostPool,
     FocusImport,
     PriceBookEntry,
     TenantPriceOverride,
 )
-from billing.platform.services.allocation import allocation_run
+from billing.operator.services.allocation import allocation_run
+from billing.pricing.domain import quantize_cents
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
-from factory_portal.templatetags.portal import usd
 from factory_portal.tenants.models import Tenant
 from tests.support import OPERATOR_EMAIL, broker_down, host_client, llm_event_in, logged_in_client
-from usage.platform.models import PendingSpan
 from usage.pricing import pricer_for
 from usage.services.ingest import events_ingest
+from usage.trace_routing.models import PendingSpan
+from web.templatetags.portal import usd
 
 pytestmark = pytest.mark.django_db
 

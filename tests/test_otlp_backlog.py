@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from factory_portal.celery import app
 from tests.support import OPERATOR_EMAIL, logged_in_client
-from usage.platform.models import PendingSpan
 from usage.tasks import pending_spans_expire
+from usage.trace_routing.models import PendingSpan
 
 pytestmark = pytest.mark.django_db
 

@@ -29,7 +29,7 @@ from usage.models import (
     Run,
     RunDaily,
 )
-from usage.platform.models import TraceRoute
+from usage.trace_routing.models import TraceRoute
 
 PROJECT = "e2e-otel"
 # The test reads in its own (rolled back) transaction what the server thread committed.

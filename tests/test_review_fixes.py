@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from django_tenants.utils import schema_context
 
-from billing.platform.models import AllocationLine, AllocationRule, CostPool
-from billing.platform.services.allocation import allocation_run
+from billing.operator.models import AllocationLine, AllocationRule, CostPool
+from billing.operator.services.allocation import allocation_run
 from factory_portal.tenants.models import Tenant
 from tests.support import bearer, host_client, key_for, llm_event_in
 from usage.domain.events import InfraEventIn
@@ -155,7 +155,7 @@ def test_exports_do_not_carry_formulas(alpha):
 
 
 def test_non_usd_bills_are_refused(tmp_path):
-    from billing.platform.services.focus import FocusImportError, focus_import
+    from billing.operator.services.focus import FocusImportError, focus_import
 
     path = tmp_path / "eur.csv"
     path.write_text(

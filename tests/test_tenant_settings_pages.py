@@ -28,11 +28,11 @@ from factory_portal.accounts.services import (
     user_deactivate,
     user_role_set,
 )
-from factory_portal.context_processors import portal
 from notifications.models import Notification, NotificationRead
 from notifications.services import notification_create
 from tests.support import OPERATOR_EMAIL, PASSWORD, bearer, host_client, logged_in_client
 from usage.models import Project
+from web.context_processors import portal
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,10 @@ from django_tenants.utils import schema_context
 
 from factory_portal.accounts.services import user_create
 from tests.support import PASSWORD, llm_event_in, logged_in_client, run_update
-from usage import reporting, selectors
+from usage import selectors
 from usage.models import Project
 from usage.pricing import pricer_for
+from usage.selectors import reporting
 from usage.services.ingest import events_ingest
 
 pytestmark = pytest.mark.django_db

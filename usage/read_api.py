@@ -17,9 +17,10 @@ from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import DayField, MomentField, iso_utc
-from usage import aggregates, selectors
+from usage import selectors
 from usage.api import RunIngestApi
 from usage.models import RunStatus
+from usage.selectors import aggregates
 
 SERIES_NAMES = {"hour": "Hourly", "day": "Daily", "week": "Weekly", "month": "Monthly"}
 

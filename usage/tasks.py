@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from django.db import connection
+
 from factory_portal.celery import app
+from factory_portal.tenants.fanout import tenants_fan_out
+from factory_portal.tenants.services import tenant_usage_complete_record
+from usage.selectors import usage_complete_until
 from usage.services.otlp import pending_spans_expire as pending_spans_expire_service
 
 
@@ -10,3 +15,18 @@ from usage.services.otlp import pending_spans_expire as pending_spans_expire_ser
 def pending_spans_expire() -> int:
     """Beat: delete OTLP spans that waited too long for their run span (public schema)."""
     return pending_spans_expire_service()
+
+
+@app.task
+def tenants_freshness_refresh() -> int:
+    """Beat: record how far each tenant's usage data reaches (one task per tenant)."""
+    return tenants_fan_out(tenant_freshness_refresh)
+
+
+@app.task
+def tenant_freshness_refresh() -> str:
+    """Runs in its tenant's schema (tenant-schemas-celery): store the tenant's newest usage
+    timestamp on its Tenant row; returns the schema."""
+    schema = connection.schema_name
+    tenant_usage_complete_record(schema_name=schema, until=usage_complete_until())
+    return schema

@@ -17,8 +17,9 @@ from factory_portal import charts, periods
 from factory_portal.accounts.permissions import role_required
 from factory_portal.periods import month_start
 from factory_portal.spreadsheets import cell
-from usage import reporting, selectors
+from usage import selectors
 from usage.models import RunStatus
+from usage.selectors import reporting
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django_tenants.utils import schema_context
 
-from billing.platform.models import AllocationLine, AllocationRule, AllocationRun, CostPool
-from billing.platform.services.allocation import allocation_run, allocation_what_if
+from billing.operator.models import AllocationLine, AllocationRule, AllocationRun, CostPool
+from billing.operator.services.allocation import allocation_run, allocation_what_if
 from tests.support import llm_event_in
 from usage.domain.events import InfraEventIn
 from usage.pricing import pricer_for

@@ -77,8 +77,8 @@ def test_allocation_without_ai_cost_still_gets_its_row(alpha):
 
     from django_tenants.utils import schema_context
 
-    from billing.platform.models import CostPool
-    from billing.platform.services.allocation import allocation_run
+    from billing.operator.models import CostPool
+    from billing.operator.services.allocation import allocation_run
     from usage.domain.events import InfraEventIn
     from usage.pricing import pricer_for
     from usage.services.ingest import events_ingest

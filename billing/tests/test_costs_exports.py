@@ -14,8 +14,8 @@ from openpyxl import load_workbook
 
 from billing.costs import cost_report
 from billing.exports import write_csv, write_focus, write_xlsx
-from billing.platform.models import CostPool
-from billing.platform.services.allocation import allocation_run
+from billing.operator.models import CostPool
+from billing.operator.services.allocation import allocation_run
 from tests.support import llm_event_in
 from usage.domain.events import InfraEventIn
 from usage.domain.runs import JobUpdate, RunUpdate

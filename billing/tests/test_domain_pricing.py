@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.domain.pricing import (
+from billing.pricing.domain import (
     CallCost,
     ContractOverride,
     PricePoint,

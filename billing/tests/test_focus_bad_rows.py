@@ -10,8 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from billing.platform.models import CostPool, FocusImport
-from billing.platform.services.focus import FocusImportError, focus_import
+from billing.operator.models import CostPool, FocusImport
+from billing.operator.services.focus import FocusImportError, focus_import
 from factory_portal.error_lists import MAX_LISTED_ERRORS
 from tests.support import OPERATOR_EMAIL, logged_in_client
 

@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Sum
 
-from billing.platform.models import CostPool, FocusImport
-from billing.platform.services.focus import FocusImportError, focus_import
+from billing.operator.models import CostPool, FocusImport
+from billing.operator.services.focus import FocusImportError, focus_import
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from billing.platform.models import FocusImport
+from billing.operator.models import FocusImport
 from tests.support import OPERATOR_EMAIL, logged_in_client
 from tests.test_operator_console import FOCUS_HEADER, FOCUS_ROWS
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price
 
-from billing.domain.pricing import TokenCounts, priced
-from billing.platform.catalogue import catalogue_price_points
-from billing.platform.models import PriceBookEntry
-from billing.platform.selectors import price_schedule
-from billing.platform.services.pricebook import pricebook_refresh
+from billing.operator.models import PriceBookEntry
+from billing.operator.selectors import price_schedule
+from billing.pricing.book import pricebook_refresh
+from billing.pricing.catalogue import catalogue_price_points
+from billing.pricing.domain import TokenCounts, priced
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_price_override_command_validates_and_creates(alpha):
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
-    from billing.platform.models import TenantPriceOverride
+    from billing.operator.models import TenantPriceOverride
 
     with pytest.raises(CommandError, match="either --discount or custom prices"):
         call_command("price_override", "--tenant", "alpha", stdout=io.StringIO())

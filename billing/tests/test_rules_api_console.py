@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django_tenants.utils import schema_context
 
-from billing.platform.models import AllocationRule, CostPool
+from billing.operator.models import AllocationRule, CostPool
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
 from tests.support import (

@@ -214,7 +214,7 @@ class CeleryQueueCollector(Collector):
     """Queue lengths read from the broker at scrape time (bounded by about a second)."""
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        from factory_portal.system_health import broker_health
+        from factory_portal.observability.probes import broker_health
 
         health = broker_health(ping_workers=False)
         up = GaugeMetricFamily("celery_broker_up", "1 when the Celery broker answered the scrape.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -77,6 +78,11 @@ def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
     tenant.status = status
     tenant.save(update_fields=["status"])
     return tenant
+
+
+def tenant_usage_complete_record(*, schema_name: str, until: datetime | None) -> None:
+    """Record how far a tenant's usage data reaches (the operator's freshness view)."""
+    Tenant.objects.filter(schema_name=schema_name).update(usage_complete_until=until)
 
 
 def tenant_delete(*, tenant: Tenant) -> None:

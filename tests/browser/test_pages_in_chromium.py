@@ -69,12 +69,12 @@ OPERATOR_PAGES = {
 def site(django_db_setup, django_db_blocker) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-def]
     """A seeded tenant and the site on a loopback port (its own thread and DB connections)."""
     from billing.services import budget_set, forecasts_refresh
-    from factory_portal.demo.profiles import PROFILES
-    from factory_portal.demo.seed import demo_seed
     from factory_portal.tenants.selectors import tenant_by_slug
     from factory_portal.tenants.services import tenant_delete
     from notifications.services import notification_create
     from usage.models import Run
+    from web.demo.profiles import PROFILES
+    from web.demo.seed import demo_seed
 
     profile = dataclasses.replace(PROFILES[2], slug="gamma", name="Gamma Ltd", active_now=3)
     with django_db_blocker.unblock():

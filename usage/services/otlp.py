@@ -32,12 +32,12 @@ from usage.domain.events import SLUG_RE, LlmEventIn
 from usage.domain.otlp import RejectedSpan, SpanContext, SpanRecord
 from usage.domain.runs import JobUpdate, RunUpdate
 from usage.models import ExternalCall, Run
-from usage.platform.models import PendingSpan, TraceRoute
 from usage.pricing import pricer_for
 from usage.services.ingest import _copy_insert, events_ingest
 from usage.services.references import jobs_lookup
 from usage.services.routing import tenants_by_slug
 from usage.services.runs import runs_ingest
+from usage.trace_routing.models import PendingSpan, TraceRoute
 
 logger = logging.getLogger(__name__)
 TIME_FIELDS = ("occurred_at", "started_at", "finished_at", "requested_at")

@@ -14,7 +14,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from billing.platform.models import PriceBookEntry, TenantPriceOverride
+from billing.operator.models import PriceBookEntry, TenantPriceOverride
 from tests.support import bearer, host_client, key_for, llm_event_in
 from usage.models import (
     CostSource,

@@ -13,8 +13,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from factory_portal.accounts.services import api_key_create
 from tests.support import bearer, host_client, key_for
 from usage.models import CostSource, ExternalCall, Job, LlmUsageEvent, Run
-from usage.platform.models import PendingSpan, TraceRoute
 from usage.tests.otlp_spans import as_otlp_json, as_request, factory_run_spans
+from usage.trace_routing.models import PendingSpan, TraceRoute
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django_tenants.utils import schema_context
 
-from billing.platform.models import TenantPriceOverride
+from billing.operator.models import TenantPriceOverride
 from tests.support import add_llm_call, llm_event_in
 from usage import selectors
 from usage.models import LlmCostCorrection, LlmUsageDaily, LlmUsageEvent, LlmUsageHourly, Project

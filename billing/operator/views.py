@@ -1,0 +1,307 @@
+"""Operator console pages for billing (operator host): cost per customer, the price book and
+contract terms, FOCUS imports and cost pools, allocation."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from billing.customer_costs import customer_cost_table
+from billing.domain.allocation import Method
+from billing.exports import write_customers_csv
+from billing.operator import selectors
+from billing.operator.forms import FocusUploadForm, PriceOverrideForm, parse_month
+from billing.operator.models import AllocationLine, AllocationRule, AllocationRun, CostPool
+from billing.operator.services.allocation import allocation_run, allocation_what_if
+from billing.operator.services.focus import FocusImportError, focus_upload_import
+from billing.operator.services.rules import allocation_rule_create
+from billing.pricing.book import pricebook_refresh
+from billing.pricing.overrides import price_override_create
+from factory_portal.periods import PeriodError, month_parse, months_ending
+from factory_portal.tenants.access import operator_required as console_operator_required
+
+CUSTOMER_COST_MONTHS = 6
+
+
+class RuleForm(forms.ModelForm):
+    class Meta:
+        model = AllocationRule
+        fields = [
+            "name",
+            "service_category",
+            "provider",
+            "charge_category",
+            "method",
+            "driver",
+            "fixed_amount",
+            "fixed_fraction",
+            "fixed_split",
+        ]
+        widgets = {
+            "fixed_split": forms.Select(
+                choices=[("even", "evenly"), ("weights", "by contract weights")]
+            )
+        }
+
+
+def _period(value: str) -> date:
+    try:
+        return month_parse(value)
+    except PeriodError as exc:
+        raise Http404(str(exc)) from exc
+
+
+@console_operator_required
+def allocation_overview(request: HttpRequest) -> HttpResponse:
+    form = RuleForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            rule = allocation_rule_create(**form.cleaned_data)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"Rule {rule.name} added.")
+            return redirect("allocation")
+    periods = (
+        CostPool.objects.values("period")
+        .annotate(pools=Count("id"), amount=Sum("effective_cost"))
+        .order_by("-period")
+    )
+    runs = {run.period: run for run in AllocationRun.objects.all()}
+    return render(
+        request,
+        "billing/allocation.html",
+        {
+            "form": form,
+            "rules": AllocationRule.objects.all(),
+            "periods": [{**p, "run": runs.get(p["period"])} for p in periods],
+        },
+    )
+
+
+@console_operator_required
+def allocation_period(request: HttpRequest, period: str) -> HttpResponse:
+    month = _period(period)
+    pools = CostPool.objects.filter(period=month).order_by("name")
+    run = AllocationRun.objects.filter(period=month).first()
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    if run is not None:
+        for row in (
+            AllocationLine.objects.filter(run=run, level="tenant")
+            .values("tenant__name")
+            .annotate(amount=Sum("amount"))
+        ):
+            totals[row["tenant__name"] or "unallocated"] += row["amount"]
+    what_if = allocation_what_if(month) if request.GET.get("what_if") else None
+    return render(
+        request,
+        "billing/allocation_period.html",
+        {
+            "month": month,
+            "period": period,
+            "pools": pools,
+            "run": run,
+            "totals": sorted(totals.items()),
+            "what_if": sorted((what_if or {}).items()),
+            "methods": Method.ALL,
+        },
+    )
+
+
+@console_operator_required
+@require_POST
+def allocation_period_run(request: HttpRequest, period: str) -> HttpResponse:
+    month = _period(period)
+    close = request.POST.get("close") == "1"
+    outcome = allocation_run(period=month, close=close)
+    if outcome.corrections:
+        messages.info(
+            request,
+            f"{month:%Y-%m} is closed: {outcome.corrections} correction lines "
+            "went to the next open period.",
+        )
+    else:
+        messages.success(
+            request,
+            f"{month:%Y-%m} allocated ({outcome.run.status}): "
+            f"{outcome.allocated:,.2f} allocated, "
+            f"{outcome.unallocated:,.2f} unallocated.",
+        )
+    return redirect("allocation-period", period=period)
+
+
+def _form_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form, by field where it names one."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+def _selected_month(request: HttpRequest) -> date:
+    return parse_month(request.GET.get("month")) or timezone.now().date().replace(day=1)
+
+
+@console_operator_required
+def customer_costs(request: HttpRequest) -> HttpResponse:
+    month = _selected_month(request)
+    table = customer_cost_table(months=months_ending(month, CUSTOMER_COST_MONTHS))
+    return render(
+        request,
+        "operator/customer_costs.html",
+        {
+            "month": month,
+            "table": table,
+            "rows": [(c, c.months[month]) for c in table.customers],
+            "month_total": table.totals[month],
+            "month_unallocated": table.unallocated[month],
+            "month_status": table.allocation_status[month],
+        },
+    )
+
+
+@console_operator_required
+def customer_costs_csv(request: HttpRequest) -> HttpResponse:
+    """The operator's cost per customer for one month, as ``manage.py report --customers``."""
+    month = _selected_month(request)
+    table = customer_cost_table(months=[month])
+    rows = [
+        (c.tenant.slug, c.tenant.name, c.months[month].ai, c.months[month].infrastructure)
+        for c in table.customers
+    ]
+    out = io.StringIO()
+    write_customers_csv(rows, f"{month:%Y-%m}", out)
+    response = HttpResponse(out.getvalue(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="customers-{month:%Y-%m}.csv"'
+    return response
+
+
+def _price_book(request: HttpRequest, form: PriceOverrideForm, status: int = 200) -> HttpResponse:
+    # PostgreSQL cannot compare text with a NUL in it (500): the character is dropped.
+    search = request.GET.get("q", "").replace("\x00", "").strip()
+    provider = request.GET.get("provider", "").replace("\x00", "").strip()
+    now = timezone.now()
+    return render(
+        request,
+        "operator/price_book.html",
+        {
+            "page": selectors.price_book_page(
+                search=search, provider=provider, page=request.GET.get("page", 1), now=now
+            ),
+            "providers": selectors.price_book_providers(),
+            "search": search,
+            "provider": provider,
+            "now": now,
+            "overrides": selectors.price_overrides(),
+            "form": form,
+        },
+        status=status,
+    )
+
+
+@console_operator_required
+def price_book(request: HttpRequest) -> HttpResponse:
+    return _price_book(request, PriceOverrideForm())
+
+
+@console_operator_required
+@require_POST
+def price_override_add(request: HttpRequest) -> HttpResponse:
+    form = PriceOverrideForm(request.POST)
+    if form.is_valid():
+        try:
+            override = price_override_create(**form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"Contract term added for {override.tenant.name} from "
+                f"{override.effective_from:%Y-%m-%d %H:%M} UTC. Calls already stored keep their "
+                "cost until the period is re-priced (manage.py reprice).",
+            )
+            return redirect("price-book")
+    return _price_book(request, form, status=400)
+
+
+@console_operator_required
+@require_POST
+def price_book_refresh(request: HttpRequest) -> HttpResponse:
+    result = pricebook_refresh()
+    messages.success(
+        request,
+        f"Price book refreshed from genai-prices {result.version}: {result.created} new, "
+        f"{result.changed} changed, {result.unchanged} unchanged entries.",
+    )
+    return redirect("price-book")
+
+
+def _pools(request: HttpRequest, form: FocusUploadForm, status: int = 200) -> HttpResponse:
+    period = parse_month(request.GET.get("period"))
+    return render(
+        request,
+        "operator/pools.html",
+        {
+            "imports": selectors.focus_imports_page(page=request.GET.get("imports_page", 1)),
+            "months": selectors.cost_pool_months(),
+            "pools": selectors.cost_pools_page(period=period, page=request.GET.get("page", 1)),
+            "period": period,
+            "form": form,
+        },
+        status=status,
+    )
+
+
+@console_operator_required
+def pools(request: HttpRequest) -> HttpResponse:
+    return _pools(request, FocusUploadForm())
+
+
+@console_operator_required
+@require_POST
+def pools_upload(request: HttpRequest) -> HttpResponse:
+    form = FocusUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = focus_upload_import(
+                chunks=upload.chunks(),
+                filename=upload.name,
+                period=form.cleaned_data["period"],
+                pool_tag=form.cleaned_data["pool_tag"].strip(),
+            )
+        except FocusImportError as exc:
+            first, *rows = exc.lines()
+            form.add_error("file", [f"{upload.name}: {first}. Nothing was imported.", *rows])
+        else:
+            record = result.focus_import
+            if result.created:
+                periods = ", ".join(
+                    f"{p:%Y-%m}: {n:,} rows" for p, n in sorted(result.rows_by_period.items())
+                )
+                messages.success(
+                    request,
+                    f"Imported {record.rows:,} charges (FOCUS {record.focus_version}) from "
+                    f"{record.filename} into {result.pools} cost pools ({periods}).",
+                )
+            else:
+                messages.info(
+                    request,
+                    f"This file was already imported on {record.imported_at:%Y-%m-%d %H:%M} UTC "
+                    f"as {record.filename}; nothing changed.",
+                )
+            return redirect("pools")
+    return _pools(request, form, status=400)

@@ -1,0 +1,104 @@
+"""The tenant pricer used at ingest: price book + the tenant's contract overrides.
+
+Loading the price book (a few thousand rows) takes tens of milliseconds, so the indexed schedule
+is kept in memory and reloaded only when the book changes (checked with one aggregate query).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from django.db.models import Count, Max
+
+from billing.operator.models import PriceBookEntry, TenantPriceOverride
+from billing.operator.selectors import price_schedule
+from billing.pricing.catalogue import catalogue_key
+from billing.pricing.domain import (
+    ContractOverride,
+    PriceSchedule,
+    TokenCounts,
+    TokenPrices,
+    call_cost,
+)
+from usage.pricing import PricedCall
+
+_lock = threading.Lock()
+_cached: tuple[tuple[int, int | None], PriceSchedule] | None = None
+
+
+def schedule_current() -> PriceSchedule:
+    global _cached
+    version = tuple(PriceBookEntry.objects.aggregate(n=Count("id"), last=Max("id")).values())
+    cached = _cached
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    with _lock:
+        schedule = price_schedule()
+        _cached = (version, schedule)  # type: ignore[assignment]
+    return schedule
+
+
+def overrides_for(tenant_id: int) -> list[ContractOverride]:
+    result = []
+    for o in TenantPriceOverride.objects.filter(tenant_id=tenant_id):
+        prices = None
+        if o.input_per_mtok is not None:
+            prices = TokenPrices(
+                input=o.input_per_mtok,
+                output=o.output_per_mtok,
+                cache_read=o.cache_read_per_mtok,
+                cache_write=o.cache_write_per_mtok,
+            )
+        result.append(
+            ContractOverride(
+                override_id=o.pk,
+                provider=o.provider,
+                model=o.model,
+                effective_from=o.effective_from,
+                discount_percent=o.discount_percent,
+                prices=prices,
+            )
+        )
+    return result
+
+
+class TenantPricer:
+    """Prices calls for one tenant. Model names are matched exactly in the book first, then through
+    the catalogue's own matching (``claude-sonnet-4-5-20250929`` becomes ``claude-sonnet-4-5``)."""
+
+    def __init__(self, schedule: PriceSchedule, overrides: list[ContractOverride]) -> None:
+        self._schedule = schedule
+        self._overrides = overrides
+        self._names: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def _book_name(self, provider: str, model: str) -> tuple[str, str]:
+        key = (provider, model)
+        if key not in self._names:
+            if self._schedule.has_model(provider, model):
+                self._names[key] = key
+            else:
+                self._names[key] = catalogue_key(provider, model) or key
+        return self._names[key]
+
+    def price(
+        self,
+        *,
+        provider: str,
+        model: str,
+        at: datetime,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int,
+        cache_write_tokens: int,
+    ) -> PricedCall | None:
+        book_provider, book_model = self._book_name(provider, model)
+        tokens = TokenCounts(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
+        found = call_cost(self._schedule, self._overrides, book_provider, book_model, at, tokens)
+        if found is None:
+            return None
+        return PricedCall(found.cost, found.price_ref, found.override_ref)
+
+
+def tenant_pricer(tenant) -> TenantPricer:  # type: ignore[no-untyped-def]
+    return TenantPricer(schedule_current(), overrides_for(tenant.pk))

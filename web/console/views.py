@@ -1,0 +1,86 @@
+"""Operator console pages of the tenants app (public schema): the tenant list with creating,
+suspending and reactivating tenants, and the system health page."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from factory_portal.tenants.access import operator_required
+from factory_portal.tenants.forms import TenantCreateForm, TenantStatusForm
+from factory_portal.tenants.models import Tenant
+from factory_portal.tenants.selectors import tenant_by_slug
+from factory_portal.tenants.services import tenant_create, tenant_domain, tenant_set_status
+from web.console.health import system_health
+from web.console.selectors import tenant_summaries
+
+
+def _console(request: HttpRequest, form: TenantCreateForm, status: int = 200) -> HttpResponse:
+    summaries = tenant_summaries(now=timezone.now())
+    return render(
+        request,
+        "tenants/console.html",
+        {
+            "summaries": summaries,
+            "total_cost": sum((s.month_cost for s in summaries), Decimal(0)),
+            "form": form,
+        },
+        status=status,
+    )
+
+
+@operator_required
+def console(request: HttpRequest) -> HttpResponse:
+    return _console(request, TenantCreateForm())
+
+
+@never_cache  # the page shows the admin's password, once
+@operator_required
+@require_POST
+def tenant_add(request: HttpRequest) -> HttpResponse:
+    form = TenantCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            created = tenant_create(**form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            # Rendered, not redirected: the password must not travel through a stored message.
+            return render(
+                request,
+                "tenants/tenant_created.html",
+                {"created": created, "host": tenant_domain(created.tenant.slug)},
+            )
+    return _console(request, form, status=400)
+
+
+@operator_required
+@require_POST
+def tenant_status(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = tenant_by_slug(slug)
+    if tenant is None:
+        raise Http404("No such tenant")
+    form = TenantStatusForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Unknown tenant status.")
+        return redirect("home")
+    tenant_set_status(tenant=tenant, status=form.cleaned_data["status"])
+    if tenant.status == Tenant.Status.SUSPENDED:
+        messages.warning(request, f"{tenant.name} is suspended: its site and API now answer 403.")
+    else:
+        messages.success(request, f"{tenant.name} is active again.")
+    return redirect("home")
+
+
+@never_cache
+@operator_required
+def health(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    return render(request, "operator/health.html", {"health": system_health(now=now), "now": now})

@@ -1,0 +1,90 @@
+"""Demo billing: infrastructure bills as cost pools, allocation (past months closed), budgets
+and forecasts, so the operator console and tenant pages have money to show."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime
+from decimal import Decimal
+
+from django_tenants.utils import schema_context
+
+from billing.models import Budget
+from billing.operator.models import AllocationRule, CostPool
+from billing.operator.services.allocation import allocation_run
+from billing.services import budget_set, forecasts_refresh
+from factory_portal.periods import next_month
+from factory_portal.tenants.models import Tenant
+from usage import selectors as usage_selectors
+
+# Monthly bills of the shared platform (USD): compute, storage, network, control plane.
+BILLS = (
+    ("AWS", "Compute", "Amazon EC2", Decimal("1840")),
+    ("AWS", "Storage", "Amazon S3", Decimal("215")),
+    ("AWS", "Networking", "AWS Data Transfer", Decimal("132")),
+    ("AWS", "Management and Governance", "Control plane (EKS)", Decimal("1200")),
+)
+
+
+def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]) -> list[str]:
+    """Pools for the last ``months`` months (each month's bill varies a little); complete
+    months are allocated and closed, the current one is a draft. Returns progress lines."""
+    rng = random.Random(f"{seed}:billing")
+    lines = []
+    if not AllocationRule.objects.exists():
+        AllocationRule.objects.create(
+            name="control plane: 30% fixed by contract, rest by tokens",
+            service_category="Management and Governance",
+            method="fixed_variable",
+            driver="tokens",
+            fixed_fraction=Decimal("0.3"),
+            fixed_split="weights",
+        )
+    current = now.date().replace(day=1)
+    period = current
+    for _ in range(months - 1):
+        period = date(period.year - (period.month == 1), (period.month - 2) % 12 + 1, 1)
+    while period <= current:
+        if not CostPool.objects.filter(period=period).exists():
+            CostPool.objects.bulk_create(
+                [
+                    CostPool(
+                        period=period,
+                        name=service,
+                        provider=provider,
+                        service_category=category,
+                        charge_category="Usage",
+                        currency="USD",
+                        billed_cost=amount,
+                        list_cost=amount,
+                        effective_cost=(amount * Decimal(rng.uniform(0.85, 1.05))).quantize(
+                            Decimal("0.01")
+                        ),
+                        rows=1,
+                    )
+                    for provider, category, service, amount in BILLS
+                ]
+            )
+        outcome = allocation_run(period=period, close=period < current)
+        lines.append(
+            f"{period:%Y-%m}: allocated {outcome.allocated:,.2f} USD ({outcome.run.status})"
+        )
+        period = next_month(period)
+    for tenant in tenants:
+        with schema_context(tenant.schema_name):
+            if not Budget.objects.exists():
+                last_month = sum(
+                    usage_selectors.token_cost_by_project(
+                        start=date(
+                            current.year - (current.month == 1), (current.month - 2) % 12 + 1, 1
+                        ),
+                        end=current,
+                    ).values(),
+                    Decimal(0),
+                )
+                budget_set(
+                    amount=max(Decimal(100), (last_month * Decimal("1.1")).quantize(Decimal(1)))
+                )
+            forecasts = forecasts_refresh(today=now.date())
+        lines.append(f"{tenant.slug}: budget set, {forecasts} forecasts")
+    return lines

@@ -1,0 +1,115 @@
+"""Template filters and tags of the portal: money, durations, navigation links, pagers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django import template
+from django.http import QueryDict
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from billing.pricing.domain import quantize_cents
+from usage.domain.durations import percentile_ms
+from usage.domain.ids import run_path
+
+register = template.Library()
+
+# ``{{ run.run_id|run_path }}``, not ``{% url 'run-detail' … %}``: reverse() leaves "/" in an id
+# unencoded, and browsers would then resolve "a/../b" to another run.
+register.filter("run_path", run_path)
+
+
+@register.filter
+def usd(amount: Decimal | None) -> str:
+    """``$1,234.57``: rounded half-even to the cent, for display only."""
+    if amount is None:
+        return "—"
+    cents = quantize_cents(Decimal(amount))
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents):,.2f}"
+
+
+@register.filter
+def elapsed(start: datetime | None, now: datetime) -> str:
+    """``1h 04m`` / ``3m 12s`` between ``start`` and ``now``."""
+    if start is None:
+        return "—"
+    seconds = max(0, int((now - start).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s"
+
+
+@register.filter
+def duration_ms(value: int | None) -> str:
+    """``1h 04m``, ``3m 12s`` or ``850 ms``."""
+    if value is None:
+        return "—"
+    if value < 1000:
+        return f"{value} ms"
+    seconds = value // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s"
+
+
+@register.filter
+def percent(ratio: Decimal | None) -> str:
+    """``0.4`` -> ``40.00%``."""
+    if ratio is None:
+        return "—"
+    return f"{(Decimal(ratio) * 100).quantize(Decimal('0.01'))}%"
+
+
+@register.filter
+def percentile(histogram: list[int] | None, q: float) -> int | None:
+    """The ``q`` quantile in ms of a duration histogram (see ``usage.domain.durations``)."""
+    return percentile_ms(histogram, float(q)) if histogram else None
+
+
+@register.simple_tag(takes_context=True)
+def nav_link(context: template.Context, href: str, label: str, exact: bool = False) -> str:
+    """A navigation link, marked ``aria-current="page"`` on the page it points to (or below it)."""
+    path = getattr(context.get("request"), "path", "")
+    current = path == href if exact or href == "/" else path.startswith(href)
+    marker = ' aria-current="page"' if current else ""
+    return format_html('<a href="{}"{}>{}</a>', href, mark_safe(marker), label)  # noqa: S308
+
+
+@register.simple_tag(takes_context=True)
+def pager(context: template.Context, page: Any, label: str, param: str = "page") -> str:
+    """Previous / "Page n of m" / Next links for a Django ``Page``, keeping the other query
+    parameters (filters) of the current request; empty when everything fits on one page."""
+    if not page.has_other_pages():
+        return ""
+    request = context.get("request")
+    query = request.GET.copy() if request is not None else QueryDict(mutable=True)
+
+    def link(number: int, text: str, rel: str) -> str:
+        query[param] = str(number)
+        return format_html(
+            '<a href="?{}" rel="{}" data-testid="{}-page">{}</a>',
+            query.urlencode(),
+            rel,
+            rel,
+            text,
+        )
+
+    parts = []
+    if page.has_previous():
+        parts.append(link(page.previous_page_number(), "Previous", "prev"))
+    parts.append(format_html("<span>Page {} of {}</span>", page.number, page.paginator.num_pages))
+    if page.has_next():
+        parts.append(link(page.next_page_number(), "Next", "next"))
+    return format_html(
+        '<nav class="pager" aria-label="{}">{}</nav>',
+        label,
+        mark_safe(" ".join(parts)),  # noqa: S308
+    )

@@ -1,0 +1,63 @@
+"""URLs of the bare base domain: the operator console."""
+
+from django.templatetags.static import static
+from django.urls import path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from billing.operator import views as billing_views
+from billing.operator.api import RuleDetailApi, RuleListApi
+from factory_portal.accounts.api import WhoAmIApi
+from factory_portal.accounts.views import LoginView, LogoutView
+from usage.api import EventIngestApi, RunIngestApi, TracesApi
+from web.console import views as tenant_views
+
+# The operator host's API has its own OpenAPI schema (this urlconf's API views only).
+OPERATOR_SCHEMA_SETTINGS = {
+    "TITLE": "Factory Portal operator API",
+    "DESCRIPTION": "The operator host (the bare base domain): allocation rules, for an operator's"
+    " browser session only; and platform ingest (`/api/v1/events`, `/api/v1/runs`, `/v1/traces`)"
+    " with the platform key (`Authorization: Bearer <key>`, scope `ingest`), every item naming"
+    " its tenant.",
+}
+
+urlpatterns = [
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
+    path("", tenant_views.console, name="home"),
+    path("tenants/new", tenant_views.tenant_add, name="tenant-add"),
+    path("tenants/<str:slug>/status", tenant_views.tenant_status, name="tenant-status"),
+    path("customer-costs/", billing_views.customer_costs, name="customer-costs"),
+    path("customer-costs.csv", billing_views.customer_costs_csv, name="customer-costs-csv"),
+    path("price-book/", billing_views.price_book, name="price-book"),
+    path("price-book/overrides", billing_views.price_override_add, name="price-override-add"),
+    path("price-book/refresh", billing_views.price_book_refresh, name="price-book-refresh"),
+    path("pools/", billing_views.pools, name="pools"),
+    path("pools/upload", billing_views.pools_upload, name="pools-upload"),
+    path("health/", tenant_views.health, name="health"),
+    path("login/", LoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(
+            urlconf="web.urls_public", custom_settings=OPERATOR_SCHEMA_SETTINGS
+        ),
+        name="api-schema",
+    ),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
+    path("api/v1/allocation-rules", RuleListApi.as_view(), name="api-allocation-rules"),
+    path("api/v1/allocation-rules/<int:pk>", RuleDetailApi.as_view(), name="api-allocation-rule"),
+    path("allocation/", billing_views.allocation_overview, name="allocation"),
+    path("allocation/<str:period>/", billing_views.allocation_period, name="allocation-period"),
+    path(
+        "allocation/<str:period>/run",
+        billing_views.allocation_period_run,
+        name="allocation-period-run",
+    ),
+    path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
+    path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
+    path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
+]
+
+handler404 = "factory_portal.errors.not_found"
+handler500 = "factory_portal.errors.server_error"

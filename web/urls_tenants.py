@@ -1,0 +1,98 @@
+"""URLs of a tenant's host (``<slug>.<base domain>``)."""
+
+from django.templatetags.static import static
+from django.urls import path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from alerts import views as alert_views
+from alerts.api import NotificationListApi, WebhookDetailApi, WebhookListApi
+from billing import budget_pages
+from billing import pages as billing_pages
+from billing import views as billing_views
+from billing.api import BudgetDetailApi, BudgetListApi
+from billing.read_api import CostsApi, ForecastApi, MonthlyReportApi
+from factory_portal.accounts import views as account_views
+from factory_portal.accounts.api import WhoAmIApi
+from factory_portal.accounts.views import LoginView, LogoutView
+from notifications import views as notification_views
+from usage import views as usage_views
+from usage.api import EventIngestApi, ProjectListApi, TracesApi
+from usage.read_api import RunDetailApi, RunsApi, UsageApi
+from web import dashboards
+
+urlpatterns = [
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("settings/alerts/", alert_views.alert_settings, name="alert-settings"),
+    path("settings/webhooks/", alert_views.webhooks, name="webhooks"),
+    path("settings/webhooks/<int:pk>/", alert_views.webhook_detail, name="webhook-detail"),
+    path("settings/webhooks/<int:pk>/test", alert_views.webhook_test, name="webhook-test"),
+    path("settings/webhooks/<int:pk>/toggle", alert_views.webhook_toggle, name="webhook-toggle"),
+    path("settings/webhooks/<int:pk>/delete", alert_views.webhook_delete, name="webhook-delete"),
+    path("settings/run-alerts/", alert_views.run_alerts, name="run-alerts"),
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
+    path("", dashboards.overview, name="home"),
+    path("costs/", billing_pages.costs, name="costs"),
+    path("runs/", usage_views.run_list, name="runs"),
+    path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
+    path("runs/active/", usage_views.active_runs, name="runs-active"),
+    path("usage/", usage_views.usage_report, name="usage"),
+    path("runs/<path:run_id>/", dashboards.run_detail, name="run-detail"),
+    path("login/", LoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("reports/", billing_views.reports, name="reports"),
+    path("reports/<str:period>/<str:fmt>", billing_views.report_download, name="report-download"),
+    path("budgets/", budget_pages.budgets, name="budgets"),
+    path("budgets/<int:pk>/", budget_pages.budget_edit, name="budget-edit"),
+    path("budgets/<int:pk>/delete/", budget_pages.budget_delete, name="budget-delete"),
+    path("notifications/", notification_views.inbox, name="notifications"),
+    path("notifications/<int:pk>/read/", notification_views.mark_read, name="notification-read"),
+    path(
+        "notifications/read-all/",
+        notification_views.mark_all_read,
+        name="notifications-read-all",
+    ),
+    path("settings/api-keys/", account_views.api_keys, name="api-keys"),
+    path(
+        "settings/api-keys/<int:pk>/revoke/",
+        account_views.api_key_revoke,
+        name="api-key-revoke",
+    ),
+    path("settings/users/", account_views.users, name="users"),
+    path("settings/users/<int:pk>/role/", account_views.user_role, name="user-role"),
+    path(
+        "settings/users/<int:pk>/deactivate/",
+        account_views.user_deactivate,
+        name="user-deactivate",
+    ),
+    path(
+        "settings/users/<int:pk>/reactivate/",
+        account_views.user_reactivate,
+        name="user-reactivate",
+    ),
+    path("settings/users/<int:pk>/invite/", account_views.user_reinvite, name="user-reinvite"),
+    path(
+        "invite/<uidb64>/<token>/",
+        account_views.InvitationAcceptView.as_view(),
+        name="invite-accept",
+    ),
+    path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
+    path("api/v1/projects", ProjectListApi.as_view(), name="api-projects"),
+    path("api/v1/usage", UsageApi.as_view(), name="api-usage"),
+    path("api/v1/costs", CostsApi.as_view(), name="api-costs"),
+    path("api/v1/forecast", ForecastApi.as_view(), name="api-forecast"),
+    path("api/v1/reports/monthly", MonthlyReportApi.as_view(), name="api-report-monthly"),
+    path("api/v1/notifications", NotificationListApi.as_view(), name="api-notifications"),
+    path("api/v1/budgets", BudgetListApi.as_view(), name="api-budgets"),
+    path("api/v1/budgets/<int:pk>", BudgetDetailApi.as_view(), name="api-budget"),
+    path("api/v1/webhooks", WebhookListApi.as_view(), name="api-webhooks"),
+    path("api/v1/webhooks/<int:pk>", WebhookDetailApi.as_view(), name="api-webhook"),
+    path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
+    path("api/v1/runs", RunsApi.as_view(), name="api-runs"),
+    path("api/v1/runs/<path:run_id>", RunDetailApi.as_view(), name="api-run"),
+    path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
+]
+
+handler404 = "factory_portal.errors.not_found"
+handler500 = "factory_portal.errors.server_error"
