@@ -30,15 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
 
-MODELS = [
-    ("anthropic", "claude-sonnet-4-5"),
-    ("anthropic", "claude-haiku-4-5"),
-    ("openai", "gpt-4.1"),
-    ("openai", "gpt-4.1-mini"),
-    ("google", "gemini-2.5-flash"),
-]
+from benchmarks.common import MODELS, chat_span  # noqa: E402  (needs ROOT on the path)
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
 
 
 def _age_seconds(rng: random.Random) -> float:
@@ -148,15 +143,7 @@ def span_payloads(requests: int, spans_per_request: int) -> tuple[list[bytes], i
                         attributes={"job.id": f"step-{step}", "job.step_name": f"step-{step}"},
                     ):
                         for _ in range(8):
-                            with tracer.start_as_current_span(
-                                "chat",
-                                attributes={
-                                    "gen_ai.provider.name": "openai",
-                                    "gen_ai.request.model": "gpt-4.1-mini",
-                                    "gen_ai.usage.input_tokens": 3000,
-                                    "gen_ai.usage.output_tokens": 200,
-                                },
-                            ):
+                            with chat_span(tracer):
                                 pass
             spans += 1 + 4 * 9
         provider.shutdown()

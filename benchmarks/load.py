@@ -61,6 +61,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import MODELS  # noqa: E402  (needs ROOT on the path)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
 os.environ.setdefault("PORTAL_SECURE", "0")
 os.environ.setdefault("DEBUG", "0")
@@ -76,13 +79,6 @@ DEFAULT_THREADS = 4
 RAISED_RATE = "1000000/min"
 PROJECT_PREFIX = "loadtest-"
 EVENTS_PER_BATCH = 100
-MODELS = [
-    ("anthropic", "claude-sonnet-4-5"),
-    ("anthropic", "claude-haiku-4-5"),
-    ("openai", "gpt-4.1"),
-    ("openai", "gpt-4.1-mini"),
-    ("google", "gemini-2.5-flash"),
-]
 TEMPLATES = [
     ("frontend", "react-spa"),
     ("library", "python-library"),

@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import chat_span  # noqa: E402  (needs ROOT on the path)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
 
 TRACES = 50
@@ -59,15 +62,7 @@ def traces(round_: int, spans: int) -> tuple[bytes, bytes, bytes]:
                     ):
                         sent += 1
                         for _ in range(min(9, per_trace - sent)):
-                            with tracer.start_as_current_span(
-                                "chat",
-                                attributes={
-                                    "gen_ai.provider.name": "openai",
-                                    "gen_ai.request.model": "gpt-4.1-mini",
-                                    "gen_ai.usage.input_tokens": 3000,
-                                    "gen_ai.usage.output_tokens": 200,
-                                },
-                            ):
+                            with chat_span(tracer):
                                 sent += 1
                     step += 1
         provider.shutdown()

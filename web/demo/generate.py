@@ -53,49 +53,35 @@ STEPS: dict[str, StepSpec] = {
     "deploy-preview": StepSpec(150, 0.6, (0, 0), "conv", "light", cores=2),
 }
 
+# The full step sequence of a code run; run types use it or a part of it, in this order.
+_CODE_STEPS = (
+    "index-context",
+    "plan",
+    "generate-repo",
+    "implement",
+    "write-tests",
+    "run-tests",
+    "review",
+    "deploy-preview",
+)
+
+
+def _steps(*, without: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return tuple(step for step in _CODE_STEPS if step not in without)
+
+
 RUN_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # run type: (steps, templates)
     "microservice": (
-        (
-            "index-context",
-            "plan",
-            "generate-repo",
-            "implement",
-            "write-tests",
-            "run-tests",
-            "review",
-            "deploy-preview",
-        ),
+        _steps(),
         ("python-fastapi-service", "go-grpc-service", "node-express-api"),
     ),
-    "library": (
-        (
-            "index-context",
-            "plan",
-            "generate-repo",
-            "implement",
-            "write-tests",
-            "run-tests",
-            "review",
-        ),
-        ("python-library", "typescript-library"),
-    ),
+    "library": (_steps(without=("deploy-preview",)), ("python-library", "typescript-library")),
     "pipeline": (
         ("plan", "implement", "run-tests", "deploy-preview"),
         ("dbt-pipeline", "airflow-dag"),
     ),
-    "frontend": (
-        (
-            "plan",
-            "generate-repo",
-            "implement",
-            "write-tests",
-            "run-tests",
-            "review",
-            "deploy-preview",
-        ),
-        ("react-spa", "nextjs-app"),
-    ),
+    "frontend": (_steps(without=("index-context",)), ("react-spa", "nextjs-app")),
 }
 
 # Failure types by the step a run fails in; "*" applies anywhere.
