@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from billing.domain.forecasting import Interval, choose_method, daily_series, forecast
 from billing.models import Budget, CostForecast
+from factory_portal.money import quantize_cents
 from usage import selectors as usage_selectors
 
 HORIZON = 90
@@ -93,7 +94,7 @@ def budget_set(
     with transaction.atomic():
         budget, _ = Budget.objects.update_or_create(
             project=project,
-            defaults={"amount": amount.quantize(Decimal("0.01")), "thresholds": thresholds},
+            defaults={"amount": quantize_cents(amount), "thresholds": thresholds},
         )
     return budget
 

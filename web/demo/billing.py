@@ -13,6 +13,7 @@ from billing.models import Budget
 from billing.operator.models import AllocationRule, CostPool
 from billing.operator.services.allocation import allocation_run
 from billing.services import budget_set, forecasts_refresh
+from factory_portal.money import quantize_cents
 from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
@@ -57,9 +58,7 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
                         currency="USD",
                         billed_cost=amount,
                         list_cost=amount,
-                        effective_cost=(amount * Decimal(rng.uniform(0.85, 1.05))).quantize(
-                            Decimal("0.01")
-                        ),
+                        effective_cost=quantize_cents(amount * Decimal(rng.uniform(0.85, 1.05))),
                         rows=1,
                     )
                     for provider, category, service, amount in BILLS
