@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 from billing.models import Budget, CostForecast
 from factory_portal.money import percent
+from factory_portal.periods import month_last_day, month_of
 from usage import selectors as usage_selectors
 
 OK, AT_RISK, EXCEEDED = "ok", "at_risk", "exceeded"
@@ -48,8 +48,8 @@ def _crossing(
 
 
 def budget_status(budget: Budget, *, today: date) -> BudgetStatus:
-    month = today.replace(day=1)
-    month_last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+    month = month_of(today)
+    month_last = month_last_day(month)
     yesterday = today - timedelta(days=1)
     spent = (
         sum(

@@ -17,6 +17,7 @@ from billing.selectors import budget_status
 from factory_portal.accounts.models import User
 from factory_portal.money import percent, percent_of, quantize_cents
 from factory_portal.observability import context as log_context
+from factory_portal.periods import month_of, month_text
 from notifications.models import Notification
 from usage import selectors as usage_selectors
 from usage.domain.ids import run_path
@@ -34,7 +35,7 @@ def budgets_evaluate(*, today: date) -> list[Alert]:
     """Each threshold of each budget, on actual spend (month to date, today included) and on
     forecast spend (month end), fires once per month."""
     raised = []
-    month = today.replace(day=1)
+    month = month_of(today)
     for budget in Budget.objects.order_by("project"):
         scope = budget.project or "tenant"
         # "of project web" for a project budget; nothing for the whole tenant's.
@@ -54,13 +55,13 @@ def budgets_evaluate(*, today: date) -> list[Alert]:
                 "project": budget.project,
                 "budget": str(budget.amount),
                 "threshold_percent": threshold,
-                "month": f"{month:%Y-%m}",
+                "month": month_text(month),
             }
             if spent >= limit:
                 raised.append(
                     alert_raise(
                         AlertSpec(
-                            key=f"budget:{scope}:{month:%Y-%m}:actual:{threshold}",
+                            key=f"budget:{scope}:{month_text(month)}:actual:{threshold}",
                             kind=Alert.Kind.BUDGET,
                             severity="critical" if threshold >= 100 else "warning",
                             title=f"{threshold}% of the {month_name} budget{of} spent",
@@ -81,7 +82,7 @@ def budgets_evaluate(*, today: date) -> list[Alert]:
                 raised.append(
                     alert_raise(
                         AlertSpec(
-                            key=f"budget:{scope}:{month:%Y-%m}:forecast:{threshold}",
+                            key=f"budget:{scope}:{month_text(month)}:forecast:{threshold}",
                             kind=Alert.Kind.BUDGET,
                             title=(
                                 f"Forecast to reach {threshold}% of the {month_name} budget{of}"

@@ -18,20 +18,13 @@ from django.db.models import Count, Q, Sum, TextField
 from django.db.models.functions import Cast
 
 from factory_portal.money import percent
+from factory_portal.periods import period_key
 from usage.domain.durations import BUCKETS, percentile_ms
 from usage.models import LlmUsageDaily, Run, RunDaily, RunStatus
 
 GRAINS = ("day", "week", "month")
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 RECENT_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
-
-
-def period_key(day: date, grain: str) -> str:
-    if grain == "week":
-        return str(day - timedelta(days=day.weekday()))
-    if grain == "month":
-        return f"{day:%Y-%m}"
-    return str(day)
 
 
 def success_rate(succeeded: int, finished: int) -> Decimal | None:
