@@ -17,8 +17,8 @@ from billing.forms import BudgetForm
 from billing.models import Budget
 from billing.selectors import BudgetStatus, budgets_status
 from factory_portal.accounts.permissions import can, denial, role_required
+from factory_portal.money import usd
 from usage import selectors as usage_selectors
-from web.templatetags.portal import usd
 
 
 @dataclass(frozen=True)

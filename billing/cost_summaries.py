@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from billing.costs import CostReport, UnitCost, cost_report
 from billing.operator.models import AllocationRun
-from factory_portal.periods import next_month
+from factory_portal.periods import month_text, next_month
 from factory_portal.tenants.models import Tenant
 from usage.models import InfraUsageDaily, LlmUsageDaily, RunDaily
 
@@ -72,7 +72,7 @@ class CostSummary:
 
 
 def _key(tenant: Tenant, period: date) -> str:
-    return f"cost-summary:v1:{tenant.schema_name}:{period:%Y-%m}"
+    return f"cost-summary:v1:{tenant.schema_name}:{month_text(period)}"
 
 
 def month_fingerprint(period: date) -> tuple[object, ...]:

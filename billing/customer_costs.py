@@ -19,7 +19,7 @@ from django.db.models import Q, Sum
 from django_tenants.utils import schema_context
 
 from billing.operator.models import AllocationLine, AllocationRun
-from factory_portal.periods import next_month
+from factory_portal.periods import month_of, next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
 from usage import selectors as usage_selectors
@@ -87,7 +87,7 @@ def customer_cost_table(*, months: list[date]) -> CustomerCostTable:
         with schema_context(tenant.schema_name):
             daily = usage_selectors.daily_token_cost(start=start, end=end - timedelta(days=1))
         for day, cost in daily.items():
-            if (month := day.replace(day=1)) in ai:
+            if (month := month_of(day)) in ai:
                 ai[month] += cost
         costs = {m: MonthCost(ai[m], infra[(tenant.pk, m)]) for m in months}
         customers.append(CustomerCosts(tenant=tenant, months=costs))

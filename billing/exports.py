@@ -20,7 +20,7 @@ from openpyxl import Workbook
 
 from billing.costs import CostReport
 from billing.domain.allocation import round_lines
-from factory_portal.periods import next_month
+from factory_portal.periods import month_text, next_month
 from factory_portal.spreadsheets import cell
 from usage import selectors as usage_selectors
 
@@ -118,7 +118,7 @@ def write_csv(report: CostReport, out: IO[str]) -> Decimal:
     writer = _SafeRows(csv.writer(out), "writerow")
     writer.writerow(CHARGE_COLUMNS)
     total = Decimal(0)
-    month = f"{report.period:%Y-%m}"
+    month = month_text(report.period)
     for charge, amount in _rounded(charges(report)):
         writer.writerow(
             [
@@ -224,7 +224,7 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
 
     summary = _sheet(book, "Summary")
     summary.append(["Tenant", report.tenant.name])
-    summary.append(["Month", f"{report.period:%Y-%m}"])
+    summary.append(["Month", month_text(report.period)])
     summary.append(["Allocation", report.allocation_status])
     summary.append(["AI cost (USD)", ai_total])
     summary.append(["Infrastructure cost (USD)", total - ai_total])

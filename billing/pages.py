@@ -27,12 +27,12 @@ def costs(request: HttpRequest) -> HttpResponse:
     grain = request.GET.get("grain", "day")
     grain = grain if grain in GRAINS else "day"
     errors = []
-    month = today.replace(day=1)
+    month = periods.month_of(today)
     if request.GET.get("month"):
         try:
             month = periods.month_parse(request.GET["month"])
         except periods.PeriodError as exc:
-            errors.append(f"{exc} Showing {month:%Y-%m}.")
+            errors.append(f"{exc} Showing {periods.month_text(month)}.")
     trend = usage_selectors.cost_trend(
         start=today - timedelta(days=GRAINS[grain] - 1), end=today, dimension=dimension, grain=grain
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -22,7 +22,7 @@ from billing.operator.models import AllocationLine, AllocationRun
 from billing.views import FORMATS, report_file
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import MonthField, iso_utc
-from factory_portal.periods import months_ending
+from factory_portal.periods import day_start, month_text, months_spanning
 from usage.read_api import FILTER_PARAMETERS, UsageQuerySerializer
 from usage.selectors import aggregates, project_slugs
 
@@ -146,7 +146,7 @@ class MonthlyReportApi(APIView):
         report = cost_report(tenant=tenant, period=period)
         return Response(
             {
-                "month": f"{period:%Y-%m}",
+                "month": month_text(period),
                 "allocation_status": report.allocation_status,
                 "currency": "USD",
                 "token_cost": f"{report.token_cost:.10f}",
@@ -225,8 +225,7 @@ def _infrastructure_by_month(months: list[date]) -> dict[tuple[date, str], list[
 def _months(query: aggregates.UsageQuery) -> list[date]:
     """First days of the months that ``[start, end)`` touches."""
     last = query.end - timedelta(microseconds=1)
-    count = (last.year - query.start.year) * 12 + last.month - query.start.month + 1
-    return months_ending(last.date(), count)
+    return months_spanning(query.start.date(), last.date())
 
 
 def _line_json(line: AllocationLine) -> dict[str, object]:
@@ -274,7 +273,7 @@ class CostsApi(APIView):
                     infra.setdefault((month, project if grouped else None), []).extend(group)
             present = {(row["period_start"].date(), row.get("project")) for row in rows}
             for month, project in infra.keys() - present:  # allocation without AI cost
-                extra = {"period_start": datetime(month.year, month.month, 1, tzinfo=UTC)}
+                extra = {"period_start": day_start(month)}
                 rows.append({**extra, **({"project": project} if grouped else {}), "cost": ZERO})
             rows.sort(key=lambda r: (r["period_start"], r.get("project") or ""))
         out = []

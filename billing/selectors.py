@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 from billing.models import Budget, CostForecast
+from factory_portal.money import percent
+from factory_portal.periods import month_last_day, month_of
 from usage import selectors as usage_selectors
 
 OK, AT_RISK, EXCEEDED = "ok", "at_risk", "exceeded"
@@ -47,8 +48,8 @@ def _crossing(
 
 
 def budget_status(budget: Budget, *, today: date) -> BudgetStatus:
-    month = today.replace(day=1)
-    month_last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+    month = month_of(today)
+    month_last = month_last_day(month)
     yesterday = today - timedelta(days=1)
     spent = (
         sum(
@@ -67,8 +68,8 @@ def budget_status(budget: Budget, *, today: date) -> BudgetStatus:
         month_end = spent + Decimal(forecast.month_end["mean"])
         hi80 = spent + Decimal(forecast.month_end["hi80"])
         expected, earliest, latest = _crossing(forecast, spent, budget.amount, month_last)
-    percent = spent * 100 / budget.amount
-    forecast_percent = (month_end * 100 / budget.amount) if month_end is not None else None
+    spent_percent = percent(spent, budget.amount)
+    forecast_percent = percent(month_end, budget.amount) if month_end is not None else None
     status = OK
     if spent >= budget.amount:
         status = EXCEEDED
@@ -81,7 +82,7 @@ def budget_status(budget: Budget, *, today: date) -> BudgetStatus:
         forecast_month_end=month_end,
         forecast_month_end_hi80=hi80,
         status=status,
-        actual_thresholds_crossed=[t for t in budget.thresholds if percent >= t],
+        actual_thresholds_crossed=[t for t in budget.thresholds if spent_percent >= t],
         forecast_thresholds_crossed=[
             t for t in budget.thresholds if forecast_percent is not None and forecast_percent >= t
         ],

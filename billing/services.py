@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import asdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -13,6 +12,8 @@ from django.utils import timezone
 
 from billing.domain.forecasting import Interval, choose_method, daily_series, forecast
 from billing.models import Budget, CostForecast
+from factory_portal.money import quantize_cents
+from factory_portal.periods import month_last_day
 from usage import selectors as usage_selectors
 
 HORIZON = 90
@@ -36,7 +37,7 @@ def forecast_refresh(*, today: date, project: str = "") -> CostForecast | None:
     )
     method, backtests = choose_method(history)
     result = forecast(history, HORIZON, method=method)
-    rest_of_month = calendar.monthrange(today.year, today.month)[1] - today.day + 1
+    rest_of_month = month_last_day(today).day - today.day + 1
     daily = []
     for offset in range(result.horizon):
         day, running = result.day(offset), result.total(offset + 1)
@@ -93,7 +94,7 @@ def budget_set(
     with transaction.atomic():
         budget, _ = Budget.objects.update_or_create(
             project=project,
-            defaults={"amount": amount.quantize(Decimal("0.01")), "thresholds": thresholds},
+            defaults={"amount": quantize_cents(amount), "thresholds": thresholds},
         )
     return budget
 

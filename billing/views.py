@@ -16,7 +16,7 @@ from django.utils import timezone
 from billing.costs import cost_report
 from billing.exports import write_csv, write_focus, write_xlsx
 from factory_portal.accounts.permissions import role_required
-from factory_portal.periods import PeriodError, month_parse, months_ending
+from factory_portal.periods import PeriodError, month_parse, month_text, months_ending
 from factory_portal.tenants.models import Tenant
 
 REPORT_FORMAT_LABELS = [
@@ -80,5 +80,5 @@ def report_file(tenant: Tenant, month_start: date, fmt: str) -> FileResponse:
         spool,
         as_attachment=True,
         content_type=content_type,
-        filename=f"{tenant.slug}-{month_start:%Y-%m}.{extension}",
+        filename=f"{tenant.slug}-{month_text(month_start)}.{extension}",
     )

@@ -1,5 +1,8 @@
 """Calendar periods in a tenant's timezone (presentation), returned as aware UTC datetimes; and
-the one parser of the months, days and moments a client may name.
+the one parser of the months, days and moments a client may name. The one home of month rules:
+a month's text (``YYYY-MM``), its first and last day, the months before and after, a day's or a
+month's start as UTC, report period keys; other modules call these instead of writing their own.
+It does not choose a time zone: callers pass the one they present in.
 
 Every period a client names lies between ``EARLIEST`` and ``LATEST``: month arithmetic (the next
 month, a day after the end, 30 days before) then stays inside what ``date`` and PostgreSQL hold,
@@ -8,8 +11,9 @@ so ``9999-12`` or ``0001-01-01`` is refused with a precise message instead of ov
 
 from __future__ import annotations
 
+import calendar
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 FIRST_YEAR, LAST_YEAR = 2000, 2100
@@ -79,12 +83,38 @@ def moment_parse(text: str) -> datetime:
     return moment_check(moment)
 
 
+def month_text(period: date) -> str:
+    """``date(2026, 10, 31)`` -> ``"2026-10"``: the month as :func:`month_parse` reads it."""
+    return f"{period:%Y-%m}"
+
+
+def month_of(day: date) -> date:
+    """The first day of ``day``'s month: the date a month is named by."""
+    return day.replace(day=1)
+
+
+def month_last_day(day: date) -> date:
+    """The last day of ``day``'s month."""
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
 def next_month(period: date) -> date:
     """The first day of the month after ``period``'s."""
     return date(period.year + period.month // 12, period.month % 12 + 1, 1)
 
 
+def previous_month(period: date) -> date:
+    """The first day of the month before ``period``'s."""
+    return date(period.year - (period.month == 1), (period.month - 2) % 12 + 1, 1)
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC at the start of ``day``, as an aware datetime."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 def month_start(now: datetime, tz_name: str = "UTC") -> datetime:
+    """The start of ``now``'s month in the time zone ``tz_name``, as aware UTC."""
     local = now.astimezone(ZoneInfo(tz_name))
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return start.astimezone(UTC)
@@ -98,3 +128,19 @@ def months_ending(last: date, count: int) -> list[date]:
         months.append(date(year, month, 1))
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return months[::-1]
+
+
+def months_spanning(first: date, last: date) -> list[date]:
+    """The first days of the months from ``first``'s to ``last``'s, oldest first; empty when
+    ``last`` lies in an earlier month."""
+    return months_ending(last, (last.year - first.year) * 12 + last.month - first.month + 1)
+
+
+def period_key(day: date, grain: str) -> str:
+    """The report period ``day`` falls in, as text: the day itself (``"day"``), the Monday that
+    starts its week (``"week"``) or its month (``"month"``, ``YYYY-MM``)."""
+    if grain == "week":
+        return str(day - timedelta(days=day.weekday()))
+    if grain == "month":
+        return month_text(day)
+    return str(day)

@@ -26,9 +26,9 @@ from billing.operator.models import (
     TenantPriceOverride,
 )
 from billing.operator.services.allocation import allocation_run
-from billing.pricing.domain import quantize_cents
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
+from factory_portal.money import quantize_cents
 from factory_portal.tenants.models import Tenant
 from tests.support import OPERATOR_EMAIL, broker_down, host_client, llm_event_in, logged_in_client
 from usage.pricing import pricer_for

@@ -46,19 +46,13 @@ class Overview:
 def overview_build(*, now: datetime, tz_name: str) -> Overview:
     start = month_start(now, tz_name)
     counts = selectors.run_status_counts(start=start, end=now)
-    finished = sum(counts[s] for s in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED))
-    success_rate = (
-        (Decimal(counts[RunStatus.SUCCEEDED]) * 100 / finished).quantize(Decimal("0.1"))
-        if finished
-        else None
-    )
     return Overview(
         period_start=start,
         now=now,
         tokens=selectors.token_totals(start=start, end=now),
         status_counts=counts,
         runs_total=sum(counts.values()),
-        success_rate=success_rate,
+        success_rate=reporting.status_success_rate(counts),
         active_runs=selectors.active_runs(limit=25),
         active_counts=selectors.active_run_counts(),
         complete_until=selectors.usage_complete_until(),

@@ -15,14 +15,15 @@ from alerts.services.engine import AlertSpec, alert_raise, settings_get, staff_e
 from billing.models import Budget
 from billing.selectors import budget_status
 from factory_portal.accounts.models import User
+from factory_portal.money import percent, percent_of, quantize_cents
 from factory_portal.observability import context as log_context
+from factory_portal.periods import month_of, month_text
 from notifications.models import Notification
 from usage import selectors as usage_selectors
 from usage.domain.ids import run_path
 from usage.models import Job, LlmUsageEvent, LlmUsageHourly, Run, RunStatus
 
 ANOMALY_WEEKS = 4
-CENT = Decimal("0.01")
 
 
 def _ordinal(day: int) -> str:
@@ -34,7 +35,7 @@ def budgets_evaluate(*, today: date) -> list[Alert]:
     """Each threshold of each budget, on actual spend (month to date, today included) and on
     forecast spend (month end), fires once per month."""
     raised = []
-    month = today.replace(day=1)
+    month = month_of(today)
     for budget in Budget.objects.order_by("project"):
         scope = budget.project or "tenant"
         # "of project web" for a project budget; nothing for the whole tenant's.
@@ -49,28 +50,28 @@ def budgets_evaluate(*, today: date) -> list[Alert]:
         status = budget_status(budget, today=today)
         month_name = f"{month:%B}"
         for threshold in sorted(budget.thresholds):
-            limit = budget.amount * threshold / 100
+            limit = percent_of(budget.amount, threshold)
             common = {
                 "project": budget.project,
                 "budget": str(budget.amount),
                 "threshold_percent": threshold,
-                "month": f"{month:%Y-%m}",
+                "month": month_text(month),
             }
             if spent >= limit:
                 raised.append(
                     alert_raise(
                         AlertSpec(
-                            key=f"budget:{scope}:{month:%Y-%m}:actual:{threshold}",
+                            key=f"budget:{scope}:{month_text(month)}:actual:{threshold}",
                             kind=Alert.Kind.BUDGET,
                             severity="critical" if threshold >= 100 else "warning",
                             title=f"{threshold}% of the {month_name} budget{of} spent",
                             body=(
-                                f"AI spend{of} this month is ${spent.quantize(CENT)}, "
-                                f"{(spent * 100 / budget.amount).quantize(Decimal('0.1'))}% of the "
+                                f"AI spend{of} this month is ${quantize_cents(spent)}, "
+                                f"{percent(spent, budget.amount, 1)}% of the "
                                 f"${budget.amount} budget."
                             ),
                             url="/budgets/",
-                            data={**common, "basis": "actual", "spent": str(spent.quantize(CENT))},
+                            data={**common, "basis": "actual", "spent": str(quantize_cents(spent))},
                             emails=staff_emails(),
                         )
                     )
@@ -81,22 +82,22 @@ def budgets_evaluate(*, today: date) -> list[Alert]:
                 raised.append(
                     alert_raise(
                         AlertSpec(
-                            key=f"budget:{scope}:{month:%Y-%m}:forecast:{threshold}",
+                            key=f"budget:{scope}:{month_text(month)}:forecast:{threshold}",
                             kind=Alert.Kind.BUDGET,
                             title=(
                                 f"Forecast to reach {threshold}% of the {month_name} budget{of}"
                             ),
                             body=(
                                 f"At the current pace {subject} is forecast to spend "
-                                f"${forecast.quantize(CENT)} by the end of {month_name} "
+                                f"${quantize_cents(forecast)} by the end of {month_name} "
                                 f"(budget ${budget.amount}).{crossing}"
                             ),
                             url="/budgets/",
                             data={
                                 **common,
                                 "basis": "forecast",
-                                "spent": str(spent.quantize(CENT)),
-                                "forecast_month_end": str(forecast.quantize(CENT)),
+                                "spent": str(quantize_cents(spent)),
+                                "forecast_month_end": str(quantize_cents(forecast)),
                                 "crossing_expected": _iso(status.crossing_expected),
                                 "crossing_lo80": _iso(status.crossing_lo80),
                                 "crossing_hi80": _iso(status.crossing_hi80),
@@ -154,7 +155,7 @@ def runs_evaluate(*, run_ids: list[int]) -> list[Alert]:
             continue
         failed = run.status == RunStatus.FAILED
         duration = f"{run.duration_ms / 1000:.0f} s" if run.duration_ms is not None else "unknown"
-        cost = run.cost.quantize(CENT)
+        cost = quantize_cents(run.cost)
         body = (
             f"Run {run.run_id} ({run.project.slug}, {run.template_recipe_id or 'no template'}) "
             f"{run.status.lower()} after {duration}; AI cost ${cost}."
@@ -229,25 +230,25 @@ def anomaly_evaluate(*, now: datetime) -> Alert | None:
         return None
     driver = _anomaly_driver(hour, weeks)
     step = _anomaly_step(hour)
-    baseline = verdict.baseline.quantize(CENT) if verdict.baseline is not None else None
+    baseline = quantize_cents(verdict.baseline) if verdict.baseline is not None else None
     ratio = f"{verdict.ratio:.1f} times" if verdict.ratio is not None else "up from nothing on"
     return alert_raise(
         AlertSpec(
             key=f"anomaly:{hour:%Y-%m-%dT%H}",
             kind=Alert.Kind.ANOMALY,
             title=(
-                f"AI cost spike: ${verdict.cost.quantize(CENT)} in the hour from {hour:%H:00} UTC"
+                f"AI cost spike: ${quantize_cents(verdict.cost)} in the hour from {hour:%H:00} UTC"
             ),
             body=(
                 f"AI cost between {hour:%Y-%m-%d %H:00} and {hour + timedelta(hours=1):%H:00} UTC"
-                f" was ${verdict.cost.quantize(CENT)}, {ratio} the usual ${baseline} for that"
+                f" was ${quantize_cents(verdict.cost)}, {ratio} the usual ${baseline} for that"
                 f" hour of the week. Driven by project {driver[0]}, model {driver[1]}"
                 + (f", step {step}." if step else ".")
             ),
             url="/costs/",
             data={
                 "hour": hour.isoformat(),
-                "cost": str(verdict.cost.quantize(CENT)),
+                "cost": str(quantize_cents(verdict.cost)),
                 "baseline": str(baseline) if baseline is not None else None,
                 "factor": str(config.anomaly_factor),
                 "project": driver[0],
@@ -312,7 +313,7 @@ def failure_rate_evaluate(*, now: datetime) -> Alert | None:
     if len(statuses) < window:
         return None
     failed = sum(1 for s in statuses if s == RunStatus.FAILED)
-    rate = Decimal(failed * 100) / window
+    rate = percent(failed, window)
     if rate < config.failure_rate_threshold:
         return None
     cooldown = timedelta(hours=max(1, config.failure_rate_cooldown_hours))

@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from factory_portal.money import CENT
+
 UNALLOCATED = "unallocated"
-CENT = Decimal("0.01")
 RATIO_QUANTUM = Decimal("0.0000000001")
 # Driver quantities are compared as integers in millionths: exact, and fast for 10,000 tenants.
 DRIVER_SCALE = 10**6

@@ -22,16 +22,17 @@ import numpy as np
 import pandas as pd
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
+from factory_portal.money import cents_from_float
+
 SEASON = 7
 FIT_WINDOW = 120
 PATHS = 500
 MIN_FOR_MODEL = 28
-CENT = Decimal("0.01")
 METHODS = ("ets", "seasonal_naive", "mean")
 
 
 def _money(value: float) -> Decimal:
-    return Decimal(f"{max(float(value), 0.0):.2f}")
+    return cents_from_float(max(float(value), 0.0))
 
 
 @dataclass(frozen=True)

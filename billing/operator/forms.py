@@ -5,11 +5,11 @@ They parse and type the input; what makes a term or a bill valid is decided by t
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from django import forms
 
-from factory_portal.periods import PeriodError, month_parse
+from factory_portal.periods import PeriodError, day_start, month_parse
 from factory_portal.tenants.selectors import customer_tenants
 
 
@@ -82,7 +82,7 @@ class PriceOverrideForm(forms.Form):
 
     def clean_effective_from(self) -> datetime | None:
         day: date | None = self.cleaned_data["effective_from"]
-        return None if day is None else datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return None if day is None else day_start(day)
 
 
 class FocusUploadForm(forms.Form):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from factory_portal.periods import month_text
+
 
 class TokenKind(models.TextChoices):
     INPUT = "input"
@@ -159,7 +161,7 @@ class CostPool(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.period:%Y-%m} {self.name}: {self.effective_cost} {self.currency}"
+        return f"{month_text(self.period)} {self.name}: {self.effective_cost} {self.currency}"
 
 
 class AllocationRule(models.Model):
@@ -223,7 +225,7 @@ class AllocationRun(models.Model):
         ordering = ["-period"]
 
     def __str__(self) -> str:
-        return f"{self.period:%Y-%m} ({self.status})"
+        return f"{month_text(self.period)} ({self.status})"
 
 
 class AllocationLine(models.Model):
@@ -259,4 +261,6 @@ class AllocationLine(models.Model):
 
     def __str__(self) -> str:
         who = self.tenant_id or "unallocated"
-        return f"{self.run.period:%Y-%m} {self.pool_id} -> {who}/{self.project}: {self.amount}"
+        return (
+            f"{month_text(self.run.period)} {self.pool_id} -> {who}/{self.project}: {self.amount}"
+        )

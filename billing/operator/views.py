@@ -28,7 +28,7 @@ from billing.operator.services.focus import FocusImportError, focus_upload_impor
 from billing.operator.services.rules import allocation_rule_create
 from billing.pricing.book import pricebook_refresh
 from billing.pricing.overrides import price_override_create
-from factory_portal.periods import PeriodError, month_parse, months_ending
+from factory_portal.periods import PeriodError, month_of, month_parse, month_text, months_ending
 from factory_portal.tenants.access import operator_required as console_operator_required
 
 CUSTOMER_COST_MONTHS = 6
@@ -129,13 +129,13 @@ def allocation_period_run(request: HttpRequest, period: str) -> HttpResponse:
     if outcome.corrections:
         messages.info(
             request,
-            f"{month:%Y-%m} is closed: {outcome.corrections} correction lines "
+            f"{month_text(month)} is closed: {outcome.corrections} correction lines "
             "went to the next open period.",
         )
     else:
         messages.success(
             request,
-            f"{month:%Y-%m} allocated ({outcome.run.status}): "
+            f"{month_text(month)} allocated ({outcome.run.status}): "
             f"{outcome.allocated:,.2f} allocated, "
             f"{outcome.unallocated:,.2f} unallocated.",
         )
@@ -152,7 +152,7 @@ def _form_errors(form: forms.Form, exc: ValidationError) -> None:
 
 
 def _selected_month(request: HttpRequest) -> date:
-    return parse_month(request.GET.get("month")) or timezone.now().date().replace(day=1)
+    return parse_month(request.GET.get("month")) or month_of(timezone.now().date())
 
 
 @console_operator_required
@@ -183,9 +183,9 @@ def customer_costs_csv(request: HttpRequest) -> HttpResponse:
         for c in table.customers
     ]
     out = io.StringIO()
-    write_customers_csv(rows, f"{month:%Y-%m}", out)
+    write_customers_csv(rows, month_text(month), out)
     response = HttpResponse(out.getvalue(), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="customers-{month:%Y-%m}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="customers-{month_text(month)}.csv"'
     return response
 
 
@@ -290,7 +290,7 @@ def pools_upload(request: HttpRequest) -> HttpResponse:
             record = result.focus_import
             if result.created:
                 periods = ", ".join(
-                    f"{p:%Y-%m}: {n:,} rows" for p, n in sorted(result.rows_by_period.items())
+                    f"{month_text(p)}: {n:,} rows" for p, n in sorted(result.rows_by_period.items())
                 )
                 messages.success(
                     request,

@@ -17,6 +17,7 @@ from genai_prices import data_snapshot
 from genai_prices.types import ConditionalPrice, ModelPrice, StartDateConstraint, TieredPrices
 
 from billing.pricing.domain import PricePoint
+from factory_portal.periods import day_start
 
 CATALOGUE_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 _KIND_FIELDS = {
@@ -52,7 +53,7 @@ def _dated_prices(
             yield CATALOGUE_EPOCH, conditional.prices
         elif isinstance(constraint, StartDateConstraint):
             start = constraint.start_date
-            yield datetime(start.year, start.month, start.day, tzinfo=UTC), conditional.prices
+            yield day_start(start), conditional.prices
 
 
 def catalogue_price_points() -> list[PricePoint]:

@@ -15,10 +15,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
+from factory_portal.money import HUNDRED
+
 MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("0.0000000001")  # stored costs keep 10 decimal places
-CENT = Decimal("0.01")
-HUNDRED = Decimal(100)
 
 
 # Value objects built once per priced call are NamedTuples: as immutable as frozen dataclasses,
@@ -43,11 +43,6 @@ class TokenPrices:
 def quantize_cost(amount: Decimal) -> Decimal:
     """Round a cost to the stored precision (10 decimal places, half-even)."""
     return amount.quantize(COST_QUANTUM)
-
-
-def quantize_cents(amount: Decimal) -> Decimal:
-    """Round an amount to cents for display and export (half-even)."""
-    return amount.quantize(CENT)
 
 
 def token_cost(tokens: TokenCounts, prices: TokenPrices) -> Decimal:

@@ -18,7 +18,6 @@ from billing.pricing.domain import (
     TokenPrices,
     call_cost,
     priced,
-    quantize_cents,
     token_cost,
 )
 
@@ -47,11 +46,6 @@ def test_missing_cache_prices_fall_back_to_the_input_price():
 def test_cached_tokens_beyond_input_are_refused():
     with pytest.raises(ValueError, match="exceed"):
         token_cost(TokenCounts(input_tokens=10, cached_input_tokens=11), SONNET)
-
-
-def test_cents_round_half_even():
-    assert quantize_cents(Decimal("0.125")) == Decimal("0.12")
-    assert quantize_cents(Decimal("0.135")) == Decimal("0.14")
 
 
 @given(

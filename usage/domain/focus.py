@@ -159,7 +159,7 @@ def charge_parse(row: dict[str, str], line: int, *, with_tags: bool = False) -> 
             line, "BillingPeriodStart", f"{start_raw[:40]!r} is not a date and time"
         ) from None
     try:
-        period = periods.day_check(start.date().replace(day=1))
+        period = periods.day_check(periods.month_of(start.date()))
     except periods.PeriodError as exc:
         raise FocusRowError(line, "BillingPeriodStart", str(exc)) from None
     currency = _value(row, "BillingCurrency")

@@ -197,8 +197,7 @@ def allocation_drivers(*, start: date, end: date) -> dict[str, dict[str, Decimal
         .annotate(runs=Sum("runs"))
     ):
         drivers["runs"][row["project__slug"]] = Decimal(row["runs"])
-    start_at = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    end_at = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    start_at, end_at = periods.day_start(start), periods.day_start(end)
     for row in (
         Job.objects.filter(
             started_at__gte=start_at, started_at__lt=end_at, duration_ms__isnull=False
@@ -242,8 +241,7 @@ class RunUsage:
 def run_usage(*, start: date, end: date) -> list[RunUsage]:
     """Every run with usage (or requested) in UTC days ``start <= day < end``, with its token cost
     and its allocation driver quantities. Reads raw rows of one month (indexed by run)."""
-    start_at = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    end_at = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    start_at, end_at = periods.day_start(start), periods.day_start(end)
     per_run: dict[int, dict[str, Decimal]] = {}
 
     def add(run_pk: int, name: str, value: Decimal | int | None) -> None:
@@ -417,14 +415,10 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
     if filters.run_type:
         runs = runs.filter(run_type=filters.run_type)
     if filters.start:
-        runs = runs.filter(
-            requested_at__gte=datetime(
-                filters.start.year, filters.start.month, filters.start.day, tzinfo=UTC
-            )
-        )
+        runs = runs.filter(requested_at__gte=periods.day_start(filters.start))
     if filters.end:  # a day of the supported years (periods): the next day exists
         end = filters.end + timedelta(days=1)
-        runs = runs.filter(requested_at__lt=datetime(end.year, end.month, end.day, tzinfo=UTC))
+        runs = runs.filter(requested_at__lt=periods.day_start(end))
     if filters.search:
         runs = runs.filter(run_id__startswith=filters.search)
     return runs
@@ -617,12 +611,7 @@ def cost_trend(
     )
     for row in rows:
         day: date = row["day"]
-        if grain == "week":
-            key = str(day - timedelta(days=day.weekday()))
-        elif grain == "month":
-            key = f"{day:%Y-%m}"
-        else:
-            key = str(day)
+        key = periods.period_key(day, grain)
         series = result.setdefault(row[column] or "(none)", {})
         series[key] = series.get(key, ZERO) + row["cost"]
     return result

@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import F, Sum
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth, TruncWeek
 
+from factory_portal.periods import day_start
 from usage.models import InfraUsageDaily, InfraUsageHourly, LlmUsageDaily, LlmUsageHourly
 
 GRANULARITIES = ("hour", "day", "week", "month")
@@ -62,7 +63,7 @@ def _rows(query: UsageQuery, hourly: Any, daily: Any, dimensions: tuple[str, ...
     for row in rows:
         at = row["period"]
         if not isinstance(at, datetime):
-            at = datetime(at.year, at.month, at.day, tzinfo=UTC)
+            at = day_start(at)
         item = {"period_start": at.astimezone(UTC)}
         item.update({d: row[f"dim_{d}"] for d in group})
         item.update({name: row[name] for name in sums})
@@ -73,11 +74,7 @@ def _rows(query: UsageQuery, hourly: Any, daily: Any, dimensions: tuple[str, ...
 def _day_after(moment: datetime) -> Any:
     """The first UTC day not touched by ``[.., moment)``."""
     day = moment.date()
-    return (
-        day
-        if moment == datetime(day.year, day.month, day.day, tzinfo=UTC)
-        else day + timedelta(days=1)
-    )
+    return day if moment == day_start(day) else day + timedelta(days=1)
 
 
 def token_usage(query: UsageQuery) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ Periods are UTC days grouped into ``day``, ``week`` (starting Monday) or ``month
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +17,8 @@ import numpy as np
 from django.db.models import Count, Q, Sum, TextField
 from django.db.models.functions import Cast
 
+from factory_portal.money import percent
+from factory_portal.periods import period_key
 from usage.domain.durations import BUCKETS, percentile_ms
 from usage.models import LlmUsageDaily, Run, RunDaily, RunStatus
 
@@ -24,18 +27,15 @@ FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 RECENT_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
 
 
-def period_key(day: date, grain: str) -> str:
-    if grain == "week":
-        return str(day - timedelta(days=day.weekday()))
-    if grain == "month":
-        return f"{day:%Y-%m}"
-    return str(day)
-
-
 def success_rate(succeeded: int, finished: int) -> Decimal | None:
-    if not finished:
-        return None
-    return (Decimal(succeeded) * 100 / finished).quantize(Decimal("0.1"))
+    """Succeeded runs as a percentage of finished ones, to one decimal (half-even); None when
+    none finished."""
+    return percent(succeeded, finished, 1) if finished else None
+
+
+def status_success_rate(counts: Mapping[str, int]) -> Decimal | None:
+    """The success rate of runs counted by status (``{status: runs}``)."""
+    return success_rate(counts.get(RunStatus.SUCCEEDED, 0), sum(counts.get(s, 0) for s in FINISHED))
 
 
 @dataclass

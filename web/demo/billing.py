@@ -4,7 +4,7 @@ and forecasts, so the operator console and tenant pages have money to show."""
 from __future__ import annotations
 
 import random
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from django_tenants.utils import schema_context
@@ -13,7 +13,8 @@ from billing.models import Budget
 from billing.operator.models import AllocationRule, CostPool
 from billing.operator.services.allocation import allocation_run
 from billing.services import budget_set, forecasts_refresh
-from factory_portal.periods import next_month
+from factory_portal.money import quantize_cents
+from factory_portal.periods import month_of, month_text, next_month, previous_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 
@@ -40,10 +41,10 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
             fixed_fraction=Decimal("0.3"),
             fixed_split="weights",
         )
-    current = now.date().replace(day=1)
+    current = month_of(now.date())
     period = current
     for _ in range(months - 1):
-        period = date(period.year - (period.month == 1), (period.month - 2) % 12 + 1, 1)
+        period = previous_month(period)
     while period <= current:
         if not CostPool.objects.filter(period=period).exists():
             CostPool.objects.bulk_create(
@@ -57,9 +58,7 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
                         currency="USD",
                         billed_cost=amount,
                         list_cost=amount,
-                        effective_cost=(amount * Decimal(rng.uniform(0.85, 1.05))).quantize(
-                            Decimal("0.01")
-                        ),
+                        effective_cost=quantize_cents(amount * Decimal(rng.uniform(0.85, 1.05))),
                         rows=1,
                     )
                     for provider, category, service, amount in BILLS
@@ -67,7 +66,7 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
             )
         outcome = allocation_run(period=period, close=period < current)
         lines.append(
-            f"{period:%Y-%m}: allocated {outcome.allocated:,.2f} USD ({outcome.run.status})"
+            f"{month_text(period)}: allocated {outcome.allocated:,.2f} USD ({outcome.run.status})"
         )
         period = next_month(period)
     for tenant in tenants:
@@ -75,9 +74,7 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
             if not Budget.objects.exists():
                 last_month = sum(
                     usage_selectors.token_cost_by_project(
-                        start=date(
-                            current.year - (current.month == 1), (current.month - 2) % 12 + 1, 1
-                        ),
+                        start=previous_month(current),
                         end=current,
                     ).values(),
                     Decimal(0),

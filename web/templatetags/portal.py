@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django import template
@@ -11,7 +10,7 @@ from django.http import QueryDict
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from billing.pricing.domain import quantize_cents
+from factory_portal import money
 from usage.domain.durations import percentile_ms
 from usage.domain.ids import run_path
 
@@ -22,14 +21,10 @@ register = template.Library()
 register.filter("run_path", run_path)
 
 
-@register.filter
-def usd(amount: Decimal | None) -> str:
-    """``$1,234.57``: rounded half-even to the cent, for display only."""
-    if amount is None:
-        return "—"
-    cents = quantize_cents(Decimal(amount))
-    sign = "-" if cents < 0 else ""
-    return f"{sign}${abs(cents):,.2f}"
+# ``{{ amount|usd }}`` -> ``$1,234.57``; ``{{ ratio|percent }}`` -> ``40.00%`` (see
+# ``factory_portal.money``).
+usd = register.filter("usd", money.usd)
+percent = register.filter("percent", money.ratio_percent)
 
 
 @register.filter
@@ -58,14 +53,6 @@ def duration_ms(value: int | None) -> str:
     if hours:
         return f"{hours}h {minutes:02d}m"
     return f"{minutes}m {secs:02d}s"
-
-
-@register.filter
-def percent(ratio: Decimal | None) -> str:
-    """``0.4`` -> ``40.00%``."""
-    if ratio is None:
-        return "—"
-    return f"{(Decimal(ratio) * 100).quantize(Decimal('0.01'))}%"
 
 
 @register.filter

@@ -10,7 +10,7 @@ from django_tenants.utils import schema_context
 
 from billing.costs import cost_report
 from billing.exports import write_csv, write_customers_csv, write_focus, write_xlsx
-from factory_portal.periods import PeriodError, month_parse
+from factory_portal.periods import PeriodError, month_parse, month_text
 from factory_portal.tenants.selectors import customer_tenants, tenant_by_slug
 
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
                     report = cost_report(tenant=tenant, period=period)
                 rows.append((tenant.slug, tenant.name, report.token_cost, report.infra_cost))
             with output.open("w", newline="") as handle:
-                total = write_customers_csv(rows, f"{period:%Y-%m}", handle)
+                total = write_customers_csv(rows, month_text(period), handle)
             self.stdout.write(f"{len(rows)} customers, total {total:,.2f} USD -> {output}")
             return
         tenant = tenant_by_slug(options["tenant"])
@@ -56,6 +56,6 @@ class Command(BaseCommand):
                     total = writer(report, handle)
         shown = f", total {total:,.2f} USD" if total is not None else ""
         self.stdout.write(
-            f"{tenant.slug} {period:%Y-%m} ({options['format']}, allocation "
+            f"{tenant.slug} {month_text(period)} ({options['format']}, allocation "
             f"{report.allocation_status}){shown} -> {output}"
         )

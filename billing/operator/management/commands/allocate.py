@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.domain.allocation import Method
 from billing.operator.services.allocation import allocation_run, allocation_what_if
-from factory_portal.periods import PeriodError, month_parse
+from factory_portal.periods import PeriodError, month_parse, month_text
 
 
 class Command(BaseCommand):
@@ -37,11 +37,11 @@ class Command(BaseCommand):
         run = outcome.run
         if outcome.corrections:
             self.stdout.write(
-                f"{period:%Y-%m} is closed: {outcome.corrections} correction lines "
+                f"{month_text(period)} is closed: {outcome.corrections} correction lines "
                 "written to the next open period."
             )
             return
         self.stdout.write(
-            f"{period:%Y-%m} ({run.status}): {outcome.lines} lines, allocated "
+            f"{month_text(period)} ({run.status}): {outcome.lines} lines, allocated "
             f"{outcome.allocated:,.2f}, unallocated {outcome.unallocated:,.2f}"
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.operator.services.focus import FocusImportError, focus_import
-from factory_portal.periods import PeriodError, month_parse
+from factory_portal.periods import PeriodError, month_parse, month_text
 
 
 class Command(BaseCommand):
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             )
             return
         periods = ", ".join(
-            f"{p:%Y-%m}: {n:,} rows" for p, n in sorted(result.rows_by_period.items())
+            f"{month_text(p)}: {n:,} rows" for p, n in sorted(result.rows_by_period.items())
         )
         self.stdout.write(
             self.style.SUCCESS(
