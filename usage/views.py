@@ -1,13 +1,11 @@
-"""Tenant pages over usage: run history (filters, keyset pages, CSV) and active runs; the
-overview's usage figures. Thin: selectors do the work."""
+"""Tenant pages over usage: run history (filters, keyset pages, CSV) and active runs. Thin:
+selectors do the work."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import date, timedelta
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -15,52 +13,10 @@ from django.utils import timezone
 
 from factory_portal import charts, periods
 from factory_portal.accounts.permissions import role_required
-from factory_portal.periods import month_start
 from factory_portal.spreadsheets import cell
 from usage import selectors
 from usage.models import RunStatus
 from usage.selectors import reporting
-
-
-@dataclass(frozen=True)
-class Overview:
-    period_start: datetime
-    now: datetime
-    tokens: selectors.TokenTotals
-    status_counts: dict[str, int]
-    runs_total: int
-    success_rate: Decimal | None
-    active_runs: list[selectors.ActiveRun]
-    active_counts: dict[str, int]
-    recent_success: dict[str, Decimal | None]
-    top_projects: list[tuple[str, Decimal]]
-    top_models: list[tuple[str, Decimal]]
-
-    @property
-    def active_total(self) -> int:
-        return sum(self.active_counts.values())
-
-    complete_until: datetime | None
-
-
-def overview_build(*, now: datetime, tz_name: str) -> Overview:
-    start = month_start(now, tz_name)
-    counts = selectors.run_status_counts(start=start, end=now)
-    return Overview(
-        period_start=start,
-        now=now,
-        tokens=selectors.token_totals(start=start, end=now),
-        status_counts=counts,
-        runs_total=sum(counts.values()),
-        success_rate=reporting.status_success_rate(counts),
-        active_runs=selectors.active_runs(limit=25),
-        active_counts=selectors.active_run_counts(),
-        complete_until=selectors.usage_complete_until(),
-        recent_success=reporting.recent_success_rates(now=now),
-        top_projects=selectors.top_costs(start=start.date(), end=now.date(), dimension="project"),
-        top_models=selectors.top_costs(start=start.date(), end=now.date(), dimension="model"),
-    )
-
 
 ACTIVE_LIMIT = 100
 

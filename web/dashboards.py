@@ -20,7 +20,7 @@ from factory_portal import charts
 from factory_portal.accounts.permissions import can, role_required
 from factory_portal.periods import month_start
 from usage import selectors
-from usage.views import overview_build
+from usage.selectors.overview import overview as usage_overview
 
 
 @role_required("signed_in")
@@ -29,7 +29,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     template): cost, forecast and budgets for ``costs``; runs and durations for ``runs``."""
     tenant = connection.tenant
     now = timezone.now()
-    data = overview_build(now=now, tz_name=tenant.timezone)
+    data = usage_overview(now=now, tz_name=tenant.timezone)
     today = now.date()
     start = today - timedelta(days=29)
     context: dict[str, object] = {"overview": data, "tenant": tenant}
