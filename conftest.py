@@ -14,8 +14,10 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 
 from billing.pricing.book import pricebook_refresh
+from factory_portal.accounts.models import Role
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.services import (
     operator_ensure,
@@ -23,7 +25,15 @@ from factory_portal.tenants.services import (
     tenant_create,
     tenant_domain,
 )
-from tests.support import OPERATOR_EMAIL, PASSWORD, TestTenant
+from tests.support import (
+    FINANCE,
+    MEMBER,
+    OPERATOR_EMAIL,
+    PASSWORD,
+    TestTenant,
+    logged_in_client,
+    user_make,
+)
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +100,15 @@ def beta(db) -> TestTenant:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def public_host() -> str:
     return settings.PORTAL_BASE_DOMAIN
+
+
+@pytest.fixture
+def people(alpha: TestTenant) -> dict[str, Client]:
+    """Logged-in clients of alpha's admin, a member and a finance user."""
+    user_make(alpha, MEMBER, Role.MEMBER)
+    user_make(alpha, FINANCE, Role.FINANCE)
+    return {
+        "admin": logged_in_client(alpha.host, alpha.admin_email),
+        "member": logged_in_client(alpha.host, MEMBER),
+        "finance": logged_in_client(alpha.host, FINANCE),
+    }

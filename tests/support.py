@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
+from django.http import HttpResponse
 from django.test import Client
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from factory_portal.accounts.models import ApiKey
-from factory_portal.accounts.services import api_key_create
+from factory_portal.accounts.models import ApiKey, User
+from factory_portal.accounts.services import api_key_create, user_create
 from factory_portal.tenants.models import Tenant
+from notifications.models import Notification
+from notifications.services import notification_create
 from usage.domain.events import LlmEventIn
 from usage.domain.runs import RunUpdate
 from usage.models import Project, Run
@@ -25,6 +30,8 @@ from usage.services.runs import runs_ingest
 
 PASSWORD = "correct-horse-battery-staple"
 OPERATOR_EMAIL = "ops@portal.test"
+# alpha's member and finance users (the ``people`` fixture logs them in)
+MEMBER, FINANCE = "member@alpha.test", "finance@alpha.test"
 
 
 @dataclass(frozen=True)
@@ -150,3 +157,31 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def user_make(tenant: TestTenant, email: str, role: str) -> User:
+    with schema_context(tenant.schema):
+        return user_create(email=email, role=role, password=PASSWORD)[0]
+
+
+def response_text(response: HttpResponse) -> str:
+    return response.content.decode()
+
+
+def unread_badge(page: str) -> int:
+    """The unread count in the header's notifications badge (0 when no badge is shown)."""
+    match = re.search(r'data-testid="unread-count">(\d+)<', page)
+    return int(match.group(1)) if match else 0
+
+
+def notifications_make(tenant: TestTenant, count: int, **fields: object) -> list[Notification]:
+    """``count`` notifications titled ``Notice 00`` (the oldest) to ``Notice <count - 1>``."""
+    start = timezone.now()
+    with schema_context(tenant.schema):
+        made = [
+            notification_create(kind="budget", title=f"Notice {i:02d}", **fields)
+            for i in range(count)
+        ]
+        for i, n in enumerate(made):  # distinct, increasing times: Notice 00 is the oldest
+            Notification.objects.filter(pk=n.pk).update(created_at=start + timedelta(seconds=i))
+    return made

@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 
 from tests.support import add_llm_call, bearer, host_client, key_for, logged_in_client
 from usage.models import LlmUsageEvent, Project, Run, RunStatus
+from usage.tests.otlp_spans import as_request, factory_run_spans
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +97,31 @@ def test_browser_session_reads_api_of_own_tenant_only(alpha, beta):
     assert own.status_code == 200
     assert own.json()["results"] == []
     assert client.get("/api/v1/projects", HTTP_HOST=beta.host).status_code in (401, 403)
+
+
+def test_a_trace_of_another_tenant_cannot_be_written_into(alpha, beta):
+    """Beta reusing alpha's trace id gets its own run in its own schema (trace routes are per
+    tenant, issue 13 item 7); alpha's run and calls are untouched."""
+    spans = factory_run_spans(tenant=None, run_id="alpha-run")
+    _, alpha_key = key_for(alpha, ["ingest"])
+    _, beta_key = key_for(beta, ["ingest"])
+    body = as_request(spans).SerializeToString()
+    host_client(alpha.host).post(
+        "/v1/traces", data=body, content_type="application/x-protobuf", **bearer(alpha_key)
+    )
+    with schema_context(alpha.schema):
+        from usage.models import LlmUsageEvent, Run
+
+        before = sorted(LlmUsageEvent.objects.values_list("event_id", "cost", "run__run_id"))
+    response = host_client(beta.host).post(
+        "/v1/traces", data=body, content_type="application/x-protobuf", **bearer(beta_key)
+    )
+    assert response.status_code == 200
+    with schema_context(alpha.schema):
+        assert (
+            sorted(LlmUsageEvent.objects.values_list("event_id", "cost", "run__run_id")) == before
+        )
+        assert Run.objects.count() == 1
+    with schema_context(beta.schema):
+        assert Run.objects.get().run_id == "alpha-run"  # beta's own run of that name
+        assert LlmUsageEvent.objects.count() == len(before)

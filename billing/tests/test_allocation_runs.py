@@ -13,6 +13,7 @@ from django_tenants.utils import schema_context
 
 from billing.operator.models import AllocationLine, AllocationRule, AllocationRun, CostPool
 from billing.operator.services.allocation import allocation_run, allocation_what_if
+from factory_portal.tenants.models import Tenant
 from tests.support import llm_event_in
 from usage.domain.events import InfraEventIn
 from usage.pricing import pricer_for
@@ -189,3 +190,68 @@ def test_allocate_command(usage):
     assert AllocationRun.objects.get().closed_at - AllocationRun.objects.get().computed_at < (
         timedelta(seconds=5)
     )
+
+
+def _cpu_at(tenant, project, seconds, event_id, at):
+    with schema_context(tenant.schema):
+        events_ingest(
+            events=[
+                InfraEventIn(
+                    0, event_id, at, project, "", "", "", "compute", Decimal(seconds), "cpu_seconds"
+                )
+            ],
+            pricer=pricer_for(tenant.tenant),
+        )
+
+
+def _pool_in(period, amount, category="Compute"):
+    return CostPool.objects.create(
+        period=period,
+        name=category,
+        provider="AWS",
+        service_category=category,
+        charge_category="Usage",
+        currency="USD",
+        billed_cost=Decimal(amount),
+        effective_cost=Decimal(amount),
+        list_cost=Decimal(amount),
+        rows=1,
+    )
+
+
+def test_rerunning_a_closed_month_keeps_earlier_corrections(alpha, beta):
+    sep, octo = date(2026, 9, 1), date(2026, 10, 1)
+    _cpu_at(alpha, "web", 1, "s1", datetime(2026, 9, 5, tzinfo=UTC))
+    _cpu_at(beta, "etl", 1, "s2", datetime(2026, 9, 5, tzinfo=UTC))
+    _cpu_at(alpha, "web", 1, "o1", datetime(2026, 10, 5, tzinfo=UTC))
+    _pool_in(sep, "100")
+    _pool_in(octo, "50")
+    allocation_run(period=sep, close=True)
+    _cpu_at(alpha, "web", 2, "s3", datetime(2026, 9, 6, tzinfo=UTC))  # September changes late
+    assert allocation_run(period=sep).corrections > 0  # into October, still open
+    allocation_run(period=octo, close=True)
+    corrections = AllocationLine.objects.filter(corrects_period=sep).count()
+    assert allocation_run(period=octo).corrections == 0
+    assert AllocationLine.objects.filter(corrects_period=sep).count() == corrections
+
+
+def test_suspended_tenants_are_still_charged_and_even_splits_skip_idle_ones(alpha, beta):
+    sep = date(2026, 9, 1)
+    _cpu_at(alpha, "web", 1, "s1", datetime(2026, 9, 5, tzinfo=UTC))
+    _cpu_at(beta, "etl", 3, "s2", datetime(2026, 9, 5, tzinfo=UTC))
+    Tenant.objects.filter(slug="beta").update(status=Tenant.Status.SUSPENDED)
+    _pool_in(sep, "100")
+    AllocationRule.objects.create(
+        name="even", service_category="Storage", method="proportional", driver="even"
+    )
+    _pool_in(sep, "10", category="Storage")
+    run = allocation_run(period=sep).run
+    totals = {
+        line.tenant.slug: line.amount
+        for line in AllocationLine.objects.filter(
+            run=run, level="tenant", pool__service_category="Compute"
+        )
+    }
+    assert totals == {"alpha": Decimal("25.00"), "beta": Decimal("75.00")}
+    even = AllocationLine.objects.filter(run=run, level="tenant", pool__service_category="Storage")
+    assert {line.tenant.slug for line in even} == {"alpha", "beta"}  # gamma etc. never appear

@@ -4,7 +4,7 @@ everything but NUL in run ids, templates and model names): the XLSX is still wri
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -21,6 +21,7 @@ from usage.services.runs import runs_ingest
 pytestmark = pytest.mark.django_db
 
 T = datetime(2026, 9, 8, 10, tzinfo=UTC)
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 def test_cell_replaces_what_xml_cannot_hold_and_keeps_formulas_text():
@@ -62,3 +63,24 @@ def test_xlsx_report_with_control_characters_in_client_strings(alpha):
     assert runs[1][:4] == ("run bell", "web", "front end", "tmpl vt")
     models = list(book["Models"].iter_rows(values_only=True))
     assert models[1][1] == "openai/gpt x"
+
+
+def test_exports_do_not_carry_formulas(alpha):
+    from billing.costs import cost_report
+    from billing.exports import cell
+
+    assert cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert cell("claude") == "claude" and cell(Decimal("-1")) == Decimal("-1")
+    with schema_context(alpha.schema):
+        events_ingest(
+            events=[llm_event_in("f", NOW, provider="=cmd|'/c calc'!a1", cost=Decimal(1))],
+            pricer=pricer_for(alpha.tenant),
+        )
+        import io
+
+        from billing.exports import write_csv
+
+        out = io.StringIO()
+        write_csv(cost_report(tenant=alpha.tenant, period=date(2026, 11, 1)), out)
+    assert ",'=cmd" in out.getvalue()  # the item starts with the provider, then the model
+    assert ",=cmd" not in out.getvalue()

@@ -148,3 +148,15 @@ def test_command_reports_totals_and_is_idempotent():
 def test_command_rejects_a_bad_period():
     with pytest.raises(CommandError, match="YYYY-MM"):
         call_command("import_focus", str(SAMPLE), "--period", "Sept", stdout=io.StringIO())
+
+
+def test_non_usd_bills_are_refused(tmp_path):
+    from billing.operator.services.focus import FocusImportError, focus_import
+
+    path = tmp_path / "eur.csv"
+    path.write_text(
+        "BilledCost,EffectiveCost,BillingCurrency,BillingPeriodStart,ChargeCategory,"
+        "ServiceCategory,ProviderName\n1,1,EUR,2026-10-01,Usage,Compute,X\n"
+    )
+    with pytest.raises(FocusImportError, match="EUR bills are not supported"):
+        focus_import(path=path)

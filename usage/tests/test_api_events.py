@@ -338,3 +338,40 @@ def _remove_concurrency_rows(schema: str) -> None:
             cursor.execute("DELETE FROM usage_project WHERE slug = 'concurrency'")
     finally:
         connections.close_all()
+
+
+def _post(tenant, body, content_type="application/json", path="/api/v1/events"):
+    _, key = key_for(tenant, ["ingest"])
+    return host_client(tenant.host).post(path, data=body, content_type=content_type, **bearer(key))
+
+
+def _event(**fields):
+    return {
+        "type": "infra",
+        "event_id": "x",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "project": "web",
+        "resource_type": "compute",
+        "quantity": 1,
+        "unit": "cpu_seconds",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (json.dumps({"events": [_event(resource_type=["compute"])]}), 422),
+        (json.dumps({"events": [_event(project="web\n")]}), 422),
+        ("[" * 100_000, 400),
+    ],
+)
+def test_odd_json_gets_a_4xx_not_a_500(alpha, body, status):
+    assert _post(alpha, body).status_code == status
+
+
+def test_content_type_parameters_are_accepted(alpha):
+    response = _post(
+        alpha, json.dumps({"events": [_event()]}), content_type="application/json; charset=utf-8"
+    )
+    assert response.status_code == 200

@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 from tests.support import bearer, host_client, key_for
 from usage.domain.durations import percentile_ms
 from usage.models import Job, LlmUsageEvent, Run, RunDaily
+from usage.tests.test_api_events import _post
 
 pytestmark = pytest.mark.django_db
 
@@ -193,3 +194,8 @@ def test_other_tenant_key_gets_401(send, beta):
     assert send(run("Running", "2026-11-02T10:00:00Z"), host=beta.host).status_code == 401
     with schema_context(beta.schema):
         assert not Run.objects.exists()
+
+
+def test_run_status_of_the_wrong_type_is_a_422(alpha):
+    body = json.dumps({"runs": [{"run_id": "r", "project": "p", "status": {"a": 1}}]})
+    assert _post(alpha, body, path="/api/v1/runs").status_code == 422

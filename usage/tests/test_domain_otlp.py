@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from usage.domain.otlp import (
+    FlatSpan,
     OtlpDecodeError,
     TooManySpans,
     TooManyValues,
@@ -17,6 +19,7 @@ from usage.domain.otlp import (
 from usage.tests.otlp_spans import as_otlp_json, as_request, factory_run_spans
 
 EXAMPLE = Path(__file__).resolve().parent / "data" / "otlp_example_trace.json"
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 def test_a_factory_run_maps_to_run_jobs_llm_calls_and_an_external_call():
@@ -199,3 +202,42 @@ def test_a_span_with_the_sdks_attribute_limit_is_fine():
     span += b"".join(_field(9, _field(1, f"k{n}".encode())) for n in range(128))
     message = traces_decode(_field(1, _field(2, _field(2, span))), "application/x-protobuf")
     assert len(flatten(message)[0].attrs) == 128
+
+
+def _span(**fields):
+    values = {
+        "trace_id": "ab" * 16,
+        "span_id": "cd" * 8,
+        "parent_span_id": "",
+        "name": "factory.job.execute",
+        "start": NOW - timedelta(minutes=1),
+        "end": NOW,
+        "attrs": {"job.id": "build", "run.id": "r1", "run.project_id": "web"},
+        "resource": {},
+        "status_code": 0,
+        "status_message": "",
+    }
+    values.update(fields)
+    return FlatSpan(**values)
+
+
+@pytest.mark.parametrize(
+    ("span", "words"),
+    [
+        (_span(start=None), "start or end"),
+        (_span(end=NOW + timedelta(days=400)), "future"),
+        (_span(attrs={"job.id": "build", "job.attempt": 70_000}), "job.attempt"),
+        (_span(attrs={"job.id": "j" * 500}), "job.id"),
+        (
+            _span(
+                name="chat", attrs={"gen_ai.request.model": "m", "gen_ai.usage.input_tokens": -5}
+            ),
+            "input tokens",
+        ),
+        (_span(attrs={"job.id": "build", "run.id": "r" * 300}), "run.id"),
+    ],
+)
+def test_unusable_spans_are_rejected_not_crashed(span, words):
+    records, rejected = spans_map([span], now=NOW)
+    assert records == []
+    assert words in rejected[0].reason

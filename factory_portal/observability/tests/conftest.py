@@ -34,6 +34,9 @@ def spans(db) -> Iterator[InMemorySpanExporter]:  # type: ignore[no-untyped-def]
     PsycopgInstrumentor.instrument_connection(connection.connection, tracer_provider=provider)
     yield exporter
     PsycopgInstrumentor.uninstrument_connection(connection.connection)
+    # uninstrument_connection leaves the connection flagged as instrumented, and the next
+    # instrument_connection on the same (kept) test connection would then do nothing.
+    connection.connection._is_instrumented_by_opentelemetry = False
     tracing.uninstrument()
     provider.shutdown()
 

@@ -15,14 +15,8 @@ from pathlib import Path
 
 import pytest
 from django.core import checks
-from django.test import override_settings
-from django_tenants.utils import schema_context
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts.models import Alert, Delivery, WebhookEndpoint
-from alerts.services.deliver import delivery_send
-from alerts.services.engine import AlertSpec, alert_raise
-from alerts.tests.test_alerts import Receiver
 from factory_portal.observability import metrics
 from tests.support import bearer, host_client, key_for
 
@@ -373,23 +367,3 @@ def test_otlp_spans_are_counted_by_outcome(alpha):
         for o in ("stored", "parked", "rejected", "ignored")
     )
     assert moved == 2
-
-
-@override_settings(ALERTS_WEBHOOK_ALLOW_PRIVATE=True)
-def test_deliveries_are_counted_by_channel_and_outcome(alpha, django_capture_on_commit_callbacks):
-    receiver = Receiver([200, 410])
-    labels = {"channel": "webhook"}
-    before = scrape()
-    try:
-        with schema_context(alpha.schema), django_capture_on_commit_callbacks(execute=True):
-            WebhookEndpoint.objects.create(name="ops", url=receiver.url, secret="k")
-            for key in ("m:1", "m:2"):
-                alert = alert_raise(AlertSpec(key=key, kind=Alert.Kind.TEST, title="Test"))
-                delivery_send(Delivery.objects.get(alert=alert).pk)
-    finally:
-        receiver.close()
-    after = scrape()
-    for outcome in ("sent", "failed"):
-        assert value(after, "notification_deliveries_total", outcome=outcome, **labels) == (
-            value(before, "notification_deliveries_total", outcome=outcome, **labels) + 1
-        )

@@ -1,103 +1,23 @@
-"""Management commands: tenant_create, portal_setup, seed_demo."""
+"""``seed_demo``: priced history the overview shows; existing tenants left alone unless reset."""
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db.models import Sum
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from factory_portal.accounts.models import Role, User
+from factory_portal.accounts.models import User
 from factory_portal.periods import month_start
-from factory_portal.tenants.models import Domain, Tenant
 from tests.support import host_client, logged_in_client
 from usage.models import CostSource, LlmUsageEvent, Run
 from web.demo.generate import ModelRef, ProjectSpec, TenantProfile
 from web.demo.seed import demo_seed
 
 pytestmark = pytest.mark.django_db
-
-
-def test_tenant_create_makes_schema_domain_and_admin():
-    out = io.StringIO()
-    call_command(
-        "tenant_create",
-        "--slug",
-        "gamma-co",
-        "--name",
-        "Gamma Co",
-        "--admin-email",
-        "Boss@Gamma.test",
-        stdout=out,
-    )
-    tenant = Tenant.objects.get(slug="gamma-co")
-    assert tenant.schema_name == "gamma_co"
-    assert Domain.objects.get(tenant=tenant).domain == "gamma-co.localhost"
-    password = out.getvalue().split("Password (shown once): ")[1].strip()
-    with schema_context("gamma_co"):
-        admin = User.objects.get()
-        assert admin.email == "boss@gamma.test"
-        assert admin.role == Role.ADMIN
-    assert logged_in_client("gamma-co.localhost", "boss@gamma.test", password)
-
-
-@pytest.mark.parametrize(
-    ("slug", "message"),
-    [
-        ("alpha", "already exists"),
-        ("Bad_Slug", "lowercase"),
-        ("public", "reserved"),
-        ("x", "2-40"),
-    ],
-)
-def test_tenant_create_rejects_bad_slugs(slug, message):
-    with pytest.raises(CommandError, match=message):
-        call_command(
-            "tenant_create",
-            "--slug",
-            slug,
-            "--name",
-            "X",
-            "--admin-email",
-            "a@x.test",
-            stdout=io.StringIO(),
-        )
-
-
-def test_tenant_create_rejects_bad_email_before_creating_anything():
-    with pytest.raises(CommandError, match="valid email"):
-        call_command(
-            "tenant_create",
-            "--slug",
-            "delta",
-            "--name",
-            "Delta",
-            "--admin-email",
-            "not-an-email",
-            stdout=io.StringIO(),
-        )
-    assert not Tenant.objects.filter(slug="delta").exists()
-
-
-def test_portal_setup_is_idempotent(public_host):
-    for _ in range(2):
-        call_command(
-            "portal_setup",
-            "--operator-email",
-            "second-op@portal.test",
-            "--operator-password",
-            "a-long-password-1",
-            stdout=io.StringIO(),
-        )
-    assert Domain.objects.filter(domain=public_host).count() == 1
-    with schema_context("public"):
-        assert User.objects.filter(email="second-op@portal.test", role=Role.OPERATOR).count() == 1
 
 
 SMALL_PROFILE = TenantProfile(

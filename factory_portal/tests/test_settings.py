@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +60,7 @@ def test_missing_secret_key_is_refused_when_debug_is_off():
 def test_every_environment_variable_the_settings_read_is_in_the_readme_table():
     """The configuration table is the operator's reference: a variable the settings read and the
     table leaves out is a setting nobody can find."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     source = (root / "factory_portal" / "settings.py").read_text()
     read = set(
         re.findall(
