@@ -19,8 +19,8 @@ def big_tenant(*, slug: str, runs: int, days: int, password: str, reuse: bool): 
     from django.utils import timezone
     from django_tenants.utils import schema_context
 
-    from billing.operator.selectors import price_schedule
     from billing.pricing.book import pricebook_refresh
+    from billing.pricing.selectors import price_schedule
     from billing.services import budget_set, forecasts_refresh
     from factory_portal.accounts.models import User
     from factory_portal.tenants.selectors import tenant_by_slug

@@ -669,7 +669,7 @@ def main() -> None:
     from django_tenants.utils import schema_context
 
     from benchmarks.server import gunicorn
-    from billing.cost_summaries import _key as cost_summary_key
+    from billing.selectors.summaries import _key as cost_summary_key
     from factory_portal.accounts.models import ApiKey, Role, User
     from factory_portal.accounts.services import api_key_create
     from factory_portal.tenants.selectors import tenant_by_slug

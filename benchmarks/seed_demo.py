@@ -32,8 +32,8 @@ def main() -> None:
     from django.utils import timezone
     from django_tenants.utils import schema_context
 
-    from billing.operator.selectors import price_schedule
     from billing.pricing.book import pricebook_refresh
+    from billing.pricing.selectors import price_schedule
     from factory_portal.tenants.selectors import tenant_by_slug
     from factory_portal.tenants.services import public_tenant_ensure, tenant_create, tenant_delete
     from web.demo.generate import generate_history

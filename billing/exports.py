@@ -1,5 +1,6 @@
 """Finance exports of one tenant's month: CSV (charges), XLSX (a sheet per view) and a
-FOCUS-shaped CSV; and the operator's cost per customer.
+FOCUS-shaped CSV, also as the download the reports page and the report API return; and the
+operator's cost per customer.
 
 Every export is built from one ``CostReport``; amounts are rounded to the cent so that lines add
 up exactly to the totals (largest remainder), hence the exports agree with each other and with
@@ -10,18 +11,23 @@ write-only mode.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import IO, Any
 
+from django.http import FileResponse
 from openpyxl import Workbook
 
-from billing.costs import CostReport
 from billing.domain.allocation import round_lines
+from billing.selectors.costs import CostReport, cost_report
 from factory_portal.periods import month_text, next_month
 from factory_portal.spreadsheets import cell
+from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 
 
@@ -334,3 +340,31 @@ def write_customers_csv(
         writer.writerow([month, slug, name, ai, infra, ai + infra])
         total += ai + infra
     return total
+
+
+FORMATS = {
+    "csv": ("text/csv", "csv"),
+    "focus": ("text/csv", "focus.csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+}
+SPOOL_BYTES = 4 * 1024 * 1024  # larger reports go to a temporary file, not memory
+
+
+def report_file(tenant: Tenant, month_start: date, fmt: str) -> FileResponse:
+    """The month's finance report as a download in ``fmt`` (csv, xlsx or focus)."""
+    report = cost_report(tenant=tenant, period=month_start)
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - FileResponse closes it
+    if fmt == "xlsx":
+        write_xlsx(report, spool)
+    else:
+        text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
+        (write_csv if fmt == "csv" else write_focus)(report, text)
+        text.detach()
+    spool.seek(0)
+    content_type, extension = FORMATS[fmt]
+    return FileResponse(
+        spool,
+        as_attachment=True,
+        content_type=content_type,
+        filename=f"{tenant.slug}-{month_text(month_start)}.{extension}",
+    )

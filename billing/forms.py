@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from django import forms
 
 from billing.models import Budget
-
-if TYPE_CHECKING:
-    from usage.models import Project
 
 THRESHOLD_RE = re.compile(r"\d{1,6}", re.ASCII)
 MAX_THRESHOLDS = 20
@@ -50,7 +46,11 @@ class BudgetForm(forms.Form):
     )
 
     def __init__(
-        self, *args: object, projects: list[Project], budget: Budget | None = None, **kwargs: object
+        self,
+        *args: object,
+        projects: dict[str, str],  # name by slug (usage.selectors.project_names)
+        budget: Budget | None = None,
+        **kwargs: object,
     ) -> None:
         if budget is not None:
             kwargs.setdefault(
@@ -64,7 +64,7 @@ class BudgetForm(forms.Form):
         else:
             self.fields["scope"].choices = [
                 (WHOLE_TENANT, "Whole tenant"),
-                *((p.slug, f"Project {p.name} ({p.slug})") for p in projects),
+                *((slug, f"Project {name} ({slug})") for slug, name in projects.items()),
             ]
 
     def clean_scope(self) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+from billing.domain.forecasting import ForecastDay
+
 
 def default_thresholds() -> list[int]:
     return [50, 80, 100]
@@ -40,9 +42,7 @@ class CostForecast(models.Model):
     computed_at = models.DateTimeField()
     method = models.CharField(max_length=20)
     start = models.DateField()  # first forecast day
-    # [[day, mean, lo80, hi80, lo95, hi95, cumulative mean, cumulative lo80, cumulative hi80]]
-    # for 90 days; the cumulative bounds are quantiles of the simulated running totals.
-    daily = models.JSONField()
+    daily = models.JSONField()  # 90 days, each ``ForecastDay.to_json()``; read ``days``
     month_end = models.JSONField()  # rest of the month: mean, lo80, hi80, lo95, hi95
     next_30 = models.JSONField()
     next_90 = models.JSONField()
@@ -50,3 +50,7 @@ class CostForecast(models.Model):
 
     def __str__(self) -> str:
         return f"forecast {self.project or 'tenant'} from {self.start} ({self.method})"
+
+    @property
+    def days(self) -> list[ForecastDay]:
+        return [ForecastDay.from_json(row) for row in self.daily]

@@ -10,7 +10,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from billing.domain.forecasting import Interval, choose_method, daily_series, forecast
+from billing.domain.forecasting import (
+    ForecastDay,
+    Interval,
+    choose_method,
+    daily_series,
+    forecast,
+)
 from billing.models import Budget, CostForecast
 from factory_portal.money import quantize_cents
 from factory_portal.periods import month_last_day
@@ -38,20 +44,12 @@ def forecast_refresh(*, today: date, project: str = "") -> CostForecast | None:
     method, backtests = choose_method(history)
     result = forecast(history, HORIZON, method=method)
     rest_of_month = month_last_day(today).day - today.day + 1
-    daily = []
-    for offset in range(result.horizon):
-        day, running = result.day(offset), result.total(offset + 1)
-        values_of_day = (
-            day.mean,
-            day.lo80,
-            day.hi80,
-            day.lo95,
-            day.hi95,
-            running.mean,
-            running.lo80,
-            running.hi80,
-        )
-        daily.append([str(result.start + timedelta(days=offset)), *map(str, values_of_day)])
+    daily = [
+        ForecastDay.of(
+            result.start + timedelta(days=offset), result.day(offset), result.total(offset + 1)
+        ).to_json()
+        for offset in range(result.horizon)
+    ]
     values = {
         "computed_at": timezone.now(),
         "method": method,
@@ -97,6 +95,18 @@ def budget_set(
             defaults={"amount": quantize_cents(amount), "thresholds": thresholds},
         )
     return budget
+
+
+def budget_change(
+    *, budget: Budget, amount: Decimal, project: str, thresholds: list[int] | None
+) -> Budget:
+    """Change a budget's amount, thresholds or scope. A budget moved to another scope is
+    replaced: the new scope's budget is set and this one deleted."""
+    with transaction.atomic():
+        changed = budget_set(amount=amount, project=project, thresholds=thresholds)
+        if changed.pk != budget.pk:
+            budget_delete(budget=budget)
+    return changed
 
 
 def budget_delete(*, budget: Budget) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import connection
 from django.utils import timezone
 
-from billing.cost_summaries import cost_summary
+from billing.selectors.summaries import cost_summary
 from billing.services import forecasts_refresh
 from factory_portal.celery import app
 from factory_portal.periods import month_start

@@ -1,41 +1,192 @@
-"""Tenant pages of billing: the monthly reports index and the report downloads (finance and
-admin roles)."""
+"""Tenant pages of billing (finance and admin roles): costs (trends, AI versus infrastructure,
+waste, unit costs, how shared cost was allocated to the tenant), budgets, and the monthly reports
+with their downloads.
+
+Views parse the request, call one selector or service and render. Budgets are created, changed and
+deleted only through ``billing.services`` (as ``manage.py budget_set`` does), and only by admins.
+"""
 
 from __future__ import annotations
 
-import io
-import tempfile
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
-from billing.costs import cost_report
-from billing.exports import write_csv, write_focus, write_xlsx
-from factory_portal.accounts.permissions import role_required
-from factory_portal.periods import PeriodError, month_parse, month_text, months_ending
-from factory_portal.tenants.models import Tenant
+from billing import services
+from billing.exports import FORMATS, report_file
+from billing.forms import BudgetForm
+from billing.models import Budget
+from billing.selectors.budgets import BudgetStatus, budgets_status
+from billing.selectors.summaries import cost_summary
+from factory_portal import charts, periods
+from factory_portal.accounts.permissions import can, denial, role_required
+from factory_portal.money import usd
+from usage import selectors as usage_selectors
+
+# Costs
+
+DIMENSIONS = ("project", "model", "provider", "run_type", "template")
+GRAINS = {"day": 30, "week": 91, "month": 365}
+
+
+@role_required("costs")
+def costs(request: HttpRequest) -> HttpResponse:
+    today = timezone.now().date()
+    dimension = request.GET.get("by", "project")
+    dimension = dimension if dimension in DIMENSIONS else "project"
+    grain = request.GET.get("grain", "day")
+    grain = grain if grain in GRAINS else "day"
+    errors = []
+    month = periods.month_of(today)
+    if request.GET.get("month"):
+        try:
+            month = periods.month_parse(request.GET["month"])
+        except periods.PeriodError as exc:
+            errors.append(f"{exc} Showing {periods.month_text(month)}.")
+    trend = usage_selectors.cost_trend(
+        start=today - timedelta(days=GRAINS[grain] - 1), end=today, dimension=dimension, grain=grain
+    )
+    summary = cost_summary(tenant=connection.tenant, period=month)
+    return render(
+        request,
+        "billing/costs.html",
+        {
+            "trend_chart": charts.trend_chart(trend),
+            "dimension": dimension,
+            "grain": grain,
+            "dimensions": DIMENSIONS,
+            "grains": list(GRAINS),
+            "month": month,
+            "report": summary,
+            "by_template": summary.by_template,
+            "by_run_type": summary.by_run_type,
+            "histogram": charts.distribution_chart(summary.distribution)
+            if summary.distribution
+            else None,
+            "tenant_lines": summary.lines,
+            "errors": errors,
+        },
+    )
+
+
+# Budgets
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    status: BudgetStatus
+    scope: str
+    used: Decimal  # spent / amount (a ratio, shown as a percentage)
+
+
+def _scope(project: str, names: dict[str, str]) -> str:
+    return f"Project {names.get(project, project)}" if project else "Whole tenant"
+
+
+def _budgets_page(request: HttpRequest, form: BudgetForm | None, status: int = 200) -> HttpResponse:
+    names = usage_selectors.project_names()
+    rows = [
+        BudgetRow(status=s, scope=_scope(s.budget.project, names), used=s.spent / s.budget.amount)
+        for s in budgets_status(today=timezone.now().date())
+    ]
+    return render(
+        request,
+        "billing/budgets.html",
+        {"rows": rows, "form": form, "can_edit": form is not None, "has_projects": bool(names)},
+        status=status,
+    )
+
+
+@role_required("budgets")
+def budgets(request: HttpRequest) -> HttpResponse:
+    if not can(request.user, "admin"):
+        if request.method == "POST":
+            raise PermissionDenied(denial("admin"))
+        return _budgets_page(request, form=None)
+    if request.method != "POST":
+        return _budgets_page(request, form=BudgetForm(projects=usage_selectors.project_names()))
+    form = BudgetForm(request.POST, projects=usage_selectors.project_names())
+    if form.is_valid():
+        try:
+            budget = services.budget_set(
+                amount=form.cleaned_data["amount"],
+                project=form.cleaned_data["scope"],
+                thresholds=form.cleaned_data["thresholds"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            names = usage_selectors.project_names()
+            messages.success(
+                request,
+                f"Budget of {_scope(budget.project, names)} saved: {usd(budget.amount)} a month.",
+            )
+            return redirect("budgets")
+    return _budgets_page(request, form=form, status=400)
+
+
+@role_required("admin")
+def budget_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    budget = get_object_or_404(Budget, pk=pk)
+    names = usage_selectors.project_names()
+    form = BudgetForm(
+        request.POST if request.method == "POST" else None, projects={}, budget=budget
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = services.budget_set(
+                amount=form.cleaned_data["amount"],
+                project=budget.project,
+                thresholds=form.cleaned_data["thresholds"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(
+                request,
+                f"Budget of {_scope(budget.project, names)} saved: {usd(saved.amount)} a month.",
+            )
+            return redirect("budgets")
+    return render(
+        request,
+        "billing/budget_form.html",
+        {"form": form, "budget": budget, "scope": _scope(budget.project, names)},
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required("admin")
+def budget_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    budget = get_object_or_404(Budget, pk=pk)
+    scope = _scope(budget.project, usage_selectors.project_names())
+    if request.method == "POST":
+        services.budget_delete(budget=budget)
+        messages.success(request, f"Budget of {scope} deleted.")
+        return redirect("budgets")
+    return render(request, "billing/budget_delete.html", {"budget": budget, "scope": scope})
+
+
+# Reports
 
 REPORT_FORMAT_LABELS = [
     ("csv", "CSV"),
     ("xlsx", "Excel (XLSX)"),
     ("focus", "FOCUS CSV"),
 ]
-FORMATS = {
-    "csv": ("text/csv", "csv"),
-    "focus": ("text/csv", "focus.csv"),
-    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
-}
-SPOOL_BYTES = 4 * 1024 * 1024  # larger reports go to a temporary file, not memory
 REPORT_MONTHS = 12
 
 
 def recent_months(today: date, count: int = REPORT_MONTHS) -> list[date]:
     """The first days of ``today``'s month and the ``count - 1`` months before it, newest first."""
-    return months_ending(today, count)[::-1]
+    return periods.months_ending(today, count)[::-1]
 
 
 @role_required("costs")
@@ -58,27 +209,7 @@ def report_download(request: HttpRequest, period: str, fmt: str) -> HttpResponse
     if fmt not in FORMATS:
         raise Http404("Unknown report format")
     try:
-        month_start = month_parse(period)
-    except PeriodError as exc:
+        month_start = periods.month_parse(period)
+    except periods.PeriodError as exc:
         raise Http404(str(exc)) from exc
     return report_file(connection.tenant, month_start, fmt)
-
-
-def report_file(tenant: Tenant, month_start: date, fmt: str) -> FileResponse:
-    """The month's finance report as a download in ``fmt`` (csv, xlsx or focus)."""
-    report = cost_report(tenant=tenant, period=month_start)
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - FileResponse closes it
-    if fmt == "xlsx":
-        write_xlsx(report, spool)
-    else:
-        text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
-        (write_csv if fmt == "csv" else write_focus)(report, text)
-        text.detach()
-    spool.seek(0)
-    content_type, extension = FORMATS[fmt]
-    return FileResponse(
-        spool,
-        as_attachment=True,
-        content_type=content_type,
-        filename=f"{tenant.slug}-{month_text(month_start)}.{extension}",
-    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import plotly.graph_objects as go
 
@@ -43,10 +44,23 @@ def _plotted(value: Decimal | str) -> float:
     return float(value)
 
 
+class ForecastPoint(Protocol):
+    """A forecast day as the chart draws it (billing's ``ForecastDay`` is one)."""
+
+    @property
+    def day(self) -> date: ...
+    @property
+    def mean(self) -> Decimal: ...
+    @property
+    def lo80(self) -> Decimal: ...
+    @property
+    def hi80(self) -> Decimal: ...
+
+
 def daily_cost_chart(
     by_project: dict[str, dict[date, Decimal]],
     days: list[date],
-    forecast: list[list[str]] | None = None,
+    forecast: Sequence[ForecastPoint] | None = None,
 ) -> dict[str, Any]:
     """Daily AI cost stacked by project, with the forecast and its 80% band after today."""
     figure = go.Figure()
@@ -57,10 +71,10 @@ def daily_cost_chart(
             y=[_plotted(values.get(d, Decimal(0))) for d in days],
         )
     if forecast:
-        x = [row[0] for row in forecast]
+        x = [str(point.day) for point in forecast]
         figure.add_scatter(
             x=x,
-            y=[_plotted(row[3]) for row in forecast],
+            y=[_plotted(point.hi80) for point in forecast],
             mode="lines",
             line={"width": 0},
             showlegend=False,
@@ -68,7 +82,7 @@ def daily_cost_chart(
         )
         figure.add_scatter(
             x=x,
-            y=[_plotted(row[2]) for row in forecast],
+            y=[_plotted(point.lo80) for point in forecast],
             mode="lines",
             fill="tonexty",
             fillcolor="rgba(48,86,211,0.15)",
@@ -77,7 +91,7 @@ def daily_cost_chart(
         )
         figure.add_scatter(
             x=x,
-            y=[_plotted(row[1]) for row in forecast],
+            y=[_plotted(point.mean) for point in forecast],
             mode="lines",
             line={"color": "#3056d3", "dash": "dash"},
             name="forecast",

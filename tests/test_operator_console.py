@@ -18,7 +18,6 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from billing.costs import cost_report
 from billing.operator.models import (
     CostPool,
     FocusImport,
@@ -26,6 +25,7 @@ from billing.operator.models import (
     TenantPriceOverride,
 )
 from billing.operator.services.allocation import allocation_run
+from billing.selectors.costs import cost_report
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
 from factory_portal.money import quantize_cents

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -16,71 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import Access, ApiAccess
-from factory_portal.api import DayField, MomentField, iso_utc
+from factory_portal.api import DayField, iso_utc
 from usage import selectors
 from usage.api import RunIngestApi
 from usage.models import RunStatus
 from usage.selectors import aggregates
-
-SERIES_NAMES = {"hour": "Hourly", "day": "Daily", "week": "Weekly", "month": "Monthly"}
-
-
-def _list(value: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
-
-
-class UsageQuerySerializer(serializers.Serializer):
-    start = MomentField(required=False, allow_blank=True, help_text="ISO 8601; default 30 days ago")
-    end = MomentField(
-        required=False, allow_blank=True, help_text="ISO 8601, exclusive; default now"
-    )
-    granularity = serializers.ChoiceField(choices=aggregates.GRANULARITIES, default="day")
-    group_by = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text=f"comma-separated, any of: {', '.join(aggregates.DIMENSIONS)}",
-    )
-
-    def validate(self, attrs):  # type: ignore[no-untyped-def]
-        end = attrs.get("end") or timezone.now()
-        start = attrs.get("start") or end - timedelta(days=30)
-        if start >= end:
-            raise serializers.ValidationError({"start": "start must be before end."})
-        granularity = attrs["granularity"]
-        if end - start > aggregates.MAX_RANGE[granularity]:
-            raise serializers.ValidationError(
-                {
-                    "end": f"{SERIES_NAMES[granularity]} series cover at most "
-                    f"{aggregates.MAX_RANGE[granularity].days} days; ask for a shorter range or a"
-                    " coarser granularity."
-                }
-            )
-        group_by = _list(attrs.get("group_by", ""))
-        unknown = [d for d in group_by if d not in aggregates.DIMENSIONS]
-        if unknown:
-            raise serializers.ValidationError(
-                {"group_by": f"Unknown dimension(s): {', '.join(unknown)}."}
-            )
-        filters = {}
-        for dimension in aggregates.DIMENSIONS:
-            raw = self.initial_data.get(dimension)
-            if raw and "\x00" in raw:
-                raise serializers.ValidationError({dimension: "Null characters are not allowed."})
-            if raw:
-                filters[dimension] = _list(raw)
-        return aggregates.UsageQuery(start, end, granularity, group_by, filters)
-
-
-FILTER_PARAMETERS = [
-    OpenApiParameter(
-        name,
-        OpenApiTypes.STR,
-        description=f"only these {name} values (comma-separated)",
-        required=False,
-    )
-    for name in aggregates.DIMENSIONS
-]
+from usage.selectors.query_params import FILTER_PARAMETERS, UsageQuerySerializer
 
 USAGE_RESPONSE = inline_serializer(
     "UsageResponse",

@@ -13,9 +13,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from billing.cost_summaries import cost_summary
 from billing.models import CostForecast
-from billing.selectors import budgets_status
+from billing.selectors.budgets import budgets_status
+from billing.selectors.summaries import cost_summary
 from factory_portal import charts
 from factory_portal.accounts.permissions import can, role_required
 from factory_portal.periods import month_start
@@ -36,8 +36,8 @@ def overview(request: HttpRequest) -> HttpResponse:
     if can(request.user, "costs"):
         days = [start + timedelta(days=n) for n in range(30)]
         forecast = CostForecast.objects.filter(project="").first()
-        daily = forecast.daily if forecast else []
-        upcoming = [row for row in daily if row[0] >= str(today)][:14]
+        forecast_days = forecast.days if forecast else []
+        upcoming = [row for row in forecast_days if row.day >= today][:14]
         context["chart"] = charts.daily_cost_chart(
             selectors.daily_cost_by_project(start=start, end=today), days, upcoming
         )

@@ -7,11 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from alerts import views as alert_views
 from alerts.api import NotificationListApi, WebhookDetailApi, WebhookListApi
-from billing import budget_pages
-from billing import pages as billing_pages
 from billing import views as billing_views
-from billing.api import BudgetDetailApi, BudgetListApi
-from billing.read_api import CostsApi, ForecastApi, MonthlyReportApi
+from billing.api import BudgetDetailApi, BudgetListApi, CostsApi, ForecastApi, MonthlyReportApi
 from factory_portal.accounts import views as account_views
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
@@ -33,7 +30,7 @@ urlpatterns = [
     path("settings/run-alerts/", alert_views.run_alerts, name="run-alerts"),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", dashboards.overview, name="home"),
-    path("costs/", billing_pages.costs, name="costs"),
+    path("costs/", billing_views.costs, name="costs"),
     path("runs/", usage_views.run_list, name="runs"),
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
     path("runs/active/", usage_views.active_runs, name="runs-active"),
@@ -43,9 +40,9 @@ urlpatterns = [
     path("logout/", LogoutView.as_view(), name="logout"),
     path("reports/", billing_views.reports, name="reports"),
     path("reports/<str:period>/<str:fmt>", billing_views.report_download, name="report-download"),
-    path("budgets/", budget_pages.budgets, name="budgets"),
-    path("budgets/<int:pk>/", budget_pages.budget_edit, name="budget-edit"),
-    path("budgets/<int:pk>/delete/", budget_pages.budget_delete, name="budget-delete"),
+    path("budgets/", billing_views.budgets, name="budgets"),
+    path("budgets/<int:pk>/", billing_views.budget_edit, name="budget-edit"),
+    path("budgets/<int:pk>/delete/", billing_views.budget_delete, name="budget-delete"),
     path("notifications/", notification_views.inbox, name="notifications"),
     path("notifications/<int:pk>/read/", notification_views.mark_read, name="notification-read"),
     path(

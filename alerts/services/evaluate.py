@@ -13,7 +13,7 @@ from alerts.domain.anomaly import hour_verdict
 from alerts.models import Alert, RunSubscription, WebhookEndpoint
 from alerts.services.engine import AlertSpec, alert_raise, settings_get, staff_emails
 from billing.models import Budget
-from billing.selectors import budget_status
+from billing.selectors.budgets import budget_status
 from factory_portal.accounts.models import User
 from factory_portal.money import percent, percent_of, quantize_cents
 from factory_portal.observability import context as log_context

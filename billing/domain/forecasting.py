@@ -14,7 +14,8 @@ booked money; results are returned as Decimal rounded to the cent.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -71,6 +72,47 @@ class Forecast:
             zero = Decimal("0.00")
             return Interval(zero, zero, zero, zero, zero)
         return _interval(self.paths[:days].sum(axis=0), float(self.means[:days].sum()))
+
+
+@dataclass(frozen=True)
+class ForecastDay:
+    """One day of a stored forecast: the day's cost interval and the running total's (from the
+    first forecast day; its bounds are quantiles of the simulated running totals). USD, cents.
+
+    Stored as one JSON row of strings in this field order (``CostForecast.daily``); ``to_json``
+    and ``from_json`` are the only code that knows the positions."""
+
+    day: date
+    mean: Decimal
+    lo80: Decimal
+    hi80: Decimal
+    lo95: Decimal
+    hi95: Decimal
+    running_mean: Decimal
+    running_lo80: Decimal
+    running_hi80: Decimal
+
+    def to_json(self) -> list[str]:
+        return [str(getattr(self, f.name)) for f in fields(self)]
+
+    @classmethod
+    def from_json(cls, row: Sequence[str]) -> ForecastDay:
+        day, *amounts = row
+        return cls(date.fromisoformat(day), *(Decimal(amount) for amount in amounts))
+
+    @classmethod
+    def of(cls, day: date, cost: Interval, running: Interval) -> ForecastDay:
+        return cls(
+            day,
+            cost.mean,
+            cost.lo80,
+            cost.hi80,
+            cost.lo95,
+            cost.hi95,
+            running.mean,
+            running.lo80,
+            running.hi80,
+        )
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from billing.customer_costs import customer_cost_table
 from billing.domain.allocation import Method
 from billing.exports import write_customers_csv
 from billing.operator import selectors
 from billing.operator.forms import FocusUploadForm, PriceOverrideForm, parse_month
 from billing.operator.models import AllocationLine, AllocationRule, AllocationRun, CostPool
+from billing.operator.selectors import customer_cost_table
 from billing.operator.services.allocation import allocation_run, allocation_what_if
 from billing.operator.services.focus import FocusImportError, focus_upload_import
 from billing.operator.services.rules import allocation_rule_create

@@ -12,7 +12,6 @@ from datetime import datetime
 from django.db.models import Count, Max
 
 from billing.operator.models import PriceBookEntry, TenantPriceOverride
-from billing.operator.selectors import price_schedule
 from billing.pricing.catalogue import catalogue_key
 from billing.pricing.domain import (
     ContractOverride,
@@ -21,6 +20,7 @@ from billing.pricing.domain import (
     TokenPrices,
     call_cost,
 )
+from billing.pricing.selectors import price_schedule
 from usage.pricing import PricedCall
 
 _lock = threading.Lock()

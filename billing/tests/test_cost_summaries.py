@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from billing import cost_summaries
-from billing.cost_summaries import MAX_AGE, cost_summary, distribution
+from billing.selectors import summaries as cost_summaries
+from billing.selectors.summaries import MAX_AGE, cost_summary, distribution
 from billing.tests.test_costs_exports import PERIOD, T, month  # noqa: F401  (fixture)
 from tests.support import llm_event_in, logged_in_client
 from usage.pricing import pricer_for

@@ -12,10 +12,10 @@ from django.core.management import call_command
 from django_tenants.utils import schema_context
 from openpyxl import load_workbook
 
-from billing.costs import cost_report
 from billing.exports import write_csv, write_focus, write_xlsx
 from billing.operator.models import CostPool
 from billing.operator.services.allocation import allocation_run
+from billing.selectors.costs import cost_report
 from tests.support import llm_event_in
 from usage.domain.events import InfraEventIn
 from usage.domain.runs import JobUpdate, RunUpdate

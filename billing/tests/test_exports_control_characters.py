@@ -66,7 +66,7 @@ def test_xlsx_report_with_control_characters_in_client_strings(alpha):
 
 
 def test_exports_do_not_carry_formulas(alpha):
-    from billing.costs import cost_report
+    from billing.selectors.costs import cost_report
     from billing.exports import cell
 
     assert cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from django_tenants.utils import schema_context
 
 from billing.models import CostForecast
-from billing.selectors import AT_RISK, EXCEEDED, OK, budget_status
+from billing.selectors.budgets import AT_RISK, EXCEEDED, OK, budget_status
 from billing.services import budget_set, forecast_refresh, forecasts_refresh
 from billing.tasks import forecasts_refresh_tenant
 from tests.support import llm_event_in

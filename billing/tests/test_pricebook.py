@@ -9,10 +9,10 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from billing.operator.models import PriceBookEntry
-from billing.operator.selectors import price_schedule
 from billing.pricing.book import pricebook_refresh
 from billing.pricing.catalogue import catalogue_price_points
 from billing.pricing.domain import TokenCounts, priced
+from billing.pricing.selectors import price_schedule
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ import pytest
 from django_tenants.utils import schema_context
 from openpyxl import load_workbook
 
-from billing.costs import cost_report
 from billing.models import CostForecast
+from billing.selectors.costs import cost_report
 from tests.support import bearer, host_client, key_for, llm_event_in
 from usage.pricing import pricer_for
 from usage.services.ingest import events_ingest

@@ -29,8 +29,8 @@ from usage.models import (
     Project,
     Run,
     RunDaily,
-    RunStatus,
 )
+from usage.models import RunStatus as RunStatus  # the statuses of the rows below, for callers
 
 ZERO = Decimal(0)
 
@@ -163,8 +163,9 @@ def _latest(rollup: type[LlmUsageHourly] | type[InfraUsageHourly]) -> datetime |
     ]
 
 
-def projects() -> list[Project]:
-    return list(Project.objects.order_by("slug"))
+def project_names() -> dict[str, str]:
+    """Each project's name by slug, in slug order."""
+    return dict(Project.objects.order_by("slug").values_list("slug", "name"))
 
 
 DRIVERS = ("tokens", "token_cost", "job_seconds", "cpu_seconds", "gb_hours", "runs")
@@ -216,6 +217,22 @@ def daily_token_cost(*, start: date, end: date, project: str = "") -> dict[date,
     if project:
         rows = rows.filter(project__slug=project)
     return {row["day"]: row["cost"] for row in rows.values("day").annotate(cost=Sum("cost"))}
+
+
+def rollups_fingerprint(*, start: date, end: date) -> tuple[object, ...]:
+    """Cheap aggregates of the daily rollups for UTC days ``start <= day < end`` (rows, calls and
+    cost; rows, runs and run time; rows and infrastructure quantity): they change whenever a call,
+    a run or infrastructure usage of those days is added or corrected."""
+    llm = LlmUsageDaily.objects.filter(day__gte=start, day__lt=end).aggregate(
+        rows=Count("id"), calls=Sum("calls"), cost=Sum("cost")
+    )
+    runs = RunDaily.objects.filter(day__gte=start, day__lt=end).aggregate(
+        rows=Count("id"), runs=Sum("runs"), ms=Sum("duration_ms_total")
+    )
+    infra = InfraUsageDaily.objects.filter(day__gte=start, day__lt=end).aggregate(
+        rows=Count("id"), quantity=Sum("quantity")
+    )
+    return (*llm.values(), *runs.values(), *infra.values())
 
 
 def first_usage_day() -> date | None:

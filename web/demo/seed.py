@@ -15,8 +15,8 @@ from datetime import datetime
 from django_tenants.utils import schema_context
 
 from billing.operator.models import AllocationRun, PriceBookEntry
-from billing.operator.selectors import price_schedule
 from billing.pricing.book import pricebook_refresh
+from billing.pricing.selectors import price_schedule
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
 from factory_portal.tenants.models import Tenant

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from billing.selectors import budget_status
+from billing.selectors.budgets import budget_status
 from billing.services import budget_set
 from factory_portal.tenants.selectors import tenant_by_slug
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
-from billing.costs import cost_report
 from billing.exports import write_csv, write_customers_csv, write_focus, write_xlsx
+from billing.selectors.costs import cost_report
 from factory_portal.periods import PeriodError, month_parse, month_text
 from factory_portal.tenants.selectors import customer_tenants, tenant_by_slug
 

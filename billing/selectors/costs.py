@@ -19,7 +19,7 @@ from billing.operator.models import AllocationLine, AllocationRun
 from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
-from usage.models import RunStatus
+from usage.selectors import RunStatus
 
 ZERO = Decimal(0)
 FAILED = (RunStatus.FAILED, RunStatus.CANCELLED)
@@ -162,3 +162,22 @@ def _spread_over_runs(
             project.infra_outside_runs += share.amount
         else:
             by_id[share.key].infra_cost += share.amount
+
+
+def project_allocation_lines(
+    *, tenant: Tenant, months: list[date]
+) -> dict[tuple[date, str], list[AllocationLine]]:
+    """The tenant's project-level allocation lines per (month, project), from each month's
+    allocation run (the same lines the cost report and the exports use)."""
+    lines: dict[tuple[date, str], list[AllocationLine]] = {}
+    for month in months:
+        run = AllocationRun.objects.filter(period=month).first()
+        if run is None:
+            continue
+        for line in (
+            AllocationLine.objects.filter(run=run, tenant=tenant, level="project")
+            .select_related("pool")
+            .order_by("project", "pool_id", "part")
+        ):
+            lines.setdefault((month, line.project), []).append(line)
+    return lines

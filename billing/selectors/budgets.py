@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
+from billing.domain.forecasting import ForecastDay
 from billing.models import Budget, CostForecast
 from factory_portal.money import percent
 from factory_portal.periods import month_last_day, month_of
@@ -35,16 +37,19 @@ def _crossing(
     """The day spend is expected to pass ``amount`` within the month, by the running total's
     mean, and its 80% interval: earliest by the upper bound, latest by the lower bound."""
 
-    def first_day(column: int) -> date | None:
-        for row in forecast.daily:
-            day = date.fromisoformat(row[0])
-            if day > month_last:
+    def first_day(running: Callable[[ForecastDay], Decimal]) -> date | None:
+        for row in forecast.days:
+            if row.day > month_last:
                 return None
-            if spent + Decimal(row[column]) >= amount:
-                return day
+            if spent + running(row) >= amount:
+                return row.day
         return None
 
-    return first_day(6), first_day(8), first_day(7)  # cumulative mean, hi80, lo80
+    return (
+        first_day(lambda row: row.running_mean),
+        first_day(lambda row: row.running_hi80),
+        first_day(lambda row: row.running_lo80),
+    )
 
 
 def budget_status(budget: Budget, *, today: date) -> BudgetStatus:

@@ -1,9 +1,9 @@
 """What the cost pages show of a month's cost report, kept ready in the cache.
 
-A cost report (``billing.costs.cost_report``) is exact to the cent but reads a month of raw usage
-per run: seconds for a tenant with a million calls a month. Pages need only its totals, groups,
-the cost-per-run distribution and each run's infrastructure share, so those are summarised once
-and cached (Redis in production), keyed by tenant and month.
+A cost report (``billing.selectors.costs.cost_report``) is exact to the cent but reads a month of
+raw usage per run: seconds for a tenant with a million calls a month. Pages need only its totals,
+groups, the cost-per-run distribution and each run's infrastructure share, so those are
+summarised once and cached (Redis in production), keyed by tenant and month.
 
 A cached summary is served while the month's rollup fingerprint (calls, cost, runs and
 infrastructure quantities of the month, and the allocation run) is unchanged, and in any case
@@ -20,14 +20,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db.models import Count, Sum
 from django.utils import timezone
 
-from billing.costs import CostReport, UnitCost, cost_report
 from billing.operator.models import AllocationRun
+from billing.selectors.costs import CostReport, UnitCost, cost_report
 from factory_portal.periods import month_text, next_month
 from factory_portal.tenants.models import Tenant
-from usage.models import InfraUsageDaily, LlmUsageDaily, RunDaily
+from usage import selectors as usage_selectors
 
 logger = logging.getLogger(__name__)
 MAX_AGE = timedelta(minutes=5)
@@ -79,23 +78,14 @@ def month_fingerprint(period: date) -> tuple[object, ...]:
     """Cheap aggregates of the month's rollups and its allocation run: they change whenever
     anything the cost report reads changes (new or corrected calls, runs, infrastructure usage,
     a re-run allocation)."""
-    end = next_month(period)
-    llm = LlmUsageDaily.objects.filter(day__gte=period, day__lt=end).aggregate(
-        rows=Count("id"), calls=Sum("calls"), cost=Sum("cost")
-    )
-    runs = RunDaily.objects.filter(day__gte=period, day__lt=end).aggregate(
-        rows=Count("id"), runs=Sum("runs"), ms=Sum("duration_ms_total")
-    )
-    infra = InfraUsageDaily.objects.filter(day__gte=period, day__lt=end).aggregate(
-        rows=Count("id"), quantity=Sum("quantity")
-    )
+    rollups = usage_selectors.rollups_fingerprint(start=period, end=next_month(period))
     allocation = (
         AllocationRun.objects.filter(period=period)
         .order_by("-pk")
         .values_list("pk", "status")
         .first()
     )
-    return (*llm.values(), *runs.values(), *infra.values(), allocation)
+    return (*rollups, allocation)
 
 
 def summarize(report: CostReport, *, fingerprint: tuple[object, ...], now: datetime) -> CostSummary:
