@@ -196,9 +196,9 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
             ident = f"user:{request.user.pk}"
         else:
             ident = f"ip:{self.get_ident(request)}"
-        from django.db import connection
+        from factory_portal.tenants.connection import tenant_connection
 
-        return f"throttle:{connection.schema_name}:{self.scope}:{ident}"
+        return f"throttle:{tenant_connection().schema_name}:{self.scope}:{ident}"
 
 
 PROBLEM_STATUSES = {

@@ -68,7 +68,7 @@ def bearer(raw: str) -> dict[str, str]:
 def llm_event_in(event_id: str, at: datetime, **fields: object) -> LlmEventIn:
     """A validated LLM event as the ingest service takes it (defaults: a priced OpenAI call)."""
     values: dict[str, object] = {
-        "index": 0,
+        "position": 0,
         "event_id": event_id,
         "occurred_at": at,
         "project": "checkout",
@@ -124,7 +124,7 @@ def run_update(
     runs_ingest(
         updates=[
             RunUpdate(
-                index=0, run_id=run_id, project=project, status=status, timestamp=at, **fields
+                position=0, run_id=run_id, project=project, status=status, timestamp=at, **fields
             )
         ]
     )

@@ -139,7 +139,7 @@ class BatchIngestApi(APIView):
         if platform:
             tenants = tenants_by_slug(i.tenant for i in items)
             errors += [
-                FieldError(i.index, "tenant", f"unknown or inactive tenant {i.tenant!r}")
+                FieldError(i.position, "tenant", f"unknown or inactive tenant {i.tenant!r}")
                 for i in items
                 if i.tenant not in tenants
             ]

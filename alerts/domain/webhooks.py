@@ -125,4 +125,5 @@ def refused_addresses(addresses: Iterable[str]) -> list[str]:
 
 def retry_delay_s(attempt: int, *, base_s: int = 30, cap_s: int = 3600) -> int:
     """Exponential backoff after failed attempt ``attempt`` (1-based): 30 s, 1 min, 2 min, …"""
-    return min(cap_s, base_s * 2 ** (attempt - 1))
+    delay: int = base_s * 2 ** (attempt - 1)  # an int: attempt >= 1, so no negative power
+    return min(cap_s, delay)

@@ -180,8 +180,10 @@ def allocate(
         # exceeds the pool.
         sign = -1 if units < 0 else 1
         fixed_units = sign * min(abs(to_minor(rule.fixed_amount, quantum)), abs(units))
-    else:
+    elif rule.fixed_fraction is not None:
         fixed_units = to_minor(Decimal(units) * rule.fixed_fraction, Decimal(1))
+    else:  # Rule refuses this already
+        raise ValueError("fixed + variable needs a fixed amount or a fixed fraction")
     variable_units = units - fixed_units
     members = list(active) if active is not None else [k for k, q in drivers.items() if q > 0]
     if rule.fixed_split == "weights":

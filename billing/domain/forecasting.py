@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
@@ -129,11 +130,8 @@ class Crossing:
 def daily_series(values: dict[date, Decimal], start: date, end: date) -> pd.Series:
     """Daily values from ``start`` to ``end`` inclusive; days without cost are zero."""
     index = pd.date_range(start, end, freq="D")
-    series = pd.Series(0.0, index=index)
-    for day, value in values.items():
-        if start <= day <= end:
-            series[pd.Timestamp(day)] = float(value)  # money modelled as float, see top
-    return series
+    # money modelled as float, see top
+    return pd.Series([float(values.get(day.date(), 0)) for day in index], index=index, dtype=float)
 
 
 def _seasonal_naive_means(history: np.ndarray, horizon: int) -> np.ndarray:
@@ -141,7 +139,7 @@ def _seasonal_naive_means(history: np.ndarray, horizon: int) -> np.ndarray:
     return np.array([last[h % SEASON] for h in range(horizon)])
 
 
-def _seasonal_naive_residuals(history: np.ndarray) -> np.ndarray:
+def _seasonal_naive_residuals(history: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return history[SEASON:] - history[:-SEASON]
 
 
@@ -209,7 +207,9 @@ def backtest(
         means, paths = _fit(train, method, len(test), rng)
         # A series that repeats itself exactly has no seasonal-naive error to scale by; its mean
         # level is used instead, so MASE stays finite.
-        scale = np.mean(np.abs(_seasonal_naive_residuals(train))) or np.mean(np.abs(train)) or 1.0
+        scale = float(
+            np.mean(np.abs(_seasonal_naive_residuals(train))) or np.mean(np.abs(train)) or 1.0
+        )
         errors.append(np.mean(np.abs(test - means)))
         scales.append(scale)
         denominator = np.abs(test) + np.abs(means)

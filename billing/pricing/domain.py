@@ -112,9 +112,9 @@ class PriceSchedule:
         for (provider, model, _kind, tier), (dates, _points) in self._points.items():
             self._changes[(provider, model)].extend(dates)
             self._thresholds[(provider, model)].append(tier)
-        for key in self._changes:
-            self._changes[key] = sorted(set(self._changes[key]))
-            self._thresholds[key] = sorted(set(self._thresholds[key]))
+        for model_key in self._changes:
+            self._changes[model_key] = sorted(set(self._changes[model_key]))
+            self._thresholds[model_key] = sorted(set(self._thresholds[model_key]))
         self._memo: dict[tuple[str, str, int, int], ResolvedPrices | None] = {}
 
     def _at(self, key: tuple[str, str, str, int], at: datetime) -> PricePoint | None:

@@ -30,7 +30,7 @@ def _cpu(tenant, project: str, seconds: str, event_id: str):
         events_ingest(
             events=[
                 InfraEventIn(
-                    index=0,
+                    position=0,
                     event_id=event_id,
                     occurred_at=AT,
                     project=project,

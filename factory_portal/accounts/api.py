@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -11,6 +10,7 @@ from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import ANY_KEY, Access, ApiAccess
 from factory_portal.accounts.models import ApiKey
+from factory_portal.tenants.connection import connection_tenant
 
 
 class WhoAmIApi(APIView):
@@ -21,7 +21,7 @@ class WhoAmIApi(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        tenant = connection.tenant
+        tenant = connection_tenant()
         body: dict[str, object] = {"tenant": tenant.slug}
         if isinstance(request.auth, ApiKey):
             body["api_key"] = {

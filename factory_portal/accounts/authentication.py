@@ -4,6 +4,7 @@ every API view: keys by scope, signed-in users by the page role table."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
@@ -13,6 +14,10 @@ from factory_portal.accounts.models import ApiKey
 from factory_portal.accounts.permissions import AREAS, can, denial
 from factory_portal.accounts.selectors import api_key_for_raw
 from factory_portal.accounts.services import api_key_touch
+
+if TYPE_CHECKING:  # rest_framework.views imports this module (DEFAULT_AUTHENTICATION_CLASSES)
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class ApiKeyPrincipal:
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    def authenticate(self, request):  # type: ignore[no-untyped-def]
+    def authenticate(self, request: Request) -> tuple[ApiKeyPrincipal, ApiKey] | None:
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() != b"bearer":
             return None
@@ -48,7 +53,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         api_key_touch(api_key=api_key)
         return ApiKeyPrincipal(api_key), api_key
 
-    def authenticate_header(self, request) -> str:  # type: ignore[no-untyped-def]
+    def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="factory-portal"'
 
 
@@ -94,10 +99,12 @@ class DeclaredAccess(BasePermission):
 
     message = "Forbidden."
 
-    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+    def has_permission(self, request: Request, view: APIView) -> bool:
         user = request.user
         if not (user and user.is_authenticated):
             return False  # 401 with WWW-Authenticate
+        if request.method is None:  # never for a request Django parsed; typed optional
+            return False
         declared = getattr(view, "access", None)
         if not isinstance(declared, ApiAccess):
             self.message = "This endpoint declares no access and refuses every request."

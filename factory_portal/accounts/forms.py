@@ -34,7 +34,8 @@ class UserInviteForm(forms.Form):
     )
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
+        email: str = self.cleaned_data["email"]
+        email = email.strip().lower()
         if User.objects.filter(email=email).exists():
             raise forms.ValidationError(f"A user with e-mail {email} already exists.")
         return email

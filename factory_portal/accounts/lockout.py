@@ -20,9 +20,10 @@ from typing import Any
 
 from axes.handlers.cache import AxesCacheHandler
 from axes.helpers import get_cache, make_cache_key_list
-from django.db import connection
 from django.http import HttpRequest
 from redis.exceptions import RedisError
+
+from factory_portal.tenants.connection import tenant_connection
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def account_key(request: HttpRequest, credentials: dict[str, Any] | None) -> str
     username = (credentials or {}).get("username")
     if username is None:
         username = request.POST.get("username", "")
-    return f"{connection.schema_name}:{str(username).strip().lower()}"
+    return f"{tenant_connection().schema_name}:{str(username).strip().lower()}"
 
 
 def client_description(

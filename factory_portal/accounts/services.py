@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -26,6 +26,7 @@ from django.utils.http import urlsafe_base64_encode
 from factory_portal.accounts.keys import key_generate
 from factory_portal.accounts.models import ApiKey, Role, User
 from factory_portal.accounts.tokens import invite_token_generator
+from factory_portal.tenants.connection import tenant_connection
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def invitation_send(*, user: User, origin: str, invited_by: User | None = None) 
     if user.has_usable_password():
         raise ValidationError(f"{user.email} has already set a password.")
     link = invitation_link(user=user, origin=origin)
-    tenant_name = getattr(connection.tenant, "name", "Factory Portal")
+    tenant_name = getattr(tenant_connection().tenant, "name", "Factory Portal")
     context = {
         "user": user,
         "link": link,

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
-from django.db import connection
+
+from factory_portal.tenants.connection import tenant_connection
 
 
 class InviteTokenGenerator(PasswordResetTokenGenerator):
     key_salt = "factory_portal.accounts.tokens.InviteTokenGenerator"
 
     def _make_hash_value(self, user: AbstractBaseUser, timestamp: int) -> str:
-        return f"{connection.schema_name}:{super()._make_hash_value(user, timestamp)}"
+        return f"{tenant_connection().schema_name}:{super()._make_hash_value(user, timestamp)}"
 
 
 invite_token_generator = InviteTokenGenerator()

@@ -17,7 +17,8 @@ class TenantCreateForm(forms.Form):
     admin_email = forms.EmailField(label="Admin e-mail")
 
     def clean_slug(self) -> str:
-        return self.cleaned_data["slug"].strip().lower()
+        slug: str = self.cleaned_data["slug"]
+        return slug.strip().lower()
 
 
 class TenantStatusForm(forms.Form):

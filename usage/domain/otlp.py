@@ -26,13 +26,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from factory_portal.periods import EARLIEST
 from usage.domain.ids import id_check
@@ -182,10 +182,9 @@ def _fields(body: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]
         yield key >> 3, value_start, value_end
 
 
-_REQUEST = ExportTraceServiceRequest.DESCRIPTOR
-_RESOURCE_SPANS = _REQUEST.fields_by_name["resource_spans"]
-_SCOPE_SPANS = _RESOURCE_SPANS.message_type.fields_by_name["scope_spans"]
-_SPANS = _SCOPE_SPANS.message_type.fields_by_name["spans"]
+_RESOURCE_SPANS = ExportTraceServiceRequest.DESCRIPTOR.fields_by_name["resource_spans"]
+_SCOPE_SPANS = ResourceSpans.DESCRIPTOR.fields_by_name["scope_spans"]
+_SPANS = ScopeSpans.DESCRIPTOR.fields_by_name["spans"]
 
 
 def _protobuf_spans_check(body: bytes, limit: int) -> None:
@@ -216,8 +215,9 @@ def _protobuf_spans_check(body: bytes, limit: int) -> None:
 def _listed(node: Any, *keys: str) -> list[Any]:
     if isinstance(node, dict):
         for key in keys:
-            if isinstance(node.get(key), list):
-                return node[key]
+            value = node.get(key)
+            if isinstance(value, list):
+                return value
     return []
 
 
@@ -378,7 +378,7 @@ class FlatSpan:
     end: datetime | None
     attrs: dict[str, Any]
     resource: dict[str, Any]
-    status_code: int
+    status_code: Status.StatusCode.ValueType
     status_message: str
 
 
@@ -388,7 +388,7 @@ def flatten(request: ExportTraceServiceRequest) -> list[FlatSpan]:
     its entries are converted)."""
     count = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
     budget = _Budget(VALUES_PER_SPAN * count + VALUES_EXTRA)
-    spans = []
+    spans: list[FlatSpan] = []
     for resource_spans in request.resource_spans:
         resource = attributes(resource_spans.resource.attributes, budget)
         for scope_spans in resource_spans.scope_spans:
@@ -560,6 +560,12 @@ def _clamped_duration(attrs: dict[str, Any], key: str, span: FlatSpan) -> int | 
     return None if duration is None else min(duration, MAX_DURATION_MS)
 
 
+class _SpanIds(TypedDict):
+    trace_id: str
+    span_id: str
+    context: SpanContext
+
+
 def _record(
     span: FlatSpan,
     context: SpanContext,
@@ -567,7 +573,7 @@ def _record(
     now: datetime | None = None,
 ) -> SpanRecord | None:
     attrs = span.attrs
-    base = {"trace_id": span.trace_id, "span_id": span.span_id, "context": context}
+    base = _SpanIds(trace_id=span.trace_id, span_id=span.span_id, context=context)
     if span.name == RUN_SPAN:
         if not attrs.get("run.id"):
             raise ValueError("factory.run.execute span without a run.id attribute")

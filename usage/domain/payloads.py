@@ -113,14 +113,15 @@ def _json_items(body: bytes, key: str, max_items: int) -> list[Any]:
         document = _loads(body)
     except DECODE_ERRORS as exc:
         raise PayloadError(400, f"The body is not valid JSON: {exc}.") from exc
-    if not isinstance(document, dict) or not isinstance(document.get(key), list):
+    items = document.get(key) if isinstance(document, dict) else None
+    if not isinstance(items, list):
         raise PayloadError(400, f'Expected a JSON object {{"{key}": [...]}}.')
     extra = sorted(set(document) - {key})
     if extra:
         raise PayloadError(400, f"Unknown top-level field {extra[0]!r}; only {key!r}.")
-    if len(document[key]) > max_items:
+    if len(items) > max_items:
         raise TooManyItems(key, max_items)
-    return document[key]
+    return items
 
 
 def _ndjson_items(body: bytes, key: str, max_items: int) -> list[Any]:

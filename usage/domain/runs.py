@@ -92,7 +92,7 @@ class RunState:
 class RunUpdate:
     """One lifecycle update as sent; ``None`` means "not said"."""
 
-    index: int
+    position: int  # its index in the batch, like the events'
     run_id: str
     project: str
     status: str
@@ -239,7 +239,7 @@ def _status(item: dict[str, Any], field: str = "status") -> str:
 
 
 def _ms(item: dict[str, Any], field: str) -> int | None:
-    value = item.get(field)
+    value: object = item.get(field)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DURATION_MS:
@@ -318,7 +318,7 @@ def run_update_parse(
         if not isinstance(jobs, list) or len(jobs) > MAX_JOBS_PER_RUN:
             raise Invalid("jobs", f"must be a list of at most {MAX_JOBS_PER_RUN} jobs")
         return RunUpdate(
-            index=index,
+            position=index,
             run_id=id_field(item, "run_id", required=True, run=True),
             project=project,
             status=_status(item),

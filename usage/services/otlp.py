@@ -348,7 +348,7 @@ def _run_update(run_id: str, items: list[SpanRecord], index: int) -> RunUpdate:
         # Jobs alone: a lowest-rank update that creates the run if needed, never moves it.
         first = min(j.started_at or j.timestamp for j in jobs)
         return RunUpdate(
-            index=index,
+            position=index,
             run_id=run_id,
             project=project,
             status="Requested",
@@ -358,7 +358,7 @@ def _run_update(run_id: str, items: list[SpanRecord], index: int) -> RunUpdate:
         )
     f = run.fields
     return RunUpdate(
-        index=index,
+        position=index,
         run_id=run_id,
         project=run.context.project,
         status=f["status"],
@@ -378,7 +378,7 @@ def _run_update(run_id: str, items: list[SpanRecord], index: int) -> RunUpdate:
 def _llm_event(record: SpanRecord, index: int) -> LlmEventIn:
     f = record.fields
     return LlmEventIn(
-        index=index,
+        position=index,
         event_id=f"otlp-{record.trace_id}-{record.span_id}",
         occurred_at=f["occurred_at"],
         project=record.context.project,

@@ -103,7 +103,7 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
         deltas = RunRollupDeltas()
         accepted = 0
         finished: list[Run] = []
-        for update in sorted(updates, key=lambda u: (u.run_id, u.timestamp, u.index)):
+        for update in sorted(updates, key=lambda u: (u.run_id, u.timestamp, u.position)):
             run = runs[update.run_id]
             before = _run_state(run)
             after = run_apply(before, update)

@@ -278,7 +278,7 @@ def test_ten_concurrent_senders_store_each_event_once(alpha, django_db_blocker):
         llm_event_in(
             f"conc-{i}",
             now,
-            index=i,
+            position=i,
             project="concurrency",
             provider="anthropic",
             model="claude-sonnet-4-5",

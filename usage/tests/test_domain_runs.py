@@ -20,7 +20,7 @@ T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 def update(status, minutes, **fields):
     return RunUpdate(
-        index=0,
+        position=0,
         run_id="r1",
         project="p",
         status=status,

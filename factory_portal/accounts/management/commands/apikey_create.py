@@ -1,7 +1,9 @@
 """``manage.py apikey_create --tenant acme --scopes ingest,read``: prints the key once."""
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import schema_context
 
 from factory_portal.accounts.services import api_key_create
@@ -13,7 +15,7 @@ class Command(BaseCommand):
         "Create an API key for a tenant and print it (it is stored hashed and never shown again)."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--tenant", help="tenant slug")
         target.add_argument(
@@ -24,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--scopes", default="read", help="comma-separated: ingest,read")
         parser.add_argument("--name", default="CLI key")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         if options["platform"]:
             schema, owner = "public", "the platform (operator host)"
         else:

@@ -1,9 +1,10 @@
 """``manage.py portal_setup``: the public tenant for the base domain, and optionally an operator."""
 
 import os
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from factory_portal.tenants.services import operator_ensure, public_tenant_ensure
 
@@ -14,7 +15,7 @@ class Command(BaseCommand):
         " user. Idempotent."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--operator-email", help="create this operator if missing")
         parser.add_argument(
             "--operator-password",
@@ -22,9 +23,10 @@ class Command(BaseCommand):
             help="default: $PORTAL_OPERATOR_PASSWORD, else generated and printed",
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         public = public_tenant_ensure()
-        self.stdout.write(f"Operator console at {public.get_primary_domain().domain}")
+        domain = public.get_primary_domain()
+        self.stdout.write(f"Operator console at {domain.domain if domain else '(no domain)'}")
         if options["operator_email"]:
             try:
                 user, password = operator_ensure(

@@ -1,7 +1,9 @@
 """``manage.py tenant_create --slug acme --name "Acme Corp" --admin-email a@acme.test``"""
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from factory_portal.tenants.services import tenant_create
 
@@ -9,7 +11,7 @@ from factory_portal.tenants.services import tenant_create
 class Command(BaseCommand):
     help = "Create a tenant: its schema, its domain <slug>.<PORTAL_BASE_DOMAIN> and an admin user."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--slug", required=True, help="lowercase id, e.g. acme")
         parser.add_argument("--name", required=True, help='display name, e.g. "Acme Corp"')
         parser.add_argument("--admin-email", required=True)
@@ -18,7 +20,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--currency", default="USD")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         try:
             created = tenant_create(
                 slug=options["slug"],
@@ -29,7 +31,8 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
-        domain = created.tenant.get_primary_domain().domain
+        primary = created.tenant.get_primary_domain()
+        domain = primary.domain if primary else "(no domain)"
         self.stdout.write(self.style.SUCCESS(f"Tenant {created.tenant.slug} created at {domain}"))
         self.stdout.write(f"Admin: {created.admin.email}")
         if not options["admin_password"]:
