@@ -13,8 +13,8 @@ from django.db import OperationalError
 from django_tenants.utils import schema_context
 
 from tests.support import bearer, host_client, key_for
-from usage.services import entry
 from usage.models import LlmUsageEvent
+from usage.services import entry
 
 
 def _deadlock() -> None:
