@@ -125,27 +125,21 @@ def _event_references(
 ) -> tuple[models.ForeignKey, models.ForeignKey, models.ForeignKey]:
     """The project, run and job of an event (``related_name`` on each of them): fields an
     abstract base cannot hold, since each event model names its reverse relations."""
-    return (
-        models.ForeignKey(
-            Project, on_delete=models.PROTECT, related_name=related_name, db_constraint=False
-        ),
-        models.ForeignKey(
-            Run,
+
+    def optional(model: type[models.Model]) -> models.ForeignKey:
+        return models.ForeignKey(
+            model,
             null=True,
             blank=True,
             on_delete=models.SET_NULL,
             related_name=related_name,
             db_constraint=False,
-        ),
-        models.ForeignKey(
-            Job,
-            null=True,
-            blank=True,
-            on_delete=models.SET_NULL,
-            related_name=related_name,
-            db_constraint=False,
-        ),
+        )
+
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name=related_name, db_constraint=False
     )
+    return project, optional(Run), optional(Job)
 
 
 class UsageEvent(models.Model):

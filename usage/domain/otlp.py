@@ -3,19 +3,23 @@
 Decoding uses the OpenTelemetry protobuf messages (``opentelemetry-proto``); OTLP/JSON is read by
 protobuf's JSON parser after turning its hex trace and span ids into the base64 protobuf expects.
 
-Mapping (SPEC §3):
-- ``factory.run.execute``  -> a run (``run.id``, ``run.tenant_id``, ``run.project_id``,
-  ``run.template_recipe_id``, ``run.type``, ``run.status``, ``run.duration_ms``);
-- ``factory.job.execute``  -> a job attempt (``job.id``, ``job.step_name``, ``job.attempt``,
-  ``job.status``, ``job.duration_ms``);
-- ``factory.external.{service}`` -> an external call of the enclosing job;
-- any span with GenAI token usage -> an LLM call. Current and deprecated names are read:
-  ``gen_ai.usage.input_tokens``/``prompt_tokens``, ``gen_ai.usage.output_tokens``/
-  ``completion_tokens``, ``gen_ai.usage.cache_read.input_tokens``,
+Mapping (SPEC §3), one frozen record type and one function per span kind (``spans_map`` picks):
+- ``factory.run.execute`` -> ``RunSpan`` (``run_span_map``: ``run.id``, ``run.tenant_id``,
+  ``run.project_id``, ``run.template_recipe_id``, ``run.type``, ``run.status``,
+  ``run.duration_ms``);
+- ``factory.job.execute`` -> ``JobSpan``, a job attempt (``job_span_map``: ``job.id``,
+  ``job.step_name``, ``job.attempt``, ``job.status``, ``job.duration_ms``);
+- ``factory.external.{service}`` -> ``ExternalSpan``, a call of the enclosing job
+  (``external_span_map``);
+- any span with GenAI token usage -> ``LlmSpan``, an LLM call (``llm_span_map``). Current and
+  deprecated names are read: ``gen_ai.usage.input_tokens``/``prompt_tokens``,
+  ``gen_ai.usage.output_tokens``/``completion_tokens``, ``gen_ai.usage.cache_read.input_tokens``,
   ``gen_ai.usage.cache_creation.input_tokens``, ``gen_ai.provider.name``/``gen_ai.system``,
   ``gen_ai.response.model``/``gen_ai.request.model``, and the older ``llm.*`` attributes.
 Run context (run id, project, tenant) comes from the span itself, else from the trace's run span,
 else from resource attributes; the caller resolves what is still missing from earlier requests.
+A record that must wait for its run span is stored as JSON written and read only here
+(``record_to_json`` / ``record_from_json``). Bounds come from ``usage.domain.limits``.
 """
 
 from __future__ import annotations
@@ -434,9 +438,6 @@ class SpanContext:
     tenant: str = ""
     run_id: str = ""
     project: str = ""
-
-    def complete(self) -> bool:
-        return bool(self.run_id or self.project)
 
     def filled(self, tenant: str = "", run_id: str = "", project: str = "") -> SpanContext:
         """This context with its unknown parts taken from the arguments."""
