@@ -1,16 +1,13 @@
-"""Usage API views (thin: parse, call a service or selector, answer)."""
+"""Usage API views for writing: ingest of events, run updates and OTLP traces, and the project
+list (thin: parse, call ``usage.services.entry``, answer; routing, transactions and retries are
+the entry's)."""
 
 from __future__ import annotations
 
-import logging
-import random
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -31,9 +28,8 @@ from rest_framework.views import APIView
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import problem_response, request_body
 from factory_portal.error_lists import ErrorList
-from factory_portal.errors import PROBLEM_CONTENT_TYPE, is_conflict
+from factory_portal.errors import PROBLEM_CONTENT_TYPE
 from factory_portal.observability import context, metrics
-from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError, events_parse
 from usage.domain.otlp import (
     OtlpDecodeError,
@@ -54,14 +50,8 @@ from usage.domain.payloads import (
 )
 from usage.domain.runs import run_update_parse
 from usage.models import Project
-from usage.pricing import pricer_for
-from usage.services.ingest import IngestResult, events_ingest
-from usage.services.otlp import current_tenant, traces_ingest
-from usage.services.routing import per_tenant, tenants_by_slug
-from usage.services.runs import runs_ingest
-
-logger = logging.getLogger(__name__)
-T = TypeVar("T")
+from usage.services.entry import batch_ingest, traces_ingest
+from usage.services.routing import request_tenant
 
 
 class ProjectListApi(ListAPIView):
@@ -77,11 +67,6 @@ class ProjectListApi(ListAPIView):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return Project.objects.order_by("slug")
-
-
-def is_platform_request() -> bool:
-    """True on the operator host, where only platform keys (public schema) authenticate."""
-    return connection.schema_name == "public"
 
 
 def invalid_items(
@@ -110,9 +95,6 @@ class BatchIngestApi(APIView):
     ) -> tuple[list[Any], list[FieldError]]:
         raise NotImplementedError
 
-    def store(self, tenant: Tenant, items: list[Any]) -> IngestResult:
-        raise NotImplementedError
-
     def post(self, request: Request) -> Response:
         limit = settings.INGEST_MAX_BODY_BYTES
         try:
@@ -134,47 +116,22 @@ class BatchIngestApi(APIView):
             if exc.errors:
                 return invalid_items(exc.errors, exc.message)
             return problem_response(status=exc.status, title="Unusable body", detail=exc.message)
-        platform = is_platform_request()
-        items, errors = self.parse(raw_items, now=timezone.now(), platform=platform)
-        if platform:
-            tenants = tenants_by_slug(i.tenant for i in items)
-            errors += [
-                FieldError(i.position, "tenant", f"unknown or inactive tenant {i.tenant!r}")
-                for i in items
-                if i.tenant not in tenants
-            ]
-        if errors:
+        host_tenant = request_tenant()
+        items, errors = self.parse(raw_items, now=timezone.now(), platform=host_tenant is None)
+        outcome = batch_ingest(
+            kind=self.items_key, items=items, errors=errors, host_tenant=host_tenant
+        )
+        if outcome.errors:
             self._refused("invalid_items", len(raw_items))
             return invalid_items(
-                ErrorList(sorted(errors, key=lambda e: e.index)),
-                f"{len(errors):,} of {len(raw_items):,} items are invalid; nothing was stored.",
+                ErrorList(outcome.errors),
+                f"{len(outcome.errors):,} of {len(raw_items):,} items are invalid; "
+                "nothing was stored.",
             )
-        if platform:
-            results = conflicts_retried(
-                lambda: per_tenant(items, lambda i: i.tenant, tenants, self._store_counted)
-            )
-        else:
-            results = conflicts_retried(lambda: [self._store_counted(connection.tenant, items)])
         metrics.guarded(
             lambda: metrics.INGEST_BATCH_SIZE.labels(self.items_key).observe(len(raw_items))
         )
-        return Response(
-            {
-                "accepted": sum(r.accepted for r in results),
-                "duplicates": sum(r.duplicates for r in results),
-            }
-        )
-
-    def _store_counted(self, tenant: Tenant, items: list[Any]) -> IngestResult:
-        result = self.store(tenant, items)
-        endpoint = self.items_key
-
-        def count() -> None:
-            metrics.INGEST_EVENTS.labels(endpoint, tenant.slug, "accepted").inc(result.accepted)
-            metrics.INGEST_EVENTS.labels(endpoint, tenant.slug, "duplicate").inc(result.duplicates)
-
-        transaction.on_commit(lambda: metrics.guarded(count))  # a rolled-back batch counts nothing
-        return result
+        return Response({"accepted": outcome.accepted, "duplicates": outcome.duplicates})
 
     def _refused(self, reason: str, items: int) -> None:
         def count() -> None:
@@ -234,21 +191,6 @@ def batch_schema(key: str) -> Any:
     )
 
 
-def conflicts_retried(store: Callable[[], T], *, attempts: int = 3) -> T:
-    """Run ``store`` (a whole transaction) again when PostgreSQL aborted it for a deadlock or a
-    serialization conflict with concurrent batches. Safe because a batch is stored all or nothing
-    and by event id: the retry sees what the winner committed and counts it as duplicates."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return store()
-        except OperationalError as exc:
-            if attempt == attempts or not is_conflict(exc):
-                raise
-            logger.info("ingest conflicted with a concurrent batch (%s); retrying", exc.__cause__)
-            time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not secrecy
-    raise AssertionError("unreachable")
-
-
 def _max_future() -> timedelta:
     return timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS)
 
@@ -263,9 +205,6 @@ class EventIngestApi(BatchIngestApi):
 
     def parse(self, items, *, now, platform):  # type: ignore[no-untyped-def]
         return events_parse(items, now=now, max_future=_max_future(), platform=platform)
-
-    def store(self, tenant: Tenant, items: list[Any]) -> IngestResult:
-        return events_ingest(events=items, pricer=pricer_for(tenant))
 
 
 @batch_schema("runs")
@@ -284,9 +223,6 @@ class RunIngestApi(BatchIngestApi):
             [p for p in parsed if not isinstance(p, FieldError)],
             [p for p in parsed if isinstance(p, FieldError)],
         )
-
-    def store(self, tenant: Tenant, items: list[Any]) -> IngestResult:
-        return runs_ingest(updates=items)
 
 
 class TracesApi(APIView):
@@ -350,9 +286,8 @@ class TracesApi(APIView):
                 status = 415 if isinstance(exc, OtlpMediaTypeError) else 400
                 title, detail = "Unusable body", str(exc)
             return problem_response(status=status, title=title, detail=detail)
-        records, rejected = spans_map(spans, now=timezone.now())
-        host_tenant = current_tenant()
-        result = conflicts_retried(lambda: traces_ingest(records=records, host_tenant=host_tenant))
+        records, rejected = spans_map(spans, now=timezone.now(), max_future=_max_future())
+        result = traces_ingest(records=records, host_tenant=request_tenant())
         rejected += result.rejected
 
         def count() -> None:

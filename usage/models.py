@@ -120,33 +120,53 @@ class CostSource(models.TextChoices):
 # never deleted by the application; the ORM still protects them).
 
 
-class LlmUsageEvent(models.Model):
-    """One LLM call. ``input_tokens`` includes cached and cache-write tokens (as in OTel GenAI)."""
+def _event_references(
+    related_name: str,
+) -> tuple[models.ForeignKey, models.ForeignKey, models.ForeignKey]:
+    """The project, run and job of an event (``related_name`` on each of them): fields an
+    abstract base cannot hold, since each event model names its reverse relations."""
+
+    def optional(model: type[models.Model]) -> models.ForeignKey:
+        return models.ForeignKey(
+            model,
+            null=True,
+            blank=True,
+            on_delete=models.SET_NULL,
+            related_name=related_name,
+            db_constraint=False,
+        )
+
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name=related_name, db_constraint=False
+    )
+    return project, optional(Run), optional(Job)
+
+
+class UsageEvent(models.Model):
+    """What every usage event has; each event model adds its project, run and job
+    (``_event_references``) and its own measures."""
 
     # The client's id is the primary key: one index fewer to maintain per row on the ingest path.
     # Byte order ("C" collation) keeps it fast whatever the server's locale.
     event_id = models.CharField(max_length=128, primary_key=True, db_collation="C")
     occurred_at = models.DateTimeField()
-    project = models.ForeignKey(
-        Project, on_delete=models.PROTECT, related_name="llm_events", db_constraint=False
-    )
-    run = models.ForeignKey(
-        Run,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="llm_events",
-        db_constraint=False,
-    )
-    job = models.ForeignKey(
-        Job,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="llm_events",
-        db_constraint=False,
-    )
     job_ref = models.CharField(max_length=128, blank=True)  # the client's job id, even if unknown
+    # The run type and template the event was rolled up under (the run's, when it arrived).
+    run_type = models.CharField(max_length=64, blank=True)
+    template = models.CharField(max_length=200, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class LlmUsageEvent(UsageEvent):
+    """One LLM call. ``input_tokens`` includes cached and cache-write tokens (as in OTel GenAI)."""
+
+    project, run, job = _event_references("llm_events")
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=128)
     operation = models.CharField(max_length=32, default="generation")
@@ -161,10 +181,6 @@ class LlmUsageEvent(models.Model):
     # produced the cost; plain ids because usage must not depend on billing.
     price_ref = models.BigIntegerField(null=True, blank=True)
     override_ref = models.BigIntegerField(null=True, blank=True)
-    # The run type and template the call was rolled up under (the run's, when it arrived).
-    run_type = models.CharField(max_length=64, blank=True)
-    template = models.CharField(max_length=200, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [
@@ -192,9 +208,6 @@ class LlmUsageEvent(models.Model):
             ),
         ]
 
-    def __str__(self) -> str:
-        return self.event_id
-
 
 class ResourceType(models.TextChoices):
     COMPUTE = "compute"
@@ -203,37 +216,11 @@ class ResourceType(models.TextChoices):
     CONTROL_PLANE = "control_plane"
 
 
-class InfraUsageEvent(models.Model):
-    # The client's id is the primary key: one index fewer to maintain per row on the ingest path.
-    # Byte order ("C" collation) keeps it fast whatever the server's locale.
-    event_id = models.CharField(max_length=128, primary_key=True, db_collation="C")
-    occurred_at = models.DateTimeField()
-    project = models.ForeignKey(
-        Project, on_delete=models.PROTECT, related_name="infra_events", db_constraint=False
-    )
-    run = models.ForeignKey(
-        Run,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="infra_events",
-        db_constraint=False,
-    )
-    job = models.ForeignKey(
-        Job,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="infra_events",
-        db_constraint=False,
-    )
-    job_ref = models.CharField(max_length=128, blank=True)
+class InfraUsageEvent(UsageEvent):
+    project, run, job = _event_references("infra_events")
     resource_type = models.CharField(max_length=16, choices=ResourceType.choices)
     quantity = models.DecimalField(max_digits=24, decimal_places=6)
     unit = models.CharField(max_length=32)
-    run_type = models.CharField(max_length=64, blank=True)
-    template = models.CharField(max_length=200, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [
@@ -244,9 +231,6 @@ class InfraUsageEvent(models.Model):
                 condition=Q(quantity__gte=0), name="infra_quantity_non_negative"
             ),
         ]
-
-    def __str__(self) -> str:
-        return self.event_id
 
 
 class ExternalCall(models.Model):

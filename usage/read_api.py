@@ -1,5 +1,6 @@
-"""``GET /api/v1/usage``: aggregated token and infrastructure usage from the rollups
-(scope ``read``, or the browser session)."""
+"""Usage API views for reading (scope ``read``, or the browser session): ``GET /api/v1/usage``
+(aggregated token and infrastructure usage from the rollups), runs in keyset pages and one run in
+detail. They call selectors only; nothing here writes or imports the ingest views."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from rest_framework.views import APIView
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import DayField, iso_utc
 from usage import selectors
-from usage.api import RunIngestApi
 from usage.models import RunStatus
 from usage.selectors import aggregates
 from usage.selectors.query_params import FILTER_PARAMETERS, UsageQuerySerializer
@@ -125,15 +125,12 @@ RUN_PAGE = inline_serializer(
 )
 
 
-class RunsApi(RunIngestApi):
-    """``GET /api/v1/runs`` (scope ``read``): runs, filtered, in keyset pages;
-    ``POST`` is the lifecycle ingest (scope ``ingest``)."""
+class RunListApi(APIView):
+    """``GET /api/v1/runs`` (scope ``read``): runs, filtered, in keyset pages (served with the
+    lifecycle ingest on the same URL by ``usage.api_runs.RunsApi``)."""
 
-    access = ApiAccess(read=Access(area="runs", scope="read"), write=RunIngestApi.access.write)
-
-    def get_throttles(self):  # type: ignore[no-untyped-def]
-        self.throttle_scope = "read" if self.request.method in ("GET", "HEAD") else "ingest"
-        return super().get_throttles()
+    access = ApiAccess(read=Access(area="runs", scope="read"))
+    throttle_scope = "read"
 
     @extend_schema(
         operation_id="runs_list",

@@ -15,7 +15,8 @@ from factory_portal.accounts.views import LoginView, LogoutView
 from notifications import views as notification_views
 from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, TracesApi
-from usage.read_api import RunDetailApi, RunsApi, UsageApi
+from usage.api_runs import RunsApi
+from usage.read_api import RunDetailApi, UsageApi
 from web import dashboards
 
 urlpatterns = [

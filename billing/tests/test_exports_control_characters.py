@@ -66,8 +66,8 @@ def test_xlsx_report_with_control_characters_in_client_strings(alpha):
 
 
 def test_exports_do_not_carry_formulas(alpha):
-    from billing.selectors.costs import cost_report
     from billing.exports import cell
+    from billing.selectors.costs import cost_report
 
     assert cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert cell("claude") == "claude" and cell(Decimal("-1")) == Decimal("-1")

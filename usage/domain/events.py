@@ -15,10 +15,17 @@ from typing import Any, NamedTuple
 
 from factory_portal.periods import EARLIEST
 from usage.domain.ids import id_check
+from usage.domain.limits import (
+    MAX_COST,
+    MAX_QUANTITY,
+    MAX_TOKENS,
+    MODEL_LENGTH,
+    OPERATION_LENGTH,
+    PROVIDER_LENGTH,
+    TENANT_LENGTH,
+    UNIT_LENGTH,
+)
 
-MAX_TOKENS = 10**12
-MAX_COST = Decimal(10**9)
-MAX_QUANTITY = Decimal(10**15)
 COST_PLACES = 10
 QUANTITY_QUANTUM = Decimal("0.000001")
 
@@ -119,7 +126,12 @@ def parse_timestamp(value: Any, field: str, now: datetime, max_future: timedelta
 
 
 def text_field(
-    item: dict[str, Any], field: str, *, required: bool, max_length: int = 128, default: str = ""
+    item: dict[str, Any],
+    field: str,
+    *,
+    required: bool,
+    max_length: int = MODEL_LENGTH,
+    default: str = "",
 ) -> str:
     value = item.get(field)
     if value is None:
@@ -194,7 +206,7 @@ def _common(
     item: dict[str, Any], index: int, now: datetime, max_future: timedelta, platform: bool
 ) -> _Common:
     """The fields every event has, in the order of the event tuples."""
-    tenant = text_field(item, "tenant", required=platform, max_length=40)
+    tenant = text_field(item, "tenant", required=platform, max_length=TENANT_LENGTH)
     if tenant and not platform:
         raise Invalid(
             "tenant",
@@ -244,9 +256,11 @@ def _llm(item: dict[str, Any], common: _Common) -> LlmEventIn:
             raise Invalid("cost", f"has more than {COST_PLACES} decimal places")
     return LlmEventIn(
         *common,
-        text_field(item, "provider", required=True, max_length=64).lower(),
-        text_field(item, "model", required=True),
-        text_field(item, "operation", required=False, max_length=32, default="generation"),
+        text_field(item, "provider", required=True, max_length=PROVIDER_LENGTH).lower(),
+        text_field(item, "model", required=True, max_length=MODEL_LENGTH),
+        text_field(
+            item, "operation", required=False, max_length=OPERATION_LENGTH, default="generation"
+        ),
         input_tokens,
         _count(item, "output_tokens") or 0,
         cached,
@@ -268,7 +282,7 @@ def _infra(item: dict[str, Any], common: _Common) -> InfraEventIn:
         *common,
         resource_type,
         quantity.quantize(QUANTITY_QUANTUM),
-        text_field(item, "unit", required=True, max_length=32),
+        text_field(item, "unit", required=True, max_length=UNIT_LENGTH),
     )
 
 

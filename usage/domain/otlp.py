@@ -3,19 +3,23 @@
 Decoding uses the OpenTelemetry protobuf messages (``opentelemetry-proto``); OTLP/JSON is read by
 protobuf's JSON parser after turning its hex trace and span ids into the base64 protobuf expects.
 
-Mapping (SPEC §3):
-- ``factory.run.execute``  -> a run (``run.id``, ``run.tenant_id``, ``run.project_id``,
-  ``run.template_recipe_id``, ``run.type``, ``run.status``, ``run.duration_ms``);
-- ``factory.job.execute``  -> a job attempt (``job.id``, ``job.step_name``, ``job.attempt``,
-  ``job.status``, ``job.duration_ms``);
-- ``factory.external.{service}`` -> an external call of the enclosing job;
-- any span with GenAI token usage -> an LLM call. Current and deprecated names are read:
-  ``gen_ai.usage.input_tokens``/``prompt_tokens``, ``gen_ai.usage.output_tokens``/
-  ``completion_tokens``, ``gen_ai.usage.cache_read.input_tokens``,
+Mapping (SPEC §3), one frozen record type and one function per span kind (``spans_map`` picks):
+- ``factory.run.execute`` -> ``RunSpan`` (``run_span_map``: ``run.id``, ``run.tenant_id``,
+  ``run.project_id``, ``run.template_recipe_id``, ``run.type``, ``run.status``,
+  ``run.duration_ms``);
+- ``factory.job.execute`` -> ``JobSpan``, a job attempt (``job_span_map``: ``job.id``,
+  ``job.step_name``, ``job.attempt``, ``job.status``, ``job.duration_ms``);
+- ``factory.external.{service}`` -> ``ExternalSpan``, a call of the enclosing job
+  (``external_span_map``);
+- any span with GenAI token usage -> ``LlmSpan``, an LLM call (``llm_span_map``). Current and
+  deprecated names are read: ``gen_ai.usage.input_tokens``/``prompt_tokens``,
+  ``gen_ai.usage.output_tokens``/``completion_tokens``, ``gen_ai.usage.cache_read.input_tokens``,
   ``gen_ai.usage.cache_creation.input_tokens``, ``gen_ai.provider.name``/``gen_ai.system``,
   ``gen_ai.response.model``/``gen_ai.request.model``, and the older ``llm.*`` attributes.
 Run context (run id, project, tenant) comes from the span itself, else from the trace's run span,
 else from resource attributes; the caller resolves what is still missing from earlier requests.
+A record that must wait for its run span is stored as JSON written and read only here
+(``record_to_json`` / ``record_from_json``). Bounds come from ``usage.domain.limits``.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypedDict
+from typing import Any, ClassVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -36,8 +40,21 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from factory_portal.periods import EARLIEST
 from usage.domain.ids import id_check
+from usage.domain.limits import (
+    ERROR_LENGTH,
+    FAILURE_TYPE_LENGTH,
+    MAX_ATTEMPT,
+    MAX_DURATION_MS,
+    MAX_TOKENS,
+    MODEL_LENGTH,
+    OPERATION_LENGTH,
+    PROVIDER_LENGTH,
+    RUN_TYPE_LENGTH,
+    SERVICE_LENGTH,
+    STEP_NAME_LENGTH,
+    TEMPLATE_LENGTH,
+)
 
-MAX_FUTURE = timedelta(minutes=5)  # clock skew tolerated, as for REST events
 RUN_SPAN = "factory.run.execute"
 JOB_SPAN = "factory.job.execute"
 EXTERNAL_PREFIX = "factory.external."
@@ -414,7 +431,7 @@ def _flat(span: Span, resource: dict[str, Any], budget: _Budget) -> FlatSpan:
 # --- records -------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SpanContext:
     """Who a span belongs to; any part may be unknown until resolved."""
 
@@ -422,18 +439,129 @@ class SpanContext:
     run_id: str = ""
     project: str = ""
 
-    def complete(self) -> bool:
-        return bool(self.run_id or self.project)
+    def filled(self, tenant: str = "", run_id: str = "", project: str = "") -> SpanContext:
+        """This context with its unknown parts taken from the arguments."""
+        return SpanContext(self.tenant or tenant, self.run_id or run_id, self.project or project)
 
 
-@dataclass
-class SpanRecord:
-    kind: str  # run | job | llm | external
+@dataclass(frozen=True, slots=True)
+class RunSpan:
+    """A ``factory.run.execute`` span: the run's lifecycle."""
+
     trace_id: str
     span_id: str
     context: SpanContext
-    fields: dict[str, Any] = field(default_factory=dict)
-    job_id: str = ""  # the enclosing job span's job.id, for llm and external records
+    status: str
+    template_recipe_id: str | None
+    run_type: str | None
+    requested_at: datetime
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: int | None
+    failure_type: str | None
+
+    kind: ClassVar[str] = "run"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpan:
+    """A ``factory.job.execute`` span: one attempt of a job of the run."""
+
+    trace_id: str
+    span_id: str
+    context: SpanContext
+    job_id: str
+    attempt: int
+    step_name: str | None
+    status: str
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: int | None
+    failure_type: str | None
+
+    kind: ClassVar[str] = "job"
+
+
+@dataclass(frozen=True, slots=True)
+class LlmSpan:
+    """A span with GenAI token usage: one LLM call (``job_id`` of the enclosing job span)."""
+
+    trace_id: str
+    span_id: str
+    context: SpanContext
+    job_id: str
+    provider: str
+    model: str
+    operation: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    occurred_at: datetime
+
+    kind: ClassVar[str] = "llm"
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalSpan:
+    """A ``factory.external.{service}`` span: a call of the enclosing job to a service."""
+
+    trace_id: str
+    span_id: str
+    context: SpanContext
+    job_id: str
+    service: str
+    started_at: datetime
+    duration_ms: int
+    status: str  # ok | error | unset
+    error: str
+
+    kind: ClassVar[str] = "external"
+
+
+SpanRecord = RunSpan | JobSpan | LlmSpan | ExternalSpan
+RECORD_KINDS: dict[str, type[SpanRecord]] = {
+    kind.kind: kind for kind in (RunSpan, JobSpan, LlmSpan, ExternalSpan)
+}
+_OUTSIDE_FIELDS = frozenset(("trace_id", "span_id", "context", "job_id"))
+_TIME_FIELDS = frozenset(("occurred_at", "started_at", "finished_at", "requested_at"))
+
+
+def record_to_json(record: SpanRecord) -> dict[str, Any]:
+    """The JSON kept for a span that waits for its run span (``PendingSpan.record``); the trace
+    and span ids are stored beside it. ``record_from_json`` reads it back."""
+    return {
+        "kind": record.kind,
+        "job_id": getattr(record, "job_id", ""),
+        "context": {
+            "tenant": record.context.tenant,
+            "run_id": record.context.run_id,
+            "project": record.context.project,
+        },
+        "fields": {
+            f.name: _json_value(getattr(record, f.name))
+            for f in fields(record)
+            if f.name not in _OUTSIDE_FIELDS
+        },
+    }
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def record_from_json(trace_id: str, span_id: str, data: dict[str, Any]) -> SpanRecord:
+    kind = RECORD_KINDS[data["kind"]]
+    # Values come back as JSON gave them (the types record_to_json wrote); times re-parsed.
+    values: dict[str, Any] = {
+        k: datetime.fromisoformat(v) if k in _TIME_FIELDS and v else v
+        for k, v in data["fields"].items()
+    }
+    if data["kind"] != "run":
+        values["job_id"] = data["job_id"]
+    return kind(
+        trace_id=trace_id, span_id=span_id, context=SpanContext(**data["context"]), **values
+    )
 
 
 @dataclass(frozen=True)
@@ -468,29 +596,32 @@ def _context_from(attrs: dict[str, Any]) -> SpanContext:
 
 
 def spans_map(
-    spans: list[FlatSpan], now: datetime | None = None
+    spans: list[FlatSpan], now: datetime | None = None, *, max_future: timedelta = timedelta()
 ) -> tuple[list[SpanRecord], list[RejectedSpan]]:
     """Records for every usable span, and the reason for every span that cannot be used
-    (``now`` bounds how far in the future a span may end)."""
+    (a span may end at most ``max_future`` after ``now``: the ingest's tolerated clock skew)."""
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     trace_runs: dict[str, SpanContext] = {}
     for span in spans:
         if span.name == RUN_SPAN and span.attrs.get("run.id"):
             trace_runs[span.trace_id] = _context_from(span.attrs)
+    latest = None if now is None else now + max_future
 
     records: list[SpanRecord] = []
     rejected: list[RejectedSpan] = []
     for span in spans:
-        context = _context_from(span.attrs)
         inherited = trace_runs.get(span.trace_id, SpanContext())
         resource = _context_from(span.resource)
-        context.tenant = context.tenant or inherited.tenant or resource.tenant
-        context.run_id = context.run_id or inherited.run_id
-        context.project = context.project or inherited.project or resource.project
+        context = _context_from(span.attrs)
+        context = SpanContext(
+            context.tenant or inherited.tenant or resource.tenant,
+            context.run_id or inherited.run_id,
+            context.project or inherited.project or resource.project,
+        )
         try:
             if context.run_id:
-                context.run_id = _identifier(context.run_id, "run.id")
-            record = _record(span, context, by_id, now)
+                context = replace(context, run_id=_identifier(context.run_id, "run.id"))
+            record = _record(span, context, by_id, latest)
         except ValueError as problem:
             rejected.append(RejectedSpan(span.trace_id, span.span_id, span.name, str(problem)))
             continue
@@ -511,11 +642,6 @@ def _enclosing_job(span: FlatSpan, by_id: dict[tuple[str, str], FlatSpan]) -> st
                 return ""  # the job span itself is rejected with the reason
         parent = by_id.get((parent.trace_id, parent.parent_span_id))
     return ""
-
-
-MAX_TOKENS = 10**12
-MAX_ATTEMPT = 1000
-MAX_DURATION_MS = 366 * 24 * 3600 * 1000
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -544,13 +670,13 @@ def _tokens(value: int | None, name: str) -> int | None:
     return value
 
 
-def _times(span: FlatSpan, now: datetime | None) -> tuple[datetime, datetime]:
+def _times(span: FlatSpan, latest: datetime | None) -> tuple[datetime, datetime]:
     """Start and end of a span that must have both, within sensible bounds."""
     if span.start is None or span.end is None:
         raise ValueError("span without a start or end time")
     if span.start < EARLIEST:
         raise ValueError("span starts before 2000")
-    if now is not None and span.end > now + MAX_FUTURE:
+    if latest is not None and span.end > latest:
         raise ValueError("span ends in the future")
     return span.start, span.end
 
@@ -560,88 +686,109 @@ def _clamped_duration(attrs: dict[str, Any], key: str, span: FlatSpan) -> int | 
     return None if duration is None else min(duration, MAX_DURATION_MS)
 
 
-class _SpanIds(TypedDict):
-    trace_id: str
-    span_id: str
-    context: SpanContext
-
-
 def _record(
     span: FlatSpan,
     context: SpanContext,
     by_id: dict[tuple[str, str], FlatSpan],
-    now: datetime | None = None,
+    latest: datetime | None,
 ) -> SpanRecord | None:
-    attrs = span.attrs
-    base = _SpanIds(trace_id=span.trace_id, span_id=span.span_id, context=context)
     if span.name == RUN_SPAN:
-        if not attrs.get("run.id"):
-            raise ValueError("factory.run.execute span without a run.id attribute")
-        context.run_id = _identifier(context.run_id, "run.id")
-        start, end = _times(span, now)
-        failure = (
-            attrs.get("run.failure_type")
-            or attrs.get("error.type")
-            or (span.status_message if span.status_code == Status.STATUS_CODE_ERROR else None)
-        )
-        return SpanRecord(
-            kind="run",
-            **base,
-            fields={
-                "status": _status(attrs.get("run.status"), span.status_code),
-                "template_recipe_id": _text(attrs.get("run.template_recipe_id"), 200),
-                "run_type": _text(attrs.get("run.type") or attrs.get("run.run_type"), 64),
-                "requested_at": start,
-                "started_at": start,
-                "finished_at": end,
-                "duration_ms": _clamped_duration(attrs, "run.duration_ms", span),
-                "failure_type": _text(failure, 100),
-            },
-        )
+        return run_span_map(span, context, latest)
     if span.name == JOB_SPAN:
-        if not attrs.get("job.id"):
-            raise ValueError("factory.job.execute span without a job.id attribute")
-        attempt = _int(attrs.get("job.attempt")) or 1
-        if not 1 <= attempt <= MAX_ATTEMPT:
-            raise ValueError(f"job.attempt must be between 1 and {MAX_ATTEMPT}")
-        start, end = _times(span, now)
-        return SpanRecord(
-            kind="job",
-            **base,
-            job_id=_identifier(attrs["job.id"], "job.id"),
-            fields={
-                "attempt": attempt,
-                "step_name": _text(attrs.get("job.step_name"), 100),
-                "status": _status(attrs.get("job.status"), span.status_code),
-                "started_at": start,
-                "finished_at": end,
-                "duration_ms": _clamped_duration(attrs, "job.duration_ms", span),
-                "failure_type": _text(
-                    attrs.get("job.failure_type") or attrs.get("error.type"), 100
-                ),
-            },
-        )
+        return job_span_map(span, context, latest)
     if span.name.startswith(EXTERNAL_PREFIX):
-        start, _ = _times(span, now)
-        return SpanRecord(
-            kind="external",
-            **base,
-            job_id=_enclosing_job(span, by_id),
-            fields={
-                "service": _text(span.name[len(EXTERNAL_PREFIX) :], 100) or "unknown",
-                "started_at": start,
-                "duration_ms": _clamped_duration(attrs, "duration_ms", span) or 0,
-                "status": {Status.STATUS_CODE_ERROR: "error", Status.STATUS_CODE_OK: "ok"}.get(
-                    span.status_code, "unset"
-                ),
-                "error": _text(span.status_message or attrs.get("error.type"), 500) or "",
-            },
-        )
+        return external_span_map(span, context, _enclosing_job(span, by_id), latest)
+    return llm_span_map(span, context, lambda: _enclosing_job(span, by_id), latest)
+
+
+def run_span_map(span: FlatSpan, context: SpanContext, latest: datetime | None) -> RunSpan:
+    attrs = span.attrs
+    if not attrs.get("run.id"):
+        raise ValueError("factory.run.execute span without a run.id attribute")
+    context = replace(context, run_id=_identifier(context.run_id, "run.id"))
+    start, end = _times(span, latest)
+    failure = (
+        attrs.get("run.failure_type")
+        or attrs.get("error.type")
+        or (span.status_message if span.status_code == Status.STATUS_CODE_ERROR else None)
+    )
+    return RunSpan(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        context=context,
+        status=_status(attrs.get("run.status"), span.status_code),
+        template_recipe_id=_text(attrs.get("run.template_recipe_id"), TEMPLATE_LENGTH),
+        run_type=_text(attrs.get("run.type") or attrs.get("run.run_type"), RUN_TYPE_LENGTH),
+        requested_at=start,
+        started_at=start,
+        finished_at=end,
+        duration_ms=_clamped_duration(attrs, "run.duration_ms", span),
+        failure_type=_text(failure, FAILURE_TYPE_LENGTH),
+    )
+
+
+def job_span_map(span: FlatSpan, context: SpanContext, latest: datetime | None) -> JobSpan:
+    attrs = span.attrs
+    if not attrs.get("job.id"):
+        raise ValueError("factory.job.execute span without a job.id attribute")
+    attempt = _int(attrs.get("job.attempt")) or 1
+    if not 1 <= attempt <= MAX_ATTEMPT:
+        raise ValueError(f"job.attempt must be between 1 and {MAX_ATTEMPT}")
+    start, end = _times(span, latest)
+    return JobSpan(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        context=context,
+        job_id=_identifier(attrs["job.id"], "job.id"),
+        attempt=attempt,
+        step_name=_text(attrs.get("job.step_name"), STEP_NAME_LENGTH),
+        status=_status(attrs.get("job.status"), span.status_code),
+        started_at=start,
+        finished_at=end,
+        duration_ms=_clamped_duration(attrs, "job.duration_ms", span),
+        failure_type=_text(
+            attrs.get("job.failure_type") or attrs.get("error.type"), FAILURE_TYPE_LENGTH
+        ),
+    )
+
+
+_EXTERNAL_STATUS: dict[Status.StatusCode.ValueType, str] = {
+    Status.STATUS_CODE_ERROR: "error",
+    Status.STATUS_CODE_OK: "ok",
+}
+
+
+def external_span_map(
+    span: FlatSpan, context: SpanContext, job_id: str, latest: datetime | None
+) -> ExternalSpan:
+    start, _ = _times(span, latest)
+    return ExternalSpan(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        context=context,
+        job_id=job_id,
+        service=_text(span.name[len(EXTERNAL_PREFIX) :], SERVICE_LENGTH) or "unknown",
+        started_at=start,
+        duration_ms=_clamped_duration(span.attrs, "duration_ms", span) or 0,
+        status=_EXTERNAL_STATUS.get(span.status_code, "unset"),
+        error=_text(span.status_message or span.attrs.get("error.type"), ERROR_LENGTH) or "",
+    )
+
+
+def llm_span_map(
+    span: FlatSpan,
+    context: SpanContext,
+    job_id: Callable[[], str],
+    latest: datetime | None,
+) -> LlmSpan | None:
+    """The LLM call of a span with token usage; None for a span without any (not a usage span:
+    nothing to take from it, nothing lost). ``job_id`` is asked only for a usage span."""
+    attrs = span.attrs
     input_tokens = _tokens(_int(_first(attrs, INPUT_KEYS)), "input tokens")
     output_tokens = _tokens(_int(_first(attrs, OUTPUT_KEYS)), "output tokens")
     if input_tokens is None and output_tokens is None:
-        return None  # not a usage span: nothing to take from it, nothing lost
-    model = _text(_first(attrs, MODEL_KEYS), 128)
+        return None
+    model = _text(_first(attrs, MODEL_KEYS), MODEL_LENGTH)
     if not model:
         raise ValueError(
             "LLM span with token usage but no gen_ai.request.model / "
@@ -654,19 +801,18 @@ def _record(
         # Some instrumentations (Anthropic's own counts) report input tokens without the cached
         # ones; the convention here, as in OpenTelemetry GenAI, is that input includes them.
         input_tokens += cached + written
-    _, end = _times(span, now)
-    return SpanRecord(
-        kind="llm",
-        **base,
-        job_id=_enclosing_job(span, by_id),
-        fields={
-            "provider": (_text(_first(attrs, PROVIDER_KEYS), 64) or "unknown").lower(),
-            "model": model,
-            "operation": _text(attrs.get("gen_ai.operation.name"), 32) or "generation",
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens or 0,
-            "cached_input_tokens": cached,
-            "cache_write_tokens": written,
-            "occurred_at": end,
-        },
+    _, end = _times(span, latest)
+    return LlmSpan(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        context=context,
+        job_id=job_id(),
+        provider=(_text(_first(attrs, PROVIDER_KEYS), PROVIDER_LENGTH) or "unknown").lower(),
+        model=model,
+        operation=_text(attrs.get("gen_ai.operation.name"), OPERATION_LENGTH) or "generation",
+        input_tokens=input_tokens,
+        output_tokens=output_tokens or 0,
+        cached_input_tokens=cached,
+        cache_write_tokens=written,
+        occurred_at=end,
     )

@@ -21,11 +21,20 @@ from usage.domain.events import (
     parse_timestamp,
     text_field,
 )
+from usage.domain.limits import (
+    FAILURE_TYPE_LENGTH,
+    MAX_ATTEMPT,
+    MAX_DURATION_MS,
+    MAX_JOBS_PER_RUN,
+    RUN_TYPE_LENGTH,
+    STEP_NAME_LENGTH,
+    TEMPLATE_LENGTH,
+    TENANT_LENGTH,
+    TRACE_ID_LENGTH,
+)
 
 STATUS_RANK = {"Requested": 0, "Running": 1, "Succeeded": 2, "Failed": 2, "Cancelled": 2}
 TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
-MAX_JOBS_PER_RUN = 1000
-MAX_DURATION_MS = 366 * 24 * 3600 * 1000
 
 RUN_FIELDS = frozenset(
     {
@@ -264,8 +273,12 @@ def _job(
         if unknown:
             raise Invalid(unknown[0], "is not a field of jobs")
         attempt = item.get("attempt", 1)
-        if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= 1000:
-            raise Invalid("attempt", "must be a whole number from 1 to 1000")
+        if (
+            isinstance(attempt, bool)
+            or not isinstance(attempt, int)
+            or not 1 <= attempt <= MAX_ATTEMPT
+        ):
+            raise Invalid("attempt", f"must be a whole number from 1 to {MAX_ATTEMPT}")
         started = _time(item, "started_at", now, max_future)
         finished = _time(item, "finished_at", now, max_future)
         return JobUpdate(
@@ -276,11 +289,15 @@ def _job(
             or finished
             or started
             or run_timestamp,
-            step_name=text_field(item, "step_name", required=False, max_length=100) or None,
+            step_name=text_field(item, "step_name", required=False, max_length=STEP_NAME_LENGTH)
+            or None,
             started_at=started,
             finished_at=finished,
             duration_ms=_ms(item, "duration_ms"),
-            failure_type=text_field(item, "failure_type", required=False, max_length=100) or None,
+            failure_type=text_field(
+                item, "failure_type", required=False, max_length=FAILURE_TYPE_LENGTH
+            )
+            or None,
         )
     except Invalid as problem:
         raise Invalid(
@@ -297,7 +314,7 @@ def run_update_parse(
         unknown = sorted(set(item) - RUN_FIELDS)
         if unknown:
             raise Invalid(unknown[0], "is not a field of run updates")
-        tenant = text_field(item, "tenant", required=platform, max_length=40)
+        tenant = text_field(item, "tenant", required=platform, max_length=TENANT_LENGTH)
         if tenant and not platform:
             raise Invalid("tenant", "is only accepted with a platform ingest key")
         project = item.get("project")
@@ -309,7 +326,7 @@ def run_update_parse(
         timestamp = (
             _time(item, "timestamp", now, max_future) or finished or started or requested or now
         )
-        trace_id = text_field(item, "trace_id", required=False, max_length=32)
+        trace_id = text_field(item, "trace_id", required=False, max_length=TRACE_ID_LENGTH)
         if trace_id and not (
             len(trace_id) == 32 and all(c in "0123456789abcdef" for c in trace_id)
         ):
@@ -325,15 +342,19 @@ def run_update_parse(
             timestamp=timestamp,
             tenant=tenant,
             template_recipe_id=text_field(
-                item, "template_recipe_id", required=False, max_length=200
+                item, "template_recipe_id", required=False, max_length=TEMPLATE_LENGTH
             )
             or None,
-            run_type=text_field(item, "run_type", required=False, max_length=64) or None,
+            run_type=text_field(item, "run_type", required=False, max_length=RUN_TYPE_LENGTH)
+            or None,
             requested_at=requested,
             started_at=started,
             finished_at=finished,
             duration_ms=_ms(item, "duration_ms"),
-            failure_type=text_field(item, "failure_type", required=False, max_length=100) or None,
+            failure_type=text_field(
+                item, "failure_type", required=False, max_length=FAILURE_TYPE_LENGTH
+            )
+            or None,
             trace_id=trace_id or None,
             jobs=tuple(_job(j, n, now, max_future, timestamp) for n, j in enumerate(jobs)),
         )

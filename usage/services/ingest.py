@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from psycopg import postgres
 
 from factory_portal.observability import metrics
 from factory_portal.observability.context import tenant_label
 from usage.domain.events import EventIn, LlmEventIn
-from usage.models import CostSource
+from usage.models import CostSource, InfraUsageEvent, LlmUsageEvent, UsageEvent
 from usage.pricing import Pricer
 from usage.services.references import jobs_lookup, projects_ensure, runs_ensure
 from usage.signals import usage_stored
@@ -32,59 +34,48 @@ class IngestResult:
     duplicates: int
 
 
-# Every statement below is built from these constant column lists, never from input.
-LLM_COLUMNS = (
-    "event_id",
-    "occurred_at",
-    "project_id",
-    "run_id",
-    "job_id",
-    "job_ref",
-    "provider",
-    "model",
-    "operation",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cost",
-    "cost_source",
-    "price_ref",
-    "override_ref",
-    "run_type",
-    "template",
-)
-LLM_TEMP = """
-CREATE TEMP TABLE ingest_llm (
-    event_id varchar(128) COLLATE "C", occurred_at timestamptz, project_id bigint, run_id bigint,
-    job_id bigint, job_ref varchar(128), provider varchar(64), model varchar(128),
-    operation varchar(32), input_tokens bigint, output_tokens bigint,
-    cached_input_tokens bigint, cache_write_tokens bigint, cost numeric(20, 10),
-    cost_source varchar(16), price_ref bigint, override_ref bigint,
-    run_type varchar(64), template varchar(200)
-)
-"""
-LLM_TYPES = [
-    "varchar",
-    "timestamptz",
-    "int8",
-    "int8",
-    "int8",
-    "varchar",
-    "varchar",
-    "varchar",
-    "varchar",
-    "int8",
-    "int8",
-    "int8",
-    "int8",
-    "numeric",
-    "varchar",
-    "int8",
-    "int8",
-    "varchar",
-    "varchar",
-]
+# Every statement below is built from the event models' columns, never from input. Rows are
+# written in one order for both kinds: the references, the kind's own columns (its model's, in
+# field order), then the rollup dimensions; ``received_at`` is the database's ``now()``.
+REFERENCE_COLUMNS = ("event_id", "occurred_at", "project_id", "run_id", "job_id", "job_ref")
+ROLLUP_COLUMNS = ("run_type", "template")
+
+
+def event_columns(model: type[UsageEvent]) -> tuple[str, ...]:
+    """The columns of ``model`` that ingest (and the demo's bulk load) write, in row order."""
+    shared = (*REFERENCE_COLUMNS, *ROLLUP_COLUMNS)
+    columns = [f.column for f in model._meta.concrete_fields if f.column != "received_at"]
+    missing = set(shared) - set(columns)
+    if missing:
+        raise ImproperlyConfigured(f"{model.__name__} has no column {', '.join(sorted(missing))}")
+    own = tuple(c for c in columns if c not in shared)
+    return (*REFERENCE_COLUMNS, *own, *ROLLUP_COLUMNS)
+
+
+def _temp_table(temp: str, model: type[UsageEvent], columns: tuple[str, ...]) -> str:
+    """DDL of the temporary table a batch is COPYed into: the event table's column types."""
+    fields = {f.column: f for f in model._meta.concrete_fields}
+    definitions = ", ".join(
+        f"{c} {fields[c].db_type(connection)}"
+        + (
+            f' COLLATE "{fields[c].db_collation}"'
+            if getattr(fields[c], "db_collation", None)
+            else ""
+        )
+        for c in columns
+    )
+    return f"CREATE TEMP TABLE {temp} ({definitions})"
+
+
+def _copy_types(model: type[UsageEvent], columns: tuple[str, ...]) -> list[str]:
+    """The binary COPY type of each column (``varchar(128)`` is sent as ``varchar``)."""
+    fields = {f.column: f for f in model._meta.concrete_fields}
+    return [postgres.types[fields[c].db_type(connection).split("(")[0]].name for c in columns]
+
+
+LLM_COLUMNS = event_columns(LlmUsageEvent)
+LLM_TEMP = _temp_table("ingest_llm", LlmUsageEvent, LLM_COLUMNS)
+LLM_TYPES = _copy_types(LlmUsageEvent, LLM_COLUMNS)
 LLM_DIMENSIONS = "project_id, provider, model, operation, run_type, template"
 LLM_MEASURES = {
     "calls": "count(*)",
@@ -152,39 +143,9 @@ LLM_INSERT = _rollup_sql(
     summary_by="model",
 )
 
-INFRA_COLUMNS = (
-    "event_id",
-    "occurred_at",
-    "project_id",
-    "run_id",
-    "job_id",
-    "job_ref",
-    "resource_type",
-    "quantity",
-    "unit",
-    "run_type",
-    "template",
-)
-INFRA_TEMP = """
-CREATE TEMP TABLE ingest_infra (
-    event_id varchar(128) COLLATE "C", occurred_at timestamptz, project_id bigint, run_id bigint,
-    job_id bigint, job_ref varchar(128), resource_type varchar(16), quantity numeric(24, 6),
-    unit varchar(32), run_type varchar(64), template varchar(200)
-)
-"""
-INFRA_TYPES = [
-    "varchar",
-    "timestamptz",
-    "int8",
-    "int8",
-    "int8",
-    "varchar",
-    "varchar",
-    "numeric",
-    "varchar",
-    "varchar",
-    "varchar",
-]
+INFRA_COLUMNS = event_columns(InfraUsageEvent)
+INFRA_TEMP = _temp_table("ingest_infra", InfraUsageEvent, INFRA_COLUMNS)
+INFRA_TYPES = _copy_types(InfraUsageEvent, INFRA_COLUMNS)
 INFRA_INSERT = _rollup_sql(
     event_table="usage_infrausageevent",
     temp="ingest_infra",

@@ -6,41 +6,47 @@ span, the resource, or (for spans of a trace seen in an earlier request) the sto
 tenants may use the same trace id independently. Spans still without a run are kept as
 ``PendingSpan`` (in bulk, at most ``OTLP_MAX_PARKED_SPANS`` per sender) and stored when their run
 span arrives; ``pending_spans_expire`` deletes those whose run span never came. Everything of one
-request is written in one transaction.
+request is written in one transaction, which ``usage.services.entry`` owns (and retries).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from psycopg.types.json import Jsonb
 
-from factory_portal.tenants.models import SLUG_RE as TENANT_SLUG_RE
 from factory_portal.tenants.models import Tenant
 from usage.domain.events import SLUG_RE, LlmEventIn
-from usage.domain.otlp import RejectedSpan, SpanContext, SpanRecord
+from usage.domain.otlp import (
+    ExternalSpan,
+    JobSpan,
+    LlmSpan,
+    RejectedSpan,
+    RunSpan,
+    SpanRecord,
+    record_from_json,
+    record_to_json,
+)
 from usage.domain.runs import JobUpdate, RunUpdate
 from usage.models import ExternalCall, Run
 from usage.pricing import pricer_for
 from usage.services.ingest import _copy_insert, events_ingest
 from usage.services.references import jobs_lookup
-from usage.services.routing import tenants_by_slug
+from usage.services.routing import per_tenant, tenants_by_slug
 from usage.services.runs import runs_ingest
 from usage.trace_routing.models import PendingSpan, TraceRoute
 
 logger = logging.getLogger(__name__)
-TIME_FIELDS = ("occurred_at", "started_at", "finished_at", "requested_at")
 PLATFORM_SENDER = ""  # PendingSpan.tenant_hint of spans the platform key sent
 PENDING_TYPES = ["varchar", "varchar", "varchar", "jsonb", "timestamptz"]
 
@@ -56,42 +62,45 @@ def _reject(result: TracesResult, record: SpanRecord, reason: str) -> None:
     result.rejected.append(RejectedSpan(record.trace_id, record.span_id, record.kind, reason))
 
 
-def traces_ingest(*, records: list[SpanRecord], host_tenant: Tenant | None) -> TracesResult:
-    """Store ``records``; ``host_tenant`` is the tenant whose key sent them (None: the platform
-    key on the operator host, where each span names its tenant)."""
+def spans_route_and_store(*, records: list[SpanRecord], host_tenant: Tenant | None) -> TracesResult:
+    """Route ``records`` to their tenants and store them, inside the caller's transaction;
+    ``host_tenant`` is the tenant whose key sent them (None: the platform key on the operator
+    host, where each span names its tenant)."""
     result = TracesResult()
-    with transaction.atomic():
-        shared = _fill_from_routes(records, host_tenant)
-        by_tenant: dict[str, list[SpanRecord]] = defaultdict(list)
-        unrouted: list[SpanRecord] = []
-        for record in records:
-            if record.context.project and not _valid_project(record, result):
-                continue  # refused before anything (a route, a waiting span) keeps the bad value
-            slug = _tenant_of(record, host_tenant, result, shared)
-            if slug == "":
-                unrouted.append(record)
-            elif slug is not None:
-                by_tenant[slug].append(record)
-        _park(unrouted, PLATFORM_SENDER, result)
-        # Only slugs go to the database (a tenant attribute may hold anything, NUL included).
-        tenants = tenants_by_slug(s for s in by_tenant if re.fullmatch(TENANT_SLUG_RE, s))
-        for slug in sorted(by_tenant):
-            tenant = tenants.get(slug)
-            if tenant is None:
-                for record in by_tenant[slug]:
-                    _reject(result, record, f"unknown or inactive tenant {slug[:64]!r}")
-                continue
-            with schema_context(tenant.schema_name):
-                _store_tenant(tenant, by_tenant[slug], result, via_platform=host_tenant is None)
+    records, shared = _fill_from_routes(records, host_tenant)
+    by_tenant: dict[str, list[SpanRecord]] = defaultdict(list)
+    unrouted: list[SpanRecord] = []
+    for record in records:
+        if record.context.project and not _valid_project(record, result):
+            continue  # refused before anything (a route, a waiting span) keeps the bad value
+        slug = _tenant_of(record, host_tenant, result, shared)
+        if slug == "":
+            unrouted.append(record)
+        elif slug is not None:
+            by_tenant[slug].append(record)
+    _park(unrouted, PLATFORM_SENDER, result)
+    tenants = tenants_by_slug(by_tenant)
+    for slug in sorted(set(by_tenant) - set(tenants)):
+        for record in by_tenant.pop(slug):
+            _reject(result, record, f"unknown or inactive tenant {slug[:64]!r}")
+    per_tenant(
+        {tenants[slug]: spans for slug, spans in by_tenant.items()},
+        lambda tenant, spans: _store_tenant(
+            tenant, spans, result, via_platform=host_tenant is None
+        ),
+    )
     return result
 
 
-def _fill_from_routes(records: list[SpanRecord], host_tenant: Tenant | None) -> set[str]:
-    """Complete the context of spans of traces routed in earlier requests; returns the trace ids
-    that the platform routed to several tenants (a span of those must name its tenant)."""
+def _fill_from_routes(
+    records: list[SpanRecord], host_tenant: Tenant | None
+) -> tuple[list[SpanRecord], set[str]]:
+    """The records with the context of spans of traces routed in earlier requests completed, and
+    the trace ids that the platform routed to several tenants (a span of those must name its
+    tenant)."""
     wanting = {r.trace_id for r in records if not r.context.run_id or not r.context.tenant}
     if not wanting:
-        return set()
+        return records, set()
     with schema_context("public"):
         found = TraceRoute.objects.filter(trace_id__in=wanting).select_related("tenant")
         if host_tenant is None:
@@ -104,6 +113,7 @@ def _fill_from_routes(records: list[SpanRecord], host_tenant: Tenant | None) -> 
             routes[(route.tenant.slug, route.trace_id)] = route
             by_trace[route.trace_id].append(route)
     shared = {trace for trace, found_routes in by_trace.items() if len(found_routes) > 1}
+    filled = []
     for record in records:
         if record.context.tenant:
             route = routes.get((record.context.tenant, record.trace_id))
@@ -113,10 +123,10 @@ def _fill_from_routes(records: list[SpanRecord], host_tenant: Tenant | None) -> 
             only = by_trace.get(record.trace_id, [])
             route = only[0] if len(only) == 1 else None
         if route is not None:
-            record.context.tenant = record.context.tenant or route.tenant.slug
-            record.context.run_id = record.context.run_id or route.run_id
-            record.context.project = record.context.project or route.project
-    return shared
+            context = record.context.filled(route.tenant.slug, route.run_id, route.project)
+            record = replace(record, context=context)
+        filled.append(record)
+    return filled, shared
 
 
 def _tenant_of(
@@ -137,7 +147,7 @@ def _tenant_of(
         return host_tenant.slug
     if named:
         return named
-    if record.kind == "run":
+    if isinstance(record, RunSpan):
         _reject(result, record, "no run.tenant_id on the span, its run span or its resource")
         return None
     if record.trace_id in shared:
@@ -149,21 +159,6 @@ def _tenant_of(
         )
         return None
     return ""
-
-
-def _payload(record: SpanRecord) -> dict[str, Any]:
-    return {
-        "kind": record.kind,
-        "job_id": record.job_id,
-        "context": {
-            "tenant": record.context.tenant,
-            "run_id": record.context.run_id,
-            "project": record.context.project,
-        },
-        "fields": {
-            k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.fields.items()
-        },
-    }
 
 
 PENDING_TEMP = (
@@ -196,61 +191,51 @@ def _park(records: list[SpanRecord], sender: str, result: TracesResult) -> None:
                 f"(limit {limit:,}); send the factory.run.execute span, or run.id and "
                 "run.project_id on each span",
             )
-        rows = [(r.trace_id, r.span_id, sender, Jsonb(_payload(r)), now) for r in records[:room]]
+        rows = [
+            (r.trace_id, r.span_id, sender, Jsonb(record_to_json(r)), now) for r in records[:room]
+        ]
         _copy_insert(PENDING_TEMP, "pending_in", PENDING_TYPES, rows, PENDING_INSERT)
     result.parked += len(rows)
-
-
-def _unpark(trace_id: str, span_id: str, data: dict[str, Any]) -> SpanRecord:
-    fields = {
-        k: datetime.fromisoformat(v) if k in TIME_FIELDS and v else v
-        for k, v in data["fields"].items()
-    }
-    return SpanRecord(
-        kind=data["kind"],
-        trace_id=trace_id,
-        span_id=span_id,
-        context=SpanContext(**data["context"]),
-        fields=fields,
-        job_id=data["job_id"],
-    )
 
 
 def _store_tenant(
     tenant: Tenant, records: list[SpanRecord], result: TracesResult, *, via_platform: bool
 ) -> None:
-    _fill_projects_from_runs(records)
+    records = _fill_projects_from_runs(records)
     ready: list[SpanRecord] = []
     waiting: list[SpanRecord] = []
     for record in records:
-        if record.kind == "run" and not record.context.project:
+        if isinstance(record, RunSpan) and not record.context.project:
             _reject(result, record, "no run.project_id on the run span or its resource")
         elif (
-            record.kind == "run"
+            isinstance(record, RunSpan)
             or (record.context.run_id and record.context.project)
-            or (record.kind in ("llm", "external") and record.context.project)
+            or (isinstance(record, LlmSpan | ExternalSpan) and record.context.project)
         ):
             ready.append(record)  # usage and calls outside any run are kept with their project
         else:
             waiting.append(record)
     _park(waiting, PLATFORM_SENDER if via_platform else tenant.slug, result)
-    run_records = [r for r in ready if r.kind == "run"]
+    run_records = [r for r in ready if isinstance(r, RunSpan)]
     _routes_save(tenant, run_records, via_platform)
     ready += _unpark_for(tenant, {r.trace_id for r in run_records}, via_platform)
     result.stored += _store_ready(tenant, ready, result)
 
 
-def _fill_projects_from_runs(records: list[SpanRecord]) -> None:
+def _fill_projects_from_runs(records: list[SpanRecord]) -> list[SpanRecord]:
     wanting = {r.context.run_id for r in records if r.context.run_id and not r.context.project}
     if not wanting:
-        return
+        return records
     projects = dict(Run.objects.filter(run_id__in=wanting).values_list("run_id", "project__slug"))
-    for record in records:
-        if record.context.run_id and not record.context.project:
-            record.context.project = projects.get(record.context.run_id, "")
+    return [
+        replace(r, context=r.context.filled(project=projects.get(r.context.run_id, "")))
+        if r.context.run_id and not r.context.project
+        else r
+        for r in records
+    ]
 
 
-def _routes_save(tenant: Tenant, runs: list[SpanRecord], via_platform: bool) -> None:
+def _routes_save(tenant: Tenant, runs: list[RunSpan], via_platform: bool) -> None:
     """The tenant's route of each run span's trace (the first run span of a trace wins)."""
     routes: dict[str, TraceRoute] = {}
     for record in runs:
@@ -290,11 +275,12 @@ def _unpark_for(tenant: Tenant, trace_ids: set[str], via_platform: bool) -> list
         }
     records = []
     for trace_id, span_id, data in taken:
-        record = _unpark(trace_id, span_id, json.loads(data) if isinstance(data, str) else data)
+        record = record_from_json(
+            trace_id, span_id, json.loads(data) if isinstance(data, str) else data
+        )
         route = routes[trace_id]
-        record.context.run_id = record.context.run_id or route.run_id
-        record.context.project = record.context.project or route.project
-        records.append(record)
+        context = record.context.filled(run_id=route.run_id, project=route.project)
+        records.append(replace(record, context=context))
     return records
 
 
@@ -312,36 +298,36 @@ def _valid_project(record: SpanRecord, result: TracesResult) -> bool:
 
 def _store_ready(tenant: Tenant, records: list[SpanRecord], result: TracesResult) -> int:
     records = [r for r in records if _valid_project(r, result)]
-    updates: dict[str, list[Any]] = defaultdict(list)  # run id -> [run record?, job records]
+    updates: dict[str, list[RunSpan | JobSpan]] = defaultdict(list)  # run id -> run?, jobs
     for record in records:
-        if record.kind in ("run", "job"):
+        if isinstance(record, RunSpan | JobSpan):
             updates[record.context.run_id].append(record)
     run_updates = [
         _run_update(run_id, items, i) for i, (run_id, items) in enumerate(sorted(updates.items()))
     ]
     runs_ingest(updates=run_updates)
-    llm = [_llm_event(r, i) for i, r in enumerate(records) if r.kind == "llm"]
+    llm = [_llm_event(r, i) for i, r in enumerate(records) if isinstance(r, LlmSpan)]
     events_ingest(events=llm, pricer=pricer_for(tenant))
-    _external_calls_store([r for r in records if r.kind == "external"])
+    _external_calls_store([r for r in records if isinstance(r, ExternalSpan)])
     return len(records)
 
 
-def _run_update(run_id: str, items: list[SpanRecord], index: int) -> RunUpdate:
-    run = next((r for r in items if r.kind == "run"), None)
+def _run_update(run_id: str, items: list[RunSpan | JobSpan], index: int) -> RunUpdate:
+    run = next((r for r in items if isinstance(r, RunSpan)), None)
     jobs = tuple(
         JobUpdate(
             job_id=r.job_id,
-            attempt=r.fields["attempt"],
-            status=r.fields["status"],
-            timestamp=r.fields["finished_at"] or r.fields["started_at"],
-            step_name=r.fields["step_name"],
-            started_at=r.fields["started_at"],
-            finished_at=r.fields["finished_at"],
-            duration_ms=r.fields["duration_ms"],
-            failure_type=r.fields["failure_type"],
+            attempt=r.attempt,
+            status=r.status,
+            timestamp=r.finished_at or r.started_at,
+            step_name=r.step_name,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            duration_ms=r.duration_ms,
+            failure_type=r.failure_type,
         )
         for r in items
-        if r.kind == "job"
+        if isinstance(r, JobSpan)
     )
     project = items[0].context.project
     if run is None:
@@ -356,47 +342,45 @@ def _run_update(run_id: str, items: list[SpanRecord], index: int) -> RunUpdate:
             requested_at=first,
             jobs=jobs,
         )
-    f = run.fields
     return RunUpdate(
         position=index,
         run_id=run_id,
         project=run.context.project,
-        status=f["status"],
-        timestamp=f["finished_at"] or f["started_at"],
-        template_recipe_id=f["template_recipe_id"],
-        run_type=f["run_type"],
-        requested_at=f["requested_at"],
-        started_at=f["started_at"],
-        finished_at=f["finished_at"],
-        duration_ms=f["duration_ms"],
-        failure_type=f["failure_type"],
+        status=run.status,
+        timestamp=run.finished_at or run.started_at,
+        template_recipe_id=run.template_recipe_id,
+        run_type=run.run_type,
+        requested_at=run.requested_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        duration_ms=run.duration_ms,
+        failure_type=run.failure_type,
         trace_id=run.trace_id,
         jobs=jobs,
     )
 
 
-def _llm_event(record: SpanRecord, index: int) -> LlmEventIn:
-    f = record.fields
+def _llm_event(record: LlmSpan, index: int) -> LlmEventIn:
     return LlmEventIn(
         position=index,
         event_id=f"otlp-{record.trace_id}-{record.span_id}",
-        occurred_at=f["occurred_at"],
+        occurred_at=record.occurred_at,
         project=record.context.project,
         run_id=record.context.run_id,
         job_id=record.job_id,
         tenant="",
-        provider=f["provider"],
-        model=f["model"],
-        operation=f["operation"],
-        input_tokens=f["input_tokens"],
-        output_tokens=f["output_tokens"],
-        cached_input_tokens=f["cached_input_tokens"],
-        cache_write_tokens=f["cache_write_tokens"],
+        provider=record.provider,
+        model=record.model,
+        operation=record.operation,
+        input_tokens=record.input_tokens,
+        output_tokens=record.output_tokens,
+        cached_input_tokens=record.cached_input_tokens,
+        cache_write_tokens=record.cache_write_tokens,
         cost=None,
     )
 
 
-def _external_calls_store(records: list[SpanRecord]) -> None:
+def _external_calls_store(records: list[ExternalSpan]) -> None:
     if not records:
         return
     run_ids = {r.context.run_id for r in records if r.context.run_id}
@@ -413,11 +397,11 @@ def _external_calls_store(records: list[SpanRecord]) -> None:
                 span_id=r.span_id,
                 run_id=run_pk,
                 job_id=jobs.get((run_pk, r.job_id)) if run_pk else None,
-                service=r.fields["service"],
-                started_at=r.fields["started_at"],
-                duration_ms=r.fields["duration_ms"],
-                status=r.fields["status"],
-                error=r.fields["error"],
+                service=r.service,
+                started_at=r.started_at,
+                duration_ms=r.duration_ms,
+                status=r.status,
+                error=r.error,
             )
         )
     ExternalCall.objects.bulk_create(calls, ignore_conflicts=True)
@@ -442,8 +426,3 @@ def pending_spans_expire(*, now: datetime | None = None) -> int:
             extra={"sender": sender or "platform"},
         )
     return deleted
-
-
-def current_tenant() -> Tenant | None:
-    tenant = getattr(connection, "tenant", None)
-    return None if tenant is None or tenant.schema_name == "public" else tenant

@@ -1,49 +1,76 @@
-"""Platform ingest: one request from the factory carries many tenants' usage.
+"""Tenant routing and the ingest transaction, shared by every ingest path (``entry``).
 
-Each item names its tenant; items are grouped by tenant and each group is stored in its tenant's
-schema with that tenant's prices. All groups share one database transaction, so the request is
-all or nothing across tenants too.
+A tenant's key writes to its own tenant; the platform key (operator host) sends items that name
+their tenant, and each tenant's items are stored in its schema. Everything of one request shares
+one database transaction, so it is all or nothing across tenants too, and that transaction runs
+again when PostgreSQL aborts it for a deadlock or a serialization conflict with a concurrent
+request. Nothing here knows what the items are.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django_tenants.utils import schema_context
 
+from factory_portal.errors import is_conflict
+from factory_portal.tenants.models import SLUG_RE as TENANT_SLUG_RE
 from factory_portal.tenants.models import Tenant
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
 
+def request_tenant() -> Tenant | None:
+    """The tenant whose key sent the current request; None on the operator host, where only
+    platform keys (public schema) authenticate and every item names its tenant."""
+    tenant = getattr(connection, "tenant", None)
+    return None if tenant is None or tenant.schema_name == "public" else tenant
+
+
 def tenants_by_slug(slugs: Iterable[str]) -> dict[str, Tenant]:
-    """Active customer tenants among ``slugs`` (unknown or suspended ones are absent)."""
+    """Active customer tenants among ``slugs`` (unknown or suspended ones are absent). Only slugs
+    go to the database: a tenant named by a client may hold anything, NUL included."""
+    wanted = {s for s in slugs if re.fullmatch(TENANT_SLUG_RE, s)}
     return {
         t.slug: t
-        for t in Tenant.objects.filter(slug__in=set(slugs), status=Tenant.Status.ACTIVE).exclude(
+        for t in Tenant.objects.filter(slug__in=wanted, status=Tenant.Status.ACTIVE).exclude(
             schema_name="public"
         )
     }
 
 
 def per_tenant(
-    items: Sequence[T],
-    tenant_of: Callable[[T], str],
-    tenants: dict[str, Tenant],
-    store: Callable[[Tenant, list[T]], R],
+    groups: Mapping[Tenant, Sequence[T]], store: Callable[[Tenant, list[T]], R]
 ) -> list[R]:
-    """Run ``store`` for each tenant's items inside its schema, all in one transaction."""
-    groups: dict[str, list[T]] = defaultdict(list)
-    for item in items:
-        groups[tenant_of(item)].append(item)
+    """``store`` each tenant's items inside its schema, tenants in slug order (so concurrent
+    requests of several tenants take their locks in the same order)."""
     results = []
-    with transaction.atomic():
-        for slug in sorted(groups):
-            tenant = tenants[slug]
-            with schema_context(tenant.schema_name):
-                results.append(store(tenant, groups[slug]))
+    for tenant in sorted(groups, key=lambda t: t.slug):
+        with schema_context(tenant.schema_name):
+            results.append(store(tenant, list(groups[tenant])))
     return results
+
+
+def ingest_transaction(work: Callable[[], R], *, attempts: int = 3) -> R:
+    """Run ``work`` in one transaction, and again when PostgreSQL aborted it for a deadlock or a
+    serialization conflict with concurrent requests. Safe because a request is stored all or
+    nothing and by client ids: the retry sees what the winner committed and counts it as
+    duplicates. ``work`` must start from its inputs each time (it may run more than once)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction.atomic():
+                return work()
+        except OperationalError as exc:
+            if attempt == attempts or not is_conflict(exc):
+                raise
+            logger.info("ingest conflicted with a concurrent batch (%s); retrying", exc.__cause__)
+            time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not secrecy
+    raise AssertionError("unreachable")

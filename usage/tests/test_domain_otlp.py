@@ -30,34 +30,34 @@ def test_a_factory_run_maps_to_run_jobs_llm_calls_and_an_external_call():
     run = next(r for r in records if r.kind == "run")
     assert run.context.run_id == "run-otel-1"
     assert (run.context.tenant, run.context.project) == ("alpha", "checkout")
-    assert run.fields["status"] == "Succeeded"
-    assert run.fields["template_recipe_id"] == "python-fastapi-service"
-    jobs = sorted((r for r in records if r.kind == "job"), key=lambda r: r.fields["attempt"])
-    assert [(j.job_id, j.fields["attempt"], j.fields["status"]) for j in jobs] == [
+    assert run.status == "Succeeded"
+    assert run.template_recipe_id == "python-fastapi-service"
+    jobs = sorted((r for r in records if r.kind == "job"), key=lambda r: r.attempt)
+    assert [(j.job_id, j.attempt, j.status) for j in jobs] == [
         ("implement", 1, "Failed"),
         ("implement", 2, "Succeeded"),
     ]
-    llm = {r.fields["model"]: r for r in records if r.kind == "llm"}
+    llm = {r.model: r for r in records if r.kind == "llm"}
     sonnet = llm["claude-sonnet-4-5-20250929"]  # the response model wins over the request model
     assert (
-        sonnet.fields["provider"],
-        sonnet.fields["input_tokens"],
-        sonnet.fields["cached_input_tokens"],
+        sonnet.provider,
+        sonnet.input_tokens,
+        sonnet.cached_input_tokens,
     ) == ("anthropic", 12_000, 5_000)
-    assert sonnet.fields["operation"] == "chat"
+    assert sonnet.operation == "chat"
     assert sonnet.job_id == "implement"
     assert sonnet.context.run_id == "run-otel-1"  # inherited from the trace's run span
     assert (
-        llm["gpt-4.1"].fields["provider"],
-        llm["gpt-4.1"].fields["input_tokens"],
-        llm["gpt-4.1"].fields["output_tokens"],
+        llm["gpt-4.1"].provider,
+        llm["gpt-4.1"].input_tokens,
+        llm["gpt-4.1"].output_tokens,
     ) == ("openai", 2_000, 100)
     assert (
-        llm["gemini-2.5-flash"].fields["provider"],
-        llm["gemini-2.5-flash"].fields["input_tokens"],
+        llm["gemini-2.5-flash"].provider,
+        llm["gemini-2.5-flash"].input_tokens,
     ) == ("google", 3_000)
     external = next(r for r in records if r.kind == "external")
-    assert (external.fields["service"], external.fields["status"], external.job_id) == (
+    assert (external.service, external.status, external.job_id) == (
         "github",
         "ok",
         "implement",
@@ -79,11 +79,11 @@ def test_cache_tokens_counted_apart_are_added_to_input():
         }
     )
     records, _ = spans_map(flatten(as_request(spans)))
-    sonnet = next(r for r in records if r.fields.get("provider") == "anthropic")
+    sonnet = next(r for r in records if getattr(r, "provider", None) == "anthropic")
     assert (
-        sonnet.fields["input_tokens"],
-        sonnet.fields["cached_input_tokens"],
-        sonnet.fields["cache_write_tokens"],
+        sonnet.input_tokens,
+        sonnet.cached_input_tokens,
+        sonnet.cache_write_tokens,
     ) == (1050, 900, 50)
 
 

@@ -13,8 +13,8 @@ from django.db import OperationalError
 from django_tenants.utils import schema_context
 
 from tests.support import bearer, host_client, key_for
-from usage import api
 from usage.models import LlmUsageEvent
+from usage.services import entry
 
 
 def _deadlock() -> None:
@@ -48,7 +48,7 @@ def client_and_key(alpha):  # type: ignore[no-untyped-def]
 
 
 def test_a_deadlocked_batch_is_retried_and_stored_once(client_and_key, alpha, monkeypatch):
-    real = api.events_ingest
+    real = entry.events_ingest
     calls = []
 
     def deadlock_once(**kwargs):  # type: ignore[no-untyped-def]
@@ -57,7 +57,7 @@ def test_a_deadlocked_batch_is_retried_and_stored_once(client_and_key, alpha, mo
             _deadlock()
         return real(**kwargs)
 
-    monkeypatch.setattr(api, "events_ingest", deadlock_once)
+    monkeypatch.setattr(entry, "events_ingest", deadlock_once)
     client, raw = client_and_key
     response = client.post(
         "/api/v1/events", _body(), content_type="application/json", **bearer(raw)
@@ -69,7 +69,7 @@ def test_a_deadlocked_batch_is_retried_and_stored_once(client_and_key, alpha, mo
 
 
 def test_conflicts_that_outlast_the_retries_are_a_retryable_503(client_and_key, monkeypatch):
-    monkeypatch.setattr(api, "events_ingest", lambda **kwargs: _deadlock())
+    monkeypatch.setattr(entry, "events_ingest", lambda **kwargs: _deadlock())
     client, raw = client_and_key
     response = client.post(
         "/api/v1/events", _body(), content_type="application/json", **bearer(raw)
@@ -85,7 +85,7 @@ def test_other_database_errors_are_not_retried(client_and_key, monkeypatch):
         calls.append(1)
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(api, "events_ingest", broken)
+    monkeypatch.setattr(entry, "events_ingest", broken)
     client, raw = client_and_key
     response = client.post(
         "/api/v1/events", _body(), content_type="application/json", **bearer(raw)

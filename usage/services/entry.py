@@ -1,0 +1,105 @@
+"""The ingest entry point: what the API views call to store events, run updates and OTLP spans.
+
+Each path is routed to its tenants (``usage.services.routing``: a tenant's key writes to its own
+tenant, the platform key's items name theirs), stored in one transaction, and retried on
+deadlocks and serialization conflicts, the same way for all three. Parsing stays with the views
+(``usage.domain``); what each kind of item becomes is the work of ``usage.services.ingest``,
+``runs`` and ``otlp``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from factory_portal.observability import metrics
+from factory_portal.tenants.models import Tenant
+from usage.domain.events import FieldError
+from usage.domain.otlp import SpanRecord
+from usage.pricing import pricer_for
+from usage.services.ingest import IngestResult, events_ingest
+from usage.services.otlp import TracesResult, spans_route_and_store
+from usage.services.routing import ingest_transaction, per_tenant, tenants_by_slug
+from usage.services.runs import runs_ingest
+
+
+def _events_store(tenant: Tenant, items: list[Any]) -> IngestResult:
+    return events_ingest(events=items, pricer=pricer_for(tenant))
+
+
+def _runs_store(tenant: Tenant, items: list[Any]) -> IngestResult:
+    return runs_ingest(updates=items)
+
+
+# What a batch of each endpoint is stored with, in the current tenant's schema.
+BATCH_STORES: dict[str, Callable[[Tenant, list[Any]], IngestResult]] = {
+    "events": _events_store,
+    "runs": _runs_store,
+}
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """Every invalid item (then nothing was stored), or what was stored."""
+
+    errors: list[FieldError] = field(default_factory=list)
+    accepted: int = 0
+    duplicates: int = 0
+
+
+def batch_ingest(
+    *,
+    kind: str,
+    items: Sequence[Any],
+    errors: Sequence[FieldError],
+    host_tenant: Tenant | None,
+) -> BatchOutcome:
+    """Store a parsed batch of ``kind`` ("events" or "runs") all or nothing. ``errors`` are the
+    items the parser refused; with the platform key (``host_tenant`` None) items naming an
+    unknown or inactive tenant are refused too. Any error: nothing is stored."""
+    errors = list(errors)
+    groups: dict[Tenant, list[Any]] = defaultdict(list)
+    if host_tenant is None:
+        tenants = tenants_by_slug(i.tenant for i in items)
+        for item in items:
+            if item.tenant in tenants:
+                groups[tenants[item.tenant]].append(item)
+            else:
+                errors.append(
+                    FieldError(
+                        item.position, "tenant", f"unknown or inactive tenant {item.tenant!r}"
+                    )
+                )
+    else:
+        groups[host_tenant] = list(items)
+    if errors:
+        return BatchOutcome(errors=sorted(errors, key=lambda e: e.index))
+    store = BATCH_STORES[kind]
+
+    def counted(tenant: Tenant, tenant_items: list[Any]) -> IngestResult:
+        result = store(tenant, tenant_items)
+
+        def count() -> None:
+            metrics.INGEST_EVENTS.labels(kind, tenant.slug, "accepted").inc(result.accepted)
+            metrics.INGEST_EVENTS.labels(kind, tenant.slug, "duplicate").inc(result.duplicates)
+
+        transaction.on_commit(lambda: metrics.guarded(count))  # a rolled-back batch counts nothing
+        return result
+
+    results = ingest_transaction(lambda: per_tenant(groups, counted))
+    return BatchOutcome(
+        accepted=sum(r.accepted for r in results),
+        duplicates=sum(r.duplicates for r in results),
+    )
+
+
+def traces_ingest(*, records: Sequence[SpanRecord], host_tenant: Tenant | None) -> TracesResult:
+    """Store mapped spans; ``host_tenant`` is the tenant whose key sent them (None: the platform
+    key, where each span names its tenant, or its trace's route does)."""
+    return ingest_transaction(
+        lambda: spans_route_and_store(records=list(records), host_tenant=host_tenant)
+    )
