@@ -77,7 +77,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             413: "Payload too large",
             415: "Unsupported media type",
             429: "Too many requests",
-        }.get(response.status_code, exc.default_detail)
+        }.get(response.status_code) or str(exc.default_detail)
         if isinstance(response.data, dict) and set(response.data) == {"detail"}:
             detail = str(response.data["detail"])
         else:
@@ -85,7 +85,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             extra["errors"], extra["errors_total"] = errors_bounded(response.data)
     return problem_response(
         status=response.status_code,
-        title=str(title),
+        title=title,
         detail=detail,
         extra=extra,
         headers={k: v for k, v in response.items() if k in {"WWW-Authenticate", "Retry-After"}},
@@ -99,14 +99,16 @@ class BoundedListField(serializers.ListField):
     def to_internal_value(self, data: Any) -> list[Any]:
         if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
-        return super().to_internal_value(data)  # type: ignore[no-any-return]
+        return super().to_internal_value(data)
 
 
 @extend_schema_field({"type": "string", "pattern": periods.MONTH_PATTERN, "example": "2026-10"})
 class MonthField(serializers.CharField):
     """A month as ``YYYY-MM`` within the supported years, validated to its first day."""
 
-    def to_internal_value(self, data: Any) -> date:
+    # A ``date``, typed Any: DRF's stubs fix a CharField's value as str (this field reads text as
+    # CharField does, then parses it); callers read it from the untyped ``validated_data``.
+    def to_internal_value(self, data: Any) -> Any:
         try:
             return periods.month_parse(super().to_internal_value(data))
         except periods.PeriodError as exc:
@@ -129,7 +131,8 @@ class MomentField(serializers.CharField):
     """An ISO 8601 date or date-time (naive: UTC) within the supported years, as aware UTC;
     blank means "not given" (``None``)."""
 
-    def to_internal_value(self, data: Any) -> datetime | None:
+    # A ``datetime | None``, typed Any for the reason given at ``MonthField``.
+    def to_internal_value(self, data: Any) -> Any:
         text = super().to_internal_value(data)
         if not text:
             return None
@@ -155,7 +158,7 @@ def request_body(request: Any, max_bytes: int) -> bytes:
         raise PayloadTooLarge(
             f"The body has {declared:,} bytes; at most {max_bytes:,} bytes are accepted."
         )
-    body = request.body
+    body: bytes = request.body
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"At most {max_bytes:,} bytes are accepted.")
     return body
@@ -185,7 +188,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str:
         from django.conf import settings
 
-        return settings.API_RATES.get(self.scope, settings.API_RATES["read"])
+        return settings.API_RATES.get(self.scope or "read", settings.API_RATES["read"])
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
         auth = getattr(request, "auth", None)
@@ -217,7 +220,9 @@ BODY_PROBLEM_STATUSES = {
 }
 
 
-def problem_responses_hook(result: dict[str, Any], generator: Any, request: Any, public: bool):  # type: ignore[no-untyped-def]
+def problem_responses_hook(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
     """drf-spectacular post-processing: every operation documents its error answers as
     ``application/problem+json`` (RFC 9457), so the schema lists every response."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})

@@ -29,7 +29,8 @@ STATUS_COLOURS = {
 
 
 def _json(figure: go.Figure) -> dict[str, Any]:
-    return json.loads(figure.to_json())
+    data: dict[str, Any] = json.loads(figure.to_json())  # a figure's JSON is an object
+    return data
 
 
 def _label(text: str) -> str:

@@ -15,7 +15,7 @@ def client_address(request: HttpRequest) -> str:
     the last ``X-Forwarded-For`` entry, the one that proxy appended (entries to its left are
     whatever the client sent). Behind the proxy the peer is the proxy itself, so deciding by
     ``REMOTE_ADDR`` there would treat every visitor as the proxy."""
-    address = request.META.get("REMOTE_ADDR", "")
+    address: str = request.META.get("REMOTE_ADDR", "")
     if settings.PORTAL_BEHIND_TLS_PROXY:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
         with contextlib.suppress(ValueError):  # no usable entry: the peer is all we know

@@ -15,6 +15,7 @@ the environment variable named next to it.
 from __future__ import annotations
 
 import os
+from typing import Protocol
 
 from factory_portal.observability.log_config import logging_config
 
@@ -44,7 +45,13 @@ logconfig_dict = logging_config(
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
-def child_exit(server, worker) -> None:  # type: ignore[no-untyped-def]
+class _Worker(Protocol):
+    """What ``child_exit`` reads of gunicorn's worker (gunicorn ships no types)."""
+
+    pid: int
+
+
+def child_exit(server: object, worker: _Worker) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

@@ -55,6 +55,14 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def package_dir(name: str) -> Path:
+    """The folder an installed package lives in (found without importing it)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ImproperlyConfigured(f"The package {name!r} is not installed.")
+    return Path(spec.origin).parent
+
+
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -213,7 +221,7 @@ STATIC_URL = "/static/"
 # plotly.js is served from the installed plotly package (no CDN, nothing vendored in the repo).
 STATICFILES_DIRS = [
     BASE_DIR / "static",
-    ("vendor/plotly", Path(importlib.util.find_spec("plotly").origin).parent / "package_data"),
+    ("vendor/plotly", package_dir("plotly") / "package_data"),
 ]
 # Production (STATIC_MANIFEST=1, after collectstatic into STATIC_ROOT): content-hashed names
 # cached for a year, served gzip- or brotli-compressed by whitenoise. Otherwise files are served

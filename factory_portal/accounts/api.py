@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import ANY_KEY, Access, ApiAccess
 from factory_portal.accounts.models import ApiKey
+from factory_portal.accounts.permissions import signed_in_user
 from factory_portal.tenants.connection import connection_tenant
 
 
@@ -30,5 +31,6 @@ class WhoAmIApi(APIView):
                 "scopes": request.auth.scopes,
             }
         else:
-            body["user"] = {"email": request.user.email, "role": request.user.role}
+            user = signed_in_user(request.user)
+            body["user"] = {"email": user.email, "role": user.role}
         return Response(body)

@@ -74,7 +74,8 @@ class FailOpenCacheHandler(AxesCacheHandler):
 
     def get_failures(self, request: HttpRequest, credentials: dict[str, Any] | None = None) -> int:
         try:
-            return super().get_failures(request, credentials)
+            failures: int = super().get_failures(request, credentials)  # axes is untyped
+            return failures
         except CACHE_ERRORS as exc:
             _cache_unavailable(exc)
             return 0

@@ -19,7 +19,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-from factory_portal.accounts.models import Role
+from factory_portal.accounts.models import Role, User
 
 AREAS: dict[str, tuple[str, ...]] = {
     "signed_in": (Role.MEMBER, Role.FINANCE, Role.ADMIN, Role.OPERATOR),
@@ -58,6 +58,14 @@ def can(user: Any, area: str) -> bool:
 
 def capabilities(user: Any) -> dict[str, bool]:
     return {area: can(user, area) for area in AREAS}
+
+
+def signed_in_user(user: object) -> User:
+    """The ``request.user`` of a request let in with a session (by ``role_required`` or an API
+    view's declared access): always a ``User``; anything else is refused."""
+    if not isinstance(user, User):
+        raise PermissionDenied(denial("signed_in"))
+    return user
 
 
 View = Callable[..., HttpResponse]

@@ -8,16 +8,20 @@ a primary key; hashing the schema name keeps one tenant's link from opening anot
 
 from __future__ import annotations
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from typing import TYPE_CHECKING
+
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 
 from factory_portal.tenants.connection import tenant_connection
+
+if TYPE_CHECKING:
+    from factory_portal.accounts.models import User
 
 
 class InviteTokenGenerator(PasswordResetTokenGenerator):
     key_salt = "factory_portal.accounts.tokens.InviteTokenGenerator"
 
-    def _make_hash_value(self, user: AbstractBaseUser, timestamp: int) -> str:
+    def _make_hash_value(self, user: User, timestamp: int) -> str:
         return f"{tenant_connection().schema_name}:{super()._make_hash_value(user, timestamp)}"
 
 

@@ -30,7 +30,7 @@ from factory_portal.accounts.forms import (
     UserRoleForm,
 )
 from factory_portal.accounts.models import ApiKey, User
-from factory_portal.accounts.permissions import role_required
+from factory_portal.accounts.permissions import role_required, signed_in_user
 from factory_portal.accounts.tokens import invite_token_generator
 
 
@@ -80,7 +80,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             created, raw_key = services.api_key_create(
                 name=form.cleaned_data["name"],
                 scopes=form.cleaned_data["scopes"],
-                created_by=request.user,
+                created_by=signed_in_user(request.user),
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -159,7 +159,7 @@ def users(request: HttpRequest) -> HttpResponse:
             role=form.cleaned_data["role"],
             full_name=form.cleaned_data["full_name"],
             origin=_origin(request),
-            invited_by=request.user,
+            invited_by=signed_in_user(request.user),
         )
     except ValidationError as exc:
         form.add_error("email", exc)
@@ -173,10 +173,12 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(User, pk=pk)
     form = UserRoleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors["role"]))
+        messages.error(request, " ".join(str(error) for error in form.errors["role"]))
         return _users_page(request, status=400)
     try:
-        user = services.user_role_set(user=user, role=form.cleaned_data["role"], by=request.user)
+        user = services.user_role_set(
+            user=user, role=form.cleaned_data["role"], by=signed_in_user(request.user)
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return _users_page(request, status=400)
@@ -189,7 +191,7 @@ def user_role(request: HttpRequest, pk: int) -> HttpResponse:
 def user_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(User, pk=pk)
     try:
-        services.user_deactivate(user=user, by=request.user)
+        services.user_deactivate(user=user, by=signed_in_user(request.user))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return _users_page(request, status=400)
@@ -211,7 +213,7 @@ def user_reinvite(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(User, pk=pk)
     try:
         invitation = services.invitation_send(
-            user=user, origin=_origin(request), invited_by=request.user
+            user=user, origin=_origin(request), invited_by=signed_in_user(request.user)
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -235,13 +237,13 @@ class InvitationAcceptView(auth_views.PasswordResetConfirmView):
         user = super().get_user(uidb64)
         return user if user is not None and user.is_active else None
 
-    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+    def form_valid(self, form: SetPasswordForm[User]) -> HttpResponse:
         services.invitation_accept(user=form.user, password=form.cleaned_data["new_password1"])
         self.request.session.pop(auth_views.INTERNAL_RESET_SESSION_TOKEN, None)
         messages.success(self.request, "Your password is set. Log in with your e-mail address.")
         return redirect(self.get_success_url())
 
-    def form_invalid(self, form: SetPasswordForm) -> HttpResponse:
+    def form_invalid(self, form: SetPasswordForm[User]) -> HttpResponse:
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
     def render_to_response(self, context: dict[str, Any], **kwargs: Any) -> HttpResponse:

@@ -65,7 +65,7 @@ def request_id_resolve(client_value: str | None, trace_id: str | None) -> str:
 
 def tenant_label() -> str | None:
     """The tenant the database connection works for (its slug), None in the public schema."""
-    schema = getattr(connection, "schema_name", None)
+    schema: str | None = getattr(connection, "schema_name", None)  # set by django-tenants
     if not schema or schema == get_public_schema_name():
         return None
     # A slug's hyphens become underscores in its schema name; slugs have no underscores.

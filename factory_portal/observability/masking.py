@@ -21,6 +21,10 @@ import itertools
 import re
 import threading
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.urls import URLPattern, URLResolver
 
 MASK = "[redacted]"
 # URL parameters whose value is a credential: invitation and password-reset links carry the
@@ -147,12 +151,15 @@ def _routes_compile() -> re.Pattern[str]:
 
 
 def _collect(
-    patterns: Iterable[object], prefix: list[str], routes: list[str], groups: Iterator[int]
+    patterns: Iterable[URLPattern | URLResolver],
+    prefix: list[str],
+    routes: list[str],
+    groups: Iterator[int],
 ) -> None:
     from django.urls import URLResolver
 
     for entry in patterns:
-        parts = [*prefix, _fragment(entry.pattern, groups)]  # type: ignore[attr-defined]
+        parts = [*prefix, _fragment(entry.pattern, groups)]
         if isinstance(entry, URLResolver):
             _collect(entry.url_patterns, parts, routes, groups)
         else:

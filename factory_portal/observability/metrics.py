@@ -39,7 +39,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from factory_portal.client import client_address
@@ -154,7 +154,7 @@ class LabelValues:
         from prometheus_client import multiprocess
 
         try:
-            families = multiprocess.MultiProcessCollector(None).collect()
+            families: Iterable[Metric] = multiprocess.MultiProcessCollector(None).collect()
             for family in families:
                 if family.name not in self._families:
                     continue
@@ -252,7 +252,7 @@ def registry_for_scrape() -> CollectorRegistry:
 class _ThisProcess(Collector):
     """The default registry's samples (this process's metrics and its process/GC collectors)."""
 
-    def collect(self) -> Iterable:
+    def collect(self) -> Iterable[Metric]:
         return REGISTRY.collect()
 
 

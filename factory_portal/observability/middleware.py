@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.urls import ResolverMatch
 from opentelemetry import trace
 
 from factory_portal.observability import context, metrics, tracing
@@ -24,7 +25,7 @@ PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 def _route(request: HttpRequest) -> str:
     """A low-cardinality name for the URL: its pattern, never the concrete path."""
-    match = getattr(request, "resolver_match", None)
+    match: ResolverMatch | None = getattr(request, "resolver_match", None)
     if match is not None and match.route:
         return "/" + match.route
     if request.path in PROBES:

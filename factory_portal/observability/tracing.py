@@ -114,13 +114,17 @@ def _exporter_from_env() -> SpanExporter:
     ).strip()
     if protocol == "grpc":
         try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
         except ImportError as exc:
             raise RuntimeError(
                 "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the grpc extra: "
                 "pip install 'factory-portal[grpc]'"
             ) from exc
-        return OTLPSpanExporter(timeout=_timeout())
+        # The grpc extra is optional, so its types are not always there (config: missing imports).
+        exporter: SpanExporter = GrpcSpanExporter(timeout=_timeout())
+        return exporter
     if protocol != "http/protobuf":
         raise RuntimeError(f"OTLP protocol {protocol!r} is not supported (http/protobuf, grpc)")
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
