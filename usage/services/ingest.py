@@ -236,15 +236,7 @@ def _llm_values(e: LlmEventIn, pricer: Pricer) -> tuple:
     if e.cost is not None:
         cost, source, price_ref, override_ref = e.cost, CostSource.CLIENT, None, None
     else:
-        priced = pricer.price(
-            provider=e.provider,
-            model=e.model,
-            at=e.occurred_at,
-            input_tokens=e.input_tokens,
-            output_tokens=e.output_tokens,
-            cached_input_tokens=e.cached_input_tokens,
-            cache_write_tokens=e.cache_write_tokens,
-        )
+        priced = pricer.price(e)
         if priced is None:
             cost, source, price_ref, override_ref = None, CostSource.UNPRICED, None, None
         else:
