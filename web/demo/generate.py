@@ -167,6 +167,11 @@ class JobRow:
     duration_ms: int | None
     failure_type: str
 
+    @property
+    def updated_at(self) -> datetime:
+        """A generated job was last updated when it finished (or started, if it still runs)."""
+        return self.finished_at or self.started_at
+
 
 @dataclass
 class LlmRow:
