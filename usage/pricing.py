@@ -20,18 +20,27 @@ class PricedCall(NamedTuple):
     override_ref: int | None  # tenant contract override id
 
 
+class LlmCall(Protocol):
+    """What pricing reads of one LLM call: an incoming event and a stored one alike."""
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cached_input_tokens(self) -> int: ...
+    @property
+    def cache_write_tokens(self) -> int: ...
+
+
 class Pricer(Protocol):
-    def price(
-        self,
-        *,
-        provider: str,
-        model: str,
-        at: datetime,
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int,
-        cache_write_tokens: int,
-    ) -> PricedCall | None:
+    def price(self, call: LlmCall) -> PricedCall | None:
         """The call's cost, or None when it cannot be priced (stored as unpriced)."""
         ...
 

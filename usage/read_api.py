@@ -187,12 +187,7 @@ class RunDetailApi(APIView):
         run = detail.run
         return Response(
             {
-                "run_id": run.run_id,
-                "project": run.project.slug,
-                "template": run.template_recipe_id,
-                "run_type": run.run_type,
-                "status": run.status,
-                "failure_type": run.failure_type,
+                **selectors.run_outline(run),
                 "trace_id": run.trace_id or None,
                 "requested_at": _iso_or_none(run.requested_at),
                 "started_at": _iso_or_none(run.started_at),

@@ -172,12 +172,7 @@ def runs_evaluate(*, run_ids: list[int]) -> list[Alert]:
                     body=body,
                     url=run_path(run.run_id),
                     data={
-                        "run_id": run.run_id,
-                        "project": run.project.slug,
-                        "template": run.template_recipe_id,
-                        "run_type": run.run_type,
-                        "status": run.status,
-                        "failure_type": run.failure_type,
+                        **usage_selectors.run_outline(run),
                         "duration_ms": run.duration_ms,
                         "ai_cost": str(cost),
                         "finished_at": run.finished_at.isoformat() if run.finished_at else None,

@@ -25,7 +25,7 @@ from billing.operator.models import AllocationLine, AllocationRule, AllocationRu
 from billing.operator.selectors import customer_cost_table
 from billing.operator.services.allocation import allocation_run, allocation_what_if
 from billing.operator.services.focus import FocusImportError, focus_upload_import
-from billing.operator.services.rules import allocation_rule_create
+from billing.operator.services.rules import RULE_FIELDS, allocation_rule_create
 from billing.pricing.book import pricebook_refresh
 from billing.pricing.overrides import price_override_create
 from factory_portal.periods import PeriodError, month_of, month_parse, month_text, months_ending
@@ -37,17 +37,7 @@ CUSTOMER_COST_MONTHS = 6
 class RuleForm(forms.ModelForm):
     class Meta:
         model = AllocationRule
-        fields = [
-            "name",
-            "service_category",
-            "provider",
-            "charge_category",
-            "method",
-            "driver",
-            "fixed_amount",
-            "fixed_fraction",
-            "fixed_split",
-        ]
+        fields = [f for f in RULE_FIELDS if f != "active"]  # a new rule is active
         widgets = {
             "fixed_split": forms.Select(
                 choices=[("even", "evenly"), ("weights", "by contract weights")]

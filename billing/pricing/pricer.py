@@ -7,7 +7,6 @@ is kept in memory and reloaded only when the book changes (checked with one aggr
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 
 from django.db.models import Count, Max
 
@@ -21,7 +20,7 @@ from billing.pricing.domain import (
     call_cost,
 )
 from billing.pricing.selectors import price_schedule
-from usage.pricing import PricedCall
+from usage.pricing import LlmCall, PricedCall
 
 _lock = threading.Lock()
 _cached: tuple[tuple[int, int | None], PriceSchedule] | None = None
@@ -81,20 +80,17 @@ class TenantPricer:
                 self._names[key] = catalogue_key(provider, model) or key
         return self._names[key]
 
-    def price(
-        self,
-        *,
-        provider: str,
-        model: str,
-        at: datetime,
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int,
-        cache_write_tokens: int,
-    ) -> PricedCall | None:
-        book_provider, book_model = self._book_name(provider, model)
-        tokens = TokenCounts(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
-        found = call_cost(self._schedule, self._overrides, book_provider, book_model, at, tokens)
+    def price(self, call: LlmCall) -> PricedCall | None:
+        book_provider, book_model = self._book_name(call.provider, call.model)
+        tokens = TokenCounts(
+            call.input_tokens,
+            call.output_tokens,
+            call.cached_input_tokens,
+            call.cache_write_tokens,
+        )
+        found = call_cost(
+            self._schedule, self._overrides, book_provider, book_model, call.occurred_at, tokens
+        )
         if found is None:
             return None
         return PricedCall(found.cost, found.price_ref, found.override_ref)

@@ -36,38 +36,6 @@ from usage.domain.limits import (
 STATUS_RANK = {"Requested": 0, "Running": 1, "Succeeded": 2, "Failed": 2, "Cancelled": 2}
 TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
 
-RUN_FIELDS = frozenset(
-    {
-        "run_id",
-        "project",
-        "status",
-        "timestamp",
-        "template_recipe_id",
-        "run_type",
-        "requested_at",
-        "started_at",
-        "finished_at",
-        "duration_ms",
-        "failure_type",
-        "trace_id",
-        "jobs",
-        "tenant",
-    }
-)
-JOB_FIELDS = frozenset(
-    {
-        "job_id",
-        "step_name",
-        "attempt",
-        "status",
-        "started_at",
-        "finished_at",
-        "duration_ms",
-        "failure_type",
-        "timestamp",
-    }
-)
-
 
 @dataclass(frozen=True)
 class JobState:
@@ -129,6 +97,11 @@ class JobUpdate:
     finished_at: datetime | None = None
     duration_ms: int | None = None
     failure_type: str | None = None
+
+
+# The fields a client may send are the updates' own (``position`` is the batch's, not sent).
+RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(RunUpdate)) - {"position"}
+JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(JobUpdate))
 
 
 def _duration(started: datetime | None, finished: datetime | None, given: int | None) -> int | None:

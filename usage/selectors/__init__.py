@@ -549,6 +549,19 @@ class RunDetail:
     infra: dict[str, Decimal]  # unit -> quantity
 
 
+def run_outline(run: Run) -> dict[str, object]:
+    """A run as its JSON names it (the run API and alert payloads alike); ``run.project`` is read,
+    so select it with the run."""
+    return {
+        "run_id": run.run_id,
+        "project": run.project.slug,
+        "template": run.template_recipe_id,
+        "run_type": run.run_type,
+        "status": run.status,
+        "failure_type": run.failure_type,
+    }
+
+
 def run_detail(run_id: str) -> RunDetail | None:
     if "\x00" in run_id:  # from a URL (%00): PostgreSQL text cannot hold it, so no run has it
         return None

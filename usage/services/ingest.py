@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
@@ -157,6 +158,16 @@ INFRA_INSERT = _rollup_sql(
 )
 
 
+# A row's own columns, read off an event by name: an LLM call's as sent, then what pricing decided
+# (written by ``_llm_values``); the demo's bulk load builds its rows with the same getters.
+LLM_COST_COLUMNS = ("cost", "cost_source", "price_ref", "override_ref")
+_LLM_OWN = LLM_COLUMNS[len(REFERENCE_COLUMNS) : -len(ROLLUP_COLUMNS)]
+if _LLM_OWN[-len(LLM_COST_COLUMNS) :] != LLM_COST_COLUMNS:
+    raise ImproperlyConfigured(f"LlmUsageEvent's last own columns must be {LLM_COST_COLUMNS}")
+llm_call_values = attrgetter(*_LLM_OWN[: -len(LLM_COST_COLUMNS)])
+infra_values = attrgetter(*INFRA_COLUMNS[len(REFERENCE_COLUMNS) : -len(ROLLUP_COLUMNS)])
+
+
 def _copy_insert(
     temp_ddl: str, table: str, types: list[str], rows: list[tuple], insert_sql: str
 ) -> list[tuple]:
@@ -210,7 +221,7 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
             if isinstance(e, LlmEventIn):
                 llm_rows.append((*refs, *_llm_values(e, pricer), *rollup))
             else:
-                infra_rows.append((*refs, e.resource_type, e.quantity, e.unit, *rollup))
+                infra_rows.append((*refs, *infra_values(e), *rollup))
         llm = _copy_insert(LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_INSERT)
         infra = _copy_insert(INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT)
         # Summary columns follow LLM_MEASURES: model, calls, unpriced, 4 token kinds, cost.
@@ -232,34 +243,14 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
 
 
 def _llm_values(e: LlmEventIn, pricer: Pricer) -> tuple:
-    """The LLM columns after the references: names, tokens and the call's cost and its source."""
+    """The LLM columns after the references: the call as sent, its cost and the cost's source."""
     if e.cost is not None:
         cost, source, price_ref, override_ref = e.cost, CostSource.CLIENT, None, None
     else:
-        priced = pricer.price(
-            provider=e.provider,
-            model=e.model,
-            at=e.occurred_at,
-            input_tokens=e.input_tokens,
-            output_tokens=e.output_tokens,
-            cached_input_tokens=e.cached_input_tokens,
-            cache_write_tokens=e.cache_write_tokens,
-        )
+        priced = pricer.price(e)
         if priced is None:
             cost, source, price_ref, override_ref = None, CostSource.UNPRICED, None, None
         else:
             cost, source = priced.cost, CostSource.PRICE_BOOK
             price_ref, override_ref = priced.price_ref, priced.override_ref
-    return (
-        e.provider,
-        e.model,
-        e.operation,
-        e.input_tokens,
-        e.output_tokens,
-        e.cached_input_tokens,
-        e.cache_write_tokens,
-        cost,
-        str(source),
-        price_ref,
-        override_ref,
-    )
+    return (*llm_call_values(e), cost, str(source), price_ref, override_ref)

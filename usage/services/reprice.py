@@ -72,15 +72,7 @@ def _chunk_reprice(
     corrections = []
     for e in events:
         before = current.get(e.event_id, e.cost)
-        priced = pricer.price(
-            provider=e.provider,
-            model=e.model,
-            at=e.occurred_at,
-            input_tokens=e.input_tokens,
-            output_tokens=e.output_tokens,
-            cached_input_tokens=e.cached_input_tokens,
-            cache_write_tokens=e.cache_write_tokens,
-        )
+        priced = pricer.price(e)
         after = priced.cost if priced else None
         if after == before:
             continue

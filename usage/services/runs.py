@@ -8,6 +8,7 @@ status: a status change moves the run from one rollup row to another.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -25,57 +26,22 @@ from usage.signals import runs_finished
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# The state machine's states are the rows' same-named columns; what it decides is copied back,
+# all but the keys.
+RUN_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(RunState))
+JOB_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(JobState))
+RUN_COPY_FIELDS = tuple(name for name in RUN_STATE_FIELDS if name != "run_id")
+JOB_COPY_FIELDS = tuple(name for name in JOB_STATE_FIELDS if name not in ("job_id", "attempt"))
+
+
 def _run_state(run: Run) -> RunState:
-    return RunState(
-        run_id=run.run_id,
-        status=run.status,
-        template_recipe_id=run.template_recipe_id,
-        run_type=run.run_type,
-        requested_at=run.requested_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        duration_ms=run.duration_ms,
-        failure_type=run.failure_type,
-        trace_id=run.trace_id,
-        updated_at=run.updated_at,
-    )
+    return RunState(**{name: getattr(run, name) for name in RUN_STATE_FIELDS})
 
 
 def _job_state(job: Job) -> JobState:
-    return JobState(
-        job_id=job.job_id,
-        attempt=job.attempt,
-        step_name=job.step_name,
-        status=job.status,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        duration_ms=job.duration_ms,
-        failure_type=job.failure_type,
-        updated_at=job.updated_at or job.finished_at or job.started_at or EPOCH,
-    )
-
-
-RUN_COPY_FIELDS = (
-    "status",
-    "template_recipe_id",
-    "run_type",
-    "requested_at",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "failure_type",
-    "trace_id",
-    "updated_at",
-)
-JOB_COPY_FIELDS = (
-    "step_name",
-    "status",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "failure_type",
-    "updated_at",
-)
+    values = {name: getattr(job, name) for name in JOB_STATE_FIELDS}
+    values["updated_at"] = job.updated_at or job.finished_at or job.started_at or EPOCH
+    return JobState(**values)
 
 
 def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:

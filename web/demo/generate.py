@@ -167,6 +167,11 @@ class JobRow:
     duration_ms: int | None
     failure_type: str
 
+    @property
+    def updated_at(self) -> datetime:
+        """A generated job was last updated when it finished (or started, if it still runs)."""
+        return self.finished_at or self.started_at
+
 
 @dataclass
 class LlmRow:
@@ -499,37 +504,12 @@ def _run_usage(
 ) -> None:
     hours = (run.duration_ms or 0) / 3_600_000
     repo_gb = rng.uniform(0.2, 3.0)
-    history.infra.extend(
-        [
-            InfraRow(
-                _uuid(rng),
-                at,
-                project.id,
-                run.id,
-                None,
-                "storage",
-                _quantity(repo_gb * max(hours, 0.01)),
-                "gb_hours",
-            ),
-            InfraRow(
-                _uuid(rng),
-                at,
-                project.id,
-                run.id,
-                None,
-                "network",
-                _quantity(rng.lognormvariate(math.log(0.3), 0.8)),
-                "gb",
-            ),
-            InfraRow(
-                _uuid(rng),
-                at,
-                project.id,
-                run.id,
-                None,
-                "control_plane",
-                _quantity(float(rng.randint(40, 400)), 0),
-                "requests",
-            ),
-        ]
-    )
+    # Run-level usage (no job); each quantity is drawn after its event id, in this order.
+    for resource_type, quantity, unit in (
+        ("storage", lambda: _quantity(repo_gb * max(hours, 0.01)), "gb_hours"),
+        ("network", lambda: _quantity(rng.lognormvariate(math.log(0.3), 0.8)), "gb"),
+        ("control_plane", lambda: _quantity(float(rng.randint(40, 400)), 0), "requests"),
+    ):
+        history.infra.append(
+            InfraRow(_uuid(rng), at, project.id, run.id, None, resource_type, quantity(), unit)
+        )

@@ -3,46 +3,29 @@ price book on the way (Django's bulk_create would be ~20x slower for ~100k rows 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
+from typing import Any
 
 from django.db import connection, transaction
 
 from billing.pricing.domain import PriceSchedule, TokenCounts, priced
-from usage.services.ingest import INFRA_COLUMNS, LLM_COLUMNS
+from usage.services.ingest import INFRA_COLUMNS, LLM_COLUMNS, infra_values, llm_call_values
 from usage.services.rollups import rollups_rebuild
-from web.demo.generate import History
+from web.demo.generate import History, InfraRow, JobRow, LlmRow, ProjectRow, RunRow
 
+
+def _fields(row_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(row_type))
+
+
+# The generated rows are shaped like the tables (a job's ``updated_at`` is derived).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "usage_project": ("id", "slug", "name", "created_at"),
-    "usage_run": (
-        "id",
-        "run_id",
-        "project_id",
-        "template_recipe_id",
-        "run_type",
-        "status",
-        "requested_at",
-        "started_at",
-        "finished_at",
-        "duration_ms",
-        "failure_type",
-        "trace_id",
-        "updated_at",
-    ),
-    "usage_job": (
-        "id",
-        "run_id",
-        "job_id",
-        "step_name",
-        "attempt",
-        "status",
-        "started_at",
-        "finished_at",
-        "duration_ms",
-        "failure_type",
-        "updated_at",
-    ),
+    "usage_project": _fields(ProjectRow),
+    "usage_run": _fields(RunRow),
+    "usage_job": (*_fields(JobRow), "updated_at"),
     # The event tables take the ingest path's columns (their key is the event id).
     "usage_llmusageevent": (*LLM_COLUMNS, "received_at"),
     "usage_infrausageevent": (*INFRA_COLUMNS, "received_at"),
@@ -74,10 +57,26 @@ def _copy(table: str, rows: list[tuple], *, serial: bool = True) -> None:
         )
 
 
+def _copy_rows(table: str, items: list[Any]) -> None:
+    """COPY generated rows whose attributes are named like the table's columns."""
+    _copy(table, list(map(attrgetter(*TABLE_COLUMNS[table]), items)))
+
+
 def history_load(history: History, prices: PriceSchedule) -> LoadResult:
     """Insert ``history`` into the current (empty) tenant schema in one transaction."""
     job_refs = {j.id: j.job_id for j in history.jobs}
     run_kinds = {r.id: (r.run_type, r.template_recipe_id) for r in history.runs}
+
+    def references(e: LlmRow | InfraRow) -> tuple[Any, ...]:
+        return (
+            e.event_id,
+            e.occurred_at,
+            e.project_id,
+            e.run_id,
+            e.job_id,
+            job_refs.get(e.job_id, ""),
+        )
+
     llm_rows = []
     total = Decimal(0)
     unpriced = 0
@@ -94,19 +93,8 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
             total += cost
         llm_rows.append(
             (
-                e.event_id,
-                e.occurred_at,
-                e.project_id,
-                e.run_id,
-                e.job_id,
-                job_refs.get(e.job_id, ""),
-                e.provider,
-                e.model,
-                e.operation,
-                e.input_tokens,
-                e.output_tokens,
-                e.cached_input_tokens,
-                e.cache_write_tokens,
+                *references(e),
+                *llm_call_values(e),
                 cost,
                 source,
                 ref,
@@ -116,61 +104,16 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
             )
         )
     with transaction.atomic():
-        _copy("usage_project", [(p.id, p.slug, p.name, p.created_at) for p in history.projects])
-        _copy(
-            "usage_run",
-            [
-                (
-                    r.id,
-                    r.run_id,
-                    r.project_id,
-                    r.template_recipe_id,
-                    r.run_type,
-                    r.status,
-                    r.requested_at,
-                    r.started_at,
-                    r.finished_at,
-                    r.duration_ms,
-                    r.failure_type,
-                    r.trace_id,
-                    r.updated_at,
-                )
-                for r in history.runs
-            ],
-        )
-        _copy(
-            "usage_job",
-            [
-                (
-                    j.id,
-                    j.run_id,
-                    j.job_id,
-                    j.step_name,
-                    j.attempt,
-                    j.status,
-                    j.started_at,
-                    j.finished_at,
-                    j.duration_ms,
-                    j.failure_type,
-                    j.finished_at or j.started_at,
-                )
-                for j in history.jobs
-            ],
-        )
+        _copy_rows("usage_project", history.projects)
+        _copy_rows("usage_run", history.runs)
+        _copy_rows("usage_job", history.jobs)
         _copy("usage_llmusageevent", llm_rows, serial=False)
         _copy(
             "usage_infrausageevent",
             [
                 (
-                    i.event_id,
-                    i.occurred_at,
-                    i.project_id,
-                    i.run_id,
-                    i.job_id,
-                    job_refs.get(i.job_id, ""),
-                    i.resource_type,
-                    i.quantity,
-                    i.unit,
+                    *references(i),
+                    *infra_values(i),
                     *run_kinds.get(i.run_id, ("", "")),
                     i.occurred_at,
                 )

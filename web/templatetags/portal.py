@@ -27,17 +27,21 @@ usd = register.filter("usd", money.usd)
 percent = register.filter("percent", money.ratio_percent)
 
 
-@register.filter
-def elapsed(start: datetime | None, now: datetime) -> str:
-    """``1h 04m`` / ``3m 12s`` between ``start`` and ``now``."""
-    if start is None:
-        return "—"
-    seconds = max(0, int((now - start).total_seconds()))
+def _clock(seconds: int) -> str:
+    """``1h 04m`` or ``3m 12s``."""
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
         return f"{hours}h {minutes:02d}m"
     return f"{minutes}m {secs:02d}s"
+
+
+@register.filter
+def elapsed(start: datetime | None, now: datetime) -> str:
+    """``1h 04m`` / ``3m 12s`` between ``start`` and ``now``."""
+    if start is None:
+        return "—"
+    return _clock(max(0, int((now - start).total_seconds())))
 
 
 @register.filter
@@ -47,12 +51,7 @@ def duration_ms(value: int | None) -> str:
         return "—"
     if value < 1000:
         return f"{value} ms"
-    seconds = value // 1000
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s"
+    return _clock(value // 1000)
 
 
 @register.filter

@@ -11,10 +11,11 @@ from django.db import transaction
 from billing.domain.allocation import Rule
 from billing.operator.models import AllocationRule
 
+# What an operator sets on a rule, in the order the console's form shows it.
 RULE_FIELDS = (
     "name",
-    "provider",
     "service_category",
+    "provider",
     "charge_category",
     "method",
     "driver",
