@@ -103,6 +103,12 @@ def public_host() -> str:
 
 
 @pytest.fixture
+def operator(public_host: str) -> Client:
+    """A logged-in client of the operator on the operator host."""
+    return logged_in_client(public_host, OPERATOR_EMAIL)
+
+
+@pytest.fixture
 def people(alpha: TestTenant) -> dict[str, Client]:
     """Logged-in clients of alpha's admin, a member and a finance user."""
     user_make(alpha, MEMBER, Role.MEMBER)

@@ -7,7 +7,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -27,11 +27,14 @@ from usage.models import Project, Run
 from usage.pricing import pricer_for
 from usage.services.ingest import events_ingest
 from usage.services.runs import runs_ingest
+from usage.trace_routing.models import PendingSpan
 
 PASSWORD = "correct-horse-battery-staple"
 OPERATOR_EMAIL = "ops@portal.test"
 # alpha's member and finance users (the ``people`` fixture logs them in)
 MEMBER, FINANCE = "member@alpha.test", "finance@alpha.test"
+# when the runs of ``runs_make`` start (November 2026)
+RUNS_START = datetime(2026, 11, 1, 8, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,97 @@ def run_update(
                 position=0, run_id=run_id, project=project, status=status, timestamp=at, **fields
             )
         ]
+    )
+
+
+def run_finished(
+    run_id: str,
+    status: str,
+    requested: datetime,
+    minutes: int,
+    project: str = "web",
+    **fields: object,
+) -> None:
+    """A run requested and started at ``requested`` that took ``minutes``, in the current
+    schema."""
+    run_update(
+        run_id,
+        status,
+        requested + timedelta(minutes=minutes),
+        project=project,
+        requested_at=requested,
+        started_at=requested,
+        finished_at=requested + timedelta(minutes=minutes),
+        **fields,
+    )
+
+
+def runs_make(
+    tenant: TestTenant,
+    count: int,
+    *,
+    status: str = "Succeeded",
+    project: str = "web",
+    prefix: str = "run",
+) -> None:
+    """``count`` runs ``<prefix>-000``... of template ``react-spa``, one a minute from
+    ``RUNS_START``, each 30 seconds long."""
+    updates = [
+        RunUpdate(
+            i,
+            f"{prefix}-{i:03d}",
+            project,
+            status,
+            RUNS_START + timedelta(minutes=i, seconds=30),
+            template_recipe_id="react-spa",
+            run_type="frontend",
+            requested_at=RUNS_START + timedelta(minutes=i),
+            started_at=RUNS_START + timedelta(minutes=i),
+            finished_at=RUNS_START + timedelta(minutes=i, seconds=30),
+        )
+        for i in range(count)
+    ]
+    with schema_context(tenant.schema):
+        runs_ingest(updates=updates)
+
+
+def report_runs_make(tenant: TestTenant, day: date) -> None:
+    """Nine finished runs from ``day`` 09:00 UTC: six succeeded (template ``spa``, 10 minutes),
+    two failed (``api``, 30 minutes), and the next day one more succeeded (type ``docs``, 20)."""
+    at = datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
+    with schema_context(tenant.schema):
+        for n in range(6):
+            run_finished(
+                f"ok-{n}", "Succeeded", at + timedelta(hours=n), 10, template_recipe_id="spa"
+            )
+        for n in range(2):
+            run_finished(
+                f"bad-{n}", "Failed", at + timedelta(hours=n), 30, template_recipe_id="api"
+            )
+        run_finished("ok-next", "Succeeded", at + timedelta(days=1), 20, run_type="docs")
+
+
+def llm_spend(tenant: TestTenant, at: datetime, *costs: str) -> None:
+    """LLM calls with client-supplied costs, through the real ingest path (rollups included)."""
+    with schema_context(tenant.schema):
+        events_ingest(
+            events=[
+                llm_event_in(f"e-{at:%Y%m%d%H%M}-{i}", at, project="web", cost=Decimal(cost))
+                for i, cost in enumerate(costs)
+            ],
+            pricer=pricer_for(tenant.tenant),
+        )
+
+
+def pending_spans_make(sender: str, n: int, age: timedelta) -> None:
+    """``n`` OTLP spans from ``sender`` (a tenant hint; empty for the platform) that have waited
+    ``age`` for their run span."""
+    spans = PendingSpan.objects.bulk_create(
+        PendingSpan(trace_id=f"{i:032x}", span_id=f"{i:016x}", tenant_hint=sender, record={})
+        for i in range(len(sender) * 1000, len(sender) * 1000 + n)
+    )
+    PendingSpan.objects.filter(pk__in=[s.pk for s in spans]).update(
+        received_at=timezone.now() - age
     )
 
 

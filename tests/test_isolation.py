@@ -9,7 +9,14 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tests.support import add_llm_call, bearer, host_client, key_for, logged_in_client
+from tests.support import (
+    add_llm_call,
+    bearer,
+    host_client,
+    key_for,
+    logged_in_client,
+    runs_make,
+)
 from usage.models import LlmUsageEvent, Project, Run, RunStatus
 from usage.tests.otlp_spans import as_request, factory_run_spans
 
@@ -125,3 +132,11 @@ def test_a_trace_of_another_tenant_cannot_be_written_into(alpha, beta):
     with schema_context(beta.schema):
         assert Run.objects.get().run_id == "alpha-run"  # beta's own run of that name
         assert LlmUsageEvent.objects.count() == len(before)
+
+
+def test_another_tenants_run_is_not_found(alpha, beta):
+    runs_make(beta, 1, prefix="beta-run")
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    assert client.get("/runs/beta-run-000/").status_code == 404
+    assert "beta-run" not in client.get("/runs/").content.decode()
+    assert b"beta-run" not in b"".join(client.get("/runs.csv").streaming_content)

@@ -7,8 +7,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from billing.operator.models import FocusImport
+from billing.tests.focus_bills import FOCUS_HEADER, FOCUS_ROWS
 from tests.support import OPERATOR_EMAIL, logged_in_client
-from tests.test_operator_console import FOCUS_HEADER, FOCUS_ROWS
 
 pytestmark = pytest.mark.django_db
 

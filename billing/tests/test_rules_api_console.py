@@ -13,7 +13,6 @@ from billing.operator.models import AllocationRule, CostPool
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
 from tests.support import (
-    OPERATOR_EMAIL,
     PASSWORD,
     bearer,
     host_client,
@@ -22,11 +21,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator(public_host):
-    return logged_in_client(public_host, OPERATOR_EMAIL)
 
 
 def _post(client, body):

@@ -1,4 +1,4 @@
-"""Production settings are safe by default."""
+"""Production settings are safe by default; static files come from the installed packages."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+from django.contrib.staticfiles import finders
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,3 +74,7 @@ def test_every_environment_variable_the_settings_read_is_in_the_readme_table():
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
     assert len(read) > 30  # the pattern still finds the settings' variables
     assert sorted(read - documented) == []
+
+
+def test_plotly_is_served_from_the_installed_package():
+    assert finders.find("vendor/plotly/plotly.min.js")

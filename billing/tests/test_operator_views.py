@@ -1,5 +1,5 @@
-"""Operator console (bare base domain): tenants (create, suspend, reactivate), cost per customer,
-price book and contract terms, cost pools with FOCUS uploads, system health; operators only."""
+"""Operator console pages for billing (billing.operator.views): cost per customer (page and CSV),
+the price book and contract terms, cost pools with FOCUS uploads."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import csv
 import html
 import io
 import re
-import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -26,156 +25,17 @@ from billing.operator.models import (
 )
 from billing.operator.services.allocation import allocation_run
 from billing.selectors.costs import cost_report
-from factory_portal.accounts.models import Role
-from factory_portal.accounts.services import user_create
-from factory_portal.money import quantize_cents
-from factory_portal.tenants.models import Tenant
-from tests.support import OPERATOR_EMAIL, broker_down, host_client, llm_event_in, logged_in_client
-from usage.pricing import pricer_for
-from usage.services.ingest import events_ingest
-from usage.trace_routing.models import PendingSpan
-from web.templatetags.portal import usd
+from billing.tests.focus_bills import FOCUS_HEADER, FOCUS_ROWS
+from factory_portal.money import quantize_cents, usd
+from tests.support import llm_spend
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ("/", "/customer-costs/", "/price-book/", "/pools/", "/health/")
 SEPTEMBER = date(2026, 9, 1)
-FOCUS_HEADER = (
-    "BilledCost,EffectiveCost,ListCost,BillingCurrency,BillingPeriodStart,"
-    "BillingPeriodEnd,ChargeCategory,ServiceCategory,ProviderName,PricingCurrency,Tags\n"
-)
-FOCUS_ROWS = (
-    "10.50,9.25,11,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,Usage,Compute,AWS,USD,NULL\n"
-    "4.125,4.125,4.125,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,Usage,Storage,GCP,USD,NULL\n"
-    "-1,-1,0,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,Credit,Compute,AWS,USD,NULL\n"
-)
-
-
-@pytest.fixture
-def operator(public_host):
-    return logged_in_client(public_host, OPERATOR_EMAIL)
-
-
-def _spend(tenant, at: datetime, *costs: str) -> None:
-    """LLM calls with client-supplied costs, through the real ingest path (rollups included)."""
-    with schema_context(tenant.schema):
-        events_ingest(
-            events=[
-                llm_event_in(f"e-{at:%Y%m%d%H%M}-{i}", at, project="web", cost=Decimal(cost))
-                for i, cost in enumerate(costs)
-            ],
-            pricer=pricer_for(tenant.tenant),
-        )
 
 
 def _text(response) -> str:
     return html.unescape(response.content.decode())
-
-
-# --- access ---------------------------------------------------------------------------------
-
-
-def test_anonymous_visitors_are_sent_to_the_login_page(public_host):
-    client = host_client(public_host)
-    for path in (*PAGES, "/customer-costs.csv"):
-        response = client.get(path)
-        assert response.status_code == 302, path
-        assert response["Location"].startswith("/login/"), path
-    for path in ("/tenants/new", "/tenants/alpha/status", "/price-book/refresh", "/pools/upload"):
-        assert client.post(path).status_code == 302, path
-
-
-def test_a_tenant_admin_session_does_not_open_the_console(alpha, public_host):
-    tenant_admin = logged_in_client(alpha.host, alpha.admin_email)
-    for path in PAGES[1:]:
-        assert tenant_admin.get(path).status_code == 404, path  # no such page on tenant hosts
-    # The same browser on the operator host: its session does not exist in the public schema.
-    for path in PAGES:
-        response = tenant_admin.get(path, HTTP_HOST=public_host)
-        assert response.status_code == 302 and response["Location"].startswith("/login/"), path
-    response = tenant_admin.post(
-        "/tenants/alpha/status", {"status": "suspended"}, HTTP_HOST=public_host
-    )
-    assert response.status_code == 302
-    assert Tenant.objects.get(slug="alpha").status == Tenant.Status.ACTIVE
-
-
-def test_a_public_user_without_the_operator_role_gets_403(public_host):
-    user_create(email="viewer@portal.test", role=Role.MEMBER, password="another-long-passphrase")
-    client = logged_in_client(public_host, "viewer@portal.test", "another-long-passphrase")
-    for path in PAGES:
-        assert client.get(path).status_code == 403, path
-    assert client.post("/tenants/alpha/status", {"status": "suspended"}).status_code == 403
-
-
-# --- tenants --------------------------------------------------------------------------------
-
-
-def test_tenant_list_shows_each_tenant_with_suspend_buttons(operator, alpha, beta):
-    page = _text(operator.get("/"))
-    for tenant in (alpha, beta):
-        assert tenant.tenant.name in page
-        assert f'action="/tenants/{tenant.tenant.slug}/status"' in page
-    assert 'name="csrfmiddlewaretoken"' in page
-    for field in ("slug", "name", "admin_email"):
-        assert f'<label for="id_{field}"' in page
-
-
-def test_create_a_tenant_then_suspend_and_reactivate_it(operator):
-    response = operator.post(
-        "/tenants/new", {"slug": "gamma", "name": "Gamma Ltd", "admin_email": "boss@gamma.test"}
-    )
-    assert response.status_code == 200
-    assert "no-store" in response["Cache-Control"]
-    page = _text(response)
-    password = re.search(r'data-testid="admin-password">([^<]+)</code>', page).group(1)
-    assert "shown only this once" in page
-    gamma = Tenant.objects.get(slug="gamma")
-    host = gamma.domains.get().domain
-    assert host in page
-
-    admin = logged_in_client(host, "boss@gamma.test", password)  # the password works
-    assert admin.get("/").status_code == 200
-    assert password not in _text(operator.get("/"))  # and is never shown again
-
-    assert operator.post("/tenants/gamma/status", {"status": "suspended"}).status_code == 302
-    refused = admin.get("/")
-    assert refused.status_code == 403 and "suspended" in refused.content.decode()
-    listing = _text(operator.get("/"))
-    assert "Gamma Ltd is suspended" in listing
-    assert 'aria-label="Reactivate Gamma Ltd"' in listing
-
-    assert operator.post("/tenants/gamma/status", {"status": "active"}).status_code == 302
-    assert admin.get("/").status_code == 200
-    assert "Gamma Ltd is active again" in _text(operator.get("/"))
-
-
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        ({"slug": "alpha", "name": "Again", "admin_email": "a@x.test"}, "already exists"),
-        ({"slug": "Not A Slug!", "name": "X", "admin_email": "a@x.test"}, "2-40 lowercase"),
-        ({"slug": "admin", "name": "X", "admin_email": "a@x.test"}, "reserved"),
-        ({"slug": "delta", "name": "X", "admin_email": "not-an-email"}, "valid email"),
-        ({"slug": "delta", "name": "", "admin_email": "a@x.test"}, "required"),
-    ],
-)
-def test_create_tenant_shows_validation_errors_on_the_form(operator, alpha, data, message):
-    before = Tenant.objects.count()
-    response = operator.post("/tenants/new", data)
-    assert response.status_code == 400
-    page = _text(response)
-    assert message in page
-    assert f'value="{data["slug"]}"' in page  # the form keeps what was typed
-    assert Tenant.objects.count() == before
-
-
-def test_unknown_tenant_or_status_is_refused(operator, alpha):
-    assert operator.post("/tenants/nope/status", {"status": "suspended"}).status_code == 404
-    assert operator.get("/tenants/alpha/status").status_code == 405
-    response = operator.post("/tenants/alpha/status", {"status": "deleted"}, follow=True)
-    assert "Unknown tenant status" in _text(response)
-    assert Tenant.objects.get(slug="alpha").status == Tenant.Status.ACTIVE
 
 
 # --- cost per customer ----------------------------------------------------------------------
@@ -190,9 +50,9 @@ def test_customer_costs_without_usage_show_zero_and_no_allocation(operator, alph
 
 
 def test_customer_costs_agree_with_the_cost_report_and_csv(operator, alpha, beta, tmp_path):
-    _spend(alpha, datetime(2026, 9, 10, 9, tzinfo=UTC), "1.2345", "0.50")
-    _spend(alpha, datetime(2026, 8, 31, 23, tzinfo=UTC), "2.00")  # previous month
-    _spend(beta, datetime(2026, 9, 20, 9, tzinfo=UTC), "0.333")
+    llm_spend(alpha, datetime(2026, 9, 10, 9, tzinfo=UTC), "1.2345", "0.50")
+    llm_spend(alpha, datetime(2026, 8, 31, 23, tzinfo=UTC), "2.00")  # previous month
+    llm_spend(beta, datetime(2026, 9, 20, 9, tzinfo=UTC), "0.333")
     CostPool.objects.create(
         period=SEPTEMBER,
         name="GPU inference",
@@ -457,36 +317,3 @@ def test_upload_without_a_file_or_with_a_bad_period(operator):
     response = _upload(operator, (FOCUS_HEADER + FOCUS_ROWS).encode(), period="October")
     assert response.status_code == 400 and "is not a month (YYYY-MM" in _text(response)
     assert not FocusImport.objects.exists()
-
-
-# --- health ---------------------------------------------------------------------------------
-
-
-def test_health_page_reports_broker_queues_backlog_and_freshness(operator, alpha, beta):
-    now = timezone.now()
-    _spend(alpha, now - timedelta(hours=3), "0.10")
-    PendingSpan.objects.create(trace_id="ab" * 16, span_id="cd" * 8, record={})
-    page = _text(operator.get("/health/"))
-    assert re.search(r'data-testid="database-state">Reachable', page)
-    assert re.search(r'data-testid="broker-state">Reachable', page)
-    assert re.search(r'data-testid="queue-depth">\d', page)
-    assert re.search(r'data-testid="worker-count">\d', page)
-    assert re.search(r'data-testid="pending-spans">1<', page)
-    freshness = page[page.index('data-testid="freshness-table"') :]
-    alpha_row = re.search(r"alpha</span>.*?</tr>", freshness, re.S).group(0)
-    beta_row = re.search(r"beta</span>.*?</tr>", freshness, re.S).group(0)
-    assert "stale" in alpha_row
-    assert "no usage yet" in beta_row
-
-
-def test_health_page_with_the_broker_down_says_unreachable_quickly(operator):
-    with broker_down():
-        started = time.perf_counter()
-        response = operator.get("/health/")
-        elapsed = time.perf_counter() - started
-    assert response.status_code == 200
-    assert elapsed < 3
-    page = _text(response)
-    assert re.search(r'data-testid="broker-state">Unreachable', page)
-    assert "not asked: the broker is unreachable" in page
-    assert re.search(r'data-testid="database-state">Reachable', page)
