@@ -55,6 +55,9 @@ class BudgetSerializer(serializers.ModelSerializer):
         model = Budget
         fields = ["id", "project", "amount", "thresholds", "created_at"]
         read_only_fields = ["id", "created_at"]
+        # One scope, one budget: ``validate`` says so in words (the model's unique check would
+        # answer "budget with this project already exists." for a changed scope only).
+        extra_kwargs = {"project": {"validators": []}}
 
     def validate(self, attrs):  # type: ignore[no-untyped-def]
         project = attrs.get("project", self.instance.project if self.instance else "")

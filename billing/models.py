@@ -5,6 +5,8 @@ Platform-wide billing data (price book, cost pools, allocation) lives in ``billi
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
@@ -51,6 +53,7 @@ class CostForecast(models.Model):
     def __str__(self) -> str:
         return f"forecast {self.project or 'tenant'} from {self.start} ({self.method})"
 
-    @property
+    @cached_property
     def days(self) -> list[ForecastDay]:
+        """The stored rows, typed (parsed once per instance)."""
         return [ForecastDay.from_json(row) for row in self.daily]

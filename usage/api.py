@@ -83,8 +83,9 @@ def invalid_items(
 
 
 class BatchIngestApi(APIView):
-    """A batch endpoint: body limits, gzip, JSON or NDJSON, all-or-nothing validation, and on the
-    operator host (platform key) routing of every item to its tenant's schema."""
+    """A batch endpoint: body limits, gzip, JSON or NDJSON and all-or-nothing validation; the
+    store (and, with the platform key, routing every item to its tenant) is
+    ``usage.services.entry.batch_ingest``'s."""
 
     access = ApiAccess(write=Access(area=None, scope="ingest"))
     throttle_scope = "ingest"
@@ -286,7 +287,7 @@ class TracesApi(APIView):
                 status = 415 if isinstance(exc, OtlpMediaTypeError) else 400
                 title, detail = "Unusable body", str(exc)
             return problem_response(status=status, title=title, detail=detail)
-        records, rejected = spans_map(spans, now=timezone.now(), max_future=_max_future())
+        records, rejected = spans_map(spans, latest=timezone.now() + _max_future())
         result = traces_ingest(records=records, host_tenant=request_tenant())
         rejected += result.rejected
 

@@ -11,6 +11,20 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
+from usage.domain.limits import (
+    ERROR_LENGTH,
+    FAILURE_TYPE_LENGTH,
+    MODEL_LENGTH,
+    OPERATION_LENGTH,
+    PROVIDER_LENGTH,
+    RUN_TYPE_LENGTH,
+    SERVICE_LENGTH,
+    STEP_NAME_LENGTH,
+    TEMPLATE_LENGTH,
+    TRACE_ID_LENGTH,
+    UNIT_LENGTH,
+)
+
 
 class Project(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
@@ -39,15 +53,15 @@ FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCEL
 class Run(models.Model):
     run_id = models.CharField(max_length=128, unique=True)
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="runs")
-    template_recipe_id = models.CharField(max_length=200, blank=True)
-    run_type = models.CharField(max_length=64, blank=True)
+    template_recipe_id = models.CharField(max_length=TEMPLATE_LENGTH, blank=True)
+    run_type = models.CharField(max_length=RUN_TYPE_LENGTH, blank=True)
     status = models.CharField(max_length=16, choices=RunStatus.choices)
     requested_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
-    failure_type = models.CharField(max_length=100, blank=True)
-    trace_id = models.CharField(max_length=32, blank=True)
+    failure_type = models.CharField(max_length=FAILURE_TYPE_LENGTH, blank=True)
+    trace_id = models.CharField(max_length=TRACE_ID_LENGTH, blank=True)
     # Timestamp of the newest lifecycle update applied; older updates never move a run backwards.
     updated_at = models.DateTimeField()
 
@@ -90,13 +104,13 @@ class Run(models.Model):
 class Job(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="jobs")
     job_id = models.CharField(max_length=128)
-    step_name = models.CharField(max_length=100)
+    step_name = models.CharField(max_length=STEP_NAME_LENGTH)
     attempt = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=16, choices=RunStatus.choices)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
-    failure_type = models.CharField(max_length=100, blank=True)
+    failure_type = models.CharField(max_length=FAILURE_TYPE_LENGTH, blank=True)
     updated_at = models.DateTimeField(null=True, blank=True)  # newest lifecycle update applied
 
     class Meta:
@@ -152,8 +166,8 @@ class UsageEvent(models.Model):
     occurred_at = models.DateTimeField()
     job_ref = models.CharField(max_length=128, blank=True)  # the client's job id, even if unknown
     # The run type and template the event was rolled up under (the run's, when it arrived).
-    run_type = models.CharField(max_length=64, blank=True)
-    template = models.CharField(max_length=200, blank=True)
+    run_type = models.CharField(max_length=RUN_TYPE_LENGTH, blank=True)
+    template = models.CharField(max_length=TEMPLATE_LENGTH, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -167,9 +181,9 @@ class LlmUsageEvent(UsageEvent):
     """One LLM call. ``input_tokens`` includes cached and cache-write tokens (as in OTel GenAI)."""
 
     project, run, job = _event_references("llm_events")
-    provider = models.CharField(max_length=64)
-    model = models.CharField(max_length=128)
-    operation = models.CharField(max_length=32, default="generation")
+    provider = models.CharField(max_length=PROVIDER_LENGTH)
+    model = models.CharField(max_length=MODEL_LENGTH)
+    operation = models.CharField(max_length=OPERATION_LENGTH, default="generation")
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     cached_input_tokens = models.BigIntegerField(default=0)
@@ -220,7 +234,7 @@ class InfraUsageEvent(UsageEvent):
     project, run, job = _event_references("infra_events")
     resource_type = models.CharField(max_length=16, choices=ResourceType.choices)
     quantity = models.DecimalField(max_digits=24, decimal_places=6)
-    unit = models.CharField(max_length=32)
+    unit = models.CharField(max_length=UNIT_LENGTH)
 
     class Meta:
         indexes = [
@@ -237,18 +251,18 @@ class ExternalCall(models.Model):
     """A call from a job to an external service (``factory.external.{service}`` spans)."""
 
     span_id = models.CharField(max_length=16)
-    trace_id = models.CharField(max_length=32)
+    trace_id = models.CharField(max_length=TRACE_ID_LENGTH)
     run = models.ForeignKey(
         Run, null=True, blank=True, on_delete=models.CASCADE, related_name="external_calls"
     )
     job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="external_calls"
     )
-    service = models.CharField(max_length=100)
+    service = models.CharField(max_length=SERVICE_LENGTH)
     started_at = models.DateTimeField()
     duration_ms = models.BigIntegerField()
     status = models.CharField(max_length=16)  # ok | error | unset
-    error = models.CharField(max_length=500, blank=True)
+    error = models.CharField(max_length=ERROR_LENGTH, blank=True)
 
     class Meta:
         constraints = [
@@ -268,11 +282,11 @@ ROLLUP_DIMENSIONS = ("project", "provider", "model", "operation", "run_type", "t
 
 class LlmRollup(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    provider = models.CharField(max_length=64)
-    model = models.CharField(max_length=128)
-    operation = models.CharField(max_length=32)
-    run_type = models.CharField(max_length=64)
-    template = models.CharField(max_length=200)
+    provider = models.CharField(max_length=PROVIDER_LENGTH)
+    model = models.CharField(max_length=MODEL_LENGTH)
+    operation = models.CharField(max_length=OPERATION_LENGTH)
+    run_type = models.CharField(max_length=RUN_TYPE_LENGTH)
+    template = models.CharField(max_length=TEMPLATE_LENGTH)
     calls = models.BigIntegerField(default=0)
     unpriced_calls = models.BigIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
@@ -316,9 +330,9 @@ INFRA_DIMENSIONS = ("project", "resource_type", "unit", "run_type", "template")
 class InfraRollup(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     resource_type = models.CharField(max_length=16)
-    unit = models.CharField(max_length=32)
-    run_type = models.CharField(max_length=64)
-    template = models.CharField(max_length=200)
+    unit = models.CharField(max_length=UNIT_LENGTH)
+    run_type = models.CharField(max_length=RUN_TYPE_LENGTH)
+    template = models.CharField(max_length=TEMPLATE_LENGTH)
     events = models.BigIntegerField(default=0)
     quantity = models.DecimalField(max_digits=28, decimal_places=6, default=0)
 
@@ -357,8 +371,8 @@ class RunDaily(models.Model):
 
     day = models.DateField()
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    run_type = models.CharField(max_length=64)
-    template = models.CharField(max_length=200)
+    run_type = models.CharField(max_length=RUN_TYPE_LENGTH)
+    template = models.CharField(max_length=TEMPLATE_LENGTH)
     status = models.CharField(max_length=16, choices=RunStatus.choices)
     runs = models.BigIntegerField(default=0)
     duration_ms_total = models.BigIntegerField(default=0)

@@ -35,6 +35,8 @@ CUSTOMER_COST_MONTHS = 6
 
 
 class RuleForm(forms.ModelForm):
+    field_order = ["name", "service_category", "provider"]  # what it applies to reads best so
+
     class Meta:
         model = AllocationRule
         fields = [f for f in RULE_FIELDS if f != "active"]  # a new rule is active

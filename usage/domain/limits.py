@@ -1,5 +1,5 @@
 """The bounds of what ingest accepts, one home for every path usage arrives by (REST events, run
-updates, OTLP spans). Pure constants; text lengths are the ``max_length`` of the columns in
+updates, OTLP spans). Pure constants; text lengths are also the ``max_length`` of the columns in
 ``usage.models`` that hold them. Request-size bounds and the clock skew tolerated are settings
 (``INGEST_MAX_*``, ``INGEST_MAX_FUTURE_SECONDS``, ``OTLP_MAX_*``), read by the services and views.
 """

@@ -29,7 +29,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from google.protobuf import json_format
@@ -596,17 +596,16 @@ def _context_from(attrs: dict[str, Any]) -> SpanContext:
 
 
 def spans_map(
-    spans: list[FlatSpan], now: datetime | None = None, *, max_future: timedelta = timedelta()
+    spans: list[FlatSpan], *, latest: datetime | None = None
 ) -> tuple[list[SpanRecord], list[RejectedSpan]]:
-    """Records for every usable span, and the reason for every span that cannot be used
-    (a span may end at most ``max_future`` after ``now``: the ingest's tolerated clock skew)."""
+    """Records for every usable span, and the reason for every span that cannot be used. A span
+    may end at ``latest`` at the most (the caller's now plus the clock skew it tolerates); None:
+    no bound."""
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     trace_runs: dict[str, SpanContext] = {}
     for span in spans:
         if span.name == RUN_SPAN and span.attrs.get("run.id"):
             trace_runs[span.trace_id] = _context_from(span.attrs)
-    latest = None if now is None else now + max_future
-
     records: list[SpanRecord] = []
     rejected: list[RejectedSpan] = []
     for span in spans:

@@ -20,10 +20,9 @@ from django.db.models.functions import Cast
 from factory_portal.money import percent
 from factory_portal.periods import period_key
 from usage.domain.durations import BUCKETS, percentile_ms
-from usage.models import LlmUsageDaily, Run, RunDaily, RunStatus
+from usage.models import FINISHED_RUN_STATUSES, LlmUsageDaily, Run, RunDaily, RunStatus
 
 GRAINS = ("day", "week", "month")
-FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 RECENT_WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7)}
 
 
@@ -35,7 +34,9 @@ def success_rate(succeeded: int, finished: int) -> Decimal | None:
 
 def status_success_rate(counts: Mapping[str, int]) -> Decimal | None:
     """The success rate of runs counted by status (``{status: runs}``)."""
-    return success_rate(counts.get(RunStatus.SUCCEEDED, 0), sum(counts.get(s, 0) for s in FINISHED))
+    return success_rate(
+        counts.get(RunStatus.SUCCEEDED, 0), sum(counts.get(s, 0) for s in FINISHED_RUN_STATUSES)
+    )
 
 
 @dataclass
@@ -51,7 +52,7 @@ class PeriodRuns:
 
     @property
     def finished(self) -> int:
-        return sum(self.by_status[s] for s in FINISHED)
+        return sum(self.by_status[s] for s in FINISHED_RUN_STATUSES)
 
     @property
     def success_rate(self) -> Decimal | None:
@@ -110,7 +111,7 @@ def usage_report(*, start: date, end: date, grain: str, top_templates: int = 10)
         counts[0] += runs
         if status == RunStatus.SUCCEEDED:
             counts[1] += runs
-        if status in FINISHED:
+        if status in FINISHED_RUN_STATUSES:
             counts[2] += runs
     period_histograms, template_histograms = _finished_histograms(start, end, grain)
     for key, histogram in period_histograms.items():
@@ -211,6 +212,6 @@ def recent_success_rates(*, now: datetime) -> dict[str, Decimal | None]:
         aggregates[f"{name}_ok"] = Count("id", filter=window & Q(status=RunStatus.SUCCEEDED))
         aggregates[f"{name}_all"] = Count("id", filter=window)
     counts = Run.objects.filter(
-        finished_at__gte=min(since.values()), finished_at__lte=now, status__in=FINISHED
+        finished_at__gte=min(since.values()), finished_at__lte=now, status__in=FINISHED_RUN_STATUSES
     ).aggregate(**aggregates)
     return {name: success_rate(counts[f"{name}_ok"], counts[f"{name}_all"]) for name in since}

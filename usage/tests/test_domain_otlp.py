@@ -238,6 +238,6 @@ def _span(**fields):
     ],
 )
 def test_unusable_spans_are_rejected_not_crashed(span, words):
-    records, rejected = spans_map([span], now=NOW)
+    records, rejected = spans_map([span], latest=NOW + timedelta(minutes=5))
     assert records == []
     assert words in rejected[0].reason

@@ -1,5 +1,5 @@
-"""Operator console pages of the tenants app (public schema): the tenant list with creating,
-suspending and reactivating tenants, and the system health page."""
+"""Operator console pages (public schema): the tenant list with creating, suspending and
+reactivating tenants (through ``factory_portal.tenants.services``), and the system health page."""
 
 from __future__ import annotations
 

@@ -11,11 +11,11 @@ from django.db import transaction
 from billing.domain.allocation import Rule
 from billing.operator.models import AllocationRule
 
-# What an operator sets on a rule, in the order the console's form shows it.
+# What an operator sets on a rule (the API's field order).
 RULE_FIELDS = (
     "name",
-    "service_category",
     "provider",
+    "service_category",
     "charge_category",
     "method",
     "driver",
