@@ -6,10 +6,9 @@ from __future__ import annotations
 from django.db import connection
 from django.utils import timezone
 
-from billing.selectors.summaries import cost_summary
+from billing.selectors.summaries import cost_summary, summary_month
 from billing.services import forecasts_refresh
 from factory_portal.celery import app
-from factory_portal.periods import month_start
 from factory_portal.tenants.fanout import tenants_fan_out
 
 
@@ -32,8 +31,9 @@ def cost_summaries_refresh_all() -> int:
 
 @app.task
 def cost_summary_refresh_tenant() -> str:
-    """Runs in the enqueuing tenant's schema; recomputes only when the month's data changed."""
+    """Runs in the enqueuing tenant's schema: keeps the summary of the month the costs page
+    opens on warm (``summary_month``); recomputes only when the month's data changed."""
     tenant = connection.tenant
     now = timezone.now()
-    summary = cost_summary(tenant=tenant, period=month_start(now, tenant.timezone).date(), now=now)
+    summary = cost_summary(tenant=tenant, period=summary_month(now), now=now)
     return f"{tenant.schema_name}: {summary.run_count} runs as of {summary.computed_at:%H:%M}"

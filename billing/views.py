@@ -25,7 +25,7 @@ from billing.exports import FORMATS, report_file
 from billing.forms import BudgetForm
 from billing.models import Budget
 from billing.selectors.budgets import BudgetStatus, budgets_status
-from billing.selectors.summaries import cost_summary
+from billing.selectors.summaries import cost_summary, summary_month
 from factory_portal import charts, periods
 from factory_portal.accounts.permissions import can, denial, role_required
 from factory_portal.money import usd
@@ -39,13 +39,14 @@ GRAINS = {"day": 30, "week": 91, "month": 365}
 
 @role_required("costs")
 def costs(request: HttpRequest) -> HttpResponse:
-    today = timezone.now().date()
+    now = timezone.now()
+    today = now.date()
     dimension = request.GET.get("by", "project")
     dimension = dimension if dimension in DIMENSIONS else "project"
     grain = request.GET.get("grain", "day")
     grain = grain if grain in GRAINS else "day"
     errors = []
-    month = periods.month_of(today)
+    month = summary_month(now)
     if request.GET.get("month"):
         try:
             month = periods.month_parse(request.GET["month"])

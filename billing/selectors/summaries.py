@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from billing.operator.models import AllocationRun
 from billing.selectors.costs import CostReport, UnitCost, cost_report
-from factory_portal.periods import month_text, next_month
+from factory_portal.periods import month_of, month_text, next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 
@@ -68,6 +68,12 @@ class CostSummary:
     @property
     def total(self) -> Decimal:
         return self.token_cost + self.infra_cost
+
+
+def summary_month(now: datetime) -> date:
+    """The month the costs page opens on, and so the one the beat keeps warm: the UTC month of
+    ``now`` (the cost pages count UTC months until they follow the tenant's time zone)."""
+    return month_of(now.astimezone(UTC).date())
 
 
 def _key(tenant: Tenant, period: date) -> str:

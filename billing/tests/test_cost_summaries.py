@@ -7,8 +7,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
-from django_tenants.utils import schema_context
+from django_tenants.utils import schema_context, tenant_context
 
 from billing.selectors import summaries as cost_summaries
 from billing.selectors.summaries import MAX_AGE, cost_summary, distribution
@@ -74,3 +75,30 @@ def test_distribution_bins_count_every_run_exactly():
     assert distribution([]) == [] and distribution([Decimal(2)] * 3) == [
         (Decimal(2), Decimal(2), 3)
     ]
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "Europe/Berlin", "America/Los_Angeles"])
+def test_the_refresh_task_warms_the_month_the_costs_page_opens_on(
+    alpha, zone, settings, monkeypatch
+):
+    """A tenant east of UTC once had the summary of a one-day "month" (the last day of the
+    previous month) stored by the beat under the previous month's key."""
+    from billing.tasks import cost_summary_refresh_tenant
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    cache.clear()  # locmem is one store per process: nothing from an earlier test
+    monkeypatch.setattr(alpha.tenant, "timezone", zone)  # the session's tenant object is restored
+    alpha.tenant.save(update_fields=["timezone"])  # the row, with the test's transaction
+    with tenant_context(alpha.tenant):  # as the worker runs it: the tenant, not only its schema
+        events_ingest(
+            events=[llm_event_in("now", timezone.now(), project="web", cost=Decimal("2"))],
+            pricer=pricer_for(alpha.tenant),
+        )
+        cost_summary_refresh_tenant()
+        later = timezone.now() + timedelta(seconds=1)
+        page = cost_summary(
+            tenant=alpha.tenant, period=cost_summaries.summary_month(later), now=later
+        )
+    assert page.computed_at < later  # served from what the task stored, not computed again
+    assert page.period == cost_summaries.summary_month(later)
+    assert page.token_cost >= Decimal("2")
