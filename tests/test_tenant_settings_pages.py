@@ -34,6 +34,7 @@ pytestmark = pytest.mark.django_db
 MATRIX = {
     "/settings/api-keys/": {"member": 403, "finance": 403, "admin": 200},
     "/settings/users/": {"member": 403, "finance": 403, "admin": 200},
+    "/settings/workspace/": {"member": 403, "finance": 403, "admin": 200},
     "/budgets/": {"member": 403, "finance": 200, "admin": 200},
     "/notifications/": {"member": 200, "finance": 200, "admin": 200},
     "/reports/": {"member": 403, "finance": 200, "admin": 200},

@@ -12,6 +12,7 @@ from billing.api import BudgetDetailApi, BudgetListApi, CostsApi, ForecastApi, M
 from factory_portal.accounts import views as account_views
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
+from factory_portal.tenants import views as tenant_views
 from notifications import views as notification_views
 from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, TracesApi
@@ -58,6 +59,7 @@ urlpatterns = [
         name="api-key-revoke",
     ),
     path("settings/users/", account_views.users, name="users"),
+    path("settings/workspace/", tenant_views.workspace_settings, name="workspace-settings"),
     path("settings/users/<int:pk>/role/", account_views.user_role, name="user-role"),
     path(
         "settings/users/<int:pk>/deactivate/",

@@ -1,10 +1,28 @@
-"""Operator console forms for tenants (input parsing only; the rules live in the services)."""
+"""Forms for tenants: the operator's (create, suspend) and the tenant admin's (time zone). Input
+parsing only; the rules live in the services."""
 
 from __future__ import annotations
 
 from django import forms
 
 from factory_portal.tenants.models import Tenant, slug_validator
+from factory_portal.tenants.services import time_zones
+
+TIMEZONE_HELP = "Where the tenant's days and months begin (an IANA name such as Europe/Berlin)."
+
+
+def _timezone_field(*, required: bool) -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label="Time zone",
+        required=required,
+        choices=[(name, name) for name in time_zones()],
+        initial="UTC",
+        help_text=TIMEZONE_HELP,
+        error_messages={
+            "invalid_choice": "Unknown time zone %(value)s: choose an IANA name such as "
+            "Europe/Berlin or UTC."
+        },
+    )
 
 
 class TenantCreateForm(forms.Form):
@@ -15,11 +33,20 @@ class TenantCreateForm(forms.Form):
     )
     name = forms.CharField(max_length=200)
     admin_email = forms.EmailField(label="Admin e-mail")
+    timezone = _timezone_field(required=False)
 
     def clean_slug(self) -> str:
         slug: str = self.cleaned_data["slug"]
         return slug.strip().lower()
 
+    def clean_timezone(self) -> str:
+        timezone: str = self.cleaned_data["timezone"]
+        return timezone or "UTC"  # not chosen: UTC, as tenant_create does
+
 
 class TenantStatusForm(forms.Form):
     status = forms.ChoiceField(choices=Tenant.Status.choices)
+
+
+class TenantTimezoneForm(forms.Form):
+    timezone = _timezone_field(required=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -34,6 +36,22 @@ def tenant_schema_name(slug: str) -> str:
     return slug.replace("-", "_")
 
 
+@cache
+def time_zones() -> tuple[str, ...]:
+    """Every IANA time zone name this machine knows, sorted (the choices a tenant may have)."""
+    return tuple(sorted(available_timezones()))
+
+
+def timezone_check(name: str) -> str:
+    """``name`` if it is an IANA time zone (``Europe/Berlin``); else a ValidationError that says
+    what is expected."""
+    if name not in time_zones():
+        raise ValidationError(
+            f"Unknown time zone {name[:64]!r}: use an IANA name such as Europe/Berlin or UTC."
+        )
+    return name
+
+
 def tenant_validate_new(*, slug: str, name: str, admin_email: str) -> None:
     """Raise ValidationError with a precise message when a tenant cannot be created so."""
     slug_validator(slug)
@@ -57,19 +75,34 @@ def tenant_create(
     admin_email: str,
     admin_password: str | None = None,
     currency: str = "USD",
+    timezone: str = "UTC",
 ) -> TenantCreated:
-    """Create the tenant row, its PostgreSQL schema (migrated), its domain and an admin user."""
+    """Create the tenant row, its PostgreSQL schema (migrated), its domain and an admin user.
+    ``timezone`` (IANA) is where the tenant's days and months begin."""
     slug = slug.strip().lower()
     tenant_validate_new(slug=slug, name=name, admin_email=admin_email)
+    timezone_check(timezone)
     with schema_context(PUBLIC_SCHEMA):
         tenant = Tenant(
-            schema_name=tenant_schema_name(slug), slug=slug, name=name.strip(), currency=currency
+            schema_name=tenant_schema_name(slug),
+            slug=slug,
+            name=name.strip(),
+            currency=currency,
+            timezone=timezone,
         )
         tenant.save(verbosity=0)  # creates and migrates the schema
         Domain.objects.create(domain=tenant_domain(slug), tenant=tenant, is_primary=True)
     with schema_context(tenant.schema_name):
         admin, password = user_create(email=admin_email, role=Role.ADMIN, password=admin_password)
     return TenantCreated(tenant=tenant, admin=admin, admin_password=password)
+
+
+def tenant_timezone_set(*, tenant: Tenant, timezone: str) -> Tenant:
+    """Set where the tenant's days and months begin (an IANA name, checked)."""
+    tenant.timezone = timezone_check(timezone)
+    with schema_context(PUBLIC_SCHEMA):
+        Tenant.objects.filter(pk=tenant.pk).update(timezone=tenant.timezone)
+    return tenant
 
 
 def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:

@@ -51,6 +51,7 @@ TENANT_PAGES = {
     "notifications": "/notifications/",
     "api-keys": "/settings/api-keys/",
     "users": "/settings/users/",
+    "workspace": "/settings/workspace/",
     "alert-rules": "/settings/alerts/",
     "webhooks": "/settings/webhooks/",
     "run-alerts": "/settings/run-alerts/",

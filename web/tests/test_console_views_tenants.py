@@ -77,6 +77,28 @@ def test_create_tenant_shows_validation_errors_on_the_form(operator, alpha, data
     assert Tenant.objects.count() == before
 
 
+def test_the_operator_chooses_the_new_tenants_time_zone(operator):
+    form = _text(operator.get("/"))
+    assert '<label for="id_timezone"' in form and '<option value="Europe/Berlin">' in form
+    refused = operator.post(
+        "/tenants/new",
+        {"slug": "epsilon", "name": "Eps", "admin_email": "a@eps.test", "timezone": "Nowhere/X"},
+    )
+    assert refused.status_code == 400 and "Unknown time zone Nowhere/X" in _text(refused)
+    assert not Tenant.objects.filter(slug="epsilon").exists()
+    created = operator.post(
+        "/tenants/new",
+        {
+            "slug": "berlin",
+            "name": "Berlin",
+            "admin_email": "a@b.test",
+            "timezone": "Europe/Berlin",
+        },
+    )
+    assert created.status_code == 200
+    assert Tenant.objects.get(slug="berlin").timezone == "Europe/Berlin"
+
+
 def test_unknown_tenant_or_status_is_refused(operator, alpha):
     assert operator.post("/tenants/nope/status", {"status": "suspended"}).status_code == 404
     assert operator.get("/tenants/alpha/status").status_code == 405

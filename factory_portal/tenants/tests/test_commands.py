@@ -90,3 +90,21 @@ def test_portal_setup_is_idempotent(public_host):
     assert Domain.objects.filter(domain=public_host).count() == 1
     with schema_context("public"):
         assert User.objects.filter(email="second-op@portal.test", role=Role.OPERATOR).count() == 1
+
+
+def test_tenant_create_sets_the_time_zone_and_refuses_unknown_ones():
+    call_command(
+        "tenant_create",
+        *("--slug", "tokyo-co", "--name", "Tokyo Co", "--admin-email", "a@tokyo.test"),
+        *("--timezone", "Asia/Tokyo"),
+        stdout=io.StringIO(),
+    )
+    assert Tenant.objects.get(slug="tokyo-co").timezone == "Asia/Tokyo"
+    with pytest.raises(CommandError, match="Unknown time zone 'Mars/Olympus': use an IANA name"):
+        call_command(
+            "tenant_create",
+            *("--slug", "mars-co", "--name", "Mars Co", "--admin-email", "a@mars.test"),
+            *("--timezone", "Mars/Olympus"),
+            stdout=io.StringIO(),
+        )
+    assert not Tenant.objects.filter(slug="mars-co").exists()

@@ -1,4 +1,5 @@
-"""``manage.py tenant_create --slug acme --name "Acme Corp" --admin-email a@acme.test``"""
+"""``manage.py tenant_create --slug acme --name "Acme Corp" --admin-email a@acme.test
+[--timezone Europe/Berlin]``"""
 
 from typing import Any
 
@@ -19,6 +20,11 @@ class Command(BaseCommand):
             "--admin-password", help="password for the admin (generated and printed if omitted)"
         )
         parser.add_argument("--currency", default="USD")
+        parser.add_argument(
+            "--timezone",
+            default="UTC",
+            help="IANA time zone where the tenant's days and months begin, e.g. Europe/Berlin",
+        )
 
     def handle(self, *args: object, **options: Any) -> None:
         try:
@@ -28,6 +34,7 @@ class Command(BaseCommand):
                 admin_email=options["admin_email"],
                 admin_password=options["admin_password"],
                 currency=options["currency"],
+                timezone=options["timezone"],
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc

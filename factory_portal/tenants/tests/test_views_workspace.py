@@ -1,0 +1,53 @@
+"""The tenant admin's workspace page: the time zone is set by admins only, checked, and applies to
+their own tenant only."""
+
+from __future__ import annotations
+
+import pytest
+
+from factory_portal.tenants.models import Tenant
+from tests.support import host_client, logged_in_client
+
+pytestmark = pytest.mark.django_db
+PAGE = "/settings/workspace/"
+
+
+def _timezone(site) -> str:
+    return Tenant.objects.get(pk=site.tenant.pk).timezone
+
+
+def test_the_admin_sets_the_time_zone(alpha, people, monkeypatch):
+    monkeypatch.setattr(alpha.tenant, "timezone", alpha.tenant.timezone)  # restored afterwards
+    page = people["admin"].get(PAGE)
+    assert page.status_code == 200
+    assert 'data-testid="timezone">UTC<' in page.content.decode()
+    saved = people["admin"].post(PAGE, {"timezone": "Europe/Berlin"}, follow=True)
+    assert "Time zone set to Europe/Berlin." in saved.content.decode()
+    assert 'data-testid="timezone">Europe/Berlin<' in saved.content.decode()
+    assert _timezone(alpha) == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("value", ["Mars/Olympus", "", "../../etc/passwd"])
+def test_an_unknown_time_zone_is_refused_in_words(alpha, people, value):
+    refused = people["admin"].post(PAGE, {"timezone": value})
+    assert refused.status_code == 400
+    body = refused.content.decode()
+    assert ("Unknown time zone" in body) if value else ("This field is required." in body)
+    assert _timezone(alpha) == "UTC"
+
+
+@pytest.mark.parametrize("role", ["member", "finance"])
+def test_other_roles_may_neither_open_nor_change_it(alpha, people, role):
+    assert people[role].get(PAGE).status_code == 403
+    assert people[role].post(PAGE, {"timezone": "Asia/Tokyo"}).status_code == 403
+    assert _timezone(alpha) == "UTC"
+    anonymous = host_client(alpha.host).post(PAGE, {"timezone": "Asia/Tokyo"})
+    assert anonymous.status_code == 302 and _timezone(alpha) == "UTC"
+
+
+def test_an_admin_sets_only_their_own_tenants_time_zone(alpha, beta, people, monkeypatch):
+    monkeypatch.setattr(alpha.tenant, "timezone", alpha.tenant.timezone)
+    people["admin"].post(PAGE, {"timezone": "America/Los_Angeles"})
+    assert (_timezone(alpha), _timezone(beta)) == ("America/Los_Angeles", "UTC")
+    beta_admin = logged_in_client(beta.host, beta.admin_email)
+    assert 'data-testid="timezone">UTC<' in beta_admin.get(PAGE).content.decode()
