@@ -51,3 +51,11 @@ def test_an_admin_sets_only_their_own_tenants_time_zone(alpha, beta, people, mon
     assert (_timezone(alpha), _timezone(beta)) == ("America/Los_Angeles", "UTC")
     beta_admin = logged_in_client(beta.host, beta.admin_email)
     assert 'data-testid="timezone">UTC<' in beta_admin.get(PAGE).content.decode()
+
+
+def test_a_huge_time_zone_value_is_refused_without_echoing_it(alpha, people):
+    refused = people["admin"].post(PAGE, {"timezone": "X" * 100_000})
+    assert refused.status_code == 400
+    body = refused.content.decode()
+    assert "Unknown time zone" in body and "X" * 65 not in body
+    assert _timezone(alpha) == "UTC"
