@@ -28,7 +28,7 @@ def alerts_evaluate_all() -> int:
 @app.task
 def alerts_evaluate_tenant() -> int:
     now = timezone.now()
-    raised = evaluate.budgets_evaluate(today=now.date())
+    raised = evaluate.budgets_evaluate(now=now)
     raised += [a for a in (evaluate.anomaly_evaluate(now=now),) if a]
     raised += [a for a in (evaluate.failure_rate_evaluate(now=now),) if a]
     return len(raised)
@@ -38,7 +38,7 @@ def alerts_evaluate_tenant() -> int:
 def alerts_after_usage() -> int:
     """After an ingest: budgets on actual spend and the cost anomaly rule."""
     now = timezone.now()
-    raised = evaluate.budgets_evaluate(today=now.date())
+    raised = evaluate.budgets_evaluate(now=now)
     anomaly = evaluate.anomaly_evaluate(now=now)
     return len(raised) + (anomaly is not None)
 

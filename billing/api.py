@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -33,7 +34,8 @@ from billing.operator.models import AllocationLine
 from billing.selectors.costs import cost_report, project_allocation_lines
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import BoundedListField, MonthField, iso_utc
-from factory_portal.periods import day_start, month_text, months_spanning
+from factory_portal.periods import local_date, local_day_start, month_text, months_spanning
+from factory_portal.tenants.connection import connection_zone
 from usage.selectors import aggregates, project_slugs
 from usage.selectors.query_params import FILTER_PARAMETERS, UsageQuerySerializer
 
@@ -53,7 +55,7 @@ class BudgetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Budget
-        fields = ["id", "project", "amount", "thresholds", "created_at"]
+        fields = ["id", "project", "amount", "basis", "thresholds", "created_at"]
         read_only_fields = ["id", "created_at"]
         # One scope, one budget: ``validate`` says so in words (the model's unique check would
         # answer "budget with this project already exists." for a changed scope only).
@@ -95,6 +97,7 @@ class BudgetListApi(generics.ListCreateAPIView):
                 amount=data["amount"],
                 project=data.get("project", ""),
                 thresholds=data.get("thresholds"),
+                basis=data.get("basis", Budget.Basis.AI),
             )
         )
 
@@ -112,6 +115,7 @@ class BudgetDetailApi(generics.RetrieveUpdateDestroyAPIView):
                 amount=data.get("amount", budget.amount),
                 project=data.get("project", budget.project),
                 thresholds=data.get("thresholds", budget.thresholds),
+                basis=data.get("basis", budget.basis),
             )
         )
 
@@ -308,10 +312,10 @@ class CostQuerySerializer(UsageQuerySerializer):
         return query, details
 
 
-def _months(query: aggregates.UsageQuery) -> list[date]:
-    """First days of the months that ``[start, end)`` touches."""
+def _months(query: aggregates.UsageQuery, zone: ZoneInfo) -> list[date]:
+    """First days of the tenant's months that ``[start, end)`` touches."""
     last = query.end - timedelta(microseconds=1)
-    return months_spanning(query.start.date(), last.date())
+    return months_spanning(local_date(query.start, zone), local_date(last, zone))
 
 
 def _line_json(line: AllocationLine) -> dict[str, object]:
@@ -351,17 +355,18 @@ class CostsApi(APIView):
         )
         grouped = "project" in query.group_by
         wanted = query.filters.get("project")
+        zone = connection_zone()
         # (month, project or None when not grouped) -> the allocation lines of that row
         infra: dict[tuple[date, str | None], list[AllocationLine]] = {}
         if monthly:
             for (month, project), group in project_allocation_lines(
-                tenant=connection.tenant, months=_months(query)
+                tenant=connection.tenant, months=_months(query, zone)
             ).items():
                 if wanted is None or project in wanted:
                     infra.setdefault((month, project if grouped else None), []).extend(group)
-            present = {(row["period_start"].date(), row.get("project")) for row in rows}
+            present = {(local_date(row["period_start"], zone), row.get("project")) for row in rows}
             for month, project in infra.keys() - present:  # allocation without AI cost
-                extra = {"period_start": day_start(month)}
+                extra = {"period_start": local_day_start(month, zone)}
                 rows.append({**extra, **({"project": project} if grouped else {}), "cost": ZERO})
             rows.sort(key=lambda r: (r["period_start"], r.get("project") or ""))
         out = []
@@ -371,7 +376,8 @@ class CostsApi(APIView):
             item["token_cost"] = f"{row['cost']:.10f}"
             item["infrastructure_cost"] = item["total"] = None
             if monthly:
-                lines = infra.get((row["period_start"].date(), row.get("project")), [])
+                key = (local_date(row["period_start"], zone), row.get("project"))
+                lines = infra.get(key, [])
                 allocated = sum((line.amount for line in lines), ZERO)
                 item["infrastructure_cost"] = f"{allocated:.2f}"
                 item["total"] = f"{row['cost'] + allocated:.10f}"

@@ -24,7 +24,7 @@ class BudgetForm(forms.Form):
         label="Monthly amount (USD)",
         max_digits=14,
         decimal_places=2,
-        help_text="AI spend allowed per calendar month, e.g. 500 or 1250.50.",
+        help_text="Spend allowed per calendar month (your time zone), e.g. 500 or 1250.50.",
         widget=forms.NumberInput(attrs={"min": "0.01", "step": "0.01", "inputmode": "decimal"}),
         error_messages={
             "required": "Enter the monthly amount.",
@@ -33,6 +33,17 @@ class BudgetForm(forms.Form):
             "max_digits": "That amount is too large.",
             "max_whole_digits": "That amount is too large.",
         },
+    )
+    basis = forms.ChoiceField(
+        label="Counts",
+        choices=Budget.Basis.choices,
+        initial=Budget.Basis.AI,
+        required=False,  # AI cost unless chosen
+        help_text=(
+            "AI cost only, or total cost: AI plus the infrastructure allocated to you for the"
+            " month (allocated when the operator runs the month's allocation)."
+        ),
+        error_messages={"invalid_choice": "Choose AI cost or total cost."},
     )
     thresholds = forms.CharField(
         label="Thresholds (% of the amount)",
@@ -55,7 +66,11 @@ class BudgetForm(forms.Form):
         if budget is not None:
             kwargs.setdefault(
                 "initial",
-                {"amount": budget.amount, "thresholds": ", ".join(map(str, budget.thresholds))},
+                {
+                    "amount": budget.amount,
+                    "basis": budget.basis,
+                    "thresholds": ", ".join(map(str, budget.thresholds)),
+                },
             )
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.budget = budget
@@ -81,6 +96,9 @@ class BudgetForm(forms.Form):
         if amount <= 0:
             raise forms.ValidationError("A budget is a positive amount, e.g. 500 or 1250.50.")
         return amount
+
+    def clean_basis(self) -> str:
+        return self.cleaned_data.get("basis") or Budget.Basis.AI
 
     def clean_thresholds(self) -> list[int]:
         parts = [

@@ -19,9 +19,15 @@ def default_thresholds() -> list[int]:
 
 class Budget(models.Model):
     """A monthly budget for the tenant (``project`` empty) or one project, with percent thresholds
-    watched on actual and on forecast spend."""
+    watched on actual and on forecast spend, on AI cost or on total cost (AI plus the month's
+    allocated infrastructure)."""
+
+    class Basis(models.TextChoices):
+        AI = "ai", "AI cost"
+        TOTAL = "total", "Total cost (AI + infrastructure)"
 
     project = models.CharField(max_length=100, blank=True)
+    basis = models.CharField(max_length=8, choices=Basis.choices, default=Basis.AI)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     thresholds = ArrayField(models.PositiveSmallIntegerField(), default=default_thresholds)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -79,9 +79,18 @@ def forecasts_refresh(*, today: date) -> int:
 
 
 def budget_set(
-    *, amount: Decimal, project: str = "", thresholds: list[int] | None = None
+    *,
+    amount: Decimal,
+    project: str = "",
+    thresholds: list[int] | None = None,
+    basis: str = Budget.Basis.AI,
 ) -> Budget:
-    """Create or change the monthly budget of the tenant (``project`` empty) or a project."""
+    """Create or change the monthly budget of the tenant (``project`` empty) or a project, on
+    AI cost (``basis`` ``ai``) or on total cost (``total``: AI plus allocated infrastructure)."""
+    if basis not in Budget.Basis.values:
+        raise ValidationError(
+            f"Unknown budget basis {str(basis)[:20]!r}: use {' or '.join(Budget.Basis.values)}."
+        )
     if amount <= 0:
         raise ValidationError("A budget must be a positive amount.")
     thresholds = sorted(set(thresholds or [50, 80, 100]))
@@ -92,18 +101,29 @@ def budget_set(
     with transaction.atomic():
         budget, _ = Budget.objects.update_or_create(
             project=project,
-            defaults={"amount": quantize_cents(amount), "thresholds": thresholds},
+            defaults={
+                "amount": quantize_cents(amount),
+                "thresholds": thresholds,
+                "basis": basis,
+            },
         )
     return budget
 
 
 def budget_change(
-    *, budget: Budget, amount: Decimal, project: str, thresholds: list[int] | None
+    *,
+    budget: Budget,
+    amount: Decimal,
+    project: str,
+    thresholds: list[int] | None,
+    basis: str | None = None,
 ) -> Budget:
     """Change a budget's amount, thresholds or scope. A budget moved to another scope is
     replaced: the new scope's budget is set and this one deleted."""
     with transaction.atomic():
-        changed = budget_set(amount=amount, project=project, thresholds=thresholds)
+        changed = budget_set(
+            amount=amount, project=project, thresholds=thresholds, basis=basis or budget.basis
+        )
         if changed.pk != budget.pk:
             budget_delete(budget=budget)
     return changed

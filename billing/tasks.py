@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from billing.selectors.summaries import cost_summary, summary_month
 from billing.services import forecasts_refresh
+from factory_portal import periods
 from factory_portal.celery import app
 from factory_portal.tenants.fanout import tenants_fan_out
 
@@ -35,5 +36,6 @@ def cost_summary_refresh_tenant() -> str:
     opens on warm (``summary_month``); recomputes only when the month's data changed."""
     tenant = connection.tenant
     now = timezone.now()
-    summary = cost_summary(tenant=tenant, period=summary_month(now), now=now)
+    month = summary_month(now, periods.zone(tenant.timezone))
+    summary = cost_summary(tenant=tenant, period=month, now=now)
     return f"{tenant.schema_name}: {summary.run_count} runs as of {summary.computed_at:%H:%M}"

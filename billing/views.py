@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -29,6 +28,7 @@ from billing.selectors.summaries import cost_summary, summary_month
 from factory_portal import charts, periods
 from factory_portal.accounts.permissions import can, denial, role_required
 from factory_portal.money import usd
+from factory_portal.tenants.connection import connection_zone
 from usage import selectors as usage_selectors
 
 # Costs
@@ -40,13 +40,14 @@ GRAINS = {"day": 30, "week": 91, "month": 365}
 @role_required("costs")
 def costs(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    today = now.date()
+    zone = connection_zone()
+    today = periods.local_date(now, zone)
     dimension = request.GET.get("by", "project")
     dimension = dimension if dimension in DIMENSIONS else "project"
     grain = request.GET.get("grain", "day")
     grain = grain if grain in GRAINS else "day"
     errors = []
-    month = summary_month(now)
+    month = summary_month(now, zone)
     if request.GET.get("month"):
         try:
             month = periods.month_parse(request.GET["month"])
@@ -96,7 +97,7 @@ def _budgets_page(request: HttpRequest, form: BudgetForm | None, status: int = 2
     names = usage_selectors.project_names()
     rows = [
         BudgetRow(status=s, scope=_scope(s.budget.project, names), used=s.spent / s.budget.amount)
-        for s in budgets_status(today=timezone.now().date())
+        for s in budgets_status(tenant=connection.tenant, now=timezone.now())
     ]
     return render(
         request,
@@ -121,6 +122,7 @@ def budgets(request: HttpRequest) -> HttpResponse:
                 amount=form.cleaned_data["amount"],
                 project=form.cleaned_data["scope"],
                 thresholds=form.cleaned_data["thresholds"],
+                basis=form.cleaned_data["basis"],
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -147,6 +149,7 @@ def budget_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 amount=form.cleaned_data["amount"],
                 project=budget.project,
                 thresholds=form.cleaned_data["thresholds"],
+                basis=form.cleaned_data["basis"],
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -193,11 +196,7 @@ def recent_months(today: date, count: int = REPORT_MONTHS) -> list[date]:
 @role_required("costs")
 def reports(request: HttpRequest) -> HttpResponse:
     """The last 12 months (in the tenant's timezone) with links to each month's downloads."""
-    try:
-        tz = ZoneInfo(connection.tenant.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = ZoneInfo("UTC")
-    months = recent_months(timezone.now().astimezone(tz).date())
+    months = recent_months(periods.local_date(timezone.now(), connection_zone()))
     return render(
         request,
         "billing/reports.html",

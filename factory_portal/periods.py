@@ -144,3 +144,25 @@ def period_key(day: date, grain: str) -> str:
     if grain == "month":
         return month_text(day)
     return str(day)
+
+
+def zone(name: str) -> ZoneInfo:
+    """The time zone named ``name`` (an IANA name a tenant was given; checked when it was set)."""
+    return ZoneInfo(name or "UTC")
+
+
+def local_date(moment: datetime, tz: ZoneInfo) -> date:
+    """The calendar day ``moment`` falls on in ``tz``: the day a tenant counts it in."""
+    return moment.astimezone(tz).date()
+
+
+def local_day_start(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant of ``day`` in ``tz`` (its midnight, or the first hour that exists when a
+    DST change skips midnight), as aware UTC."""
+    local = datetime(day.year, day.month, day.day, tzinfo=tz)
+    return local.astimezone(UTC)
+
+
+def local_bounds(start: date, end: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The instants ``[start, end)`` of the local days ``start <= day < end`` in ``tz``."""
+    return local_day_start(start, tz), local_day_start(end, tz)

@@ -279,3 +279,8 @@ def notifications_make(tenant: TestTenant, count: int, **fields: object) -> list
         for i, n in enumerate(made):  # distinct, increasing times: Notice 00 is the oldest
             Notification.objects.filter(pk=n.pk).update(created_at=start + timedelta(seconds=i))
     return made
+
+
+def noon(day: date) -> datetime:
+    """Midday UTC of ``day``: the same calendar day in every time zone from UTC-11 to UTC+11."""
+    return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)

@@ -115,6 +115,10 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["run", "started_at", "attempt"]
+        indexes = [
+            # Runs with a retried job (an attempt after the first): what waste reads.
+            models.Index(fields=["run"], name="job_retry_idx", condition=Q(attempt__gt=1)),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["run", "job_id", "attempt"], name="job_unique_attempt"),
         ]
@@ -275,7 +279,8 @@ class ExternalCall(models.Model):
 
 # --- Rollups ------------------------------------------------------------------------------------
 # Kept up to date inside the ingest transaction (a client reads its own writes). Hours are UTC
-# hour starts; days are UTC dates. ``run_type``/``template`` are '' for usage outside a run.
+# hour starts; days are the tenant's local dates (its time zone: a change of zone re-counts them).
+# ``run_type``/``template`` are '' for usage outside a run.
 
 ROLLUP_DIMENSIONS = ("project", "provider", "model", "operation", "run_type", "template")
 
@@ -366,7 +371,7 @@ class InfraUsageDaily(InfraRollup):
 
 
 class RunDaily(models.Model):
-    """Runs by UTC day requested, project, run type, template and current status. A status change
+    """Runs by local day requested, project, run type, template and current status. A status change
     moves the run from one row to another; finished runs add their duration to a histogram."""
 
     day = models.DateField()
@@ -388,6 +393,41 @@ class RunDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.status} {self.runs}"
+
+
+class RunLedger(models.Model):
+    """What one run used on one local day: its calls, tokens by kind and AI cost (re-pricing
+    corrections included), its infrastructure driver quantities and its jobs' run time.
+
+    Written in the statement that stores the run's events (and moved by corrections and job
+    updates), so a run's or a period's per-run figures read these rows, never the raw events. A
+    run has a row per day it used something: a run with no row used nothing."""
+
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="ledger", db_constraint=False
+    )
+    day = models.DateField()
+    calls = models.BigIntegerField(db_default=0)
+    unpriced_calls = models.BigIntegerField(db_default=0)
+    unpriced_tokens = models.BigIntegerField(db_default=0)  # input + output of unpriced calls
+    input_tokens = models.BigIntegerField(db_default=0)
+    output_tokens = models.BigIntegerField(db_default=0)
+    cached_input_tokens = models.BigIntegerField(db_default=0)
+    cache_write_tokens = models.BigIntegerField(db_default=0)
+    cost = models.DecimalField(max_digits=24, decimal_places=10, db_default=0)
+    infra_events = models.BigIntegerField(db_default=0)
+    cpu_seconds = models.DecimalField(max_digits=28, decimal_places=6, db_default=0)
+    gb_hours = models.DecimalField(max_digits=28, decimal_places=6, db_default=0)
+    job_ms = models.BigIntegerField(db_default=0)  # run time of jobs started that day
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "day"], name="run_ledger_key"),
+        ]
+        indexes = [models.Index(fields=["day", "run"], name="run_ledger_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.day}: {self.cost}"
 
 
 class LlmCostCorrection(models.Model):

@@ -15,10 +15,11 @@ from django.utils import timezone
 
 from billing.models import CostForecast
 from billing.selectors.budgets import budgets_status
+from billing.selectors.periods import month_cost
 from billing.selectors.summaries import cost_summary
 from factory_portal import charts
 from factory_portal.accounts.permissions import can, role_required
-from factory_portal.periods import month_start
+from factory_portal.tenants.connection import connection_zone
 from usage import selectors
 from usage.selectors.overview import overview as usage_overview
 
@@ -29,11 +30,12 @@ def overview(request: HttpRequest) -> HttpResponse:
     template): cost, forecast and budgets for ``costs``; runs and durations for ``runs``."""
     tenant = connection.tenant
     now = timezone.now()
-    data = usage_overview(now=now, tz_name=tenant.timezone)
-    today = now.date()
+    data = usage_overview(now=now, zone=connection_zone())
+    today = data.today
     start = today - timedelta(days=29)
     context: dict[str, object] = {"overview": data, "tenant": tenant}
     if can(request.user, "costs"):
+        context["month_cost"] = month_cost(tenant=tenant, month=today)
         days = [start + timedelta(days=n) for n in range(30)]
         forecast = CostForecast.objects.filter(project="").first()
         forecast_days = forecast.days if forecast else []
@@ -42,7 +44,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             selectors.daily_cost_by_project(start=start, end=today), days, upcoming
         )
         context["forecast"] = forecast
-        context["budgets"] = budgets_status(today=today)
+        context["budgets"] = budgets_status(tenant=tenant, now=now)
     if can(request.user, "runs"):
         context["durations"] = selectors.duration_percentiles(start=start, end=today)
     return render(request, "usage/overview.html", context)
@@ -55,8 +57,14 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         raise Http404("No such run in this tenant.")
     run = detail.run
     tenant = connection.tenant
-    month = month_start(run.requested_at).date()
-    summary = cost_summary(tenant=tenant, period=month)
+    # Its infrastructure: its share in each month it used something (usually one).
+    summaries = [cost_summary(tenant=tenant, period=month) for month in detail.months]
+    allocated = [s for s in summaries if s.allocation_status != "none"]
+    infra_cost = (
+        sum((s.run_infra.get(run.run_id, Decimal(0)) for s in allocated), Decimal(0))
+        if allocated
+        else None
+    )
     template = settings.PORTAL_TRACE_URL_TEMPLATE
     trace_url = template.format(trace_id=run.trace_id) if template and run.trace_id else ""
     return render(
@@ -66,10 +74,9 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
             "detail": detail,
             "run": run,
             "trace_url": trace_url,
-            "infra_cost": None
-            if summary.allocation_status == "none"
-            else summary.run_infra.get(run.run_id, Decimal(0)),
-            "costs_as_of": summary.computed_at,
+            "infra_cost": infra_cost,
+            "total_cost": detail.token_cost + (infra_cost or Decimal(0)),
+            "costs_as_of": min((s.computed_at for s in summaries), default=None),
             "timeline": charts.job_timeline(detail.jobs, timezone.now()) if detail.jobs else None,
         },
     )

@@ -17,7 +17,8 @@ from billing.selectors.budgets import budget_status
 from factory_portal.accounts.models import User
 from factory_portal.money import percent, percent_of, quantize_cents
 from factory_portal.observability import context as log_context
-from factory_portal.periods import month_of, month_text
+from factory_portal.periods import local_date, month_of, month_text, zone
+from factory_portal.tenants.connection import current_tenant
 from notifications.models import Notification
 from usage import selectors as usage_selectors
 from usage.domain.ids import run_path
@@ -31,23 +32,22 @@ def _ordinal(day: int) -> str:
     return f"{day}{suffix}"
 
 
-def budgets_evaluate(*, today: date) -> list[Alert]:
-    """Each threshold of each budget, on actual spend (month to date, today included) and on
-    forecast spend (month end), fires once per month."""
+def budgets_evaluate(*, now: datetime) -> list[Alert]:
+    """Each threshold of each budget, on actual spend (the tenant's month to date, today
+    included: the budgets page's figure) and on forecast spend (month end), fires once per
+    month."""
     raised = []
+    tenant = current_tenant()
+    today = local_date(now, zone(tenant.timezone))
     month = month_of(today)
     for budget in Budget.objects.order_by("project"):
         scope = budget.project or "tenant"
         # "of project web" for a project budget; nothing for the whole tenant's.
         of = f" of project {budget.project}" if budget.project else ""
         subject = f"project {budget.project}" if budget.project else "your organisation"
-        spent = sum(
-            usage_selectors.daily_token_cost(
-                start=month, end=today, project=budget.project
-            ).values(),
-            Decimal(0),
-        )
-        status = budget_status(budget, today=today)
+        status = budget_status(budget, tenant=tenant, today=today)
+        spent = status.spent
+        what = "Total spend (AI and infrastructure)" if budget.basis == "total" else "AI spend"
         month_name = f"{month:%B}"
         for threshold in sorted(budget.thresholds):
             limit = percent_of(budget.amount, threshold)
@@ -66,7 +66,7 @@ def budgets_evaluate(*, today: date) -> list[Alert]:
                             severity="critical" if threshold >= 100 else "warning",
                             title=f"{threshold}% of the {month_name} budget{of} spent",
                             body=(
-                                f"AI spend{of} this month is ${quantize_cents(spent)}, "
+                                f"{what}{of} this month is ${quantize_cents(spent)}, "
                                 f"{percent(spent, budget.amount, 1)}% of the "
                                 f"${budget.amount} budget."
                             ),

@@ -17,6 +17,7 @@ from alerts.services import evaluate
 from alerts.tests.test_alerts import TODAY, _spend
 from billing.models import Budget
 from notifications.models import Notification
+from tests.support import noon
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ def test_two_concurrent_evaluators_raise_once(committed_budget, alpha, django_db
         try:
             with django_db_blocker.unblock(), schema_context(alpha.schema):
                 barrier.wait()
-                results.append(len(evaluate.budgets_evaluate(today=TODAY)))
+                results.append(len(evaluate.budgets_evaluate(now=noon(TODAY))))
         except BaseException as exc:  # reported below
             errors.append(exc)
         finally:

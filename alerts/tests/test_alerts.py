@@ -27,7 +27,7 @@ from alerts.tasks import deliveries_flush_tenant
 from billing.models import Budget, CostForecast
 from factory_portal.accounts.services import user_create
 from notifications.models import Notification
-from tests.support import PASSWORD, broker_down, llm_event_in, run_update
+from tests.support import PASSWORD, broker_down, llm_event_in, noon, run_update
 from usage.pricing import pricer_for
 from usage.services.ingest import events_ingest
 
@@ -51,18 +51,18 @@ def test_actual_threshold_fires_once_at_its_crossing_and_not_below(alpha, mailou
     with schema_context(alpha.schema):
         Budget.objects.create(project="", amount=Decimal("100"), thresholds=[50, 80, 100])
         _spend(alpha.tenant, "49.99", at=at, event_id="b1")
-        assert evaluate.budgets_evaluate(today=TODAY) == []  # just below 50%
+        assert evaluate.budgets_evaluate(now=noon(TODAY)) == []  # just below 50%
         _spend(alpha.tenant, "0.01", at=at, event_id="b2")  # exactly 50%
-        raised = evaluate.budgets_evaluate(today=TODAY)
+        raised = evaluate.budgets_evaluate(now=noon(TODAY))
         assert [a.key for a in raised] == ["budget:tenant:2026-11:actual:50"]
-        assert evaluate.budgets_evaluate(today=TODAY) == []  # not twice
+        assert evaluate.budgets_evaluate(now=noon(TODAY)) == []  # not twice
         _spend(alpha.tenant, "35", at=at, event_id="b3")  # 85%: crosses 80 only
-        assert [a.key for a in evaluate.budgets_evaluate(today=TODAY)] == [
+        assert [a.key for a in evaluate.budgets_evaluate(now=noon(TODAY))] == [
             "budget:tenant:2026-11:actual:80"
         ]
         assert Notification.objects.filter(kind="budget").count() == 2
         # A new month starts over.
-        assert evaluate.budgets_evaluate(today=date(2026, 12, 2)) == []
+        assert evaluate.budgets_evaluate(now=noon(date(2026, 12, 2))) == []
         assert deliveries_flush_tenant() == {"sent": 2}  # the outbox: one e-mail per alert
     assert len(mailoutbox) == 2  # one admin of alpha, one e-mail per alert
     first = mailoutbox[0]
@@ -104,17 +104,17 @@ def test_forecast_threshold_fires_once_with_the_crossing_day_and_interval(alpha)
         Budget.objects.create(project="", amount=Decimal("100"), thresholds=[100])
         _spend(alpha.tenant, "40", at=datetime(2026, 11, 2, tzinfo=UTC), event_id="f1")
         _forecast("", TODAY, "59.99", "6")  # 40 spent + 59.99 forecast: just below
-        assert evaluate.budgets_evaluate(today=TODAY) == []
+        assert evaluate.budgets_evaluate(now=noon(TODAY)) == []
         CostForecast.objects.filter(project="").update(
             month_end={"mean": "70", "lo80": "0", "hi80": "70", "lo95": "0", "hi95": "0"}
         )  # 40 spent + 70 forecast = 110 > 100
-        raised = evaluate.budgets_evaluate(today=TODAY)
+        raised = evaluate.budgets_evaluate(now=noon(TODAY))
         assert [a.key for a in raised] == ["budget:tenant:2026-11:forecast:100"]
         alert = raised[0]
         # 40 spent + 6 a day reaches 100 on the 10th forecast day, Nov 29.
         assert alert.data["crossing_expected"] == "2026-11-29"
         assert "exceed the November budget on the 29th" in alert.body
-        assert evaluate.budgets_evaluate(today=TODAY) == []
+        assert evaluate.budgets_evaluate(now=noon(TODAY)) == []
 
 
 # --- runs ----------------------------------------------------------------------------------------

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from billing.domain.forecasting import ForecastDay
 from billing.models import Budget, CostForecast
+from billing.selectors.periods import month_cost
 from factory_portal.money import percent
-from factory_portal.periods import month_last_day, month_of
+from factory_portal.periods import local_date, month_last_day, month_of, zone
+from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 
 OK, AT_RISK, EXCEEDED = "ok", "at_risk", "exceeded"
@@ -20,7 +22,7 @@ OK, AT_RISK, EXCEEDED = "ok", "at_risk", "exceeded"
 class BudgetStatus:
     budget: Budget
     month: date
-    spent: Decimal  # AI cost of the month up to yesterday (complete days)
+    spent: Decimal  # the month to date, today included, on the budget's basis
     forecast_month_end: Decimal | None  # spent + forecast of the rest of the month (mean)
     forecast_month_end_hi80: Decimal | None
     status: str  # ok | at_risk | exceeded
@@ -52,32 +54,40 @@ def _crossing(
     )
 
 
-def budget_status(budget: Budget, *, today: date) -> BudgetStatus:
+def budget_status(budget: Budget, *, tenant: Tenant, today: date) -> BudgetStatus:
+    """The budget's month to date (the tenant's month of its day ``today``, today included) on
+    its basis (AI, or AI plus the month's allocated infrastructure), with the month-end
+    forecast: the complete days so far, today's actual or expected cost whichever is higher,
+    and the expected cost of the days left."""
     month = month_of(today)
     month_last = month_last_day(month)
-    yesterday = today - timedelta(days=1)
-    spent = (
-        sum(
-            usage_selectors.daily_token_cost(
-                start=month, end=yesterday, project=budget.project
-            ).values(),
-            Decimal(0),
-        )
-        if today > month
-        else Decimal(0)
-    )
+    cost = month_cost(tenant=tenant, month=month, project=budget.project)
+    spent = cost.total if budget.basis == Budget.Basis.TOTAL else cost.ai
     forecast = CostForecast.objects.filter(project=budget.project, start=today).first()
     month_end = hi80 = None
     expected = earliest = latest = None
     if forecast is not None:
-        month_end = spent + Decimal(forecast.month_end["mean"])
-        hi80 = spent + Decimal(forecast.month_end["hi80"])
-        expected, earliest, latest = _crossing(forecast, spent, budget.amount, month_last)
+        today_actual = sum(
+            usage_selectors.daily_token_cost(
+                start=today, end=today, project=budget.project
+            ).values(),
+            Decimal(0),
+        )
+        before_today = spent - today_actual
+        today_row = next((row for row in forecast.days if row.day == today), None)
+        today_mean = today_row.mean if today_row else Decimal(0)
+        today_hi = today_row.hi80 if today_row else Decimal(0)
+        rest_mean = Decimal(forecast.month_end["mean"]) - today_mean
+        rest_hi = Decimal(forecast.month_end["hi80"]) - today_hi
+        month_end = before_today + max(today_actual, today_mean) + rest_mean
+        hi80 = before_today + max(today_actual, today_hi) + rest_hi
+        expected, earliest, latest = _crossing(forecast, before_today, budget.amount, month_last)
     spent_percent = percent(spent, budget.amount)
     forecast_percent = percent(month_end, budget.amount) if month_end is not None else None
     status = OK
     if spent >= budget.amount:
         status = EXCEEDED
+        expected = earliest = latest = None  # it has happened: nothing is "expected" any more
     elif month_end is not None and month_end >= budget.amount:
         status = AT_RISK
     return BudgetStatus(
@@ -97,5 +107,9 @@ def budget_status(budget: Budget, *, today: date) -> BudgetStatus:
     )
 
 
-def budgets_status(*, today: date) -> list[BudgetStatus]:
-    return [budget_status(b, today=today) for b in Budget.objects.order_by("project")]
+def budgets_status(*, tenant: Tenant, now: datetime) -> list[BudgetStatus]:
+    """Every budget of the tenant on its day of ``now`` (its time zone)."""
+    today = local_date(now, zone(tenant.timezone))
+    return [
+        budget_status(b, tenant=tenant, today=today) for b in Budget.objects.order_by("project")
+    ]

@@ -1,10 +1,14 @@
 """Cost per customer, project, run, run type and template: direct token cost plus allocated
 infrastructure (selectors; current tenant schema, reading the platform's allocation lines).
+The month's totals per project are ``billing.selectors.periods.month_cost``; runs come from the
+run ledger (``usage.selectors.run_usage``), never from raw events.
 
 A run's infrastructure cost is its share of its project's allocation, split by the pool's driver
 over the project's runs (largest remainder, so run shares sum exactly to the project's line).
 Allocation that no run of the project used (say, storage with no per-run usage) stays with the
-project as ``infra_outside_runs``. Every total reconciles: tenant = projects = runs + outside.
+project as ``infra_outside_runs``; AI cost of calls outside any run is ``token_outside_runs``.
+Every total reconciles: tenant = projects = runs + outside. Only runs that used something in the
+month are listed and take an infrastructure share (a queued run with no usage costs nothing).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from decimal import Decimal
 
 from billing.domain.allocation import UNALLOCATED, split_by_driver, to_minor
 from billing.operator.models import AllocationLine, AllocationRun
+from billing.selectors.periods import ProjectCost, month_cost
 from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
@@ -35,17 +40,8 @@ class RunCost:
     token_cost: Decimal
     infra_cost: Decimal = ZERO
     retried_cost: Decimal = ZERO
-
-    @property
-    def total(self) -> Decimal:
-        return self.token_cost + self.infra_cost
-
-
-@dataclass
-class ProjectCost:
-    token_cost: Decimal = ZERO
-    infra_cost: Decimal = ZERO
-    infra_outside_runs: Decimal = ZERO
+    calls: int = 0
+    unpriced_calls: int = 0
 
     @property
     def total(self) -> Decimal:
@@ -85,6 +81,15 @@ class CostReport:
     def total(self) -> Decimal:
         return self.token_cost + self.infra_cost
 
+    @property
+    def token_outside_runs(self) -> Decimal:
+        """AI cost of calls that belong to no run (the month's AI minus its runs')."""
+        return self.token_cost - sum((run.token_cost for run in self.runs), ZERO)
+
+    @property
+    def calls(self) -> int:
+        return sum(run.calls for run in self.runs)
+
     def by(self, attribute: str) -> dict[str, UnitCost]:
         """Run costs grouped by ``run_type`` or ``template``."""
         groups: dict[str, UnitCost] = defaultdict(UnitCost)
@@ -109,14 +114,17 @@ class CostReport:
 
 
 def cost_report(*, tenant: Tenant, period: date) -> CostReport:
-    """The tenant's costs of ``period`` (first of a month); run in the tenant's schema."""
+    """The tenant's costs of its month ``period`` (first day); run in the tenant's schema."""
     end = next_month(period)
-    run = AllocationRun.objects.filter(period=period).first()
+    month = month_cost(tenant=tenant, month=period)
+    allocation = AllocationRun.objects.filter(period=period).first()
     report = CostReport(
-        tenant=tenant, period=period, allocation_status=run.status if run else "none"
+        tenant=tenant,
+        period=period,
+        allocation_status=allocation.status if allocation else "none",
     )
-    for project, cost in usage_selectors.token_cost_by_project(start=period, end=end).items():
-        report.projects.setdefault(project, ProjectCost()).token_cost = cost
+    for slug, cost in month.projects.items():
+        report.projects[slug] = ProjectCost(token_cost=cost.token_cost)
     usages = usage_selectors.run_usage(start=period, end=end)
     report.runs = [
         RunCost(
@@ -127,13 +135,15 @@ def cost_report(*, tenant: Tenant, period: date) -> CostReport:
             u.status,
             u.token_cost,
             retried_cost=u.retried_cost,
+            calls=u.calls,
+            unpriced_calls=u.unpriced_calls,
         )
         for u in usages
     ]
-    if run is None:
+    if allocation is None:
         return report
     report.lines = list(
-        AllocationLine.objects.filter(run=run, tenant=tenant)
+        AllocationLine.objects.filter(run=allocation, tenant=tenant)
         .select_related("pool", "rule")
         .order_by("pool_id", "level", "project", "part")
     )

@@ -1,35 +1,35 @@
 """What the cost pages show of a month's cost report, kept ready in the cache.
 
-A cost report (``billing.selectors.costs.cost_report``) is exact to the cent but reads a month of
-raw usage per run: seconds for a tenant with a million calls a month. Pages need only its totals,
+A cost report (``billing.selectors.costs.cost_report``) is exact to the cent and reads the run
+ledger (a row per run and day), so it grows with runs, not calls. Pages need only its totals,
 groups, the cost-per-run distribution and each run's infrastructure share, so those are
-summarised once and cached (Redis in production), keyed by tenant and month.
+summarised and cached (Redis in production), keyed by tenant, time zone and month.
 
-A cached summary is served while the month's rollup fingerprint (calls, cost, runs and
-infrastructure quantities of the month, and the allocation run) is unchanged, and in any case
-for ``MAX_AGE`` after it was computed, so a tenant ingesting all the time gets figures at most
-five minutes old, with the time they were computed on the page. Celery beat refreshes the
-current month of every tenant every five minutes, so pages do not wait for the computation.
+A cached summary is served only while the month's fingerprint (its rollups, its run ledger and
+its allocation run) is unchanged: figures are live; the cache only saves recomputing what did
+not change. Celery beat refreshes the current month of every tenant every five minutes, so a
+page rarely waits for the computation.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
 from django.utils import timezone
 
+from billing.domain.allocation import round_lines
 from billing.operator.models import AllocationRun
 from billing.selectors.costs import CostReport, UnitCost, cost_report
-from factory_portal.periods import month_of, month_text, next_month
+from factory_portal.periods import local_date, month_of, month_text, next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 
 logger = logging.getLogger(__name__)
-MAX_AGE = timedelta(minutes=5)
 DISTRIBUTION_BINS = 40
 ZERO = Decimal(0)
 
@@ -57,9 +57,13 @@ class CostSummary:
     token_cost: Decimal
     infra_cost: Decimal
     waste: dict[str, Decimal]
+    # Runs grouped, each group's total to the cent, with "(outside runs)" for cost that belongs
+    # to no run: the groups add up exactly to the month's total to the cent.
     by_template: list[tuple[str, UnitCost]]
     by_run_type: list[tuple[str, UnitCost]]
-    run_count: int
+    run_count: int  # runs that used something in the month
+    calls: int
+    unpriced_calls: int
     # Cost per run: (bin start, bin end, runs) for DISTRIBUTION_BINS equal bins.
     distribution: list[tuple[Decimal, Decimal, int]]
     lines: list[LineView]
@@ -70,20 +74,20 @@ class CostSummary:
         return self.token_cost + self.infra_cost
 
 
-def summary_month(now: datetime) -> date:
-    """The month the costs page opens on, and so the one the beat keeps warm: the UTC month of
-    ``now`` (the cost pages count UTC months until they follow the tenant's time zone)."""
-    return month_of(now.astimezone(UTC).date())
+def summary_month(now: datetime, zone: ZoneInfo) -> date:
+    """The month the costs page opens on, and so the one the beat keeps warm: the tenant's
+    month of ``now`` (in its time zone ``zone``)."""
+    return month_of(local_date(now, zone))
 
 
 def _key(tenant: Tenant, period: date) -> str:
-    return f"cost-summary:v1:{tenant.schema_name}:{month_text(period)}"
+    return f"cost-summary:v2:{tenant.schema_name}:{tenant.timezone}:{month_text(period)}"
 
 
 def month_fingerprint(period: date) -> tuple[object, ...]:
-    """Cheap aggregates of the month's rollups and its allocation run: they change whenever
-    anything the cost report reads changes (new or corrected calls, runs, infrastructure usage,
-    a re-run allocation)."""
+    """Cheap aggregates of the month's rollups, run ledger and allocation run: they change
+    whenever anything the cost report reads changes (new or corrected calls, runs, jobs,
+    infrastructure usage, a re-run allocation)."""
     rollups = usage_selectors.rollups_fingerprint(start=period, end=next_month(period))
     allocation = (
         AllocationRun.objects.filter(period=period)
@@ -92,6 +96,24 @@ def month_fingerprint(period: date) -> tuple[object, ...]:
         .first()
     )
     return (*rollups, allocation)
+
+
+OUTSIDE_RUNS = "(outside runs)"
+
+
+def groups_to_cents(report: CostReport, attribute: str) -> list[tuple[str, UnitCost]]:
+    """The report's runs grouped by ``attribute`` (``template`` or ``run_type``), plus the cost
+    outside runs, each total rounded to the cent so that the rows add up exactly to the month's
+    total to the cent (largest remainder)."""
+    groups = sorted(report.by(attribute).items())
+    outside = report.total - sum((unit.total for _, unit in groups), ZERO)
+    if outside:
+        groups.append((OUTSIDE_RUNS, UnitCost(total=outside)))
+    rounded = round_lines([unit.total for _, unit in groups])
+    return [
+        (name, UnitCost(runs=unit.runs, succeeded=unit.succeeded, total=cents))
+        for (name, unit), cents in zip(groups, rounded, strict=True)
+    ]
 
 
 def summarize(report: CostReport, *, fingerprint: tuple[object, ...], now: datetime) -> CostSummary:
@@ -104,9 +126,11 @@ def summarize(report: CostReport, *, fingerprint: tuple[object, ...], now: datet
         token_cost=report.token_cost,
         infra_cost=report.infra_cost,
         waste=report.waste,
-        by_template=sorted(report.by("template").items()),
-        by_run_type=sorted(report.by("run_type").items()),
+        by_template=groups_to_cents(report, "template"),
+        by_run_type=groups_to_cents(report, "run_type"),
         run_count=len(report.runs),
+        calls=report.calls,
+        unpriced_calls=sum(run.unpriced_calls for run in report.runs),
         distribution=distribution(totals),
         lines=[
             LineView(
@@ -145,15 +169,13 @@ def distribution(
 def cost_summary(
     *, tenant: Tenant, period: date, now: datetime | None = None, refresh: bool = False
 ) -> CostSummary:
-    """The summary of ``period`` for ``tenant`` (current schema): from the cache when it is
-    still right (same fingerprint) or young (under ``MAX_AGE``), else computed and cached."""
+    """The summary of ``period`` for ``tenant`` (current schema): from the cache while it is
+    still right (same fingerprint), else computed and cached."""
     now = now or timezone.now()
     key = _key(tenant, period)
     fingerprint = month_fingerprint(period)
     cached = None if refresh else _cache_get(key)
-    if cached is not None and (
-        cached.fingerprint == fingerprint or now - cached.computed_at < MAX_AGE
-    ):
+    if cached is not None and cached.fingerprint == fingerprint:
         return cached
     summary = summarize(cost_report(tenant=tenant, period=period), fingerprint=fingerprint, now=now)
     try:

@@ -65,17 +65,17 @@ def test_budget_status_on_actual_and_forecast(alpha):
     _daily_spend(alpha, days=45, per_day="10")  # $150 spent in November up to the 15th
     with schema_context(alpha.schema):
         forecasts_refresh(today=TODAY)
-        roomy = budget_status(budget_set(amount=Decimal(1000)), today=TODAY)
+        roomy = budget_status(budget_set(amount=Decimal(1000)), tenant=alpha.tenant, today=TODAY)
         assert (roomy.status, roomy.spent) == (OK, Decimal(150))
         assert roomy.forecast_month_end == Decimal("300.00")
         assert roomy.actual_thresholds_crossed == [] and roomy.forecast_thresholds_crossed == []
-        tight = budget_status(budget_set(amount=Decimal(200)), today=TODAY)
+        tight = budget_status(budget_set(amount=Decimal(200)), tenant=alpha.tenant, today=TODAY)
         assert tight.status == AT_RISK
         assert tight.actual_thresholds_crossed == [50]
         assert tight.forecast_thresholds_crossed == [50, 80, 100]
         assert tight.crossing_expected == date(2026, 11, 20)  # 150 + 5 x 10
         assert tight.crossing_lo80 <= tight.crossing_expected <= tight.crossing_hi80
-        gone = budget_status(budget_set(amount=Decimal(100)), today=TODAY)
+        gone = budget_status(budget_set(amount=Decimal(100)), tenant=alpha.tenant, today=TODAY)
         assert gone.status == EXCEEDED
 
 

@@ -1,4 +1,5 @@
-"""Refuses requests to suspended tenants (the operator can suspend a customer)."""
+"""Refuses requests to suspended tenants (the operator can suspend a customer), and shows a
+tenant's pages in its time zone."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Callable
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils import timezone
 
+from factory_portal.periods import zone
 from factory_portal.tenants.models import Tenant
 
 
@@ -27,4 +30,9 @@ class TenantStatusMiddleware:
                 )
             html = render_to_string("suspended.html", {"detail": detail}, request=request)
             return HttpResponse(html, status=403)
-        return self.get_response(request)
+        if not isinstance(tenant, Tenant) or tenant.schema_name == "public":
+            return self.get_response(request)
+        # Times on the tenant's pages are its local times (labelled with the zone's name), as
+        # its days and months are; the API keeps answering in UTC (ISO 8601 with Z).
+        with timezone.override(zone(tenant.timezone)):
+            return self.get_response(request)

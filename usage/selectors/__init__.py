@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from factory_portal import periods
+from factory_portal.tenants.connection import connection_zone
 from usage.domain.durations import histogram_merge, percentile_ms
 from usage.models import (
     ACTIVE_RUN_STATUSES,
@@ -29,6 +30,7 @@ from usage.models import (
     Project,
     Run,
     RunDaily,
+    RunLedger,
 )
 from usage.models import RunStatus as RunStatus  # the statuses of the rows below, for callers
 
@@ -57,10 +59,9 @@ class ActiveRun:
     cost_so_far: Decimal
 
 
-def token_totals(*, start: datetime, end: datetime) -> TokenTotals:
-    """LLM usage in the hours from ``start`` up to ``end`` (read from the hourly rollup; give
-    hour-aligned bounds for exact periods)."""
-    row = LlmUsageHourly.objects.filter(hour__gte=start, hour__lt=end).aggregate(
+def token_totals(*, start: date, end: date) -> TokenTotals:
+    """LLM usage on the tenant's days ``start <= day < end`` (from the daily rollup)."""
+    row = LlmUsageDaily.objects.filter(day__gte=start, day__lt=end).aggregate(
         cost=Coalesce(Sum("cost"), ZERO),
         input_tokens=Coalesce(Sum("input_tokens"), 0),
         output_tokens=Coalesce(Sum("output_tokens"), 0),
@@ -70,12 +71,12 @@ def token_totals(*, start: datetime, end: datetime) -> TokenTotals:
     return TokenTotals(**row)
 
 
-def run_status_counts(*, start: datetime, end: datetime) -> dict[str, int]:
-    """Runs requested on the UTC days from ``start`` to ``end`` by current status (from the daily
-    run rollup); every status is present."""
+def run_status_counts(*, start: date, end: date) -> dict[str, int]:
+    """Runs requested on the tenant's days ``start <= day <= end`` by current status (from the
+    daily run rollup); every status is present."""
     counts = dict.fromkeys(RunStatus.values, 0)
     rows = (
-        RunDaily.objects.filter(day__gte=_utc_day(start), day__lte=_utc_day(end))
+        RunDaily.objects.filter(day__gte=start, day__lte=end)
         .values("status")
         .annotate(n=Sum("runs"))
     )
@@ -84,25 +85,20 @@ def run_status_counts(*, start: datetime, end: datetime) -> dict[str, int]:
     return counts
 
 
-def _utc_day(moment: datetime) -> date:
-    return moment.astimezone(UTC).date()
+def period_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """The instants of the tenant's days ``start <= day < end`` (its time zone)."""
+    return periods.local_bounds(start, end, connection_zone())
 
 
 def run_token_cost():  # type: ignore[no-untyped-def]
-    """Query expression: a run's AI cost, its calls' stored costs plus re-pricing corrections."""
+    """Query expression: a run's AI cost (re-pricing corrections included), from its ledger."""
     cost = (
-        LlmUsageEvent.objects.filter(run=OuterRef("pk"))
+        RunLedger.objects.filter(run=OuterRef("pk"))
         .values("run")
         .annotate(total=Sum("cost"))
         .values("total")
     )
-    corrections = (
-        LlmCostCorrection.objects.filter(run=OuterRef("pk"))
-        .values("run")
-        .annotate(total=Sum("delta"))
-        .values("total")
-    )
-    return Coalesce(Subquery(cost), ZERO) + Coalesce(Subquery(corrections), ZERO)
+    return Coalesce(Subquery(cost), ZERO)
 
 
 def active_runs(*, limit: int = 50) -> list[ActiveRun]:
@@ -172,8 +168,12 @@ DRIVERS = ("tokens", "token_cost", "job_seconds", "cpu_seconds", "gb_hours", "ru
 
 
 def allocation_drivers(*, start: date, end: date) -> dict[str, dict[str, Decimal]]:
-    """Usage quantities per driver and project slug for UTC days ``start <= day < end``: what
-    billing splits shared infrastructure cost by. Projects without usage are absent."""
+    """Usage quantities per driver and project slug for the tenant's days ``start <= day <
+    end``: what billing splits shared infrastructure cost by. Tokens, AI cost and machine time
+    include usage outside runs; ``runs`` counts the runs that used something (a run without
+    usage takes no share) and ``job_seconds`` their jobs' run time, from the run ledger, so a
+    project's driver is exactly the sum of its runs' (``run_usage``) plus usage outside runs.
+    Projects without usage are absent."""
     drivers: dict[str, dict[str, Decimal]] = {name: {} for name in DRIVERS}
     llm = (
         LlmUsageDaily.objects.filter(day__gte=start, day__lt=end)
@@ -193,26 +193,18 @@ def allocation_drivers(*, start: date, end: date) -> dict[str, dict[str, Decimal
     for row in infra:
         drivers[row["unit"]][row["project__slug"]] = row["quantity"]
     for row in (
-        RunDaily.objects.filter(day__gte=start, day__lt=end)
-        .values("project__slug")
-        .annotate(runs=Sum("runs"))
-    ):
-        drivers["runs"][row["project__slug"]] = Decimal(row["runs"])
-    start_at, end_at = periods.day_start(start), periods.day_start(end)
-    for row in (
-        Job.objects.filter(
-            started_at__gte=start_at, started_at__lt=end_at, duration_ms__isnull=False
-        )
+        RunLedger.objects.filter(day__gte=start, day__lt=end)
         .values("run__project__slug")
-        .annotate(ms=Sum("duration_ms"))
+        .annotate(runs=Count("run", distinct=True), ms=Sum("job_ms"))
     ):
+        drivers["runs"][row["run__project__slug"]] = Decimal(row["runs"])
         drivers["job_seconds"][row["run__project__slug"]] = Decimal(row["ms"]) / 1000
     return {name: {k: v for k, v in values.items() if v} for name, values in drivers.items()}
 
 
 def daily_token_cost(*, start: date, end: date, project: str = "") -> dict[date, Decimal]:
-    """AI (token) cost per UTC day for ``start <= day <= end``, for the tenant or one project;
-    days without cost are absent. Includes re-pricing corrections (they move the rollups)."""
+    """AI (token) cost per day (the tenant's days) for ``start <= day <= end``, for the tenant
+    or one project; days without cost are absent. Includes re-pricing corrections."""
     rows = LlmUsageDaily.objects.filter(day__gte=start, day__lte=end)
     if project:
         rows = rows.filter(project__slug=project)
@@ -220,9 +212,9 @@ def daily_token_cost(*, start: date, end: date, project: str = "") -> dict[date,
 
 
 def rollups_fingerprint(*, start: date, end: date) -> tuple[object, ...]:
-    """Cheap aggregates of the daily rollups for UTC days ``start <= day < end`` (rows, calls and
-    cost; rows, runs and run time; rows and infrastructure quantity): they change whenever a call,
-    a run or infrastructure usage of those days is added or corrected."""
+    """Cheap aggregates of the daily rollups and the run ledger for the tenant's days ``start <=
+    day < end``: they change whenever a call, a run, a job's time or infrastructure usage of
+    those days is added or corrected."""
     llm = LlmUsageDaily.objects.filter(day__gte=start, day__lt=end).aggregate(
         rows=Count("id"), calls=Sum("calls"), cost=Sum("cost")
     )
@@ -232,7 +224,10 @@ def rollups_fingerprint(*, start: date, end: date) -> tuple[object, ...]:
     infra = InfraUsageDaily.objects.filter(day__gte=start, day__lt=end).aggregate(
         rows=Count("id"), quantity=Sum("quantity")
     )
-    return (*llm.values(), *runs.values(), *infra.values())
+    ledger = RunLedger.objects.filter(day__gte=start, day__lt=end).aggregate(
+        rows=Count("id"), cost=Sum("cost"), job_ms=Sum("job_ms"), events=Sum("infra_events")
+    )
+    return (*llm.values(), *runs.values(), *infra.values(), *ledger.values())
 
 
 def first_usage_day() -> date | None:
@@ -250,103 +245,104 @@ class RunUsage:
     run_type: str
     template: str
     status: str
-    token_cost: Decimal  # priced and client cost of the run's calls in the period, corrected
+    token_cost: Decimal  # AI cost of the run's calls in the period, corrections included
     retried_cost: Decimal  # the part spent in job attempts that were retried
     drivers: dict[str, Decimal]  # allocation driver -> quantity
+    calls: int = 0
+    unpriced_calls: int = 0
 
 
 def run_usage(*, start: date, end: date) -> list[RunUsage]:
-    """Every run with usage (or requested) in UTC days ``start <= day < end``, with its token cost
-    and its allocation driver quantities. Reads raw rows of one month (indexed by run)."""
-    start_at, end_at = periods.day_start(start), periods.day_start(end)
-    per_run: dict[int, dict[str, Decimal]] = {}
-
-    def add(run_pk: int, name: str, value: Decimal | int | None) -> None:
-        if run_pk is not None and value:
-            drivers = per_run.setdefault(run_pk, {})
-            drivers[name] = drivers.get(name, Decimal(0)) + Decimal(value)
-
-    llm = (
-        LlmUsageEvent.objects.filter(
-            occurred_at__gte=start_at, occurred_at__lt=end_at, run__isnull=False
-        )
+    """Every run that used something on the tenant's days ``start <= day < end``, with its AI
+    cost and its allocation driver quantities there, in run id order. Reads the run ledger
+    (rows per run and day), never the raw events: it grows with runs, not with calls."""
+    rows = (
+        RunLedger.objects.filter(day__gte=start, day__lt=end)
         .values("run_id")
-        .annotate(tokens=Sum(F("input_tokens") + F("output_tokens")), cost=Sum("cost"))
+        .annotate(
+            calls=Sum("calls"),
+            unpriced_calls=Sum("unpriced_calls"),
+            tokens=Sum(F("input_tokens") + F("output_tokens")),
+            cost=Sum("cost"),
+            cpu_seconds=Sum("cpu_seconds"),
+            gb_hours=Sum("gb_hours"),
+            job_ms=Sum("job_ms"),
+        )
     )
-    for row in llm:
-        add(row["run_id"], "tokens", row["tokens"])
-        add(row["run_id"], "token_cost", row["cost"])
-    for row in (
-        LlmCostCorrection.objects.filter(
-            event__occurred_at__gte=start_at, event__occurred_at__lt=end_at, run__isnull=False
-        )
-        .values("run_id")
-        .annotate(delta=Sum("delta"))
-    ):
-        add(row["run_id"], "token_cost", row["delta"])
-    for row in (
-        InfraUsageEvent.objects.filter(
-            occurred_at__gte=start_at,
-            occurred_at__lt=end_at,
-            run__isnull=False,
-            unit__in=["cpu_seconds", "gb_hours"],
-        )
-        .values("run_id", "unit")
-        .annotate(quantity=Sum("quantity"))
-    ):
-        add(row["run_id"], row["unit"], row["quantity"])
-    for row in (
-        Job.objects.filter(
-            started_at__gte=start_at, started_at__lt=end_at, duration_ms__isnull=False
-        )
-        .values("run_id")
-        .annotate(ms=Sum("duration_ms"))
-    ):
-        add(row["run_id"], "job_seconds", Decimal(row["ms"]) / 1000)
-    retried = _retried_cost(start_at, end_at)
-    runs = Run.objects.filter(
-        Q(pk__in=list(per_run)) | Q(requested_at__gte=start_at, requested_at__lt=end_at)
-    ).select_related("project")
+    per_run = {row["run_id"]: row for row in rows}
+    retried = _retried_cost(*period_bounds(start, end)) if per_run else {}
+    runs = (
+        Run.objects.filter(pk__in=list(per_run))
+        .order_by("run_id")
+        .values_list("pk", "run_id", "project__slug", "run_type", "template_recipe_id", "status")
+    )
     result = []
-    for run in runs.order_by("run_id"):
-        drivers = per_run.get(run.pk, {})
-        if start_at <= run.requested_at < end_at:
-            drivers["runs"] = Decimal(1)
+    for pk, run_id, project, run_type, template, status in runs:
+        row = per_run[pk]
+        drivers = {
+            "tokens": Decimal(row["tokens"]),
+            "token_cost": row["cost"],
+            "cpu_seconds": row["cpu_seconds"],
+            "gb_hours": row["gb_hours"],
+            "job_seconds": Decimal(row["job_ms"]) / 1000,
+            "runs": Decimal(1),
+        }
         result.append(
             RunUsage(
-                run_id=run.run_id,
-                project=run.project.slug,
-                run_type=run.run_type,
-                template=run.template_recipe_id,
-                status=run.status,
-                token_cost=drivers.get("token_cost", ZERO),
-                retried_cost=retried.get(run.pk, ZERO),
-                drivers=drivers,
+                run_id=run_id,
+                project=project,
+                run_type=run_type,
+                template=template,
+                status=status,
+                token_cost=row["cost"],
+                retried_cost=retried.get(pk, ZERO),
+                drivers={k: v for k, v in drivers.items() if v},
+                calls=row["calls"],
+                unpriced_calls=row["unpriced_calls"],
             )
         )
     return result
 
 
 def _retried_cost(start_at: datetime, end_at: datetime) -> dict[int, Decimal]:
-    """Token cost of calls made in job attempts that were followed by another attempt."""
+    """AI cost (corrections included) of calls made in job attempts that were followed by
+    another attempt: only runs with a retried job are read (a partial index finds them)."""
+    retried_runs = Job.objects.filter(attempt__gt=1).values("run")
     latest = (
         Job.objects.filter(run=OuterRef("run"), job_id=OuterRef("job_id"))
         .order_by("-attempt")
         .values("attempt")[:1]
     )
-    retried_jobs = Job.objects.annotate(latest=Subquery(latest)).filter(attempt__lt=F("latest"))
-    rows = (
-        LlmUsageEvent.objects.filter(
-            occurred_at__gte=start_at, occurred_at__lt=end_at, job__in=retried_jobs.values("pk")
-        )
+    retried_jobs = (
+        Job.objects.filter(run__in=retried_runs)
+        .annotate(latest=Subquery(latest))
+        .filter(attempt__lt=F("latest"))
+        .values("pk")
+    )
+    in_period = {"occurred_at__gte": start_at, "occurred_at__lt": end_at}
+    totals: dict[int, Decimal] = {}
+    for row in (
+        LlmUsageEvent.objects.filter(run__in=retried_runs, job__in=retried_jobs, **in_period)
         .values("run_id")
         .annotate(cost=Sum("cost"))
-    )
-    return {row["run_id"]: row["cost"] or ZERO for row in rows}
+    ):
+        totals[row["run_id"]] = row["cost"] or ZERO
+    for row in (
+        LlmCostCorrection.objects.filter(
+            run__in=retried_runs,
+            event__job__in=retried_jobs,
+            **{f"event__{k}": v for k, v in in_period.items()},
+        )
+        .values("run_id")
+        .annotate(delta=Sum("delta"))
+    ):
+        totals[row["run_id"]] = totals.get(row["run_id"], ZERO) + row["delta"]
+    return totals
 
 
 def token_cost_by_project(*, start: date, end: date) -> dict[str, Decimal]:
-    """AI (token) cost per project for UTC days ``start <= day < end`` (corrections included)."""
+    """AI (token) cost per project for the tenant's days ``start <= day < end`` (corrections
+    included)."""
     rows = (
         LlmUsageDaily.objects.filter(day__gte=start, day__lt=end)
         .values("project__slug")
@@ -368,7 +364,7 @@ class ModelCost:
 
 
 def model_costs(*, start: date, end: date) -> list[ModelCost]:
-    """AI usage per project, provider and model for UTC days ``start <= day < end``."""
+    """AI usage per project, provider and model for the tenant's days ``start <= day < end``."""
     rows = (
         LlmUsageDaily.objects.filter(day__gte=start, day__lt=end)
         .values("project__slug", "provider", "model")
@@ -402,8 +398,8 @@ class RunFilters:
     project: str = ""
     template: str = ""
     run_type: str = ""
-    start: date | None = None  # requested on or after (UTC day)
-    end: date | None = None  # requested on or before (UTC day)
+    start: date | None = None  # requested on or after (the tenant's day)
+    end: date | None = None  # requested on or before (the tenant's day)
     search: str = ""  # run id, exact or prefix
 
 
@@ -431,11 +427,12 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
         runs = runs.filter(template_recipe_id=filters.template)
     if filters.run_type:
         runs = runs.filter(run_type=filters.run_type)
+    zone = connection_zone()
     if filters.start:
-        runs = runs.filter(requested_at__gte=periods.day_start(filters.start))
+        runs = runs.filter(requested_at__gte=periods.local_day_start(filters.start, zone))
     if filters.end:  # a day of the supported years (periods): the next day exists
         end = filters.end + timedelta(days=1)
-        runs = runs.filter(requested_at__lt=periods.day_start(end))
+        runs = runs.filter(requested_at__lt=periods.local_day_start(end, zone))
     if filters.search:
         runs = runs.filter(run_id__startswith=filters.search)
     return runs
@@ -547,6 +544,7 @@ class RunDetail:
     models: list[dict[str, object]]  # per provider/model: calls, tokens, cost
     token_cost: Decimal
     infra: dict[str, Decimal]  # unit -> quantity
+    months: list[date]  # the tenant's months the run used something in (its ledger's)
 
 
 def run_outline(run: Run) -> dict[str, object]:
@@ -579,8 +577,9 @@ def run_detail(run_id: str) -> RunDetail | None:
         )
         .order_by("-cost")
     )
-    corrections = LlmCostCorrection.objects.filter(run=run).aggregate(d=Sum("delta"))["d"] or ZERO
-    token_cost = sum((m["cost"] or ZERO for m in models), ZERO) + corrections
+    ledger = list(RunLedger.objects.filter(run=run).values_list("day", "cost"))
+    token_cost = sum((cost for _, cost in ledger), ZERO)
+    months = sorted({periods.month_of(day) for day, _ in ledger})
     infra = {
         row["unit"]: row["quantity"]
         for row in InfraUsageEvent.objects.filter(run=run)
@@ -594,6 +593,7 @@ def run_detail(run_id: str) -> RunDetail | None:
         models=models,
         token_cost=token_cost,
         infra=infra,
+        months=months,
     )
 
 
@@ -609,7 +609,7 @@ def duration_percentiles(*, start: date, end: date) -> dict[str, int | None]:
 
 
 def daily_cost_by_project(*, start: date, end: date) -> dict[str, dict[date, Decimal]]:
-    """AI cost per project and UTC day, ``start <= day <= end``."""
+    """AI cost per project and local day (the tenant's), ``start <= day <= end``."""
     result: dict[str, dict[date, Decimal]] = {}
     for row in (
         LlmUsageDaily.objects.filter(day__gte=start, day__lte=end)
@@ -623,8 +623,8 @@ def daily_cost_by_project(*, start: date, end: date) -> dict[str, dict[date, Dec
 def cost_trend(
     *, start: date, end: date, dimension: str, grain: str
 ) -> dict[str, dict[str, Decimal]]:
-    """AI cost for UTC days ``start <= day <= end`` by ``dimension`` (project, model, provider,
-    run_type, template) and period (``day``, ``week`` starting Monday, or ``month``)."""
+    """AI cost for the tenant's days ``start <= day <= end`` by ``dimension`` (project, model,
+    provider, run_type, template) and period (``day``, ``week`` starting Monday, or ``month``)."""
     columns = {
         "project": "project__slug",
         "model": "model",
@@ -650,7 +650,8 @@ def cost_trend(
 def top_costs(
     *, start: date, end: date, dimension: str, limit: int = 5
 ) -> list[tuple[str, Decimal]]:
-    """The ``limit`` largest AI costs by project or model for UTC days ``start <= day <= end``."""
+    """The ``limit`` largest AI costs by project or model for the tenant's days ``start <= day
+    <= end``."""
     column = {"project": "project__slug", "model": "model"}[dimension]
     rows = (
         LlmUsageDaily.objects.filter(day__gte=start, day__lte=end)

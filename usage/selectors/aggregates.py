@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db.models import F, Sum
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth, TruncWeek
 
-from factory_portal.periods import day_start
+from factory_portal.periods import local_date, local_day_start
+from factory_portal.tenants.connection import connection_zone
 from usage.models import InfraUsageDaily, InfraUsageHourly, LlmUsageDaily, LlmUsageHourly
 
 GRANULARITIES = ("hour", "day", "week", "month")
@@ -45,8 +47,11 @@ def _rows(query: UsageQuery, hourly: Any, daily: Any, dimensions: tuple[str, ...
         rows = hourly.objects.filter(hour__gte=query.start, hour__lt=query.end)
         period = TruncHour("hour", tzinfo=UTC)
     else:
-        # Daily rollups are UTC days: a partial first or last day counts whole.
-        rows = daily.objects.filter(day__gte=query.start.date(), day__lt=_day_after(query.end))
+        # Daily rollups are the tenant's days: a partial first or last day counts whole.
+        zone = connection_zone()
+        rows = daily.objects.filter(
+            day__gte=local_date(query.start, zone), day__lt=_day_after(query.end, zone)
+        )
         period = TRUNC[query.granularity]("day")
     for dimension, values in query.filters.items():
         if dimension not in dimensions:
@@ -63,7 +68,7 @@ def _rows(query: UsageQuery, hourly: Any, daily: Any, dimensions: tuple[str, ...
     for row in rows:
         at = row["period"]
         if not isinstance(at, datetime):
-            at = day_start(at)
+            at = local_day_start(at, connection_zone())
         item = {"period_start": at.astimezone(UTC)}
         item.update({d: row[f"dim_{d}"] for d in group})
         item.update({name: row[name] for name in sums})
@@ -71,10 +76,10 @@ def _rows(query: UsageQuery, hourly: Any, daily: Any, dimensions: tuple[str, ...
     return result
 
 
-def _day_after(moment: datetime) -> Any:
-    """The first UTC day not touched by ``[.., moment)``."""
-    day = moment.date()
-    return day if moment == day_start(day) else day + timedelta(days=1)
+def _day_after(moment: datetime, zone: ZoneInfo) -> Any:
+    """The first of the tenant's days not touched by ``[.., moment)``."""
+    day = local_date(moment, zone)
+    return day if moment == local_day_start(day, zone) else day + timedelta(days=1)
 
 
 def token_usage(query: UsageQuery) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 tokens by model, per day, week or month. Everything is read from the daily rollups (``RunDaily``,
 ``LlmUsageDaily``), so a report costs a handful of grouped queries whatever the tenant's size.
 
-Periods are UTC days grouped into ``day``, ``week`` (starting Monday) or ``month`` keys.
+Periods are the tenant's days (its time zone) grouped into ``day``, ``week`` (starting Monday)
+or ``month`` keys.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class UsageReport:
 
 
 def usage_report(*, start: date, end: date, grain: str, top_templates: int = 10) -> UsageReport:
-    """The usage report for UTC days ``start <= day <= end``."""
+    """The usage report for the tenant's days ``start <= day <= end``."""
     if grain not in GRAINS:
         raise ValueError(f"grain must be one of {', '.join(GRAINS)}")
     periods: dict[str, PeriodRuns] = {}

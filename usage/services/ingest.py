@@ -20,6 +20,7 @@ from psycopg import postgres
 
 from factory_portal.observability import metrics
 from factory_portal.observability.context import tenant_label
+from factory_portal.tenants.connection import zone_for_writing
 from usage.domain.events import EventIn, LlmEventIn
 from usage.models import CostSource, InfraUsageEvent, LlmUsageEvent, UsageEvent
 from usage.pricing import Pricer
@@ -89,6 +90,13 @@ LLM_MEASURES = {
 }
 
 
+LLM_LEDGER = {  # the run ledger's LLM measures (usage_runledger columns)
+    **LLM_MEASURES,
+    "unpriced_tokens": "coalesce(sum(input_tokens + output_tokens)"
+    " FILTER (WHERE cost_source = 'unpriced'), 0)",
+}
+
+
 def _rollup_sql(
     *,
     event_table: str,
@@ -96,17 +104,23 @@ def _rollup_sql(
     columns: tuple[str, ...],
     dimensions: str,
     measures: dict[str, str],
+    ledger: dict[str, str],
     rollup_prefix: str,
     summary_by: str,
 ) -> str:
     """One statement: insert the new rows (known event ids are skipped), then add exactly the
-    inserted rows to the hourly rollup and, from those hourly groups, to the daily rollup. It
-    answers the inserted rows' measures summed per ``summary_by`` (for metrics)."""
+    inserted rows to the hourly rollup (UTC hours), the daily rollup (the tenant's local days,
+    ``%(zone)s``) and the run ledger (``ledger``'s measures per run and local day). It answers the
+    inserted rows' measures summed per ``summary_by`` (for metrics)."""
     cols = ", ".join(columns)
     measure_sql = ", ".join(f"{expression} AS {name}" for name, expression in measures.items())
-    keys = f"1, {', '.join(str(n) for n in range(2, dimensions.count(',') + 3))}"
+    ledger_sql = ", ".join(ledger.values())
+    n_keys = dimensions.count(",") + 1
+    keys = ", ".join(str(n) for n in range(1, n_keys + 2))  # the bucket and the dimensions
+    group_keys = ", ".join(str(n) for n in range(1, n_keys + 3))  # hour, day, dimensions
     sums = ", ".join(f"sum({m})" for m in measures)
     update = ", ".join(f"{m} = {{table}}.{m} + EXCLUDED.{m}" for m in measures)
+    ledger_update = ", ".join(f"{m} = usage_runledger.{m} + EXCLUDED.{m}" for m in ledger)
     hourly, daily = f"{rollup_prefix}hourly", f"{rollup_prefix}daily"
     latest = f"last_occurred_at = GREATEST({hourly}.last_occurred_at, EXCLUDED.last_occurred_at)"
     return f"""
@@ -115,20 +129,30 @@ WITH inserted AS (
     SELECT {cols}, now() FROM {temp} ORDER BY event_id
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
+), new AS MATERIALIZED (
+    SELECT t.* FROM {temp} t JOIN inserted USING (event_id)
 ), hours AS (
-    SELECT date_trunc('hour', t.occurred_at, 'UTC') AS hour, {dimensions}, {measure_sql},
-           max(t.occurred_at) AS last_occurred_at
-    FROM {temp} t JOIN inserted USING (event_id)
-    GROUP BY {keys}
+    SELECT date_trunc('hour', occurred_at, 'UTC') AS hour,
+           (occurred_at AT TIME ZONE %(zone)s)::date AS day, {dimensions}, {measure_sql},
+           max(occurred_at) AS last_occurred_at
+    FROM new
+    GROUP BY {group_keys}
 ), hourly AS (
     INSERT INTO {hourly} (hour, {dimensions}, {", ".join(measures)}, last_occurred_at)
-    SELECT * FROM hours ORDER BY {keys}
+    SELECT hour, {dimensions}, {sums}, max(last_occurred_at)
+    FROM hours GROUP BY {keys} ORDER BY {keys}
     ON CONFLICT (hour, {dimensions}) DO UPDATE SET {update.format(table=hourly)}, {latest}
 ), daily AS (
     INSERT INTO {daily} (day, {dimensions}, {", ".join(measures)})
-    SELECT (hour AT TIME ZONE 'UTC')::date, {dimensions}, {sums}
+    SELECT day, {dimensions}, {sums}
     FROM hours GROUP BY {keys} ORDER BY {keys}
     ON CONFLICT (day, {dimensions}) DO UPDATE SET {update.format(table=daily)}
+), ledger AS (
+    INSERT INTO usage_runledger (run_id, day, {", ".join(ledger)})
+    SELECT run_id, (occurred_at AT TIME ZONE %(zone)s)::date, {ledger_sql}
+    FROM new WHERE run_id IS NOT NULL
+    GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (run_id, day) DO UPDATE SET {ledger_update}
 )
 SELECT {summary_by}, {sums} FROM hours GROUP BY {summary_by} ORDER BY {summary_by}
 """  # noqa: S608
@@ -140,6 +164,7 @@ LLM_INSERT = _rollup_sql(
     columns=LLM_COLUMNS,
     dimensions=LLM_DIMENSIONS,
     measures=LLM_MEASURES,
+    ledger=LLM_LEDGER,
     rollup_prefix="usage_llmusage",
     summary_by="model",
 )
@@ -153,6 +178,11 @@ INFRA_INSERT = _rollup_sql(
     columns=INFRA_COLUMNS,
     dimensions="project_id, resource_type, unit, run_type, template",
     measures={"events": "count(*)", "quantity": "sum(quantity)"},
+    ledger={
+        "infra_events": "count(*)",
+        "cpu_seconds": "coalesce(sum(quantity) FILTER (WHERE unit = 'cpu_seconds'), 0)",
+        "gb_hours": "coalesce(sum(quantity) FILTER (WHERE unit = 'gb_hours'), 0)",
+    },
     rollup_prefix="usage_infrausage",
     summary_by="resource_type",
 )
@@ -169,9 +199,15 @@ infra_values = attrgetter(*INFRA_COLUMNS[len(REFERENCE_COLUMNS) : -len(ROLLUP_CO
 
 
 def _copy_insert(
-    temp_ddl: str, table: str, types: list[str], rows: list[tuple], insert_sql: str
+    temp_ddl: str,
+    table: str,
+    types: list[str],
+    rows: list[tuple],
+    insert_sql: str,
+    zone: str = "UTC",
 ) -> list[tuple]:
-    """COPY ``rows`` in and insert the new ones; answers the insert statement's summary rows."""
+    """COPY ``rows`` in and insert the new ones, counting days in the time zone ``zone`` (for
+    statements that count by day); answers the insert statement's summary rows."""
     if not rows:
         return []
     with connection.cursor() as cursor:
@@ -181,7 +217,7 @@ def _copy_insert(
             copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(insert_sql)
+        cursor.execute(insert_sql, {"zone": zone} if "%(zone)s" in insert_sql else None)
         summary = cursor.fetchall()
         cursor.execute(f"DROP TABLE {table}")  # a platform batch reuses it for the next tenant
         return summary
@@ -195,12 +231,13 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
     for e in events:  # a repeated id within the batch is a duplicate like any other
         unique.setdefault(e.event_id, e)
     with transaction.atomic():
+        zone = zone_for_writing()
         projects = projects_ensure(e.project for e in unique.values())
         first_seen: dict[str, tuple[int, datetime]] = {}
         for e in unique.values():
             if e.run_id and (e.run_id not in first_seen or e.occurred_at < first_seen[e.run_id][1]):
                 first_seen[e.run_id] = (projects[e.project], e.occurred_at)
-        runs = runs_ensure(first_seen)
+        runs = runs_ensure(first_seen, zone=zone)
         jobs = jobs_lookup(
             (runs[e.run_id].id, e.job_id) for e in unique.values() if e.run_id and e.job_id
         )
@@ -222,8 +259,10 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
                 llm_rows.append((*refs, *_llm_values(e, pricer), *rollup))
             else:
                 infra_rows.append((*refs, *infra_values(e), *rollup))
-        llm = _copy_insert(LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_INSERT)
-        infra = _copy_insert(INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT)
+        llm = _copy_insert(LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_INSERT, str(zone))
+        infra = _copy_insert(
+            INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT, str(zone)
+        )
         # Summary columns follow LLM_MEASURES: model, calls, unpriced, 4 token kinds, cost.
         accepted = int(sum(row[1] for row in llm) + sum(row[1] for row in infra))
         if accepted:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 
@@ -39,10 +40,12 @@ def projects_ensure(slugs: Iterable[str]) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
-def runs_ensure(first_seen: dict[str, tuple[int, datetime]]) -> dict[str, RunRef]:
+def runs_ensure(
+    first_seen: dict[str, tuple[int, datetime]], *, zone: ZoneInfo
+) -> dict[str, RunRef]:
     """Runs by client run id. A run not known yet is created as a Requested stub with the project
     and time it was first seen with; its lifecycle updates fill it in later. Stubs are counted in
-    the run rollup like any run."""
+    the run rollup like any run (on their local day in ``zone``)."""
     if not first_seen:
         return {}
     ordered = sorted(first_seen)
@@ -61,7 +64,7 @@ def runs_ensure(first_seen: dict[str, tuple[int, datetime]]) -> dict[str, RunRef
             [ordered],
         )
         found = {row[0]: RunRef(row[1], row[2], row[3]) for row in cursor.fetchall()}
-    deltas = RunRollupDeltas()
+    deltas = RunRollupDeltas(zone)
     for project_id, requested_at in created:
         deltas.count(
             requested_at=requested_at,

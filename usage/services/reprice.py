@@ -2,20 +2,20 @@
 
 Calls keep the cost they were stored with; each call whose price changed gets an
 ``LlmCostCorrection`` (previous cost, new cost, delta, the price entry that now applies) and the
-hourly and daily rollups move by the delta in the call's own hour and day. Client-supplied costs
-are never re-priced. Running it again changes nothing; it works in chunks of calls, each in its
-own transaction, so a long period does not hold one huge transaction.
+hourly and daily rollups and the run ledger move by the delta in the call's own hour and day.
+Client-supplied costs are never re-priced. Running it again changes nothing; it works in chunks
+of calls, each in its own transaction, so a long period does not hold one huge transaction.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
 
+from factory_portal.tenants.connection import zone_for_writing
 from usage.models import CostSource, LlmCostCorrection, LlmUsageEvent
 from usage.pricing import Pricer
 
@@ -49,6 +49,7 @@ def llm_reprice(
     last_id = ""
     while True:
         with transaction.atomic():
+            zone = str(zone_for_writing())
             events = list(
                 LlmUsageEvent.objects.select_for_update()
                 .filter(occurred_at__gte=start, occurred_at__lt=end, event_id__gt=last_id)
@@ -62,7 +63,7 @@ def llm_reprice(
             corrected = _chunk_reprice(events, pricer, reason, result)
             if corrected and not dry_run:
                 LlmCostCorrection.objects.bulk_create(corrected)
-                _rollups_adjust(events, corrected)
+                _rollups_adjust(events, corrected, zone)
 
 
 def _chunk_reprice(
@@ -95,44 +96,63 @@ def _chunk_reprice(
     return corrections
 
 
-def _rollups_adjust(events: list[LlmUsageEvent], corrections: list[LlmCostCorrection]) -> None:
+def _rollups_adjust(
+    events: list[LlmUsageEvent], corrections: list[LlmCostCorrection], zone: str
+) -> None:
+    """Move the rollups (the call's UTC hour and local day) and the run ledger (the call's run
+    and local day) by each correction's cost change and change of priced state."""
     by_id = {e.event_id: e for e in events}
-    hourly: dict[tuple, list] = defaultdict(lambda: [ZERO, 0])
+    rows = []
     for c in corrections:
         e = by_id[c.event_id]
-        key = (
-            e.occurred_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
-            e.project_id,
-            e.provider,
-            e.model,
-            e.operation,
-            e.run_type,
-            e.template,
+        unpriced = (c.new_cost is None) - (c.previous_cost is None)
+        rows.append(
+            (
+                e.occurred_at,
+                e.project_id,
+                e.provider,
+                e.model,
+                e.operation,
+                e.run_type,
+                e.template,
+                c.delta,
+                unpriced,
+                e.run_id,
+                unpriced * (e.input_tokens + e.output_tokens),
+            )
         )
-        hourly[key][0] += c.delta
-        hourly[key][1] += (c.new_cost is None) - (c.previous_cost is None)
-    keys = sorted(hourly)
-    columns = list(zip(*keys, strict=True))
-    params = [list(col) for col in columns] + [
-        [hourly[k][0] for k in keys],
-        [hourly[k][1] for k in keys],
-    ]
+    rows.sort(key=lambda r: (r[0], *r[1:7]))
+    params = {f"p{i}": [row[i] for row in rows] for i in range(11)}
+    params["zone"] = zone
+    values = (
+        "unnest(%(p0)s::timestamptz[], %(p1)s::bigint[], %(p2)s::text[], %(p3)s::text[],"
+        " %(p4)s::text[], %(p5)s::text[], %(p6)s::text[], %(p7)s::numeric[], %(p8)s::int[],"
+        " %(p9)s::bigint[], %(p10)s::bigint[]) AS v(at, project_id, provider, model, operation,"
+        " run_type, template, d, u, run_id, tokens)"
+    )
     with connection.cursor() as cursor:
         for table, bucket, expression in (
-            ("usage_llmusagehourly", "hour", "v.hour"),
-            ("usage_llmusagedaily", "day", "(v.hour AT TIME ZONE 'UTC')::date"),
+            ("usage_llmusagehourly", "hour", "date_trunc('hour', v.at, 'UTC')"),
+            ("usage_llmusagedaily", "day", "(v.at AT TIME ZONE %(zone)s)::date"),
         ):
             cursor.execute(
                 f"UPDATE {table} AS r SET cost = r.cost + x.d, "  # noqa: S608 - fixed names
                 "unpriced_calls = r.unpriced_calls + x.u "
                 f"FROM (SELECT {expression} AS bucket, project_id, provider, model, operation,"
-                " run_type, template, sum(d) AS d, sum(u) AS u FROM unnest(%s::timestamptz[],"
-                " %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-                " %s::numeric[], %s::int[]) AS v(hour, project_id, provider, model, operation,"
-                " run_type, template, d, u) GROUP BY 1, 2, 3, 4, 5, 6, 7) AS x "
+                f" run_type, template, sum(d) AS d, sum(u) AS u FROM {values}"
+                " GROUP BY 1, 2, 3, 4, 5, 6, 7) AS x "
                 f"WHERE r.{bucket} = x.bucket AND r.project_id = x.project_id"
                 " AND r.provider = x.provider AND r.model = x.model"
                 " AND r.operation = x.operation AND r.run_type = x.run_type"
                 " AND r.template = x.template",
                 params,
             )
+        cursor.execute(
+            "UPDATE usage_runledger AS r SET cost = r.cost + x.d,"  # noqa: S608 - fixed names
+            " unpriced_calls = r.unpriced_calls + x.u,"
+            " unpriced_tokens = r.unpriced_tokens + x.tokens"
+            " FROM (SELECT run_id, (v.at AT TIME ZONE %(zone)s)::date AS day, sum(d) AS d,"
+            f" sum(u) AS u, sum(tokens) AS tokens FROM {values} WHERE v.run_id IS NOT NULL"
+            " GROUP BY 1, 2) AS x WHERE r.run_id = x.run_id AND r.day = x.day",
+            params,
+        )

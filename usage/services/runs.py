@@ -16,6 +16,7 @@ from django.db import transaction
 
 from factory_portal.observability import metrics
 from factory_portal.observability.context import tenant_label
+from factory_portal.tenants.connection import zone_for_writing
 from usage.domain.runs import TERMINAL, JobState, RunState, RunUpdate, job_apply, run_apply
 from usage.models import Job, Run
 from usage.services.ingest import IngestResult
@@ -51,13 +52,14 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
     if not updates:
         return IngestResult(0, 0)
     with transaction.atomic():
+        zone = zone_for_writing()
         projects = projects_ensure(u.project for u in updates)
         first_seen: dict[str, tuple[int, datetime]] = {}
         for u in updates:
             at = u.requested_at or u.started_at or u.timestamp
             if u.run_id not in first_seen or at < first_seen[u.run_id][1]:
                 first_seen[u.run_id] = (projects[u.project], at)
-        runs_ensure(first_seen)
+        runs_ensure(first_seen, zone=zone)
         runs = {
             r.run_id: r
             for r in Run.objects.select_for_update()
@@ -66,14 +68,14 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
         }
         jobs = _jobs_locked(runs.values())
 
-        deltas = RunRollupDeltas()
+        deltas = RunRollupDeltas(zone)
         accepted = 0
         finished: list[Run] = []
         for update in sorted(updates, key=lambda u: (u.run_id, u.timestamp, u.position)):
             run = runs[update.run_id]
             before = _run_state(run)
             after = run_apply(before, update)
-            jobs_changed = _jobs_apply(run, update, jobs)
+            jobs_changed = _jobs_apply(run, update, jobs, deltas)
             if after == before and not jobs_changed:
                 continue
             accepted += 1
@@ -118,7 +120,13 @@ def _jobs_locked(runs: Iterable[Run]) -> dict[tuple[int, str, int], Job]:
     }
 
 
-def _jobs_apply(run: Run, update: RunUpdate, jobs: dict[tuple[int, str, int], Job]) -> bool:
+def _jobs_apply(
+    run: Run,
+    update: RunUpdate,
+    jobs: dict[tuple[int, str, int], Job],
+    deltas: RunRollupDeltas,
+) -> bool:
+    """Apply the update's jobs; their run time moves in the ledger (``deltas``)."""
     changed = False
     for job_update in update.jobs:
         key = (run.id, job_update.job_id, job_update.attempt)
@@ -129,6 +137,16 @@ def _jobs_apply(run: Run, update: RunUpdate, jobs: dict[tuple[int, str, int], Jo
             continue
         changed = True
         job = existing or Job(run=run, job_id=after.job_id, attempt=after.attempt)
+        if existing is not None:
+            deltas.job_time(
+                run_pk=run.id,
+                started_at=existing.started_at,
+                duration_ms=existing.duration_ms,
+                sign=-1,
+            )
+        deltas.job_time(
+            run_pk=run.id, started_at=after.started_at, duration_ms=after.duration_ms, sign=1
+        )
         for name in JOB_COPY_FIELDS:
             setattr(job, name, getattr(after, name))
         job.save()

@@ -105,9 +105,7 @@ def test_unpriced_calls_get_priced_when_a_price_appears(alpha):
             reason="in-house model costed",
         )
         hour = LlmUsageHourly.objects.get()
-        totals = selectors.token_totals(
-            start=DAY - timedelta(hours=1), end=DAY + timedelta(hours=1)
-        )
+        totals = selectors.token_totals(start=DAY.date(), end=DAY.date() + timedelta(days=1))
     assert (result.corrected, result.newly_priced) == (1, 1)
     assert (hour.cost, hour.unpriced_calls) == (Decimal("0.2"), 0)
     assert totals.cost == Decimal("0.2") and totals.unpriced_calls == 0
@@ -144,6 +142,7 @@ def test_client_costs_are_never_repriced_and_dry_run_changes_nothing(alpha):
 
 
 def test_rebuilding_rollups_keeps_corrections(alpha):
+    from factory_portal.tenants.connection import connection_zone
     from usage.services.rollups import rollups_rebuild
 
     with schema_context(alpha.schema):
@@ -173,7 +172,7 @@ def test_rebuilding_rollups_keeps_corrections(alpha):
             reason="costed",
         )
         before = list(LlmUsageHourly.objects.values_list("cost", "unpriced_calls"))
-        rollups_rebuild()
+        rollups_rebuild(zone=connection_zone())
         assert list(LlmUsageHourly.objects.values_list("cost", "unpriced_calls")) == before
         assert list(LlmUsageDaily.objects.values_list("cost", "unpriced_calls")) == [
             (Decimal("0.2"), 0)

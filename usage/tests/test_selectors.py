@@ -15,6 +15,7 @@ from usage.models import Job, Project, Run, RunStatus
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
+NEXT_DAY = datetime(2026, 10, 21, tzinfo=UTC)
 MONTH = datetime(2026, 10, 1, tzinfo=UTC)
 
 
@@ -52,8 +53,8 @@ def test_token_totals_sum_exactly_within_the_period(alpha):
             at=MONTH - timedelta(seconds=1),
             cost=Decimal(5),
         )
-        add_llm_call(project=project, run=None, event_id="at-end", at=NOW, cost=Decimal(7))
-        totals = selectors.token_totals(start=MONTH, end=NOW)
+        add_llm_call(project=project, run=None, event_id="next-day", at=NEXT_DAY, cost=Decimal(7))
+        totals = selectors.token_totals(start=MONTH.date(), end=NEXT_DAY.date())
     assert totals.cost == Decimal("0.3000000003")
     assert totals.calls == 3
     assert totals.unpriced_calls == 1
@@ -62,11 +63,11 @@ def test_token_totals_sum_exactly_within_the_period(alpha):
 
 def test_empty_tenant_has_zero_totals_and_no_freshness(alpha):
     with schema_context(alpha.schema):
-        totals = selectors.token_totals(start=MONTH, end=NOW)
+        totals = selectors.token_totals(start=MONTH.date(), end=NOW.date())
         assert totals.cost == Decimal(0) and totals.calls == 0
         assert selectors.usage_complete_until() is None
         assert selectors.active_runs() == []
-        assert set(selectors.run_status_counts(start=MONTH, end=NOW).values()) == {0}
+        assert set(selectors.run_status_counts(start=MONTH.date(), end=NOW.date()).values()) == {0}
 
 
 def test_run_status_counts_include_every_status(alpha):
@@ -76,7 +77,7 @@ def test_run_status_counts_include_every_status(alpha):
         run_update("b", "Succeeded", MONTH + timedelta(days=2, hours=1))
         run_update("c", "Failed", MONTH + timedelta(days=3))
         run_update("old", "Failed", MONTH - timedelta(days=3))
-        counts = selectors.run_status_counts(start=MONTH, end=NOW)
+        counts = selectors.run_status_counts(start=MONTH.date(), end=NOW.date())
     assert counts == {"Requested": 0, "Running": 0, "Succeeded": 2, "Failed": 1, "Cancelled": 0}
 
 

@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from django_tenants.utils import schema_context
 
-from factory_portal.periods import month_start
+from billing.selectors.periods import month_cost
+from factory_portal.periods import local_date, month_of, zone
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
 from usage import selectors as usage_selectors
@@ -36,10 +37,10 @@ def tenant_summaries(*, now: datetime) -> list[TenantSummary]:
     """Each customer's month-to-date AI cost (in its own timezone's month), runs and freshness."""
     summaries = []
     for tenant in customer_tenants().prefetch_related("domains"):
-        start = month_start(now, tenant.timezone)
+        today = local_date(now, zone(tenant.timezone))
         with schema_context(tenant.schema_name):
-            tokens = usage_selectors.token_totals(start=start, end=now)
-            counts = usage_selectors.run_status_counts(start=start, end=now)
+            cost = month_cost(tenant=tenant, month=today)
+            counts = usage_selectors.run_status_counts(start=month_of(today), end=today)
             active = sum(usage_selectors.active_run_counts().values())
             complete_until = usage_selectors.usage_complete_until()
         domains = list(tenant.domains.all())
@@ -47,7 +48,7 @@ def tenant_summaries(*, now: datetime) -> list[TenantSummary]:
             TenantSummary(
                 tenant=tenant,
                 domain=next((d.domain for d in domains if d.is_primary), ""),
-                month_cost=tokens.cost,
+                month_cost=cost.ai,
                 month_runs=sum(counts.values()),
                 active_runs=active,
                 complete_until=complete_until,

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from billing.pricing.domain import PriceSchedule, TokenCounts, priced
+from factory_portal.tenants.connection import connection_zone
 from usage.services.ingest import INFRA_COLUMNS, LLM_COLUMNS, infra_values, llm_call_values
 from usage.services.rollups import rollups_rebuild
 from web.demo.generate import History, InfraRow, JobRow, LlmRow, ProjectRow, RunRow
@@ -121,7 +122,7 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
             ],
             serial=False,
         )
-        rollups_rebuild()
+        rollups_rebuild(zone=connection_zone())
     return LoadResult(
         runs=len(history.runs),
         jobs=len(history.jobs),

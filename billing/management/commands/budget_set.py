@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 
 from billing.selectors.budgets import budget_status
 from billing.services import budget_set
+from factory_portal.periods import local_date, zone
 from factory_portal.tenants.selectors import tenant_by_slug
 
 
@@ -22,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--project", default="")
         parser.add_argument("--amount", required=True, help="USD per month")
         parser.add_argument("--thresholds", default="50,80,100", help="percentages")
+        parser.add_argument(
+            "--basis",
+            default="ai",
+            choices=["ai", "total"],
+            help="ai: AI cost; total: AI plus allocated infrastructure",
+        )
 
     def handle(self, *args, **options) -> None:
         tenant = tenant_by_slug(options["tenant"])
@@ -35,11 +42,15 @@ class Command(BaseCommand):
         with schema_context(tenant.schema_name):
             try:
                 budget = budget_set(
-                    amount=amount, project=options["project"], thresholds=thresholds
+                    amount=amount,
+                    project=options["project"],
+                    thresholds=thresholds,
+                    basis=options["basis"],
                 )
             except ValidationError as exc:
                 raise CommandError("; ".join(exc.messages)) from exc
-            status = budget_status(budget, today=timezone.now().date())
+            today = local_date(timezone.now(), zone(tenant.timezone))
+            status = budget_status(budget, tenant=tenant, today=today)
         self.stdout.write(
             f"{tenant.slug} {budget}: spent {status.spent:,.2f} this month, status {status.status}"
         )
