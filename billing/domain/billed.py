@@ -152,7 +152,7 @@ def _usd(value: object, where: str, column: str) -> None:
     currency = _text(value)
     if currency is not None and currency.upper() != "USD":
         raise BilledRowError(
-            where, column, f"{currency[:8]} bills are not supported: the portal counts USD"
+            where, column, f"{currency[:8].upper()} bills are not supported: the portal counts USD"
         )
 
 
