@@ -51,9 +51,7 @@ def _send(alert_id: int) -> None:
         subject, body = drift_alert_text(alert)
         logger.warning("%s", subject)
         recipients = list(
-            User.objects.filter(role=Role.OPERATOR, is_active=True).values_list(
-                "email", flat=True
-            )
+            User.objects.filter(role=Role.OPERATOR, is_active=True).values_list("email", flat=True)
         )
     if not recipients:
         return

@@ -249,7 +249,8 @@ def json_rows(text: str) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
 def _flat(kind: str, bucket: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     if kind == ANTHROPIC:
         return {**result, "starting_at": bucket.get("starting_at")}
-    amount = result.get("amount") if isinstance(result.get("amount"), dict) else {}
+    raw = result.get("amount")
+    amount: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {
         "start_time": bucket.get("start_time"),
         "amount_value": amount.get("value"),
@@ -344,7 +345,5 @@ def trueup_split(difference: Decimal, shares: Mapping[str, Decimal]) -> dict[str
     difference exactly. Tenants without a positive share get nothing; when none has one, the
     whole amount is one ``unallocated`` part."""
     positive = {key: amount for key, amount in shares.items() if amount > 0}
-    lines = split_by_driver(
-        to_minor(difference), positive, method="usage", driver="estimated_cost"
-    )
+    lines = split_by_driver(to_minor(difference), positive, method="usage", driver="estimated_cost")
     return {line.key: line.amount for line in lines if line.amount or line.key == UNALLOCATED}

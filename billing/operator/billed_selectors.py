@@ -96,7 +96,7 @@ def drift_alerts(period: date) -> list[BilledDriftAlert]:
 
 def trueups(period: date) -> list[TrueUp]:
     return list(
-        TrueUp.objects.filter(period=period).prefetch_related("lines__tenant").order_by(
-            "provider", "model"
-        )
+        TrueUp.objects.filter(period=period)
+        .prefetch_related("lines__tenant")
+        .order_by("provider", "model")
     )

@@ -19,8 +19,7 @@ from django.views.decorators.http import require_POST
 
 from billing.domain.allocation import Method
 from billing.exports import write_customers_csv
-from billing.operator import selectors
-from billing.operator import billed_selectors
+from billing.operator import billed_selectors, selectors
 from billing.operator.forms import BilledUploadForm, FocusUploadForm, PriceOverrideForm, parse_month
 from billing.operator.models import AllocationLine, AllocationRule, AllocationRun, CostPool
 from billing.operator.selectors import customer_cost_table

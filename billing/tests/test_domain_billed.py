@@ -127,9 +127,7 @@ def test_drift_per_model_with_tolerance_and_unmatched_days():
     assert claude.within
     assert not drift_compare(billed, estimated, tolerance=Decimal("1.9")).lines[0].within
     assert [(u.model, u.day) for u in drift.unmatched_billed] == [("gpt-4.1", SEP11)]
-    assert [(u.model, u.day) for u in drift.unmatched_estimated] == [
-        ("claude-sonnet-4-5", SEP11)
-    ]
+    assert [(u.model, u.day) for u in drift.unmatched_estimated] == [("claude-sonnet-4-5", SEP11)]
     nothing_estimated = drift_compare(billed, {}, tolerance=Decimal(2))
     assert all(line.percent is None and not line.within for line in nothing_estimated.lines)
 

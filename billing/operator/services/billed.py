@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.domain.allocation import UNALLOCATED
 from billing.domain.billed import (
     CSV_READERS,
     FORMAT_NAMES,
@@ -42,7 +43,6 @@ from billing.domain.billed import (
     json_rows,
     trueup_split,
 )
-from billing.domain.allocation import UNALLOCATED
 from billing.operator import billed_selectors
 from billing.operator.models import (
     BilledCost,
@@ -55,6 +55,7 @@ from billing.signals import billed_drift_exceeded
 from factory_portal.error_lists import ErrorList
 from factory_portal.periods import month_of
 from factory_portal.tenants.selectors import customer_tenants
+
 
 class BilledImportError(Exception):
     """Why a bill was refused; ``rows`` lists the first bad rows and counts them all."""
