@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.core import mail
+from django_tenants.utils import schema_context
 
 from billing.operator.billed_selectors import billed_costs, billed_drift
 from billing.operator.models import BilledCost, BilledDriftAlert, BilledImport, TrueUp
@@ -20,7 +21,9 @@ from billing.operator.services.billed import (
     billed_upload_import,
     month_trueup,
 )
-from tests.support import OPERATOR_EMAIL, llm_spend
+from tests.support import OPERATOR_EMAIL, llm_event_in, llm_spend
+from usage.pricing import pricer_for
+from usage.services.ingest import events_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -145,3 +148,46 @@ def test_trueup_splits_the_difference_by_share_exactly(alpha, beta, tmp_path):
     assert trueup.amount == Decimal("0.10") == sum(lines.values())
     month_trueup(period=SEPTEMBER)  # again: replaced, not added
     assert TrueUp.objects.count() == 1
+
+
+def test_the_readme_worked_example(alpha, beta, tmp_path):
+    for tenant, gpt, claude in ((alpha, "1.20", "3.00"), (beta, "0.90", "2.05")):
+        llm_spend(tenant, AT, gpt)
+        with schema_context(tenant.schema):
+            events_ingest(
+                events=[
+                    llm_event_in(
+                        f"c-{tenant.tenant.slug}",
+                        AT,
+                        provider="anthropic",
+                        model="claude-sonnet-4-5-20250929",
+                        cost=Decimal(claude),
+                    )
+                ],
+                pricer=pricer_for(tenant.tenant),
+            )
+    billed_import(path=_openai_bill(tmp_path, "2.20"))
+    anthropic = tmp_path / "anthropic.csv"
+    anthropic.write_text(
+        "starting_at,model,currency,amount\n2026-09-10T00:00:00Z,claude-sonnet-4-5,USD,500\n"
+    )
+    billed_import(path=anthropic)
+    drift = {line.model: line for line in billed_drift(SEPTEMBER).lines}
+    assert (drift["gpt-4.1"].percent, drift["gpt-4.1"].within) == (Decimal("4.76"), False)
+    claude = drift["claude-sonnet-4-5"]
+    assert (claude.difference, claude.percent, claude.within) == (
+        Decimal("-0.05"),
+        Decimal("-0.99"),
+        True,
+    )
+    lines = {
+        (t.model, line.tenant.slug): line.amount
+        for t in month_trueup(period=SEPTEMBER)
+        for line in t.lines.all()
+    }
+    assert lines == {
+        ("gpt-4.1", "alpha"): Decimal("0.06"),
+        ("gpt-4.1", "beta"): Decimal("0.04"),
+        ("claude-sonnet-4-5", "alpha"): Decimal("-0.03"),
+        ("claude-sonnet-4-5", "beta"): Decimal("-0.02"),
+    }
