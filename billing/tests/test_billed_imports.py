@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django_tenants.utils import schema_context
 
 from billing.operator.billed_selectors import billed_costs, billed_drift
@@ -191,3 +193,15 @@ def test_the_readme_worked_example(alpha, beta, tmp_path):
         ("claude-sonnet-4-5", "alpha"): Decimal("-0.03"),
         ("claude-sonnet-4-5", "beta"): Decimal("-0.02"),
     }
+
+
+def test_the_import_command(tmp_path, capsys):
+    path = _openai_bill(tmp_path, "1.00")
+    call_command("import_billed", str(path))
+    assert "Imported 1 AI charges (openai, 1.00" in capsys.readouterr().out
+    call_command("import_billed", str(path))
+    assert "Already imported" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,cost\n")
+    with pytest.raises(CommandError, match="not a known bill layout"):
+        call_command("import_billed", str(bad))
