@@ -33,6 +33,7 @@ import importlib.util
 import ipaddress
 import os
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -442,6 +443,13 @@ SPECTACULAR_SETTINGS = {
         "factory_portal.api.problem_responses_hook",
     ],
 }
+
+# --- Billed vs estimated (AI providers' bills) ---------------------------------------------------
+# A provider and model is outside tolerance when its month's bill differs from the portal's
+# estimate by more than this percentage of the estimate (an operator alert is raised).
+BILLED_DRIFT_TOLERANCE_PERCENT = Decimal(os.environ.get("BILLED_DRIFT_TOLERANCE_PERCENT") or "2")
+# The largest bill file accepted (a JSON answer is read whole; a CSV is streamed).
+BILLED_IMPORT_MAX_BYTES = env_int("BILLED_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 
 # --- Usage ingestion ----------------------------------------------------------------------------
 # usage prices calls through this (billing implements it; usage never imports billing).

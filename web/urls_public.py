@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from billing.operator import views as billing_views
 from billing.operator.api import RuleDetailApi, RuleListApi
+from billing.operator.billed_api import BilledDriftApi, BilledImportApi, BilledTrueUpApi
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from usage.api import EventIngestApi, RunIngestApi, TracesApi
@@ -15,10 +16,10 @@ from web.console import views as tenant_views
 # The operator host's API has its own OpenAPI schema (this urlconf's API views only).
 OPERATOR_SCHEMA_SETTINGS = {
     "TITLE": "Factory Portal operator API",
-    "DESCRIPTION": "The operator host (the bare base domain): allocation rules, for an operator's"
-    " browser session only; and platform ingest (`/api/v1/events`, `/api/v1/runs`, `/v1/traces`)"
-    " with the platform key (`Authorization: Bearer <key>`, scope `ingest`), every item naming"
-    " its tenant.",
+    "DESCRIPTION": "The operator host (the bare base domain): allocation rules and billed vs"
+    " estimated AI cost, for an operator's browser session only; and platform ingest"
+    " (`/api/v1/events`, `/api/v1/runs`, `/v1/traces`) with the platform key"
+    " (`Authorization: Bearer <key>`, scope `ingest`), every item naming its tenant.",
 }
 
 urlpatterns = [
@@ -33,6 +34,10 @@ urlpatterns = [
     path("price-book/refresh", billing_views.price_book_refresh, name="price-book-refresh"),
     path("pools/", billing_views.pools, name="pools"),
     path("pools/upload", billing_views.pools_upload, name="pools-upload"),
+    path("billed/", billing_views.billed, name="billed"),
+    path("billed/upload", billing_views.billed_upload, name="billed-upload"),
+    path("billed/<str:period>/", billing_views.billed_month, name="billed-month"),
+    path("billed/<str:period>/true-up", billing_views.billed_month_trueup, name="billed-trueup"),
     path("health/", tenant_views.health, name="health"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
@@ -47,6 +52,13 @@ urlpatterns = [
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/allocation-rules", RuleListApi.as_view(), name="api-allocation-rules"),
     path("api/v1/allocation-rules/<int:pk>", RuleDetailApi.as_view(), name="api-allocation-rule"),
+    path("api/v1/billed-imports", BilledImportApi.as_view(), name="api-billed-imports"),
+    path("api/v1/billed-drift/<str:period>", BilledDriftApi.as_view(), name="api-billed-drift"),
+    path(
+        "api/v1/billed-drift/<str:period>/true-up",
+        BilledTrueUpApi.as_view(),
+        name="api-billed-trueup",
+    ),
     path("allocation/", billing_views.allocation_overview, name="allocation"),
     path("allocation/<str:period>/", billing_views.allocation_period, name="allocation-period"),
     path(

@@ -103,3 +103,13 @@ class FocusUploadForm(forms.Form):
         required=False,
         help_text="split pools by this tag's value, e.g. cost_center",
     )
+
+
+class BilledUploadForm(forms.Form):
+    file = forms.FileField(
+        label="AI provider bill",
+        help_text="FOCUS CSV (AI and Machine Learning usage), OpenAI costs (CSV or the Costs API's "
+        "JSON) or Anthropic cost report (CSV or the Cost API's JSON), in USD; recognised by its "
+        "columns. Importing the same file twice changes nothing.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.json,text/csv,application/json"}),
+    )

@@ -264,3 +264,123 @@ class AllocationLine(models.Model):
         return (
             f"{month_text(self.run.period)} {self.pool_id} -> {who}/{self.project}: {self.amount}"
         )
+
+
+class BilledImport(models.Model):
+    """One imported bill of an AI provider (FOCUS, OpenAI costs or Anthropic cost report). Its
+    content hash makes importing the same file twice a no-op. For a provider and UTC day, the
+    newest import that has charges of that day is the bill (a corrected export replaces the
+    earlier one for the days it covers; it never adds to it)."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    filename = models.CharField(max_length=300)
+    layout = models.CharField(max_length=16)  # focus | openai | anthropic
+    rows = models.BigIntegerField()  # AI usage rows taken
+    skipped = models.BigIntegerField(default=0)  # rows of other services or charge categories
+    amount = models.DecimalField(max_digits=30, decimal_places=12)
+    first_day = models.DateField()
+    last_day = models.DateField()
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-imported_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.layout}, {self.rows} rows)"
+
+
+class BilledCost(models.Model):
+    """What a provider billed for one model on one UTC day, by one import (USD, the file's
+    precision). Provider and model are normalised (``billing.domain.billed.model_key``)."""
+
+    source = models.ForeignKey(BilledImport, on_delete=models.CASCADE, related_name="costs")
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128, blank=True)
+    day = models.DateField()
+    amount = models.DecimalField(max_digits=30, decimal_places=12)
+    rows = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["day", "provider", "model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "provider", "model", "day"], name="billed_cost_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["day", "provider"], name="billed_cost_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider}/{self.model}: {self.amount}"
+
+
+class BilledDriftAlert(models.Model):
+    """Raised once per month, provider and model when the bill differs from the estimate by more
+    than the tolerance; the row is the alert's "once" (a second check finds the key taken)."""
+
+    period = models.DateField()  # first day of the UTC month
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128, blank=True)
+    billed = models.DecimalField(max_digits=30, decimal_places=12)
+    estimated = models.DecimalField(max_digits=30, decimal_places=12)
+    percent = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    tolerance = models.DecimalField(max_digits=7, decimal_places=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-period", "provider", "model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "provider", "model"], name="billed_drift_alert_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{month_text(self.period)} {self.provider}/{self.model}: {self.percent}%"
+
+
+class TrueUp(models.Model):
+    """A month's AI cost trued up to the bill for one provider and model: the difference
+    (billed - estimated, rounded to the cent) split into correction lines per tenant by each
+    tenant's share of the estimate. Truing up a month again replaces its lines."""
+
+    period = models.DateField()  # first day of the UTC month
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128, blank=True)
+    billed = models.DecimalField(max_digits=30, decimal_places=12)
+    estimated = models.DecimalField(max_digits=30, decimal_places=12)
+    amount = models.DecimalField(max_digits=20, decimal_places=2)  # the lines' sum, exactly
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-period", "provider", "model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "provider", "model"], name="trueup_once_per_model"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{month_text(self.period)} {self.provider}/{self.model}: {self.amount}"
+
+
+class TrueUpLine(models.Model):
+    """One tenant's correction line of a true-up (``tenant`` empty: nobody had an estimate for
+    the model that month, so the amount stays unallocated)."""
+
+    trueup = models.ForeignKey(TrueUp, on_delete=models.CASCADE, related_name="lines")
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="trueup_lines",
+    )
+    estimated = models.DecimalField(max_digits=30, decimal_places=12)  # the tenant's estimate
+    amount = models.DecimalField(max_digits=20, decimal_places=2)
+
+    class Meta:
+        ordering = ["trueup", "tenant"]
+        indexes = [models.Index(fields=["tenant", "trueup"], name="trueup_line_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.trueup} -> {self.tenant_id or 'unallocated'}: {self.amount}"

@@ -19,11 +19,16 @@ from django.views.decorators.http import require_POST
 
 from billing.domain.allocation import Method
 from billing.exports import write_customers_csv
-from billing.operator import selectors
-from billing.operator.forms import FocusUploadForm, PriceOverrideForm, parse_month
+from billing.operator import billed_selectors, selectors
+from billing.operator.forms import BilledUploadForm, FocusUploadForm, PriceOverrideForm, parse_month
 from billing.operator.models import AllocationLine, AllocationRule, AllocationRun, CostPool
 from billing.operator.selectors import customer_cost_table
 from billing.operator.services.allocation import allocation_run, allocation_what_if
+from billing.operator.services.billed import (
+    BilledImportError,
+    billed_upload_import,
+    month_trueup,
+)
 from billing.operator.services.focus import FocusImportError, focus_upload_import
 from billing.operator.services.rules import RULE_FIELDS, allocation_rule_create
 from billing.pricing.book import pricebook_refresh
@@ -297,3 +302,94 @@ def pools_upload(request: HttpRequest) -> HttpResponse:
                 )
             return redirect("pools")
     return _pools(request, form, status=400)
+
+
+def _billed(request: HttpRequest, form: BilledUploadForm, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "operator/billed.html",
+        {
+            "form": form,
+            "months": billed_selectors.billed_months(),
+            "imports": billed_selectors.billed_imports(),
+        },
+        status=status,
+    )
+
+
+@console_operator_required
+def billed(request: HttpRequest) -> HttpResponse:
+    return _billed(request, BilledUploadForm())
+
+
+@console_operator_required
+@require_POST
+def billed_upload(request: HttpRequest) -> HttpResponse:
+    form = BilledUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = billed_upload_import(chunks=upload.chunks(), filename=upload.name)
+        except BilledImportError as exc:
+            first, *rows = exc.lines()
+            form.add_error("file", [f"{upload.name}: {first}. Nothing was imported.", *rows])
+        else:
+            record = result.billed_import
+            if result.created:
+                months = ", ".join(month_text(m) for m in result.months)
+                messages.success(
+                    request,
+                    f"Imported {record.rows:,} AI charges ({record.layout}) from "
+                    f"{record.filename} for {months}; {record.skipped:,} rows of other services "
+                    "or charge categories skipped.",
+                )
+            else:
+                messages.info(
+                    request,
+                    f"This file was already imported on {record.imported_at:%Y-%m-%d %H:%M} UTC "
+                    f"as {record.filename}; nothing changed.",
+                )
+            return redirect("billed")
+    return _billed(request, form, status=400)
+
+
+def _tolerance(request: HttpRequest) -> Decimal | None:
+    raw = request.GET.get("tolerance", "").strip()
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except ArithmeticError:
+        return None
+    return value if value.is_finite() and 0 <= value <= 1000 else None
+
+
+@console_operator_required
+def billed_month(request: HttpRequest, period: str) -> HttpResponse:
+    month = _period(period)
+    drift = billed_selectors.billed_drift(month, tolerance=_tolerance(request))
+    return render(
+        request,
+        "operator/billed_month.html",
+        {
+            "month": month,
+            "period": period,
+            "drift": drift,
+            "alerts": billed_selectors.drift_alerts(month),
+            "trueups": billed_selectors.trueups(month),
+        },
+    )
+
+
+@console_operator_required
+@require_POST
+def billed_month_trueup(request: HttpRequest, period: str) -> HttpResponse:
+    month = _period(period)
+    made = month_trueup(period=month)
+    total = sum((t.amount for t in made), Decimal(0))
+    messages.success(
+        request,
+        f"{month_text(month)} trued up to the bill: {len(made)} provider/model corrections, "
+        f"{total:,.2f} USD in all, split over tenants by their share of the estimate.",
+    )
+    return redirect("billed-month", period=period)
