@@ -706,4 +706,5 @@ def report_file(tenant: Tenant, month_start: date, fmt: str) -> FileResponse:
         as_attachment=True,
         content_type=content_type,
         filename=f"{tenant.slug}-{month_text(month_start)}.{extension}",
+        headers={"X-Report-Reference": report.reference},
     )

@@ -448,7 +448,9 @@ def llm_cost_groups(*, start: date, end: date) -> list[LlmCostGroup]:
     start_at, end_at = periods.day_start(start), periods.day_start(end)
     with connection.cursor() as cursor:
         cursor.execute(_COST_GROUPS_SQL, [start_at, end_at])
-        return [LlmCostGroup(*row) for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+    # sum() of bigint is numeric in PostgreSQL: token counts come back as Decimal.
+    return [LlmCostGroup(*row[:9], *map(int, row[9:13]), row[13]) for row in rows]
 
 
 @dataclass(frozen=True)
