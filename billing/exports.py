@@ -458,11 +458,23 @@ class _Table:
             self._sheet.column_dimensions[get_column_letter(index)].width = column.width
         self._sheet.append([cell(c.name) for c in columns])
         self._rows = 1
+        # One styled cell per format, whose style the cells of a column share: assigning
+        # number_format to every cell costs more than writing the row.
+        self._styles = [
+            _formatted(self._sheet, 0, c.kind)._style if c.kind else None  # type: ignore[union-attr]
+            for c in columns
+        ]
 
     def append(self, row: list[object]) -> None:
-        self._sheet.append(
-            [_formatted(self._sheet, v, c.kind) for v, c in zip(row, self._columns, strict=True)]
-        )
+        values: list[object] = []
+        for value, style in zip(row, self._styles, strict=True):
+            value = cell(value)
+            if style is not None and value is not None and value != "":
+                styled = WriteOnlyCell(self._sheet, value=value)
+                styled._style = style
+                value = styled
+            values.append(value)
+        self._sheet.append(values)
         self._rows += 1
 
     def close(self) -> None:

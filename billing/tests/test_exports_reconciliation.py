@@ -24,8 +24,8 @@ from billing.selectors.costs import cost_report, report_reference
 from factory_portal.money import quantize_cents
 from tests.support import bearer, host_client, key_for, llm_event_in
 from usage.pricing import pricer_for
-from usage.services.ingest import events_ingest
 from usage.selectors import llm_cost_groups
+from usage.services.ingest import events_ingest
 from usage.services.reprice import llm_reprice
 
 pytestmark = pytest.mark.django_db
@@ -191,7 +191,7 @@ def test_unpriced_calls_are_counted_in_every_format_and_on_the_costs_page(alpha,
             ),
         ],
     )
-    report, charges, rows, workbook = _exports(alpha)
+    _report, charges, rows, workbook = _exports(alpha)
     line = charges[charges["item"] == "acme/nobody-prices-this"].iloc[0]
     assert (line["amount_usd"], line["unpriced_calls"], line["unpriced_tokens"]) == (
         "0.00",
