@@ -34,9 +34,15 @@ from billing.operator.models import AllocationLine
 from billing.selectors.costs import cost_report, project_allocation_lines
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import BoundedListField, MonthField, iso_utc
-from factory_portal.periods import local_date, local_day_start, month_text, months_spanning
+from factory_portal.periods import (
+    local_date,
+    local_day_start,
+    month_text,
+    months_spanning,
+    next_month,
+)
 from factory_portal.tenants.connection import connection_zone
-from usage.selectors import aggregates, project_slugs
+from usage.selectors import aggregates, model_costs, project_slugs
 from usage.selectors.query_params import FILTER_PARAMETERS, UsageQuerySerializer
 
 # Budgets
@@ -250,8 +256,12 @@ class MonthlyReportApi(APIView):
         if fmt != "json":
             return report_file(tenant, period, fmt)
         report = cost_report(tenant=tenant, period=period)
+        unpriced = [
+            row for row in model_costs(start=period, end=next_month(period)) if row.unpriced_calls
+        ]
         return Response(
             {
+                "reference": report.reference,
                 "month": month_text(period),
                 "allocation_status": report.allocation_status,
                 "currency": "USD",
@@ -259,6 +269,16 @@ class MonthlyReportApi(APIView):
                 "infrastructure_cost": f"{report.infra_cost:.2f}",
                 "total": f"{report.total:.10f}",
                 "runs": len(report.runs),
+                # Calls no price could price: in no amount of the report.
+                "unpriced": [
+                    {
+                        "project": row.project,
+                        "provider": row.provider,
+                        "model": row.model,
+                        "calls": row.unpriced_calls,
+                    }
+                    for row in unpriced
+                ],
                 "projects": [
                     {
                         "project": name,

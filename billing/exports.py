@@ -2,10 +2,14 @@
 FOCUS-shaped CSV, also as the download the reports page and the report API return; and the
 operator's cost per customer.
 
-Every export is built from one ``CostReport``; amounts are rounded to the cent so that lines add
-up exactly to the totals (largest remainder), hence the exports agree with each other and with
-the dashboards. Rows are written as they are produced: CSVs stream, XLSX uses openpyxl's
-write-only mode.
+Every export is built from one ``CostReport`` and one grouped read of the month's calls
+(``billing.selectors.ai_charges``); amounts are rounded to the cent so that lines add up exactly
+to the totals (largest remainder), and an AI charge's token-kind lines add up exactly to its
+rounded amount, hence the exports agree with each other and with the dashboards. Each carries
+the report's stable reference (``CostReport.reference``). Calls no price could price are counted
+(calls and tokens per model) and never in an amount. Rows are written as they are produced:
+CSVs stream, XLSX uses openpyxl's write-only mode (styles, frozen header rows, filters and
+column widths included).
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import csv
 import io
 import json
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -22,10 +25,20 @@ from typing import IO, Any
 
 from django.http import FileResponse
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.utils import get_column_letter
 
 from billing.domain.allocation import round_lines
+from billing.selectors.ai_charges import (
+    ALL_KINDS,
+    AiBreakdown,
+    Key,
+    KindLine,
+    Unpriced,
+    ai_breakdown,
+)
 from billing.selectors.costs import CostReport, cost_report
-from factory_portal.periods import month_text, next_month
+from factory_portal.periods import local_day_start, month_text, next_month, zone
 from factory_portal.spreadsheets import cell
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
@@ -44,6 +57,7 @@ class _SafeRows:
 
 
 CHARGE_COLUMNS = [
+    "report_id",
     "month",
     "tenant",
     "category",
@@ -52,6 +66,9 @@ CHARGE_COLUMNS = [
     "quantity",
     "unit",
     "amount_usd",
+    "calls",
+    "unpriced_calls",
+    "unpriced_tokens",
 ]
 
 
@@ -115,19 +132,101 @@ def charges(report: CostReport) -> list[Charge]:
     return items
 
 
-def _rounded(items: list[Charge]) -> Iterator[tuple[Charge, Decimal]]:
-    return zip(items, round_lines([c.amount for c in items]), strict=True)
+def _key(charge: Charge) -> Key:
+    return charge.project, str(charge.details["provider"]), str(charge.details["model"])
+
+
+@dataclass(frozen=True)
+class KindAmount:
+    """A token-kind line as written: charged and list amounts to the cent."""
+
+    line: KindLine
+    billed: Decimal
+    list_cost: Decimal
+
+    @property
+    def discount(self) -> Decimal:
+        return self.list_cost - self.billed
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every format writes, computed once: the charges rounded to the cent (largest
+    remainder over the month), each AI charge split by token kind (the kinds of a charge add up
+    exactly to its rounded amount) and the unpriced calls."""
+
+    report: CostReport
+    rounded: list[tuple[Charge, Decimal]]
+    kinds: list[KindAmount]
+    unpriced: dict[Key, Unpriced]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((amount for _, amount in self.rounded), Decimal(0))
+
+    @property
+    def ai_total(self) -> Decimal:
+        return sum((a for c, a in self.rounded if c.category == "AI"), Decimal(0))
+
+    @property
+    def ai_list_total(self) -> Decimal:
+        return sum((k.list_cost for k in self.kinds), Decimal(0))
+
+    @property
+    def unpriced_calls(self) -> int:
+        return sum(u.calls for u in self.unpriced.values())
+
+    @property
+    def unpriced_tokens(self) -> int:
+        return sum(u.tokens for u in self.unpriced.values())
+
+
+def prepare(report: CostReport) -> Prepared:
+    """Read and round the month's figures (current tenant schema)."""
+    items = charges(report)
+    rounded = list(zip(items, round_lines([c.amount for c in items]), strict=True))
+    ai = ai_breakdown(tenant=report.tenant, period=report.period)
+    return Prepared(report, rounded, _kind_amounts(rounded, ai), ai.unpriced)
+
+
+def _kind_amounts(rounded: list[tuple[Charge, Decimal]], ai: AiBreakdown) -> list[KindAmount]:
+    by_key = ai.lines_of()
+    split: list[tuple[KindLine, Decimal]] = []
+    for charge, amount in rounded:
+        if charge.category != "AI":
+            continue
+        lines = by_key.get(_key(charge), [])
+        if not lines:
+            if not charge.amount:
+                continue  # only unpriced calls: reported as such
+            # Not in the raw read (should not happen): one line at the charged amount.
+            lines = [KindLine(*_key(charge), ALL_KINDS, "price_book", "", None, None, None)]
+            lines[0].billed = lines[0].list_cost = charge.amount
+        exact = [line.billed for line in lines]
+        # The rounded charge is the truth: its kinds take up its rounding, on the largest.
+        largest = max(range(len(exact)), key=lambda i: abs(exact[i]))
+        exact[largest] += amount - sum(exact, Decimal(0))
+        split += zip(lines, round_lines(exact), strict=True)
+    discounts = round_lines([line.list_cost - line.billed for line, _ in split])
+    return [
+        KindAmount(line, billed, billed + discount)
+        for (line, billed), discount in zip(split, discounts, strict=True)
+    ]
 
 
 def write_csv(report: CostReport, out: IO[str]) -> Decimal:
-    """Charges as CSV; returns the total written (the sum of the rounded lines)."""
+    """Charges as CSV; returns the total written (the sum of the rounded lines). AI lines count
+    their calls and the calls (and tokens) no price could price, which are not in the amount."""
+    data = prepare(report)
     writer = _SafeRows(csv.writer(out), "writerow")
     writer.writerow(CHARGE_COLUMNS)
-    total = Decimal(0)
     month = month_text(report.period)
-    for charge, amount in _rounded(charges(report)):
+    for charge, amount in data.rounded:
+        ai = charge.category == "AI"
+        unpriced = data.unpriced.get(_key(charge)) if ai else None
         writer.writerow(
             [
+                report.reference,
                 month,
                 report.tenant.slug,
                 charge.category,
@@ -136,12 +235,16 @@ def write_csv(report: CostReport, out: IO[str]) -> Decimal:
                 charge.quantity,
                 charge.unit,
                 amount,
+                charge.details["calls"] if ai else "",
+                charge.details["unpriced_calls"] if ai else "",
+                (unpriced.tokens if unpriced else 0) if ai else "",
             ]
         )
-        total += amount
-    return total
+    return data.total
 
 
+# FOCUS 1.2 column names (checked against the specification's list in the tests), plus the two
+# allocation columns of FOCUS 1.3.
 FOCUS_COLUMNS = [
     "BillingAccountId",
     "BillingAccountName",
@@ -151,15 +254,26 @@ FOCUS_COLUMNS = [
     "ChargePeriodStart",
     "ChargePeriodEnd",
     "ChargeCategory",
+    "ChargeClass",
     "ChargeDescription",
+    "ChargeFrequency",
+    "InvoiceId",
     "BilledCost",
     "EffectiveCost",
+    "ContractedCost",
     "ListCost",
+    "ContractedUnitPrice",
+    "ListUnitPrice",
+    "PricingCategory",
+    "PricingQuantity",
+    "PricingUnit",
     "ProviderName",
     "PublisherName",
     "InvoiceIssuerName",
     "ServiceName",
     "ServiceCategory",
+    "SkuId",
+    "SkuPriceId",
     "ResourceId",
     "ResourceName",
     "ConsumedQuantity",
@@ -168,89 +282,284 @@ FOCUS_COLUMNS = [
     "AllocatedMethodId",
     "AllocatedMethodDetails",
 ]
+PORTAL = "Factory Portal"
+MTOK = Decimal(1_000_000)
+KIND_TEXT = {
+    "input": "input tokens (uncached)",
+    "output": "output tokens",
+    "cache_read": "cache read tokens",
+    "cache_write": "cache write tokens",
+    ALL_KINDS: "all tokens, cost supplied by the client",
+}
+
+
+def _focus_ai(kind: KindAmount) -> dict[str, object]:
+    line = kind.line
+    item = f"{line.provider}/{line.model}"
+    tags: dict[str, object] = {"project": line.project, "model": item, "x_token_kind": line.kind}
+    if line.override_ref is not None:
+        tags["x_contract_term"] = line.override_ref
+    if line.cost_source == "client":
+        tags["x_cost_source"] = "client"
+    priced = line.kind != ALL_KINDS
+    return {
+        "ChargeDescription": f"AI: {item} {KIND_TEXT[line.kind]}",
+        "BilledCost": kind.billed,
+        "ListCost": kind.list_cost,
+        "ContractedUnitPrice": line.contracted_unit_price if priced else None,
+        "ListUnitPrice": line.list_unit_price if priced else None,
+        "PricingCategory": "Standard" if priced else "Other",
+        "PricingQuantity": Decimal(line.tokens) / MTOK if priced else None,
+        "PricingUnit": "1000000 Tokens" if priced else None,
+        "ProviderName": line.provider,
+        "ServiceName": "AI model usage",
+        "ServiceCategory": "AI and Machine Learning",
+        "SkuId": item,
+        "SkuPriceId": line.sku_price_id,
+        "ResourceId": line.project,
+        "ConsumedQuantity": line.tokens,
+        "ConsumedUnit": "Tokens",
+        "Tags": tags,
+    }
+
+
+def _focus_unpriced(key: Key, unpriced: Unpriced) -> dict[str, object]:
+    project, provider, model = key
+    item = f"{provider}/{model}"
+    return {
+        "ChargeDescription": (
+            f"AI: {item} unpriced: {unpriced.calls} calls, {unpriced.tokens} tokens with no"
+            " price; not in any cost or total"
+        ),
+        "BilledCost": Decimal("0.00"),
+        "ListCost": Decimal("0.00"),
+        "ProviderName": provider,
+        "ServiceName": "AI model usage",
+        "ServiceCategory": "AI and Machine Learning",
+        "SkuId": item,
+        "ResourceId": project,
+        "ConsumedQuantity": unpriced.tokens,
+        "ConsumedUnit": "Tokens",
+        "Tags": {
+            "project": project,
+            "model": item,
+            "x_unpriced_calls": unpriced.calls,
+            "x_unpriced_tokens": unpriced.tokens,
+        },
+    }
+
+
+def _focus_infrastructure(charge: Charge, amount: Decimal) -> dict[str, object]:
+    return {
+        "ChargeDescription": f"Infrastructure: {charge.item}",
+        "BilledCost": amount,
+        "ListCost": amount,
+        "ProviderName": PORTAL,
+        "ServiceName": charge.item,
+        "ServiceCategory": charge.details["service_category"],
+        "ResourceId": charge.project,
+        "ConsumedQuantity": charge.quantity,
+        "ConsumedUnit": charge.unit,
+        "Tags": {"project": charge.project},
+        "AllocatedMethodId": charge.details["method"],
+        "AllocatedMethodDetails": {
+            k: v for k, v in charge.details.items() if k not in ("service_category",)
+        },
+    }
 
 
 def write_focus(report: CostReport, out: IO[str]) -> Decimal:
-    """The month's charges as FOCUS rows (cost columns in cents, allocation details in the
-    spirit of FOCUS 1.3's allocation columns)."""
+    """The month's charges as FOCUS rows; returns the total of BilledCost.
+
+    AI cost is one row per project, model and token kind (and price): ``ListCost`` at the price
+    book's prices, ``BilledCost`` = ``EffectiveCost`` = ``ContractedCost`` after the tenant's
+    contract terms (what the portal charges), so ListCost - BilledCost is the contract discount.
+    Calls that could not be priced are rows of zero cost that say so. Infrastructure rows carry
+    their allocation in the spirit of FOCUS 1.3's allocation columns."""
+    data = prepare(report)
     writer = _SafeRows(csv.writer(out), "writerow")
     writer.writerow(FOCUS_COLUMNS)
-    start = f"{report.period:%Y-%m-%d}T00:00:00Z"
-    end = f"{next_month(report.period):%Y-%m-%d}T00:00:00Z"
-    total = Decimal(0)
-    for charge, amount in _rounded(charges(report)):
-        ai = charge.category == "AI"
-        writer.writerow(
-            [
-                report.tenant.slug,
-                report.tenant.name,
-                "USD",
-                start,
-                end,
-                start,
-                end,
-                "Usage",
-                f"{charge.category}: {charge.item}",
-                amount,
-                amount,
-                amount,
-                str(charge.details.get("provider", "Factory Portal")) if ai else "Factory Portal",
-                "Factory Portal",
-                "Factory Portal",
-                "AI model usage" if ai else charge.item,
-                "AI and Machine Learning" if ai else charge.details["service_category"],
-                charge.project,
-                charge.project,
-                charge.quantity,
-                charge.unit,
-                json.dumps({"project": charge.project, **({"model": charge.item} if ai else {})}),
-                "" if ai else charge.details["method"],
-                ""
-                if ai
-                else json.dumps(
-                    {k: v for k, v in charge.details.items() if k not in ("service_category",)}
-                ),
-            ]
-        )
-        total += amount
-    return total
+    # The tenant's month (its time zone), as FOCUS writes times: UTC with a Z.
+    tz = zone(report.tenant.timezone)
+    start = f"{local_day_start(report.period, tz):%Y-%m-%dT%H:%M:%SZ}"
+    end = f"{local_day_start(next_month(report.period), tz):%Y-%m-%dT%H:%M:%SZ}"
+    common: dict[str, object] = {
+        "BillingAccountId": report.tenant.slug,
+        "BillingAccountName": report.tenant.name,
+        "BillingCurrency": "USD",
+        "BillingPeriodStart": start,
+        "BillingPeriodEnd": end,
+        "ChargePeriodStart": start,
+        "ChargePeriodEnd": end,
+        "ChargeCategory": "Usage",
+        "ChargeFrequency": "Usage-Based",
+        "InvoiceId": report.reference,
+        "PublisherName": PORTAL,
+        "InvoiceIssuerName": PORTAL,
+    }
+    rows = [_focus_ai(kind) for kind in data.kinds]
+    rows += [_focus_unpriced(key, u) for key, u in sorted(data.unpriced.items())]
+    rows += [
+        _focus_infrastructure(charge, amount)
+        for charge, amount in data.rounded
+        if charge.category == "Infrastructure"
+    ]
+    for row in rows:
+        values = {**common, **row}
+        values["EffectiveCost"] = values["ContractedCost"] = values["BilledCost"]
+        values["ResourceName"] = values["ResourceId"]
+        writer.writerow([_focus_value(values.get(column)) for column in FOCUS_COLUMNS])
+    return data.total
 
 
-def _sheet(book: Workbook, title: str) -> _SafeRows:
-    return _SafeRows(book.create_sheet(title), "append")
+def _focus_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, Decimal):
+        return _plain(value)
+    return value
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal without exponent, trailing zeros cut to the cent: ``2.5E-7`` -> ``0.00000025``."""
+    text = f"{value:f}"
+    if "." in text:
+        whole, fraction = text.split(".")
+        fraction = fraction.rstrip("0").ljust(2, "0")
+        text = f"{whole}.{fraction}"
+    return text
+
+
+# Excel
+
+USD_FORMAT = '"$"#,##0.00;-"$"#,##0.00'
+PRICE_FORMAT = '"$"#,##0.00####'  # unit prices per million tokens
+INTEGER_FORMAT = "#,##0"
+FORMATS_BY_KIND = {"usd": USD_FORMAT, "price": PRICE_FORMAT, "int": INTEGER_FORMAT}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    width: int
+    kind: str = ""  # usd | price | int | "" (as is)
+
+
+class _Table:
+    """A write-only worksheet with a frozen header row, an autofilter over its rows, column
+    widths and number formats on money and counts. Rows stream to disk as they are appended."""
+
+    def __init__(self, book: Workbook, title: str, columns: list[Column]) -> None:
+        self._sheet = book.create_sheet(title)
+        self._columns = columns
+        # Write-only sheets take views and widths before the first row, the filter at the end.
+        self._sheet.freeze_panes = "A2"
+        for index, column in enumerate(columns, start=1):
+            self._sheet.column_dimensions[get_column_letter(index)].width = column.width
+        self._sheet.append([cell(c.name) for c in columns])
+        self._rows = 1
+        # One styled cell per format, whose style the cells of a column share: assigning
+        # number_format to every cell costs more than writing the row.
+        self._styles = [
+            _formatted(self._sheet, 0, c.kind)._style if c.kind else None  # type: ignore[union-attr]
+            for c in columns
+        ]
+
+    def append(self, row: list[object]) -> None:
+        values: list[object] = []
+        for value, style in zip(row, self._styles, strict=True):
+            value = cell(value)
+            if style is not None and value is not None and value != "":
+                styled = WriteOnlyCell(self._sheet, value=value)
+                styled._style = style
+                value = styled
+            values.append(value)
+        self._sheet.append(values)
+        self._rows += 1
+
+    def close(self) -> None:
+        last = get_column_letter(len(self._columns))
+        self._sheet.auto_filter.ref = f"A1:{last}{self._rows}"
+
+
+def _formatted(sheet: Any, value: object, kind: str) -> object:
+    value = cell(value)
+    if not kind or value is None or value == "":
+        return value
+    formatted = WriteOnlyCell(sheet, value=value)
+    formatted.number_format = FORMATS_BY_KIND[kind]
+    return formatted
+
+
+def _summary(book: Workbook, data: Prepared) -> None:
+    report = data.report
+    sheet = book.create_sheet("Summary")
+    sheet.column_dimensions["A"].width = 44
+    sheet.column_dimensions["B"].width = 40
+    rows: list[tuple[str, object, str]] = [
+        ("Reference", report.reference, ""),
+        ("Tenant", report.tenant.name, ""),
+        ("Month", month_text(report.period), ""),
+        ("Allocation", report.allocation_status, ""),
+        ("AI cost (USD)", data.ai_total, "usd"),
+        ("AI cost at list prices (USD)", data.ai_list_total, "usd"),
+        ("Contract discount on AI (USD)", data.ai_list_total - data.ai_total, "usd"),
+        ("Infrastructure cost (USD)", data.total - data.ai_total, "usd"),
+        ("Total (USD)", data.total, "usd"),
+        ("Unpriced calls (not in any total)", data.unpriced_calls, "int"),
+        ("Unpriced tokens (not in any total)", data.unpriced_tokens, "int"),
+    ]
+    rows += [
+        (f"Waste: {name.replace('_', ' ')} (USD)", round_lines([amount])[0], "usd")
+        for name, amount in report.waste.items()
+    ]
+    for label, value, kind in rows:
+        sheet.append([cell(label), _formatted(sheet, value, kind)])
 
 
 def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
     """One workbook, a sheet per view; every sheet's amounts add up to the summary's."""
+    data = prepare(report)
+    rounded = data.rounded
     book = Workbook(write_only=True)
-    items = charges(report)
-    rounded = list(_rounded(items))
-    total = sum((amount for _, amount in rounded), Decimal(0))
-    ai_total = sum((a for c, a in rounded if c.category == "AI"), Decimal(0))
+    _summary(book, data)
 
-    summary = _sheet(book, "Summary")
-    summary.append(["Tenant", report.tenant.name])
-    summary.append(["Month", month_text(report.period)])
-    summary.append(["Allocation", report.allocation_status])
-    summary.append(["AI cost (USD)", ai_total])
-    summary.append(["Infrastructure cost (USD)", total - ai_total])
-    summary.append(["Total (USD)", total])
-    for name, amount in report.waste.items():
-        summary.append([f"Waste: {name.replace('_', ' ')} (USD)", round_lines([amount])[0]])
-
-    projects = _sheet(book, "Projects")
-    projects.append(["project", "ai_usd", "infrastructure_usd", "total_usd"])
+    projects = _Table(
+        book,
+        "Projects",
+        [
+            Column("project", 24),
+            Column("ai_usd", 14, "usd"),
+            Column("infrastructure_usd", 18, "usd"),
+            Column("total_usd", 14, "usd"),
+        ],
+    )
     per_project: dict[str, list[Decimal]] = {}
     for charge, amount in rounded:
         column = 0 if charge.category == "AI" else 1
         per_project.setdefault(charge.project, [Decimal(0), Decimal(0)])[column] += amount
     for project, (ai, infra) in sorted(per_project.items()):
         projects.append([project, ai, infra, ai + infra])
+    projects.close()
 
-    models = _sheet(book, "Models")
-    models.append(["project", "model", "tokens", "calls", "unpriced_calls", "cost_usd"])
+    models = _Table(
+        book,
+        "Models",
+        [
+            Column("project", 24),
+            Column("model", 36),
+            Column("tokens", 16, "int"),
+            Column("calls", 12, "int"),
+            Column("unpriced_calls", 15, "int"),
+            Column("unpriced_tokens", 16, "int"),
+            Column("cost_usd", 14, "usd"),
+        ],
+    )
     for charge, amount in rounded:
         if charge.category == "AI":
+            unpriced = data.unpriced.get(_key(charge))
             models.append(
                 [
                     charge.project,
@@ -258,25 +567,66 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
                     charge.quantity,
                     charge.details["calls"],
                     charge.details["unpriced_calls"],
+                    unpriced.tokens if unpriced else 0,
                     amount,
                 ]
             )
+    models.close()
 
-    allocation = _sheet(book, "Allocation")
-    allocation.append(
+    kinds = _Table(
+        book,
+        "Token kinds",
         [
-            "pool",
-            "project",
-            "method",
-            "driver",
-            "driver_quantity",
-            "ratio",
-            "part",
-            "rule",
-            "rule_version",
-            "corrects_period",
-            "amount_usd",
-        ]
+            Column("project", 24),
+            Column("model", 36),
+            Column("token_kind", 12),
+            Column("cost_source", 12),
+            Column("tokens", 16, "int"),
+            Column("list_price_per_mtok", 18, "price"),
+            Column("contracted_price_per_mtok", 24, "price"),
+            Column("list_usd", 14, "usd"),
+            Column("discount_usd", 14, "usd"),
+            Column("cost_usd", 14, "usd"),
+            Column("price_entry", 16),
+            Column("contract_term", 14),
+        ],
+    )
+    for kind in data.kinds:
+        line = kind.line
+        kinds.append(
+            [
+                line.project,
+                f"{line.provider}/{line.model}",
+                line.kind,
+                line.cost_source,
+                line.tokens,
+                line.list_unit_price,
+                line.contracted_unit_price,
+                kind.list_cost,
+                kind.discount,
+                kind.billed,
+                line.sku_price_id,
+                line.override_ref,
+            ]
+        )
+    kinds.close()
+
+    allocation = _Table(
+        book,
+        "Allocation",
+        [
+            Column("pool", 24),
+            Column("project", 24),
+            Column("method", 12),
+            Column("driver", 14),
+            Column("driver_quantity", 16),
+            Column("ratio", 12),
+            Column("part", 10),
+            Column("rule", 18),
+            Column("rule_version", 12),
+            Column("corrects_period", 16),
+            Column("amount_usd", 14, "usd"),
+        ],
     )
     for charge, amount in rounded:
         if charge.category == "Infrastructure":
@@ -287,8 +637,8 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
                     charge.project,
                     d["method"],
                     d["driver"],
-                    Decimal(d["driver_quantity"]),
-                    Decimal(d["ratio"]),
+                    Decimal(str(d["driver_quantity"])),
+                    Decimal(str(d["ratio"])),
                     d["part"],
                     d["rule"],
                     d["rule_version"],
@@ -296,19 +646,21 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
                     amount,
                 ]
             )
+    allocation.close()
 
-    runs = _sheet(book, "Runs")
-    runs.append(
+    runs = _Table(
+        book,
+        "Runs",
         [
-            "run_id",
-            "project",
-            "run_type",
-            "template",
-            "status",
-            "ai_usd",
-            "infrastructure_usd",
-            "total_usd",
-        ]
+            Column("run_id", 28),
+            Column("project", 24),
+            Column("run_type", 16),
+            Column("template", 24),
+            Column("status", 12),
+            Column("ai_usd", 14, "usd"),
+            Column("infrastructure_usd", 18, "usd"),
+            Column("total_usd", 14, "usd"),
+        ],
     )
     # Usage outside any run closes the sheet, so that it adds up to the summary's total.
     outside_ai = report.token_cost - sum((r.token_cost for r in report.runs), Decimal(0))
@@ -324,6 +676,7 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
     runs.append(
         ["(usage outside runs)", "", "", "", "", values[-2], values[-1], values[-2] + values[-1]]
     )
+    runs.close()
     book.save(out)
 
 
@@ -367,4 +720,5 @@ def report_file(tenant: Tenant, month_start: date, fmt: str) -> FileResponse:
         as_attachment=True,
         content_type=content_type,
         filename=f"{tenant.slug}-{month_text(month_start)}.{extension}",
+        headers={"X-Report-Reference": report.reference},
     )

@@ -57,6 +57,11 @@ def costs(request: HttpRequest) -> HttpResponse:
         start=today - timedelta(days=GRAINS[grain] - 1), end=today, dimension=dimension, grain=grain
     )
     summary = cost_summary(tenant=connection.tenant, period=month)
+    unpriced = [
+        row
+        for row in usage_selectors.model_costs(start=month, end=periods.next_month(month))
+        if row.unpriced_calls
+    ]
     return render(
         request,
         "billing/costs.html",
@@ -74,6 +79,8 @@ def costs(request: HttpRequest) -> HttpResponse:
             if summary.distribution
             else None,
             "tenant_lines": summary.lines,
+            "unpriced": unpriced,
+            "unpriced_calls": sum(row.unpriced_calls for row in unpriced),
             "errors": errors,
         },
     )

@@ -97,6 +97,12 @@ class PriceSchedule:
         for point in points:
             key = (point.provider, point.model, point.token_kind, point.tier_start)
             by_key[key].append(point)
+        self._entries = {
+            point.entry_id: point
+            for values in by_key.values()
+            for point in values
+            if point.entry_id is not None
+        }
         self._points: dict[tuple[str, str, str, int], tuple[list[datetime], list[PricePoint]]] = {}
         self._tiers: dict[tuple[str, str, str], list[int]] = defaultdict(list)
         for key, values in by_key.items():
@@ -134,6 +140,19 @@ class PriceSchedule:
                 if point is not None:
                     return point
         return None
+
+    def entry(self, entry_id: int) -> PricePoint | None:
+        """The price book entry with id ``entry_id`` (what a stored call's ``price_ref`` names)."""
+        return self._entries.get(entry_id)
+
+    def points_at(
+        self, provider: str, model: str, at: datetime, input_tokens: int = 0
+    ) -> dict[str, PricePoint | None]:
+        """Each token kind's entry in force at ``at`` for a request of ``input_tokens`` input
+        tokens (None for a kind the model has no price for)."""
+        return {
+            kind: self._kind_at(provider, model, kind, at, input_tokens) for kind in TOKEN_KINDS
+        }
 
     def has_model(self, provider: str, model: str) -> bool:
         return (provider, model, "input") in self._tiers

@@ -13,6 +13,7 @@ month are listed and take an infrastructure share (a queued run with no usage co
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,13 +22,21 @@ from decimal import Decimal
 from billing.domain.allocation import UNALLOCATED, split_by_driver, to_minor
 from billing.operator.models import AllocationLine, AllocationRun
 from billing.selectors.periods import ProjectCost, month_cost
-from factory_portal.periods import next_month
+from factory_portal.periods import month_text, next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 from usage.selectors import RunStatus
 
 ZERO = Decimal(0)
 FAILED = (RunStatus.FAILED, RunStatus.CANCELLED)
+# Fixed forever: a report's reference is derived from it, and finance quotes references.
+REPORT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "factory-portal:monthly-report")
+
+
+def report_reference(tenant: Tenant, period: date) -> str:
+    """The stable reference of a tenant's monthly report: the same tenant (schema) and month
+    always give the same id, whatever the format and whenever it is produced."""
+    return str(uuid.uuid5(REPORT_NAMESPACE, f"{tenant.schema_name}:{month_text(period)}"))
 
 
 @dataclass
@@ -68,6 +77,10 @@ class CostReport:
     projects: dict[str, ProjectCost] = field(default_factory=dict)
     runs: list[RunCost] = field(default_factory=list)
     lines: list[AllocationLine] = field(default_factory=list)  # the tenant's, with their why
+
+    @property
+    def reference(self) -> str:
+        return report_reference(self.tenant, self.period)
 
     @property
     def token_cost(self) -> Decimal:

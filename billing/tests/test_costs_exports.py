@@ -156,7 +156,7 @@ def test_csv_focus_and_xlsx_agree(month, alpha):
 
     assert column_sum("Projects", 3) == csv_total
     assert column_sum("Runs", 7) == csv_total
-    assert column_sum("Models", 5) + column_sum("Allocation", 10) == csv_total
+    assert column_sum("Models", 6) + column_sum("Allocation", 10) == csv_total
 
 
 def test_report_commands(month, tmp_path):
@@ -177,6 +177,7 @@ def test_report_commands(month, tmp_path):
         "Summary",
         "Projects",
         "Models",
+        "Token kinds",
         "Allocation",
         "Runs",
     ]

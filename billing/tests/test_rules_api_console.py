@@ -114,7 +114,7 @@ def test_report_download_by_role(alpha, beta):
     response = finance.get("/reports/2026-09/csv")
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith('attachment; filename="alpha-2026-09.csv"')
-    assert b"".join(response.streaming_content).startswith(b"month,tenant,category")
+    assert b"".join(response.streaming_content).startswith(b"report_id,month,tenant,category")
     xlsx = finance.get("/reports/2026-09/xlsx")
     assert b"".join(xlsx.streaming_content)[:2] == b"PK"
     assert finance.get("/reports/2026-09/pdf").status_code == 404
