@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -21,6 +22,7 @@ from billing.models import Budget, CostForecast
 from factory_portal.money import quantize_cents
 from factory_portal.periods import month_last_day
 from usage import selectors as usage_selectors
+from usage.services.allocations import run_allocations_replace
 
 HORIZON = 90
 HISTORY_DAYS = 365
@@ -132,3 +134,9 @@ def budget_change(
 def budget_delete(*, budget: Budget) -> None:
     """Remove a budget: its thresholds are no longer watched."""
     budget.delete()
+
+
+def run_allocations_store(*, month: date, run_infra: Mapping[str, Decimal]) -> int:
+    """Keep each run's share of the month's allocated infrastructure (a cost summary's
+    ``run_infra``) where run history and the runs API read it (total cost per run)."""
+    return run_allocations_replace(month=month, amounts=run_infra)

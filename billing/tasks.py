@@ -7,7 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.selectors.summaries import cost_summary, summary_month
-from billing.services import forecasts_refresh
+from billing.services import forecasts_refresh, run_allocations_store
 from factory_portal import periods
 from factory_portal.celery import app
 from factory_portal.tenants.fanout import tenants_fan_out
@@ -31,11 +31,23 @@ def cost_summaries_refresh_all() -> int:
 
 
 @app.task
-def cost_summary_refresh_tenant() -> str:
-    """Runs in the enqueuing tenant's schema: keeps the summary of the month the costs page
-    opens on warm (``summary_month``); recomputes only when the month's data changed."""
+def cost_summary_refresh_tenant(month: str = "") -> str:
+    """Runs in the enqueuing tenant's schema: keeps the summary of ``month`` (YYYY-MM; by default
+    the month the costs page opens on, ``summary_month``) warm, recomputing only when the
+    month's data changed, and each run's share of the month's infrastructure where run lists
+    read it."""
     tenant = connection.tenant
     now = timezone.now()
-    month = summary_month(now, periods.zone(tenant.timezone))
-    summary = cost_summary(tenant=tenant, period=month, now=now)
+    period = (
+        periods.month_parse(month) if month else summary_month(now, periods.zone(tenant.timezone))
+    )
+    summary = cost_summary(tenant=tenant, period=period, now=now)
+    if summary.computed_at == now:  # recomputed: its shares may have changed
+        run_allocations_store(month=period, run_infra=summary.run_infra)
     return f"{tenant.schema_name}: {summary.run_count} runs as of {summary.computed_at:%H:%M}"
+
+
+@app.task
+def run_allocations_refresh_all(month: str) -> int:
+    """After an allocation run of ``month`` (YYYY-MM): every tenant's run shares of it."""
+    return tenants_fan_out(cost_summary_refresh_tenant, args=(month,))

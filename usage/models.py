@@ -430,6 +430,27 @@ class RunLedger(models.Model):
         return f"{self.run_id} {self.day}: {self.cost}"
 
 
+class RunAllocatedCost(models.Model):
+    """Infrastructure cost allocated to a run for one of the tenant's months: its share of its
+    project's allocation, computed by billing from the month's allocation lines and drivers and
+    kept here so that run lists can show and sort by total cost (AI from the ledger + this)."""
+
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="allocated", db_constraint=False
+    )
+    month = models.DateField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "month"], name="run_allocated_key"),
+        ]
+        indexes = [models.Index(fields=["month"], name="run_allocated_month_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.month:%Y-%m}: {self.amount}"
+
+
 class LlmCostCorrection(models.Model):
     """A change of an LLM call's cost after it was stored (a price correction re-priced its
     period). The call keeps its original cost; its current cost is that plus its corrections, and

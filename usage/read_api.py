@@ -76,7 +76,16 @@ class RunSerializer(serializers.Serializer):
     requested_at = serializers.DateTimeField()
     duration_ms = serializers.IntegerField(allow_null=True)
     failure_type = serializers.CharField()
-    ai_cost = serializers.DecimalField(max_digits=24, decimal_places=10, source="cost")
+    ai_cost = serializers.DecimalField(max_digits=24, decimal_places=10)
+    infrastructure_cost = serializers.DecimalField(
+        max_digits=24,
+        decimal_places=2,
+        source="infra_cost",
+        help_text="allocated to the run; 0.00 until its month's shared cost is allocated",
+    )
+    total_cost = serializers.DecimalField(
+        max_digits=24, decimal_places=10, help_text="AI cost + infrastructure cost"
+    )
 
 
 class RunQuerySerializer(serializers.Serializer):
@@ -84,8 +93,12 @@ class RunQuerySerializer(serializers.Serializer):
     project = serializers.CharField(required=False, allow_blank=True, max_length=100)
     template = serializers.CharField(required=False, allow_blank=True, max_length=200)
     run_type = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    start = DayField(required=False, help_text="requested on or after (UTC day)")
-    end = DayField(required=False, help_text="requested on or before (UTC day)")
+    start = DayField(
+        required=False, help_text="requested on or after (the tenant's day, its time zone)"
+    )
+    end = DayField(
+        required=False, help_text="requested on or before (the tenant's day, its time zone)"
+    )
     q = serializers.CharField(
         required=False, allow_blank=True, max_length=128, help_text="run id or its prefix"
     )
@@ -194,6 +207,8 @@ class RunDetailApi(APIView):
                 "finished_at": _iso_or_none(run.finished_at),
                 "duration_ms": run.duration_ms,
                 "ai_cost": f"{detail.token_cost:.10f}",
+                "infrastructure_cost": f"{detail.allocated_cost:.2f}",
+                "total_cost": f"{detail.token_cost + detail.allocated_cost:.10f}",
                 "models": [
                     {
                         "provider": m["provider"],

@@ -68,6 +68,10 @@ SORT_LABELS = {
     "oldest": "oldest first",
     "longest": "longest first",
     "shortest": "shortest first",
+    "costliest": "highest total cost first",
+    "cheapest": "lowest total cost first",
+    "ai_costliest": "highest AI cost first",
+    "infra_costliest": "highest infrastructure cost first",
 }
 
 
@@ -126,6 +130,8 @@ def run_list_csv(request: HttpRequest) -> StreamingHttpResponse:
                 "duration_ms",
                 "failure_type",
                 "ai_cost_usd",
+                "infrastructure_cost_usd",
+                "total_cost_usd",
             ]
         )
         for row in selectors.runs_iter(filters, sort=_sort(request)):
@@ -139,7 +145,9 @@ def run_list_csv(request: HttpRequest) -> StreamingHttpResponse:
                     row.requested_at.isoformat(),
                     row.duration_ms,
                     cell(row.failure_type),
-                    row.cost,
+                    row.ai_cost,
+                    row.infra_cost,
+                    row.total_cost,
                 ]
             )
 

@@ -15,8 +15,7 @@ from django.utils import timezone
 
 from billing.models import CostForecast
 from billing.selectors.budgets import budgets_status
-from billing.selectors.periods import month_cost
-from billing.selectors.summaries import cost_summary
+from billing.selectors.periods import allocation_statuses, month_cost
 from factory_portal import charts
 from factory_portal.accounts.permissions import can, role_required
 from factory_portal.tenants.connection import connection_zone
@@ -56,15 +55,10 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     if detail is None:
         raise Http404("No such run in this tenant.")
     run = detail.run
-    tenant = connection.tenant
-    # Its infrastructure: its share in each month it used something (usually one).
-    summaries = [cost_summary(tenant=tenant, period=month) for month in detail.months]
-    allocated = [s for s in summaries if s.allocation_status != "none"]
-    infra_cost = (
-        sum((s.run_infra.get(run.run_id, Decimal(0)) for s in allocated), Decimal(0))
-        if allocated
-        else None
-    )
+    # Its infrastructure: its share in each month it used something, once allocated (the same
+    # stored shares run history lists and sorts by).
+    allocated = allocation_statuses(detail.months)
+    infra_cost = detail.allocated_cost if allocated else None
     template = settings.PORTAL_TRACE_URL_TEMPLATE
     trace_url = template.format(trace_id=run.trace_id) if template and run.trace_id else ""
     return render(
@@ -76,7 +70,6 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
             "trace_url": trace_url,
             "infra_cost": infra_cost,
             "total_cost": detail.token_cost + (infra_cost or Decimal(0)),
-            "costs_as_of": min((s.computed_at for s in summaries), default=None),
             "timeline": charts.job_timeline(detail.jobs, timezone.now()) if detail.jobs else None,
         },
     )

@@ -70,6 +70,11 @@ def whole_months(start: date, end: date) -> list[date]:
     return [m for m in months_spanning(first, end) if next_month(m) <= end and m >= first]
 
 
+def allocation_statuses(months: list[date]) -> dict[date, str]:
+    """Each month's allocation run status (draft | closed); months not allocated are absent."""
+    return dict(AllocationRun.objects.filter(period__in=months).values_list("period", "status"))
+
+
 def period_cost(*, tenant: Tenant, start: date, end: date, project: str = "") -> PeriodCost:
     """The tenant's (or ``project``'s) cost of its days ``start <= day < end``; run in the
     tenant's schema."""

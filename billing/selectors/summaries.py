@@ -92,7 +92,7 @@ def month_fingerprint(period: date) -> tuple[object, ...]:
     allocation = (
         AllocationRun.objects.filter(period=period)
         .order_by("-pk")
-        .values_list("pk", "status")
+        .values_list("pk", "status", "computed_at")  # a re-run draft keeps its pk
         .first()
     )
     return (*rollups, allocation)

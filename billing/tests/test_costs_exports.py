@@ -9,13 +9,14 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 from django.core.management import call_command
-from django_tenants.utils import schema_context
+from django_tenants.utils import schema_context, tenant_context
 from openpyxl import load_workbook
 
 from billing.exports import write_csv, write_focus, write_xlsx
 from billing.operator.models import CostPool
 from billing.operator.services.allocation import allocation_run
 from billing.selectors.costs import cost_report
+from billing.tasks import cost_summary_refresh_tenant
 from tests.support import llm_event_in
 from usage.domain.events import InfraEventIn
 from usage.domain.runs import JobUpdate, RunUpdate
@@ -103,7 +104,8 @@ def month(alpha):
         rows=1,
     )
     allocation_run(period=PERIOD)
-    with schema_context(alpha.schema):
+    with tenant_context(alpha.tenant):  # what the allocation's on-commit task does per tenant
+        cost_summary_refresh_tenant(f"{PERIOD:%Y-%m}")
         return cost_report(tenant=alpha.tenant, period=PERIOD)
 
 

@@ -30,6 +30,7 @@ from usage.models import (
     LlmUsageHourly,
     Project,
     Run,
+    RunAllocatedCost,
     RunDaily,
     RunLedger,
 )
@@ -100,6 +101,17 @@ def run_token_cost():  # type: ignore[no-untyped-def]
         .values("total")
     )
     return Coalesce(Subquery(cost), ZERO)
+
+
+def run_allocated_cost():  # type: ignore[no-untyped-def]
+    """Query expression: the infrastructure cost allocated to a run, over all its months."""
+    amount = (
+        RunAllocatedCost.objects.filter(run=OuterRef("pk"))
+        .values("run")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return Coalesce(Subquery(amount), ZERO)
 
 
 def active_runs(*, limit: int = 50) -> list[ActiveRun]:
@@ -472,7 +484,12 @@ class RunRow:
     requested_at: datetime
     duration_ms: int | None
     failure_type: str
-    cost: Decimal
+    ai_cost: Decimal  # the run's calls, corrections included (its ledger)
+    infra_cost: Decimal  # allocated to it so far (none until its month is allocated)
+
+    @property
+    def total_cost(self) -> Decimal:
+        return self.ai_cost + self.infra_cost
 
 
 def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
@@ -497,7 +514,11 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
 
 
 def _with_cost(runs):  # type: ignore[no-untyped-def]
-    return runs.select_related("project").annotate(token_cost=run_token_cost())
+    return runs.select_related("project").annotate(
+        token_cost=run_token_cost(),
+        infra_cost=run_allocated_cost(),
+        total_cost=F("token_cost") + F("infra_cost"),
+    )
 
 
 def _row(run: Run) -> RunRow:
@@ -512,6 +533,7 @@ def _row(run: Run) -> RunRow:
         run.duration_ms,
         run.failure_type,
         run.token_cost,
+        run.infra_cost,
     )
 
 
@@ -521,10 +543,17 @@ RUN_SORTS = {
     "oldest": ("requested_at", False),
     "longest": ("duration_ms", True),
     "shortest": ("duration_ms", False),
+    "costliest": ("total_cost", True),
+    "cheapest": ("total_cost", False),
+    "ai_costliest": ("token_cost", True),
+    "infra_costliest": ("infra_cost", True),
 }
+COST_SORT_COLUMNS = ("total_cost", "token_cost", "infra_cost")
 
-Cursor = tuple[datetime | int, int]
+Cursor = tuple[datetime | int | Decimal, int]
 _BIGINT = 2**63  # PostgreSQL's bigint: a cursor's id and duration must fit to be compared
+_MAX_AMOUNT = Decimal(10) ** 14  # beyond any run's cost; keeps a cursor's number comparable
+_ROW_ATTRIBUTE = {"token_cost": "ai_cost"}  # a sort column read back off a page's last row
 
 
 def cursor_text(cursor: Cursor) -> str:
@@ -547,6 +576,14 @@ def cursor_parse(text: str, sort: str) -> Cursor:
         if not 0 <= duration < _BIGINT:
             raise ValueError("the cursor's duration is out of range")
         return duration, pk
+    if RUN_SORTS[sort][0] in COST_SORT_COLUMNS:
+        try:
+            amount = Decimal(value[:40])
+        except ArithmeticError:
+            raise ValueError("the cursor's amount is not a number") from None
+        if not amount.is_finite() or abs(amount) >= _MAX_AMOUNT:
+            raise ValueError("the cursor's amount is out of range")
+        return amount, pk
     return periods.moment_parse(value), pk
 
 
@@ -557,7 +594,7 @@ def runs_page(
     runs only). Keyset pagination on (sort column, id), so page 1,000 costs what page 1 costs.
     Returns the rows and the cursor of the next page (None on the last)."""
     column, descending = RUN_SORTS[sort]
-    runs = _filtered_runs(filters)
+    runs = _with_cost(_filtered_runs(filters))
     if column == "duration_ms":
         runs = runs.filter(duration_ms__isnull=False)
     if after is not None:
@@ -565,11 +602,11 @@ def runs_page(
         op = "lt" if descending else "gt"
         runs = runs.filter(Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"pk__{op}": pk}))
     order = [f"-{column}", "-pk"] if descending else [column, "pk"]
-    rows = [_row(r) for r in _with_cost(runs).order_by(*order)[: limit + 1]]
+    rows = [_row(r) for r in runs.order_by(*order)[: limit + 1]]
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
-    return rows[:limit], (getattr(last, column), last.pk)
+    return rows[:limit], (getattr(last, _ROW_ATTRIBUTE.get(column, column)), last.pk)
 
 
 def runs_iter(filters: RunFilters, *, chunk: int = 2000, sort: str = "newest") -> Iterator[RunRow]:
@@ -603,6 +640,7 @@ class RunDetail:
     token_cost: Decimal
     infra: dict[str, Decimal]  # unit -> quantity
     months: list[date]  # the tenant's months the run used something in (its ledger's)
+    allocated_cost: Decimal  # infrastructure allocated to it so far (RunAllocatedCost)
 
 
 def run_outline(run: Run) -> dict[str, object]:
@@ -652,6 +690,8 @@ def run_detail(run_id: str) -> RunDetail | None:
         token_cost=token_cost,
         infra=infra,
         months=months,
+        allocated_cost=RunAllocatedCost.objects.filter(run=run).aggregate(a=Sum("amount"))["a"]
+        or ZERO,
     )
 
 

@@ -22,7 +22,7 @@ from django_tenants.utils import schema_context
 
 from billing.domain.allocation import UNALLOCATED, Line, Method, Rule, allocate, split_line
 from billing.operator.models import AllocationLine, AllocationRule, AllocationRun, CostPool
-from factory_portal.periods import next_month
+from factory_portal.periods import month_text, next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
 from usage.selectors import allocation_drivers
@@ -219,7 +219,19 @@ def allocation_run(*, period: date, close: bool = False) -> RunOutcome:
         if close:
             run.status, run.closed_at = AllocationRun.Status.CLOSED, now
         run.save()
+        _run_shares_refresh(period)
     return _outcome(run, rows)
+
+
+def _run_shares_refresh(period: date) -> None:
+    """Once committed, every tenant's runs get their share of the new allocation (run history
+    and the runs API show total cost per run)."""
+    from billing.tasks import run_allocations_refresh_all
+
+    month = month_text(period)
+    transaction.on_commit(
+        lambda: run_allocations_refresh_all.delay(month)  # type: ignore[attr-defined]
+    )
 
 
 def _outcome(run: AllocationRun, rows: list[AllocationLine], corrections: int = 0) -> RunOutcome:
@@ -290,6 +302,7 @@ def _correct_closed(
                 )
             )
     AllocationLine.objects.bulk_create(corrections)
+    _run_shares_refresh(target_period)
     return _outcome(run, list(AllocationLine.objects.filter(run=run)), len(corrections))
 
 
