@@ -14,6 +14,7 @@ from django.utils import timezone
 from factory_portal import charts, periods
 from factory_portal.accounts.permissions import role_required
 from factory_portal.spreadsheets import cell
+from factory_portal.tenants.connection import connection_zone
 from usage import selectors
 from usage.models import RunStatus
 from usage.selectors import reporting
@@ -175,8 +176,9 @@ REPORT_DEFAULT_DAYS = {"day": 30, "week": 91, "month": 365}
 
 @role_required("runs")
 def usage_report(request: HttpRequest) -> HttpResponse:
-    """Run volume, run types, templates, success and duration trends, tokens by model."""
-    today = timezone.now().date()
+    """Run volume, run types, templates, success and duration trends, tokens by model (the
+    tenant's days)."""
+    today = periods.local_date(timezone.now(), connection_zone())
     grain = request.GET.get("grain", "day")
     grain = grain if grain in reporting.GRAINS else "day"
     errors: list[str] = []
