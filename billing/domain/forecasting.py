@@ -1,11 +1,19 @@
 """Forecasting daily cost with prediction intervals (pure: pandas in, dataclasses out).
 
-Candidates: Holt-Winters (statsmodels; damped additive trend, additive weekly seasonality, fitted
-on the last 120 days so it follows trend changes), seasonal naive (the same weekday last week),
-and, for histories under four weeks, the recent mean. The method is chosen per series by a
-rolling-origin backtest (MASE against the seasonal-naive baseline). Intervals, month totals and
-the day a budget is crossed all come from simulated future paths (500), so the interval of a sum
-is right, not the sum of intervals.
+Candidates (``CANDIDATES``): seasonal naive (the same weekday last week); a robust weekday
+profile (the median share of each weekday in its week over the last eight weeks, times the mean
+level of the last two weeks); ETS with additive weekly seasonality (statsforecast, on up to a
+year); the Theta method on the seasonally adjusted series (statsforecast); MSTL, a weekly
+seasonal decomposition whose trend is forecast by damped-trend ETS, with a yearly season too
+once there are two years of history; and the mean of the two best of these. The method is chosen
+per series by a rolling-origin backtest (three origins, 28 days each once there are 20 weeks of
+history): lowest mean absolute error wins, ties go to the simpler method.
+
+Intervals are conformal: the chosen method's backtest errors (out of sample by construction) are
+resampled as whole 28-day stretches onto the forecast, widening with the square root of the
+horizon past 28 days. Intervals, month totals and the day a budget is crossed all come from
+those simulated future paths (500), so the interval of a sum keeps the errors' persistence and
+is not the sum of intervals.
 
 Costs are modelled as floats inside the statistical model, since a forecast is an estimate, not
 booked money; results are returned as Decimal rounded to the cent.
@@ -14,7 +22,7 @@ booked money; results are returned as Decimal rounded to the cent.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from decimal import Decimal
@@ -22,15 +30,22 @@ from decimal import Decimal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
 from factory_portal.money import cents_from_float
 
 SEASON = 7
-FIT_WINDOW = 120
+YEAR = 365
 PATHS = 500
-MIN_FOR_MODEL = 28
-METHODS = ("ets", "seasonal_naive", "mean")
+MIN_FOR_MODEL = 28  # days before any model is fitted (shorter: recent mean or seasonal naive)
+FIT_WINDOW = 365  # days ETS and Theta are fitted on; MSTL with a yearly season takes all
+BACKTEST_ORIGINS = 3
+BACKTEST_HORIZON = 28
+PROFILE_WEEKS = 8
+CANDIDATES = ("seasonal_naive", "weekday", "ets", "theta", "mstl")
+# Ties are broken towards the front of this order (the simpler method).
+SIMPLICITY = {name: rank for rank, name in enumerate(CANDIDATES)}
+
+Array = npt.NDArray[np.float64]
 
 
 def _money(value: float) -> Decimal:
@@ -134,123 +149,251 @@ def daily_series(values: dict[date, Decimal], start: date, end: date) -> pd.Seri
     return pd.Series([float(values.get(day.date(), 0)) for day in index], index=index, dtype=float)
 
 
-def _seasonal_naive_means(history: np.ndarray, horizon: int) -> np.ndarray:
+def _seasonal_naive(history: Array, horizon: int) -> Array:
     last = history[-SEASON:]
-    return np.array([last[h % SEASON] for h in range(horizon)])
+    return np.array([last[h % SEASON] for h in range(horizon)], dtype=float)
 
 
-def _seasonal_naive_residuals(history: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return history[SEASON:] - history[:-SEASON]
-
-
-def _fit(
-    history: np.ndarray, method: str, horizon: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """(means, paths) for ``horizon`` days after ``history``."""
-    if not history.any():
-        return np.zeros(horizon), np.zeros((horizon, PATHS))
-    if method == "mean":
-        recent = history[-SEASON * 2 :]
-        means = np.full(horizon, recent.mean())
-        deviations = recent - recent.mean()
-        paths = means[:, None] + rng.choice(deviations, size=(horizon, PATHS))
-    elif method == "seasonal_naive":
-        means = _seasonal_naive_means(history, horizon)
-        residuals = _seasonal_naive_residuals(history)
-        # Errors of a seasonal-naive forecast grow with the number of seasons ahead.
-        growth = np.sqrt(np.floor(np.arange(horizon) / SEASON) + 1)[:, None]
-        paths = means[:, None] + growth * rng.choice(residuals, size=(horizon, PATHS))
+def _weekday(history: Array, horizon: int) -> Array:
+    """Median share of each weekday in its week (or median difference from the week's mean when
+    a week has no cost) over the last ``PROFILE_WEEKS`` whole weeks, times the level of the last
+    two weeks. Robust to a single odd day, unlike seasonal naive."""
+    weeks_count = min(PROFILE_WEEKS, len(history) // SEASON)
+    weeks = history[len(history) - weeks_count * SEASON :].reshape(weeks_count, SEASON)
+    week_means = weeks.mean(axis=1)
+    level = float(week_means[-2:].mean())
+    if (week_means > 0).all():
+        profile = np.median(weeks / week_means[:, None], axis=0)
+        pattern = level * profile / profile.mean()
     else:
-        window = history[-FIT_WINDOW:]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = ExponentialSmoothing(
-                window,
-                trend="add",
-                damped_trend=True,
-                seasonal="add",
-                seasonal_periods=SEASON,
-                initialization_method="estimated",
-            ).fit(use_brute=False)
-            means = np.asarray(model.forecast(horizon))
-            paths = np.asarray(
-                model.simulate(
-                    horizon, repetitions=PATHS, error="add", anchor="end", random_state=rng
-                )
-            )
-    return np.maximum(means, 0.0), np.maximum(paths, 0.0)
+        pattern = level + np.median(weeks - week_means[:, None], axis=0)
+    return np.array([pattern[h % SEASON] for h in range(horizon)], dtype=float)
+
+
+def _statsforecast(model: object, history: Array, horizon: int) -> Array:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(model.forecast(y=history, h=horizon)["mean"], dtype=float)  # type: ignore[attr-defined]
+
+
+def _ets(history: Array, horizon: int) -> Array:
+    from statsforecast.models import AutoETS
+
+    model = AutoETS(season_length=SEASON, model="ANA")
+    return _statsforecast(model, history[-FIT_WINDOW:], horizon)
+
+
+def _theta(history: Array, horizon: int) -> Array:
+    from statsforecast.models import Theta
+
+    window = history[-FIT_WINDOW:]
+    # Theta's multiplicative decomposition needs positive values; with cost-free days it is
+    # additive.
+    kind = "multiplicative" if (window > 0).all() else "additive"
+    return _statsforecast(Theta(season_length=SEASON, decomposition_type=kind), window, horizon)
+
+
+def _mstl(history: Array, horizon: int) -> Array:
+    from statsforecast.models import MSTL, AutoETS
+
+    trend = AutoETS(model="AAN", damped=True)
+    if len(history) >= 2 * YEAR:
+        return _statsforecast(
+            MSTL(season_length=[SEASON, YEAR], trend_forecaster=trend), history, horizon
+        )
+    return _statsforecast(
+        MSTL(season_length=SEASON, trend_forecaster=trend), history[-FIT_WINDOW:], horizon
+    )
+
+
+_MODELS: dict[str, Callable[[Array, int], Array]] = {
+    "seasonal_naive": _seasonal_naive,
+    "weekday": _weekday,
+    "ets": _ets,
+    "theta": _theta,
+    "mstl": _mstl,
+}
+
+
+def _point(history: Array, method: str, horizon: int) -> Array | None:
+    """Mean forecast of ``method`` (a candidate or ``a+b``, the mean of two), or None when
+    the model cannot be fitted to this history."""
+    parts = method.split("+")
+    try:
+        means = [_MODELS[part](history, horizon) for part in parts]
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+        return None
+    combined = np.mean(means, axis=0)
+    return combined if np.isfinite(combined).all() else None
 
 
 @dataclass(frozen=True)
 class Backtest:
+    """Rolling-origin errors of one method: ``errors`` is origins x horizon (truth - forecast).
+    Coverage is out of sample: each origin's interval comes from the other origins' errors."""
+
     method: str
+    mae: float
     mase: float
     smape: float
     coverage80: float
     coverage95: float
+    errors: Array = field(repr=False)
 
 
-def backtest(
-    history: pd.Series, method: str, *, origins: int = 3, horizon: int = 14, seed: int = 0
-) -> Backtest | None:
-    """Rolling-origin evaluation: forecast the ``horizon`` days after each of the last
-    ``origins`` cut points; MASE is scaled by the in-sample seasonal-naive error."""
+def _backtest_shape(length: int) -> tuple[int, int]:
+    """(origins, horizon) for a history of ``length`` days; every training part keeps at least
+    ``MIN_FOR_MODEL`` days."""
+    horizon = BACKTEST_HORIZON if length >= MIN_FOR_MODEL + 4 * BACKTEST_HORIZON else 14
+    return min(BACKTEST_ORIGINS, (length - MIN_FOR_MODEL) // horizon), horizon
+
+
+def _score(method: str, truths: Array, forecasts: Array, scale: float) -> Backtest:
+    errors = truths - forecasts
+    denominator = np.abs(truths) + np.abs(forecasts)
+    smape = np.where(
+        denominator > 0, 2 * np.abs(errors) / np.where(denominator > 0, denominator, 1), 0
+    )
+    inside80 = inside95 = 0
+    origins = len(errors)
+    for k in range(origins):
+        others = np.delete(errors, k, axis=0).ravel() if origins > 1 else errors.ravel()
+        lo95, lo80, hi80, hi95 = np.quantile(others, [0.025, 0.10, 0.90, 0.975])
+        inside80 += int(np.sum((errors[k] >= lo80) & (errors[k] <= hi80)))
+        inside95 += int(np.sum((errors[k] >= lo95) & (errors[k] <= hi95)))
+    mae = float(np.mean(np.abs(errors)))
+    return Backtest(
+        method,
+        mae,
+        mae / scale,
+        float(np.mean(smape)),
+        inside80 / errors.size,
+        inside95 / errors.size,
+        errors,
+    )
+
+
+def backtests(history: pd.Series, *, candidates: Sequence[str] = CANDIDATES) -> dict[str, Backtest]:
+    """Rolling-origin evaluation of every candidate and of the mean of the two best (other than
+    seasonal naive), on the last ``BACKTEST_ORIGINS`` stretches of history. MASE is scaled by
+    the in-sample seasonal-naive error. Empty when the history is too short."""
     values = history.to_numpy(dtype=float)
-    origins = min(origins, (len(values) - MIN_FOR_MODEL) // horizon)  # every train >= 4 weeks
+    origins, horizon = _backtest_shape(len(values))
     if origins < 1:
-        return None
-    rng = np.random.default_rng(seed)
-    errors, scales, smapes, inside80, inside95, count = [], [], [], 0, 0, 0
-    for k in range(origins, 0, -1):
-        cut = len(values) - k * horizon
-        train, test = values[:cut], values[cut : cut + horizon]
-        means, paths = _fit(train, method, len(test), rng)
-        # A series that repeats itself exactly has no seasonal-naive error to scale by; its mean
-        # level is used instead, so MASE stays finite.
-        scale = float(
-            np.mean(np.abs(_seasonal_naive_residuals(train))) or np.mean(np.abs(train)) or 1.0
-        )
-        errors.append(np.mean(np.abs(test - means)))
-        scales.append(scale)
-        denominator = np.abs(test) + np.abs(means)
-        smapes.append(
-            np.mean(
-                np.where(
-                    denominator > 0,
-                    2 * np.abs(test - means) / np.where(denominator > 0, denominator, 1),
-                    0,
-                )
-            )
-        )
-        lo80, hi80, lo95, hi95 = np.quantile(paths, [0.10, 0.90, 0.025, 0.975], axis=1)
-        inside80 += int(np.sum((test >= lo80) & (test <= hi80)))
-        inside95 += int(np.sum((test >= lo95) & (test <= hi95)))
-        count += len(test)
-    mase = float(np.mean(errors)) / float(np.mean(scales))
-    return Backtest(method, mase, float(np.mean(smapes)), inside80 / count, inside95 / count)
+        return {}
+    cuts = [len(values) - k * horizon for k in range(origins, 0, -1)]
+    truths = np.array([values[cut : cut + horizon] for cut in cuts])
+    forecasts: dict[str, Array] = {}
+    for method in candidates:
+        rows = [_point(values[:cut], method, horizon) for cut in cuts]
+        if all(row is not None for row in rows):
+            forecasts[method] = np.maximum(np.array(rows, dtype=float), 0.0)
+    train = values[: cuts[0]]
+    # A series that repeats itself exactly has no seasonal-naive error to scale by; its mean
+    # level is used instead, so MASE stays finite.
+    scale = float(
+        np.mean(np.abs(train[SEASON:] - train[:-SEASON])) or np.mean(np.abs(train)) or 1.0
+    )
+    scored = {m: _score(m, truths, f, scale) for m, f in forecasts.items()}
+    models = sorted((b for m, b in scored.items() if m != "seasonal_naive"), key=_rank)
+    if len(models) >= 2:
+        first, second = models[0].method, models[1].method
+        pair = "+".join(sorted((first, second), key=SIMPLICITY.__getitem__))
+        scored[pair] = _score(pair, truths, (forecasts[first] + forecasts[second]) / 2, scale)
+    return scored
 
 
-def choose_method(history: pd.Series) -> tuple[str, dict[str, Backtest]]:
-    """The method with the lowest backtest MASE (ties go to seasonal naive), and the backtests."""
+def _rank(result: Backtest) -> tuple[float, int]:
+    return (
+        round(result.mae, 9),
+        sum(SIMPLICITY[part] for part in result.method.split("+")) + 10 * result.method.count("+"),
+    )
+
+
+def backtest(history: pd.Series, method: str) -> Backtest | None:
+    """The rolling-origin backtest of one method (a candidate or an ``a+b`` combination)."""
+    parts = method.split("+")
+    found = backtests(history, candidates=parts)
+    if len(parts) == 1:
+        return found.get(method)
+    return found.get("+".join(sorted(parts, key=SIMPLICITY.__getitem__)))
+
+
+def choose_method(
+    history: pd.Series, *, candidates: Sequence[str] = CANDIDATES
+) -> tuple[str, dict[str, Backtest]]:
+    """The method with the lowest backtest MAE (ties go to the simpler one), and the
+    backtests."""
     if len(history) < MIN_FOR_MODEL:
         return ("mean" if len(history) < SEASON * 2 else "seasonal_naive"), {}
-    scored = {m: b for m in ("ets", "seasonal_naive") if (b := backtest(history, m)) is not None}
+    scored = backtests(history, candidates=candidates)
     if not scored:
         return "seasonal_naive", {}
-    best = min(scored.values(), key=lambda b: (b.mase, b.method != "seasonal_naive"))
-    return best.method, scored
+    return min(scored.values(), key=_rank).method, scored
+
+
+def _paths(means: Array, errors: Array, rng: np.random.Generator) -> Array:
+    """Future paths: means plus backtest error stretches (days x paths). Each path takes one
+    origin's errors from a random day on (wrapping round), so a stretch of under-forecast days
+    stays together; past the backtest horizon errors grow with the square root of the lead."""
+    origins, span = errors.shape
+    horizon = len(means)
+    which = rng.integers(0, origins, PATHS)
+    shift = rng.integers(0, span, PATHS)
+    lead = np.arange(horizon)
+    drawn = errors[which[None, :], (lead[:, None] + shift[None, :]) % span]
+    growth = np.sqrt(np.maximum(1.0, (lead + 1) / span))[:, None]
+    return means[:, None] + growth * drawn
+
+
+def _fallback_paths(history: Array, method: str, horizon: int, rng: np.random.Generator) -> Array:
+    """Paths for histories too short to backtest: recent deviations (``mean``) or week-on-week
+    differences (``seasonal_naive``), resampled day by day."""
+    if method == "mean":
+        recent = history[-SEASON * 2 :]
+        return recent.mean() + rng.choice(recent - recent.mean(), size=(horizon, PATHS))
+    means = _seasonal_naive(history, horizon)
+    residuals = history[SEASON:] - history[:-SEASON]
+    # Errors of a seasonal-naive forecast grow with the number of seasons ahead.
+    growth = np.sqrt(np.floor(np.arange(horizon) / SEASON) + 1)[:, None]
+    return means[:, None] + growth * rng.choice(residuals, size=(horizon, PATHS))
 
 
 def forecast(
-    history: pd.Series, horizon: int, *, method: str | None = None, seed: int = 0
+    history: pd.Series,
+    horizon: int,
+    *,
+    method: str | None = None,
+    scored: dict[str, Backtest] | None = None,
+    seed: int = 0,
 ) -> Forecast:
-    """Forecast ``horizon`` days after the last day of ``history`` (a daily series)."""
+    """Forecast ``horizon`` days after the last day of ``history`` (a daily series). Pass the
+    ``method`` and backtests ``scored`` from ``choose_method`` to avoid backtesting twice."""
     if len(history) == 0:
         raise ValueError("no history to forecast from")
-    chosen = method or choose_method(history)[0]
-    means, paths = _fit(history.to_numpy(dtype=float), chosen, horizon, np.random.default_rng(seed))
+    if method is None:
+        method, scored = choose_method(history)
+    elif scored is None:
+        parts = method.split("+")
+        scored = backtests(history, candidates=parts) if set(parts) <= set(_MODELS) else {}
+    values = history.to_numpy(dtype=float)
+    rng = np.random.default_rng(seed)
     start = (history.index[-1] + pd.Timedelta(days=1)).date()
-    return Forecast(chosen, start, means, paths)
+    if not values.any():
+        return Forecast(method, start, np.zeros(horizon), np.zeros((horizon, PATHS)))
+    result = scored.get(method)
+    means = _point(values, method, horizon) if result is not None else None
+    if result is None or means is None:
+        method = "mean" if len(values) < SEASON * 2 else "seasonal_naive"
+        means = (
+            np.full(horizon, values[-SEASON * 2 :].mean())
+            if method == "mean"
+            else _seasonal_naive(values, horizon)
+        )
+        paths = _fallback_paths(values, method, horizon, rng)
+    else:
+        paths = _paths(means, result.errors, rng)
+    return Forecast(method, start, np.maximum(means, 0.0), np.maximum(paths, 0.0))
 
 
 def budget_crossing(
