@@ -138,7 +138,8 @@ def accuracy(processes: int) -> None:
         ratios.append(ratio)
         chosen.update(methods)
         print(
-            f"series {name} days {len(series[name])} mae_ratio {ratio:.3f} chosen {','.join(methods)}"
+            f"series {name} days {len(series[name])} mae_ratio {ratio:.3f}"
+            f" chosen {','.join(methods)}"
         )
     inside80 = sum(r[3] for r in results)
     inside95 = sum(r[4] for r in results)

@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
@@ -28,7 +29,7 @@ from rest_framework.views import APIView
 from billing import services
 from billing.domain.forecasting import ForecastDay
 from billing.exports import FORMATS, report_file
-from billing.models import Budget, CostForecast
+from billing.models import Budget
 from billing.operator.models import AllocationLine
 from billing.selectors.costs import cost_report, project_allocation_lines
 from factory_portal.accounts.authentication import Access, ApiAccess
@@ -175,11 +176,12 @@ class ForecastApi(APIView):
         project, horizon, levels = (
             form.validated_data[k] for k in ("project", "horizon", "levels")
         )
-        forecast = CostForecast.objects.filter(project=project).first()
+        # Computed here when missing (bounded: one series), so a new tenant need not wait.
+        forecast = services.forecast_ensure(today=timezone.now().date(), project=project)
         if forecast is None:
             raise NotFound(
-                "No forecast yet for this scope: forecasts need a day of usage and are refreshed"
-                " every 6 hours."
+                "No forecast yet for this scope: forecasts need a complete day of usage (before"
+                " today, UTC)."
             )
         days = [
             {"day": str(row.day), **_interval(_day_values(row), levels)}
