@@ -173,7 +173,8 @@ def _weekday(history: Array, horizon: int) -> Array:
 def _statsforecast(model: object, history: Array, horizon: int) -> Array:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return np.asarray(model.forecast(y=history, h=horizon)["mean"], dtype=float)  # type: ignore[attr-defined]
+        result = model.forecast(y=history, h=horizon)  # type: ignore[attr-defined]
+        return np.asarray(result["mean"], dtype=np.float64)
 
 
 def _ets(history: Array, horizon: int) -> Array:
@@ -343,7 +344,7 @@ def _paths(means: Array, errors: Array, rng: np.random.Generator) -> Array:
     lead = np.arange(horizon)
     drawn = errors[which[None, :], (lead[:, None] + shift[None, :]) % span]
     growth = np.sqrt(np.maximum(1.0, (lead + 1) / span))[:, None]
-    return means[:, None] + growth * drawn
+    return np.asarray(means[:, None] + growth * drawn, dtype=np.float64)
 
 
 def _fallback_paths(history: Array, method: str, horizon: int, rng: np.random.Generator) -> Array:
@@ -351,12 +352,15 @@ def _fallback_paths(history: Array, method: str, horizon: int, rng: np.random.Ge
     differences (``seasonal_naive``), resampled day by day."""
     if method == "mean":
         recent = history[-SEASON * 2 :]
-        return recent.mean() + rng.choice(recent - recent.mean(), size=(horizon, PATHS))
+        deviations = rng.choice(recent - recent.mean(), size=(horizon, PATHS))
+        return np.asarray(recent.mean() + deviations, dtype=np.float64)
     means = _seasonal_naive(history, horizon)
     residuals = history[SEASON:] - history[:-SEASON]
     # Errors of a seasonal-naive forecast grow with the number of seasons ahead.
     growth = np.sqrt(np.floor(np.arange(horizon) / SEASON) + 1)[:, None]
-    return means[:, None] + growth * rng.choice(residuals, size=(horizon, PATHS))
+    return np.asarray(
+        means[:, None] + growth * rng.choice(residuals, size=(horizon, PATHS)), dtype=np.float64
+    )
 
 
 def forecast(
