@@ -22,6 +22,7 @@ booked money; results are returned as Decimal rounded to the cent.
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
@@ -216,16 +217,118 @@ _MODELS: dict[str, Callable[[Array, int], Array]] = {
 }
 
 
-def _point(history: Array, method: str, horizon: int) -> Array | None:
-    """Mean forecast of ``method`` (a candidate or ``a+b``, the mean of two), or None when
-    the model cannot be fitted to this history."""
-    parts = method.split("+")
+# Holidays: a day is keyed by the public holiday it is, or is the day before or after.
+HolidayKey = tuple[str, int]
+
+
+@lru_cache(maxsize=256)
+def _holidays_of(country: str, year: int) -> dict[date, str]:
+    import holidays
+
     try:
-        means = [_MODELS[part](history, horizon) for part in parts]
+        found = holidays.country_holidays(country, years=year)
+    except NotImplementedError:  # a country the library does not know
+        return {}
+    # An observed day off is the holiday itself for whoever spends the money.
+    return {day: name.replace(" (observed)", "") for day, name in found.items()}
+
+
+def holiday_keys(country: str | None, start: date, days: int) -> list[HolidayKey | None]:
+    """For each of ``days`` days from ``start``: (holiday name, 0) on a public holiday of
+    ``country`` (ISO code), (name, -1) the day before and (name, 1) the day after one; None on
+    other days and when the country is unknown."""
+    if not country:
+        return [None] * days
+    end = start + timedelta(days=days)
+    names: dict[date, str] = {}
+    for year in range(start.year, end.year + 1):
+        names.update(_holidays_of(country, year))
+    keys: list[HolidayKey | None] = []
+    one = timedelta(days=1)
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        if day in names:
+            keys.append((names[day], 0))
+        elif day - one in names:
+            keys.append((names[day - one], 1))
+        elif day + one in names:
+            keys.append((names[day + one], -1))
+        else:
+            keys.append(None)
+    return keys
+
+
+@dataclass(frozen=True)
+class HolidayEffects:
+    """The history with holiday days replaced by what a normal day would have been (the mean of
+    the same weekday a week before and after), and each holiday key's effect: the median ratio
+    of the actual day to that normal day over the history."""
+
+    adjusted: Array
+    factors: dict[HolidayKey, float]
+
+    def apply(self, means: Array, keys: Sequence[HolidayKey | None]) -> Array:
+        """``means`` of normal days scaled on the holidays among ``keys`` (one per day). A
+        holiday not seen in the history takes the median effect of the holidays that were."""
+        if not any(keys):
+            return means
+        seen = [f for (_, offset), f in self.factors.items() if offset == 0]
+        unseen = float(np.median(seen)) if seen else 1.0
+        scale = np.ones(len(means))
+        for i, key in enumerate(keys[: len(means)]):
+            if key is not None:
+                scale[i] = self.factors.get(key, unseen if key[1] == 0 else 1.0)
+        return means * scale
+
+
+def holiday_effects(values: Array, keys: Sequence[HolidayKey | None]) -> HolidayEffects:
+    """Estimate holiday effects on ``values`` (one key per value, from ``holiday_keys``)."""
+    marked = [i for i, key in enumerate(keys[: len(values)]) if key is not None]
+    if not marked:
+        return HolidayEffects(values, {})
+    adjusted = values.copy()
+    holiday = np.zeros(len(values), dtype=bool)
+    holiday[marked] = True
+    ratios: dict[HolidayKey, list[float]] = {}
+    for i in marked:
+        near = [
+            values[j]
+            for j in (i - SEASON, i + SEASON, i - 2 * SEASON, i + 2 * SEASON)
+            if 0 <= j < len(values) and not holiday[j]
+        ][:2]
+        if not near:
+            continue
+        normal = float(np.mean(near))
+        adjusted[i] = normal
+        if normal > 0:
+            key = keys[i]
+            assert key is not None
+            ratios.setdefault(key, []).append(values[i] / normal)
+    factors = {key: float(np.clip(np.median(r), 0.0, 3.0)) for key, r in ratios.items()}
+    return HolidayEffects(adjusted, factors)
+
+
+def _base(adjusted: Array, method: str, horizon: int) -> Array | None:
+    """Mean forecast of ``method`` (a candidate or ``a+b``, the mean of two) on a history
+    without holiday effects, or None when the model cannot be fitted to it."""
+    try:
+        means = [_MODELS[part](adjusted, horizon) for part in method.split("+")]
     except (ValueError, ArithmeticError, np.linalg.LinAlgError):
         return None
     combined = np.mean(means, axis=0)
     return combined if np.isfinite(combined).all() else None
+
+
+def _point(
+    history: Array, method: str, horizon: int, keys: Sequence[HolidayKey | None] = ()
+) -> Array | None:
+    """Mean forecast of ``method`` with holiday effects; ``keys`` covers history and horizon
+    (empty: no holidays)."""
+    if not keys:
+        return _base(history, method, horizon)
+    effects = holiday_effects(history, keys[: len(history)])
+    base = _base(effects.adjusted, method, horizon)
+    return None if base is None else effects.apply(base, keys[len(history) :])
 
 
 @dataclass(frozen=True)
@@ -274,33 +377,53 @@ def _score(method: str, truths: Array, forecasts: Array, scale: float) -> Backte
     )
 
 
-def backtests(history: pd.Series, *, candidates: Sequence[str] = CANDIDATES) -> dict[str, Backtest]:
+def _keys(history: pd.Series, country: str | None, horizon: int) -> list[HolidayKey | None]:
+    if not country or len(history) == 0:
+        return []
+    return holiday_keys(country, history.index[0].date(), len(history) + horizon)
+
+
+def backtests(
+    history: pd.Series,
+    *,
+    candidates: Sequence[str] = CANDIDATES,
+    country: str | None = None,
+) -> dict[str, Backtest]:
     """Rolling-origin evaluation of every candidate and of the mean of the two best (other than
-    seasonal naive), on the last ``BACKTEST_ORIGINS`` stretches of history. MASE is scaled by
-    the in-sample seasonal-naive error. Empty when the history is too short."""
+    seasonal naive), on the last ``BACKTEST_ORIGINS`` stretches of history, with the holidays of
+    ``country`` estimated on each training part. MASE is scaled by the in-sample seasonal-naive
+    error. Empty when the history is too short."""
     values = history.to_numpy(dtype=float)
     origins, horizon = _backtest_shape(len(values))
     if origins < 1:
         return {}
+    keys = _keys(history, country, 0)
     cuts = [len(values) - k * horizon for k in range(origins, 0, -1)]
     truths = np.array([values[cut : cut + horizon] for cut in cuts])
-    forecasts: dict[str, Array] = {}
-    for method in candidates:
-        rows = [_point(values[:cut], method, horizon) for cut in cuts]
-        if all(row is not None for row in rows):
-            forecasts[method] = np.maximum(np.array(rows, dtype=float), 0.0)
+    forecasts: dict[str, list[Array | None]] = {method: [] for method in candidates}
+    for cut in cuts:
+        effects = holiday_effects(values[:cut], keys[:cut])
+        for method in candidates:
+            base = _base(effects.adjusted, method, horizon)
+            rows = forecasts[method]
+            rows.append(None if base is None else effects.apply(base, keys[cut : cut + horizon]))
+    fitted = {
+        method: np.maximum(np.array(rows, dtype=float), 0.0)
+        for method, rows in forecasts.items()
+        if all(row is not None for row in rows)
+    }
     train = values[: cuts[0]]
     # A series that repeats itself exactly has no seasonal-naive error to scale by; its mean
     # level is used instead, so MASE stays finite.
     scale = float(
         np.mean(np.abs(train[SEASON:] - train[:-SEASON])) or np.mean(np.abs(train)) or 1.0
     )
-    scored = {m: _score(m, truths, f, scale) for m, f in forecasts.items()}
+    scored = {m: _score(m, truths, f, scale) for m, f in fitted.items()}
     models = sorted((b for m, b in scored.items() if m != "seasonal_naive"), key=_rank)
     if len(models) >= 2:
         first, second = models[0].method, models[1].method
         pair = "+".join(sorted((first, second), key=SIMPLICITY.__getitem__))
-        scored[pair] = _score(pair, truths, (forecasts[first] + forecasts[second]) / 2, scale)
+        scored[pair] = _score(pair, truths, (fitted[first] + fitted[second]) / 2, scale)
     return scored
 
 
@@ -311,23 +434,23 @@ def _rank(result: Backtest) -> tuple[float, int]:
     )
 
 
-def backtest(history: pd.Series, method: str) -> Backtest | None:
+def backtest(history: pd.Series, method: str, *, country: str | None = None) -> Backtest | None:
     """The rolling-origin backtest of one method (a candidate or an ``a+b`` combination)."""
     parts = method.split("+")
-    found = backtests(history, candidates=parts)
+    found = backtests(history, candidates=parts, country=country)
     if len(parts) == 1:
         return found.get(method)
     return found.get("+".join(sorted(parts, key=SIMPLICITY.__getitem__)))
 
 
 def choose_method(
-    history: pd.Series, *, candidates: Sequence[str] = CANDIDATES
+    history: pd.Series, *, candidates: Sequence[str] = CANDIDATES, country: str | None = None
 ) -> tuple[str, dict[str, Backtest]]:
     """The method with the lowest backtest MAE (ties go to the simpler one), and the
     backtests."""
     if len(history) < MIN_FOR_MODEL:
         return ("mean" if len(history) < SEASON * 2 else "seasonal_naive"), {}
-    scored = backtests(history, candidates=candidates)
+    scored = backtests(history, candidates=candidates, country=country)
     if not scored:
         return "seasonal_naive", {}
     return min(scored.values(), key=_rank).method, scored
@@ -369,6 +492,7 @@ def forecast(
     *,
     method: str | None = None,
     scored: dict[str, Backtest] | None = None,
+    country: str | None = None,
     seed: int = 0,
 ) -> Forecast:
     """Forecast ``horizon`` days after the last day of ``history`` (a daily series). Pass the
@@ -376,17 +500,19 @@ def forecast(
     if len(history) == 0:
         raise ValueError("no history to forecast from")
     if method is None:
-        method, scored = choose_method(history)
+        method, scored = choose_method(history, country=country)
     elif scored is None:
         parts = method.split("+")
-        scored = backtests(history, candidates=parts) if set(parts) <= set(_MODELS) else {}
+        known = set(parts) <= set(_MODELS)
+        scored = backtests(history, candidates=parts, country=country) if known else {}
     values = history.to_numpy(dtype=float)
     rng = np.random.default_rng(seed)
     start = (history.index[-1] + pd.Timedelta(days=1)).date()
     if not values.any():
         return Forecast(method, start, np.zeros(horizon), np.zeros((horizon, PATHS)))
     result = scored.get(method)
-    means = _point(values, method, horizon) if result is not None else None
+    keys = _keys(history, country, horizon)
+    means = _point(values, method, horizon, keys) if result is not None else None
     if result is None or means is None:
         method = "mean" if len(values) < SEASON * 2 else "seasonal_naive"
         means = (
@@ -421,3 +547,18 @@ def budget_crossing(
         return None if offset >= days else result.start + timedelta(days=int(offset))
 
     return Crossing(on(median), on(lo), on(hi), probability)
+
+
+@lru_cache(maxsize=1)
+def _zone_countries() -> dict[str, str]:
+    from importlib.resources import files
+
+    table = files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
+    rows = (line.split("\t") for line in table.splitlines() if line and not line.startswith("#"))
+    return {row[2]: row[0] for row in rows if len(row) >= 3}
+
+
+def country_of_timezone(name: str) -> str | None:
+    """The ISO country code of an IANA time zone (``Europe/Berlin`` -> ``DE``), whose public
+    holidays a tenant's cost follows; None for ``UTC`` and zones of no single country."""
+    return _zone_countries().get(name)
