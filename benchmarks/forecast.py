@@ -191,13 +191,13 @@ def accuracy(processes: int, series_set: str) -> None:
     seconds = time.perf_counter() - started
     ratios = []
     chosen: Counter[str] = Counter()
-    for name, mae, naive_mae, _, _, _, methods in results:
+    for name, mae, naive_mae, in80, _, covered, methods in results:
         ratio = mae / naive_mae if naive_mae else 1.0
         ratios.append(ratio)
         chosen.update(methods)
         print(
             f"series {name} days {len(series[name][0])} mae_ratio {ratio:.3f}"
-            f" chosen {','.join(methods)}"
+            f" coverage_80 {in80 / covered:.2f} chosen {','.join(methods)}"
         )
     inside80 = sum(r[3] for r in results)
     inside95 = sum(r[4] for r in results)

@@ -38,11 +38,14 @@ SEASON = 7
 YEAR = 365
 PATHS = 500
 MIN_FOR_MODEL = 28  # days before any model is fitted (shorter: recent mean or seasonal naive)
-FIT_WINDOW = 365  # days ETS and Theta are fitted on; MSTL with a yearly season takes all
+FIT_WINDOW = 182  # days ETS and Theta are fitted on; MSTL with a yearly season takes all
 BACKTEST_ORIGINS = 3
 BACKTEST_HORIZON = 28
 PROFILE_WEEKS = 8
-CANDIDATES = ("seasonal_naive", "weekday", "ets", "theta", "mstl")
+CALIBRATION_ORIGINS = 8
+CALIBRATION_STEP = 14
+WIDENINGS = tuple(1 + 0.1 * k for k in range(16))
+CANDIDATES = ("seasonal_naive", "weekday", "ets")
 # Ties are broken towards the front of this order (the simpler method).
 SIMPLICITY = {name: rank for rank, name in enumerate(CANDIDATES)}
 
@@ -456,6 +459,54 @@ def choose_method(
     return min(scored.values(), key=_rank).method, scored
 
 
+def calibration_errors(
+    values: Array, method: str, keys: Sequence[HolidayKey | None], selection: Array
+) -> Array:
+    """Out-of-sample errors of ``method`` (origins x horizon, relative to the level of the
+    last four weeks before each origin, times today's) from ``CALIBRATION_ORIGINS`` origins
+    ``CALIBRATION_STEP`` days apart; the selection backtest's ``selection`` errors when the
+    history is too short for them."""
+    span = selection.shape[1]
+    cuts = [
+        len(values) - span - CALIBRATION_STEP * j
+        for j in range(CALIBRATION_ORIGINS)
+        if len(values) - span - CALIBRATION_STEP * j >= max(MIN_FOR_MODEL, 4 * SEASON)
+    ]
+    if len(cuts) <= len(selection):
+        return selection
+    level = float(np.mean(np.abs(values[-4 * SEASON :])))
+    rows = []
+    for cut in cuts:
+        part = values[:cut]
+        effects = holiday_effects(part, keys[:cut])
+        base = _base(effects.adjusted, method, span)
+        if base is None:
+            continue
+        truth = values[cut : cut + span]
+        forecast_ = np.maximum(effects.apply(base, keys[cut : cut + span]), 0.0)
+        then = float(np.mean(np.abs(part[-4 * SEASON :])))
+        rows.append((truth - forecast_) * (level / then if then > 0 else 1.0))
+    if len(rows) <= len(selection):
+        return selection
+    errors = np.array(rows, dtype=float)
+    return errors * _widening(errors)
+
+
+def _widening(errors: Array) -> float:
+    """The smallest factor on ``errors`` by which the 80% and the 95% intervals from all origins
+    but one cover at least 80% and 95% of the left-out origin's days, on average over the
+    origins: a few origins understate how far one stretch can differ from the others."""
+    others = [np.delete(errors, k, axis=0).ravel() for k in range(len(errors))]
+    bounds = np.array([np.quantile(o, [0.025, 0.10, 0.90, 0.975]) for o in others])
+    for factor in WIDENINGS:
+        low, high = factor * bounds[:, :2, None], factor * bounds[:, :1:-1, None]
+        inside = (errors[:, None, :] >= low) & (errors[:, None, :] <= high)
+        covered = inside.mean(axis=(0, 2))  # 95%, 80%
+        if covered[0] >= 0.95 and covered[1] >= 0.80:
+            return factor
+    return WIDENINGS[-1]
+
+
 def _paths(means: Array, errors: Array, rng: np.random.Generator) -> Array:
     """Future paths: means plus backtest error stretches (days x paths). Each path takes one
     origin's errors from a random day on (wrapping round), so a stretch of under-forecast days
@@ -522,7 +573,8 @@ def forecast(
         )
         paths = _fallback_paths(values, method, horizon, rng)
     else:
-        paths = _paths(means, result.errors, rng)
+        errors = calibration_errors(values, method, keys[: len(values)], result.errors)
+        paths = _paths(means, errors, rng)
     return Forecast(method, start, np.maximum(means, 0.0), np.maximum(paths, 0.0))
 
 
