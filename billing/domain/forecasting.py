@@ -475,17 +475,22 @@ def calibration_errors(
     if len(cuts) <= len(selection):
         return selection
     level = float(np.mean(np.abs(values[-4 * SEASON :])))
+    # The selection backtest's origins are every ``span`` days back from the end: reused.
+    known = {len(values) - span * (len(selection) - k): row for k, row in enumerate(selection)}
     rows = []
     for cut in cuts:
         part = values[:cut]
-        effects = holiday_effects(part, keys[:cut])
-        base = _base(effects.adjusted, method, span)
-        if base is None:
-            continue
-        truth = values[cut : cut + span]
-        forecast_ = np.maximum(effects.apply(base, keys[cut : cut + span]), 0.0)
+        if cut in known:
+            error = known[cut]
+        else:
+            effects = holiday_effects(part, keys[:cut])
+            base = _base(effects.adjusted, method, span)
+            if base is None:
+                continue
+            forecast_ = np.maximum(effects.apply(base, keys[cut : cut + span]), 0.0)
+            error = values[cut : cut + span] - forecast_
         then = float(np.mean(np.abs(part[-4 * SEASON :])))
-        rows.append((truth - forecast_) * (level / then if then > 0 else 1.0))
+        rows.append(error * (level / then if then > 0 else 1.0))
     if len(rows) <= len(selection):
         return selection
     errors = np.array(rows, dtype=float)
