@@ -177,11 +177,14 @@ def synthetic(seed: int, days: int) -> pd.Series:
     return pd.Series(np.maximum(values, 0), index=pd.date_range("2024-11-01", periods=days))
 
 
-def one(seed: int, days: int) -> str:
+def one(seed: int, days: int) -> tuple[str, float]:
+    """The method chosen for one synthetic series, and the CPU seconds it took."""
+    started = time.process_time()
     history = synthetic(seed, days)
     # As for a tenant in the United States: its public holidays are looked up and modelled.
     method, scored = choose_method(history, country="US")
-    return forecast(history, 90, method=method, scored=scored, country="US").method
+    chosen = forecast(history, 90, method=method, scored=scored, country="US").method
+    return chosen, time.process_time() - started
 
 
 def accuracy(processes: int, series_set: str) -> None:
@@ -217,12 +220,18 @@ def accuracy(processes: int, series_set: str) -> None:
 def speed(count: int, days: int, processes: int) -> None:
     started = time.perf_counter()
     with ProcessPoolExecutor(processes) as pool:
-        methods = list(pool.map(one, range(count), [days] * count, chunksize=20))
+        results = list(pool.map(one, range(count), [days] * count, chunksize=20))
     seconds = time.perf_counter() - started
+    cpu = sum(c for _, c in results)
+    methods = Counter(m for m, _ in results)
     print(f"speed_series {count}")
     print(f"speed_days_per_series {days}")
     print(f"speed_seconds {seconds:.1f}")
-    print("speed_chosen " + " ".join(f"{m}:{n}" for m, n in Counter(methods).most_common()))
+    # Wall time depends on what else the machine runs; the CPU time spent does not.
+    print(f"speed_cpu_seconds {cpu:.1f}")
+    print(f"speed_seconds_on_{processes}_free_cores {cpu / processes:.1f}")
+    print(f"load_average_1min {os.getloadavg()[0]:.2f}")
+    print("speed_chosen " + " ".join(f"{m}:{n}" for m, n in methods.most_common()))
 
 
 def main() -> None:

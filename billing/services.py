@@ -19,6 +19,7 @@ from billing.domain.forecasting import (
     ForecastDay,
     Interval,
     choose_method,
+    country_of_timezone,
     daily_series,
     forecast,
 )
@@ -29,7 +30,7 @@ from factory_portal.periods import month_last_day
 from usage import selectors as usage_selectors
 
 HORIZON = 90
-# Two years: MSTL's yearly season is a candidate once a tenant has that much history.
+# Two years: each public holiday's effect is then estimated from two occurrences.
 HISTORY_DAYS = 730
 # At most one refresh per tenant per 30 s of ingest; it runs at the end of the window, so a
 # back-fill gets its forecast within about a minute.
@@ -51,8 +52,10 @@ def forecast_refresh(*, today: date, project: str = "") -> CostForecast | None:
     history = daily_series(
         usage_selectors.daily_token_cost(start=start, end=end, project=project), start, end
     )
-    method, backtests = choose_method(history)
-    result = forecast(history, HORIZON, method=method, scored=backtests)
+    # The holidays of the tenant's country shape its cost (none for a tenant on UTC).
+    country = country_of_timezone(getattr(connection.tenant, "timezone", "UTC"))
+    method, backtests = choose_method(history, country=country)
+    result = forecast(history, HORIZON, method=method, scored=backtests, country=country)
     method = result.method  # a method that cannot be fitted falls back to a simpler one
     rest_of_month = month_last_day(today).day - today.day + 1
     daily = [
