@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
@@ -29,7 +30,7 @@ from rest_framework.views import APIView
 from billing import services
 from billing.domain.forecasting import ForecastDay
 from billing.exports import FORMATS, report_file
-from billing.models import Budget, CostForecast
+from billing.models import Budget
 from billing.operator.models import AllocationLine
 from billing.selectors.costs import cost_report, project_allocation_lines
 from factory_portal.accounts.authentication import Access, ApiAccess
@@ -185,11 +186,13 @@ class ForecastApi(APIView):
         project, horizon, levels = (
             form.validated_data[k] for k in ("project", "horizon", "levels")
         )
-        forecast = CostForecast.objects.filter(project=project).first()
+        # Computed here when missing (bounded: one series), so a new tenant need not wait.
+        today = local_date(timezone.now(), connection_zone())
+        forecast = services.forecast_ensure(today=today, project=project)
         if forecast is None:
             raise NotFound(
-                "No forecast yet for this scope: forecasts need a day of usage and are refreshed"
-                " every 6 hours."
+                "No forecast yet for this scope: forecasts need a complete day of usage (before"
+                " today, in the workspace's time zone)."
             )
         days = [
             {"day": str(row.day), **_interval(_day_values(row), levels)}

@@ -1,4 +1,8 @@
-"""Writes of per-tenant billing data (current tenant schema): budgets and cost forecasts."""
+"""Writes of per-tenant billing data (current tenant schema): budgets and cost forecasts.
+
+Forecasts are refreshed by the beat (every tenant, every 6 hours), after new usage is stored
+(``forecasts_refresh_schedule``, debounced per tenant like alert evaluation) and on demand when a
+page or the API asks for one that does not exist yet (``forecast_ensure``)."""
 
 from __future__ import annotations
 
@@ -7,25 +11,33 @@ from dataclasses import asdict
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.domain.forecasting import (
     ForecastDay,
     Interval,
     choose_method,
+    country_of_timezone,
     daily_series,
     forecast,
 )
 from billing.models import Budget, CostForecast
+from factory_portal.broker import enqueue
 from factory_portal.money import quantize_cents
 from factory_portal.periods import month_last_day
+from factory_portal.tenants.connection import connection_zone
 from usage import selectors as usage_selectors
 from usage.services.allocations import run_allocations_replace
 
 HORIZON = 90
-HISTORY_DAYS = 365
+# Two years: each public holiday's effect is then estimated from two occurrences.
+HISTORY_DAYS = 730
+# At most one refresh per tenant per 30 s of ingest; it runs at the end of the window, so a
+# back-fill gets its forecast within about a minute.
+FORECAST_DEBOUNCE_S = 30
 
 
 def _interval_json(interval: Interval) -> dict[str, str]:
@@ -43,8 +55,11 @@ def forecast_refresh(*, today: date, project: str = "") -> CostForecast | None:
     history = daily_series(
         usage_selectors.daily_token_cost(start=start, end=end, project=project), start, end
     )
-    method, backtests = choose_method(history)
-    result = forecast(history, HORIZON, method=method)
+    # The holidays of the tenant's country shape its cost (none for a tenant on UTC).
+    country = country_of_timezone(str(connection_zone()))
+    method, backtests = choose_method(history, country=country)
+    result = forecast(history, HORIZON, method=method, scored=backtests, country=country)
+    method = result.method  # a method that cannot be fitted falls back to a simpler one
     rest_of_month = month_last_day(today).day - today.day + 1
     daily = [
         ForecastDay.of(
@@ -62,6 +77,7 @@ def forecast_refresh(*, today: date, project: str = "") -> CostForecast | None:
         "next_90": _interval_json(result.total(90)),
         "backtest": {
             m: {
+                "mae": round(b.mae, 4),
                 "mase": round(b.mase, 4),
                 "smape": round(b.smape, 4),
                 "coverage80": round(b.coverage80, 4),
@@ -78,6 +94,35 @@ def forecasts_refresh(*, today: date) -> int:
     """The tenant's forecast and every project's; returns how many were stored."""
     scopes = ["", *usage_selectors.project_slugs()]
     return sum(forecast_refresh(today=today, project=p) is not None for p in scopes)
+
+
+def forecast_ensure(*, today: date, project: str = "") -> CostForecast | None:
+    """The stored forecast of the tenant or ``project`` from ``today`` (the tenant's day);
+    computed now when there is none or it starts on an earlier day (one series of at most
+    ``HISTORY_DAYS`` days: a fraction of a second). None without usage."""
+    stored = CostForecast.objects.filter(project=project).first()
+    if stored is not None and stored.start == today:
+        return stored
+    return forecast_refresh(today=today, project=project) or stored
+
+
+def forecasts_refresh_schedule() -> None:
+    """After commit, enqueue the refresh of the current tenant's forecasts (debounced). Called
+    by ``billing.receivers`` inside the ingest transaction; a broker that is down only delays
+    the refresh until the beat's."""
+    schema = connection.schema_name
+
+    def later() -> None:
+        from billing.tasks import forecasts_refresh_tenant
+
+        try:
+            first = cache.add(f"forecasts:usage:{schema}", 1, timeout=FORECAST_DEBOUNCE_S - 1)
+        except Exception:  # no cache, no debounce: the broker back-off still bounds the cost
+            first = True
+        if first:
+            enqueue(forecasts_refresh_tenant, schema=schema, countdown=FORECAST_DEBOUNCE_S)
+
+    transaction.on_commit(later)
 
 
 def budget_set(

@@ -10,6 +10,7 @@ from billing.selectors.summaries import cost_summary, summary_month
 from billing.services import forecasts_refresh, run_allocations_store
 from factory_portal import periods
 from factory_portal.celery import app
+from factory_portal.tenants.connection import connection_zone
 from factory_portal.tenants.fanout import tenants_fan_out
 
 
@@ -21,7 +22,7 @@ def forecasts_refresh_all() -> int:
 @app.task
 def forecasts_refresh_tenant() -> int:
     """Runs in the enqueuing tenant's schema (tenant-schemas-celery)."""
-    return forecasts_refresh(today=timezone.now().date())
+    return forecasts_refresh(today=periods.local_date(timezone.now(), connection_zone()))
 
 
 @app.task

@@ -13,9 +13,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from billing.models import CostForecast
 from billing.selectors.budgets import budgets_status
 from billing.selectors.periods import allocation_statuses, month_cost
+from billing.services import forecast_ensure
 from factory_portal import charts
 from factory_portal.accounts.permissions import can, role_required
 from factory_portal.tenants.connection import connection_zone
@@ -36,7 +36,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     if can(request.user, "costs"):
         context["month_cost"] = month_cost(tenant=tenant, month=today)
         days = [start + timedelta(days=n) for n in range(30)]
-        forecast = CostForecast.objects.filter(project="").first()
+        forecast = forecast_ensure(today=today)
         forecast_days = forecast.days if forecast else []
         upcoming = [row for row in forecast_days if row.day >= today][:14]
         context["chart"] = charts.daily_cost_chart(

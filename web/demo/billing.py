@@ -14,7 +14,14 @@ from billing.operator.models import AllocationRule, CostPool
 from billing.operator.services.allocation import allocation_run
 from billing.services import budget_set, forecasts_refresh
 from factory_portal.money import quantize_cents
-from factory_portal.periods import month_of, month_text, next_month, previous_month
+from factory_portal.periods import (
+    local_date,
+    month_of,
+    month_text,
+    next_month,
+    previous_month,
+    zone,
+)
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 
@@ -82,6 +89,6 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
                 budget_set(
                     amount=max(Decimal(100), (last_month * Decimal("1.1")).quantize(Decimal(1)))
                 )
-            forecasts = forecasts_refresh(today=now.date())
+            forecasts = forecasts_refresh(today=local_date(now, zone(tenant.timezone)))
         lines.append(f"{tenant.slug}: budget set, {forecasts} forecasts")
     return lines

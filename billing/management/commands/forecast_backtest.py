@@ -1,4 +1,6 @@
-"""``manage.py forecast_backtest [--tenant X] [--csv FILE --date-col d --value-col v]``"""
+"""``manage.py forecast_backtest [--tenant X] [--csv FILE --date-col d --value-col v
+[--timezone Area/City]]``: holidays are those of the tenant's (or the given) time zone's
+country."""
 
 from __future__ import annotations
 
@@ -11,7 +13,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from billing.domain.forecasting import backtest, choose_method, daily_series
+from billing.domain.forecasting import (
+    backtest,
+    choose_method,
+    country_of_timezone,
+    daily_series,
+)
 from factory_portal.tenants.selectors import customer_tenants, tenant_by_slug
 from usage import selectors as usage_selectors
 
@@ -27,19 +34,21 @@ class Command(BaseCommand):
         parser.add_argument("--csv", type=Path, help="evaluate a daily series from a CSV file")
         parser.add_argument("--date-col", default="date")
         parser.add_argument("--value-col", default="value")
+        parser.add_argument("--timezone", default="UTC", help="where the CSV's series was kept")
 
     def handle(self, *args, **options) -> None:
         if options["csv"]:
-            series = {options["csv"].name: self._csv_series(options)}
+            series = {options["csv"].name: (self._csv_series(options), options["timezone"])}
         else:
             series = self._tenant_series(options["tenant"])
         self.stdout.write(
             f"{'series':<32}{'method':<16}{'MASE':>8}{'sMAPE':>8}{'cov80':>8}{'cov95':>8}  chosen"
         )
-        for name, values in series.items():
-            chosen, _ = choose_method(values)
-            for method in ("ets", "seasonal_naive"):
-                result = backtest(values, method)
+        for name, (values, zone) in series.items():
+            country = country_of_timezone(zone)
+            chosen, _ = choose_method(values, country=country)
+            for method in dict.fromkeys((chosen, "ets", "seasonal_naive")):
+                result = backtest(values, method, country=country)
                 if result is None:
                     self.stdout.write(
                         f"{name:<32}{method:<16}  (history too short: {len(values)} days)"
@@ -75,7 +84,7 @@ class Command(BaseCommand):
             raise CommandError(f"{path.name} has no rows")
         return daily_series(values, min(values), max(values))
 
-    def _tenant_series(self, slug: str | None) -> dict[str, pd.Series]:
+    def _tenant_series(self, slug: str | None) -> dict[str, tuple[pd.Series, str]]:
         if slug:
             tenant = tenant_by_slug(slug)
             if tenant is None:
@@ -93,5 +102,5 @@ class Command(BaseCommand):
                 for project in ["", *usage_selectors.project_slugs()]:
                     values = usage_selectors.daily_token_cost(start=first, end=end, project=project)
                     name = f"{tenant.slug}/{project}" if project else tenant.slug
-                    found[name] = daily_series(values, first, end)
+                    found[name] = (daily_series(values, first, end), tenant.timezone)
         return found
