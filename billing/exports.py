@@ -662,19 +662,24 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
             Column("total_usd", 14, "usd"),
         ],
     )
-    # Usage outside any run closes the sheet, so that it adds up to the summary's total.
-    outside_ai = report.token_cost - sum((r.token_cost for r in report.runs), Decimal(0))
-    outside_infra = sum((p.infra_outside_runs for p in report.projects.values()), Decimal(0))
-    values = round_lines(
-        [v for r in report.runs for v in (r.token_cost, r.infra_cost)] + [outside_ai, outside_infra]
-    )
-    for index, run in enumerate(report.runs):
-        ai, infra = values[2 * index], values[2 * index + 1]
+    # Usage outside any run closes the sheet, so that it adds up to the summary's total; the
+    # rounding is the costs page's, so its per-template rows are sums of these rows.
+    per_run, outside_ai, outside_infra = report.in_cents()
+    for run, (ai, infra) in zip(report.runs, per_run, strict=True):
         runs.append(
             [run.run_id, run.project, run.run_type, run.template, run.status, ai, infra, ai + infra]
         )
     runs.append(
-        ["(usage outside runs)", "", "", "", "", values[-2], values[-1], values[-2] + values[-1]]
+        [
+            "(usage outside runs)",
+            "",
+            "",
+            "",
+            "",
+            outside_ai,
+            outside_infra,
+            outside_ai + outside_infra,
+        ]
     )
     runs.close()
     book.save(out)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from billing.domain.allocation import UNALLOCATED, split_by_driver, to_minor
+from billing.domain.allocation import UNALLOCATED, round_lines, split_by_driver, to_minor
 from billing.operator.models import AllocationLine, AllocationRun
 from billing.selectors.periods import ProjectCost, month_cost
 from factory_portal.periods import month_text, next_month
@@ -102,6 +102,20 @@ class CostReport:
     @property
     def calls(self) -> int:
         return sum(run.calls for run in self.runs)
+
+    def in_cents(self) -> tuple[list[tuple[Decimal, Decimal]], Decimal, Decimal]:
+        """Each run's AI and infrastructure cost and the AI and infrastructure outside runs,
+        rounded to the cent together (largest remainder), so that they add up exactly to the
+        month's total to the cent: the one rounding the runs sheet and the costs page's groups
+        share. Returns (per run in ``runs`` order, outside AI, outside infrastructure)."""
+        outside_ai = self.token_outside_runs
+        outside_infra = sum((p.infra_outside_runs for p in self.projects.values()), ZERO)
+        values = round_lines(
+            [v for r in self.runs for v in (r.token_cost, r.infra_cost)]
+            + [outside_ai, outside_infra]
+        )
+        per_run = [(values[2 * i], values[2 * i + 1]) for i in range(len(self.runs))]
+        return per_run, values[-2], values[-1]
 
     def by(self, attribute: str) -> dict[str, UnitCost]:
         """Run costs grouped by ``run_type`` or ``template``."""

@@ -22,12 +22,12 @@ from zoneinfo import ZoneInfo
 from django.core.cache import cache
 from django.utils import timezone
 
-from billing.domain.allocation import round_lines
 from billing.operator.models import AllocationRun
 from billing.selectors.costs import CostReport, UnitCost, cost_report
 from factory_portal.periods import local_date, month_of, month_text, next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
+from usage.selectors import RunStatus
 
 logger = logging.getLogger(__name__)
 DISTRIBUTION_BINS = 40
@@ -103,17 +103,20 @@ OUTSIDE_RUNS = "(outside runs)"
 
 def groups_to_cents(report: CostReport, attribute: str) -> list[tuple[str, UnitCost]]:
     """The report's runs grouped by ``attribute`` (``template`` or ``run_type``), plus the cost
-    outside runs, each total rounded to the cent so that the rows add up exactly to the month's
-    total to the cent (largest remainder)."""
-    groups = sorted(report.by(attribute).items())
-    outside = report.total - sum((unit.total for _, unit in groups), ZERO)
-    if outside:
-        groups.append((OUTSIDE_RUNS, UnitCost(total=outside)))
-    rounded = round_lines([unit.total for _, unit in groups])
-    return [
-        (name, UnitCost(runs=unit.runs, succeeded=unit.succeeded, total=cents))
-        for (name, unit), cents in zip(groups, rounded, strict=True)
-    ]
+    outside runs, each total the sum of its runs' cents as the runs sheet of the Excel export
+    rounds them, so the rows add up exactly to the month's total to the cent and each equals
+    the sheet's rows of that group."""
+    per_run, outside_ai, outside_infra = report.in_cents()
+    groups: dict[str, UnitCost] = {}
+    for run, (ai, infra) in zip(report.runs, per_run, strict=True):
+        group = groups.setdefault(getattr(run, attribute) or "(none)", UnitCost())
+        group.runs += 1
+        group.succeeded += run.status == RunStatus.SUCCEEDED
+        group.total += ai + infra
+    rows = sorted(groups.items())
+    if outside_ai or outside_infra:
+        rows.append((OUTSIDE_RUNS, UnitCost(total=outside_ai + outside_infra)))
+    return rows
 
 
 def summarize(report: CostReport, *, fingerprint: tuple[object, ...], now: datetime) -> CostSummary:

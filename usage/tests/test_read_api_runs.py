@@ -68,6 +68,8 @@ def test_pages_follow_the_cursor_without_overlap(runs, alpha):
         "duration_ms": 36000,
         "failure_type": "",
         "ai_cost": "0.7500000000",
+        "infrastructure_cost": "0.00",  # its month is not allocated
+        "total_cost": "0.7500000000",
     }
 
 
