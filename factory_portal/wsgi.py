@@ -1,6 +1,6 @@
 """WSGI entry point.
 
-The URL configurations (and through them the views' imports: pandas, statsmodels, openpyxl) are
+The URL configurations (and through them the views' imports: pandas, plotly, openpyxl) are
 loaded here, when a worker process starts, rather than by its first request, which would
 otherwise take seconds after every start and every worker recycle.
 """

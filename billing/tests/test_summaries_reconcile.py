@@ -60,8 +60,8 @@ def test_groups_equal_the_runs_sheet_and_the_total(alpha):
         events.append(llm_event_in("out", T, project="web", cost=Decimal("0.0049999999")))
         events_ingest(events=events, pricer=pricer_for(alpha.tenant))
         report = cost_report(tenant=alpha.tenant, period=MONTH)
-    buffer = io.BytesIO()
-    write_xlsx(report, buffer)
+        buffer = io.BytesIO()
+        write_xlsx(report, buffer)
     sheet = load_workbook(io.BytesIO(buffer.getvalue()), read_only=True)["Runs"]
     rows = list(sheet.iter_rows(values_only=True))
     header = rows[0]
