@@ -24,7 +24,6 @@ from usage.models import (
     InfraUsageEvent,
     InfraUsageHourly,
     Job,
-    LlmCostCorrection,
     LlmUsageDaily,
     LlmUsageEvent,
     LlmUsageHourly,
@@ -265,39 +264,52 @@ class RunUsage:
     unpriced_calls: int = 0
 
 
+_RUN_USAGE_SQL = """
+SELECT r.id, r.run_id, p.slug, r.run_type, r.template_recipe_id, r.status, l.calls,
+       l.unpriced_calls, l.tokens, l.cost, l.cpu_seconds, l.gb_hours, l.job_ms
+FROM (
+    SELECT run_id, sum(calls) AS calls, sum(unpriced_calls) AS unpriced_calls,
+           sum(input_tokens + output_tokens) AS tokens, sum(cost) AS cost,
+           sum(cpu_seconds) AS cpu_seconds, sum(gb_hours) AS gb_hours, sum(job_ms) AS job_ms
+    FROM usage_runledger WHERE day >= %(start)s AND day < %(end)s
+    GROUP BY run_id
+) l
+JOIN usage_run r ON r.id = l.run_id
+JOIN usage_project p ON p.id = r.project_id
+ORDER BY r.run_id
+"""
+
+
 def run_usage(*, start: date, end: date) -> list[RunUsage]:
     """Every run that used something on the tenant's days ``start <= day < end``, with its AI
     cost and its allocation driver quantities there, in run id order. Reads the run ledger
     (rows per run and day), never the raw events: it grows with runs, not with calls."""
-    rows = (
-        RunLedger.objects.filter(day__gte=start, day__lt=end)
-        .values("run_id")
-        .annotate(
-            calls=Sum("calls"),
-            unpriced_calls=Sum("unpriced_calls"),
-            tokens=Sum(F("input_tokens") + F("output_tokens")),
-            cost=Sum("cost"),
-            cpu_seconds=Sum("cpu_seconds"),
-            gb_hours=Sum("gb_hours"),
-            job_ms=Sum("job_ms"),
-        )
-    )
-    per_run = {row["run_id"]: row for row in rows}
-    retried = _retried_cost(*period_bounds(start, end)) if per_run else {}
-    runs = (
-        Run.objects.filter(pk__in=list(per_run))
-        .order_by("run_id")
-        .values_list("pk", "run_id", "project__slug", "run_type", "template_recipe_id", "status")
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_RUN_USAGE_SQL, {"start": start, "end": end})
+        rows = cursor.fetchall()
+    retried = _retried_cost(start, end) if rows else {}
     result = []
-    for pk, run_id, project, run_type, template, status in runs:
-        row = per_run[pk]
+    for (
+        pk,
+        run_id,
+        project,
+        run_type,
+        template,
+        status,
+        calls,
+        unpriced,
+        tokens,
+        cost,
+        cpu,
+        gb,
+        job_ms,
+    ) in rows:
         drivers = {
-            "tokens": Decimal(row["tokens"]),
-            "token_cost": row["cost"],
-            "cpu_seconds": row["cpu_seconds"],
-            "gb_hours": row["gb_hours"],
-            "job_seconds": Decimal(row["job_ms"]) / 1000,
+            "tokens": Decimal(tokens),
+            "token_cost": cost,
+            "cpu_seconds": cpu,
+            "gb_hours": gb,
+            "job_seconds": Decimal(job_ms) / 1000,
             "runs": Decimal(1),
         }
         result.append(
@@ -307,50 +319,55 @@ def run_usage(*, start: date, end: date) -> list[RunUsage]:
                 run_type=run_type,
                 template=template,
                 status=status,
-                token_cost=row["cost"],
+                token_cost=cost,
                 retried_cost=retried.get(pk, ZERO),
                 drivers={k: v for k, v in drivers.items() if v},
-                calls=row["calls"],
-                unpriced_calls=row["unpriced_calls"],
+                calls=int(calls),
+                unpriced_calls=int(unpriced),
             )
         )
     return result
 
 
-def _retried_cost(start_at: datetime, end_at: datetime) -> dict[int, Decimal]:
+_RETRIED_JOBS_SQL = """
+SELECT DISTINCT j.id, j.run_id FROM usage_job k
+JOIN usage_job j ON j.run_id = k.run_id AND j.job_id = k.job_id AND j.attempt < k.attempt
+WHERE k.attempt > 1
+  AND EXISTS (SELECT 1 FROM usage_runledger l
+              WHERE l.run_id = k.run_id AND l.day >= %(first)s AND l.day < %(end_day)s)
+"""
+_RETRIED_COST_SQL = """
+SELECT e.run_id, coalesce(sum(e.cost), 0) + coalesce(sum(c.delta), 0)
+FROM usage_llmusageevent e
+JOIN unnest(%(jobs)s::bigint[]) AS j(id) ON j.id = e.job_id
+LEFT JOIN (SELECT event_id, sum(delta) AS delta FROM usage_llmcostcorrection
+           WHERE run_id = ANY(%(runs)s) GROUP BY event_id) c ON c.event_id = e.event_id
+WHERE e.run_id = ANY(%(runs)s) AND e.occurred_at >= %(start)s AND e.occurred_at < %(end)s
+GROUP BY e.run_id
+"""
+
+
+def _retried_cost(start: date, end: date) -> dict[int, Decimal]:
     """AI cost (corrections included) of calls made in job attempts that were followed by
-    another attempt: only runs with a retried job are read (a partial index finds them)."""
-    retried_runs = Job.objects.filter(attempt__gt=1).values("run")
-    latest = (
-        Job.objects.filter(run=OuterRef("run"), job_id=OuterRef("job_id"))
-        .order_by("-attempt")
-        .values("attempt")[:1]
-    )
-    retried_jobs = (
-        Job.objects.filter(run__in=retried_runs)
-        .annotate(latest=Subquery(latest))
-        .filter(attempt__lt=F("latest"))
-        .values("pk")
-    )
-    in_period = {"occurred_at__gte": start_at, "occurred_at__lt": end_at}
-    totals: dict[int, Decimal] = {}
-    for row in (
-        LlmUsageEvent.objects.filter(run__in=retried_runs, job__in=retried_jobs, **in_period)
-        .values("run_id")
-        .annotate(cost=Sum("cost"))
-    ):
-        totals[row["run_id"]] = row["cost"] or ZERO
-    for row in (
-        LlmCostCorrection.objects.filter(
-            run__in=retried_runs,
-            event__job__in=retried_jobs,
-            **{f"event__{k}": v for k, v in in_period.items()},
+    another attempt, on the tenant's days ``start <= day < end``. Only runs that used
+    something then and have a retried job are read: the superseded attempts are found from the
+    retries (a partial index), and their calls through the run index."""
+    start_at, end_at = period_bounds(start, end)
+    with connection.cursor() as cursor:
+        cursor.execute(_RETRIED_JOBS_SQL, {"first": start, "end_day": end})
+        retried = cursor.fetchall()
+        if not retried:
+            return {}
+        cursor.execute(
+            _RETRIED_COST_SQL,
+            {
+                "jobs": [job for job, _ in retried],
+                "runs": sorted({run for _, run in retried}),
+                "start": start_at,
+                "end": end_at,
+            },
         )
-        .values("run_id")
-        .annotate(delta=Sum("delta"))
-    ):
-        totals[row["run_id"]] = totals.get(row["run_id"], ZERO) + row["delta"]
-    return totals
+        return {run: cost for run, cost in cursor.fetchall() if cost}
 
 
 def token_cost_by_project(*, start: date, end: date) -> dict[str, Decimal]:
