@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from collections.abc import Iterator
@@ -284,3 +285,24 @@ def notifications_make(tenant: TestTenant, count: int, **fields: object) -> list
 def noon(day: date) -> datetime:
     """Midday UTC of ``day``: the same calendar day in every time zone from UTC-11 to UTC+11."""
     return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+
+
+@contextmanager
+def real_worker(**options: object) -> Iterator[object]:
+    """A real Celery worker (``celery.contrib.testing``, solo pool, in this process). Its log
+    set-up lowers the root logger to the worker's level (ERROR by default) and swaps handlers for
+    the whole process; both are put back when it stops, or later tests' log lines would vanish."""
+    from celery.contrib.testing.worker import start_worker
+
+    from factory_portal.celery import app
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, shutdown_timeout=10, **options
+        ) as running:
+            yield running
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers

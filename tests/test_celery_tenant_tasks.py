@@ -7,13 +7,12 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.db import connection
 from django_tenants.utils import schema_context
 
 from factory_portal.celery import app
 from factory_portal.tenants.models import Tenant
-from tests.support import add_llm_call
+from tests.support import add_llm_call, real_worker
 from usage.models import LlmUsageEvent, Project
 from usage.tasks import tenant_freshness_refresh, tenants_freshness_refresh
 
@@ -25,7 +24,7 @@ def worker(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     app.conf.task_ignore_result = False
     with (
         django_db_blocker.unblock(),
-        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as running,
+        real_worker() as running,
     ):
         yield running
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django_tenants.utils import schema_context
 
 from billing import services
 from billing.models import CostForecast
 from billing.tests.test_services_forecast_refresh import backfill
 from factory_portal.celery import app
+from tests.support import real_worker
 from usage.models import LlmUsageEvent, Project
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,7 +24,7 @@ def worker(django_db_blocker):  # type: ignore[no-untyped-def]
     app.conf.task_ignore_result = False
     with (
         django_db_blocker.unblock(),
-        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as running,
+        real_worker() as running,
     ):
         yield running
 

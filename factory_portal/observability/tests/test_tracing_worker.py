@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django_tenants.utils import schema_context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -25,13 +24,12 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 
 from factory_portal.accounts.services import api_key_create
-from factory_portal.celery import app
 from factory_portal.observability import tracing
 from factory_portal.observability.logging import ContextFilter, JsonFormatter
 from factory_portal.observability.tests.conftest import LogLines
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.services import tenant_create, tenant_delete, tenant_domain
-from tests.support import bearer, host_client
+from tests.support import bearer, host_client, real_worker
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -88,9 +86,7 @@ def scenario(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def
             with schema_context(SLUG.replace("-", "_")):
                 _, raw = api_key_create(name="trace", scopes=["ingest"])
             tracing.instrument(provider)  # before the worker opens its database connection
-            with start_worker(
-                app, pool="solo", loglevel="INFO", perform_ping_check=False, shutdown_timeout=10
-            ):
+            with real_worker(loglevel="INFO"):
                 before = _tasks_done()
                 # Attached after the worker's start-up, which re-applies the LOGGING settings.
                 logging.getLogger().addHandler(handler)
