@@ -48,9 +48,9 @@ def _rows(query: UsageQuery, hourly: Any, daily: Any, dimensions: tuple[str, ...
         period = TruncHour("hour", tzinfo=UTC)
     else:
         # Daily rollups are the tenant's days: a partial first or last day counts whole.
-        zone = connection_zone()
+        days_zone = connection_zone()
         rows = daily.objects.filter(
-            day__gte=local_date(query.start, zone), day__lt=_day_after(query.end, zone)
+            day__gte=local_date(query.start, days_zone), day__lt=_day_after(query.end, days_zone)
         )
         period = TRUNC[query.granularity]("day")
     for dimension, values in query.filters.items():
@@ -65,10 +65,11 @@ def _rows(query: UsageQuery, hourly: Any, daily: Any, dimensions: tuple[str, ...
         .order_by("period", *[f"dim_{d}" for d in group])
     )
     result = []
+    zone = connection_zone()
     for row in rows:
         at = row["period"]
         if not isinstance(at, datetime):
-            at = local_day_start(at, connection_zone())
+            at = local_day_start(at, zone)
         item = {"period_start": at.astimezone(UTC)}
         item.update({d: row[f"dim_{d}"] for d in group})
         item.update({name: row[name] for name in sums})

@@ -22,9 +22,11 @@ from django_tenants.utils import schema_context
 
 from billing.domain.allocation import UNALLOCATED, Line, Method, Rule, allocate, split_line
 from billing.operator.models import AllocationLine, AllocationRule, AllocationRun, CostPool
+from factory_portal.broker import enqueue
 from factory_portal.periods import month_text, next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
+from factory_portal.tenants.services import PUBLIC_SCHEMA
 from usage.selectors import allocation_drivers
 
 # When no operator rule matches a pool: split by the usage that drives that kind of cost.
@@ -229,8 +231,9 @@ def _run_shares_refresh(period: date) -> None:
     from billing.tasks import run_allocations_refresh_all
 
     month = month_text(period)
+    # A broker outage only delays the shares until the beat's next summary refresh.
     transaction.on_commit(
-        lambda: run_allocations_refresh_all.delay(month)  # type: ignore[attr-defined]
+        lambda: enqueue(run_allocations_refresh_all, schema=PUBLIC_SCHEMA, args=(month,))
     )
 
 
