@@ -87,6 +87,7 @@ SHARED_APPS = [
     "factory_portal.accounts",
     "billing.operator",
     "usage.trace_routing",
+    "runtime",  # also a tenant app: platform-wide series here, a tenant's in its schema
     "web",  # no models: the seed_demo command (the web layer, see the README's architecture)
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -110,6 +111,7 @@ TENANT_APPS = [
     "billing",
     "notifications",
     "alerts",
+    "runtime",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

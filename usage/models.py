@@ -263,6 +263,10 @@ class ExternalCall(models.Model):
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="external_calls"
     )
     service = models.CharField(max_length=SERVICE_LENGTH)
+    # "external" (a factory.external.{service} span) or "llm" (a GenAI span: an LLM call, kept
+    # here for its timing; its usage and cost are an LlmUsageEvent).
+    kind = models.CharField(max_length=16, db_default="external")
+    model = models.CharField(max_length=MODEL_LENGTH, db_default="", blank=True)
     started_at = models.DateTimeField()
     duration_ms = models.BigIntegerField()
     status = models.CharField(max_length=16)  # ok | error | unset
@@ -272,9 +276,116 @@ class ExternalCall(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["trace_id", "span_id"], name="external_call_unique"),
         ]
+        indexes = [models.Index(fields=["run", "started_at"], name="external_call_run_idx")]
 
     def __str__(self) -> str:
         return f"{self.service} ({self.duration_ms} ms)"
+
+
+# --- Errors and logs ------------------------------------------------------------------------------
+# What a person debugs a failed run from: the errors its spans reported and its log records.
+# Sizes are bounded on the way in (usage.domain.limits); both are idempotent on re-send.
+
+
+class ErrorSource(models.TextChoices):
+    EXCEPTION = "exception", "Exception event"
+    STATUS = "status", "Span status"
+
+
+class SpanError(models.Model):
+    """An error one span reported: an ``exception`` span event (type, message, stack trace) or,
+    for a span with error status and no exception event, its status message. ``seq`` tells
+    several exception events of one span apart. ``fingerprint`` groups the same error across
+    runs (type + normalised message + top frame; see ``ErrorGroup``)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="errors")
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="errors"
+    )
+    job_ref = models.CharField(max_length=128, blank=True)
+    step_name = models.CharField(max_length=STEP_NAME_LENGTH, blank=True)
+    attempt = models.PositiveSmallIntegerField(null=True, blank=True)
+    trace_id = models.CharField(max_length=TRACE_ID_LENGTH)
+    span_id = models.CharField(max_length=16)
+    seq = models.PositiveSmallIntegerField(default=0)
+    span_name = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=16, choices=ErrorSource.choices)
+    occurred_at = models.DateTimeField()
+    type = models.CharField(max_length=200, blank=True)
+    message = models.TextField(blank=True)
+    stacktrace = models.TextField(blank=True)
+    top_frame = models.CharField(max_length=300, blank=True)
+    fingerprint = models.CharField(max_length=32)
+    # The run's template and run type when stored: error groups read them without a join.
+    template = models.CharField(max_length=TEMPLATE_LENGTH, blank=True)
+    run_type = models.CharField(max_length=RUN_TYPE_LENGTH, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trace_id", "span_id", "seq"], name="span_error_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["run", "occurred_at"], name="span_error_run_idx"),
+            models.Index(fields=["fingerprint", "-occurred_at"], name="span_error_group_idx"),
+            models.Index(fields=["-occurred_at"], name="span_error_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type or self.source}: {self.message[:60]}"
+
+
+class ErrorGroup(models.Model):
+    """The same error across runs (by ``SpanError.fingerprint``), kept at ingest: what it is, when
+    it was first and last seen, and how often; counts over a range come from ``SpanError``."""
+
+    fingerprint = models.CharField(max_length=32, unique=True)
+    type = models.CharField(max_length=200, blank=True)
+    message = models.TextField(blank=True)  # the normalised message
+    top_frame = models.CharField(max_length=300, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    occurrences = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["-last_seen"], name="error_group_last_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message[:60]}"
+
+
+class LogLevel(models.TextChoices):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+class RunLog(models.Model):
+    """A structured log record of a run (OTLP logs, ``POST /v1/logs``) with the seed's fields;
+    other fields (workerId, workerPool, operation, duration_ms, error, metadata) in
+    ``attributes``. Bounded per run (``RUN_LOG_MAX_PER_RUN``); ``digest`` makes re-sends
+    idempotent (OTLP log records carry no id)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="logs")
+    digest = models.CharField(max_length=32, unique=True)
+    time = models.DateTimeField()
+    level = models.CharField(max_length=8, choices=LogLevel.choices)
+    severity_number = models.PositiveSmallIntegerField(default=0)
+    message = models.TextField(blank=True)
+    job_ref = models.CharField(max_length=128, blank=True)
+    step_name = models.CharField(max_length=STEP_NAME_LENGTH, blank=True)
+    trace_id = models.CharField(max_length=TRACE_ID_LENGTH, blank=True)
+    span_id = models.CharField(max_length=16, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "time"], name="run_log_run_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.message[:60]}"
 
 
 # --- Rollups ------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Pure runtime logic (OTLP metric mapping, deltas, percentiles, health rules): no Django."""
