@@ -145,19 +145,22 @@ class SimulatedFactory:
         if host:
             headers["Host"] = host
         base = endpoint.rstrip("/")
+        # Metrics carry no tenant: with a tenant's key they are that tenant's series; with the
+        # platform key they are the platform's (the shared queues and workers the operator sees).
+        # Spans and logs name the tenant (with the platform key, that routes them).
         tenant_attrs = {"tenant.id": tenant} if tenant else {}
         control = Resource.create(
-            {"service.name": "factory-control-plane", "service.instance.id": "cp-1", **tenant_attrs}
+            {"service.name": "factory-control-plane", "service.instance.id": "cp-1"}
         )
         workers = Resource.create(
-            {"service.name": "factory-worker", "service.instance.id": "workers", **tenant_attrs}
+            {"service.name": "factory-worker", "service.instance.id": "workers"}
         )
-        self.tracer_provider = TracerProvider(resource=control)
+        self.tracer_provider = TracerProvider(resource=control.merge(Resource(tenant_attrs)))
         self.tracer_provider.add_span_processor(
             BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces", headers=headers))
         )
         self.tracer = self.tracer_provider.get_tracer("factory.runtime")
-        self.logger_provider = LoggerProvider(resource=workers)
+        self.logger_provider = LoggerProvider(resource=workers.merge(Resource(tenant_attrs)))
         self.logger_provider.add_log_record_processor(
             BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{base}/v1/logs", headers=headers))
         )
