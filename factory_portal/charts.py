@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -101,36 +101,86 @@ def daily_cost_chart(
     return _json(figure)
 
 
-def job_timeline(jobs: list[Any], now: datetime) -> dict[str, Any]:
-    """Gantt-style bars: one per job attempt, coloured by status, retries visible."""
+KIND_COLOURS = {"external": "#6e7781", "llm": "#8250df"}
+
+
+def run_waterfall(rows: list[Any]) -> dict[str, Any]:
+    """A trace view like Jaeger's: one bar per job attempt (coloured by status) with its external
+    and LLM calls indented under it, each bar labelled with its duration; spans that failed or
+    reported an error get a red outline and a red cross at their end. ``rows`` are
+    ``usage.selectors.run_trace.WaterfallRow``s in display order."""
     figure = go.Figure()
-    for status, colour in STATUS_COLOURS.items():
-        selected = [j for j in jobs if j.status == status and j.started_at is not None]
+    names = [_label(("\u21b3 " if r.depth else "") + r.label) for r in rows]
+
+    def bars(selected: list[int], name: str, colour: str) -> None:
         if not selected:
-            continue
+            return
         figure.add_bar(
-            name=status,
+            name=name,
             orientation="h",
-            marker_color=colour,
-            y=[_label(f"{j.step_name or j.job_id} #{j.attempt}") for j in selected],
-            base=[j.started_at.isoformat() for j in selected],
-            x=[
-                ((j.finished_at or now) - j.started_at) / timedelta(milliseconds=1)
-                for j in selected
-            ],
-            hovertext=[_label(j.failure_type) for j in selected],
+            marker={
+                "color": colour,
+                "line": {
+                    "color": ["#c62828" if rows[i].error else colour for i in selected],
+                    "width": [2 if rows[i].error else 0 for i in selected],
+                },
+            },
+            y=selected,
+            base=[rows[i].start.isoformat() for i in selected],
+            x=[max(rows[i].duration_ms, 1) for i in selected],
+            text=[_duration_text(rows[i].duration_ms) for i in selected],
+            textposition="outside",
+            cliponaxis=False,
+            customdata=[[names[i], _label(rows[i].detail or rows[i].status)] for i in selected],
+            hovertemplate="%{customdata[0]}: %{text}<br>%{customdata[1]}<extra></extra>",
         )
-    order = [
-        _label(f"{j.step_name or j.job_id} #{j.attempt}")
-        for j in sorted(jobs, key=lambda j: (j.started_at is None, j.started_at))
-    ]
+
+    for status, colour in STATUS_COLOURS.items():
+        bars(
+            [i for i, r in enumerate(rows) if r.kind == "job" and r.status == status],
+            f"job {status.lower()}",
+            colour,
+        )
+    for kind, colour in KIND_COLOURS.items():
+        bars(
+            [i for i, r in enumerate(rows) if r.kind == kind],
+            "LLM call" if kind == "llm" else "external call",
+            colour,
+        )
+    errors = [i for i, r in enumerate(rows) if r.error]
+    if errors:
+        figure.add_scatter(
+            name="error",
+            mode="markers",
+            y=errors,
+            x=[
+                (rows[i].start + timedelta(milliseconds=rows[i].duration_ms)).isoformat()
+                for i in errors
+            ],
+            marker={"symbol": "x", "color": "#c62828", "size": 9},
+            hoverinfo="skip",
+        )
     figure.update_layout(
         xaxis={"type": "date"},
-        yaxis={"autorange": "reversed", "categoryorder": "array", "categoryarray": order},
+        yaxis={
+            "autorange": "reversed",
+            "tickmode": "array",
+            "tickvals": list(range(len(rows))),
+            "ticktext": names,
+            "automargin": True,
+        },
         barmode="overlay",
-        **{**LAYOUT, "height": 60 + 28 * max(len(jobs), 1)},
+        **{**LAYOUT, "height": 80 + 24 * max(len(rows), 1)},
     )
     return _json(figure)
+
+
+def _duration_text(ms: int) -> str:
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms // 60_000} min {ms % 60_000 // 1000} s"
 
 
 def trend_chart(series: dict[str, dict[str, Decimal]]) -> dict[str, Any]:

@@ -25,6 +25,8 @@ Variables (all optional unless noted):
   OTLP_MAX_SPANS_PER_REQUEST  spans one POST /v1/traces may carry (default 10000; more: 413)
   OTLP_MAX_PARKED_SPANS       spans waiting for their run span, per sender (default 100000)
   OTLP_PARKED_SPAN_TTL_SECONDS  how long such a span waits before it is deleted (default 86400)
+  OTLP_MAX_LOG_RECORDS_PER_REQUEST  log records one POST /v1/logs may carry (default 10000)
+  RUN_LOG_MAX_PER_RUN         log records kept per run (default 2000; ERROR/CRITICAL beyond it)
 """
 
 from __future__ import annotations
@@ -469,6 +471,10 @@ INGEST_MAX_FUTURE_SECONDS = 300  # clock skew tolerated for event timestamps
 OTLP_MAX_SPANS_PER_REQUEST = env_int("OTLP_MAX_SPANS_PER_REQUEST", 10_000)
 OTLP_MAX_PARKED_SPANS = env_int("OTLP_MAX_PARKED_SPANS", 100_000)
 OTLP_PARKED_SPAN_TTL_SECONDS = env_int("OTLP_PARKED_SPAN_TTL_SECONDS", 24 * 3600)
+# OTLP logs: records per request (the SDK's batch is 512), and per run: beyond
+# RUN_LOG_MAX_PER_RUN only ERROR and CRITICAL records are kept, up to twice as many in all.
+OTLP_MAX_LOG_RECORDS_PER_REQUEST = env_int("OTLP_MAX_LOG_RECORDS_PER_REQUEST", 10_000)
+RUN_LOG_MAX_PER_RUN = env_int("RUN_LOG_MAX_PER_RUN", 2_000)
 # Link from a run to its trace, e.g. "https://tempo.example/explore?traceId={trace_id}".
 PORTAL_TRACE_URL_TEMPLATE = os.environ.get("PORTAL_TRACE_URL_TEMPLATE", "")
 

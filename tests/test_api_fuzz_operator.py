@@ -1,6 +1,6 @@
 """Property-based fuzzing of the operator host's API (the bare base domain) from its own OpenAPI
 schema (``web.urls_public``, served at ``/api/schema/`` there): the allocation rules
-with an operator's browser session, platform ingest (events, runs, traces) and whoami with the
+with an operator's browser session, platform ingest (events, runs, traces, logs) and whoami with the
 platform key. The same checks as the tenant API's fuzz: no 5xx, answers that match the documented
 schema, documented content types. Bounded: a few examples per operation (about half a minute).
 
@@ -72,6 +72,7 @@ def test_the_schema_covers_the_operator_api(tmp_path):
         ("/api/v1/events", "post", ("apiKey",)),
         ("/api/v1/runs", "post", ("apiKey",)),
         ("/v1/traces", "post", ("apiKey",)),
+        ("/v1/logs", "post", ("apiKey",)),
         ("/api/v1/whoami", "get", ("apiKey", "cookieAuth")),
     }
     call_command(

@@ -183,7 +183,7 @@ def _round_trip(alpha, client, auth, client_ids: list[str]) -> None:
         assert f"<h1>Run <code>{shown}</code></h1>" in run_page, link
         assert f"<td>{shown}</td>" in run_page  # the job
         timeline = re.search(r'<script id="timeline-data"[^>]*>(.*?)</script>', run_page, re.S)
-        [label] = json.loads(timeline.group(1))["layout"]["yaxis"]["categoryarray"]
+        [label] = json.loads(timeline.group(1))["layout"]["yaxis"]["ticktext"]
         assert "<" not in label and html.unescape(label) == f"{client_id} #1"  # as plotly shows it
 
         row = exported[client_id]

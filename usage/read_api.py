@@ -19,7 +19,7 @@ from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import DayField, iso_utc
 from usage import selectors
 from usage.models import RunStatus
-from usage.selectors import aggregates
+from usage.selectors import aggregates, run_trace
 from usage.selectors.query_params import FILTER_PARAMETERS, UsageQuerySerializer
 
 USAGE_RESPONSE = inline_serializer(
@@ -182,7 +182,9 @@ class RunDetailApi(APIView):
 
     @extend_schema(
         operation_id="run_detail",
-        summary="One run: jobs with attempts, external calls, tokens and cost by model",
+        summary=(
+            "One run: jobs with attempts, external calls, tokens and cost by model, last errors"
+        ),
         parameters=[
             OpenApiParameter(
                 "run_id",
@@ -243,6 +245,12 @@ class RunDetailApi(APIView):
                         "span_id": c.span_id,
                     }
                     for c in detail.external_calls
+                ],
+                # The run's last ten errors (span exception events and error statuses), oldest
+                # first; the run page has all of them with stack traces and logs.
+                "errors": [
+                    {**e, "occurred_at": _iso_or_none(e["occurred_at"])}
+                    for e in run_trace.run_error_summary(run)
                 ],
             }
         )

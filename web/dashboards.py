@@ -20,6 +20,7 @@ from factory_portal import charts
 from factory_portal.accounts.permissions import can, role_required
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors
+from usage.selectors import run_trace
 from usage.selectors.overview import overview as usage_overview
 
 
@@ -49,8 +50,15 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(request, "usage/overview.html", context)
 
 
+def _page_number(raw: str | None) -> int:
+    return int(raw) if raw and raw.isdigit() and len(raw) < 7 else 1
+
+
 @role_required("runs")
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
+    """A run with what to debug it from: the error panel (the error, its stack trace, the logs
+    around it, every error in time order), the waterfall of jobs and calls, the logs
+    (``?level=`` at least that level, ``?page=``)."""
     detail = selectors.run_detail(run_id)
     if detail is None:
         raise Http404("No such run in this tenant.")
@@ -61,6 +69,10 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     infra_cost = detail.allocated_cost if allocated else None
     template = settings.PORTAL_TRACE_URL_TEMPLATE
     trace_url = template.format(trace_id=run.trace_id) if template and run.trace_id else ""
+    now = timezone.now()
+    errors = run_trace.run_errors(run)
+    main_error = errors.main
+    waterfall = run_trace.run_waterfall(run, detail.jobs, now=now)
     return render(
         request,
         "usage/run_detail.html",
@@ -70,6 +82,16 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
             "trace_url": trace_url,
             "infra_cost": infra_cost,
             "total_cost": detail.token_cost + (infra_cost or Decimal(0)),
-            "timeline": charts.job_timeline(detail.jobs, timezone.now()) if detail.jobs else None,
+            "errors": errors,
+            "main_error": main_error,
+            "logs_around": run_trace.logs_around(run, main_error.occurred_at) if main_error else [],
+            "waterfall": waterfall,
+            "timeline": charts.run_waterfall(waterfall.rows) if waterfall.rows else None,
+            "logs": run_trace.run_logs(
+                run,
+                level=request.GET.get("level", ""),
+                page=_page_number(request.GET.get("page")),
+            ),
+            "levels": run_trace.LEVELS,
         },
     )

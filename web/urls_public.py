@@ -11,6 +11,7 @@ from billing.operator.billed_api import BilledDriftApi, BilledImportApi, BilledT
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from usage.api import EventIngestApi, RunIngestApi, TracesApi
+from usage.api_logs import LogsApi
 from web.console import views as tenant_views
 
 # The operator host's API has its own OpenAPI schema (this urlconf's API views only).
@@ -69,6 +70,7 @@ urlpatterns = [
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
     path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
+    path("v1/logs", LogsApi.as_view(), name="otlp-logs"),
 ]
 
 handler404 = "factory_portal.errors.not_found"

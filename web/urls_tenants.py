@@ -16,6 +16,7 @@ from factory_portal.tenants import views as tenant_views
 from notifications import views as notification_views
 from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, TracesApi
+from usage.api_logs import LogsApi
 from usage.api_runs import RunsApi
 from usage.read_api import RunDetailApi, UsageApi
 from web import dashboards
@@ -92,6 +93,7 @@ urlpatterns = [
     path("api/v1/runs", RunsApi.as_view(), name="api-runs"),
     path("api/v1/runs/<path:run_id>", RunDetailApi.as_view(), name="api-run"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
+    path("v1/logs", LogsApi.as_view(), name="otlp-logs"),
 ]
 
 handler404 = "factory_portal.errors.not_found"

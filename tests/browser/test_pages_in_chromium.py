@@ -95,6 +95,7 @@ def site(django_db_setup, django_db_blocker) -> Iterator[dict[str, object]]:  # 
             )
             run_id = Run.objects.filter(status="Succeeded").order_by("-requested_at")[0].run_id
             _hostile_runs(now)
+            _debuggable_run(now)
         server = LiveServerThread("127.0.0.1", StaticFilesHandler, connections_override={}, port=0)
         server.daemon = True
         server.start()
@@ -132,6 +133,81 @@ def _hostile_runs(now) -> None:  # type: ignore[no-untyped-def]
             )
             for run_id in HOSTILE_RUN_IDS
         ]
+    )
+
+
+DEBUG_RUN_ID = "failing-deploy"
+
+
+def _debuggable_run(now) -> None:  # type: ignore[no-untyped-def]
+    """A failed run with a span error (stack trace), calls in its job and log lines."""
+    from datetime import timedelta
+
+    from usage.domain.runs import JobUpdate, RunUpdate
+    from usage.models import ExternalCall, Job, Run, RunLog, SpanError
+    from usage.services.runs import runs_ingest
+
+    start = now - timedelta(minutes=5)
+    job = JobUpdate("deploy", 1, "Failed", now, "deploy", start, now, failure_type="deploy_error")
+    runs_ingest(
+        updates=[
+            RunUpdate(
+                0,
+                DEBUG_RUN_ID,
+                "web",
+                "Failed",
+                now,
+                started_at=start,
+                finished_at=now,
+                failure_type="deploy_error",
+                jobs=(job,),
+            )
+        ]
+    )
+    run = Run.objects.get(run_id=DEBUG_RUN_ID)
+    deploy = Job.objects.get(run=run)
+    for n, (kind, service, status) in enumerate(
+        [("llm", "anthropic", "ok"), ("external", "azure_devops", "error")]
+    ):
+        ExternalCall.objects.create(
+            span_id=f"{n + 1}" * 16,
+            trace_id="cd" * 16,
+            run=run,
+            job=deploy,
+            kind=kind,
+            service=service,
+            model="claude-sonnet-4-5" if kind == "llm" else "",
+            started_at=start + timedelta(minutes=n + 1),
+            duration_ms=30_000,
+            status=status,
+        )
+    SpanError.objects.create(
+        run=run,
+        job=deploy,
+        job_ref="deploy",
+        step_name="deploy",
+        attempt=1,
+        trace_id="cd" * 16,
+        span_id="9" * 16,
+        source="exception",
+        occurred_at=now - timedelta(minutes=1),
+        type="GitError",
+        message="push rejected by remote " + "x" * 200,
+        stacktrace="Traceback (most recent call last):\n" + "  File 'deploy.py', line 1\n" * 40,
+        fingerprint="browser",
+    )
+    RunLog.objects.bulk_create(
+        RunLog(
+            run=run,
+            digest=f"browser-{i}",
+            time=now - timedelta(minutes=2, seconds=-i),
+            level="ERROR" if i == 61 else "INFO",
+            message=f"deploy step {i} " + ("a-very-long-unbroken-token" * 8 if i == 3 else ""),
+            job_ref="deploy",
+            step_name="deploy",
+            attributes={"workerId": "w-1"},
+        )
+        for i in range(70)
     )
 
 
@@ -332,4 +408,37 @@ def test_run_links_with_hostile_ids_open_their_own_run(site, browser):
         ticks = browser.find_elements(By.CSS_SELECTOR, "#timeline .ytick text")
         assert [t.get_attribute("textContent") for t in ticks] == [f"{HOSTILE_JOB_ID} #1"]
         assert not browser.find_elements(By.CSS_SELECTOR, "#timeline a")
+    assert _console_errors(browser) == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_failed_run_shows_its_error_logs_and_waterfall(site, browser, width):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _log_in(browser, site["tenant"], "dev@gamma.test")
+    _console_errors(browser)
+    url = f"{site['tenant']}/runs/{DEBUG_RUN_ID}/"
+    _check_page(browser, url, f"run-debug-{width}", width)
+    panel = browser.find_element(By.CSS_SELECTOR, "[data-testid=error-panel]")
+    assert "GitError" in panel.text and "attempt 1" in panel.text
+    stack = panel.find_element(By.CSS_SELECTOR, "details.stacktrace pre")
+    assert not stack.is_displayed()  # collapsed until asked for
+    panel.find_element(By.CSS_SELECTOR, "details.stacktrace summary").click()
+    _wait(browser, lambda d: stack.is_displayed())
+    ticks = [
+        t.get_attribute("textContent")
+        for t in browser.find_elements(By.CSS_SELECTOR, "#timeline .ytick text")
+    ]
+    assert ticks == ["deploy #1", "\u21b3 LLM claude-sonnet-4-5", "\u21b3 azure_devops"]
+    assert browser.find_elements(By.CSS_SELECTOR, "#timeline .scatterlayer path.point")
+    Select(browser.find_element(By.NAME, "level")).select_by_value("ERROR")
+    browser.find_element(By.CSS_SELECTOR, "#logs form button").click()
+    _wait(browser, lambda d: "level=ERROR" in d.current_url)
+    lines = browser.find_elements(By.CSS_SELECTOR, "#logs [data-testid=log-lines] tbody tr")
+    assert [line.text.split()[1] for line in lines] == ["ERROR"]
+    overflow = browser.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 1
     assert _console_errors(browser) == []

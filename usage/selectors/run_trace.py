@@ -1,0 +1,197 @@
+"""What a person debugs one run from (current tenant schema): its errors, its log records and
+its waterfall of jobs with their external and LLM calls. Read only; every list is bounded and
+says when it was cut. A fixed number of queries per page whatever the run holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from usage.models import ExternalCall, Job, LogLevel, Run, RunLog, SpanError
+
+ERRORS_SHOWN = 50
+LOGS_PER_PAGE = 50
+LOGS_AROUND = 8  # log lines shown before and after the error
+WATERFALL_MAX_SPANS = 500
+LEVELS = [level.value for level in LogLevel]
+
+
+@dataclass(frozen=True)
+class RunError:
+    occurred_at: datetime
+    type: str
+    message: str
+    stacktrace: str
+    step_name: str
+    attempt: int | None
+    job_ref: str
+    span_name: str
+    span_id: str
+    source: str
+
+
+@dataclass(frozen=True)
+class RunErrors:
+    errors: list[RunError]  # oldest first, the first ``ERRORS_SHOWN``
+    total: int
+
+    @property
+    def main(self) -> RunError | None:
+        """The error a reader starts from: the last exception (what failed the run), else the
+        last status message."""
+        exceptions = [e for e in self.errors if e.source == "exception"]
+        return (exceptions or self.errors or [None])[-1]
+
+
+def run_errors(run: Run) -> RunErrors:
+    rows = SpanError.objects.filter(run=run).order_by("occurred_at", "id")
+    errors = [
+        RunError(
+            occurred_at=e.occurred_at,
+            type=e.type,
+            message=e.message,
+            stacktrace=e.stacktrace,
+            step_name=e.step_name,
+            attempt=e.attempt,
+            job_ref=e.job_ref,
+            span_name=e.span_name,
+            span_id=e.span_id,
+            source=e.source,
+        )
+        for e in rows[:ERRORS_SHOWN]
+    ]
+    total = len(errors) if len(errors) < ERRORS_SHOWN else rows.count()
+    return RunErrors(errors=errors, total=total)
+
+
+def _levels_from(level: str) -> list[str]:
+    """``level`` and the more severe ones; every level for an unknown one."""
+    return LEVELS[LEVELS.index(level) :] if level in LEVELS else LEVELS
+
+
+@dataclass(frozen=True)
+class LogPage:
+    lines: list[RunLog]
+    level: str  # "" for every level
+    page: int
+    has_next: bool
+    total: int
+
+
+def run_logs(run: Run, *, level: str = "", page: int = 1) -> LogPage:
+    """The run's log records at ``level`` or more severe (oldest first), ``LOGS_PER_PAGE`` a
+    page. A page past the end answers the last page."""
+    rows = RunLog.objects.filter(run=run, level__in=_levels_from(level)).order_by("time", "id")
+    total = rows.count()
+    last = max(1, -(-total // LOGS_PER_PAGE))
+    page = min(max(page, 1), last)
+    start = (page - 1) * LOGS_PER_PAGE
+    return LogPage(
+        lines=list(rows[start : start + LOGS_PER_PAGE]),
+        level=level if level in LEVELS else "",
+        page=page,
+        has_next=page < last,
+        total=total,
+    )
+
+
+def logs_around(run: Run, moment: datetime) -> list[RunLog]:
+    """The log lines just before and after ``moment`` (an error's time), in time order."""
+    before = RunLog.objects.filter(run=run, time__lte=moment).order_by("-time", "-id")
+    after = RunLog.objects.filter(run=run, time__gt=moment).order_by("time", "id")
+    return [*reversed(before[:LOGS_AROUND]), *after[:LOGS_AROUND]]
+
+
+@dataclass(frozen=True)
+class WaterfallRow:
+    label: str
+    depth: int  # 0: a job attempt; 1: a call inside it
+    kind: str  # job | external | llm
+    start: datetime
+    duration_ms: int
+    status: str  # the job's status, or a call's ok | error | unset
+    error: bool  # failed, or a span that reported an error
+    detail: str  # failure type or error text
+
+
+@dataclass(frozen=True)
+class Waterfall:
+    rows: list[WaterfallRow]
+    spans: int  # how many the run has (jobs and calls)
+    shown: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.shown < self.spans
+
+
+def run_waterfall(run: Run, jobs: list[Job], *, now: datetime) -> Waterfall:
+    """The run as a trace view: each job attempt in start order with its external and LLM calls
+    under it (calls whose job is unknown come last). At most ``WATERFALL_MAX_SPANS`` spans, the
+    earliest. Error marks come from the job or call status and from the run's span errors."""
+    calls_query = ExternalCall.objects.filter(run=run).order_by("started_at", "id")
+    room = max(0, WATERFALL_MAX_SPANS - len(jobs))
+    calls = list(calls_query[: room + 1])
+    call_total = len(calls) if len(calls) <= room else calls_query.count()
+    calls = calls[:room]
+    error_spans = set(SpanError.objects.filter(run=run).values_list("span_id", flat=True)[:1000])
+    jobs_shown = sorted(
+        (j for j in jobs if j.started_at is not None), key=lambda j: (j.started_at, j.attempt)
+    )[:WATERFALL_MAX_SPANS]
+    shown_ids = {j.id for j in jobs_shown}
+    by_job: dict[int | None, list[ExternalCall]] = {}
+    for call in calls:
+        by_job.setdefault(call.job_id if call.job_id in shown_ids else None, []).append(call)
+    rows: list[WaterfallRow] = []
+    for job in jobs_shown:
+        start = job.started_at or now  # jobs_shown have started
+        end = job.finished_at or now
+        rows.append(
+            WaterfallRow(
+                label=f"{job.step_name or job.job_id} #{job.attempt}",
+                depth=0,
+                kind="job",
+                start=start,
+                duration_ms=job.duration_ms
+                if job.duration_ms is not None
+                else max(0, int((end - start) / timedelta(milliseconds=1))),
+                status=job.status,
+                error=job.status == "Failed",
+                detail=job.failure_type,
+            )
+        )
+        rows.extend(_call_row(c, error_spans) for c in by_job.get(job.id, []))
+    rows.extend(_call_row(c, error_spans) for c in by_job.get(None, []))
+    return Waterfall(rows=rows, spans=len(jobs) + call_total, shown=len(jobs_shown) + len(calls))
+
+
+def _call_row(call: ExternalCall, error_spans: set[str]) -> WaterfallRow:
+    llm = call.kind == "llm"
+    return WaterfallRow(
+        label=f"LLM {call.model or call.service}" if llm else call.service,
+        depth=1,
+        kind="llm" if llm else "external",
+        start=call.started_at,
+        duration_ms=call.duration_ms,
+        status=call.status,
+        error=call.status == "error" or call.span_id in error_spans,
+        detail=call.error,
+    )
+
+
+def run_error_summary(run: Run) -> list[dict[str, object]]:
+    """A short list of the run's errors for the run API: newest last, at most ten."""
+    rows = SpanError.objects.filter(run=run).order_by("-occurred_at", "-id")[:10]
+    return [
+        {
+            "occurred_at": e.occurred_at,
+            "type": e.type,
+            "message": e.message[:500],
+            "step_name": e.step_name,
+            "attempt": e.attempt,
+            "span_id": e.span_id,
+            "source": e.source,
+        }
+        for e in reversed(rows)
+    ]
