@@ -25,6 +25,11 @@ Variables (all optional unless noted):
   OTLP_MAX_SPANS_PER_REQUEST  spans one POST /v1/traces may carry (default 10000; more: 413)
   OTLP_MAX_PARKED_SPANS       spans waiting for their run span, per sender (default 100000)
   OTLP_PARKED_SPAN_TTL_SECONDS  how long such a span waits before it is deleted (default 86400)
+  OTLP_MAX_METRIC_POINTS_PER_REQUEST  data points one POST /v1/metrics may carry (10000; more: 413)
+  METRICS_RAW_RETENTION_DAYS, METRICS_MINUTE_RETENTION_DAYS, METRICS_HOUR_RETENTION_DAYS  how long
+                      raw metric points (7), minute rollups (14) and hour rollups (400) are kept
+  METRICS_RETENTION_EVERY_S, METRICS_RETENTION_CHUNK  how often the beat deletes older metric rows
+                      (3600) and how many rows one DELETE takes at most (50000)
 """
 
 from __future__ import annotations
@@ -402,6 +407,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "usage.tasks.pending_spans_expire",
         "schedule": 600.0,
     },
+    "metrics-retention": {
+        "task": "runtime.tasks.metrics_retention_all",
+        "schedule": float(env_int("METRICS_RETENTION_EVERY_S", 3600)),
+    },
 }
 
 # --- REST framework -----------------------------------------------------------------------------
@@ -469,6 +478,13 @@ INGEST_MAX_FUTURE_SECONDS = 300  # clock skew tolerated for event timestamps
 OTLP_MAX_SPANS_PER_REQUEST = env_int("OTLP_MAX_SPANS_PER_REQUEST", 10_000)
 OTLP_MAX_PARKED_SPANS = env_int("OTLP_MAX_PARKED_SPANS", 100_000)
 OTLP_PARKED_SPAN_TTL_SECONDS = env_int("OTLP_PARKED_SPAN_TTL_SECONDS", 24 * 3600)
+# OTLP metrics (runtime): data points per request, and how long raw points, minute and hour
+# rollups are kept (the beat's runtime.tasks.metrics_retention deletes older rows in chunks).
+OTLP_MAX_METRIC_POINTS_PER_REQUEST = env_int("OTLP_MAX_METRIC_POINTS_PER_REQUEST", 10_000)
+METRICS_RAW_RETENTION_DAYS = env_int("METRICS_RAW_RETENTION_DAYS", 7)
+METRICS_MINUTE_RETENTION_DAYS = env_int("METRICS_MINUTE_RETENTION_DAYS", 14)
+METRICS_HOUR_RETENTION_DAYS = env_int("METRICS_HOUR_RETENTION_DAYS", 400)
+METRICS_RETENTION_CHUNK = env_int("METRICS_RETENTION_CHUNK", 50_000)
 # Link from a run to its trace, e.g. "https://tempo.example/explore?traceId={trace_id}".
 PORTAL_TRACE_URL_TEMPLATE = os.environ.get("PORTAL_TRACE_URL_TEMPLATE", "")
 
