@@ -5,6 +5,7 @@ answers are the trace receiver's (``usage.domain.payloads``, ``usage.domain.otlp
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -29,6 +30,8 @@ from runtime.services.metrics import MetricsResult, metrics_ingest
 from usage.domain.otlp import OtlpDecodeError, OtlpMediaTypeError, OtlpTooLarge
 from usage.domain.payloads import PayloadError, body_decompress, json_values_check, media_type
 
+# Ingest takes API keys only (a tenant's key, or the platform key on the operator host).
+KEYS_ONLY: Any = [{"apiKey": []}]
 LISTED = 10  # names or reasons listed in the answer's message, then "and N more"
 
 
@@ -55,7 +58,7 @@ class MetricsApi(APIView):
 
     @extend_schema(
         summary="OTLP/HTTP metrics export (protobuf or JSON)",
-        auth=[{"apiKey": []}],
+        auth=KEYS_ONLY,
         request={
             "application/x-protobuf": OpenApiTypes.BINARY,
             "application/json": OpenApiTypes.OBJECT,

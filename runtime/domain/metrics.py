@@ -289,10 +289,9 @@ def metrics_decode(
 
 
 @dataclass(frozen=True, slots=True)
-class PointIn:
-    """One data point. ``key`` names its series (name, kind and labels). Gauges and sums carry
-    ``value``; histograms ``count``/``sum``/``bucket_counts`` over ``bounds`` (and min/max when
-    reported). Times are nanoseconds since the epoch (``start_ns`` 0: not reported)."""
+class SeriesIn:
+    """What the points of one series share. ``key`` names it (name, kind and labels);
+    ``tenant`` is the one its ``tenant_id`` label or resource names ("" for none)."""
 
     key: str
     name: str
@@ -305,6 +304,15 @@ class PointIn:
     tenant: str
     service: str
     instance: str
+
+
+@dataclass(frozen=True, slots=True)
+class PointIn:
+    """One data point of ``series``. Gauges and sums carry ``value``; histograms
+    ``count``/``sum``/``bucket_counts`` over ``bounds`` (and min/max when reported). Times are
+    nanoseconds since the epoch (``start_ns`` 0: not reported)."""
+
+    series: SeriesIn
     time_ns: int
     start_ns: int = 0
     value: float | None = None
@@ -314,6 +322,30 @@ class PointIn:
     max: float | None = None
     bounds: tuple[float, ...] | None = None
     bucket_counts: tuple[int, ...] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.series.key
+
+    @property
+    def name(self) -> str:
+        return self.series.name
+
+    @property
+    def kind(self) -> str:
+        return self.series.kind
+
+    @property
+    def cumulative(self) -> bool:
+        return self.series.cumulative
+
+    @property
+    def monotonic(self) -> bool:
+        return self.series.monotonic
+
+    @property
+    def tenant(self) -> str:
+        return self.series.tenant
 
     @property
     def time(self) -> datetime:
@@ -395,7 +427,6 @@ class _Flattening:
     rejected: dict[tuple[str, str], int] = field(default_factory=dict)
     unknown: set[str] = field(default_factory=set)
     usage: set[str] = field(default_factory=set)
-    keys: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     def reject(self, name: str, reason: str, points: int = 1) -> None:
         if points:
@@ -457,25 +488,51 @@ def _metric(metric: Metric, resource: dict[str, Any], state: _Flattening) -> Non
     cumulative = kind != "gauge" and (
         data.aggregation_temporality != AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
     )
-    common = {
-        "name": name,
-        "kind": {"gauge": GAUGE, "sum": SUM, "histogram": HISTOGRAM}[kind],
-        "category": category,
-        "unit": _clean(metric.unit, UNIT_LENGTH),
-        "monotonic": kind == "histogram" or (kind == "sum" and data.is_monotonic),
-        "cumulative": cumulative,
-        "tenant": _tenant(resource),
-        "service": _text(resource.get(SERVICE_KEY), SERVICE_LENGTH),
-        "instance": _text(resource.get(INSTANCE_KEY), SERVICE_LENGTH),
-    }
+    series_kind = {"gauge": GAUGE, "sum": SUM, "histogram": HISTOGRAM}[kind]
+    common = (
+        name,
+        series_kind,
+        category,
+        _clean(metric.unit, UNIT_LENGTH),
+        kind == "histogram" or (kind == "sum" and data.is_monotonic),
+        cumulative,
+    )
     resource_labels = {
         k: resource[k] for k in (SERVICE_KEY, INSTANCE_KEY) if resource.get(k) not in (None, "")
     }
+    service = _text(resource.get(SERVICE_KEY), SERVICE_LENGTH)
+    instance = _text(resource.get(INSTANCE_KEY), SERVICE_LENGTH)
+    tenant = _tenant(resource)
+    known: dict[tuple[bytes, ...], SeriesIn] = {}
     for point in data.data_points:
+        if not point.time_unix_nano:
+            state.reject(name, "a data point without time_unix_nano")
+            continue
+        if point.time_unix_nano > state.latest_ns:
+            state.reject(name, "a data point in the future (check the exporter's clock)")
+            continue
+        if point.flags & 1:  # FLAG_NO_RECORDED_VALUE: a staleness marker, nothing measured
+            continue
+        state.budget.take(len(point.attributes))
+        signature = tuple(kv.SerializeToString() for kv in point.attributes)
+        series = known.get(signature)
+        if series is None:
+            attrs = _attributes(point.attributes, state.budget)
+            labels = {**attrs, **resource_labels}
+            named = attrs.get(TENANT_LABEL)
+            series = SeriesIn(
+                series_key(name, series_kind, labels),
+                *common,
+                labels,
+                named if isinstance(named, str) and named else tenant,
+                service,
+                instance,
+            )
+            known[signature] = series
         if kind == "histogram":
-            made = _histogram_point(point, common, resource_labels, state)
+            made = _histogram_point(point, series, state)
         else:
-            made = _number_point(point, common, resource_labels, state)
+            made = _number_point(point, series, state)
         if made is not None:
             state.points.append(made)
 
@@ -488,70 +545,22 @@ def _tenant(resource: Mapping[str, Any]) -> str:
     return ""
 
 
-def _labelled(
-    point: NumberDataPoint | HistogramDataPoint,
-    common: dict[str, Any],
-    resource_labels: dict[str, Any],
-    state: _Flattening,
-) -> dict[str, Any] | None:
-    """The point's fields shared by every kind, or None when it is rejected."""
-    name = common["name"]
-    if not point.time_unix_nano:
-        state.reject(name, "a data point without time_unix_nano")
-        return None
-    if point.time_unix_nano > state.latest_ns:
-        state.reject(name, "a data point in the future (check the exporter's clock)")
-        return None
-    if point.flags & 1:  # FLAG_NO_RECORDED_VALUE: a staleness marker, nothing measured
-        return None
-    attrs = _attributes(point.attributes, state.budget)
-    labels = {**attrs, **resource_labels}
-    cache_key = (name, common["kind"], json.dumps(labels, sort_keys=True, default=str))
-    known = state.keys.get(cache_key)
-    if known is None:
-        known = (series_key(name, common["kind"], labels), labels)
-        state.keys[cache_key] = known
-    tenant = attrs.get(TENANT_LABEL)
-    return {
-        **common,
-        "key": known[0],
-        "labels": known[1],
-        "tenant": tenant if isinstance(tenant, str) and tenant else common["tenant"],
-        "time_ns": point.time_unix_nano,
-        "start_ns": point.start_time_unix_nano,
-    }
-
-
-def _number_point(
-    point: NumberDataPoint,
-    common: dict[str, Any],
-    resource_labels: dict[str, Any],
-    state: _Flattening,
-) -> PointIn | None:
-    fields_ = _labelled(point, common, resource_labels, state)
-    if fields_ is None:
-        return None
+def _number_point(point: NumberDataPoint, series: SeriesIn, state: _Flattening) -> PointIn | None:
     which = point.WhichOneof("value")
     if which is None:
-        state.reject(common["name"], "a data point without a value")
+        state.reject(series.name, "a data point without a value")
         return None
     value = float(point.as_double if which == "as_double" else point.as_int)
     if not math.isfinite(value):
-        state.reject(common["name"], "a value that is not a finite number")
+        state.reject(series.name, "a value that is not a finite number")
         return None
-    return PointIn(**fields_, value=value)
+    return PointIn(series, point.time_unix_nano, point.start_time_unix_nano, value)
 
 
 def _histogram_point(
-    point: HistogramDataPoint,
-    common: dict[str, Any],
-    resource_labels: dict[str, Any],
-    state: _Flattening,
+    point: HistogramDataPoint, series: SeriesIn, state: _Flattening
 ) -> PointIn | None:
-    fields_ = _labelled(point, common, resource_labels, state)
-    if fields_ is None:
-        return None
-    name = common["name"]
+    name = series.name
     bounds = tuple(point.explicit_bounds)
     counts = tuple(point.bucket_counts)
     if counts and len(counts) != len(bounds) + 1:
@@ -570,11 +579,17 @@ def _histogram_point(
         state.reject(name, "a histogram whose count is not the sum of its bucket counts")
         return None
     extremes = [
-        v if point.HasField(f) and math.isfinite(v := getattr(point, f)) else None
-        for f in ("sum", "min", "max")
+        value if present and math.isfinite(value) else None
+        for present, value in (
+            (point.HasField("sum"), point.sum),
+            (point.HasField("min"), point.min),
+            (point.HasField("max"), point.max),
+        )
     ]
     return PointIn(
-        **fields_,
+        series,
+        point.time_unix_nano,
+        point.start_time_unix_nano,
         count=point.count,
         sum=extremes[0] if extremes[0] is not None else (0.0 if not point.count else None),
         min=extremes[1],
@@ -767,14 +782,83 @@ def rollups(
     points: Iterable[tuple[PointIn, Increase]], width_ns: int
 ) -> dict[tuple[str, int], Rollup]:
     """The aggregates of ``points`` per (series key, bucket start in ns) for buckets of
-    ``width_ns`` (``MINUTE_NS``, ``HOUR_NS``)."""
-    out: dict[tuple[str, int], Rollup] = {}
-    for point, increase in points:
-        slot = (point.key, point.time_ns - point.time_ns % width_ns)
-        one = point_rollup(point, increase)
-        before = out.get(slot)
-        out[slot] = one if before is None else rollup_merge(before, one)
-    return out
+    ``width_ns`` (``MINUTE_NS``, ``HOUR_NS``): what folding them with ``rollup_merge`` in their
+    order gives, computed a bucket at a time."""
+    groups: dict[tuple[str, int], list[tuple[PointIn, Increase]]] = {}
+    for pair in points:
+        at = pair[0].time_ns
+        groups.setdefault((pair[0].series.key, at - at % width_ns), []).append(pair)
+    return {slot: _aggregate(group) for slot, group in groups.items()}
+
+
+def _latest(group: list[tuple[PointIn, Increase]]) -> PointIn:
+    """The point of the latest time; of equal times the last one (``rollup_merge``'s rule)."""
+    best = group[0][0]
+    for point, _ in group:
+        if point.time_ns >= best.time_ns:
+            best = point
+    return best
+
+
+def _aggregate(group: list[tuple[PointIn, Increase]]) -> Rollup:
+    first = group[0][0]
+    if first.kind == GAUGE:
+        values = [p.value for p, _ in group if p.value is not None]
+        last = _latest(group)
+        return Rollup(
+            len(group),
+            min(values, default=None),
+            max(values, default=None),
+            sum(values) if values else None,
+            last.value,
+            last.time_ns,
+        )
+    if first.kind == SUM:
+        last = _latest(group)
+        added = [i.value for _, i in group if i.value is not None]
+        return Rollup(
+            len(group),
+            last=last.value,
+            last_time_ns=last.time_ns,
+            increase=sum(added) if added else None,
+        )
+    return _histogram_aggregate(group)
+
+
+def _histogram_aggregate(group: list[tuple[PointIn, Increase]]) -> Rollup:
+    """``rollup_merge`` folded over a histogram's points, in one pass."""
+    bounds: tuple[float, ...] | None = None
+    buckets: list[int] | None = None
+    count: int | None = None
+    total: float | None = None
+    low: float | None = None
+    high: float | None = None
+    for point, increase in group:
+        if increase.count is not None:
+            count = increase.count if count is None else count + increase.count
+        if increase.sum is not None:
+            total = increase.sum if total is None else total + increase.sum
+        if point.min is not None and (low is None or point.min < low):
+            low = point.min
+        if point.max is not None and (high is None or point.max > high):
+            high = point.max
+        added = increase.bucket_counts
+        if added is None:
+            continue
+        if buckets is None:
+            bounds, buckets = point.bounds, list(added)
+        elif point.bounds == bounds:
+            for n, value in enumerate(added):
+                buckets[n] += value
+    return Rollup(
+        len(group),
+        min=low,
+        max=high,
+        count=count,
+        sum=total,
+        bounds=bounds,
+        bucket_counts=tuple(buckets) if buckets is not None else None,
+    )
 
 
 def points_by(points: Sequence[PointIn]) -> dict[str, list[PointIn]]:

@@ -16,6 +16,7 @@ arriving out of order within a bucket give the same rollup.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -32,6 +33,7 @@ from factory_portal.errors import is_conflict
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import active_tenants_by_slug
 from runtime.domain.metrics import (
+    GAUGE,
     HISTOGRAM,
     HOUR_NS,
     MINUTE_NS,
@@ -123,25 +125,38 @@ def metrics_ingest(
     raise AssertionError("unreachable")
 
 
-SERIES_UPSERT = """
+SERIES_LOCK = """
+SELECT id, key, (extract(epoch FROM last_start) * 1e6)::bigint,
+       (extract(epoch FROM last_time) * 1e6)::bigint, last_value, last_sum, last_counts
+FROM runtime_metricseries WHERE key = ANY(%s) ORDER BY key FOR UPDATE
+"""
+SERIES_INSERT = """
 INSERT INTO runtime_metricseries
     (key, name, kind, category, unit, monotonic, labels, first_seen, last_seen)
 SELECT k, n, kd, c, u, m, l::jsonb, f, f
 FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[],
             %s::bool[], %s::text[], %s::timestamptz[]) AS i(k, n, kd, c, u, m, l, f)
 ORDER BY k
-ON CONFLICT (key) DO UPDATE SET
-    last_seen = GREATEST(runtime_metricseries.last_seen, EXCLUDED.last_seen),
-    first_seen = LEAST(runtime_metricseries.first_seen, EXCLUDED.first_seen)
-RETURNING id, key, last_start, last_time, last_value, last_sum, last_counts
+ON CONFLICT (key) DO NOTHING
+RETURNING id, key, NULL::bigint, NULL::bigint, last_value, last_sum, last_counts
 """
-
-STATE_UPDATE = """
+# Every series of the batch: when it was last seen and, for cumulative ones, the last point.
+SERIES_SCRATCH = """
+CREATE TEMP TABLE IF NOT EXISTS runtime_series_in (
+    id bigint, seen timestamptz, counted bool, start timestamptz, time timestamptz,
+    value float8, sum float8, counts bigint[]
+) ON COMMIT DELETE ROWS
+"""
+SERIES_UPDATE = """
 UPDATE runtime_metricseries AS s SET
-    last_start = u.st, last_time = u.t, last_value = u.v, last_sum = u.su,
-    last_counts = u.c::bigint[]
-FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::float8[], %s::float8[],
-            %s::text[]) AS u(id, st, t, v, su, c)
+    last_seen = GREATEST(s.last_seen, u.seen),
+    first_seen = LEAST(s.first_seen, u.seen),
+    last_start = CASE WHEN u.counted THEN u.start ELSE s.last_start END,
+    last_time = CASE WHEN u.counted THEN u.time ELSE s.last_time END,
+    last_value = CASE WHEN u.counted THEN u.value ELSE s.last_value END,
+    last_sum = CASE WHEN u.counted THEN u.sum ELSE s.last_sum END,
+    last_counts = CASE WHEN u.counted THEN u.counts ELSE s.last_counts END
+FROM runtime_series_in AS u
 WHERE s.id = u.id
 """
 
@@ -159,20 +174,24 @@ POINT_TYPES = [
 ]
 POINT_COPY = (
     "COPY runtime_metricpoint (series_id, time, value, total, count, sum, min, max, bounds, "
-    "bucket_counts) FROM STDIN (FORMAT BINARY)"
+    "bucket_counts) FROM STDIN"
 )
+# A batch's rollups go in by COPY to this session's scratch table, then are merged in SQL.
+ROLLUP_SCRATCH = """
+CREATE TEMP TABLE IF NOT EXISTS runtime_rollup_in (
+    series_id bigint, start timestamptz, samples bigint, min float8, max float8, total float8,
+    last float8, last_time timestamptz, increase float8, count bigint, sum float8,
+    bounds float8[], bucket_counts bigint[]
+) ON COMMIT DELETE ROWS
+"""
+ROLLUP_COPY = "COPY runtime_rollup_in FROM STDIN"
 
 # The SQL twin of runtime.domain.metrics.rollup_merge: r is the stored row, EXCLUDED the batch's.
 ROLLUP_UPSERT = """
 INSERT INTO {table} AS r
     (series_id, start, samples, min, max, total, last, last_time, increase, count, sum, bounds,
      bucket_counts)
-SELECT s, st, n, mi, ma, tot, la, lt, inc, c, su, b::float8[], bc::bigint[]
-FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::float8[], %s::float8[],
-            %s::float8[], %s::float8[], %s::timestamptz[], %s::float8[], %s::bigint[],
-            %s::float8[], %s::text[], %s::text[])
-    AS i(s, st, n, mi, ma, tot, la, lt, inc, c, su, b, bc)
-ORDER BY s, st
+SELECT * FROM runtime_rollup_in ORDER BY series_id, start
 ON CONFLICT (series_id, start) DO UPDATE SET
     samples = r.samples + EXCLUDED.samples,
     min = LEAST(r.min, EXCLUDED.min),
@@ -205,120 +224,149 @@ ON CONFLICT (service, instance) DO UPDATE SET
 """
 
 
-def _array(values: tuple[Any, ...] | None) -> str | None:
-    return None if values is None else "{" + ",".join(repr(v) for v in values) + "}"
-
-
 def _state(row: tuple[Any, ...]) -> CounterState | None:
-    _, _, start, last_time, value, sum_, counts = row
-    if last_time is None or value is None:
+    """The series' last cumulative point (times read in microseconds, what PostgreSQL keeps)."""
+    _, _, start_us, time_us, value, sum_, counts = row
+    if time_us is None or value is None:
         return None
     return CounterState(
-        start_ns=int(start.timestamp() * 1e9) if start else 0,
-        time_ns=int(last_time.timestamp() * 1e9),
+        start_ns=start_us * 1000 if start_us else 0,
+        time_ns=time_us * 1000,
         value=value,
         sum=sum_,
         counts=tuple(counts) if counts is not None else None,
     )
 
 
+def _series_lock(cursor: Any, by_key: dict[str, list[PointIn]]) -> list[tuple[Any, ...]]:
+    """The series of ``by_key``, created when new, locked (key order) and with their state."""
+    keys = sorted(by_key)
+    cursor.execute(SERIES_LOCK, [keys])
+    rows: list[tuple[Any, ...]] = cursor.fetchall()
+    found = {row[1] for row in rows}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        series = [by_key[k][0].series for k in missing]
+        cursor.execute(
+            SERIES_INSERT,
+            [
+                missing,
+                [s.name for s in series],
+                [s.kind for s in series],
+                [s.category for s in series],
+                [s.unit for s in series],
+                [s.monotonic for s in series],
+                [json.dumps(s.labels, default=str) for s in series],
+                [ns_time(min(p.time_ns for p in by_key[k])) for k in missing],
+            ],
+        )
+        rows += cursor.fetchall()
+        made = {row[1] for row in rows}
+        if raced := [k for k in missing if k not in made]:  # created by a concurrent request
+            cursor.execute(SERIES_LOCK, [raced])
+            rows += cursor.fetchall()
+    return rows
+
+
 def _store(points: list[PointIn], now: datetime) -> int:
     """Store ``points`` in the current schema; returns how many series they belong to."""
     by_key = points_by(points)
-    keys = sorted(by_key)
-    firsts = [by_key[k][0] for k in keys]
     with connection.cursor() as cursor:
-        cursor.execute(
-            SERIES_UPSERT,
-            [
-                keys,
-                [p.name for p in firsts],
-                [p.kind for p in firsts],
-                [p.category for p in firsts],
-                [p.unit for p in firsts],
-                [p.monotonic for p in firsts],
-                [json.dumps(p.labels, default=str) for p in firsts],
-                [ns_time(max(q.time_ns for q in by_key[p.key])) for p in firsts],
-            ],
-        )
-        rows = cursor.fetchall()
+        rows = _series_lock(cursor, by_key)
         ids = {row[1]: row[0] for row in rows}
-        states = {row[1]: row for row in rows}
-
         counted: list[tuple[PointIn, Increase]] = []
-        changed: list[tuple[int, CounterState]] = []
-        for key in keys:
+        lines = []
+        for row in rows:
+            key = row[1]
             series_points = by_key[key]
+            seen = _time_text(max(p.time_ns for p in series_points))
             first = series_points[0]
-            if first.kind in (SUM, HISTOGRAM) and any(p.cumulative for p in series_points):
-                before = _state(states[key])
+            if first.kind in (SUM, HISTOGRAM) and first.cumulative:
+                before = _state(row)
                 done, after = increases(before, series_points)
                 counted += done
                 if after is not None and after != before:
-                    changed.append((ids[key], after))
+                    lines.append(
+                        f"{row[0]}\t{seen}\tt\t{_time_text(after.start_ns or None)}"
+                        f"\t{_time_text(after.time_ns)}\t{_text(after.value)}"
+                        f"\t{_text(after.sum)}\t{_array_text(after.counts)}\n"
+                    )
+                    continue
             else:
                 counted += [(p, own_increase(p)) for p in series_points]
-        if changed:
-            cursor.execute(
-                STATE_UPDATE,
-                [
-                    [i for i, _ in changed],
-                    [ns_time(s.start_ns) if s.start_ns else None for _, s in changed],
-                    [ns_time(s.time_ns) for _, s in changed],
-                    [s.value for _, s in changed],
-                    [s.sum for _, s in changed],
-                    [_array(s.counts) for _, s in changed],
-                ],
-            )
+            lines.append(f"{row[0]}\t{seen}\tf\t\\N\t\\N\t\\N\t\\N\t\\N\n")
+        cursor.execute(SERIES_SCRATCH)
+        with cursor.cursor.copy("COPY runtime_series_in FROM STDIN") as copy:
+            copy.write("".join(lines))
+        cursor.execute(SERIES_UPDATE)
+        cursor.execute("TRUNCATE runtime_series_in")
         with cursor.cursor.copy(POINT_COPY) as copy:
-            copy.set_types(POINT_TYPES)
-            for point, increase in counted:
-                hist = point.kind == HISTOGRAM
-                copy.write_row(
-                    (
-                        ids[point.key],
-                        point.time,
-                        increase.value if point.kind == SUM else point.value,
-                        point.value if point.kind == SUM else None,
-                        increase.count if hist else None,
-                        increase.sum if hist else None,
-                        point.min,
-                        point.max,
-                        list(point.bounds) if hist and increase.bucket_counts else None,
-                        list(increase.bucket_counts) if increase.bucket_counts else None,
-                    )
-                )
+            copy.write("".join(_point_line(ids[p.series.key], p, i) for p, i in counted))
+        cursor.execute(ROLLUP_SCRATCH)
         for table, width in (("runtime_metricminute", MINUTE_NS), ("runtime_metrichour", HOUR_NS)):
             _rollups_upsert(cursor, table, rollups(counted, width), ids)
-        services = sorted({(p.service, p.instance) for p in points if p.service})
+        services = sorted(
+            {
+                (v[0].series.service, v[0].series.instance)
+                for v in by_key.values()
+                if v[0].series.service
+            }
+        )
         if services:
             cursor.execute(
                 HEARTBEAT_UPSERT,
                 [now, now, [s for s, _ in services], [i for _, i in services]],
             )
-    return len(keys)
+    return len(by_key)
+
+
+def _text(value: float | int | None) -> str:
+    return "\\N" if value is None else repr(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _time_text(nanos: int | None) -> str:
+    """A time as COPY text (an export's points share a few times: each is formatted once)."""
+    return "\\N" if nanos is None else ns_time(nanos).isoformat()
+
+
+def _array_text(values: tuple[Any, ...] | None) -> str:
+    return "\\N" if values is None else "{" + ",".join(map(repr, values)) + "}"
+
+
+def _point_line(series_id: int, point: PointIn, increase: Increase) -> str:
+    """A raw point as a line of COPY's text format (numbers and arrays only: nothing to escape)."""
+    at = _time_text(point.time_ns)
+    if point.kind == GAUGE:
+        return f"{series_id}\t{at}\t{_text(point.value)}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n"
+    if point.kind == SUM:
+        return (
+            f"{series_id}\t{at}\t{_text(increase.value)}\t{_text(point.value)}"
+            "\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n"
+        )
+    buckets = increase.bucket_counts
+    return (
+        f"{series_id}\t{at}\t\\N\t\\N\t{_text(increase.count)}\t{_text(increase.sum)}"
+        f"\t{_text(point.min)}\t{_text(point.max)}"
+        f"\t{_array_text(point.bounds if buckets else None)}\t{_array_text(buckets)}\n"
+    )
+
+
+def _rollup_line(series_id: int, start_ns: int, a: Rollup) -> str:
+    return (
+        f"{series_id}\t{_time_text(start_ns)}\t{a.samples}\t{_text(a.min)}\t{_text(a.max)}"
+        f"\t{_text(a.total)}\t{_text(a.last)}\t{_time_text(a.last_time_ns)}"
+        f"\t{_text(a.increase)}\t{_text(a.count)}\t{_text(a.sum)}"
+        f"\t{_array_text(a.bounds)}\t{_array_text(a.bucket_counts)}\n"
+    )
 
 
 def _rollups_upsert(
     cursor: Any, table: str, aggregates: dict[tuple[str, int], Rollup], ids: dict[str, int]
 ) -> None:
-    slots = sorted(aggregates.items(), key=lambda item: (ids[item[0][0]], item[0][1]))
-    values = [a for _, a in slots]
-    cursor.execute(
-        ROLLUP_UPSERT.format(table=table),
-        [
-            [ids[key] for (key, _), _ in slots],
-            [ns_time(start) for (_, start), _ in slots],
-            [a.samples for a in values],
-            [a.min for a in values],
-            [a.max for a in values],
-            [a.total for a in values],
-            [a.last for a in values],
-            [ns_time(a.last_time_ns) if a.last_time_ns is not None else None for a in values],
-            [a.increase for a in values],
-            [a.count for a in values],
-            [a.sum for a in values],
-            [_array(a.bounds) for a in values],
-            [_array(a.bucket_counts) for a in values],
-        ],
-    )
+    with cursor.cursor.copy(ROLLUP_COPY) as copy:
+        copy.write(
+            "".join(_rollup_line(ids[key], start, a) for (key, start), a in aggregates.items())
+        )
+    cursor.execute(ROLLUP_UPSERT.format(table=table))
+    cursor.execute("TRUNCATE runtime_rollup_in")
