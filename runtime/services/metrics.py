@@ -296,12 +296,10 @@ def _store(points: list[PointIn], now: datetime) -> int:
                 counted += [(p, own_increase(p)) for p in series_points]
             lines.append(f"{row[0]}\t{seen}\tf\t\\N\t\\N\t\\N\t\\N\t\\N\n")
         cursor.execute(SERIES_SCRATCH)
-        with cursor.cursor.copy("COPY runtime_series_in FROM STDIN") as copy:
-            copy.write("".join(lines))
+        _copy(cursor, "COPY runtime_series_in FROM STDIN", "".join(lines))
         cursor.execute(SERIES_UPDATE)
         cursor.execute("TRUNCATE runtime_series_in")
-        with cursor.cursor.copy(POINT_COPY) as copy:
-            copy.write("".join(_point_line(ids[p.series.key], p, i) for p, i in counted))
+        _copy(cursor, POINT_COPY, "".join(_point_line(ids[p.series.key], p, i) for p, i in counted))
         cursor.execute(ROLLUP_SCRATCH)
         for table, width in (("runtime_metricminute", MINUTE_NS), ("runtime_metrichour", HOUR_NS)):
             _rollups_upsert(cursor, table, rollups(counted, width), ids)
@@ -361,12 +359,20 @@ def _rollup_line(series_id: int, start_ns: int, a: Rollup) -> str:
     )
 
 
+def _copy(cursor: Any, statement: str, text: str) -> None:
+    """COPY ``text`` (COPY's text format) in; errors surface as Django's database errors, as
+    they do for every other statement (a conflict is retried, an outage answered 503)."""
+    with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
+        copy.write(text)
+
+
 def _rollups_upsert(
     cursor: Any, table: str, aggregates: dict[tuple[str, int], Rollup], ids: dict[str, int]
 ) -> None:
-    with cursor.cursor.copy(ROLLUP_COPY) as copy:
-        copy.write(
-            "".join(_rollup_line(ids[key], start, a) for (key, start), a in aggregates.items())
-        )
+    _copy(
+        cursor,
+        ROLLUP_COPY,
+        "".join(_rollup_line(ids[key], start, a) for (key, start), a in aggregates.items()),
+    )
     cursor.execute(ROLLUP_UPSERT.format(table=table))
     cursor.execute("TRUNCATE runtime_rollup_in")
