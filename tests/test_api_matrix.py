@@ -167,6 +167,7 @@ OPERATIONS = [
     Operation("post", "/api/v1/events", None, None, 200, {"events": []}),
     Operation("post", "/api/v1/runs", None, None, 200, {"runs": []}),
     Operation("post", "/v1/traces", None, None, 200, {}),
+    Operation("post", "/v1/metrics", None, None, 200, {}),
 ]
 TENANT_ROLES = (Role.MEMBER, Role.FINANCE, Role.ADMIN)
 
