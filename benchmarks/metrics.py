@@ -38,11 +38,11 @@ BOUNDS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200]
 def series_shapes(count: int) -> list[tuple[str, str, dict[str, str]]]:
     """(instrument, kind, labels) of ``count`` series: the seed's instruments and labels."""
     gauges = [
-        ("queue_depth", lambda n: {"queue_name": f"q{n % 50}", "priority": "high"}),
-        ("jobs_in_queue", lambda n: {"job_type": f"type-{n % 20}", "priority": "normal"}),
+        ("queue_depth", lambda n: {"queue_name": f"q{n}", "priority": "high"}),
+        ("jobs_in_queue", lambda n: {"job_type": f"type-{n}", "priority": "normal"}),
         ("worker_cpu_usage", lambda n: {"worker_pool": f"pool-{n % 8}", "worker_id": f"w{n}"}),
         ("worker_memory_usage", lambda n: {"worker_pool": f"pool-{n % 8}", "worker_id": f"w{n}"}),
-        ("jobs_processing", lambda n: {"job_type": f"type-{n % 20}", "worker_pool": f"p{n % 8}"}),
+        ("jobs_processing", lambda n: {"job_type": f"type-{n}", "worker_pool": f"p{n % 8}"}),
     ]
     sums = [
         ("worker_errors_total", lambda n: {"worker_pool": f"pool-{n % 8}", "error_type": f"e{n}"}),
@@ -232,7 +232,7 @@ def main() -> None:
                 port, host, key, "/v1/metrics", bodies, "application/x-protobuf", args.clients
             )
         with schema_context(tenant.schema_name):
-            stored = MetricPoint.objects.count() - args.series
+            stored = MetricPoint.objects.count() - args.series * args.workers  # warm-ups
             series = MetricSeries.objects.count()
             minutes = MetricMinute.objects.count()
             copy_rows_per_second = max(copy_rate(rows) for _ in range(3))

@@ -328,3 +328,16 @@ def test_histogram_rollups_merge_buckets_when_bounds_match():
     for pair in pairs[1:]:
         folded = rollup_merge(folded, point_rollup(*pair))
     assert folded == rollup
+
+
+def test_a_state_read_back_in_microseconds_is_the_same_counter():
+    """PostgreSQL keeps microseconds: the series' state read back must not look like a reset."""
+    start = T0 + 123_456_789
+    first = PointIn(series(), start + SECOND + 987, start, 2.0)
+    _, state = increases(None, [first])
+    assert state is not None
+    stored = state._replace(
+        start_ns=state.start_ns // 1000 * 1000, time_ns=state.time_ns // 1000 * 1000
+    )
+    done, _ = increases(stored, [first, PointIn(series(), start + 2 * SECOND + 5, start, 5.0)])
+    assert [i.value for _, i in done] == [0.0, 3.0]
