@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,6 +13,10 @@ from pathlib import Path
 from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
+# The project's virtualenv, else the one running this script (a git worktree has none of its own).
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+if not GUNICORN.exists():
+    GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 
 def free_port() -> int:
@@ -39,7 +44,7 @@ def gunicorn(
     server's stdout and stderr (its logs); by default they are this process's."""
     port = free_port()
     command = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"),
+        str(GUNICORN),
         "factory_portal.wsgi",
         "--bind",
         f"127.0.0.1:{port}",

@@ -27,6 +27,11 @@ Variables (all optional unless noted):
   OTLP_PARKED_SPAN_TTL_SECONDS  how long such a span waits before it is deleted (default 86400)
   OTLP_MAX_LOG_RECORDS_PER_REQUEST  log records one POST /v1/logs may carry (default 10000)
   RUN_LOG_MAX_PER_RUN         log records kept per run (default 2000; ERROR/CRITICAL beyond it)
+  OTLP_MAX_METRIC_POINTS_PER_REQUEST  data points one POST /v1/metrics may carry (10000; more: 413)
+  METRICS_RAW_RETENTION_DAYS, METRICS_MINUTE_RETENTION_DAYS, METRICS_HOUR_RETENTION_DAYS  how long
+                      raw metric points (7), minute rollups (14) and hour rollups (400) are kept
+  METRICS_RETENTION_EVERY_S, METRICS_RETENTION_CHUNK  how often the beat deletes older metric rows
+                      (3600) and how many rows one DELETE takes at most (50000)
 """
 
 from __future__ import annotations
@@ -404,6 +409,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "usage.tasks.pending_spans_expire",
         "schedule": 600.0,
     },
+    "metrics-retention": {
+        "task": "runtime.tasks.metrics_retention_all",
+        "schedule": float(env_int("METRICS_RETENTION_EVERY_S", 3600)),
+    },
 }
 
 # --- REST framework -----------------------------------------------------------------------------
@@ -475,6 +484,13 @@ OTLP_PARKED_SPAN_TTL_SECONDS = env_int("OTLP_PARKED_SPAN_TTL_SECONDS", 24 * 3600
 # RUN_LOG_MAX_PER_RUN only ERROR and CRITICAL records are kept, up to twice as many in all.
 OTLP_MAX_LOG_RECORDS_PER_REQUEST = env_int("OTLP_MAX_LOG_RECORDS_PER_REQUEST", 10_000)
 RUN_LOG_MAX_PER_RUN = env_int("RUN_LOG_MAX_PER_RUN", 2_000)
+# OTLP metrics (runtime): data points per request, and how long raw points, minute and hour
+# rollups are kept (the beat's runtime.tasks.metrics_retention deletes older rows in chunks).
+OTLP_MAX_METRIC_POINTS_PER_REQUEST = env_int("OTLP_MAX_METRIC_POINTS_PER_REQUEST", 10_000)
+METRICS_RAW_RETENTION_DAYS = env_int("METRICS_RAW_RETENTION_DAYS", 7)
+METRICS_MINUTE_RETENTION_DAYS = env_int("METRICS_MINUTE_RETENTION_DAYS", 14)
+METRICS_HOUR_RETENTION_DAYS = env_int("METRICS_HOUR_RETENTION_DAYS", 400)
+METRICS_RETENTION_CHUNK = env_int("METRICS_RETENTION_CHUNK", 50_000)
 # Link from a run to its trace, e.g. "https://tempo.example/explore?traceId={trace_id}".
 PORTAL_TRACE_URL_TEMPLATE = os.environ.get("PORTAL_TRACE_URL_TEMPLATE", "")
 

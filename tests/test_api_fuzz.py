@@ -76,6 +76,7 @@ FOUND = [
     ("/api/v1/reports/monthly", "GET", {"query": {"month": "2026-10", "format": "xlsx"}}),
     # the protobuf answer to a protobuf body was not documented
     ("/v1/traces", "POST", {"body": b"", "media_type": "application/x-protobuf"}),
+    ("/v1/metrics", "POST", {"body": b"", "media_type": "application/x-protobuf"}),
     # date overflow: 500
     ("/api/v1/costs", "GET", {"query": {"start": "9999-12-01", "end": "9999-12-31T23:59:59Z"}}),
     ("/api/v1/usage", "GET", {"query": {"end": "0001-01-03", "granularity": "week"}}),

@@ -73,6 +73,7 @@ def test_the_schema_covers_the_operator_api(tmp_path):
         ("/api/v1/runs", "post", ("apiKey",)),
         ("/v1/traces", "post", ("apiKey",)),
         ("/v1/logs", "post", ("apiKey",)),
+        ("/v1/metrics", "post", ("apiKey",)),
         ("/api/v1/whoami", "get", ("apiKey", "cookieAuth")),
     }
     call_command(

@@ -168,6 +168,7 @@ OPERATIONS = [
     Operation("post", "/api/v1/runs", None, None, 200, {"runs": []}),
     Operation("post", "/v1/traces", None, None, 200, {}),
     Operation("post", "/v1/logs", None, None, 200, {}),
+    Operation("post", "/v1/metrics", None, None, 200, {}),
 ]
 TENANT_ROLES = (Role.MEMBER, Role.FINANCE, Role.ADMIN)
 

@@ -9,6 +9,8 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from runtime.models import MetricPoint
+from runtime.tests.otlp_metrics import sdk_request
 from tests.support import (
     add_llm_call,
     bearer,
@@ -132,6 +134,31 @@ def test_a_trace_of_another_tenant_cannot_be_written_into(alpha, beta):
     with schema_context(beta.schema):
         assert Run.objects.get().run_id == "alpha-run"  # beta's own run of that name
         assert LlmUsageEvent.objects.count() == len(before)
+
+
+def test_metrics_are_written_to_the_senders_tenant_only(alpha, beta):
+    """A tenant's key writes metrics into its own schema; on another tenant's host it is refused,
+    and a point naming another tenant is rejected (runtime/tests/test_api_metrics.py has more)."""
+    _, alpha_key = key_for(alpha, ["ingest"])
+    _, beta_key = key_for(beta, ["ingest"])
+    body = sdk_request().SerializeToString()
+    sent = host_client(alpha.host).post(
+        "/v1/metrics", data=body, content_type="application/x-protobuf", **bearer(alpha_key)
+    )
+    assert sent.status_code == 200
+    refused = host_client(alpha.host).post(
+        "/v1/metrics", data=body, content_type="application/x-protobuf", **bearer(beta_key)
+    )
+    assert refused.status_code in (401, 403)
+    named = sdk_request(labels={"tenant_id": "alpha"}).SerializeToString()
+    host_client(beta.host).post(
+        "/v1/metrics", data=named, content_type="application/x-protobuf", **bearer(beta_key)
+    )
+    with schema_context(alpha.schema):
+        assert MetricPoint.objects.count() == 5
+    with schema_context(beta.schema):
+        assert not MetricPoint.objects.exists()
+    assert not MetricPoint.objects.exists()  # the public schema: platform series only
 
 
 def test_another_tenants_run_is_not_found(alpha, beta):

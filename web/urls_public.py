@@ -10,6 +10,7 @@ from billing.operator.api import RuleDetailApi, RuleListApi
 from billing.operator.billed_api import BilledDriftApi, BilledImportApi, BilledTrueUpApi
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
+from runtime.api import MetricsApi
 from usage.api import EventIngestApi, RunIngestApi, TracesApi
 from usage.api_logs import LogsApi
 from web.console import views as tenant_views
@@ -19,7 +20,7 @@ OPERATOR_SCHEMA_SETTINGS = {
     "TITLE": "Factory Portal operator API",
     "DESCRIPTION": "The operator host (the bare base domain): allocation rules and billed vs"
     " estimated AI cost, for an operator's browser session only; and platform ingest"
-    " (`/api/v1/events`, `/api/v1/runs`, `/v1/traces`) with the platform key"
+    " (`/api/v1/events`, `/api/v1/runs`, `/v1/traces`, `/v1/metrics`, `/v1/logs`) with the platform key"
     " (`Authorization: Bearer <key>`, scope `ingest`), every item naming its tenant.",
 }
 
@@ -71,6 +72,7 @@ urlpatterns = [
     path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
     path("v1/logs", LogsApi.as_view(), name="otlp-logs"),
+    path("v1/metrics", MetricsApi.as_view(), name="otlp-metrics"),
 ]
 
 handler404 = "factory_portal.errors.not_found"

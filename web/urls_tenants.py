@@ -14,6 +14,7 @@ from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from factory_portal.tenants import views as tenant_views
 from notifications import views as notification_views
+from runtime.api import MetricsApi
 from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, TracesApi
 from usage.api_logs import LogsApi
@@ -94,6 +95,7 @@ urlpatterns = [
     path("api/v1/runs/<path:run_id>", RunDetailApi.as_view(), name="api-run"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
     path("v1/logs", LogsApi.as_view(), name="otlp-logs"),
+    path("v1/metrics", MetricsApi.as_view(), name="otlp-metrics"),
 ]
 
 handler404 = "factory_portal.errors.not_found"

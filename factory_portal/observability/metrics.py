@@ -78,6 +78,11 @@ OTLP_SPANS = Counter(
     "rejected, or ignored (spans that are not about runs, jobs or LLM calls).",
     ["outcome"],
 )
+OTLP_METRIC_POINTS = Counter(
+    "otlp_metric_points_received",
+    "Data points received on /v1/metrics, by outcome: stored or rejected.",
+    ["outcome"],
+)
 CELERY_TASK_DURATION = Histogram(
     "celery_task_duration_seconds",
     "Run time of Celery tasks, by task and final state.",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from django.db.models import QuerySet
 
-from factory_portal.tenants.models import Tenant
+from factory_portal.tenants.models import SLUG_RE, Tenant
 
 
 def customer_tenants() -> QuerySet[Tenant]:
@@ -14,3 +17,13 @@ def customer_tenants() -> QuerySet[Tenant]:
 
 def tenant_by_slug(slug: str) -> Tenant | None:
     return customer_tenants().filter(slug=slug).first()
+
+
+def active_tenants_by_slug(slugs: Iterable[str]) -> dict[str, Tenant]:
+    """Active customer tenants among ``slugs`` (unknown or suspended ones are absent): how ingest
+    routes what a platform key sends. Only slugs go to the database: a tenant named by a client
+    may hold anything, NUL included."""
+    wanted = {s for s in slugs if re.fullmatch(SLUG_RE, s)}
+    return {
+        t.slug: t for t in customer_tenants().filter(slug__in=wanted, status=Tenant.Status.ACTIVE)
+    }

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
@@ -20,8 +19,8 @@ from django.db import OperationalError, connection, transaction
 from django_tenants.utils import schema_context
 
 from factory_portal.errors import is_conflict
-from factory_portal.tenants.models import SLUG_RE as TENANT_SLUG_RE
 from factory_portal.tenants.models import Tenant
+from factory_portal.tenants.selectors import active_tenants_by_slug
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,15 +35,8 @@ def request_tenant() -> Tenant | None:
 
 
 def tenants_by_slug(slugs: Iterable[str]) -> dict[str, Tenant]:
-    """Active customer tenants among ``slugs`` (unknown or suspended ones are absent). Only slugs
-    go to the database: a tenant named by a client may hold anything, NUL included."""
-    wanted = {s for s in slugs if re.fullmatch(TENANT_SLUG_RE, s)}
-    return {
-        t.slug: t
-        for t in Tenant.objects.filter(slug__in=wanted, status=Tenant.Status.ACTIVE).exclude(
-            schema_name="public"
-        )
-    }
+    """Active customer tenants among ``slugs`` (unknown or suspended ones are absent)."""
+    return active_tenants_by_slug(slugs)
 
 
 def per_tenant(
