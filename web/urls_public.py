@@ -20,8 +20,8 @@ OPERATOR_SCHEMA_SETTINGS = {
     "TITLE": "Factory Portal operator API",
     "DESCRIPTION": "The operator host (the bare base domain): allocation rules and billed vs"
     " estimated AI cost, for an operator's browser session only; and platform ingest"
-    " (`/api/v1/events`, `/api/v1/runs`, `/v1/traces`, `/v1/metrics`, `/v1/logs`) with the platform key"
-    " (`Authorization: Bearer <key>`, scope `ingest`), every item naming its tenant.",
+    " (`/api/v1/events`, `/api/v1/runs`, `/v1/traces`, `/v1/metrics`, `/v1/logs`) with the"
+    " platform key (`Authorization: Bearer <key>`, scope `ingest`), every item naming its tenant.",
 }
 
 urlpatterns = [
