@@ -26,6 +26,7 @@ ERROR_SORTS = {
 MAX_DAYS = 366
 LISTED_NAMES = 5  # templates and steps named per group in the listing
 EXAMPLE_RUNS = 3
+EXAMPLE_SCAN = 50  # errors read per group to find its example runs
 DETAIL_EXAMPLE_RUNS = 20
 DETAIL_BREAKDOWN_ROWS = 50
 
@@ -70,19 +71,28 @@ def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
+# The groups of a page, from the (fingerprint, time) index alone when the sort needs no runs.
 GROUPS_SQL = """
-SELECT e.fingerprint, count(*) AS n_errors, count(DISTINCT e.run_id) AS n_runs,
-    min(e.occurred_at) AS first_seen, max(e.occurred_at) AS last_seen,
-    (array_agg(DISTINCT e.template) FILTER (WHERE e.template <> ''))[1:%(names)s] AS templates,
-    count(DISTINCT e.template) FILTER (WHERE e.template <> '') AS n_templates,
-    (array_agg(DISTINCT e.step_name) FILTER (WHERE e.step_name <> ''))[1:%(names)s] AS steps,
-    count(DISTINCT e.step_name) FILTER (WHERE e.step_name <> '') AS n_steps,
+SELECT fingerprint, count(*) AS n_errors, min(occurred_at) AS first_seen,
+    max(occurred_at) AS last_seen, {runs} AS n_runs,
     count(*) OVER () AS n_groups, sum(count(*)) OVER () AS n_all
-FROM usage_spanerror e
-WHERE e.occurred_at >= %(start)s AND e.occurred_at < %(end)s
-GROUP BY e.fingerprint
+FROM usage_spanerror
+WHERE occurred_at >= %(start)s AND occurred_at < %(end)s
+GROUP BY fingerprint
 ORDER BY {order}
 LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+# What only the page's groups need: runs affected, templates and steps.
+DETAILS_SQL = """
+SELECT fingerprint, count(DISTINCT run_id),
+    (array_agg(DISTINCT template) FILTER (WHERE template <> ''))[1:%(names)s],
+    count(DISTINCT template) FILTER (WHERE template <> ''),
+    (array_agg(DISTINCT step_name) FILTER (WHERE step_name <> ''))[1:%(names)s],
+    count(DISTINCT step_name) FILTER (WHERE step_name <> '')
+FROM usage_spanerror
+WHERE fingerprint = ANY(%(prints)s) AND occurred_at >= %(start)s AND occurred_at < %(end)s
+GROUP BY fingerprint
 """
 
 TREND_SQL = """
@@ -92,16 +102,18 @@ WHERE fingerprint = ANY(%(prints)s) AND occurred_at >= %(start)s AND occurred_at
 GROUP BY 1, 2
 """
 
+# The newest errors of each group (an index scan per group, bounded), for its newest runs.
 EXAMPLES_SQL = """
-SELECT x.fingerprint, r.run_id FROM (
-    SELECT fingerprint, run_id, max(occurred_at) AS at,
-        row_number() OVER (PARTITION BY fingerprint ORDER BY max(occurred_at) DESC, run_id) AS n
-    FROM usage_spanerror
-    WHERE fingerprint = ANY(%(prints)s) AND occurred_at >= %(start)s AND occurred_at < %(end)s
-    GROUP BY fingerprint, run_id
-) x JOIN usage_run r ON r.id = x.run_id
-WHERE x.n <= %(examples)s
-ORDER BY x.fingerprint, x.at DESC
+SELECT g.fingerprint, x.run_id
+FROM unnest(%(prints)s::text[]) AS g(fingerprint)
+CROSS JOIN LATERAL (
+    SELECT r.run_id, e.occurred_at FROM usage_spanerror e JOIN usage_run r ON r.id = e.run_id
+    WHERE e.fingerprint = g.fingerprint AND e.occurred_at >= %(start)s
+        AND e.occurred_at < %(end)s
+    ORDER BY e.occurred_at DESC
+    LIMIT %(scan)s
+) x
+ORDER BY g.fingerprint, x.occurred_at DESC
 """
 
 
@@ -120,19 +132,25 @@ def error_groups(
         "limit": per_page,
         "offset": (max(page, 1) - 1) * per_page,
     }
+    runs_sql = "count(DISTINCT run_id)" if sort == "runs" else "0"
     with connection.cursor() as cursor:
-        cursor.execute(GROUPS_SQL.format(order=ERROR_SORTS[sort]), params)
+        cursor.execute(GROUPS_SQL.format(order=ERROR_SORTS[sort], runs=runs_sql), params)
         found = cursor.fetchall()
-    total = found[0][9] if found else _groups_in(low, high)
-    errors = int(found[0][10]) if found else 0
-    prints = [row[0] for row in found]
+        prints = [row[0] for row in found]
+        details: dict[str, tuple] = {}
+        if prints:
+            cursor.execute(DETAILS_SQL, {**params, "prints": prints})
+            details = {row[0]: row[1:] for row in cursor.fetchall()}
+    total = found[0][5] if found else _groups_in(low, high)
+    errors = int(found[0][6]) if found else 0
     groups = {g.fingerprint: g for g in ErrorGroup.objects.filter(fingerprint__in=prints)}
     days = _days(start, end)
     trends = _trends(prints, low, high, days)
     examples = _examples(prints, low, high, EXAMPLE_RUNS)
     rows = []
-    for fp, count, runs, first, last, templates, n_templates, steps, n_steps, _, _ in found:
+    for fp, count, first, last, _, _, _ in found:
         group = groups.get(fp)
+        runs, templates, n_templates, steps, n_steps = details.get(fp, (0, [], 0, [], 0))
         rows.append(
             ErrorGroupRow(
                 fingerprint=fp,
@@ -194,13 +212,18 @@ def _trends(
 
 
 def _examples(prints: list[str], low: datetime, high: datetime, n: int) -> dict[str, list[str]]:
+    """Up to ``n`` runs per group, newest first, among its newest ``EXAMPLE_SCAN`` errors."""
     if not prints:
         return {}
-    examples: dict[str, list[str]] = {}
+    examples: dict[str, list[str]] = {fp: [] for fp in prints}
     with connection.cursor() as cursor:
-        cursor.execute(EXAMPLES_SQL, {"prints": prints, "start": low, "end": high, "examples": n})
+        cursor.execute(
+            EXAMPLES_SQL, {"prints": prints, "start": low, "end": high, "scan": EXAMPLE_SCAN}
+        )
         for fp, run_id in cursor.fetchall():
-            examples.setdefault(fp, []).append(run_id)
+            runs = examples[fp]
+            if len(runs) < n and run_id not in runs:
+                runs.append(run_id)
     return examples
 
 

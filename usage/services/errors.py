@@ -16,19 +16,26 @@ from datetime import datetime
 from django.db import connection, transaction
 
 from factory_portal.tenants.connection import zone_for_writing
-from usage.domain.errors import ErrorIn, fingerprint
+from usage.domain.errors import ErrorIn, Fingerprint, fingerprint
+from usage.services.ingest import _copy_insert
 from usage.services.references import projects_ensure, runs_ensure
 
-SPAN_ERROR_INSERT = """
-INSERT INTO usage_spanerror (run_id, job_id, job_ref, step_name, attempt, trace_id, span_id, seq,
-    span_name, source, occurred_at, type, message, stacktrace, top_frame, fingerprint, template,
-    run_type)
-SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[],
-    %s::text[], %s::int[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[],
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
-ON CONFLICT (trace_id, span_id, seq) DO NOTHING
-RETURNING fingerprint, occurred_at
-"""
+COLUMNS = (
+    "run_id, job_id, job_ref, step_name, attempt, trace_id, span_id, seq, span_name, source,"
+    " occurred_at, type, message, stacktrace, top_frame, fingerprint, template, run_type"
+)
+TYPES = ["int8", "int8", "text", "text", "int4", "text", "text", "int4", "text", "text"]
+TYPES += ["timestamptz", "text", "text", "text", "text", "text", "text", "text"]
+ERRORS_TEMP = (
+    "CREATE TEMP TABLE errors_in (run_id bigint, job_id bigint, job_ref text, step_name text,"
+    " attempt int, trace_id text, span_id text, seq int, span_name text, source text,"
+    " occurred_at timestamptz, type text, message text, stacktrace text, top_frame text,"
+    " fingerprint text, template text, run_type text)"
+)
+SPAN_ERROR_INSERT = (
+    f"INSERT INTO usage_spanerror ({COLUMNS}) SELECT {COLUMNS} FROM errors_in"  # noqa: S608 - fixed names
+    " ON CONFLICT (trace_id, span_id, seq) DO NOTHING RETURNING fingerprint, occurred_at"
+)
 
 GROUP_UPSERT = """
 INSERT INTO usage_errorgroup (fingerprint, type, message, top_frame, first_seen, last_seen,
@@ -68,39 +75,40 @@ def span_errors_ingest(*, errors: Sequence[ErrorIn]) -> int:
                 first_seen[e.run_id] = (projects[e.project], e.occurred_at)
         runs = runs_ensure(first_seen, zone=zone)
         jobs = _job_attempts((runs[e.run_id].id, e.job_id) for e in errors if e.job_id)
-        columns: list[list[object]] = [[] for _ in range(18)]
+        rows: list[tuple] = []
         prints = {}
+        known: dict[tuple[str, str, str], Fingerprint] = {}  # an error storm repeats itself
         for e in errors:
             run = runs[e.run_id]
             found = jobs.get((run.id, e.job_id), {})
             job_pk = found.get(e.attempt or 0) or (max(found.items())[1] if found else None)
-            printed = fingerprint(e.type, e.message, e.stacktrace)
+            key = (e.type, e.message, e.stacktrace)
+            printed = known.get(key) or known.setdefault(key, fingerprint(*key))
             prints[printed.value] = (e.type, printed.normalised_message, printed.top_frame)
-            row = (
-                run.id,
-                job_pk,
-                e.job_id,
-                e.step_name,
-                e.attempt,
-                e.trace_id,
-                e.span_id,
-                e.seq,
-                e.span_name,
-                e.source,
-                e.occurred_at,
-                e.type,
-                e.message,
-                e.stacktrace,
-                printed.top_frame,
-                printed.value,
-                run.template,
-                run.run_type,
+            rows.append(
+                (
+                    run.id,
+                    job_pk,
+                    e.job_id,
+                    e.step_name,
+                    e.attempt,
+                    e.trace_id,
+                    e.span_id,
+                    e.seq,
+                    e.span_name,
+                    e.source,
+                    e.occurred_at,
+                    e.type,
+                    e.message,
+                    e.stacktrace,
+                    printed.top_frame,
+                    printed.value,
+                    run.template,
+                    run.run_type,
+                )
             )
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
+        stored = _copy_insert(ERRORS_TEMP, "errors_in", TYPES, rows, SPAN_ERROR_INSERT)
         with connection.cursor() as cursor:
-            cursor.execute(SPAN_ERROR_INSERT, columns)
-            stored = cursor.fetchall()
             groups: dict[str, _Group] = {}
             for value, occurred_at in stored:
                 group = groups.setdefault(value, _Group(*prints[value], occurred_at, occurred_at))
