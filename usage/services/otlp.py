@@ -44,7 +44,7 @@ from usage.domain.otlp import (
     record_to_json,
 )
 from usage.domain.runs import JobUpdate, RunUpdate
-from usage.models import ExternalCall, Run
+from usage.models import Run
 from usage.pricing import pricer_for
 from usage.services.errors import span_errors_ingest, span_errors_runs_refresh
 from usage.services.ingest import _copy_insert, events_ingest
@@ -413,6 +413,23 @@ def _llm_event(record: LlmSpan, index: int) -> LlmEventIn:
     )
 
 
+CALL_COLUMNS = (
+    "trace_id, span_id, run_id, job_id, service, kind, model, started_at, duration_ms, status,"
+    " error"
+)
+CALL_TYPES = ["text", "text", "int8", "int8", "text", "text", "text", "timestamptz", "int8"]
+CALL_TYPES += ["text", "text"]
+CALLS_TEMP = (
+    "CREATE TEMP TABLE calls_in (trace_id text, span_id text, run_id bigint, job_id bigint,"
+    " service text, kind text, model text, started_at timestamptz, duration_ms bigint,"
+    " status text, error text)"
+)
+CALLS_INSERT = (
+    f"INSERT INTO usage_externalcall ({CALL_COLUMNS}) SELECT {CALL_COLUMNS} FROM calls_in"  # noqa: S608 - fixed names
+    " ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING 1"
+)
+
+
 def _external_calls_store(records: list[ExternalSpan | LlmSpan]) -> None:
     """External calls and the timing of LLM calls (LLM records parked before their timing was
     kept have none: they are left out)."""
@@ -424,39 +441,21 @@ def _external_calls_store(records: list[ExternalSpan | LlmSpan]) -> None:
     jobs = jobs_lookup(
         (runs[r.context.run_id], r.job_id) for r in records if r.job_id and r.context.run_id in runs
     )
-    calls = []
+    rows = []
     for r in records:
         run_pk = runs.get(r.context.run_id)
         job_pk = jobs.get((run_pk, r.job_id)) if run_pk else None
         if isinstance(r, LlmSpan):
             failed = r.errors[0] if r.errors else None
-            call = ExternalCall(
-                trace_id=r.trace_id,
-                span_id=r.span_id,
-                run_id=run_pk,
-                job_id=job_pk,
-                service=r.provider,
-                kind="llm",
-                model=r.model,
-                started_at=r.started_at,
-                duration_ms=r.duration_ms or 0,
-                status="error" if failed else "ok",
-                error=(failed.type or failed.message)[:ERROR_LENGTH] if failed else "",
-            )
+            service, kind, model = r.provider, "llm", r.model
+            duration, status = r.duration_ms or 0, "error" if failed else "ok"
+            error = (failed.type or failed.message)[:ERROR_LENGTH] if failed else ""
         else:
-            call = ExternalCall(
-                trace_id=r.trace_id,
-                span_id=r.span_id,
-                run_id=run_pk,
-                job_id=job_pk,
-                service=r.service,
-                started_at=r.started_at,
-                duration_ms=r.duration_ms,
-                status=r.status,
-                error=r.error,
-            )
-        calls.append(call)
-    ExternalCall.objects.bulk_create(calls, ignore_conflicts=True)
+            service, kind, model = r.service, "external", ""
+            duration, status, error = r.duration_ms, r.status, r.error
+        row = (r.trace_id, r.span_id, run_pk, job_pk, service, kind, model, r.started_at)
+        rows.append((*row, duration, status, error))
+    _copy_insert(CALLS_TEMP, "calls_in", CALL_TYPES, rows, CALLS_INSERT)
 
 
 def pending_spans_expire(*, now: datetime | None = None) -> int:

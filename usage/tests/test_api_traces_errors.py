@@ -7,7 +7,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from factory_portal.accounts.services import api_key_create
-from tests.support import key_for
+from tests.support import bearer, host_client, key_for
 from usage.models import ErrorGroup, ExternalCall, Job, LlmUsageEvent, Run, SpanError
 from usage.tests.otlp_spans import failing_run_spans
 from usage.tests.test_api_traces import parse_response, post_spans
@@ -111,3 +111,11 @@ def test_platform_key_routes_errors_to_their_tenant(public_host, alpha, beta):
     with schema_context(beta.schema):
         assert ErrorGroup.objects.count() == 4
         assert Job.objects.filter(run=Run.objects.get(run_id="b-run")).count() == 2
+
+
+def test_the_run_api_tells_llm_calls_from_external_calls(alpha):
+    _, key = key_for(alpha, ["ingest", "read"])
+    post_spans(alpha.host, key, failing_run_spans())
+    answer = host_client(alpha.host).get("/api/v1/runs/run-err-1", **bearer(key)).json()
+    calls = {(c["kind"], c["service"], c["model"], c["status"]) for c in answer["external_calls"]}
+    assert calls == {("external", "billing", "", "error"), ("llm", "openai", "gpt-4.1", "error")}
