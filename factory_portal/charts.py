@@ -268,3 +268,31 @@ def tokens_chart(tokens_by_model: dict[str, dict[str, int]]) -> dict[str, Any]:
         figure.add_bar(name=_label(model), x=periods, y=[values.get(p, 0) for p in periods])
     figure.update_layout(barmode="stack", yaxis={"title": "tokens"}, **LAYOUT)
     return _json(figure)
+
+
+def error_trend_chart(days: Sequence[date], series: dict[str, Sequence[int]]) -> dict[str, Any]:
+    """Errors per day, stacked by error group (``series``: a label per group, a count per day)."""
+    figure = go.Figure()
+    x = [str(day) for day in days]
+    for name, counts in series.items():
+        figure.add_bar(name=_label(name), x=x, y=list(counts))
+    figure.update_layout(
+        barmode="stack",
+        yaxis={"title": "errors", "rangemode": "tozero"},
+        xaxis={"type": "date"},
+        **{**LAYOUT, "height": 260, "legend": {"orientation": "h", "y": -0.3}},
+    )
+    return _json(figure)
+
+
+def sparkline_points(values: Sequence[int], *, width: int = 120, height: int = 24) -> str:
+    """The ``points`` of an SVG polyline drawing ``values`` left to right in a ``width`` x
+    ``height`` box (drawn by the page itself, no script: one per table row)."""
+    if not values:
+        return ""
+    top = max(values) or 1
+    step = width / max(len(values) - 1, 1)
+    return " ".join(
+        f"{n * step:.1f},{height - 1 - (value / top) * (height - 2):.1f}"
+        for n, value in enumerate(values)
+    )

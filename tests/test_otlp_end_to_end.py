@@ -130,7 +130,7 @@ def test_stock_exporter_to_live_server(portal):
         run = Run.objects.select_related("project").get(run_id="e2e-run-1")
         jobs = sorted(Job.objects.filter(run=run).values_list("step_name", "status"))
         calls = list(LlmUsageEvent.objects.filter(run=run))
-        externals = ExternalCall.objects.filter(run=run).count()
+        externals = ExternalCall.objects.filter(run=run, kind="external").count()
     assert (run.status, run.template_recipe_id, run.project.slug) == (
         "Succeeded",
         "python-library",

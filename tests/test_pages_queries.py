@@ -3,7 +3,7 @@ no page queries once per row."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -12,12 +12,43 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from tests.support import llm_event_in, logged_in_client, run_finished, run_update
+from usage.domain.errors import ErrorIn, fingerprint
 from usage.pricing import pricer_for
+from usage.services.errors import span_errors_ingest
 from usage.services.ingest import events_ingest
 
 pytestmark = pytest.mark.django_db
 
-PAGES_WITHOUT_N_PLUS_ONE = ["/", "/runs/", "/runs/active/", "/usage/", "/costs/", "/runs/r-0/"]
+PAGES_WITHOUT_N_PLUS_ONE = [
+    "/",
+    "/runs/",
+    "/runs/active/",
+    "/usage/",
+    "/costs/",
+    "/runs/r-0/",
+    "/errors/",
+    f"/errors/{fingerprint('E0', 'failed', '').value}/",
+]
+
+
+def _error(run_id: str, n: int, at: datetime) -> ErrorIn:
+    """An error of run ``run_id``: one of 5 groups, of 3 templates' steps."""
+    return ErrorIn(
+        trace_id=f"{n:032x}",
+        span_id=f"{n:016x}",
+        seq=0,
+        run_id=run_id,
+        project=f"p{n % 4}",
+        job_id=f"job-{n % 3}",
+        step_name=f"step-{n % 3}",
+        attempt=1,
+        span_name="factory.job.execute",
+        source="status",
+        occurred_at=at,
+        type=f"E{n % 5}",
+        message="failed",
+        stacktrace="",
+    )
 
 
 @pytest.mark.parametrize("path", PAGES_WITHOUT_N_PLUS_ONE)
@@ -41,6 +72,7 @@ def test_page_queries_do_not_grow_with_the_data(alpha, path):
                     ],
                     pricer=pricer_for(alpha.tenant),
                 )
+                span_errors_ingest(errors=[_error(f"r-{n}", n, requested)])
             run_update(f"live-{first}", "Running", now, project="p0", requested_at=now)
 
     client = logged_in_client(alpha.host, alpha.admin_email)

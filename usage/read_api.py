@@ -239,6 +239,8 @@ class RunDetailApi(APIView):
                 "external_calls": [
                     {
                         "service": c.service,
+                        "kind": c.kind,  # external, or llm (tokens and cost: "models")
+                        "model": c.model,
                         "started_at": _iso_or_none(c.started_at),
                         "duration_ms": c.duration_ms,
                         "status": c.status,

@@ -15,8 +15,10 @@ from factory_portal.accounts.views import LoginView, LogoutView
 from factory_portal.tenants import views as tenant_views
 from notifications import views as notification_views
 from runtime.api import MetricsApi
+from usage import error_views
 from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, TracesApi
+from usage.api_errors import ErrorGroupsApi
 from usage.api_logs import LogsApi
 from usage.api_runs import RunsApi
 from usage.read_api import RunDetailApi, UsageApi
@@ -39,6 +41,8 @@ urlpatterns = [
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
     path("runs/active/", usage_views.active_runs, name="runs-active"),
     path("usage/", usage_views.usage_report, name="usage"),
+    path("errors/", error_views.error_groups, name="errors"),
+    path("errors/<str:fingerprint>/", error_views.error_group, name="error-group"),
     path("runs/<path:run_id>/", dashboards.run_detail, name="run-detail"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
@@ -93,6 +97,7 @@ urlpatterns = [
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
     path("api/v1/runs", RunsApi.as_view(), name="api-runs"),
     path("api/v1/runs/<path:run_id>", RunDetailApi.as_view(), name="api-run"),
+    path("api/v1/errors", ErrorGroupsApi.as_view(), name="api-errors"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
     path("v1/logs", LogsApi.as_view(), name="otlp-logs"),
     path("v1/metrics", MetricsApi.as_view(), name="otlp-metrics"),

@@ -45,6 +45,8 @@ TENANT_PAGES = {
     "active-runs": "/runs/active/",
     "run-history": "/runs/",
     "usage": "/usage/",
+    "errors": "/errors/",
+    "errors-empty": "/errors/?from=2020-01-01&to=2020-01-14",
     "costs": "/costs/",
     "reports": "/reports/",
     "budgets": "/budgets/",
@@ -96,6 +98,7 @@ def site(django_db_setup, django_db_blocker) -> Iterator[dict[str, object]]:  # 
             run_id = Run.objects.filter(status="Succeeded").order_by("-requested_at")[0].run_id
             _hostile_runs(now)
             _debuggable_run(now)
+            error_fingerprint = _errors_seed(now)
         server = LiveServerThread("127.0.0.1", StaticFilesHandler, connections_override={}, port=0)
         server.daemon = True
         server.start()
@@ -107,6 +110,7 @@ def site(django_db_setup, django_db_blocker) -> Iterator[dict[str, object]]:  # 
                 "tenant": f"http://gamma.{settings.PORTAL_BASE_DOMAIN}:{server.port}",
                 "operator": f"http://{settings.PORTAL_BASE_DOMAIN}:{server.port}",
                 "run_id": run_id,
+                "error_fingerprint": error_fingerprint,
             }
         finally:
             server.terminate()
@@ -209,6 +213,55 @@ def _debuggable_run(now) -> None:  # type: ignore[no-untyped-def]
         )
         for i in range(70)
     )
+LONG_TRACE = "Traceback (most recent call last):\n" + "".join(
+    f'  File "/srv/factory/app/steps/very/deep/module_{n}.py", line {n}, in step_{n}\n'
+    f"    call_something_with_a_rather_long_expression(argument_{n}, other_{n})\n"
+    for n in range(60)
+)
+
+
+def _errors_seed(now) -> str:  # type: ignore[no-untyped-def]
+    """Errors of the hostile runs: a long message without spaces, HTML in it, a long stack
+    trace (the pages must wrap them at 390 px and show them as text). Returns one fingerprint."""
+    from datetime import timedelta
+
+    from usage.domain.errors import ErrorIn
+    from usage.models import SpanError
+    from usage.services.errors import span_errors_ingest
+
+    errors = [
+        ErrorIn(
+            trace_id=f"{n:032x}",
+            span_id=f"{n:016x}",
+            seq=0,
+            run_id=run_id,
+            project="web",
+            job_id=HOSTILE_JOB_ID,
+            step_name="deploy",
+            attempt=1,
+            span_name="factory.job.execute",
+            source="exception",
+            occurred_at=now - timedelta(hours=n * 7),
+            type=kind,
+            message=message,
+            stacktrace=LONG_TRACE,
+        )
+        for n, (run_id, (kind, message)) in enumerate(
+            zip(
+                HOSTILE_RUN_IDS * 2,
+                [
+                    ("DeployConflict", "manifest 'a.yaml' conflicts with revision 41"),
+                    ("HtmlError", "<b>bold</b> <a href='https://example.com/'>link</a>"),
+                    ("LongError", "x" * 600),
+                    ("DeployConflict", "manifest 'b.yaml' conflicts with revision 7"),
+                ]
+                * 2,
+                strict=False,
+            )
+        )
+    ]
+    span_errors_ingest(errors=errors)
+    return SpanError.objects.filter(type="DeployConflict").values_list("fingerprint", flat=True)[0]
 
 
 @pytest.fixture(scope="module")
@@ -295,11 +348,17 @@ def _check_page(driver, url: str, name: str, width: int) -> None:  # type: ignor
 @pytest.mark.parametrize("width", [1280, 390])
 def test_every_tenant_page_renders_with_charts_and_no_errors(site, browser, width):
     _log_in(browser, site["tenant"], "admin@gamma.test")
-    pages = dict(TENANT_PAGES, **{"run-details": f"/runs/{site['run_id']}/"})
+    pages = dict(
+        TENANT_PAGES,
+        **{
+            "run-details": f"/runs/{site['run_id']}/",
+            "error-group": f"/errors/{site['error_fingerprint']}/",
+        },
+    )
     for name, path in pages.items():
         _check_page(browser, site["tenant"] + path, name, width)
     # Pages with data draw charts: the overview's daily cost, the run's timeline, usage trends.
-    for path in ("/", f"/runs/{site['run_id']}/", "/usage/", "/costs/"):
+    for path in ("/", f"/runs/{site['run_id']}/", "/usage/", "/costs/", "/errors/"):
         browser.get(site["tenant"] + path)
         assert browser.find_elements("css selector", ".chart[data-figure]"), path
 
@@ -437,8 +496,34 @@ def test_a_failed_run_shows_its_error_logs_and_waterfall(site, browser, width):
     _wait(browser, lambda d: "level=ERROR" in d.current_url)
     lines = browser.find_elements(By.CSS_SELECTOR, "#logs [data-testid=log-lines] tbody tr")
     assert [line.text.split()[1] for line in lines] == ["ERROR"]
+def test_error_groups_lead_to_the_stack_trace_and_the_runs(site, browser):
+    """The list links a group to its page; the stack trace opens from its <details>; HTML in a
+    message is shown as text; an example run's link opens that run."""
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(390, 900)
+    _log_in(browser, site["tenant"], "dev@gamma.test")
+    browser.get(site["tenant"] + "/errors/")
+    assert not browser.find_elements(By.CSS_SELECTOR, "main .error-message b")
+    assert "<b>bold</b>" in browser.find_element(By.TAG_NAME, "main").text
+    [link] = [
+        a
+        for a in browser.find_elements(By.CSS_SELECTOR, "[data-testid=group-link]")
+        if a.text == "DeployConflict"
+    ]
+    link.click()
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#group-trend svg.main-svg"))
+    trace = browser.find_element(By.CSS_SELECTOR, "[data-testid=stacktrace] pre")
+    assert not trace.is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=stacktrace] summary").click()
+    assert trace.is_displayed() and "module_59.py" in trace.text
     overflow = browser.execute_script(
         "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 1
+    run_link = browser.find_element(By.CSS_SELECTOR, "[data-testid=group-examples] tbody a")
+    run_id = run_link.text
+    run_link.click()
+    _wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text.startswith("Run "))
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"Run {run_id}"
     assert _console_errors(browser) == []

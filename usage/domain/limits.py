@@ -28,3 +28,12 @@ FAILURE_TYPE_LENGTH = 100
 TRACE_ID_LENGTH = 32
 SERVICE_LENGTH = 100
 ERROR_LENGTH = 500
+
+# Errors spans report (``exception`` events, error status messages): UTF-8 bytes kept of each
+# text, cut with TRUNCATED_MARKER at the end; exception events kept per span (the first ones).
+ERROR_TYPE_LENGTH = 200
+SPAN_NAME_LENGTH = 200
+ERROR_MESSAGE_BYTES = 4 * 1024
+STACKTRACE_BYTES = 16 * 1024
+MAX_ERRORS_PER_SPAN = 8
+TRUNCATED_MARKER = "… [truncated]"

@@ -11,11 +11,17 @@ Mapping (SPEC §3), one frozen record type and one function per span kind (``spa
   ``job.step_name``, ``job.attempt``, ``job.status``, ``job.duration_ms``);
 - ``factory.external.{service}`` -> ``ExternalSpan``, a call of the enclosing job
   (``external_span_map``);
-- any span with GenAI token usage -> ``LlmSpan``, an LLM call (``llm_span_map``). Current and
+- any span with GenAI token usage -> ``LlmSpan``, an LLM call with its timing (``llm_span_map``).
+  Current and
   deprecated names are read: ``gen_ai.usage.input_tokens``/``prompt_tokens``,
   ``gen_ai.usage.output_tokens``/``completion_tokens``, ``gen_ai.usage.cache_read.input_tokens``,
   ``gen_ai.usage.cache_creation.input_tokens``, ``gen_ai.provider.name``/``gen_ai.system``,
-  ``gen_ai.response.model``/``gen_ai.request.model``, and the older ``llm.*`` attributes.
+  ``gen_ai.response.model``/``gen_ai.request.model``, and the older ``llm.*`` attributes;
+- the errors a span reports travel with its record (``errors``): each ``exception`` span event
+  (``exception.type``, ``exception.message``, ``exception.stacktrace``, bounded in size) or, for a
+  span with ERROR status and no exception event, its status message (``span_faults``); a span of
+  no kind above that reports errors becomes an ``ErrorSpan``. Step and attempt are those of the
+  span's job span, or of the job span enclosing it.
 Run context (run id, project, tenant) comes from the span itself, else from the trace's run span,
 else from resource attributes; the caller resolves what is still missing from earlier requests.
 A record that must wait for its run span is stored as JSON written and read only here
@@ -42,17 +48,23 @@ from factory_portal.periods import EARLIEST
 from usage.domain.ids import id_check
 from usage.domain.limits import (
     ERROR_LENGTH,
+    ERROR_MESSAGE_BYTES,
+    ERROR_TYPE_LENGTH,
     FAILURE_TYPE_LENGTH,
     MAX_ATTEMPT,
     MAX_DURATION_MS,
+    MAX_ERRORS_PER_SPAN,
     MAX_TOKENS,
     MODEL_LENGTH,
     OPERATION_LENGTH,
     PROVIDER_LENGTH,
     RUN_TYPE_LENGTH,
     SERVICE_LENGTH,
+    SPAN_NAME_LENGTH,
+    STACKTRACE_BYTES,
     STEP_NAME_LENGTH,
     TEMPLATE_LENGTH,
+    TRUNCATED_MARKER,
 )
 
 RUN_SPAN = "factory.run.execute"
@@ -386,6 +398,14 @@ def _time(nanos: int) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class SpanEvent:
+    """An ``exception`` span event (other events are not kept)."""
+
+    time: datetime | None
+    attrs: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class FlatSpan:
     trace_id: str
     span_id: str
@@ -397,6 +417,7 @@ class FlatSpan:
     resource: dict[str, Any]
     status_code: Status.StatusCode.ValueType
     status_message: str
+    exceptions: tuple[SpanEvent, ...] = ()
 
 
 def flatten(request: ExportTraceServiceRequest) -> list[FlatSpan]:
@@ -425,6 +446,10 @@ def _flat(span: Span, resource: dict[str, Any], budget: _Budget) -> FlatSpan:
         resource=resource,
         status_code=span.status.code,
         status_message=span.status.message,
+        exceptions=tuple(
+            SpanEvent(_time(event.time_unix_nano), attributes(event.attributes, budget))
+            for event in [e for e in span.events if e.name == "exception"][:MAX_ERRORS_PER_SPAN]
+        ),
     )
 
 
@@ -445,6 +470,22 @@ class SpanContext:
 
 
 @dataclass(frozen=True, slots=True)
+class SpanFault:
+    """An error a span reported: an ``exception`` event (``seq`` its place among the span's
+    exception events) or, with ``source`` "status", the span's error status."""
+
+    seq: int
+    source: str  # exception | status
+    occurred_at: datetime
+    type: str
+    message: str
+    stacktrace: str
+    span_name: str
+    step_name: str
+    attempt: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class RunSpan:
     """A ``factory.run.execute`` span: the run's lifecycle."""
 
@@ -459,6 +500,7 @@ class RunSpan:
     finished_at: datetime
     duration_ms: int | None
     failure_type: str | None
+    errors: tuple[SpanFault, ...] = ()
 
     kind: ClassVar[str] = "run"
 
@@ -478,6 +520,7 @@ class JobSpan:
     finished_at: datetime
     duration_ms: int | None
     failure_type: str | None
+    errors: tuple[SpanFault, ...] = ()
 
     kind: ClassVar[str] = "job"
 
@@ -498,6 +541,9 @@ class LlmSpan:
     cached_input_tokens: int
     cache_write_tokens: int
     occurred_at: datetime
+    started_at: datetime | None = None  # the call's timing (None in records parked before it)
+    duration_ms: int | None = None
+    errors: tuple[SpanFault, ...] = ()
 
     kind: ClassVar[str] = "llm"
 
@@ -515,15 +561,29 @@ class ExternalSpan:
     duration_ms: int
     status: str  # ok | error | unset
     error: str
+    errors: tuple[SpanFault, ...] = ()
 
     kind: ClassVar[str] = "external"
 
 
-SpanRecord = RunSpan | JobSpan | LlmSpan | ExternalSpan
+@dataclass(frozen=True, slots=True)
+class ErrorSpan:
+    """Any other span that reported errors: only its errors are kept."""
+
+    trace_id: str
+    span_id: str
+    context: SpanContext
+    job_id: str
+    errors: tuple[SpanFault, ...] = ()
+
+    kind: ClassVar[str] = "error"
+
+
+SpanRecord = RunSpan | JobSpan | LlmSpan | ExternalSpan | ErrorSpan
 RECORD_KINDS: dict[str, type[SpanRecord]] = {
-    kind.kind: kind for kind in (RunSpan, JobSpan, LlmSpan, ExternalSpan)
+    kind.kind: kind for kind in (RunSpan, JobSpan, LlmSpan, ExternalSpan, ErrorSpan)
 }
-_OUTSIDE_FIELDS = frozenset(("trace_id", "span_id", "context", "job_id"))
+_OUTSIDE_FIELDS = frozenset(("trace_id", "span_id", "context", "job_id", "errors"))
 _TIME_FIELDS = frozenset(("occurred_at", "started_at", "finished_at", "requested_at"))
 
 
@@ -543,6 +603,10 @@ def record_to_json(record: SpanRecord) -> dict[str, Any]:
             for f in fields(record)
             if f.name not in _OUTSIDE_FIELDS
         },
+        "errors": [
+            {f.name: _json_value(getattr(fault, f.name)) for f in fields(fault)}
+            for fault in record.errors
+        ],
     }
 
 
@@ -559,6 +623,10 @@ def record_from_json(trace_id: str, span_id: str, data: dict[str, Any]) -> SpanR
     }
     if data["kind"] != "run":
         values["job_id"] = data["job_id"]
+    values["errors"] = tuple(
+        SpanFault(**{**fault, "occurred_at": datetime.fromisoformat(fault["occurred_at"])})
+        for fault in data.get("errors", ())
+    )
     return kind(
         trace_id=trace_id, span_id=span_id, context=SpanContext(**data["context"]), **values
     )
@@ -629,18 +697,25 @@ def spans_map(
     return records, rejected
 
 
-def _enclosing_job(span: FlatSpan, by_id: dict[tuple[str, str], FlatSpan]) -> str:
+def _enclosing_job_span(span: FlatSpan, by_id: dict[tuple[str, str], FlatSpan]) -> FlatSpan | None:
     parent = by_id.get((span.trace_id, span.parent_span_id))
     for _ in range(64):  # bounded: parent chains in bad input may loop
         if parent is None:
-            return ""
+            return None
         if parent.name == JOB_SPAN and parent.attrs.get("job.id"):
-            try:
-                return _identifier(parent.attrs["job.id"], "job.id")
-            except ValueError:
-                return ""  # the job span itself is rejected with the reason
+            return parent
         parent = by_id.get((parent.trace_id, parent.parent_span_id))
-    return ""
+    return None
+
+
+def _enclosing_job(span: FlatSpan, by_id: dict[tuple[str, str], FlatSpan]) -> str:
+    parent = _enclosing_job_span(span, by_id)
+    if parent is None:
+        return ""
+    try:
+        return _identifier(parent.attrs["job.id"], "job.id")
+    except ValueError:
+        return ""  # the job span itself is rejected with the reason
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -686,6 +761,25 @@ def _clamped_duration(attrs: dict[str, Any], key: str, span: FlatSpan) -> int | 
 
 
 def _record(
+    span: FlatSpan,
+    context: SpanContext,
+    by_id: dict[tuple[str, str], FlatSpan],
+    latest: datetime | None,
+) -> SpanRecord | None:
+    record = _usage_record(span, context, by_id, latest)
+    if not span.exceptions and span.status_code != Status.STATUS_CODE_ERROR:
+        return record
+    job = span if span.name == JOB_SPAN else _enclosing_job_span(span, by_id)
+    faults = span_faults(span, job, latest)
+    if not faults:
+        return record
+    if record is None:
+        _times(span, latest)
+        return ErrorSpan(span.trace_id, span.span_id, context, _enclosing_job(span, by_id), faults)
+    return replace(record, errors=faults)
+
+
+def _usage_record(
     span: FlatSpan,
     context: SpanContext,
     by_id: dict[tuple[str, str], FlatSpan],
@@ -800,7 +894,7 @@ def llm_span_map(
         # Some instrumentations (Anthropic's own counts) report input tokens without the cached
         # ones; the convention here, as in OpenTelemetry GenAI, is that input includes them.
         input_tokens += cached + written
-    _, end = _times(span, latest)
+    start, end = _times(span, latest)
     return LlmSpan(
         trace_id=span.trace_id,
         span_id=span.span_id,
@@ -814,4 +908,83 @@ def llm_span_map(
         cached_input_tokens=cached,
         cache_write_tokens=written,
         occurred_at=end,
+        started_at=start,
+        duration_ms=_clamped_duration(attrs, "duration_ms", span) or 0,
+    )
+
+
+def bounded_text(value: Any, limit_bytes: int) -> str:
+    """Text of at most ``limit_bytes`` UTF-8 bytes, cut with ``TRUNCATED_MARKER`` when longer.
+    Line breaks and tabs are kept (stack traces); NUL and other control characters become
+    spaces (PostgreSQL text cannot hold NUL, pages cannot show the others)."""
+    if value in (None, ""):
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    text = text[: limit_bytes + 1]  # never more characters than bytes kept
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() or c in "\n\t" else " " for c in text)
+    data = text.encode()
+    if len(data) <= limit_bytes:
+        return text
+    room = limit_bytes - len(TRUNCATED_MARKER.encode())
+    return data[:room].decode(errors="ignore") + TRUNCATED_MARKER
+
+
+def span_faults(
+    span: FlatSpan, job: FlatSpan | None, latest: datetime | None
+) -> tuple[SpanFault, ...]:
+    """The errors ``span`` reports: its ``exception`` events, else its error status when it has
+    something to say (a message or an error type); ``job`` is its job span, if known."""
+    step = _text(job.attrs.get("job.step_name"), STEP_NAME_LENGTH) if job else None
+    attempt = _int(job.attrs.get("job.attempt")) or 1 if job else None
+    if attempt is not None and not 1 <= attempt <= MAX_ATTEMPT:
+        attempt = None
+    name = _text(span.name, SPAN_NAME_LENGTH) or ""
+    end = span.end or span.start
+
+    def when(time: datetime | None) -> datetime | None:
+        if time is not None and time >= EARLIEST and (latest is None or time <= latest):
+            return time
+        return end
+
+    faults = []
+    for seq, event in enumerate(span.exceptions):
+        at = when(event.time)
+        if at is None:
+            continue
+        faults.append(
+            SpanFault(
+                seq=seq,
+                source="exception",
+                occurred_at=at,
+                type=_text(event.attrs.get("exception.type"), ERROR_TYPE_LENGTH) or "",
+                message=bounded_text(event.attrs.get("exception.message"), ERROR_MESSAGE_BYTES),
+                stacktrace=bounded_text(event.attrs.get("exception.stacktrace"), STACKTRACE_BYTES),
+                span_name=name,
+                step_name=step or "",
+                attempt=attempt,
+            )
+        )
+    if faults or span.exceptions or span.status_code != Status.STATUS_CODE_ERROR or end is None:
+        return tuple(faults)
+    attrs = span.attrs
+    error_type = _text(
+        attrs.get("error.type") or attrs.get("job.failure_type") or attrs.get("run.failure_type"),
+        ERROR_TYPE_LENGTH,
+    )
+    message = bounded_text(span.status_message, ERROR_MESSAGE_BYTES)
+    if not error_type and not message:
+        return ()
+    return (
+        SpanFault(
+            seq=0,
+            source="status",
+            occurred_at=end,
+            type=error_type or "",
+            message=message,
+            stacktrace="",
+            span_name=name,
+            step_name=step or "",
+            attempt=attempt,
+        ),
     )

@@ -1,4 +1,4 @@
-"""Storing mapped OTLP spans: runs and jobs, LLM calls, external calls, trace routing.
+"""Storing mapped OTLP spans: runs and jobs, LLM calls, external calls, errors, trace routing.
 
 A span is attributed to a tenant, a run and a project from its own attributes, its trace's run
 span, the resource, or (for spans of a trace seen in an earlier request) the stored
@@ -7,6 +7,10 @@ tenants may use the same trace id independently. Spans still without a run are k
 ``PendingSpan`` (in bulk, at most ``OTLP_MAX_PARKED_SPANS`` per sender) and stored when their run
 span arrives; ``pending_spans_expire`` deletes those whose run span never came. Everything of one
 request is written in one transaction, which ``usage.services.entry`` owns (and retries).
+An LLM call is stored twice, for two readers: its usage event (tokens and money) and an
+``ExternalCall`` of kind "llm" (its timing, for the run's waterfall; never money). The errors a
+span reports are stored with its run (``usage.services.errors``); errors of spans outside any run
+are not kept.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from django_tenants.utils import schema_context
 from psycopg.types.json import Jsonb
 
 from factory_portal.tenants.models import Tenant
+from usage.domain.errors import ErrorIn
 from usage.domain.events import SLUG_RE, LlmEventIn
+from usage.domain.limits import ERROR_LENGTH
 from usage.domain.otlp import (
     ExternalSpan,
     JobSpan,
@@ -38,8 +44,9 @@ from usage.domain.otlp import (
     record_to_json,
 )
 from usage.domain.runs import JobUpdate, RunUpdate
-from usage.models import ExternalCall, Run
+from usage.models import Run
 from usage.pricing import pricer_for
+from usage.services.errors import span_errors_ingest, span_errors_runs_refresh
 from usage.services.ingest import _copy_insert, events_ingest
 from usage.services.references import jobs_lookup
 from usage.services.routing import per_tenant, tenants_by_slug
@@ -308,8 +315,34 @@ def _store_ready(tenant: Tenant, records: list[SpanRecord], result: TracesResult
     runs_ingest(updates=run_updates)
     llm = [_llm_event(r, i) for i, r in enumerate(records) if isinstance(r, LlmSpan)]
     events_ingest(events=llm, pricer=pricer_for(tenant))
-    _external_calls_store([r for r in records if isinstance(r, ExternalSpan)])
+    _external_calls_store([r for r in records if isinstance(r, ExternalSpan | LlmSpan)])
+    span_errors_ingest(errors=_errors_of(records))
+    span_errors_runs_refresh(run_ids=(r.context.run_id for r in records if isinstance(r, RunSpan)))
     return len(records)
+
+
+def _errors_of(records: list[SpanRecord]) -> list[ErrorIn]:
+    return [
+        ErrorIn(
+            trace_id=r.trace_id,
+            span_id=r.span_id,
+            seq=fault.seq,
+            run_id=r.context.run_id,
+            project=r.context.project,
+            job_id=getattr(r, "job_id", ""),
+            step_name=fault.step_name,
+            attempt=fault.attempt,
+            span_name=fault.span_name,
+            source=fault.source,
+            occurred_at=fault.occurred_at,
+            type=fault.type,
+            message=fault.message,
+            stacktrace=fault.stacktrace,
+        )
+        for r in records
+        if r.context.run_id and r.context.project
+        for fault in r.errors
+    ]
 
 
 def _run_update(run_id: str, items: list[RunSpan | JobSpan], index: int) -> RunUpdate:
@@ -380,7 +413,27 @@ def _llm_event(record: LlmSpan, index: int) -> LlmEventIn:
     )
 
 
-def _external_calls_store(records: list[ExternalSpan]) -> None:
+CALL_COLUMNS = (
+    "trace_id, span_id, run_id, job_id, service, kind, model, started_at, duration_ms, status,"
+    " error"
+)
+CALL_TYPES = ["text", "text", "int8", "int8", "text", "text", "text", "timestamptz", "int8"]
+CALL_TYPES += ["text", "text"]
+CALLS_TEMP = (
+    "CREATE TEMP TABLE calls_in (trace_id text, span_id text, run_id bigint, job_id bigint,"
+    " service text, kind text, model text, started_at timestamptz, duration_ms bigint,"
+    " status text, error text)"
+)
+CALLS_INSERT = (
+    f"INSERT INTO usage_externalcall ({CALL_COLUMNS}) SELECT {CALL_COLUMNS} FROM calls_in"  # noqa: S608 - fixed names
+    " ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING 1"
+)
+
+
+def _external_calls_store(records: list[ExternalSpan | LlmSpan]) -> None:
+    """External calls and the timing of LLM calls (LLM records parked before their timing was
+    kept have none: they are left out)."""
+    records = [r for r in records if not isinstance(r, LlmSpan) or r.started_at is not None]
     if not records:
         return
     run_ids = {r.context.run_id for r in records if r.context.run_id}
@@ -388,23 +441,21 @@ def _external_calls_store(records: list[ExternalSpan]) -> None:
     jobs = jobs_lookup(
         (runs[r.context.run_id], r.job_id) for r in records if r.job_id and r.context.run_id in runs
     )
-    calls = []
+    rows = []
     for r in records:
         run_pk = runs.get(r.context.run_id)
-        calls.append(
-            ExternalCall(
-                trace_id=r.trace_id,
-                span_id=r.span_id,
-                run_id=run_pk,
-                job_id=jobs.get((run_pk, r.job_id)) if run_pk else None,
-                service=r.service,
-                started_at=r.started_at,
-                duration_ms=r.duration_ms,
-                status=r.status,
-                error=r.error,
-            )
-        )
-    ExternalCall.objects.bulk_create(calls, ignore_conflicts=True)
+        job_pk = jobs.get((run_pk, r.job_id)) if run_pk else None
+        if isinstance(r, LlmSpan):
+            failed = r.errors[0] if r.errors else None
+            service, kind, model = r.provider, "llm", r.model
+            duration, status = r.duration_ms or 0, "error" if failed else "ok"
+            error = (failed.type or failed.message)[:ERROR_LENGTH] if failed else ""
+        else:
+            service, kind, model = r.service, "external", ""
+            duration, status, error = r.duration_ms, r.status, r.error
+        row = (r.trace_id, r.span_id, run_pk, job_pk, service, kind, model, r.started_at)
+        rows.append((*row, duration, status, error))
+    _copy_insert(CALLS_TEMP, "calls_in", CALL_TYPES, rows, CALLS_INSERT)
 
 
 def pending_spans_expire(*, now: datetime | None = None) -> int:

@@ -118,3 +118,98 @@ def as_otlp_json(request: ExportTraceServiceRequest) -> bytes:
                     if key in span:
                         span[key] = base64.b64decode(span[key]).hex()
     return json.dumps(document).encode()
+
+
+JAVA_TRACE = """java.lang.IllegalStateException: Order 8812 not found
+\tat java.base/java.util.Optional.orElseThrow(Optional.java:403)
+\tat com.acme.billing.OrderService.load(OrderService.java:57)
+\tat com.acme.billing.OrderController.get(OrderController.java:31)
+\tat org.springframework.web.servlet.FrameworkServlet.service(FrameworkServlet.java:897)
+"""
+
+
+class DeployConflict(Exception):
+    pass
+
+
+def _deploy(manifest: str) -> None:
+    raise DeployConflict(f"manifest {manifest!r} conflicts with revision 41")
+
+
+def failing_run_spans(
+    *,
+    run_id: str = "run-err-1",
+    tenant: str | None = "alpha",
+    project: str = "checkout",
+    template: str = "python-fastapi-service",
+    manifest: str = "deploy-7f3a9c21.yaml",
+    with_run_span: bool = True,
+) -> list[ReadableSpan]:
+    """A failed run: the deploy job's first attempt raises (a real Python exception recorded by
+    the SDK), its second attempt's external call fails with a Java stack trace, an LLM call in it
+    fails with status only, and a span of no factory kind fails with an exception event."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "factory"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("factory")
+    run_attrs = {
+        "run.id": run_id,
+        "run.project_id": project,
+        "run.template_recipe_id": template,
+        "run.type": "microservice",
+        "run.status": "failed",
+    }
+    if tenant:
+        run_attrs["run.tenant_id"] = tenant
+    with tracer.start_as_current_span(
+        "factory.run.execute" if with_run_span else "other-root",
+        attributes=run_attrs if with_run_span else {},
+        record_exception=False,
+        set_status_on_exception=False,
+    ):
+        with tracer.start_as_current_span(
+            "factory.job.execute",
+            attributes={"job.id": "deploy", "job.step_name": "deploy", "job.attempt": 1},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as job:
+            try:
+                _deploy(manifest)
+            except DeployConflict as exc:
+                job.record_exception(exc)
+                job.set_status(Status(StatusCode.ERROR, str(exc)))
+        with tracer.start_as_current_span(
+            "factory.job.execute",
+            attributes={"job.id": "deploy", "job.step_name": "deploy", "job.attempt": 2},
+        ):
+            with tracer.start_as_current_span("factory.external.billing") as call:
+                call.add_event(
+                    "exception",
+                    {
+                        "exception.type": "java.lang.IllegalStateException",
+                        "exception.message": "Order 8812 not found",
+                        "exception.stacktrace": JAVA_TRACE,
+                    },
+                )
+                call.set_status(Status(StatusCode.ERROR, "HTTP 500"))
+            with tracer.start_as_current_span(
+                "chat gpt-4.1",
+                attributes={
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": "gpt-4.1",
+                    "gen_ai.usage.input_tokens": 1_000,
+                    "gen_ai.usage.output_tokens": 10,
+                    "error.type": "RateLimitError",
+                },
+            ) as llm:
+                llm.set_status(Status(StatusCode.ERROR, "429 Too Many Requests, retry after 20s"))
+            with tracer.start_as_current_span("git.push") as push:
+                push.add_event(
+                    "exception",
+                    {
+                        "exception.type": "GitError",
+                        "exception.message": "remote rejected: non-fast-forward",
+                    },
+                )
+    provider.shutdown()
+    return list(exporter.get_finished_spans())

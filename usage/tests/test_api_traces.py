@@ -51,7 +51,8 @@ def test_a_run_trace_is_stored(alpha):
         run = Run.objects.get(run_id="run-otel-1")
         jobs = list(Job.objects.filter(run=run).order_by("attempt"))
         calls = list(LlmUsageEvent.objects.filter(run=run).order_by("model"))
-        external = ExternalCall.objects.get()
+        external = ExternalCall.objects.get(kind="external")
+        llm_calls = list(ExternalCall.objects.filter(kind="llm").order_by("model"))
     assert run.status == "Succeeded"
     assert len(run.trace_id) == 32 and run.trace_id == calls[0].event_id.split("-")[1]
     assert run.template_recipe_id == "python-fastapi-service" and run.run_type == "microservice"
@@ -61,6 +62,12 @@ def test_a_run_trace_is_stored(alpha):
     assert calls[0].cost == Decimal("0.0345000000")
     assert calls[0].job_id == jobs[1].id  # the attempt it ran in
     assert (external.service, external.status, external.job_id) == ("github", "ok", jobs[1].id)
+    # LLM calls are kept for their timing too (the run's waterfall); money stays in the events.
+    assert [(c.service, c.model, c.job_id) for c in llm_calls] == [
+        ("anthropic", "claude-sonnet-4-5-20250929", jobs[1].id),
+        ("google", "gemini-2.5-flash", jobs[1].id),
+        ("openai", "gpt-4.1", jobs[1].id),
+    ]
 
 
 def test_resending_a_trace_changes_nothing(alpha):
@@ -71,7 +78,8 @@ def test_resending_a_trace_changes_nothing(alpha):
     with schema_context(alpha.schema):
         assert LlmUsageEvent.objects.count() == 3
         assert Job.objects.count() == 2
-        assert ExternalCall.objects.count() == 1
+        assert ExternalCall.objects.filter(kind="external").count() == 1
+        assert ExternalCall.objects.filter(kind="llm").count() == 3
 
 
 def test_json_request_gets_a_json_answer(alpha):

@@ -1,0 +1,147 @@
+"""The errors pages and GET /api/v1/errors: content, empty state, bad input, roles, isolation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.support import bearer, host_client, key_for, logged_in_client, user_make
+from usage.domain.errors import fingerprint
+from usage.tests.errors_data import GO_PANIC, error_make
+
+pytestmark = pytest.mark.django_db
+
+MESSAGE = "manifest 'a.yaml' conflicts with revision 41"  # error_make's
+DEPLOY = fingerprint("DeployConflict", MESSAGE, GO_PANIC).value
+
+
+def _recent(hours: int = 1) -> datetime:
+    return timezone.now().replace(microsecond=0) - timedelta(hours=hours)
+
+
+def test_the_list_shows_groups_with_trend_links_and_a_chart(alpha):
+    error_make(alpha, "r-1", _recent(), message="manifest 'a.yaml' conflicts with revision 41")
+    error_make(alpha, "r/2", _recent(2), span="s2", template="react-spa")
+    page = logged_in_client(alpha.host, alpha.admin_email).get("/errors/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "DeployConflict" in html and "manifest &lt;str&gt; conflicts" in html
+    assert "github.com/acme/factory/steps.(*Deployer).Apply (steps/deploy.go)" in html
+    assert 'href="/runs/r-1/"' in html and 'href="/runs/r%2F2/"' in html
+    assert "/runs/?status=Failed&amp;from=" in html
+    assert 'data-figure="error-trend-data"' in html and "<polyline points=" in html
+    assert 'data-testid="error-count">2<' in html
+    assert "<script>" not in html.replace('<script id="error-trend-data"', "")
+
+
+def test_the_detail_page_shows_the_error_and_its_stack_trace(alpha):
+    error_make(alpha, "r-1", _recent(), message="manifest 'a.yaml' conflicts with revision 41")
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    listing = client.get("/errors/").content.decode()
+    assert f'href="/errors/{DEPLOY}/?from=' in listing
+    html = client.get(f"/errors/{DEPLOY}/").content.decode()
+    assert "manifest &#x27;a.yaml&#x27; conflicts with revision 41" in html  # the latest, as sent
+    assert '<details class="stacktrace"' in html and "main.go:19" in html
+    assert 'data-testid="group-breakdown"' in html and "python-fastapi-service" in html
+    assert 'href="/runs/r-1/"' in html
+
+
+def test_empty_state_and_unknown_groups(alpha):
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    html = client.get("/errors/").content.decode()
+    assert 'data-testid="errors-empty"' in html and "exception.stacktrace" in html
+    assert client.get(f"/errors/{DEPLOY}/").status_code == 404
+    assert client.get("/errors/not-a-fingerprint/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("from=2026-13-01", "is not a date"),
+        ("from=2026-11-10&to=2026-11-01", "after the end date"),
+        ("from=2001-01-01&to=2026-11-01", "at most 366 days"),
+        ("sort=nope&page=abc", None),
+        ("page=99999999999999999999", None),
+    ],
+)
+def test_bad_queries_fall_back_with_a_reason(alpha, query, words):
+    error_make(alpha, "r-1", _recent())
+    response = logged_in_client(alpha.host, alpha.admin_email).get(f"/errors/?{query}")
+    assert response.status_code == 200
+    if words:
+        assert words in response.content.decode()
+
+
+def test_pages_are_for_roles_that_see_runs(alpha):
+    error_make(alpha, "r-1", _recent())
+    member = logged_in_client(alpha.host, user_make(alpha, "m@alpha.test", "member").email)
+    finance = logged_in_client(alpha.host, user_make(alpha, "f@alpha.test", "finance").email)
+    assert member.get("/errors/").status_code == 200
+    assert member.get(f"/errors/{DEPLOY}/").status_code == 200
+    assert finance.get("/errors/").status_code == 403
+    assert finance.get(f"/errors/{DEPLOY}/").status_code == 403
+    assert host_client(alpha.host).get("/errors/").status_code == 302
+
+
+def test_another_tenants_errors_are_never_shown(alpha, beta):
+    error_make(beta, "beta-run", _recent(), error_type="BetaOnlyError")
+    beta_print = fingerprint("BetaOnlyError", MESSAGE, GO_PANIC).value
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    assert "BetaOnlyError" not in client.get("/errors/").content.decode()
+    assert client.get(f"/errors/{beta_print}/").status_code == 404
+    _, key = key_for(alpha, ["read"])
+    answer = host_client(alpha.host).get("/api/v1/errors", **bearer(key)).json()
+    assert answer["results"] == [] and answer["total"] == 0
+    # Beta's own key sees it; beta's key on alpha's host is refused.
+    _, beta_key = key_for(beta, ["read"])
+    assert host_client(beta.host).get("/api/v1/errors", **bearer(beta_key)).json()["total"] == 1
+    assert host_client(alpha.host).get("/api/v1/errors", **bearer(beta_key)).status_code == 401
+
+
+def test_the_api_lists_groups_in_pages(alpha):
+    at = datetime(2026, 11, 10, 12, tzinfo=UTC)
+    error_make(alpha, "r-1", at)
+    error_make(alpha, "r-2", at, error_type="Quota", message="quota", span="s2")
+    error_make(alpha, "r-3", at, error_type="Quota", message="quota", span="s3")
+    _, key = key_for(alpha, ["read"])
+    client = host_client(alpha.host)
+    answer = client.get(
+        "/api/v1/errors?start=2026-11-09&end=2026-11-11&limit=1", **bearer(key)
+    ).json()
+    assert (answer["total"], answer["pages"], answer["errors"]) == (2, 2, 3)
+    group = answer["results"][0]
+    assert (group["type"], group["count"], group["runs"]) == ("Quota", 2, 2)
+    assert group["trend"] == [0, 2, 0] and group["first_seen"] == "2026-11-10T12:00:00Z"
+    assert sorted(group["example_run_ids"]) == ["r-2", "r-3"]
+    second = client.get(
+        "/api/v1/errors?start=2026-11-09&end=2026-11-11&limit=1&page=2", **bearer(key)
+    ).json()
+    assert second["results"][0]["type"] == "DeployConflict"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "start=2026-11-10&end=2026-11-01",
+        "start=nope",
+        "sort=nope",
+        "page=0",
+        "limit=500",
+        "start=2001-01-01&end=2026-01-01",
+    ],
+)
+def test_the_api_refuses_bad_queries_with_a_problem(alpha, query):
+    _, key = key_for(alpha, ["read"])
+    response = host_client(alpha.host).get(f"/api/v1/errors?{query}", **bearer(key))
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/problem+json")
+
+
+def test_the_api_is_in_the_openapi_schema(alpha):
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    schema = client.get("/api/schema/?format=json").json()
+    operation = schema["paths"]["/api/v1/errors"]["get"]
+    assert operation["operationId"] == "errors_list"
+    assert {p["name"] for p in operation["parameters"]} >= {"start", "end", "sort", "page", "limit"}
