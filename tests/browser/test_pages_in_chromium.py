@@ -213,6 +213,8 @@ def _debuggable_run(now) -> None:  # type: ignore[no-untyped-def]
         )
         for i in range(70)
     )
+
+
 LONG_TRACE = "Traceback (most recent call last):\n" + "".join(
     f'  File "/srv/factory/app/steps/very/deep/module_{n}.py", line {n}, in step_{n}\n'
     f"    call_something_with_a_rather_long_expression(argument_{n}, other_{n})\n"
@@ -496,6 +498,8 @@ def test_a_failed_run_shows_its_error_logs_and_waterfall(site, browser, width):
     _wait(browser, lambda d: "level=ERROR" in d.current_url)
     lines = browser.find_elements(By.CSS_SELECTOR, "#logs [data-testid=log-lines] tbody tr")
     assert [line.text.split()[1] for line in lines] == ["ERROR"]
+
+
 def test_error_groups_lead_to_the_stack_trace_and_the_runs(site, browser):
     """The list links a group to its page; the stack trace opens from its <details>; HTML in a
     message is shown as text; an example run's link opens that run."""

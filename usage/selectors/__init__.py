@@ -659,6 +659,11 @@ class RunDetail:
     months: list[date]  # the tenant's months the run used something in (its ledger's)
     allocated_cost: Decimal  # infrastructure allocated to it so far (RunAllocatedCost)
 
+    @property
+    def service_calls(self) -> list[object]:
+        """Calls to external services (git, storage, ...), without the LLM calls' timings."""
+        return [c for c in self.external_calls if getattr(c, "kind", "external") == "external"]
+
 
 def run_outline(run: Run) -> dict[str, object]:
     """A run as its JSON names it (the run API and alert payloads alike); ``run.project`` is read,
