@@ -86,7 +86,13 @@ def site(django_db_setup, django_db_blocker) -> Iterator[dict[str, object]]:  # 
         now = timezone.now()
         # No platform bills: cost pools are shared by every tenant and would outlive the module.
         seeded = demo_seed(
-            seed=11, now=now, days=21, password=PASSWORD, profiles=(profile,), billing=False
+            seed=11,
+            now=now,
+            days=21,
+            password=PASSWORD,
+            profiles=(profile,),
+            billing=False,
+            metric_days=1,
         )
         tenant = seeded[0].tenant
         with schema_context(tenant.schema_name):

@@ -9,7 +9,8 @@
   drain at night (an incident day backs one queue up past a thousand jobs), a worker pool
   (``pool-b``) that throws errors, run and job duration histograms, token counters.
 
-Pure generation (no database): ``web.demo.seed`` stores what this returns.
+Generation is pure; ``runtime_history_store`` stores it through the ingest services (errors,
+logs, metrics), so rollups, error groups and series state are what real ingest would make.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     ScopeMetrics,
 )
 
-from web.demo.generate import History, JobRow
+from factory_portal.tenants.models import Tenant
+from web.demo.generate import History, JobRow, RunRow
 
 LOG_DAYS = 14
-RECENT_DAYS = 7  # one point a minute; before that, one every ten minutes
+RECENT_DAYS = 2  # one point a minute; before that, one every ten minutes
+METRIC_DAYS = 14
 QUEUES = (("jobs-default", "normal"), ("jobs-priority", "high"))
 POOLS = ("pool-a", "pool-b")
 JOB_TYPES = ("generate", "build", "test", "deploy")
@@ -636,3 +639,129 @@ def metrics_history(
             )
             moment += step
         yield ExportMetricsServiceRequest(resource_metrics=[control, workers])
+
+
+# --- storing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuntimeStored:
+    errors: int
+    logs: int
+    metric_points: int
+    series: int
+
+
+def _span_id(job: JobRow, salt: int = 0) -> str:
+    return f"{(job.id * 7919 + salt) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def runtime_history_store(
+    *,
+    history: History,
+    tenant: Tenant,
+    now: datetime,
+    rng: random.Random,
+    days: int = METRIC_DAYS,
+    scale: float = 1.0,
+    zone_offset_hours: float = 0.0,
+) -> RuntimeStored:
+    """Store the runtime history of ``history`` in the current tenant schema (``tenant``: its
+    Tenant, the sender of the metrics and logs)."""
+    from usage.domain.errors import ErrorIn
+    from usage.domain.otlp_logs import LogRecordIn
+    from usage.services.errors import span_errors_ingest
+    from usage.services.logs import logs_ingest
+
+    runs: dict[int, RunRow] = {r.id: r for r in history.runs}
+    slugs = {p.id: p.slug for p in history.projects}
+    errors = job_errors(history, rng)
+    stored_errors = span_errors_ingest(
+        errors=[
+            ErrorIn(
+                trace_id=runs[e.job.run_id].trace_id or f"{e.job.run_id:032x}",
+                span_id=_span_id(e.job),
+                seq=0,
+                run_id=runs[e.job.run_id].run_id,
+                project=slugs[runs[e.job.run_id].project_id],
+                job_id=e.job.job_id,
+                step_name=e.job.step_name,
+                attempt=e.job.attempt,
+                span_name="factory.job.execute",
+                source="exception",
+                occurred_at=e.at,
+                type=e.error.type,
+                message=e.error.message,
+                stacktrace=e.error.stacktrace,
+            )
+            for e in errors
+        ]
+    )
+    levels = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "CRITICAL": 21}
+    records = []
+    for n, log in enumerate(job_logs(history, errors, now, rng)):
+        run = runs[log.job.run_id]
+        records.append(
+            LogRecordIn(
+                digest=f"{n:08x}{log.job.id:024x}",
+                time=log.at,
+                level=log.level,
+                severity_number=levels[log.level],
+                message=log.message,
+                run_id=run.run_id,
+                job_id=log.job.job_id,
+                step_name=log.job.step_name,
+                tenant="",
+                project=slugs[run.project_id],
+                template_recipe_id=run.template_recipe_id,
+                trace_id=run.trace_id,
+                span_id=_span_id(log.job),
+                attributes=dict(log.attributes),
+            )
+        )
+    logs = logs_ingest(records=records, host_tenant=tenant)
+    points, series = metrics_store(
+        now=now,
+        rng=rng,
+        days=days,
+        scale=scale,
+        zone_offset_hours=zone_offset_hours,
+        tenant=tenant,
+    )
+    return RuntimeStored(stored_errors, logs.stored, points, series)
+
+
+def metrics_store(
+    *,
+    now: datetime,
+    rng: random.Random,
+    days: int = METRIC_DAYS,
+    scale: float = 1.0,
+    zone_offset_hours: float = 0.0,
+    tenant: Tenant | None = None,
+) -> tuple[int, int]:
+    """``days`` (at most ``METRIC_DAYS``) of metrics through the ingest service: into ``tenant``
+    (its Tenant), or the platform's series (public schema) when None. Returns the points and
+    series stored."""
+    from runtime.domain.metrics import metrics_flatten
+    from runtime.services.metrics import metrics_ingest
+
+    incident = (now - timedelta(days=3)).replace(hour=14, minute=0, second=0, microsecond=0)
+    points = series = 0
+    for request in metrics_history(
+        now=now,
+        days=min(days, METRIC_DAYS),
+        rng=rng,
+        scale=scale,
+        incident_day=incident,
+        zone_offset_hours=zone_offset_hours,
+        batch_minutes=120,
+    ):
+        result = metrics_ingest(
+            batch=metrics_flatten(request, latest=now + timedelta(minutes=5)),
+            host_tenant=tenant,
+            now=now,
+        )
+        points += result.stored
+        series = max(series, result.series)
+    return points, series

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from django_tenants.utils import schema_context
 
@@ -26,6 +27,7 @@ from web.demo.billing import demo_billing
 from web.demo.generate import TenantProfile, generate_history
 from web.demo.load import LoadResult, history_load
 from web.demo.profiles import PROFILES
+from web.demo.runtime import metrics_store, runtime_history_store
 from web.demo.traces import TokenSampler
 
 
@@ -34,6 +36,11 @@ class SeededTenant:
     tenant: Tenant
     result: LoadResult | None  # None: existed already and was left alone
     seconds: float
+
+
+def _offset_hours(tenant: Tenant, now: datetime) -> float:
+    offset = now.astimezone(ZoneInfo(tenant.timezone)).utcoffset()
+    return offset.total_seconds() / 3600 if offset else 0.0
 
 
 def demo_users(slug: str) -> list[tuple[str, str]]:
@@ -54,9 +61,11 @@ def demo_seed(
     profiles: tuple[TenantProfile, ...] = PROFILES,
     progress: Callable[[str], None] = lambda message: None,
     billing: bool = True,
+    metric_days: int = 14,
 ) -> list[SeededTenant]:
-    """Seed ``profiles`` with ``days`` of history; with ``billing``, also the platform's bills,
-    allocation, budgets and forecasts (public-schema cost pools shared by all tenants)."""
+    """Seed ``profiles`` with ``days`` of history (runtime metrics: the last ``metric_days`` of
+    it); with ``billing``, also the platform's bills, allocation, budgets and forecasts
+    (public-schema cost pools shared by all tenants)."""
     public_tenant_ensure()
     if not PriceBookEntry.objects.exists():
         refreshed = pricebook_refresh()
@@ -92,6 +101,15 @@ def demo_seed(
             for email, role in users[1:]:
                 user_create(email=email, role=role, password=password)
             result = history_load(history, prices)
+            runtime = runtime_history_store(
+                history=history,
+                tenant=created.tenant,
+                now=now,
+                rng=rng,
+                days=min(days, metric_days),
+                scale=profile.runs_per_day / 30,
+                zone_offset_hours=_offset_hours(created.tenant, now),
+            )
         tenant = created.tenant
         tenant.usage_complete_until = max((e.occurred_at for e in history.llm), default=None)
         tenant.save(update_fields=["usage_complete_until"])
@@ -99,10 +117,19 @@ def demo_seed(
         progress(
             f"{profile.slug}: {result.runs:,} runs, {result.jobs:,} jobs,"
             f" {result.llm_events:,} LLM calls ({result.unpriced_events:,} unpriced),"
-            f" {result.infra_events:,} infrastructure events, AI cost ${result.cost:,.2f}"
+            f" {result.infra_events:,} infrastructure events, AI cost ${result.cost:,.2f};"
+            f" {runtime.errors:,} errors, {runtime.logs:,} log lines,"
+            f" {runtime.metric_points:,} metric points"
             f" in {elapsed:.1f}s"
         )
         seeded.append(SeededTenant(tenant, result, elapsed))
+    if any(s.result is not None for s in seeded):
+        # The platform's own queues and workers (no tenant): the operator's runtime pages.
+        with schema_context("public"):
+            points, series = metrics_store(
+                now=now, rng=random.Random(f"{seed}:platform"), days=min(days, metric_days), scale=3
+            )
+        progress(f"platform: {points:,} metric points in {series} series")
     if billing:
         tenants = [s.tenant for s in seeded]
         for line in demo_billing(seed=seed, now=now, months=3, tenants=tenants):

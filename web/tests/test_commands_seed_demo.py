@@ -12,8 +12,9 @@ from django_tenants.utils import schema_context
 
 from factory_portal.accounts.models import User
 from factory_portal.periods import month_start
+from runtime.models import MetricMinute, MetricSeries
 from tests.support import host_client, logged_in_client
-from usage.models import CostSource, LlmUsageEvent, Run
+from usage.models import CostSource, ErrorGroup, Job, LlmUsageEvent, Run, RunLog, SpanError
 from web.demo.generate import ModelRef, ProjectSpec, TenantProfile
 from web.demo.seed import demo_seed
 
@@ -39,7 +40,7 @@ SMALL_PROFILE = TenantProfile(
 def test_seed_demo_loads_priced_history_that_the_overview_shows():
     now = timezone.now()
     [seeded] = demo_seed(
-        seed=7, now=now, days=4, password="demo-pass-1234", profiles=(SMALL_PROFILE,)
+        seed=7, now=now, days=4, password="demo-pass-1234", profiles=(SMALL_PROFILE,), metric_days=1
     )
     result = seeded.result
     assert result is not None and result.runs > 30 and result.llm_events > 500
@@ -55,6 +56,17 @@ def test_seed_demo_loads_priced_history_that_the_overview_shows():
             Run.objects.filter(status="Running").exists()
             or Run.objects.filter(status="Requested").exists()
         )
+        # The runtime half: an exception for failed job attempts, grouped; logs; metric series.
+        failed_attempts = Job.objects.filter(status="Failed").exclude(
+            failure_type__in=("", "cancelled_by_user")
+        )
+        assert SpanError.objects.count() == failed_attempts.count() > 0
+        assert ErrorGroup.objects.count() < SpanError.objects.count()
+        assert RunLog.objects.filter(level="ERROR").count() == SpanError.objects.count()
+        assert {"queue_depth", "worker_errors_total", "job_duration_seconds"} <= set(
+            MetricSeries.objects.values_list("name", flat=True)
+        )
+        assert MetricMinute.objects.filter(series__name="queue_depth").exists()
         month_cost = LlmUsageEvent.objects.filter(
             occurred_at__gte=month_start(timezone.now())
         ).aggregate(total=Sum("cost"))["total"] or Decimal(0)
@@ -66,13 +78,21 @@ def test_seed_demo_loads_priced_history_that_the_overview_shows():
 
 def test_seed_demo_leaves_existing_tenants_alone_unless_reset():
     now = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)
-    demo_seed(seed=1, now=now, days=2, password="demo-pass-1234", profiles=(SMALL_PROFILE,))
+    demo_seed(
+        seed=1, now=now, days=2, password="demo-pass-1234", profiles=(SMALL_PROFILE,), metric_days=0
+    )
     [again] = demo_seed(
-        seed=1, now=now, days=2, password="demo-pass-1234", profiles=(SMALL_PROFILE,)
+        seed=1, now=now, days=2, password="demo-pass-1234", profiles=(SMALL_PROFILE,), metric_days=0
     )
     assert again.result is None
     [reset] = demo_seed(
-        seed=2, now=now, days=2, password="demo-pass-1234", profiles=(SMALL_PROFILE,), reset=True
+        seed=2,
+        now=now,
+        days=2,
+        password="demo-pass-1234",
+        profiles=(SMALL_PROFILE,),
+        reset=True,
+        metric_days=0,
     )
     assert reset.result is not None
     assert host_client("demo-small.localhost").get("/login/").status_code == 200
