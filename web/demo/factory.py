@@ -131,8 +131,10 @@ class SimulatedFactory:
         runs_per_tick: float = 4.0,
         wave_ticks: int = 40,
         host: str = "",
+        failure_rate: float = 0.1,
     ) -> None:
         self.rng = random.Random(seed)
+        self.failure_rate = failure_rate
         self.project = project
         self.tenant = tenant
         self.tick_seconds = tick_seconds
@@ -287,7 +289,11 @@ class SimulatedFactory:
         steps: Sequence[tuple[str, str]] = STEPS
         durations = [rng.lognormvariate(math.log(40), 0.6) for _ in steps]
         fails_at = next(
-            (i for i, (step, _) in enumerate(steps) if step in FAILURES and rng.random() < 0.1),
+            (
+                i
+                for i, (step, _) in enumerate(steps)
+                if step in FAILURES and rng.random() < self.failure_rate
+            ),
             None,
         )
         total = sum(durations) * 1.6 + 30
