@@ -1,0 +1,204 @@
+"""Steps and stages: where pipelines fail and rework most, per step name or per template and
+step, for a range of the tenant's days against the previous range of equal length; and run lead
+time (requested -> finished) percentiles.
+
+Read from the step rollup (``StepDaily``: (run, step) pairs by the run's local day requested)
+and the run rollup's lead-time histograms (``RunDaily``), never from jobs or calls: a range costs
+two grouped queries whatever the tenant's size. Percentiles are interpolated inside their
+histogram bucket (``usage.domain.durations``). Rates are exact ``Decimal`` fractions (0..1) and
+AI cost is ``Decimal`` USD as stored (10 places): callers round once, at the edge.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from usage.domain.durations import BUCKETS, histogram_merge, percentile_ms
+from usage.domain.steps import StepFigures
+from usage.models import RunDaily, RunStatus, StepDaily
+
+GROUPINGS = ("step", "template")  # by step name, or by template and step name
+# Sort keys: each lists the worst first (highest rework, failure, p95, cost, runs; lowest
+# first-pass success).
+SORTS = {
+    "rework_rate": True,
+    "failure_rate": True,
+    "first_pass_rate": False,
+    "p95_ms": True,
+    "ai_cost": True,
+    "runs": True,
+}
+TOP_FAILURE_TYPES = 3
+LEAD_TIME_QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95}
+_COLUMNS = (*StepFigures.COUNTS, "duration_histogram", "failure_types", "cost")
+
+
+@dataclass(frozen=True)
+class StepPeriod:
+    """One step's (or template and step's) figures over a range of days."""
+
+    runs: int  # (run, step) pairs: runs that ran the step
+    attempts: int
+    retries: int
+    first_pass_rate: Decimal | None  # of settled pairs: all first attempts succeeded
+    rework_rate: Decimal | None  # of pairs: some job needed more than one attempt
+    failure_rate: Decimal | None  # of finished attempts: failed
+    p50_ms: int | None  # job (attempt) duration
+    p95_ms: int | None
+    failure_types: list[tuple[str, int]]  # the most frequent, most first
+    calls: int
+    ai_cost: Decimal  # USD, unrounded
+
+    @property
+    def ai_cost_per_run(self) -> Decimal | None:
+        return self.ai_cost / self.runs if self.runs else None
+
+
+@dataclass(frozen=True)
+class StepRow:
+    template: str | None  # None when grouped by step only
+    step: str
+    current: StepPeriod
+    previous: StepPeriod | None  # None when the step did not run in the previous range
+
+    def sort_value(self, key: str) -> Decimal | int | None:
+        return getattr(self.current, key)
+
+
+@dataclass(frozen=True)
+class StepReport:
+    start: date
+    end: date  # inclusive
+    previous_start: date
+    previous_end: date
+    grouping: str
+    rows: list[StepRow]
+    lead_time: dict[str, int | None]  # p50/p90/p95 ms of runs succeeded, requested in range
+    previous_lead_time: dict[str, int | None]
+    succeeded_runs: int
+    total: StepPeriod | None = None  # every step together
+    templates: list[str] = field(default_factory=list)
+
+
+def previous_range(start: date, end: date) -> tuple[date, date]:
+    """The range of equal length just before ``start..end`` (inclusive days)."""
+    days = (end - start).days + 1
+    return start - timedelta(days=days), start - timedelta(days=1)
+
+
+def _ratio(part: int, whole: int) -> Decimal | None:
+    return Decimal(part) / Decimal(whole) if whole else None
+
+
+def _period(figures: StepFigures) -> StepPeriod:
+    ranked = sorted(figures.failure_types.items(), key=lambda item: (-item[1], item[0]))
+    return StepPeriod(
+        runs=figures.runs,
+        attempts=figures.attempts,
+        retries=figures.retries,
+        first_pass_rate=_ratio(figures.first_pass, figures.settled),
+        rework_rate=_ratio(figures.reworked, figures.runs),
+        failure_rate=_ratio(figures.failed_attempts, figures.finished_attempts),
+        p50_ms=percentile_ms(figures.histogram, 0.5),
+        p95_ms=percentile_ms(figures.histogram, 0.95),
+        failure_types=ranked[:TOP_FAILURE_TYPES],
+        calls=figures.calls,
+        ai_cost=figures.cost,
+    )
+
+
+def _figures(row: dict[str, object]) -> StepFigures:
+    histogram = list(row["duration_histogram"])  # type: ignore[call-overload]
+    return StepFigures(
+        **{name: row[name] for name in StepFigures.COUNTS},  # type: ignore[arg-type]
+        histogram=histogram + [0] * (BUCKETS - len(histogram)),
+        failure_types=dict(row["failure_types"]),  # type: ignore[call-overload]
+        cost=row["cost"],  # type: ignore[arg-type]
+    )
+
+
+def step_report(
+    *, start: date, end: date, grouping: str = "step", sort: str = "rework_rate", template: str = ""
+) -> StepReport:
+    """Steps of runs requested on the tenant's days ``start <= day <= end`` (optionally of one
+    template), grouped by ``grouping`` and sorted by ``sort`` (worst first; ties by name), each
+    with the same figures for the previous range of equal length."""
+    if grouping not in GROUPINGS:
+        raise ValueError(f"grouping must be one of {', '.join(GROUPINGS)}")
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+    previous_start, previous_end = previous_range(start, end)
+    rows = StepDaily.objects.filter(day__gte=previous_start, day__lte=end, runs__gt=0)
+    if template:
+        rows = rows.filter(template=template)
+    current: dict[tuple[str | None, str], StepFigures] = defaultdict(StepFigures)
+    previous: dict[tuple[str | None, str], StepFigures] = defaultdict(StepFigures)
+    total = StepFigures()
+    templates: set[str] = set()
+    for row in rows.values("day", "template", "step_name", *_COLUMNS):
+        key = (row["template"] if grouping == "template" else None, row["step_name"])
+        figures = _figures(row)
+        if row["day"] >= start:
+            current[key].add(figures)
+            total.add(figures)
+            templates.add(row["template"])
+        else:
+            previous[key].add(figures)
+    result = [
+        StepRow(
+            template=key[0],
+            step=key[1],
+            current=_period(figures),
+            previous=_period(previous[key]) if previous.get(key) else None,
+        )
+        for key, figures in current.items()
+    ]
+    descending = SORTS[sort]
+    result.sort(key=lambda r: (r.template or "", r.step))
+    present = [r for r in result if r.sort_value(sort) is not None]
+    absent = [r for r in result if r.sort_value(sort) is None]
+    present.sort(key=lambda r: r.sort_value(sort), reverse=descending)  # type: ignore[arg-type,return-value]
+    lead, previous_lead, succeeded = _lead_times(start, end, previous_start, template)
+    return StepReport(
+        start=start,
+        end=end,
+        previous_start=previous_start,
+        previous_end=previous_end,
+        grouping=grouping,
+        rows=present + absent,
+        lead_time=lead,
+        previous_lead_time=previous_lead,
+        succeeded_runs=succeeded,
+        total=_period(total) if total.runs else None,
+        templates=sorted(templates),
+    )
+
+
+def _lead_times(
+    start: date, end: date, previous_start: date, template: str
+) -> tuple[dict[str, int | None], dict[str, int | None], int]:
+    """Lead-time percentiles of runs that succeeded, requested in the range and in the previous
+    range, and how many runs the current figures describe."""
+    rows = RunDaily.objects.filter(
+        day__gte=previous_start, day__lte=end, status=RunStatus.SUCCEEDED
+    )
+    if template:
+        rows = rows.filter(template=template)
+    current: list[list[int]] = []
+    previous: list[list[int]] = []
+    succeeded = 0
+    for day, runs, histogram in rows.values_list("day", "runs", "lead_time_histogram"):
+        if day >= start:
+            current.append(histogram)
+            succeeded += runs
+        else:
+            previous.append(histogram)
+
+    def quantiles(histograms: list[list[int]]) -> dict[str, int | None]:
+        merged = histogram_merge(histograms)
+        return {name: percentile_ms(merged, q) for name, q in LEAD_TIME_QUANTILES.items()}
+
+    return quantiles(current), quantiles(previous), succeeded
