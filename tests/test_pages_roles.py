@@ -25,6 +25,7 @@ ROLE_MATRIX = {
     "/runs/active/": (200, 403, 200),
     "/runs.csv": (200, 403, 200),
     "/usage/": (200, 403, 200),
+    "/steps/": (200, 403, 200),
     "/costs/": (403, 200, 200),
     "/reports/2026-10/csv": (403, 200, 200),
 }
@@ -44,8 +45,10 @@ def test_pages_are_enforced_by_role(alpha):
     # The navigation shows exactly the pages a role may open.
     member_nav = clients["member"].get("/").content.decode()
     assert 'href="/usage/"' in member_nav and 'href="/costs/"' not in member_nav
+    assert member_nav.index('href="/usage/"') < member_nav.index('href="/steps/"')
     finance_nav = clients["finance"].get("/").content.decode()
     assert 'href="/costs/"' in finance_nav and 'href="/runs/"' not in finance_nav
+    assert 'href="/steps/"' not in finance_nav
 
 
 def test_anonymous_visitors_are_sent_to_log_in(alpha):

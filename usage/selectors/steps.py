@@ -57,6 +57,37 @@ class StepPeriod:
         return self.ai_cost / self.runs if self.runs else None
 
 
+# Figures with a trend, and whether a rise is for the worse.
+TREND_METRICS = {
+    "runs": None,
+    "first_pass_rate": False,
+    "rework_rate": True,
+    "failure_rate": True,
+    "p95_ms": True,
+    "ai_cost": True,
+}
+
+
+@dataclass(frozen=True)
+class Trend:
+    direction: str  # up | down | flat
+    worse: bool | None  # None when neither direction is better
+    previous: Decimal | int
+
+
+def trend(
+    current: Decimal | int | None, previous: Decimal | int | None, rise_is_worse: bool | None
+) -> Trend | None:
+    """How ``current`` moved from ``previous``; None when either is unknown."""
+    if current is None or previous is None:
+        return None
+    if current == previous:
+        return Trend("flat", False if rise_is_worse is not None else None, previous)
+    up = current > previous
+    worse = None if rise_is_worse is None else up == rise_is_worse
+    return Trend("up" if up else "down", worse, previous)
+
+
 @dataclass(frozen=True)
 class StepRow:
     template: str | None  # None when grouped by step only
@@ -66,6 +97,18 @@ class StepRow:
 
     def sort_value(self, key: str) -> Decimal | int | None:
         return getattr(self.current, key)
+
+    @property
+    def trends(self) -> dict[str, Trend | None]:
+        """Each figure of ``TREND_METRICS`` against the previous range of equal length."""
+        return {
+            name: trend(
+                getattr(self.current, name),
+                getattr(self.previous, name) if self.previous else None,
+                worse,
+            )
+            for name, worse in TREND_METRICS.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -81,6 +124,35 @@ class StepReport:
     succeeded_runs: int
     total: StepPeriod | None = None  # every step together
     templates: list[str] = field(default_factory=list)
+
+
+PRESET_DAYS = (7, 30, 90)
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+class RangeError(ValueError):
+    """A range of days the step figures cannot be asked for, in words for the person asking."""
+
+
+def step_range(
+    *, today: date, days: int | None = None, start: date | None = None, end: date | None = None
+) -> tuple[date, date]:
+    """The inclusive days asked for: ``start``..``end`` when given (``end`` defaults to
+    ``today``), else the last ``days`` days up to ``today`` (30 by default).
+    ``RangeError`` when the range is reversed or longer than ``MAX_DAYS``."""
+    if start is None and end is None:
+        days = DEFAULT_DAYS if days is None else days
+        if not 1 <= days <= MAX_DAYS:
+            raise RangeError(f"days must be between 1 and {MAX_DAYS}.")
+        return today - timedelta(days=days - 1), today
+    end = end or today
+    start = start or end - timedelta(days=(days or DEFAULT_DAYS) - 1)
+    if start > end:
+        raise RangeError("The start date is after the end date.")
+    if (end - start).days + 1 > MAX_DAYS:
+        raise RangeError(f"A range covers at most {MAX_DAYS} days.")
+    return start, end
 
 
 def previous_range(start: date, end: date) -> tuple[date, date]:

@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 from django.http import QueryDict
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
 from factory_portal import money
@@ -99,3 +100,21 @@ def pager(context: template.Context, page: Any, label: str, param: str = "page")
         label,
         mark_safe(" ".join(parts)),  # noqa: S308
     )
+
+
+@register.simple_tag
+def step_runs_query(
+    base: dict[str, str],
+    step: str,
+    template: str | None,
+    template_filter: str = "",
+    failure_type: str = "",
+) -> str:
+    """The run-history query of a step's row on the steps page: its range, step, template (the
+    row's, or the page's filter) and failure type."""
+    query = {**base, "step": step}
+    if template is not None or template_filter:
+        query["template"] = template if template is not None else template_filter
+    if failure_type:
+        query["failure_type"] = failure_type
+    return urlencode(query)
