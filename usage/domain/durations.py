@@ -77,6 +77,6 @@ def percentile_ms(histogram: Sequence[int], q: float) -> int | None:
             lower, upper = bucket_lower_ms(index), bucket_upper_ms(index)
             if lower == 0:
                 return round(upper * fraction)
-            return round(lower * (upper / lower) ** fraction)
+            return round(lower * math.pow(upper / lower, fraction))
         seen += count
     return bucket_upper_ms(len(histogram) - 1)
