@@ -4,21 +4,22 @@ time (requested -> finished) percentiles.
 
 Read from the step rollup (``StepDaily``: (run, step) pairs by the run's local day requested)
 and the run rollup's lead-time histograms (``RunDaily``), never from jobs or calls: a range costs
-two grouped queries whatever the tenant's size. Percentiles are interpolated inside their
+four grouped queries whatever the tenant's size. Percentiles are interpolated inside their
 histogram bucket (``usage.domain.durations``). Rates are exact ``Decimal`` fractions (0..1) and
 AI cost is ``Decimal`` USD as stored (10 places): callers round once, at the edge.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from usage.domain.durations import BUCKETS, histogram_merge, percentile_ms
+from django.db import connection
+
+from usage.domain.durations import histogram_merge, percentile_ms
 from usage.domain.steps import StepFigures
-from usage.models import RunDaily, RunStatus, StepDaily
+from usage.models import RunDaily, RunStatus
 
 GROUPINGS = ("step", "template")  # by step name, or by template and step name
 # Sort keys: each lists the worst first (highest rework, failure, p95, cost, runs; lowest
@@ -33,7 +34,6 @@ SORTS = {
 }
 TOP_FAILURE_TYPES = 3
 LEAD_TIME_QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95}
-_COLUMNS = (*StepFigures.COUNTS, "duration_histogram", "failure_types", "cost")
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,6 @@ class StepReport:
     previous_lead_time: dict[str, int | None]
     succeeded_runs: int
     total: StepPeriod | None = None  # every step together
-    templates: list[str] = field(default_factory=list)
 
 
 PRESET_DAYS = (7, 30, 90)
@@ -182,14 +181,55 @@ def _period(figures: StepFigures) -> StepPeriod:
     )
 
 
-def _figures(row: dict[str, object]) -> StepFigures:
-    histogram = list(row["duration_histogram"])  # type: ignore[call-overload]
-    return StepFigures(
-        **{name: row[name] for name in StepFigures.COUNTS},  # type: ignore[arg-type]
-        histogram=histogram + [0] * (BUCKETS - len(histogram)),
-        failure_types=dict(row["failure_types"]),  # type: ignore[call-overload]
-        cost=row["cost"],  # type: ignore[arg-type]
-    )
+# Figures per (current range?, template or '', step) summed in the database: counters, the
+# merged duration histograms (non-zero buckets) and failure types. Fixed SQL; {template} is one of
+# two column expressions, never input.
+_WHERE = (
+    "WHERE s.day >= %(first)s AND s.day <= %(end)s AND s.runs > 0"
+    " AND (%(template)s = '' OR s.template = %(template)s)"
+)
+_KEYS = "(s.day >= %(start)s), {template}, s.step_name"
+_COUNTERS = (
+    f"SELECT {_KEYS}, "  # noqa: S608 - fixed SQL (column names and two template expressions)
+    + ", ".join(f"sum(s.{name})" for name in (*StepFigures.COUNTS, "cost"))
+    + f" FROM usage_stepdaily s {_WHERE} GROUP BY 1, 2, 3"
+)
+_HISTOGRAMS = (
+    f"SELECT {_KEYS}, h.i - 1, sum(h.n) FROM usage_stepdaily s"  # noqa: S608 - fixed SQL
+    " CROSS JOIN LATERAL unnest(s.duration_histogram) WITH ORDINALITY AS h(n, i)"
+    f" {_WHERE} AND h.n <> 0 GROUP BY 1, 2, 3, 4"
+)
+_FAILURES = (
+    f"SELECT {_KEYS}, f.key, sum(f.value::bigint) FROM usage_stepdaily s"  # noqa: S608
+    " CROSS JOIN LATERAL jsonb_each_text(s.failure_types) AS f(key, value)"
+    f" {_WHERE} GROUP BY 1, 2, 3, 4"
+)
+
+Key = tuple[bool, str | None, str]  # in the current range, template (None: all), step
+
+
+def _grouped(
+    *, start: date, end: date, first: date, grouping: str, template: str
+) -> dict[Key, StepFigures]:
+    column = "s.template" if grouping == "template" else "''"
+    params = {"start": start, "end": end, "first": first, "template": template}
+    figures: dict[Key, StepFigures] = {}
+
+    def key(current: bool, group: str, step: str) -> Key:
+        return (current, group if grouping == "template" else None, step)
+
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNTERS.format(template=column), params)
+        for current, group, step, *sums in cursor.fetchall():
+            counts = dict(zip(StepFigures.COUNTS, map(int, sums[:-1]), strict=True))
+            figures[key(current, group, step)] = StepFigures(**counts, cost=sums[-1])
+        cursor.execute(_HISTOGRAMS.format(template=column), params)
+        for current, group, step, bucket, n in cursor.fetchall():
+            figures[key(current, group, step)].histogram[bucket] += int(n)
+        cursor.execute(_FAILURES.format(template=column), params)
+        for current, group, step, kind, n in cursor.fetchall():
+            figures[key(current, group, step)].failure_types[kind] = int(n)
+    return figures
 
 
 def step_report(
@@ -203,22 +243,18 @@ def step_report(
     if sort not in SORTS:
         raise ValueError(f"sort must be one of {', '.join(SORTS)}")
     previous_start, previous_end = previous_range(start, end)
-    rows = StepDaily.objects.filter(day__gte=previous_start, day__lte=end, runs__gt=0)
-    if template:
-        rows = rows.filter(template=template)
-    current: dict[tuple[str | None, str], StepFigures] = defaultdict(StepFigures)
-    previous: dict[tuple[str | None, str], StepFigures] = defaultdict(StepFigures)
+    grouped = _grouped(
+        start=start, end=end, first=previous_start, grouping=grouping, template=template
+    )
+    current: dict[tuple[str | None, str], StepFigures] = {}
+    previous: dict[tuple[str | None, str], StepFigures] = {}
     total = StepFigures()
-    templates: set[str] = set()
-    for row in rows.values("day", "template", "step_name", *_COLUMNS):
-        key = (row["template"] if grouping == "template" else None, row["step_name"])
-        figures = _figures(row)
-        if row["day"] >= start:
-            current[key].add(figures)
+    for (in_range, group, step), figures in grouped.items():
+        if in_range:
+            current[(group, step)] = figures
             total.add(figures)
-            templates.add(row["template"])
         else:
-            previous[key].add(figures)
+            previous[(group, step)] = figures
     result = [
         StepRow(
             template=key[0],
@@ -245,7 +281,6 @@ def step_report(
         previous_lead_time=previous_lead,
         succeeded_runs=succeeded,
         total=_period(total) if total.runs else None,
-        templates=sorted(templates),
     )
 
 
