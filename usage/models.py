@@ -118,6 +118,13 @@ class Job(models.Model):
         indexes = [
             # Runs with a retried job (an attempt after the first): what waste reads.
             models.Index(fields=["run"], name="job_retry_idx", condition=Q(attempt__gt=1)),
+            # Run history filtered by step or by a job's failure type.
+            models.Index(fields=["step_name", "run"], name="job_step_idx"),
+            models.Index(
+                fields=["failure_type", "run"],
+                name="job_failure_idx",
+                condition=~Q(failure_type=""),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["run", "job_id", "attempt"], name="job_unique_attempt"),

@@ -55,5 +55,13 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('day', 'template', 'step_name'), name='step_daily_key')],
             },
         ),
+        migrations.AddIndex(
+            model_name='job',
+            index=models.Index(fields=['step_name', 'run'], name='job_step_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='job',
+            index=models.Index(condition=models.Q(('failure_type', ''), _negated=True), fields=['failure_type', 'run'], name='job_failure_idx'),
+        ),
         migrations.RunPython(recount, migrations.RunPython.noop),
     ]

@@ -118,3 +118,34 @@ def step_runs_query(
     if failure_type:
         query["failure_type"] = failure_type
     return urlencode(query)
+
+
+_TREND_FORMATS = {
+    "rate": money.ratio_percent,
+    "ms": lambda value: duration_ms(value),
+    "usd": money.usd,
+    "int": lambda value: f"{value:,}",
+}
+_ARROWS = {"up": "▲", "down": "▼", "flat": "="}
+
+
+@register.simple_tag
+def trend(change: Any, kind: str) -> str:
+    """A figure's arrow against the previous period (``usage.selectors.steps.Trend``): red
+    when worse, green when better, the previous value in its title and for screen readers."""
+    if change is None:
+        return ""
+    previous = _TREND_FORMATS[kind](change.previous)
+    tone = " trend-worse" if change.worse else ""
+    if change.worse is False and change.direction != "flat":
+        tone = " trend-better"
+    return format_html(
+        '<span class="trend trend-{}{}" title="previous period: {}" data-testid="trend">{}'
+        '<span class="visually-hidden"> {} from {}</span></span>',
+        change.direction,
+        tone,
+        previous,
+        _ARROWS[change.direction],
+        change.direction,
+        previous,
+    )
