@@ -131,13 +131,19 @@ def _jobs_by_run(jobs: dict[tuple[int, str, int], Job]) -> dict[int, list[JobSta
     return by_run
 
 
+# Per run (a lateral read through the run index: a plain ``run_id = ANY(...)`` is planned from
+# the average calls per run and turns into a scan of every call for a batch of new runs).
 _CALLS_BY_JOB = """
-SELECT e.run_id, e.job_ref, count(*), coalesce(sum(e.cost), 0) + coalesce(sum(c.delta), 0)
-FROM usage_llmusageevent e
-LEFT JOIN (SELECT event_id, sum(delta) AS delta FROM usage_llmcostcorrection
-           WHERE run_id = ANY(%(runs)s) GROUP BY event_id) c ON c.event_id = e.event_id
-WHERE e.run_id = ANY(%(runs)s) AND e.job_ref <> ''
-GROUP BY 1, 2
+SELECT r.id, x.job_ref, x.calls, x.cost
+FROM unnest(%(runs)s::bigint[]) AS r(id)
+CROSS JOIN LATERAL (
+    SELECT e.job_ref, count(*) AS calls,
+           coalesce(sum(e.cost), 0) + coalesce(sum((SELECT sum(c.delta)
+               FROM usage_llmcostcorrection c WHERE c.event_id = e.event_id)), 0) AS cost
+    FROM usage_llmusageevent e
+    WHERE e.run_id = r.id AND e.job_ref <> ''
+    GROUP BY e.job_ref
+) x
 """
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django_tenants.utils import schema_context
 
+from billing.operator.models import TenantPriceOverride
 from factory_portal.money import quantize_cents
 from factory_portal.tenants.connection import connection_zone
 from factory_portal.tenants.services import tenant_timezone_set
@@ -21,6 +22,7 @@ from usage.models import RunLedger, StepDaily
 from usage.pricing import pricer_for
 from usage.selectors import steps
 from usage.services.ingest import events_ingest
+from usage.services.reprice import llm_reprice
 from usage.services.rollups import rollups_rebuild
 from usage.services.runs import runs_ingest
 
@@ -240,6 +242,38 @@ def test_incremental_rollup_equals_rebuild(alpha):
                 )
             ]
         )
+        # An unpriced call of a known job, priced afterwards: re-pricing moves the step's cost.
+        events_ingest(
+            events=[
+                llm_event_in(
+                    "c-unpriced",
+                    NOON,
+                    project="web",
+                    run_id="r2",
+                    job_id="r2-build",
+                    provider="self-hosted",
+                    model="model-without-a-price",
+                )
+            ],
+            pricer=pricer_for(alpha.tenant),
+        )
+        TenantPriceOverride.objects.create(
+            tenant=alpha.tenant,
+            provider="self-hosted",
+            model="model-without-a-price",
+            input_per_mtok=Decimal("0.10"),
+            output_per_mtok=Decimal("0.30"),
+            effective_from=NOON - timedelta(days=30),
+        )
+        before = StepDaily.objects.get(template="spa", step_name="build", day=date(2026, 10, 6))
+        corrected = llm_reprice(
+            start=NOON - timedelta(hours=1),
+            end=NOON + timedelta(hours=1),
+            pricer=pricer_for(alpha.tenant),
+            reason="test",
+        ).corrected
+        after = StepDaily.objects.get(template="spa", step_name="build", day=date(2026, 10, 6))
+        assert corrected == 1 and after.cost > before.cost
         kept = snapshot()
         rollups_rebuild(zone=connection_zone())
         assert snapshot() == kept
