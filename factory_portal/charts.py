@@ -296,3 +296,24 @@ def sparkline_points(values: Sequence[int], *, width: int = 120, height: int = 2
         f"{n * step:.1f},{height - 1 - (value / top) * (height - 2):.1f}"
         for n, value in enumerate(values)
     )
+
+
+def step_rates_chart(rows: Sequence[tuple[str, Decimal | None, Decimal | None]]) -> dict[str, Any]:
+    """Rework rate and first-pass failure (100% - first-pass success) per step, as percentages:
+    ``rows`` are (label, rework rate, first-pass success rate) with rates as fractions."""
+    labels = [_label(label) for label, _, _ in rows]
+
+    def percents(values: list[Decimal | None]) -> list[float | None]:
+        return [None if v is None else _plotted(v * 100) for v in values]
+
+    figure = go.Figure()
+    figure.add_bar(name="Rework rate", x=labels, y=percents([r for _, r, _ in rows]))
+    figure.add_bar(
+        name="Failed first time",
+        x=labels,
+        y=percents([None if p is None else 1 - p for _, _, p in rows]),
+    )
+    figure.update_layout(
+        **LAYOUT, barmode="group", yaxis={"title": "% of runs of the step", "rangemode": "tozero"}
+    )
+    return _json(figure)

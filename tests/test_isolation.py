@@ -167,3 +167,34 @@ def test_another_tenants_run_is_not_found(alpha, beta):
     assert client.get("/runs/beta-run-000/").status_code == 404
     assert "beta-run" not in client.get("/runs/").content.decode()
     assert b"beta-run" not in b"".join(client.get("/runs.csv").streaming_content)
+
+
+def test_steps_page_and_api_show_only_own_steps(alpha, beta):
+    from usage.domain.runs import JobUpdate, RunUpdate
+    from usage.services.runs import runs_ingest
+
+    at = timezone.now() - timedelta(hours=2)
+    with schema_context(alpha.schema):
+        runs_ingest(
+            updates=[
+                RunUpdate(
+                    0,
+                    "alpha-run",
+                    "alpha-project",
+                    "Succeeded",
+                    at,
+                    template_recipe_id="alpha-template",
+                    requested_at=at,
+                    jobs=(JobUpdate("j", 1, "Succeeded", at, step_name="alpha-secret-step"),),
+                )
+            ]
+        )
+    for tenant, expected in ((alpha, True), (beta, False)):
+        page = logged_in_client(tenant.host, tenant.admin_email).get("/steps/").content.decode()
+        assert ("alpha-secret-step" in page) is expected
+        _, raw = key_for(tenant, ["read"])
+        body = host_client(tenant.host).get("/api/v1/steps", **bearer(raw)).content.decode()
+        assert ("alpha-secret-step" in body) is expected
+    # alpha's key on beta's host is refused.
+    _, alpha_key = key_for(alpha, ["read"])
+    assert host_client(beta.host).get("/api/v1/steps", **bearer(alpha_key)).status_code == 401

@@ -26,6 +26,7 @@ ROLE_MATRIX = {
     "/runs.csv": (200, 403, 200),
     "/usage/": (200, 403, 200),
     "/errors/": (200, 403, 200),
+    "/steps/": (200, 403, 200),
     "/costs/": (403, 200, 200),
     "/reports/2026-10/csv": (403, 200, 200),
 }
@@ -49,6 +50,8 @@ def test_pages_are_enforced_by_role(alpha):
     finance_nav = clients["finance"].get("/").content.decode()
     assert 'href="/costs/"' in finance_nav and 'href="/runs/"' not in finance_nav
     assert 'href="/errors/"' not in finance_nav
+    assert member_nav.index('href="/usage/"') < member_nav.index('href="/steps/"')
+    assert 'href="/steps/"' not in finance_nav
 
 
 def test_anonymous_visitors_are_sent_to_log_in(alpha):

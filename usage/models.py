@@ -118,6 +118,13 @@ class Job(models.Model):
         indexes = [
             # Runs with a retried job (an attempt after the first): what waste reads.
             models.Index(fields=["run"], name="job_retry_idx", condition=Q(attempt__gt=1)),
+            # Run history filtered by step or by a job's failure type.
+            models.Index(fields=["step_name", "run"], name="job_step_idx"),
+            models.Index(
+                fields=["failure_type", "run"],
+                name="job_failure_idx",
+                condition=~Q(failure_type=""),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["run", "job_id", "attempt"], name="job_unique_attempt"),
@@ -494,6 +501,8 @@ class RunDaily(models.Model):
     duration_ms_total = models.BigIntegerField(default=0)
     # Durations of finished runs in log-spaced buckets (see usage.domain.durations).
     duration_histogram = ArrayField(models.BigIntegerField(), default=list)
+    # Lead times (requested -> finished) of finished runs, in the same buckets.
+    lead_time_histogram = ArrayField(models.BigIntegerField(), default=list, db_default=[])
 
     class Meta:
         constraints = [
@@ -504,6 +513,42 @@ class RunDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.status} {self.runs}"
+
+
+class StepDaily(models.Model):
+    """Steps of runs by the run's local day requested, template and step name: a row counts the
+    (run, step) pairs, their attempts and outcomes, job durations (log buckets), failure types of
+    failed attempts and the AI cost of calls made in the step's jobs.
+
+    A (run, step) pair is *settled* once all its first attempts finished; it passed first time
+    when they all succeeded, and was *reworked* when any of its jobs had more than one attempt.
+    Kept with the run's jobs (``usage.services.runs``) and with the calls (``usage.services.
+    ingest``: a call counts once its job is known), rebuilt by ``rollups_rebuild``."""
+
+    day = models.DateField()
+    template = models.CharField(max_length=TEMPLATE_LENGTH)
+    step_name = models.CharField(max_length=STEP_NAME_LENGTH)
+    runs = models.BigIntegerField(db_default=0)  # (run, step) pairs
+    settled = models.BigIntegerField(db_default=0)
+    first_pass = models.BigIntegerField(db_default=0)
+    reworked = models.BigIntegerField(db_default=0)
+    attempts = models.BigIntegerField(db_default=0)
+    retries = models.BigIntegerField(db_default=0)  # attempts after a job's first
+    finished_attempts = models.BigIntegerField(db_default=0)
+    failed_attempts = models.BigIntegerField(db_default=0)
+    duration_ms_total = models.BigIntegerField(db_default=0)
+    duration_histogram = ArrayField(models.BigIntegerField(), default=list, db_default=[])
+    failure_types = models.JSONField(default=dict, db_default={})  # type -> failed attempts
+    calls = models.BigIntegerField(db_default=0)
+    cost = models.DecimalField(max_digits=24, decimal_places=10, db_default=0)  # USD
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "template", "step_name"], name="step_daily_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.template} {self.step_name}"
 
 
 class RunLedger(models.Model):

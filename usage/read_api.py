@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from decimal import Decimal
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -15,11 +17,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from factory_portal import periods
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import DayField, iso_utc
+from factory_portal.money import quantize_cents
+from factory_portal.tenants.connection import connection_zone
 from usage import selectors
+from usage.domain.limits import FAILURE_TYPE_LENGTH, STEP_NAME_LENGTH
 from usage.models import RunStatus
 from usage.selectors import aggregates, run_trace
+from usage.selectors import steps as step_selectors
 from usage.selectors.query_params import FILTER_PARAMETERS, UsageQuerySerializer
 
 USAGE_RESPONSE = inline_serializer(
@@ -88,8 +95,21 @@ class RunSerializer(serializers.Serializer):
     )
 
 
+class StatusField(serializers.CharField):
+    """A run status in any letter case (``failed`` is ``Failed``)."""
+
+    def to_internal_value(self, data: object) -> str:
+        text = super().to_internal_value(data)
+        status = selectors.status_canonical(text)
+        if status is None:
+            raise serializers.ValidationError(
+                f"Not a run status; one of {', '.join(RunStatus.values)} (any case)."
+            )
+        return status
+
+
 class RunQuerySerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=RunStatus.values, required=False)
+    status = StatusField(required=False, max_length=16, help_text="any letter case")
     project = serializers.CharField(required=False, allow_blank=True, max_length=100)
     template = serializers.CharField(required=False, allow_blank=True, max_length=200)
     run_type = serializers.CharField(required=False, allow_blank=True, max_length=64)
@@ -101,6 +121,18 @@ class RunQuerySerializer(serializers.Serializer):
     )
     q = serializers.CharField(
         required=False, allow_blank=True, max_length=128, help_text="run id or its prefix"
+    )
+    step = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=STEP_NAME_LENGTH,
+        help_text="runs with a job of this step name",
+    )
+    failure_type = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=FAILURE_TYPE_LENGTH,
+        help_text="the run's failure type, or a job's (of `step`, when given)",
     )
     sort = serializers.ChoiceField(choices=list(selectors.RUN_SORTS), default="newest")
     limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
@@ -163,6 +195,8 @@ class RunListApi(APIView):
             start=data.get("start"),
             end=data.get("end"),
             search=data.get("q", ""),
+            step=data.get("step", ""),
+            failure_type=data.get("failure_type", ""),
         )
         rows, following = selectors.runs_page(
             filters, after=data["after"], limit=data["limit"], sort=data["sort"]
@@ -260,3 +294,134 @@ class RunDetailApi(APIView):
 
 def _iso_or_none(moment: datetime | None) -> str | None:
     return iso_utc(moment) if moment else None
+
+
+class StepsQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=step_selectors.MAX_DAYS,
+        help_text="the last N days up to today (the tenant's); default 30",
+    )
+    start = DayField(required=False, help_text="first day (the tenant's), inclusive")
+    end = DayField(required=False, help_text="last day (the tenant's), inclusive; default today")
+    by = serializers.ChoiceField(choices=step_selectors.GROUPINGS, default="step")
+    sort = serializers.ChoiceField(choices=list(step_selectors.SORTS), default="rework_rate")
+    template = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    def validate(self, attrs):  # type: ignore[no-untyped-def]
+        today = periods.local_date(timezone.now(), connection_zone())
+        try:
+            attrs["range"] = step_selectors.step_range(
+                today=today, days=attrs.get("days"), start=attrs.get("start"), end=attrs.get("end")
+            )
+        except step_selectors.RangeError as exc:
+            raise serializers.ValidationError({"start": str(exc)}) from None
+        return attrs
+
+
+def _rate(value: Decimal | None) -> str | None:
+    """A rate (0..1) as text to 4 decimals, rounded once here (half-even)."""
+    return None if value is None else str(value.quantize(Decimal("0.0001")))
+
+
+def _step_period(period: step_selectors.StepPeriod) -> dict[str, object]:
+    per_run = period.ai_cost_per_run
+    return {
+        "runs": period.runs,
+        "attempts": period.attempts,
+        "retries": period.retries,
+        "first_pass_rate": _rate(period.first_pass_rate),
+        "rework_rate": _rate(period.rework_rate),
+        "failure_rate": _rate(period.failure_rate),
+        "p50_ms": period.p50_ms,
+        "p95_ms": period.p95_ms,
+        "failure_types": [{"type": kind, "count": n} for kind, n in period.failure_types],
+        "calls": period.calls,
+        "ai_cost": str(quantize_cents(period.ai_cost)),
+        "ai_cost_per_run": None if per_run is None else str(quantize_cents(per_run)),
+    }
+
+
+STEP_PERIOD = inline_serializer(
+    "StepPeriod",
+    {
+        "runs": serializers.IntegerField(help_text="runs that ran the step"),
+        "attempts": serializers.IntegerField(),
+        "retries": serializers.IntegerField(help_text="attempts after a job's first"),
+        "first_pass_rate": serializers.CharField(allow_null=True, help_text="0..1, 4 decimals"),
+        "rework_rate": serializers.CharField(allow_null=True),
+        "failure_rate": serializers.CharField(allow_null=True),
+        "p50_ms": serializers.IntegerField(allow_null=True),
+        "p95_ms": serializers.IntegerField(allow_null=True),
+        "failure_types": serializers.ListField(child=serializers.DictField()),
+        "calls": serializers.IntegerField(),
+        "ai_cost": serializers.CharField(help_text="USD, rounded to the cent"),
+        "ai_cost_per_run": serializers.CharField(allow_null=True),
+    },
+)
+STEPS_RESPONSE = inline_serializer(
+    "StepsResponse",
+    {
+        "start": serializers.DateField(),
+        "end": serializers.DateField(),
+        "previous_start": serializers.DateField(),
+        "previous_end": serializers.DateField(),
+        "by": serializers.CharField(),
+        "sort": serializers.CharField(),
+        "lead_time_ms": serializers.DictField(child=serializers.IntegerField(allow_null=True)),
+        "previous_lead_time_ms": serializers.DictField(
+            child=serializers.IntegerField(allow_null=True)
+        ),
+        "succeeded_runs": serializers.IntegerField(),
+        "steps": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+class StepsApi(APIView):
+    """``GET /api/v1/steps`` (scope ``read``): the steps page's figures as JSON."""
+
+    access = ApiAccess(read=Access(area="runs", scope="read"))
+    throttle_scope = "read"
+
+    @extend_schema(
+        operation_id="steps",
+        summary="Where pipelines fail and rework most: figures per step or template and step",
+        parameters=[StepsQuerySerializer],
+        responses={200: STEPS_RESPONSE},
+    )
+    def get(self, request: Request) -> Response:
+        form = StepsQuerySerializer(data=request.query_params)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        start, end = data["range"]
+        report = step_selectors.step_report(
+            start=start,
+            end=end,
+            grouping=data["by"],
+            sort=data["sort"],
+            template=data.get("template", ""),
+        )
+        return Response(
+            {
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "previous_start": report.previous_start.isoformat(),
+                "previous_end": report.previous_end.isoformat(),
+                "by": report.grouping,
+                "sort": data["sort"],
+                "lead_time_ms": report.lead_time,
+                "previous_lead_time_ms": report.previous_lead_time,
+                "succeeded_runs": report.succeeded_runs,
+                "steps": [
+                    {
+                        **({"template": row.template} if row.template is not None else {}),
+                        "step": row.step,
+                        **_step_period(row.current),
+                        "previous": _step_period(row.previous) if row.previous else None,
+                    }
+                    for row in report.rows
+                ],
+            }
+        )

@@ -10,14 +10,17 @@ from datetime import date, timedelta
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from factory_portal import charts, periods
 from factory_portal.accounts.permissions import role_required
 from factory_portal.spreadsheets import cell
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors
+from usage.domain.limits import FAILURE_TYPE_LENGTH, STEP_NAME_LENGTH
 from usage.models import RunStatus
 from usage.selectors import reporting
+from usage.selectors import steps as step_selectors
 
 ACTIVE_LIMIT = 100
 
@@ -40,14 +43,19 @@ def _filters(request: HttpRequest, problems: list[str] | None = None) -> selecto
         return get.get(name, "").replace("\x00", "").strip()[:limit]
 
     status = get.get("status", "")
+    canonical = selectors.status_canonical(status)
+    if status and canonical is None and problems is not None:
+        problems.append(f"{status[:40]!r} is not a run status. The filter was left out.")
     return selectors.RunFilters(
-        status=status if status in RunStatus.values else "",
+        status=canonical or "",
         project=text("project", 100),
         template=text("template", 200),
         run_type=text("run_type", 64),
         start=day("from"),
         end=day("to"),
         search=text("q", 128),
+        step=text("step", STEP_NAME_LENGTH),
+        failure_type=text("failure_type", FAILURE_TYPE_LENGTH),
     )
 
 
@@ -217,5 +225,82 @@ def usage_report(request: HttpRequest) -> HttpResponse:
             "tokens_chart": charts.tokens_chart(report.tokens_by_model)
             if report.tokens_by_model
             else None,
+        },
+    )
+
+
+STEP_SORT_LABELS = {
+    "rework_rate": "rework rate",
+    "failure_rate": "failure rate",
+    "first_pass_rate": "first-pass success",
+    "p95_ms": "p95 duration",
+    "ai_cost": "AI cost",
+    "runs": "runs",
+}
+
+
+@role_required("runs")
+def steps(request: HttpRequest) -> HttpResponse:
+    """Where pipelines fail and rework most: per step (or template and step) for a range of the
+    tenant's days, against the previous range of equal length."""
+    today = periods.local_date(timezone.now(), connection_zone())
+    get = request.GET
+    errors: list[str] = []
+
+    def day(name: str) -> date | None:
+        try:
+            return periods.day_parse(get[name]) if get.get(name) else None
+        except periods.PeriodError as exc:
+            errors.append(f"{exc} It was left out.")
+            return None
+
+    raw_days = get.get("days", "")
+    days = int(raw_days) if raw_days.isdigit() and len(raw_days) < 4 else None
+    if raw_days and days is None:
+        errors.append("days must be a whole number of days; showing 30.")
+    try:
+        start, end = step_selectors.step_range(
+            today=today, days=days, start=day("from"), end=day("to")
+        )
+    except step_selectors.RangeError as exc:
+        errors.append(f"{exc} Showing the last {step_selectors.DEFAULT_DAYS} days.")
+        start, end = step_selectors.step_range(today=today)
+    grouping = get.get("by", "step")
+    grouping = grouping if grouping in step_selectors.GROUPINGS else "step"
+    sort = get.get("sort", "rework_rate")
+    sort = sort if sort in step_selectors.SORTS else "rework_rate"
+    template = get.get("template", "").replace("\x00", "").strip()[:200]
+    report = step_selectors.step_report(
+        start=start, end=end, grouping=grouping, sort=sort, template=template
+    )
+    query = {"from": start.isoformat(), "to": end.isoformat(), "by": grouping}
+    if template:
+        query["template"] = template
+    chart_rows = [
+        (
+            f"{r.template} · {r.step}" if r.template is not None else r.step,
+            r.current.rework_rate,
+            r.current.first_pass_rate,
+        )
+        for r in report.rows[:30]
+    ]
+    return render(
+        request,
+        "usage/steps.html",
+        {
+            "report": report,
+            "errors": errors,
+            "presets": [
+                (n, urlencode({"days": n, "by": grouping, "sort": sort}))
+                for n in step_selectors.PRESET_DAYS
+            ],
+            "sort_label": STEP_SORT_LABELS[sort],
+            "sorts": STEP_SORT_LABELS,
+            "sort": sort,
+            "grouping": grouping,
+            "template": template,
+            "query": urlencode(query),
+            "run_query": {"from": start.isoformat(), "to": end.isoformat()},
+            "chart": charts.step_rates_chart(chart_rows) if chart_rows else None,
         },
     )

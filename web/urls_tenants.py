@@ -21,7 +21,7 @@ from usage.api import EventIngestApi, ProjectListApi, TracesApi
 from usage.api_errors import ErrorGroupsApi
 from usage.api_logs import LogsApi
 from usage.api_runs import RunsApi
-from usage.read_api import RunDetailApi, UsageApi
+from usage.read_api import RunDetailApi, StepsApi, UsageApi
 from web import dashboards
 
 urlpatterns = [
@@ -43,6 +43,7 @@ urlpatterns = [
     path("usage/", usage_views.usage_report, name="usage"),
     path("errors/", error_views.error_groups, name="errors"),
     path("errors/<str:fingerprint>/", error_views.error_group, name="error-group"),
+    path("steps/", usage_views.steps, name="steps"),
     path("runs/<path:run_id>/", dashboards.run_detail, name="run-detail"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
@@ -86,6 +87,7 @@ urlpatterns = [
     path("api/v1/whoami", WhoAmIApi.as_view(), name="api-whoami"),
     path("api/v1/projects", ProjectListApi.as_view(), name="api-projects"),
     path("api/v1/usage", UsageApi.as_view(), name="api-usage"),
+    path("api/v1/steps", StepsApi.as_view(), name="api-steps"),
     path("api/v1/costs", CostsApi.as_view(), name="api-costs"),
     path("api/v1/forecast", ForecastApi.as_view(), name="api-forecast"),
     path("api/v1/reports/monthly", MonthlyReportApi.as_view(), name="api-report-monthly"),

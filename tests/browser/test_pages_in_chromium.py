@@ -47,6 +47,7 @@ TENANT_PAGES = {
     "usage": "/usage/",
     "errors": "/errors/",
     "errors-empty": "/errors/?from=2020-01-01&to=2020-01-14",
+    "steps": "/steps/",
     "costs": "/costs/",
     "reports": "/reports/",
     "budgets": "/budgets/",
@@ -366,7 +367,7 @@ def test_every_tenant_page_renders_with_charts_and_no_errors(site, browser, widt
     for name, path in pages.items():
         _check_page(browser, site["tenant"] + path, name, width)
     # Pages with data draw charts: the overview's daily cost, the run's timeline, usage trends.
-    for path in ("/", f"/runs/{site['run_id']}/", "/usage/", "/costs/", "/errors/"):
+    for path in ("/", f"/runs/{site['run_id']}/", "/usage/", "/steps/", "/costs/", "/errors/"):
         browser.get(site["tenant"] + path)
         assert browser.find_elements("css selector", ".chart[data-figure]"), path
 
@@ -427,6 +428,33 @@ def test_usage_report_switches_grain(site, browser):
     assert "per week" in browser.find_element(By.TAG_NAME, "h2").text or "per week" in (
         browser.find_element(By.TAG_NAME, "main").text
     )
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_steps_page_sorts_and_drills_down_to_runs(site, browser, width):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(width, 900)
+    _log_in(browser, site["tenant"], "dev@gamma.test")
+    browser.get(site["tenant"] + "/steps/?days=30")
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#step-rates svg.main-svg"))
+    assert browser.find_elements(By.CSS_SELECTOR, "[data-testid=step-row]")
+    lead = browser.find_element(By.CSS_SELECTOR, "[data-testid=lead-time]").text
+    assert "p50" in lead and "p95" in lead
+    browser.find_element(By.LINK_TEXT, "p95").click()
+    _wait(browser, lambda d: "sort=p95_ms" in d.current_url and "from=" in d.current_url)
+    step = browser.find_element(By.CSS_SELECTOR, "[data-testid=step-runs]")
+    name = step.text
+    browser.execute_script("arguments[0].scrollIntoView();", step)
+    step.click()
+    _wait(browser, lambda d: "/runs/?" in d.current_url and "step=" in d.current_url)
+    assert browser.find_element(By.ID, "f-step").get_attribute("value") == name
+    assert browser.find_elements(By.CSS_SELECTOR, "tbody tr td code")
+    overflow = browser.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 1
+    assert _console_errors(browser) == []
 
 
 def test_active_runs_update_without_reload(site, browser):

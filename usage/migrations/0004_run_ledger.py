@@ -5,16 +5,9 @@ from django.db import migrations, models
 
 
 def recount(apps, schema_editor):
-    """Fill the ledger, and count the daily rollups by the tenant's own days, from raw rows."""
-    from usage.services.rollups import rollups_rebuild
-    from factory_portal.periods import zone
-
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT timezone FROM public.tenants_tenant WHERE schema_name = current_schema()"
-        )
-        row = cursor.fetchone()
-    rollups_rebuild(zone=zone(row[0] if row else "UTC"))
+    """Nothing here any more: 0007_step_daily recounts every rollup and the ledger from raw rows
+    once the tables the current rebuild writes exist (the rebuild is live code; run here, it
+    would write columns and tables that later migrations add)."""
 
 
 class Migration(migrations.Migration):

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from factory_portal import periods
@@ -488,6 +488,8 @@ class RunFilters:
     start: date | None = None  # requested on or after (the tenant's day)
     end: date | None = None  # requested on or before (the tenant's day)
     search: str = ""  # run id, exact or prefix
+    step: str = ""  # runs with a job of this step
+    failure_type: str = ""  # the run's failure type, or a job's (of ``step``, when given)
 
 
 @dataclass(frozen=True)
@@ -527,7 +529,23 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
         runs = runs.filter(requested_at__lt=periods.local_day_start(end, zone))
     if filters.search:
         runs = runs.filter(run_id__startswith=filters.search)
+    jobs = Job.objects.filter(run=OuterRef("pk"))
+    if filters.step:
+        jobs = jobs.filter(step_name=filters.step)
+    if filters.failure_type and filters.step:
+        runs = runs.filter(Exists(jobs.filter(failure_type=filters.failure_type)))
+    elif filters.failure_type:
+        # IN (not EXISTS) beside the OR: one hashed read of the failure-type index.
+        failed = Job.objects.filter(failure_type=filters.failure_type).values("run_id")
+        runs = runs.filter(Q(failure_type=filters.failure_type) | Q(pk__in=failed))
+    elif filters.step:
+        runs = runs.filter(Exists(jobs))
     return runs
+
+
+def status_canonical(text: str) -> str | None:
+    """A run status however it is written (``failed``, ``FAILED``), or None if it is none."""
+    return {s.lower(): s for s in RunStatus.values}.get(text.strip().lower())
 
 
 def _with_cost(runs):  # type: ignore[no-untyped-def]

@@ -107,6 +107,7 @@ def _rollup_sql(
     ledger: dict[str, str],
     rollup_prefix: str,
     summary_by: str,
+    extra: str = "",
 ) -> str:
     """One statement: insert the new rows (known event ids are skipped), then add exactly the
     inserted rows to the hourly rollup (UTC hours), the daily rollup (the tenant's local days,
@@ -153,7 +154,7 @@ WITH inserted AS (
     FROM new WHERE run_id IS NOT NULL
     GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (run_id, day) DO UPDATE SET {ledger_update}
-)
+){extra}
 SELECT {summary_by}, {sums} FROM hours GROUP BY {summary_by} ORDER BY {summary_by}
 """  # noqa: S608
 
@@ -167,6 +168,19 @@ LLM_INSERT = _rollup_sql(
     ledger=LLM_LEDGER,
     rollup_prefix="usage_llmusage",
     summary_by="model",
+    # Calls whose job is known count in the step rollup under the run's day and template and
+    # the job's step; a call that arrives before its job is counted when the job arrives
+    # (usage.services.runs).
+    extra=""", steps AS (
+    INSERT INTO usage_stepdaily (day, template, step_name, calls, cost)
+    SELECT (r.requested_at AT TIME ZONE %(zone)s)::date, r.template_recipe_id, j.step_name,
+           count(*), coalesce(sum(n.cost), 0)
+    FROM new n JOIN usage_job j ON j.id = n.job_id JOIN usage_run r ON r.id = n.run_id
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (day, template, step_name) DO UPDATE
+    SET calls = usage_stepdaily.calls + EXCLUDED.calls,
+        cost = usage_stepdaily.cost + EXCLUDED.cost
+)""",
 )
 
 INFRA_COLUMNS = event_columns(InfraUsageEvent)

@@ -119,16 +119,17 @@ def _rollups_adjust(
                 unpriced,
                 e.run_id,
                 unpriced * (e.input_tokens + e.output_tokens),
+                e.job_ref,
             )
         )
     rows.sort(key=lambda r: (r[0], *r[1:7]))
-    params = {f"p{i}": [row[i] for row in rows] for i in range(11)}
+    params = {f"p{i}": [row[i] for row in rows] for i in range(12)}
     params["zone"] = zone
     values = (
         "unnest(%(p0)s::timestamptz[], %(p1)s::bigint[], %(p2)s::text[], %(p3)s::text[],"
         " %(p4)s::text[], %(p5)s::text[], %(p6)s::text[], %(p7)s::numeric[], %(p8)s::int[],"
-        " %(p9)s::bigint[], %(p10)s::bigint[]) AS v(at, project_id, provider, model, operation,"
-        " run_type, template, d, u, run_id, tokens)"
+        " %(p9)s::bigint[], %(p10)s::bigint[], %(p11)s::text[]) AS v(at, project_id, provider,"
+        " model, operation, run_type, template, d, u, run_id, tokens, job_ref)"
     )
     with connection.cursor() as cursor:
         for table, bucket, expression in (
@@ -154,5 +155,17 @@ def _rollups_adjust(
             " FROM (SELECT run_id, (v.at AT TIME ZONE %(zone)s)::date AS day, sum(d) AS d,"
             f" sum(u) AS u, sum(tokens) AS tokens FROM {values} WHERE v.run_id IS NOT NULL"
             " GROUP BY 1, 2) AS x WHERE r.run_id = x.run_id AND r.day = x.day",
+            params,
+        )
+        # The step rollup counts a call under its run's day and template and its job's step.
+        cursor.execute(
+            "UPDATE usage_stepdaily AS s SET cost = s.cost + x.d"  # noqa: S608 - fixed names
+            " FROM (SELECT (r.requested_at AT TIME ZONE %(zone)s)::date AS day,"
+            " r.template_recipe_id AS template, j.step_name, sum(v.d) AS d"
+            f" FROM {values} JOIN usage_run r ON r.id = v.run_id"
+            " JOIN LATERAL (SELECT step_name FROM usage_job WHERE run_id = v.run_id"
+            " AND job_id = v.job_ref ORDER BY attempt DESC LIMIT 1) j ON true"
+            " WHERE v.job_ref <> '' GROUP BY 1, 2, 3) AS x"
+            " WHERE s.day = x.day AND s.template = x.template AND s.step_name = x.step_name",
             params,
         )

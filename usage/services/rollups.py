@@ -1,28 +1,30 @@
-"""Rollups: the run rollup's and the run ledger's job-time bookkeeping, and rebuilding every
-rollup and the ledger from raw rows.
+"""Rollups: the run rollup's, the step rollup's and the run ledger's job-time bookkeeping, and
+rebuilding every rollup and the ledger from raw rows.
 
-Event rollups and the ledger's usage are maintained in SQL by ``usage.services.ingest``;
-``RunDaily`` and the ledger's job time are maintained here from the before/after states of each
-changed run and job. Days are the tenant's local days (its time zone, passed in).
-``rollups_rebuild`` recomputes everything from the raw tables (after a bulk load such as the
-demo seed, after a change of time zone, or to repair).
+Event rollups, the ledger's usage and the step rollup's calls are maintained in SQL by
+``usage.services.ingest``; ``RunDaily``, ``StepDaily`` and the ledger's job time are maintained
+here from the before/after states of each changed run and job. Days are the tenant's local days
+(its time zone, passed in). ``rollups_rebuild`` recomputes everything from the raw tables (after
+a bulk load such as the demo seed, after a change of time zone, or to repair).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.dispatch import receiver
 
 from factory_portal import periods
 from factory_portal.tenants.signals import timezone_changed
 from usage.domain import durations
 from usage.domain.runs import TERMINAL
-from usage.models import RunDaily
+from usage.domain.steps import UNSPECIFIED_FAILURE, StepFigures
+from usage.models import RunDaily, StepDaily
 
 RollupKey = tuple[date, int, str, str, str]  # day, project id, run type, template, status
 
@@ -32,9 +34,15 @@ class RollupDelta:
     runs: int = 0
     duration_ms_total: int = 0
     histogram: list[int] = field(default_factory=lambda: [0] * durations.BUCKETS)
+    lead_time_histogram: list[int] = field(default_factory=lambda: [0] * durations.BUCKETS)
 
     def is_zero(self) -> bool:
-        return not self.runs and not self.duration_ms_total and not any(self.histogram)
+        return (
+            not self.runs
+            and not self.duration_ms_total
+            and not any(self.histogram)
+            and not any(self.lead_time_histogram)
+        )
 
 
 class RunRollupDeltas:
@@ -63,6 +71,7 @@ class RunRollupDeltas:
         status: str,
         duration_ms: int | None,
         sign: int,
+        finished_at: datetime | None = None,
     ) -> None:
         key = (requested_at.astimezone(self._zone).date(), project_id, run_type, template, status)
         delta = self._deltas[key]
@@ -70,6 +79,9 @@ class RunRollupDeltas:
         if status in TERMINAL and duration_ms is not None:
             delta.duration_ms_total += sign * duration_ms
             delta.histogram[durations.bucket_of(duration_ms)] += sign
+        lead_ms = lead_time_ms(requested_at, finished_at) if status in TERMINAL else None
+        if lead_ms is not None:
+            delta.lead_time_histogram[durations.bucket_of(lead_ms)] += sign
 
     def apply(self) -> None:
         """Write the deltas, locking rollup rows in key order (no deadlocks between batches)."""
@@ -89,7 +101,20 @@ class RunRollupDeltas:
             row.duration_histogram = [
                 a + b for a, b in zip(_padded(row.duration_histogram), delta.histogram, strict=True)
             ]
-            row.save(update_fields=["runs", "duration_ms_total", "duration_histogram"])
+            row.lead_time_histogram = [
+                a + b
+                for a, b in zip(
+                    _padded(row.lead_time_histogram), delta.lead_time_histogram, strict=True
+                )
+            ]
+            row.save(
+                update_fields=[
+                    "runs",
+                    "duration_ms_total",
+                    "duration_histogram",
+                    "lead_time_histogram",
+                ]
+            )
         self._deltas.clear()
         job_ms = sorted((k, ms) for k, ms in self._job_ms.items() if ms)
         if job_ms:
@@ -110,6 +135,63 @@ class RunRollupDeltas:
 
 def _padded(histogram: list[int]) -> list[int]:
     return list(histogram) + [0] * (durations.BUCKETS - len(histogram))
+
+
+def lead_time_ms(requested_at: datetime, finished_at: datetime | None) -> int | None:
+    """A finished run's lead time (requested -> finished) in ms; None when unknown."""
+    if finished_at is None or finished_at < requested_at:
+        return None
+    return (finished_at - requested_at) // timedelta(milliseconds=1)
+
+
+StepKey = tuple[date, str, str]  # the run's local day requested, template, step name
+
+
+class StepRollupDeltas:
+    """Changes to ``StepDaily`` collected while runs and their jobs change: a run's figures per
+    step (``usage.domain.steps.run_steps``) are taken out under its old day and template and put
+    back under its new ones; applied once per batch, rows locked in key order."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self._zone = zone
+        self._deltas: dict[StepKey, StepFigures] = defaultdict(StepFigures)
+
+    def move(
+        self,
+        *,
+        requested_at: datetime,
+        template: str,
+        steps: dict[str, StepFigures],
+        sign: int,
+    ) -> None:
+        day = requested_at.astimezone(self._zone).date()
+        for name, figures in steps.items():
+            self._deltas[(day, template, name)].add(figures, sign)
+
+    def apply(self) -> None:
+        for key in sorted(k for k, d in self._deltas.items() if not d.is_zero()):
+            delta = self._deltas[key]
+            day, template, step_name = key
+            row, _ = StepDaily.objects.select_for_update().get_or_create(
+                day=day,
+                template=template,
+                step_name=step_name,
+                defaults={"duration_histogram": [0] * durations.BUCKETS, "failure_types": {}},
+            )
+            current = StepFigures(
+                **{name: getattr(row, name) for name in StepFigures.COUNTS},
+                histogram=_padded(row.duration_histogram),
+                failure_types=dict(row.failure_types),
+                cost=row.cost,
+            )
+            current.add(delta)
+            for name in StepFigures.COUNTS:
+                setattr(row, name, getattr(current, name))
+            row.cost = current.cost
+            row.duration_histogram = current.histogram
+            row.failure_types = current.failure_types
+            row.save()
+        self._deltas.clear()
 
 
 LLM_REBUILD = """
@@ -203,6 +285,7 @@ def rollups_rebuild(*, zone: ZoneInfo) -> None:
             "usage_infrausagedaily",
             "usage_rundaily",
             "usage_runledger",
+            "usage_stepdaily",
         ):
             cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
         cursor.execute(LEDGER_REBUILD, params)
@@ -218,17 +301,30 @@ def rollups_rebuild(*, zone: ZoneInfo) -> None:
             cursor.execute(INFRA_REBUILD.format(**parts), params)
         cursor.execute(
             "SELECT (requested_at AT TIME ZONE %(zone)s)::date, project_id, run_type,"
-            " template_recipe_id, status, duration_ms, count(*) FROM usage_run"
-            " GROUP BY 1, 2, 3, 4, 5, 6",
+            " template_recipe_id, status, duration_ms,"
+            " CASE WHEN finished_at >= requested_at THEN"
+            "  (extract(epoch FROM finished_at - requested_at) * 1000)::bigint END,"
+            " count(*) FROM usage_run GROUP BY 1, 2, 3, 4, 5, 6, 7",
             params,
         )
         rows: dict[RollupKey, RollupDelta] = defaultdict(RollupDelta)
-        for day, project_id, run_type, template, status, duration_ms, n in cursor.fetchall():
+        for (
+            day,
+            project_id,
+            run_type,
+            template,
+            status,
+            duration_ms,
+            lead_ms,
+            n,
+        ) in cursor.fetchall():
             delta = rows[(day, project_id, run_type, template, status)]
             delta.runs += n
             if status in TERMINAL and duration_ms is not None:
                 delta.duration_ms_total += n * duration_ms
                 delta.histogram[durations.bucket_of(duration_ms)] += n
+            if status in TERMINAL and lead_ms is not None:
+                delta.lead_time_histogram[durations.bucket_of(lead_ms)] += n
         RunDaily.objects.bulk_create(
             [
                 RunDaily(
@@ -240,8 +336,97 @@ def rollups_rebuild(*, zone: ZoneInfo) -> None:
                     runs=d.runs,
                     duration_ms_total=d.duration_ms_total,
                     duration_histogram=d.histogram,
+                    lead_time_histogram=d.lead_time_histogram,
                 )
                 for k, d in rows.items()
             ],
             batch_size=2000,
         )
+        _steps_rebuild(cursor, params)
+
+
+# (run, step) pairs from the jobs, then summed per run's local day, template and step. A job's
+# duration bucket is width_bucket over the buckets' starts (exactly ``durations.bucket_of``).
+_STEP_PAIRS = """
+CREATE TEMP TABLE step_pairs ON COMMIT DROP AS
+SELECT (r.requested_at AT TIME ZONE %(zone)s)::date AS day, r.template_recipe_id AS template,
+       j.step_name, j.run_id,
+       count(*) AS attempts,
+       count(*) - count(DISTINCT j.job_id) AS retries,
+       count(*) FILTER (WHERE j.status IN ('Succeeded', 'Failed', 'Cancelled')) AS finished,
+       count(*) FILTER (WHERE j.status = 'Failed') AS failed,
+       coalesce(sum(j.duration_ms) FILTER (
+           WHERE j.status IN ('Succeeded', 'Failed', 'Cancelled')), 0) AS duration_ms,
+       bool_and(j.status IN ('Succeeded', 'Failed', 'Cancelled'))
+           FILTER (WHERE j.attempt = f.first) AS settled,
+       bool_and(j.status = 'Succeeded') FILTER (WHERE j.attempt = f.first) AS first_pass,
+       bool_or(f.attempts > 1) AS reworked
+FROM usage_job j
+JOIN usage_run r ON r.id = j.run_id
+JOIN (SELECT run_id, job_id, min(attempt) AS first, count(*) AS attempts
+      FROM usage_job GROUP BY 1, 2) f ON f.run_id = j.run_id AND f.job_id = j.job_id
+GROUP BY 1, 2, 3, 4
+"""
+_STEP_ROWS = """
+INSERT INTO usage_stepdaily (day, template, step_name, runs, settled, first_pass, reworked,
+    attempts, retries, finished_attempts, failed_attempts, duration_ms_total, duration_histogram,
+    failure_types, calls, cost)
+SELECT day, template, step_name, count(*), count(*) FILTER (WHERE settled),
+       count(*) FILTER (WHERE settled AND first_pass), count(*) FILTER (WHERE reworked),
+       sum(attempts), sum(retries), sum(finished), sum(failed), sum(duration_ms), '{}', '{}', 0, 0
+FROM step_pairs GROUP BY 1, 2, 3
+"""
+_STEP_BUCKETS = """
+SELECT (r.requested_at AT TIME ZONE %(zone)s)::date, r.template_recipe_id, j.step_name,
+       width_bucket(j.duration_ms, %(starts)s::bigint[]), count(*)
+FROM usage_job j JOIN usage_run r ON r.id = j.run_id
+WHERE j.status IN ('Succeeded', 'Failed', 'Cancelled') AND j.duration_ms IS NOT NULL
+GROUP BY 1, 2, 3, 4
+"""
+_STEP_FAILURES = """
+SELECT (r.requested_at AT TIME ZONE %(zone)s)::date, r.template_recipe_id, j.step_name,
+       coalesce(nullif(j.failure_type, ''), %(unspecified)s), count(*)
+FROM usage_job j JOIN usage_run r ON r.id = j.run_id
+WHERE j.status = 'Failed'
+GROUP BY 1, 2, 3, 4
+"""
+# Calls count under the step of the latest attempt of the job they name (by the client's id).
+_STEP_CALLS = """
+UPDATE usage_stepdaily s SET calls = x.calls, cost = x.cost
+FROM (
+    SELECT (r.requested_at AT TIME ZONE %(zone)s)::date AS day, r.template_recipe_id AS template,
+           j.step_name, count(*) AS calls, coalesce(sum(e.cost), 0) + coalesce(sum(c.delta), 0)
+           AS cost
+    FROM usage_llmusageevent e
+    JOIN usage_run r ON r.id = e.run_id
+    JOIN (SELECT DISTINCT ON (run_id, job_id) run_id, job_id, step_name FROM usage_job
+          ORDER BY run_id, job_id, attempt DESC) j ON j.run_id = e.run_id AND j.job_id = e.job_ref
+    LEFT JOIN (SELECT event_id, sum(delta) AS delta FROM usage_llmcostcorrection
+               GROUP BY event_id) c ON c.event_id = e.event_id
+    WHERE e.job_ref <> ''
+    GROUP BY 1, 2, 3
+) x
+WHERE s.day = x.day AND s.template = x.template AND s.step_name = x.step_name
+"""
+
+
+def _steps_rebuild(cursor: CursorWrapper, params: dict[str, str]) -> None:
+    """``StepDaily`` from the jobs and calls (inside ``rollups_rebuild``'s transaction)."""
+    execute, fetch = cursor.execute, cursor.fetchall
+    execute(_STEP_PAIRS, params)
+    execute(_STEP_ROWS)
+    execute("DROP TABLE step_pairs")
+    histograms: dict[StepKey, list[int]] = defaultdict(lambda: [0] * durations.BUCKETS)
+    execute(_STEP_BUCKETS, {**params, "starts": list(durations.BUCKET_STARTS_MS)})
+    for day, template, step, bucket, n in fetch():
+        histograms[(day, template, step)][bucket] += n
+    failures: dict[StepKey, dict[str, int]] = defaultdict(dict)
+    execute(_STEP_FAILURES, {**params, "unspecified": UNSPECIFIED_FAILURE})
+    for day, template, step, kind, n in fetch():
+        failures[(day, template, step)][kind] = n
+    for key in sorted(set(histograms) | set(failures)):
+        StepDaily.objects.filter(day=key[0], template=key[1], step_name=key[2]).update(
+            duration_histogram=histograms.get(key, [0] * durations.BUCKETS),
+            failure_types=failures.get(key, {}),
+        )
+    execute(_STEP_CALLS, params)

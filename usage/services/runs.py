@@ -11,17 +11,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from factory_portal.observability import metrics
 from factory_portal.observability.context import tenant_label
 from factory_portal.tenants.connection import zone_for_writing
 from usage.domain.runs import TERMINAL, JobState, RunState, RunUpdate, job_apply, run_apply
+from usage.domain.steps import run_steps
 from usage.models import Job, Run
 from usage.services.ingest import IngestResult
 from usage.services.references import projects_ensure, runs_ensure
-from usage.services.rollups import RunRollupDeltas
+from usage.services.rollups import RunRollupDeltas, StepRollupDeltas
 from usage.signals import runs_finished
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,6 +72,12 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
         jobs = _jobs_locked(runs.values())
 
         deltas = RunRollupDeltas(zone)
+        jobs_before = _jobs_by_run(jobs)
+        steps_before = {
+            run.id: (run.requested_at, run.template_recipe_id, jobs_before.get(run.id, []))
+            for run in runs.values()
+        }
+        changed: list[Run] = []
         accepted = 0
         finished: list[Run] = []
         for update in sorted(updates, key=lambda u: (u.run_id, u.timestamp, u.position)):
@@ -79,6 +88,7 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
             if after == before and not jobs_changed:
                 continue
             accepted += 1
+            changed.append(run)
             if after != before:
                 _count(deltas, run.project_id, before, -1)
                 for name in RUN_COPY_FIELDS:
@@ -88,6 +98,7 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
                 if after.status in TERMINAL and before.status != after.status:
                     finished.append(run)
         deltas.apply()
+        _steps_move(steps_before, changed, jobs, zone)
         if finished:
             runs_finished.send(sender=runs_ingest, run_ids=[r.pk for r in finished])
             tenant = tenant_label() or "public"
@@ -108,8 +119,78 @@ def _count(deltas: RunRollupDeltas, project_id: int, state: RunState, sign: int)
         template=state.template_recipe_id,
         status=state.status,
         duration_ms=state.duration_ms,
+        finished_at=state.finished_at,
         sign=sign,
     )
+
+
+def _jobs_by_run(jobs: dict[tuple[int, str, int], Job]) -> dict[int, list[JobState]]:
+    by_run: dict[int, list[JobState]] = {}
+    for (run_pk, _, _), job in jobs.items():
+        by_run.setdefault(run_pk, []).append(_job_state(job))
+    return by_run
+
+
+# Per run (a lateral read through the run index: a plain ``run_id = ANY(...)`` is planned from
+# the average calls per run and turns into a scan of every call for a batch of new runs).
+_CALLS_BY_JOB = """
+SELECT r.id, x.job_ref, x.calls, x.cost
+FROM unnest(%(runs)s::bigint[]) AS r(id)
+CROSS JOIN LATERAL (
+    SELECT e.job_ref, count(*) AS calls,
+           coalesce(sum(e.cost), 0) + coalesce(sum((SELECT sum(c.delta)
+               FROM usage_llmcostcorrection c WHERE c.event_id = e.event_id)), 0) AS cost
+    FROM usage_llmusageevent e
+    WHERE e.run_id = r.id AND e.job_ref <> ''
+    GROUP BY e.job_ref
+) x
+"""
+
+
+def _steps_move(
+    before: dict[int, tuple[datetime, str, list[JobState]]],
+    changed: list[Run],
+    jobs: dict[tuple[int, str, int], Job],
+    zone: ZoneInfo,
+) -> None:
+    """Move each changed run's step figures in ``StepDaily`` from what they were to what they
+    are. Calls count under their job's step once the job is known, so a run's calls are read
+    (one query for the batch) only when its day, template or set of jobs changed."""
+    runs = {run.id: run for run in changed}
+    jobs_after = _jobs_by_run(jobs)
+    after = {pk: jobs_after.get(pk, []) for pk in runs}
+
+    def job_steps(states: list[JobState]) -> dict[str, str]:
+        return {s.job_id: s.step_name for s in sorted(states, key=lambda s: s.attempt)}
+
+    moved = [
+        pk
+        for pk, run in runs.items()
+        if before[pk][:2] != (run.requested_at, run.template_recipe_id)
+        or job_steps(before[pk][2]) != job_steps(after[pk])
+    ]
+    calls: dict[int, dict[str, tuple[int, Decimal]]] = {pk: {} for pk in runs}
+    if moved:
+        with connection.cursor() as cursor:
+            cursor.execute(_CALLS_BY_JOB, {"runs": sorted(moved)})
+            for run_pk, job_ref, n, cost in cursor.fetchall():
+                calls[run_pk][job_ref] = (n, cost)
+    deltas = StepRollupDeltas(zone)
+    for pk, run in runs.items():
+        requested_at, template, states = before[pk]
+        deltas.move(
+            requested_at=requested_at,
+            template=template,
+            steps=run_steps(states, calls[pk]),
+            sign=-1,
+        )
+        deltas.move(
+            requested_at=run.requested_at,
+            template=run.template_recipe_id,
+            steps=run_steps(after[pk], calls[pk]),
+            sign=1,
+        )
+    deltas.apply()
 
 
 def _jobs_locked(runs: Iterable[Run]) -> dict[tuple[int, str, int], Job]:

@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 from django.http import QueryDict
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
 from factory_portal import money
@@ -98,4 +99,53 @@ def pager(context: template.Context, page: Any, label: str, param: str = "page")
         '<nav class="pager" aria-label="{}">{}</nav>',
         label,
         mark_safe(" ".join(parts)),  # noqa: S308
+    )
+
+
+@register.simple_tag
+def step_runs_query(
+    base: dict[str, str],
+    step: str,
+    template: str | None,
+    template_filter: str = "",
+    failure_type: str = "",
+) -> str:
+    """The run-history query of a step's row on the steps page: its range, step, template (the
+    row's, or the page's filter) and failure type."""
+    query = {**base, "step": step}
+    if template is not None or template_filter:
+        query["template"] = template if template is not None else template_filter
+    if failure_type:
+        query["failure_type"] = failure_type
+    return urlencode(query)
+
+
+_TREND_FORMATS = {
+    "rate": money.ratio_percent,
+    "ms": lambda value: duration_ms(value),
+    "usd": money.usd,
+    "int": lambda value: f"{value:,}",
+}
+_ARROWS = {"up": "▲", "down": "▼", "flat": "="}
+
+
+@register.simple_tag
+def trend(change: Any, kind: str) -> str:
+    """A figure's arrow against the previous period (``usage.selectors.steps.Trend``): red
+    when worse, green when better, the previous value in its title and for screen readers."""
+    if change is None:
+        return ""
+    previous = _TREND_FORMATS[kind](change.previous)
+    tone = " trend-worse" if change.worse else ""
+    if change.worse is False and change.direction != "flat":
+        tone = " trend-better"
+    return format_html(
+        '<span class="trend trend-{}{}" title="previous period: {}" data-testid="trend">{}'
+        '<span class="visually-hidden"> {} from {}</span></span>',
+        change.direction,
+        tone,
+        previous,
+        _ARROWS[change.direction],
+        change.direction,
+        previous,
     )
