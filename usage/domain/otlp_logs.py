@@ -3,7 +3,7 @@
 ``logs_decode`` reads an ``ExportLogsServiceRequest`` (protobuf or OTLP/JSON with hex ids),
 counting its records from the wire format before anything is built (``OTLP_MAX_LOG_RECORDS_
 PER_REQUEST``). ``logs_map`` turns each record into a ``LogRecordIn`` with the seed's fields
-(``../shared/seeds/observability.txt``, "Logs"):
+(the factory runtime's telemetry contract, "Logs"):
 
 - ``level`` from ``severity_text`` (DEBUG, INFO, WARN/WARNING, ERROR, CRITICAL/FATAL, TRACE) or
   else ``severity_number`` (OTel ranges: 1-8 DEBUG, 9-12 INFO, 13-16 WARN, 17-20 ERROR, 21-24
