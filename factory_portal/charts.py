@@ -218,3 +218,39 @@ def tokens_chart(tokens_by_model: dict[str, dict[str, int]]) -> dict[str, Any]:
         figure.add_bar(name=_label(model), x=periods, y=[values.get(p, 0) for p in periods])
     figure.update_layout(barmode="stack", yaxis={"title": "tokens"}, **LAYOUT)
     return _json(figure)
+
+
+def time_lines(
+    x: Sequence[str],
+    lines: dict[str, Sequence[float | None]],
+    *,
+    y_title: str,
+    stacked: bool = False,
+    percent: bool = False,
+    colours: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Values over time, one line (or, ``stacked``, one bar series) per name; gaps where a bucket
+    has no value. ``x`` are the buckets' local times as text (the page's time zone)."""
+    figure = go.Figure()
+    colours = colours or {}
+    for name, values in lines.items():
+        y = [None if v is None else round(v, 4) for v in values]
+        marker = {"color": colours[name]} if name in colours else None
+        if stacked:
+            figure.add_bar(name=_label(name), x=list(x), y=y, marker=marker)
+        else:
+            figure.add_scatter(
+                name=_label(name),
+                x=list(x),
+                y=y,
+                mode="lines",
+                line={"color": colours[name]} if name in colours else None,
+                connectgaps=False,
+            )
+    yaxis: dict[str, Any] = {"title": y_title, "rangemode": "tozero"}
+    if percent:
+        yaxis.update(ticksuffix="%", range=[0, 100])
+    figure.update_layout(
+        barmode="stack", xaxis={"type": "date"}, yaxis=yaxis, showlegend=True, **LAYOUT
+    )
+    return _json(figure)

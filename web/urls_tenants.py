@@ -14,6 +14,8 @@ from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from factory_portal.tenants import views as tenant_views
 from notifications import views as notification_views
+from runtime import views as runtime_views
+from runtime.api import StatusApi
 from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, TracesApi
 from usage.api_runs import RunsApi
@@ -37,6 +39,9 @@ urlpatterns = [
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
     path("runs/active/", usage_views.active_runs, name="runs-active"),
     path("usage/", usage_views.usage_report, name="usage"),
+    path("status/", runtime_views.status_page, name="status"),
+    path("health/factory/", runtime_views.factory_health, name="factory-health"),
+    path("health/queues/", runtime_views.queues, name="queues"),
     path("runs/<path:run_id>/", dashboards.run_detail, name="run-detail"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
@@ -91,6 +96,7 @@ urlpatterns = [
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
     path("api/v1/runs", RunsApi.as_view(), name="api-runs"),
     path("api/v1/runs/<path:run_id>", RunDetailApi.as_view(), name="api-run"),
+    path("api/v1/status", StatusApi.as_view(), name="api-status"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
 ]
 
