@@ -57,7 +57,9 @@ def test_rate_trend_from_increases_and_empty_buckets(alpha) -> None:
         s = series_make("worker_errors_total", MetricKind.SUM, worker_pool="gpu", error_type="oom")
         # 6 errors a minute during the first 10 minutes, nothing after.
         points_write(s, [(t, 6.0) for t in minutes(w.start, 10)])
-        trend = selectors.rate_trend("worker_errors_total", w, by="worker_pool", per=timedelta(minutes=1))
+        trend = selectors.rate_trend(
+            "worker_errors_total", w, by="worker_pool", per=timedelta(minutes=1)
+        )
         minute_trend = selectors.rate_trend(
             "worker_errors_total", as_resolution(w, Resolution.MINUTE), by="worker_pool"
         )
@@ -95,7 +97,9 @@ def test_latest_gauges_increases_last_reported_and_heartbeats(alpha) -> None:
         stale = series_make("worker_cpu_usage", worker_pool="cpu", worker_id="w9")
         points_write(stale, [(NOW - timedelta(hours=2), 0.3)])
         errors = series_make("worker_errors_total", MetricKind.SUM, worker_pool="gpu")
-        points_write(errors, [(NOW - timedelta(minutes=2), 3.0), (NOW - timedelta(minutes=20), 50.0)])
+        points_write(
+            errors, [(NOW - timedelta(minutes=2), 3.0), (NOW - timedelta(minutes=20), 50.0)]
+        )
         heartbeat_make("factory-worker", NOW - timedelta(seconds=10))
         since = NOW - timedelta(minutes=10)
         summed = selectors.latest_gauges("worker_cpu_usage", by="worker_pool", since=since)
