@@ -230,27 +230,33 @@ def time_lines(
     colours: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Values over time, one line (or, ``stacked``, one bar series) per name; gaps where a bucket
-    has no value. ``x`` are the buckets' local times as text (the page's time zone)."""
-    figure = go.Figure()
+    has no value. ``x`` are the buckets' local times as text (the page's time zone). Built as
+    plain JSON (plotly's figure objects validate every value: ten times slower for long series)."""
     colours = colours or {}
+    data: list[dict[str, Any]] = []
     for name, values in lines.items():
-        y = [None if v is None else round(v, 4) for v in values]
-        marker = {"color": colours[name]} if name in colours else None
+        trace: dict[str, Any] = {
+            "type": "bar" if stacked else "scatter",
+            "name": _label(name),
+            "x": list(x),
+            "y": [None if v is None else round(v, 4) for v in values],
+        }
         if stacked:
-            figure.add_bar(name=_label(name), x=list(x), y=y, marker=marker)
+            if name in colours:
+                trace["marker"] = {"color": colours[name]}
         else:
-            figure.add_scatter(
-                name=_label(name),
-                x=list(x),
-                y=y,
-                mode="lines",
-                line={"color": colours[name]} if name in colours else None,
-                connectgaps=False,
-            )
-    yaxis: dict[str, Any] = {"title": y_title, "rangemode": "tozero"}
+            trace.update(mode="lines", connectgaps=False)
+            if name in colours:
+                trace["line"] = {"color": colours[name]}
+        data.append(trace)
+    yaxis: dict[str, Any] = {"title": {"text": y_title}, "rangemode": "tozero"}
     if percent:
         yaxis.update(ticksuffix="%", range=[0, 100])
-    figure.update_layout(
-        barmode="stack", xaxis={"type": "date"}, yaxis=yaxis, showlegend=True, **LAYOUT
-    )
-    return _json(figure)
+    layout = {
+        **LAYOUT,
+        "barmode": "stack",
+        "xaxis": {"type": "date"},
+        "yaxis": yaxis,
+        "showlegend": True,
+    }
+    return {"data": data, "layout": layout}

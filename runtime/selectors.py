@@ -103,29 +103,44 @@ def _params(window: Window, series: Iterable[Series]) -> dict[str, Any]:
     }
 
 
-def _grouped(
+def _trend(
     window: Window,
     series: list[Series],
-    per_series: dict[tuple[int, datetime], float],
+    *,
     by: str | None,
+    per_series: str,
     combine: Literal["sum", "mean"],
 ) -> Trend:
-    by_id = {s.id: s for s in series}
-    acc: dict[str, dict[datetime, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for (series_id, bucket), value in per_series.items():
-        acc[by_id[series_id].label(by)][bucket].append(value)
+    """One query: ``per_series`` (an aggregate over one series' rows in a bucket) per series and
+    bucket, then added or averaged across the series of each group (a label's value), in SQL.
+    Buckets come back as their index (integers parse faster than timestamps)."""
+    table, column = _TABLES[window.resolution]
+    params = _params(window, series)
+    params.update(groups=[s.label(by) for s in series], step_s=window.step.total_seconds())
+    rows = _fetch(
+        f"""
+        SELECT grp, b, {"sum" if combine == "sum" else "avg"}(v)
+        FROM (
+            SELECT g.grp,
+                   floor(extract(epoch from m.{column} - %(origin)s) / %(step_s)s)::int AS b,
+                   {per_series} AS v
+            FROM {table} m
+            JOIN unnest(%(ids)s::bigint[], %(groups)s::text[]) AS g(id, grp) ON g.id = m.series_id
+            WHERE m.series_id = ANY(%(ids)s) AND m.{column} >= %(start)s
+              AND m.{column} < %(end)s
+            GROUP BY m.series_id, g.grp, b
+        ) per_series
+        WHERE v IS NOT NULL
+        GROUP BY grp, b
+        """,  # noqa: S608 - table, column and aggregate are this module's; values are parameters
+        params,
+    )
+    size = len(window.buckets)
     lines: dict[str, list[float | None]] = {}
-    for group in sorted(acc):
-        values = acc[group]
-        line: list[float | None] = []
-        for bucket in window.buckets:
-            got = values.get(bucket)
-            if not got:
-                line.append(None)
-            else:
-                line.append(sum(got) if combine == "sum" else sum(got) / len(got))
-        lines[group] = line
-    return Trend(window.buckets, lines)
+    for group, bucket, value in rows:
+        if 0 <= bucket < size:
+            lines.setdefault(group, [None] * size)[bucket] = float(value)
+    return Trend(window.buckets, dict(sorted(lines.items())))
 
 
 def gauge_trend(
@@ -141,22 +156,11 @@ def gauge_trend(
     series = series_select([name], labels=labels, since=window.start, until=window.end)
     if not series:
         return Trend(window.buckets, {})
-    table, column = _TABLES[window.resolution]
     if window.resolution is Resolution.RAW:
-        total, samples = "sum(value)", "count(value)"
+        average = "avg(m.value)"
     else:
-        total, samples = "sum(total)", "sum(samples)"
-    rows = _fetch(
-        f"""
-        SELECT series_id, date_bin(%(step)s, {column}, %(origin)s), {total}, {samples}
-        FROM {table}
-        WHERE series_id = ANY(%(ids)s) AND {column} >= %(start)s AND {column} < %(end)s
-        GROUP BY 1, 2
-        """,  # noqa: S608 - table and column names are the models'; values are parameters
-        _params(window, series),
-    )
-    per_series = {(sid, b): float(t) / float(n) for sid, b, t, n in rows if n and t is not None}
-    return _grouped(window, series, per_series, by, combine)
+        average = "sum(m.total) / nullif(sum(m.samples), 0)"
+    return _trend(window, series, by=by, per_series=average, combine=combine)
 
 
 def rate_trend(
@@ -172,46 +176,47 @@ def rate_trend(
     series = series_select([name], labels=labels, since=window.start, until=window.end)
     if not series:
         return Trend(window.buckets, {})
-    table, column = _TABLES[window.resolution]
-    increase = "value" if window.resolution is Resolution.RAW else "increase"
-    rows = _fetch(
-        f"""
-        SELECT series_id, date_bin(%(step)s, {column}, %(origin)s), sum({increase})
-        FROM {table}
-        WHERE series_id = ANY(%(ids)s) AND {column} >= %(start)s AND {column} < %(end)s
-        GROUP BY 1, 2
-        """,  # noqa: S608
-        _params(window, series),
-    )
-    scale = per / window.step
-    per_series = {(sid, b): float(v) * scale for sid, b, v in rows if v is not None}
-    return _grouped(window, series, per_series, by, "sum")
+    increase = "m.value" if window.resolution is Resolution.RAW else "m.increase"
+    scale = float(per / window.step)
+    return _trend(window, series, by=by, per_series=f"sum({increase}) * {scale!r}", combine="sum")
+
+
+HISTOGRAM_BUCKETS_MAX = 160  # buckets summed per histogram (OTLP's default has 16)
 
 
 def _histogram_rows(series: list[Series], window: Window) -> dict[datetime, list[Histogram]]:
+    """Merged histograms per bucket (one per distinct set of bounds): bucket counts summed
+    element by element in SQL (``sum(bucket_counts[i])`` for each position, no unnesting)."""
     table, column = _TABLES[window.resolution]
+    params = _params(window, series)
+    where = (
+        f"series_id = ANY(%(ids)s) AND {column} >= %(start)s AND {column} < %(end)s"
+        " AND bucket_counts IS NOT NULL"
+    )
+    [(width,)] = _fetch(
+        f"SELECT max(cardinality(bucket_counts)) FROM {table} WHERE {where}",  # noqa: S608
+        params,
+    )
+    if not width:
+        return {}
+    width = min(int(width), HISTOGRAM_BUCKETS_MAX)
+    sums = ", ".join(f"sum(bucket_counts[{i}]::float8)" for i in range(1, width + 1))
     rows = _fetch(
         f"""
-        SELECT bucket, bounds, array_agg(c ORDER BY i), min(lo), max(hi), bool_and(known)
-        FROM (
-            SELECT date_bin(%(step)s, {column}, %(origin)s) AS bucket, h.bounds, u.i,
-                   sum(u.c) AS c, min(h.min) AS lo, max(h.max) AS hi,
-                   bool_and(h.min IS NOT NULL AND h.max IS NOT NULL) AS known
-            FROM {table} h, unnest(h.bucket_counts) WITH ORDINALITY AS u(c, i)
-            WHERE h.series_id = ANY(%(ids)s) AND {column} >= %(start)s AND {column} < %(end)s
-              AND h.bucket_counts IS NOT NULL
-            GROUP BY 1, 2, 3
-        ) merged
-        GROUP BY bucket, bounds
-        """,  # noqa: S608
-        _params(window, series),
+        SELECT date_bin(%(step)s, {column}, %(origin)s), bounds, min(min), max(max),
+               bool_and(min IS NOT NULL AND max IS NOT NULL), {sums}
+        FROM {table}
+        WHERE {where}
+        GROUP BY 1, 2
+        """,  # noqa: S608 - table and column names are the models'; values are parameters
+        params,
     )
     out: dict[datetime, list[Histogram]] = defaultdict(list)
-    for bucket, bounds, counts, lo, hi, known in rows:
+    for bucket, bounds, lo, hi, known, *counts in rows:
         out[bucket].append(
             histogram_make(
                 bounds or [],
-                [int(c) for c in counts],
+                [int(c or 0) for c in counts],
                 min=lo if known else None,
                 max=hi if known else None,
             )

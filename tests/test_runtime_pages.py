@@ -220,3 +220,22 @@ def test_operator_factory_health_reads_platform_run_counters(operator) -> None:
     assert 'data-testid="success-rate">75.0%<' in page
     assert "timeout" in page
     assert 'id="run-duration"' in page and 'id="failure-types"' in page
+
+
+@pytest.mark.parametrize("path", [*TENANT_PAGES, "/health/factory/?range=1h"])
+def test_page_queries_do_not_grow_with_series(alpha, people, path) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = people["admin"]
+    with schema_context(alpha.schema):
+        factory_metrics("q0", "p0")
+    client.get(path)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(path).status_code == 200
+    with schema_context(alpha.schema):
+        for i in range(1, 6):
+            factory_metrics(f"q{i}", f"p{i}")
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(path).status_code == 200
+    assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]

@@ -26,15 +26,16 @@ class RangePreset:
     label: str
     span: timedelta
     step: timedelta
+    step_label: str
 
 
 PRESETS = {
     p.key: p
     for p in (
-        RangePreset("1h", "1 hour", timedelta(hours=1), timedelta(minutes=1)),
-        RangePreset("24h", "24 hours", timedelta(hours=24), timedelta(minutes=15)),
-        RangePreset("7d", "7 days", timedelta(days=7), timedelta(hours=2)),
-        RangePreset("30d", "30 days", timedelta(days=30), timedelta(hours=6)),
+        RangePreset("1h", "1 hour", timedelta(hours=1), timedelta(minutes=1), "minute"),
+        RangePreset("24h", "24 hours", timedelta(hours=24), timedelta(minutes=15), "15 minutes"),
+        RangePreset("7d", "7 days", timedelta(days=7), timedelta(hours=2), "2 hours"),
+        RangePreset("30d", "30 days", timedelta(days=30), timedelta(hours=6), "6 hours"),
     )
 }
 DEFAULT_PRESET = "24h"

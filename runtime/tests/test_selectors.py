@@ -17,7 +17,7 @@ from runtime.tests.rows import Hist, heartbeat_make, points_write, series_make
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 30, 12, 0, 30, tzinfo=UTC)
-HOUR = RangePreset("t", "test", timedelta(hours=1), timedelta(minutes=10))
+HOUR = RangePreset("t", "test", timedelta(hours=1), timedelta(minutes=10), "10 minutes")
 
 
 def minutes(start: datetime, count: int, every: timedelta = timedelta(minutes=1)):  # type: ignore[no-untyped-def]
@@ -29,7 +29,7 @@ def as_resolution(w: Window, resolution: Resolution) -> Window:
 
 
 def test_gauge_trend_by_label_same_from_raw_minutes_and_hours(alpha) -> None:
-    w = window(RangePreset("t", "t", timedelta(hours=2), timedelta(hours=1)), NOW)
+    w = window(RangePreset("t", "t", timedelta(hours=2), timedelta(hours=1), "hour"), NOW)
     with schema_context(alpha.schema):
         for queue, depth in (("build", 10.0), ("deploy", 4.0)):
             for priority in ("high", "low"):
@@ -77,7 +77,7 @@ def test_percentile_trend_interpolates_merged_histograms(alpha) -> None:
         points_write(a, [(w.start, Hist(bounds, [0, 10, 0, 0], sum=15, min=1.2, max=1.9))])
         points_write(b, [(w.start + timedelta(minutes=1), Hist(bounds, [0, 10, 0, 0], sum=15))])
         trend = selectors.percentile_trend("job_duration_seconds", w)
-        hours = window(RangePreset("t", "t", timedelta(hours=2), timedelta(hours=1)), NOW)
+        hours = window(RangePreset("t", "t", timedelta(hours=2), timedelta(hours=1), "hour"), NOW)
         hourly = selectors.percentile_trend("job_duration_seconds", hours)
         build = selectors.percentile_trend("job_duration_seconds", w, labels={"job_type": "build"})
     # 20 jobs in (1, 2]: the median is halfway, not the bucket's edge 2.0.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 
 from usage.models import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, Job, Run, RunStatus
 
@@ -56,7 +56,8 @@ class RunOutcomes:
 def run_outcomes(*, start: datetime, end: datetime, step: timedelta) -> RunOutcomes:
     """Runs that finished in [start, end) per step (buckets from ``start``): counts by status,
     failed runs by failure type ("unspecified" when none was given) and the p50/p95/p99 run
-    duration. Two queries on the finished-at index, whatever the range."""
+    duration of all finished runs. One query on the finished-at index (grouping sets: the counts
+    per status and failure type, the percentiles per bucket), whatever the range."""
     if step <= timedelta(0) or end <= start:
         raise ValueError("run_outcomes needs a positive step and start < end.")
     count = int((end - start) / step)
@@ -64,47 +65,27 @@ def run_outcomes(*, start: datetime, end: datetime, step: timedelta) -> RunOutco
     by_status: dict[datetime, dict[str, int]] = defaultdict(dict)
     failures: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     durations: dict[datetime, dict[float, float | None]] = {}
+    finished = set(FINISHED_RUN_STATUSES)
     with connection.cursor() as cursor:
+        # A run has finished_at once it finished (the partial index holds only those rows).
         cursor.execute(
             f"""
             SELECT date_bin(%(step)s, finished_at, %(origin)s) AS bucket, status, failure_type,
-                   count(*)
-            FROM {RUN_TABLE}
-            WHERE finished_at >= %(start)s AND finished_at < %(end)s AND status = ANY(%(done)s)
-            GROUP BY 1, 2, 3
-            """,  # noqa: S608 - the table name is the model's; values are parameters
-            {
-                "step": step,
-                "origin": start,
-                "start": start,
-                "end": end,
-                "done": list(FINISHED_RUN_STATUSES),
-            },
-        )
-        for bucket, status, failure_type, n in cursor.fetchall():
-            by_status[bucket][status] = by_status[bucket].get(status, 0) + n
-            if status == RunStatus.FAILED:
-                failures[bucket][failure_type or "unspecified"] += n
-        cursor.execute(
-            f"""
-            SELECT date_bin(%(step)s, finished_at, %(origin)s) AS bucket,
-                   percentile_cont(%(qs)s::float8[]) WITHIN GROUP (ORDER BY duration_ms)
+                   count(*), percentile_cont(%(qs)s::float8[]) WITHIN GROUP (ORDER BY duration_ms),
+                   GROUPING(status)
             FROM {RUN_TABLE}
             WHERE finished_at >= %(start)s AND finished_at < %(end)s
-              AND duration_ms IS NOT NULL AND status = ANY(%(done)s)
-            GROUP BY 1
-            """,  # noqa: S608
-            {
-                "step": step,
-                "origin": start,
-                "start": start,
-                "end": end,
-                "qs": list(QUANTILES),
-                "done": list(FINISHED_RUN_STATUSES),
-            },
+            GROUP BY GROUPING SETS ((1, 2, 3), (1))
+            """,  # noqa: S608 - the table name is the model's; values are parameters
+            {"step": step, "origin": start, "start": start, "end": end, "qs": list(QUANTILES)},
         )
-        for bucket, values in cursor.fetchall():
-            durations[bucket] = dict(zip(QUANTILES, values, strict=True))
+        for bucket, status, failure_type, n, values, totals_row in cursor.fetchall():
+            if totals_row:
+                durations[bucket] = dict(zip(QUANTILES, values, strict=True))
+            elif status in finished:
+                by_status[bucket][status] = by_status[bucket].get(status, 0) + n
+                if status == RunStatus.FAILED:
+                    failures[bucket][failure_type or "unspecified"] += n
     return RunOutcomes(
         [
             OutcomeBucket(
@@ -144,31 +125,39 @@ class RunQueue:
 
 
 STEP_LIMIT = 20
+ACTIVE_RUNS_READ = 10_000  # active runs whose jobs are counted (the oldest first)
 
 
 def run_queue() -> RunQueue:
-    """Three queries on the active-runs index: runs by status with the oldest waiting, and the
-    jobs of active runs by step and status (the busiest ``STEP_LIMIT`` steps listed)."""
-    runs = {s: 0 for s in ACTIVE_RUN_STATUSES}
-    for row in (
-        Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).values("status").annotate(n=Count("id"))
-    ):
-        runs[row["status"]] = row["n"]
-    oldest = Run.objects.filter(status=RunStatus.REQUESTED).aggregate(t=Min("requested_at"))["t"]
+    """Three queries on the active-runs index: runs by status with the oldest waiting, the ids
+    of active runs (at most ``ACTIVE_RUNS_READ``), and their jobs by step and status through the
+    job's run index (the busiest ``STEP_LIMIT`` steps listed)."""
+    totals = Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).aggregate(
+        waiting=Count("id", filter=Q(status=RunStatus.REQUESTED)),
+        running=Count("id", filter=Q(status=RunStatus.RUNNING)),
+        oldest=Min("requested_at", filter=Q(status=RunStatus.REQUESTED)),
+    )
+    active = list(
+        Run.objects.filter(status__in=ACTIVE_RUN_STATUSES)
+        .order_by("requested_at")
+        .values_list("id", flat=True)[:ACTIVE_RUNS_READ]
+    )
     steps: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(ACTIVE_RUN_STATUSES, 0))
     rows = (
-        Job.objects.filter(run__status__in=ACTIVE_RUN_STATUSES, status__in=ACTIVE_RUN_STATUSES)
+        Job.objects.filter(run_id__in=active, status__in=ACTIVE_RUN_STATUSES)
         .values("step_name", "status")
         .annotate(n=Count("id"))
         .order_by()
+        if active
+        else []
     )
     for row in rows:
         steps[row["step_name"]][row["status"]] += row["n"]
     listed = sorted(steps.items(), key=lambda item: (-sum(item[1].values()), item[0]))
     return RunQueue(
-        runs_waiting=runs[RunStatus.REQUESTED],
-        runs_running=runs[RunStatus.RUNNING],
-        oldest_waiting_since=oldest,
+        runs_waiting=totals["waiting"],
+        runs_running=totals["running"],
+        oldest_waiting_since=totals["oldest"],
         jobs_waiting=sum(s[RunStatus.REQUESTED] for s in steps.values()),
         jobs_running=sum(s[RunStatus.RUNNING] for s in steps.values()),
         by_step=[
