@@ -54,7 +54,7 @@ _COUNTS = "ARRAY[0, 1, 3, 8, 15, 20, 12, 6, 3, 1, 1, 0, 0]::bigint[]"  # a job-d
 def runtime_series_seed(*, now: datetime) -> None:
     """Seed the current schema's runtime tables in one transaction, ending at ``now`` (skipped
     when its newest raw point is less than 10 minutes old)."""
-    from django.db import transaction
+    from django.db import connection, transaction
 
     from runtime.models import Heartbeat, MetricPoint, MetricSeries
 
@@ -65,6 +65,10 @@ def runtime_series_seed(*, now: datetime) -> None:
         MetricSeries.objects.all().delete()  # points and rollups go with their series
         Heartbeat.objects.all().delete()
         _seed(now)
+    with connection.cursor() as cursor:  # what autovacuum does soon after ingest
+        cursor.execute(
+            "VACUUM ANALYZE runtime_metricpoint, runtime_metricminute, runtime_metrichour"
+        )
 
 
 def _seed(now: datetime) -> None:
@@ -148,6 +152,5 @@ def _seed(now: datetime) -> None:
                 " VALUES (%s, 'i-1', 'metrics', %s, %s)",
                 [service, now - timedelta(days=30), now - timedelta(seconds=20)],
             )
-        cursor.execute("ANALYZE runtime_metricpoint, runtime_metricminute, runtime_metrichour")
     print(f"runtime_series {len(rows)}")
     print(f"runtime_series_seed_seconds {time.perf_counter() - started:.1f}")

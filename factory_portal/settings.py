@@ -442,6 +442,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # GET /api/v1/status names the runtime health statuses twice (overall, each indicator):
+    # one schema enum (the values of runtime.domain.health.Status; the kernel imports no app).
+    "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "degraded", "down", "unknown"]},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "factory_portal.api.problem_responses_hook",

@@ -15,19 +15,22 @@ from rest_framework.views import APIView
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import iso_utc
 from runtime import status
+from runtime.domain.health import Status
 from usage.selectors import outcomes
+
+HEALTH_STATUSES = [s.value for s in Status]
 
 STATUS_RESPONSE = inline_serializer(
     "StatusResponse",
     {
         "generated_at": serializers.DateTimeField(),
-        "overall": serializers.ChoiceField(choices=["ok", "degraded", "down", "unknown"]),
+        "overall": serializers.ChoiceField(choices=HEALTH_STATUSES),
         "indicators": inline_serializer(
             "HealthIndicator",
             {
                 "key": serializers.ChoiceField(choices=list(status.INDICATORS)),
                 "name": serializers.CharField(),
-                "status": serializers.ChoiceField(choices=["ok", "degraded", "down", "unknown"]),
+                "status": serializers.ChoiceField(choices=HEALTH_STATUSES),
                 "reason": serializers.CharField(),
                 "last_reported": serializers.DateTimeField(allow_null=True),
             },

@@ -119,11 +119,10 @@ def _trend(
     params.update(groups=[s.label(by) for s in series], step_s=window.step.total_seconds())
     rows = _fetch(
         f"""
-        SELECT grp, b, {"sum" if combine == "sum" else "avg"}(v)
+        SELECT grp, (extract(epoch from b - %(origin)s) / %(step_s)s)::int,
+               {"sum" if combine == "sum" else "avg"}(v)
         FROM (
-            SELECT g.grp,
-                   floor(extract(epoch from m.{column} - %(origin)s) / %(step_s)s)::int AS b,
-                   {per_series} AS v
+            SELECT g.grp, date_bin(%(step)s, m.{column}, %(origin)s) AS b, {per_series} AS v
             FROM {table} m
             JOIN unnest(%(ids)s::bigint[], %(groups)s::text[]) AS g(id, grp) ON g.id = m.series_id
             WHERE m.series_id = ANY(%(ids)s) AND m.{column} >= %(start)s
