@@ -4,7 +4,9 @@ Usage (with the demo's environment, e.g. after bin/demo; DEBUG=0 so no query log
     DEBUG=0 SECRET_KEY=bench .venv/bin/python benchmarks/pages.py [--runs 50000] [--days 90]
 
 Creates a scratch tenant ``bench-pages`` with ``--runs`` runs over ``--days`` days from the demo
-generator (about 1,000,000 LLM events for 50,000 runs), its bills, allocation and forecast; then
+generator (about 1,000,000 LLM events for 50,000 runs), its bills, allocation and forecast, and
+its runtime metrics (``benchmarks/runtime_series.py``: 132 series, raw points for 24 hours,
+minutes for 14 days, hours for 30 days) for the Status, Factory health and Queues pages; then
 requests each page ``--repeat`` times through Django's full stack (middleware, tenant routing,
 session, templates: everything but the socket) and prints p50/p95 server time and the number of
 SQL queries per page. It then times the daily cost by project over the last 30 days computed
@@ -54,6 +56,7 @@ def main() -> None:
     from django_tenants.utils import schema_context
 
     from benchmarks.big_tenant import big_tenant
+    from benchmarks.runtime_series import runtime_series_seed
     from factory_portal.accounts.services import user_create
     from factory_portal.tenants.services import (
         tenant_delete,
@@ -68,6 +71,7 @@ def main() -> None:
     )
 
     with schema_context(tenant.schema_name):
+        runtime_series_seed(now=now)
         runs = Run.objects.count()
         events = LlmUsageEvent.objects.count()
         some_run = Run.objects.filter(status="Succeeded").order_by("-requested_at").first()
@@ -104,6 +108,15 @@ def main() -> None:
         "notifications": "/notifications/",
         "api keys": "/settings/api-keys/",
         "users": "/settings/users/",
+        "status": "/status/",
+        "factory health, 1 h": "/health/factory/?range=1h",
+        "factory health, 24 h": "/health/factory/?range=24h",
+        "factory health, 7 days": "/health/factory/?range=7d",
+        "factory health, 30 days": "/health/factory/?range=30d",
+        "queues, 1 h": "/health/queues/?range=1h",
+        "queues, 24 h": "/health/queues/?range=24h",
+        "queues, 7 days": "/health/queues/?range=7d",
+        "queues, 30 days": "/health/queues/?range=30d",
     }
     # The second page of the run history, through its keyset cursor.
     first = client.get("/runs/").content.decode()

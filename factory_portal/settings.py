@@ -32,6 +32,8 @@ Variables (all optional unless noted):
                       raw metric points (7), minute rollups (14) and hour rollups (400) are kept
   METRICS_RETENTION_EVERY_S, METRICS_RETENTION_CHUNK  how often the beat deletes older metric rows
                       (3600) and how many rows one DELETE takes at most (50000)
+  HEALTH_*            runtime health thresholds and which services make up each indicator (see
+                      the settings' "Runtime health" block and README "Health and queues")
 """
 
 from __future__ import annotations
@@ -451,6 +453,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # GET /api/v1/status names the runtime health statuses twice (overall, each indicator):
+    # one schema enum (the values of runtime.domain.health.Status; the kernel imports no app).
+    "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "degraded", "down", "unknown"]},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "factory_portal.api.problem_responses_hook",
@@ -510,3 +515,30 @@ METRICS_ALLOWED_NETWORKS = [
 ]
 # Distinct model names per tenant and process in tokens_used_total / cost_ai_total; more: "other".
 METRICS_MODEL_LABELS_MAX = env_int("METRICS_MODEL_LABELS_MAX", 50)
+
+# --- Runtime health (README "Health and queues") ------------------------------------------------
+# A part of the factory is degraded when silent for HEALTH_STALE_AFTER_S, down after
+# HEALTH_DOWN_AFTER_S; error rates (errors per job over the last HEALTH_ERROR_WINDOW_S) and a
+# queue's estimated wait (depth / processing rate) have a degraded and a down threshold.
+HEALTH_STALE_AFTER_S = env_int("HEALTH_STALE_AFTER_S", 120)
+HEALTH_DOWN_AFTER_S = env_int("HEALTH_DOWN_AFTER_S", 600)
+HEALTH_ERROR_WINDOW_S = env_int("HEALTH_ERROR_WINDOW_S", 300)
+HEALTH_ERROR_RATE_DEGRADED = float(os.environ.get("HEALTH_ERROR_RATE_DEGRADED") or 0.05)
+HEALTH_ERROR_RATE_DOWN = float(os.environ.get("HEALTH_ERROR_RATE_DOWN") or 0.5)
+HEALTH_QUEUE_WAIT_DEGRADED_S = env_int("HEALTH_QUEUE_WAIT_DEGRADED_S", 300)
+HEALTH_QUEUE_WAIT_DOWN_S = env_int("HEALTH_QUEUE_WAIT_DOWN_S", 1800)
+# Which reporting services (their OTel service.name, shell patterns) make up each indicator.
+HEALTH_SERVICES = {
+    "control_plane": os.environ.get(
+        "HEALTH_CONTROL_PLANE_SERVICES", "*control*,*orchestrator*,*scheduler*,*api*"
+    ).split(","),
+    "data_plane": os.environ.get("HEALTH_DATA_PLANE_SERVICES", "*worker*,*runner*").split(","),
+    "queues": os.environ.get("HEALTH_QUEUE_SERVICES", "*queue*,*broker*").split(","),
+    "database": os.environ.get(
+        "HEALTH_DATABASE_SERVICES", "*database*,*postgres*,*db*,*sql*"
+    ).split(","),
+}
+# worker_errors_total error_type values that count against the database indicator.
+HEALTH_DATABASE_ERROR_TYPES = os.environ.get(
+    "HEALTH_DATABASE_ERROR_TYPES", "*database*,*db*,*sql*"
+).split(",")

@@ -126,6 +126,7 @@ OPERATIONS = [
     Operation("get", "/api/v1/runs", "runs", "GET /runs/", 200),
     Operation("get", "/api/v1/errors", "runs", "GET /errors/", 200),
     Operation("get", "/api/v1/runs/run-x", "runs", "GET /runs/run-x/", 404),
+    Operation("get", "/api/v1/status", "runs", "GET /status/", 200),
     Operation("get", "/api/v1/costs", "costs", "GET /costs/", 200),
     Operation("get", "/api/v1/forecast", "costs", "GET /costs/", 404),
     Operation("get", "/api/v1/reports/monthly?month=2026-10", "costs", "GET /reports/", 200),

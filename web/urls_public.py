@@ -10,6 +10,7 @@ from billing.operator.api import RuleDetailApi, RuleListApi
 from billing.operator.billed_api import BilledDriftApi, BilledImportApi, BilledTrueUpApi
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
+from runtime import views as runtime_views
 from runtime.api import MetricsApi
 from usage.api import EventIngestApi, RunIngestApi, TracesApi
 from usage.api_logs import LogsApi
@@ -41,6 +42,8 @@ urlpatterns = [
     path("billed/<str:period>/", billing_views.billed_month, name="billed-month"),
     path("billed/<str:period>/true-up", billing_views.billed_month_trueup, name="billed-trueup"),
     path("health/", tenant_views.health, name="health"),
+    path("health/factory/", runtime_views.operator_factory_health, name="factory-health"),
+    path("health/queues/", runtime_views.operator_queues, name="queues"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path(

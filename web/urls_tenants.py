@@ -14,7 +14,9 @@ from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
 from factory_portal.tenants import views as tenant_views
 from notifications import views as notification_views
+from runtime import views as runtime_views
 from runtime.api import MetricsApi
+from runtime.read_api import StatusApi
 from usage import error_views
 from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, TracesApi
@@ -44,6 +46,9 @@ urlpatterns = [
     path("errors/", error_views.error_groups, name="errors"),
     path("errors/<str:fingerprint>/", error_views.error_group, name="error-group"),
     path("steps/", usage_views.steps, name="steps"),
+    path("status/", runtime_views.status_page, name="status"),
+    path("health/factory/", runtime_views.factory_health, name="factory-health"),
+    path("health/queues/", runtime_views.queues, name="queues"),
     path("runs/<path:run_id>/", dashboards.run_detail, name="run-detail"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
@@ -100,6 +105,7 @@ urlpatterns = [
     path("api/v1/runs", RunsApi.as_view(), name="api-runs"),
     path("api/v1/runs/<path:run_id>", RunDetailApi.as_view(), name="api-run"),
     path("api/v1/errors", ErrorGroupsApi.as_view(), name="api-errors"),
+    path("api/v1/status", StatusApi.as_view(), name="api-status"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
     path("v1/logs", LogsApi.as_view(), name="otlp-logs"),
     path("v1/metrics", MetricsApi.as_view(), name="otlp-metrics"),

@@ -51,7 +51,7 @@ from usage.domain.otlp import OtlpDecodeError, OtlpMediaTypeError, OtlpTooLarge
 GAUGE, SUM, HISTOGRAM = "gauge", "sum", "histogram"
 RUNTIME, USAGE, UNKNOWN = "runtime", "usage", "unknown"
 
-# The seed's catalogue (the factory runtime's telemetry contract): run, job, queue and worker metrics.
+# The seed's catalogue (the factory runtime's telemetry contract): run, job, queue, worker metrics.
 RUNTIME_INSTRUMENTS = frozenset(
     {
         "run_duration_seconds",

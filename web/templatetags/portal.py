@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import template
@@ -53,6 +53,26 @@ def duration_ms(value: int | None) -> str:
     if value < 1000:
         return f"{value} ms"
     return _clock(value // 1000)
+
+
+@register.filter
+def duration_s(value: float | None) -> str:
+    """Seconds as ``1h 04m``, ``3m 12s`` or ``0m 00s``; ``—`` when unknown."""
+    if value is None:
+        return "—"
+    return _clock(max(0, round(value)))
+
+
+@register.filter
+def duration_td(value: timedelta | None) -> str:
+    """A length of time as ``1h 04m`` or ``3m 12s``."""
+    return "—" if value is None else _clock(int(value.total_seconds()))
+
+
+@register.filter
+def pct(value: float | None) -> str:
+    """A share (0.05) as a percentage (``5%``)."""
+    return "—" if value is None else f"{value * 100:g}%"
 
 
 @register.filter
