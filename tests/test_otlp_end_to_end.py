@@ -28,10 +28,12 @@ from usage.models import (
     Project,
     Run,
     RunDaily,
+    StepDaily,
 )
 from usage.trace_routing.models import TraceRoute
 
 PROJECT = "e2e-otel"
+TEMPLATE = "e2e-otel-library"  # a template no other test uses: its step rollup rows are ours
 # The test reads in its own (rolled back) transaction what the server thread committed.
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +77,8 @@ def _cleanup() -> None:
     LlmUsageEvent.objects.filter(project__slug=PROJECT).delete()
     for model in (LlmUsageHourly, LlmUsageDaily, RunDaily):
         model.objects.filter(project__slug=PROJECT).delete()
+    # The step rollup has no project: its rows of this test's template and steps go too.
+    StepDaily.objects.filter(template=TEMPLATE, step_name__in=("plan", "implement")).delete()
     runs.delete()
     Project.objects.filter(slug=PROJECT).delete()
 
@@ -95,7 +99,7 @@ def test_stock_exporter_to_live_server(portal):
             "run.id": "e2e-run-1",
             "run.tenant_id": "alpha",
             "run.project_id": PROJECT,
-            "run.template_recipe_id": "python-library",
+            "run.template_recipe_id": TEMPLATE,
             "run.type": "library",
             "run.status": "succeeded",
         },
@@ -133,7 +137,7 @@ def test_stock_exporter_to_live_server(portal):
         externals = ExternalCall.objects.filter(run=run, kind="external").count()
     assert (run.status, run.template_recipe_id, run.project.slug) == (
         "Succeeded",
-        "python-library",
+        TEMPLATE,
         PROJECT,
     )
     assert len(run.trace_id) == 32

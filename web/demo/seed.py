@@ -65,7 +65,7 @@ def demo_seed(
 ) -> list[SeededTenant]:
     """Seed ``profiles`` with ``days`` of history (runtime metrics: the last ``metric_days`` of
     it); with ``billing``, also the platform's bills, allocation, budgets and forecasts
-    (public-schema cost pools shared by all tenants)."""
+    (public-schema cost pools shared by all tenants) and the platform's own runtime metrics."""
     public_tenant_ensure()
     if not PriceBookEntry.objects.exists():
         refreshed = pricebook_refresh()
@@ -123,7 +123,7 @@ def demo_seed(
             f" in {elapsed:.1f}s"
         )
         seeded.append(SeededTenant(tenant, result, elapsed))
-    if any(s.result is not None for s in seeded):
+    if billing and any(s.result is not None for s in seeded):
         # The platform's own queues and workers (no tenant): the operator's runtime pages.
         with schema_context("public"):
             points, series = metrics_store(
