@@ -7,11 +7,12 @@ Usage (PostgreSQL as configured by DATABASE_URL):
 Creates a scratch tenant ``bench-metrics`` and an ingest key, starts gunicorn on a free loopback
 port and sends ``requests`` OTLP protobuf requests the way a collector batches a factory's
 exporters: ``series`` series (the seed's instruments over many queues, pools and workers: half
-gauges, 30% cumulative counters, 20% histograms of 16 buckets), each with ``points-per-series``
-points 10 s apart; every request moves on in time, so counters keep increasing and rollup rows
-are merged with the stored ones. Prints data points/s through ``/v1/metrics`` and the rate of a
-plain COPY of the same raw rows into a bare table with the columns of ``runtime_metricpoint``, and
-their ratio. Drops the tenant afterwards.
+gauges, 30% cumulative counters, 20% histograms of 16 buckets; one Metric per instrument, as the
+SDK encodes them), each with ``points-per-series`` points 10 s apart (1: the shape of one SDK
+export; 20: a collector's batch); every request moves on in time, so counters keep increasing
+and rollup rows are merged with the stored ones. Prints data points/s through ``/v1/metrics``
+and the rate of a plain COPY of the same raw rows into a bare table with the columns of
+``runtime_metricpoint``, and their ratio. Drops the tenant afterwards.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -96,8 +98,11 @@ def request_body(
     rows: list[tuple] = []
     cumulative = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
     elapsed_steps = (first_ns - start_ns) // STEP_NS
+    instruments: dict[str, Any] = {}  # one Metric per instrument, its series as data points
     for index, (name, kind, labels) in enumerate(shapes):
-        metric = scope.metrics.add(name=name)
+        metric = instruments.get(name)
+        if metric is None:
+            metric = instruments[name] = scope.metrics.add(name=name)
         attrs = [KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in labels.items()]
         for step in range(points):
             at = first_ns + step * STEP_NS

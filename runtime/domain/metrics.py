@@ -38,7 +38,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     AggregationTemporality,
     HistogramDataPoint,
@@ -166,6 +166,40 @@ _DATA_FIELDS = frozenset(
 )
 
 
+def _points_in(body: bytes, start: int, end: int, fields: int) -> tuple[int, int]:
+    """The data points (field 1) of a gauge, sum or histogram message in ``body[start:end]`` and
+    the fields walked: ``_fields`` unrolled for the one level with thousands of fields. Stops
+    once ``fields`` (what is left of the budget) have been walked."""
+    count = walked = 0
+    pos = start
+    while pos < end:
+        walked += 1
+        if walked > fields:
+            break
+        if body[pos] == 0x0A:  # field 1, length-delimited: a data point
+            count += 1
+            pos += 1
+        else:
+            key, pos = _varint(body, pos)
+            wire = key & 7
+            if wire == 0:
+                _, pos = _varint(body, pos)
+                continue
+            if wire == 1:
+                pos += 8
+                continue
+            if wire == 5:
+                pos += 4
+                continue
+            if wire != 2:
+                raise OtlpDecodeError(f"the body is not an OTLP protobuf message: wire type {wire}")
+        length, pos = _varint(body, pos)
+        pos += length
+    if pos > end:
+        raise OtlpDecodeError("the body is not an OTLP protobuf message: a truncated field")
+    return count, walked
+
+
 def _protobuf_points_check(body: bytes, limit: int) -> None:
     """Count the data points of a protobuf request from its wire format and stop at ``limit``;
     every field walked at the container levels counts against a budget too (bounded work for a
@@ -188,10 +222,11 @@ def _protobuf_points_check(body: bytes, limit: int) -> None:
         for scope in walk(*resource, two):
             for metric in walk(*scope, two):
                 for data in walk(*metric, _DATA_FIELDS):
-                    for _ in walk(*data, one):
-                        points += 1
-                        if points > limit:
-                            raise TooManyPoints(limit, None)
+                    found, fields = _points_in(body, *data, budget - walked)
+                    points += found
+                    walked += fields
+                    if points > limit or walked > budget:
+                        raise TooManyPoints(limit, None)
 
 
 def _listed(node: Any, *keys: str) -> list[Any]:
@@ -456,10 +491,12 @@ def metrics_flatten(
         latest_ns=int(latest.timestamp() * 1e9) if latest else 2**63,
     )
     for resource_metrics in request.resource_metrics:
-        resource = _attributes(resource_metrics.resource.attributes, state.budget)
+        attributes = resource_metrics.resource.attributes
+        resource = _attributes(attributes, state.budget)
+        signature = tuple(map(_serialize, attributes))
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
-                _metric(metric, resource, state)
+                _metric(metric, resource, state, signature)
     return MetricsBatch(
         points=state.points,
         rejected=[RejectedPoints(n, r, c) for (n, r), c in sorted(state.rejected.items())],
@@ -472,7 +509,18 @@ def _text(value: Any, length: int) -> str:
     return _clean(value, length) if isinstance(value, str) else ""
 
 
-def _metric(metric: Metric, resource: dict[str, Any], state: _Flattening) -> None:
+# The series of recent requests by resource, instrument and attributes (as protobuf bytes): an
+# exporter sends the same series every interval, and converting labels and hashing a series key
+# is most of the cost of a point. Bounded: emptied when full. Values: the series and the
+# attribute values converting its labels takes from the request's budget (taken again on a hit).
+SERIES_CACHE_SIZE = 50_000
+_serialize = KeyValue.SerializeToString
+_series_cache: dict[tuple[Any, ...], tuple[SeriesIn, int]] = {}
+
+
+def _metric(
+    metric: Metric, resource: dict[str, Any], state: _Flattening, resource_key: tuple[bytes, ...]
+) -> None:
     kind = metric.WhichOneof("data")
     name = _clean(metric.name, NAME_LENGTH + 1)
     if kind is None:
@@ -509,37 +557,48 @@ def _metric(metric: Metric, resource: dict[str, Any], state: _Flattening) -> Non
     instance = _text(resource.get(INSTANCE_KEY), SERVICE_LENGTH)
     tenant = _tenant(resource)
     known: dict[tuple[bytes, ...], SeriesIn] = {}
+    latest_ns, budget, append = state.latest_ns, state.budget, state.points.append
+    make = _histogram_point if kind == "histogram" else _number_point
     for point in data.data_points:
-        if not point.time_unix_nano:
+        at = point.time_unix_nano
+        if not at:
             state.reject(name, "a data point without time_unix_nano")
             continue
-        if point.time_unix_nano > state.latest_ns:
+        if at > latest_ns:
             state.reject(name, "a data point in the future (check the exporter's clock)")
             continue
         if point.flags & 1:  # FLAG_NO_RECORDED_VALUE: a staleness marker, nothing measured
             continue
-        state.budget.take(len(point.attributes))
-        signature = tuple(kv.SerializeToString() for kv in point.attributes)
+        attributes = point.attributes
+        budget.take(len(attributes))
+        signature = tuple(map(_serialize, attributes))
         series = known.get(signature)
         if series is None:
-            attrs = _attributes(point.attributes, state.budget)
-            labels = {**attrs, **resource_labels}
-            named = attrs.get(TENANT_LABEL)
-            series = SeriesIn(
-                series_key(name, series_kind, labels),
-                *common,
-                labels,
-                named if isinstance(named, str) and named else tenant,
-                service,
-                instance,
-            )
+            cache_key = (resource_key, common, signature)
+            cached = _series_cache.get(cache_key)
+            if cached is not None:
+                series, taken = cached
+                state.budget.take(taken)
+            else:
+                left = state.budget.left
+                attrs = _attributes(attributes, state.budget)
+                labels = {**attrs, **resource_labels}
+                named = attrs.get(TENANT_LABEL)
+                series = SeriesIn(
+                    series_key(name, series_kind, labels),
+                    *common,
+                    labels,
+                    named if isinstance(named, str) and named else tenant,
+                    service,
+                    instance,
+                )
+                if len(_series_cache) >= SERIES_CACHE_SIZE:
+                    _series_cache.clear()
+                _series_cache[cache_key] = (series, left - state.budget.left)
             known[signature] = series
-        if kind == "histogram":
-            made = _histogram_point(point, series, state)
-        else:
-            made = _number_point(point, series, state)
+        made = make(point, series, state)
         if made is not None:
-            state.points.append(made)
+            append(made)
 
 
 def _tenant(resource: Mapping[str, Any]) -> str:
@@ -562,6 +621,22 @@ def _number_point(point: NumberDataPoint, series: SeriesIn, state: _Flattening) 
     return PointIn(series, point.time_unix_nano, point.start_time_unix_nano, value)
 
 
+_valid_bounds: dict[tuple[float, ...], bool] = {}  # a few distinct bounds: checked once each
+
+
+def _bounds_valid(bounds: tuple[float, ...]) -> bool:
+    """Finite and increasing."""
+    valid = _valid_bounds.get(bounds)
+    if valid is None:
+        valid = all(math.isfinite(b) for b in bounds) and all(
+            a < b for a, b in itertools.pairwise(bounds)
+        )
+        if len(_valid_bounds) >= 1024:
+            _valid_bounds.clear()
+        _valid_bounds[bounds] = valid
+    return valid
+
+
 def _histogram_point(
     point: HistogramDataPoint, series: SeriesIn, state: _Flattening
 ) -> PointIn | None:
@@ -574,9 +649,7 @@ def _histogram_point(
     if len(counts) > MAX_BUCKETS:
         state.reject(name, f"a histogram of more than {MAX_BUCKETS} buckets")
         return None
-    if any(not math.isfinite(b) for b in bounds) or any(
-        a >= b for a, b in itertools.pairwise(bounds)
-    ):
+    if not _bounds_valid(bounds):
         state.reject(name, "histogram bounds that are not finite and increasing")
         return None
     total = sum(counts)
@@ -787,16 +860,37 @@ def point_rollup(point: PointIn, increase: Increase) -> Rollup:
 
 
 def rollups(
-    points: Iterable[tuple[PointIn, Increase]], width_ns: int
+    points: Iterable[tuple[PointIn, Increase]],
+    width_ns: int,
+    singles: dict[int, Rollup] | None = None,
 ) -> dict[tuple[str, int], Rollup]:
     """The aggregates of ``points`` per (series key, bucket start in ns) for buckets of
     ``width_ns`` (``MINUTE_NS``, ``HOUR_NS``): what folding them with ``rollup_merge`` in their
-    order gives, computed a bucket at a time."""
+    order gives, computed a bucket at a time. ``singles``: the aggregates of buckets of one point
+    by the id of its pair, shared between calls over the same ``points`` (a series' minute and
+    hour are often one point: the same object, formatted once)."""
     groups: dict[tuple[str, int], list[tuple[PointIn, Increase]]] = {}
     for pair in points:
-        at = pair[0].time_ns
-        groups.setdefault((pair[0].series.key, at - at % width_ns), []).append(pair)
-    return {slot: _aggregate(group) for slot, group in groups.items()}
+        point = pair[0]
+        at = point.time_ns
+        slot = (point.series.key, at - at % width_ns)
+        group = groups.get(slot)
+        if group is None:
+            groups[slot] = [pair]
+        else:
+            group.append(pair)
+    out = {}
+    for slot, group in groups.items():
+        if len(group) > 1:
+            out[slot] = _aggregate(group)
+        elif singles is None:
+            out[slot] = point_rollup(*group[0])
+        else:
+            single = singles.get(id(group[0]))
+            if single is None:
+                single = singles[id(group[0])] = point_rollup(*group[0])
+            out[slot] = single
+    return out
 
 
 def _latest(group: list[tuple[PointIn, Increase]]) -> PointIn:

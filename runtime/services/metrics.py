@@ -34,7 +34,6 @@ from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import active_tenants_by_slug
 from runtime.domain.metrics import (
     GAUGE,
-    HISTOGRAM,
     HOUR_NS,
     MINUTE_NS,
     SUM,
@@ -106,14 +105,16 @@ def metrics_ingest(
     """Route and store ``batch``'s points (``host_tenant``: the tenant whose key sent them; None
     for the platform key on the operator host) in one transaction. The result counts what was
     stored and lists what was rejected, the batch's own rejections first."""
+    # Scratch rows are emptied at commit: inside a caller's transaction they must be cleared first.
+    nested = connection.in_atomic_block
     for attempt in range(1, attempts + 1):
         result = MetricsResult(rejected=list(batch.rejected))
         by_schema = _route(batch.points, host_tenant, result)
         try:
             with transaction.atomic():
-                for schema in sorted(by_schema):  # one lock order for concurrent requests
+                for n, schema in enumerate(sorted(by_schema)):  # one lock order
                     with schema_context(schema):
-                        result.series += _store(by_schema[schema], now)
+                        result.series += _store(by_schema[schema], now, clear=nested or n > 0)
                     result.schemas[schema] = len(by_schema[schema])
                     result.stored += len(by_schema[schema])
             return result
@@ -130,6 +131,11 @@ SELECT id, key, (extract(epoch FROM last_start) * 1e6)::bigint,
        (extract(epoch FROM last_time) * 1e6)::bigint, last_value, last_sum, last_counts
 FROM runtime_metricseries WHERE key = ANY(%s) ORDER BY key FOR UPDATE
 """
+# Gauges and delta series keep no state: their ids only (the UPDATE of last_seen locks them).
+SERIES_IDS = """
+SELECT id, key, NULL::bigint, NULL::bigint, NULL::float8, NULL::float8, NULL::bigint[]
+FROM runtime_metricseries WHERE key = ANY(%s)
+"""
 SERIES_INSERT = """
 INSERT INTO runtime_metricseries
     (key, name, kind, category, unit, monotonic, labels, first_seen, last_seen)
@@ -140,13 +146,21 @@ ORDER BY k
 ON CONFLICT (key) DO NOTHING
 RETURNING id, key, NULL::bigint, NULL::bigint, last_value, last_sum, last_counts
 """
-# Every series of the batch: when it was last seen and, for cumulative ones, the last point.
-SERIES_SCRATCH = """
+# Scratch tables of this session (emptied at commit): every series of the batch with when it was
+# last seen and, for cumulative ones, the last point; the batch's minute (``hour`` false) and hour
+# aggregates. Created once per connection (``IF NOT EXISTS`` in one round trip).
+SCRATCH = """
 CREATE TEMP TABLE IF NOT EXISTS runtime_series_in (
     id bigint, seen timestamptz, counted bool, start timestamptz, time timestamptz,
     value float8, sum float8, counts bigint[]
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS runtime_rollups_in (
+    hour bool, series_id bigint, start timestamptz, samples bigint, min float8, max float8,
+    total float8, last float8, last_time timestamptz, increase float8, count bigint, sum float8,
+    bounds float8[], bucket_counts bigint[]
 ) ON COMMIT DELETE ROWS
 """
+SCRATCH_CLEAR = ";\nTRUNCATE runtime_series_in, runtime_rollups_in"
 SERIES_UPDATE = """
 UPDATE runtime_metricseries AS s SET
     last_seen = GREATEST(s.last_seen, u.seen),
@@ -176,22 +190,16 @@ POINT_COPY = (
     "COPY runtime_metricpoint (series_id, time, value, total, count, sum, min, max, bounds, "
     "bucket_counts) FROM STDIN"
 )
-# A batch's rollups go in by COPY to this session's scratch table, then are merged in SQL.
-ROLLUP_SCRATCH = """
-CREATE TEMP TABLE IF NOT EXISTS runtime_rollup_in (
-    series_id bigint, start timestamptz, samples bigint, min float8, max float8, total float8,
-    last float8, last_time timestamptz, increase float8, count bigint, sum float8,
-    bounds float8[], bucket_counts bigint[]
-) ON COMMIT DELETE ROWS
-"""
-ROLLUP_COPY = "COPY runtime_rollup_in FROM STDIN"
+ROLLUP_COPY = "COPY runtime_rollups_in FROM STDIN"
 
 # The SQL twin of runtime.domain.metrics.rollup_merge: r is the stored row, EXCLUDED the batch's.
 ROLLUP_UPSERT = """
 INSERT INTO {table} AS r
     (series_id, start, samples, min, max, total, last, last_time, increase, count, sum, bounds,
      bucket_counts)
-SELECT * FROM runtime_rollup_in ORDER BY series_id, start
+SELECT series_id, start, samples, min, max, total, last, last_time, increase, count, sum, bounds,
+       bucket_counts
+FROM runtime_rollups_in WHERE hour = {hour} ORDER BY series_id, start
 ON CONFLICT (series_id, start) DO UPDATE SET
     samples = r.samples + EXCLUDED.samples,
     min = LEAST(r.min, EXCLUDED.min),
@@ -238,71 +246,101 @@ def _state(row: tuple[Any, ...]) -> CounterState | None:
     )
 
 
-def _series_lock(cursor: Any, by_key: dict[str, list[PointIn]]) -> list[tuple[Any, ...]]:
-    """The series of ``by_key``, created when new, locked (key order) and with their state."""
-    keys = sorted(by_key)
-    cursor.execute(SERIES_LOCK, [keys])
-    rows: list[tuple[Any, ...]] = cursor.fetchall()
-    found = {row[1] for row in rows}
-    missing = [k for k in keys if k not in found]
-    if missing:
-        series = [by_key[k][0].series for k in missing]
-        cursor.execute(
-            SERIES_INSERT,
-            [
-                missing,
-                [s.name for s in series],
-                [s.kind for s in series],
-                [s.category for s in series],
-                [s.unit for s in series],
-                [s.monotonic for s in series],
-                [json.dumps(s.labels, default=str) for s in series],
-                [ns_time(min(p.time_ns for p in by_key[k])) for k in missing],
-            ],
-        )
+def _series_rows(cursor: Any, by_key: dict[str, list[PointIn]]) -> list[tuple[Any, ...]]:
+    """The series of ``by_key`` with their ids, created when new. Cumulative ones are locked (in
+    key order) and come with their state: their increases are computed from it, so a concurrent
+    request on the same counter waits until this one commits and then reads the state it left.
+    Gauges and delta series keep no state and are not locked here."""
+    counters = sorted(k for k, v in by_key.items() if v[0].series.cumulative)
+    others = [k for k, v in by_key.items() if not v[0].series.cumulative]
+    rows: list[tuple[Any, ...]] = []
+    if counters:
+        cursor.execute(SERIES_LOCK, [counters])
         rows += cursor.fetchall()
-        made = {row[1] for row in rows}
-        if raced := [k for k in missing if k not in made]:  # created by a concurrent request
-            cursor.execute(SERIES_LOCK, [raced])
+    if others:
+        cursor.execute(SERIES_IDS, [others])
+        rows += cursor.fetchall()
+    if len(rows) == len(by_key):
+        return rows
+    found = {row[1] for row in rows}
+    missing = sorted(k for k in by_key if k not in found)
+    series = [by_key[k][0].series for k in missing]
+    cursor.execute(
+        SERIES_INSERT,
+        [
+            missing,
+            [s.name for s in series],
+            [s.kind for s in series],
+            [s.category for s in series],
+            [s.unit for s in series],
+            [s.monotonic for s in series],
+            [json.dumps(s.labels, default=str) for s in series],
+            [ns_time(min(p.time_ns for p in by_key[k])) for k in missing],
+        ],
+    )
+    rows += cursor.fetchall()
+    made = {row[1] for row in rows}
+    if raced := [k for k in missing if k not in made]:  # created by a concurrent request
+        raced_counters = [k for k in raced if by_key[k][0].series.cumulative]
+        if raced_counters:
+            cursor.execute(SERIES_LOCK, [raced_counters])
+            rows += cursor.fetchall()
+        if raced_others := [k for k in raced if not by_key[k][0].series.cumulative]:
+            cursor.execute(SERIES_IDS, [raced_others])
             rows += cursor.fetchall()
     return rows
 
 
-def _store(points: list[PointIn], now: datetime) -> int:
-    """Store ``points`` in the current schema; returns how many series they belong to."""
+def _store(points: list[PointIn], now: datetime, *, clear: bool = False) -> int:
+    """Store ``points`` in the current schema; returns how many series they belong to.
+    ``clear``: the scratch tables hold an earlier schema's rows of this transaction."""
     by_key = points_by(points)
     with connection.cursor() as cursor:
-        rows = _series_lock(cursor, by_key)
+        rows = _series_rows(cursor, by_key)
         ids = {row[1]: row[0] for row in rows}
         counted: list[tuple[PointIn, Increase]] = []
         lines = []
+        point_lines: list[str] = []
         for row in rows:
-            key = row[1]
-            series_points = by_key[key]
+            series_id = row[0]
+            series_points = by_key[row[1]]
             seen = _time_text(max(p.time_ns for p in series_points))
-            first = series_points[0]
-            if first.kind in (SUM, HISTOGRAM) and first.cumulative:
+            if series_points[0].series.cumulative:
                 before = _state(row)
                 done, after = increases(before, series_points)
-                counted += done
                 if after is not None and after != before:
                     lines.append(
-                        f"{row[0]}\t{seen}\tt\t{_time_text(after.start_ns or None)}"
+                        f"{series_id}\t{seen}\tt\t{_time_text(after.start_ns or None)}"
                         f"\t{_time_text(after.time_ns)}\t{_text(after.value)}"
                         f"\t{_text(after.sum)}\t{_array_text(after.counts)}\n"
                     )
-                    continue
+                else:
+                    lines.append(f"{series_id}\t{seen}\tf\t\\N\t\\N\t\\N\t\\N\t\\N\n")
             else:
-                counted += [(p, own_increase(p)) for p in series_points]
-            lines.append(f"{row[0]}\t{seen}\tf\t\\N\t\\N\t\\N\t\\N\t\\N\n")
-        cursor.execute(SERIES_SCRATCH)
+                done = [(p, own_increase(p)) for p in series_points]
+                lines.append(f"{series_id}\t{seen}\tf\t\\N\t\\N\t\\N\t\\N\t\\N\n")
+            counted += done
+            prefix = f"{series_id}\t"
+            point_lines += [prefix + _point_text(p, i) for p, i in done]
+        cursor.execute(SCRATCH + (SCRATCH_CLEAR if clear else ""))
         _copy(cursor, "COPY runtime_series_in FROM STDIN", "".join(lines))
         cursor.execute(SERIES_UPDATE)
-        cursor.execute("TRUNCATE runtime_series_in")
-        _copy(cursor, POINT_COPY, "".join(_point_line(ids[p.series.key], p, i) for p, i in counted))
-        cursor.execute(ROLLUP_SCRATCH)
-        for table, width in (("runtime_metricminute", MINUTE_NS), ("runtime_metrichour", HOUR_NS)):
-            _rollups_upsert(cursor, table, rollups(counted, width), ids)
+        _copy(cursor, POINT_COPY, "".join(point_lines))
+        singles: dict[int, Rollup] = {}  # a series' minute and hour are often one point
+        minutes = rollups(counted, MINUTE_NS, singles)
+        hours = rollups(counted, HOUR_NS, singles)
+        tails: dict[int, str] = {}  # by id: every aggregate is alive until the COPY is done
+        _copy(
+            cursor,
+            ROLLUP_COPY,
+            "".join(
+                f"{flag}\t{ids[key]}\t{_time_text(start)}\t{_rollup_tail(a, tails)}"
+                for flag, aggregates in (("f", minutes), ("t", hours))
+                for (key, start), a in aggregates.items()
+            ),
+        )
+        cursor.execute(ROLLUP_UPSERT.format(table="runtime_metricminute", hour="false"))
+        cursor.execute(ROLLUP_UPSERT.format(table="runtime_metrichour", hour="true"))
         services = sorted(
             {
                 (v[0].series.service, v[0].series.instance)
@@ -332,31 +370,42 @@ def _array_text(values: tuple[Any, ...] | None) -> str:
     return "\\N" if values is None else "{" + ",".join(map(repr, values)) + "}"
 
 
-def _point_line(series_id: int, point: PointIn, increase: Increase) -> str:
-    """A raw point as a line of COPY's text format (numbers and arrays only: nothing to escape)."""
+@functools.lru_cache(maxsize=256)
+def _bounds_text(bounds: tuple[float, ...] | None) -> str:
+    """Bucket bounds as COPY text (a few distinct bounds: each is formatted once)."""
+    return _array_text(bounds)
+
+
+def _point_text(point: PointIn, increase: Increase) -> str:
+    """A raw point as a line of COPY's text format after its series id (numbers and arrays
+    only: nothing to escape)."""
     at = _time_text(point.time_ns)
-    if point.kind == GAUGE:
-        return f"{series_id}\t{at}\t{_text(point.value)}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n"
-    if point.kind == SUM:
-        return (
-            f"{series_id}\t{at}\t{_text(increase.value)}\t{_text(point.value)}"
-            "\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n"
-        )
+    kind = point.series.kind
+    if kind == GAUGE:
+        return f"{at}\t{_text(point.value)}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n"
+    if kind == SUM:
+        value, total = _text(increase.value), _text(point.value)
+        return f"{at}\t{value}\t{total}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n"
     buckets = increase.bucket_counts
     return (
-        f"{series_id}\t{at}\t\\N\t\\N\t{_text(increase.count)}\t{_text(increase.sum)}"
+        f"{at}\t\\N\t\\N\t{_text(increase.count)}\t{_text(increase.sum)}"
         f"\t{_text(point.min)}\t{_text(point.max)}"
-        f"\t{_array_text(point.bounds if buckets else None)}\t{_array_text(buckets)}\n"
+        f"\t{_bounds_text(point.bounds if buckets else None)}\t{_array_text(buckets)}\n"
     )
 
 
-def _rollup_line(series_id: int, start_ns: int, a: Rollup) -> str:
-    return (
-        f"{series_id}\t{_time_text(start_ns)}\t{a.samples}\t{_text(a.min)}\t{_text(a.max)}"
-        f"\t{_text(a.total)}\t{_text(a.last)}\t{_time_text(a.last_time_ns)}"
-        f"\t{_text(a.increase)}\t{_text(a.count)}\t{_text(a.sum)}"
-        f"\t{_array_text(a.bounds)}\t{_array_text(a.bucket_counts)}\n"
-    )
+def _rollup_tail(a: Rollup, known: dict[int, str]) -> str:
+    """An aggregate as the rest of a COPY line of ``runtime_rollups_in`` after the bucket start
+    (``known``: those formatted already, by id)."""
+    text = known.get(id(a))
+    if text is None:
+        text = known[id(a)] = (
+            f"{a.samples}\t{_text(a.min)}\t{_text(a.max)}"
+            f"\t{_text(a.total)}\t{_text(a.last)}\t{_time_text(a.last_time_ns)}"
+            f"\t{_text(a.increase)}\t{_text(a.count)}\t{_text(a.sum)}"
+            f"\t{_bounds_text(a.bounds)}\t{_array_text(a.bucket_counts)}\n"
+        )
+    return text
 
 
 def _copy(cursor: Any, statement: str, text: str) -> None:
@@ -364,15 +413,3 @@ def _copy(cursor: Any, statement: str, text: str) -> None:
     they do for every other statement (a conflict is retried, an outage answered 503)."""
     with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
         copy.write(text)
-
-
-def _rollups_upsert(
-    cursor: Any, table: str, aggregates: dict[tuple[str, int], Rollup], ids: dict[str, int]
-) -> None:
-    _copy(
-        cursor,
-        ROLLUP_COPY,
-        "".join(_rollup_line(ids[key], start, a) for (key, start), a in aggregates.items()),
-    )
-    cursor.execute(ROLLUP_UPSERT.format(table=table))
-    cursor.execute("TRUNCATE runtime_rollup_in")
