@@ -33,7 +33,7 @@ PRESETS = {
     p.key: p
     for p in (
         RangePreset("1h", "1 hour", timedelta(hours=1), timedelta(minutes=1), "minute"),
-        RangePreset("24h", "24 hours", timedelta(hours=24), timedelta(minutes=15), "15 minutes"),
+        RangePreset("24h", "24 hours", timedelta(hours=24), timedelta(hours=1), "hour"),
         RangePreset("7d", "7 days", timedelta(days=7), timedelta(hours=2), "2 hours"),
         RangePreset("30d", "30 days", timedelta(days=30), timedelta(hours=6), "6 hours"),
     )

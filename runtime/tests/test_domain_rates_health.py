@@ -75,6 +75,7 @@ def test_ranges_pick_their_resolution_and_align() -> None:
     assert resolution(timedelta(days=7), timedelta(hours=2)) is Resolution.HOUR
     assert resolution(timedelta(days=30), timedelta(minutes=30)) is Resolution.HOUR
     w = window(PRESETS["24h"], NOW)
-    assert w.end == datetime(2026, 3, 1, 12, 15, tzinfo=UTC)
+    assert w.end == datetime(2026, 3, 1, 13, 0, tzinfo=UTC)  # the bucket that holds NOW ends
     assert w.start == w.end - timedelta(hours=24)
-    assert len(w.buckets) == 96 and w.buckets[0] == w.start
+    assert len(w.buckets) == 24 and w.buckets[0] == w.start
+    assert w.resolution is Resolution.HOUR  # a day reads 24 hour rollups per series, not 1,440
