@@ -144,7 +144,7 @@ def worker_pools(*, now: datetime) -> list[PoolRow]:
     ``HEALTH_DOWN_AFTER_S``) and errors per minute over ``HEALTH_ERROR_WINDOW_S``."""
     since = now - timedelta(seconds=settings.HEALTH_DOWN_AFTER_S)
     jobs = selectors.latest_gauges("jobs_processing", by="worker_pool", since=since)
-    cpu = selectors.latest_gauges("worker_cpu_usage", by="worker_pool", since=since, combine="mean")
+    cpu = selectors.latest_levels("worker_cpu_usage", by="worker_pool", since=since, now=now)
     memory = selectors.latest_gauges(
         "worker_memory_usage", by="worker_pool", since=since, combine="mean"
     )
@@ -202,7 +202,7 @@ def queues_workers(*, w: Window) -> QueuesWorkers:
     return QueuesWorkers(
         depth=selectors.gauge_trend("queue_depth", w, by="queue_name"),
         jobs_processing=selectors.gauge_trend("jobs_processing", w, by="worker_pool"),
-        cpu=selectors.gauge_trend("worker_cpu_usage", w, by="worker_pool", combine="mean"),
+        cpu=selectors.level_trend("worker_cpu_usage", w, by="worker_pool"),
         memory=selectors.gauge_trend("worker_memory_usage", w, by="worker_pool", combine="mean"),
         processing_rate=selectors.gauge_trend("queue_processing_rate", w, by="queue_name"),
         errors=selectors.rate_trend("worker_errors_total", w, by="worker_pool", per=PER_MINUTE),

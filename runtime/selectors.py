@@ -22,7 +22,14 @@ from django.db.models import Max, Q
 
 from runtime.domain.percentiles import Histogram, histogram_make, histograms_merge, percentile
 from runtime.domain.ranges import Resolution, Window
-from runtime.models import Heartbeat, MetricHour, MetricMinute, MetricPoint, MetricSeries
+from runtime.models import (
+    Heartbeat,
+    MetricHour,
+    MetricKind,
+    MetricMinute,
+    MetricPoint,
+    MetricSeries,
+)
 
 SERIES_LIMIT = 500  # series of one name read by one chart (the most recently seen)
 NONE_LABEL = "(none)"
@@ -40,6 +47,7 @@ class Series:
     id: int
     name: str
     labels: dict[str, Any]
+    kind: str = "gauge"
 
     def label(self, key: str | None) -> str:
         if key is None:
@@ -82,9 +90,9 @@ def series_select(
     rows = (
         MetricSeries.objects.filter(query)
         .order_by("-last_seen")
-        .values_list("id", "name", "labels")[: SERIES_LIMIT * max(len(names), 1)]
+        .values_list("id", "name", "labels", "kind")[: SERIES_LIMIT * max(len(names), 1)]
     )
-    return [Series(id=i, name=n, labels=lbl or {}) for i, n, lbl in rows]
+    return [Series(id=i, name=n, labels=lbl or {}, kind=k) for i, n, lbl, k in rows]
 
 
 def _fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -178,6 +186,44 @@ def rate_trend(
     increase = "m.value" if window.resolution is Resolution.RAW else "m.increase"
     scale = float(per / window.step)
     return _trend(window, series, by=by, per_series=f"sum({increase}) * {scale!r}", combine="sum")
+
+
+def level_trend(
+    name: str,
+    window: Window,
+    *,
+    by: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Trend:
+    """A per-series level averaged across each group's series (per worker, by pool): a gauge's
+    average, or, for an instrument sent as a counter (``worker_cpu_usage`` in CPU seconds, as the
+    seed lists it), its rate per second (CPU cores busy)."""
+    series = series_select([name], labels=labels, since=window.start, until=window.end)
+    if not series:
+        return Trend(window.buckets, {})
+    if any(s.kind != MetricKind.SUM for s in series):
+        return gauge_trend(name, window, by=by, labels=labels, combine="mean")
+    increase = "m.value" if window.resolution is Resolution.RAW else "m.increase"
+    scale = 1 / window.step.total_seconds()
+    return _trend(window, series, by=by, per_series=f"sum({increase}) * {scale!r}", combine="mean")
+
+
+def latest_levels(
+    name: str, *, by: str | None, since: datetime, now: datetime
+) -> dict[str, Latest]:
+    """Each group's level now, averaged across its series: the newest gauge values since
+    ``since``, or for a counter its rate per second over [since, now) (see ``level_trend``)."""
+    series = series_select([name], since=since)
+    if not series:
+        return {}
+    if any(s.kind != MetricKind.SUM for s in series):
+        return latest_gauges(name, by=by, since=since, combine="mean")
+    seconds = max((now - since).total_seconds(), 1.0)
+    totals = increases(name, start=since, end=now, by=by)
+    counts: dict[str, int] = defaultdict(int)
+    for s in series:
+        counts[s.label(by)] += 1
+    return {group: Latest(total / seconds / counts[group], now) for group, total in totals.items()}
 
 
 HISTOGRAM_BUCKETS_MAX = 160  # buckets summed per histogram (OTLP's default has 16)

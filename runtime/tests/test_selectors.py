@@ -132,3 +132,24 @@ def test_a_tenant_reads_only_its_own_schema(alpha, beta) -> None:
         assert list(selectors.gauge_trend("queue_depth", w, by="queue_name").lines) == [
             "platform-q"
         ]
+
+
+def test_cpu_sent_as_a_counter_reads_as_cores_busy_per_worker(alpha) -> None:
+    """``worker_cpu_usage`` as the seed lists it (a counter of CPU seconds): its level is the
+    rate per second, averaged over a pool's workers; as a gauge it is the gauge's average."""
+    w = window(HOUR, NOW)
+    with schema_context(alpha.schema):
+        for worker, seconds_a_minute in (("a/w1", 30.0), ("a/w2", 90.0)):
+            s = series_make("worker_cpu_usage", MetricKind.SUM, worker_pool="a", worker_id=worker)
+            points_write(s, [(t, seconds_a_minute) for t in minutes(w.start, 70)])
+        gauge = series_make("worker_memory_usage", worker_pool="a", worker_id="a/w1")
+        points_write(gauge, [(t, 2e9) for t in minutes(w.start, 70)])
+        cpu = selectors.level_trend("worker_cpu_usage", w, by="worker_pool")
+        memory = selectors.level_trend("worker_memory_usage", w, by="worker_pool")
+        now = selectors.latest_levels(
+            "worker_cpu_usage", by="worker_pool", since=NOW - timedelta(minutes=10), now=NOW
+        )
+    # (0.5 + 1.5 cores) / 2 workers in every full 10-minute bucket.
+    assert cpu.lines["a"][0] == pytest.approx(1.0)
+    assert memory.lines["a"][0] == pytest.approx(2e9)
+    assert now["a"].value == pytest.approx(1.0, rel=0.15)
