@@ -135,6 +135,9 @@ def test_a_failed_run_shows_its_error_logs_and_waterfall(alpha):
     with schema_context(alpha.schema):
         failed_run()
     page = logged_in_client(alpha.host, alpha.admin_email).get("/runs/r-1/").content.decode()
+    # The page's title is the run's, and its logs section is drawn once, in the page.
+    assert re.search(r"<title>Run r-1 · Alpha Inc</title>", page)
+    assert page.count('id="logs"') == 1
     panel = page[page.index('data-testid="error-panel"') : page.index("Waterfall")]
     # The exception that failed the run, with its step and attempt; its stack trace collapsed.
     assert '<strong class="error">GitError</strong>: push rejected by remote' in panel
