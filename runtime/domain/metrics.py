@@ -47,6 +47,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 
 from usage.domain.otlp import OtlpDecodeError, OtlpMediaTypeError, OtlpTooLarge
+from usage.domain.otlp_wire import wire_fields, wire_varint
 
 GAUGE, SUM, HISTOGRAM = "gauge", "sum", "histogram"
 RUNTIME, USAGE, UNKNOWN = "runtime", "usage", "unknown"
@@ -123,43 +124,6 @@ def category_of(name: str) -> str:
 # --- decoding ------------------------------------------------------------------------------------
 
 
-def _varint(body: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while pos < len(body) and shift < 64:
-        byte = body[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-    raise OtlpDecodeError("the body is not an OTLP protobuf message: a truncated field")
-
-
-def _fields(body: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """(number, start, end) of each field of the message in ``body[start:end]``; start and end
-    are -1 for fields that are not length-delimited (protobuf wire format, nothing copied)."""
-    pos = start
-    while pos < end:
-        key, pos = _varint(body, pos)
-        wire = key & 7
-        value_start = value_end = -1
-        if wire == 0:
-            _, pos = _varint(body, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        elif wire == 2:
-            length, pos = _varint(body, pos)
-            value_start, value_end = pos, pos + length
-            pos = value_end
-        else:
-            raise OtlpDecodeError(f"the body is not an OTLP protobuf message: wire type {wire}")
-        if pos > end:
-            raise OtlpDecodeError("the body is not an OTLP protobuf message: a truncated field")
-        yield key >> 3, value_start, value_end
-
-
 _DATA_FIELDS = frozenset(
     Metric.DESCRIPTOR.fields_by_name[name].number
     for name in ("gauge", "sum", "histogram", "exponential_histogram", "summary")
@@ -168,7 +132,7 @@ _DATA_FIELDS = frozenset(
 
 def _points_in(body: bytes, start: int, end: int, fields: int) -> tuple[int, int]:
     """The data points (field 1) of a gauge, sum or histogram message in ``body[start:end]`` and
-    the fields walked: ``_fields`` unrolled for the one level with thousands of fields. Stops
+    the fields walked: ``wire_fields`` unrolled for the one level with thousands of fields. Stops
     once ``fields`` (what is left of the budget) have been walked."""
     count = walked = 0
     pos = start
@@ -180,10 +144,10 @@ def _points_in(body: bytes, start: int, end: int, fields: int) -> tuple[int, int
             count += 1
             pos += 1
         else:
-            key, pos = _varint(body, pos)
+            key, pos = wire_varint(body, pos)
             wire = key & 7
             if wire == 0:
-                _, pos = _varint(body, pos)
+                _, pos = wire_varint(body, pos)
                 continue
             if wire == 1:
                 pos += 8
@@ -193,7 +157,7 @@ def _points_in(body: bytes, start: int, end: int, fields: int) -> tuple[int, int
                 continue
             if wire != 2:
                 raise OtlpDecodeError(f"the body is not an OTLP protobuf message: wire type {wire}")
-        length, pos = _varint(body, pos)
+        length, pos = wire_varint(body, pos)
         pos += length
     if pos > end:
         raise OtlpDecodeError("the body is not an OTLP protobuf message: a truncated field")
@@ -209,7 +173,7 @@ def _protobuf_points_check(body: bytes, limit: int) -> None:
 
     def walk(start: int, end: int, numbers: frozenset[int]) -> Iterator[tuple[int, int]]:
         nonlocal walked
-        for number, field_start, field_end in _fields(body, start, end):
+        for number, field_start, field_end in wire_fields(body, start, end):
             walked += 1
             if walked > budget:
                 raise TooManyPoints(limit, None)

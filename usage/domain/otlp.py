@@ -66,6 +66,8 @@ from usage.domain.limits import (
     TEMPLATE_LENGTH,
     TRUNCATED_MARKER,
 )
+from usage.domain.otlp_wire import OtlpDecodeError as OtlpDecodeError  # re-exported
+from usage.domain.otlp_wire import wire_fields
 
 RUN_SPAN = "factory.run.execute"
 JOB_SPAN = "factory.job.execute"
@@ -119,10 +121,6 @@ STATUS_NAMES = {
 }
 
 
-class OtlpDecodeError(Exception):
-    pass
-
-
 class OtlpMediaTypeError(OtlpDecodeError):
     """A Content-Type OTLP/HTTP does not use (answered 415)."""
 
@@ -174,43 +172,6 @@ def _b64(hex_id: str, key: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_id)).decode()
 
 
-def _varint(body: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while pos < len(body) and shift < 64:
-        byte = body[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-    raise OtlpDecodeError("the body is not an OTLP protobuf message: a truncated field")
-
-
-def _fields(body: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """(number, start, end) of each length-delimited field of the message in ``body[start:end]``,
-    and (number, -1, -1) for every other field (protobuf wire format; nothing is copied)."""
-    pos = start
-    while pos < end:
-        key, pos = _varint(body, pos)
-        wire = key & 7
-        value_start = value_end = -1
-        if wire == 0:
-            _, pos = _varint(body, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        elif wire == 2:
-            length, pos = _varint(body, pos)
-            value_start, value_end = pos, pos + length
-            pos = value_end
-        else:
-            raise OtlpDecodeError(f"the body is not an OTLP protobuf message: wire type {wire}")
-        if pos > end:
-            raise OtlpDecodeError("the body is not an OTLP protobuf message: a truncated field")
-        yield key >> 3, value_start, value_end
-
-
 _RESOURCE_SPANS = ExportTraceServiceRequest.DESCRIPTOR.fields_by_name["resource_spans"]
 _SCOPE_SPANS = ResourceSpans.DESCRIPTOR.fields_by_name["scope_spans"]
 _SPANS = ScopeSpans.DESCRIPTOR.fields_by_name["spans"]
@@ -226,7 +187,7 @@ def _protobuf_spans_check(body: bytes, limit: int) -> None:
 
     def walk(start: int, end: int, number: int) -> Iterator[tuple[int, int]]:
         nonlocal walked
-        for field_number, field_start, field_end in _fields(body, start, end):
+        for field_number, field_start, field_end in wire_fields(body, start, end):
             walked += 1
             if walked > budget:
                 raise TooManySpans(limit, None)

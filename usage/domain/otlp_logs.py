@@ -45,7 +45,6 @@ from usage.domain.otlp import (
     OtlpMediaTypeError,
     OtlpTooLarge,
     _Budget,
-    _fields,
     _hex_ids_to_base64,
     _json_kind,
     _text,
@@ -53,6 +52,7 @@ from usage.domain.otlp import (
     _value,
     attributes,
 )
+from usage.domain.otlp_wire import wire_fields
 
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "CRITICAL")
 ERROR_LEVELS = frozenset(("ERROR", "CRITICAL"))
@@ -130,7 +130,7 @@ def _protobuf_records_check(body: bytes, limit: int) -> None:
 
     def walk(start: int, end: int, number: int) -> Iterator[tuple[int, int]]:
         nonlocal walked
-        for field_number, field_start, field_end in _fields(body, start, end):
+        for field_number, field_start, field_end in wire_fields(body, start, end):
             walked += 1
             if walked > budget:
                 raise TooManyLogRecords(limit, None)
