@@ -21,14 +21,12 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import Access, ApiAccess
-from factory_portal.api import problem_response, request_body
 from factory_portal.errors import PROBLEM_CONTENT_TYPE
 from factory_portal.observability import metrics
 from factory_portal.tenants.models import Tenant
 from runtime.domain.metrics import MetricsBatch, metrics_decode, metrics_flatten
 from runtime.services.metrics import MetricsResult, metrics_ingest
-from usage.domain.otlp import OtlpDecodeError, OtlpMediaTypeError, OtlpTooLarge
-from usage.domain.payloads import PayloadError, body_decompress, json_values_check, media_type
+from usage.otlp_http import REFUSED, otlp_body, otlp_refusal
 
 # Ingest takes API keys only (a tenant's key, or the platform key on the operator host).
 KEYS_ONLY: Any = [{"apiKey": []}]
@@ -85,14 +83,8 @@ class MetricsApi(APIView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
-        limit = settings.INGEST_MAX_BODY_BYTES
-        content_type = media_type(request.content_type)
         try:
-            body = body_decompress(
-                request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
-            )
-            if content_type == "application/json":
-                json_values_check(body, settings.INGEST_MAX_JSON_VALUES)
+            body, content_type = otlp_body(request)
             message = metrics_decode(
                 body, content_type, max_points=settings.OTLP_MAX_METRIC_POINTS_PER_REQUEST
             )
@@ -100,17 +92,8 @@ class MetricsApi(APIView):
             batch = metrics_flatten(
                 message, latest=now + timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS)
             )
-        except (PayloadError, OtlpDecodeError) as exc:
-            reason = "too_many_items" if isinstance(exc, OtlpTooLarge) else "unusable_body"
-            metrics.guarded(lambda: metrics.INGEST_REJECTED_BATCHES.labels("metrics", reason).inc())
-            if isinstance(exc, PayloadError):
-                status, title, detail = exc.status, "Unusable body", exc.message
-            elif isinstance(exc, OtlpTooLarge):
-                status, title, detail = 413, exc.title, str(exc)
-            else:
-                status = 415 if isinstance(exc, OtlpMediaTypeError) else 400
-                title, detail = "Unusable body", str(exc)
-            return problem_response(status=status, title=title, detail=detail)
+        except REFUSED as exc:
+            return otlp_refusal(exc, "metrics")
         result = metrics_ingest(batch=batch, host_tenant=_host_tenant(), now=now)
 
         def count() -> None:

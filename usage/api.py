@@ -32,9 +32,6 @@ from factory_portal.errors import PROBLEM_CONTENT_TYPE
 from factory_portal.observability import context, metrics
 from usage.domain.events import FieldError, events_parse
 from usage.domain.otlp import (
-    OtlpDecodeError,
-    OtlpMediaTypeError,
-    OtlpTooLarge,
     RejectedSpan,
     flatten,
     spans_map,
@@ -45,11 +42,10 @@ from usage.domain.payloads import (
     TooManyItems,
     body_decompress,
     items_decode,
-    json_values_check,
-    media_type,
 )
 from usage.domain.runs import run_update_parse
 from usage.models import Project
+from usage.otlp_http import REFUSED, otlp_body, otlp_refusal
 from usage.services.entry import batch_ingest, traces_ingest
 from usage.services.routing import request_tenant
 
@@ -264,29 +260,14 @@ class TracesApi(APIView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
-        limit = settings.INGEST_MAX_BODY_BYTES
-        content_type = media_type(request.content_type)
         try:
-            body = body_decompress(
-                request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
-            )
-            if content_type == "application/json":
-                json_values_check(body, settings.INGEST_MAX_JSON_VALUES)
+            body, content_type = otlp_body(request)
             message = traces_decode(
                 body, content_type, max_spans=settings.OTLP_MAX_SPANS_PER_REQUEST
             )
             spans = flatten(message)
-        except (PayloadError, OtlpDecodeError) as exc:
-            reason = "too_many_items" if isinstance(exc, OtlpTooLarge) else "unusable_body"
-            metrics.guarded(lambda: metrics.INGEST_REJECTED_BATCHES.labels("traces", reason).inc())
-            if isinstance(exc, PayloadError):
-                status, title, detail = exc.status, "Unusable body", exc.message
-            elif isinstance(exc, OtlpTooLarge):
-                status, title, detail = 413, exc.title, str(exc)
-            else:
-                status = 415 if isinstance(exc, OtlpMediaTypeError) else 400
-                title, detail = "Unusable body", str(exc)
-            return problem_response(status=status, title=title, detail=detail)
+        except REFUSED as exc:
+            return otlp_refusal(exc, "traces")
         records, rejected = spans_map(spans, latest=timezone.now() + _max_future())
         result = traces_ingest(records=records, host_tenant=request_tenant())
         rejected += result.rejected

@@ -15,14 +15,11 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from factory_portal.accounts.authentication import Access, ApiAccess
-from factory_portal.api import problem_response, request_body
 from factory_portal.error_lists import ErrorList
 from factory_portal.errors import PROBLEM_CONTENT_TYPE
-from factory_portal.observability import metrics
 from usage.api import KEYS_ONLY, _max_future
-from usage.domain.otlp import OtlpDecodeError, OtlpMediaTypeError, OtlpTooLarge
 from usage.domain.otlp_logs import RejectedLog, logs_decode, logs_map
-from usage.domain.payloads import PayloadError, body_decompress, json_values_check, media_type
+from usage.otlp_http import REFUSED, otlp_body, otlp_refusal
 from usage.services.logs import logs_ingest
 from usage.services.routing import request_tenant
 
@@ -63,29 +60,14 @@ class LogsApi(APIView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
-        limit = settings.INGEST_MAX_BODY_BYTES
-        content_type = media_type(request.content_type)
         try:
-            body = body_decompress(
-                request_body(request, limit), request.META.get("HTTP_CONTENT_ENCODING", ""), limit
-            )
-            if content_type == "application/json":
-                json_values_check(body, settings.INGEST_MAX_JSON_VALUES)
+            body, content_type = otlp_body(request)
             message = logs_decode(
                 body, content_type, max_records=settings.OTLP_MAX_LOG_RECORDS_PER_REQUEST
             )
             records, rejected = logs_map(message, latest=timezone.now() + _max_future())
-        except (PayloadError, OtlpDecodeError) as exc:
-            reason = "too_many_items" if isinstance(exc, OtlpTooLarge) else "unusable_body"
-            metrics.guarded(lambda: metrics.INGEST_REJECTED_BATCHES.labels("logs", reason).inc())
-            if isinstance(exc, PayloadError):
-                status, title, detail = exc.status, "Unusable body", exc.message
-            elif isinstance(exc, OtlpTooLarge):
-                status, title, detail = 413, exc.title, str(exc)
-            else:
-                status = 415 if isinstance(exc, OtlpMediaTypeError) else 400
-                title, detail = "Unusable body", str(exc)
-            return problem_response(status=status, title=title, detail=detail)
+        except REFUSED as exc:
+            return otlp_refusal(exc, "logs")
         result = logs_ingest(records=records, host_tenant=request_tenant())
         return logs_response(rejected + result.rejected, content_type)
 
