@@ -628,6 +628,27 @@ def metrics_history(
                 status="Succeeded",
                 template_recipe_id="all",
             )
+            # The runs those durations belong to: about 5% fail (more on the incident), by type.
+            failed = sum(rng.random() < (0.2 if incident else 0.05) for _ in runs)
+            counter(
+                c_scope,
+                "run_success_total",
+                "{run}",
+                float(len(runs) - failed),
+                at,
+                template_recipe_id="all",
+            )
+            infra = sum(rng.random() < 0.4 for _ in range(failed))
+            for failure_type, count in (("test_failure", failed - infra), ("infra_oom", infra)):
+                counter(
+                    c_scope,
+                    "run_failure_total",
+                    "{run}",
+                    float(count),
+                    at,
+                    template_recipe_id="all",
+                    failure_type=failure_type,
+                )
             counter(
                 w_scope,
                 "tokens_used_total",
