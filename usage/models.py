@@ -362,6 +362,38 @@ class ErrorGroup(models.Model):
         return f"{self.type}: {self.message[:60]}"
 
 
+class ErrorGroupDaily(models.Model):
+    """Errors of a group by the tenant's local day, the run's template and the step, kept at
+    ingest with the errors (``usage.services.errors``) and rebuilt by ``rollups_rebuild``.
+
+    ``runs`` counts the distinct runs with an error of the group in this row. ``day_runs`` counts
+    each (group, day, run) once, in the row of the run's first stored error of the group that day
+    (lowest id): summed over a day's rows it is the day's distinct runs exactly; over a range it
+    is the sum of the days' (a run erring on two days counts twice)."""
+
+    fingerprint = models.CharField(max_length=32)
+    day = models.DateField()
+    template = models.CharField(max_length=TEMPLATE_LENGTH, blank=True)
+    step_name = models.CharField(max_length=STEP_NAME_LENGTH, blank=True)
+    errors = models.BigIntegerField(db_default=0)
+    runs = models.BigIntegerField(db_default=0)
+    day_runs = models.BigIntegerField(db_default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint", "day", "template", "step_name"],
+                name="error_group_daily_key",
+            ),
+        ]
+        indexes = [models.Index(fields=["day"], name="error_group_daily_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.fingerprint} {self.template} {self.step_name}"
+
+
 class LogLevel(models.TextChoices):
     DEBUG = "DEBUG"
     INFO = "INFO"

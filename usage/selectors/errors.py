@@ -1,9 +1,11 @@
 """Error groups over a range of the tenant's days (its time zone), and one group in detail.
 
-Read-only, current tenant schema. Counts over a range come from ``SpanError`` (one row per error
-a span reported); what a group is (type, normalised message, top frame) and when it was first
-seen at all come from ``ErrorGroup``. Work is bounded: one aggregate over the range's errors for
-the listing (a page of groups), then trends and example runs for that page's groups only.
+Read-only, current tenant schema. Counts, runs, templates, steps and trends over a range come
+from the daily rollup ``ErrorGroupDaily`` (runs affected over a range are the sum of each day's
+distinct runs); what a group is (type, normalised message, top frame) and when it was first seen
+at all come from ``ErrorGroup``; example runs, messages and stack traces from ``SpanError`` by its
+(fingerprint, time) index. Work is bounded: one aggregate over the range's rollup rows for the
+listing (a page of groups), then trends and example runs for that page's groups only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from django.db import connection
 
 from factory_portal import periods
 from factory_portal.tenants.connection import connection_zone
-from usage.models import ErrorGroup, SpanError
+from usage.models import ErrorGroup, ErrorGroupDaily, SpanError
 
 ERROR_SORTS = {
     "frequent": "n_errors DESC, last_seen DESC, fingerprint",
@@ -71,34 +73,34 @@ def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
-# The groups of a page, from the (fingerprint, time) index alone when the sort needs no runs.
+# The groups of a page, from the daily rollup.
 GROUPS_SQL = """
-SELECT fingerprint, count(*) AS n_errors, min(occurred_at) AS first_seen,
-    max(occurred_at) AS last_seen, {runs} AS n_runs,
-    count(*) OVER () AS n_groups, sum(count(*)) OVER () AS n_all
-FROM usage_spanerror
-WHERE occurred_at >= %(start)s AND occurred_at < %(end)s
+SELECT fingerprint, sum(errors)::bigint AS n_errors, min(first_seen) AS first_seen,
+    max(last_seen) AS last_seen, sum(day_runs)::bigint AS n_runs,
+    count(*) OVER () AS n_groups, sum(sum(errors)) OVER () AS n_all
+FROM usage_errorgroupdaily
+WHERE day >= %(start)s AND day <= %(end)s
 GROUP BY fingerprint
 ORDER BY {order}
 LIMIT %(limit)s OFFSET %(offset)s
 """
 
-# What only the page's groups need: runs affected, templates and steps.
+# What only the page's groups need: templates and steps.
 DETAILS_SQL = """
-SELECT fingerprint, count(DISTINCT run_id),
+SELECT fingerprint,
     (array_agg(DISTINCT template) FILTER (WHERE template <> ''))[1:%(names)s],
     count(DISTINCT template) FILTER (WHERE template <> ''),
     (array_agg(DISTINCT step_name) FILTER (WHERE step_name <> ''))[1:%(names)s],
     count(DISTINCT step_name) FILTER (WHERE step_name <> '')
-FROM usage_spanerror
-WHERE fingerprint = ANY(%(prints)s) AND occurred_at >= %(start)s AND occurred_at < %(end)s
+FROM usage_errorgroupdaily
+WHERE fingerprint = ANY(%(prints)s) AND day >= %(start)s AND day <= %(end)s
 GROUP BY fingerprint
 """
 
 TREND_SQL = """
-SELECT fingerprint, (occurred_at AT TIME ZONE %(zone)s)::date AS day, count(*)
-FROM usage_spanerror
-WHERE fingerprint = ANY(%(prints)s) AND occurred_at >= %(start)s AND occurred_at < %(end)s
+SELECT fingerprint, day, sum(errors)::bigint
+FROM usage_errorgroupdaily
+WHERE fingerprint = ANY(%(prints)s) AND day >= %(start)s AND day <= %(end)s
 GROUP BY 1, 2
 """
 
@@ -126,31 +128,30 @@ def error_groups(
         raise ValueError(f"sort must be one of {', '.join(ERROR_SORTS)}")
     low, high = _bounds(start, end)
     params = {
-        "start": low,
-        "end": high,
+        "start": start,
+        "end": end,
         "names": LISTED_NAMES,
         "limit": per_page,
         "offset": (max(page, 1) - 1) * per_page,
     }
-    runs_sql = "count(DISTINCT run_id)" if sort == "runs" else "0"
     with connection.cursor() as cursor:
-        cursor.execute(GROUPS_SQL.format(order=ERROR_SORTS[sort], runs=runs_sql), params)
+        cursor.execute(GROUPS_SQL.format(order=ERROR_SORTS[sort]), params)
         found = cursor.fetchall()
         prints = [row[0] for row in found]
         details: dict[str, tuple] = {}
         if prints:
             cursor.execute(DETAILS_SQL, {**params, "prints": prints})
             details = {row[0]: row[1:] for row in cursor.fetchall()}
-    total = found[0][5] if found else _groups_in(low, high)
+    total = found[0][5] if found else _groups_in(start, end)
     errors = int(found[0][6]) if found else 0
     groups = {g.fingerprint: g for g in ErrorGroup.objects.filter(fingerprint__in=prints)}
     days = _days(start, end)
-    trends = _trends(prints, low, high, days)
+    trends = _trends(prints, days)
     examples = _examples(prints, low, high, EXAMPLE_RUNS)
     rows = []
-    for fp, count, first, last, _, _, _ in found:
+    for fp, count, first, last, runs, _, _ in found:
         group = groups.get(fp)
-        runs, templates, n_templates, steps, n_steps = details.get(fp, (0, [], 0, [], 0))
+        templates, n_templates, steps, n_steps = details.get(fp, ([], 0, [], 0))
         rows.append(
             ErrorGroupRow(
                 fingerprint=fp,
@@ -183,28 +184,23 @@ def error_groups(
     )
 
 
-def _groups_in(low: datetime, high: datetime) -> int:
+def _groups_in(start: date, end: date) -> int:
     """Groups in the range when the page asked for is past the last one."""
     return (
-        SpanError.objects.filter(occurred_at__gte=low, occurred_at__lt=high)
+        ErrorGroupDaily.objects.filter(day__gte=start, day__lte=end)
         .values("fingerprint")
         .distinct()
         .count()
     )
 
 
-def _trends(
-    prints: list[str], low: datetime, high: datetime, days: list[date]
-) -> dict[str, list[int]]:
+def _trends(prints: list[str], days: list[date]) -> dict[str, list[int]]:
     if not prints:
         return {}
     index = {day: n for n, day in enumerate(days)}
     trends = {fp: [0] * len(days) for fp in prints}
     with connection.cursor() as cursor:
-        cursor.execute(
-            TREND_SQL,
-            {"zone": str(connection_zone()), "prints": prints, "start": low, "end": high},
-        )
+        cursor.execute(TREND_SQL, {"prints": prints, "start": days[0], "end": days[-1]})
         for fp, day, count in cursor.fetchall():
             if day in index:
                 trends[fp][index[day]] = count
@@ -284,17 +280,16 @@ def error_group(*, fingerprint: str, start: date, end: date) -> ErrorGroupDetail
     count = runs = 0
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), count(DISTINCT run_id) FROM usage_spanerror"
-            " WHERE fingerprint = %s AND occurred_at >= %s AND occurred_at < %s",
-            [fingerprint, low, high],
+            "SELECT coalesce(sum(errors), 0)::bigint, coalesce(sum(day_runs), 0)::bigint"
+            " FROM usage_errorgroupdaily WHERE fingerprint = %s AND day >= %s AND day <= %s",
+            [fingerprint, start, end],
         )
         count, runs = cursor.fetchone() or (0, 0)
         cursor.execute(
-            "SELECT template, step_name, count(*), count(DISTINCT run_id), max(occurred_at)"
-            " FROM usage_spanerror"
-            " WHERE fingerprint = %s AND occurred_at >= %s AND occurred_at < %s"
+            "SELECT template, step_name, sum(errors)::bigint, sum(runs)::bigint, max(last_seen)"
+            " FROM usage_errorgroupdaily WHERE fingerprint = %s AND day >= %s AND day <= %s"
             " GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT %s",
-            [fingerprint, low, high, DETAIL_BREAKDOWN_ROWS],
+            [fingerprint, start, end, DETAIL_BREAKDOWN_ROWS],
         )
         breakdown = [ErrorBreakdown(*row) for row in cursor.fetchall()]
     examples = [
@@ -345,7 +340,7 @@ def error_group(*, fingerprint: str, start: date, end: date) -> ErrorGroupDetail
         days=days,
         count=count,
         runs=runs,
-        trend=_trends([fingerprint], low, high, days)[fingerprint],
+        trend=_trends([fingerprint], days)[fingerprint],
         breakdown=breakdown,
         examples=distinct[:DETAIL_EXAMPLE_RUNS],
         sample_message=sample.message if sample else "",

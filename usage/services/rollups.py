@@ -2,7 +2,8 @@
 rebuilding every rollup and the ledger from raw rows.
 
 Event rollups, the ledger's usage and the step rollup's calls are maintained in SQL by
-``usage.services.ingest``; ``RunDaily``, ``StepDaily`` and the ledger's job time are maintained
+``usage.services.ingest``, the error groups' daily rollup by ``usage.services.errors``;
+``RunDaily``, ``StepDaily`` and the ledger's job time are maintained
 here from the before/after states of each changed run and job. Days are the tenant's local days
 (its time zone, passed in). ``rollups_rebuild`` recomputes everything from the raw tables (after
 a bulk load such as the demo seed, after a change of time zone, or to repair).
@@ -11,6 +12,7 @@ a bulk load such as the demo seed, after a change of time zone, or to repair).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -267,6 +269,58 @@ GROUP BY 1, 2
 """
 
 
+# The rollup from raw rows (all of them, or ``{where}``): a (group, day, run) is counted in
+# ``day_runs`` in the row of its first stored error (lowest id).
+DAILY_REBUILD = """
+INSERT INTO usage_errorgroupdaily (fingerprint, day, template, step_name, errors, runs, day_runs,
+    first_seen, last_seen)
+SELECT fingerprint, day, template, step_name, count(*), count(DISTINCT run_id),
+    count(*) FILTER (WHERE first), min(occurred_at), max(occurred_at)
+FROM (
+    SELECT fingerprint, day, template, step_name, run_id, occurred_at,
+        row_number() OVER (PARTITION BY fingerprint, day, run_id ORDER BY id) = 1 AS first
+    FROM (
+        SELECT id, fingerprint, (occurred_at AT TIME ZONE %(zone)s)::date AS day, template,
+            step_name, run_id, occurred_at
+        FROM usage_spanerror {where}
+    ) raw {day_filter}
+) e
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2, 3, 4
+"""
+
+
+def error_daily_rebuild(*, zone: ZoneInfo, keys: Iterable[tuple[str, date]] | None = None) -> None:
+    """Recount ``ErrorGroupDaily`` from the stored errors with days in ``zone``: every row, or
+    only the (fingerprint, day) pairs ``keys``. Inside the caller's transaction or its own."""
+    params: dict[str, object] = {"zone": str(zone)}
+    where = day_filter = ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if keys is None:
+            cursor.execute("DELETE FROM usage_errorgroupdaily")
+        else:
+            pairs = sorted(set(keys))
+            if not pairs:
+                return
+            days = [p[1] for p in pairs]
+            low, high = periods.local_bounds(min(days), max(days) + timedelta(days=1), zone)
+            params.update(prints=[p[0] for p in pairs], days=days, low=low, high=high)
+            cursor.execute(
+                "DELETE FROM usage_errorgroupdaily WHERE (fingerprint, day) IN"
+                " (SELECT * FROM unnest(%(prints)s::text[], %(days)s::date[]))",
+                params,
+            )
+            where = (
+                "WHERE fingerprint = ANY(%(prints)s) AND occurred_at >= %(low)s"
+                " AND occurred_at < %(high)s"
+            )
+            day_filter = (
+                "WHERE (fingerprint, day) IN"
+                " (SELECT * FROM unnest(%(prints)s::text[], %(days)s::date[]))"
+            )
+        cursor.execute(DAILY_REBUILD.format(where=where, day_filter=day_filter), params)
+
+
 @receiver(timezone_changed, dispatch_uid="usage.rollups_rebuild")
 def _timezone_changed(sender: object, **kwargs: object) -> None:
     """A tenant's days moved: count its stored usage again by the new zone."""
@@ -343,6 +397,10 @@ def rollups_rebuild(*, zone: ZoneInfo) -> None:
             batch_size=2000,
         )
         _steps_rebuild(cursor, params)
+        # Migration 0007 recounts through here before 0008 creates the errors' rollup (which
+        # 0008 fills itself).
+        if "usage_errorgroupdaily" in connection.introspection.table_names(cursor):
+            error_daily_rebuild(zone=zone)
 
 
 # (run, step) pairs from the jobs, then summed per run's local day, template and step. A job's
