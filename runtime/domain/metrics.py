@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -47,7 +45,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 
 from usage.domain.otlp import OtlpDecodeError, OtlpMediaTypeError, OtlpTooLarge
-from usage.domain.otlp_wire import wire_fields, wire_varint
+from usage.domain.otlp_wire import json_object, json_parse, protobuf_parse, wire_fields, wire_varint
 
 GAUGE, SUM, HISTOGRAM = "gauge", "sum", "histogram"
 RUNTIME, USAGE, UNKNOWN = "runtime", "usage", "unknown"
@@ -254,29 +252,15 @@ def metrics_decode(
     request = ExportMetricsServiceRequest()
     if content_type == "application/x-protobuf":
         _protobuf_points_check(body, max_points)
-        try:
-            request.ParseFromString(body)
-        except DecodeError as exc:
-            raise OtlpDecodeError(f"the body is not an OTLP protobuf message: {exc}") from exc
+        protobuf_parse(request, body)
         return request
     if content_type == "application/json":
-        try:
-            document = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
-        if not isinstance(document, dict):
-            raise OtlpDecodeError(
-                "the body is not OTLP/JSON: it must be a JSON object (an "
-                "ExportMetricsServiceRequest)"
-            )
+        document = json_object(body, "ExportMetricsServiceRequest")
         count = sum(1 for _ in _json_points(document))
         if count > max_points:
             raise TooManyPoints(max_points, count)
         _exemplar_ids_to_base64(document)
-        try:
-            json_format.ParseDict(document, request, ignore_unknown_fields=True)
-        except (ValueError, TypeError, json_format.ParseError, RecursionError) as exc:
-            raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
+        json_parse(document, request)
         return request
     raise OtlpMediaTypeError(
         f"Content-Type {content_type or '(none)'!r} is not supported; OTLP/HTTP uses "

@@ -31,15 +31,12 @@ A record that must wait for its run span is stored as JSON written and read only
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
@@ -67,7 +64,7 @@ from usage.domain.limits import (
     TRUNCATED_MARKER,
 )
 from usage.domain.otlp_wire import OtlpDecodeError as OtlpDecodeError  # re-exported
-from usage.domain.otlp_wire import wire_fields
+from usage.domain.otlp_wire import json_object, json_parse, protobuf_parse, wire_fields
 
 RUN_SPAN = "factory.run.execute"
 JOB_SPAN = "factory.job.execute"
@@ -251,39 +248,19 @@ def traces_decode(
     request = ExportTraceServiceRequest()
     if content_type == "application/x-protobuf":
         _protobuf_spans_check(body, max_spans)
-        try:
-            request.ParseFromString(body)
-        except DecodeError as exc:
-            raise OtlpDecodeError(f"the body is not an OTLP protobuf message: {exc}") from exc
+        protobuf_parse(request, body)
         _ids_check(request, as_json=False)
         return request
     if content_type == "application/json":
-        try:
-            document = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
-        if not isinstance(document, dict):
-            raise OtlpDecodeError(
-                "the body is not OTLP/JSON: it must be a JSON object (an "
-                f"ExportTraceServiceRequest), not {_json_kind(document)}"
-            )
+        document = json_object(body, "ExportTraceServiceRequest")
         _json_spans_check(document, max_spans)
-        try:
-            json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
-        except (ValueError, json_format.ParseError, RecursionError) as exc:
-            raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
+        json_parse(_hex_ids_to_base64(document), request)
         _ids_check(request, as_json=True)
         return request
     raise OtlpMediaTypeError(
         f"Content-Type {content_type or '(none)'!r} is not supported; OTLP/HTTP uses "
         "application/x-protobuf or application/json"
     )
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
 # Attribute values (nested ones included) per span on average: the OpenTelemetry SDK's default

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 
@@ -46,13 +44,12 @@ from usage.domain.otlp import (
     OtlpTooLarge,
     _Budget,
     _hex_ids_to_base64,
-    _json_kind,
     _text,
     _time,
     _value,
     attributes,
 )
-from usage.domain.otlp_wire import wire_fields
+from usage.domain.otlp_wire import json_object, json_parse, protobuf_parse, wire_fields
 
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "CRITICAL")
 ERROR_LEVELS = frozenset(("ERROR", "CRITICAL"))
@@ -186,22 +183,11 @@ def logs_decode(
     request = ExportLogsServiceRequest()
     if content_type == "application/x-protobuf":
         _protobuf_records_check(body, max_records)
-        try:
-            request.ParseFromString(body)
-        except DecodeError as exc:
-            raise OtlpDecodeError(f"the body is not an OTLP protobuf message: {exc}") from exc
+        protobuf_parse(request, body)
         _ids_check(request, as_json=False)
         return request
     if content_type == "application/json":
-        try:
-            document = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
-        if not isinstance(document, dict):
-            raise OtlpDecodeError(
-                "the body is not OTLP/JSON: it must be a JSON object (an "
-                f"ExportLogsServiceRequest), not {_json_kind(document)}"
-            )
+        document = json_object(body, "ExportLogsServiceRequest")
         count = sum(
             len(_listed(scope, "logRecords", "log_records"))
             for resource in _listed(document, "resourceLogs", "resource_logs")
@@ -209,10 +195,7 @@ def logs_decode(
         )
         if count > max_records:
             raise TooManyLogRecords(max_records, count)
-        try:
-            json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
-        except (ValueError, json_format.ParseError, RecursionError) as exc:
-            raise OtlpDecodeError(f"the body is not OTLP/JSON: {exc}") from exc
+        json_parse(_hex_ids_to_base64(document), request)
         _ids_check(request, as_json=True)
         return request
     raise OtlpMediaTypeError(
