@@ -80,6 +80,7 @@ class Alert(models.Model):
         RUN = "run", "Run"
         ANOMALY = "anomaly", "Cost anomaly"
         FAILURE_RATE = "failure_rate", "Failure rate"
+        RUNTIME = "runtime", "Runtime"
         TEST = "test", "Test"
 
     key = models.CharField(max_length=200, unique=True)

@@ -97,6 +97,7 @@ SHARED_APPS = [
     "billing.operator",
     "usage.trace_routing",
     "runtime",  # also a tenant app: platform-wide series here, a tenant's in its schema
+    "alerts.oncall",  # also a tenant app: the operator's rules and routes here, a tenant's there
     "web",  # no models: the seed_demo command (the web layer, see the README's architecture)
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -121,6 +122,7 @@ TENANT_APPS = [
     "notifications",
     "alerts",
     "runtime",
+    "alerts.oncall",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

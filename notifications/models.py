@@ -19,6 +19,7 @@ class Notification(models.Model):
         RUN = "run", "Run"
         ANOMALY = "anomaly", "Anomaly"
         FAILURE_RATE = "failure_rate", "Failure rate"
+        RUNTIME = "runtime", "Runtime alert"
         SYSTEM = "system", "System"
 
     class Severity(models.TextChoices):
@@ -31,6 +32,9 @@ class Notification(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
     url = models.CharField(max_length=500, blank=True)  # a path on this host or an http(s) URL
+    # One action the inbox offers as a button: a POST to a path on this host ("Acknowledge").
+    action_url = models.CharField(max_length=500, blank=True)
+    action_label = models.CharField(max_length=40, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

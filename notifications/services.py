@@ -29,6 +29,14 @@ def _url_validate(url: str) -> str:
     return url
 
 
+def _action_validate(url: str) -> str:
+    """An action posts to a path on this host only (never to another site)."""
+    url = url.strip()
+    if url and (not url.startswith("/") or url.startswith("//") or urlsplit(url).scheme):
+        raise ValidationError(f"A notification action is a path on this site; got {url!r}.")
+    return url
+
+
 def notification_create(
     *,
     kind: str,
@@ -38,6 +46,8 @@ def notification_create(
     url: str = "",
     user: User | None = None,
     dedup_key: str = "",
+    action_url: str = "",
+    action_label: str = "",
 ) -> Notification:
     """Post a notification to ``user`` or, when None, to everyone in the tenant. With a
     ``dedup_key`` already posted, returns the existing notification and posts nothing."""
@@ -55,6 +65,8 @@ def notification_create(
         "body": body.strip(),
         "url": _url_validate(url),
         "user": user,
+        "action_url": _action_validate(action_url),
+        "action_label": action_label.strip()[:40],
     }
     if dedup_key:
         existing = Notification.objects.filter(dedup_key=dedup_key).first()

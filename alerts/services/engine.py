@@ -21,6 +21,7 @@ NOTIFICATION_KIND = {
     Alert.Kind.RUN: Notification.Kind.RUN,
     Alert.Kind.ANOMALY: Notification.Kind.ANOMALY,
     Alert.Kind.FAILURE_RATE: Notification.Kind.FAILURE_RATE,
+    Alert.Kind.RUNTIME: Notification.Kind.RUNTIME,
     Alert.Kind.TEST: Notification.Kind.SYSTEM,
 }
 
@@ -39,6 +40,9 @@ class AlertSpec:
     emails: list[str] = field(default_factory=list)
     webhooks: bool = True
     webhook_ids: list[int] | None = None  # only these endpoints (test sends); None: every one
+    # A button the inbox shows on the notification: a POST to this path ("Acknowledge").
+    action_url: str = ""
+    action_label: str = ""
 
 
 def settings_get() -> AlertSettings:
@@ -93,6 +97,8 @@ def _inbox(alert: Alert, spec: AlertSpec) -> None:
         "severity": alert.severity,
         "body": alert.body,
         "url": alert.url,
+        "action_url": spec.action_url,
+        "action_label": spec.action_label,
     }
     if spec.users is None:
         notification_create(dedup_key=f"alert:{alert.pk}", **common)
