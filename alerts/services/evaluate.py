@@ -1,24 +1,41 @@
 """Alert evaluation: budgets (actual and forecast), finished runs, cost anomalies and the run
 failure rate. Every evaluator is idempotent: it raises alerts under keys that name the rule, the
-threshold and the period, so running it again (or on two workers at once) raises nothing new."""
+threshold and the period, so running it again (or on two workers at once) raises nothing new.
+
+Budgets: one alert per budget and evaluation, keyed ``budget:<scope>:<month>:<basis>:<highest
+threshold newly crossed>`` (basis ``actual`` or ``forecast``). The lower thresholds of a jump get
+no key and no row of their own: a threshold counts as announced when it is at or below the
+highest threshold of the budget's alerts that month (an actual alert also announces the forecast
+thresholds it names in ``forecast_thresholds_crossed``). A threshold is thus announced at most once
+a month, and one that is announced covers the ones below it, which also holds when a threshold is
+added to the budget later. Because "new" is read from the alerts already stored, two evaluations
+of one budget take turns: each holds the budget row's lock (``SELECT … FOR UPDATE``) while it
+reads the announced thresholds and raises its alert, so the second sees the first's alert and
+announces only what is left. The unique key stays as the last guard (an alert is raised once per
+key, whatever else happens). No rows without a notification: the alerts list shows only what was
+sent.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import Sum
 
 from alerts.domain.anomaly import hour_verdict
+from alerts.domain.budgets import ACTUAL, Announced, BudgetFigures, budget_notice
 from alerts.models import Alert, RunSubscription, WebhookEndpoint
 from alerts.services.engine import AlertSpec, alert_raise, settings_get, staff_emails
 from billing.models import Budget
 from billing.selectors.budgets import budget_status
 from factory_portal.accounts.models import User
-from factory_portal.money import percent, percent_of, quantize_cents
+from factory_portal.money import percent, quantize_cents
 from factory_portal.observability import context as log_context
-from factory_portal.periods import local_date, month_of, month_text, zone
+from factory_portal.periods import local_date, month_last_day, month_text, zone
 from factory_portal.tenants.connection import current_tenant
+from factory_portal.tenants.models import Tenant
 from notifications.models import Notification
 from usage import selectors as usage_selectors
 from usage.domain.ids import run_path
@@ -27,103 +44,99 @@ from usage.models import Job, LlmUsageEvent, LlmUsageHourly, Run, RunStatus
 ANOMALY_WEEKS = 4
 
 
-def _ordinal(day: int) -> str:
-    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
-    return f"{day}{suffix}"
-
-
 def budgets_evaluate(*, now: datetime) -> list[Alert]:
-    """Each threshold of each budget, on actual spend (the tenant's month to date, today
-    included: the budgets page's figure) and on forecast spend (month end), fires once per
-    month."""
-    raised = []
+    """Each budget on the tenant's day of ``now``: at most one alert per budget, for what is newly
+    crossed on actual spend (the budgets page's month to date) or, failing that, on forecast
+    spend (month end); see ``alerts.domain.budgets`` for what it says."""
     tenant = current_tenant()
     today = local_date(now, zone(tenant.timezone))
-    month = month_of(today)
-    for budget in Budget.objects.order_by("project"):
-        scope = budget.project or "tenant"
-        # "of project web" for a project budget; nothing for the whole tenant's.
-        of = f" of project {budget.project}" if budget.project else ""
-        subject = f"project {budget.project}" if budget.project else "your organisation"
+    raised = []
+    for budget_id in Budget.objects.order_by("project").values_list("pk", flat=True):
+        alert = _budget_evaluate(budget_id, tenant=tenant, today=today)
+        if alert is not None:
+            raised.append(alert)
+    return raised
+
+
+def _budget_evaluate(budget_id: int, *, tenant: Tenant, today: date) -> Alert | None:
+    with transaction.atomic():
+        # Evaluations of one budget take turns (the row lock), so the second reads what the
+        # first announced before deciding what is new.
+        budget = Budget.objects.select_for_update().filter(pk=budget_id).first()
+        if budget is None:
+            return None  # deleted meanwhile
         status = budget_status(budget, tenant=tenant, today=today)
-        spent = status.spent
-        what = "Total spend (AI and infrastructure)" if budget.basis == "total" else "AI spend"
-        month_name = f"{month:%B}"
-        for threshold in sorted(budget.thresholds):
-            limit = percent_of(budget.amount, threshold)
-            common = {
-                "project": budget.project,
-                "budget": str(budget.amount),
-                "threshold_percent": threshold,
-                "month": month_text(month),
-            }
-            if spent >= limit:
-                raised.append(
-                    alert_raise(
-                        AlertSpec(
-                            key=f"budget:{scope}:{month_text(month)}:actual:{threshold}",
-                            kind=Alert.Kind.BUDGET,
-                            severity="critical" if threshold >= 100 else "warning",
-                            title=f"{threshold}% of the {month_name} budget{of} spent",
-                            body=(
-                                f"{what}{of} this month is ${quantize_cents(spent)}, "
-                                f"{percent(spent, budget.amount, 1)}% of the "
-                                f"${budget.amount} budget."
-                            ),
-                            url="/budgets/",
-                            data={**common, "basis": "actual", "spent": str(quantize_cents(spent))},
-                            emails=staff_emails(),
-                        )
-                    )
-                )
-            forecast = status.forecast_month_end
-            if forecast is not None and forecast >= limit and spent < limit:
-                crossing = _crossing_text(status, month_name, threshold)
-                raised.append(
-                    alert_raise(
-                        AlertSpec(
-                            key=f"budget:{scope}:{month_text(month)}:forecast:{threshold}",
-                            kind=Alert.Kind.BUDGET,
-                            title=(
-                                f"Forecast to reach {threshold}% of the {month_name} budget{of}"
-                            ),
-                            body=(
-                                f"At the current pace {subject} is forecast to spend "
-                                f"${quantize_cents(forecast)} by the end of {month_name} "
-                                f"(budget ${budget.amount}).{crossing}"
-                            ),
-                            url="/budgets/",
-                            data={
-                                **common,
-                                "basis": "forecast",
-                                "spent": str(quantize_cents(spent)),
-                                "forecast_month_end": str(quantize_cents(forecast)),
-                                "crossing_expected": _iso(status.crossing_expected),
-                                "crossing_lo80": _iso(status.crossing_lo80),
-                                "crossing_hi80": _iso(status.crossing_hi80),
-                            },
-                            emails=staff_emails(),
-                        )
-                    )
-                )
-    return [a for a in raised if a is not None]
+        month = month_text(status.month)
+        scope = budget.project or "tenant"
+        prefix = f"budget:{scope}:{month}:"
+        notice = budget_notice(
+            BudgetFigures(
+                project=budget.project,
+                total_basis=budget.basis == Budget.Basis.TOTAL,
+                amount=budget.amount,
+                thresholds=tuple(budget.thresholds),
+                today=today,
+                spent=status.spent,
+                forecast_month_end=status.forecast_month_end,
+                month_last=month_last_day(status.month),
+                crossing_expected=status.crossing_expected,
+                crossing_lo80=status.crossing_lo80,
+                crossing_hi80=status.crossing_hi80,
+            ),
+            _announced(prefix),
+        )
+        if notice is None:
+            return None
+        forecast = status.forecast_month_end
+        return alert_raise(
+            AlertSpec(
+                key=f"{prefix}{notice.basis}:{notice.threshold}",
+                kind=Alert.Kind.BUDGET,
+                severity=notice.severity,
+                title=notice.title,
+                body=notice.body,
+                url="/budgets/",
+                data={
+                    "project": budget.project,
+                    "budget": str(budget.amount),
+                    "cost_basis": budget.basis,
+                    "month": month,
+                    "basis": notice.basis,
+                    "threshold_percent": notice.threshold,
+                    "thresholds_crossed": list(notice.crossed),
+                    "forecast_thresholds_crossed": list(notice.forecast_crossed),
+                    "spent": str(quantize_cents(status.spent)),
+                    "spent_percent": str(percent(status.spent, budget.amount, 2)),
+                    "forecast_month_end": (
+                        str(quantize_cents(forecast)) if forecast is not None else None
+                    ),
+                    "crossing_expected": _iso(status.crossing_expected),
+                    "crossing_lo80": _iso(status.crossing_lo80),
+                    "crossing_hi80": _iso(status.crossing_hi80),
+                },
+                emails=staff_emails(),
+            )
+        )
+
+
+def _announced(prefix: str) -> Announced:
+    """The highest thresholds announced under ``prefix`` (one budget scope and month), on actual
+    spend and on forecast (an actual alert's ``forecast_thresholds_crossed`` count as
+    forecast)."""
+    actual = forecast = 0
+    rows = Alert.objects.filter(kind=Alert.Kind.BUDGET, key__startswith=prefix)
+    for data in rows.values_list("data", flat=True):
+        threshold = int(data.get("threshold_percent") or 0)
+        if data.get("basis") == ACTUAL:
+            actual = max(actual, threshold)
+            forecast = max([forecast, *map(int, data.get("forecast_thresholds_crossed", []))])
+        else:
+            forecast = max(forecast, threshold)
+    return Announced(actual=actual, forecast=forecast)
 
 
 def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
-
-
-def _crossing_text(status, month_name: str, threshold: int) -> str:  # type: ignore[no-untyped-def]
-    if threshold != 100 or status.crossing_expected is None:
-        return ""
-    expected = _ordinal(status.crossing_expected.day)
-    text = f" Forecast to exceed the {month_name} budget on the {expected}"
-    if status.crossing_lo80 and status.crossing_hi80:
-        text += (
-            f", 80% interval {_ordinal(status.crossing_lo80.day)} to "
-            f"{_ordinal(status.crossing_hi80.day)}"
-        )
-    return text + "."
 
 
 def runs_evaluate(*, run_ids: list[int]) -> list[Alert]:

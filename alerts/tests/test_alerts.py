@@ -68,7 +68,7 @@ def test_actual_threshold_fires_once_at_its_crossing_and_not_below(alpha, mailou
     first = mailoutbox[0]
     assert first.to == [alpha.admin_email]
     assert "50% of the November budget" in first.subject
-    assert "$50.00" in first.body and "50.0% of the $100.00 budget" in first.body
+    assert "$50.00 of $100.00 (threshold 50% reached)" in first.body
     html = first.alternatives[0][0]
     assert "$50.00" in html and "/budgets/" in html
 
@@ -113,7 +113,7 @@ def test_forecast_threshold_fires_once_with_the_crossing_day_and_interval(alpha)
         alert = raised[0]
         # 40 spent + 6 a day reaches 100 on the 10th forecast day, Nov 29.
         assert alert.data["crossing_expected"] == "2026-11-29"
-        assert "exceed the November budget on the 29th" in alert.body
+        assert "expected to exceed the budget on 29 November" in alert.body
         assert evaluate.budgets_evaluate(now=noon(TODAY)) == []
 
 
