@@ -5,9 +5,12 @@
 - logs: a few structured records per job of the last ``LOG_DAYS`` days (started, LLM progress,
   warnings on retries, the error);
 - metrics: OTLP ``ExportMetricsServiceRequest`` messages over the history (one point a minute
-  for the last week, one every ten minutes before): queues that back up in working hours and
-  drain at night (an incident day backs one queue up past a thousand jobs), a worker pool
-  (``pool-b``) that throws errors, run and job duration histograms, token counters.
+  for the last two days, one every ten minutes before): queues that back up in working hours and
+  drain at night, staying under a thousand jobs, except on the incident three days ago (the pools
+  down to a quarter for three hours, failing jobs re-queued) that backs ``jobs-default`` up past
+  a thousand until the scaled-up pools drain it that evening; a worker pool (``pool-b``) that
+  throws errors, run and job duration histograms, token counters. ``web.demo.incidents`` reads
+  the incident history off the same stream.
 
 Generation is pure; ``runtime_history_store`` stores it through the ingest services (errors,
 logs, metrics), so rollups, error groups and series state are what real ingest would make.
@@ -41,6 +44,10 @@ METRIC_DAYS = 14
 QUEUES = (("jobs-default", "normal"), ("jobs-priority", "high"))
 POOLS = ("pool-a", "pool-b")
 JOB_TYPES = ("generate", "build", "test", "deploy")
+CAPACITY = 15.0  # jobs a minute the pools finish per unit of scale: peaks stay under 1,000
+INCIDENT_HOURS = timedelta(hours=3)
+RECOVERY_HOURS = timedelta(hours=9)  # from the incident's start: pools scaled up until then
+INCIDENT_REQUEUED = 14.0  # jobs a minute re-queued on the incident
 DURATION_BOUNDS = (1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 450, 600, 900, 1200, 1800)
 
 
@@ -505,10 +512,15 @@ def metrics_history(
             at = _ns(moment)
             load = _load(moment, zone_offset_hours)
             incident = (
-                incident_day is not None
-                and incident_day <= moment < incident_day + timedelta(hours=3)
+                incident_day is not None and incident_day <= moment < incident_day + INCIDENT_HOURS
             )
-            capacity = 9.0 * scale * (0.45 if incident else 1.0)  # jobs a minute the pools finish
+            recovering = (
+                incident_day is not None
+                and incident_day + INCIDENT_HOURS <= moment < incident_day + RECOVERY_HOURS
+            )
+            # Jobs a minute the pools finish: a quarter on the incident, more for a while after
+            # it (on-call scaled the pools up), so the backlog drains that evening.
+            capacity = CAPACITY * scale * (0.25 if incident else 2.5 if recovering else 1.0)
             processed = 0.0
             for queue, priority in QUEUES:
                 share = 0.8 if priority == "normal" else 0.2
@@ -520,7 +532,8 @@ def metrics_history(
                     0.0, depth[(queue, priority)] + arrivals * minutes - done
                 )
                 if incident and queue == "jobs-default":
-                    depth[(queue, priority)] += 60 * scale * minutes
+                    # Failing jobs are re-queued: a backlog past a thousand whatever the size.
+                    depth[(queue, priority)] += INCIDENT_REQUEUED * minutes
                 processed += done
                 dlq[queue] += int(rng.random() < 0.004 * minutes)
                 gauge(
@@ -671,6 +684,7 @@ class RuntimeStored:
     logs: int
     metric_points: int
     series: int
+    incidents: int
 
 
 def _span_id(job: JobRow, salt: int = 0) -> str:
@@ -741,7 +755,7 @@ def runtime_history_store(
             )
         )
     logs = logs_ingest(records=records, host_tenant=tenant)
-    points, series = metrics_store(
+    points, series, incidents = metrics_store(
         now=now,
         rng=rng,
         days=days,
@@ -749,7 +763,12 @@ def runtime_history_store(
         zone_offset_hours=zone_offset_hours,
         tenant=tenant,
     )
-    return RuntimeStored(stored_errors, logs.stored, points, series)
+    return RuntimeStored(stored_errors, logs.stored, points, series, incidents)
+
+
+def incident_start(now: datetime) -> datetime:
+    """When the demo's runtime incident began: 14:00 UTC three days before ``now``."""
+    return (now - timedelta(days=3)).replace(hour=14, minute=0, second=0, microsecond=0)
 
 
 def metrics_store(
@@ -760,14 +779,16 @@ def metrics_store(
     scale: float = 1.0,
     zone_offset_hours: float = 0.0,
     tenant: Tenant | None = None,
-) -> tuple[int, int]:
-    """``days`` (at most ``METRIC_DAYS``) of metrics through the ingest service: into ``tenant``
-    (its Tenant), or the platform's series (public schema) when None. Returns the points and
-    series stored."""
+) -> tuple[int, int, int]:
+    """``days`` (at most ``METRIC_DAYS``) of metrics through the ingest service, and the
+    incidents they make (``web.demo.incidents``): into ``tenant`` (its Tenant), or the
+    platform's (public schema) when None. Returns the points, series and incidents stored."""
     from runtime.domain.metrics import metrics_flatten
     from runtime.services.metrics import metrics_ingest
+    from web.demo.incidents import MetricTrace, demo_incidents, incidents_store
 
-    incident = (now - timedelta(days=3)).replace(hour=14, minute=0, second=0, microsecond=0)
+    incident = incident_start(now)
+    trace = MetricTrace()
     points = series = 0
     for request in metrics_history(
         now=now,
@@ -785,4 +806,6 @@ def metrics_store(
         )
         points += result.stored
         series = max(series, result.series)
-    return points, series
+        trace.add(request)
+    incidents = incidents_store(demo_incidents(trace, incident=incident, hours=INCIDENT_HOURS))
+    return points, series, incidents

@@ -119,17 +119,19 @@ def demo_seed(
             f" {result.llm_events:,} LLM calls ({result.unpriced_events:,} unpriced),"
             f" {result.infra_events:,} infrastructure events, AI cost ${result.cost:,.2f};"
             f" {runtime.errors:,} errors, {runtime.logs:,} log lines,"
-            f" {runtime.metric_points:,} metric points"
+            f" {runtime.metric_points:,} metric points, {runtime.incidents} past incidents"
             f" in {elapsed:.1f}s"
         )
         seeded.append(SeededTenant(tenant, result, elapsed))
     if billing and any(s.result is not None for s in seeded):
         # The platform's own queues and workers (no tenant): the operator's runtime pages.
         with schema_context("public"):
-            points, series = metrics_store(
+            points, series, incidents = metrics_store(
                 now=now, rng=random.Random(f"{seed}:platform"), days=min(days, metric_days), scale=3
             )
-        progress(f"platform: {points:,} metric points in {series} series")
+        progress(
+            f"platform: {points:,} metric points in {series} series, {incidents} past incidents"
+        )
     if billing:
         tenants = [s.tenant for s in seeded]
         for line in demo_billing(seed=seed, now=now, months=3, tenants=tenants):
