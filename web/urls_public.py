@@ -5,6 +5,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from alerts.oncall import views_routes as route_views
 from billing.operator import views as billing_views
 from billing.operator.api import RuleDetailApi, RuleListApi
 from billing.operator.billed_api import BilledDriftApi, BilledImportApi, BilledTrueUpApi
@@ -42,6 +43,19 @@ urlpatterns = [
     path("billed/<str:period>/", billing_views.billed_month, name="billed-month"),
     path("billed/<str:period>/true-up", billing_views.billed_month_trueup, name="billed-trueup"),
     path("health/", tenant_views.health, name="health"),
+    path("alerts/routes/", route_views.operator_routes, name="alert-routes"),
+    path("alerts/routes/<int:pk>/", route_views.operator_route_detail, name="alert-route"),
+    path("alerts/routes/<int:pk>/test", route_views.operator_route_test, name="alert-route-test"),
+    path(
+        "alerts/routes/<int:pk>/toggle",
+        route_views.operator_route_toggle,
+        name="alert-route-toggle",
+    ),
+    path(
+        "alerts/routes/<int:pk>/delete",
+        route_views.operator_route_delete,
+        name="alert-route-delete",
+    ),
     path("health/factory/", runtime_views.operator_factory_health, name="factory-health"),
     path("health/queues/", runtime_views.operator_queues, name="queues"),
     path("login/", LoginView.as_view(), name="login"),

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from alerts import views as alert_views
 from alerts.api import NotificationListApi, WebhookDetailApi, WebhookListApi
+from alerts.oncall import views_routes as route_views
 from billing import views as billing_views
 from billing.api import BudgetDetailApi, BudgetListApi, CostsApi, ForecastApi, MonthlyReportApi
 from factory_portal.accounts import views as account_views
@@ -36,6 +37,19 @@ urlpatterns = [
     path("settings/webhooks/<int:pk>/toggle", alert_views.webhook_toggle, name="webhook-toggle"),
     path("settings/webhooks/<int:pk>/delete", alert_views.webhook_delete, name="webhook-delete"),
     path("settings/run-alerts/", alert_views.run_alerts, name="run-alerts"),
+    path("settings/alert-routes/", route_views.routes, name="alert-routes"),
+    path("settings/alert-routes/<int:pk>/", route_views.route_detail, name="alert-route"),
+    path("settings/alert-routes/<int:pk>/test", route_views.route_test, name="alert-route-test"),
+    path(
+        "settings/alert-routes/<int:pk>/toggle",
+        route_views.route_toggle,
+        name="alert-route-toggle",
+    ),
+    path(
+        "settings/alert-routes/<int:pk>/delete",
+        route_views.route_delete,
+        name="alert-route-delete",
+    ),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", dashboards.overview, name="home"),
     path("costs/", billing_views.costs, name="costs"),
