@@ -16,6 +16,7 @@ from runtime.api import MetricsApi
 from usage.api import EventIngestApi, RunIngestApi, TracesApi
 from usage.api_logs import LogsApi
 from web.console import views as tenant_views
+from web.urls_alert_routes import alert_route_urls
 
 # The operator host's API has its own OpenAPI schema (this urlconf's API views only).
 OPERATOR_SCHEMA_SETTINGS = {
@@ -43,19 +44,7 @@ urlpatterns = [
     path("billed/<str:period>/", billing_views.billed_month, name="billed-month"),
     path("billed/<str:period>/true-up", billing_views.billed_month_trueup, name="billed-trueup"),
     path("health/", tenant_views.health, name="health"),
-    path("alerts/routes/", route_views.operator_routes, name="alert-routes"),
-    path("alerts/routes/<int:pk>/", route_views.operator_route_detail, name="alert-route"),
-    path("alerts/routes/<int:pk>/test", route_views.operator_route_test, name="alert-route-test"),
-    path(
-        "alerts/routes/<int:pk>/toggle",
-        route_views.operator_route_toggle,
-        name="alert-route-toggle",
-    ),
-    path(
-        "alerts/routes/<int:pk>/delete",
-        route_views.operator_route_delete,
-        name="alert-route-delete",
-    ),
+    *alert_route_urls("alerts/routes/", route_views.FOR_OPERATOR),
     path("health/factory/", runtime_views.operator_factory_health, name="factory-health"),
     path("health/queues/", runtime_views.operator_queues, name="queues"),
     path("login/", LoginView.as_view(), name="login"),

@@ -26,6 +26,7 @@ from usage.api_logs import LogsApi
 from usage.api_runs import RunsApi
 from usage.read_api import RunDetailApi, StepsApi, UsageApi
 from web import dashboards
+from web.urls_alert_routes import alert_route_urls
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -37,19 +38,7 @@ urlpatterns = [
     path("settings/webhooks/<int:pk>/toggle", alert_views.webhook_toggle, name="webhook-toggle"),
     path("settings/webhooks/<int:pk>/delete", alert_views.webhook_delete, name="webhook-delete"),
     path("settings/run-alerts/", alert_views.run_alerts, name="run-alerts"),
-    path("settings/alert-routes/", route_views.routes, name="alert-routes"),
-    path("settings/alert-routes/<int:pk>/", route_views.route_detail, name="alert-route"),
-    path("settings/alert-routes/<int:pk>/test", route_views.route_test, name="alert-route-test"),
-    path(
-        "settings/alert-routes/<int:pk>/toggle",
-        route_views.route_toggle,
-        name="alert-route-toggle",
-    ),
-    path(
-        "settings/alert-routes/<int:pk>/delete",
-        route_views.route_delete,
-        name="alert-route-delete",
-    ),
+    *alert_route_urls("settings/alert-routes/", route_views.FOR_ADMINS),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", dashboards.overview, name="home"),
     path("costs/", billing_views.costs, name="costs"),

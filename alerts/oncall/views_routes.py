@@ -5,6 +5,8 @@ disable, delete and "Send test". Tenant admins manage their tenant's routes unde
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
@@ -16,7 +18,7 @@ from alerts.oncall.forms_routes import RouteForm
 from alerts.oncall.models import Route
 from alerts.oncall.services import routes as services
 from alerts.oncall.services.send import route_recipients, route_test_send
-from factory_portal.accounts.permissions import role_required
+from factory_portal.accounts.permissions import View, role_required
 
 
 def _admins() -> str:
@@ -80,13 +82,27 @@ def _route_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("alert-routes")
 
 
-# Tenant admins (web.urls_tenants) and the operator (web.urls_public): the same views.
-admins_only, operator_only = role_required("admin"), role_required("operator")
-routes, operator_routes = admins_only(_routes), operator_only(_routes)
-route_detail, operator_route_detail = admins_only(_route_detail), operator_only(_route_detail)
-route_test = admins_only(require_POST(_route_test))
-operator_route_test = operator_only(require_POST(_route_test))
-route_toggle = admins_only(require_POST(_route_toggle))
-operator_route_toggle = operator_only(require_POST(_route_toggle))
-route_delete = admins_only(require_POST(_route_delete))
-operator_route_delete = operator_only(require_POST(_route_delete))
+@dataclass(frozen=True)
+class RouteViews:
+    """The five views of one audience (``web.urls_alert_routes`` gives them their paths)."""
+
+    routes: View
+    detail: View
+    test: View
+    toggle: View
+    delete: View
+
+
+def _guarded(area: str) -> RouteViews:
+    allowed = role_required(area)
+    return RouteViews(
+        routes=allowed(_routes),
+        detail=allowed(_route_detail),
+        test=allowed(require_POST(_route_test)),
+        toggle=allowed(require_POST(_route_toggle)),
+        delete=allowed(require_POST(_route_delete)),
+    )
+
+
+FOR_ADMINS = _guarded("admin")  # a tenant's routes (web.urls_tenants)
+FOR_OPERATOR = _guarded("operator")  # the platform's routes (web.urls_public)
