@@ -247,14 +247,24 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _slack_code(text: str) -> str:
+    """Inline code; a backtick inside would end it, so it becomes an apostrophe."""
+    return "`" + text.replace("`", "'") + "`"
+
+
 def slack_body(notice: Notice) -> dict[str, Any]:
     """A readable message: the headline, the summary, the facts as fields, and a link to the
     incident; ``text`` is what notifications and old clients show."""
     link = f"<{notice.link}|Open the incident>" if notice.link else ""
     fallback = _one_line(f"{headline(notice)} — {notice.summary}")
+    shown = dict(facts(notice))
+    if "Rule" in shown:  # identifiers as code: mrkdwn would read their underscores as italics
+        shown["Rule"] = f"{notice.title} ({_slack_code(notice.rule)})"
+    if "Labels" in shown:
+        shown["Labels"] = _slack_code(shown["Labels"])
     fields = [
         {"type": "mrkdwn", "text": _clip(f"*{name}*\n{slack_escape(text)}", SLACK_FIELD_MAX)}
-        for name, text in facts(notice)
+        for name, text in shown.items()
     ][:SLACK_FIELDS_MAX]
     blocks: list[dict[str, Any]] = [
         {

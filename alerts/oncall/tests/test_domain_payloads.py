@@ -126,10 +126,10 @@ def test_slack_message_shows_severity_rule_figures_since_labels_and_a_link():
     assert section["text"]["text"] == "Queue q1: 1,240 jobs waiting (over 1,000)"
     fields = [f["text"] for f in section["fields"]]
     assert "*Severity*\nWarning" in fields
-    assert "*Rule*\nQueue depth high (factory_queue_depth_high)" in fields
+    assert "*Rule*\nQueue depth high (`factory_queue_depth_high`)" in fields
     assert "*Value*\n1,240 jobs (threshold 1,000 jobs)" in fields
     assert "*Since*\n2026-11-20 14:02 CET, for 10 min" in fields
-    assert "*Labels*\nqueue_name=q1" in fields
+    assert "*Labels*\n`queue_name=q1`" in fields
     assert link["text"]["text"] == f"<{LINK}|Open the incident>"
 
 
@@ -149,6 +149,8 @@ def test_a_label_cannot_become_a_slack_link_or_mention():
     text = json.dumps(body)
     assert "<!channel>" not in text and "<!here>" not in text and "<https://evil" not in text
     assert "&lt;!channel&gt;" in text and "1,240 &amp; more" in text
+    ticks = slack_body(replace(TRIGGER, labels={"queue_name": "a` *b*"}))["blocks"][1]["fields"]
+    assert "*Labels*\n`queue_name=a' *b*`" in [f["text"] for f in ticks]  # stays inside the code
 
 
 def test_slack_header_stays_within_block_kit_limits():

@@ -100,7 +100,7 @@ def test_slack_gets_a_readable_message_and_a_resolve_that_says_how_long(alpha):
     assert trigger["text"].startswith("WARNING: Queue depth high — Queue q1: 1,240 jobs waiting")
     fields = [f["text"] for f in trigger["blocks"][1]["fields"]]
     assert "*Value*\n1,240 jobs (threshold 1,000 jobs)" in fields
-    assert "*Labels*\nqueue_name=q&lt;1&gt;" in fields
+    assert "*Labels*\n`queue_name=q&lt;1&gt;`" in fields
     assert any(f.startswith("*Since*\n") and f.endswith(", for 10 min") for f in fields)
     assert trigger["blocks"][2]["text"]["text"] == (
         f"<http://{alpha.host}/alerts/{incident.pk}/|Open the incident>"
