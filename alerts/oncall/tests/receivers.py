@@ -170,10 +170,12 @@ class VendorReceiver:
 
 @contextmanager
 def receiver(vendor: str, statuses: list[int] | None = None, **kw: Any) -> Iterator[VendorReceiver]:
-    """A receiver, with loopback addresses allowed and PagerDuty's URL pointed at it."""
+    """A receiver, with loopback addresses allowed (and PagerDuty's URL pointed at a PagerDuty
+    receiver)."""
     server = VendorReceiver(vendor, statuses, **kw)
     try:
-        with override_settings(ALERTS_WEBHOOK_ALLOW_PRIVATE=True, PAGERDUTY_EVENTS_URL=server.url):
+        pagerduty = {"PAGERDUTY_EVENTS_URL": server.url} if vendor == "pagerduty" else {}
+        with override_settings(ALERTS_WEBHOOK_ALLOW_PRIVATE=True, **pagerduty):
             yield server
     finally:
         server.close()

@@ -88,6 +88,28 @@ def test_pagerduty_gets_the_documented_trigger_and_resolve_with_one_dedup_key(al
     assert trigger.last_error == "" and trigger.response_ms is not None and trigger.sent_at
 
 
+def test_an_acknowledge_goes_to_the_pagerduty_route_that_got_the_trigger(alpha):
+    with (
+        receiver("pagerduty") as pagerduty,
+        receiver("slack") as slack,
+        schema_context(alpha.schema),
+    ):
+        pd = _route("pagerduty")
+        _route("slack", slack.url)
+        incident = incident_make(severity="critical")
+        for page in pages_create(incident, "trigger"):
+            assert page_send(page.pk).status == "sent"
+        incident.acknowledged_by = "kim@alpha.test"
+        incident.acknowledged_at = timezone.now()
+        incident.save(update_fields=["acknowledged_by", "acknowledged_at"])
+        (ack,) = pages_create(incident, "acknowledge")
+        assert ack.route_id == pd.pk
+        assert page_send(ack.pk).status == "sent"
+    assert [r["event_action"] for r in pagerduty.requests] == ["trigger", "acknowledge"]
+    assert pagerduty.requests[1]["dedup_key"] == pagerduty.requests[0]["dedup_key"]
+    assert len(slack.requests) == 1  # Slack heard the trigger only
+
+
 def test_slack_gets_a_readable_message_and_a_resolve_that_says_how_long(alpha):
     with receiver("slack") as slack, schema_context(alpha.schema):
         route = _route("slack", slack.url, severities=["warning"])
