@@ -11,6 +11,7 @@ from django.utils import timezone
 from alerts.models import Delivery, PendingRunEvaluation
 from alerts.services import evaluate
 from alerts.services.deliver import delivery_send
+from alerts.services.outbox import outbox_flush
 from factory_portal.celery import app
 from factory_portal.tenants.fanout import tenants_fan_out
 
@@ -95,16 +96,7 @@ def deliveries_flush_all() -> int:
 def deliveries_flush_tenant() -> dict[str, int]:
     """Send every pending delivery that is due (first attempts the broker never got, retries
     whose backoff has passed), oldest first."""
-    due = list(
-        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now())
-        .order_by("next_attempt_at", "pk")
-        .values_list("pk", flat=True)[:FLUSH_BATCH]
-    )
-    counts: dict[str, int] = {}
-    for delivery_id in due:
-        status = delivery_send(delivery_id).status
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+    return outbox_flush(Delivery.objects.all(), delivery_send)
 
 
 @app.task

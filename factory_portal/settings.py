@@ -32,6 +32,8 @@ Variables (all optional unless noted):
                       raw metric points (7), minute rollups (14) and hour rollups (400) are kept
   METRICS_RETENTION_EVERY_S, METRICS_RETENTION_CHUNK  how often the beat deletes older metric rows
                       (3600) and how many rows one DELETE takes at most (50000)
+  PAGERDUTY_EVENTS_URL  where PagerDuty routes send events (default the Events API v2,
+                      https://events.pagerduty.com/v2/enqueue; tests point it at a local receiver)
   HEALTH_*            runtime health thresholds and which services make up each indicator (see
                       the settings' "Runtime health" block and README "Health and queues")
 """
@@ -357,6 +359,10 @@ else:
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL)
 # Webhooks to private or loopback addresses are refused unless the operator allows them.
 ALERTS_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERTS_WEBHOOK_ALLOW_PRIVATE", False)
+# PagerDuty routes post their events here (through the same address check as webhooks).
+PAGERDUTY_EVENTS_URL = (
+    os.environ.get("PAGERDUTY_EVENTS_URL", "").strip() or "https://events.pagerduty.com/v2/enqueue"
+)
 
 # Cache (cost summaries): Redis when it is the broker, else this process's memory.
 if CELERY_BROKER_URL.startswith("redis"):
@@ -403,6 +409,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "deliveries-flush": {
         "task": "alerts.tasks.deliveries_flush_all",
+        "schedule": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)),
+    },
+    "oncall-pages-flush": {
+        "task": "alerts.oncall.tasks.pages_flush_all",
         "schedule": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)),
     },
     "cost-summaries-refresh": {

@@ -5,6 +5,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from alerts.oncall import views_routes as route_views
 from billing.operator import views as billing_views
 from billing.operator.api import RuleDetailApi, RuleListApi
 from billing.operator.billed_api import BilledDriftApi, BilledImportApi, BilledTrueUpApi
@@ -15,6 +16,7 @@ from runtime.api import MetricsApi
 from usage.api import EventIngestApi, RunIngestApi, TracesApi
 from usage.api_logs import LogsApi
 from web.console import views as tenant_views
+from web.urls_alert_routes import alert_route_urls
 
 # The operator host's API has its own OpenAPI schema (this urlconf's API views only).
 OPERATOR_SCHEMA_SETTINGS = {
@@ -42,6 +44,7 @@ urlpatterns = [
     path("billed/<str:period>/", billing_views.billed_month, name="billed-month"),
     path("billed/<str:period>/true-up", billing_views.billed_month_trueup, name="billed-trueup"),
     path("health/", tenant_views.health, name="health"),
+    *alert_route_urls("alerts/routes/", route_views.FOR_OPERATOR),
     path("health/factory/", runtime_views.operator_factory_health, name="factory-health"),
     path("health/queues/", runtime_views.operator_queues, name="queues"),
     path("login/", LoginView.as_view(), name="login"),

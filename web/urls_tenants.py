@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from alerts import views as alert_views
 from alerts.api import NotificationListApi, WebhookDetailApi, WebhookListApi
+from alerts.oncall import views_routes as route_views
 from billing import views as billing_views
 from billing.api import BudgetDetailApi, BudgetListApi, CostsApi, ForecastApi, MonthlyReportApi
 from factory_portal.accounts import views as account_views
@@ -25,6 +26,7 @@ from usage.api_logs import LogsApi
 from usage.api_runs import RunsApi
 from usage.read_api import RunDetailApi, StepsApi, UsageApi
 from web import dashboards
+from web.urls_alert_routes import alert_route_urls
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -36,6 +38,7 @@ urlpatterns = [
     path("settings/webhooks/<int:pk>/toggle", alert_views.webhook_toggle, name="webhook-toggle"),
     path("settings/webhooks/<int:pk>/delete", alert_views.webhook_delete, name="webhook-delete"),
     path("settings/run-alerts/", alert_views.run_alerts, name="run-alerts"),
+    *alert_route_urls("settings/alert-routes/", route_views.FOR_ADMINS),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", dashboards.overview, name="home"),
     path("costs/", billing_views.costs, name="costs"),

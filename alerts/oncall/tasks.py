@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import logging
 
+from alerts.oncall.models import Page
+from alerts.oncall.services.send import page_send
+from alerts.services.outbox import outbox_flush
 from factory_portal.celery import app
+from factory_portal.tenants.fanout import tenants_fan_out
 
 logger = logging.getLogger(__name__)
 
@@ -14,8 +18,6 @@ logger = logging.getLogger(__name__)
 def page_send_task(page_id: int) -> str:
     """Send one outbox row (in the schema it was enqueued from); a retryable failure schedules
     the next attempt (the sweeper catches it if that publish fails)."""
-    from alerts.oncall.services.send import page_send
-
     outcome = page_send(page_id)
     if outcome.status == "pending" and outcome.retry_in_s is not None:
         try:
@@ -23,3 +25,18 @@ def page_send_task(page_id: int) -> str:
         except Exception:
             logger.warning("could not schedule the retry of page %s", page_id)
     return outcome.status
+
+
+@app.task
+def pages_flush_all() -> int:
+    """Beat, in the public schema: send the platform's due pages here, then sweep every
+    customer tenant's outbox in its own schema. Returns how many tenants were fanned out to."""
+    pages_flush_tenant()
+    return tenants_fan_out(pages_flush_tenant)
+
+
+@app.task
+def pages_flush_tenant() -> dict[str, int]:
+    """Send the schema's due pages (first attempts the broker never got, retries whose backoff
+    has passed), oldest first."""
+    return outbox_flush(Page.objects.all(), page_send)

@@ -94,7 +94,8 @@ CELERY_TASK_FAILURES = Counter(
 )
 NOTIFICATION_DELIVERIES = Counter(
     "notification_deliveries",
-    "Delivery attempts of alerts, by channel (email, webhook) and outcome (sent, retry, failed).",
+    "Delivery attempts of alerts and incident pages, by channel (email, webhook, pagerduty, slack,"
+    " teams) and outcome (sent, retry, failed).",
     ["channel", "outcome"],
 )
 TOKENS_USED = Counter(

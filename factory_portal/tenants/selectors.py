@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils.encoding import iri_to_uri
 
 from factory_portal.tenants.models import SLUG_RE, Tenant
 
@@ -27,3 +29,15 @@ def active_tenants_by_slug(slugs: Iterable[str]) -> dict[str, Tenant]:
     return {
         t.slug: t for t in customer_tenants().filter(slug__in=wanted, status=Tenant.Status.ACTIVE)
     }
+
+
+def tenant_url(tenant: Tenant, path: str) -> str:
+    """The absolute URL of the portal page ``path`` on ``tenant``'s host (its primary domain; the
+    operator console's for the public tenant), for links in e-mails and chat messages. A path
+    that is not site-absolute (empty, or already a URL) is returned as it is."""
+    if not path or not path.startswith("/"):
+        return path
+    scheme = "https" if settings.PORTAL_SECURE else "http"
+    domain = None if tenant.is_public else tenant.get_primary_domain()
+    host = domain.domain if domain else settings.PORTAL_BASE_DOMAIN
+    return f"{scheme}://{host}{iri_to_uri(path)}"  # run links keep non-ASCII ids unencoded

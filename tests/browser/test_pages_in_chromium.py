@@ -58,6 +58,8 @@ TENANT_PAGES = {
     "alert-rules": "/settings/alerts/",
     "webhooks": "/settings/webhooks/",
     "run-alerts": "/settings/run-alerts/",
+    "alert-routes": "/settings/alert-routes/",
+    "alert-route": "/settings/alert-routes/1/",
 }
 OPERATOR_PAGES = {
     "console-tenants": "/",
@@ -66,6 +68,8 @@ OPERATOR_PAGES = {
     "console-pools": "/pools/",
     "console-allocation": "/allocation/",
     "console-health": "/health/",
+    "console-alert-routes": "/alerts/routes/",
+    "console-alert-route": "/alerts/routes/1/",
 }
 
 
