@@ -300,14 +300,7 @@ class SilenceListApi(generics.ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         form = SilenceQuerySerializer(data=self.request.query_params)
         form.is_valid(raise_exception=True)
-        now = timezone.now()
-        silences = Silence.objects.order_by("-ends_at", "-id")
-        state = form.validated_data.get("state")
-        if state == "active":
-            silences = silences.filter(starts_at__lte=now, ends_at__gt=now)
-        elif state == "ended":
-            silences = silences.filter(ends_at__lte=now)
-        return silences
+        return selectors.silences(state=form.validated_data.get("state"), now=timezone.now())
 
     def post(self, request: Request) -> Response:
         form = SilenceInSerializer(data=request.data)

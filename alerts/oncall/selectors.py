@@ -120,9 +120,7 @@ def incidents_open(filters: IncidentFilters, *, now: datetime) -> list[Row]:
 def board(filters: IncidentFilters, *, now: datetime, page: Any) -> Board:
     """The alerts page: open incidents split into firing, pending and silenced, and the
     resolved ones newest first in pages of ``HISTORY_PER_PAGE``."""
-    open_rows = (
-        incidents_open(filters, now=now) if filters.state != Incident.State.RESOLVED else []
-    )
+    open_rows = incidents_open(filters, now=now) if filters.state != Incident.State.RESOLVED else []
     history = None
     history_rows: list[Row] = []
     if filters.state in ("", Incident.State.RESOLVED):
@@ -165,7 +163,19 @@ def incident_detail(pk: int, *, now: datetime) -> Detail | None:
         # The threshold the incident was evaluated against, which a later edit may have moved.
         condition = condition_text(replace(rule, threshold=Decimal(str(incident.threshold))))
     pages = list(incident.pages.select_related("route").order_by("created_at", "id"))
-    return Detail(row=incident_rows([incident], now=now)[0], rule=rule, condition=condition, pages=pages)
+    row = incident_rows([incident], now=now)[0]
+    return Detail(row=row, rule=rule, condition=condition, pages=pages)
+
+
+def silences(*, state: str | None, now: datetime) -> QuerySet[Silence]:
+    """Silences ending last first: ``state`` ``"active"`` (in force at ``now``), ``"ended"``,
+    or None for all (the API's listing)."""
+    found = Silence.objects.order_by("-ends_at", "-id")
+    if state == "active":
+        return found.filter(starts_at__lte=now, ends_at__gt=now)
+    if state == "ended":
+        return found.filter(ends_at__lte=now)
+    return found
 
 
 def silences_listing(*, now: datetime) -> tuple[list[Silence], list[Silence]]:

@@ -101,14 +101,17 @@ def _row(row: selectors.Row, *, now: datetime, zone: ZoneInfo) -> dict[str, Any]
 
 
 def _behind(site: Site, incident: Incident, zone: ZoneInfo) -> list[tuple[str, str]]:
-    links = list((BEHIND_PLATFORM if site.operator else BEHIND).get(incident.rule, ()))
-    if incident.rule == "factory_run_failure_rate_high" and not site.operator:
-        # The failed runs of the incident's days (the tenant's), not of all time.
-        start = periods.local_date(incident.started_at, zone)
-        end = periods.local_date(incident.resolved_at or timezone.now(), zone)
-        query = urlencode({"status": "failed", "from": start, "to": end})
-        links[0] = ("Failed runs", f"/runs/?{query}")
-    return links
+    links = (BEHIND_PLATFORM if site.operator else BEHIND).get(incident.rule, ())
+    # Run history narrowed to the incident's days (the tenant's), not all of time.
+    days = urlencode(
+        {
+            "from": periods.local_date(incident.started_at, zone),
+            "to": periods.local_date(incident.resolved_at or timezone.now(), zone),
+        }
+    )
+    return [
+        (label, f"{path}&{days}" if path.startswith("/runs/?") else path) for label, path in links
+    ]
 
 
 def _alerts(request: HttpRequest, site: Site) -> HttpResponse:
@@ -146,7 +149,13 @@ def _incident(request: HttpRequest, pk: int, site: Site) -> HttpResponse:
     if detail is None:
         raise Http404("No such alert.")
     incident = detail.row.incident
-    phases = timeline(incident.started_at, incident.fired_at, incident.resolved_at, now=now)
+    phases = timeline(
+        incident.started_at,
+        incident.fired_at,
+        incident.resolved_at,
+        now=now,
+        acknowledged_at=incident.acknowledged_at,
+    )
     return render(
         request,
         "oncall/incident.html",
@@ -160,13 +169,9 @@ def _incident(request: HttpRequest, pk: int, site: Site) -> HttpResponse:
             "pages": detail.pages,
             "pending_for": span_text(phases.pending_s),
             "firing_for": None if phases.firing_s is None else span_text(phases.firing_s),
-            "acknowledged_after": span_text(
-                (
-                    incident.acknowledged_at - (incident.fired_at or incident.started_at)
-                ).total_seconds()
-            )
-            if incident.acknowledged_at
-            else None,
+            "acknowledged_after": None
+            if phases.acknowledged_s is None
+            else span_text(phases.acknowledged_s),
             "behind": [
                 (label, path)
                 for label, path in _behind(site, incident, zone)

@@ -58,6 +58,8 @@ TENANT_PAGES = {
     "alert-rules": "/settings/alerts/",
     "webhooks": "/settings/webhooks/",
     "run-alerts": "/settings/run-alerts/",
+    "alerts": "/alerts/",
+    "alert-silences": "/alerts/silences/",
 }
 OPERATOR_PAGES = {
     "console-tenants": "/",
@@ -66,6 +68,7 @@ OPERATOR_PAGES = {
     "console-pools": "/pools/",
     "console-allocation": "/allocation/",
     "console-health": "/health/",
+    "console-alerts": "/alerts/",
 }
 
 

@@ -44,6 +44,7 @@ class Timeline:
     pending_s: float  # started → fired (or → resolved / now when it never fired)
     firing_s: float | None  # fired → resolved or now; None: it never fired
     open_s: float  # started → resolved or now
+    acknowledged_s: float | None = None  # fired (or started) → acknowledged; None: not yet
 
 
 def timeline(
@@ -52,13 +53,18 @@ def timeline(
     resolved_at: datetime | None,
     *,
     now: datetime,
+    acknowledged_at: datetime | None = None,
 ) -> Timeline:
     end = resolved_at or now
     pending_end = fired_at or end
+    acknowledged_s = None
+    if acknowledged_at is not None:
+        acknowledged_s = max(0.0, (acknowledged_at - (fired_at or started_at)).total_seconds())
     return Timeline(
         pending_s=max(0.0, (pending_end - started_at).total_seconds()),
         firing_s=None if fired_at is None else max(0.0, (end - fired_at).total_seconds()),
         open_s=max(0.0, (end - started_at).total_seconds()),
+        acknowledged_s=acknowledged_s,
     )
 
 

@@ -82,4 +82,13 @@ def test_timeline_phases():
     fired, resolved = START + timedelta(seconds=90), START + timedelta(seconds=600)
     phases = timeline(START, fired, resolved, now=resolved + timedelta(days=3))
     assert (phases.pending_s, phases.firing_s, phases.open_s) == (90, 510, 600)
+    assert phases.acknowledged_s is None
     assert timeline(START, None, None, now=START + timedelta(seconds=30)).firing_s is None
+    acked = timeline(
+        START, fired, None, now=resolved, acknowledged_at=fired + timedelta(seconds=45)
+    )
+    assert acked.acknowledged_s == 45
+    unfired = timeline(
+        START, None, None, now=resolved, acknowledged_at=START + timedelta(seconds=5)
+    )
+    assert unfired.acknowledged_s == 5

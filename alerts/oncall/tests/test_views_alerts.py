@@ -9,6 +9,8 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -255,3 +257,35 @@ def test_another_tenants_incidents_are_invisible(alpha, beta, people):
     assert "beta maintenance" not in response_text(client.get("/alerts/silences/"))
     beta_admin = logged_in_client(beta.host, beta.admin_email)
     assert "Beta&#x27;s secret queue" in response_text(beta_admin.get("/alerts/"))
+
+
+@pytest.mark.parametrize("path", ["/alerts/", "/alerts/{pk}/", "/alerts/silences/"])
+def test_page_queries_do_not_grow_with_the_alerts(alpha, people, path):
+    def add(first: int, count: int) -> int:
+        with schema_context(alpha.schema):
+            route = pagerduty_route(name=f"pd-{first}", severities=["warning"])
+            made = []
+            for n in range(first, first + count):
+                for state in ("firing", "pending", "resolved"):
+                    made.append(incident_make(QUEUE, {"queue_name": f"{state}-{n}"}, state=state))
+                    pages_create(made[-1], Page.Event.TRIGGER)
+                Silence.objects.create(
+                    rule=QUEUE,
+                    matchers={"queue_name": f"pending-{n}"},
+                    ends_at=timezone.now() + timedelta(hours=1),
+                    reason=f"silence {n}",
+                    created_by="ops@alpha.test",
+                )
+            assert route.pages.exists()
+            return made[0].pk
+
+    client = people["member"]
+    pk = add(0, 2)
+    url = path.format(pk=pk)
+    client.get(url)  # warm what is read once (session, tenant)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url).status_code == 200
+    add(2, 12)
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(url).status_code == 200
+    assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
