@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from factory_portal.accounts.permissions import role_required
+from factory_portal.accounts.permissions import may_open, role_required
 from notifications import selectors, services
 
 
@@ -26,10 +26,15 @@ def _back(request: HttpRequest) -> HttpResponseRedirect:
 def inbox(request: HttpRequest) -> HttpResponse:
     unread_only = request.GET.get("show") == "unread"
     page = selectors.inbox(request.user, request.GET.get("page"), unread_only=unread_only)
+    # A notification's action button only for users its view would let in (an alert's
+    # "Acknowledge" is for members and admins: finance users read the alert, without a button).
+    actionable = {
+        n.pk for n in page.object_list if n.action_url and may_open(request.user, n.action_url)
+    }
     return render(
         request,
         "notifications/inbox.html",
-        {"page": page, "unread_only": unread_only},
+        {"page": page, "unread_only": unread_only, "actionable": actionable},
     )
 
 

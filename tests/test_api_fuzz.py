@@ -9,7 +9,7 @@ deletes reach real rows, not only 404s. Everything the fuzz writes is rolled bac
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -18,6 +18,8 @@ from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 
 from alerts.models import WebhookEndpoint
+from alerts.oncall.models import Silence
+from alerts.oncall.tests.incident_rows import incident_make
 from billing.models import Budget
 from tests.fuzzing import CHECKS, fuzzed_schema
 from tests.support import key_for, llm_event_in, run_update
@@ -45,10 +47,17 @@ def tenant_with_data(alpha):
         webhook = WebhookEndpoint.objects.create(
             name="ops", url="https://hooks.example.com/portal", secret="s" * 32
         )
+        incident = incident_make()
+        silence = Silence.objects.create(
+            ends_at=at + timedelta(days=3650), reason="maintenance", created_by="ops@alpha.test"
+        )
     EXISTING_IDS.update(
         {
             "/api/v1/budgets/{id}": budget.pk,
             "/api/v1/webhooks/{id}": webhook.pk,
+            "/api/v1/alerts/{id}": incident.pk,
+            "/api/v1/alerts/{id}/ack": incident.pk,
+            "/api/v1/silences/{id}": silence.pk,
             "/api/v1/runs/{run_id}": "run-1",
         }
     )

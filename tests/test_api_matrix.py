@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.test import Client
 from django.urls import get_resolver, resolve
+from django.utils import timezone
 from django_tenants.utils import schema_context
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.response import Response
@@ -27,6 +29,8 @@ from rest_framework.settings import api_settings
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
+from alerts.oncall.models import Silence
+from alerts.oncall.tests.incident_rows import incident_make
 from alerts.services.settings import webhook_create
 from billing.services import budget_set
 from factory_portal.accounts.authentication import (
@@ -64,6 +68,9 @@ ENDPOINTS = [
     ("/api/v1/notifications", "read", {200}),
     ("/api/v1/budgets", "read", {200}),
     ("/api/v1/webhooks", "manage", {200}),
+    ("/api/v1/alerts", "read", {200}),
+    ("/api/v1/alerts/1", "read", {404}),
+    ("/api/v1/silences", "read", {200}),
 ]
 WRONG_SCOPE = {"read": ["ingest"], "manage": ["read", "ingest"]}
 
@@ -169,6 +176,27 @@ OPERATIONS = [
         "POST /settings/webhooks/{webhook}/delete",
         204,
     ),
+    Operation("get", "/api/v1/alerts", "signed_in", "GET /alerts/", 200),
+    Operation("get", "/api/v1/alerts/{incident}", "signed_in", "GET /alerts/{incident}/", 200),
+    Operation(
+        "post", "/api/v1/alerts/{incident}/ack", "oncall", "POST /alerts/{incident}/ack/", 200
+    ),
+    Operation("get", "/api/v1/silences", "signed_in", "GET /alerts/silences/", 200),
+    Operation(
+        "post",
+        "/api/v1/silences",
+        "oncall",
+        "POST /alerts/silences/",
+        201,
+        {"duration": "1h", "reason": "maintenance"},
+    ),
+    Operation(
+        "delete",
+        "/api/v1/silences/{silence}",
+        "oncall",
+        "POST /alerts/silences/{silence}/expire/",
+        204,
+    ),
     Operation("post", "/api/v1/events", None, None, 200, {"events": []}),
     Operation("post", "/api/v1/runs", None, None, 200, {"runs": []}),
     Operation("post", "/v1/traces", None, None, 200, {}),
@@ -226,7 +254,16 @@ def test_sessions_obey_the_page_role_table(alpha, beta, op):
         Project.objects.create(slug="checkout", name="Checkout")
         budget = budget_set(amount=Decimal(100), project="checkout")
         webhook = webhook_create(name="ops", url=WEBHOOK_URL)
-    ids = {"budget": budget.pk, "webhook": webhook.pk}
+        incident = incident_make()
+        silence = Silence.objects.create(
+            ends_at=timezone.now() + timedelta(hours=1), reason="r", created_by="ops@alpha.test"
+        )
+    ids = {
+        "budget": budget.pk,
+        "webhook": webhook.pk,
+        "incident": incident.pk,
+        "silence": silence.pk,
+    }
     path = op.path.format(**ids)
 
     for who, client in people.items():
@@ -335,7 +372,8 @@ def test_every_api_view_declares_who_may_use_it():
     # ...and the session matrix above exercises every one of the tenant host
     tenant_views = {view for route, view in views if route.startswith(settings.ROOT_URLCONF)}
     exercised = {
-        resolve(op.path.split("?")[0].format(budget=1, webhook=1)).func.cls for op in OPERATIONS
+        resolve(op.path.split("?")[0].format(budget=1, webhook=1, incident=1, silence=1)).func.cls
+        for op in OPERATIONS
     }
     assert tenant_views <= exercised, tenant_views - exercised
 

@@ -30,6 +30,8 @@ ROLE_MATRIX = {
     "/costs/": (403, 200, 200),
     "/reports/2026-10/csv": (403, 200, 200),
     "/settings/alert-routes/": (403, 403, 200),
+    "/alerts/": (200, 200, 200),
+    "/alerts/silences/": (200, 200, 200),
 }
 
 
@@ -53,6 +55,8 @@ def test_pages_are_enforced_by_role(alpha):
     assert 'href="/errors/"' not in finance_nav
     assert member_nav.index('href="/usage/"') < member_nav.index('href="/steps/"')
     assert 'href="/steps/"' not in finance_nav
+    for nav in (member_nav, finance_nav):  # every role sees the alerts
+        assert 'href="/alerts/"' in nav
 
 
 def test_anonymous_visitors_are_sent_to_log_in(alpha):

@@ -1,5 +1,6 @@
 """Template context shared by every page: the current tenant, what the user may see (for the
-navigation), how fresh the tenant's usage data is, and the user's unread notifications."""
+navigation), how fresh the tenant's usage data is, the user's unread notifications and the
+firing alerts."""
 
 from __future__ import annotations
 
@@ -29,6 +30,17 @@ def _unread(request: HttpRequest, is_public: bool) -> int:
     return unread_count(user)
 
 
+def _firing(request: HttpRequest) -> int:
+    """Firing alerts of the schema (a tenant's, or the platform's on the operator console): one
+    indexed count; 0 for anonymous visitors."""
+    from alerts.oncall.selectors import firing_count
+
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return 0
+    return firing_count()
+
+
 def portal(request: HttpRequest) -> dict[str, object]:
     tenant = getattr(connection, "tenant", None)
     is_public = tenant is None or getattr(tenant, "schema_name", "public") == "public"
@@ -42,4 +54,5 @@ def portal(request: HttpRequest) -> dict[str, object]:
         "portal_freshness": _freshness,
         # Lazy: computed once, and only when a page renders it (the navigation badge).
         "portal_unread": SimpleLazyObject(lambda: _unread(request, is_public)),
+        "portal_firing": SimpleLazyObject(lambda: _firing(request)),
     }

@@ -5,6 +5,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from alerts.oncall import views as oncall_views
 from alerts.oncall import views_routes as route_views
 from billing.operator import views as billing_views
 from billing.operator.api import RuleDetailApi, RuleListApi
@@ -47,6 +48,15 @@ urlpatterns = [
     *alert_route_urls("alerts/routes/", route_views.FOR_OPERATOR),
     path("health/factory/", runtime_views.operator_factory_health, name="factory-health"),
     path("health/queues/", runtime_views.operator_queues, name="queues"),
+    path("alerts/", oncall_views.operator_alerts, name="alerts"),
+    path("alerts/<int:pk>/", oncall_views.operator_incident, name="incident"),
+    path("alerts/<int:pk>/ack/", oncall_views.operator_incident_ack, name="incident-ack"),
+    path("alerts/silences/", oncall_views.operator_silences, name="silences"),
+    path(
+        "alerts/silences/<int:pk>/expire/",
+        oncall_views.operator_silence_end_now,
+        name="silence-expire",
+    ),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path(

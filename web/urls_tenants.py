@@ -7,7 +7,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from alerts import views as alert_views
 from alerts.api import NotificationListApi, WebhookDetailApi, WebhookListApi
+from alerts.oncall import views as oncall_views
 from alerts.oncall import views_routes as route_views
+from alerts.oncall.api import (
+    IncidentAckApi,
+    IncidentDetailApi,
+    IncidentListApi,
+    SilenceDetailApi,
+    SilenceListApi,
+)
 from billing import views as billing_views
 from billing.api import BudgetDetailApi, BudgetListApi, CostsApi, ForecastApi, MonthlyReportApi
 from factory_portal.accounts import views as account_views
@@ -39,6 +47,15 @@ urlpatterns = [
     path("settings/webhooks/<int:pk>/delete", alert_views.webhook_delete, name="webhook-delete"),
     path("settings/run-alerts/", alert_views.run_alerts, name="run-alerts"),
     *alert_route_urls("settings/alert-routes/", route_views.FOR_ADMINS),
+    path("alerts/", oncall_views.alerts, name="alerts"),
+    path("alerts/<int:pk>/", oncall_views.incident, name="incident"),
+    path("alerts/<int:pk>/ack/", oncall_views.incident_ack, name="incident-ack"),
+    path("alerts/silences/", oncall_views.silences, name="silences"),
+    path(
+        "alerts/silences/<int:pk>/expire/",
+        oncall_views.silence_end_now,
+        name="silence-expire",
+    ),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", dashboards.overview, name="home"),
     path("costs/", billing_views.costs, name="costs"),
@@ -109,6 +126,11 @@ urlpatterns = [
     path("api/v1/runs/<path:run_id>", RunDetailApi.as_view(), name="api-run"),
     path("api/v1/errors", ErrorGroupsApi.as_view(), name="api-errors"),
     path("api/v1/status", StatusApi.as_view(), name="api-status"),
+    path("api/v1/alerts", IncidentListApi.as_view(), name="api-alerts"),
+    path("api/v1/alerts/<int:pk>", IncidentDetailApi.as_view(), name="api-alert"),
+    path("api/v1/alerts/<int:pk>/ack", IncidentAckApi.as_view(), name="api-alert-ack"),
+    path("api/v1/silences", SilenceListApi.as_view(), name="api-silences"),
+    path("api/v1/silences/<int:pk>", SilenceDetailApi.as_view(), name="api-silence"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),
     path("v1/logs", LogsApi.as_view(), name="otlp-logs"),
     path("v1/metrics", MetricsApi.as_view(), name="otlp-metrics"),

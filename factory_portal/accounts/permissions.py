@@ -5,6 +5,7 @@ the API's default permission for signed-in users (``authentication.DeclaredAcces
 - every signed-in user: the overview, notifications, their own run alerts;
 - member: runs (active, history, details) and usage reports;
 - finance: costs, reports, budgets (read);
+- member and admin: acknowledge and silence runtime alerts (every signed-in user sees them);
 - admin: everything in the tenant, and manages API keys, users, alerts, webhooks and budgets;
 - operator: the operator console (bare base domain).
 """
@@ -14,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 
 from factory_portal.accounts.models import Role, User
 
@@ -26,6 +29,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "runs": (Role.MEMBER, Role.ADMIN),
     "costs": (Role.FINANCE, Role.ADMIN),
     "budgets": (Role.FINANCE, Role.ADMIN),
+    "oncall": (Role.MEMBER, Role.ADMIN),
     "admin": (Role.ADMIN,),
     "operator": (Role.OPERATOR,),
 }
@@ -36,6 +40,7 @@ AREA_NAMES = {
     "runs": "Runs and usage are for",
     "costs": "Costs, reports and forecasts are for",
     "budgets": "Budgets are for",
+    "oncall": "Acknowledging and silencing alerts is for",
     "admin": "Tenant settings and changes are for",
     "operator": "The operator console is for",
 }
@@ -54,6 +59,18 @@ def denial(area: str) -> str:
 def can(user: Any, area: str) -> bool:
     role = getattr(user, "role", None)
     return bool(getattr(user, "is_authenticated", False)) and role in AREAS[area]
+
+
+def may_open(user: Any, path: str) -> bool:
+    """Whether the view answering ``path`` on this host (the request's URL conf) would let
+    ``user`` in: a page offers a link or a button only when this holds. False when nothing
+    answers there; a view outside ``role_required`` is open to whoever reaches it."""
+    try:
+        match = resolve(urlsplit(path).path)
+    except Resolver404:
+        return False
+    area = getattr(match.func, "required_area", None)
+    return area is None or can(user, area)
 
 
 def capabilities(user: Any) -> dict[str, bool]:
@@ -83,6 +100,10 @@ def role_required(area: str) -> Callable[[View], View]:
                 raise PermissionDenied(denial(area))
             return view(request, *args, **kwargs)
 
-        return login_required(wrapped)
+        guarded = login_required(wrapped)
+        # Read by pages that offer a link or button to this view (the inbox's actions) so they
+        # offer it only to users it would let in.
+        guarded.required_area = area  # type: ignore[attr-defined]
+        return guarded
 
     return decorate

@@ -60,6 +60,8 @@ TENANT_PAGES = {
     "run-alerts": "/settings/run-alerts/",
     "alert-routes": "/settings/alert-routes/",
     "alert-route": "/settings/alert-routes/1/",
+    "alerts": "/alerts/",
+    "alert-silences": "/alerts/silences/",
 }
 OPERATOR_PAGES = {
     "console-tenants": "/",
@@ -70,6 +72,7 @@ OPERATOR_PAGES = {
     "console-health": "/health/",
     "console-alert-routes": "/alerts/routes/",
     "console-alert-route": "/alerts/routes/1/",
+    "console-alerts": "/alerts/",
 }
 
 

@@ -82,12 +82,29 @@ def percentile(histogram: list[int] | None, q: float) -> int | None:
 
 
 @register.simple_tag(takes_context=True)
-def nav_link(context: template.Context, href: str, label: str, exact: bool = False) -> str:
-    """A navigation link, marked ``aria-current="page"`` on the page it points to (or below it)."""
+def nav_link(
+    context: template.Context,
+    href: str,
+    label: str,
+    exact: bool = False,
+    count: Any = 0,
+    count_title: str = "",
+) -> str:
+    """A navigation link, marked ``aria-current="page"`` on the page it points to (or below it),
+    with a badge when ``count`` is not 0 (``count_title`` says what it counts)."""
     path = getattr(context.get("request"), "path", "")
     current = path == href if exact or href == "/" else path.startswith(href)
     marker = ' aria-current="page"' if current else ""
-    return format_html('<a href="{}"{}>{}</a>', href, mark_safe(marker), label)  # noqa: S308
+    badge = ""
+    if count:
+        badge = format_html(
+            ' <span class="badge" title="{} {}" data-testid="{}-count">{}</span>',
+            count,
+            count_title,
+            label.lower().replace(" ", "-"),
+            count,
+        )
+    return format_html('<a href="{}"{}>{}{}</a>', href, mark_safe(marker), label, badge)  # noqa: S308
 
 
 @register.simple_tag(takes_context=True)

@@ -41,20 +41,21 @@ def silence_create(
     now: datetime,
 ) -> Silence:
     """Validated: a known rule (or blank), at most ``MATCHERS_MAX`` string matchers, an end in
-    the future and a reason."""
+    the future and a reason. A refusal is a ``ValidationError`` keyed by the argument at fault
+    (``rule``, ``matchers``, ``ends_at``, ``reason``), so a form or an API names the field."""
     if rule and rule not in RULES:
-        raise ValidationError(f"Unknown rule {rule!r}; the rules are {', '.join(RULES)}.")
+        raise ValidationError({"rule": f"Unknown rule {rule!r}; the rules are {', '.join(RULES)}."})
     if len(matchers) > MATCHERS_MAX:
-        raise ValidationError(f"At most {MATCHERS_MAX} label matchers.")
+        raise ValidationError({"matchers": f"At most {MATCHERS_MAX} label matchers."})
     cleaned = {}
     for key, value in matchers.items():
         if not isinstance(key, str) or not isinstance(value, str) or not key.strip():
-            raise ValidationError("Label matchers are label names with text values.")
+            raise ValidationError({"matchers": "Label matchers are label names with text values."})
         cleaned[key.strip()[:100]] = value.strip()[:200]
     if ends_at <= now:
-        raise ValidationError("A silence must end in the future.")
+        raise ValidationError({"ends_at": "A silence must end in the future."})
     if not reason.strip():
-        raise ValidationError("Say why the alerts are silenced.")
+        raise ValidationError({"reason": "Say why the alerts are silenced."})
     return Silence.objects.create(
         rule=rule,
         matchers=cleaned,
