@@ -384,6 +384,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # Worker logs go through the portal's JSON logging, not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+ONCALL_EVALUATE_EVERY_S = env_int("ONCALL_EVALUATE_EVERY_S", 30)  # the runtime alert rules
 CELERY_BEAT_SCHEDULE = {
     "usage-freshness-refresh": {
         "task": "usage.tasks.tenants_freshness_refresh",
@@ -423,7 +424,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "oncall-evaluate": {
         "task": "alerts.oncall.tasks.oncall_evaluate_all",
-        "schedule": float(env_int("ONCALL_EVALUATE_EVERY_S", 30)),
+        "schedule": float(ONCALL_EVALUATE_EVERY_S),
     },
 }
 

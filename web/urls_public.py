@@ -5,6 +5,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from alerts.oncall import views_rules as runtime_rule_views
 from billing.operator import views as billing_views
 from billing.operator.api import RuleDetailApi, RuleListApi
 from billing.operator.billed_api import BilledDriftApi, BilledImportApi, BilledTrueUpApi
@@ -44,6 +45,7 @@ urlpatterns = [
     path("health/", tenant_views.health, name="health"),
     path("health/factory/", runtime_views.operator_factory_health, name="factory-health"),
     path("health/queues/", runtime_views.operator_queues, name="queues"),
+    path("alerts/rules/", runtime_rule_views.operator_rules, name="runtime-rules"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path(

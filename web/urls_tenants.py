@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from alerts import views as alert_views
 from alerts.api import NotificationListApi, WebhookDetailApi, WebhookListApi
+from alerts.oncall import views_rules as runtime_rule_views
 from billing import views as billing_views
 from billing.api import BudgetDetailApi, BudgetListApi, CostsApi, ForecastApi, MonthlyReportApi
 from factory_portal.accounts import views as account_views
@@ -36,6 +37,7 @@ urlpatterns = [
     path("settings/webhooks/<int:pk>/toggle", alert_views.webhook_toggle, name="webhook-toggle"),
     path("settings/webhooks/<int:pk>/delete", alert_views.webhook_delete, name="webhook-delete"),
     path("settings/run-alerts/", alert_views.run_alerts, name="run-alerts"),
+    path("settings/alert-rules/", runtime_rule_views.tenant_rules, name="runtime-rules"),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", dashboards.overview, name="home"),
     path("costs/", billing_views.costs, name="costs"),

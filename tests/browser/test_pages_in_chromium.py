@@ -58,6 +58,7 @@ TENANT_PAGES = {
     "alert-rules": "/settings/alerts/",
     "webhooks": "/settings/webhooks/",
     "run-alerts": "/settings/run-alerts/",
+    "runtime-rules": "/settings/alert-rules/",
 }
 OPERATOR_PAGES = {
     "console-tenants": "/",
@@ -66,6 +67,7 @@ OPERATOR_PAGES = {
     "console-pools": "/pools/",
     "console-allocation": "/allocation/",
     "console-health": "/health/",
+    "console-runtime-rules": "/alerts/rules/",
 }
 
 
