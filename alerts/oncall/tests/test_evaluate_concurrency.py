@@ -9,10 +9,8 @@ This module holds only these tests so nothing else sees the rows."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
 
 import pytest
 from django.db import connections
@@ -21,6 +19,7 @@ from django_tenants.utils import schema_context
 from alerts.models import Alert
 from alerts.oncall.models import Incident, Page, Route, RuleSetting
 from alerts.oncall.services.evaluate import Summary, rules_evaluate
+from alerts.oncall.tests.own_connection import committed
 from notifications.models import Notification
 from runtime.models import MetricSeries
 from runtime.tests.rows import points_write, series_make
@@ -47,30 +46,6 @@ def committed_queue(django_db_setup, django_db_blocker):  # type: ignore[no-unty
         Notification.objects.filter(kind="runtime").delete()
         RuleSetting.objects.filter(rule=RULE).delete()
         MetricSeries.objects.filter(pk=series.pk).delete()
-
-
-T = TypeVar("T")
-
-
-def committed(django_db_blocker, work: Callable[[], T]) -> T:  # type: ignore[no-untyped-def]
-    """``work()`` in alpha on a connection of its own (a thread), committed."""
-    out: list[T] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            with django_db_blocker.unblock(), schema_context("alpha"):
-                out.append(work())
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    assert errors == [] and out
-    return out[0]
 
 
 def race(django_db_blocker, now: datetime) -> list[Summary]:  # type: ignore[no-untyped-def]
