@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 from alerts.oncall.domain.rules import Rule, duration_text
 from factory_portal.money import usd
+from runtime.domain.health import elapsed_text
 
 SUMMARY_MAX = 300  # Incident.summary's length
 
@@ -48,33 +50,28 @@ def threshold_text(rule: Rule) -> str:
     return f"threshold {measure_text(rule.threshold, rule.unit)}"
 
 
-def elapsed_text(seconds: float) -> str:
-    """How long something lasted, coarsely: "45 s", "12 min", "3 h", "2 days"."""
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 172800:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"
-
-
 def _sample(labels: Mapping[str, str], value: float | None, active: bool, text: str) -> Sample:
     return Sample(dict(labels), value, active, text[:SUMMARY_MAX])
 
 
-def failure_rate(rule: Rule, *, failed: float, finished: float, min_runs: int) -> Sample | None:
-    """Failed runs as a percentage of runs that succeeded or failed in the window (cancelled
-    runs are neither); no sample below ``min_runs`` finished runs (too few to mean anything)."""
-    if finished < max(min_runs, 1):
+def _rate(rule: Rule, *, part: float, whole: float, minimum: int, what: str) -> Sample | None:
+    """``part`` as a percentage of ``whole``; no sample below ``minimum`` (too few to mean
+    anything)."""
+    if whole < max(minimum, 1):
         return None
-    rate = 100.0 * failed / finished
+    rate = 100.0 * part / whole
     text = (
-        f"{number_text(failed)} of {number_text(finished)} finished runs failed in the last "
-        f"{duration_text(rule.window_s)} ({number_text(rate)}%, {threshold_text(rule)})"
+        f"{what} in the last {duration_text(rule.window_s)} ({number_text(rate)}%, "
+        f"{threshold_text(rule)})"
     )
     return _sample({}, rate, rate > float(rule.threshold), text)
+
+
+def failure_rate(rule: Rule, *, failed: float, finished: float, min_runs: int) -> Sample | None:
+    """Failed runs as a percentage of runs that succeeded or failed in the window (cancelled
+    runs are neither), from ``min_runs`` finished runs."""
+    what = f"{number_text(failed)} of {number_text(finished)} finished runs failed"
+    return _rate(rule, part=failed, whole=finished, minimum=min_runs, what=what)
 
 
 def queue_depth(rule: Rule, *, queue: str, average: float) -> Sample:
@@ -87,15 +84,9 @@ def queue_depth(rule: Rule, *, queue: str, average: float) -> Sample:
 
 def worker_error_rate(rule: Rule, *, errors: float, jobs: float, min_jobs: int) -> Sample | None:
     """Worker errors per job finished, as a percentage (as the health page's data plane reads
-    it); no sample below ``min_jobs`` jobs."""
-    if jobs < max(min_jobs, 1):
-        return None
-    rate = 100.0 * errors / jobs
-    text = (
-        f"{number_text(errors)} worker errors for {number_text(jobs)} jobs finished in the last "
-        f"{duration_text(rule.window_s)} ({number_text(rate)}%, {threshold_text(rule)})"
-    )
-    return _sample({}, rate, rate > float(rule.threshold), text)
+    it), from ``min_jobs`` jobs."""
+    what = f"{number_text(errors)} worker errors for {number_text(jobs)} jobs finished"
+    return _rate(rule, part=errors, whole=jobs, minimum=min_jobs, what=what)
 
 
 def ai_cost(
@@ -126,7 +117,7 @@ def ai_cost(
 def control_plane(rule: Rule, *, silent_s: float) -> Sample:
     """Seconds since the control plane last reported; active beyond the threshold (seconds)."""
     text = (
-        f"No control-plane heartbeat or metric for {elapsed_text(silent_s)} "
+        f"No control-plane heartbeat or metric for {elapsed_text(timedelta(seconds=silent_s))} "
         f"({threshold_text(rule)})"
     )
     return _sample({}, silent_s, silent_s > float(rule.threshold), text)

@@ -26,7 +26,7 @@ from django_tenants.utils import get_public_schema_name
 
 from alerts.models import Alert
 from alerts.oncall.domain import lifecycle
-from alerts.oncall.domain.conditions import Sample, elapsed_text, measure_text
+from alerts.oncall.domain.conditions import Sample, measure_text
 from alerts.oncall.domain.lifecycle import Action, Open
 from alerts.oncall.domain.rules import (
     PLATFORM,
@@ -44,6 +44,7 @@ from alerts.oncall.services.pages import pages_create
 from alerts.oncall.services.silences import silence_for, silences_active
 from alerts.services.engine import AlertSpec, alert_raise
 from factory_portal.tenants.connection import connection_zone
+from runtime.domain.health import elapsed_text
 
 logger = logging.getLogger(__name__)
 OPEN_STATES = (Incident.State.PENDING, Incident.State.FIRING)
@@ -98,10 +99,10 @@ def rules_evaluate(*, now: datetime) -> Summary:
         by_fingerprint = {fingerprint(rule.key, s.labels): s for s in found}
         for gone, labels in open_labels.items():  # no sample any more: the condition cleared
             by_fingerprint.setdefault(gone, Sample(labels=labels or {}))
-        for print_, sample in by_fingerprint.items():
+        for fingerprint_key, sample in by_fingerprint.items():
             outcome = incident_evaluate(
                 rule,
-                print_,
+                fingerprint_key,
                 sample,
                 now=now,
                 # A disabled rule's incidents resolve now, without waiting to stay clear.
@@ -111,10 +112,11 @@ def rules_evaluate(*, now: datetime) -> Summary:
             summary.count(outcome.action)
             summary.triggers += outcome.triggered
             summary.resolves += outcome.resolved
-    logger.info(
-        "runtime rules evaluated",
-        extra={"scope": scope, "actions": summary.actions, "triggers": summary.triggers},
-    )
+    if set(summary.actions) - {Action.STAY.value}:  # quiet unless an incident moved
+        logger.info(
+            "runtime rules evaluated",
+            extra={"scope": scope, "actions": summary.actions, "triggers": summary.triggers},
+        )
     return summary
 
 
@@ -127,27 +129,27 @@ class Outcome:
 
 def incident_evaluate(
     rule: Rule,
-    print_: str,
+    fingerprint_key: str,
     sample: Sample,
     *,
     now: datetime,
     resolve_delay: timedelta,
     silences: list[Silence] | None = None,
 ) -> Outcome:
-    """Apply one sample to the open incident of ``print_`` (rule and labels) in one
+    """Apply one sample to the open incident of ``fingerprint_key`` (rule and labels) in one
     transaction. Two evaluations racing to open the same incident: the second's insert fails on
     the one-open constraint after the first commits, and it runs again on the first's row."""
     try:
         with transaction.atomic():
-            return _locked_evaluate(rule, print_, sample, now, resolve_delay, silences)
+            return _locked_evaluate(rule, fingerprint_key, sample, now, resolve_delay, silences)
     except IntegrityError:
         with transaction.atomic():
-            return _locked_evaluate(rule, print_, sample, now, resolve_delay, silences)
+            return _locked_evaluate(rule, fingerprint_key, sample, now, resolve_delay, silences)
 
 
 def _locked_evaluate(
     rule: Rule,
-    print_: str,
+    fingerprint_key: str,
     sample: Sample,
     now: datetime,
     resolve_delay: timedelta,
@@ -155,7 +157,7 @@ def _locked_evaluate(
 ) -> Outcome:
     incident = (
         Incident.objects.select_for_update()
-        .filter(fingerprint=print_, state__in=OPEN_STATES)
+        .filter(fingerprint=fingerprint_key, state__in=OPEN_STATES)
         .first()
     )
     state = (
@@ -176,7 +178,7 @@ def _locked_evaluate(
         incident = Incident(
             rule=rule.key,
             labels=dict(sample.labels),
-            fingerprint=print_,
+            fingerprint=fingerprint_key,
             severity=rule.severity,  # kept for the incident's life: its trigger's routes
             started_at=now,
         )
@@ -258,7 +260,7 @@ def _trigger_body(incident: Incident, rule: Rule, now: datetime) -> str:
     fired = incident.fired_at or now
     text = f"{incident.summary}. Firing since {_local(fired)}"
     if fired > incident.started_at:
-        text += f", after {elapsed_text((fired - incident.started_at).total_seconds())} pending"
+        text += f", after {elapsed_text(fired - incident.started_at)} pending"
     text += f". Rule: {condition_text(rule)}"
     if rule.for_s:
         text += f" for {duration_text(rule.for_s)}"
@@ -280,7 +282,7 @@ def _inbox_resolved(incident: Incident, rule: Rule) -> None:
             title=f"Resolved: {incident_title(rule, incident.labels)}",
             body=(
                 f"Resolved at {_local(incident.resolved_at)} after "
-                f"{elapsed_text(lasted.total_seconds())} firing (since "
+                f"{elapsed_text(lasted)} firing (since "
                 f"{_local(incident.fired_at)}).{peak} Last reading: {incident.summary}."
             ),
             url=f"/alerts/{incident.pk}/",

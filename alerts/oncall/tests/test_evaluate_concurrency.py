@@ -8,18 +8,16 @@ This module holds only these tests so nothing else sees the rows."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connections
 from django_tenants.utils import schema_context
 
 from alerts.models import Alert
 from alerts.oncall.models import Incident, Page, Route, RuleSetting
 from alerts.oncall.services.evaluate import Summary, rules_evaluate
-from alerts.oncall.tests.own_connection import committed
+from alerts.oncall.tests.own_connection import at_once, committed
 from notifications.models import Notification
 from runtime.models import MetricSeries
 from runtime.tests.rows import points_write, series_make
@@ -49,28 +47,7 @@ def committed_queue(django_db_setup, django_db_blocker):  # type: ignore[no-unty
 
 
 def race(django_db_blocker, now: datetime) -> list[Summary]:  # type: ignore[no-untyped-def]
-    barrier = threading.Barrier(2)
-    results: list[Summary] = []
-    errors: list[BaseException] = []
-
-    def evaluator() -> None:
-        try:
-            with django_db_blocker.unblock(), schema_context("alpha"):
-                barrier.wait()
-                results.append(rules_evaluate(now=now))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=evaluator) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
-    assert len(results) == 2
-    return results
+    return at_once(django_db_blocker, lambda: rules_evaluate(now=now), threads=2)
 
 
 def counts(django_db_blocker) -> dict[str, int]:  # type: ignore[no-untyped-def]
