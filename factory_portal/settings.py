@@ -36,6 +36,10 @@ Variables (all optional unless noted):
                       https://events.pagerduty.com/v2/enqueue; tests point it at a local receiver)
   HEALTH_*            runtime health thresholds and which services make up each indicator (see
                       the settings' "Runtime health" block and README "Health and queues")
+  ONCALL_EVALUATE_EVERY_S  how often the beat evaluates the runtime alert rules (default 30)
+  ONCALL_CLEAR_FOR_S  how long a firing rule's condition must stay clear before it resolves (120)
+  ONCALL_MIN_RUNS, ONCALL_MIN_JOBS  finished runs (5) and jobs (10) a window needs before the run
+                      failure rate and the worker error rate are judged
 """
 
 from __future__ import annotations
@@ -386,6 +390,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # Worker logs go through the portal's JSON logging, not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+ONCALL_EVALUATE_EVERY_S = env_int("ONCALL_EVALUATE_EVERY_S", 30)  # the runtime alert rules
 CELERY_BEAT_SCHEDULE = {
     "usage-freshness-refresh": {
         "task": "usage.tasks.tenants_freshness_refresh",
@@ -426,6 +431,10 @@ CELERY_BEAT_SCHEDULE = {
     "metrics-retention": {
         "task": "runtime.tasks.metrics_retention_all",
         "schedule": float(env_int("METRICS_RETENTION_EVERY_S", 3600)),
+    },
+    "oncall-evaluate": {
+        "task": "alerts.oncall.tasks.oncall_evaluate_all",
+        "schedule": float(ONCALL_EVALUATE_EVERY_S),
     },
 }
 
@@ -554,3 +563,11 @@ HEALTH_SERVICES = {
 HEALTH_DATABASE_ERROR_TYPES = os.environ.get(
     "HEALTH_DATABASE_ERROR_TYPES", "*database*,*db*,*sql*"
 ).split(",")
+
+# --- Runtime alert rules (README "Runtime rules") -----------------------------------------------
+# A firing incident resolves once its condition has stayed clear this long (hysteresis: a
+# condition flapping faster neither resolves nor fires again). Rates need enough finished runs
+# and jobs in the window to mean something.
+ONCALL_CLEAR_FOR_S = env_int("ONCALL_CLEAR_FOR_S", 120)
+ONCALL_MIN_RUNS = env_int("ONCALL_MIN_RUNS", 5)
+ONCALL_MIN_JOBS = env_int("ONCALL_MIN_JOBS", 10)

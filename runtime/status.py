@@ -102,19 +102,25 @@ class Health:
         return SOURCES
 
 
+def last_beat(key: str, beats: list[selectors.HeartbeatRow] | None = None) -> datetime | None:
+    """When the services of indicator ``key`` (their ``HEALTH_SERVICES`` patterns) last
+    reported; None if they never did."""
+    patterns = settings.HEALTH_SERVICES[key]
+    return _newest(
+        *(
+            b.last_seen
+            for b in (selectors.heartbeats() if beats is None else beats)
+            if any(fnmatch(b.service.lower(), p.strip().lower()) for p in patterns)
+        )
+    )
+
+
 def health(*, now: datetime, queues: list[QueueRow]) -> Health:
     """The four indicators, by the rules of ``runtime.domain.health``."""
     beats = selectors.heartbeats()
-    patterns = settings.HEALTH_SERVICES
 
     def beat(key: str) -> datetime | None:
-        return _newest(
-            *(
-                b.last_seen
-                for b in beats
-                if any(fnmatch(b.service.lower(), p.strip().lower()) for p in patterns[key])
-            )
-        )
+        return last_beat(key, beats)
 
     window_start = now - timedelta(seconds=settings.HEALTH_ERROR_WINDOW_S)
     errors = selectors.increases(

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from alerts.oncall import views as oncall_views
 from alerts.oncall import views_routes as route_views
+from alerts.oncall import views_rules as runtime_rule_views
 from billing.operator import views as billing_views
 from billing.operator.api import RuleDetailApi, RuleListApi
 from billing.operator.billed_api import BilledDriftApi, BilledImportApi, BilledTrueUpApi
@@ -57,6 +58,7 @@ urlpatterns = [
         oncall_views.operator_silence_end_now,
         name="silence-expire",
     ),
+    path("alerts/rules/", runtime_rule_views.operator_rules, name="runtime-rules"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path(

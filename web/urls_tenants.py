@@ -9,6 +9,7 @@ from alerts import views as alert_views
 from alerts.api import NotificationListApi, WebhookDetailApi, WebhookListApi
 from alerts.oncall import views as oncall_views
 from alerts.oncall import views_routes as route_views
+from alerts.oncall import views_rules as runtime_rule_views
 from alerts.oncall.api import (
     IncidentAckApi,
     IncidentDetailApi,
@@ -56,6 +57,7 @@ urlpatterns = [
         oncall_views.silence_end_now,
         name="silence-expire",
     ),
+    path("settings/alert-rules/", runtime_rule_views.tenant_rules, name="runtime-rules"),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", dashboards.overview, name="home"),
     path("costs/", billing_views.costs, name="costs"),

@@ -3,15 +3,40 @@ platform's own work there and fan out one task per customer tenant."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Any
+
+from django.utils import timezone
 
 from alerts.oncall.models import Page
+from alerts.oncall.services.evaluate import rules_evaluate
 from alerts.oncall.services.send import page_send
 from alerts.services.outbox import outbox_flush
 from factory_portal.celery import app
 from factory_portal.tenants.fanout import tenants_fan_out
 
 logger = logging.getLogger(__name__)
+# An evaluation still queued after this long is dropped: a newer one has been published since
+# (a worker back from an outage runs one per tenant, not every one it missed).
+EVALUATION_EXPIRES_S = 300
+
+
+@app.task(expires=EVALUATION_EXPIRES_S)
+def oncall_evaluate_all() -> int:
+    """Beat (``oncall-evaluate``): the platform's rules here, then one evaluation per customer
+    tenant (published even if the platform's failed). Returns how many tenants."""
+    try:
+        rules_evaluate(now=timezone.now())
+    finally:
+        fanned = tenants_fan_out(oncall_evaluate_tenant)
+    return fanned
+
+
+@app.task(expires=EVALUATION_EXPIRES_S)
+def oncall_evaluate_tenant() -> dict[str, Any]:
+    """The runtime rules of the tenant whose schema the task runs in."""
+    return dataclasses.asdict(rules_evaluate(now=timezone.now()))
 
 
 @app.task

@@ -57,7 +57,8 @@ class Indicator:
     last_reported: datetime | None
 
 
-def _duration(delta: timedelta) -> str:
+def elapsed_text(delta: timedelta) -> str:
+    """How long, coarsely: "45 s", "12 min", "3 h", "2 days"."""
     seconds = int(delta.total_seconds())
     if seconds < 120:
         return f"{seconds} s"
@@ -89,7 +90,8 @@ def indicator_status(
     t = thresholds
     if age >= t.down_after:
         return result(
-            Status.DOWN, f"Silent for {_duration(age)} (down after {_duration(t.down_after)})."
+            Status.DOWN,
+            f"Silent for {elapsed_text(age)} (down after {elapsed_text(t.down_after)}).",
         )
     if error_rate is not None and error_rate >= t.error_rate_down:
         return result(
@@ -104,13 +106,13 @@ def indicator_status(
     ):
         return result(
             Status.DOWN,
-            f"Estimated wait {_duration(timedelta(seconds=wait.seconds))}"
-            f" (down at {_duration(t.wait_down)}).",
+            f"Estimated wait {elapsed_text(timedelta(seconds=wait.seconds))}"
+            f" (down at {elapsed_text(t.wait_down)}).",
         )
     if age >= t.stale_after:
         return result(
             Status.DEGRADED,
-            f"Silent for {_duration(age)} (degraded after {_duration(t.stale_after)}).",
+            f"Silent for {elapsed_text(age)} (degraded after {elapsed_text(t.stale_after)}).",
         )
     if error_rate is not None and error_rate >= t.error_rate_degraded:
         return result(
@@ -124,8 +126,8 @@ def indicator_status(
     ):
         return result(
             Status.DEGRADED,
-            f"Estimated wait {_duration(timedelta(seconds=wait.seconds))}"
-            f" (degraded at {_duration(t.wait_degraded)}).",
+            f"Estimated wait {elapsed_text(timedelta(seconds=wait.seconds))}"
+            f" (degraded at {elapsed_text(t.wait_degraded)}).",
         )
     return result(Status.OK, "Reporting normally.")
 

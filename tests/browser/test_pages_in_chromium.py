@@ -62,6 +62,7 @@ TENANT_PAGES = {
     "alert-route": "/settings/alert-routes/1/",
     "alerts": "/alerts/",
     "alert-silences": "/alerts/silences/",
+    "runtime-rules": "/settings/alert-rules/",
 }
 OPERATOR_PAGES = {
     "console-tenants": "/",
@@ -73,6 +74,7 @@ OPERATOR_PAGES = {
     "console-alert-routes": "/alerts/routes/",
     "console-alert-route": "/alerts/routes/1/",
     "console-alerts": "/alerts/",
+    "console-runtime-rules": "/alerts/rules/",
 }
 
 

@@ -223,6 +223,15 @@ def daily_token_cost(*, start: date, end: date, project: str = "") -> dict[date,
     return {row["day"]: row["cost"] for row in rows.values("day").annotate(cost=Sum("cost"))}
 
 
+def hourly_token_cost(*, start: datetime, end: datetime) -> Decimal:
+    """AI (token) cost, USD exact, of the UTC hours starting in [start, end) (from the hourly
+    rollup, re-pricing corrections included): what the AI cost alert compares."""
+    total = LlmUsageHourly.objects.filter(hour__gte=start, hour__lt=end).aggregate(
+        cost=Coalesce(Sum("cost"), ZERO)
+    )["cost"]
+    return Decimal(total)
+
+
 def rollups_fingerprint(*, start: date, end: date) -> tuple[object, ...]:
     """Cheap aggregates of the daily rollups and the run ledger for the tenant's days ``start <=
     day < end``: they change whenever a call, a run, a job's time or infrastructure usage of

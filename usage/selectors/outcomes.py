@@ -99,6 +99,20 @@ def run_outcomes(*, start: datetime, end: datetime, step: timedelta) -> RunOutco
     )
 
 
+def finished_run_counts(*, start: datetime, end: datetime) -> dict[str, int]:
+    """Runs that finished in [start, end) by status (finished statuses only; absent: none), on
+    the finished-at index: what the run failure-rate alert reads."""
+    rows = (
+        Run.objects.filter(
+            finished_at__gte=start, finished_at__lt=end, status__in=FINISHED_RUN_STATUSES
+        )
+        .values("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["status"]: row["n"] for row in rows}
+
+
 @dataclass(frozen=True)
 class StepQueue:
     step_name: str
