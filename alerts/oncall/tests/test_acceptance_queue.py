@@ -2,7 +2,9 @@
 the oncall-evaluate entry every second) and a real worker (in this process) evaluate the rules,
 not eager mode. A tenant's queue is driven above 1,000 jobs (metrics stored by the ingest service
 every half second) past the rule's window and ``for``: exactly one trigger page per route; the
-queue drains: exactly one resolve per route, and nothing more.
+queue drains: exactly one resolve per route, and nothing more. Local receivers stand in for
+PagerDuty and Slack and check the documented bodies (``receivers``): each gets one trigger and
+one resolve, PagerDuty's under one dedup key.
 
 The rows are committed on connections of their own (the worker and the beat's tasks cannot see
 the test's transaction) and removed at the end."""
@@ -28,6 +30,7 @@ from django.utils import timezone
 from alerts.models import Alert
 from alerts.oncall.models import Incident, Page, Route, RuleSetting
 from alerts.oncall.tests.own_connection import committed
+from alerts.oncall.tests.receivers import PAGERDUTY_KEY, receiver
 from factory_portal.celery import app
 from factory_portal.tenants.models import Tenant
 from notifications.models import Notification
@@ -35,7 +38,7 @@ from runtime.domain.metrics import metrics_flatten
 from runtime.models import Heartbeat, MetricSeries
 from runtime.services.metrics import metrics_ingest
 from runtime.tests.otlp_metrics import number_request
-from tests.support import free_port, real_worker
+from tests.support import real_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -156,9 +159,10 @@ def _incidents() -> list[tuple[str, Any, Any, Any]]:
     )
 
 
-def _setup() -> list[int]:
-    """The queue rule lowered to a 5 s window and 3 s ``for``, and a Slack route besides the
-    default e-mail route; returns the ids of the routes that take warnings."""
+def _setup(slack_url: str) -> list[int]:
+    """The queue rule lowered to a 5 s window and 3 s ``for``, a Slack route and a PagerDuty
+    route (this team pages on warnings too) besides the default e-mail route; returns the ids of
+    the routes that take warnings."""
     RuleSetting.objects.update_or_create(
         rule=RULE,
         defaults={"threshold": Decimal(1000), "window_s": 5, "for_s": 3, "severity": "warning"},
@@ -167,8 +171,13 @@ def _setup() -> list[int]:
         name="Acceptance Slack",
         channel=Route.Channel.SLACK,
         severities=["warning"],
-        # The delivery helper's local receiver replaces this address (see below).
-        target=f"http://127.0.0.1:{free_port()}/slack",
+        target=slack_url,
+    )
+    Route.objects.create(
+        name="Acceptance PagerDuty",
+        channel=Route.Channel.PAGERDUTY,
+        severities=["critical", "warning"],
+        routing_key=PAGERDUTY_KEY,
     )
     return sorted(
         r.pk for r in Route.objects.filter(enabled=True) if "warning" in (r.severities or [])
@@ -177,7 +186,7 @@ def _setup() -> list[int]:
 
 def _cleanup() -> None:
     Incident.objects.filter(rule=RULE).delete()  # its pages with it
-    Route.objects.filter(name="Acceptance Slack").delete()
+    Route.objects.filter(name__startswith="Acceptance ").delete()
     RuleSetting.objects.filter(rule=RULE).delete()
     Alert.objects.filter(key__startswith="incident:").delete()
     Notification.objects.filter(kind="runtime").delete()
@@ -203,50 +212,68 @@ def test_a_queue_above_1000_pages_once_and_resolves_once_when_it_drains(
 ):
     settings.ONCALL_CLEAR_FOR_S = 3  # the worker runs in this process: it reads this
     started = time.monotonic()
-    routes = committed(django_db_blocker, _setup)
-    assert len(routes) == 2  # the default e-mail route and the Slack route
-    try:
-        with QueueReporter(django_db_blocker) as reporter, beat(tmp_path):
-            reporter.depth = 1500.0
+    with receiver("pagerduty") as pagerduty, receiver("slack") as slack:
+        routes = committed(django_db_blocker, lambda: _setup(slack.url))
+        assert len(routes) == 3  # the default e-mail route, Slack and PagerDuty
+        try:
+            _drive(django_db_blocker, tmp_path, routes)
             wait_for(
                 django_db_blocker,
-                lambda: len(_pages().get("trigger", [])) == len(routes),
-                "the trigger pages",
+                lambda: len(pagerduty.requests) >= 2 and len(slack.requests) >= 2,
+                "the receivers",
                 tmp_path,
             )
-            time.sleep(2)  # still above: evaluated again, nothing sent twice
-            [(state, pending_since, fired_at, _)] = committed(django_db_blocker, _incidents)
-            assert state == "firing"
-            assert (fired_at - pending_since).total_seconds() >= 3  # pending for the rule's for
-            assert committed(django_db_blocker, _pages) == {"trigger": routes}
+        finally:
+            committed(django_db_blocker, _cleanup)
+    assert [r["event_action"] for r in pagerduty.requests] == ["trigger", "resolve"]
+    assert pagerduty.answers == [202, 202]  # the receiver found the documented fields
+    trigger, resolve = pagerduty.requests
+    assert trigger["dedup_key"] == resolve["dedup_key"]
+    assert trigger["payload"]["severity"] == "warning"
+    assert "1,500" in trigger["payload"]["summary"] and QUEUE in trigger["payload"]["summary"]
+    incident_id = trigger["dedup_key"].rsplit("/", 1)[1]  # …/<fingerprint>/<incident id>
+    assert trigger["links"][0]["href"].endswith(f"/alerts/{incident_id}/")
+    assert slack.answers == [200, 200]
+    slack_trigger, slack_resolve = (r["text"] for r in slack.requests)
+    assert "Queue depth high" in slack_trigger and "1,500" in slack_trigger
+    assert "Resolved" in slack_resolve
+    assert time.monotonic() - started < 45
 
-            reporter.depth = 0.0  # drained
-            wait_for(
-                django_db_blocker,
-                lambda: len(_pages().get("resolve", [])) == len(routes),
-                "the resolve pages",
-                tmp_path,
-            )
-            time.sleep(2)  # below from now on: no new incident, nothing sent again
-            assert reporter.errors == []
-        incidents = committed(django_db_blocker, _incidents)
-        assert [i[0] for i in incidents] == ["resolved"]
-        assert incidents[0][3] > incidents[0][2]  # resolved after it fired
-        assert committed(django_db_blocker, _pages) == {"trigger": routes, "resolve": routes}
-        pk = committed(django_db_blocker, lambda: Incident.objects.get(rule=RULE).pk)
-        assert committed(django_db_blocker, _alert_keys) == [
-            f"incident:{pk}:firing",
-            f"incident:{pk}:resolved",
-        ]  # the inbox heard of both
-        # Only alpha's schema holds the incident.
-        for schema in ("beta", "public"):
-            assert not committed(
-                django_db_blocker, lambda: Incident.objects.exists(), schema=schema
-            )
-        # HTTP receivers: once the delivery helper's sender (alerts.oncall.services.send) is
-        # merged, start its local Slack receiver here (and a PagerDuty route and receiver in
-        # _setup), point the Slack route's target at it, and check that the receivers got one
-        # trigger and one resolve with the documented payloads (same PagerDuty dedup_key).
-    finally:
-        committed(django_db_blocker, _cleanup)
-    assert time.monotonic() - started < 40
+
+def _drive(django_db_blocker: Any, tmp_path: Path, routes: list[int]) -> None:
+    """The queue above 1,000 until every route has its trigger page, then drained until every
+    route has its resolve page; the incident's rows checked on the way."""
+    with QueueReporter(django_db_blocker) as reporter, beat(tmp_path):
+        reporter.depth = 1500.0
+        wait_for(
+            django_db_blocker,
+            lambda: len(_pages().get("trigger", [])) == len(routes),
+            "the trigger pages",
+            tmp_path,
+        )
+        time.sleep(2)  # still above: evaluated again, nothing sent twice
+        [(state, pending_since, fired_at, _)] = committed(django_db_blocker, _incidents)
+        assert state == "firing"
+        assert (fired_at - pending_since).total_seconds() >= 3  # pending for the rule's for
+        assert committed(django_db_blocker, _pages) == {"trigger": routes}
+
+        reporter.depth = 0.0  # drained
+        wait_for(
+            django_db_blocker,
+            lambda: len(_pages().get("resolve", [])) == len(routes),
+            "the resolve pages",
+            tmp_path,
+        )
+        time.sleep(2)  # below from now on: no new incident, nothing sent again
+        assert reporter.errors == []
+    incidents = committed(django_db_blocker, _incidents)
+    assert [i[0] for i in incidents] == ["resolved"]
+    assert incidents[0][3] > incidents[0][2]  # resolved after it fired
+    assert committed(django_db_blocker, _pages) == {"trigger": routes, "resolve": routes}
+    pk = committed(django_db_blocker, lambda: Incident.objects.get(rule=RULE).pk)
+    assert committed(django_db_blocker, _alert_keys) == [
+        f"incident:{pk}:firing",
+        f"incident:{pk}:resolved",
+    ]  # the inbox heard of both
+    for schema in ("beta", "public"):  # only alpha's schema holds the incident
+        assert not committed(django_db_blocker, lambda: Incident.objects.exists(), schema=schema)
