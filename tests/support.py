@@ -289,13 +289,17 @@ def noon(day: date) -> datetime:
 
 @contextmanager
 def real_worker(**options: object) -> Iterator[object]:
-    """A real Celery worker (``celery.contrib.testing``, solo pool, in this process). Its log
-    set-up lowers the root logger to the worker's level (ERROR by default) and swaps handlers for
-    the whole process; both are put back when it stops, or later tests' log lines would vanish."""
+    """A real Celery worker (``celery.contrib.testing``, solo pool, in this process), on a purged
+    queue. Its log set-up lowers the root logger to the worker's level (ERROR by default) and
+    swaps handlers for the whole process; both are put back when it stops, or later tests' log
+    lines would vanish."""
     from celery.contrib.testing.worker import start_worker
 
     from factory_portal.celery import app
 
+    # Start on an empty queue: messages earlier tests published without a worker (for tenants
+    # since dropped, or a beat's fan-out) are not this worker's work, and would hold it up.
+    app.control.purge()
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     try:
