@@ -26,7 +26,8 @@ class RuleSettingForm(forms.Form):
             "initial",
             {
                 "enabled": rule.enabled,
-                "threshold": rule.threshold.normalize(),
+                # "1000", not normalize()'s "1E+3"
+                "threshold": f"{rule.threshold.normalize():f}",
                 "window_s": rule.window_s,
                 "for_s": rule.for_s,
                 "severity": rule.severity,

@@ -45,6 +45,9 @@ def test_the_page_lists_the_tenants_rules_with_their_defaults(people):
         assert f'data-testid="rule-{key}"' in page
     assert "Fires when a queue's depth (average over 1 min) > 1,000 jobs for 10 min." in page
     assert "Running on the defaults." in page
+    # The inputs hold plain numbers (not 1E+3): the form posts back what it shows.
+    assert f'name="{QUEUE}-threshold" value="1000"' in page
+    assert 'name="factory_worker_error_rate_spike-threshold" value="10"' in page
     settings_page = text(people["admin"].get("/settings/alerts/"))
     assert f'href="{PAGE}"' in settings_page
 
