@@ -113,22 +113,16 @@ class WebhookEndpoint(models.Model):
         return f"{self.name} ({self.url})"
 
 
-class Delivery(models.Model):
-    class Channel(models.TextChoices):
-        EMAIL = "email", "E-mail"
-        WEBHOOK = "webhook", "Webhook"
+class OutboxRow(models.Model):
+    """What an outbox row records as it is sent (``alerts.services.outbox``): its state, attempts,
+    next attempt and the delivery log's figures. Alert deliveries and incident pages
+    (``alerts.oncall.models.Page``) are outbox rows."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
-    channel = models.CharField(max_length=8, choices=Channel.choices)
-    endpoint = models.ForeignKey(
-        WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
-    )
-    recipient = models.CharField(max_length=254, blank=True)  # e-mail address
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
@@ -137,6 +131,22 @@ class Delivery(models.Model):
     response_ms = models.PositiveIntegerField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
+class Delivery(OutboxRow):
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    recipient = models.CharField(max_length=254, blank=True)  # e-mail address
 
     class Meta:
         ordering = ["-created_at", "-id"]

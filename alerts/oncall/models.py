@@ -13,6 +13,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from alerts.models import OutboxRow
+
 
 class Severity(models.TextChoices):
     CRITICAL = "critical", "Critical"
@@ -129,7 +131,7 @@ class Route(models.Model):
         return f"{self.name} ({self.channel})"
 
 
-class Page(models.Model):
+class Page(OutboxRow):
     """One incident event sent to one route (the outbox row and its delivery log)."""
 
     class Event(models.TextChoices):
@@ -137,22 +139,9 @@ class Page(models.Model):
         ACKNOWLEDGE = "acknowledge", "Acknowledge"
         RESOLVE = "resolve", "Resolve"
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="pages")
     route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="pages")
     event = models.CharField(max_length=12, choices=Event.choices)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_error = models.CharField(max_length=500, blank=True)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_ms = models.PositiveIntegerField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at", "-id"]
