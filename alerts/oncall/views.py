@@ -219,7 +219,9 @@ def _acknowledge(request: HttpRequest, pk: int, site: Site) -> HttpResponse:
 def _silence_initial(request: HttpRequest) -> dict[str, str]:
     """``?incident=<pk>`` (the incident page's "Silence this"): its rule and labels."""
     raw = request.GET.get("incident", "")
-    incident = Incident.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+    # ASCII digits only, and few of them: "²" is a digit to isdigit() and int() refuses it.
+    plain = raw.isascii() and raw.isdigit() and len(raw) <= 18
+    incident = Incident.objects.filter(pk=int(raw)).first() if plain else None
     if incident is None:
         return {}
     return {"rule": incident.rule, "matchers": matchers_text(incident.labels or {})}

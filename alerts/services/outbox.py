@@ -154,11 +154,12 @@ def http_attempt(url: str, *, body: bytes, headers: dict[str, str]) -> Attempt:
 
 
 def email_attempt(message: EmailMultiAlternatives) -> Attempt:
-    """Send one e-mail; an SMTP error is retryable (its text names our mail server, not a
-    receiver's choice)."""
+    """Send one e-mail; an SMTP error is retryable and logged by its type only."""
     started = time.perf_counter()
     try:
         message.send()
     except Exception as exc:
-        return Attempt(f"{type(exc).__name__}: {exc}", retryable=True)
+        # The exception's name only: its text may name our mail server or a recipient, and the
+        # log is read on the incident page and through the API.
+        return Attempt(f"e-mail not sent ({type(exc).__name__})", retryable=True)
     return Attempt(response_ms=round((time.perf_counter() - started) * 1000))

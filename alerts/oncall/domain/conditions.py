@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from alerts.oncall.domain.rules import Rule, duration_text
 from factory_portal.money import usd
@@ -32,12 +32,14 @@ class Sample:
 
 
 def number_text(value: float | Decimal) -> str:
-    """1240.0 → "1,240", 7.25 → "7.3", Decimal("5") → "5"."""
-    if isinstance(value, Decimal):
-        value = float(value)
-    if value == int(value):
-        return f"{int(value):,}"
-    return f"{value:,.1f}"
+    """1240.0 → "1,240", 7.25 → "7.25", 7.256 → "7.26", 5.004 → "5.00" (never "5", which would
+    read as not above a threshold of 5), Decimal("5") → "5". Halves round up."""
+    exact = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    if exact == exact.to_integral_value():
+        return f"{int(exact):,}"
+    rounded = exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    text = f"{rounded:,}"
+    return text if rounded == rounded.to_integral_value() else text.rstrip("0")
 
 
 def measure_text(value: float | Decimal, unit: str) -> str:

@@ -102,7 +102,11 @@ def figure(value: float | None, unit: str) -> str:
     """1240.0, "jobs" → "1,240 jobs"; 7.25, "%" → "7.25%"; 2.5, " times" → "2.5 times"."""
     if value is None:
         return "—"
-    number = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}".rstrip("0")
+    number = (
+        f"{value:,.0f}"
+        if float(value).is_integer()
+        else f"{value:,.2f}".rstrip("0").rstrip(".")  # 1.001 → "1", never "1."
+    )
     if unit == "%" or unit.startswith(" "):
         return f"{number}{unit}"
     return f"{number} {unit}".strip()

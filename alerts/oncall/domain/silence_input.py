@@ -15,7 +15,7 @@ from factory_portal import periods
 
 # Label names as the rules write them (``queue_name``, ``service.name``, ``worker-pool``).
 LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,99}")
-VALUE_MAX = 200
+VALUE_MAX = 256  # a label value's length at ingest (runtime.domain.metrics)
 DURATIONS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
     "4h": timedelta(hours=4),

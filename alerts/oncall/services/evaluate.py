@@ -198,6 +198,8 @@ def _locked_evaluate(
     triggered = resolved = False
     if incident.state == Incident.State.FIRING and incident.notified_at is None and not silence:
         pages_create(incident, "trigger")
+        if incident.acknowledged_at is not None:  # acknowledged while pending or silenced
+            pages_create(incident, "acknowledge")
         incident.notified_at = now
         incident.save(update_fields=["notified_at"])
         _inbox_trigger(incident, rule, now)

@@ -49,6 +49,8 @@ from factory_portal.tenants.selectors import tenant_url
 PLATFORM = "platform"
 USER_AGENT = "FactoryPortal-Pages/1"
 NO_RECIPIENTS = "No recipients: the route names no address and there is no active admin."
+WAITING_FOR_TRIGGER = "Waiting for the trigger to this route to go out first."
+TRIGGER_FAILED = "Not sent: the trigger to this route was never delivered."
 
 
 def page_send(page_id: int) -> Outcome:
@@ -64,6 +66,21 @@ def page_send(page_id: int) -> Outcome:
 def _page_attempt(page: Page) -> Attempt:
     if not page.route.enabled:
         return Attempt("The route was disabled.")
+    if page.event != Page.Event.TRIGGER:
+        # A route hears an incident in order: an acknowledge or resolve overtaking a trigger in
+        # backoff would leave PagerDuty an incident that never resolves, and a resolve after a
+        # trigger that failed would tell Slack of something nobody saw.
+        trigger = (
+            Page.objects.filter(
+                incident_id=page.incident_id, route_id=page.route_id, event=Page.Event.TRIGGER
+            )
+            .values_list("status", flat=True)
+            .first()
+        )
+        if trigger == Page.Status.PENDING:
+            return Attempt(WAITING_FOR_TRIGGER, retryable=True)
+        if trigger != Page.Status.SENT:
+            return Attempt(TRIGGER_FAILED)
     return notice_deliver(page.route, notice_for(page.incident, page.event))
 
 

@@ -51,7 +51,7 @@ def silence_create(
     for key, value in matchers.items():
         if not isinstance(key, str) or not isinstance(value, str) or not key.strip():
             raise ValidationError({"matchers": "Label matchers are label names with text values."})
-        cleaned[key.strip()[:100]] = value.strip()[:200]
+        cleaned[key.strip()[:100]] = value.strip()[:256]
     if ends_at <= now:
         raise ValidationError({"ends_at": "A silence must end in the future."})
     if not reason.strip():

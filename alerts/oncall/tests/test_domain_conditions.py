@@ -51,7 +51,7 @@ def test_ai_cost_against_the_usual_with_a_minimum_cost():
     )
     assert sample.active and sample.value == float(Decimal("12.3456") / Decimal(4))
     assert sample.summary.startswith(
-        "AI cost $12.35 in the last 1 h, 3.1 times the usual $4.00 per 1 h of the day before"
+        "AI cost $12.35 in the last 1 h, 3.09 times the usual $4.00 per 1 h of the day before"
     )
     small = judge.ai_cost(
         COST, cost=Decimal("0.90"), usual=Decimal("0.10"), window_s=3600, min_cost=Decimal(1)
@@ -83,3 +83,12 @@ def test_an_overridden_threshold_is_the_one_judged_and_shown():
 def test_summaries_fit_the_incident_column():
     sample = judge.queue_depth(QUEUE, queue="q" * 500, average=2000)
     assert len(sample.summary) == judge.SUMMARY_MAX
+
+
+def test_figures_round_half_up_and_never_hide_a_crossing():
+    assert judge.number_text(1240.0) == "1,240"
+    assert judge.number_text(7.25) == "7.25"
+    assert judge.number_text(7.255) == "7.26"  # half up, on the decimal value
+    assert judge.number_text(7.2) == "7.2"
+    assert judge.number_text(5.004) == "5.00"  # above a threshold of 5: never shown as "5"
+    assert judge.number_text(Decimal("5")) == "5"

@@ -66,6 +66,8 @@ def test_figures_durations_and_times_read_like_a_person_wrote_them():
     assert figure(7.25, "%") == "7.25%"
     assert figure(2.5, " times") == "2.5 times"
     assert figure(None, "s") == "—"
+    assert figure(2 / 201 * 100, "%") == "1%"  # 0.995 rounds to 1.00: no "1.%"
+    assert figure(1.5, "%") == "1.5%"
     assert [elapsed_text(s) for s in (45, 720, 7500, 97200)] == [
         "45 s",
         "12 min",

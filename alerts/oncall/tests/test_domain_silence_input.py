@@ -34,7 +34,7 @@ def test_matchers_are_key_value_lines():
         ("queue name=builds", "Line 1: 'queue name' is not a label name"),
         ("queue_name=", "Line 1: Label queue_name has no value."),
         ("a=1\na=2", "Line 2: Label a is given twice."),
-        ("a=" + "x" * 201, "Line 1: The value of a is longer than 200 characters."),
+        ("a=" + "x" * 257, "Line 1: The value of a is longer than 256 characters."),
         ("a=1\nb=2\nc=3", "At most 2 label matchers."),
     ],
 )

@@ -293,3 +293,32 @@ def test_a_webhook_endpoint_hears_of_runtime_alerts(alpha):
         assert delivery.alert.data["rule"] == QUEUE_RULE
         assert delivery.alert.data["labels"] == {"queue_name": "build"}
         assert delivery.alert.data["value"] == 2000.0
+
+
+def test_an_incident_acknowledged_while_pending_is_acknowledged_on_pagerduty_when_it_fires(alpha):
+    with schema_context(alpha.schema):
+        queue_rule()
+        pagerduty = Route.objects.create(
+            name="PagerDuty",
+            channel=Route.Channel.PAGERDUTY,
+            severities=["warning"],
+            routing_key="a" * 32,
+        )
+        slack_route()
+        queue = Queue()
+        queue.depth(1500, t(-5))
+        rules_evaluate(now=t(0))
+        Incident.objects.filter(pk=incident().pk).update(
+            acknowledged_at=t(10), acknowledged_by="dev@alpha.test"
+        )
+        queue.depth(1500, t(55))
+        rules_evaluate(now=t(60))  # fires: the trigger, and PagerDuty's acknowledge behind it
+        assert incident().state == "firing"
+        assert sorted(Page.objects.values_list("event", "route_id")) == sorted(
+            [
+                ("acknowledge", pagerduty.pk),
+                ("trigger", pagerduty.pk),
+                ("trigger", Route.objects.get(name="Slack #ops").pk),
+                ("trigger", Route.objects.get(name__startswith="E-mail").pk),
+            ]
+        )

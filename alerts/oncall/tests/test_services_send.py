@@ -328,3 +328,34 @@ def test_the_platforms_pages_go_over_the_operators_routes(alpha, mailoutbox):
     (mail,) = mailoutbox
     assert mail.to == [OPERATOR_EMAIL]
     assert mail.subject.startswith("[Factory Portal platform] CRITICAL: Queue depth high")
+
+
+def test_a_resolve_waits_for_its_trigger_and_is_dropped_when_the_trigger_failed(alpha):
+    """A route hears an incident in order: a resolve due while the trigger is in backoff waits
+    (retried, nothing sent); once the trigger is sent the resolve follows; a resolve after a
+    trigger that failed for good is failed unsent."""
+    with receiver("pagerduty", statuses=[500]) as pagerduty, schema_context(alpha.schema):
+        route = _route("pagerduty", severities=["warning"])
+        incident = incident_make()
+        trigger = _page(route, incident, "trigger")
+        assert page_send(trigger.pk).status == "pending"  # HTTP 500: in backoff
+        incident_resolve(incident, after_s=120)
+        resolve = _page(route, incident, "resolve")
+        assert page_send(resolve.pk).status == "pending"
+        resolve.refresh_from_db()
+        assert resolve.last_error == "Waiting for the trigger to this route to go out first."
+        assert [r["event_action"] for r in pagerduty.requests] == ["trigger"]
+        Page.objects.filter(pk__in=[trigger.pk, resolve.pk]).update(next_attempt_at=timezone.now())
+        assert page_send(trigger.pk).status == "sent"
+        assert page_send(resolve.pk).status == "sent"
+        assert [r["event_action"] for r in pagerduty.requests] == ["trigger", "trigger", "resolve"]
+
+        other = incident_make(labels={"queue_name": "q2"})
+        failed_trigger = _page(route, other, "trigger")
+        Page.objects.filter(pk=failed_trigger.pk).update(status=Page.Status.FAILED)
+        incident_resolve(other, after_s=120)
+        dropped = _page(route, other, "resolve")
+        assert page_send(dropped.pk).status == "failed"
+        dropped.refresh_from_db()
+        assert dropped.last_error == "Not sent: the trigger to this route was never delivered."
+    assert len(pagerduty.requests) == 3  # nothing about the incident nobody was told of

@@ -164,6 +164,8 @@ def test_silences_are_set_listed_and_ended(alpha, people):
     prefilled = response_text(client.get(f"/alerts/silences/?incident={incident.pk}"))
     assert f'<option value="{QUEUE}" selected>' in prefilled
     assert re.search(r">\s*queue_name=builds</textarea>", prefilled)
+    for odd in ("²", "9" * 5000, "-1", "x"):  # not an incident id: an empty form, never a 500
+        assert client.get("/alerts/silences/", {"incident": odd}).status_code == 200
 
     before = timezone.now()
     made = client.post("/alerts/silences/", _silence_form())
