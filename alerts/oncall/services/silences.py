@@ -13,6 +13,8 @@ from alerts.oncall.domain.rules import RULES, silence_matches
 from alerts.oncall.models import Silence
 
 MATCHERS_MAX = 10
+# Active silences a schema may hold: every evaluation and alerts page reads them all.
+ACTIVE_MAX = 200
 
 
 def silences_active(now: datetime) -> list[Silence]:
@@ -47,6 +49,10 @@ def silence_create(
         raise ValidationError({"rule": f"Unknown rule {rule!r}; the rules are {', '.join(RULES)}."})
     if len(matchers) > MATCHERS_MAX:
         raise ValidationError({"matchers": f"At most {MATCHERS_MAX} label matchers."})
+    if Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).count() >= ACTIVE_MAX:
+        raise ValidationError(
+            {"ends_at": f"At most {ACTIVE_MAX} silences can be active; end one before adding one."}
+        )
     cleaned = {}
     for key, value in matchers.items():
         if not isinstance(key, str) or not isinstance(value, str) or not key.strip():

@@ -272,3 +272,27 @@ def test_another_tenants_silence_cannot_be_ended(alpha, beta, people):
     assert people["admin"].post(f"/alerts/silences/{theirs.pk}/expire/").status_code == 404
     with schema_context(beta.schema):
         assert Silence.objects.get().ends_at > timezone.now()
+
+
+def test_active_silences_are_capped(alpha, people, monkeypatch):
+    from alerts.oncall.services import silences as service
+
+    monkeypatch.setattr(service, "ACTIVE_MAX", 3)
+    with schema_context(alpha.schema):
+        Silence.objects.bulk_create(
+            Silence(
+                ends_at=timezone.now() + timedelta(hours=1),
+                reason="busy",
+                created_by="a@alpha.test",
+            )
+            for _ in range(3)
+        )
+    answer = people["member"].post("/alerts/silences/", _silence_form())
+    assert answer.status_code == 400
+    assert "At most 3 silences can be active; end one before adding one." in response_text(answer)
+    with schema_context(alpha.schema):
+        assert Silence.objects.count() == 3
+        Silence.objects.filter(pk=Silence.objects.order_by("pk").first().pk).update(
+            ends_at=timezone.now() - timedelta(minutes=1)
+        )  # one ended: room for one more
+    assert people["member"].post("/alerts/silences/", _silence_form()).status_code == 302
