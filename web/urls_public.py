@@ -18,7 +18,7 @@ from runtime.api import MetricsApi
 from usage.api import EventIngestApi, RunIngestApi, TracesApi
 from usage.api_logs import LogsApi
 from web.console import views as tenant_views
-from web.urls_alert_routes import alert_route_urls
+from web.urls_alert_routes import alert_route_urls, alert_urls
 
 # The operator host's API has its own OpenAPI schema (this urlconf's API views only).
 OPERATOR_SCHEMA_SETTINGS = {
@@ -49,14 +49,12 @@ urlpatterns = [
     *alert_route_urls("alerts/routes/", route_views.FOR_OPERATOR),
     path("health/factory/", runtime_views.operator_factory_health, name="factory-health"),
     path("health/queues/", runtime_views.operator_queues, name="queues"),
-    path("alerts/", oncall_views.operator_alerts, name="alerts"),
-    path("alerts/<int:pk>/", oncall_views.operator_incident, name="incident"),
-    path("alerts/<int:pk>/ack/", oncall_views.operator_incident_ack, name="incident-ack"),
-    path("alerts/silences/", oncall_views.operator_silences, name="silences"),
-    path(
-        "alerts/silences/<int:pk>/expire/",
-        oncall_views.operator_silence_end_now,
-        name="silence-expire",
+    *alert_urls(
+        alerts=oncall_views.operator_alerts,
+        incident=oncall_views.operator_incident,
+        ack=oncall_views.operator_incident_ack,
+        silences=oncall_views.operator_silences,
+        silence_end=oncall_views.operator_silence_end_now,
     ),
     path("alerts/rules/", runtime_rule_views.operator_rules, name="runtime-rules"),
     path("login/", LoginView.as_view(), name="login"),

@@ -35,7 +35,7 @@ from usage.api_logs import LogsApi
 from usage.api_runs import RunsApi
 from usage.read_api import RunDetailApi, StepsApi, UsageApi
 from web import dashboards
-from web.urls_alert_routes import alert_route_urls
+from web.urls_alert_routes import alert_route_urls, alert_urls
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -48,14 +48,12 @@ urlpatterns = [
     path("settings/webhooks/<int:pk>/delete", alert_views.webhook_delete, name="webhook-delete"),
     path("settings/run-alerts/", alert_views.run_alerts, name="run-alerts"),
     *alert_route_urls("settings/alert-routes/", route_views.FOR_ADMINS),
-    path("alerts/", oncall_views.alerts, name="alerts"),
-    path("alerts/<int:pk>/", oncall_views.incident, name="incident"),
-    path("alerts/<int:pk>/ack/", oncall_views.incident_ack, name="incident-ack"),
-    path("alerts/silences/", oncall_views.silences, name="silences"),
-    path(
-        "alerts/silences/<int:pk>/expire/",
-        oncall_views.silence_end_now,
-        name="silence-expire",
+    *alert_urls(
+        alerts=oncall_views.alerts,
+        incident=oncall_views.incident,
+        ack=oncall_views.incident_ack,
+        silences=oncall_views.silences,
+        silence_end=oncall_views.silence_end_now,
     ),
     path("settings/alert-rules/", runtime_rule_views.tenant_rules, name="runtime-rules"),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
