@@ -28,6 +28,39 @@ STATUS_COLOURS = {
 }
 
 
+# Money on a chart: the axis in dollars with clean ticks (never below $0, even when every value
+# is zero: plotly would draw -1 to 1), the hover to the cent (amounts on pages are Decimal text;
+# a chart's float only draws).
+MONEY_AXIS: dict[str, Any] = {
+    "title": {"text": "USD"},
+    "tickprefix": "$",
+    "tickformat": ",.2~f",
+    "rangemode": "tozero",
+}
+MONEY_HOVER = "%{fullData.name}: $%{y:,.2f}<extra>%{x}</extra>"
+COUNT_AXIS: dict[str, Any] = {"rangemode": "tozero", "tickformat": ",d"}
+
+
+def axis_for(axis: dict[str, Any], values: Sequence[float | None]) -> dict[str, Any]:
+    """``axis`` with a fixed 0 to 1 range when nothing above zero is drawn (plotly's autorange
+    would start at -1 and label it "$-1")."""
+    if any(v for v in values if v):
+        return dict(axis)
+    return {**axis, "range": [0, 1], "autorange": False}
+
+
+def linked(trace: dict[str, Any] | Any, hrefs: Sequence[str] | None) -> None:
+    """Make each point of ``trace`` (a plotly trace or its JSON dict) open its same-site path in
+    ``hrefs`` when clicked (``static/js/portal.js`` follows a point's customdata): the
+    drill-down of a chart. ``None`` (a role that may not open the target) leaves it as is."""
+    if hrefs is None:
+        return
+    if isinstance(trace, dict):
+        trace["customdata"] = list(hrefs)
+    else:
+        trace.customdata = list(hrefs)
+
+
 def _json(figure: go.Figure) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(figure.to_json())  # a figure's JSON is an object
     return data
@@ -62,14 +95,21 @@ def daily_cost_chart(
     by_project: dict[str, dict[date, Decimal]],
     days: list[date],
     forecast: Sequence[ForecastPoint] | None = None,
+    links: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Daily AI cost stacked by project, with the forecast and its 80% band after today."""
+    """Daily AI cost stacked by project, with the forecast and its 80% band after today;
+    ``links`` (per project, one path per day) make each bar open its drill-down."""
     figure = go.Figure()
+    drawn: list[float | None] = []
     for project, values in sorted(by_project.items()):
+        y = [_plotted(values.get(d, Decimal(0))) for d in days]
+        drawn.extend(y)
         figure.add_bar(
-            name=project,
+            name=_label(project),
             x=[str(d) for d in days],
-            y=[_plotted(values.get(d, Decimal(0))) for d in days],
+            y=y,
+            hovertemplate=MONEY_HOVER,
+            customdata=links.get(project) if links else None,
         )
     if forecast:
         x = [str(point.day) for point in forecast]
@@ -96,8 +136,10 @@ def daily_cost_chart(
             mode="lines",
             line={"color": "#3056d3", "dash": "dash"},
             name="forecast",
+            hovertemplate=MONEY_HOVER,
         )
-    figure.update_layout(barmode="stack", yaxis={"title": "USD", "tickprefix": "$"}, **LAYOUT)
+        drawn.extend(_plotted(point.hi80) for point in forecast)
+    figure.update_layout(barmode="stack", yaxis=axis_for(MONEY_AXIS, drawn), **LAYOUT)
     return _json(figure)
 
 
@@ -183,17 +225,26 @@ def _duration_text(ms: int) -> str:
     return f"{ms // 60_000} min {ms % 60_000 // 1000} s"
 
 
-def trend_chart(series: dict[str, dict[str, Decimal]]) -> dict[str, Any]:
-    """Cost per period, stacked by the chosen dimension."""
+def trend_chart(
+    series: dict[str, dict[str, Decimal]], links: dict[str, dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """Cost per period, stacked by the chosen dimension; ``links`` (per name, per period) make
+    each bar open its drill-down."""
     periods = sorted({p for values in series.values() for p in values})
     figure = go.Figure()
+    drawn: list[float | None] = []
     for name, values in sorted(series.items()):
+        y = [_plotted(values.get(p, Decimal(0))) for p in periods]
+        drawn.extend(y)
+        hrefs = links.get(name) if links else None
         figure.add_bar(
             name=_label(name),
             x=periods,
-            y=[_plotted(values.get(p, Decimal(0))) for p in periods],
+            y=y,
+            hovertemplate=MONEY_HOVER,
+            customdata=[hrefs.get(p, "") for p in periods] if hrefs else None,
         )
-    figure.update_layout(barmode="stack", yaxis={"title": "USD", "tickprefix": "$"}, **LAYOUT)
+    figure.update_layout(barmode="stack", yaxis=axis_for(MONEY_AXIS, drawn), **LAYOUT)
     return _json(figure)
 
 

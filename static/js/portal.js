@@ -1,7 +1,8 @@
 /* Factory Portal: the only script of the pages (the Content-Security-Policy allows no inline
    script). It draws every plotly chart on the page (plotly, served from this site, never a CDN,
    is loaded once, and only on pages that have a chart), refreshes the parts of a page marked
-   with data-refresh-url, and asks before submitting a form marked with data-confirm. */
+   with data-refresh-url, asks before submitting a form marked with data-confirm, and follows a chart element's
+   drill-down link. */
 (function () {
   "use strict";
 
@@ -13,7 +14,20 @@
       var figure = JSON.parse(data.textContent);
       window.Plotly.newPlot(element, figure.data, figure.layout, {displaylogo: false, responsive: true});
       element.dataset.drawn = "1";
+      element.on("plotly_click", follow);
     });
+  }
+
+  // Drill-down: a chart element whose customdata is a same-site path, or an object with one
+  // as "href" (factory_portal.charts.linked), opens it: a day's bar opens run history for
+  // that day. Arrays (hover text) are never followed.
+  function follow(event) {
+    var point = event && event.points && event.points[0];
+    var href = point && point.customdata;
+    if (href && typeof href === "object" && !Array.isArray(href)) { href = href.href; }
+    if (typeof href === "string" && href.charAt(0) === "/" && href.charAt(1) !== "/") {
+      window.location.assign(href);
+    }
   }
 
   function start() {

@@ -11,7 +11,8 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
-from factory_portal import money
+from factory_portal import money, ranges
+from factory_portal.accounts.permissions import can
 from usage.domain.durations import percentile_ms
 from usage.domain.ids import run_path
 
@@ -137,6 +138,17 @@ def pager(context: template.Context, page: Any, label: str, param: str = "page")
         label,
         mark_safe(" ".join(parts)),  # noqa: S308
     )
+
+
+@register.simple_tag(takes_context=True)
+def runs_href(context: template.Context, time_range: Any = None, **filters: Any) -> str:
+    """``{% runs_href time_range project=p.slug as href %}``: run history filtered that way over
+    the range's days (a ``DayRange`` or the page's ``RangeControl``); ``""`` for a user who may
+    not open run history, so the template shows plain text instead of a link that answers 403."""
+    if not can(context.get("user"), "runs"):
+        return ""
+    chosen = getattr(time_range, "range", time_range)
+    return ranges.runs_href(chosen, **{k: str(v) for k, v in filters.items() if v is not None})
 
 
 @register.simple_tag
