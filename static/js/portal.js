@@ -53,6 +53,28 @@
     if (message && !window.confirm(message)) { event.preventDefault(); }
   });
 
+  // Navigation menus: one open at a time; a click elsewhere or Escape closes them.
+  function closeMenus(except) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (menu !== except) { menu.removeAttribute("open"); }
+    });
+  }
+  document.addEventListener("click", function (event) {
+    closeMenus(event.target.closest ? event.target.closest("details.menu") : null);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") { closeMenus(null); }
+  });
+  // A menu opened near the right edge (a phone) shifts left to stay on the screen.
+  document.addEventListener("toggle", function (event) {
+    var menu = event.target;
+    if (!menu.matches || !menu.matches("details.menu[open]")) { return; }
+    var panel = menu.querySelector(".menu-panel");
+    panel.style.left = "";
+    var over = panel.getBoundingClientRect().right - document.documentElement.clientWidth + 8;
+    if (over > 0) { panel.style.left = (panel.offsetLeft - over) + "px"; }
+  }, true);
+
   function ready() {
     start();
     document.querySelectorAll("[data-refresh-url]").forEach(refreshEvery);

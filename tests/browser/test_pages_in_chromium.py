@@ -574,3 +574,102 @@ def test_error_groups_lead_to_the_stack_trace_and_the_runs(site, browser):
     _wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text.startswith("Run "))
     assert browser.find_element(By.TAG_NAME, "h1").text == f"Run {run_id}"
     assert _console_errors(browser) == []
+
+
+# The analytics pages share one time-range control and drill down to run history.
+RANGE_PAGES = (
+    "/",
+    "/usage/",
+    "/costs/",
+    "/steps/",
+    "/errors/",
+    "/health/factory/",
+    "/health/queues/",
+)
+# Run-history links on a page; a chart's links are its traces' customdata (static/js/portal.js).
+RUN_LINKS = 'main a[href^="/runs/?"]'
+CHART_LINK_SCRIPT = """
+for (const el of document.querySelectorAll('.chart[data-figure]')) {
+  for (const trace of (el.data || [])) {
+    const data = trace.customdata || [];
+    for (let i = 0; i < data.length; i++) {
+      if (typeof data[i] === 'string' && data[i].startsWith('/runs/?')) {
+        el.emit('plotly_click', {points: [{customdata: data[i]}]});
+        return data[i];
+      }
+    }
+  }
+}
+return null;
+"""
+
+
+def _click(driver, element) -> None:  # type: ignore[no-untyped-def]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def _choose_range(driver, key: str) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    _click(
+        driver,
+        driver.find_element(By.CSS_SELECTOR, f'[data-testid=time-range] a[data-range="{key}"]'),
+    )
+    _wait(driver, lambda d: f"range={key}" in d.current_url)
+
+
+def _on_run_history(driver, page: str) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    _wait(driver, lambda d: "/runs/?" in d.current_url)
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Run history", page
+    assert not driver.find_elements(By.CSS_SELECTOR, "main .error"), (page, driver.current_url)
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_range_changes_and_drill_downs_on_every_analytics_page(site, browser, width):
+    """On each analytics page: a preset changes the range (URL, label, charts redrawn), a table
+    row and a chart element each open run history filtered to what they stand for."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from selenium.webdriver.common.by import By
+
+    _log_in(browser, site["tenant"], "admin@gamma.test")
+    browser.set_window_size(width, 900)
+    for path in RANGE_PAGES:
+        url = site["tenant"] + path
+        browser.get(url)
+        _choose_range(browser, "7d")
+        label = browser.find_element(By.CSS_SELECTOR, "[data-testid=range-label]").text
+        assert label.startswith("Last 7 days"), (path, label)
+        _check_page(browser, browser.current_url, f"range-7d{path.replace('/', '-')}", width)
+        in_range = browser.current_url
+        links = browser.find_elements(By.CSS_SELECTOR, RUN_LINKS)
+        assert links, f"{path}: nothing drills down to run history"
+        query = parse_qs(urlsplit(links[0].get_attribute("href")).query)
+        assert "from" in query and "to" in query, (path, query)
+        _click(browser, links[0])
+        _on_run_history(browser, path)
+        browser.get(in_range)
+        charts = browser.find_elements(By.CSS_SELECTOR, ".chart[data-figure]")
+        for chart in charts:
+            _wait(browser, lambda d, c=chart: c.find_elements(By.CSS_SELECTOR, "svg.main-svg"))
+        if path in ("/", "/usage/", "/costs/", "/steps/"):  # pages whose charts stand for runs
+            assert browser.execute_script(CHART_LINK_SCRIPT), f"{path}: no chart drills down"
+            _on_run_history(browser, path + " chart")
+        assert _console_errors(browser) == [], path
+
+
+def test_finance_is_offered_no_link_that_answers_403(site, browser):
+    """Finance may not open run history: its pages show runs as text, never as dead links."""
+    from selenium.webdriver.common.by import By
+
+    _log_in(browser, site["tenant"], "finance@gamma.test")
+    browser.set_window_size(1280, 900)
+    for path in ("/", "/costs/", "/costs/?range=last_month", "/reports/", "/budgets/", "/alerts/"):
+        browser.get(site["tenant"] + path)
+        assert browser.find_element(By.TAG_NAME, "h1").text, path
+        runs = browser.find_elements(By.CSS_SELECTOR, 'a[href^="/runs"], a[href*="/runs/"]')
+        assert [a.get_attribute("href") for a in runs] == [], path
+        assert browser.execute_script(CHART_LINK_SCRIPT) is None, path

@@ -109,6 +109,14 @@ def nav_link(
 
 
 @register.simple_tag(takes_context=True)
+def nav_group(context: template.Context, *prefixes: str) -> str:
+    """`` data-current`` on a navigation menu (``<details class="menu">``) when the page lies
+    below one of its links' ``prefixes``, so the closed menu still shows where the user is."""
+    path = getattr(context.get("request"), "path", "")
+    return " data-current" if any(path.startswith(prefix) for prefix in prefixes) else ""
+
+
+@register.simple_tag(takes_context=True)
 def pager(context: template.Context, page: Any, label: str, param: str = "page") -> str:
     """Previous / "Page n of m" / Next links for a Django ``Page``, keeping the other query
     parameters (filters) of the current request; empty when everything fits on one page."""
