@@ -8,6 +8,7 @@ a product (allocation keeps its largest-remainder rounding, pricing its stored c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 CENT = Decimal("0.01")
@@ -39,21 +40,61 @@ def percent_of(whole: Decimal, rate: Decimal | int) -> Decimal:
     return whole * rate / HUNDRED
 
 
-def usd(amount: Decimal | int | None) -> str:
-    """``$1,234.57`` / ``-$3.00``: rounded half-even to the cent, for display only; ``—`` for
-    None."""
+@dataclass(frozen=True)
+class NumberFormat:
+    """How a workspace writes numbers on its pages: the thousands and decimal separators and
+    whether the currency sign follows the amount."""
+
+    label: str
+    thousands: str
+    decimal: str
+    sign_after: bool = False
+
+
+# A tenant's choice (``Tenant.number_format``) for its pages; exports, e-mails and the API always
+# write the default (the API plain ``1234.57``) whatever it is.
+NUMBER_FORMATS = {
+    "en": NumberFormat("1,234.57 (English)", ",", "."),
+    "de": NumberFormat("1.234,57 (German, Dutch, Spanish, Italian)", ".", ",", sign_after=True),
+    "fr": NumberFormat("1 234,57 (French, Nordic)", "\u202f", ",", sign_after=True),
+    "ch": NumberFormat("1\u2019234.57 (Swiss)", "\u2019", "."),
+}
+DEFAULT_FORMAT = "en"
+
+
+def _style(fmt: str) -> NumberFormat:
+    return NUMBER_FORMATS.get(fmt, NUMBER_FORMATS[DEFAULT_FORMAT])
+
+
+def grouped(value: Decimal | int, places: int = 0, fmt: str = DEFAULT_FORMAT) -> str:
+    """``value`` with ``places`` decimals (half-even) and thousands grouped in the number format
+    ``fmt``: ``1234.5`` -> ``1,234.50`` (en) or ``1.234,50`` (de)."""
+    style = _style(fmt)
+    text = f"{Decimal(value).quantize(_quantum(places), rounding=ROUND_HALF_EVEN):,.{places}f}"
+    if style.thousands == "," and style.decimal == ".":
+        return text
+    return text.replace(",", "\0").replace(".", style.decimal).replace("\0", style.thousands)
+
+
+def usd(amount: Decimal | int | None, fmt: str = DEFAULT_FORMAT) -> str:
+    """``$1,234.57`` / ``-$3.00`` (``1.234,57 $`` in a format with the sign after): rounded
+    half-even to the cent, for display only; ``—`` for None."""
     if amount is None:
         return MISSING
     cents = quantize_cents(Decimal(amount))
     sign = "-" if cents < 0 else ""
-    return f"{sign}${abs(cents):,.2f}"
+    digits = grouped(abs(cents), 2, fmt)
+    if _style(fmt).sign_after:
+        return f"{sign}{digits}\u00a0$"
+    return f"{sign}${digits}"
 
 
-def ratio_percent(ratio: Decimal | float | None) -> str:
-    """A ratio shown as a percentage to two decimals: ``0.4`` -> ``40.00%``; ``—`` for None."""
+def ratio_percent(ratio: Decimal | float | None, fmt: str = DEFAULT_FORMAT) -> str:
+    """A ratio shown as a percentage to two decimals: ``0.4`` -> ``40.00%`` (``40,00%`` in a
+    format with a decimal comma); ``—`` for None."""
     if ratio is None:
         return MISSING
-    return f"{percent(Decimal(ratio), 1, 2)}%"
+    return f"{grouped(percent(Decimal(ratio), 1, 2), 2, fmt)}%"
 
 
 def _quantum(places: int) -> Decimal:

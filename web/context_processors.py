@@ -11,6 +11,7 @@ from django.db import connection
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
+from factory_portal import money
 from factory_portal.accounts.permissions import capabilities
 from notifications.selectors import unread_count
 
@@ -41,6 +42,13 @@ def _firing(request: HttpRequest) -> int:
     return firing_count()
 
 
+def _separators(tenant: object) -> str:
+    """The workspace's decimal and thousands separators as plotly's ``layout.separators``."""
+    style = money.NUMBER_FORMATS.get(getattr(tenant, "number_format", ""), None)
+    style = style or money.NUMBER_FORMATS[money.DEFAULT_FORMAT]
+    return style.decimal + style.thousands
+
+
 def portal(request: HttpRequest) -> dict[str, object]:
     tenant = getattr(connection, "tenant", None)
     is_public = tenant is None or getattr(tenant, "schema_name", "public") == "public"
@@ -50,6 +58,7 @@ def portal(request: HttpRequest) -> dict[str, object]:
         "portal_is_operator_console": is_public,
         "portal_base_domain": settings.PORTAL_BASE_DOMAIN,
         "portal_can": capabilities(user),
+        "portal_separators": _separators(tenant),
         # Evaluated only by pages that show it (two indexed queries on the hourly rollups).
         "portal_freshness": _freshness,
         # Lazy: computed once, and only when a page renders it (the navigation badge).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
+from factory_portal.money import NUMBER_FORMATS
 from factory_portal.tenants.models import Tenant, slug_validator
 from factory_portal.tenants.services import time_zones, timezone_check
 
@@ -59,3 +60,12 @@ class TenantStatusForm(forms.Form):
 
 class TenantTimezoneForm(forms.Form):
     timezone = _timezone_field(required=True)
+
+
+class TenantNumberFormatForm(forms.Form):
+    number_format = forms.ChoiceField(
+        label="Number format",
+        choices=[(key, style.label) for key, style in NUMBER_FORMATS.items()],
+        help_text="How amounts, counts and percentages are written on this workspace's pages."
+        " Exports and the API always write plain numbers (1234.57).",
+    )

@@ -25,6 +25,9 @@ class Tenant(TenantMixin):
     name = models.CharField(max_length=200)
     currency = models.CharField(max_length=3, default="USD")
     timezone = models.CharField(max_length=64, default="UTC")
+    # How its pages write numbers (factory_portal.money.NUMBER_FORMATS); exports and the API never
+    # change with it.
+    number_format = models.CharField(max_length=8, default="en")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     # Contract weight for fixed cost parts split "by weights" (see billing allocation).
     contract_weight = models.DecimalField(max_digits=12, decimal_places=4, default=1)

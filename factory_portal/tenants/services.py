@@ -15,6 +15,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from factory_portal.accounts.models import Role, User
 from factory_portal.accounts.services import user_create
+from factory_portal.money import NUMBER_FORMATS
 from factory_portal.tenants.connection import zone_lock
 from factory_portal.tenants.models import Domain, Tenant, slug_validator
 from factory_portal.tenants.signals import timezone_changed
@@ -115,6 +116,18 @@ def tenant_timezone_set(*, tenant: Tenant, timezone: str) -> Tenant:
         if previous != name:
             with schema_context(tenant.schema_name):
                 timezone_changed.send(sender=Tenant, tenant=tenant, previous=previous)
+    return tenant
+
+
+def tenant_number_format_set(*, tenant: Tenant, number_format: str) -> Tenant:
+    """How the tenant's pages write numbers (a key of ``money.NUMBER_FORMATS``)."""
+    if number_format not in NUMBER_FORMATS:
+        raise ValidationError(
+            f"{number_format[:20]!r} is not a number format (one of {', '.join(NUMBER_FORMATS)})."
+        )
+    with schema_context(PUBLIC_SCHEMA):
+        Tenant.objects.filter(pk=tenant.pk).update(number_format=number_format)
+    tenant.number_format = number_format
     return tenant
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from factory_portal import money
 from factory_portal.money import (
     CENT,
     cents_from_float,
@@ -89,3 +90,23 @@ def test_usd_shows_dollars_and_cents(amount, shown):
 )
 def test_ratios_show_as_percentages(ratio, shown):
     assert ratio_percent(ratio) == shown
+
+
+@pytest.mark.parametrize(
+    "fmt, amount, expected",
+    [
+        ("en", Decimal("1234567.125"), "$1,234,567.12"),
+        ("de", Decimal("1234567.135"), "1.234.567,14\u00a0$"),
+        ("fr", Decimal("-1234.5"), "-1\u202f234,50\u00a0$"),
+        ("ch", Decimal("1234.5"), "$1\u2019234.50"),
+        ("nope", Decimal("1"), "$1.00"),  # an unknown format writes the default
+    ],
+)
+def test_amounts_follow_the_number_format(fmt, amount, expected):
+    assert money.usd(amount, fmt) == expected
+
+
+def test_percent_and_counts_follow_the_number_format():
+    assert money.ratio_percent(Decimal("0.4567"), "de") == "45,67%"
+    assert money.grouped(1234567, 0, "fr") == "1\u202f234\u202f567"
+    assert money.usd(None, "de") == money.MISSING

@@ -12,6 +12,10 @@
       var data = document.getElementById(element.dataset.figure);
       if (!data) { return; }
       var figure = JSON.parse(data.textContent);
+      // The workspace's number format (decimal and thousands separators) on axes and hovers.
+      if (document.body.dataset.separators) {
+        figure.layout.separators = document.body.dataset.separators;
+      }
       window.Plotly.newPlot(element, figure.data, figure.layout, {displaylogo: false, responsive: true});
       element.dataset.drawn = "1";
       element.on("plotly_click", follow);

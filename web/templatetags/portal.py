@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django import template
+from django.db import connection
 from django.http import QueryDict
 from django.utils.html import format_html
 from django.utils.http import urlencode
@@ -23,10 +25,34 @@ register = template.Library()
 register.filter("run_path", run_path)
 
 
-# ``{{ amount|usd }}`` -> ``$1,234.57``; ``{{ ratio|percent }}`` -> ``40.00%`` (see
-# ``factory_portal.money``).
-usd = register.filter("usd", money.usd)
-percent = register.filter("percent", money.ratio_percent)
+def number_format() -> str:
+    """The number format of the workspace whose page is rendered (the operator console and
+    anything without a tenant: the default)."""
+    return getattr(connection.tenant, "number_format", money.DEFAULT_FORMAT) or "en"
+
+
+@register.filter
+def usd(amount: Any) -> str:
+    """``{{ amount|usd }}`` -> ``$1,234.57`` (``1.234,57 $`` for a German-format workspace)."""
+    return money.usd(amount, number_format())
+
+
+@register.filter
+def percent(ratio: Any) -> str:
+    """``{{ ratio|percent }}`` -> ``40.00%`` (``40,00%`` with a decimal comma)."""
+    return money.ratio_percent(ratio, number_format())
+
+
+@register.filter
+def intcomma(value: Any) -> str:
+    """A whole number grouped in the workspace's format (``1,234`` / ``1.234``); replaces
+    humanize's, which would follow the site's language instead. Anything else as is."""
+    try:
+        return money.grouped(
+            Decimal(value), 0 if Decimal(value) == int(value) else 2, number_format()
+        )
+    except (TypeError, ValueError, ArithmeticError):
+        return str(value)
 
 
 def _clock(seconds: int) -> str:
@@ -178,10 +204,10 @@ def step_runs_query(
 
 
 _TREND_FORMATS = {
-    "rate": money.ratio_percent,
+    "rate": lambda value: percent(value),
     "ms": lambda value: duration_ms(value),
-    "usd": money.usd,
-    "int": lambda value: f"{value:,}",
+    "usd": lambda value: usd(value),
+    "int": lambda value: intcomma(value),
 }
 _ARROWS = {"up": "▲", "down": "▼", "flat": "="}
 

@@ -59,3 +59,23 @@ def test_a_huge_time_zone_value_is_refused_without_echoing_it(alpha, people):
     body = refused.content.decode()
     assert "Unknown time zone" in body and "X" * 65 not in body
     assert _timezone(alpha) == "UTC"
+
+
+def test_the_admin_chooses_how_numbers_are_written_on_this_workspace_only(alpha, beta, people):
+    try:
+        saved = people["admin"].post(PAGE, {"form": "number_format", "number_format": "de"})
+        assert saved.status_code == 302
+        page = people["admin"].get(PAGE).content.decode()
+        assert 'data-testid="number-format">1.234.567,89\u00a0$<' in page
+        assert "1.234.567 runs" in page and "45,67%" in page
+        assert 'data-separators=",."' in page  # charts: decimal comma, thousands point
+        beta_admin = logged_in_client(beta.host, beta.admin_email)
+        assert 'data-testid="number-format">$1,234,567.89<' in beta_admin.get(PAGE).content.decode()
+        refused = people["admin"].post(PAGE, {"form": "number_format", "number_format": "xx"})
+        assert refused.status_code == 400 and "Select a valid choice" in refused.content.decode()
+        assert Tenant.objects.get(pk=alpha.tenant.pk).number_format == "de"
+        for role in ("member", "finance"):
+            people[role].post(PAGE, {"form": "number_format", "number_format": "fr"})
+        assert Tenant.objects.get(pk=alpha.tenant.pk).number_format == "de"
+    finally:
+        Tenant.objects.filter(pk=alpha.tenant.pk).update(number_format="en")
