@@ -77,7 +77,6 @@ def test_median_and_p95_are_exact_percentiles_not_bucket_edges(alpha):
 def test_long_busy_ranges_interpolate_inside_histogram_buckets(alpha, monkeypatch):
     day = timezone.now().date() - timedelta(days=2)
     _runs_with_minutes(alpha, day, range(1, 21))
-    monkeypatch.setattr(reporting, "EXACT_DAYS", 0)
     monkeypatch.setattr(reporting, "EXACT_RUNS", 0)
     with schema_context(alpha.schema):
         report = reporting.usage_report(start=day, end=day, grain="day")
