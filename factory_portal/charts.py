@@ -388,15 +388,29 @@ def tokens_chart(tokens_by_model: dict[str, dict[str, int]]) -> dict[str, Any]:
     return _json(figure)
 
 
-def error_trend_chart(days: Sequence[date], series: dict[str, Sequence[int]]) -> dict[str, Any]:
-    """Errors per day, stacked by error group (``series``: a label per group, a count per day)."""
+def error_trend_chart(
+    days: Sequence[date],
+    series: dict[str, Sequence[int]],
+    links: dict[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """Errors per day, stacked by error group (``series``: a label per group, a count per day);
+    ``links`` (per group, one path per day) make each bar open that day's failed runs."""
     figure = go.Figure()
     x = [str(day) for day in days]
+    drawn: list[float | None] = []
     for name, counts in series.items():
-        figure.add_bar(name=_label(name), x=x, y=list(counts))
+        drawn.extend(counts)
+        hrefs = links.get(name) if links else None
+        figure.add_bar(
+            name=_label(name),
+            x=x,
+            y=list(counts),
+            hovertemplate="%{y:,d} errors<extra>%{x}</extra>",
+            customdata=list(hrefs) if hrefs and any(hrefs) else None,
+        )
     figure.update_layout(
         barmode="stack",
-        yaxis={"title": "errors", "rangemode": "tozero"},
+        yaxis=axis_for({**COUNT_AXIS, "title": {"text": "errors"}}, drawn),
         xaxis={"type": "date"},
         **{**LAYOUT, "height": 260, "legend": {"orientation": "h", "y": -0.3}},
     )
@@ -416,23 +430,42 @@ def sparkline_points(values: Sequence[int], *, width: int = 120, height: int = 2
     )
 
 
-def step_rates_chart(rows: Sequence[tuple[str, Decimal | None, Decimal | None]]) -> dict[str, Any]:
+def step_rates_chart(
+    rows: Sequence[tuple[str, Decimal | None, Decimal | None]], links: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Rework rate and first-pass failure (100% - first-pass success) per step, as percentages:
-    ``rows`` are (label, rework rate, first-pass success rate) with rates as fractions."""
+    ``rows`` are (label, rework rate, first-pass success rate) with rates as fractions; ``links``
+    (one per row) make each bar open the step's runs."""
     labels = [_label(label) for label, _, _ in rows]
 
     def percents(values: list[Decimal | None]) -> list[float | None]:
         return [None if v is None else _plotted(v * 100) for v in values]
 
     figure = go.Figure()
-    figure.add_bar(name="Rework rate", x=labels, y=percents([r for _, r, _ in rows]))
+    hover = "%{fullData.name}: %{y:.1f}%<extra>%{x}</extra>"
+    customdata = list(links) if links else None
+    figure.add_bar(
+        name="Rework rate",
+        x=labels,
+        y=percents([r for _, r, _ in rows]),
+        hovertemplate=hover,
+        customdata=customdata,
+    )
     figure.add_bar(
         name="Failed first time",
         x=labels,
         y=percents([None if p is None else 1 - p for _, _, p in rows]),
+        hovertemplate=hover,
+        customdata=customdata,
     )
     figure.update_layout(
-        **LAYOUT, barmode="group", yaxis={"title": "% of runs of the step", "rangemode": "tozero"}
+        **LAYOUT,
+        barmode="group",
+        yaxis={
+            "title": {"text": "% of runs of the step"},
+            "rangemode": "tozero",
+            "ticksuffix": "%",
+        },
     )
     return _json(figure)
 

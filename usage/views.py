@@ -7,7 +7,7 @@ import csv
 from collections.abc import Iterator
 from datetime import date, timedelta
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -309,6 +309,24 @@ def usage_report(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _steps_range(get: QueryDict, today: date) -> tuple[ranges.DayRange, list[str]]:
+    """The shared range; an older ``?days=N`` link reads as the last N days."""
+    raw_days = get.get("days", "")
+    if raw_days and not get.get("range") and not (get.get("from") or get.get("to")):
+        if raw_days.isdigit() and 1 <= int(raw_days) <= step_selectors.MAX_DAYS:
+            days = int(raw_days)
+            preset = f"{days}d"
+            if preset in ranges.PRESET_LABELS:
+                return ranges.preset_range(preset, today), []
+            return ranges.DayRange(today - timedelta(days=days - 1), today), []
+        default = ranges.preset_range(ranges.DEFAULT, today)
+        return default, [
+            f"days must be a whole number of days from 1 to {step_selectors.MAX_DAYS};"
+            f" showing the last {default.length} days."
+        ]
+    return ranges.range_parse(get, today=today, max_days=step_selectors.MAX_DAYS)
+
+
 STEP_SORT_LABELS = {
     "rework_rate": "rework rate",
     "failure_rate": "failure rate",
@@ -326,25 +344,8 @@ def steps(request: HttpRequest) -> HttpResponse:
     today = periods.local_date(timezone.now(), connection_zone())
     get = request.GET
     errors: list[str] = []
-
-    def day(name: str) -> date | None:
-        try:
-            return periods.day_parse(get[name]) if get.get(name) else None
-        except periods.PeriodError as exc:
-            errors.append(f"{exc} It was left out.")
-            return None
-
-    raw_days = get.get("days", "")
-    days = int(raw_days) if raw_days.isdigit() and len(raw_days) < 4 else None
-    if raw_days and days is None:
-        errors.append("days must be a whole number of days; showing 30.")
-    try:
-        start, end = step_selectors.step_range(
-            today=today, days=days, start=day("from"), end=day("to")
-        )
-    except step_selectors.RangeError as exc:
-        errors.append(f"{exc} Showing the last {step_selectors.DEFAULT_DAYS} days.")
-        start, end = step_selectors.step_range(today=today)
+    chosen, problems = _steps_range(get, today)
+    start, end = chosen.start, chosen.end
     grouping = get.get("by", "step")
     grouping = grouping if grouping in step_selectors.GROUPINGS else "step"
     sort = get.get("sort", "rework_rate")
@@ -353,7 +354,7 @@ def steps(request: HttpRequest) -> HttpResponse:
     report = step_selectors.step_report(
         start=start, end=end, grouping=grouping, sort=sort, template=template
     )
-    query = {"from": start.isoformat(), "to": end.isoformat(), "by": grouping}
+    query = {**chosen.query(), "by": grouping}
     if template:
         query["template"] = template
     chart_rows = [
@@ -370,10 +371,7 @@ def steps(request: HttpRequest) -> HttpResponse:
         {
             "report": report,
             "errors": errors,
-            "presets": [
-                (n, urlencode({"days": n, "by": grouping, "sort": sort}))
-                for n in step_selectors.PRESET_DAYS
-            ],
+            "time_range": ranges.control(get, chosen, problems),
             "sort_label": STEP_SORT_LABELS[sort],
             "sorts": STEP_SORT_LABELS,
             "sort": sort,
@@ -381,6 +379,20 @@ def steps(request: HttpRequest) -> HttpResponse:
             "template": template,
             "query": urlencode(query),
             "run_query": {"from": start.isoformat(), "to": end.isoformat()},
-            "chart": charts.step_rates_chart(chart_rows) if chart_rows else None,
+            "chart": charts.step_rates_chart(
+                chart_rows,
+                links=[
+                    ranges.runs_href(
+                        chosen,
+                        step=r.step,
+                        template=r.template if r.template is not None else template,
+                    )
+                    for r in report.rows[:30]
+                ]
+                if can(request.user, "runs")
+                else None,
+            )
+            if chart_rows
+            else None,
         },
     )
