@@ -266,70 +266,151 @@ def distribution_chart(bins: list[tuple[Decimal, Decimal, int]]) -> dict[str, An
     return _json(figure)
 
 
-def run_volume_chart(report: Any) -> dict[str, Any]:
-    """Runs requested per period, stacked by status (a ``usage.selectors.reporting`` report)."""
+def run_volume_chart(report: Any, links: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """Runs requested per period, stacked by status (a ``usage.selectors.reporting`` report);
+    ``links`` (per period, per status) make each bar open those runs."""
     periods = list(report.periods)
     figure = go.Figure()
+    drawn: list[float | None] = []
     for status, colour in STATUS_COLOURS.items():
         counts = [report.periods[p].by_status.get(status, 0) for p in periods]
         if any(counts):
-            figure.add_bar(name=status, x=periods, y=counts, marker_color=colour)
-    figure.update_layout(barmode="stack", yaxis={"title": "runs"}, **LAYOUT)
+            drawn.extend(counts)
+            figure.add_bar(
+                name=status,
+                x=periods,
+                y=counts,
+                marker_color=colour,
+                hovertemplate=f"{status}: %{{y:,d}} runs<extra>%{{x}}</extra>",
+                customdata=[links[p][status] for p in periods] if links else None,
+            )
+    figure.update_layout(
+        barmode="stack",
+        yaxis=axis_for({**COUNT_AXIS, "title": {"text": "runs"}}, drawn),
+        xaxis=_period_axis(periods),
+        **LAYOUT,
+    )
     return _json(figure)
 
 
-def success_duration_chart(report: Any) -> dict[str, Any]:
-    """Success rate (left axis) and median / p95 run duration in minutes (right axis)."""
+def _period_axis(periods: Sequence[str]) -> dict[str, Any]:
+    """Report periods (days, Mondays or ``YYYY-MM``) as categories: one tick per period, never
+    an hour of a day."""
+    return {"type": "category", "categoryorder": "array", "categoryarray": list(periods)}
+
+
+NICE_MINUTES = (0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 720, 1440)
+
+
+def minutes_axis(values: Sequence[float | None], *, ticks: int = 5) -> dict[str, Any]:
+    """A duration axis in minutes from 0 with round ticks (1, 2, 5, 10, 15, 30 minutes, hours):
+    never 12.1 / 24.2 / 36.3."""
+    top = max((v for v in values if v), default=0.0)
+    dtick = next((d for d in NICE_MINUTES if top / d <= ticks), NICE_MINUTES[-1])
+    axis: dict[str, Any] = {
+        "title": {"text": "minutes"},
+        "rangemode": "tozero",
+        "tick0": 0,
+        "dtick": dtick,
+        "ticksuffix": " min",
+    }
+    if not top:
+        axis.update(range=[0, 1], autorange=False)
+    return axis
+
+
+def success_duration_chart(report: Any, links: dict[str, str] | None = None) -> dict[str, Any]:
+    """Success rate (left axis, %) and median / p95 run duration in minutes (right axis);
+    ``links`` (per period) make each point open the period's runs."""
     periods = list(report.periods)
 
     def minutes(value: int | None) -> float | None:
         return None if value is None else round(value / 60000, 2)
 
     rates = [report.periods[p].success_rate for p in periods]
+    customdata = [links[p] for p in periods] if links else None
     figure = go.Figure()
     figure.add_scatter(
-        name="success rate %",
+        name="success rate (%)",
         x=periods,
         y=[None if r is None else float(r) for r in rates],
         mode="lines+markers",
         line={"color": "#1a7f37"},
+        hovertemplate="success rate: %{y:.1f}%<extra>%{x}</extra>",
+        customdata=customdata,
     )
+    drawn: list[float | None] = []
     for name, q, dash in (("median duration", 0.5, "solid"), ("p95 duration", 0.95, "dot")):
+        y = [minutes(report.periods[p].percentile_ms(q)) for p in periods]
+        drawn.extend(y)
         figure.add_scatter(
             name=f"{name} (min)",
             x=periods,
-            y=[minutes(report.periods[p].percentile_ms(q)) for p in periods],
+            y=y,
             yaxis="y2",
-            mode="lines",
+            mode="lines+markers",
             line={"color": "#3056d3", "dash": dash},
+            hovertemplate=f"{name}: %{{y:.2f}} min<extra>%{{x}}</extra>",
+            customdata=customdata,
         )
     figure.update_layout(
-        yaxis={"title": "success %", "range": [0, 100]},
-        yaxis2={"title": "minutes", "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        yaxis={
+            "title": {"text": "success rate"},
+            "range": [0, 100],
+            "dtick": 20,
+            "ticksuffix": "%",
+        },
+        yaxis2={**minutes_axis(drawn), "overlaying": "y", "side": "right"},
+        xaxis=_period_axis(periods),
         **LAYOUT,
     )
     return _json(figure)
 
 
 def tokens_chart(tokens_by_model: dict[str, dict[str, int]]) -> dict[str, Any]:
-    """Input plus output tokens per period, stacked by model."""
+    """Input plus output tokens per period, stacked by model (a token axis in whole numbers,
+    thousands and millions as k and M)."""
     periods = sorted({p for values in tokens_by_model.values() for p in values})
     figure = go.Figure()
     for model, values in sorted(tokens_by_model.items()):
-        figure.add_bar(name=_label(model), x=periods, y=[values.get(p, 0) for p in periods])
-    figure.update_layout(barmode="stack", yaxis={"title": "tokens"}, **LAYOUT)
+        figure.add_bar(
+            name=_label(model),
+            x=periods,
+            y=[values.get(p, 0) for p in periods],
+            hovertemplate="%{fullData.name}: %{y:,d} tokens<extra>%{x}</extra>",
+        )
+    figure.update_layout(
+        barmode="stack",
+        yaxis={"title": {"text": "tokens"}, "rangemode": "tozero", "tickformat": "~s"},
+        xaxis=_period_axis(periods),
+        **LAYOUT,
+    )
     return _json(figure)
 
 
-def error_trend_chart(days: Sequence[date], series: dict[str, Sequence[int]]) -> dict[str, Any]:
-    """Errors per day, stacked by error group (``series``: a label per group, a count per day)."""
+def error_trend_chart(
+    days: Sequence[date],
+    series: dict[str, Sequence[int]],
+    links: dict[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """Errors per day, stacked by error group (``series``: a label per group, a count per day);
+    ``links`` (per group, one path per day) make each bar open that day's failed runs."""
     figure = go.Figure()
     x = [str(day) for day in days]
+    drawn: list[float | None] = []
     for name, counts in series.items():
-        figure.add_bar(name=_label(name), x=x, y=list(counts))
+        drawn.extend(counts)
+        hrefs = links.get(name) if links else None
+        figure.add_bar(
+            name=_label(name),
+            x=x,
+            y=list(counts),
+            hovertemplate="%{y:,d} errors<extra>%{x}</extra>",
+            customdata=list(hrefs) if hrefs and any(hrefs) else None,
+        )
     figure.update_layout(
         barmode="stack",
-        yaxis={"title": "errors", "rangemode": "tozero"},
+        yaxis=axis_for({**COUNT_AXIS, "title": {"text": "errors"}}, drawn),
         xaxis={"type": "date"},
         **{**LAYOUT, "height": 260, "legend": {"orientation": "h", "y": -0.3}},
     )
@@ -349,23 +430,42 @@ def sparkline_points(values: Sequence[int], *, width: int = 120, height: int = 2
     )
 
 
-def step_rates_chart(rows: Sequence[tuple[str, Decimal | None, Decimal | None]]) -> dict[str, Any]:
+def step_rates_chart(
+    rows: Sequence[tuple[str, Decimal | None, Decimal | None]], links: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Rework rate and first-pass failure (100% - first-pass success) per step, as percentages:
-    ``rows`` are (label, rework rate, first-pass success rate) with rates as fractions."""
+    ``rows`` are (label, rework rate, first-pass success rate) with rates as fractions; ``links``
+    (one per row) make each bar open the step's runs."""
     labels = [_label(label) for label, _, _ in rows]
 
     def percents(values: list[Decimal | None]) -> list[float | None]:
         return [None if v is None else _plotted(v * 100) for v in values]
 
     figure = go.Figure()
-    figure.add_bar(name="Rework rate", x=labels, y=percents([r for _, r, _ in rows]))
+    hover = "%{fullData.name}: %{y:.1f}%<extra>%{x}</extra>"
+    customdata = list(links) if links else None
+    figure.add_bar(
+        name="Rework rate",
+        x=labels,
+        y=percents([r for _, r, _ in rows]),
+        hovertemplate=hover,
+        customdata=customdata,
+    )
     figure.add_bar(
         name="Failed first time",
         x=labels,
         y=percents([None if p is None else 1 - p for _, _, p in rows]),
+        hovertemplate=hover,
+        customdata=customdata,
     )
     figure.update_layout(
-        **LAYOUT, barmode="group", yaxis={"title": "% of runs of the step", "rangemode": "tozero"}
+        **LAYOUT,
+        barmode="group",
+        yaxis={
+            "title": {"text": "% of runs of the step"},
+            "rangemode": "tozero",
+            "ticksuffix": "%",
+        },
     )
     return _json(figure)
 

@@ -10,7 +10,7 @@ turns them into UTC instants. Pure apart from reading a mapping of query paramet
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -195,22 +195,36 @@ class RangeControl:
     presets: list[PresetLink]
     hidden: list[tuple[str, str]]
     problems: list[str]
+    # What the label says instead of ``range.label`` (a page-specific preset such as the
+    # health pages' "Last 24 hours" is not a range of days).
+    label: str = ""
 
 
-def control(params: QueryDict, chosen: DayRange, problems: list[str] | None = None) -> RangeControl:
+def control(
+    params: QueryDict,
+    chosen: DayRange,
+    problems: list[str] | None = None,
+    *,
+    extra: Sequence[tuple[str, str]] = (),
+    current: str = "",
+    label: str = "",
+) -> RangeControl:
     """The control for a page whose query is ``params``: each preset keeps the page's other
-    parameters (filters, grouping) and drops its list position."""
+    parameters (filters, grouping) and drops its list position. ``extra`` are a page's own
+    presets (key, label) shown before the shared ones (the health pages' last hour and 24
+    hours); ``current`` names the one chosen (then ``label`` says what it shows)."""
     kept = [
         (name, value)
         for name, values in params.lists()
         if name not in RANGE_PARAMS and name not in POSITION_PARAMS
         for value in values
     ]
+    chosen_key = current or chosen.preset
     presets = [
-        PresetLink(key, label, "?" + urlencode([*kept, ("range", key)]), key == chosen.preset)
-        for key, label in PRESET_LABELS.items()
+        PresetLink(key, text, "?" + urlencode([*kept, ("range", key)]), key == chosen_key)
+        for key, text in [*extra, *PRESET_LABELS.items()]
     ]
-    return RangeControl(chosen, presets, kept, list(problems or []))
+    return RangeControl(chosen, presets, kept, list(problems or []), label if current else "")
 
 
 def with_range(chosen: DayRange, **params: str) -> str:

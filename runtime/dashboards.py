@@ -14,26 +14,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from runtime import selectors
-from runtime.domain.ranges import DEFAULT_PRESET, PRESETS, RangePreset, Window, window
+from runtime.domain.ranges import Window
 from runtime.domain.rates import ratio
 from runtime.selectors import Trend
 from usage.selectors import outcomes
 
 PER_MINUTE = timedelta(minutes=1)
-
-
-def preset_parse(raw: str) -> tuple[RangePreset, str | None]:
-    """The range preset named in the URL; an unknown one gives the default and a message."""
-    if not raw:
-        return PRESETS[DEFAULT_PRESET], None
-    if raw in PRESETS:
-        return PRESETS[raw], None
-    keys = ", ".join(PRESETS)
-    return PRESETS[DEFAULT_PRESET], f"Unknown range {raw[:20]!r} (use {keys}); showing 24 hours."
-
-
-def window_for(preset: RangePreset, now: datetime) -> Window:
-    return window(preset, now)
 
 
 @dataclass(frozen=True)

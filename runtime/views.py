@@ -12,11 +12,19 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from factory_portal import charts
-from factory_portal.accounts.permissions import role_required
+from factory_portal import charts, periods, ranges
+from factory_portal.accounts.permissions import can, role_required
 from factory_portal.tenants.connection import connection_zone
 from runtime import dashboards, status
-from runtime.domain.ranges import PRESETS, Window
+from runtime.domain.ranges import (
+    DEFAULT_PRESET,
+    HOUR_PRESETS,
+    PRESETS,
+    Window,
+    days_window,
+    step_text,
+    window,
+)
 from runtime.selectors import Trend
 from usage.selectors import outcomes
 
@@ -37,28 +45,80 @@ class _Charts:
         self,
         lines: dict[str, list[float | None]],
         y_title: str,
+        links: dict[str, list[str] | None] | None = None,
         **options: Any,
     ) -> dict[str, Any] | None:
+        """A chart of ``lines``; ``links`` (per line, one path per bucket) make its points
+        open them."""
         if not any(v is not None for line in lines.values() for v in line):
             return None
-        return charts.time_lines(self.x, lines, y_title=y_title, **options)
+        figure = charts.time_lines(self.x, lines, y_title=y_title, **options)
+        for name, trace in zip(lines, figure["data"], strict=True):
+            charts.linked(trace, (links or {}).get(name))
+        return figure
 
     def trend(self, trend: Trend, y_title: str, **options: Any) -> dict[str, Any] | None:
         return None if trend.empty else self.lines(trend.lines, y_title, **options)
 
 
 def _range_context(request: HttpRequest, zone: ZoneInfo) -> tuple[Window, dict[str, Any]]:
+    """The page's window: the last hour or 24 hours (this page's own presets, the default), or
+    the shared range of days in the page's zone (presets, custom days) in capped buckets. An
+    unknown range shows 24 hours and says so."""
     now = timezone.now()
-    preset, problem = dashboards.preset_parse(request.GET.get("range", ""))
-    w = dashboards.window_for(preset, now)
+    get = request.GET
+    today = periods.local_date(now, zone)
+    key = (get.get("range") or "").strip().lower()
+    problems: list[str] = []
+    shared = key in ranges.PRESET_LABELS or key == ranges.CUSTOM
+    if not shared and not key and (get.get("from") or get.get("to")):
+        shared = True  # an older from/to link: custom days
+    if key and not shared and key not in HOUR_PRESETS:
+        keys = ", ".join([*HOUR_PRESETS, *ranges.PRESET_LABELS, ranges.CUSTOM])
+        problems.append(f"Unknown range {key[:20]!r} (use {keys}); showing 24 hours.")
+    extra = [(k, PRESETS[k].label) for k in HOUR_PRESETS]
+    if shared:
+        chosen, found = ranges.range_parse(get, today=today, max_days=ranges.MAX_DAYS)
+        problems.extend(found)
+        w = days_window(*chosen.bounds(zone), now)
+        control = ranges.control(get, chosen, problems, extra=extra)
+        days: ranges.DayRange | None = chosen
+        range_text = chosen.label
+    else:
+        preset = PRESETS[key if key in HOUR_PRESETS else DEFAULT_PRESET]
+        w = window(preset, now)
+        label = f"Last {preset.label}"
+        control = ranges.control(
+            get,
+            ranges.preset_range("today", today),
+            problems,
+            extra=extra,
+            current=preset.key,
+            label=label,
+        )
+        days = None
+        range_text = f"the last {preset.label}"
     return w, {
         "now": now,
-        "preset": preset,
-        "presets": PRESETS.values(),
-        "errors": [problem] if problem else [],
+        "time_range": control,
+        "range_text": range_text,
+        "step_text": step_text(w.step),
+        "days": days,
         "zone": zone.key,
         "window": w,
     }
+
+
+def _day_links(request: HttpRequest, w: Window, zone: ZoneInfo, **filters: str) -> list[str] | None:
+    """Per bucket, run history for the bucket's day in ``zone`` (its finest filter is a day)
+    with ``filters``; None for a user who may not open run history."""
+    if not can(request.user, "runs"):
+        return None
+    hrefs = []
+    for start in w.buckets:
+        day = start.astimezone(zone).date()
+        hrefs.append(ranges.runs_href(ranges.DayRange(day, day), **filters))
+    return hrefs
 
 
 def _factory_health(request: HttpRequest, *, tenant: bool) -> HttpResponse:
@@ -71,8 +131,30 @@ def _factory_health(request: HttpRequest, *, tenant: bool) -> HttpResponse:
         tenant=tenant,
         runs=runs,
         pools=figures.pools,
-        rates_chart=draw.lines(runs.rates, "% of finished runs", percent=True, colours=RUN_COLOURS),
-        failure_types_chart=draw.lines(runs.failure_types, "% of finished runs", stacked=True),
+        rates_chart=draw.lines(
+            runs.rates,
+            "% of finished runs",
+            percent=True,
+            colours=RUN_COLOURS,
+            links={"failure %": _day_links(request, w, zone, status="Failed")} if tenant else None,
+        ),
+        failure_types_chart=draw.lines(
+            runs.failure_types,
+            "% of finished runs",
+            stacked=True,
+            links={
+                kind: _day_links(
+                    request,
+                    w,
+                    zone,
+                    status="Failed",
+                    failure_type="" if kind == "unspecified" else kind,
+                )
+                for kind in runs.failure_types
+            }
+            if tenant
+            else None,
+        ),
         duration_chart=draw.lines(runs.duration, "minutes"),
         job_duration_chart=draw.trend(figures.job_duration, "seconds"),
         jobs_in_queue_chart=draw.trend(figures.jobs_in_queue, "jobs waiting"),

@@ -131,6 +131,42 @@ def test_factory_health_and_queues_draw_charts_and_ranges(alpha, people) -> None
     assert "Unknown range" in bad and 'aria-current="page">24 hours' in bad
 
 
+def test_health_pages_take_the_shared_range_of_days_and_drill_down(alpha, people) -> None:
+    now = timezone.now()
+    with schema_context(alpha.schema):
+        factory_metrics("alpha-build", "alpha-gpu")
+        run_finished(
+            "done-f", "Failed", now - timedelta(minutes=40), 10, failure_type="deploy_error"
+        )
+        run_finished("done-s", "Succeeded", now - timedelta(minutes=40), 10)
+    client = people["member"]
+    for query, step in (("range=7d", "2 hours"), ("range=90d", "day"), ("range=30d", "6 hours")):
+        response = client.get(f"/health/factory/?{query}")
+        page = text(response)
+        assert f"per {step};" in page and 'data-testid="runs-finished">2<' in page
+        assert len(response.context["window"].buckets) <= 150
+        failures = response.context["failure_types_chart"]["data"][0]
+        assert any(
+            "status=Failed&failure_type=deploy_error&from=" in h for h in failures["customdata"]
+        )
+        queues = text(client.get(f"/health/queues/?{query}"))
+        assert 'id="queue-depth"' in queues
+    today = timezone.now().date()
+    custom = f"range=custom&from={today - timedelta(days=3)}&to={today + timedelta(days=1)}"
+    response = client.get(f"/health/factory/?{custom}")
+    assert response.status_code == 200 and response.context["window"].end <= now + timedelta(
+        hours=1
+    )
+    for bad, message in (
+        ("range=custom&from=2026-13-01", "is not a date"),
+        ("from=2026-10-10&to=2026-10-01", "is after the end"),
+    ):
+        assert message in text(client.get(f"/health/factory/?{bad}")), bad
+    # The 1h and 24h presets stay, beside the shared ones, and keep working as before.
+    page = text(client.get("/health/factory/?range=1h"))
+    assert 'aria-current="page">1 hour' in page and 'data-range="this_month"' in page
+
+
 def test_api_status(alpha) -> None:
     with schema_context(alpha.schema):
         factory_metrics("alpha-build", "alpha-gpu")

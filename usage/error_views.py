@@ -5,7 +5,6 @@ render; the charts come from ``factory_portal.charts``."""
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
 
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -13,49 +12,37 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from factory_portal import charts, periods
-from factory_portal.accounts.permissions import role_required
+from factory_portal import charts, periods, ranges
+from factory_portal.accounts.permissions import can, role_required
 from factory_portal.tenants.connection import connection_zone
 from usage.selectors import errors as error_selectors
 
-DEFAULT_DAYS = 14
+DEFAULT_RANGE = "30d"
 PER_PAGE = 25
 CHARTED_GROUPS = 6
 FINGERPRINT_RE = re.compile(r"[0-9a-f]{32}")
 SORT_LABELS = {"frequent": "most frequent", "newest": "newest", "runs": "most runs affected"}
 
 
-def error_range(request: HttpRequest, problems: list[str]) -> tuple[date, date]:
-    """The range of the query (``from``, ``to``: the tenant's days, inclusive); the default (the
-    last 14 days) for what cannot be used, with the reason added to ``problems``."""
+def error_range(request: HttpRequest, problems: list[str]) -> ranges.DayRange:
+    """The shared time range of the query (the tenant's days, inclusive); the default (the last
+    30 days) for what cannot be used, with the reason added to ``problems``."""
     today = periods.local_date(timezone.now(), connection_zone())
-
-    def day(name: str, default: date) -> date:
-        raw = request.GET.get(name, "")
-        if not raw:
-            return default
-        try:
-            return periods.day_parse(raw)
-        except periods.PeriodError as exc:
-            problems.append(f"{exc} Showing the default range.")
-            return default
-
-    end = day("to", today)
-    start = day("from", end - timedelta(days=DEFAULT_DAYS - 1))
-    if start > end:
-        problems.append("The start date is after the end date; showing the default range.")
-        end, start = today, today - timedelta(days=DEFAULT_DAYS - 1)
-    if (end - start).days + 1 > error_selectors.MAX_DAYS:
-        problems.append(f"A range covers at most {error_selectors.MAX_DAYS} days; the start moved.")
-        start = end - timedelta(days=error_selectors.MAX_DAYS - 1)
-    return start, end
+    chosen, found = ranges.range_parse(
+        request.GET, today=today, default=DEFAULT_RANGE, max_days=error_selectors.MAX_DAYS
+    )
+    problems.extend(found)
+    return chosen
 
 
-def _failing_runs_query(start: date, end: date, templates: list[str], count: int) -> str:
-    query = {"status": "Failed", "from": start.isoformat(), "to": end.isoformat()}
-    if count == 1:
-        query["template"] = templates[0]
-    return urlencode(query)
+def _failing_runs(
+    request: HttpRequest, days: ranges.DayRange, templates: list[str], count: int
+) -> str:
+    """Run history's failed runs of these days (of the group's template when it has one); ""
+    for a user who may not open run history."""
+    if not can(request.user, "runs"):
+        return ""
+    return ranges.runs_href(days, status="Failed", template=templates[0] if count == 1 else "")
 
 
 def _page_number(raw: str) -> int:
@@ -65,7 +52,8 @@ def _page_number(raw: str) -> int:
 @role_required("runs")
 def error_groups(request: HttpRequest) -> HttpResponse:
     problems: list[str] = []
-    start, end = error_range(request, problems)
+    chosen = error_range(request, problems)
+    start, end = chosen.start, chosen.end
     sort = request.GET.get("sort", "frequent")
     sort = sort if sort in error_selectors.ERROR_SORTS else "frequent"
     result = error_selectors.error_groups(
@@ -82,7 +70,7 @@ def error_groups(request: HttpRequest) -> HttpResponse:
         {
             "group": row,
             "sparkline": charts.sparkline_points(row.trend),
-            "failing_runs": _failing_runs_query(start, end, row.templates, row.template_count),
+            "failing_runs": _failing_runs(request, chosen, row.templates, row.template_count),
         }
         for row in result.rows
     ]
@@ -91,11 +79,18 @@ def error_groups(request: HttpRequest) -> HttpResponse:
         charts.error_trend_chart(
             result.days,
             {f"{r.type or 'error'}: {r.message[:40]}": r.trend for r in charted},
+            links={
+                f"{r.type or 'error'}: {r.message[:40]}": [
+                    _failing_runs(request, ranges.DayRange(day, day), r.templates, r.template_count)
+                    for day in result.days
+                ]
+                for r in charted
+            },
         )
         if charted
         else None
     )
-    range_query = urlencode({"from": start.isoformat(), "to": end.isoformat()})
+    range_query = urlencode(chosen.query())
     return render(
         request,
         "usage/errors.html",
@@ -110,6 +105,7 @@ def error_groups(request: HttpRequest) -> HttpResponse:
             "sort": sort,
             "sort_label": SORT_LABELS[sort],
             "range_query": range_query,
+            "time_range": ranges.control(request.GET, chosen, problems),
         },
     )
 
@@ -119,8 +115,10 @@ def error_group(request: HttpRequest, fingerprint: str) -> HttpResponse:
     if not FINGERPRINT_RE.fullmatch(fingerprint):
         raise Http404("No such error group.")
     problems: list[str] = []
-    start, end = error_range(request, problems)
-    detail = error_selectors.error_group(fingerprint=fingerprint, start=start, end=end)
+    chosen = error_range(request, problems)
+    detail = error_selectors.error_group(
+        fingerprint=fingerprint, start=chosen.start, end=chosen.end
+    )
     if detail is None:
         raise Http404("No such error group.")
     templates = sorted({b.template for b in detail.breakdown if b.template})
@@ -130,10 +128,20 @@ def error_group(request: HttpRequest, fingerprint: str) -> HttpResponse:
         {
             "detail": detail,
             "errors": problems,
-            "chart": charts.error_trend_chart(detail.days, {"errors": detail.trend})
+            "chart": charts.error_trend_chart(
+                detail.days,
+                {"errors": detail.trend},
+                links={
+                    "errors": [
+                        _failing_runs(request, ranges.DayRange(d, d), templates, len(templates))
+                        for d in detail.days
+                    ]
+                },
+            )
             if detail.count
             else None,
-            "failing_runs": _failing_runs_query(start, end, templates, len(templates)),
-            "range_query": urlencode({"from": start.isoformat(), "to": end.isoformat()}),
+            "failing_runs": _failing_runs(request, chosen, templates, len(templates)),
+            "range_query": urlencode(chosen.query()),
+            "time_range": ranges.control(request.GET, chosen, problems),
         },
     )

@@ -7,13 +7,13 @@ import csv
 from collections.abc import Iterator
 from datetime import date, timedelta
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from factory_portal import charts, periods
-from factory_portal.accounts.permissions import role_required
+from factory_portal import charts, periods, ranges
+from factory_portal.accounts.permissions import can, role_required
 from factory_portal.spreadsheets import cell
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors
@@ -179,39 +179,91 @@ def active_runs(request: HttpRequest) -> HttpResponse:
 
 
 REPORT_MAX_DAYS = 366
-REPORT_DEFAULT_DAYS = {"day": 30, "week": 91, "month": 365}
+# Without a range in the URL, a weekly or monthly report shows more days than a daily one.
+REPORT_DEFAULT_RANGE = {"day": "30d", "week": "90d", "month": "90d"}
+USAGE_FILTER_LABELS = {
+    "project": "Project",
+    "template": "Template",
+    "run_type": "Run type",
+    "model": "Model",
+}
+
+
+def _period_range(key: str, grain: str, within: ranges.DayRange) -> ranges.DayRange:
+    """The days of report period ``key`` inside the report's range (a week or month cut at the
+    range's ends): what a drill-down from that period opens."""
+    if grain == "month":
+        first = periods.month_parse(key)
+        last = periods.month_last_day(first)
+    else:
+        first = date.fromisoformat(key)
+        last = first + timedelta(days=6 if grain == "week" else 0)
+    return ranges.DayRange(max(first, within.start), min(last, within.end))
+
+
+def _usage_filters(request: HttpRequest) -> reporting.UsageFilters:
+    """The report's filters; a value that is not among the choices still filters (a shared link
+    to a template that has no runs yet shows nothing rather than everything)."""
+    return reporting.UsageFilters(
+        **{
+            name: request.GET.get(name, "").replace("\x00", "").strip()[:200]
+            for name in USAGE_FILTER_LABELS
+        }
+    )
 
 
 @role_required("runs")
 def usage_report(request: HttpRequest) -> HttpResponse:
     """Run volume, run types, templates, success and duration trends, tokens by model (the
-    tenant's days)."""
-    today = periods.local_date(timezone.now(), connection_zone())
+    tenant's days), for the shared time range and the project, template, run type and model
+    filters; every figure that stands for runs opens them in run history."""
+    zone = connection_zone()
+    today = periods.local_date(timezone.now(), zone)
     grain = request.GET.get("grain", "day")
-    grain = grain if grain in reporting.GRAINS else "day"
     errors: list[str] = []
+    if grain not in reporting.GRAINS:
+        errors.append(f"grain={grain[:20]!r} is not day, week or month; showing days.")
+        grain = "day"
+    chosen, problems = ranges.range_parse(
+        request.GET, today=today, default=REPORT_DEFAULT_RANGE[grain], max_days=REPORT_MAX_DAYS
+    )
+    choices = reporting.usage_filter_choices()
+    filters = _usage_filters(request)
+    report = reporting.usage_report(
+        start=chosen.start, end=chosen.end, grain=grain, zone=zone, filters=filters
+    )
+    # Run history cannot filter by model: with a model chosen nothing opens it.
+    drill = can(request.user, "runs") and not filters.model
+    run_filters = {
+        "project": filters.project,
+        "template": filters.template,
+        "run_type": filters.run_type,
+    }
 
-    def day(name: str, default: date) -> date:
-        raw = request.GET.get(name, "")
-        if not raw:
-            return default
-        try:
-            # Usage before 2000 is refused at ingest; the bound also keeps the default
-            # range's start a valid date.
-            return periods.day_parse(raw)
-        except periods.PeriodError as exc:
-            errors.append(f"{exc} Showing the default range.")
-            return default
+    def runs(days: ranges.DayRange, **more: str) -> str:
+        """Run history for these days and filters; nothing for runs without a template or run
+        type, which run history cannot pick out."""
+        query = {**run_filters, **more}
+        if not drill or reporting.NONE_LABEL in query.values():
+            return ""
+        return ranges.runs_href(days, **query)
 
-    end = day("to", today)
-    start = day("from", end - timedelta(days=REPORT_DEFAULT_DAYS[grain] - 1))
-    if start > end:
-        errors.append("The start date is after the end date; showing the default range.")
-        end, start = today, today - timedelta(days=REPORT_DEFAULT_DAYS[grain] - 1)
-    if (end - start).days + 1 > REPORT_MAX_DAYS:
-        errors.append(f"A report covers at most {REPORT_MAX_DAYS} days; the start was moved.")
-        start = end - timedelta(days=REPORT_MAX_DAYS - 1)
-    report = reporting.usage_report(start=start, end=end, grain=grain)
+    period_rows = []
+    for key, p in report.periods.items():
+        days = _period_range(key, grain, chosen)
+        period_rows.append(
+            {
+                "key": key,
+                "p": p,
+                "p50": p.percentile_ms(0.5),
+                "p95": p.percentile_ms(0.95),
+                "href": runs(days),
+                "succeeded_href": runs(days, status=RunStatus.SUCCEEDED),
+                "failed_href": runs(days, status=RunStatus.FAILED),
+                "status_hrefs": {s: runs(days, status=s) for s in RunStatus.values},
+            }
+        )
+    kept = [(k, v) for k, v in request.GET.items() if k in ("grain", *ranges.RANGE_PARAMS)]
     return render(
         request,
         "usage/usage_report.html",
@@ -219,14 +271,60 @@ def usage_report(request: HttpRequest) -> HttpResponse:
             "report": report,
             "grains": reporting.GRAINS,
             "errors": errors,
+            "time_range": ranges.control(request.GET, chosen, problems),
+            "range_fields": list(chosen.query().items()),
+            "filter_fields": [
+                (name, label, choices[name], getattr(filters, name))
+                for name, label in USAGE_FILTER_LABELS.items()
+            ],
+            "filtered": bool(filters.query()),
+            "clear_query": urlencode({**chosen.query(), "grain": grain}),
+            "drill": drill,
+            "runs_href": runs(chosen),
+            "period_rows": period_rows,
+            "run_type_rows": [
+                (name, n, runs(chosen, run_type=name)) for name, n in report.run_types.items()
+            ],
+            "template_rows": [(t, runs(chosen, template=t.template)) for t in report.templates],
+            "model_rows": [
+                (*totals, urlencode({**dict(kept), **filters.query(), "model": totals[0]}))
+                for totals in report.model_totals
+            ],
             "recent": reporting.recent_success_rates(now=timezone.now()),
-            "volume_chart": charts.run_volume_chart(report) if report.total_runs else None,
-            "trend_chart": charts.success_duration_chart(report) if report.total_runs else None,
+            "volume_chart": charts.run_volume_chart(
+                report,
+                links={r["key"]: r["status_hrefs"] for r in period_rows} if drill else None,
+            )
+            if report.total_runs
+            else None,
+            "trend_chart": charts.success_duration_chart(
+                report, links={r["key"]: r["href"] for r in period_rows} if drill else None
+            )
+            if report.total_runs
+            else None,
             "tokens_chart": charts.tokens_chart(report.tokens_by_model)
             if report.tokens_by_model
             else None,
         },
     )
+
+
+def _steps_range(get: QueryDict, today: date) -> tuple[ranges.DayRange, list[str]]:
+    """The shared range; an older ``?days=N`` link reads as the last N days."""
+    raw_days = get.get("days", "")
+    if raw_days and not get.get("range") and not (get.get("from") or get.get("to")):
+        if raw_days.isdigit() and 1 <= int(raw_days) <= step_selectors.MAX_DAYS:
+            days = int(raw_days)
+            preset = f"{days}d"
+            if preset in ranges.PRESET_LABELS:
+                return ranges.preset_range(preset, today), []
+            return ranges.DayRange(today - timedelta(days=days - 1), today), []
+        default = ranges.preset_range(ranges.DEFAULT, today)
+        return default, [
+            f"days must be a whole number of days from 1 to {step_selectors.MAX_DAYS};"
+            f" showing the last {default.length} days."
+        ]
+    return ranges.range_parse(get, today=today, max_days=step_selectors.MAX_DAYS)
 
 
 STEP_SORT_LABELS = {
@@ -246,25 +344,8 @@ def steps(request: HttpRequest) -> HttpResponse:
     today = periods.local_date(timezone.now(), connection_zone())
     get = request.GET
     errors: list[str] = []
-
-    def day(name: str) -> date | None:
-        try:
-            return periods.day_parse(get[name]) if get.get(name) else None
-        except periods.PeriodError as exc:
-            errors.append(f"{exc} It was left out.")
-            return None
-
-    raw_days = get.get("days", "")
-    days = int(raw_days) if raw_days.isdigit() and len(raw_days) < 4 else None
-    if raw_days and days is None:
-        errors.append("days must be a whole number of days; showing 30.")
-    try:
-        start, end = step_selectors.step_range(
-            today=today, days=days, start=day("from"), end=day("to")
-        )
-    except step_selectors.RangeError as exc:
-        errors.append(f"{exc} Showing the last {step_selectors.DEFAULT_DAYS} days.")
-        start, end = step_selectors.step_range(today=today)
+    chosen, problems = _steps_range(get, today)
+    start, end = chosen.start, chosen.end
     grouping = get.get("by", "step")
     grouping = grouping if grouping in step_selectors.GROUPINGS else "step"
     sort = get.get("sort", "rework_rate")
@@ -273,7 +354,7 @@ def steps(request: HttpRequest) -> HttpResponse:
     report = step_selectors.step_report(
         start=start, end=end, grouping=grouping, sort=sort, template=template
     )
-    query = {"from": start.isoformat(), "to": end.isoformat(), "by": grouping}
+    query = {**chosen.query(), "by": grouping}
     if template:
         query["template"] = template
     chart_rows = [
@@ -290,10 +371,7 @@ def steps(request: HttpRequest) -> HttpResponse:
         {
             "report": report,
             "errors": errors,
-            "presets": [
-                (n, urlencode({"days": n, "by": grouping, "sort": sort}))
-                for n in step_selectors.PRESET_DAYS
-            ],
+            "time_range": ranges.control(get, chosen, problems),
             "sort_label": STEP_SORT_LABELS[sort],
             "sorts": STEP_SORT_LABELS,
             "sort": sort,
@@ -301,6 +379,20 @@ def steps(request: HttpRequest) -> HttpResponse:
             "template": template,
             "query": urlencode(query),
             "run_query": {"from": start.isoformat(), "to": end.isoformat()},
-            "chart": charts.step_rates_chart(chart_rows) if chart_rows else None,
+            "chart": charts.step_rates_chart(
+                chart_rows,
+                links=[
+                    ranges.runs_href(
+                        chosen,
+                        step=r.step,
+                        template=r.template if r.template is not None else template,
+                    )
+                    for r in report.rows[:30]
+                ]
+                if can(request.user, "runs")
+                else None,
+            )
+            if chart_rows
+            else None,
         },
     )

@@ -86,3 +86,23 @@ def test_runs_href_carries_days_and_filters():
     assert ranges.runs_href(None) == "/runs/"
     assert chosen.label == "1 Nov 2026 to 2 Nov 2026"
     assert ranges.preset_range("7d", TODAY).label == "Last 7 days (24 Nov 2026 to 30 Nov 2026)"
+
+
+def test_a_page_adds_its_own_presets_before_the_shared_ones() -> None:
+    today = date(2026, 11, 30)
+    params = QueryDict("range=1h&pool=gpu")
+    chosen = ranges.preset_range("today", today)
+    made = ranges.control(
+        params,
+        chosen,
+        extra=[("1h", "1 hour"), ("24h", "24 hours")],
+        current="1h",
+        label="Last 1 hour",
+    )
+    assert [p.key for p in made.presets][:3] == ["1h", "24h", "today"]
+    assert [p.key for p in made.presets if p.current] == ["1h"]
+    assert made.presets[1].href == "?pool=gpu&range=24h" and made.label == "Last 1 hour"
+    shared = ranges.control(
+        QueryDict("range=7d"), ranges.preset_range("7d", today), extra=[("1h", "1 hour")]
+    )
+    assert [p.key for p in shared.presets if p.current] == ["7d"] and shared.label == ""

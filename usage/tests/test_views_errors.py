@@ -34,13 +34,18 @@ def test_the_list_shows_groups_with_trend_links_and_a_chart(alpha):
     assert 'data-figure="error-trend-data"' in html and "<polyline points=" in html
     assert 'data-testid="error-count">2<' in html
     assert "<script>" not in html.replace('<script id="error-trend-data"', "")
+    # Each day's bar of a group opens that day's failed runs (of its template when it has one).
+    chart = page.context["chart"]
+    hrefs = [h for trace in chart["data"] for h in trace.get("customdata") or []]
+    assert hrefs and all(h.startswith("/runs/?status=Failed&") and "&from=" in h for h in hrefs)
+    assert 'data-range="7d"' in html and 'aria-current="page">30 days' in html
 
 
 def test_the_detail_page_shows_the_error_and_its_stack_trace(alpha):
     error_make(alpha, "r-1", _recent(), message="manifest 'a.yaml' conflicts with revision 41")
     client = logged_in_client(alpha.host, alpha.admin_email)
     listing = client.get("/errors/").content.decode()
-    assert f'href="/errors/{DEPLOY}/?from=' in listing
+    assert f'href="/errors/{DEPLOY}/?range=30d' in listing
     html = client.get(f"/errors/{DEPLOY}/").content.decode()
     assert "manifest &#x27;a.yaml&#x27; conflicts with revision 41" in html  # the latest, as sent
     assert '<details class="stacktrace"' in html and "main.go:19" in html
@@ -60,7 +65,7 @@ def test_empty_state_and_unknown_groups(alpha):
     ("query", "words"),
     [
         ("from=2026-13-01", "is not a date"),
-        ("from=2026-11-10&to=2026-11-01", "after the end date"),
+        ("from=2026-11-10&to=2026-11-01", "is after the end"),
         ("from=2001-01-01&to=2026-11-01", "at most 366 days"),
         ("sort=nope&page=abc", None),
         ("page=99999999999999999999", None),

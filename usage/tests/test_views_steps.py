@@ -106,6 +106,15 @@ def test_page_shows_steps_worst_first_with_drill_down(alpha):
     # The drill-down lists exactly the runs that ran the step.
     runs = response_text(client.get(link))
     assert "rework-run" in runs and "ok-run" in runs and "broken-run" not in runs
+    # The chart's bars open the same runs; the shared range control keeps grouping and sort.
+    response = client.get("/steps/?range=30d&by=template&sort=runs")
+    chart = response.context["chart"]
+    assert all(
+        h.startswith("/runs/?step=") and "&from=" in h for h in chart["data"][0]["customdata"]
+    )
+    hrefs = {p.key: p.href for p in response.context["time_range"].presets}
+    assert hrefs["7d"] == "?by=template&sort=runs&range=7d"
+    assert 'aria-current="page">30 days' in response_text(response)
 
 
 def test_grouping_sorting_and_range_stay_in_the_url(alpha):
@@ -134,7 +143,7 @@ def test_bad_input_is_reported_and_the_default_shown(alpha):
         response = client.get(f"/steps/?{query}")
         assert response.status_code == 200, query
     page = response_text(client.get("/steps/?from=2026-10-10&to=2026-10-01"))
-    assert "The start date is after the end date" in page
+    assert "is after the end" in page
     assert 'data-testid="steps-empty"' in page
 
 
