@@ -773,17 +773,21 @@ class RunFilterChoices:
     failure_types: list[str]
 
 
+# Failure types offered are those of failed steps (the step rollup) and of the latest failed
+# runs: reading every failed run's would cost a page a scan of them.
+FAILED_RUNS_READ = 2000
+
+
 def run_filter_choices() -> RunFilterChoices:
     """Projects, templates, run types and steps from the daily rollups (small, unlike runs);
-    failure types of failed runs and of failed step attempts."""
+    failure types of failed step attempts and of the latest ``FAILED_RUNS_READ`` failed runs."""
     daily = RunDaily.objects.all()
-    step_rows = StepDaily.objects.all()
-    failure_types = set(
-        Run.objects.filter(status__in=[RunStatus.FAILED, RunStatus.CANCELLED])
-        .exclude(failure_type="")
-        .values_list("failure_type", flat=True)
-        .distinct()
+    latest_failed = (
+        Run.objects.filter(status=RunStatus.FAILED)
+        .order_by("-requested_at")
+        .values_list("failure_type", flat=True)[:FAILED_RUNS_READ]
     )
+    failure_types = set(latest_failed)
     with connection.cursor() as cursor:
         cursor.execute("SELECT DISTINCT jsonb_object_keys(failure_types) FROM usage_stepdaily")
         failure_types.update(key for (key,) in cursor.fetchall())
@@ -791,7 +795,7 @@ def run_filter_choices() -> RunFilterChoices:
         projects=project_slugs(),
         templates=_distinct(daily, "template"),
         run_types=_distinct(daily, "run_type"),
-        steps=_distinct(step_rows, "step_name"),
+        steps=_distinct(StepDaily.objects.all(), "step_name"),
         failure_types=sorted(t for t in failure_types if t),
     )
 
