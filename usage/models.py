@@ -8,6 +8,7 @@ are what make ingestion idempotent. Money columns are ``numeric``; Python sees `
 from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -89,6 +90,9 @@ class Run(models.Model):
             models.Index(
                 fields=["run_id"], name="run_id_prefix_idx", opclasses=["varchar_pattern_ops"]
             ),
+            # Run-id substring search (LIKE '%84eb4%'): trigrams, from pg_trgm in the public
+            # schema (one extension per database; migration 0009 creates it there).
+            GinIndex(fields=["run_id"], name="run_id_trgm_idx", opclasses=["public.gin_trgm_ops"]),
         ]
         constraints = [
             models.CheckConstraint(

@@ -25,9 +25,16 @@ from usage.selectors import steps as step_selectors
 ACTIVE_LIMIT = 100
 
 
-def _filters(request: HttpRequest, problems: list[str] | None = None) -> selectors.RunFilters:
-    """The run-history filters of the query; a date that cannot be used is left out, with the
-    reason added to ``problems``."""
+def _filters(
+    request: HttpRequest,
+    problems: list[str] | None = None,
+    choices: selectors.RunFilterChoices | None = None,
+) -> selectors.RunFilters:
+    """The run-history filters of the query, canonical (any letter case; ``choices`` saves
+    reading the known values again); a date that cannot be used is left out, with the reason
+    added to ``problems``. ``range=`` (a preset of the analytics pages' range control, or
+    ``custom`` with ``from``/``to``) sets both days, so a saved or shared link keeps moving with
+    the calendar."""
     get = request.GET
 
     def day(name: str) -> date | None:
@@ -46,17 +53,26 @@ def _filters(request: HttpRequest, problems: list[str] | None = None) -> selecto
     canonical = selectors.status_canonical(status)
     if status and canonical is None and problems is not None:
         problems.append(f"{status[:40]!r} is not a run status. The filter was left out.")
-    return selectors.RunFilters(
+    if get.get("range"):
+        today = periods.local_date(timezone.now(), connection_zone())
+        chosen, range_problems = ranges.range_parse(get, today=today)
+        if problems is not None:
+            problems.extend(range_problems)
+        start, end = chosen.start, chosen.end
+    else:
+        start, end = day("from"), day("to")
+    filters = selectors.RunFilters(
         status=canonical or "",
         project=text("project", 100),
         template=text("template", 200),
         run_type=text("run_type", 64),
-        start=day("from"),
-        end=day("to"),
+        start=start,
+        end=end,
         search=text("q", 128),
         step=text("step", STEP_NAME_LENGTH),
         failure_type=text("failure_type", FAILURE_TYPE_LENGTH),
     )
+    return selectors.run_filters_canonical(filters, choices)
 
 
 def _sort(request: HttpRequest) -> str:
@@ -65,7 +81,10 @@ def _sort(request: HttpRequest) -> str:
 
 
 def _cursor(raw: str, sort: str) -> selectors.Cursor | None:
-    """The page's "after" position for this sort; anything else starts over at the first page."""
+    """A page's ``after`` or ``before`` position for this sort; anything else (none, or one of
+    another sort) starts over at the first page."""
+    if not raw:
+        return None
     try:
         return selectors.cursor_parse(raw, sort)
     except ValueError:
@@ -80,39 +99,83 @@ SORT_LABELS = {
     "costliest": "highest total cost first",
     "cheapest": "lowest total cost first",
     "ai_costliest": "highest AI cost first",
+    "ai_cheapest": "lowest AI cost first",
     "infra_costliest": "highest infrastructure cost first",
+    "infra_cheapest": "lowest infrastructure cost first",
 }
+# The sortable columns: (sort when first clicked, the other direction).
+SORT_COLUMNS = {
+    "requested": ("newest", "oldest"),
+    "duration": ("longest", "shortest"),
+    "ai_cost": ("ai_costliest", "ai_cheapest"),
+    "infra_cost": ("infra_costliest", "infra_cheapest"),
+    "total_cost": ("costliest", "cheapest"),
+}
+
+
+def _sort_headers(query: QueryDict, sort: str) -> dict[str, dict[str, str]]:
+    """Per sortable column: the link that sorts by it (the other direction when it is the
+    current sort; back to the first page) and its ``aria-sort``."""
+    headers = {}
+    for name, (first, other) in SORT_COLUMNS.items():
+        chosen = other if sort == first else first
+        params = query.copy()
+        params["sort"] = chosen
+        current = sort in (first, other)
+        descending = selectors.RUN_SORTS[sort][1]
+        headers[name] = {
+            "href": "?" + params.urlencode(),
+            "aria": ("descending" if descending else "ascending") if current else "none",
+            "title": f"Sort by {SORT_LABELS[chosen]}",
+        }
+    return headers
 
 
 @role_required("runs")
 def run_list(request: HttpRequest) -> HttpResponse:
+    """Run history: filters, a count, keyset pages both ways (``after``/``before`` cursors),
+    sortable columns; times in the tenant's zone."""
     problems: list[str] = []
-    filters = _filters(request, problems)
+    choices = selectors.run_filter_choices()
+    filters = _filters(request, problems, choices)
     sort = _sort(request)
-    rows, next_cursor = selectors.runs_page(
-        filters, after=_cursor(request.GET.get("after", ""), sort), sort=sort
+    get = request.GET
+    page = selectors.runs_window(
+        filters,
+        after=_cursor(get.get("after", ""), sort),
+        before=_cursor(get.get("before", ""), sort),
+        sort=sort,
     )
-    query = request.GET.copy()
-    query.pop("after", None)
-    next_query = None
-    if next_cursor is not None:
-        query["after"] = selectors.cursor_text(next_cursor)
-        next_query = query.urlencode()
-        query.pop("after")
+    query = get.copy()
+    for name in ("after", "before"):
+        query.pop(name, None)
+
+    def at(name: str, cursor: selectors.Cursor | None) -> str | None:
+        if cursor is None:
+            return None
+        params = query.copy()
+        params[name] = selectors.cursor_text(cursor)
+        return params.urlencode()
+
     return render(
         request,
         "usage/runs.html",
         {
-            "rows": rows,
+            "rows": page.rows,
+            "count": selectors.runs_count(filters, sort=sort),
             "filters": filters,
             "errors": problems,
-            "choices": selectors.run_filter_choices(),
+            "choices": choices,
             "statuses": RunStatus.values,
             "sorts": SORT_LABELS,
             "sort": sort,
             "sort_label": SORT_LABELS[sort],
-            "next_query": next_query,
+            "headers": _sort_headers(query, sort),
+            "next_query": at("after", page.next_cursor),
+            "previous_query": at("before", page.previous_cursor),
+            "first_query": query.urlencode() if page.previous_cursor is not None else None,
             "query": query.urlencode(),
+            "zone": connection_zone(),
         },
     )
 

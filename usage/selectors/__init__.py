@@ -6,8 +6,8 @@ dataclasses, never querysets to be refined elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -32,6 +32,7 @@ from usage.models import (
     RunAllocatedCost,
     RunDaily,
     RunLedger,
+    StepDaily,
 )
 from usage.models import RunStatus as RunStatus  # the statuses of the rows below, for callers
 
@@ -496,7 +497,7 @@ class RunFilters:
     run_type: str = ""
     start: date | None = None  # requested on or after (the tenant's day)
     end: date | None = None  # requested on or before (the tenant's day)
-    search: str = ""  # run id, exact or prefix
+    search: str = ""  # any part of a run id (a prefix when shorter than SEARCH_SUBSTRING_MIN)
     step: str = ""  # runs with a job of this step
     failure_type: str = ""  # the run's failure type, or a job's (of ``step``, when given)
 
@@ -536,8 +537,10 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
     if filters.end:  # a day of the supported years (periods): the next day exists
         end = filters.end + timedelta(days=1)
         runs = runs.filter(requested_at__lt=periods.local_day_start(end, zone))
-    if filters.search:
-        runs = runs.filter(run_id__startswith=filters.search)
+    if len(filters.search) >= SEARCH_SUBSTRING_MIN:
+        runs = runs.filter(run_id__contains=filters.search)  # the trigram index
+    elif filters.search:
+        runs = runs.filter(run_id__startswith=filters.search)  # the prefix index
     jobs = Job.objects.filter(run=OuterRef("pk"))
     if filters.step:
         jobs = jobs.filter(step_name=filters.step)
@@ -552,9 +555,43 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
     return runs
 
 
+# A search this long matches anywhere in a run id (trigrams need three characters to use
+# their index); a shorter one matches the start of ids.
+SEARCH_SUBSTRING_MIN = 3
+
+
 def status_canonical(text: str) -> str | None:
     """A run status however it is written (``failed``, ``FAILED``), or None if it is none."""
     return {s.lower(): s for s in RunStatus.values}.get(text.strip().lower())
+
+
+def choice_canonical(text: str, known: Iterable[str]) -> str:
+    """``text`` as a value in ``known`` spells it when they differ only in letter case (``BUGFIX``
+    is the run type ``bugfix``); unchanged when it is known as written, or matches none or
+    several. Filters then compare exactly, on their indexes."""
+    known = list(known)
+    if text in known:
+        return text
+    matches = [value for value in known if value.lower() == text.lower()]
+    return matches[0] if len(matches) == 1 else text
+
+
+def run_filters_canonical(
+    filters: RunFilters, choices: RunFilterChoices | None = None
+) -> RunFilters:
+    """``filters`` with every enumerated value in the spelling stored (status, project, template,
+    run type, step, failure type in any letter case); an unknown status is dropped. ``choices``
+    (from ``run_filter_choices``) saves reading them again."""
+    choices = choices or run_filter_choices()
+    return replace(
+        filters,
+        status=status_canonical(filters.status) or "" if filters.status else "",
+        project=choice_canonical(filters.project, choices.projects),
+        template=choice_canonical(filters.template, choices.templates),
+        run_type=choice_canonical(filters.run_type, choices.run_types),
+        step=choice_canonical(filters.step, choices.steps),
+        failure_type=choice_canonical(filters.failure_type, choices.failure_types),
+    )
 
 
 def _with_cost(runs):  # type: ignore[no-untyped-def]
@@ -590,7 +627,9 @@ RUN_SORTS = {
     "costliest": ("total_cost", True),
     "cheapest": ("total_cost", False),
     "ai_costliest": ("token_cost", True),
+    "ai_cheapest": ("token_cost", False),
     "infra_costliest": ("infra_cost", True),
+    "infra_cheapest": ("infra_cost", False),
 }
 COST_SORT_COLUMNS = ("total_cost", "token_cost", "infra_cost")
 
@@ -631,26 +670,64 @@ def cursor_parse(text: str, sort: str) -> Cursor:
     return periods.moment_parse(value), pk
 
 
-def runs_page(
-    filters: RunFilters, *, after: Cursor | None = None, limit: int = 50, sort: str = "newest"
-) -> tuple[list[RunRow], Cursor | None]:
-    """One page of runs in ``sort`` order (see ``RUN_SORTS``; sorting by duration lists finished
-    runs only). Keyset pagination on (sort column, id), so page 1,000 costs what page 1 costs.
-    Returns the rows and the cursor of the next page (None on the last)."""
+@dataclass(frozen=True)
+class RunPage:
+    """One page of run history and the cursors around it: ``next_cursor`` (``after``) of the
+    page that follows, ``previous_cursor`` (``before``) of the one before; None at either end."""
+
+    rows: list[RunRow]
+    next_cursor: Cursor | None
+    previous_cursor: Cursor | None
+
+
+def _position(row: RunRow, column: str) -> Cursor:
+    return getattr(row, _ROW_ATTRIBUTE.get(column, column)), row.pk
+
+
+def runs_window(
+    filters: RunFilters,
+    *,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+    limit: int = 50,
+    sort: str = "newest",
+) -> RunPage:
+    """The page of runs in ``sort`` order (see ``RUN_SORTS``; sorting by duration lists finished
+    runs only) just after ``after`` or just before ``before`` (the first page without either).
+    Keyset pagination on (sort column, id), so page 1,000 costs what page 1 costs and runs with
+    equal values keep one order. Going back past the start gives the first page, full."""
     column, descending = RUN_SORTS[sort]
     runs = _with_cost(_filtered_runs(filters))
     if column == "duration_ms":
         runs = runs.filter(duration_ms__isnull=False)
-    if after is not None:
-        value, pk = after
-        op = "lt" if descending else "gt"
+    backwards = before is not None and after is None
+    cursor = before if backwards else after
+    forward = descending != backwards  # the order read: the page's, or reversed to go back
+    if cursor is not None:
+        value, pk = cursor
+        op = "lt" if forward else "gt"
         runs = runs.filter(Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"pk__{op}": pk}))
-    order = [f"-{column}", "-pk"] if descending else [column, "pk"]
+    order = [f"-{column}", "-pk"] if forward else [column, "pk"]
     rows = [_row(r) for r in runs.order_by(*order)[: limit + 1]]
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], (getattr(last, _ROW_ATTRIBUTE.get(column, column)), last.pk)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        if not more:  # reached the start: show the first page, not a short one
+            return runs_window(filters, limit=limit, sort=sort)
+        rows.reverse()
+        return RunPage(rows, _position(rows[-1], column), _position(rows[0], column))
+    following = _position(rows[-1], column) if more else None
+    previous = _position(rows[0], column) if cursor is not None and rows else None
+    return RunPage(rows, following, previous)
+
+
+def runs_page(
+    filters: RunFilters, *, after: Cursor | None = None, limit: int = 50, sort: str = "newest"
+) -> tuple[list[RunRow], Cursor | None]:
+    """The rows of ``runs_window`` after ``after`` and the cursor of the next page (None on the
+    last)."""
+    page = runs_window(filters, after=after, limit=limit, sort=sort)
+    return page.rows, page.next_cursor
 
 
 def runs_iter(filters: RunFilters, *, chunk: int = 2000, sort: str = "newest") -> Iterator[RunRow]:
@@ -663,16 +740,68 @@ def runs_iter(filters: RunFilters, *, chunk: int = 2000, sort: str = "newest") -
             return
 
 
-def run_filter_choices() -> dict[str, list[str]]:
-    return {
-        "projects": project_slugs(),
-        "templates": sorted(
-            t for t in Run.objects.values_list("template_recipe_id", flat=True).distinct() if t
-        ),
-        "run_types": sorted(
-            t for t in Run.objects.values_list("run_type", flat=True).distinct() if t
-        ),
-    }
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class RunCount:
+    """How many runs match: exact up to ``COUNT_CAP``; beyond it ``capped`` (at least
+    ``value``), so counting never reads more than the cap's rows."""
+
+    value: int
+    capped: bool
+
+
+def runs_count(filters: RunFilters, *, sort: str = "newest", cap: int = COUNT_CAP) -> RunCount:
+    """The number of runs ``runs_window`` lists for ``filters`` and ``sort`` (a duration sort
+    lists finished runs only), counted up to ``cap``."""
+    runs = _filtered_runs(filters)
+    if RUN_SORTS[sort][0] == "duration_ms":
+        runs = runs.filter(duration_ms__isnull=False)
+    found = runs.values("pk")[: cap + 1].count()
+    return RunCount(min(found, cap), found > cap)
+
+
+@dataclass(frozen=True)
+class RunFilterChoices:
+    """The values run history offers in its filter selects (and canonicalises filters to)."""
+
+    projects: list[str]
+    templates: list[str]
+    run_types: list[str]
+    steps: list[str]
+    failure_types: list[str]
+
+
+# Failure types offered are those of failed steps (the step rollup) and of the latest failed
+# runs: reading every failed run's would cost a page a scan of them.
+FAILED_RUNS_READ = 2000
+
+
+def run_filter_choices() -> RunFilterChoices:
+    """Projects, templates, run types and steps from the daily rollups (small, unlike runs);
+    failure types of failed step attempts and of the latest ``FAILED_RUNS_READ`` failed runs."""
+    daily = RunDaily.objects.all()
+    latest_failed = (
+        Run.objects.filter(status=RunStatus.FAILED)
+        .order_by("-requested_at")
+        .values_list("failure_type", flat=True)[:FAILED_RUNS_READ]
+    )
+    failure_types = set(latest_failed)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT jsonb_object_keys(failure_types) FROM usage_stepdaily")
+        failure_types.update(key for (key,) in cursor.fetchall())
+    return RunFilterChoices(
+        projects=project_slugs(),
+        templates=_distinct(daily, "template"),
+        run_types=_distinct(daily, "run_type"),
+        steps=_distinct(StepDaily.objects.all(), "step_name"),
+        failure_types=sorted(t for t in failure_types if t),
+    )
+
+
+def _distinct(rows, column: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(t for t in rows.values_list(column, flat=True).distinct() if t)
 
 
 @dataclass(frozen=True)
