@@ -21,14 +21,18 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
 from django_tenants.utils import schema_context
 
+from billing.domain.allocation import UNALLOCATED, Method
 from billing.operator.models import (
     AllocationLine,
+    AllocationRule,
     AllocationRun,
     CostPool,
     FocusImport,
     PriceBookEntry,
     TenantPriceOverride,
 )
+from billing.operator.services.allocation import CURRENT_RULES, allocation_what_if
+from factory_portal.money import quantize_cents
 from factory_portal.periods import month_of, next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
@@ -194,3 +198,99 @@ def customer_cost_table(*, months: list[date]) -> CustomerCostTable:
         unallocated=unallocated,
         allocation_status=status,
     )
+
+
+@dataclass(frozen=True)
+class DraftStaleness:
+    """Why a draft allocation is out of date: its inputs changed after it was computed."""
+
+    changed_at: datetime  # the latest change, UTC
+    what: str  # "cost pools", "allocation rules" or both, as a page says it
+
+
+def draft_staleness(
+    run: AllocationRun | None, *, pools_changed_at: datetime | None = None
+) -> DraftStaleness | None:
+    """``None`` unless ``run`` is a draft and a cost pool of its period was imported, or an
+    allocation rule added or changed, after the draft was computed. Derived from the rows' own
+    times (nothing stored); ``pools_changed_at`` spares the query when the caller has it. Usage
+    arriving late is not counted here: the what-if's "current rules" column shows its effect."""
+    if run is None or run.status != AllocationRun.Status.DRAFT:
+        return None
+    if pools_changed_at is None:
+        pools_changed_at = CostPool.objects.filter(period=run.period).aggregate(
+            at=Max("created_at")
+        )["at"]
+    rules_changed_at = AllocationRule.objects.aggregate(at=Max("updated_at"))["at"]
+    changed = {
+        what: at
+        for what, at in (("cost pools", pools_changed_at), ("allocation rules", rules_changed_at))
+        if at is not None and at > run.computed_at
+    }
+    if not changed:
+        return None
+    return DraftStaleness(changed_at=max(changed.values()), what=" and ".join(changed))
+
+
+@dataclass(frozen=True)
+class MethodAmount:
+    method: str
+    amount: Decimal  # USD, cents
+    difference: Decimal | None  # amount - the draft's, USD to the cent; None without a draft
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    name: str  # the tenant's name, or "Unallocated"
+    draft: Decimal | None  # USD, the draft's (or closed run's) share; None without a run
+    methods: list[MethodAmount]
+
+
+# The what-if's columns, in order, as the page names them.
+COMPARISON_LABELS = {
+    CURRENT_RULES: "Current rules (a new draft)",
+    Method.USAGE: "Usage-based (each pool's usage driver)",
+    Method.PROPORTIONAL: "Proportional (by runs)",
+    Method.FIXED_VARIABLE: "Fixed + variable (a quarter evenly, the rest by usage)",
+}
+
+
+def allocation_comparison(*, period: date, draft: dict[str, Decimal] | None) -> list[ComparisonRow]:
+    """The what-if against the period's run: each tenant (by name, then "Unallocated") with its
+    share in ``draft`` (tenant slug -> USD, ``unallocated`` for the rest; ``None``: no run) and
+    under each method from the current pools, with the difference to the draft in cents."""
+    table = allocation_what_if(period)
+    slugs = set(table) | set(draft or {})
+    names = dict(Tenant.objects.filter(slug__in=slugs).values_list("slug", "name"))
+    rows = []
+    for slug in slugs:
+        drafted = None if draft is None else draft.get(slug, ZERO)
+        amounts = table.get(slug, {})
+        methods = [
+            MethodAmount(
+                method=label,
+                amount=quantize_cents(amounts.get(key, ZERO)),
+                difference=(
+                    None if drafted is None else quantize_cents(amounts.get(key, ZERO) - drafted)
+                ),
+            )
+            for key, label in COMPARISON_LABELS.items()
+        ]
+        name = "Unallocated" if slug == UNALLOCATED else names.get(slug, slug)
+        rows.append(ComparisonRow(name=name, draft=drafted, methods=methods))
+    return sorted(rows, key=lambda r: (r.name == "Unallocated", r.name.casefold()))
+
+
+def run_tenant_totals(run: AllocationRun | None) -> dict[str, Decimal]:
+    """The run's tenant-level lines summed per tenant slug (``unallocated`` for the rest), USD,
+    the run's own lines and the corrections it carries."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    if run is None:
+        return totals
+    for row in (
+        AllocationLine.objects.filter(run=run, level="tenant")
+        .values("tenant__slug")
+        .annotate(amount=Sum("amount"))
+    ):
+        totals[row["tenant__slug"] or UNALLOCATED] += row["amount"]
+    return dict(totals)
