@@ -37,14 +37,18 @@ from factory_portal.periods import month_of, next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
 from usage import selectors as usage_selectors
+from usage.selectors.models_seen import models_seen
 
 PAGE_SIZE = 50
 ZERO = Decimal(0)
 
 
-def price_book_page(*, search: str, provider: str, page: int | str, now: datetime) -> Page:
-    """Price book entries whose model or provider contains ``search`` (and of ``provider`` when
-    given), by provider, model, token kind, tier and newest first, 50 a page. Each entry carries
+def price_book_page(
+    *, search: str, provider: str, page: int | str, now: datetime, model: str = ""
+) -> Page:
+    """Price book entries whose model or provider contains ``search`` (and of ``provider``, and
+    exactly ``model``, when given), by provider, model, token kind, tier and newest first, 50 a
+    page: a model's history. Each entry carries
     ``superseded`` (a later entry of the same price is in force at ``now``); an entry effective
     after ``now`` is scheduled."""
     newer_in_force = PriceBookEntry.objects.filter(
@@ -62,7 +66,133 @@ def price_book_page(*, search: str, provider: str, page: int | str, now: datetim
         entries = entries.filter(Q(model__icontains=search) | Q(provider__icontains=search))
     if provider:
         entries = entries.filter(provider=provider)
+    if model:
+        entries = entries.filter(model=model)
     return Paginator(entries, PAGE_SIZE).get_page(page)
+
+
+TIER_KINDS = ("input", "output", "cache_read", "cache_write")
+
+
+@dataclass(frozen=True)
+class TierPrices:
+    """One tier's prices in force, USD per million tokens (None: the model has no such price)."""
+
+    tier_start: int  # 0: the base price; N: requests of more than N input tokens
+    prices: dict[str, Decimal | None]  # token kind -> price
+
+    @property
+    def input(self) -> Decimal | None:
+        return self.prices["input"]
+
+    @property
+    def output(self) -> Decimal | None:
+        return self.prices["output"]
+
+    @property
+    def cache_read(self) -> Decimal | None:
+        return self.prices["cache_read"]
+
+    @property
+    def cache_write(self) -> Decimal | None:
+        return self.prices["cache_write"]
+
+
+@dataclass(frozen=True)
+class ModelPrices:
+    """One model's row of the price book: its base prices and higher tiers in force at ``now``,
+    when they took effect, and how many later entries are scheduled."""
+
+    provider: str
+    model: str
+    base: TierPrices
+    tiers: list[TierPrices]  # above the base, by threshold
+    effective_from: datetime | None  # the newest entry in force
+    sources: list[str]
+    scheduled: int  # entries effective after now
+    entries: int  # every entry of the model, history included
+
+
+def models_in_use() -> set[tuple[str, str]]:
+    """(provider, model) pairs any customer tenant has LLM calls of: one DISTINCT over each
+    tenant's daily rollups."""
+    seen: set[tuple[str, str]] = set()
+    for tenant in customer_tenants():
+        with schema_context(tenant.schema_name):
+            seen |= models_seen()
+    return seen
+
+
+def price_book_models_page(
+    *,
+    search: str,
+    provider: str,
+    page: int | str,
+    now: datetime,
+    in_use: set[tuple[str, str]] | None = None,
+) -> Page:
+    """The price book one row per provider and model (``ModelPrices``), by provider and model,
+    50 a page: models whose name or provider contains ``search``, of ``provider`` when given, and
+    among ``in_use`` when given. Three queries: the count, the page's models, their entries."""
+    models = PriceBookEntry.objects.all()
+    if search:
+        models = models.filter(Q(model__icontains=search) | Q(provider__icontains=search))
+    if provider:
+        models = models.filter(provider=provider)
+    if in_use is not None:
+        wanted = Q(pk__in=[])
+        for p, m in sorted(in_use):
+            wanted |= Q(provider=p, model=m)
+        models = models.filter(wanted)
+    pairs = models.values("provider", "model").distinct().order_by("provider", "model")
+    result = Paginator(pairs, PAGE_SIZE).get_page(page)
+    keys = [(row["provider"], row["model"]) for row in result.object_list]
+    entries: dict[tuple[str, str], list[PriceBookEntry]] = defaultdict(list)
+    if keys:
+        of_page = Q(pk__in=[])
+        for p, m in keys:
+            of_page |= Q(provider=p, model=m)
+        for entry in PriceBookEntry.objects.filter(of_page).order_by("-effective_from", "-pk"):
+            entries[(entry.provider, entry.model)].append(entry)
+    result.object_list = [_model_prices(p, m, entries[(p, m)], now) for p, m in keys]
+    return result
+
+
+def _model_prices(
+    provider: str, model: str, entries: list[PriceBookEntry], now: datetime
+) -> ModelPrices:
+    """``entries`` newest first: the first in force per token kind and tier is the price."""
+    in_force: dict[tuple[int, str], PriceBookEntry] = {}
+    for e in entries:
+        if e.effective_from <= now:
+            in_force.setdefault((e.tier_start, e.token_kind), e)
+    tiers = sorted({tier for tier, _ in in_force} | {0})
+    table = [
+        TierPrices(
+            tier,
+            {
+                k: (in_force[(tier, k)].price_per_mtok if (tier, k) in in_force else None)
+                for k in TIER_KINDS
+            },
+        )
+        for tier in tiers
+    ]
+    current = list(in_force.values())
+    return ModelPrices(
+        provider=provider,
+        model=model,
+        base=table[0],
+        tiers=table[1:],
+        effective_from=max((e.effective_from for e in current), default=None),
+        sources=sorted(
+            {
+                e.get_source_display() + (f" {e.source_version}" if e.source_version else "")
+                for e in current
+            }
+        ),
+        scheduled=sum(e.effective_from > now for e in entries),
+        entries=len(entries),
+    )
 
 
 def price_book_providers() -> list[str]:

@@ -248,21 +248,44 @@ def customer_costs_csv(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _price_book(request: HttpRequest, form: PriceOverrideForm, status: int = 200) -> HttpResponse:
+def _clean(request: HttpRequest, name: str) -> str:
     # PostgreSQL cannot compare text with a NUL in it (500): the character is dropped.
-    search = request.GET.get("q", "").replace("\x00", "").strip()
-    provider = request.GET.get("provider", "").replace("\x00", "").strip()
+    return request.GET.get(name, "").replace("\x00", "").strip()
+
+
+def _price_book(request: HttpRequest, form: PriceOverrideForm, status: int = 200) -> HttpResponse:
+    """One row per model (``?in_use=1``: only models some tenant has calls of); with ``?model=``
+    (and its ``provider``) that model's every entry, history and scheduled prices included."""
+    search, provider, model = (
+        _clean(request, "q"),
+        _clean(request, "provider"),
+        _clean(request, "model"),
+    )
+    in_use = request.GET.get("in_use") == "1"
     now = timezone.now()
+    page_number = request.GET.get("page", 1)
+    if model:
+        page = selectors.price_book_page(
+            search="", provider=provider, model=model, page=page_number, now=now
+        )
+    else:
+        page = selectors.price_book_models_page(
+            search=search,
+            provider=provider,
+            page=page_number,
+            now=now,
+            in_use=selectors.models_in_use() if in_use else None,
+        )
     return render(
         request,
         "operator/price_book.html",
         {
-            "page": selectors.price_book_page(
-                search=search, provider=provider, page=request.GET.get("page", 1), now=now
-            ),
+            "page": page,
             "providers": selectors.price_book_providers(),
             "search": search,
             "provider": provider,
+            "model": model,
+            "in_use": in_use,
             "now": now,
             "overrides": selectors.price_overrides(),
             "form": form,

@@ -124,7 +124,7 @@ def test_close_page_with_a_bad_period_is_404(operator, period):
     )
 
 
-def test_only_the_operator_reaches_the_close_page(usage, client):
+def test_only_the_operator_reaches_the_close_page(usage, client, public_host):
     alpha, _ = usage
     tenant_admin = logged_in_client(alpha.host, alpha.admin_email)
     assert tenant_admin.get("/allocation/2026-09/close").status_code == 404
@@ -134,7 +134,7 @@ def test_only_the_operator_reaches_the_close_page(usage, client):
         403,
         404,
     )
-    anonymous = client.get("/allocation/2026-09/close", HTTP_HOST="portal.test")
+    anonymous = client.get("/allocation/2026-09/close", HTTP_HOST=public_host)
     assert anonymous.status_code in (302, 403, 404)
     assert not AllocationRun.objects.exists()
 
