@@ -22,6 +22,7 @@ from factory_portal.tenants.connection import connection_zone
 from usage import selectors
 from usage.selectors import run_trace
 from usage.selectors.overview import overview as usage_overview
+from web.onboarding import onboarding_checklist
 
 
 @role_required("signed_in")
@@ -34,6 +35,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     today = data.today
     start = today - timedelta(days=29)
     context: dict[str, object] = {"overview": data, "tenant": tenant}
+    context["onboarding"] = onboarding_checklist(request)
     if can(request.user, "costs"):
         context["month_cost"] = month_cost(tenant=tenant, month=today)
         days = [start + timedelta(days=n) for n in range(30)]

@@ -84,6 +84,11 @@ urlpatterns = [
         billing_views.allocation_period_run,
         name="allocation-period-run",
     ),
+    path(
+        "allocation/<str:period>/close",
+        billing_views.allocation_period_close,
+        name="allocation-period-close",
+    ),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
     path("api/v1/runs", RunIngestApi.as_view(), name="api-runs"),
     path("v1/traces", TracesApi.as_view(), name="otlp-traces"),

@@ -34,7 +34,7 @@ from usage.api_errors import ErrorGroupsApi
 from usage.api_logs import LogsApi
 from usage.api_runs import RunsApi
 from usage.read_api import RunDetailApi, StepsApi, UsageApi
-from web import dashboards
+from web import dashboards, onboarding
 from web.urls_alert_routes import alert_route_urls, alert_urls
 
 urlpatterns = [
@@ -58,6 +58,7 @@ urlpatterns = [
     path("settings/alert-rules/", runtime_rule_views.tenant_rules, name="runtime-rules"),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", dashboards.overview, name="home"),
+    path("welcome/dismiss", onboarding.onboarding_dismiss, name="onboarding-dismiss"),
     path("costs/", billing_views.costs, name="costs"),
     path("runs/", usage_views.run_list, name="runs"),
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),

@@ -4,26 +4,24 @@ contract terms, FOCUS imports and cost pools, allocation."""
 from __future__ import annotations
 
 import io
-from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from billing.domain.allocation import Method
 from billing.exports import write_customers_csv
 from billing.operator import billed_selectors, selectors
 from billing.operator.forms import BilledUploadForm, FocusUploadForm, PriceOverrideForm, parse_month
-from billing.operator.models import AllocationLine, AllocationRule, AllocationRun, CostPool
+from billing.operator.models import AllocationRule, AllocationRun, CostPool
 from billing.operator.selectors import customer_cost_table
-from billing.operator.services.allocation import allocation_run, allocation_what_if
+from billing.operator.services.allocation import RunOutcome, allocation_run
 from billing.operator.services.billed import (
     BilledImportError,
     billed_upload_import,
@@ -33,8 +31,10 @@ from billing.operator.services.focus import FocusImportError, focus_upload_impor
 from billing.operator.services.rules import RULE_FIELDS, allocation_rule_create
 from billing.pricing.book import pricebook_refresh
 from billing.pricing.overrides import price_override_create
+from factory_portal.money import usd
 from factory_portal.periods import PeriodError, month_of, month_parse, month_text, months_ending
 from factory_portal.tenants.access import operator_required as console_operator_required
+from factory_portal.tenants.models import Tenant
 
 CUSTOMER_COST_MONTHS = 6
 
@@ -73,46 +73,57 @@ def allocation_overview(request: HttpRequest) -> HttpResponse:
             return redirect("allocation")
     periods = (
         CostPool.objects.values("period")
-        .annotate(pools=Count("id"), amount=Sum("effective_cost"))
+        .annotate(pools=Count("id"), amount=Sum("effective_cost"), changed_at=Max("created_at"))
         .order_by("-period")
     )
     runs = {run.period: run for run in AllocationRun.objects.all()}
+    rows = []
+    for p in periods:
+        run = runs.get(p["period"])
+        stale = selectors.draft_staleness(run, pools_changed_at=p["changed_at"])
+        rows.append({**p, "run": run, "stale": stale})
     return render(
         request,
         "billing/allocation.html",
-        {
-            "form": form,
-            "rules": AllocationRule.objects.all(),
-            "periods": [{**p, "run": runs.get(p["period"])} for p in periods],
-        },
+        {"form": form, "rules": AllocationRule.objects.all(), "periods": rows},
     )
+
+
+def _period_context(month: date) -> dict[str, object]:
+    run = AllocationRun.objects.filter(period=month).first()
+    totals = selectors.run_tenant_totals(run)
+    names = dict(Tenant.objects.filter(slug__in=totals).values_list("slug", "name"))
+    return {
+        "month": month,
+        "period": month_text(month),
+        "run": run,
+        "stale": selectors.draft_staleness(run),
+        "totals": sorted(
+            ((names.get(slug, "Unallocated"), amount) for slug, amount in totals.items()),
+            key=lambda item: (item[0] == "Unallocated", item[0].casefold()),
+        ),
+        "draft_totals": totals if run is not None else None,
+    }
 
 
 @console_operator_required
 def allocation_period(request: HttpRequest, period: str) -> HttpResponse:
     month = _period(period)
-    pools = CostPool.objects.filter(period=month).order_by("name")
-    run = AllocationRun.objects.filter(period=month).first()
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    if run is not None:
-        for row in (
-            AllocationLine.objects.filter(run=run, level="tenant")
-            .values("tenant__name")
-            .annotate(amount=Sum("amount"))
-        ):
-            totals[row["tenant__name"] or "unallocated"] += row["amount"]
-    what_if = allocation_what_if(month) if request.GET.get("what_if") else None
+    context = _period_context(month)
+    what_if = None
+    if request.GET.get("what_if"):
+        what_if = selectors.allocation_comparison(
+            period=month,
+            draft=context["draft_totals"],  # type: ignore[arg-type]
+        )
     return render(
         request,
         "billing/allocation_period.html",
         {
-            "month": month,
-            "period": period,
-            "pools": pools,
-            "run": run,
-            "totals": sorted(totals.items()),
-            "what_if": sorted((what_if or {}).items()),
-            "methods": Method.ALL,
+            **context,
+            "pools": CostPool.objects.filter(period=month).order_by("name"),
+            "what_if": what_if,
+            "what_if_labels": list(selectors.COMPARISON_LABELS.values()),
         },
     )
 
@@ -120,9 +131,17 @@ def allocation_period(request: HttpRequest, period: str) -> HttpResponse:
 @console_operator_required
 @require_POST
 def allocation_period_run(request: HttpRequest, period: str) -> HttpResponse:
+    """The everyday action: (re)compute the period's draft, or the corrections of a closed one.
+    Closing never happens here, only through the confirmation page."""
     month = _period(period)
-    close = request.POST.get("close") == "1"
-    outcome = allocation_run(period=month, close=close)
+    if request.POST.get("close"):
+        messages.warning(request, "Closing a month needs its confirmation: nothing was changed.")
+        return redirect("allocation-period-close", period=month_text(month))
+    _allocated(request, allocation_run(period=month), month)
+    return redirect("allocation-period", period=month_text(month))
+
+
+def _allocated(request: HttpRequest, outcome: RunOutcome, month: date) -> None:
     if outcome.corrections:
         messages.info(
             request,
@@ -132,11 +151,54 @@ def allocation_period_run(request: HttpRequest, period: str) -> HttpResponse:
     else:
         messages.success(
             request,
-            f"{month_text(month)} allocated ({outcome.run.status}): "
-            f"{outcome.allocated:,.2f} allocated, "
-            f"{outcome.unallocated:,.2f} unallocated.",
+            f"{month_text(month)} allocated ({outcome.run.get_status_display().lower()}): "
+            f"{usd(outcome.allocated)} allocated, {usd(outcome.unallocated)} unallocated.",
         )
-    return redirect("allocation-period", period=period)
+
+
+class CloseMonthForm(forms.Form):
+    """Closing is confirmed by typing the month: a slip of the mouse cannot close one."""
+
+    confirm_month = forms.CharField(label="Type the month to close (YYYY-MM)", max_length=20)
+
+    def __init__(self, *args: object, period: str, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.period = period
+
+    def clean_confirm_month(self) -> str:
+        typed = self.cleaned_data["confirm_month"].strip()
+        if typed != self.period:
+            raise ValidationError(f"Type {self.period} exactly to close this month.")
+        return typed
+
+
+@console_operator_required
+def allocation_period_close(request: HttpRequest, period: str) -> HttpResponse:
+    """The month close: a page that says what closing does, confirmed by typing the month."""
+    month = _period(period)
+    context = _period_context(month)
+    run = context["run"]
+    if isinstance(run, AllocationRun) and run.status == AllocationRun.Status.CLOSED:
+        messages.info(request, f"{month_text(month)} is already closed.")
+        return redirect("allocation-period", period=month_text(month))
+    form = CloseMonthForm(request.POST or None, period=month_text(month))
+    if request.method == "POST":
+        if form.is_valid():
+            outcome = allocation_run(period=month, close=True)
+            _allocated(request, outcome, month)
+            return redirect("allocation-period", period=month_text(month))
+        status = 400
+    else:
+        status = 200
+    pools = CostPool.objects.filter(period=month).aggregate(
+        n=Count("id"), amount=Sum("effective_cost")
+    )
+    return render(
+        request,
+        "billing/allocation_close.html",
+        {**context, "form": form, "pool_count": pools["n"], "pool_amount": pools["amount"]},
+        status=status,
+    )
 
 
 def _form_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -186,21 +248,44 @@ def customer_costs_csv(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _price_book(request: HttpRequest, form: PriceOverrideForm, status: int = 200) -> HttpResponse:
+def _clean(request: HttpRequest, name: str) -> str:
     # PostgreSQL cannot compare text with a NUL in it (500): the character is dropped.
-    search = request.GET.get("q", "").replace("\x00", "").strip()
-    provider = request.GET.get("provider", "").replace("\x00", "").strip()
+    return request.GET.get(name, "").replace("\x00", "").strip()
+
+
+def _price_book(request: HttpRequest, form: PriceOverrideForm, status: int = 200) -> HttpResponse:
+    """One row per model (``?in_use=1``: only models some tenant has calls of); with ``?model=``
+    (and its ``provider``) that model's every entry, history and scheduled prices included."""
+    search, provider, model = (
+        _clean(request, "q"),
+        _clean(request, "provider"),
+        _clean(request, "model"),
+    )
+    in_use = request.GET.get("in_use") == "1"
     now = timezone.now()
+    page_number = request.GET.get("page", 1)
+    if model:
+        page = selectors.price_book_page(
+            search="", provider=provider, model=model, page=page_number, now=now
+        )
+    else:
+        page = selectors.price_book_models_page(
+            search=search,
+            provider=provider,
+            page=page_number,
+            now=now,
+            in_use=selectors.models_in_use() if in_use else None,
+        )
     return render(
         request,
         "operator/price_book.html",
         {
-            "page": selectors.price_book_page(
-                search=search, provider=provider, page=request.GET.get("page", 1), now=now
-            ),
+            "page": page,
             "providers": selectors.price_book_providers(),
             "search": search,
             "provider": provider,
+            "model": model,
+            "in_use": in_use,
             "now": now,
             "overrides": selectors.price_overrides(),
             "form": form,

@@ -114,26 +114,31 @@ def test_price_book_searches_and_pages(operator, django_assert_max_num_queries):
     matching = PriceBookEntry.objects.filter(
         Q(model__icontains="gpt") | Q(provider__icontains="gpt")
     )
-    count = matching.count()
-    assert count > 50  # the catalogue has many GPT prices: more than one page
+    models = matching.values("provider", "model").distinct().count()
+    assert models > 50  # the catalogue has many GPT models: more than one page
+    assert matching.count() > models  # several entries (token kinds, tiers) per model
     with django_assert_max_num_queries(12):
         response = operator.get("/price-book/?q=gpt")
     page = _text(response)
-    assert f"{count:,} entries match" in page
+    assert f"{models:,} models match" in page
     rows = re.findall(r"<tr>\s*<td>", page[page.index('data-testid="price-table"') :])
-    assert len(rows) == 50
+    assert len(rows) == 50  # one row per model
     assert 'data-testid="next-page"' in page and "Page 1 of" in page
-    last = (count - 1) // 50 + 1
+    last = (models - 1) // 50 + 1
     with django_assert_max_num_queries(12):
         final = _text(operator.get(f"/price-book/?q=gpt&page={last}"))
     assert len(re.findall(r"<tr>\s*<td>", final[final.index('data-testid="price-table"') :])) == (
-        count - 50 * (last - 1)
+        models - 50 * (last - 1)
     )
     assert 'data-testid="next-page"' not in final
     entry = matching.order_by("provider", "model").first()
     narrowed = _text(operator.get(f"/price-book/?q={entry.model}&provider={entry.provider}"))
-    assert entry.model in narrowed and "in force" in narrowed and "/ MTok" in narrowed
-    assert "No price matches" in _text(operator.get("/price-book/?q=no-such-model-anywhere"))
+    assert entry.model in narrowed and "Cache write" in narrowed
+    history = _text(
+        operator.get("/price-book/", {"provider": entry.provider, "model": entry.model})
+    )
+    assert "in force" in history and "/ MTok" in history and "every price" in history
+    assert "No model matches" in _text(operator.get("/price-book/?q=no-such-model-anywhere"))
 
 
 def test_price_book_refresh_button_reloads_the_catalogue(operator):

@@ -36,6 +36,17 @@ def _console(request: HttpRequest, form: TenantCreateForm, status: int = 200) ->
     )
 
 
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def tenant_site_url(request: HttpRequest, host: str) -> str:
+    """The tenant's site as an absolute link from the operator's page: the scheme and port the
+    operator reached the console with (the port left out when it is the scheme's default)."""
+    port = request.get_port()
+    suffix = "" if port == DEFAULT_PORTS.get(request.scheme) else f":{port}"
+    return f"{request.scheme}://{host}{suffix}/"
+
+
 @operator_required
 def console(request: HttpRequest) -> HttpResponse:
     return _console(request, TenantCreateForm())
@@ -52,11 +63,12 @@ def tenant_add(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
+            host = tenant_domain(created.tenant.slug)
             # Rendered, not redirected: the password must not travel through a stored message.
             return render(
                 request,
                 "tenants/tenant_created.html",
-                {"created": created, "host": tenant_domain(created.tenant.slug)},
+                {"created": created, "host": host, "site_url": tenant_site_url(request, host)},
             )
     return _console(request, form, status=400)
 

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from factory_portal.tenants.models import Tenant
-from tests.support import logged_in_client
+from tests.support import host_client, logged_in_client
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +105,24 @@ def test_unknown_tenant_or_status_is_refused(operator, alpha):
     response = operator.post("/tenants/alpha/status", {"status": "deleted"}, follow=True)
     assert "Unknown tenant status" in _text(response)
     assert Tenant.objects.get(slug="alpha").status == Tenant.Status.ACTIVE
+
+
+@pytest.mark.parametrize(
+    ("extra", "suffix"),
+    [({}, ""), ({"SERVER_PORT": "8000"}, ":8000"), ({"wsgi.url_scheme": "https"}, ":80")],
+)
+def test_the_new_tenants_site_is_a_real_link(operator, extra, suffix):
+    response = operator.post(
+        "/tenants/new",
+        {"slug": "gamma", "name": "Gamma Ltd", "admin_email": "boss@gamma.test"},
+        **extra,
+    )
+    assert response.status_code == 200
+    host = Tenant.objects.get(slug="gamma").domains.get().domain
+    scheme = extra.get("wsgi.url_scheme", "http")
+    url = f"{scheme}://{host}{suffix}/"
+    link = re.search(r'<a href="([^"]+)" data-testid="tenant-site">', _text(response))
+    assert link and link.group(1) == url
+    # The link leads to the tenant's site (its sign-in page).
+    site = host_client(host).get("/", follow=True)
+    assert site.status_code == 200 and "/login/" in site.redirect_chain[-1][0]

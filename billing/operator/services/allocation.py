@@ -309,18 +309,26 @@ def _correct_closed(
     return _outcome(run, list(AllocationLine.objects.filter(run=run)), len(corrections))
 
 
+# The what-if's column for the period's own rules: what a new draft would give now.
+CURRENT_RULES = "rules"
+
+
 def allocation_what_if(period: date) -> dict[str, dict[str, Decimal]]:
-    """Each tenant's share of the period's pools under each method, side by side: usage-based (by
-    the pool's usage driver), proportional (by runs), and fixed + variable (a quarter fixed,
-    evenly; the rest by the usage driver)."""
+    """Each tenant's share (USD, cents) of the period's current pools under each method, side by
+    side, by tenant slug (``unallocated`` for what nobody had usage for): usage-based (by the
+    pool's usage driver), proportional (by runs), fixed + variable (a quarter fixed, evenly; the
+    rest by the usage driver), and under ``CURRENT_RULES`` the period's own rules, i.e. what a
+    new draft would allocate from the same pools and usage."""
     pools = list(CostPool.objects.filter(period=period).order_by("pk"))
     rules = list(AllocationRule.objects.order_by("pk"))
     usage = usage_by_tenant(period)
     table: dict[str, dict[str, Decimal]] = defaultdict(
-        lambda: dict.fromkeys(Method.ALL, Decimal(0))
+        lambda: dict.fromkeys((*Method.ALL, CURRENT_RULES), Decimal(0))
     )
     for pool in pools:
-        rule, _ = rule_for(pool, rules)
+        rule, rule_model = rule_for(pool, rules)
+        for line, _ in pool_allocate(pool, rule, usage, rule_model).tenant_lines:
+            table[line.key][CURRENT_RULES] += line.amount
         driver = (
             rule.driver
             if rule.driver not in ("even", "runs")
