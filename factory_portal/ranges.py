@@ -229,3 +229,25 @@ def runs_href(chosen: DayRange | None, **filters: str) -> str:
     if chosen is not None:
         query.update(chosen.days_query())
     return f"{RUNS_PATH}?{urlencode(query)}" if query else RUNS_PATH
+
+
+def calendar_month(chosen: DayRange, today: date) -> date | None:
+    """The month ``chosen`` is, when it is one calendar month (this month counts to ``today``):
+    the ranges whose allocated infrastructure can be shown, since it is allocated per month."""
+    first = periods.month_of(chosen.start)
+    if chosen.start != first:
+        return None
+    this_month = first == periods.month_of(today) and chosen.end == today
+    return first if this_month or chosen.end == periods.month_last_day(first) else None
+
+
+def period_days(key: str, grain: str, within: DayRange) -> DayRange:
+    """The days of the report period ``key`` (``periods.period_key`` of ``grain``) that lie in
+    ``within``: what a chart's bar for that period stands for."""
+    if grain == "month":
+        first = periods.month_parse(key)
+        last = periods.month_last_day(first)
+    else:
+        first = periods.day_parse(key)
+        last = first + timedelta(days=6) if grain == "week" else first
+    return DayRange(max(first, within.start), min(last, within.end))
