@@ -86,3 +86,26 @@ def test_runs_href_carries_days_and_filters():
     assert ranges.runs_href(None) == "/runs/"
     assert chosen.label == "1 Nov 2026 to 2 Nov 2026"
     assert ranges.preset_range("7d", TODAY).label == "Last 7 days (24 Nov 2026 to 30 Nov 2026)"
+
+
+def test_calendar_month_is_a_whole_month_or_this_month_to_today():
+    def month(start, end):
+        return ranges.calendar_month(ranges.DayRange(start, end), TODAY)
+
+    assert month(date(2026, 10, 1), date(2026, 10, 31)) == date(2026, 10, 1)
+    assert ranges.calendar_month(ranges.preset_range("this_month", TODAY), TODAY) == date(
+        2026, 11, 1
+    )
+    assert month(date(2026, 11, 1), date(2026, 11, 29)) is None  # not to today: a range
+    assert month(date(2026, 10, 2), date(2026, 10, 31)) is None
+    assert month(date(2026, 9, 1), date(2026, 10, 31)) is None  # two months: per month
+
+
+def test_period_days_are_clipped_to_the_range():
+    within = ranges.DayRange(date(2026, 10, 1), date(2026, 10, 31))
+    week = ranges.period_days("2026-09-28", "week", within)
+    assert (week.start, week.end) == (date(2026, 10, 1), date(2026, 10, 4))
+    day = ranges.period_days("2026-10-09", "day", within)
+    assert (day.start, day.end) == (date(2026, 10, 9), date(2026, 10, 9))
+    month = ranges.period_days("2026-10", "month", ranges.DayRange(date(2026, 10, 5), TODAY))
+    assert (month.start, month.end) == (date(2026, 10, 5), date(2026, 10, 31))
