@@ -149,6 +149,7 @@ def costs(request: HttpRequest) -> HttpResponse:
         "billing/costs.html",
         {
             "time_range": ranges.control(params, chosen, errors),
+            "span": ranges.span_text(chosen),
             "month": month,
             "months": months,
             "trend_chart": charts.trend_chart(

@@ -251,3 +251,11 @@ def period_days(key: str, grain: str, within: DayRange) -> DayRange:
         first = periods.day_parse(key)
         last = first + timedelta(days=6) if grain == "week" else first
     return DayRange(max(first, within.start), min(last, within.end))
+
+
+def span_text(chosen: DayRange) -> str:
+    """The range's days in a few words for a card's heading: ``1 Nov to 30 Nov``, ``30 Nov``,
+    ``28 Dec 2026 to 3 Jan 2027`` (the year only when the range crosses one)."""
+    form = "{d.day} {d:%b} {d.year}" if chosen.start.year != chosen.end.year else "{d.day} {d:%b}"
+    first, last = form.format(d=chosen.start), form.format(d=chosen.end)
+    return first if chosen.length == 1 else f"{first} to {last}"

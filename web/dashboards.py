@@ -44,6 +44,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "overview": data,
         "tenant": tenant,
         "time_range": ranges.control(request.GET, chosen, problems),
+        "span": ranges.span_text(chosen),
         "status_rows": [
             (status, n, ranges.runs_href(chosen, status=status) if linked and n else "")
             for status, n in data.status_counts.items()

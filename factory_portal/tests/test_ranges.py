@@ -109,3 +109,10 @@ def test_period_days_are_clipped_to_the_range():
     assert (day.start, day.end) == (date(2026, 10, 9), date(2026, 10, 9))
     month = ranges.period_days("2026-10", "month", ranges.DayRange(date(2026, 10, 5), TODAY))
     assert (month.start, month.end) == (date(2026, 10, 5), date(2026, 10, 31))
+
+
+def test_span_text_is_short():
+    assert ranges.span_text(ranges.DayRange(date(2026, 11, 1), TODAY)) == "1 Nov to 30 Nov"
+    assert ranges.span_text(ranges.DayRange(TODAY, TODAY)) == "30 Nov"
+    crossing = ranges.DayRange(date(2026, 12, 28), date(2027, 1, 3))
+    assert ranges.span_text(crossing) == "28 Dec 2026 to 3 Jan 2027"

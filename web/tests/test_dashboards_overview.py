@@ -73,7 +73,7 @@ def october(alpha):
 
 def test_every_card_chart_and_table_follows_the_range(october, people):
     page = response_text(people["admin"].get("/?range=custom&from=2026-10-01&to=2026-10-10"))
-    assert "AI cost, 1 Oct 2026 to 10 Oct 2026" in page
+    assert "AI cost, 1 Oct to 10 Oct" in page
     assert re.search(r'data-testid="mtd-cost">\$3\.00<', page)
     assert re.search(r'data-testid="mtd-runs">1<', page)
     top = re.search(r'data-testid="top-projects">(.*?)</table>', page, re.S).group(1)
