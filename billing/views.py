@@ -24,8 +24,9 @@ from billing.exports import FORMATS, report_file
 from billing.forms import BudgetForm
 from billing.models import Budget
 from billing.selectors.budgets import BudgetStatus, budgets_status
-from billing.selectors.summaries import cost_summary, summary_month
-from factory_portal import charts, periods
+from billing.selectors.costs import UnitCost
+from billing.selectors.summaries import OUTSIDE_RUNS, cost_summary, range_summary
+from factory_portal import charts, periods, ranges
 from factory_portal.accounts.permissions import can, denial, role_required
 from factory_portal.money import usd
 from factory_portal.tenants.connection import connection_zone
@@ -33,55 +34,148 @@ from usage import selectors as usage_selectors
 
 # Costs
 
-DIMENSIONS = ("project", "model", "provider", "run_type", "template")
-GRAINS = {"day": 30, "week": 91, "month": 365}
+DIMENSIONS = {
+    "project": "Project",
+    "model": "Model",
+    "provider": "Provider",
+    "run_type": "Run type",
+    "template": "Template",
+}
+# The dimensions run history filters by: their bars and rows drill down to the runs.
+RUN_FILTERS = ("project", "template", "run_type")
+GRAINS = {"day": "Day", "week": "Week", "month": "Month"}
+DAILY_UP_TO = 92  # longer ranges open per week
+NO_GROUP = ("(none)", OUTSIDE_RUNS)  # group rows that stand for no run filter
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """A row of "cost per successful run": its runs link to run history when ``href``."""
+
+    name: str
+    unit: UnitCost
+    href: str
+
+
+def _costs_range(request: HttpRequest, today: date) -> tuple[ranges.DayRange, list[str]]:
+    """The range the page shows: ``?month=YYYY-MM`` (older links and the reports page) is that
+    calendar month unless a ``range`` is given; else the range control's, this month by
+    default."""
+    raw_month = request.GET.get("month", "")
+    if raw_month and not request.GET.get("range"):
+        try:
+            return ranges.month_range(periods.month_parse(raw_month), today), []
+        except periods.PeriodError as exc:
+            return ranges.preset_range("this_month", today), [f"{exc} Showing this month."]
+    return ranges.range_parse(request.GET, today=today, default="this_month")
+
+
+def _trend_links(
+    trend: dict[str, dict[str, Decimal]], dimension: str, grain: str, chosen: ranges.DayRange
+) -> dict[str, dict[str, str]]:
+    """Each bar's run history: the runs of that project, template or run type on the bar's
+    days (inside the range)."""
+    return {
+        name: {
+            key: ranges.runs_href(ranges.period_days(key, grain, chosen), **{dimension: name})
+            for key in values
+        }
+        for name, values in trend.items()
+        if name not in NO_GROUP
+    }
+
+
+def _group_rows(
+    rows: list[tuple[str, UnitCost]], filter_name: str, chosen: ranges.DayRange, linked: bool
+) -> list[GroupRow]:
+    return [
+        GroupRow(
+            name,
+            unit,
+            ranges.runs_href(chosen, **{filter_name: name})
+            if linked and name not in NO_GROUP
+            else "",
+        )
+        for name, unit in rows
+    ]
 
 
 @role_required("costs")
 def costs(request: HttpRequest) -> HttpResponse:
+    """AI and infrastructure cost over the range of the time-range control. Infrastructure is
+    allocated per calendar month: a range that is one month shows its allocation (the figures of
+    /api/v1/costs and the monthly report, to the cent); any other range shows AI cost over its
+    exact days and links to the months' allocations, never a prorated share."""
     now = timezone.now()
     zone = connection_zone()
     today = periods.local_date(now, zone)
+    chosen, errors = _costs_range(request, today)
     dimension = request.GET.get("by", "project")
     dimension = dimension if dimension in DIMENSIONS else "project"
-    grain = request.GET.get("grain", "day")
-    grain = grain if grain in GRAINS else "day"
-    errors = []
-    month = summary_month(now, zone)
-    if request.GET.get("month"):
-        try:
-            month = periods.month_parse(request.GET["month"])
-        except periods.PeriodError as exc:
-            errors.append(f"{exc} Showing {periods.month_text(month)}.")
+    grain = request.GET.get("grain", "")
+    grain = grain if grain in GRAINS else ("day" if chosen.length <= DAILY_UP_TO else "week")
+    linked = can(request.user, "runs")
+    month = ranges.calendar_month(chosen, today)
+    end = chosen.end + timedelta(days=1)
+    if month is not None:
+        summary = cost_summary(tenant=connection.tenant, period=month)
+        end = periods.next_month(month)
+    else:
+        summary = range_summary(tenant=connection.tenant, start=chosen.start, end=end, now=now)
     trend = usage_selectors.cost_trend(
-        start=today - timedelta(days=GRAINS[grain] - 1), end=today, dimension=dimension, grain=grain
+        start=chosen.start, end=chosen.end, dimension=dimension, grain=grain
     )
-    summary = cost_summary(tenant=connection.tenant, period=month)
+    links = (
+        _trend_links(trend, dimension, grain, chosen)
+        if linked and dimension in RUN_FILTERS
+        else None
+    )
     unpriced = [
         row
-        for row in usage_selectors.model_costs(start=month, end=periods.next_month(month))
+        for row in usage_selectors.model_costs(start=chosen.start, end=end)
         if row.unpriced_calls
+    ]
+    params = request.GET.copy()
+    params.pop("month", None)  # the range control's presets and form choose the range now
+    months = [
+        (
+            first,
+            "?" + ranges.with_range(ranges.month_range(first, today), by=dimension, grain=grain),
+        )
+        for first in periods.months_spanning(chosen.start, chosen.end)
     ]
     return render(
         request,
         "billing/costs.html",
         {
-            "trend_chart": charts.trend_chart(trend),
+            "time_range": ranges.control(params, chosen, errors),
+            "span": ranges.span_text(chosen),
+            "month": month,
+            "months": months,
+            "trend_chart": charts.trend_chart(
+                trend,
+                links,
+                periods=sorted({periods.period_key(day, grain) for day in chosen.days}),
+            )
+            if trend
+            else None,
             "dimension": dimension,
+            "dimension_label": DIMENSIONS[dimension],
             "grain": grain,
             "dimensions": DIMENSIONS,
-            "grains": list(GRAINS),
-            "month": month,
+            "grains": GRAINS,
             "report": summary,
-            "by_template": summary.by_template,
-            "by_run_type": summary.by_run_type,
+            "by_template": _group_rows(summary.by_template, "template", chosen, linked),
+            "by_run_type": _group_rows(summary.by_run_type, "run_type", chosen, linked),
             "histogram": charts.distribution_chart(summary.distribution)
             if summary.distribution
             else None,
             "tenant_lines": summary.lines,
-            "unpriced": unpriced,
+            "unpriced": [
+                (row, ranges.runs_href(chosen, project=row.project) if linked else "")
+                for row in unpriced
+            ],
             "unpriced_calls": sum(row.unpriced_calls for row in unpriced),
-            "errors": errors,
         },
     )
 

@@ -226,11 +226,18 @@ def _duration_text(ms: int) -> str:
 
 
 def trend_chart(
-    series: dict[str, dict[str, Decimal]], links: dict[str, dict[str, str]] | None = None
+    series: dict[str, dict[str, Decimal]],
+    links: dict[str, dict[str, str]] | None = None,
+    periods: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Cost per period, stacked by the chosen dimension; ``links`` (per name, per period) make
-    each bar open its drill-down."""
-    periods = sorted({p for values in series.values() for p in values})
+    each bar open its drill-down. ``periods`` are the x axis (every period of the chosen range,
+    so the chart spans it even where nothing was spent); by default the periods with cost."""
+    periods = (
+        list(periods)
+        if periods is not None
+        else sorted({p for values in series.values() for p in values})
+    )
     figure = go.Figure()
     drawn: list[float | None] = []
     for name, values in sorted(series.items()):

@@ -243,3 +243,33 @@ def runs_href(chosen: DayRange | None, **filters: str) -> str:
     if chosen is not None:
         query.update(chosen.days_query())
     return f"{RUNS_PATH}?{urlencode(query)}" if query else RUNS_PATH
+
+
+def calendar_month(chosen: DayRange, today: date) -> date | None:
+    """The month ``chosen`` is, when it is one calendar month (this month counts to ``today``):
+    the ranges whose allocated infrastructure can be shown, since it is allocated per month."""
+    first = periods.month_of(chosen.start)
+    if chosen.start != first:
+        return None
+    this_month = first == periods.month_of(today) and chosen.end == today
+    return first if this_month or chosen.end == periods.month_last_day(first) else None
+
+
+def period_days(key: str, grain: str, within: DayRange) -> DayRange:
+    """The days of the report period ``key`` (``periods.period_key`` of ``grain``) that lie in
+    ``within``: what a chart's bar for that period stands for."""
+    if grain == "month":
+        first = periods.month_parse(key)
+        last = periods.month_last_day(first)
+    else:
+        first = periods.day_parse(key)
+        last = first + timedelta(days=6) if grain == "week" else first
+    return DayRange(max(first, within.start), min(last, within.end))
+
+
+def span_text(chosen: DayRange) -> str:
+    """The range's days in a few words for a card's heading: ``1 Nov to 30 Nov``, ``30 Nov``,
+    ``28 Dec 2026 to 3 Jan 2027`` (the year only when the range crosses one)."""
+    form = "{d.day} {d:%b} {d.year}" if chosen.start.year != chosen.end.year else "{d.day} {d:%b}"
+    first, last = form.format(d=chosen.start), form.format(d=chosen.end)
+    return first if chosen.length == 1 else f"{first} to {last}"

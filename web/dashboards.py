@@ -4,7 +4,7 @@ imports ``billing``)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
@@ -13,10 +13,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from billing.domain.forecasting import method_label as forecast_method_label
+from billing.models import CostForecast
 from billing.selectors.budgets import budgets_status
 from billing.selectors.periods import allocation_statuses, month_cost
 from billing.services import forecast_ensure
-from factory_portal import charts
+from factory_portal import charts, periods, ranges
 from factory_portal.accounts.permissions import can, role_required
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors
@@ -28,28 +30,71 @@ from web.onboarding import onboarding_checklist
 @role_required("signed_in")
 def overview(request: HttpRequest) -> HttpResponse:
     """Everyone's landing page, showing only the areas the role may open (``portal_can`` in the
-    template): cost, forecast and budgets for ``costs``; runs and durations for ``runs``."""
+    template): cost, forecast and budgets for ``costs``; runs and durations for ``runs``. The
+    range control (this month by default) chooses the days of the chart, the AI cost, runs and
+    top lists; the month's total cost, forecast and budgets are this month's whatever the range.
+    """
     tenant = connection.tenant
     now = timezone.now()
-    data = usage_overview(now=now, zone=connection_zone())
-    today = data.today
-    start = today - timedelta(days=29)
-    context: dict[str, object] = {"overview": data, "tenant": tenant}
-    context["onboarding"] = onboarding_checklist(request)
+    zone = connection_zone()
+    today = periods.local_date(now, zone)
+    chosen, problems = ranges.range_parse(request.GET, today=today, default="this_month")
+    data = usage_overview(now=now, zone=zone, start=chosen.start, end=chosen.end)
+    linked = can(request.user, "runs")
+    context: dict[str, object] = {
+        "overview": data,
+        "tenant": tenant,
+        "time_range": ranges.control(request.GET, chosen, problems),
+        "span": ranges.span_text(chosen),
+        "status_rows": [
+            (status, n, ranges.runs_href(chosen, status=status) if linked and n else "")
+            for status, n in data.status_counts.items()
+        ],
+        "top_projects": [
+            (name, cost, ranges.runs_href(chosen, project=name) if linked else "")
+            for name, cost in data.top_projects
+        ],
+        "onboarding": onboarding_checklist(request),
+    }
     if can(request.user, "costs"):
         context["month_cost"] = month_cost(tenant=tenant, month=today)
-        days = [start + timedelta(days=n) for n in range(30)]
         forecast = forecast_ensure(today=today)
-        forecast_days = forecast.days if forecast else []
-        upcoming = [row for row in forecast_days if row.day >= today][:14]
-        context["chart"] = charts.daily_cost_chart(
-            selectors.daily_cost_by_project(start=start, end=today), days, upcoming
-        )
+        context["chart"] = _daily_cost_chart(chosen, today, forecast, linked=linked)
         context["forecast"] = forecast
+        context["forecast_method"] = forecast_method_label(forecast.method) if forecast else ""
         context["budgets"] = budgets_status(tenant=tenant, now=now)
-    if can(request.user, "runs"):
-        context["durations"] = selectors.duration_percentiles(start=start, end=today)
+    if linked:
+        context["durations"] = selectors.duration_percentiles(start=chosen.start, end=chosen.end)
     return render(request, "usage/overview.html", context)
+
+
+def _daily_cost_chart(
+    chosen: ranges.DayRange, today: date, forecast: CostForecast | None, *, linked: bool
+) -> dict[str, object] | None:
+    """AI cost per day and project over the range, each bar opening that day's runs of the
+    project (``linked``); when the range reaches today, the forecast from today to the end of
+    this month (inside the forecast's horizon; never past the month). None when there is
+    nothing to draw (a new tenant gets a sentence, not an empty axis)."""
+    by_project = selectors.daily_cost_by_project(start=chosen.start, end=chosen.end)
+    month_end = periods.month_last_day(today)
+    upcoming = (
+        [row for row in forecast.days if today <= row.day <= month_end]
+        if forecast and chosen.contains(today)
+        else []
+    )
+    if not by_project and not upcoming:
+        return None
+    links = (
+        {
+            project: [
+                ranges.runs_href(ranges.DayRange(day, day), project=project) for day in chosen.days
+            ]
+            for project in by_project
+        }
+        if linked
+        else None
+    )
+    return charts.daily_cost_chart(by_project, chosen.days, upcoming, links)
 
 
 def _page_number(raw: str | None) -> int:

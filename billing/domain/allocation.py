@@ -34,6 +34,46 @@ class Method:
     ALL = (USAGE, PROPORTIONAL, FIXED_VARIABLE)
 
 
+# What a tenant reads for a line's method, driver and part (pages and exports show these, never
+# the stored names). A driver's unit names what its quantity counts.
+METHOD_LABELS = {
+    Method.USAGE: "Usage-based",
+    Method.PROPORTIONAL: "Proportional",
+    Method.FIXED_VARIABLE: "Fixed + variable",
+    "reversal": "Reversal of an earlier allocation",
+}
+DRIVERS: dict[str, tuple[str, str]] = {  # driver -> (label, unit of its quantity)
+    "tokens": ("Tokens", "tokens"),
+    "token_cost": ("AI cost", "USD"),
+    "job_seconds": ("Job time", "job-seconds"),
+    "cpu_seconds": ("CPU time", "CPU-seconds"),
+    "gb_hours": ("Memory and storage", "GB-hours"),
+    "runs": ("Runs", "runs"),
+    "even": ("Split evenly", ""),
+    "contract_weight": ("Contract weight", "weight"),
+    "reversal": ("Reversal", ""),
+}
+PART_LABELS = {"all": "Whole pool", "fixed": "Fixed part", "variable": "Variable part"}
+
+
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method.replace("_", " ").capitalize())
+
+
+def driver_label(driver: str) -> str:
+    return DRIVERS[driver][0] if driver in DRIVERS else driver.replace("_", " ").capitalize()
+
+
+def driver_unit(driver: str) -> str:
+    """The unit of a driver's quantity (``""`` for a driver without one, like an even split);
+    an unknown driver is its own unit, so a quantity is never shown bare."""
+    return DRIVERS[driver][1] if driver in DRIVERS else driver.replace("_", " ")
+
+
+def part_label(part: str) -> str:
+    return PART_LABELS.get(part, part.capitalize())
+
+
 @dataclass(frozen=True)
 class Rule:
     """How one pool is split. ``driver`` names the usage quantity (``even`` splits evenly);

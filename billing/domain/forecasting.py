@@ -51,6 +51,22 @@ CALIBRATION_ORIGINS = 8
 CALIBRATION_STEP = 14
 WIDENINGS = tuple(1 + 0.1 * k for k in range(16))
 CANDIDATES = ("seasonal_naive", "weekday", "ets")
+# What a tenant reads for a method (a combination ``a+b`` reads "mean of a and b").
+METHOD_LABELS = {
+    "seasonal_naive": "same weekday last week",
+    "weekday": "weekday profile",
+    "ets": "exponential smoothing",
+    "mean": "recent mean",
+}
+
+
+def method_label(method: str) -> str:
+    """``ets`` -> "exponential smoothing"; ``weekday+ets`` -> "mean of weekday profile and
+    exponential smoothing"."""
+    names = [METHOD_LABELS.get(part, part.replace("_", " ")) for part in method.split("+")]
+    return names[0] if len(names) == 1 else f"mean of {' and '.join(names)}"
+
+
 # Ties are broken towards the front of this order (the simpler method).
 SIMPLICITY = {name: rank for rank, name in enumerate(CANDIDATES)}
 

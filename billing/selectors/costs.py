@@ -153,20 +153,7 @@ def cost_report(*, tenant: Tenant, period: date) -> CostReport:
     for slug, cost in month.projects.items():
         report.projects[slug] = ProjectCost(token_cost=cost.token_cost)
     usages = usage_selectors.run_usage(start=period, end=end)
-    report.runs = [
-        RunCost(
-            u.run_id,
-            u.project,
-            u.run_type,
-            u.template,
-            u.status,
-            u.token_cost,
-            retried_cost=u.retried_cost,
-            calls=u.calls,
-            unpriced_calls=u.unpriced_calls,
-        )
-        for u in usages
-    ]
+    report.runs = _run_costs(usages)
     if allocation is None:
         return report
     report.lines = list(
@@ -184,6 +171,34 @@ def cost_report(*, tenant: Tenant, period: date) -> CostReport:
         project.infra_cost += line.amount
         _spread_over_runs(line, runs_by_project.get(line.project, []), project)
     return report
+
+
+def range_report(*, tenant: Tenant, start: date, end: date) -> CostReport:
+    """The tenant's AI cost of its days ``start <= day < end`` (any run of days), per project and
+    run: what a range that is not a calendar month shows exactly. Infrastructure is allocated per
+    calendar month, so it is not in (never prorated): ``allocation_status`` is ``none``."""
+    report = CostReport(tenant=tenant, period=start, allocation_status="none")
+    for slug, cost in usage_selectors.token_cost_by_project(start=start, end=end).items():
+        report.projects[slug] = ProjectCost(token_cost=cost)
+    report.runs = _run_costs(usage_selectors.run_usage(start=start, end=end))
+    return report
+
+
+def _run_costs(usages: list[usage_selectors.RunUsage]) -> list[RunCost]:
+    return [
+        RunCost(
+            u.run_id,
+            u.project,
+            u.run_type,
+            u.template,
+            u.status,
+            u.token_cost,
+            retried_cost=u.retried_cost,
+            calls=u.calls,
+            unpriced_calls=u.unpriced_calls,
+        )
+        for u in usages
+    ]
 
 
 def _spread_over_runs(

@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo
 from django.core.cache import cache
 from django.utils import timezone
 
+from billing.domain import allocation
 from billing.operator.models import AllocationRun
-from billing.selectors.costs import CostReport, UnitCost, cost_report
+from billing.selectors.costs import CostReport, UnitCost, cost_report, range_report
 from factory_portal.periods import local_date, month_of, month_text, next_month
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
@@ -46,6 +47,22 @@ class LineView:
     part: str
     amount: Decimal
     corrects_period: date | None
+
+    @property
+    def method_label(self) -> str:
+        return allocation.method_label(self.method)
+
+    @property
+    def driver_label(self) -> str:
+        return allocation.driver_label(self.driver)
+
+    @property
+    def quantity_unit(self) -> str:
+        return allocation.driver_unit(self.driver)
+
+    @property
+    def part_label(self) -> str:
+        return allocation.part_label(self.part)
 
 
 @dataclass(frozen=True)
@@ -186,6 +203,16 @@ def cost_summary(
     except Exception:  # a cache outage costs time, never the page
         logger.warning("cost summary not cached (cache unavailable)", exc_info=True)
     return summary
+
+
+def range_summary(
+    *, tenant: Tenant, start: date, end: date, now: datetime | None = None
+) -> CostSummary:
+    """The summary of the tenant's days ``start <= day < end`` when they are not one calendar
+    month: AI cost only (infrastructure is allocated per month), computed on each request (a
+    range is read by one page view; months are the ones kept warm)."""
+    report = range_report(tenant=tenant, start=start, end=end)
+    return summarize(report, fingerprint=(), now=now or timezone.now())
 
 
 def _cache_get(key: str) -> CostSummary | None:

@@ -106,3 +106,33 @@ def test_a_page_adds_its_own_presets_before_the_shared_ones() -> None:
         QueryDict("range=7d"), ranges.preset_range("7d", today), extra=[("1h", "1 hour")]
     )
     assert [p.key for p in shared.presets if p.current] == ["7d"] and shared.label == ""
+
+
+def test_calendar_month_is_a_whole_month_or_this_month_to_today():
+    def month(start, end):
+        return ranges.calendar_month(ranges.DayRange(start, end), TODAY)
+
+    assert month(date(2026, 10, 1), date(2026, 10, 31)) == date(2026, 10, 1)
+    assert ranges.calendar_month(ranges.preset_range("this_month", TODAY), TODAY) == date(
+        2026, 11, 1
+    )
+    assert month(date(2026, 11, 1), date(2026, 11, 29)) is None  # not to today: a range
+    assert month(date(2026, 10, 2), date(2026, 10, 31)) is None
+    assert month(date(2026, 9, 1), date(2026, 10, 31)) is None  # two months: per month
+
+
+def test_period_days_are_clipped_to_the_range():
+    within = ranges.DayRange(date(2026, 10, 1), date(2026, 10, 31))
+    week = ranges.period_days("2026-09-28", "week", within)
+    assert (week.start, week.end) == (date(2026, 10, 1), date(2026, 10, 4))
+    day = ranges.period_days("2026-10-09", "day", within)
+    assert (day.start, day.end) == (date(2026, 10, 9), date(2026, 10, 9))
+    month = ranges.period_days("2026-10", "month", ranges.DayRange(date(2026, 10, 5), TODAY))
+    assert (month.start, month.end) == (date(2026, 10, 5), date(2026, 10, 31))
+
+
+def test_span_text_is_short():
+    assert ranges.span_text(ranges.DayRange(date(2026, 11, 1), TODAY)) == "1 Nov to 30 Nov"
+    assert ranges.span_text(ranges.DayRange(TODAY, TODAY)) == "30 Nov"
+    crossing = ranges.DayRange(date(2026, 12, 28), date(2027, 1, 3))
+    assert ranges.span_text(crossing) == "28 Dec 2026 to 3 Jan 2027"

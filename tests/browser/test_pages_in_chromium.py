@@ -586,6 +586,10 @@ RANGE_PAGES = (
     "/health/factory/",
     "/health/queues/",
 )
+# Pages whose rows and chart elements stand for runs (queues and workers do not; factory health's
+# run charts drill down from a chart point only).
+ROW_LINK_PAGES = ("/", "/usage/", "/costs/", "/steps/", "/errors/")
+CHART_LINK_PAGES = ("/", "/usage/", "/costs/", "/steps/", "/errors/")
 # Run-history links on a page; a chart's links are its traces' customdata (static/js/portal.js).
 RUN_LINKS = 'main a[href^="/runs/?"]'
 CHART_LINK_SCRIPT = """
@@ -676,3 +680,37 @@ def test_finance_is_offered_no_link_that_answers_403(site, browser):
         runs = browser.find_elements(By.CSS_SELECTOR, 'a[href^="/runs"], a[href*="/runs/"]')
         assert [a.get_attribute("href") for a in runs] == [], path
         assert browser.execute_script(CHART_LINK_SCRIPT) is None, path
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_overview_and_costs_follow_the_range_and_drill_down(site, browser, width):
+    """A preset changes the range in the URL and the label; a chart bar and a table row open
+    run history filtered to them; a finance user's pages have no run link."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(width, 900)
+    _log_in(browser, site["tenant"], "admin@gamma.test")
+    browser.get(site["tenant"] + "/?range=30d")
+    browser.find_element(By.CSS_SELECTOR, "[data-range='7d']").click()
+    _wait(browser, lambda d: "range=7d" in d.current_url)
+    label = browser.find_element(By.CSS_SELECTOR, "[data-testid=range-label]").text
+    assert label.startswith("Last 7 days")
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#daily-cost .point path"))
+    bars = browser.find_elements(By.CSS_SELECTOR, "#daily-cost .point path")
+    bar = max(bars, key=lambda b: b.size["height"])
+    ActionChains(browser).move_to_element(bar).click().perform()
+    _wait(browser, lambda d: "/runs/?" in d.current_url and "project=" in d.current_url)
+    browser.get(site["tenant"] + "/costs/?range=30d&by=template")
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#trend svg.main-svg"))
+    row = browser.find_element(By.CSS_SELECTOR, "[data-testid=by-template] tbody a")
+    browser.execute_script("arguments[0].scrollIntoView();", row)
+    row.click()
+    _wait(browser, lambda d: "/runs/?" in d.current_url and "template=" in d.current_url)
+    assert browser.find_elements(By.CSS_SELECTOR, "tbody tr td code")
+    assert _console_errors(browser) == []
+    _log_in(browser, site["tenant"], "finance@gamma.test")
+    for path in ("/?range=7d", "/costs/?range=30d&by=template"):
+        browser.get(site["tenant"] + path)
+        links = browser.find_elements(By.CSS_SELECTOR, "a[href*='/runs/']")
+        assert [a.get_attribute("href") for a in links] == [], path

@@ -3,15 +3,19 @@ and models."""
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tests.support import llm_event_in, logged_in_client, run_finished
+from billing.domain.forecasting import ForecastDay
+from billing.models import CostForecast
+from factory_portal.periods import local_date, month_last_day, zone
+from tests.support import llm_event_in, logged_in_client, response_text, run_finished
 from usage.models import Project
 from usage.pricing import pricer_for
 from usage.services.ingest import events_ingest
@@ -42,3 +46,122 @@ def test_overview_shows_recent_success_and_top_projects_and_models(alpha):
     top = re.search(r'data-testid="top-projects">(.*?)</table>', page, re.S).group(1)
     assert top.index("big") < top.index("small") and "$9.00" in top
     assert "Usage complete up to" in page
+
+
+# The time range, drill-down and presentation (issue 18).
+
+
+def _chart(page: str) -> dict:
+    match = re.search(r'<script id="daily-cost-data" type="application/json">(.*?)</script>', page)
+    assert match, "no daily cost chart"
+    return json.loads(match.group(1))
+
+
+@pytest.fixture
+def october(alpha):
+    """Two projects' calls and runs on 5 and 20 October 2026."""
+    with schema_context(alpha.schema):
+        for day, project, cost in ((5, "early", "3"), (20, "late", "4")):
+            at = datetime(2026, 10, day, 12, tzinfo=UTC)
+            run_finished(f"run-{day}", "Succeeded" if day == 5 else "Failed", at, 5, project)
+            events_ingest(
+                events=[llm_event_in(f"c{day}", at, project=project, cost=Decimal(cost))],
+                pricer=pricer_for(alpha.tenant),
+            )
+    return alpha
+
+
+def test_every_card_chart_and_table_follows_the_range(october, people):
+    page = response_text(people["admin"].get("/?range=custom&from=2026-10-01&to=2026-10-10"))
+    assert "AI cost, 1 Oct to 10 Oct" in page
+    assert re.search(r'data-testid="mtd-cost">\$3\.00<', page)
+    assert re.search(r'data-testid="mtd-runs">1<', page)
+    top = re.search(r'data-testid="top-projects">(.*?)</table>', page, re.S).group(1)
+    assert "early" in top and "late" not in top
+    chart = _chart(page)
+    [bar] = chart["data"]  # no forecast: the range does not reach today
+    assert bar["x"][0] == "2026-10-01" and bar["x"][-1] == "2026-10-10"
+    assert bar["customdata"][4] == "/runs/?project=early&from=2026-10-05&to=2026-10-05"
+    assert "Total cost, this month to date" in page and "Budgets, this month" in page
+    whole = response_text(people["admin"].get("/?range=custom&from=2026-10-01&to=2026-10-31"))
+    assert re.search(r'data-testid="mtd-cost">\$7\.00<', whole)
+
+
+def test_drill_down_links_by_role(october, people):
+    query = "/?range=custom&from=2026-10-01&to=2026-10-31"
+    admin = response_text(people["admin"].get(query))
+    assert 'href="/runs/?project=late&amp;from=2026-10-01&amp;to=2026-10-31"' in admin
+    assert 'href="/runs/?status=Failed&amp;from=2026-10-01&amp;to=2026-10-31"' in admin
+    member = response_text(people["member"].get(query))
+    assert 'href="/runs/?status=Succeeded&amp;from=2026-10-01&amp;to=2026-10-31"' in member
+    assert "late" not in member  # no costs for a member: no top projects either
+    for finance_query in (query, "/", "/?range=7d"):
+        finance = response_text(people["finance"].get(finance_query))
+        assert "/runs/" not in finance, finance_query
+        assert "customdata" not in finance
+    assert "late" in response_text(people["finance"].get(query))
+
+
+def test_the_forecast_stays_inside_this_month_and_its_horizon(alpha, people):
+    today = local_date(timezone.now(), zone(alpha.tenant.timezone))
+    days = [
+        ForecastDay(today + timedelta(days=n), *[Decimal("1.00")] * 8).to_json() for n in range(90)
+    ]
+    interval = {k: "10.00" for k in ("mean", "lo80", "hi80", "lo95", "hi95")}
+    with schema_context(alpha.schema):
+        CostForecast.objects.create(
+            computed_at=timezone.now(),
+            method="weekday+ets",
+            start=today,
+            daily=days,
+            month_end=interval,
+            next_30=interval,
+            next_90=interval,
+        )
+        events_ingest(
+            events=[llm_event_in("t", timezone.now() - timedelta(minutes=1), cost=Decimal(1))],
+            pricer=pricer_for(alpha.tenant),
+        )
+    page = response_text(people["admin"].get("/"))
+    forecast = [t for t in _chart(page)["data"] if t.get("type") == "scatter"]
+    assert forecast and all(t["x"][-1] == str(month_last_day(today)) for t in forecast)
+    assert all(t["x"][0] == str(today) for t in forecast)
+    assert "mean of weekday profile and exponential smoothing" in page
+    assert "weekday+ets" not in page and "method " not in page
+    past = response_text(people["admin"].get("/?range=last_month"))
+    assert 'id="daily-cost-data"' not in past or not [
+        t for t in _chart(past)["data"] if t.get("type") == "scatter"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("range=yesterday", "is not a range"),
+        ("range=custom&from=31-10-2026", "is not a date"),
+        ("from=2026-10-09&to=2026-10-01", "is after the end"),
+    ],
+)
+def test_bad_ranges_are_explained(alpha, query, message):
+    response = logged_in_client(alpha.host, alpha.admin_email).get(f"/?{query}")
+    assert response.status_code == 200 and message in response_text(response)
+
+
+def test_another_tenants_projects_never_show(october, beta, people):
+    with schema_context(beta.schema):
+        events_ingest(
+            events=[
+                llm_event_in(
+                    "b", datetime(2026, 10, 5, 9, tzinfo=UTC), project="beta-only", cost=Decimal(50)
+                )
+            ],
+            pricer=pricer_for(beta.tenant),
+        )
+    page = response_text(people["admin"].get("/?range=custom&from=2026-10-01&to=2026-10-31"))
+    assert "beta-only" not in page and "$57.00" not in page and "$50.00" not in page
+
+
+def test_a_new_tenant_has_a_sentence_not_an_axis(alpha):
+    page = logged_in_client(alpha.host, alpha.admin_email).get("/").content.decode()
+    assert 'data-testid="daily-cost-empty"' in page and 'id="daily-cost-data"' not in page
+    assert "$-1" not in page and "-$1" not in page
