@@ -430,8 +430,11 @@ def test_usage_report_switches_grain(site, browser):
 
     _log_in(browser, site["tenant"], "dev@gamma.test")
     browser.get(site["tenant"] + "/usage/")
-    Select(browser.find_element(By.NAME, "grain")).select_by_value("week")
-    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    grain = browser.find_element(By.NAME, "grain")
+    Select(grain).select_by_value("week")
+    grain.find_element(By.XPATH, "./ancestor::form").find_element(
+        By.CSS_SELECTOR, "button[type=submit]"
+    ).click()
     _wait(browser, lambda d: "grain=week" in d.current_url)
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#run-volume svg.main-svg"))
     assert "per week" in browser.find_element(By.TAG_NAME, "h2").text or "per week" in (
