@@ -7,8 +7,9 @@ edited, and one from another tenant's host or another list is refused (400) rath
 ``CursorPage`` is the DRF pagination of the generic list views (a keyset on the queryset's own
 ordering, DRF's ``CursorPagination``); ``page_response`` and ``cursor_read`` serve the lists
 that keep their own keyset or offset (runs, error groups). ``?page=N`` of the numbered pages
-the lists had before still answers the old ``count``/``next``/``previous`` shape, marked with a
-``Deprecation`` header. Knows no app's models."""
+the lists had before still answers the old ``count``/``next``/``previous`` shape (and
+``next_cursor`` null: ``next`` is the next numbered page), marked with a ``Deprecation``
+header. Knows no app's models."""
 
 from __future__ import annotations
 
@@ -213,6 +214,7 @@ class CursorPage(CursorPagination):
     def get_paginated_response(self, data: Any) -> Response:
         if self.legacy is not None:
             response = self.legacy.get_paginated_response(data)
+            response.data["next_cursor"] = None  # the documented shape; ``next`` goes on
             for name, value in deprecation_headers(self.request).items():
                 response[name] = value
             return response

@@ -115,6 +115,7 @@ def test_numbered_pages_still_answer_with_a_deprecation(lists, path):
     assert 'rel="successor-version"' in answer["Link"] and 'rel="deprecation"' in answer["Link"]
     assert "page=" not in answer["Link"].split(";")[0]
     body = answer.json()
+    assert body["next_cursor"] is None and body["next"] is None
     if path == "/api/v1/errors":
         assert body["page"] == 1 and body["pages"] == 1
     else:

@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from factory_portal import periods
@@ -125,8 +126,17 @@ class ErrorGroupsApi(APIView):
         }
         rows = [_group_json(r) for r in result.rows]
         if legacy_page:
+            following_page = legacy_page + 1 if legacy_page < result.pages else None
             return Response(
-                {**head, "page": legacy_page, "pages": result.pages, "results": rows},
+                {
+                    **head,
+                    "page": legacy_page,
+                    "pages": result.pages,
+                    "results": rows,
+                    "next": following_page
+                    and replace_query_param(request.build_absolute_uri(), "page", following_page),
+                    "next_cursor": None,
+                },
                 headers=deprecation_headers(request),
             )
         following = offset + limit
