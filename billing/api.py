@@ -34,7 +34,7 @@ from billing.models import Budget
 from billing.operator.models import AllocationLine
 from billing.selectors.costs import cost_report, project_allocation_lines
 from factory_portal.accounts.authentication import Access, ApiAccess
-from factory_portal.api import BoundedListField, MonthField, iso_utc
+from factory_portal.api import BoundedListField, EnumField, MonthField, iso_utc
 from factory_portal.periods import (
     local_date,
     local_day_start,
@@ -219,7 +219,7 @@ class ForecastApi(APIView):
 
 class ReportQuerySerializer(serializers.Serializer):
     month = MonthField(help_text="YYYY-MM, 2000-01 to 2100-12")
-    format = serializers.ChoiceField(choices=["json", *FORMATS], default="json")
+    format = EnumField(choices=["json", *FORMATS], default="json")
 
 
 class FormatIsOurs(DefaultContentNegotiation):

@@ -17,6 +17,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler
 
 from factory_portal import periods
+from factory_portal.enums import enum_canonical, enum_choices_text
 from factory_portal.error_lists import errors_bounded
 from factory_portal.errors import PROBLEM_CONTENT_TYPE
 
@@ -100,6 +101,50 @@ class BoundedListField(serializers.ListField):
         if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
+
+
+class EnumField(serializers.ChoiceField):
+    """A choice in any letter case (``FAILED``, ``failed`` and ``Failed`` are ``Failed``), as the
+    member is spelt; anything else is refused naming the allowed values. Every enumerated filter
+    of the API is one of these (``enum_canonical`` is the rule)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not self.help_text:
+            self.help_text = "any letter case"
+
+    def to_internal_value(self, data: Any) -> Any:
+        if data == "" and self.allow_blank:
+            return ""
+        allowed = self.choice_strings_to_values
+        member = enum_canonical(str(data), allowed)
+        if member is None:
+            raise serializers.ValidationError(
+                f"{str(data)[:64]!r} is not one of {enum_choices_text(allowed)} (any letter case)."
+            )
+        return self.choice_strings_to_values[member]
+
+
+class EnumListField(serializers.CharField):
+    """Comma-separated choices in any letter case, as a tuple of members without repeats (in the
+    order given); an unknown one is refused naming the allowed values."""
+
+    def __init__(self, *, choices: tuple[str, ...] | list[str], **kwargs: Any) -> None:
+        self.choices = tuple(choices)
+        kwargs.setdefault("help_text", f"comma-separated, any of: {', '.join(self.choices)}")
+        super().__init__(**kwargs)
+
+    # A ``tuple[str, ...]``, typed Any for the reason given at ``MonthField``.
+    def to_internal_value(self, data: Any) -> Any:
+        given = [v for v in super().to_internal_value(data).split(",") if v.strip()]
+        members = [enum_canonical(v, self.choices) for v in given]
+        unknown = [v.strip()[:64] for v, m in zip(given, members, strict=True) if m is None]
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown: {', '.join(unknown)}; the values are "
+                f"{enum_choices_text(self.choices)} (any letter case)."
+            )
+        return tuple(dict.fromkeys(m for m in members if m is not None))
 
 
 @extend_schema_field({"type": "string", "pattern": periods.MONTH_PATTERN, "example": "2026-10"})

@@ -448,7 +448,7 @@ REST_FRAMEWORK = {
     # factory_portal/accounts/authentication.py. A view without it refuses everyone.
     "DEFAULT_PERMISSION_CLASSES": ["factory_portal.accounts.authentication.DeclaredAccess"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "factory_portal.pagination.CursorPage",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "factory_portal.api.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

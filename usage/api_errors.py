@@ -1,5 +1,7 @@
 """``GET /api/v1/errors`` (scope ``read``, or the browser session of a role that sees runs): error
-groups over a range of the tenant's days, sorted and in numbered pages. Calls
+groups over a range of the tenant's days, sorted, in cursor pages (``?page=`` numbered pages are
+deprecated). The groups are counted afresh on each request, so the cursor is the number of groups
+already listed (signed, like every API cursor). Calls
 ``usage.selectors.errors`` only; writes nothing."""
 
 from __future__ import annotations
@@ -11,26 +13,38 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from factory_portal import periods
 from factory_portal.accounts.authentication import Access, ApiAccess
-from factory_portal.api import DayField, iso_utc
+from factory_portal.api import DayField, EnumField, iso_utc
+from factory_portal.pagination import (
+    BAD_CURSOR,
+    PAGE_HELP,
+    PAGE_PARAMETER,
+    PageQuerySerializer,
+    cursor_page_schema,
+    cursor_read,
+    deprecation_headers,
+    page_response,
+)
 from factory_portal.tenants.connection import connection_zone
 from usage.selectors import errors as error_selectors
 
 DEFAULT_DAYS = 14
 
 
-class ErrorQuerySerializer(serializers.Serializer):
+class ErrorQuerySerializer(PageQuerySerializer):
     start = DayField(
         required=False,
         help_text="first day (the tenant's, its time zone); default 13 days before end",
     )
     end = DayField(required=False, help_text="last day, inclusive; default today")
-    sort = serializers.ChoiceField(choices=list(error_selectors.ERROR_SORTS), default="frequent")
-    page = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
-    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
+    sort = EnumField(choices=list(error_selectors.ERROR_SORTS), default="frequent")
+    page = serializers.IntegerField(
+        min_value=1, max_value=100_000, required=False, help_text=PAGE_HELP
+    )
 
     def validate(self, attrs):  # type: ignore[no-untyped-def]
         end = attrs.get("end") or periods.local_date(timezone.now(), connection_zone())
@@ -42,6 +56,12 @@ class ErrorQuerySerializer(serializers.Serializer):
                 {"start": f"A range covers at most {error_selectors.MAX_DAYS} days."}
             )
         attrs["start"], attrs["end"] = start, end
+        attrs["offset"] = 0
+        if attrs.get("cursor"):
+            offset = cursor_read(attrs["cursor"], self.context["request"]).get("o")
+            if not isinstance(offset, int) or offset < 0:
+                raise serializers.ValidationError({"cursor": BAD_CURSOR})
+            attrs["offset"] = offset
         return attrs
 
 
@@ -67,18 +87,14 @@ ERROR_GROUP = inline_serializer(
         "example_run_ids": serializers.ListField(child=serializers.CharField()),
     },
 )
-ERROR_PAGE = inline_serializer(
+ERROR_PAGE = cursor_page_schema(
     "ErrorGroupPage",
-    {
-        "start": serializers.DateField(),
-        "end": serializers.DateField(),
-        "sort": serializers.CharField(),
-        "page": serializers.IntegerField(),
-        "pages": serializers.IntegerField(),
-        "total": serializers.IntegerField(help_text="groups with errors in the range"),
-        "errors": serializers.IntegerField(help_text="errors in the range"),
-        "results": serializers.ListField(child=ERROR_GROUP),
-    },
+    serializers.ListField(child=ERROR_GROUP),
+    start=serializers.DateField(),
+    end=serializers.DateField(),
+    sort=serializers.CharField(),
+    total=serializers.IntegerField(help_text="groups with errors in the range"),
+    errors=serializers.IntegerField(help_text="errors in the range"),
 )
 
 
@@ -89,48 +105,64 @@ class ErrorGroupsApi(APIView):
     @extend_schema(
         operation_id="errors_list",
         summary="Error groups (same type, normalised message and top frame) over a range of days",
-        parameters=[ErrorQuerySerializer],
+        parameters=[ErrorQuerySerializer, PAGE_PARAMETER],
         responses={200: ERROR_PAGE},
     )
     def get(self, request: Request) -> Response:
-        form = ErrorQuerySerializer(data=request.query_params)
+        form = ErrorQuerySerializer(data=request.query_params, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
+        limit, legacy_page = data["limit"], data.get("page")
+        offset = (legacy_page - 1) * limit if legacy_page else data["offset"]
         result = error_selectors.error_groups(
-            start=data["start"],
-            end=data["end"],
-            sort=data["sort"],
-            page=data["page"],
-            per_page=data["limit"],
+            start=data["start"], end=data["end"], sort=data["sort"], per_page=limit, offset=offset
         )
-        return Response(
-            {
-                "start": result.start.isoformat(),
-                "end": result.end.isoformat(),
-                "sort": result.sort,
-                "page": result.page,
-                "pages": result.pages,
-                "total": result.total,
-                "errors": result.errors,
-                "results": [
-                    {
-                        "fingerprint": r.fingerprint,
-                        "type": r.type,
-                        "message": r.message,
-                        "top_frame": r.top_frame,
-                        "count": r.count,
-                        "runs": r.runs,
-                        "first_seen": iso_utc(r.first_seen),
-                        "last_seen": iso_utc(r.last_seen),
-                        "first_seen_ever": iso_utc(r.first_seen_ever),
-                        "templates": r.templates,
-                        "template_count": r.template_count,
-                        "steps": r.steps,
-                        "step_count": r.step_count,
-                        "trend": r.trend,
-                        "example_run_ids": r.example_runs,
-                    }
-                    for r in result.rows
-                ],
-            }
+        head = {
+            "start": result.start.isoformat(),
+            "end": result.end.isoformat(),
+            "sort": result.sort,
+            "total": result.total,
+            "errors": result.errors,
+        }
+        rows = [_group_json(r) for r in result.rows]
+        if legacy_page:
+            following_page = legacy_page + 1 if legacy_page < result.pages else None
+            return Response(
+                {
+                    **head,
+                    "page": legacy_page,
+                    "pages": result.pages,
+                    "results": rows,
+                    "next": following_page
+                    and replace_query_param(request.build_absolute_uri(), "page", following_page),
+                    "next_cursor": None,
+                },
+                headers=deprecation_headers(request),
+            )
+        following = offset + limit
+        return page_response(
+            request,
+            rows,
+            following={"o": following} if following < result.total else None,
+            extra=head,
         )
+
+
+def _group_json(r: error_selectors.ErrorGroupRow) -> dict[str, object]:
+    return {
+        "fingerprint": r.fingerprint,
+        "type": r.type,
+        "message": r.message,
+        "top_frame": r.top_frame,
+        "count": r.count,
+        "runs": r.runs,
+        "first_seen": iso_utc(r.first_seen),
+        "last_seen": iso_utc(r.last_seen),
+        "first_seen_ever": iso_utc(r.first_seen_ever),
+        "templates": r.templates,
+        "template_count": r.template_count,
+        "steps": r.steps,
+        "step_count": r.step_count,
+        "trend": r.trend,
+        "example_run_ids": r.example_runs,
+    }

@@ -4,7 +4,6 @@ detail. They call selectors only; nothing here writes or imports the ingest view
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,8 +18,15 @@ from rest_framework.views import APIView
 
 from factory_portal import periods
 from factory_portal.accounts.authentication import Access, ApiAccess
-from factory_portal.api import DayField, iso_utc
+from factory_portal.api import DayField, EnumField, iso_utc
 from factory_portal.money import quantize_cents
+from factory_portal.pagination import (
+    BAD_CURSOR,
+    PageQuerySerializer,
+    cursor_page_schema,
+    cursor_read,
+    page_response,
+)
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors
 from usage.domain.limits import FAILURE_TYPE_LENGTH, STEP_NAME_LENGTH
@@ -95,21 +101,8 @@ class RunSerializer(serializers.Serializer):
     )
 
 
-class StatusField(serializers.CharField):
-    """A run status in any letter case (``failed`` is ``Failed``)."""
-
-    def to_internal_value(self, data: object) -> str:
-        text = super().to_internal_value(data)
-        status = selectors.status_canonical(text)
-        if status is None:
-            raise serializers.ValidationError(
-                f"Not a run status; one of {', '.join(RunStatus.values)} (any case)."
-            )
-        return status
-
-
-class RunQuerySerializer(serializers.Serializer):
-    status = StatusField(required=False, max_length=16, help_text="any letter case")
+class RunQuerySerializer(PageQuerySerializer):
+    status = EnumField(choices=RunStatus.values, required=False)
     project = serializers.CharField(required=False, allow_blank=True, max_length=100)
     template = serializers.CharField(required=False, allow_blank=True, max_length=200)
     run_type = serializers.CharField(required=False, allow_blank=True, max_length=64)
@@ -134,40 +127,20 @@ class RunQuerySerializer(serializers.Serializer):
         max_length=FAILURE_TYPE_LENGTH,
         help_text="the run's failure type, or a job's (of `step`, when given)",
     )
-    sort = serializers.ChoiceField(choices=list(selectors.RUN_SORTS), default="newest")
-    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
-    cursor = serializers.CharField(
-        required=False, allow_blank=True, help_text="the `next_cursor` of the last page"
-    )
+    sort = EnumField(choices=list(selectors.RUN_SORTS), default="newest")
 
     def validate(self, attrs):  # type: ignore[no-untyped-def]
         if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
             raise serializers.ValidationError({"start": "start must not be after end."})
-        raw = attrs.get("cursor")
         attrs["after"] = None
-        if raw:
-            attrs["after"] = _cursor_decode(raw, attrs["sort"])
+        if attrs.get("cursor"):
+            # Signed by this tenant's list (``cursor_read``); the position is that of ``sort``.
+            payload = cursor_read(attrs["cursor"], self.context["request"])
+            try:
+                attrs["after"] = selectors.cursor_parse(str(payload.get("k")), attrs["sort"])
+            except ValueError as exc:
+                raise serializers.ValidationError({"cursor": BAD_CURSOR}) from exc
         return attrs
-
-
-def _cursor_encode(cursor: selectors.Cursor) -> str:
-    return base64.urlsafe_b64encode(selectors.cursor_text(cursor).encode()).decode().rstrip("=")
-
-
-def _cursor_decode(raw: str, sort: str) -> selectors.Cursor:
-    try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        return selectors.cursor_parse(text, sort)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise serializers.ValidationError(
-            {"cursor": "Not a cursor of this listing; start again without it."}
-        ) from exc
-
-
-RUN_PAGE = inline_serializer(
-    "RunPage",
-    {"results": RunSerializer(many=True), "next_cursor": serializers.CharField(allow_null=True)},
-)
 
 
 class RunListApi(APIView):
@@ -181,10 +154,10 @@ class RunListApi(APIView):
         operation_id="runs_list",
         summary="Runs, newest first (or by duration), in keyset pages",
         parameters=[RunQuerySerializer],
-        responses={200: RUN_PAGE},
+        responses={200: cursor_page_schema("RunPage", RunSerializer(many=True))},
     )
     def get(self, request: Request) -> Response:
-        form = RunQuerySerializer(data=request.query_params)
+        form = RunQuerySerializer(data=request.query_params, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
         filters = selectors.RunFilters(
@@ -201,11 +174,10 @@ class RunListApi(APIView):
         rows, following = selectors.runs_page(
             filters, after=data["after"], limit=data["limit"], sort=data["sort"]
         )
-        return Response(
-            {
-                "results": RunSerializer(rows, many=True).data,
-                "next_cursor": _cursor_encode(following) if following else None,
-            }
+        return page_response(
+            request,
+            RunSerializer(rows, many=True).data,
+            following={"k": selectors.cursor_text(following)} if following else None,
         )
 
 
@@ -305,8 +277,8 @@ class StepsQuerySerializer(serializers.Serializer):
     )
     start = DayField(required=False, help_text="first day (the tenant's), inclusive")
     end = DayField(required=False, help_text="last day (the tenant's), inclusive; default today")
-    by = serializers.ChoiceField(choices=step_selectors.GROUPINGS, default="step")
-    sort = serializers.ChoiceField(choices=list(step_selectors.SORTS), default="rework_rate")
+    by = EnumField(choices=step_selectors.GROUPINGS, default="step")
+    sort = EnumField(choices=list(step_selectors.SORTS), default="rework_rate")
     template = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
     def validate(self, attrs):  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from alerts.oncall.services.incidents import IncidentResolved, incident_acknowle
 from alerts.oncall.services.silences import MATCHERS_MAX, silence_create, silence_expire
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.accounts.models import ApiKey
-from factory_portal.api import MomentField
+from factory_portal.api import EnumField, MomentField
 from factory_portal.errors import PROBLEM_CONTENT_TYPE
 
 READ = Access(area="signed_in", scope="read")
@@ -163,7 +163,7 @@ class IncidentQuerySerializer(serializers.Serializer):
 
 
 class IncidentListApi(generics.ListAPIView):
-    """``GET /api/v1/alerts``: incidents, newest first, 50 a page (``?page=``)."""
+    """``GET /api/v1/alerts``: incidents, newest first, in cursor pages (``CursorPage``)."""
 
     access = ApiAccess(read=READ)
     serializer_class = IncidentSerializer
@@ -234,8 +234,8 @@ class IncidentAckApi(APIView):
 
 
 class SilenceQuerySerializer(serializers.Serializer):
-    state = serializers.ChoiceField(
-        choices=["active", "ended"], required=False, help_text="omitted: both"
+    state = EnumField(
+        choices=["active", "ended"], required=False, help_text="any letter case; omitted: both"
     )
 
 

@@ -20,6 +20,7 @@ from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import problem_response
 from factory_portal.error_lists import ErrorList
 from factory_portal.errors import PROBLEM_CONTENT_TYPE
+from factory_portal.pagination import CursorPage, PageQuerySerializer, cursor_page_schema
 
 
 class RuleSerializer(serializers.ModelSerializer):
@@ -59,7 +60,7 @@ RULE_ACCESS = ApiAccess(
 
 
 class RuleListApi(APIView):
-    """``GET /api/v1/allocation-rules``, ``POST`` to add one."""
+    """``GET /api/v1/allocation-rules`` (by name, in cursor pages), ``POST`` to add one."""
 
     access = RULE_ACCESS
 
@@ -67,10 +68,13 @@ class RuleListApi(APIView):
         operation_id="allocation_rules_list",
         summary="The allocation rules",
         auth=SESSION_ONLY,
-        responses={200: RuleSerializer(many=True)},
+        parameters=[PageQuerySerializer],
+        responses={200: cursor_page_schema("PaginatedRuleList", RuleSerializer(many=True))},
     )
     def get(self, request: Request) -> Response:
-        return Response(RuleSerializer(AllocationRule.objects.all(), many=True).data)
+        pages = CursorPage()
+        page = pages.paginate_queryset(AllocationRule.objects.order_by("name", "pk"), request, self)
+        return pages.get_paginated_response(RuleSerializer(page, many=True).data)
 
     @extend_schema(
         operation_id="allocation_rules_create",

@@ -55,7 +55,9 @@ def test_operator_creates_and_changes_rules(operator):
         content_type="application/json",
     )
     assert same.json()["version"] == 2  # no change, no new version
-    assert [r["name"] for r in operator.get("/api/v1/allocation-rules").json()] == ["control plane"]
+    assert [r["name"] for r in operator.get("/api/v1/allocation-rules").json()["results"]] == [
+        "control plane"
+    ]
 
 
 @pytest.mark.parametrize(

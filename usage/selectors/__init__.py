@@ -16,6 +16,7 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from factory_portal import periods
+from factory_portal.enums import enum_canonical
 from factory_portal.tenants.connection import connection_zone
 from usage.domain.durations import histogram_merge, percentile_ms
 from usage.models import (
@@ -562,7 +563,7 @@ SEARCH_SUBSTRING_MIN = 3
 
 def status_canonical(text: str) -> str | None:
     """A run status however it is written (``failed``, ``FAILED``), or None if it is none."""
-    return {s.lower(): s for s in RunStatus.values}.get(text.strip().lower())
+    return enum_canonical(text, RunStatus.values)
 
 
 def choice_canonical(text: str, known: Iterable[str]) -> str:

@@ -42,7 +42,14 @@ def _column(dimension: str) -> str:
     return "project__slug" if dimension == "project" else dimension
 
 
-def _rows(query: UsageQuery, hourly: Any, daily: Any, dimensions: tuple[str, ...], sums: dict):  # type: ignore[no-untyped-def]
+def _rows(  # type: ignore[no-untyped-def]
+    query: UsageQuery,
+    hourly: Any,
+    daily: Any,
+    dimensions: tuple[str, ...],
+    sums: dict,
+    always: tuple[str, ...] = (),
+):
     if query.granularity == "hour":
         rows = hourly.objects.filter(hour__gte=query.start, hour__lt=query.end)
         period = TruncHour("hour", tzinfo=UTC)
@@ -58,6 +65,7 @@ def _rows(query: UsageQuery, hourly: Any, daily: Any, dimensions: tuple[str, ...
             return []  # this kind has no such dimension: a filter on it matches nothing
         rows = rows.filter(**{f"{_column(dimension)}__in": values})
     group = [d for d in query.group_by if d in dimensions]
+    group += [d for d in always if d not in group]
     rows = (
         rows.annotate(period=period, **{f"dim_{d}": F(_column(d)) for d in group})
         .values("period", *[f"dim_{d}" for d in group])
@@ -102,10 +110,13 @@ def token_usage(query: UsageQuery) -> list[dict[str, Any]]:
 
 
 def infrastructure_usage(query: UsageQuery) -> list[dict[str, Any]]:
+    """Infrastructure usage per period and the dimensions asked for, always also per ``unit``:
+    quantities of different units (CPU seconds, GB hours) are never added into one number."""
     return _rows(
         query,
         InfraUsageHourly,
         InfraUsageDaily,
         INFRA_DIMENSIONS,
         {"events": "events", "quantity": "quantity"},
+        always=("unit",),
     )

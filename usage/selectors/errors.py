@@ -120,10 +120,17 @@ ORDER BY g.fingerprint, x.occurred_at DESC
 
 
 def error_groups(
-    *, start: date, end: date, sort: str = "frequent", page: int = 1, per_page: int = 25
+    *,
+    start: date,
+    end: date,
+    sort: str = "frequent",
+    page: int = 1,
+    per_page: int = 25,
+    offset: int | None = None,
 ) -> ErrorGroupsPage:
     """The groups with errors on the tenant's days ``start <= day <= end``, ``per_page`` a page
-    (page numbers from 1; a page past the last is empty), sorted by ``sort`` (``ERROR_SORTS``)."""
+    (page numbers from 1, or the first ``offset`` groups skipped; past the last: empty), sorted
+    by ``sort`` (``ERROR_SORTS``)."""
     if sort not in ERROR_SORTS:
         raise ValueError(f"sort must be one of {', '.join(ERROR_SORTS)}")
     low, high = _bounds(start, end)
@@ -132,7 +139,7 @@ def error_groups(
         "end": end,
         "names": LISTED_NAMES,
         "limit": per_page,
-        "offset": (max(page, 1) - 1) * per_page,
+        "offset": (max(page, 1) - 1) * per_page if offset is None else max(offset, 0),
     }
     with connection.cursor() as cursor:
         cursor.execute(GROUPS_SQL.format(order=ERROR_SORTS[sort]), params)

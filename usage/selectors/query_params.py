@@ -16,7 +16,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
-from factory_portal.api import MomentField
+from factory_portal.api import EnumField, EnumListField, MomentField
 from usage.selectors import aggregates
 
 SERIES_NAMES = {"hour": "Hourly", "day": "Daily", "week": "Weekly", "month": "Monthly"}
@@ -31,12 +31,9 @@ class UsageQuerySerializer(serializers.Serializer):
     end = MomentField(
         required=False, allow_blank=True, help_text="ISO 8601, exclusive; default now"
     )
-    granularity = serializers.ChoiceField(choices=aggregates.GRANULARITIES, default="day")
-    group_by = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text=f"comma-separated, any of: {', '.join(aggregates.DIMENSIONS)}",
+    granularity = EnumField(choices=aggregates.GRANULARITIES, default="day")
+    group_by = EnumListField(
+        choices=aggregates.DIMENSIONS, required=False, allow_blank=True, default=()
     )
 
     def validate(self, attrs):  # type: ignore[no-untyped-def]
@@ -53,12 +50,7 @@ class UsageQuerySerializer(serializers.Serializer):
                     " coarser granularity."
                 }
             )
-        group_by = _list(attrs.get("group_by", ""))
-        unknown = [d for d in group_by if d not in aggregates.DIMENSIONS]
-        if unknown:
-            raise serializers.ValidationError(
-                {"group_by": f"Unknown dimension(s): {', '.join(unknown)}."}
-            )
+        group_by = attrs.get("group_by", ())
         filters = {}
         for dimension in aggregates.DIMENSIONS:
             raw = self.initial_data.get(dimension)

@@ -80,7 +80,7 @@ def test_filters_and_sort(runs):
     longest = client.get("/api/v1/runs?sort=longest&limit=2", **auth).json()["results"]
     assert [r["run_id"] for r in longest] == ["run-6", "run-5"]
     none = client.get("/api/v1/runs?project=api", **auth).json()
-    assert none == {"results": [], "next_cursor": None}
+    assert none == {"results": [], "next": None, "next_cursor": None}
 
 
 @pytest.mark.parametrize(

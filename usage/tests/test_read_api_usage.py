@@ -64,6 +64,7 @@ def test_daily_usage_by_project_matches_the_dashboard(usage, alpha):
         {
             "period_start": "2026-11-02T00:00:00Z",
             "project": "web",
+            "unit": "cpu_seconds",
             "events": 1,
             "quantity": "12.500000",
         }
@@ -96,9 +97,9 @@ def test_monthly_totals(usage):
     [
         ("start=yesterday", "start", "is not an ISO 8601"),
         ("start=2026-11-05&end=2026-11-01", "start", "before end"),
-        ("granularity=minute", "granularity", "not a valid choice"),
+        ("granularity=minute", "granularity", "'minute' is not one of hour, day, week or month"),
         ("granularity=hour&start=2026-01-01&end=2026-11-01", "end", "at most 31 days"),
-        ("group_by=project,colour", "group_by", "Unknown dimension(s): colour"),
+        ("group_by=project,colour", "group_by", "Unknown: colour; the values are project"),
     ],
 )
 def test_bad_queries_get_a_problem_with_the_field(usage, query, field, message):

@@ -73,9 +73,9 @@ def test_a_cursor_with_an_offset_postgresql_cannot_hold_is_read_in_utc(admin, al
     assert page.status_code == 200 and "run-1" not in page.content.decode()
     _, raw = key_for(alpha, ["read"])
     token = base64.urlsafe_b64encode(cursor.encode()).decode().rstrip("=")
+    # The API's cursors are signed: one made by hand is refused, never read.
     answer = admin.get("/api/v1/runs", {"cursor": token}, **bearer(raw))
-    assert answer.status_code == 200
-    assert answer.json()["results"] == []
+    assert answer.status_code == 400 and "cursor" in answer.json()["errors"]
 
 
 def test_a_cursor_with_an_offset_is_the_same_moment_in_utc(admin, alpha):
