@@ -42,7 +42,7 @@ DIMENSIONS = {
     "template": "Template",
 }
 # The dimensions run history filters by: their bars and rows drill down to the runs.
-RUN_FILTERS = ("project", "template", "run_type")
+RUN_FILTERS = ("project", "template", "run_type", "model")
 GRAINS = {"day": "Day", "week": "Week", "month": "Month"}
 DAILY_UP_TO = 92  # longer ranges open per week
 NO_GROUP = ("(none)", OUTSIDE_RUNS)  # group rows that stand for no run filter

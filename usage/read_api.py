@@ -29,7 +29,7 @@ from factory_portal.pagination import (
 )
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors
-from usage.domain.limits import FAILURE_TYPE_LENGTH, STEP_NAME_LENGTH
+from usage.domain.limits import FAILURE_TYPE_LENGTH, MODEL_LENGTH, STEP_NAME_LENGTH
 from usage.models import RunStatus
 from usage.selectors import aggregates, run_trace
 from usage.selectors import steps as step_selectors
@@ -127,6 +127,12 @@ class RunQuerySerializer(PageQuerySerializer):
         max_length=FAILURE_TYPE_LENGTH,
         help_text="the run's failure type, or a job's (of `step`, when given)",
     )
+    model = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MODEL_LENGTH,
+        help_text="runs with an LLM call of this model",
+    )
     sort = EnumField(choices=list(selectors.RUN_SORTS), default="newest")
 
     def validate(self, attrs):  # type: ignore[no-untyped-def]
@@ -170,7 +176,10 @@ class RunListApi(APIView):
             search=data.get("q", ""),
             step=data.get("step", ""),
             failure_type=data.get("failure_type", ""),
+            model=data.get("model", ""),
         )
+        # Project, template, run type, step, failure type and model in any letter case.
+        filters = selectors.run_filters_canonical(filters)
         rows, following = selectors.runs_page(
             filters, after=data["after"], limit=data["limit"], sort=data["sort"]
         )

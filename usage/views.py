@@ -17,7 +17,7 @@ from factory_portal.accounts.permissions import can, role_required
 from factory_portal.spreadsheets import cell
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors
-from usage.domain.limits import FAILURE_TYPE_LENGTH, STEP_NAME_LENGTH
+from usage.domain.limits import FAILURE_TYPE_LENGTH, MODEL_LENGTH, STEP_NAME_LENGTH
 from usage.models import RunStatus
 from usage.selectors import reporting
 from usage.selectors import steps as step_selectors
@@ -71,6 +71,7 @@ def _filters(
         search=text("q", 128),
         step=text("step", STEP_NAME_LENGTH),
         failure_type=text("failure_type", FAILURE_TYPE_LENGTH),
+        model=text("model", MODEL_LENGTH),
     )
     return selectors.run_filters_canonical(filters, choices)
 
@@ -295,12 +296,12 @@ def usage_report(request: HttpRequest) -> HttpResponse:
     report = reporting.usage_report(
         start=chosen.start, end=chosen.end, grain=grain, zone=zone, filters=filters
     )
-    # Run history cannot filter by model: with a model chosen nothing opens it.
-    drill = can(request.user, "runs") and not filters.model
+    drill = can(request.user, "runs")
     run_filters = {
         "project": filters.project,
         "template": filters.template,
         "run_type": filters.run_type,
+        "model": filters.model,
     }
 
     def runs(days: ranges.DayRange, **more: str) -> str:
@@ -350,7 +351,11 @@ def usage_report(request: HttpRequest) -> HttpResponse:
             ],
             "template_rows": [(t, runs(chosen, template=t.template)) for t in report.templates],
             "model_rows": [
-                (*totals, urlencode({**dict(kept), **filters.query(), "model": totals[0]}))
+                (
+                    *totals,
+                    urlencode({**dict(kept), **filters.query(), "model": totals[0]}),
+                    runs(chosen, model=totals[0]),
+                )
                 for totals in report.model_totals
             ],
             "recent": reporting.recent_success_rates(now=timezone.now()),

@@ -54,6 +54,10 @@ def overview(request: HttpRequest) -> HttpResponse:
             (name, cost, ranges.runs_href(chosen, project=name) if linked else "")
             for name, cost in data.top_projects
         ],
+        "top_models": [
+            (name, cost, ranges.runs_href(chosen, model=name) if linked else "")
+            for name, cost in data.top_models
+        ],
         "onboarding": onboarding_checklist(request),
     }
     if can(request.user, "costs"):

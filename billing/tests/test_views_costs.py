@@ -149,7 +149,8 @@ def test_the_chart_follows_the_chosen_month(alpha):
     assert weekly["data"][0]["x"][0] == "2026-09-28"
     assert weekly["data"][0]["customdata"][0] == "/runs/?project=web&from=2026-10-01&to=2026-10-04"
     monthly = _chart(response_text(admin.get("/costs/?month=2026-10&by=model")), "trend-data")
-    assert "customdata" not in monthly["data"][0]  # run history has no model filter
+    # A model's bar opens the runs that called it.
+    assert monthly["data"][0]["customdata"][1].startswith("/runs/?model=")
 
 
 @pytest.mark.parametrize(

@@ -501,6 +501,7 @@ class RunFilters:
     search: str = ""  # any part of a run id (a prefix when shorter than SEARCH_SUBSTRING_MIN)
     step: str = ""  # runs with a job of this step
     failure_type: str = ""  # the run's failure type, or a job's (of ``step``, when given)
+    model: str = ""  # runs with an LLM call of this model
 
 
 @dataclass(frozen=True)
@@ -542,6 +543,11 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
         runs = runs.filter(run_id__contains=filters.search)  # the trigram index
     elif filters.search:
         runs = runs.filter(run_id__startswith=filters.search)  # the prefix index
+    if filters.model:
+        # Each run's calls through their run index; the ledger keeps no model.
+        runs = runs.filter(
+            Exists(LlmUsageEvent.objects.filter(run=OuterRef("pk"), model=filters.model))
+        )
     jobs = Job.objects.filter(run=OuterRef("pk"))
     if filters.step:
         jobs = jobs.filter(step_name=filters.step)
@@ -592,6 +598,7 @@ def run_filters_canonical(
         run_type=choice_canonical(filters.run_type, choices.run_types),
         step=choice_canonical(filters.step, choices.steps),
         failure_type=choice_canonical(filters.failure_type, choices.failure_types),
+        model=choice_canonical(filters.model, choices.models),
     )
 
 
@@ -772,6 +779,7 @@ class RunFilterChoices:
     run_types: list[str]
     steps: list[str]
     failure_types: list[str]
+    models: list[str]
 
 
 # Failure types offered are those of failed steps (the step rollup) and of the latest failed
@@ -798,6 +806,7 @@ def run_filter_choices() -> RunFilterChoices:
         run_types=_distinct(daily, "run_type"),
         steps=_distinct(StepDaily.objects.all(), "step_name"),
         failure_types=sorted(t for t in failure_types if t),
+        models=_distinct(LlmUsageDaily.objects.all(), "model"),
     )
 
 

@@ -278,3 +278,39 @@ def test_bad_cursors_start_over_at_the_first_page(alpha):
         response = client.get(f"/runs/?{query}")
         assert response.status_code == 200
         assert _ids(response.content.decode()) == ["run-002", "run-001", "run-000"]
+
+
+def test_model_filter_lists_runs_that_called_the_model_in_any_letter_case(alpha):
+    """Drill-down from a model (overview, usage, costs): the runs with an LLM call of it, on the
+    page, in its CSV and in the API."""
+    from tests.support import add_llm_call, bearer, host_client, key_for
+
+    runs_make(alpha, 3)
+    with schema_context(alpha.schema):
+        first, second = Run.objects.get(run_id="run-000"), Run.objects.get(run_id="run-001")
+        at = timezone.now() - timedelta(hours=1)
+        add_llm_call(
+            project=first.project,
+            run=first,
+            event_id="m1",
+            at=at,
+            cost=Decimal("0.01"),
+            model="gpt-4.1-mini",
+        )
+        add_llm_call(
+            project=second.project,
+            run=second,
+            event_id="m2",
+            at=at,
+            cost=Decimal("0.01"),
+            model="claude-x",
+        )
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    page = client.get("/runs/?model=GPT-4.1-MINI").content.decode()
+    assert _ids(page) == ["run-000"]
+    assert 'value="gpt-4.1-mini" selected' in page  # offered as a select, spelled as stored
+    csv_text = b"".join(client.get("/runs.csv?model=gpt-4.1-mini").streaming_content).decode()
+    assert "run-000" in csv_text and "run-001" not in csv_text and "run-002" not in csv_text
+    auth = bearer(key_for(alpha, ["read"])[1])
+    api = host_client(alpha.host).get("/api/v1/runs?model=Claude-X", **auth).json()
+    assert [r["run_id"] for r in api["results"]] == ["run-001"]

@@ -103,7 +103,7 @@ def test_filters_narrow_every_figure_and_survive_a_range_change(alpha):
     assert "No runs in this range" in page
 
 
-def test_model_filter_counts_runs_that_called_it_and_links_no_run_history(alpha):
+def test_model_filter_counts_runs_that_called_it_and_links_their_run_history(alpha):
     day = timezone.now().date() - timedelta(days=3)
     report_runs_make(alpha, day)
     at = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
@@ -112,8 +112,11 @@ def test_model_filter_counts_runs_that_called_it_and_links_no_run_history(alpha)
         add_llm_call(project=run.project, run=run, event_id="c1", at=at, cost=Decimal("0.01"))
     client = logged_in_client(alpha.host, alpha.admin_email)
     page = client.get("/usage/?range=7d&model=claude-sonnet-4-5").content.decode()
-    assert 'data-testid="usage-runs">1<' in page
-    assert 'data-testid="model-note"' in page and "/runs/?" not in page
+    assert re.search(
+        r'data-testid="usage-runs"><a href="[^"]*model=claude-sonnet-4-5[^"]*">1<', page
+    )
+    assert 'data-testid="model-note"' in page
+    assert "/runs/?model=claude-sonnet-4-5&amp;from=" in page  # the figures open those runs
     page = client.get("/usage/?range=7d").content.decode()
     assert "model=claude-sonnet-4-5" in page  # the model's row opens this report for it
 
