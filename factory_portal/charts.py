@@ -485,10 +485,12 @@ def time_lines(
     stacked: bool = False,
     percent: bool = False,
     colours: dict[str, str] | None = None,
+    yaxis_format: str = "",
 ) -> dict[str, Any]:
     """Values over time, one line (or, ``stacked``, one bar series) per name; gaps where a bucket
-    has no value. ``x`` are the buckets' local times as text (the page's time zone). Built as
-    plain JSON (plotly's figure objects validate every value: ten times slower for long series)."""
+    has no value; ``yaxis_format`` a d3 format for the axis and hover (``~s``: 1.8G for bytes).
+    ``x`` are the buckets' local times as text (the page's time zone). Built as plain JSON
+    (plotly's figure objects validate every value: ten times slower for long series)."""
     colours = colours or {}
     data: list[dict[str, Any]] = []
     for name, values in lines.items():
@@ -509,6 +511,8 @@ def time_lines(
     yaxis: dict[str, Any] = {"title": {"text": y_title}, "rangemode": "tozero"}
     if percent:
         yaxis.update(ticksuffix="%", range=[0, 100])
+    if yaxis_format:
+        yaxis.update(tickformat=yaxis_format, hoverformat=yaxis_format)
     layout = {
         **LAYOUT,
         "barmode": "stack",
