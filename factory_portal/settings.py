@@ -129,6 +129,7 @@ TENANT_APPS = [
     "alerts",
     "runtime",
     "alerts.oncall",
+    "saved",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -435,6 +436,11 @@ CELERY_BEAT_SCHEDULE = {
     "oncall-evaluate": {
         "task": "alerts.oncall.tasks.oncall_evaluate_all",
         "schedule": float(ONCALL_EVALUATE_EVERY_S),
+    },
+    # Makes the due e-mails of saved views and the monthly report, and sends (retries) them.
+    "scheduled-emails": {
+        "task": "saved.tasks.scheduled_emails_all",
+        "schedule": float(env_int("SCHEDULED_EMAILS_EVERY_S", 300)),
     },
 }
 

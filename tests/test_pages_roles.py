@@ -32,6 +32,7 @@ ROLE_MATRIX = {
     "/settings/alert-routes/": (403, 403, 200),
     "/alerts/": (200, 200, 200),
     "/alerts/silences/": (200, 200, 200),
+    "/saved/": (200, 200, 200),
 }
 
 

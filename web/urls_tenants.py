@@ -27,6 +27,7 @@ from notifications import views as notification_views
 from runtime import views as runtime_views
 from runtime.api import MetricsApi
 from runtime.read_api import StatusApi
+from saved import views as saved_views
 from usage import error_views
 from usage import views as usage_views
 from usage.api import EventIngestApi, ProjectListApi, TracesApi
@@ -84,6 +85,17 @@ urlpatterns = [
         "notifications/read-all/",
         notification_views.mark_all_read,
         name="notifications-read-all",
+    ),
+    path("saved/", saved_views.saved_views, name="saved-views"),
+    path("saved/new", saved_views.create, name="saved-view-create"),
+    path("saved/<int:pk>/rename", saved_views.rename, name="saved-view-rename"),
+    path("saved/<int:pk>/share", saved_views.share, name="saved-view-share"),
+    path("saved/<int:pk>/delete", saved_views.delete, name="saved-view-delete"),
+    path("saved/schedules/new", saved_views.schedule_create, name="saved-schedule-create"),
+    path(
+        "saved/schedules/<int:pk>/delete",
+        saved_views.schedule_delete,
+        name="saved-schedule-delete",
     ),
     path("settings/api-keys/", account_views.api_keys, name="api-keys"),
     path(
