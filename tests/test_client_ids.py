@@ -174,8 +174,14 @@ def _round_trip(alpha, client, auth, client_ids: list[str]) -> None:
 
     for client_id in client_ids:
         shown = html.escape(client_id)
-        assert f"<td>{shown}</td>" in overview  # the model, in the top models
-        assert f"<td>{shown}</td>" in costs  # the template's cost per run
+        # The model in the top models, the template's cost per run: shown as sent, and as a
+        # drill-down link to the runs it stands for (the id percent-encoded in the query).
+        for page in (overview, costs):
+            cell = re.search(
+                r'<td><a href="(/runs/\?[^"]*)">' + re.escape(shown) + "</a></td>", page
+            )
+            assert cell, client_id
+            assert "<" not in html.unescape(cell[1]) and " " not in cell[1]
         searched = _ok(client, "/runs/?" + urlencode({"q": client_id, "template": client_id}))
         pages = (overview, history, searched, active, live)
         [link] = {_run_link(page, client_id) for page in pages} | {alert_urls[client_id]}

@@ -454,7 +454,8 @@ def test_steps_page_sorts_and_drills_down_to_runs(site, browser, width):
     lead = browser.find_element(By.CSS_SELECTOR, "[data-testid=lead-time]").text
     assert "p50" in lead and "p95" in lead
     browser.find_element(By.LINK_TEXT, "p95").click()
-    _wait(browser, lambda d: "sort=p95_ms" in d.current_url and "from=" in d.current_url)
+    # The sort keeps the range (``?days=30`` reads as the 30-day preset).
+    _wait(browser, lambda d: "sort=p95_ms" in d.current_url and "range=30d" in d.current_url)
     step = browser.find_element(By.CSS_SELECTOR, "[data-testid=step-runs]")
     name = step.text
     browser.execute_script("arguments[0].scrollIntoView();", step)
