@@ -117,6 +117,22 @@ def main() -> None:
         "queues, 24 h": "/health/queues/?range=24h",
         "queues, 7 days": "/health/queues/?range=7d",
         "queues, 30 days": "/health/queues/?range=30d",
+        # Issue 18: the one time range, filters, drill-down targets, saved views.
+        "overview, last month": "/?range=last_month",
+        "overview, 90 days": "/?range=90d",
+        "costs, 7 days": "/costs/?range=7d",
+        "costs, last month": "/costs/?range=last_month",
+        "costs, 90 days by model": "/costs/?range=90d&by=model",
+        "usage, 90 days": "/usage/?range=90d",
+        "usage, project filter": "/usage/?range=30d&project=checkout-service",
+        "usage, model filter": "/usage/?range=7d&model=claude-sonnet-4-5",
+        "steps, last month": "/steps/?range=last_month",
+        "errors, 90 days": "/errors/?range=90d",
+        "run history, substring": f"/runs/?q={some_run.run_id[-7:-1]}",
+        "run history, model": "/runs/?model=claude-sonnet-4-5",
+        "run history, costliest 7 days": "/runs/?range=7d&sort=costliest",
+        "run history, costliest": "/runs/?sort=costliest",
+        "saved views": "/saved/",
     }
     # The second page of the run history, through its keyset cursor.
     first = client.get("/runs/").content.decode()
