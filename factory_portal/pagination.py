@@ -181,10 +181,12 @@ class CursorPage(CursorPagination):
             return self.legacy.paginate_queryset(queryset, request, view)
         query = PageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        # The validated number: DRF reads "5.0" as 5, int() would not.
+        self.limit = int(query.validated_data.get("limit") or LIMIT_DEFAULT)
         return super().paginate_queryset(queryset, request, view)
 
     def get_page_size(self, request: Request) -> int:
-        return int(request.query_params.get("limit") or LIMIT_DEFAULT)
+        return getattr(self, "limit", LIMIT_DEFAULT)
 
     def get_ordering(self, request, queryset, view):  # type: ignore[no-untyped-def]
         ordering = (

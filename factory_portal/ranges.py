@@ -137,7 +137,13 @@ def range_parse(
     key = (params.get("range") or "").strip().lower()
     raw_from, raw_to = params.get("from") or "", params.get("to") or ""
     if key in PRESET_LABELS:
-        return preset_range(key, today), problems
+        chosen = preset_range(key, today)
+        if chosen.length > max_days:  # a page that allows less than the preset spans
+            chosen = DayRange(chosen.end - timedelta(days=max_days - 1), chosen.end)
+            problems.append(
+                f"A range here covers at most {max_days} days; it now starts {chosen.start}."
+            )
+        return chosen, problems
     if key and key != CUSTOM:
         problems.append(
             f"range={key[:40]!r} is not a range (one of {', '.join(PRESET_LABELS)} or custom);"

@@ -160,10 +160,17 @@ def schedule_delete(*, schedule: Schedule, user: User) -> None:
 
 
 def _may_receive(schedule: Schedule, user: User) -> bool:
+    """Whether ``user`` gets this occurrence: checked at every send, for the owner as at
+    scheduling (an owner no longer admin e-mails only themselves; an owner who can no longer
+    open the page e-mails nobody) and for the recipient (active, may open it)."""
     view = schedule.view
+    owner = schedule.owner
+    target = _target(view)
     if view is not None and not view.shared and user.pk != view.owner_id:
         return False
-    return user.is_active and may_open(user, _target(view))
+    if user.pk != owner.pk and not _is_admin(owner):
+        return False
+    return may_open(owner, target) and user.is_active and may_open(user, target)
 
 
 def sends_due_create(*, now: datetime) -> None:

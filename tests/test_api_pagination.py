@@ -247,3 +247,12 @@ def test_the_schema_names_the_enum_values():
     runs = {p["name"]: p for p in schema["paths"]["/api/v1/runs"]["get"]["parameters"]}
     assert set(runs["status"]["schema"]["enum"]) >= {"Failed", "Succeeded"}
     assert "any letter case" in runs["status"]["description"]
+
+
+@pytest.mark.parametrize("path", list(LISTS))
+def test_a_limit_written_as_a_decimal_is_read_as_the_whole_number(lists, path):
+    """DRF's integer field reads "2.0" as 2: every list pages by it (it was a 500 once)."""
+    client, auth = lists
+    answer = client.get(_url(path, "limit=2.0"), **auth)
+    assert answer.status_code == 200, answer.content
+    assert len(answer.json()["results"]) <= 2

@@ -243,6 +243,7 @@ def active_runs(request: HttpRequest) -> HttpResponse:
 
 
 REPORT_MAX_DAYS = 366
+MODEL_MAX_DAYS = 31  # a model-filtered usage report reads the runs table
 # Without a range in the URL, a weekly or monthly report shows more days than a daily one.
 REPORT_DEFAULT_RANGE = {"day": "30d", "week": "90d", "month": "90d"}
 USAGE_FILTER_LABELS = {
@@ -288,11 +289,15 @@ def usage_report(request: HttpRequest) -> HttpResponse:
     if grain not in reporting.GRAINS:
         errors.append(f"grain={grain[:20]!r} is not day, week or month; showing days.")
         grain = "day"
+    filters = _usage_filters(request)
+    # A model filter reads the runs table (the rollups do not know a run's models): a month.
     chosen, problems = ranges.range_parse(
-        request.GET, today=today, default=REPORT_DEFAULT_RANGE[grain], max_days=REPORT_MAX_DAYS
+        request.GET,
+        today=today,
+        default=REPORT_DEFAULT_RANGE[grain] if not filters.model else "30d",
+        max_days=MODEL_MAX_DAYS if filters.model else REPORT_MAX_DAYS,
     )
     choices = reporting.usage_filter_choices()
-    filters = _usage_filters(request)
     report = reporting.usage_report(
         start=chosen.start, end=chosen.end, grain=grain, zone=zone, filters=filters
     )
@@ -381,7 +386,11 @@ def _steps_range(get: QueryDict, today: date) -> tuple[ranges.DayRange, list[str
     """The shared range; an older ``?days=N`` link reads as the last N days."""
     raw_days = get.get("days", "")
     if raw_days and not get.get("range") and not (get.get("from") or get.get("to")):
-        if raw_days.isdigit() and 1 <= int(raw_days) <= step_selectors.MAX_DAYS:
+        if (
+            raw_days.isascii()
+            and raw_days.isdigit()
+            and 1 <= int(raw_days) <= step_selectors.MAX_DAYS
+        ):
             days = int(raw_days)
             preset = f"{days}d"
             if preset in ranges.PRESET_LABELS:

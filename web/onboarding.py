@@ -95,7 +95,7 @@ def onboarding_checklist(request: HttpRequest) -> Checklist | None:
         Step(
             "api_key",
             "Create an API key with the ingest scope",
-            ApiKey.objects.exists(),
+            ApiKey.objects.filter(revoked_at__isnull=True, scopes__contains=["ingest"]).exists(),
             reverse("api-keys"),
             "Settings → API keys",
         ),
@@ -109,7 +109,7 @@ def onboarding_checklist(request: HttpRequest) -> Checklist | None:
         Step(
             "teammate",
             "Invite a teammate",
-            User.objects.count() > 1,
+            User.objects.filter(is_active=True).count() > 1,
             reverse("users"),
             "Settings → Users",
         ),

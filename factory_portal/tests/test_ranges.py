@@ -136,3 +136,9 @@ def test_span_text_is_short():
     assert ranges.span_text(ranges.DayRange(TODAY, TODAY)) == "30 Nov"
     crossing = ranges.DayRange(date(2026, 12, 28), date(2027, 1, 3))
     assert ranges.span_text(crossing) == "28 Dec 2026 to 3 Jan 2027"
+
+
+def test_a_preset_longer_than_the_page_allows_is_cut_with_a_reason():
+    chosen, problems = parse("range=90d", max_days=31)
+    assert (chosen.start, chosen.end, chosen.length) == (date(2026, 10, 31), TODAY, 31)
+    assert "at most 31 days" in problems[0]

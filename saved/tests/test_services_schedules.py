@@ -112,6 +112,16 @@ def test_who_may_no_longer_open_it_gets_nothing(alpha, people, mailoutbox):
     assert mailoutbox == []
 
 
+def test_an_owner_no_longer_admin_e_mails_only_themselves(alpha, people, mailoutbox):
+    view = _view(alpha, people["admin"])
+    ids = [_user(alpha, e) for e in (alpha.admin_email, MEMBER)]
+    _schedule(people["admin"], view, recipients=ids)
+    with schema_context(alpha.schema):
+        User.objects.filter(email=alpha.admin_email).update(role=Role.MEMBER)
+    assert _run(alpha, MONDAY) == {"sent": 1}
+    assert [m.to for m in mailoutbox] == [[alpha.admin_email]]
+
+
 def test_an_unshared_view_goes_to_its_owner_only(alpha, people, mailoutbox):
     view = _view(alpha, people["admin"])
     _schedule(

@@ -588,11 +588,15 @@ def run_filters_canonical(
 ) -> RunFilters:
     """``filters`` with every enumerated value in the spelling stored (status, project, template,
     run type, step, failure type in any letter case); an unknown status is dropped. ``choices``
-    (from ``run_filter_choices``) saves reading them again."""
+    (from ``run_filter_choices``) saves reading them again; without such a filter none are read."""
+    status = status_canonical(filters.status) or "" if filters.status else ""
+    named = (filters.project, filters.template, filters.run_type, filters.step)
+    if choices is None and not any((*named, filters.failure_type, filters.model)):
+        return replace(filters, status=status)
     choices = choices or run_filter_choices()
     return replace(
         filters,
-        status=status_canonical(filters.status) or "" if filters.status else "",
+        status=status,
         project=choice_canonical(filters.project, choices.projects),
         template=choice_canonical(filters.template, choices.templates),
         run_type=choice_canonical(filters.run_type, choices.run_types),

@@ -170,13 +170,16 @@ def usage_report(
         if status in FINISHED_RUN_STATUSES:
             counts[2] += runs
     timed = sum(p.by_status[s] for p in periods.values() for s in TIMED_STATUSES)
-    exact = bool(filters.model) or timed <= EXACT_RUNS
+    exact = timed <= EXACT_RUNS
     overall: dict[float, int | None] = {0.5: None, 0.95: None}
+    template_p50: dict[str, int | None] = {}
     if exact:
         by_period, template_p50, overall = _exact_percentiles(start, end, grain, zone, filters)
         for key, (p50, p95) in by_period.items():
             if key in periods:
                 periods[key].p50_ms, periods[key].p95_ms = p50, p95
+    elif filters.model:
+        pass  # the rollup's histograms do not know a run's models: no percentiles this large
     else:
         period_histograms, template_histograms = _finished_histograms(start, end, grain, filters)
         for key, histogram in period_histograms.items():

@@ -197,3 +197,8 @@ def test_run_history_step_and_failure_filters(alpha):
     assert {r["run_id"] for r in api["results"]} == {"rework-run"}
     bad = client.get("/api/v1/runs?status=nope", **bearer(raw))
     assert bad.status_code == 400 and bad["Content-Type"] == "application/problem+json"
+
+
+def test_a_days_value_of_other_digits_is_not_a_500(alpha):
+    page = logged_in_client(alpha.host, alpha.admin_email).get("/steps/?days=%C2%B2")
+    assert page.status_code == 200

@@ -164,3 +164,10 @@ def test_usage_page_shows_another_tenants_runs_never(alpha, beta):
 
 def test_finance_cannot_open_usage(people):
     assert people["finance"].get("/usage/?range=7d").status_code == 403
+
+
+def test_a_model_filter_covers_at_most_a_month(alpha):
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    page = client.get("/usage/?range=90d&model=claude-sonnet-4-5")
+    assert page.status_code == 200
+    assert "at most 31 days" in page.content.decode()
