@@ -61,7 +61,9 @@ def test_only_admins_see_it(people):
 
 def test_steps_tick_as_they_happen_and_it_hides_when_done(alpha, beta):
     admin = logged_in_client(alpha.host, alpha.admin_email)
-    key_for(alpha, ["read"])
+    key_for(alpha, ["read"])  # a key that cannot send events does not tick it
+    assert _steps(_text(admin.get("/")))["api_key"] != "yes"
+    key_for(alpha, ["ingest"])
     assert _steps(_text(admin.get("/")))["api_key"] == "yes"
     user_make(alpha, "dev@alpha.test", Role.MEMBER)
     assert _steps(_text(admin.get("/")))["teammate"] == "yes"
