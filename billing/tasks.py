@@ -3,12 +3,14 @@ tenant)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import connection
 from django.utils import timezone
 
-from billing.selectors.summaries import cost_summary, summary_month
+from billing.selectors.summaries import cost_summary, range_summary, summary_month
 from billing.services import forecasts_refresh, run_allocations_store
-from factory_portal import periods
+from factory_portal import periods, ranges
 from factory_portal.celery import app
 from factory_portal.tenants.connection import connection_zone
 from factory_portal.tenants.fanout import tenants_fan_out
@@ -23,6 +25,10 @@ def forecasts_refresh_all() -> int:
 def forecasts_refresh_tenant() -> int:
     """Runs in the enqueuing tenant's schema (tenant-schemas-celery)."""
     return forecasts_refresh(today=periods.local_date(timezone.now(), connection_zone()))
+
+
+# The costs page's presets that are not calendar months (this and last month are cost_summary's).
+RANGE_PRESETS_WARM = ("today", "7d", "30d", "90d")
 
 
 @app.task
@@ -45,6 +51,12 @@ def cost_summary_refresh_tenant(month: str = "") -> str:
     summary = cost_summary(tenant=tenant, period=period, now=now)
     if summary.computed_at == now:  # recomputed: its shares may have changed
         run_allocations_store(month=period, run_infra=summary.run_infra)
+    if not month:  # the costs page's presets that are not a calendar month, warm too
+        today = periods.local_date(now, periods.zone(tenant.timezone))
+        for key in RANGE_PRESETS_WARM:
+            chosen = ranges.preset_range(key, today)
+            end = chosen.end + timedelta(days=1)
+            range_summary(tenant=tenant, start=chosen.start, end=end, now=now)
     return f"{tenant.schema_name}: {summary.run_count} runs as of {summary.computed_at:%H:%M}"
 
 

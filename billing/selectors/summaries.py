@@ -209,10 +209,23 @@ def range_summary(
     *, tenant: Tenant, start: date, end: date, now: datetime | None = None
 ) -> CostSummary:
     """The summary of the tenant's days ``start <= day < end`` when they are not one calendar
-    month: AI cost only (infrastructure is allocated per month), computed on each request (a
-    range is read by one page view; months are the ones kept warm)."""
-    report = range_report(tenant=tenant, start=start, end=end)
-    return summarize(report, fingerprint=(), now=now or timezone.now())
+    month: AI cost only (infrastructure is allocated per month). Cached as months are, while the
+    range's rollups and ledger are unchanged (``rollups_fingerprint``); beat keeps the presets
+    warm (``RANGE_PRESETS_WARM``), a custom range is computed on its first view."""
+    now = now or timezone.now()
+    key = f"{_key(tenant, start)}:{start}:{end}"
+    fingerprint = usage_selectors.rollups_fingerprint(start=start, end=end)
+    cached = _cache_get(key)
+    if cached is not None and cached.fingerprint == fingerprint:
+        return cached
+    summary = summarize(
+        range_report(tenant=tenant, start=start, end=end), fingerprint=fingerprint, now=now
+    )
+    try:
+        cache.set(key, summary, timeout=int(timedelta(days=2).total_seconds()))
+    except Exception:  # a cache outage costs time, never the page
+        logger.warning("range cost summary not cached (cache unavailable)", exc_info=True)
+    return summary
 
 
 def _cache_get(key: str) -> CostSummary | None:
