@@ -1,0 +1,50 @@
+"""The charts' JSON is built directly (not through plotly's figure objects): plotly itself must
+accept every figure, titles must be objects (plotly.js 3 ignores a title given as text) and the
+drill-down links sit in customdata."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+
+import plotly.graph_objects as go
+
+from factory_portal import charts
+
+DAYS = [date(2026, 11, 1) + timedelta(days=n) for n in range(3)]
+
+
+def _valid(figure: dict) -> dict:
+    go.Figure(figure)  # raises on any property plotly does not know, or a value of a wrong type
+    for name, axis in figure["layout"].items():
+        if name.startswith(("xaxis", "yaxis")) and "title" in axis:
+            assert isinstance(axis["title"], dict), name
+    return figure
+
+
+def test_cost_charts_with_forecast_links_and_money_axes():
+    forecast = [SimpleNamespace(day=DAYS[2], mean=Decimal(2), lo80=Decimal(1), hi80=Decimal(3))]
+    figure = _valid(
+        charts.daily_cost_chart(
+            {"web": {DAYS[0]: Decimal("1.25")}},
+            DAYS,
+            forecast,
+            links={"web": ["/runs/?a", "/runs/?b", "/runs/?c"]},
+        )
+    )
+    bar = figure["data"][0]
+    assert bar["type"] == "bar" and bar["y"] == [1.25, 0.0, 0.0]
+    assert bar["customdata"] == ["/runs/?a", "/runs/?b", "/runs/?c"]
+    assert figure["layout"]["yaxis"]["tickprefix"] == "$"
+    assert "customdata" not in figure["data"][1]  # None is left out, as plotly would
+    empty = _valid(charts.trend_chart({"web": {"2026-11-01": Decimal(0)}}))
+    assert empty["layout"]["yaxis"]["range"] == [0, 1]  # no "$-1" axis for nothing
+
+
+def test_count_charts():
+    _valid(charts.distribution_chart([(Decimal(0), Decimal(1), 3), (Decimal(1), Decimal(2), 1)]))
+    tokens = _valid(charts.tokens_chart({"gpt": {"2026-11-01": 10}}))
+    assert tokens["data"][0]["name"] == "gpt"
+    errors = _valid(charts.error_trend_chart(DAYS, {"GitError": [1, 0, 2]}))
+    assert errors["data"][0]["type"] == "bar"
+    steps = _valid(charts.step_rates_chart([("build <b>", Decimal("0.1"), Decimal("0.8"))]))
+    assert steps["data"][0]["x"] == ["build &lt;b&gt;"]  # client text escaped for plotly
