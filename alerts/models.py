@@ -81,6 +81,8 @@ class Alert(models.Model):
         ANOMALY = "anomaly", "Cost anomaly"
         FAILURE_RATE = "failure_rate", "Failure rate"
         RUNTIME = "runtime", "Runtime"
+        RUN_BUDGET = "run_budget", "Run over budget"
+        COMMITMENT = "commitment", "Prepaid commitment"
         TEST = "test", "Test"
 
     key = models.CharField(max_length=200, unique=True)

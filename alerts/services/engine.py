@@ -22,6 +22,8 @@ NOTIFICATION_KIND = {
     Alert.Kind.ANOMALY: Notification.Kind.ANOMALY,
     Alert.Kind.FAILURE_RATE: Notification.Kind.FAILURE_RATE,
     Alert.Kind.RUNTIME: Notification.Kind.RUNTIME,
+    Alert.Kind.RUN_BUDGET: Notification.Kind.RUN,
+    Alert.Kind.COMMITMENT: Notification.Kind.BUDGET,
     Alert.Kind.TEST: Notification.Kind.SYSTEM,
 }
 
