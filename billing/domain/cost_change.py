@@ -1,0 +1,539 @@
+"""Why AI cost changed between two periods, in dollars (pure: no database, no Django).
+
+The AI cost of a period is rebuilt exactly from factors per cell (template, provider, model)::
+
+    cost(cell) = R * r(t) * n(cell) * e(cell) * (1 + waste(t))
+
+- ``R`` runs of the period (**volume**); ``r(t)`` template ``t``'s share of them;
+- ``n`` useful tokens (input + output) per run of the template spent on the model, and the
+  shape of those tokens (input share, cache-write share of input);
+- ``e`` cost per token: the book prices of the model (per token kind, in force in the period)
+  at the cell's **prompt-cache hit rate** (cached input tokens / input tokens), times the
+  cell's ratio of actual cost to book cost (contract terms, prices changing inside the period);
+  a cell the book cannot price keeps its plain cost per token;
+- ``waste(t)``: the template's cost of failed runs and of retried attempts as a multiple of its
+  other cost (capped at 95% of the template's cost; more shows as tokens per run).
+
+The change B - A is split by sequential substitution in this fixed order: volume (``R``), mix
+(first the templates' shares ``r``, then tokens per run and their shape ``n``: models, templates
+and, through tokens per run, steps), cache (the hit rates), unit price (prices and price ratios),
+waste. The order goes from "how much work" through "what work" to "what it cost per token" and
+last "what was thrown away", so each part is priced at the previous parts' new values. Each
+step's part is (cost with the step's factors of B) - (cost before the step): the parts telescope
+from cost A to cost B, so nothing is left over. Arithmetic is exact (``Fraction``) until the
+parts are rounded to cents with the largest remainder, so they add up to (B in cents) - (A in
+cents) exactly; each part's lines are rounded the same way to the part.
+
+A cell or template present in one period only takes its shape, hit rate, prices and waste from
+the other, so a new model or template shows as mix. Usage in a template with no run counted
+counts as one run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from fractions import Fraction
+from math import floor
+
+from billing.pricing.domain import TokenPrices
+from factory_portal.money import grouped, usd
+
+Number = int | Decimal | Fraction
+PARTS = ("volume", "mix", "cache", "unit_price", "waste")
+PART_LABELS = {
+    "volume": "Volume (runs)",
+    "mix": "Mix (templates, models, tokens per run)",
+    "cache": "Prompt-cache hit rate",
+    "unit_price": "Unit price",
+    "waste": "Waste (failed runs, retries)",
+}
+TOP_LINES = 5
+OTHER = "everything else"
+WASTE_CAP = Fraction(19, 20)
+MILLION = 1_000_000
+ZERO = Fraction(0)
+
+
+@dataclass(frozen=True)
+class CellUsage:
+    """One period's AI usage of a template on a model (token counts as the rollups keep them:
+    input includes cached and cache-write tokens), its cost in USD and the model's book prices
+    in force in the period (USD per million tokens; None when the book has none)."""
+
+    template: str
+    provider: str
+    model: str
+    input_tokens: Number
+    output_tokens: Number
+    cached_input_tokens: Number
+    cache_write_tokens: Number
+    cost: Decimal
+    prices: TokenPrices | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.template, self.provider, self.model)
+
+
+@dataclass(frozen=True)
+class PeriodUsage:
+    """What one period consumed: usage cells, runs per template, and per template the AI cost
+    of failed runs and of retried attempts (USD)."""
+
+    cells: tuple[CellUsage, ...]
+    runs: Mapping[str, Number] = field(default_factory=dict)
+    failed_cost: Mapping[str, Decimal] = field(default_factory=dict)
+    retry_cost: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def scaled(self, factor: Fraction) -> PeriodUsage:
+        """Every quantity times ``factor`` (a trailing window as an average hour)."""
+
+        def times(value: Number) -> Decimal:
+            exact = Fraction(value) * factor
+            return Decimal(exact.numerator) / Decimal(exact.denominator)
+
+        return PeriodUsage(
+            cells=tuple(
+                replace(
+                    c,
+                    input_tokens=Fraction(c.input_tokens) * factor,
+                    output_tokens=Fraction(c.output_tokens) * factor,
+                    cached_input_tokens=Fraction(c.cached_input_tokens) * factor,
+                    cache_write_tokens=Fraction(c.cache_write_tokens) * factor,
+                    cost=times(c.cost),
+                )
+                for c in self.cells
+            ),
+            runs={t: Fraction(v) * factor for t, v in self.runs.items()},
+            failed_cost={t: times(v) for t, v in self.failed_cost.items()},
+            retry_cost={t: times(v) for t, v in self.retry_cost.items()},
+        )
+
+    @property
+    def cost(self) -> Decimal:
+        return sum((c.cost for c in self.cells), Decimal(0))
+
+
+@dataclass(frozen=True)
+class ChangeLine:
+    """One contributor to a part: ``label`` says what moved, ``text`` adds the amount."""
+
+    label: str
+    amount: Decimal  # USD, to the cent
+    dims: dict[str, str]
+
+    @property
+    def text(self) -> str:
+        return f"{self.label}: {signed_usd(self.amount)}"
+
+
+@dataclass(frozen=True)
+class ChangePart:
+    part: str
+    amount: Decimal  # USD, to the cent
+    lines: tuple[ChangeLine, ...]
+
+    @property
+    def label(self) -> str:
+        return PART_LABELS[self.part]
+
+
+@dataclass(frozen=True)
+class CostChange:
+    """Cost A and B and the change to the cent; the parts add up to ``change`` exactly."""
+
+    before: Decimal
+    after: Decimal
+    parts: tuple[ChangePart, ...]
+
+    @property
+    def change(self) -> Decimal:
+        return self.after - self.before
+
+    def top_lines(self, count: int = 3) -> list[ChangeLine]:
+        """The ``count`` biggest lines of any part (the alerts' summary)."""
+        lines = [line for part in self.parts for line in part.lines if line.label != OTHER]
+        return sorted(lines, key=lambda line: -abs(line.amount))[:count]
+
+
+def signed_usd(amount: Decimal) -> str:
+    """``+$812.40`` / ``-$3.00`` / ``$0.00`` (the API's and alerts' plain format)."""
+    return f"+{usd(amount)}" if amount > 0 else usd(amount)
+
+
+# -- the factor model ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Price:
+    """Cost per token as a function of hit rate and token shape: ``ratio`` x book cost per
+    token, or a plain ``flat`` cost per token when the book cannot price the cell."""
+
+    prices: TokenPrices | None
+    ratio: Fraction
+    flat: Fraction | None
+
+
+@dataclass(frozen=True)
+class _Cell:
+    tokens: Fraction  # input + output (1 when none: a cost without tokens)
+    per_run: Fraction  # useful tokens per run
+    input_share: Fraction
+    write_share: Fraction  # of input
+    hit_rate: Fraction  # of input
+    price: _Price
+    input_tokens: Fraction
+    cached_tokens: Fraction
+
+
+@dataclass(frozen=True)
+class _Period:
+    runs: dict[str, Fraction]  # template -> runs (a template with usage counts at least one)
+    total_runs: Fraction
+    real_runs: Fraction
+    cost: dict[str, Fraction]  # template -> cost
+    failed: dict[str, Fraction]  # template -> failed-run multiple of useful cost
+    retried: dict[str, Fraction]
+    cells: dict[tuple[str, str, str], _Cell]
+
+
+def _book_per_token(
+    prices: TokenPrices | None, hit: Fraction, inp: Fraction, write: Fraction
+) -> Fraction:
+    """Book cost (USD) of one token of a cell with hit rate ``hit``, input share ``inp`` and
+    cache-write share ``write`` of input."""
+    if prices is None:
+        return ZERO
+    base = Fraction(prices.input)
+    read = Fraction(prices.cache_read) if prices.cache_read is not None else base
+    wrote = Fraction(prices.cache_write) if prices.cache_write is not None else base
+    out = Fraction(prices.output) if prices.output is not None else ZERO
+    per_input = (1 - hit - write) * base + hit * read + write * wrote
+    return Fraction(inp * per_input + (1 - inp) * out) / MILLION
+
+
+def _unit_cost(price: _Price, hit: Fraction, inp: Fraction, write: Fraction) -> Fraction:
+    if price.flat is not None:
+        return price.flat
+    return price.ratio * _book_per_token(price.prices, hit, inp, write)
+
+
+def _period(usage: PeriodUsage) -> _Period:
+    merged: dict[tuple[str, str, str], list[Fraction]] = {}
+    prices: dict[tuple[str, str, str], TokenPrices | None] = {}
+    for c in usage.cells:
+        row = merged.setdefault(c.key, [ZERO] * 5)
+        for i, value in enumerate(
+            (c.input_tokens, c.output_tokens, c.cached_input_tokens, c.cache_write_tokens, c.cost)
+        ):
+            row[i] += Fraction(value)
+        prices[c.key] = prices.get(c.key) or c.prices
+    cost: dict[str, Fraction] = defaultdict(Fraction)
+    for (template, _p, _m), row in merged.items():
+        cost[template] += row[4]
+    runs = {t: Fraction(v) for t, v in usage.runs.items() if v > 0}
+    for template in cost:
+        runs.setdefault(template, Fraction(1))
+    failed: dict[str, Fraction] = {}
+    retried: dict[str, Fraction] = {}
+    for template, total in cost.items():
+        lost_failed = max(ZERO, Fraction(usage.failed_cost.get(template, 0)))
+        lost_retry = max(ZERO, Fraction(usage.retry_cost.get(template, 0)))
+        lost = min(lost_failed + lost_retry, WASTE_CAP * total) if total > 0 else ZERO
+        if lost <= 0:
+            continue
+        useful = total - lost
+        failed[template] = lost * lost_failed / (lost_failed + lost_retry) / useful
+        retried[template] = lost * lost_retry / (lost_failed + lost_retry) / useful
+    cells = {}
+    for key, (inp, out, cached, write, amount) in merged.items():
+        template = key[0]
+        tokens = inp + out or Fraction(1)
+        waste = 1 + failed.get(template, ZERO) + retried.get(template, ZERO)
+        hit = cached / inp if inp else ZERO
+        write_share = write / inp if inp else ZERO
+        input_share = inp / tokens
+        per_token = amount / tokens
+        book = _book_per_token(prices[key], hit, input_share, write_share)
+        price = (
+            _Price(prices[key], per_token / book, None)
+            if book
+            else _Price(None, Fraction(1), per_token)
+        )
+        cells[key] = _Cell(
+            tokens=tokens,
+            per_run=tokens / runs[template] / waste,
+            input_share=input_share,
+            write_share=write_share,
+            hit_rate=hit,
+            price=price,
+            input_tokens=inp,
+            cached_tokens=cached,
+        )
+    return _Period(
+        runs=runs,
+        total_runs=sum(runs.values(), ZERO),
+        real_runs=sum((Fraction(v) for v in usage.runs.values()), ZERO),
+        cost=dict(cost),
+        failed=failed,
+        retried=retried,
+        cells=cells,
+    )
+
+
+@dataclass(frozen=True)
+class _State:
+    """Which period each factor is taken from, step by step."""
+
+    volume: _Period
+    share: _Period
+    tokens: _Period
+    cache: _Period
+    price: _Period
+    waste: _Period
+
+
+class _Model:
+    def __init__(self, a: _Period, b: _Period) -> None:
+        self.a, self.b = a, b
+        self.keys = sorted(set(a.cells) | set(b.cells))
+        self.templates = sorted(set(a.runs) | set(b.runs))
+
+    def _cell(self, period: _Period, key: tuple[str, str, str]) -> _Cell:
+        other = self.b if period is self.a else self.a
+        return period.cells.get(key) or replace(other.cells[key], per_run=ZERO)
+
+    def share(self, period: _Period, template: str) -> Fraction:
+        source = period if period.total_runs else (self.b if period is self.a else self.a)
+        if not source.total_runs:
+            return ZERO
+        return source.runs.get(template, ZERO) / source.total_runs
+
+    def waste(self, period: _Period, template: str) -> tuple[Fraction, Fraction]:
+        source = period if template in period.cost else (self.b if period is self.a else self.a)
+        return source.failed.get(template, ZERO), source.retried.get(template, ZERO)
+
+    def useful(self, s: _State, key: tuple[str, str, str]) -> Fraction:
+        template = key[0]
+        shape = self._cell(s.tokens, key)
+        hit = self._cell(s.cache, key).hit_rate
+        price = self._cell(s.price, key).price
+        runs = s.volume.total_runs * self.share(s.share, template)
+        unit = _unit_cost(price, hit, shape.input_share, shape.write_share)
+        return runs * shape.per_run * unit
+
+    def cost(self, s: _State, key: tuple[str, str, str]) -> Fraction:
+        failed, retried = self.waste(s.waste, key[0])
+        return self.useful(s, key) * (1 + failed + retried)
+
+
+def _round_half_even(value: Fraction) -> int:
+    return round(value)  # Fraction.__round__ rounds half to even
+
+
+def largest_remainder(values: list[Fraction], target: int) -> list[int]:
+    """``values`` (in cents) as whole cents adding up to ``target``: floors, then the missing
+    cents to the biggest remainders (or the surplus taken from the smallest), ties by order."""
+    if not values:
+        return []
+    floors = [floor(v) for v in values]
+    missing = target - sum(floors)
+    order = sorted(range(len(values)), key=lambda i: (-(values[i] - floors[i]), i))
+    if missing < 0:
+        order.reverse()
+    step = 1 if missing > 0 else -1
+    for n in range(abs(missing)):
+        floors[order[n % len(order)]] += step
+    return floors
+
+
+def _decimal_cents(cents: int) -> Decimal:
+    return Decimal(cents) / 100
+
+
+def _percent(value: Fraction) -> str:
+    return f"{grouped(Decimal(value.numerator * 100) / value.denominator, 0)}%"
+
+
+def _count(value: Fraction) -> str:
+    places = 0 if value.denominator == 1 or value >= 100 else 1
+    return grouped(Decimal(value.numerator) / value.denominator, places)
+
+
+def _lines(
+    contributions: Mapping[tuple[str, ...], Fraction],
+    label: Callable[[tuple[str, ...]], tuple[str, dict[str, str]]],
+    target: int,
+) -> tuple[ChangeLine, ...]:
+    ranked = sorted(contributions.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
+    top = ranked[:TOP_LINES]
+    rest = sum((v for _, v in ranked[TOP_LINES:]), ZERO)
+    values = [v * 100 for _, v in top] + ([rest * 100] if len(ranked) > TOP_LINES else [])
+    cents = largest_remainder(values, target)
+    lines = []
+    for (key, _), amount in zip(top, cents, strict=False):
+        if amount:
+            text, dims = label(key)
+            lines.append(ChangeLine(text, _decimal_cents(amount), dims))
+    if len(ranked) > TOP_LINES and cents[-1]:
+        lines.append(ChangeLine(OTHER, _decimal_cents(cents[-1]), {}))
+    return tuple(lines)
+
+
+def _model_name(provider: str, model: str) -> str:
+    return model or provider or "(unknown model)"
+
+
+def _template_name(template: str) -> str:
+    return template or "(no template)"
+
+
+def cost_change(before: PeriodUsage, after: PeriodUsage) -> CostChange:
+    """Decompose AI cost ``after`` - ``before`` into PARTS (USD, to the cent, largest
+    remainder: the parts add up to the cent-rounded change exactly)."""
+    a, b = _period(before), _period(after)
+    model = _Model(a, b)
+    states = [
+        _State(a, a, a, a, a, a),
+        _State(b, a, a, a, a, a),  # volume
+        _State(b, b, a, a, a, a),  # mix: templates' shares of runs
+        _State(b, b, b, a, a, a),  # mix: tokens per run
+        _State(b, b, b, b, a, a),  # cache hit rates
+        _State(b, b, b, b, b, a),  # unit prices
+        _State(b, b, b, b, b, b),  # waste
+    ]
+    costs = [{key: model.cost(s, key) for key in model.keys} for s in states]
+    cost_a = sum(a.cost.values(), ZERO)
+    cost_b = sum(b.cost.values(), ZERO)
+    steps = [sum(c.values(), ZERO) for c in costs]
+    # The model rebuilds both periods exactly; the ends are pinned to them all the same.
+    steps[0], steps[-1] = cost_a, cost_b
+    deltas = [steps[i + 1] - steps[i] for i in range(len(steps) - 1)]
+    exact = [deltas[0], deltas[1] + deltas[2], deltas[3], deltas[4], deltas[5]]
+    before_cents, after_cents = _round_half_even(cost_a * 100), _round_half_even(cost_b * 100)
+    part_cents = largest_remainder([v * 100 for v in exact], after_cents - before_cents)
+
+    def by(
+        step: int, group: Callable[[tuple[str, str, str]], tuple[str, ...]]
+    ) -> dict[tuple[str, ...], Fraction]:
+        found: dict[tuple[str, ...], Fraction] = defaultdict(Fraction)
+        for key in model.keys:
+            found[group(key)] += costs[step][key] - costs[step - 1][key]
+        return found
+
+    volume: dict[tuple[str, ...], Fraction] = {("runs",): exact[0]}
+    mix = {**by(2, lambda k: ("template", k[0])), **by(3, lambda k: ("tokens", *k))}
+    cache = by(4, lambda k: (k[1], k[2]))
+    price = by(5, lambda k: (k[1], k[2]))
+    waste: dict[tuple[str, ...], Fraction] = defaultdict(Fraction)
+    for key in model.keys:
+        useful = model.useful(states[5], key)
+        fa, ra = model.waste(a, key[0])
+        fb, rb = model.waste(b, key[0])
+        waste[("failed", key[0])] += useful * (fb - fa)
+        waste[("retried", key[0])] += useful * (rb - ra)
+
+    labels = _Labels(model, a, b)
+    parts = (
+        ChangePart(
+            "volume", _decimal_cents(part_cents[0]), _lines(volume, labels.volume, part_cents[0])
+        ),
+        ChangePart("mix", _decimal_cents(part_cents[1]), _lines(mix, labels.mix, part_cents[1])),
+        ChangePart(
+            "cache", _decimal_cents(part_cents[2]), _lines(cache, labels.cache, part_cents[2])
+        ),
+        ChangePart(
+            "unit_price",
+            _decimal_cents(part_cents[3]),
+            _lines(price, labels.price(costs[4], costs[5]), part_cents[3]),
+        ),
+        ChangePart(
+            "waste", _decimal_cents(part_cents[4]), _lines(waste, labels.waste, part_cents[4])
+        ),
+    )
+    return CostChange(_decimal_cents(before_cents), _decimal_cents(after_cents), parts)
+
+
+class _Labels:
+    """The human text of each line: what moved, from what to what."""
+
+    def __init__(self, model: _Model, a: _Period, b: _Period) -> None:
+        self.model, self.a, self.b = model, a, b
+
+    def volume(self, _key: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+        return f"runs: {_count(self.a.real_runs)} -> {_count(self.b.real_runs)}", {}
+
+    def mix(self, key: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+        if key[0] == "template":
+            template = key[1]
+            runs_a = self.a.runs.get(template, ZERO)
+            runs_b = self.b.runs.get(template, ZERO)
+            share_a = runs_a / self.a.total_runs if self.a.total_runs else ZERO
+            share_b = runs_b / self.b.total_runs if self.b.total_runs else ZERO
+            return (
+                f"runs of template {_template_name(template)}: {_count(runs_a)} -> "
+                f"{_count(runs_b)} ({_percent(share_a)} -> {_percent(share_b)} of runs)",
+                {"template": template},
+            )
+        _, template, provider, model = key
+        per_run = []
+        for period in (self.a, self.b):
+            cell = period.cells.get((template, provider, model))
+            runs = period.runs.get(template, ZERO)
+            per_run.append(cell.tokens / runs if cell and runs else ZERO)
+        return (
+            f"tokens per run of template {_template_name(template)} on "
+            f"{_model_name(provider, model)}: {_count(per_run[0])} -> {_count(per_run[1])}",
+            {"template": template, "provider": provider, "model": model},
+        )
+
+    def _hit(self, period: _Period, provider: str, model: str) -> Fraction:
+        cells = [c for k, c in period.cells.items() if k[1:] == (provider, model)]
+        inputs = sum((c.input_tokens for c in cells), ZERO)
+        return sum((c.cached_tokens for c in cells), ZERO) / inputs if inputs else ZERO
+
+    def cache(self, key: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+        provider, model = key
+        hit_a, hit_b = self._hit(self.a, provider, model), self._hit(self.b, provider, model)
+        moved = "rose" if hit_b > hit_a else "fell" if hit_b < hit_a else "stayed"
+        return (
+            f"cache hits on {_model_name(provider, model)} {moved} from {_percent(hit_a)} to "
+            f"{_percent(hit_b)}",
+            {"provider": provider, "model": model},
+        )
+
+    def price(
+        self,
+        before: Mapping[tuple[str, str, str], Fraction],
+        after: Mapping[tuple[str, str, str], Fraction],
+    ) -> Callable[[tuple[str, ...]], tuple[str, dict[str, str]]]:
+        def label(key: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+            provider, model = key
+            old = sum((v for k, v in before.items() if k[1:] == key), ZERO)
+            new = sum((v for k, v in after.items() if k[1:] == key), ZERO)
+            moved = (
+                f"{'+' if new >= old else '-'}{_percent(abs(new - old) / old)}" if old else "new"
+            )
+            return (
+                f"price of the same tokens on {_model_name(provider, model)}: {moved}",
+                {"provider": provider, "model": model},
+            )
+
+        return label
+
+    def waste(self, key: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+        kind, template = key
+        shares = []
+        for period in (self.a, self.b):
+            extra = (period.failed if kind == "failed" else period.retried).get(template, ZERO)
+            total = 1 + period.failed.get(template, ZERO) + period.retried.get(template, ZERO)
+            shares.append(extra / total)
+        what = "failed runs" if kind == "failed" else "retried attempts"
+        return (
+            f"{what} of template {_template_name(template)}: {_percent(shares[0])} -> "
+            f"{_percent(shares[1])} of its cost",
+            {"template": template, "kind": kind},
+        )
