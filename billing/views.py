@@ -24,6 +24,7 @@ from billing.exports import FORMATS, report_file
 from billing.forms import BudgetForm
 from billing.models import Budget
 from billing.selectors.budgets import BudgetStatus, budgets_status
+from billing.selectors.cost_change import CompareError, compare_range, period_cost_change
 from billing.selectors.costs import UnitCost
 from billing.selectors.summaries import OUTSIDE_RUNS, cost_summary, range_summary
 from factory_portal import charts, periods, ranges
@@ -144,10 +145,12 @@ def costs(request: HttpRequest) -> HttpResponse:
         )
         for first in periods.months_spanning(chosen.start, chosen.end)
     ]
+    why = _cost_change_panel(request, chosen, errors, linked)
     return render(
         request,
         "billing/costs.html",
         {
+            "why": why,
             "time_range": ranges.control(params, chosen, errors),
             "span": ranges.span_text(chosen),
             "month": month,
@@ -178,6 +181,81 @@ def costs(request: HttpRequest) -> HttpResponse:
             "unpriced_calls": sum(row.unpriced_calls for row in unpriced),
         },
     )
+
+
+CHART_LABELS = {
+    "volume": "Volume",
+    "mix": "Mix",
+    "cache": "Cache hits",
+    "unit_price": "Unit price",
+    "waste": "Waste",
+}
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    label: str
+    amount: Decimal
+    href: str  # the runs behind a line made of runs (volume, a template's runs), else ""
+
+
+def _compare_days(request: HttpRequest) -> tuple[date | None, date | None]:
+    found = []
+    for name in ("compare_from", "compare_to"):
+        raw = request.GET.get(name, "").strip()
+        try:
+            found.append(periods.day_parse(raw) if raw else None)
+        except periods.PeriodError as exc:
+            raise CompareError(f"{name}: {exc}") from None
+    return found[0], found[1]
+
+
+def _cost_change_panel(
+    request: HttpRequest, chosen: ranges.DayRange, errors: list[str], linked: bool
+) -> dict[str, object]:
+    """ "Why did cost change?": the range against the previous range of equal length, or the
+    period ``?compare_from=&compare_to=``, as a waterfall and the lines of each part."""
+    try:
+        before = compare_range(chosen, *_compare_days(request))
+    except CompareError as exc:
+        errors.append(f"{exc} Comparing with the previous period.")
+        before = chosen.previous()
+    change = period_cost_change(
+        tenant=connection.tenant,
+        before=(before.start, before.end),
+        after=(chosen.start, chosen.end),
+    )
+
+    def href(dims: dict[str, str], part: str) -> str:
+        if not linked:
+            return ""
+        if part == "volume":
+            return ranges.runs_href(chosen)
+        if part == "mix" and set(dims) == {"template"}:
+            return ranges.runs_href(chosen, template=dims["template"])
+        return ""
+
+    parts = [
+        (
+            part,
+            [ChangeRow(line.label, line.amount, href(line.dims, part.part)) for line in part.lines],
+        )
+        for part in change.parts
+    ]
+    before_label = f"{before.start:%-d %b} to {before.end:%-d %b %Y}"
+    return {
+        "change": change,
+        "before": before,
+        "before_label": before_label,
+        "parts": parts,
+        "chart": charts.cost_change_chart(
+            ("Before", change.before),
+            [(CHART_LABELS[part.part], part.amount) for part in change.parts],
+            ("After", change.after),
+        )
+        if change.before or change.after
+        else None,
+    }
 
 
 # Budgets

@@ -566,3 +566,30 @@ def time_lines(
         "showlegend": True,
     }
     return {"data": data, "layout": layout}
+
+
+def cost_change_chart(
+    before: tuple[str, Decimal], parts: Sequence[tuple[str, Decimal]], after: tuple[str, Decimal]
+) -> dict[str, Any]:
+    """A waterfall from cost ``before`` through each part of the change to cost ``after``
+    (``(label, USD)`` pairs; the parts add up to after - before)."""
+    labels = [before[0], *(label for label, _ in parts), after[0]]
+    values = [before[1], *(amount for _, amount in parts), after[1]]
+    figure = _Figure()
+    figure.data.append(
+        _trace(
+            "waterfall",
+            {
+                "x": [_label(text) for text in labels],
+                "y": [_plotted(v) for v in values],
+                "measure": ["absolute", *("relative" for _ in parts), "total"],
+                "increasing": {"marker": {"color": "#c62828"}},
+                "decreasing": {"marker": {"color": "#1a7f37"}},
+                "totals": {"marker": {"color": "#0969da"}},
+                "hovertemplate": "%{x}: $%{y:,.2f}<extra></extra>",
+                "name": "AI cost",
+            },
+        )
+    )
+    figure.update_layout(**LAYOUT, showlegend=False, yaxis=MONEY_AXIS)
+    return _json(figure)

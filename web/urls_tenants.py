@@ -19,6 +19,7 @@ from alerts.oncall.api import (
 )
 from billing import views as billing_views
 from billing.api import BudgetDetailApi, BudgetListApi, CostsApi, ForecastApi, MonthlyReportApi
+from billing.api_cost_change import CostChangeApi
 from factory_portal.accounts import views as account_views
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
@@ -127,6 +128,7 @@ urlpatterns = [
     path("api/v1/usage", UsageApi.as_view(), name="api-usage"),
     path("api/v1/steps", StepsApi.as_view(), name="api-steps"),
     path("api/v1/costs", CostsApi.as_view(), name="api-costs"),
+    path("api/v1/costs/change", CostChangeApi.as_view(), name="api-costs-change"),
     path("api/v1/forecast", ForecastApi.as_view(), name="api-forecast"),
     path("api/v1/reports/monthly", MonthlyReportApi.as_view(), name="api-report-monthly"),
     path("api/v1/notifications", NotificationListApi.as_view(), name="api-notifications"),

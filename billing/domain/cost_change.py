@@ -25,7 +25,8 @@ parts are rounded to cents with the largest remainder, so they add up to (B in c
 cents) exactly; each part's lines are rounded the same way to the part.
 
 A cell or template present in one period only takes its shape, hit rate, prices and waste from
-the other, so a new model or template shows as mix. Usage in a template with no run counted
+the other, so a new model or template shows as mix: a new template as its share of runs, a new
+model of a known template as tokens per run. Usage in a template with no run counted
 counts as one run.
 """
 
@@ -152,6 +153,21 @@ class CostChange:
     @property
     def change(self) -> Decimal:
         return self.after - self.before
+
+    def parts_json(self) -> list[dict[str, object]]:
+        """The parts and their lines as the API and alerts write them (amounts as text)."""
+        return [
+            {
+                "part": part.part,
+                "label": part.label,
+                "amount": f"{part.amount:.2f}",
+                "lines": [
+                    {"text": line.text, "amount": f"{line.amount:.2f}", **line.dims}
+                    for line in part.lines
+                ],
+            }
+            for part in self.parts
+        ]
 
     def top_lines(self, count: int = 3) -> list[ChangeLine]:
         """The ``count`` biggest lines of any part (the alerts' summary)."""
@@ -303,8 +319,13 @@ class _Model:
         self.templates = sorted(set(a.runs) | set(b.runs))
 
     def _cell(self, period: _Period, key: tuple[str, str, str]) -> _Cell:
+        found = period.cells.get(key)
+        if found is not None:
+            return found
         other = self.b if period is self.a else self.a
-        return period.cells.get(key) or replace(other.cells[key], per_run=ZERO)
+        if key[0] not in period.runs:  # the whole template is new (or gone): its share says so
+            return other.cells[key]
+        return replace(other.cells[key], per_run=ZERO)
 
     def share(self, period: _Period, template: str) -> Fraction:
         source = period if period.total_runs else (self.b if period is self.a else self.a)

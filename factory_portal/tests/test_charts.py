@@ -48,3 +48,18 @@ def test_count_charts():
     assert errors["data"][0]["type"] == "bar"
     steps = _valid(charts.step_rates_chart([("build <b>", Decimal("0.1"), Decimal("0.8"))]))
     assert steps["data"][0]["x"] == ["build &lt;b&gt;"]  # client text escaped for plotly
+
+
+def test_cost_change_waterfall_starts_steps_and_totals():
+    figure = _valid(
+        charts.cost_change_chart(
+            ("Before", Decimal("100.00")),
+            [("Volume", Decimal("12.50")), ("Cache <b>", Decimal("-2.25"))],
+            ("After", Decimal("110.25")),
+        )
+    )
+    trace = figure["data"][0]
+    assert trace["type"] == "waterfall"
+    assert trace["measure"] == ["absolute", "relative", "relative", "total"]
+    assert trace["y"] == [100.0, 12.5, -2.25, 110.25]
+    assert trace["x"][2] == "Cache &lt;b&gt;"

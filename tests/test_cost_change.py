@@ -1,0 +1,152 @@
+"""Why did cost change (issue 19 part 3): the API and the costs page panel over real rollups,
+their validation, roles and tenant isolation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pytest
+from django_tenants.utils import schema_context
+
+from factory_portal.accounts.models import Role
+from factory_portal.accounts.services import user_create
+from tests.support import (
+    PASSWORD,
+    add_llm_call,
+    bearer,
+    host_client,
+    key_for,
+    logged_in_client,
+    run_finished,
+)
+from usage.models import Project, Run
+
+if TYPE_CHECKING:
+    from tests.support import TestTenant
+
+pytestmark = pytest.mark.django_db
+
+BEFORE = datetime(2026, 10, 1, 12, tzinfo=UTC)  # 1 to 10 Oct
+AFTER = datetime(2026, 10, 11, 12, tzinfo=UTC)  # 11 to 20 Oct
+QUERY = "from=2026-10-11&to=2026-10-20"
+
+
+def _runs(tenant: TestTenant, start: datetime, count: int, *, template: str, cost: str) -> None:
+    with schema_context(tenant.schema):
+        project, _ = Project.objects.get_or_create(slug="web", defaults={"name": "web"})
+        for n in range(count):
+            run_id = f"{template}-{start:%m%d}-{n}"
+            requested = start + timedelta(hours=n)
+            run_finished(run_id, "Succeeded", requested, 5, template_recipe_id=template)
+            add_llm_call(
+                project=project,
+                run=Run.objects.get(run_id=run_id),
+                event_id=f"call-{run_id}",
+                at=requested + timedelta(minutes=1),
+                cost=Decimal(cost),
+            )
+
+
+def _parts(body: dict) -> dict[str, Decimal]:
+    return {p["part"]: Decimal(p["amount"]) for p in body["parts"]}
+
+
+def test_twice_the_runs_is_all_volume_and_another_tenant_is_never_seen(alpha, beta):
+    _runs(alpha, BEFORE, 2, template="fix-bug", cost="1.50")
+    _runs(alpha, AFTER, 4, template="fix-bug", cost="1.50")
+    _runs(beta, AFTER, 5, template="beta-secret", cost="900")
+    _, raw = key_for(alpha, ["read"])
+    response = host_client(alpha.host).get(f"/api/v1/costs/change?{QUERY}", **bearer(raw))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["before"] == {"from": "2026-10-01", "to": "2026-10-10", "cost": "3.00"}
+    assert body["after"] == {"from": "2026-10-11", "to": "2026-10-20", "cost": "6.00"}
+    assert body["change"] == "3.00" and body["currency"] == "USD"
+    parts = _parts(body)
+    assert list(parts) == ["volume", "mix", "cache", "unit_price", "waste"]
+    assert parts["volume"] == Decimal("3.00")
+    assert sum(parts.values()) == Decimal(body["change"])
+    assert body["parts"][0]["lines"][0]["text"] == "runs: 2 -> 4: +$3.00"
+    assert "beta-secret" not in response.content.decode()
+
+
+def test_a_template_that_costs_more_per_run_and_any_two_periods(alpha):
+    _runs(alpha, BEFORE, 3, template="fix-bug", cost="1.00")
+    _runs(alpha, AFTER, 3, template="fix-bug", cost="1.00")
+    _runs(alpha, AFTER, 2, template="migrate", cost="4.00")
+    _, raw = key_for(alpha, ["read"])
+    client = host_client(alpha.host)
+    body = client.get(
+        f"/api/v1/costs/change?{QUERY}&compare_from=2026-09-01&compare_to=2026-10-10",
+        **bearer(raw),
+    ).json()
+    assert body["before"]["from"] == "2026-09-01" and body["before"]["cost"] == "3.00"
+    assert body["change"] == "8.00"
+    assert sum(_parts(body).values()) == Decimal("8.00")
+    texts = [line["text"] for part in body["parts"] for line in part["lines"]]
+    assert any(t.startswith("runs of template migrate: 0 -> 2") for t in texts), texts
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("from=2026-10-20&to=2026-10-11", "from"),
+        ("from=2026-13-01", "from"),
+        ("from=2024-01-01&to=2026-10-20", "from"),
+        (f"{QUERY}&compare_from=2026-09-01", "compare_from"),
+        (f"{QUERY}&compare_from=2026-09-10&compare_to=2026-09-01", "compare_from"),
+        (f"{QUERY}&compare_from=2024-01-01&compare_to=2026-09-01", "compare_from"),
+        ("range=fortnight", "range"),
+    ],
+)
+def test_bad_periods_are_400_problems_naming_the_parameter(alpha, query, field):
+    _, raw = key_for(alpha, ["read"])
+    response = host_client(alpha.host).get(f"/api/v1/costs/change?{query}", **bearer(raw))
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert field in response.content.decode()
+
+
+def test_keys_need_read_and_members_may_not_see_costs(alpha):
+    _, ingest = key_for(alpha, ["ingest"])
+    client = host_client(alpha.host)
+    assert client.get("/api/v1/costs/change", **bearer(ingest)).status_code == 403
+    assert client.get("/api/v1/costs/change").status_code in (401, 403)
+    with schema_context(alpha.schema):
+        user_create(email="cfo@alpha.test", role=Role.FINANCE, password=PASSWORD)
+        user_create(email="dev@alpha.test", role=Role.MEMBER, password=PASSWORD)
+    assert (
+        logged_in_client(alpha.host, "cfo@alpha.test").get("/api/v1/costs/change").status_code
+        == 200
+    )
+    member = logged_in_client(alpha.host, "dev@alpha.test")
+    assert member.get("/api/v1/costs/change").status_code == 403
+    assert member.get("/costs/").status_code == 403
+
+
+def test_the_costs_page_explains_the_change(alpha, beta):
+    _runs(alpha, BEFORE, 2, template="fix-bug", cost="1.50")
+    _runs(alpha, AFTER, 4, template="fix-bug", cost="1.50")
+    _runs(beta, BEFORE, 3, template="beta-secret", cost="7")
+    with schema_context(alpha.schema):
+        user_create(email="cfo@alpha.test", role=Role.FINANCE, password=PASSWORD)
+    finance = logged_in_client(alpha.host, "cfo@alpha.test")
+    page = finance.get(f"/costs/?range=custom&{QUERY}").content.decode()
+    assert "Why did cost change?" in page
+    assert 'data-testid="cost-change-total">$3.00<' in page
+    assert 'data-part="volume">$3.00<' in page
+    runs = "/runs/?from=2026-10-11&amp;to=2026-10-20"  # the runs behind the volume
+    assert runs not in page  # finance may not open run history: no dead-end link
+    admin = logged_in_client(alpha.host, alpha.admin_email)
+    assert runs in admin.get(f"/costs/?range=custom&{QUERY}").content.decode()
+    assert "beta-secret" not in page
+    other = finance.get(
+        f"/costs/?range=custom&{QUERY}&compare_from=2026-09-01&compare_to=2026-09-30"
+    ).content.decode()
+    assert 'data-testid="cost-change-total">$6.00<' in other
+    bad = finance.get(f"/costs/?range=custom&{QUERY}&compare_from=nope")
+    assert bad.status_code == 200 and "Comparing with the previous period" in bad.content.decode()
+    empty = finance.get("/costs/?range=custom&from=2025-01-01&to=2025-01-31").content.decode()
+    assert 'data-testid="cost-change-empty"' in empty
