@@ -30,6 +30,7 @@ from alerts.models import Alert, RunSubscription, WebhookEndpoint
 from alerts.services.engine import AlertSpec, alert_raise, settings_get, staff_emails
 from billing.models import Budget
 from billing.selectors.budgets import budget_status
+from billing.selectors.cost_change import hour_cost_change
 from factory_portal.accounts.models import User
 from factory_portal.money import percent, quantize_cents
 from factory_portal.observability import context as log_context
@@ -238,6 +239,9 @@ def anomaly_evaluate(*, now: datetime) -> Alert | None:
         return None
     driver = _anomaly_driver(hour, weeks)
     step = _anomaly_step(hour)
+    # Why: the hour against the average of the same trailing hours the baseline is made of.
+    why = hour_cost_change(hour=hour, baseline_hours=[h for h in weeks if h.date() >= first])
+    top = why.top_lines(3)
     baseline = quantize_cents(verdict.baseline) if verdict.baseline is not None else None
     ratio = f"{verdict.ratio:.1f} times" if verdict.ratio is not None else "up from nothing on"
     return alert_raise(
@@ -252,6 +256,7 @@ def anomaly_evaluate(*, now: datetime) -> Alert | None:
                 f" was ${quantize_cents(verdict.cost)}, {ratio} the usual ${baseline} for that"
                 f" hour of the week. Driven by project {driver[0]}, model {driver[1]}"
                 + (f", step {step}." if step else ".")
+                + (" Why: " + "; ".join(line.text for line in top) + "." if top else "")
             ),
             url="/costs/",
             data={
@@ -262,6 +267,16 @@ def anomaly_evaluate(*, now: datetime) -> Alert | None:
                 "project": driver[0],
                 "model": driver[1],
                 "step": step,
+                "change": {
+                    "before": f"{why.before:.2f}",
+                    "after": f"{why.after:.2f}",
+                    "change": f"{why.change:.2f}",
+                    "parts": [{"part": p.part, "amount": f"{p.amount:.2f}"} for p in why.parts],
+                    "top_lines": [
+                        {"text": line.text, "amount": f"{line.amount:.2f}", **line.dims}
+                        for line in top
+                    ],
+                },
             },
             emails=staff_emails(),
         )

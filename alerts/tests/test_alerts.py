@@ -250,6 +250,12 @@ def test_weekly_rhythm_is_not_an_anomaly_but_a_spike_is(alpha):
         assert alert.data["project"] == "research" and alert.data["model"] == "o3"
         assert alert.data["cost"] == "16.00" and alert.data["baseline"] == "3.00"
         assert "5.3 times the usual $3.00" in alert.body
+        # Why, in dollars: the hour against the average of the same trailing hours.
+        why = alert.data["change"]
+        assert (why["before"], why["after"], why["change"]) == ("3.00", "16.00", "13.00")
+        assert sum(Decimal(p["amount"]) for p in why["parts"]) == Decimal("13.00")
+        assert why["top_lines"][0]["model"] == "o3"
+        assert "Why: " + why["top_lines"][0]["text"] in alert.body
         assert evaluate.anomaly_evaluate(now=spike + timedelta(hours=1, minutes=30)) is None
 
 

@@ -130,27 +130,26 @@ def period_cost_change(
     return change
 
 
-def hour_cost_change(*, hour: datetime, trailing_hours: int) -> CostChange:
-    """AI cost of the UTC hour starting at ``hour`` against the average hour of the
-    ``trailing_hours`` before it (every quantity divided by their number), decomposed. Waste
-    is left out: failed runs are known per day, not per hour."""
+def hour_cost_change(*, hour: datetime, baseline_hours: list[datetime]) -> CostChange:
+    """AI cost of the UTC hour starting at ``hour`` against the average of the hours starting
+    at ``baseline_hours`` (every quantity divided by their number: the anomaly alert's trailing
+    weeks), decomposed. Waste is left out: failed runs are known per day, not per hour."""
     schedule = schedule_current()
-    start = hour - timedelta(hours=trailing_hours)
-    end = hour + timedelta(hours=1)
-    trailing = _usage(
-        cost_drivers.usage_cells_hourly(start=start, end=hour),
+    baseline = _usage(
+        cost_drivers.usage_cells_hourly(hours=baseline_hours),
         schedule=schedule,
-        at=start,
-        runs=cost_drivers.runs_by_template_between(start=start, end=hour),
+        at=min(baseline_hours, default=hour),
+        runs=cost_drivers.runs_by_template_hourly(hours=baseline_hours),
     )
     current = _usage(
-        cost_drivers.usage_cells_hourly(start=hour, end=end),
+        cost_drivers.usage_cells_hourly(hours=[hour]),
         schedule=schedule,
         at=hour,
-        runs=cost_drivers.runs_by_template_between(start=hour, end=end),
+        runs=cost_drivers.runs_by_template_hourly(hours=[hour]),
     )
-    average = trailing.scaled(Fraction(1, trailing_hours)) if trailing_hours else trailing
-    return cost_change(average, current)
+    if baseline_hours:
+        baseline = baseline.scaled(Fraction(1, len(baseline_hours)))
+    return cost_change(baseline, current)
 
 
 class CompareError(ValueError):

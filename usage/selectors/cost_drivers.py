@@ -10,7 +10,7 @@ end``). Amounts are ``Decimal`` USD as stored (10 places); callers round at the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
@@ -71,9 +71,10 @@ def usage_cells(*, start: date, end: date) -> list[UsageCell]:
     return _cells(LlmUsageDaily.objects.filter(day__gte=start, day__lt=end))
 
 
-def usage_cells_hourly(*, start: datetime, end: datetime) -> list[UsageCell]:
-    """AI usage per template, provider and model in the UTC hours (the hourly rollup)."""
-    return _cells(LlmUsageHourly.objects.filter(hour__gte=start, hour__lt=end))
+def usage_cells_hourly(*, hours: list[datetime]) -> list[UsageCell]:
+    """AI usage per template, provider and model in the UTC hours starting at ``hours`` (the
+    hourly rollup)."""
+    return _cells(LlmUsageHourly.objects.filter(hour__in=hours))
 
 
 def runs_by_template(*, start: date, end: date) -> dict[str, int]:
@@ -87,14 +88,16 @@ def runs_by_template(*, start: date, end: date) -> dict[str, int]:
     return {r["template"]: int(r["n"]) for r in rows}
 
 
-def runs_by_template_between(*, start: datetime, end: datetime) -> dict[str, int]:
-    """Runs requested in ``start <= requested_at < end``, per template (a few hours: the run
-    table's requested-at index)."""
+def runs_by_template_hourly(*, hours: list[datetime]) -> dict[str, int]:
+    """Runs requested in the UTC hours starting at ``hours``, per template (a few hours: the
+    run table's requested-at index)."""
+    if not hours:
+        return {}
+    window = Q()
+    for hour in hours:
+        window |= Q(requested_at__gte=hour, requested_at__lt=hour + timedelta(hours=1))
     rows = (
-        Run.objects.filter(requested_at__gte=start, requested_at__lt=end)
-        .values("template_recipe_id")
-        .annotate(n=Count("id"))
-        .order_by()
+        Run.objects.filter(window).values("template_recipe_id").annotate(n=Count("id")).order_by()
     )
     return {r["template_recipe_id"]: r["n"] for r in rows}
 
