@@ -13,7 +13,10 @@ retries), LLM calls and infrastructure usage over the last ``days`` days:
   prompt is the previous prompt, the previous answer and the new request's context tokens, so
   prompts grow within a job and prompt caching reads the previous prompt back (Anthropic models
   also pay a cache write for the new part);
-- runs that would still be going at "now" are left Requested or Running, with the step in progress.
+- runs that would still be going at "now" are left Requested or Running, with the step in progress;
+- ``CACHE_BREAK_DAYS`` days before "now" a prompt change breaks most of the Anthropic prompt cache
+  (a turn reads back only ``CACHE_KEPT_AFTER_BREAK`` of its previous prompt and writes the rest),
+  so the costs page's "Why did cost change?" has a story to tell.
 
 Output rows carry their own integer ids so the loader can COPY them without round trips.
 """
@@ -98,6 +101,8 @@ P_FAIL = 0.038
 P_CANCEL = 0.01
 P_RETRY = 0.05
 P_UNPRICED = 0.01  # calls to a self-hosted model the price book cannot know
+CACHE_BREAK_DAYS = 10
+CACHE_KEPT_AFTER_BREAK = 0.3
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,7 @@ class History:
     jobs: list[JobRow] = field(default_factory=list)
     llm: list[LlmRow] = field(default_factory=list)
     infra: list[InfraRow] = field(default_factory=list)
+    cache_break_at: datetime | None = None  # from then on Anthropic cache reads fall
 
 
 # --- generation ---------------------------------------------------------------------------------
@@ -262,6 +268,8 @@ def generate_history(
 ) -> History:
     """History of ``profile`` over the ``days`` days before ``now`` (aware UTC)."""
     history = History()
+    if days > 2 * CACHE_BREAK_DAYS:
+        history.cache_break_at = now - timedelta(days=CACHE_BREAK_DAYS)
     ids = _Ids()
     start_day = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
     project_rows = []
@@ -448,6 +456,9 @@ def _llm_calls(
             cached = previous_prompt if model.caching != "none" else 0
             if model.caching == "auto":
                 cached -= cached % 128  # automatic caching reuses whole 128-token blocks
+            broken = history.cache_break_at is not None and at >= history.cache_break_at
+            if model.caching == "anthropic" and broken:
+                cached = int(cached * CACHE_KEPT_AFTER_BREAK)
             write = input_tokens - cached if model.caching == "anthropic" else 0
             context = input_tokens + output_tokens
             previous_prompt = input_tokens

@@ -72,3 +72,17 @@ def test_volume_follows_weekdays():
     weekday_mean = sum(by_weekday[d] for d in range(5)) / 5
     weekend_mean = (by_weekday[5] + by_weekday[6]) / 2
     assert weekend_mean < 0.6 * weekday_mean
+
+
+def test_anthropic_cache_hits_fall_after_the_cache_break():
+    history = _history(11, days=30)
+    assert history.cache_break_at is not None
+
+    def hit_rate(calls):  # type: ignore[no-untyped-def]
+        return sum(e.cached_input_tokens for e in calls) / sum(e.input_tokens for e in calls)
+
+    anthropic = [e for e in history.llm if e.provider == "anthropic" and e.operation != "embedding"]
+    before = [e for e in anthropic if e.occurred_at < history.cache_break_at]
+    after = [e for e in anthropic if e.occurred_at >= history.cache_break_at]
+    assert before and after
+    assert hit_rate(after) < 0.6 * hit_rate(before)
