@@ -372,7 +372,7 @@ def largest_remainder(values: list[Fraction], target: int) -> list[int]:
 
 
 def _decimal_cents(cents: int) -> Decimal:
-    return Decimal(cents) / 100
+    return Decimal(cents).scaleb(-2)
 
 
 def _percent(value: Fraction) -> str:
@@ -504,9 +504,9 @@ class _Labels:
         for period in (self.a, self.b):
             cell = period.cells.get((template, provider, model))
             runs = period.runs.get(template, ZERO)
-            per_run.append(cell.tokens / runs if cell and runs else ZERO)
+            per_run.append(cell.per_run if cell and runs else ZERO)
         return (
-            f"tokens per run of template {_template_name(template)} on "
+            f"useful tokens per run of template {_template_name(template)} on "
             f"{_model_name(provider, model)}: {_count(per_run[0])} -> {_count(per_run[1])}",
             {"template": template, "provider": provider, "model": model},
         )
