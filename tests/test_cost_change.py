@@ -150,3 +150,17 @@ def test_the_costs_page_explains_the_change(alpha, beta):
     assert bad.status_code == 200 and "Comparing with the previous period" in bad.content.decode()
     empty = finance.get("/costs/?range=custom&from=2025-01-01&to=2025-01-31").content.decode()
     assert 'data-testid="cost-change-empty"' in empty
+
+
+def test_the_cached_answer_follows_new_usage(alpha):
+    _runs(alpha, BEFORE, 2, template="fix-bug", cost="1.50")
+    _runs(alpha, AFTER, 2, template="fix-bug", cost="1.50")
+    _, raw = key_for(alpha, ["read"])
+    client = host_client(alpha.host)
+    first = client.get(f"/api/v1/costs/change?{QUERY}", **bearer(raw)).json()
+    assert first["change"] == "0.00"
+    assert all(Decimal(p["amount"]) == 0 and not p["lines"] for p in first["parts"])
+    _runs(alpha, AFTER + timedelta(days=1), 1, template="fix-bug", cost="1.50")
+    second = client.get(f"/api/v1/costs/change?{QUERY}", **bearer(raw)).json()
+    assert second["after"]["cost"] == "4.50" and second["change"] == "1.50"
+    assert _parts(second)["volume"] == Decimal("1.50")
