@@ -224,3 +224,69 @@ def test_scaling_every_quantity_is_all_volume(usage: PeriodUsage, k: int) -> Non
     change = cost_change(usage, scaled(usage, k))
     parts = amounts(change)
     assert parts["volume"] == change.change
+
+
+def _unique(usage: PeriodUsage) -> PeriodUsage:
+    """One cell per (template, model), usage only (no waste)."""
+    cells = {c.key: c for c in usage.cells}
+    return PeriodUsage(tuple(cells.values()), usage.runs)
+
+
+def _repriced(c: CellUsage, **changes) -> CellUsage:  # type: ignore[no-untyped-def]
+    """``c`` with ``changes``, its cost moved as its book cost moves (same contract ratio)."""
+    new = replace(c, **changes)
+    if c.prices is None or new.prices is None:
+        return new
+    old_book = token_cost(
+        TokenCounts(c.input_tokens, c.output_tokens, c.cached_input_tokens, c.cache_write_tokens),
+        c.prices,
+    )
+    if not old_book:
+        return replace(c, cost=c.cost)  # nothing to scale: leave the cell as it was
+    new_book = token_cost(
+        TokenCounts(
+            new.input_tokens, new.output_tokens, new.cached_input_tokens, new.cache_write_tokens
+        ),
+        new.prices,
+    )
+    return replace(new, cost=c.cost * new_book / old_book)
+
+
+@settings(max_examples=150, deadline=None)
+@given(periods(), st.floats(min_value=0, max_value=1))
+def test_changing_only_cache_hits_is_all_cache(usage: PeriodUsage, kept: float) -> None:
+    usage = _unique(usage)
+    after = replace(
+        usage,
+        cells=tuple(
+            _repriced(c, cached_input_tokens=int(c.cached_input_tokens * kept)) for c in usage.cells
+        ),
+    )
+    change = cost_change(usage, after)
+    parts = amounts(change)
+    # Cost moves with the book ratio in 10-place Decimals: a cent may go to unit price.
+    assert abs(parts["cache"] - change.change) <= Decimal("0.01")
+    assert all(abs(parts[p]) <= Decimal("0.01") for p in PARTS if p != "cache")
+
+
+@settings(max_examples=150, deadline=None)
+@given(periods(), st.integers(min_value=1, max_value=400))
+def test_changing_only_prices_is_all_unit_price(usage: PeriodUsage, percent: int) -> None:
+    usage = _unique(usage)
+
+    def moved(prices: TokenPrices | None) -> TokenPrices | None:
+        if prices is None:
+            return None
+        k = Decimal(percent) / 100
+        return TokenPrices(
+            prices.input * k,
+            None if prices.output is None else prices.output * k,
+            None if prices.cache_read is None else prices.cache_read * k,
+            None if prices.cache_write is None else prices.cache_write * k,
+        )
+
+    after = replace(usage, cells=tuple(_repriced(c, prices=moved(c.prices)) for c in usage.cells))
+    change = cost_change(usage, after)
+    parts = amounts(change)
+    assert parts["unit_price"] == change.change
+    assert all(parts[p] == 0 for p in PARTS if p != "unit_price")
