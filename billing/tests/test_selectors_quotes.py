@@ -166,8 +166,8 @@ def test_budget_headroom_after_the_p90(alpha):
 def test_quotes_table_lists_templates_by_run_type(alpha):
     history_store(
         alpha,
-        spa_history()
-        + [
+        [
+            *spa_history(),
             PastRun(
                 "api-1",
                 timezone.now() - timedelta(days=2),
