@@ -154,6 +154,7 @@ def test_backtest_of_lognormal_history_covers_about_ninety_percent(alpha):
     overall = re.search(r"overall\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)%", text)
     assert overall, text
     runs_, quoted, skipped, covered, coverage = overall.groups()
+    assert float(coverage) == pytest.approx(100 * int(covered) / int(quoted), abs=0.05)
     assert int(runs_) == int(quoted) + int(skipped) and int(skipped) == 0
     assert 150 <= int(runs_) <= 170  # 8 a day over 20 days (the edges move with the clock)
     assert 80 <= float(coverage) <= 97, text
