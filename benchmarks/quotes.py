@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import secrets
@@ -49,6 +50,7 @@ def main() -> None:
     import django
 
     django.setup()
+    logging.getLogger("portal.access").setLevel(logging.WARNING)  # one line per figure
     from django.conf import settings
     from django.core.cache import cache
     from django.core.management import call_command

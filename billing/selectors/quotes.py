@@ -5,8 +5,10 @@ that finished in the last ``HISTORY_DAYS`` local days, and the expected cost of 
 The rules (quantiles, the fallback ladder, expected steps) are ``billing.domain.quotes``; this
 module fetches the history through ``usage.selectors.run_history`` and keeps each template's
 comparable sets in the cache, keyed by schema, time zone, template and days, served only while
-the history's fingerprint (``history_fingerprint``) is unchanged: a repeated quote costs three
-small aggregate queries. It never writes.
+the history's fingerprint is unchanged (a run of the template finished, a call was re-priced,
+infrastructure was allocated) and for at most ``CACHE_SECONDS`` (a call stored after its run
+finished changes no fingerprint). The steps' expected costs are read fresh each time (one small
+rollup query). It never writes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
 from django.db import connection
@@ -24,6 +27,7 @@ from django.utils import timezone
 
 from billing.domain import quotes as rules
 from billing.models import Budget
+from billing.operator.models import AllocationRun
 from billing.selectors.periods import month_cost
 from factory_portal.periods import local_date, month_of
 from factory_portal.tenants.connection import connection_zone
@@ -31,6 +35,7 @@ from usage.selectors import run_history
 
 logger = logging.getLogger(__name__)
 HISTORY_DAYS = 30
+CACHE_SECONDS = 600
 TEMPLATES_LISTED = 50  # the quotes page lists at most this many templates (most runs first)
 STEP_PLACES = Decimal("0.0000000001")
 ZERO = Decimal(0)
@@ -68,11 +73,23 @@ class Quote:
 
 @dataclass(frozen=True)
 class TemplateHistory:
-    """What the cache keeps of one template's history: its comparable sets and its steps."""
+    """One template's history: its comparable sets (what the cache keeps) and its steps."""
 
     fingerprint: tuple[object, ...]
     quotes: rules.TemplateQuotes
     steps: dict[str, StepExpectation]
+
+
+def _fingerprint(template: str, start: date, end: date) -> tuple[object, ...]:
+    allocations = (
+        AllocationRun.objects.filter(period__gte=month_of(start), period__lte=end)
+        .order_by("period")
+        .values_list("pk", "status", "computed_at")
+    )
+    return (
+        *run_history.history_fingerprint(template=template, start=start, end=end),
+        *allocations,
+    )
 
 
 def history_window(today: date, days: int = HISTORY_DAYS) -> tuple[date, date]:
@@ -84,9 +101,9 @@ def _today() -> date:
     return local_date(timezone.now(), connection_zone())
 
 
-def _key(template: str, start: date, end: date) -> str:
+def _key(template: str, start: date, end: date, zone: ZoneInfo) -> str:
     digest = hashlib.sha256(template.encode()).hexdigest()[:24]
-    return f"quotes:v1:{connection.schema_name}:{connection_zone()}:{digest}:{start}:{end}"
+    return f"quotes:v2:{connection.schema_name}:{zone}:{digest}:{start}:{end}"
 
 
 def sample_of(run: run_history.FinishedRun) -> rules.Sample:
@@ -114,28 +131,27 @@ def _steps(template: str, start: date, end: date) -> dict[str, StepExpectation]:
 
 def template_history(*, template: str, today: date | None = None) -> TemplateHistory:
     """``template``'s comparable sets and steps over the history window of ``today`` (the
-    tenant's today by default): from the cache while the fingerprint holds, else computed."""
-    start, end = history_window(today or _today())
-    key = _key(template, start, end)
-    fingerprint = run_history.history_fingerprint(template=template, start=start, end=end)
+    tenant's today by default): the sets from the cache while the fingerprint holds (at most
+    ``CACHE_SECONDS``), else computed; the steps read now."""
+    zone = connection_zone()
+    start, end = history_window(today or local_date(timezone.now(), zone))
+    key = _key(template, start, end, zone)
+    fingerprint = _fingerprint(template, start, end)
+    steps = _steps(template, start, end)
     try:
         cached = cache.get(key)
     except Exception:  # a cache outage costs time, never the answer
         logger.warning("quote cache unavailable; computing", exc_info=True)
         cached = None
-    if isinstance(cached, TemplateHistory) and cached.fingerprint == fingerprint:
-        return cached
+    if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == fingerprint:
+        return TemplateHistory(fingerprint, cached[1], steps)
     runs = run_history.finished_runs(start=start, end=end, template=template)
-    history = TemplateHistory(
-        fingerprint=fingerprint,
-        quotes=rules.template_quotes((sample_of(r) for r in runs), start=start, end=end),
-        steps=_steps(template, start, end),
-    )
+    quotes = rules.template_quotes((sample_of(r) for r in runs), start=start, end=end)
     try:
-        cache.set(key, history, timeout=int(timedelta(days=2).total_seconds()))
+        cache.set(key, (fingerprint, quotes), timeout=CACHE_SECONDS)
     except Exception:
         logger.warning("quote not cached (cache unavailable)", exc_info=True)
-    return history
+    return TemplateHistory(fingerprint, quotes, steps)
 
 
 def _ordered(steps: dict[str, StepExpectation]) -> tuple[StepExpectation, ...]:
@@ -260,7 +276,8 @@ class TemplateTable:
 
 def quotes_table(*, today: date | None = None) -> list[TemplateTable]:
     """Per template with finished runs in the window (at most ``TEMPLATES_LISTED``, most runs
-    first): its quote per run type (any project) and over every run type, with its steps."""
+    first): its quote per run type (any project) and, with several run types, over every run
+    type (``run_type`` None), with its steps."""
     today = today or _today()
     start, end = history_window(today)
     runs: dict[str, int] = {}
@@ -286,6 +303,8 @@ def quotes_table(*, today: date | None = None) -> list[TemplateTable]:
                 steps=None,
             )
             rows.append(TemplateRow(template, run_type, quote))
+        if len(rows) == 2:  # one run type: its row and "every run type" say the same
+            rows = [row for row in rows if row.run_type is not None]
         if rows:
             rows.sort(key=lambda r: (r.run_type is None, r.run_type or ""))
             tables.append(TemplateTable(template, rows, _ordered(history.steps)))

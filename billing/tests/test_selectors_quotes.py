@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from billing import services
+from billing.operator.models import AllocationRun
 from billing.selectors.quotes import (
     Quote,
     quote_budget,
@@ -137,7 +138,9 @@ def test_new_history_is_seen_at_once_and_allocation_enters_the_total(alpha):
         after = quote_compute(project="web", template="spa", run_type="feature")
         assert after.runs == before.runs + 10
         assert after.ai_cost.p90 == expected_spread(runs + more)[1]
-        month = timezone.now().date().replace(day=1)
+        # allocation (an allocation run of the month) writes each run's share
+        month = local_date(timezone.now(), connection_zone()).replace(day=1)
+        AllocationRun.objects.create(period=month, inputs_digest="x", computed_at=timezone.now())
         RunAllocatedCost.objects.bulk_create(
             RunAllocatedCost(run=run, month=month, amount=Decimal("2.00"))
             for run in Run.objects.filter(template_recipe_id="spa")
@@ -175,13 +178,34 @@ def test_quotes_table_lists_templates_by_run_type(alpha):
                 template="api",
                 run_type="fix",
             ),
+            PastRun(
+                "api-2",
+                timezone.now() - timedelta(days=2),
+                (("plan", Decimal(7)),),
+                template="api",
+                run_type="docs",
+            ),
         ],
     )
     with schema_context(alpha.schema):
         tables = {t.template: t for t in quotes_table()}
         assert set(tables) == {"api", "spa"}
-        assert [(r.run_type, r.quote.runs) for r in tables["spa"].rows] == [
-            ("feature", 24),
-            (None, 24),
-        ]
-        assert tables["api"].rows[0].quote.ai_cost.p90 == Decimal("5.00")
+        assert [(r.run_type, r.quote.runs) for r in tables["spa"].rows] == [("feature", 24)]
+        api = {r.run_type: r.quote for r in tables["api"].rows}
+        assert list(api) == ["docs", "fix", None]  # several run types: and every run type
+        assert (api["fix"].ai_cost.p90, api[None].runs) == (Decimal("5.00"), 2)
+        assert api[None].ai_cost.p90 == Decimal("6.80")  # 5 + 0.9 * (7 - 5)
+
+
+def test_calls_of_active_runs_keep_the_cached_history(alpha, django_assert_max_num_queries):
+    history_store(alpha, spa_history())
+    with schema_context(alpha.schema):
+        first = quote_compute(project="web", template="spa", run_type="feature")
+    history_store(
+        alpha,
+        [PastRun("live", timezone.now(), (("plan", Decimal(9)),), status="Running")],
+    )
+    with schema_context(alpha.schema), django_assert_max_num_queries(6):
+        again = quote_compute(project="web", template="spa", run_type="feature")
+    assert (again.runs, again.ai_cost) == (first.runs, first.ai_cost)
+    assert again.steps != first.steps  # the steps are read fresh: the live run's call is in

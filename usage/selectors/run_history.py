@@ -16,11 +16,11 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Sum
 
 from factory_portal.periods import local_bounds
 from factory_portal.tenants.connection import connection_zone
-from usage.models import FINISHED_RUN_STATUSES, LlmUsageDaily, RunAllocatedCost, RunDaily, StepDaily
+from usage.models import FINISHED_RUN_STATUSES, LlmCostCorrection, RunDaily, StepDaily
 
 SAMPLE_CAP = 5000
 ZERO = Decimal(0)
@@ -143,21 +143,16 @@ def history_templates(*, start: date, end: date) -> list[tuple[str, str, int]]:
 
 
 def history_fingerprint(*, template: str, start: date, end: date) -> tuple[object, ...]:
-    """Cheap aggregates that change whenever a run of ``template`` finishes, a call of it is
-    stored or re-priced, or infrastructure is allocated to runs, on the local days ``start`` to
-    ``end`` (runs by request day from 7 days earlier: a run finishing in the window may have
-    been requested before it)."""
+    """Cheap aggregates that change when a run of ``template`` finishes on the local days
+    ``start`` to ``end`` (from the daily run rollup's finished rows, by request day from 7 days
+    earlier: a run finishing in the window may have been requested before it) or any call is
+    re-priced. Calls of active runs do not change it: they are in no finished run's cost."""
     early = date.fromordinal(start.toordinal() - 7)
-    runs = RunDaily.objects.filter(template=template, day__gte=early, day__lte=end).aggregate(
-        rows=Count("id"),
-        all_runs=Sum("runs"),
-        finished=Sum("runs", filter=Q(status__in=[str(s) for s in FINISHED_RUN_STATUSES])),
-        ms=Sum("duration_ms_total"),
-    )
-    calls = LlmUsageDaily.objects.filter(template=template, day__gte=early, day__lte=end).aggregate(
-        rows=Count("id"), all_calls=Sum("calls"), all_cost=Sum("cost")
-    )
-    allocated = RunAllocatedCost.objects.filter(month__gte=early.replace(day=1)).aggregate(
-        rows=Count("id"), total=Sum("amount")
-    )
-    return (*runs.values(), *calls.values(), *allocated.values())
+    runs = RunDaily.objects.filter(
+        template=template,
+        day__gte=early,
+        day__lte=end,
+        status__in=[str(s) for s in FINISHED_RUN_STATUSES],
+    ).aggregate(rows=Count("id"), finished=Sum("runs"), ms=Sum("duration_ms_total"))
+    corrections = LlmCostCorrection.objects.aggregate(last=Max("id"))
+    return (*runs.values(), corrections["last"])
