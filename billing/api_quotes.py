@@ -39,6 +39,7 @@ class QuoteInputSerializer(serializers.Serializer):
     )
     steps = BoundedListField(
         child=serializers.CharField(max_length=STEP_NAME_LENGTH),
+        min_length=1,
         max_length=MAX_STEPS,
         required=False,
         allow_null=True,

@@ -67,6 +67,7 @@ def test_quote_answers_the_selector_with_budget_headroom(alpha):
         ({**BODY, "template": "never-ran"}, 422, "No run of template 'never-ran'"),
         ({**BODY, "steps": "plan"}, 400, "list"),
         ({**BODY, "steps": ["x"] * 201}, 400, "200"),
+        ({**BODY, "steps": []}, 400, "steps"),
         ({**BODY, "steps": ["nowhere"]}, 400, "No history of step(s) 'nowhere'"),
         ({**BODY, "template": "t" * 201}, 400, "200 characters"),
     ],
