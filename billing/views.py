@@ -26,6 +26,13 @@ from billing.models import Budget
 from billing.selectors.budgets import BudgetStatus, budgets_status
 from billing.selectors.cost_change import CompareError, compare_range, period_cost_change
 from billing.selectors.costs import UnitCost
+from billing.selectors.quotes import (
+    HISTORY_DAYS,
+    history_window,
+    quote_budget,
+    quote_compute,
+    quotes_table,
+)
 from billing.selectors.summaries import OUTSIDE_RUNS, cost_summary, range_summary
 from factory_portal import charts, periods, ranges
 from factory_portal.accounts.permissions import can, denial, role_required
@@ -256,6 +263,78 @@ def _cost_change_panel(
         if change.before or change.after
         else None,
     }
+
+# Quotes
+
+
+@role_required("costs")
+def quotes(request: HttpRequest) -> HttpResponse:
+    """Quotes before a run: per template and run type, what a run is expected to cost and take
+    (P50/P90 of the comparable runs finished in the last 30 days) and its steps' expected cost;
+    the form quotes one project, template and run type as ``POST /api/v1/quotes`` does."""
+    today = periods.local_date(timezone.now(), connection_zone())
+    tables = quotes_table(today=today)
+    start, end = history_window(today)
+    history = ranges.DayRange(start=start, end=end)
+    linked = can(request.user, "runs")
+    asked = {name: request.GET.get(name, "") for name in ("project", "template", "run_type")}
+    projects = usage_selectors.project_slugs()
+    quote = budget = None
+    problem = ""
+    if request.GET.get("project"):
+        if asked["project"] not in projects:
+            problem = f"No project {asked['project'][:100]!r} in this workspace."
+        else:
+            quote = quote_compute(**asked, today=today)
+            if quote is None:
+                problem = (
+                    f"No run of template {asked['template'][:200]!r} finished in the last"
+                    f" {HISTORY_DAYS} days: nothing to quote from."
+                )
+            else:
+                budget = quote_budget(quote, today=today)
+    return render(
+        request,
+        "billing/quotes.html",
+        {
+            "tables": [
+                (
+                    table,
+                    [
+                        (
+                            row,
+                            ranges.runs_href(
+                                history,
+                                template=row.template or "",
+                                run_type=row.run_type or "",
+                            )
+                            if linked
+                            else "",
+                        )
+                        for row in table.rows
+                    ],
+                )
+                for table in tables
+            ],
+            "history_days": HISTORY_DAYS,
+            "start": start,
+            "end": end,
+            "projects": projects,
+            "templates": [table.template for table in tables],
+            "asked": asked,
+            "quote": quote,
+            "quote_runs_href": ranges.runs_href(
+                history,
+                template=quote.template,
+                run_type=quote.run_type if quote.scope != "template" else "",
+                project=quote.project if quote.scope == "project" else "",
+            )
+            if quote is not None and linked
+            else "",
+            "budget": budget,
+            "problem": problem,
+        },
+    )
 
 
 # Budgets

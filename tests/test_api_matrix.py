@@ -138,6 +138,14 @@ OPERATIONS = [
     Operation("get", "/api/v1/costs", "costs", "GET /costs/", 200),
     Operation("get", "/api/v1/costs/change", "costs", "GET /costs/", 200),
     Operation("get", "/api/v1/forecast", "costs", "GET /costs/", 404),
+    Operation(
+        "post",
+        "/api/v1/quotes",
+        "costs",
+        "GET /costs/quotes/",
+        422,  # the project has no finished run to quote from
+        {"project": "checkout", "template": "spa", "run_type": "feature"},
+    ),
     Operation("get", "/api/v1/reports/monthly?month=2026-10", "costs", "GET /reports/", 200),
     Operation("get", "/api/v1/budgets", "budgets", "GET /budgets/", 200),
     Operation("get", "/api/v1/budgets/{budget}", "budgets", "GET /budgets/", 200),

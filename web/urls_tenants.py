@@ -20,6 +20,7 @@ from alerts.oncall.api import (
 from billing import views as billing_views
 from billing.api import BudgetDetailApi, BudgetListApi, CostsApi, ForecastApi, MonthlyReportApi
 from billing.api_cost_change import CostChangeApi
+from billing.api_quotes import QuoteApi
 from factory_portal.accounts import views as account_views
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
@@ -62,6 +63,7 @@ urlpatterns = [
     path("", dashboards.overview, name="home"),
     path("welcome/dismiss", onboarding.onboarding_dismiss, name="onboarding-dismiss"),
     path("costs/", billing_views.costs, name="costs"),
+    path("costs/quotes/", billing_views.quotes, name="quotes"),
     path("runs/", usage_views.run_list, name="runs"),
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
     path("runs/active/", usage_views.active_runs, name="runs-active"),
@@ -130,6 +132,7 @@ urlpatterns = [
     path("api/v1/costs", CostsApi.as_view(), name="api-costs"),
     path("api/v1/costs/change", CostChangeApi.as_view(), name="api-costs-change"),
     path("api/v1/forecast", ForecastApi.as_view(), name="api-forecast"),
+    path("api/v1/quotes", QuoteApi.as_view(), name="api-quotes"),
     path("api/v1/reports/monthly", MonthlyReportApi.as_view(), name="api-report-monthly"),
     path("api/v1/notifications", NotificationListApi.as_view(), name="api-notifications"),
     path("api/v1/budgets", BudgetListApi.as_view(), name="api-budgets"),

@@ -74,6 +74,16 @@ def test_seed_demo_loads_priced_history_that_the_overview_shows():
     page = logged_in_client("demo-small.localhost", "admin@demo-small.test", "demo-pass-1234")
     body = page.get("/").content.decode()
     assert f'data-testid="mtd-cost">${month_cost.quantize(Decimal("0.01")):,}<' in body
+    # Quotes before a run: the demo's templates, each with its quote from the finished runs.
+    with schema_context(seeded.tenant.schema_name):
+        templates = set(
+            Run.objects.filter(status__in=("Succeeded", "Failed", "Cancelled")).values_list(
+                "template_recipe_id", flat=True
+            )
+        )
+    quotes = page.get("/costs/quotes/").content.decode()
+    assert templates and quotes.count('data-testid="quote-template"') == len(templates)
+    assert all(f"<h2>{name}</h2>" in quotes for name in templates)
 
 
 def test_seed_demo_leaves_existing_tenants_alone_unless_reset():

@@ -1,0 +1,158 @@
+"""Reads of comparable finished runs, for quotes before a run (``billing.selectors.quotes``).
+
+A run is comparable once it *finished*: Succeeded, Failed or Cancelled. Failed and cancelled
+runs count because they cost money too: a quote that left them out would promise less than the
+template has been costing. Runs still active are not in (their cost is not known yet).
+
+Bounded for any tenant: at most ``SAMPLE_CAP`` runs (the latest finished), one query; runs are
+found by the partial index on ``finished_at`` and their costs by the ledger's and allocation's
+``(run, ...)`` unique indexes. The step figures read the daily step rollup, never jobs or calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Count, Max, Sum
+
+from factory_portal.periods import local_bounds
+from factory_portal.tenants.connection import connection_zone
+from usage.models import FINISHED_RUN_STATUSES, LlmCostCorrection, RunDaily, StepDaily
+
+SAMPLE_CAP = 5000
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    run_pk: int
+    project: str
+    template: str
+    run_type: str
+    status: str
+    requested_on: date  # the tenant's local day
+    finished_on: date
+    ai_cost: Decimal  # USD, 10 places: the run's ledger (re-pricing corrections included)
+    allocated: Decimal  # USD, 2 places: infrastructure allocated to it (allocated months only)
+    duration_ms: int | None
+
+    @property
+    def total_cost(self) -> Decimal:
+        return self.ai_cost + self.allocated
+
+
+_FINISHED_SQL = """
+SELECT r.id, p.slug, r.template_recipe_id, r.run_type, r.status,
+       (r.requested_at AT TIME ZONE %(zone)s)::date, (r.finished_at AT TIME ZONE %(zone)s)::date,
+       COALESCE((SELECT sum(l.cost) FROM usage_runledger l WHERE l.run_id = r.id), 0),
+       COALESCE((SELECT sum(a.amount) FROM usage_runallocatedcost a WHERE a.run_id = r.id), 0),
+       r.duration_ms
+FROM usage_run r
+JOIN usage_project p ON p.id = r.project_id
+WHERE r.finished_at IS NOT NULL AND r.finished_at >= %(lo)s AND r.finished_at < %(hi)s
+  AND r.status = ANY(%(statuses)s) {template}
+ORDER BY r.finished_at DESC, r.id DESC
+LIMIT %(cap)s
+"""
+
+
+def finished_runs(
+    *, start: date, end: date, template: str | None = None, cap: int = SAMPLE_CAP
+) -> list[FinishedRun]:
+    """Runs (of ``template``, or of every template when None) that finished on the tenant's
+    local days ``start`` to ``end`` inclusive, newest first (finish time, then id: a stable
+    order), at most ``cap``."""
+    zone = connection_zone()
+    lo, hi = local_bounds(start, date.fromordinal(end.toordinal() + 1), zone)
+    sql = _FINISHED_SQL.format(
+        template="AND r.template_recipe_id = %(template)s" if template is not None else ""
+    )
+    params = {
+        "zone": str(zone),
+        "lo": lo,
+        "hi": hi,
+        "statuses": [str(s) for s in FINISHED_RUN_STATUSES],
+        "template": template,
+        "cap": cap,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        FinishedRun(
+            run_pk=pk,
+            project=project,
+            template=template_,
+            run_type=run_type,
+            status=status,
+            requested_on=requested_on,
+            finished_on=finished_on,
+            ai_cost=Decimal(ai),
+            allocated=Decimal(allocated),
+            duration_ms=duration,
+        )
+        for (
+            pk,
+            project,
+            template_,
+            run_type,
+            status,
+            requested_on,
+            finished_on,
+            ai,
+            allocated,
+            duration,
+        ) in rows
+    ]
+
+
+@dataclass(frozen=True)
+class StepCost:
+    step_name: str
+    runs: int  # (run, step) pairs
+    cost: Decimal  # USD, 10 places: AI cost of the calls made in the step's jobs
+
+
+def step_costs(*, template: str, start: date, end: date) -> list[StepCost]:
+    """Each step of ``template`` on the local days ``start`` to ``end`` inclusive (by the day
+    its run was requested), by step name: (run, step) pairs and their AI cost."""
+    rows = (
+        StepDaily.objects.filter(template=template, day__gte=start, day__lte=end)
+        .values("step_name")
+        .annotate(runs=Sum("runs"), cost=Sum("cost"))
+        .order_by("step_name")
+    )
+    return [StepCost(r["step_name"], r["runs"] or 0, r["cost"] or ZERO) for r in rows]
+
+
+def history_templates(*, start: date, end: date) -> list[tuple[str, str, int]]:
+    """(template, run type, finished runs) requested on the local days ``start`` to ``end``
+    inclusive, from the daily run rollup: what a quotes page lists."""
+    rows = (
+        RunDaily.objects.filter(
+            day__gte=start, day__lte=end, status__in=[str(s) for s in FINISHED_RUN_STATUSES]
+        )
+        .values_list("template", "run_type")
+        .annotate(runs=Sum("runs"))
+        .order_by("template", "run_type")
+    )
+    return [(template, run_type, runs or 0) for template, run_type, runs in rows]
+
+
+def history_fingerprint(*, template: str, start: date, end: date) -> tuple[object, ...]:
+    """Cheap aggregates that change when a run of ``template`` finishes on the local days
+    ``start`` to ``end`` (from the daily run rollup's finished rows, by request day from 7 days
+    earlier: a run finishing in the window may have been requested before it) or any call is
+    re-priced. Calls of active runs do not change it: they are in no finished run's cost."""
+    early = date.fromordinal(start.toordinal() - 7)
+    runs = RunDaily.objects.filter(
+        template=template,
+        day__gte=early,
+        day__lte=end,
+        status__in=[str(s) for s in FINISHED_RUN_STATUSES],
+    ).aggregate(rows=Count("id"), finished=Sum("runs"), ms=Sum("duration_ms_total"))
+    corrections = LlmCostCorrection.objects.aggregate(last=Max("id"))
+    return (*runs.values(), corrections["last"])
