@@ -264,6 +264,7 @@ def _cost_change_panel(
         else None,
     }
 
+
 # Quotes
 
 
