@@ -395,6 +395,7 @@ def _focus_drawdown(drawn: MonthDrawdown, status: str, amount: Decimal) -> dict[
         "ProviderName": PORTAL,
         "ServiceName": "Prepaid commitment",
         "ServiceCategory": "Other",
+        "ResourceId": c.reference,
         "CommitmentDiscountCategory": "Spend",
         "CommitmentDiscountId": c.reference,
         "CommitmentDiscountName": c.name,
