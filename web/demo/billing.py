@@ -104,7 +104,7 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
 def demo_commitments(*, tenant: Tenant, now: datetime) -> list[str]:
     """A launch credit and a prepaid commitment for the tenant's current quarter (tenant's
     schema): the credit used up first, the commitment partly consumed and sized so that the
-    forecast runs it out before the quarter ends (about 70% of what the quarter should cost)."""
+    forecast runs it out before the quarter ends (about 60% of what the quarter should cost)."""
     if Commitment.objects.filter(tenant=tenant).exists():
         return []
     today = local_date(now, zone(tenant.timezone))
@@ -117,7 +117,7 @@ def demo_commitments(*, tenant: Tenant, now: datetime) -> list[str]:
         (r.mean for r in (forecast.days if forecast else []) if today < r.day <= last), Decimal(0)
     )
     credit = max(Decimal(100), (to_date * Decimal("0.2")).quantize(Decimal(1)))
-    amount = max(Decimal(500), ((to_date + rest) * Decimal("0.7")).quantize(Decimal(100)))
+    amount = max(Decimal(500), ((to_date + rest) * Decimal("0.6")).quantize(Decimal(1)))
     commitment_create(
         tenant=tenant,
         name="Launch credit",
