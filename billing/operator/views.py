@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_tenants.utils import schema_context
 
 from billing.exports import write_customers_csv
 from billing.operator import billed_selectors, selectors
@@ -43,6 +44,7 @@ from billing.operator.services.focus import FocusImportError, focus_upload_impor
 from billing.operator.services.rules import RULE_FIELDS, allocation_rule_create
 from billing.pricing.book import pricebook_refresh
 from billing.pricing.overrides import price_override_create
+from billing.selectors.commitments import commitments_status_now
 from factory_portal.money import usd
 from factory_portal.periods import PeriodError, month_of, month_parse, month_text, months_ending
 from factory_portal.tenants.access import operator_required as console_operator_required
@@ -506,14 +508,13 @@ def _customer(slug: str) -> Tenant:
 def _commitments_page(
     request: HttpRequest, tenant: Tenant, form: CommitmentForm, status: int = 200
 ) -> HttpResponse:
+    # What the tenant sees: drawdown reads its rollups, in its schema.
+    with schema_context(tenant.schema_name):
+        statuses = commitments_status_now(tenant=tenant, now=timezone.now())
     return render(
         request,
         "operator/commitments.html",
-        {
-            "tenant": tenant,
-            "form": form,
-            "commitments": Commitment.objects.filter(tenant=tenant).order_by("end_date", "pk"),
-        },
+        {"tenant": tenant, "form": form, "statuses": statuses},
         status=status,
     )
 

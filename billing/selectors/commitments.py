@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Sum
+from django.utils import timezone
 
 from billing.domain.commitments import (
     DaySpend,
@@ -160,8 +161,12 @@ class MonthDrawdown:
     unused: Decimal | None
 
 
-def month_drawdown(*, tenant: Tenant, month: date) -> list[MonthDrawdown]:
-    """The drawdown of each commitment active in the tenant's month ``month`` (its first day)."""
+def month_drawdown(
+    *, tenant: Tenant, month: date, today: date | None = None
+) -> list[MonthDrawdown]:
+    """The drawdown of each commitment active in the tenant's month ``month`` (its first day);
+    the unused rest only once its last day is over (before the tenant's ``today``, default now)."""
+    today = today or local_date(timezone.now(), zone(tenant.timezone))
     last = month_last_day(month)
     commitments = list(
         Commitment.objects.filter(tenant=tenant, start_date__lte=last).order_by("end_date", "pk")
@@ -176,6 +181,6 @@ def month_drawdown(*, tenant: Tenant, month: date) -> list[MonthDrawdown]:
     for c in commitments:
         d = done[c.pk]
         used = d.drawn_between(month, last + timedelta(days=1))
-        ended_here = month <= c.last_day <= last
+        ended_here = month <= c.last_day <= last and c.last_day < today
         out.append(MonthDrawdown(c, used, d.remaining if ended_here else None))
     return out

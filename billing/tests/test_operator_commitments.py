@@ -17,7 +17,7 @@ from billing.operator.services.commitments import (
     commitment_end,
     commitment_update,
 )
-from tests.support import host_client, logged_in_client
+from tests.support import host_client, llm_spend, logged_in_client
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +48,11 @@ def test_the_operator_records_one_from_the_tenants_page(operator, alpha):
     assert made.created_by == "ops@portal.test"
     listed = _text(operator.get(url))
     assert "Q4 prepaid" in listed and "25000.00 USD" in listed
+    # The operator sees its drawdown, read in the tenant's schema.
+    llm_spend(alpha, datetime(2026, 10, 5, 9, tzinfo=UTC), "12.34")
+    row = _text(operator.get(url)).split(f'data-testid="commitment-{made.pk}"')[1]
+    consumed = row.split('data-testid="consumed">')[1].split("<")[0]
+    assert consumed == "12.34"
 
 
 @pytest.mark.parametrize(
