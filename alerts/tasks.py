@@ -30,6 +30,7 @@ def alerts_evaluate_all() -> int:
 def alerts_evaluate_tenant() -> int:
     now = timezone.now()
     raised = evaluate.budgets_evaluate(now=now)
+    raised += evaluate.commitments_evaluate(now=now)
     raised += [a for a in (evaluate.anomaly_evaluate(now=now),) if a]
     raised += [a for a in (evaluate.failure_rate_evaluate(now=now),) if a]
     return len(raised)
@@ -37,9 +38,10 @@ def alerts_evaluate_tenant() -> int:
 
 @app.task
 def alerts_after_usage() -> int:
-    """After an ingest: budgets on actual spend and the cost anomaly rule."""
+    """After an ingest: budgets and commitments on actual spend and the cost anomaly rule."""
     now = timezone.now()
     raised = evaluate.budgets_evaluate(now=now)
+    raised += evaluate.commitments_evaluate(now=now)
     anomaly = evaluate.anomaly_evaluate(now=now)
     return len(raised) + (anomaly is not None)
 

@@ -1,6 +1,7 @@
 """The tenant's billing API (``/api/v1``): budgets (read: keys with ``read``, users who may see
 the budgets page, finance and admin; create, change and delete: keys with ``manage``, admins),
-the cost forecast, the monthly finance report and costs per period (scope ``read``). Amounts are
+the cost forecast, the monthly finance report, costs per period and prepaid commitments (scope
+``read``). Amounts are
 decimal strings.
 
 Views parse the query, call one selector or service and serialize; budgets are written only
@@ -31,10 +32,13 @@ from billing import services
 from billing.domain.forecasting import ForecastDay
 from billing.exports import FORMATS, report_file
 from billing.models import Budget
-from billing.operator.models import AllocationLine
+from billing.operator.models import AllocationLine, Commitment
+from billing.selectors.commitments import CommitmentStatus, commitments_status_now
 from billing.selectors.costs import cost_report, project_allocation_lines
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import BoundedListField, EnumField, MonthField, iso_utc
+from factory_portal.money import percent, quantize_cents
+from factory_portal.pagination import CursorPage, PageQuerySerializer, cursor_page_schema
 from factory_portal.periods import (
     local_date,
     local_day_start,
@@ -419,3 +423,102 @@ class CostsApi(APIView):
                 "results": out,
             }
         )
+
+
+# Prepaid commitments
+
+
+class CommitmentExhaustionSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    forecast = serializers.BooleanField(
+        help_text="false: nothing to forecast with (no cost forecast yet, or infrastructure only)"
+    )
+    expected = serializers.DateField(
+        allow_null=True, help_text="by the forecast's mean; null: not before the end"
+    )
+    earliest = serializers.DateField(allow_null=True, help_text="80% interval: high-spend path")
+    latest = serializers.DateField(
+        allow_null=True, help_text="80% interval: low-spend path; null: not before the end"
+    )
+
+
+class BurndownDaySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    day = serializers.DateField()
+    drawn = serializers.DecimalField(max_digits=20, decimal_places=2)
+    remaining = serializers.DecimalField(max_digits=20, decimal_places=2)
+
+
+class CommitmentSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.CharField(help_text="as in the FOCUS export's CommitmentDiscountId")
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Commitment.Kind.choices)
+    covers = serializers.ChoiceField(choices=Commitment.Covers.choices)
+    currency = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    start_date = serializers.DateField()
+    last_day = serializers.DateField(help_text="included (the end, or the day it was ended)")
+    state = serializers.ChoiceField(choices=["upcoming", "active", "exhausted", "ended"])
+    consumed = serializers.DecimalField(max_digits=14, decimal_places=2)
+    remaining = serializers.DecimalField(max_digits=14, decimal_places=2)
+    consumed_percent = serializers.DecimalField(max_digits=7, decimal_places=2)
+    exhaustion = CommitmentExhaustionSerializer()
+    burndown = BurndownDaySerializer(many=True, help_text="each day it drew on, to date")
+
+
+def commitment_figures(status: CommitmentStatus) -> dict[str, object]:
+    c, ends = status.commitment, status.exhaustion
+    return {
+        "id": c.reference,
+        "name": c.name,
+        "kind": c.kind,
+        "covers": c.covers,
+        "currency": c.currency,
+        "amount": c.amount,
+        "start_date": c.start_date,
+        "last_day": c.last_day,
+        "state": status.state,
+        "consumed": status.consumed,
+        "remaining": status.remaining,
+        "consumed_percent": percent(status.drawdown.consumed, c.amount, 2),
+        "exhaustion": {
+            "forecast": ends.forecast,
+            "expected": ends.expected,
+            "earliest": ends.earliest,
+            "latest": ends.latest,
+        },
+        "burndown": [
+            {
+                "day": d.day,
+                "drawn": quantize_cents(d.drawn),
+                "remaining": quantize_cents(d.remaining),
+            }
+            for d in status.drawdown.days
+        ],
+    }
+
+
+class CommitmentListApi(APIView):
+    """``GET /api/v1/commitments``: the tenant's prepaid commitments and credits (read-only; the
+    operator records them), soonest ending first, in cursor pages."""
+
+    access = ApiAccess(read=Access(area="costs", scope="read"))
+
+    @extend_schema(
+        operation_id="commitments_list",
+        summary="Prepaid commitments and credits: consumed, remaining, forecast exhaustion",
+        parameters=[PageQuerySerializer],
+        responses={
+            200: cursor_page_schema("PaginatedCommitmentList", CommitmentSerializer(many=True))
+        },
+    )
+    def get(self, request: Request) -> Response:
+        tenant = connection.tenant
+        pages = CursorPage()
+        page = pages.paginate_queryset(
+            Commitment.objects.filter(tenant=tenant).order_by("end_date", "pk"), request, self
+        )
+        # Drawdown depends on every commitment (their order): computed for all, shown per page.
+        statuses = {
+            s.commitment.pk: s for s in commitments_status_now(tenant=tenant, now=timezone.now())
+        }
+        rows = [commitment_figures(statuses[c.pk]) for c in page or [] if c.pk in statuses]
+        return pages.get_paginated_response(CommitmentSerializer(rows, many=True).data)

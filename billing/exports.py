@@ -37,7 +37,9 @@ from billing.selectors.ai_charges import (
     Unpriced,
     ai_breakdown,
 )
+from billing.selectors.commitments import MonthDrawdown, month_drawdown
 from billing.selectors.costs import CostReport, cost_report
+from factory_portal.money import quantize_cents
 from factory_portal.periods import local_day_start, month_text, next_month, zone
 from factory_portal.spreadsheets import cell
 from factory_portal.tenants.models import Tenant
@@ -244,7 +246,7 @@ def write_csv(report: CostReport, out: IO[str]) -> Decimal:
 
 
 # FOCUS 1.2 column names (checked against the specification's list in the tests), plus the two
-# allocation columns of FOCUS 1.3.
+# allocation columns of FOCUS 1.3 and its ContractApplied (commitment drawdown rows).
 FOCUS_COLUMNS = [
     "BillingAccountId",
     "BillingAccountName",
@@ -281,6 +283,14 @@ FOCUS_COLUMNS = [
     "Tags",
     "AllocatedMethodId",
     "AllocatedMethodDetails",
+    "CommitmentDiscountCategory",
+    "CommitmentDiscountId",
+    "CommitmentDiscountName",
+    "CommitmentDiscountQuantity",
+    "CommitmentDiscountStatus",
+    "CommitmentDiscountType",
+    "CommitmentDiscountUnit",
+    "ContractApplied",
 ]
 PORTAL = "Factory Portal"
 MTOK = Decimal(1_000_000)
@@ -368,6 +378,54 @@ def _focus_infrastructure(charge: Charge, amount: Decimal) -> dict[str, object]:
     }
 
 
+COMMITMENT_TYPES = {"commitment": "Prepaid commitment", "credit": "Credit"}
+
+
+def _focus_drawdown(drawn: MonthDrawdown, status: str, amount: Decimal) -> dict[str, object]:
+    """A commitment's drawdown line of the month: what the month's covered charges took from it
+    (``Used``), or the amount left when it ended in the month (``Unused``). It costs nothing
+    here (BilledCost = EffectiveCost = ListCost = 0): the charges it covered are the usage and
+    infrastructure rows, at their cost, so every total stays what it was; the line says how
+    much of them the prepaid amount paid. Quantities are in the commitment's currency."""
+    c = drawn.commitment
+    return {
+        "ChargeDescription": f"Prepaid: {c.name} ({status.lower()})",
+        "BilledCost": Decimal("0.00"),
+        "ListCost": Decimal("0.00"),
+        "ProviderName": PORTAL,
+        "ServiceName": "Prepaid commitment",
+        "ServiceCategory": "Other",
+        "ResourceId": c.reference,
+        "CommitmentDiscountCategory": "Spend",
+        "CommitmentDiscountId": c.reference,
+        "CommitmentDiscountName": c.name,
+        "CommitmentDiscountQuantity": amount,
+        "CommitmentDiscountStatus": status,
+        "CommitmentDiscountType": COMMITMENT_TYPES.get(c.kind, c.kind),
+        "CommitmentDiscountUnit": c.currency,
+        "ContractApplied": {
+            "ContractCommitmentId": c.reference,
+            "ContractCommitmentAppliedCost": str(amount),
+            "ContractCommitmentAppliedQuantity": str(amount),
+            "ContractCommitmentAppliedUnit": c.currency,
+        }
+        if status == "Used"
+        else None,
+        "Tags": {"x_commitment_covers": c.covers, "x_commitment_amount": str(c.amount)},
+    }
+
+
+def drawdown_rows(report: CostReport) -> list[dict[str, object]]:
+    """The month's commitment drawdown lines (see ``_focus_drawdown``), to the cent."""
+    rows = []
+    for drawn in month_drawdown(tenant=report.tenant, month=report.period):
+        if drawn.used > 0:
+            rows.append(_focus_drawdown(drawn, "Used", quantize_cents(drawn.used)))
+        if drawn.unused is not None and drawn.unused > 0:
+            rows.append(_focus_drawdown(drawn, "Unused", quantize_cents(drawn.unused)))
+    return rows
+
+
 def write_focus(report: CostReport, out: IO[str]) -> Decimal:
     """The month's charges as FOCUS rows; returns the total of BilledCost.
 
@@ -375,7 +433,9 @@ def write_focus(report: CostReport, out: IO[str]) -> Decimal:
     book's prices, ``BilledCost`` = ``EffectiveCost`` = ``ContractedCost`` after the tenant's
     contract terms (what the portal charges), so ListCost - BilledCost is the contract discount.
     Calls that could not be priced are rows of zero cost that say so. Infrastructure rows carry
-    their allocation in the spirit of FOCUS 1.3's allocation columns."""
+    their allocation in the spirit of FOCUS 1.3's allocation columns. Prepaid commitments add
+    their drawdown lines of the month at no cost (``drawdown_rows``), so the totals are those
+    of the other formats."""
     data = prepare(report)
     writer = _SafeRows(csv.writer(out), "writerow")
     writer.writerow(FOCUS_COLUMNS)
@@ -404,6 +464,7 @@ def write_focus(report: CostReport, out: IO[str]) -> Decimal:
         for charge, amount in data.rounded
         if charge.category == "Infrastructure"
     ]
+    rows += drawdown_rows(report)
     for row in rows:
         values = {**common, **row}
         values["EffectiveCost"] = values["ContractedCost"] = values["BilledCost"]

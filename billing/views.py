@@ -1,6 +1,6 @@
 """Tenant pages of billing (finance and admin roles): costs (trends, AI versus infrastructure,
-waste, unit costs, how shared cost was allocated to the tenant), budgets, and the monthly reports
-with their downloads.
+waste, unit costs, how shared cost was allocated to the tenant), budgets, prepaid commitments
+(read-only: the operator records them), and the monthly reports with their downloads.
 
 Views parse the request, call one selector or service and render. Budgets are created, changed and
 deleted only through ``billing.services`` (as ``manage.py budget_set`` does), and only by admins.
@@ -24,6 +24,7 @@ from billing.exports import FORMATS, report_file
 from billing.forms import BudgetForm
 from billing.models import Budget
 from billing.selectors.budgets import BudgetStatus, budgets_status
+from billing.selectors.commitments import CommitmentStatus, commitments_status_now
 from billing.selectors.cost_change import CompareError, compare_range, period_cost_change
 from billing.selectors.costs import UnitCost
 from billing.selectors.quotes import (
@@ -472,3 +473,41 @@ def report_download(request: HttpRequest, period: str, fmt: str) -> HttpResponse
     except periods.PeriodError as exc:
         raise Http404(str(exc)) from exc
     return report_file(connection.tenant, month_start, fmt)
+
+
+# Prepaid commitments
+
+
+@dataclass(frozen=True)
+class CommitmentRow:
+    status: CommitmentStatus
+    chart: dict[str, object]
+    chart_id: str
+
+
+def _burndown(status: CommitmentStatus) -> dict[str, object]:
+    amount = status.commitment.amount
+    start = status.commitment.start_date
+    actual = [(start - timedelta(days=1), amount)] if status.drawdown.days else []
+    actual += [(d.day, d.remaining) for d in status.drawdown.days]
+    ends = status.exhaustion
+    # The forecast starts from the last actual point so the lines join.
+    join = actual[-1:] if ends.mean_path else []
+    return charts.burndown_chart(
+        actual,
+        join + list(ends.mean_path),
+        join + list(ends.lo80_path),
+        join + list(ends.hi80_path),
+    )
+
+
+@role_required("costs")
+def commitments(request: HttpRequest) -> HttpResponse:
+    """The tenant's prepaid commitments and credits: consumed, remaining, the burn-down (actual
+    and forecast with its 80% band) and the forecast exhaustion date with its interval."""
+    statuses = commitments_status_now(tenant=connection.tenant, now=timezone.now())
+    rows = [
+        CommitmentRow(status=s, chart=_burndown(s), chart_id=f"burndown-{s.commitment.pk}")
+        for s in statuses
+    ]
+    return render(request, "billing/commitments.html", {"rows": rows})

@@ -592,4 +592,55 @@ def cost_change_chart(
         )
     )
     figure.update_layout(**LAYOUT, showlegend=False, yaxis=MONEY_AXIS)
+
+
+def burndown_chart(
+    actual: Sequence[tuple[date, Decimal]],
+    expected: Sequence[tuple[date, Decimal]] = (),
+    low: Sequence[tuple[date, Decimal]] = (),
+    high: Sequence[tuple[date, Decimal]] = (),
+) -> dict[str, Any]:
+    """A prepaid amount's burn-down: what remains after each day so far (``actual``), and after
+    each coming day by the forecast (``expected``), with its 80% band (``low``: remaining on the
+    high-spend path; ``high``: on the low-spend path)."""
+    figure = _Figure()
+    drawn: list[float | None] = []
+    y = [_plotted(v) for _, v in actual]
+    drawn.extend(y)
+    figure.add_scatter(
+        x=[str(d) for d, _ in actual],
+        y=y,
+        mode="lines",
+        line={"color": "#1a7f37"},
+        name="remaining",
+        hovertemplate=MONEY_HOVER,
+    )
+    if expected:
+        figure.add_scatter(
+            x=[str(d) for d, _ in high],
+            y=[_plotted(v) for _, v in high],
+            mode="lines",
+            line={"width": 0},
+            showlegend=False,
+            hoverinfo="skip",
+        )
+        figure.add_scatter(
+            x=[str(d) for d, _ in low],
+            y=[_plotted(v) for _, v in low],
+            mode="lines",
+            fill="tonexty",
+            fillcolor="rgba(48,86,211,0.15)",
+            line={"width": 0},
+            name="forecast 80% interval",
+        )
+        figure.add_scatter(
+            x=[str(d) for d, _ in expected],
+            y=[_plotted(v) for _, v in expected],
+            mode="lines",
+            line={"color": "#3056d3", "dash": "dash"},
+            name="forecast",
+            hovertemplate=MONEY_HOVER,
+        )
+        drawn.extend(_plotted(v) for _, v in high)
+    figure.update_layout(yaxis=axis_for(MONEY_AXIS, drawn), **LAYOUT)
     return _json(figure)

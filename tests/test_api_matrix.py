@@ -68,6 +68,7 @@ ENDPOINTS = [
     ("/api/v1/reports/monthly?month=2026-10", "read", {200}),
     ("/api/v1/notifications", "read", {200}),
     ("/api/v1/budgets", "read", {200}),
+    ("/api/v1/commitments", "read", {200}),
     ("/api/v1/webhooks", "manage", {200}),
     ("/api/v1/alerts", "read", {200}),
     ("/api/v1/alerts/1", "read", {404}),
@@ -148,6 +149,7 @@ OPERATIONS = [
     ),
     Operation("get", "/api/v1/reports/monthly?month=2026-10", "costs", "GET /reports/", 200),
     Operation("get", "/api/v1/budgets", "budgets", "GET /budgets/", 200),
+    Operation("get", "/api/v1/commitments", "costs", "GET /costs/commitments/", 200),
     Operation("get", "/api/v1/budgets/{budget}", "budgets", "GET /budgets/", 200),
     Operation("post", "/api/v1/budgets", "admin", "POST /budgets/", 201, {"amount": "5.00"}),
     Operation(

@@ -6,7 +6,7 @@ same paging parameters and answer on every list; enumerated filters take any let
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -19,7 +19,7 @@ from alerts.models import WebhookEndpoint
 from alerts.oncall.models import Silence
 from alerts.oncall.tests.incident_rows import QUEUE, incident_make
 from billing.models import Budget
-from billing.operator.models import AllocationRule
+from billing.operator.models import AllocationRule, Commitment
 from tests.support import bearer, host_client, key_for, notifications_make, runs_make
 from usage.models import Project
 from usage.tests.errors_data import error_make
@@ -34,6 +34,7 @@ LISTS = {
     "/api/v1/projects": "slug",
     "/api/v1/notifications": "id",
     "/api/v1/budgets": "id",
+    "/api/v1/commitments": "id",
     "/api/v1/webhooks": "id",
     "/api/v1/runs": "run_id",
     "/api/v1/errors": "fingerprint",
@@ -63,6 +64,14 @@ def _rows_make(tenant, *, tag: str = "") -> None:
             incident_make(QUEUE, {"queue_name": f"q{i}"}, summary=f"Queue {tag}{i}", now=now)
             Silence.objects.create(
                 ends_at=now + timedelta(hours=1), reason=f"r{i}", created_by="ops@x.test"
+            )
+            Commitment.objects.create(  # all end on one day: the pages break the tie
+                tenant=tenant.tenant,
+                name=f"c{tag}{i}",
+                amount=Decimal("100.00"),
+                currency="USD",
+                start_date=date(2026, 10, 1),
+                end_date=date(2026, 12, 31),
             )
 
 

@@ -34,6 +34,21 @@ urlpatterns = [
     path("", tenant_views.console, name="home"),
     path("tenants/new", tenant_views.tenant_add, name="tenant-add"),
     path("tenants/<str:slug>/status", tenant_views.tenant_status, name="tenant-status"),
+    path(
+        "tenants/<str:slug>/commitments/",
+        billing_views.tenant_commitments,
+        name="tenant-commitments",
+    ),
+    path(
+        "tenants/<str:slug>/commitments/<int:pk>/",
+        billing_views.tenant_commitment_edit,
+        name="tenant-commitment-edit",
+    ),
+    path(
+        "tenants/<str:slug>/commitments/<int:pk>/end",
+        billing_views.tenant_commitment_end,
+        name="tenant-commitment-end",
+    ),
     path("customer-costs/", billing_views.customer_costs, name="customer-costs"),
     path("customer-costs.csv", billing_views.customer_costs_csv, name="customer-costs-csv"),
     path("price-book/", billing_views.price_book, name="price-book"),

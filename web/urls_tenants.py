@@ -18,7 +18,14 @@ from alerts.oncall.api import (
     SilenceListApi,
 )
 from billing import views as billing_views
-from billing.api import BudgetDetailApi, BudgetListApi, CostsApi, ForecastApi, MonthlyReportApi
+from billing.api import (
+    BudgetDetailApi,
+    BudgetListApi,
+    CommitmentListApi,
+    CostsApi,
+    ForecastApi,
+    MonthlyReportApi,
+)
 from billing.api_cost_change import CostChangeApi
 from billing.api_quotes import QuoteApi
 from factory_portal.accounts import views as account_views
@@ -64,6 +71,7 @@ urlpatterns = [
     path("welcome/dismiss", onboarding.onboarding_dismiss, name="onboarding-dismiss"),
     path("costs/", billing_views.costs, name="costs"),
     path("costs/quotes/", billing_views.quotes, name="quotes"),
+    path("costs/commitments/", billing_views.commitments, name="commitments"),
     path("runs/", usage_views.run_list, name="runs"),
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
     path("runs/active/", usage_views.active_runs, name="runs-active"),
@@ -136,6 +144,7 @@ urlpatterns = [
     path("api/v1/reports/monthly", MonthlyReportApi.as_view(), name="api-report-monthly"),
     path("api/v1/notifications", NotificationListApi.as_view(), name="api-notifications"),
     path("api/v1/budgets", BudgetListApi.as_view(), name="api-budgets"),
+    path("api/v1/commitments", CommitmentListApi.as_view(), name="api-commitments"),
     path("api/v1/budgets/<int:pk>", BudgetDetailApi.as_view(), name="api-budget"),
     path("api/v1/webhooks", WebhookListApi.as_view(), name="api-webhooks"),
     path("api/v1/webhooks/<int:pk>", WebhookDetailApi.as_view(), name="api-webhook"),

@@ -1,6 +1,7 @@
-"""Alert evaluation: budgets (actual and forecast), finished runs, cost anomalies and the run
-failure rate. Every evaluator is idempotent: it raises alerts under keys that name the rule, the
-threshold and the period, so running it again (or on two workers at once) raises nothing new.
+"""Alert evaluation: budgets (actual and forecast), prepaid commitments (consumed and forecast
+exhaustion), finished runs, cost anomalies and the run failure rate. Every evaluator is
+idempotent: it raises alerts under keys that name the rule, the threshold and the period, so
+running it again (or on two workers at once) raises nothing new.
 
 Budgets: one alert per budget and evaluation, keyed ``budget:<scope>:<month>:<basis>:<highest
 threshold newly crossed>`` (basis ``actual`` or ``forecast``). The lower thresholds of a jump get
@@ -18,6 +19,7 @@ sent.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -30,8 +32,9 @@ from alerts.models import Alert, RunSubscription, WebhookEndpoint
 from alerts.services.engine import AlertSpec, alert_raise, settings_get, staff_emails
 from billing.models import Budget
 from billing.selectors.budgets import budget_status
+from billing.selectors.commitments import CommitmentStatus, commitments_status_now
 from billing.selectors.cost_change import hour_cost_change
-from factory_portal.accounts.models import User
+from factory_portal.accounts.models import Role, User
 from factory_portal.money import percent, quantize_cents
 from factory_portal.observability import context as log_context
 from factory_portal.periods import local_date, month_last_day, month_text, zone
@@ -138,6 +141,110 @@ def _announced(prefix: str) -> Announced:
 
 def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
+
+
+# Prepaid commitments: how far ahead forecast exhaustion is announced, and the consumed shares.
+COMMITMENT_EXHAUSTION_DAYS = 14
+COMMITMENT_THRESHOLDS = (50, 80, 100)
+
+
+def commitments_evaluate(*, now: datetime) -> list[Alert]:
+    """Each prepaid commitment of the tenant on its day of ``now``: an alert when consumption
+    passes 50, 80 or 100% (one for the highest threshold newly passed: a jump from 40 to 90%
+    says 80%, and 50% is not announced after it), and one when the forecast says it runs out
+    within ``COMMITMENT_EXHAUSTION_DAYS`` days (before its end). Each once per commitment
+    (keys ``commitment:<id>:consumed:<threshold>`` and ``commitment:<id>:exhaustion``), to
+    admins and finance (in-app and e-mail) and the webhooks."""
+    tenant = current_tenant()
+    statuses = commitments_status_now(tenant=tenant, now=now)
+    if not statuses:
+        return []
+    staff = list(
+        User.objects.filter(is_active=True, role__in=[Role.ADMIN, Role.FINANCE]).order_by("pk")
+    )
+    emails = staff_emails()
+    raised = []
+    for status in statuses:
+        for spec in _commitment_specs(status):
+            alert = alert_raise(replace(spec, users=staff, emails=emails))
+            if alert is not None:
+                raised.append(alert)
+    return raised
+
+
+def _commitment_specs(status: CommitmentStatus) -> list[AlertSpec]:
+    c = status.commitment
+    prefix = f"commitment:{c.pk}:"
+    figures = {
+        "commitment": c.reference,
+        "name": c.name,
+        "amount": str(c.amount),
+        "currency": c.currency,
+        "consumed": str(status.consumed),
+        "remaining": str(status.remaining),
+        "consumed_percent": str(percent(status.drawdown.consumed, c.amount, 2)),
+        "last_day": c.last_day.isoformat(),
+    }
+    specs = []
+    crossed = [t for t in COMMITMENT_THRESHOLDS if status.consumed_percent >= t]
+    announced = [
+        int(k.rsplit(":", 1)[1])
+        for k in Alert.objects.filter(key__startswith=f"{prefix}consumed:").values_list(
+            "key", flat=True
+        )
+    ]
+    if crossed and crossed[-1] > max(announced, default=0):
+        threshold = crossed[-1]
+        used_up = threshold >= 100
+        specs.append(
+            AlertSpec(
+                key=f"{prefix}consumed:{threshold}",
+                kind=Alert.Kind.COMMITMENT,
+                severity="critical" if used_up else "warning",
+                title=(
+                    f"{c.name} is used up"
+                    if used_up
+                    else f"{c.name}: {threshold}% of the prepaid amount consumed"
+                ),
+                body=(
+                    f"{c.name} ({c.get_kind_display().lower()}, {c.amount:,.2f} {c.currency} "
+                    f"to {c.last_day}): {status.consumed:,.2f} consumed, {status.remaining:,.2f}"
+                    f" left ({figures['consumed_percent']}%)."
+                ),
+                url="/costs/commitments/",
+                data={**figures, "threshold_percent": threshold},
+            )
+        )
+    ends = status.exhaustion
+    soon = status.today + timedelta(days=COMMITMENT_EXHAUSTION_DAYS)
+    if (
+        status.state == "active"
+        and ends.expected is not None
+        and ends.expected > status.today
+        and ends.expected <= min(soon, c.last_day)
+    ):
+        interval = f"{ends.earliest} to {ends.latest or 'after its end'}"
+        specs.append(
+            AlertSpec(
+                key=f"{prefix}exhaustion",
+                kind=Alert.Kind.COMMITMENT,
+                title=f"{c.name} is expected to run out on {ends.expected}",
+                body=(
+                    f"At the forecast spend, the {status.remaining:,.2f} {c.currency} left of "
+                    f"{c.name} runs out on {ends.expected} (80% interval: {interval}), before "
+                    f"its last day {c.last_day}."
+                ),
+                url="/costs/commitments/",
+                data={
+                    **figures,
+                    "exhaustion_expected": _iso(ends.expected),
+                    "exhaustion_earliest": _iso(ends.earliest),
+                    "exhaustion_latest": _iso(ends.latest),
+                    "within_days": COMMITMENT_EXHAUSTION_DAYS,
+                },
+            )
+        )
+    return specs
 
 
 def runs_evaluate(*, run_ids: list[int]) -> list[Alert]:

@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 from django import forms
 
+from billing.operator.models import Commitment
 from factory_portal.periods import PeriodError, day_start, month_parse
 from factory_portal.tenants.selectors import customer_tenants
 
@@ -113,3 +114,23 @@ class BilledUploadForm(forms.Form):
         "columns. Importing the same file twice changes nothing.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.json,text/csv,application/json"}),
     )
+
+
+class CommitmentForm(forms.Form):
+    """A tenant's commitment or credit as the operator types it (the service validates it)."""
+
+    name = forms.CharField(max_length=200, help_text="e.g. Q4 2026 prepaid")
+    kind = forms.ChoiceField(choices=Commitment.Kind.choices)
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, help_text="e.g. 25000.00")
+    currency = forms.CharField(
+        max_length=3, help_text="the tenant's billing currency (ISO 4217, e.g. USD)"
+    )
+    start_date = forms.DateField(
+        label="First day", widget=forms.DateInput(attrs={"type": "date"}), help_text="tenant's day"
+    )
+    end_date = forms.DateField(
+        label="Last day",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="included; after the first day",
+    )
+    covers = forms.ChoiceField(choices=Commitment.Covers.choices, label="Covers")

@@ -6,6 +6,8 @@ in place once used; a new price gets a new ``effective_from``.
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.db import models
 
 from factory_portal.periods import month_text
@@ -384,3 +386,60 @@ class TrueUpLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trueup} -> {self.tenant_id or 'unallocated'}: {self.amount}"
+
+
+class Commitment(models.Model):
+    """A tenant's prepaid spend: a commitment it paid for, or a credit granted to it, in the
+    tenant's currency, drawn down by the covered spend of its days ``start_date`` to
+    ``end_date`` (the tenant's days, both included; ``ended_on`` cuts it short). How spend is
+    drawn and in which order is ``billing.domain.commitments``'s; the operator writes it only
+    through ``billing.operator.services.commitments``."""
+
+    class Kind(models.TextChoices):
+        COMMITMENT = "commitment", "Prepaid commitment"
+        CREDIT = "credit", "Credit (grant)"
+
+    class Covers(models.TextChoices):
+        AI = "ai", "AI cost"
+        INFRASTRUCTURE = "infrastructure", "Infrastructure"
+        TOTAL = "total", "Total (AI + allocated infrastructure)"
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.PROTECT, related_name="commitments"
+    )
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.COMMITMENT)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    start_date = models.DateField()
+    end_date = models.DateField()
+    covers = models.CharField(max_length=16, choices=Covers.choices, default=Covers.TOTAL)
+    ended_on = models.DateField(null=True, blank=True)  # ended early: its last day
+    created_by = models.CharField(max_length=254, blank=True)  # the operator's e-mail
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant", "end_date", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0), name="commitment_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(end_date__gt=models.F("start_date")),
+                name="commitment_end_after_start",
+            ),
+            models.UniqueConstraint(fields=["tenant", "name"], name="commitment_name_per_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.name} {self.amount} {self.currency}"
+
+    @property
+    def reference(self) -> str:
+        """Its id in exports (FOCUS CommitmentDiscountId) and the API."""
+        return f"commitment-{self.pk}"
+
+    @property
+    def last_day(self) -> date:
+        """The last day it draws on (the end, or the day it was ended)."""
+        return min(self.end_date, self.ended_on) if self.ended_on else self.end_date

@@ -1,5 +1,5 @@
 """Operator console pages for billing (operator host): cost per customer, the price book and
-contract terms, FOCUS imports and cost pools, allocation."""
+contract terms, FOCUS imports and cost pools, allocation, tenants' prepaid commitments."""
 
 from __future__ import annotations
 
@@ -15,11 +15,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_tenants.utils import schema_context
 
 from billing.exports import write_customers_csv
 from billing.operator import billed_selectors, selectors
-from billing.operator.forms import BilledUploadForm, FocusUploadForm, PriceOverrideForm, parse_month
-from billing.operator.models import AllocationRule, AllocationRun, CostPool
+from billing.operator.forms import (
+    BilledUploadForm,
+    CommitmentForm,
+    FocusUploadForm,
+    PriceOverrideForm,
+    parse_month,
+)
+from billing.operator.models import AllocationRule, AllocationRun, Commitment, CostPool
 from billing.operator.selectors import customer_cost_table
 from billing.operator.services.allocation import RunOutcome, allocation_run
 from billing.operator.services.billed import (
@@ -27,14 +34,22 @@ from billing.operator.services.billed import (
     billed_upload_import,
     month_trueup,
 )
+from billing.operator.services.commitments import FIELDS as COMMITMENT_FIELDS
+from billing.operator.services.commitments import (
+    commitment_create,
+    commitment_end,
+    commitment_update,
+)
 from billing.operator.services.focus import FocusImportError, focus_upload_import
 from billing.operator.services.rules import RULE_FIELDS, allocation_rule_create
 from billing.pricing.book import pricebook_refresh
 from billing.pricing.overrides import price_override_create
+from billing.selectors.commitments import commitments_status_now
 from factory_portal.money import usd
 from factory_portal.periods import PeriodError, month_of, month_parse, month_text, months_ending
 from factory_portal.tenants.access import operator_required as console_operator_required
 from factory_portal.tenants.models import Tenant
+from factory_portal.tenants.selectors import tenant_by_slug
 
 CUSTOMER_COST_MONTHS = 6
 
@@ -478,3 +493,97 @@ def billed_month_trueup(request: HttpRequest, period: str) -> HttpResponse:
         f"{total:,.2f} USD in all, split over tenants by their share of the estimate.",
     )
     return redirect("billed-month", period=period)
+
+
+# Prepaid commitments of a tenant
+
+
+def _customer(slug: str) -> Tenant:
+    tenant = tenant_by_slug(slug)
+    if tenant is None or tenant.is_public:
+        raise Http404("No such tenant")
+    return tenant
+
+
+def _commitments_page(
+    request: HttpRequest, tenant: Tenant, form: CommitmentForm, status: int = 200
+) -> HttpResponse:
+    # What the tenant sees: drawdown reads its rollups, in its schema.
+    with schema_context(tenant.schema_name):
+        statuses = commitments_status_now(tenant=tenant, now=timezone.now())
+    return render(
+        request,
+        "operator/commitments.html",
+        {"tenant": tenant, "form": form, "statuses": statuses},
+        status=status,
+    )
+
+
+@console_operator_required
+def tenant_commitments(request: HttpRequest, slug: str) -> HttpResponse:
+    """A tenant's commitments and credits, and the form that records a new one."""
+    tenant = _customer(slug)
+    if request.method != "POST":
+        return _commitments_page(
+            request, tenant, CommitmentForm(initial={"currency": tenant.currency})
+        )
+    form = CommitmentForm(request.POST)
+    if form.is_valid():
+        try:
+            made = commitment_create(
+                tenant=tenant, created_by=getattr(request.user, "email", ""), **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"{made.get_kind_display()} {made.name} of {made.amount:,.2f} {made.currency} "
+                f"recorded for {tenant.name}, {made.start_date} to {made.end_date}.",
+            )
+            return redirect("tenant-commitments", slug=slug)
+    return _commitments_page(request, tenant, form, status=400)
+
+
+def _commitment(tenant: Tenant, pk: int) -> Commitment:
+    found = Commitment.objects.filter(tenant=tenant, pk=pk).select_related("tenant").first()
+    if found is None:
+        raise Http404("No such commitment")
+    return found
+
+
+@console_operator_required
+def tenant_commitment_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    tenant = _customer(slug)
+    commitment = _commitment(tenant, pk)
+    initial = {f: getattr(commitment, f) for f in COMMITMENT_FIELDS}
+    form = CommitmentForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                commitment_update(commitment=commitment, **form.cleaned_data)
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(request, f"{commitment.name} changed.")
+                return redirect("tenant-commitments", slug=slug)
+        status = 400
+    return render(
+        request,
+        "operator/commitment_edit.html",
+        {"tenant": tenant, "commitment": commitment, "form": form},
+        status=status,
+    )
+
+
+@console_operator_required
+@require_POST
+def tenant_commitment_end(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    tenant = _customer(slug)
+    commitment = commitment_end(commitment=_commitment(tenant, pk))
+    messages.success(
+        request,
+        f"{commitment.name} ended: its last day of drawdown is {commitment.last_day}.",
+    )
+    return redirect("tenant-commitments", slug=slug)

@@ -286,8 +286,10 @@ def test_the_report_api_lists_unpriced_calls(alpha, beta):
 
 def test_focus_columns_are_focus_1_2_names():
     spec = {line.split("|")[0] for line in FOCUS_SPEC.read_text().splitlines() if line.strip()}
-    allocation_1_3 = {"AllocatedMethodId", "AllocatedMethodDetails"}
-    assert set(FOCUS_COLUMNS) - spec == allocation_1_3
+    focus_1_3 = {"AllocatedMethodId", "AllocatedMethodDetails", "ContractApplied"}
+    assert set(FOCUS_COLUMNS) - spec == focus_1_3
+    commitment_columns = {c for c in spec if c.startswith("CommitmentDiscount")}
+    assert commitment_columns <= set(FOCUS_COLUMNS)
     assert len(FOCUS_COLUMNS) == len(set(FOCUS_COLUMNS))
 
 

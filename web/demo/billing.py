@@ -1,21 +1,25 @@
-"""Demo billing: infrastructure bills as cost pools, allocation (past months closed), budgets
-and forecasts, so the operator console and tenant pages have money to show."""
+"""Demo billing: infrastructure bills as cost pools, allocation (past months closed), budgets,
+forecasts and acme's prepaid commitment, so the operator console and tenant pages have money
+to show."""
 
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from django_tenants.utils import schema_context
 
-from billing.models import Budget
-from billing.operator.models import AllocationRule, CostPool
+from billing.models import Budget, CostForecast
+from billing.operator.models import AllocationRule, Commitment, CostPool
 from billing.operator.services.allocation import allocation_run
+from billing.operator.services.commitments import commitment_create
+from billing.selectors.commitments import covered_spend
 from billing.services import budget_set, forecasts_refresh
 from factory_portal.money import quantize_cents
 from factory_portal.periods import (
     local_date,
+    month_last_day,
     month_of,
     month_text,
     next_month,
@@ -32,6 +36,7 @@ BILLS = (
     ("AWS", "Networking", "AWS Data Transfer", Decimal("132")),
     ("AWS", "Management and Governance", "Control plane (EKS)", Decimal("1200")),
 )
+COMMITTED_TENANT = "acme"  # has a prepaid commitment for the current quarter
 
 
 def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]) -> list[str]:
@@ -90,5 +95,47 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
                     amount=max(Decimal(100), (last_month * Decimal("1.1")).quantize(Decimal(1)))
                 )
             forecasts = forecasts_refresh(today=local_date(now, zone(tenant.timezone)))
+            if tenant.slug == COMMITTED_TENANT:
+                lines += demo_commitments(tenant=tenant, now=now)
         lines.append(f"{tenant.slug}: budget set, {forecasts} forecasts")
     return lines
+
+
+def demo_commitments(*, tenant: Tenant, now: datetime) -> list[str]:
+    """A launch credit and a prepaid commitment for the tenant's current quarter (tenant's
+    schema): the credit used up first, the commitment partly consumed and sized so that the
+    forecast runs it out before the quarter ends (about 60% of what the quarter should cost)."""
+    if Commitment.objects.filter(tenant=tenant).exists():
+        return []
+    today = local_date(now, zone(tenant.timezone))
+    first = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+    last = month_last_day(date(first.year, first.month + 2, 1))
+    spend = covered_spend(tenant=tenant, start=first, end=today)
+    to_date = sum((d.ai + d.infrastructure for d in spend.values()), Decimal(0))
+    forecast = CostForecast.objects.filter(project="").first()
+    rest = sum(
+        (r.mean for r in (forecast.days if forecast else []) if today < r.day <= last), Decimal(0)
+    )
+    credit = max(Decimal(100), (to_date * Decimal("0.2")).quantize(Decimal(1)))
+    amount = max(Decimal(500), ((to_date + rest) * Decimal("0.6")).quantize(Decimal(1)))
+    commitment_create(
+        tenant=tenant,
+        name="Launch credit",
+        kind=Commitment.Kind.CREDIT,
+        covers=Commitment.Covers.AI,
+        amount=credit,
+        currency=tenant.currency,
+        start_date=first,
+        end_date=last,
+        created_by="demo",
+    )
+    commitment_create(
+        tenant=tenant,
+        name=f"Q{(first.month - 1) // 3 + 1} {first.year} prepaid",
+        amount=amount,
+        currency=tenant.currency,
+        start_date=first,
+        end_date=last,
+        created_by="demo",
+    )
+    return [f"{tenant.slug}: credit {credit} and prepaid commitment {amount} {tenant.currency}"]
