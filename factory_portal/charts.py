@@ -592,6 +592,7 @@ def cost_change_chart(
         )
     )
     figure.update_layout(**LAYOUT, showlegend=False, yaxis=MONEY_AXIS)
+    return _json(figure)
 
 
 def burndown_chart(
