@@ -60,6 +60,7 @@ ENDPOINTS = [
     ("/api/v1/usage", "read", {200}),
     ("/api/v1/steps", "read", {200}),
     ("/api/v1/costs", "read", {200}),
+    ("/api/v1/savings", "read", {200}),
     ("/api/v1/runs", "read", {200}),
     ("/api/v1/errors", "read", {200}),
     ("/api/v1/runs/run-x", "read", {404}),
@@ -123,6 +124,7 @@ class Operation:
     body: dict[str, object] = field(default_factory=dict)
 
 
+SAVINGS_KEY = "model-0123456789abcdef"  # a well-formed recommendation key
 WEBHOOK_URL = "https://1.1.1.1/hook"  # a public address literal: no DNS in the test
 OPERATIONS = [
     Operation("get", "/api/v1/whoami", "signed_in", "GET /", 200),
@@ -136,6 +138,22 @@ OPERATIONS = [
     Operation("get", "/api/v1/status", "runs", "GET /status/", 200),
     Operation("get", "/api/v1/costs", "costs", "GET /costs/", 200),
     Operation("get", "/api/v1/forecast", "costs", "GET /costs/", 404),
+    Operation("get", "/api/v1/savings?range=7d", "costs", "GET /costs/savings/", 200),
+    Operation(
+        "post",
+        f"/api/v1/savings/recommendations/{SAVINGS_KEY}/dismiss",
+        "admin",
+        f"POST /costs/savings/{SAVINGS_KEY}/dismiss",
+        201,
+        {"note": "not now"},
+    ),
+    Operation(
+        "delete",
+        f"/api/v1/savings/recommendations/{SAVINGS_KEY}/dismiss",
+        "admin",
+        f"POST /costs/savings/{SAVINGS_KEY}/restore",
+        404,  # nothing dismissed under this key: every role meets the same data
+    ),
     Operation("get", "/api/v1/reports/monthly?month=2026-10", "costs", "GET /reports/", 200),
     Operation("get", "/api/v1/budgets", "budgets", "GET /budgets/", 200),
     Operation("get", "/api/v1/budgets/{budget}", "budgets", "GET /budgets/", 200),

@@ -19,6 +19,7 @@ from alerts.oncall.api import (
 )
 from billing import views as billing_views
 from billing.api import BudgetDetailApi, BudgetListApi, CostsApi, ForecastApi, MonthlyReportApi
+from billing.savings_api import RecommendationDismissApi, SavingsApi
 from factory_portal.accounts import views as account_views
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
@@ -61,6 +62,17 @@ urlpatterns = [
     path("", dashboards.overview, name="home"),
     path("welcome/dismiss", onboarding.onboarding_dismiss, name="onboarding-dismiss"),
     path("costs/", billing_views.costs, name="costs"),
+    path("costs/savings/", billing_views.savings, name="savings"),
+    path(
+        "costs/savings/<str:key>/dismiss",
+        billing_views.savings_dismiss,
+        name="savings-dismiss",
+    ),
+    path(
+        "costs/savings/<str:key>/restore",
+        billing_views.savings_restore,
+        name="savings-restore",
+    ),
     path("runs/", usage_views.run_list, name="runs"),
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
     path("runs/active/", usage_views.active_runs, name="runs-active"),
@@ -127,6 +139,12 @@ urlpatterns = [
     path("api/v1/usage", UsageApi.as_view(), name="api-usage"),
     path("api/v1/steps", StepsApi.as_view(), name="api-steps"),
     path("api/v1/costs", CostsApi.as_view(), name="api-costs"),
+    path("api/v1/savings", SavingsApi.as_view(), name="api-savings"),
+    path(
+        "api/v1/savings/recommendations/<str:key>/dismiss",
+        RecommendationDismissApi.as_view(),
+        name="api-savings-dismiss",
+    ),
     path("api/v1/forecast", ForecastApi.as_view(), name="api-forecast"),
     path("api/v1/reports/monthly", MonthlyReportApi.as_view(), name="api-report-monthly"),
     path("api/v1/notifications", NotificationListApi.as_view(), name="api-notifications"),
