@@ -6,8 +6,9 @@ Fetch, then compute: tokens come from usage's daily rollup and (run, step) pairs
 ``usage.selectors.savings``; each day's tokens are priced with the tenant's prices in force at
 that day's local noon (the ingest pricer's book and contract, ``TenantPricer.prices_at``); the
 arithmetic is ``billing.domain.savings``. A report is cached while the range's rollups, the price
-book and the tenant's contract terms are unchanged (like ``billing.selectors.summaries``), so
-the bounded pairs query runs once per change of data, not per view. Dismissals are applied after
+book and the tenant's contract terms are unchanged (like ``billing.selectors.summaries``); the
+bounded pairs query's result is kept on its own (``_step_models``) and the beat keeps the page's
+default range warm (``billing.tasks``). Dismissals are applied after
 the cache, so dismissing shows at once.
 """
 
@@ -37,6 +38,7 @@ from usage.selectors import savings as usage_savings
 
 logger = logging.getLogger(__name__)
 COMPARISON_DAYS = usage_savings.PAIRS_MAX_DAYS
+PAIRS_MAX_AGE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class SavingsReport:
     comparison_end: date
     fingerprint: tuple[object, ...]
     computed_at: datetime
+    evidence_at: datetime  # when the (run, step) pairs of the comparison were read
     caching: list[CachingRow]
     hit_trend: dict[str, dict[str, Decimal]]  # model -> ISO day -> cached share of input
     step_models: list[StepModel]
@@ -167,7 +170,55 @@ def _compute(
     length = (end - start).days + 1
     advice = domain.caching_advice(uses, period_days=length)
     first, last = comparison_days(start, end)
-    step_models = [
+    step_models, evidence_at = _step_models(tenant, first, last, now)
+    cheaper = domain.cheaper_models(step_models, period_days=(last - first).days + 1)
+    recommendations = [
+        *(domain.recommendation_from_caching(found, start, end) for found in advice),
+        *(domain.recommendation_from_model(found, first, last) for found in cheaper),
+    ]
+    recommendations.sort(key=lambda r: (-r.monthly_saving, r.key))
+    return SavingsReport(
+        start=start,
+        end=end,
+        comparison_start=first,
+        comparison_end=last,
+        fingerprint=fingerprint,
+        computed_at=now,
+        evidence_at=evidence_at,
+        caching=caching,
+        hit_trend={
+            model: {
+                day.isoformat(): rate
+                for day, counted in sorted(per_day.items())
+                if (rate := counted.hit_rate) is not None
+            }
+            for model, per_day in sorted(trend.items())
+            if model in {f"{provider}/{name}" for _, provider, name in cacheable}
+        },
+        step_models=step_models,
+        recommendations=recommendations,
+    )
+
+
+def _step_models(
+    tenant: Tenant, first: date, last: date, now: datetime
+) -> tuple[list[StepModel], datetime]:
+    """The comparison's (run, step) figures per template, step and model, and when they were
+    read. The query reads every call of the period (seconds on a big tenant), so its result is
+    kept while the period's rollups are unchanged, and for ``PAIRS_MAX_AGE`` after they change:
+    a month of evidence hardly moves in minutes, and a busy tenant's rollups change with every
+    ingest."""
+    zone = connection_zone()
+    key = f"savings-pairs:v1:{tenant.schema_name}:{zone.key}:{first}:{last}"
+    fingerprint = usage_selectors.rollups_fingerprint(start=first, end=last + timedelta(days=1))
+    try:
+        cached = cache.get(key)
+    except Exception:
+        logger.warning("savings cache unavailable; computing", exc_info=True)
+        cached = None
+    if cached is not None and (cached[0] == fingerprint or now - cached[1] < PAIRS_MAX_AGE):
+        return cached[2], cached[1]
+    rows = [
         StepModel(
             template=row.template,
             step=row.step,
@@ -182,32 +233,11 @@ def _compute(
             end=periods.local_day_start(last + timedelta(days=1), zone),
         )
     ]
-    cheaper = domain.cheaper_models(step_models, period_days=(last - first).days + 1)
-    recommendations = [
-        *(domain.recommendation_from_caching(found, start, end) for found in advice),
-        *(domain.recommendation_from_model(found, first, last) for found in cheaper),
-    ]
-    recommendations.sort(key=lambda r: (-r.monthly_saving, r.key))
-    return SavingsReport(
-        start=start,
-        end=end,
-        comparison_start=first,
-        comparison_end=last,
-        fingerprint=fingerprint,
-        computed_at=now,
-        caching=caching,
-        hit_trend={
-            model: {
-                day.isoformat(): rate
-                for day, counted in sorted(per_day.items())
-                if (rate := counted.hit_rate) is not None
-            }
-            for model, per_day in sorted(trend.items())
-            if model in {f"{provider}/{name}" for _, provider, name in cacheable}
-        },
-        step_models=step_models,
-        recommendations=recommendations,
-    )
+    try:
+        cache.set(key, (fingerprint, now, rows), timeout=int(timedelta(days=2).total_seconds()))
+    except Exception:
+        logger.warning("savings pairs not cached (cache unavailable)", exc_info=True)
+    return rows, now
 
 
 def _reads_cheaper(prices: TokenPrices) -> bool:

@@ -21,7 +21,10 @@ from billing.tests.savings_history import (
     sonnet_contract,
 )
 from factory_portal.money import quantize_cents
+from tests.support import llm_event_in
+from usage.pricing import pricer_for
 from usage.selectors.savings import PeriodTooLong, step_model_pairs
+from usage.services.ingest import events_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +130,35 @@ def test_a_dismissal_persists_moves_the_recommendation_and_is_undone(alpha):
         assert [r.key for r, _ in wider.dismissed] == [rec.key]
         assert services.recommendation_restore(key=rec.key)
         assert savings_view(tenant=alpha.tenant, start=FIRST_DAY, end=LAST_DAY).listed == [rec]
+
+
+def test_a_pair_counts_under_the_model_it_spent_most_on_and_unpriced_pairs_are_left_out(alpha):
+    with schema_context(alpha.schema):
+        review_runs(alpha.tenant, "claude-sonnet-4-5", 40, 36, "0.50", prefix="s")
+        extra = [
+            llm_event_in(
+                "opus-0",
+                NOON,
+                project="web",
+                run_id="s-0",
+                job_id="s-0-review",
+                provider="anthropic",
+                model="claude-opus-4-1",
+                cost=Decimal("1.00"),
+            ),
+            llm_event_in(
+                "free-1",
+                NOON,
+                project="web",
+                run_id="s-1",
+                job_id="s-1-review",
+                provider="self-hosted",
+                model="model-without-a-price",
+            ),
+        ]
+        events_ingest(events=extra, pricer=pricer_for(alpha.tenant))
+        rows = {row.model: row for row in _report(alpha).step_models}
+    assert rows["claude-opus-4-1"].pairs == 1
+    assert rows["claude-opus-4-1"].cost == Decimal("1.50")  # the pair's cost on every model
+    assert rows["claude-sonnet-4-5"].pairs == 38
+    assert rows["claude-sonnet-4-5"].cost == Decimal("19.00")
