@@ -25,6 +25,7 @@ PAGES_WITHOUT_N_PLUS_ONE = [
     "/runs/active/",
     "/usage/",
     "/costs/",
+    "/costs/savings/",
     "/runs/r-0/",
     "/errors/",
     f"/errors/{fingerprint('E0', 'failed', '').value}/",

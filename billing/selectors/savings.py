@@ -66,6 +66,7 @@ class SavingsReport:
     fingerprint: tuple[object, ...]
     computed_at: datetime
     evidence_at: datetime  # when the (run, step) pairs of the comparison were read
+    evidence_current: bool  # read from the data as it is now (not kept from before a change)
     caching: list[CachingRow]
     hit_trend: dict[str, dict[str, Decimal]]  # model -> ISO day -> cached share of input
     step_models: list[StepModel]
@@ -113,7 +114,11 @@ def savings_report(
     except Exception:
         logger.warning("savings cache unavailable; computing", exc_info=True)
         cached = None
-    if cached is not None and cached.fingerprint == fingerprint:
+    if (
+        cached is not None
+        and cached.fingerprint == fingerprint
+        and (cached.evidence_current or now - cached.evidence_at < PAIRS_MAX_AGE)
+    ):
         return cached  # type: ignore[no-any-return]
     report = _compute(tenant, start, end, fingerprint, now)
     try:
@@ -170,7 +175,7 @@ def _compute(
     length = (end - start).days + 1
     advice = domain.caching_advice(uses, period_days=length)
     first, last = comparison_days(start, end)
-    step_models, evidence_at = _step_models(tenant, first, last, now)
+    step_models, evidence_at, evidence_current = _step_models(tenant, first, last, now)
     cheaper = domain.cheaper_models(step_models, period_days=(last - first).days + 1)
     recommendations = [
         *(domain.recommendation_from_caching(found, start, end) for found in advice),
@@ -185,6 +190,7 @@ def _compute(
         fingerprint=fingerprint,
         computed_at=now,
         evidence_at=evidence_at,
+        evidence_current=evidence_current,
         caching=caching,
         hit_trend={
             model: {
@@ -202,9 +208,9 @@ def _compute(
 
 def _step_models(
     tenant: Tenant, first: date, last: date, now: datetime
-) -> tuple[list[StepModel], datetime]:
-    """The comparison's (run, step) figures per template, step and model, and when they were
-    read. The query reads every call of the period (seconds on a big tenant), so its result is
+) -> tuple[list[StepModel], datetime, bool]:
+    """The comparison's (run, step) figures per template, step and model, when they were read
+    and whether the data is unchanged since. The query reads every call of the period (seconds on a big tenant), so its result is
     kept while the period's rollups are unchanged, and for ``PAIRS_MAX_AGE`` after they change:
     a month of evidence hardly moves in minutes, and a busy tenant's rollups change with every
     ingest."""
@@ -217,7 +223,7 @@ def _step_models(
         logger.warning("savings cache unavailable; computing", exc_info=True)
         cached = None
     if cached is not None and (cached[0] == fingerprint or now - cached[1] < PAIRS_MAX_AGE):
-        return cached[2], cached[1]
+        return cached[2], cached[1], cached[0] == fingerprint
     rows = [
         StepModel(
             template=row.template,
@@ -237,7 +243,7 @@ def _step_models(
         cache.set(key, (fingerprint, now, rows), timeout=int(timedelta(days=2).total_seconds()))
     except Exception:
         logger.warning("savings pairs not cached (cache unavailable)", exc_info=True)
-    return rows, now
+    return rows, now, True
 
 
 def _reads_cheaper(prices: TokenPrices) -> bool:

@@ -162,3 +162,20 @@ def test_a_pair_counts_under_the_model_it_spent_most_on_and_unpriced_pairs_are_l
     assert rows["claude-opus-4-1"].cost == Decimal("1.50")  # the pair's cost on every model
     assert rows["claude-sonnet-4-5"].pairs == 38
     assert rows["claude-sonnet-4-5"].cost == Decimal("19.00")
+
+
+def test_the_pairs_are_reread_after_their_data_changed_and_15_minutes_passed(alpha):
+    start = datetime(2026, 10, 20, 12, tzinfo=UTC)
+    with schema_context(alpha.schema):
+        review_runs(alpha.tenant, "claude-sonnet-4-5", 2, 2, "0.50", prefix="s")
+        first = savings_report(tenant=alpha.tenant, start=FIRST_DAY, end=LAST_DAY, now=start)
+        review_runs(alpha.tenant, "claude-haiku-4-5", 3, 3, "0.10", prefix="h")
+        soon = start + timedelta(minutes=5)
+        kept = savings_report(tenant=alpha.tenant, start=FIRST_DAY, end=LAST_DAY, now=soon)
+        later = start + timedelta(minutes=16)
+        reread = savings_report(tenant=alpha.tenant, start=FIRST_DAY, end=LAST_DAY, now=later)
+    assert kept.computed_at == soon and kept.evidence_at == start  # caching figures are live
+    assert {row.model for row in kept.step_models} == {"claude-sonnet-4-5"}
+    assert reread.evidence_at == later
+    assert {row.model for row in reread.step_models} == {"claude-sonnet-4-5", "claude-haiku-4-5"}
+    assert first.step_models == kept.step_models
