@@ -157,6 +157,11 @@ def test_page_shows_figures_finance_reads_only_admin_dismisses_and_undoes(alpha)
     assert "Dismiss</button>" not in page
     admin_page = response_text(admin.get(f"/costs/savings/?{RANGE}"))
     assert "Dismiss</button>" in admin_page
+    # the evidence's run counts open run history of that template, step and model (admins)
+    assert "/runs/?template=spa&amp;step=review&amp;model=claude-haiku-4-5&amp;from=2026-10-05" in (
+        admin_page
+    )
+    assert "/runs/?" not in page  # finance may not open run history: plain text
     with schema_context(alpha.schema):
         from billing.selectors.savings import savings_view
         from billing.tests.savings_history import FIRST_DAY, LAST_DAY

@@ -310,7 +310,8 @@ def recommendation_from_model(found: CheaperModel, start: date, end: date) -> Re
 
 def _model_evidence(row: StepModel) -> dict[str, object]:
     return {
-        "model": row.name,
+        "provider": row.provider,
+        "model": row.model,
         "pairs": row.pairs,
         "first_pass": row.first_pass,
         "first_pass_rate": row.first_pass_rate,
@@ -333,7 +334,8 @@ def recommendation_from_caching(found: CachingAdvice, start: date, end: date) ->
         period_end=end,
         evidence={
             "project": use.project,
-            "model": use.name,
+            "provider": use.provider,
+            "model": use.model,
             "input_tokens": use.tokens.input_tokens,
             "hit_rate": use.tokens.hit_rate,
             "reference": found.reference,

@@ -210,10 +210,10 @@ def _step_models(
     tenant: Tenant, first: date, last: date, now: datetime
 ) -> tuple[list[StepModel], datetime, bool]:
     """The comparison's (run, step) figures per template, step and model, when they were read
-    and whether the data is unchanged since. The query reads every call of the period (seconds on a big tenant), so its result is
-    kept while the period's rollups are unchanged, and for ``PAIRS_MAX_AGE`` after they change:
-    a month of evidence hardly moves in minutes, and a busy tenant's rollups change with every
-    ingest."""
+    and whether the data is unchanged since. The query reads every call of the period (seconds
+    on a big tenant), so its result is kept while the period's rollups are unchanged, and for
+    ``PAIRS_MAX_AGE`` after they change: a month of evidence hardly moves in minutes, and a busy
+    tenant's rollups change with every ingest."""
     zone = connection_zone()
     key = f"savings-pairs:v1:{tenant.schema_name}:{zone.key}:{first}:{last}"
     fingerprint = usage_selectors.rollups_fingerprint(start=first, end=last + timedelta(days=1))

@@ -77,11 +77,11 @@ def test_a_cheaper_model_already_used_on_the_step_is_recommended_with_its_eviden
     assert rec.kind == "model" and (rec.period_start, rec.period_end) == (FIRST_DAY, LAST_DAY)
     current, cheaper = rec.evidence["current"], rec.evidence["cheaper"]
     assert (current["model"], current["pairs"], current["first_pass"]) == (
-        "anthropic/claude-sonnet-4-5",
+        "claude-sonnet-4-5",
         40,
         36,
     )
-    assert cheaper["model"] == "anthropic/claude-haiku-4-5"
+    assert (cheaper["provider"], cheaper["model"]) == ("anthropic", "claude-haiku-4-5")
     assert cheaper["cost_per_pair"] == Decimal("0.1")
     # (0.50 - 0.10) per run of the step x 40 runs in 7 days, per 30 days
     assert quantize_cents(rec.monthly_saving) == quantize_cents(Decimal("0.4") * 40 * 30 / 7)
