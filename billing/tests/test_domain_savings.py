@@ -119,3 +119,38 @@ def test_recommendation_keys_are_stable_and_distinct():
     assert key == recommendation_key("model", "spa", "review", "a/sonnet", "a/haiku")
     assert key != recommendation_key("model", "spa", "review", "a/haiku", "a/sonnet")
     assert key.startswith("model-") and len(key) == len("model-") + 16
+
+
+_models = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.integers(1, 200),  # pairs
+        st.floats(0, 1),  # share passing first time
+        st.integers(1, 10_000),  # cost in cents
+    ),
+    min_size=1,
+    max_size=4,
+    unique_by=lambda m: m[0],
+)
+
+
+@given(models=_models, tolerance=st.integers(0, 10), days=st.integers(1, 31))
+def test_every_recommendation_holds_its_rules(models, tolerance, days):
+    rows = [
+        _step(name, pairs, round(pairs * share), str(Decimal(cents) / 100))
+        for name, pairs, share, cents in models
+    ]
+    for found in cheaper_models(rows, period_days=days, tolerance_points=Decimal(tolerance)):
+        current, cheaper = found.current, found.cheaper
+        assert current.pairs >= 30 and cheaper.pairs >= 30
+        assert cheaper.cost_per_pair < current.cost_per_pair and found.monthly_saving > 0
+        gap = (current.first_pass_rate - cheaper.first_pass_rate) * 100
+        assert gap <= tolerance + Decimal("1e-20")
+        # the cheapest qualifying model: none cheaper also qualifies
+        assert not any(
+            other.cost_per_pair < cheaper.cost_per_pair
+            and other.pairs >= 30
+            and other is not current
+            and within_tolerance(other, current, Decimal(tolerance))
+            for other in rows
+        )
