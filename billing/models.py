@@ -63,3 +63,17 @@ class CostForecast(models.Model):
     def days(self) -> list[ForecastDay]:
         """The stored rows, typed (parsed once per instance)."""
         return [ForecastDay.from_json(row) for row in self.daily]
+
+
+class RecommendationDismissal(models.Model):
+    """A savings recommendation an admin dismissed (``billing.domain.savings``: its stable key).
+    Dismissed recommendations are listed apart, and undoing deletes the row. ``dismissed_by``
+    names the user (e-mail) or API key that dismissed it: keys have no user to point at."""
+
+    key = models.CharField(max_length=64, unique=True)
+    dismissed_by = models.CharField(max_length=254)
+    dismissed_at = models.DateTimeField()
+    note = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} dismissed by {self.dismissed_by}"

@@ -1,4 +1,5 @@
-"""Writes of per-tenant billing data (current tenant schema): budgets and cost forecasts.
+"""Writes of per-tenant billing data (current tenant schema): budgets, cost forecasts and
+dismissed savings recommendations.
 
 Forecasts are refreshed by the beat (every tenant, every 6 hours), after new usage is stored
 (``forecasts_refresh_schedule``, debounced per tenant like alert evaluation) and on demand when a
@@ -6,6 +7,7 @@ page or the API asks for one that does not exist yet (``forecast_ensure``)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import date, timedelta
@@ -24,7 +26,7 @@ from billing.domain.forecasting import (
     daily_series,
     forecast,
 )
-from billing.models import Budget, CostForecast
+from billing.models import Budget, CostForecast, RecommendationDismissal
 from factory_portal.broker import enqueue
 from factory_portal.money import quantize_cents
 from factory_portal.periods import month_last_day
@@ -185,3 +187,30 @@ def run_allocations_store(*, month: date, run_infra: Mapping[str, Decimal]) -> i
     """Keep each run's share of the month's allocated infrastructure (a cost summary's
     ``run_infra``) where run history and the runs API read it (total cost per run)."""
     return run_allocations_replace(month=month, amounts=run_infra)
+
+
+# Savings recommendations
+
+RECOMMENDATION_KEY = re.compile(r"(caching|model)-[0-9a-f]{16}")
+
+
+def recommendation_dismiss(*, key: str, by: str, note: str = "") -> RecommendationDismissal:
+    """Hide the savings recommendation ``key`` (``billing.domain.savings.recommendation_key``)
+    from the tenant's list; dismissing it again keeps the first dismissal. ValidationError when
+    ``key`` is not a recommendation key."""
+    if not RECOMMENDATION_KEY.fullmatch(key):
+        raise ValidationError(
+            f"{key[:80]!r} is not a recommendation key (caching-<16 hex> or model-<16 hex>)."
+        )
+    dismissal, _ = RecommendationDismissal.objects.get_or_create(
+        key=key,
+        defaults={"dismissed_by": by[:254], "dismissed_at": timezone.now(), "note": note[:500]},
+    )
+    return dismissal
+
+
+def recommendation_restore(*, key: str) -> bool:
+    """Undo a dismissal: the recommendation is listed again (when it still holds). Whether
+    there was one."""
+    deleted, _ = RecommendationDismissal.objects.filter(key=key).delete()
+    return bool(deleted)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
+from billing.selectors.savings import savings_report
 from billing.selectors.summaries import cost_summary, range_summary, summary_month
 from billing.services import forecasts_refresh, run_allocations_store
 from factory_portal import periods, ranges
@@ -57,6 +58,9 @@ def cost_summary_refresh_tenant(month: str = "") -> str:
             chosen = ranges.preset_range(key, today)
             end = chosen.end + timedelta(days=1)
             range_summary(tenant=tenant, start=chosen.start, end=end, now=now)
+        # The savings page's default range (its cheaper-models query reads a month of calls).
+        chosen = ranges.preset_range("30d", today)
+        savings_report(tenant=tenant, start=chosen.start, end=chosen.end, now=now)
     return f"{tenant.schema_name}: {summary.run_count} runs as of {summary.computed_at:%H:%M}"
 
 

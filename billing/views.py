@@ -18,6 +18,8 @@ from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
 
 from billing import services
 from billing.exports import FORMATS, report_file
@@ -34,6 +36,7 @@ from billing.selectors.quotes import (
     quote_compute,
     quotes_table,
 )
+from billing.selectors.savings import savings_view
 from billing.selectors.summaries import OUTSIDE_RUNS, cost_summary, range_summary
 from factory_portal import charts, periods, ranges
 from factory_portal.accounts.permissions import can, denial, role_required
@@ -337,6 +340,70 @@ def quotes(request: HttpRequest) -> HttpResponse:
             "problem": problem,
         },
     )
+
+
+# Savings
+
+SAVINGS_MAX_DAYS = 92
+
+
+@role_required("costs")
+def savings(request: HttpRequest) -> HttpResponse:
+    """What prompt caching saved per project and model, the cache-hit trend, and
+    recommendations (caching left off, cheaper models per step) with their evidence; admins
+    dismiss them and undo."""
+    now = timezone.now()
+    today = periods.local_date(now, connection_zone())
+    chosen, errors = ranges.range_parse(
+        request.GET, today=today, default="30d", max_days=SAVINGS_MAX_DAYS
+    )
+    view = savings_view(tenant=connection.tenant, start=chosen.start, end=chosen.end, now=now)
+    report = view.report
+    return render(
+        request,
+        "billing/savings.html",
+        {
+            "time_range": ranges.control(request.GET.copy(), chosen, errors),
+            "span": ranges.span_text(chosen),
+            "report": report,
+            "total": report.caching_total,
+            "comparison": ranges.DayRange(report.comparison_start, report.comparison_end),
+            "hit_chart": charts.cache_hit_chart(report.hit_trend) if report.hit_trend else None,
+            "listed": view.listed,
+            "dismissed": view.dismissed,
+            "can_dismiss": can(request.user, "admin"),
+            "range_query": chosen.query(),
+        },
+    )
+
+
+def _back_to_savings(request: HttpRequest) -> HttpResponse:
+    """The savings page over the range the form was posted from (only the range's own
+    parameters are carried, so the redirect stays on this page)."""
+    kept = {name: request.POST[name][:40] for name in ranges.RANGE_PARAMS if request.POST.get(name)}
+    return redirect(f"/costs/savings/?{urlencode(kept)}" if kept else "/costs/savings/")
+
+
+@require_POST
+@role_required("admin")
+def savings_dismiss(request: HttpRequest, key: str) -> HttpResponse:
+    try:
+        services.recommendation_dismiss(
+            key=key, by=request.user.get_username(), note=request.POST.get("note", "").strip()
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Recommendation dismissed: it is listed under Dismissed.")
+    return _back_to_savings(request)
+
+
+@require_POST
+@role_required("admin")
+def savings_restore(request: HttpRequest, key: str) -> HttpResponse:
+    if services.recommendation_restore(key=key):
+        messages.success(request, "Recommendation listed again.")
+    return _back_to_savings(request)
 
 
 # Budgets

@@ -645,3 +645,24 @@ def burndown_chart(
         drawn.extend(_plotted(v) for _, v in high)
     figure.update_layout(yaxis=axis_for(MONEY_AXIS, drawn), **LAYOUT)
     return _json(figure)
+
+
+def cache_hit_chart(series: dict[str, dict[str, Decimal]]) -> dict[str, Any]:
+    """Prompt-cache hit rate (cached share of input tokens, 0..1) per day, a line per model
+    (``series``: model -> ISO day -> rate); the axis in percent from 0 to 100."""
+    figure = _Figure()
+    for name, values in sorted(series.items()):
+        days = sorted(values)
+        figure.add_scatter(
+            name=_label(name),
+            x=days,
+            y=[float(values[day] * 100) for day in days],
+            mode="lines+markers",
+            hovertemplate="%{fullData.name}: %{y:.1f}%<extra>%{x}</extra>",
+        )
+    figure.update_layout(
+        yaxis={"title": {"text": "cache hits"}, "ticksuffix": "%", "range": [0, 100]},
+        xaxis={"type": "date"},
+        **LAYOUT,
+    )
+    return _json(figure)

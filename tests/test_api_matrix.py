@@ -61,6 +61,7 @@ ENDPOINTS = [
     ("/api/v1/steps", "read", {200}),
     ("/api/v1/costs", "read", {200}),
     ("/api/v1/costs/change", "read", {200}),
+    ("/api/v1/savings", "read", {200}),
     ("/api/v1/runs", "read", {200}),
     ("/api/v1/errors", "read", {200}),
     ("/api/v1/runs/run-x", "read", {404}),
@@ -125,6 +126,7 @@ class Operation:
     body: dict[str, object] = field(default_factory=dict)
 
 
+SAVINGS_KEY = "model-0123456789abcdef"  # a well-formed recommendation key
 WEBHOOK_URL = "https://1.1.1.1/hook"  # a public address literal: no DNS in the test
 OPERATIONS = [
     Operation("get", "/api/v1/whoami", "signed_in", "GET /", 200),
@@ -146,6 +148,22 @@ OPERATIONS = [
         "GET /costs/quotes/",
         422,  # the project has no finished run to quote from
         {"project": "checkout", "template": "spa", "run_type": "feature"},
+    ),
+    Operation("get", "/api/v1/savings?range=7d", "costs", "GET /costs/savings/", 200),
+    Operation(
+        "post",
+        f"/api/v1/savings/recommendations/{SAVINGS_KEY}/dismiss",
+        "admin",
+        f"POST /costs/savings/{SAVINGS_KEY}/dismiss",
+        201,
+        {"note": "not now"},
+    ),
+    Operation(
+        "delete",
+        f"/api/v1/savings/recommendations/{SAVINGS_KEY}/dismiss",
+        "admin",
+        f"POST /costs/savings/{SAVINGS_KEY}/restore",
+        404,  # nothing dismissed under this key: every role meets the same data
     ),
     Operation("get", "/api/v1/reports/monthly?month=2026-10", "costs", "GET /reports/", 200),
     Operation("get", "/api/v1/budgets", "budgets", "GET /budgets/", 200),

@@ -26,6 +26,7 @@ PAGES_WITHOUT_N_PLUS_ONE = [
     "/usage/",
     "/costs/",
     "/costs/quotes/",
+    "/costs/savings/",
     "/runs/r-0/",
     "/errors/",
     f"/errors/{fingerprint('E0', 'failed', '').value}/",

@@ -29,6 +29,7 @@ ROLE_MATRIX = {
     "/steps/": (200, 403, 200),
     "/costs/": (403, 200, 200),
     "/costs/quotes/": (403, 200, 200),
+    "/costs/savings/": (403, 200, 200),
     "/reports/2026-10/csv": (403, 200, 200),
     "/settings/alert-routes/": (403, 403, 200),
     "/alerts/": (200, 200, 200),

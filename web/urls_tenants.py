@@ -28,6 +28,7 @@ from billing.api import (
 )
 from billing.api_cost_change import CostChangeApi
 from billing.api_quotes import QuoteApi
+from billing.savings_api import RecommendationDismissApi, SavingsApi
 from factory_portal.accounts import views as account_views
 from factory_portal.accounts.api import WhoAmIApi
 from factory_portal.accounts.views import LoginView, LogoutView
@@ -72,6 +73,17 @@ urlpatterns = [
     path("costs/", billing_views.costs, name="costs"),
     path("costs/quotes/", billing_views.quotes, name="quotes"),
     path("costs/commitments/", billing_views.commitments, name="commitments"),
+    path("costs/savings/", billing_views.savings, name="savings"),
+    path(
+        "costs/savings/<str:key>/dismiss",
+        billing_views.savings_dismiss,
+        name="savings-dismiss",
+    ),
+    path(
+        "costs/savings/<str:key>/restore",
+        billing_views.savings_restore,
+        name="savings-restore",
+    ),
     path("runs/", usage_views.run_list, name="runs"),
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
     path("runs/active/", usage_views.active_runs, name="runs-active"),
@@ -139,6 +151,12 @@ urlpatterns = [
     path("api/v1/steps", StepsApi.as_view(), name="api-steps"),
     path("api/v1/costs", CostsApi.as_view(), name="api-costs"),
     path("api/v1/costs/change", CostChangeApi.as_view(), name="api-costs-change"),
+    path("api/v1/savings", SavingsApi.as_view(), name="api-savings"),
+    path(
+        "api/v1/savings/recommendations/<str:key>/dismiss",
+        RecommendationDismissApi.as_view(),
+        name="api-savings-dismiss",
+    ),
     path("api/v1/forecast", ForecastApi.as_view(), name="api-forecast"),
     path("api/v1/quotes", QuoteApi.as_view(), name="api-quotes"),
     path("api/v1/reports/monthly", MonthlyReportApi.as_view(), name="api-report-monthly"),

@@ -251,6 +251,37 @@ def call_cost(
     return CallCost(cost, resolved.entry_id, override_id)
 
 
+def prices_in_force(
+    schedule: PriceSchedule,
+    overrides: Sequence[ContractOverride],
+    provider: str,
+    model: str,
+    at: datetime,
+) -> TokenPrices | None:
+    """The tenant's prices (USD per million tokens) for ``model`` at ``at``, base tier, after its
+    contract: what ``call_cost`` would charge per token, for figures priced per token kind (a
+    contract's discount applied to every price, as it applies to a call's cost). A missing cache
+    price falls back to the input price, as ``token_cost`` does. None when nothing prices it."""
+    override = override_in_force(overrides, provider, model, at) if overrides else None
+    if override is not None and override.prices is not None:
+        prices = override.prices
+    else:
+        resolved = schedule.resolve(provider, model, at, 0)
+        if resolved is None:
+            return None
+        prices = resolved.prices
+    factor = Decimal(1)
+    if override is not None and override.prices is None and override.discount_percent is not None:
+        factor = (HUNDRED - override.discount_percent) / HUNDRED
+    return TokenPrices(
+        input=prices.input * factor,
+        output=None if prices.output is None else prices.output * factor,
+        cache_read=(prices.cache_read if prices.cache_read is not None else prices.input) * factor,
+        cache_write=(prices.cache_write if prices.cache_write is not None else prices.input)
+        * factor,
+    )
+
+
 def priced(
     schedule: PriceSchedule, provider: str, model: str, at: datetime, tokens: TokenCounts
 ) -> tuple[Decimal, int | None] | None:

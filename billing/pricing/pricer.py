@@ -7,6 +7,7 @@ is kept in memory and reloaded only when the book changes (checked with one aggr
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 from django.db.models import Count, Max
 
@@ -18,6 +19,7 @@ from billing.pricing.domain import (
     TokenCounts,
     TokenPrices,
     call_cost,
+    prices_in_force,
 )
 from billing.pricing.selectors import price_schedule
 from usage.pricing import LlmCall, PricedCall
@@ -94,6 +96,12 @@ class TenantPricer:
         if found is None:
             return None
         return PricedCall(found.cost, found.price_ref, found.override_ref)
+
+    def prices_at(self, provider: str, model: str, at: datetime) -> TokenPrices | None:
+        """The tenant's per-token prices of ``model`` at ``at`` (``prices_in_force``), the model
+        named as ``price`` names it."""
+        book_provider, book_model = self._book_name(provider, model)
+        return prices_in_force(self._schedule, self._overrides, book_provider, book_model, at)
 
 
 def tenant_pricer(tenant) -> TenantPricer:  # type: ignore[no-untyped-def]

@@ -49,6 +49,7 @@ TENANT_PAGES = {
     "errors-empty": "/errors/?from=2020-01-01&to=2020-01-14",
     "steps": "/steps/",
     "costs": "/costs/",
+    "savings": "/costs/savings/",
     "reports": "/reports/",
     "budgets": "/budgets/",
     "notifications": "/notifications/",

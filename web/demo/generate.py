@@ -23,6 +23,7 @@ Output rows carry their own integer ids so the loader can COPY them without roun
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import uuid
@@ -129,6 +130,9 @@ class TenantProfile:
     models: dict[str, ModelRef]  # tier -> model
     unpriced_model: ModelRef | None = None
     active_now: int = 4  # runs started in the last quarter hour
+    # step -> (another model, share of the step's runs on it): a team trying a cheaper model on
+    # part of a step's runs (what the savings page compares)
+    alternates: dict[str, tuple[ModelRef, float]] = field(default_factory=dict)
 
 
 # --- rows (ids are assigned here; the loader writes them as they are) ---------------------------
@@ -359,6 +363,7 @@ def _simulate_run(
     for index, step in enumerate(steps[: stop_at + 1] if outcome != "Succeeded" else steps):
         step_spec = STEPS[step]
         job_key = f"{run.run_id}-{step}"
+        model = _step_model(profile, step, job_key)
         attempt = 1
         while True:
             failing_here = outcome != "Succeeded" and index == stop_at
@@ -385,6 +390,7 @@ def _simulate_run(
                 duration,
                 samples,
                 cut_short=failing_here or transient,
+                model=model,
             )
             if end > now:
                 run.updated_at = clock
@@ -418,6 +424,16 @@ def _simulate_run(
     _run_usage(history, ids, rng, run, project, clock)
 
 
+def _step_model(profile: TenantProfile, step: str, job_key: str) -> ModelRef | None:
+    """The alternate model when this run's step is among the share tried on it; chosen from a
+    hash of the job (not the generator, so every other draw stays as it was)."""
+    alternate = profile.alternates.get(step)
+    if alternate is None:
+        return None
+    bucket = int(hashlib.sha256(job_key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return alternate[0] if bucket < alternate[1] else None
+
+
 def _llm_calls(
     history: History,
     ids: _Ids,
@@ -432,6 +448,7 @@ def _llm_calls(
     duration_s: float,
     samples: Callable[[str], TokenSample],
     cut_short: bool,
+    model: ModelRef | None = None,
 ) -> None:
     low, high = step.calls
     planned = rng.randint(low, high)
@@ -440,11 +457,12 @@ def _llm_calls(
     offsets = sorted(rng.uniform(0, duration_s) for _ in range(planned))
     context = 0  # an agent loop resends its conversation: each turn's prompt is the last one plus
     previous_prompt = 0  # the new material (a real trace request) and the last answer
+    chosen = model or profile.models[step.tier]
     for offset in offsets:
         at = start + timedelta(seconds=offset)
         if at > until:
             break
-        model = profile.models[step.tier]
+        model = chosen
         if profile.unpriced_model and step.tier == "main" and rng.random() < P_UNPRICED:
             model = profile.unpriced_model
         sample = samples(step.trace)

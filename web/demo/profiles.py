@@ -6,7 +6,8 @@ from web.demo.generate import ModelRef, ProjectSpec, TenantProfile
 
 SONNET = ModelRef("anthropic", "claude-sonnet-4-5", "anthropic")
 HAIKU = ModelRef("anthropic", "claude-haiku-4-5", "anthropic")
-OPUS = ModelRef("anthropic", "claude-opus-4-1", "anthropic")
+# Acme's planner calls Opus without cache_control: the savings page advises turning it on.
+OPUS_UNCACHED = ModelRef("anthropic", "claude-opus-4-1", "none")
 GPT5 = ModelRef("openai", "gpt-5", "auto")
 GPT41 = ModelRef("openai", "gpt-4.1", "auto")
 GPT41_MINI = ModelRef("openai", "gpt-4.1-mini", "auto")
@@ -33,9 +34,11 @@ PROFILES: tuple[TenantProfile, ...] = (
                 (("library", 0.5), ("frontend", 0.3), ("microservice", 0.2)),
             ),
         ),
-        models={"plan": OPUS, "main": SONNET, "light": HAIKU, "embed": EMBED_SMALL},
+        models={"plan": OPUS_UNCACHED, "main": SONNET, "light": HAIKU, "embed": EMBED_SMALL},
         unpriced_model=ModelRef("self-hosted", "acme-coder-ft-v3", "none"),
         active_now=6,
+        # A third of the test-writing runs on Haiku: as good at first pass, far cheaper.
+        alternates={"write-tests": (HAIKU, 0.35)},
     ),
     TenantProfile(
         slug="globex",
@@ -51,6 +54,7 @@ PROFILES: tuple[TenantProfile, ...] = (
         ),
         models={"plan": GPT5, "main": GPT41, "light": GPT41_MINI, "embed": EMBED_SMALL},
         active_now=3,
+        alternates={"review": (GPT41, 0.4)},  # review tried on gpt-4.1: dearer, no better
     ),
     TenantProfile(
         slug="initech",

@@ -86,3 +86,25 @@ def test_anthropic_cache_hits_fall_after_the_cache_break():
     after = [e for e in anthropic if e.occurred_at >= history.cache_break_at]
     assert before and after
     assert hit_rate(after) < 0.6 * hit_rate(before)
+
+
+def test_the_savings_page_has_something_to_show():
+    """Acme's planner calls Opus without caching (caching advice), and a third of its
+    test-writing runs on Haiku with a first-pass success like Sonnet's at a lower cost per run of
+    the step (a cheaper model already used): the savings page's two recommendations."""
+    history = _history(11, days=30)
+    opus = [e for e in history.llm if e.model == "claude-opus-4-1"]
+    assert opus and not any(e.cached_input_tokens for e in opus)
+    assert any(e.cached_input_tokens for e in history.llm if e.model == "claude-sonnet-4-5")
+    job_step = {j.id: j.step_name for j in history.jobs}
+    models = Counter(
+        e.model for e in history.llm if e.job_id is not None and job_step[e.job_id] == "write-tests"
+    )
+    assert models["claude-haiku-4-5"] > 0.2 * sum(models.values())
+    assert models["claude-sonnet-4-5"] > 0.5 * sum(models.values())
+    # one model per job: the alternate is chosen per run and step, retries keep it
+    per_job = {}
+    for e in history.llm:
+        if e.job_id is not None and job_step[e.job_id] == "write-tests":
+            per_job.setdefault((e.run_id, job_step[e.job_id]), set()).add(e.model)
+    assert all(len(models - {"acme-coder-ft-v3"}) == 1 for models in per_job.values())
