@@ -421,6 +421,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alerts.oncall.tasks.pages_flush_all",
         "schedule": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)),
     },
+    # The run guard's sweep: runs whose usage arrived while the broker was down, finished runs.
+    "run-guards-refresh": {
+        "task": "billing.tasks.run_guards_refresh_all",
+        "schedule": 60.0,
+    },
     "cost-summaries-refresh": {
         "task": "billing.tasks.cost_summaries_refresh_all",
         "schedule": 300.0,
