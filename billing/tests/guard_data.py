@@ -64,7 +64,14 @@ def run_with_jobs(
     )
 
 
-def spend(run_id: str, job_id: str, cost: Decimal | str, event_id: str, at: datetime) -> None:
+def spend(
+    run_id: str,
+    job_id: str,
+    cost: Decimal | str,
+    event_id: str,
+    at: datetime,
+    project: str = PROJECT,
+) -> None:
     """One LLM call of ``cost`` (client-supplied) in the run's job, through the real ingest."""
     tenant = Tenant.objects.get(schema_name=connection.schema_name)
     events_ingest(
@@ -72,7 +79,7 @@ def spend(run_id: str, job_id: str, cost: Decimal | str, event_id: str, at: date
             llm_event_in(
                 event_id,
                 at,
-                project=PROJECT,
+                project=project,
                 run_id=run_id,
                 job_id=job_id,
                 provider="anthropic",
