@@ -28,6 +28,7 @@ ROLE_MATRIX = {
     "/errors/": (200, 403, 200),
     "/steps/": (200, 403, 200),
     "/costs/": (403, 200, 200),
+    "/budgets/runs/": (403, 200, 200),
     "/reports/2026-10/csv": (403, 200, 200),
     "/settings/alert-routes/": (403, 403, 200),
     "/alerts/": (200, 200, 200),

@@ -76,7 +76,7 @@ def test_the_guard_follows_ingest_within_seconds(worker, alpha, django_db_blocke
                                                project=PROJECT)),
         )  # fmt: skip
         took = _wait(alpha, "stop", 15)
-        print(f"run guard: state followed ingest in {took:.2f} s")  # noqa: T201
+        print(f"run guard: state followed ingest in {took:.2f} s")
         assert took <= TARGET_S
         with schema_context(alpha.schema):
             guard = RunGuard.objects.get(run__run_id="w-run")
