@@ -1,5 +1,6 @@
-"""Demo billing: infrastructure bills as cost pools, allocation (past months closed), budgets
-and forecasts, so the operator console and tenant pages have money to show."""
+"""Demo billing: infrastructure bills as cost pools, allocation (past months closed), budgets,
+forecasts and a run budget with a run over it, so the operator console and tenant pages have
+money to show."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from decimal import Decimal
 
 from django_tenants.utils import schema_context
 
-from billing.models import Budget
+from billing.models import Budget, RunBudget
 from billing.operator.models import AllocationRule, CostPool
 from billing.operator.services.allocation import allocation_run
-from billing.services import budget_set, forecasts_refresh
+from billing.selectors import guard as guard_selectors
+from billing.services import budget_set, forecasts_refresh, run_budget_set, run_guards_refresh
 from factory_portal.money import quantize_cents
 from factory_portal.periods import (
     local_date,
@@ -90,5 +92,23 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
                     amount=max(Decimal(100), (last_month * Decimal("1.1")).quantize(Decimal(1)))
                 )
             forecasts = forecasts_refresh(today=local_date(now, zone(tenant.timezone)))
-        lines.append(f"{tenant.slug}: budget set, {forecasts} forecasts")
+            guarded = demo_run_budget()
+        lines.append(f"{tenant.slug}: budget set, {forecasts} forecasts; {guarded}")
     return lines
+
+
+def demo_run_budget() -> str:
+    """A run budget on the template of the costliest running run, set just under that run's
+    projected total, so the active runs page shows one run over budget (and the alert went out).
+    Returns a progress line."""
+    if RunBudget.objects.exists():
+        return "run budget kept"
+    running = [r for r in usage_selectors.active_runs(limit=200) if r.template_recipe_id]
+    costliest = max(running, key=lambda r: r.cost_so_far, default=None)
+    answer = guard_selectors.run_guard(costliest.run_id) if costliest else None
+    if answer is None or answer.evaluation.projected_total < Decimal("0.10"):
+        return "no running run to guard"
+    amount = (answer.evaluation.projected_total * Decimal("0.9")).quantize(Decimal("0.01"))
+    run_budget_set(template=answer.template, amount=amount, warn_percent=80)
+    guards = run_guards_refresh()
+    return f"run budget {amount} USD on template {answer.template} ({guards} runs guarded)"

@@ -81,3 +81,15 @@ def test_another_tenant_sees_no_guard(over_budget, beta) -> None:  # type: ignor
     assert "No run budgets yet" in page and "live-1" not in page
     assert admin.get("/runs/live-1/").status_code == 404
     assert "over-budget" not in admin.get("/runs/active/?fragment=1").content.decode()
+
+
+def test_the_over_budget_incident_shows_like_any_alert(over_budget, people) -> None:  # type: ignore[no-untyped-def]
+    from alerts.oncall.models import Incident
+
+    with schema_context(over_budget.schema):
+        incident = Incident.objects.get(rule="run.over_budget")
+    assert incident.severity == "critical" and incident.labels["run_id"] == "live-1"
+    page = people["admin"].get(f"/alerts/{incident.pk}/")
+    assert page.status_code == 200 and "live-1" in response_text(page)
+    listed = people["admin"].get("/api/v1/alerts").json()["results"]
+    assert [a["rule"] for a in listed] == ["run.over_budget"]
