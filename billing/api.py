@@ -19,7 +19,12 @@ from django.db import connection
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -527,6 +532,11 @@ class RunBudgetListApi(generics.ListCreateAPIView):
         serializer.instance = _run_budget_saved(serializer, None)
 
 
+@extend_schema_view(
+    get=extend_schema(operation_id="run_budget", summary="A run budget"),
+    patch=extend_schema(operation_id="run_budget_change", summary="Change a run budget"),
+    delete=extend_schema(operation_id="run_budget_delete", summary="Delete a run budget"),
+)
 class RunBudgetDetailApi(generics.RetrieveUpdateDestroyAPIView):
     """``GET/PATCH/DELETE /api/v1/run-budgets/{id}``."""
 
@@ -567,6 +577,28 @@ def guard_json(answer: GuardAnswer) -> dict[str, object]:
     }
 
 
+class _QuoteOut(serializers.Serializer):
+    p90 = serializers.CharField(help_text="P90 AI cost of comparable finished runs, USD")
+    runs = serializers.IntegerField(help_text="how many comparable runs")
+
+
+class RunGuardOut(serializers.Serializer):
+    """The answer's shape (for the schema); amounts are USD strings with cents."""
+
+    run_id = serializers.CharField()
+    state = serializers.ChoiceField(choices=["ok", "warn", "stop"])
+    finished = serializers.BooleanField(help_text="final figures: nothing remains expected")
+    cost_so_far = serializers.CharField()
+    expected_remaining = serializers.CharField()
+    projected_total = serializers.CharField()
+    limit = serializers.CharField(allow_null=True, help_text="null: no run budget applies")
+    limit_basis = serializers.ChoiceField(choices=RunBudget.Basis.values, allow_null=True)
+    warn_percent = serializers.IntegerField(allow_null=True)
+    budget_id = serializers.IntegerField(allow_null=True)
+    quote = _QuoteOut(allow_null=True, help_text="for a limit on the P90 quote")
+    updated_at = serializers.DateTimeField(help_text="when the figures were computed")
+
+
 class RunGuardApi(APIView):
     """``GET /api/v1/runs/{run_id}/guard`` (scope ``read``)."""
 
@@ -583,7 +615,7 @@ class RunGuardApi(APIView):
                 description="The run id as one percent-encoded path segment ('/' is %2F).",
             )
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: RunGuardOut},
     )
     def get(self, request: Request, run_id: str) -> Response:
         answer = run_guard(run_id)
