@@ -325,7 +325,12 @@ def run_guards_refresh(*, run_pks: Iterable[int] | None = None) -> int:
         run_pks = {*run_progress.active_run_pks(limit=RUN_GUARD_MAX_RUNS), *open_guards}
     stored = 0
     for progress in run_progress.runs_progress(run_pks):
-        stored += run_guard_store(guard_selectors.guard_answer(progress, budgets)) is not None
+        # Expectations older than half their cache life are recomputed here, off the request
+        # path: a guard answer then finds them warm.
+        answer = guard_selectors.guard_answer(
+            progress, budgets, refresh_after_s=guard_selectors.EXPECTATIONS_TTL_S / 2
+        )
+        stored += run_guard_store(answer) is not None
     return stored
 
 

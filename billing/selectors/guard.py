@@ -11,6 +11,7 @@ queries. Nothing here writes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -61,17 +62,22 @@ class GuardAnswer:
         return self.budget.basis if self.budget else None
 
 
-def _cached(key: str, compute):  # type: ignore[no-untyped-def]
+def _cached(key: str, compute, *, refresh_after_s: float | None = None):  # type: ignore[no-untyped-def]
+    """``compute()`` kept ``EXPECTATIONS_TTL_S``; recomputed when older than
+    ``refresh_after_s`` (the guard pass refreshes before expiry, so answers stay warm)."""
     full = f"guard:{connection.schema_name}:{key}"
     try:
         found = cache.get(full)
     except Exception:  # no cache: compute every time
         return compute()
-    if found is not None:
+    fresh = found is not None and (
+        refresh_after_s is None or time.time() - found[1] < refresh_after_s
+    )
+    if fresh:
         return found[0]
     value = compute()
     with suppress(Exception):  # a cache that is down only costs the next read its queries
-        cache.set(full, (value,), EXPECTATIONS_TTL_S)
+        cache.set(full, (value, time.time()), EXPECTATIONS_TTL_S)
     return value
 
 
@@ -79,7 +85,9 @@ def _today() -> date:
     return local_date(timezone.now(), connection_zone())
 
 
-def step_costs_expected(template: str) -> dict[str, Decimal]:
+def step_costs_expected(
+    template: str, *, refresh_after_s: float | None = None
+) -> dict[str, Decimal]:
     """The template's steps and their expected AI cost per run (cached)."""
     return _cached(
         f"steps:{template}",
@@ -87,10 +95,13 @@ def step_costs_expected(template: str) -> dict[str, Decimal]:
             name: e.expected_cost
             for name, e in quotes.step_expectations(template=template, today=_today()).items()
         },
+        refresh_after_s=refresh_after_s,
     )
 
 
-def quote_figures(*, project: str, template: str, run_type: str) -> QuoteFigures | None:
+def quote_figures(
+    *, project: str, template: str, run_type: str, refresh_after_s: float | None = None
+) -> QuoteFigures | None:
     """P90 AI cost and history size of comparable runs (cached), or None without history."""
 
     def compute() -> QuoteFigures | None:
@@ -99,7 +110,9 @@ def quote_figures(*, project: str, template: str, run_type: str) -> QuoteFigures
         )
         return QuoteFigures(quote.ai_cost.p90, quote.runs) if quote else None
 
-    return _cached(f"quote:{project}:{template}:{run_type}", compute)
+    return _cached(
+        f"quote:{project}:{template}:{run_type}", compute, refresh_after_s=refresh_after_s
+    )
 
 
 def run_budgets() -> list[RunBudget]:
@@ -112,13 +125,19 @@ def budget_for(budgets: list[RunBudget], *, project: str, template: str) -> RunB
     return next((b for b in budgets if chosen and b.pk == chosen.id), None)
 
 
-def guard_answer(progress: RunProgress, budgets: list[RunBudget]) -> GuardAnswer:
-    """The run's figures now against the budget that applies to it (none: ``ok``, no limit)."""
+def guard_answer(
+    progress: RunProgress, budgets: list[RunBudget], *, refresh_after_s: float | None = None
+) -> GuardAnswer:
+    """The run's figures now against the budget that applies to it (none: ``ok``, no limit).
+    ``refresh_after_s``: recompute cached expectations older than that (the guard pass)."""
     budget = budget_for(budgets, project=progress.project, template=progress.template)
     quote = None
     if budget is not None and budget.basis == RunBudget.Basis.P90_MULTIPLE:
         quote = quote_figures(
-            project=progress.project, template=progress.template, run_type=progress.run_type
+            project=progress.project,
+            template=progress.template,
+            run_type=progress.run_type,
+            refresh_after_s=refresh_after_s,
         )
     limit = (
         rules.limit_of(
@@ -132,7 +151,11 @@ def guard_answer(progress: RunProgress, budgets: list[RunBudget]) -> GuardAnswer
     )
     evaluation = rules.evaluate(
         cost_so_far=progress.cost_so_far,
-        expected=step_costs_expected(progress.template) if progress.template else {},
+        expected=(
+            step_costs_expected(progress.template, refresh_after_s=refresh_after_s)
+            if progress.template
+            else {}
+        ),
         steps={n: rules.StepDone(s.done, s.spent) for n, s in progress.steps.items()},
         finished=progress.finished,
         limit=limit,
