@@ -151,8 +151,7 @@ urlpatterns = [
     path("api/v1/webhooks/<int:pk>", WebhookDetailApi.as_view(), name="api-webhook"),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
     path("api/v1/runs", RunsApi.as_view(), name="api-runs"),
-    # Before the catch-all below (a run id may hold '/'): a run id ending in "/guard" reads as
-    # that run's guard.
+    # Before the catch-all below (a run id may hold '/'; none may end in "/guard": id_check).
     path("api/v1/runs/<path:run_id>/guard", RunGuardApi.as_view(), name="api-run-guard"),
     path("api/v1/runs/<path:run_id>", RunDetailApi.as_view(), name="api-run"),
     path("api/v1/errors", ErrorGroupsApi.as_view(), name="api-errors"),
