@@ -3,6 +3,8 @@ the budgets page, finance and admin; create, change and delete: keys with ``mana
 the cost forecast, the monthly finance report, costs per period and prepaid commitments (scope
 ``read``). Amounts are
 decimal strings.
+the cost forecast, the monthly finance report and costs per period (scope ``read``); run budgets
+(as budgets) and a run's guard (``runs`` area, scope ``read``). Amounts are decimal strings.
 
 Views parse the query, call one selector or service and serialize; budgets are written only
 through ``billing.services``. The operator's API is ``billing.operator.api``.
@@ -20,7 +22,12 @@ from django.db import connection
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -31,10 +38,11 @@ from rest_framework.views import APIView
 from billing import services
 from billing.domain.forecasting import ForecastDay
 from billing.exports import FORMATS, report_file
-from billing.models import Budget
+from billing.models import Budget, RunBudget
 from billing.operator.models import AllocationLine, Commitment
 from billing.selectors.commitments import CommitmentStatus, commitments_status_now
 from billing.selectors.costs import cost_report, project_allocation_lines
+from billing.selectors.guard import GuardAnswer, run_guard
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import BoundedListField, EnumField, MonthField, iso_utc
 from factory_portal.money import percent, quantize_cents
@@ -47,6 +55,7 @@ from factory_portal.periods import (
     next_month,
 )
 from factory_portal.tenants.connection import connection_zone
+from usage.domain.limits import TEMPLATE_LENGTH
 from usage.selectors import aggregates, model_costs, project_slugs
 from usage.selectors.query_params import FILTER_PARAMETERS, UsageQuerySerializer
 
@@ -522,3 +531,198 @@ class CommitmentListApi(APIView):
         }
         rows = [commitment_figures(statuses[c.pk]) for c in page or [] if c.pk in statuses]
         return pages.get_paginated_response(CommitmentSerializer(rows, many=True).data)
+
+
+# Run budgets and the run guard
+
+
+class RunBudgetSerializer(serializers.ModelSerializer):
+    project = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="", help_text="empty: any"
+    )
+    template = serializers.CharField(
+        max_length=TEMPLATE_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="empty: any",
+    )
+    basis = EnumField(choices=RunBudget.Basis.values, default=RunBudget.Basis.AMOUNT)
+    amount = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        required=False,
+        allow_null=True,
+        coerce_to_string=True,
+        help_text="USD per run (basis amount)",
+    )
+    multiple = serializers.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        max_value=Decimal(100),
+        required=False,
+        allow_null=True,
+        coerce_to_string=True,
+        help_text="times the run's P90 AI quote (basis p90_multiple)",
+    )
+    warn_percent = serializers.IntegerField(min_value=1, max_value=100, default=80)
+
+    class Meta:
+        model = RunBudget
+        fields = [
+            "id",
+            "project",
+            "template",
+            "basis",
+            "amount",
+            "multiple",
+            "warn_percent",
+            "created_at",
+        ]
+        read_only_fields = ["id", "created_at"]
+        validators: list[object] = []  # the scope's uniqueness is the service's, in words
+
+
+def _run_budget_saved(serializer: RunBudgetSerializer, budget: RunBudget | None) -> RunBudget:
+    data = serializer.validated_data
+
+    def value(name: str, default: object) -> object:
+        if name in data:
+            return data[name]
+        return getattr(budget, name) if budget is not None else default
+
+    basis = str(value("basis", RunBudget.Basis.AMOUNT))
+    # A basis change drops the other basis's figure unless it is given again.
+    kept = budget if budget is not None and basis == budget.basis else None
+    amount = data.get("amount", kept.amount if kept else None)
+    multiple = data.get("multiple", kept.multiple if kept else None)
+    try:
+        return services.run_budget_set(
+            project=str(value("project", "")),
+            template=str(value("template", "")),
+            basis=basis,
+            amount=amount,
+            multiple=multiple,
+            warn_percent=int(str(value("warn_percent", 80))),
+            budget=budget,
+        )
+    except ValidationError as exc:
+        raise serializers.ValidationError({"detail": exc.messages}) from exc
+
+
+RUN_BUDGET_ACCESS = ApiAccess(
+    read=Access(area="budgets", scope="read"), write=Access(area="admin", scope="manage")
+)
+
+
+class RunBudgetListApi(generics.ListCreateAPIView):
+    """``GET/POST /api/v1/run-budgets``: limits per run of a project and/or template."""
+
+    access = RUN_BUDGET_ACCESS
+    serializer_class = RunBudgetSerializer
+    queryset = RunBudget.objects.order_by("project", "template", "id")
+
+    @extend_schema(operation_id="run_budgets_list", summary="Run budgets")
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(operation_id="run_budgets_create", summary="Create a run budget")
+    def post(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().post(request, *args, **kwargs)
+
+    def perform_create(self, serializer: RunBudgetSerializer) -> None:  # type: ignore[override]
+        serializer.instance = _run_budget_saved(serializer, None)
+
+
+@extend_schema_view(
+    get=extend_schema(operation_id="run_budget", summary="A run budget"),
+    patch=extend_schema(operation_id="run_budget_change", summary="Change a run budget"),
+    delete=extend_schema(operation_id="run_budget_delete", summary="Delete a run budget"),
+)
+class RunBudgetDetailApi(generics.RetrieveUpdateDestroyAPIView):
+    """``GET/PATCH/DELETE /api/v1/run-budgets/{id}``."""
+
+    access = RUN_BUDGET_ACCESS
+    serializer_class = RunBudgetSerializer
+    queryset = RunBudget.objects.all()
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    def perform_update(self, serializer: RunBudgetSerializer) -> None:  # type: ignore[override]
+        serializer.instance = _run_budget_saved(serializer, serializer.instance)
+
+    def perform_destroy(self, instance: RunBudget) -> None:
+        services.run_budget_delete(budget=instance)
+
+
+def _cents(amount: Decimal | None) -> str | None:
+    return None if amount is None else str(quantize_cents(amount))
+
+
+def guard_json(answer: GuardAnswer) -> dict[str, object]:
+    """The guard answer's JSON (the API's and the run page's figures): amounts in USD cents."""
+    ev = answer.evaluation
+    return {
+        "run_id": answer.run_id,
+        "state": ev.state,
+        "finished": answer.finished,
+        "cost_so_far": _cents(ev.cost_so_far),
+        "expected_remaining": _cents(ev.expected_remaining),
+        "projected_total": _cents(ev.projected_total),
+        "limit": _cents(ev.limit),
+        "limit_basis": answer.limit_basis,
+        "warn_percent": answer.budget.warn_percent if answer.budget else None,
+        "budget_id": answer.budget.pk if answer.budget else None,
+        "quote": (
+            {"p90": _cents(answer.quote.p90), "runs": answer.quote.runs} if answer.quote else None
+        ),
+        "updated_at": iso_utc(answer.computed_at),
+    }
+
+
+class _QuoteOut(serializers.Serializer):
+    p90 = serializers.CharField(help_text="P90 AI cost of comparable finished runs, USD")
+    runs = serializers.IntegerField(help_text="how many comparable runs")
+
+
+class RunGuardOut(serializers.Serializer):
+    """The answer's shape (for the schema); amounts are USD strings with cents."""
+
+    run_id = serializers.CharField()
+    state = serializers.ChoiceField(choices=["ok", "warn", "stop"])
+    finished = serializers.BooleanField(help_text="final figures: nothing remains expected")
+    cost_so_far = serializers.CharField()
+    expected_remaining = serializers.CharField()
+    projected_total = serializers.CharField()
+    limit = serializers.CharField(allow_null=True, help_text="null: no run budget applies")
+    limit_basis = serializers.ChoiceField(choices=RunBudget.Basis.values, allow_null=True)
+    warn_percent = serializers.IntegerField(allow_null=True)
+    budget_id = serializers.IntegerField(allow_null=True)
+    quote = _QuoteOut(allow_null=True, help_text="for a limit on the P90 quote")
+    updated_at = serializers.DateTimeField(help_text="when the figures were computed")
+
+
+class RunGuardApi(APIView):
+    """``GET /api/v1/runs/{run_id}/guard`` (scope ``read``)."""
+
+    access = ApiAccess(read=Access(area="runs", scope="read"))
+
+    @extend_schema(
+        operation_id="run_guard",
+        summary="A run's projected total against its run budget: ok, warn or stop",
+        parameters=[
+            OpenApiParameter(
+                "run_id",
+                str,
+                OpenApiParameter.PATH,
+                description="The run id as one percent-encoded path segment ('/' is %2F).",
+            )
+        ],
+        responses={200: RunGuardOut},
+    )
+    def get(self, request: Request, run_id: str) -> Response:
+        answer = run_guard(run_id)
+        if answer is None:
+            raise NotFound(f"No run {run_id[:200]!r} in this tenant.")
+        return Response(guard_json(answer))

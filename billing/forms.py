@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django import forms
 
-from billing.models import Budget
+from billing.models import Budget, RunBudget
 
 THRESHOLD_RE = re.compile(r"\d{1,6}", re.ASCII)
 MAX_THRESHOLDS = 20
@@ -125,3 +125,48 @@ class BudgetForm(forms.Form):
         if len(values) > MAX_THRESHOLDS:
             raise forms.ValidationError(f"At most {MAX_THRESHOLDS} thresholds.")
         return values
+
+
+class RunBudgetForm(forms.Form):
+    project = forms.ChoiceField(
+        required=False,
+        help_text="Empty: runs of any project.",
+        error_messages={"invalid_choice": "Choose any project or one of your projects."},
+    )
+    template = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="The runs' template (recipe) id; empty: any template.",
+    )
+    basis = forms.ChoiceField(
+        label="Limit",
+        choices=RunBudget.Basis.choices,
+        initial=RunBudget.Basis.AMOUNT,
+        error_messages={"invalid_choice": "Choose an amount or a multiple of the P90 quote."},
+    )
+    amount = forms.DecimalField(
+        label="Amount per run (USD)",
+        required=False,
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        help_text="For a limit on an amount, e.g. 25.",
+    )
+    multiple = forms.DecimalField(
+        label="Multiple of the P90 quote",
+        required=False,
+        max_digits=6,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        max_value=Decimal(100),
+        help_text="For a limit on the quote, e.g. 1.5 (times the P90 AI cost of comparable runs).",
+    )
+    warn_percent = forms.IntegerField(
+        label="Warn at (% of the limit)", initial=80, min_value=1, max_value=100
+    )
+
+    def __init__(self, *args: object, projects: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        field = self.fields["project"]
+        assert isinstance(field, forms.ChoiceField)  # noqa: S101  (narrowing for mypy)
+        field.choices = [("", "Any project"), *sorted(projects.items())]

@@ -8,7 +8,7 @@ page or the API asks for one that does not exist yet (``forecast_ensure``)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing.domain import guard as guard_rules
 from billing.domain.forecasting import (
     ForecastDay,
     Interval,
@@ -26,15 +27,20 @@ from billing.domain.forecasting import (
     daily_series,
     forecast,
 )
-from billing.models import Budget, CostForecast, RecommendationDismissal
+from billing.models import Budget, CostForecast, RecommendationDismissal, RunBudget, RunGuard
+from billing.selectors import guard as guard_selectors
+from billing.selectors.guard import GuardAnswer
+from billing.signals import run_guard_cleared, run_guard_crossed
 from factory_portal.broker import enqueue
 from factory_portal.money import quantize_cents
 from factory_portal.periods import month_last_day
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors as usage_selectors
+from usage.selectors import run_progress
 from usage.services.allocations import run_allocations_replace
 
 HORIZON = 90
+ZERO = Decimal(0)
 # Two years: each public holiday's effect is then estimated from two occurrences.
 HISTORY_DAYS = 730
 # At most one refresh per tenant per 30 s of ingest; it runs at the end of the window, so a
@@ -214,3 +220,163 @@ def recommendation_restore(*, key: str) -> bool:
     there was one."""
     deleted, _ = RecommendationDismissal.objects.filter(key=key).delete()
     return bool(deleted)
+
+
+# Run guard (billing.domain.guard has the rules)
+
+# Re-evaluation after ingest starts at most this long after the first batch of a window: every
+# batch committed in the window is then visible to it (each schedules after its own commit).
+RUN_GUARD_DEBOUNCE_S = 1
+RUN_GUARD_MAX_RUNS = 2000  # active runs evaluated per pass, oldest first
+MAX_MULTIPLE = Decimal(100)
+
+
+def run_budget_set(
+    *,
+    project: str = "",
+    template: str = "",
+    basis: str = RunBudget.Basis.AMOUNT,
+    amount: Decimal | None = None,
+    multiple: Decimal | None = None,
+    warn_percent: int = 80,
+    budget: RunBudget | None = None,
+) -> RunBudget:
+    """Create a run budget, or change ``budget``: a USD ``amount`` per run, or a ``multiple`` of
+    the run's P90 AI quote. One budget per (project, template) scope."""
+    if basis not in RunBudget.Basis.values:
+        raise ValidationError(
+            f"Unknown limit basis {str(basis)[:20]!r}: use {' or '.join(RunBudget.Basis.values)}."
+        )
+    if basis == RunBudget.Basis.AMOUNT:
+        if amount is None or amount <= 0:
+            raise ValidationError("A run budget on an amount needs a positive amount (USD).")
+        amount, multiple = quantize_cents(amount), None
+    else:
+        if multiple is None or not 0 < multiple <= MAX_MULTIPLE:
+            raise ValidationError(
+                f"A run budget on the P90 quote needs a multiple above 0, at most {MAX_MULTIPLE}."
+            )
+        amount = None
+    if not 1 <= warn_percent <= 100:
+        raise ValidationError("The warn level is a percentage of the limit, 1 to 100.")
+    if project and project not in usage_selectors.project_slugs():
+        raise ValidationError(f"No project {project!r} in this tenant.")
+    clash = RunBudget.objects.filter(project=project, template=template)
+    if budget is not None:
+        clash = clash.exclude(pk=budget.pk)
+    if clash.exists():
+        raise ValidationError("This project and template already have a run budget.")
+    values = {
+        "project": project,
+        "template": template,
+        "basis": basis,
+        "amount": amount,
+        "multiple": multiple,
+        "warn_percent": warn_percent,
+    }
+    with transaction.atomic():
+        if budget is None:
+            budget = RunBudget.objects.create(**values)
+        else:
+            for name, value in values.items():
+                setattr(budget, name, value)
+            budget.save()
+    run_guards_schedule()
+    return budget
+
+
+def run_budget_delete(*, budget: RunBudget) -> None:
+    """Remove a run budget; the runs it guarded fall to the next matching budget, or to none."""
+    budget.delete()
+    run_guards_schedule()
+
+
+def run_guard_store(answer: GuardAnswer) -> RunGuard | None:
+    """Store a run's figures; a rise of its state is a crossing (``run_guard_crossed``, once),
+    a fall or the run's end clears it (``run_guard_cleared``). None for a run without budget that
+    was never guarded."""
+    ev = answer.evaluation
+    with transaction.atomic():
+        if answer.budget is None and not RunGuard.objects.filter(run_id=answer.run_pk).exists():
+            return None
+        now = timezone.now()
+        RunGuard.objects.bulk_create(
+            [
+                RunGuard(
+                    run_id=answer.run_pk,
+                    cost_so_far=ZERO,
+                    expected_remaining=ZERO,
+                    projected_cost=ZERO,
+                    updated_at=now,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        guard = RunGuard.objects.select_for_update().get(run_id=answer.run_pk)
+        previous, was_finished = guard.state, guard.finished
+        guard.budget = answer.budget
+        guard.state = ev.state
+        guard.cost_so_far = ev.cost_so_far
+        guard.expected_remaining = ev.expected_remaining
+        guard.projected_cost = ev.projected_total
+        guard.limit = ev.limit
+        guard.finished = answer.finished
+        guard.updated_at = now
+        rose = guard_rules.crossed(previous, ev.state)
+        if rose:
+            guard.crossed_at = now
+        guard.save()
+        figures = {
+            "run_id": answer.run_id,
+            "project": answer.project,
+            "template": answer.template,
+            "state": ev.state,
+            "previous": previous,
+            "cost_so_far": ev.cost_so_far,
+            "projected": ev.projected_total,
+            "limit": ev.limit,
+        }
+        if rose:
+            run_guard_crossed.send(sender=RunGuard, crossed_at=now, **figures)
+        elif guard_rules.crossed(ev.state, previous) or (answer.finished and not was_finished):
+            run_guard_cleared.send(sender=RunGuard, run_id=answer.run_id, state=ev.state)
+    return guard
+
+
+def run_guards_refresh(*, run_pks: Iterable[int] | None = None) -> int:
+    """Re-evaluate ``run_pks``, or every active run and every guard still open (a run that
+    finished gets its final figures); returns how many guards were stored."""
+    budgets = guard_selectors.run_budgets()
+    open_guards = list(RunGuard.objects.filter(finished=False).values_list("run_id", flat=True))
+    if run_pks is None:
+        if not budgets and not open_guards:
+            return 0
+        run_pks = {*run_progress.active_run_pks(limit=RUN_GUARD_MAX_RUNS), *open_guards}
+    stored = 0
+    for progress in run_progress.runs_progress(run_pks):
+        # Expectations older than half their cache life are recomputed here, off the request
+        # path: a guard answer then finds them warm.
+        answer = guard_selectors.guard_answer(
+            progress, budgets, refresh_after_s=guard_selectors.EXPECTATIONS_TTL_S / 2
+        )
+        stored += run_guard_store(answer) is not None
+    return stored
+
+
+def run_guards_schedule() -> None:
+    """After commit, enqueue the current tenant's run guard pass (debounced per
+    ``RUN_GUARD_DEBOUNCE_S``). Called by ``billing.receivers`` inside the ingest transaction; a
+    broker that is down only delays it until the beat's sweep (every minute)."""
+    schema = connection.schema_name
+
+    def later() -> None:
+        from billing.tasks import run_guards_refresh_tenant
+
+        try:
+            first = cache.add(f"guard:usage:{schema}", 1, timeout=RUN_GUARD_DEBOUNCE_S)
+        except Exception:  # no cache, no debounce
+            first = True
+        if first:
+            enqueue(run_guards_refresh_tenant, schema=schema, countdown=RUN_GUARD_DEBOUNCE_S)
+
+    transaction.on_commit(later)

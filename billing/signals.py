@@ -11,3 +11,12 @@ from django.dispatch import Signal
 # A provider's bill for a month and model differs from the portal's estimate by more than the
 # tolerance, for the first time (kwarg: alert_id, a billing.operator BilledDriftAlert's key).
 billed_drift_exceeded = Signal()
+
+# A run's guard state rose (ok -> warn, ok/warn -> stop): once per crossing (kwargs: run_id, the
+# client's run id; project; template; state; previous; cost_so_far, projected, limit: Decimal
+# USD; crossed_at: datetime, part of the alert's key).
+run_guard_crossed = Signal()
+
+# A run's guard state went back down or the run finished below its former state (kwargs: run_id,
+# state): listeners may resolve what the crossing opened.
+run_guard_cleared = Signal()

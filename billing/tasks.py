@@ -1,5 +1,5 @@
-"""Celery tasks of billing: forecast and cost-summary refresh (beat fans out one task per
-tenant)."""
+"""Celery tasks of billing: forecast, cost-summary and run guard refresh (beat fans out one task
+per tenant)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from billing.selectors.savings import savings_report
 from billing.selectors.summaries import cost_summary, range_summary, summary_month
-from billing.services import forecasts_refresh, run_allocations_store
+from billing.services import forecasts_refresh, run_allocations_store, run_guards_refresh
 from factory_portal import periods, ranges
 from factory_portal.celery import app
 from factory_portal.tenants.connection import connection_zone
@@ -68,3 +68,15 @@ def cost_summary_refresh_tenant(month: str = "") -> str:
 def run_allocations_refresh_all(month: str) -> int:
     """After an allocation run of ``month`` (YYYY-MM): every tenant's run shares of it."""
     return tenants_fan_out(cost_summary_refresh_tenant, args=(month,))
+
+
+@app.task
+def run_guards_refresh_all() -> int:
+    """Beat, every minute: every tenant's run guard pass (what ingest's debounced pass missed)."""
+    return tenants_fan_out(run_guards_refresh_tenant)
+
+
+@app.task
+def run_guards_refresh_tenant() -> int:
+    """Runs in the enqueuing tenant's schema: re-evaluate its active and open guarded runs."""
+    return run_guards_refresh()

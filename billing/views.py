@@ -23,8 +23,9 @@ from django.views.decorators.http import require_POST
 
 from billing import services
 from billing.exports import FORMATS, report_file
-from billing.forms import BudgetForm
-from billing.models import Budget
+from billing.forms import BudgetForm, RunBudgetForm
+from billing.models import Budget, RunBudget
+from billing.selectors import guard as guard_selectors
 from billing.selectors.budgets import BudgetStatus, budgets_status
 from billing.selectors.commitments import CommitmentStatus, commitments_status_now
 from billing.selectors.cost_change import CompareError, compare_range, period_cost_change
@@ -414,6 +415,7 @@ class BudgetRow:
     status: BudgetStatus
     scope: str
     used: Decimal  # spent / amount (a ratio, shown as a percentage)
+    reserved: guard_selectors.ReservedBudget  # what active guarded runs still expect to spend
 
 
 def _scope(project: str, names: dict[str, str]) -> str:
@@ -422,9 +424,15 @@ def _scope(project: str, names: dict[str, str]) -> str:
 
 def _budgets_page(request: HttpRequest, form: BudgetForm | None, status: int = 200) -> HttpResponse:
     names = usage_selectors.project_names()
+    statuses = budgets_status(tenant=connection.tenant, now=timezone.now())
     rows = [
-        BudgetRow(status=s, scope=_scope(s.budget.project, names), used=s.spent / s.budget.amount)
-        for s in budgets_status(tenant=connection.tenant, now=timezone.now())
+        BudgetRow(
+            status=s,
+            scope=_scope(s.budget.project, names),
+            used=s.spent / s.budget.amount,
+            reserved=r,
+        )
+        for s, r in zip(statuses, guard_selectors.budgets_reserved(statuses), strict=True)
     ]
     return render(
         request,
@@ -578,3 +586,65 @@ def commitments(request: HttpRequest) -> HttpResponse:
         for s in statuses
     ]
     return render(request, "billing/commitments.html", {"rows": rows})
+
+
+# Run budgets
+
+
+def _run_budget_scope(budget: RunBudget, names: dict[str, str]) -> str:
+    project = f"project {names.get(budget.project, budget.project)}" if budget.project else ""
+    template = f"template {budget.template}" if budget.template else ""
+    return " and ".join(p for p in (project, template) if p).capitalize() or "Every run"
+
+
+@role_required("budgets")
+def run_budgets(request: HttpRequest) -> HttpResponse:
+    """Run budgets (admins add and delete them) and the runs they guard now."""
+    names = usage_selectors.project_names()
+    can_edit = can(request.user, "admin")
+    form = RunBudgetForm(projects=names) if can_edit else None
+    status = 200
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied(denial("admin"))
+        form = RunBudgetForm(request.POST, projects=names)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                budget = services.run_budget_set(
+                    project=data["project"],
+                    template=data["template"].strip(),
+                    basis=data["basis"],
+                    amount=data["amount"],
+                    multiple=data["multiple"],
+                    warn_percent=data["warn_percent"],
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, f"Run budget saved: {_run_budget_scope(budget, names)}.")
+                return redirect("run-budgets")
+        status = 400
+    budgets = [(b, _run_budget_scope(b, names)) for b in guard_selectors.run_budgets()]
+    return render(
+        request,
+        "billing/run_budgets.html",
+        {
+            "budgets": budgets,
+            "guards": guard_selectors.run_guards_open(),
+            "form": form,
+            "can_edit": can_edit,
+        },
+        status=status,
+    )
+
+
+@role_required("admin")
+def run_budget_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    budget = get_object_or_404(RunBudget, pk=pk)
+    scope = _run_budget_scope(budget, usage_selectors.project_names())
+    if request.method == "POST":
+        services.run_budget_delete(budget=budget)
+        messages.success(request, f"Run budget deleted: {scope}.")
+        return redirect("run-budgets")
+    return render(request, "billing/run_budget_delete.html", {"budget": budget, "scope": scope})

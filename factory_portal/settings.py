@@ -421,6 +421,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alerts.oncall.tasks.pages_flush_all",
         "schedule": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)),
     },
+    # The run guard's sweep: runs whose usage arrived while the broker was down, finished runs.
+    "run-guards-refresh": {
+        "task": "billing.tasks.run_guards_refresh_all",
+        "schedule": 60.0,
+    },
     "cost-summaries-refresh": {
         "task": "billing.tasks.cost_summaries_refresh_all",
         "schedule": 300.0,
@@ -482,7 +487,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # GET /api/v1/status names the runtime health statuses twice (overall, each indicator):
     # one schema enum (the values of runtime.domain.health.Status; the kernel imports no app).
-    "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "degraded", "down", "unknown"]},
+    "ENUM_NAME_OVERRIDES": {
+        "HealthStatusEnum": ["ok", "degraded", "down", "unknown"],
+        # A run budget's limit basis (its "basis" and a run guard's "limit_basis").
+        "RunBudgetBasisEnum": ["amount", "p90_multiple"],
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "factory_portal.api.problem_responses_hook",

@@ -32,7 +32,7 @@ from rest_framework.views import APIView
 from alerts.oncall.models import Silence
 from alerts.oncall.tests.incident_rows import incident_make
 from alerts.services.settings import webhook_create
-from billing.services import budget_set
+from billing.services import budget_set, run_budget_set
 from factory_portal.accounts.authentication import (
     ApiAccess,
     ApiKeyPrincipal,
@@ -70,6 +70,8 @@ ENDPOINTS = [
     ("/api/v1/notifications", "read", {200}),
     ("/api/v1/budgets", "read", {200}),
     ("/api/v1/commitments", "read", {200}),
+    ("/api/v1/run-budgets", "read", {200}),
+    ("/api/v1/runs/run-x/guard", "read", {404}),
     ("/api/v1/webhooks", "manage", {200}),
     ("/api/v1/alerts", "read", {200}),
     ("/api/v1/alerts/1", "read", {404}),
@@ -179,6 +181,27 @@ OPERATIONS = [
         {"amount": "7"},
     ),
     Operation("delete", "/api/v1/budgets/{budget}", "admin", "POST /budgets/{budget}/delete/", 204),
+    Operation("get", "/api/v1/run-budgets", "budgets", "GET /budgets/runs/", 200),
+    Operation("get", "/api/v1/run-budgets/{run_budget}", "budgets", "GET /budgets/runs/", 200),
+    Operation(
+        "post", "/api/v1/run-budgets", "admin", "POST /budgets/runs/", 201, {"amount": "5.00"}
+    ),
+    Operation(
+        "patch",
+        "/api/v1/run-budgets/{run_budget}",
+        "admin",
+        "POST /budgets/runs/",
+        200,
+        {"warn_percent": 70},
+    ),
+    Operation(
+        "delete",
+        "/api/v1/run-budgets/{run_budget}",
+        "admin",
+        "POST /budgets/runs/{run_budget}/delete/",
+        204,
+    ),
+    Operation("get", "/api/v1/runs/run-x/guard", "runs", "GET /runs/run-x/", 404),
     Operation("get", "/api/v1/webhooks", "admin", "GET /settings/webhooks/", 200),
     Operation(
         "post",
@@ -283,6 +306,7 @@ def test_sessions_obey_the_page_role_table(alpha, beta, op):
     with schema_context(alpha.schema):
         Project.objects.create(slug="checkout", name="Checkout")
         budget = budget_set(amount=Decimal(100), project="checkout")
+        run_budget = run_budget_set(template="spa", amount=Decimal(9))
         webhook = webhook_create(name="ops", url=WEBHOOK_URL)
         incident = incident_make()
         silence = Silence.objects.create(
@@ -290,6 +314,7 @@ def test_sessions_obey_the_page_role_table(alpha, beta, op):
         )
     ids = {
         "budget": budget.pk,
+        "run_budget": run_budget.pk,
         "webhook": webhook.pk,
         "incident": incident.pk,
         "silence": silence.pk,
@@ -402,7 +427,9 @@ def test_every_api_view_declares_who_may_use_it():
     # ...and the session matrix above exercises every one of the tenant host
     tenant_views = {view for route, view in views if route.startswith(settings.ROOT_URLCONF)}
     exercised = {
-        resolve(op.path.split("?")[0].format(budget=1, webhook=1, incident=1, silence=1)).func.cls
+        resolve(
+            op.path.split("?")[0].format(budget=1, run_budget=1, webhook=1, incident=1, silence=1)
+        ).func.cls
         for op in OPERATIONS
     }
     assert tenant_views <= exercised, tenant_views - exercised

@@ -18,7 +18,7 @@ from drf_spectacular.generators import SchemaGenerator
 from alerts.models import WebhookEndpoint
 from alerts.oncall.models import Silence
 from alerts.oncall.tests.incident_rows import QUEUE, incident_make
-from billing.models import Budget
+from billing.models import Budget, RunBudget
 from billing.operator.models import AllocationRule, Commitment
 from tests.support import bearer, host_client, key_for, notifications_make, runs_make
 from usage.models import Project
@@ -35,6 +35,7 @@ LISTS = {
     "/api/v1/notifications": "id",
     "/api/v1/budgets": "id",
     "/api/v1/commitments": "id",
+    "/api/v1/run-budgets": "id",
     "/api/v1/webhooks": "id",
     "/api/v1/runs": "run_id",
     "/api/v1/errors": "fingerprint",
@@ -58,6 +59,8 @@ def _rows_make(tenant, *, tag: str = "") -> None:
         for i in range(ROWS):
             Project.objects.get_or_create(slug=f"p{tag}{i}", defaults={"name": f"P{i}"})
             Budget.objects.create(project=f"p{tag}{i}", amount=Decimal("100.00"))
+            # Ties on the scope's project: the pages must break them.
+            RunBudget.objects.create(project="", template=f"t{tag}{i}", amount=Decimal(5))
             WebhookEndpoint.objects.create(
                 name="ops", url=f"https://hooks.example.com/{i}", secret="s" * 32
             )

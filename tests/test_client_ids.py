@@ -24,7 +24,7 @@ from alerts.services.evaluate import runs_evaluate
 from factory_portal.accounts.models import User
 from factory_portal.spreadsheets import FORMULA_STARTS
 from tests.support import bearer, key_for, llm_event_in, logged_in_client
-from usage.domain.ids import MAX_ID_LENGTH, RESERVED_RUN_IDS, run_path
+from usage.domain.ids import MAX_ID_LENGTH, RESERVED_RUN_IDS, RESERVED_RUN_SUFFIXES, run_path
 from usage.models import LlmUsageEvent, Run
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +67,7 @@ HOSTILE = [
 ]
 
 REFUSED = {".", "..", "active"}  # see test_ids_no_url_can_carry_are_refused_with_the_rule
+# ... and run ids ending in "/guard" (see usage/tests/test_domain_ids.py)
 
 # Printable text (no control, format or separator characters but the ASCII space): what the
 # ingest accepts once surrounding whitespace is removed.
@@ -78,7 +79,14 @@ hostile_ids = st.one_of(
         min_size=1,
         max_size=40,
     ).map("".join),
-).filter(lambda s: s == s.strip() and 0 < len(s) <= MAX_ID_LENGTH and s not in REFUSED)
+).filter(
+    lambda s: (
+        s == s.strip()
+        and 0 < len(s) <= MAX_ID_LENGTH
+        and s not in REFUSED
+        and not s.endswith(RESERVED_RUN_SUFFIXES)
+    )
+)
 
 
 @pytest.fixture
@@ -252,16 +260,23 @@ def test_ids_no_url_can_carry_are_refused_with_the_rule(admin, keys, field, valu
 
 def test_routes_take_client_ids_last_so_every_path_is_unambiguous():
     """Servers decode %2F before routing: a route must match an id with the ``path`` converter
-    and end with it (a sub-route after it could not be told from an id containing "/"), and a
-    fixed page the id route would also match must be listed first and its name reserved."""
+    and end with it (a sub-route after it could not be told from an id containing "/") unless
+    the sub-route's ending is one no run id may have (``RESERVED_RUN_SUFFIXES``), listed first;
+    and a fixed page the id route would also match must be listed first and its name reserved."""
     patterns = get_resolver("web.urls_tenants").url_patterns
     id_routes = [
         (index, str(p.pattern))
         for index, p in enumerate(patterns)
         if {"run_id", "job_id", "event_id"} & set(p.pattern.converters)
     ]
-    assert len(id_routes) == 2
+    below_run = [(i, r) for i, r in id_routes if r.endswith(RESERVED_RUN_SUFFIXES)]
+    assert [r for _, r in below_run] == ["api/v1/runs/<path:run_id>/guard"]
+    assert len(id_routes) == 3
     for index, route in id_routes:
+        if (index, route) in below_run:
+            catch_all = route.removesuffix("/guard")
+            assert index < next(i for i, r in id_routes if r == catch_all), route
+            continue
         assert re.fullmatch(r"[^<]*<path:(run_id|job_id|event_id)>/?", route), route
         prefix = route.split("<")[0]
         for other_index, other in enumerate(patterns):
@@ -269,6 +284,8 @@ def test_routes_take_client_ids_last_so_every_path_is_unambiguous():
             name = other_route.removeprefix(prefix).rstrip("/")
             if other_index == index or other_route == prefix or not other_route.startswith(prefix):
                 continue  # an id is at least one character: "runs/" is not a run's page
+            if (other_index, other_route) in below_run:
+                continue  # its ending is refused in run ids (id_check)
             assert other_index < index and name in RESERVED_RUN_IDS, (route, str(other.pattern))
     for client_id in HOSTILE:
         match = resolve(unquote(run_path(client_id)), "web.urls_tenants")

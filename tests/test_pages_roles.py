@@ -30,6 +30,7 @@ ROLE_MATRIX = {
     "/costs/": (403, 200, 200),
     "/costs/quotes/": (403, 200, 200),
     "/costs/savings/": (403, 200, 200),
+    "/budgets/runs/": (403, 200, 200),
     "/reports/2026-10/csv": (403, 200, 200),
     "/settings/alert-routes/": (403, 403, 200),
     "/alerts/": (200, 200, 200),

@@ -1,4 +1,5 @@
-"""Tenant pages over usage: run history (filters, keyset pages, CSV) and active runs. Thin:
+"""Tenant pages over usage: run history (filters, keyset pages, CSV); the active runs page is
+``web.dashboards.active_runs`` (it shows billing's run guard). Thin:
 selectors do the work."""
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from usage.domain.limits import FAILURE_TYPE_LENGTH, MODEL_LENGTH, STEP_NAME_LEN
 from usage.models import RunStatus
 from usage.selectors import reporting
 from usage.selectors import steps as step_selectors
-
-ACTIVE_LIMIT = 100
 
 
 def _filters(
@@ -227,19 +226,6 @@ def run_list_csv(request: HttpRequest) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows(), content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="runs.csv"'
     return response
-
-
-@role_required("runs")
-def active_runs(request: HttpRequest) -> HttpResponse:
-    now = timezone.now()
-    context = {
-        "runs": selectors.active_runs(limit=ACTIVE_LIMIT),
-        "counts": selectors.active_run_counts(),
-        "now": now,
-    }
-    if request.GET.get("fragment"):
-        return render(request, "usage/active_rows.html", context)
-    return render(request, "usage/active.html", context)
 
 
 REPORT_MAX_DAYS = 366

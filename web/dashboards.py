@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from billing.domain.forecasting import method_label as forecast_method_label
 from billing.models import CostForecast
+from billing.selectors import guard as guard_selectors
 from billing.selectors.budgets import budgets_status
 from billing.selectors.periods import allocation_statuses, month_cost
 from billing.services import forecast_ensure
@@ -67,6 +68,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         context["forecast"] = forecast
         context["forecast_method"] = forecast_method_label(forecast.method) if forecast else ""
         context["budgets"] = budgets_status(tenant=tenant, now=now)
+        context["reserved_budgets"] = guard_selectors.budgets_reserved(context["budgets"])
+        context["reservation"] = guard_selectors.reservation()
     if linked:
         context["durations"] = selectors.duration_percentiles(start=chosen.start, end=chosen.end)
     return render(request, "usage/overview.html", context)
@@ -144,5 +147,27 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
                 page=_page_number(request.GET.get("page")),
             ),
             "levels": run_trace.LEVELS,
+            "guard": guard_selectors.run_guard(run.run_id),
         },
     )
+
+
+ACTIVE_LIMIT = 100
+
+
+@role_required("runs")
+def active_runs(request: HttpRequest) -> HttpResponse:
+    """Queued and running runs with their cost so far and, under a run budget, their projected
+    total and guard state (refreshed by the page every 5 s)."""
+    runs = selectors.active_runs(limit=ACTIVE_LIMIT)
+    guards = guard_selectors.run_guards_stored(r.run_id for r in runs)
+    context = {
+        "runs": runs,
+        "rows": [(run, guards.get(run.run_id)) for run in runs],
+        "guarded": bool(guards),
+        "counts": selectors.active_run_counts(),
+        "now": timezone.now(),
+    }
+    if request.GET.get("fragment"):
+        return render(request, "usage/active_rows.html", context)
+    return render(request, "usage/active.html", context)

@@ -25,6 +25,9 @@ from billing.api import (
     CostsApi,
     ForecastApi,
     MonthlyReportApi,
+    RunBudgetDetailApi,
+    RunBudgetListApi,
+    RunGuardApi,
 )
 from billing.api_cost_change import CostChangeApi
 from billing.api_quotes import QuoteApi
@@ -86,7 +89,7 @@ urlpatterns = [
     ),
     path("runs/", usage_views.run_list, name="runs"),
     path("runs.csv", usage_views.run_list_csv, name="runs-csv"),
-    path("runs/active/", usage_views.active_runs, name="runs-active"),
+    path("runs/active/", dashboards.active_runs, name="runs-active"),
     path("usage/", usage_views.usage_report, name="usage"),
     path("errors/", error_views.error_groups, name="errors"),
     path("errors/<str:fingerprint>/", error_views.error_group, name="error-group"),
@@ -102,6 +105,10 @@ urlpatterns = [
     path("budgets/", billing_views.budgets, name="budgets"),
     path("budgets/<int:pk>/", billing_views.budget_edit, name="budget-edit"),
     path("budgets/<int:pk>/delete/", billing_views.budget_delete, name="budget-delete"),
+    path("budgets/runs/", billing_views.run_budgets, name="run-budgets"),
+    path(
+        "budgets/runs/<int:pk>/delete/", billing_views.run_budget_delete, name="run-budget-delete"
+    ),
     path("notifications/", notification_views.inbox, name="notifications"),
     path("notifications/<int:pk>/read/", notification_views.mark_read, name="notification-read"),
     path(
@@ -164,10 +171,14 @@ urlpatterns = [
     path("api/v1/budgets", BudgetListApi.as_view(), name="api-budgets"),
     path("api/v1/commitments", CommitmentListApi.as_view(), name="api-commitments"),
     path("api/v1/budgets/<int:pk>", BudgetDetailApi.as_view(), name="api-budget"),
+    path("api/v1/run-budgets", RunBudgetListApi.as_view(), name="api-run-budgets"),
+    path("api/v1/run-budgets/<int:pk>", RunBudgetDetailApi.as_view(), name="api-run-budget"),
     path("api/v1/webhooks", WebhookListApi.as_view(), name="api-webhooks"),
     path("api/v1/webhooks/<int:pk>", WebhookDetailApi.as_view(), name="api-webhook"),
     path("api/v1/events", EventIngestApi.as_view(), name="api-events"),
     path("api/v1/runs", RunsApi.as_view(), name="api-runs"),
+    # Before the catch-all below (a run id may hold '/'; none may end in "/guard": id_check).
+    path("api/v1/runs/<path:run_id>/guard", RunGuardApi.as_view(), name="api-run-guard"),
     path("api/v1/runs/<path:run_id>", RunDetailApi.as_view(), name="api-run"),
     path("api/v1/errors", ErrorGroupsApi.as_view(), name="api-errors"),
     path("api/v1/status", StatusApi.as_view(), name="api-status"),

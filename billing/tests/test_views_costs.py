@@ -203,7 +203,7 @@ def test_drill_down_links_only_for_roles_that_open_run_history(month, alpha):  #
         "range=custom&from=2026-09-02&to=2026-09-20",
     ):
         page = response_text(finance.get(f"/costs/?{query}"))
-        assert "/runs/" not in page, query
+        assert 'href="/runs/' not in page, query  # (run budgets are /budgets/runs/)
         assert "react-spa" in page
 
 

@@ -5,12 +5,14 @@ Any printable text is an id: slashes, ``%``, ``?``, ``#``, spaces, quotes and no
 included, up to ``MAX_ID_LENGTH`` characters once surrounding whitespace is removed. Refused:
 control, format (e.g. bidirectional overrides) and separator characters other than the space,
 which no page can show faithfully; ``.`` and ``..``, which browsers and HTTP clients remove from
-every URL path (RFC 3986 dot segments); and run ids that name a page under ``/runs/``.
+every URL path (RFC 3986 dot segments); run ids that name a page under ``/runs/``, and run ids
+ending in a route below a run (``/guard``).
 
 In a URL an id is one path segment (``id_segment``): every ASCII character but the unreserved
 ``A-Z a-z 0-9 - . _ ~`` is percent-encoded, ``/`` included, so no browser or proxy sees a dot
 segment or a double slash in it. Servers decode ``%2F`` before routing, so the routes match ids
-with Django's ``path`` converter, and an id is always the last part of its route.
+with Django's ``path`` converter, and an id is the last part of its route but for the routes
+below a run, whose endings no run id may have.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ MAX_ID_LENGTH = 128
 DOT_SEGMENTS = frozenset({".", ".."})
 # Fixed pages that ``/runs/<run_id>/`` would also match (the URL conf tests keep this current).
 RESERVED_RUN_IDS = frozenset({"active"})
+# Routes below a run (``/api/v1/runs/<run_id>/guard``): a run id ending so would be ambiguous.
+RESERVED_RUN_SUFFIXES = ("/guard",)
 
 
 def id_check(value: str, *, max_length: int = MAX_ID_LENGTH, run: bool = False) -> str:
@@ -37,6 +41,9 @@ def id_check(value: str, *, max_length: int = MAX_ID_LENGTH, run: bool = False) 
         raise ValueError("cannot be '.' or '..': browsers and HTTP clients drop them from URLs")
     if run and text in RESERVED_RUN_IDS:
         raise ValueError(f"{text!r} is reserved: /runs/{text}/ is a page of the portal")
+    if run and text.endswith(RESERVED_RUN_SUFFIXES):
+        suffix = next(s for s in RESERVED_RUN_SUFFIXES if text.endswith(s))
+        raise ValueError(f"cannot end with {suffix!r}: /api/v1/runs/<run id>{suffix} is an API")
     return text
 
 

@@ -53,6 +53,11 @@ def test_surrounding_whitespace_is_removed_and_only_run_ids_have_reserved_names(
     assert id_check("active") == "active"  # a job or event id
     with pytest.raises(ValueError, match="reserved"):
         id_check("active", run=True)
+    # /api/v1/runs/<run id>/guard is the run's guard: no run id ends so (a job's may).
+    assert id_check("build/guard") == "build/guard"
+    with pytest.raises(ValueError, match="cannot end with '/guard'"):
+        id_check("build/guard", run=True)
+    assert id_check("guard", run=True) == "guard"
 
 
 @given(st.text(min_size=1, max_size=MAX_ID_LENGTH))

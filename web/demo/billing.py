@@ -1,6 +1,6 @@
 """Demo billing: infrastructure bills as cost pools, allocation (past months closed), budgets,
-forecasts and acme's prepaid commitment, so the operator console and tenant pages have money
-to show."""
+forecasts, acme's prepaid commitment and a run budget with a run over it, so the operator
+console and tenant pages have money to show."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from decimal import Decimal
 
 from django_tenants.utils import schema_context
 
-from billing.models import Budget, CostForecast
+from billing.models import Budget, CostForecast, RunBudget
 from billing.operator.models import AllocationRule, Commitment, CostPool
 from billing.operator.services.allocation import allocation_run
 from billing.operator.services.commitments import commitment_create
+from billing.selectors import guard as guard_selectors
 from billing.selectors.commitments import covered_spend
-from billing.services import budget_set, forecasts_refresh
+from billing.services import budget_set, forecasts_refresh, run_budget_set, run_guards_refresh
 from factory_portal.money import quantize_cents
 from factory_portal.periods import (
     local_date,
@@ -97,7 +98,8 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
             forecasts = forecasts_refresh(today=local_date(now, zone(tenant.timezone)))
             if tenant.slug == COMMITTED_TENANT:
                 lines += demo_commitments(tenant=tenant, now=now)
-        lines.append(f"{tenant.slug}: budget set, {forecasts} forecasts")
+            guarded = demo_run_budget()
+        lines.append(f"{tenant.slug}: budget set, {forecasts} forecasts; {guarded}")
     return lines
 
 
@@ -139,3 +141,20 @@ def demo_commitments(*, tenant: Tenant, now: datetime) -> list[str]:
         created_by="demo",
     )
     return [f"{tenant.slug}: credit {credit} and prepaid commitment {amount} {tenant.currency}"]
+
+
+def demo_run_budget() -> str:
+    """A run budget on the template of the costliest running run, set just under that run's
+    projected total, so the active runs page shows one run over budget (and the alert went out).
+    Returns a progress line."""
+    if RunBudget.objects.exists():
+        return "run budget kept"
+    running = [r for r in usage_selectors.active_runs(limit=200) if r.template_recipe_id]
+    costliest = max(running, key=lambda r: r.cost_so_far, default=None)
+    answer = guard_selectors.run_guard(costliest.run_id) if costliest else None
+    if answer is None or answer.evaluation.projected_total < Decimal("0.10"):
+        return "no running run to guard"
+    amount = (answer.evaluation.projected_total * Decimal("0.9")).quantize(Decimal("0.01"))
+    run_budget_set(template=answer.template, amount=amount, warn_percent=80)
+    guards = run_guards_refresh()
+    return f"run budget {amount} USD on template {answer.template} ({guards} runs guarded)"

@@ -10,6 +10,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from billing.models import RunBudget, RunGuard
 from factory_portal.accounts.models import User
 from factory_portal.periods import month_start
 from runtime.models import MetricMinute, MetricSeries
@@ -56,6 +57,9 @@ def test_seed_demo_loads_priced_history_that_the_overview_shows():
             Run.objects.filter(status="Running").exists()
             or Run.objects.filter(status="Requested").exists()
         )
+        # A run budget on one template, with a running run over it (the active runs page's flag).
+        assert RunBudget.objects.count() == 1
+        assert RunGuard.objects.filter(state="stop", finished=False).exists()
         # The runtime half: an exception for failed job attempts, grouped; logs; metric series.
         failed_attempts = Job.objects.filter(status="Failed").exclude(
             failure_type__in=("", "cancelled_by_user")

@@ -1,0 +1,151 @@
+"""Where a run stands while it runs, for billing's run guard: its AI cost so far (the ledger,
+corrections included), which steps are done, in progress or not started, and what the calls of
+each step cost so far; and the history the guard's expectations are drawn from.
+
+A step is *done* when it has jobs and none of them is requested or running, *in progress* when
+one is. The per-step spend is the cost of the run's calls as stored (the call's job gives its
+step; re-pricing corrections are in the total only). Three grouped queries for any number of
+runs; nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
+
+from usage.models import (
+    ACTIVE_RUN_STATUSES,
+    FINISHED_RUN_STATUSES,
+    Job,
+    LlmUsageEvent,
+    Run,
+    StepDaily,
+)
+from usage.selectors import run_token_cost
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    step_name: str
+    done: bool  # has jobs and none of them is requested or running
+    spent: Decimal  # AI cost of the step's calls so far (USD, unrounded)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    pk: int
+    run_id: str
+    project: str  # slug
+    template: str
+    run_type: str
+    status: str
+    finished: bool
+    cost_so_far: Decimal  # the ledger's AI cost (USD, unrounded)
+    steps: dict[str, StepProgress] = field(default_factory=dict)
+
+
+def _progress(runs: list[Run]) -> list[RunProgress]:
+    pks = [r.pk for r in runs]
+    if not pks:
+        return []
+    running: dict[int, dict[str, bool]] = {}
+    for run_pk, step, status in Job.objects.filter(run_id__in=pks).values_list(
+        "run_id", "step_name", "status"
+    ):
+        steps = running.setdefault(run_pk, {})
+        steps[step] = steps.get(step, False) or status in ACTIVE_RUN_STATUSES
+    spent = {
+        (row["run_id"], row["job__step_name"]): row["cost"]
+        for row in LlmUsageEvent.objects.filter(run_id__in=pks, job__isnull=False)
+        .values("run_id", "job__step_name")
+        .annotate(cost=Coalesce(Sum("cost"), ZERO))
+    }
+    out = []
+    for run in runs:
+        steps = {
+            step: StepProgress(step, not busy, spent.get((run.pk, step), ZERO))
+            for step, busy in running.get(run.pk, {}).items()
+        }
+        out.append(
+            RunProgress(
+                pk=run.pk,
+                run_id=run.run_id,
+                project=run.project.slug,
+                template=run.template_recipe_id,
+                run_type=run.run_type,
+                status=run.status,
+                finished=run.status in FINISHED_RUN_STATUSES,
+                cost_so_far=run.cost_so_far,
+                steps=steps,
+            )
+        )
+    return out
+
+
+def _runs():  # type: ignore[no-untyped-def]
+    return Run.objects.select_related("project").annotate(cost_so_far=run_token_cost())
+
+
+def run_progress(run_id: str) -> RunProgress | None:
+    """The run with this client id, or None (an id PostgreSQL text cannot hold is no run's)."""
+    if "\x00" in run_id:
+        return None
+    return next(iter(_progress(list(_runs().filter(run_id=run_id)[:1]))), None)
+
+
+def runs_progress(pks: Iterable[int]) -> list[RunProgress]:
+    return _progress(list(_runs().filter(pk__in=list(pks))))
+
+
+def active_run_pks(*, limit: int) -> list[int]:
+    """Requested and running runs, oldest first, at most ``limit``."""
+    return list(
+        Run.objects.filter(status__in=ACTIVE_RUN_STATUSES)
+        .order_by("requested_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def run_pks(run_ids: Iterable[str]) -> dict[str, int]:
+    """Client run id -> primary key, for the ids that exist."""
+    return dict(Run.objects.filter(run_id__in=list(run_ids)).values_list("run_id", "pk"))
+
+
+# History (what the quote reads)
+
+
+def finished_run_ai_costs(
+    *, template: str, project: str = "", run_type: str = "", since: datetime, limit: int = 10_000
+) -> list[Decimal]:
+    """AI cost of each run of ``template`` (and ``project``/``run_type`` when given) that
+    finished since ``since``, newest first, at most ``limit``."""
+    runs = Run.objects.filter(
+        template_recipe_id=template, status__in=FINISHED_RUN_STATUSES, finished_at__gte=since
+    )
+    if project:
+        runs = runs.filter(project__slug=project)
+    if run_type:
+        runs = runs.filter(run_type=run_type)
+    return list(
+        runs.annotate(ai=run_token_cost())
+        .order_by("-finished_at")
+        .values_list("ai", flat=True)[:limit]
+    )
+
+
+def step_ai_costs(*, template: str, start: date, end: date) -> dict[str, tuple[Decimal, int]]:
+    """Per step of ``template``: the AI cost of its calls and the (run, step) pairs, from the
+    step rollup of runs requested on the tenant's days ``start <= day < end``."""
+    rows = (
+        StepDaily.objects.filter(Q(template=template) & Q(day__gte=start) & Q(day__lt=end))
+        .values("step_name")
+        .annotate(cost=Coalesce(Sum("cost"), ZERO), runs=Coalesce(Sum("runs"), 0))
+    )
+    return {row["step_name"]: (row["cost"], row["runs"]) for row in rows}
