@@ -1,10 +1,8 @@
 """The tenant's billing API (``/api/v1``): budgets (read: keys with ``read``, users who may see
 the budgets page, finance and admin; create, change and delete: keys with ``manage``, admins),
 the cost forecast, the monthly finance report, costs per period and prepaid commitments (scope
-``read``). Amounts are
-decimal strings.
-the cost forecast, the monthly finance report and costs per period (scope ``read``); run budgets
-(as budgets) and a run's guard (``runs`` area, scope ``read``). Amounts are decimal strings.
+``read``); run budgets (as budgets) and a run's guard (``runs`` area, scope ``read``). Amounts
+are decimal strings.
 
 Views parse the query, call one selector or service and serialize; budgets are written only
 through ``billing.services``. The operator's API is ``billing.operator.api``.

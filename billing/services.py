@@ -217,7 +217,9 @@ def recommendation_dismiss(*, key: str, by: str, note: str = "") -> Recommendati
 
 def recommendation_restore(*, key: str) -> bool:
     """Undo a dismissal: the recommendation is listed again (when it still holds). Whether
-    there was one."""
+    there was one (never for text that is not a recommendation key)."""
+    if not RECOMMENDATION_KEY.fullmatch(key):
+        return False
     deleted, _ = RecommendationDismissal.objects.filter(key=key).delete()
     return bool(deleted)
 

@@ -44,6 +44,7 @@ from factory_portal.accounts.permissions import can, denial, role_required
 from factory_portal.money import usd
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors as usage_selectors
+from usage.domain.limits import RUN_TYPE_LENGTH, TEMPLATE_LENGTH
 
 # Costs
 
@@ -290,6 +291,8 @@ def quotes(request: HttpRequest) -> HttpResponse:
     if request.GET.get("project"):
         if asked["project"] not in projects:
             problem = f"No project {asked['project'][:100]!r} in this workspace."
+        elif bad := _quote_text_problem(asked):
+            problem = bad
         else:
             quote = quote_compute(**asked, today=today)
             if quote is None:
@@ -343,6 +346,16 @@ def quotes(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _quote_text_problem(asked: dict[str, str]) -> str:
+    """Why the asked template or run type cannot be a run's (too long, a NUL), else ""."""
+    for name, longest in (("template", TEMPLATE_LENGTH), ("run_type", RUN_TYPE_LENGTH)):
+        if len(asked[name]) > longest:
+            return f"The {name.replace('_', ' ')} is longer than {longest} characters."
+        if "\x00" in asked[name]:
+            return f"The {name.replace('_', ' ')} holds a NUL character."
+    return ""
+
+
 # Savings
 
 SAVINGS_MAX_DAYS = 92
@@ -390,7 +403,9 @@ def _back_to_savings(request: HttpRequest) -> HttpResponse:
 def savings_dismiss(request: HttpRequest, key: str) -> HttpResponse:
     try:
         services.recommendation_dismiss(
-            key=key, by=request.user.get_username(), note=request.POST.get("note", "").strip()
+            key=key,
+            by=request.user.get_username(),
+            note=request.POST.get("note", "").replace("\x00", "").strip(),
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))

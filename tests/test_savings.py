@@ -112,6 +112,22 @@ def test_api_refuses_a_malformed_key(alpha):
     assert "not a recommendation key" in response_text(response)
 
 
+def test_text_no_key_can_hold_is_refused_not_a_server_error(alpha):
+    """A NUL in a key or a note never reaches the database: 404 for undo, 400 for dismiss, and the
+    page drops NULs from a note."""
+    _, raw = key_for(alpha, ["manage"])
+    api = host_client(alpha.host)
+    undo = api.delete("/api/v1/savings/recommendations/%00/dismiss", **bearer(raw))
+    assert undo.status_code == 404
+    assert undo["Content-Type"] == "application/problem+json"
+    admin = logged_in_client(alpha.host, alpha.admin_email)
+    assert admin.post("/costs/savings/%00/restore").status_code == 302
+    key = "model-0123456789abcdef"
+    assert admin.post(f"/costs/savings/{key}/dismiss", {"note": "a\x00b"}).status_code == 302
+    with schema_context(alpha.schema):
+        assert RecommendationDismissal.objects.get(key=key).note == "ab"
+
+
 def test_another_tenant_sees_none_of_it_and_cannot_dismiss_it(alpha, beta):
     _history(alpha)
     _, alpha_reader = key_for(alpha, ["read"])

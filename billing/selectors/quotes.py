@@ -246,14 +246,15 @@ def quote_budget(quote: Quote, *, today: date | None = None) -> BudgetHeadroom |
     month = month_of(today)
     cost = month_cost(tenant=connection.tenant, month=month, project=budget.project)
     total_basis = budget.basis == Budget.Basis.TOTAL
-    spent = cost.total if total_basis else cost.ai
+    # The spend shown, in cents, is the spend subtracted: amount - spent - P90 = headroom exactly.
+    spent = rules.cents(cost.total if total_basis else cost.ai)
     p90 = quote.total_cost.p90 if total_basis else quote.ai_cost.p90
     return BudgetHeadroom(
         month=month,
         project=budget.project,
         basis=budget.basis,
         amount=budget.amount,
-        spent=rules.cents(spent),
+        spent=spent,
         headroom_after_p90=rules.cents(rules.headroom(budget=budget.amount, spent=spent, p90=p90)),
     )
 

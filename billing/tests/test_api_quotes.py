@@ -130,6 +130,17 @@ def test_page_lists_templates_and_quotes_a_run(alpha, beta):
     assert "No project &#x27;beta-only&#x27;" in ghost
 
 
+def test_page_explains_a_template_or_run_type_no_run_can_have(alpha):
+    history_store(alpha, spa_history())
+    admin = logged_in_client(alpha.host, alpha.admin_email)
+    for name, value, reason in (
+        ("template", "a\x00b", "The template holds a NUL character."),
+        ("run_type", "x" * 500, "The run type is longer than"),
+    ):
+        page = admin.get("/costs/quotes/", {**BODY, name: value})
+        assert page.status_code == 200 and reason in page.content.decode(), name
+
+
 def test_page_empty_state(alpha):
     page = logged_in_client(alpha.host, alpha.admin_email).get("/costs/quotes/")
     assert page.status_code == 200 and 'data-testid="quotes-empty"' in page.content.decode()

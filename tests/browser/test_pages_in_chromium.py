@@ -597,6 +597,8 @@ ROW_LINK_PAGES = ("/", "/usage/", "/costs/", "/steps/", "/errors/")
 CHART_LINK_PAGES = ("/", "/usage/", "/costs/", "/steps/", "/errors/")
 # Run-history links on a page; a chart's links are its traces' customdata (static/js/portal.js).
 RUN_LINKS = 'main a[href^="/runs/?"]'
+# Any link into run history or a run (not the run budgets page, /budgets/runs/, finance may open).
+RUN_HISTORY_LINKS = 'a[href^="/runs"], a[href*="/runs/"]:not([href^="/budgets/runs"])'
 CHART_LINK_SCRIPT = """
 for (const el of document.querySelectorAll('.chart[data-figure]')) {
   for (const trace of (el.data || [])) {
@@ -682,7 +684,7 @@ def test_finance_is_offered_no_link_that_answers_403(site, browser):
     for path in ("/", "/costs/", "/costs/?range=last_month", "/reports/", "/budgets/", "/alerts/"):
         browser.get(site["tenant"] + path)
         assert browser.find_element(By.TAG_NAME, "h1").text, path
-        runs = browser.find_elements(By.CSS_SELECTOR, 'a[href^="/runs"], a[href*="/runs/"]')
+        runs = browser.find_elements(By.CSS_SELECTOR, RUN_HISTORY_LINKS)
         assert [a.get_attribute("href") for a in runs] == [], path
         assert browser.execute_script(CHART_LINK_SCRIPT) is None, path
 
@@ -717,5 +719,5 @@ def test_overview_and_costs_follow_the_range_and_drill_down(site, browser, width
     _log_in(browser, site["tenant"], "finance@gamma.test")
     for path in ("/?range=7d", "/costs/?range=30d&by=template"):
         browser.get(site["tenant"] + path)
-        links = browser.find_elements(By.CSS_SELECTOR, "a[href*='/runs/']")
+        links = browser.find_elements(By.CSS_SELECTOR, RUN_HISTORY_LINKS)
         assert [a.get_attribute("href") for a in links] == [], path
