@@ -104,22 +104,24 @@ def demo_billing(*, seed: int, now: datetime, months: int, tenants: list[Tenant]
 
 
 def demo_commitments(*, tenant: Tenant, now: datetime) -> list[str]:
-    """A launch credit and a prepaid commitment for the tenant's current quarter (tenant's
-    schema): the credit used up first, the commitment partly consumed and sized so that the
-    forecast runs it out before the quarter ends (about 60% of what the quarter should cost)."""
+    """A launch credit and a prepaid commitment on AI cost for the tenant's current quarter
+    (tenant's schema): the credit used up first, the commitment partly consumed and sized so that
+    the forecast runs it out about halfway through the rest of the quarter. (AI only: a month's
+    allocated infrastructure counts on its last day, and a draft of this month's allocation made
+    after seeding would use a total commitment up at once.)"""
     if Commitment.objects.filter(tenant=tenant).exists():
         return []
     today = local_date(now, zone(tenant.timezone))
     first = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
     last = month_last_day(date(first.year, first.month + 2, 1))
     spend = covered_spend(tenant=tenant, start=first, end=today)
-    to_date = sum((d.ai + d.infrastructure for d in spend.values()), Decimal(0))
+    to_date = sum((d.ai for d in spend.values()), Decimal(0))
     forecast = CostForecast.objects.filter(project="").first()
     rest = sum(
         (r.mean for r in (forecast.days if forecast else []) if today < r.day <= last), Decimal(0)
     )
     credit = max(Decimal(100), (to_date * Decimal("0.2")).quantize(Decimal(1)))
-    amount = max(Decimal(500), ((to_date + rest) * Decimal("0.6")).quantize(Decimal(1)))
+    amount = max(Decimal(500), (to_date - credit + rest / 2).quantize(Decimal(1)))
     commitment_create(
         tenant=tenant,
         name="Launch credit",
@@ -134,6 +136,7 @@ def demo_commitments(*, tenant: Tenant, now: datetime) -> list[str]:
     commitment_create(
         tenant=tenant,
         name=f"Q{(first.month - 1) // 3 + 1} {first.year} prepaid",
+        covers=Commitment.Covers.AI,
         amount=amount,
         currency=tenant.currency,
         start_date=first,
