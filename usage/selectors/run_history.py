@@ -27,7 +27,6 @@ from usage.models import (
     FINISHED_RUN_STATUSES,
     LlmCostCorrection,
     RunDaily,
-    StepDaily,
 )
 
 SAMPLE_CAP = 5000
@@ -124,12 +123,20 @@ class StepCost:
     cost: Decimal  # USD, 10 places: AI cost of the calls made in the step's jobs
 
 
-# The (run, step) pairs and step costs of the template's runs still active (requested or
-# running) and requested in the window, counted as the step rollup counts them: a pair per step
-# name the run has jobs of, a call's cost (re-pricing corrections included) under the step of its
-# job id's latest attempt. Per run through the run index (LATERAL), like the rollup's own reads.
-_ACTIVE_STEPS_SQL = """
-WITH active AS (
+# Each step of the template in the daily step rollup, less the (run, step) pairs and step costs
+# of the template's runs still active (requested or running) and requested in the window,
+# counted as the rollup counts them: a pair per step name the run has jobs of, a call's cost
+# (re-pricing corrections included) under the step of its job id's latest attempt. One
+# statement (one snapshot: a run finishing meanwhile is counted once); the active runs' calls
+# are read per run through the run index (LATERAL), like the rollup's own reads.
+_STEPS_SQL = """
+WITH rollup AS (
+    SELECT s.step_name, sum(s.runs) AS runs, sum(s.cost) AS cost
+    FROM usage_stepdaily s
+    WHERE s.template = %(template)s AND s.day >= %(start)s AND s.day <= %(end)s
+    GROUP BY s.step_name
+),
+active AS (
     SELECT r.id FROM usage_run r
     WHERE r.status = ANY(%(active)s) AND r.template_recipe_id = %(template)s
       AND r.requested_at >= %(lo)s AND r.requested_at < %(hi)s
@@ -156,8 +163,11 @@ costs AS (
     ) x
     GROUP BY x.step_name
 )
-SELECT p.step_name, p.runs, coalesce(c.cost, 0)
-FROM pairs p LEFT JOIN costs c ON c.step_name = p.step_name
+SELECT r.step_name, r.runs - coalesce(p.runs, 0), r.cost - coalesce(c.cost, 0)
+FROM rollup r
+LEFT JOIN pairs p ON p.step_name = r.step_name
+LEFT JOIN costs c ON c.step_name = r.step_name
+ORDER BY r.step_name
 """
 
 
@@ -169,33 +179,21 @@ def step_costs(
 
     The daily step rollup counts every run, active ones included (their calls so far); the
     template's active runs requested in the window are read and taken out exactly (a few runs:
-    those running now)."""
-    rows = (
-        StepDaily.objects.filter(template=template, day__gte=start, day__lte=end)
-        .values("step_name")
-        .annotate(runs=Sum("runs"), cost=Sum("cost"))
-        .order_by("step_name")
-    )
-    figures = {r["step_name"]: (r["runs"] or 0, r["cost"] or ZERO) for r in rows}
+    those running now). Steps left with no pair are not listed."""
     zone = zone or connection_zone()
     lo, hi = local_bounds(start, date.fromordinal(end.toordinal() + 1), zone)
+    params = {
+        "template": template,
+        "start": start,
+        "end": end,
+        "active": [str(s) for s in ACTIVE_RUN_STATUSES],
+        "lo": lo,
+        "hi": hi,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(
-            _ACTIVE_STEPS_SQL,
-            {
-                "active": [str(s) for s in ACTIVE_RUN_STATUSES],
-                "template": template,
-                "lo": lo,
-                "hi": hi,
-            },
-        )
-        for step, runs, cost in cursor.fetchall():
-            if step in figures:
-                pairs, total = figures[step]
-                figures[step] = (pairs - runs, total - Decimal(cost))
-    return [
-        StepCost(step, pairs, cost) for step, (pairs, cost) in sorted(figures.items()) if pairs > 0
-    ]
+        cursor.execute(_STEPS_SQL, params)
+        rows = cursor.fetchall()
+    return [StepCost(step, int(runs), Decimal(cost)) for step, runs, cost in rows if runs > 0]
 
 
 def finished_runs_requested(*, template: str, start: date, end: date) -> int:
