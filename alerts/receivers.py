@@ -39,4 +39,6 @@ def run_guard_crossed_raise(sender: Any, **kwargs: Any) -> None:
 
 @receiver(run_guard_cleared)
 def run_guard_cleared_resolve(sender: Any, run_id: str, state: str, **kwargs: Any) -> None:
-    run_over_budget_clear(run_id=run_id, state=state, now=timezone.now())
+    # A run that ended has nothing left to page about: every open incident of it resolves.
+    floor = "ok" if kwargs.get("finished") else state
+    run_over_budget_clear(run_id=run_id, state=floor, now=timezone.now())

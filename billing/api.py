@@ -607,7 +607,19 @@ def _run_budget_saved(serializer: RunBudgetSerializer, budget: RunBudget | None)
             budget=budget,
         )
     except ValidationError as exc:
-        raise serializers.ValidationError({"detail": exc.messages}) from exc
+        raise serializers.ValidationError(_field_errors(exc)) from exc
+
+
+def _field_errors(exc: ValidationError) -> dict[str, list[str]]:
+    """The service's refusals by the field they name (their code), as DRF reports a field's
+    errors; one without a field under ``non_field_errors``."""
+    fields = set(RunBudgetSerializer().fields)
+    errors: dict[str, list[str]] = {}
+    for error in exc.error_list:
+        field = error.code if error.code in fields else "non_field_errors"
+        message = error.message % error.params if error.params else error.message
+        errors.setdefault(field, []).append(str(message))
+    return errors
 
 
 RUN_BUDGET_ACCESS = ApiAccess(

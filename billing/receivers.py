@@ -1,6 +1,7 @@
 """Connects billing to usage's ingest signals: new history refreshes the tenant's forecasts
 (``billing.services.forecasts_refresh_schedule``, debounced 30 s) and re-evaluates its run guards
-(``run_guards_schedule``, debounced 1 s); a run's end gives its guard final figures.
+(``run_guards_schedule``, debounced 1 s, only with run budgets); a run's end gives its guard
+final figures (``run_guards_finish``: those runs, not debounced).
 ``usage`` never imports billing."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from billing.services import forecasts_refresh_schedule, run_guards_schedule
+from billing.services import forecasts_refresh_schedule, run_guards_finish, run_guards_schedule
 from usage.signals import runs_finished, usage_stored
 
 
@@ -25,4 +26,4 @@ def usage_stored_guard(sender: Any, accepted: int, **kwargs: Any) -> None:
 
 @receiver(runs_finished)
 def runs_finished_guard(sender: Any, run_ids: list[int], **kwargs: Any) -> None:
-    run_guards_schedule()
+    run_guards_finish(run_pks=run_ids)

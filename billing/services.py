@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from dataclasses import asdict
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from billing.domain import guard as guard_rules
@@ -231,6 +232,11 @@ def recommendation_restore(*, key: str) -> bool:
 RUN_GUARD_DEBOUNCE_S = 1
 RUN_GUARD_MAX_RUNS = 2000  # active runs evaluated per pass, oldest first
 MAX_MULTIPLE = Decimal(100)
+SCOPE_TAKEN = "This project and template already have a run budget."
+GUARD_PLACES = Decimal("1E-10")
+RUN_GUARD_FINISHED_SWEEP_S = (
+    300  # the sweep also reads runs finished this recently  # the stored figures' places
+)
 
 
 def run_budget_set(
@@ -247,27 +253,33 @@ def run_budget_set(
     the run's P90 AI quote. One budget per (project, template) scope."""
     if basis not in RunBudget.Basis.values:
         raise ValidationError(
-            f"Unknown limit basis {str(basis)[:20]!r}: use {' or '.join(RunBudget.Basis.values)}."
+            f"Unknown limit basis {str(basis)[:20]!r}: use {' or '.join(RunBudget.Basis.values)}.",
+            code="basis",
         )
     if basis == RunBudget.Basis.AMOUNT:
         if amount is None or amount <= 0:
-            raise ValidationError("A run budget on an amount needs a positive amount (USD).")
+            raise ValidationError(
+                "A run budget on an amount needs a positive amount (USD).", code="amount"
+            )
         amount, multiple = quantize_cents(amount), None
     else:
         if multiple is None or not 0 < multiple <= MAX_MULTIPLE:
             raise ValidationError(
-                f"A run budget on the P90 quote needs a multiple above 0, at most {MAX_MULTIPLE}."
+                f"A run budget on the P90 quote needs a multiple above 0, at most {MAX_MULTIPLE}.",
+                code="multiple",
             )
         amount = None
     if not 1 <= warn_percent <= 100:
-        raise ValidationError("The warn level is a percentage of the limit, 1 to 100.")
+        raise ValidationError(
+            "The warn level is a percentage of the limit, 1 to 100.", code="warn_percent"
+        )
     if project and project not in usage_selectors.project_slugs():
-        raise ValidationError(f"No project {project!r} in this tenant.")
+        raise ValidationError(f"No project {project!r} in this tenant.", code="project")
     clash = RunBudget.objects.filter(project=project, template=template)
     if budget is not None:
         clash = clash.exclude(pk=budget.pk)
     if clash.exists():
-        raise ValidationError("This project and template already have a run budget.")
+        raise ValidationError(SCOPE_TAKEN, code="template")
     values = {
         "project": project,
         "template": template,
@@ -276,27 +288,64 @@ def run_budget_set(
         "multiple": multiple,
         "warn_percent": warn_percent,
     }
-    with transaction.atomic():
-        if budget is None:
-            budget = RunBudget.objects.create(**values)
-        else:
-            for name, value in values.items():
-                setattr(budget, name, value)
-            budget.save()
-    run_guards_schedule()
+    try:
+        with transaction.atomic():
+            if budget is None:
+                budget = RunBudget.objects.create(**values)
+            else:
+                for name, value in values.items():
+                    setattr(budget, name, value)
+                budget.save()
+                # A changed budget judges its active runs afresh: their frozen limits go.
+                RunGuard.objects.filter(budget=budget, finished=False).update(limit=None)
+    except IntegrityError as exc:  # the same scope saved concurrently: the unique constraint
+        raise ValidationError(SCOPE_TAKEN, code="template") from exc
+    _budgets_changed()
     return budget
+
+
+def _budgets_changed() -> None:
+    """Forget the cached "has run budgets" answer (now and after commit) and schedule a pass."""
+    key = guard_selectors.has_budgets_key()
+
+    def forget() -> None:
+        with suppress(Exception):
+            cache.delete(key)
+
+    forget()
+    transaction.on_commit(forget)
+    run_guards_schedule(force=True)
 
 
 def run_budget_delete(*, budget: RunBudget) -> None:
     """Remove a run budget; the runs it guarded fall to the next matching budget, or to none."""
     budget.delete()
-    run_guards_schedule()
+    _budgets_changed()
 
 
-def run_guard_store(answer: GuardAnswer) -> RunGuard | None:
+def _same_figures(guard: RunGuard, answer: GuardAnswer) -> bool:
+    ev = answer.evaluation
+    budget_id = answer.budget.pk if answer.budget else None
+    return (
+        guard.budget_id == budget_id
+        and guard.state == ev.state
+        and guard.finished == answer.finished
+        and guard.limit == ev.limit
+        and (guard.cost_so_far, guard.expected_remaining, guard.projected_cost)
+        == tuple(
+            v.quantize(GUARD_PLACES)
+            for v in (ev.cost_so_far, ev.expected_remaining, ev.projected_total)
+        )
+    )
+
+
+def run_guard_store(answer: GuardAnswer, current: RunGuard | None = None) -> RunGuard | None:
     """Store a run's figures; a rise of its state is a crossing (``run_guard_crossed``, once),
     a fall or the run's end clears it (``run_guard_cleared``). None for a run without budget that
-    was never guarded."""
+    was never guarded. ``current``: the guard as read before the evaluation; when its figures and
+    state are the ones evaluated, nothing is written."""
+    if current is not None and _same_figures(current, answer):
+        return current
     ev = answer.evaluation
     with transaction.atomic():
         if answer.budget is None and not RunGuard.objects.filter(run_id=answer.run_pk).exists():
@@ -338,37 +387,75 @@ def run_guard_store(answer: GuardAnswer) -> RunGuard | None:
             "projected": ev.projected_total,
             "limit": ev.limit,
         }
+        ended = answer.finished and not was_finished
         if rose:
             run_guard_crossed.send(sender=RunGuard, crossed_at=now, **figures)
-        elif guard_rules.crossed(ev.state, previous) or (answer.finished and not was_finished):
-            run_guard_cleared.send(sender=RunGuard, run_id=answer.run_id, state=ev.state)
+        if ended or (not rose and guard_rules.crossed(ev.state, previous)):
+            run_guard_cleared.send(
+                sender=RunGuard, run_id=answer.run_id, state=ev.state, finished=ended
+            )
     return guard
 
 
 def run_guards_refresh(*, run_pks: Iterable[int] | None = None) -> int:
     """Re-evaluate ``run_pks``, or every active run and every guard still open (a run that
-    finished gets its final figures); returns how many guards were stored."""
+    finished gets its final figures); returns how many guards it keeps (stored or unchanged).
+
+    Only runs a budget applies to, or that have a guard, are evaluated: the scopes of the runs
+    are read first (one query), their progress and expectations only for those. A guard already
+    final (its run finished) is left as it is."""
     budgets = guard_selectors.run_budgets()
-    open_guards = list(RunGuard.objects.filter(finished=False).values_list("run_id", flat=True))
     if run_pks is None:
+        open_guards = list(RunGuard.objects.filter(finished=False).values_list("run_id", flat=True))
         if not budgets and not open_guards:
             return 0
-        run_pks = {*run_progress.active_run_pks(limit=RUN_GUARD_MAX_RUNS), *open_guards}
-    stored = 0
-    for progress in run_progress.runs_progress(run_pks):
+        active, ended = [], []
+        if budgets:
+            active = run_progress.active_run_pks(limit=RUN_GUARD_MAX_RUNS)
+            # Runs that finished between two passes and whose own final pass was lost (a broker
+            # down): the ones with a budget and no guard get their final figures here.
+            ended = run_progress.finished_run_pks(
+                since=timezone.now() - timedelta(seconds=RUN_GUARD_FINISHED_SWEEP_S),
+                limit=RUN_GUARD_MAX_RUNS,
+            )
+        run_pks = {*active, *ended, *open_guards}
+    pks = set(run_pks)
+    if not pks:
+        return 0
+    guards = {g.run_id: g for g in RunGuard.objects.filter(run_id__in=pks)}
+    scopes = run_progress.run_scopes(pks)
+    wanted = [
+        pk
+        for pk, (project, template) in scopes.items()
+        if (pk in guards and not guards[pk].finished)
+        or (
+            pk not in guards
+            and guard_selectors.budget_for(budgets, project=project, template=template)
+        )
+    ]
+    kept = 0
+    for progress in run_progress.runs_progress(wanted):
         # Expectations older than half their cache life are recomputed here, off the request
         # path: a guard answer then finds them warm.
+        current = guards.get(progress.pk)
         answer = guard_selectors.guard_answer(
-            progress, budgets, refresh_after_s=guard_selectors.EXPECTATIONS_TTL_S / 2
+            progress,
+            budgets,
+            stored=current,
+            refresh_after_s=guard_selectors.EXPECTATIONS_TTL_S / 2,
         )
-        stored += run_guard_store(answer) is not None
-    return stored
+        kept += run_guard_store(answer, current) is not None
+    return kept
 
 
-def run_guards_schedule() -> None:
+def run_guards_schedule(*, force: bool = False) -> None:
     """After commit, enqueue the current tenant's run guard pass (debounced per
-    ``RUN_GUARD_DEBOUNCE_S``). Called by ``billing.receivers`` inside the ingest transaction; a
-    broker that is down only delays it until the beat's sweep (every minute)."""
+    ``RUN_GUARD_DEBOUNCE_S``), unless the tenant has no run budget (``force``: a budget was just
+    changed or removed; open guards are then judged again). Called by ``billing.receivers``
+    inside the ingest transaction; a broker that is down only delays it until the beat's sweep
+    (every minute)."""
+    if not force and not guard_selectors.run_budgets_exist():
+        return
     schema = connection.schema_name
 
     def later() -> None:
@@ -380,5 +467,22 @@ def run_guards_schedule() -> None:
             first = True
         if first:
             enqueue(run_guards_refresh_tenant, schema=schema, countdown=RUN_GUARD_DEBOUNCE_S)
+
+    transaction.on_commit(later)
+
+
+def run_guards_finish(*, run_pks: list[int]) -> None:
+    """After commit, the final evaluation of runs that just finished (no debounce: each batch of
+    finished runs gets its own pass, even one that finished between two passes and was never
+    guarded), when the tenant has run budgets at all."""
+    if not run_pks or not guard_selectors.run_budgets_exist():
+        return
+    schema = connection.schema_name
+    pks = sorted(run_pks)
+
+    def later() -> None:
+        from billing.tasks import run_guards_finish_tenant
+
+        enqueue(run_guards_finish_tenant, schema=schema, args=(pks,))
 
     transaction.on_commit(later)

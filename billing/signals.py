@@ -17,6 +17,7 @@ billed_drift_exceeded = Signal()
 # USD; crossed_at: datetime, part of the alert's key).
 run_guard_crossed = Signal()
 
-# A run's guard state went back down or the run finished below its former state (kwargs: run_id,
-# state): listeners may resolve what the crossing opened.
+# A run's guard state went back down, or the run finished (kwargs: run_id; state; finished: True
+# when the run ended, whatever its final state): listeners resolve what the crossings opened
+# above ``state``, or everything once the run ended.
 run_guard_cleared = Signal()

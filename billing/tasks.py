@@ -80,3 +80,9 @@ def run_guards_refresh_all() -> int:
 def run_guards_refresh_tenant() -> int:
     """Runs in the enqueuing tenant's schema: re-evaluate its active and open guarded runs."""
     return run_guards_refresh()
+
+
+@app.task
+def run_guards_finish_tenant(run_pks: list[int]) -> int:
+    """Runs in the enqueuing tenant's schema: the final figures of these finished runs."""
+    return run_guards_refresh(run_pks=run_pks)

@@ -145,6 +145,24 @@ def test_run_budgets_crud_and_validation(guarded, beta) -> None:  # type: ignore
         assert not RunBudget.objects.exists()
 
 
+def test_run_budget_errors_name_their_field(guarded) -> None:  # type: ignore[no-untyped-def]
+    """The service's refusals come out as the field's own message, never a repr."""
+    client = host_client(guarded.host)
+    _, manager = key_for(guarded, ["manage"])
+    assert _post(client, manager, {"template": TEMPLATE, "amount": "25"}).status_code == 201
+    for bad, field, message in [
+        ({"template": TEMPLATE, "amount": "3"}, "template",
+         "This project and template already have a run budget."),
+        ({"template": "x"}, "amount", "A run budget on an amount needs a positive amount (USD)."),
+        ({"amount": "1", "project": "no-such"}, "project", "No project 'no-such' in this tenant."),
+    ]:  # fmt: skip
+        answer = _post(client, manager, bad)
+        assert answer.status_code == 400 and answer["Content-Type"].startswith(PROBLEM)
+        body = answer.json()
+        assert body["errors"] == {field: [message]}, body
+        assert "ErrorDetail" not in answer.content.decode()
+
+
 def test_run_budget_roles(guarded, people) -> None:  # type: ignore[no-untyped-def]
     assert people["member"].get("/api/v1/run-budgets").status_code == 403
     assert people["finance"].get("/api/v1/run-budgets").status_code == 200

@@ -4,18 +4,32 @@ back when the budget is raised, and a finished run keeps its final figures."""
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import connections
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from alerts.models import Alert
 from alerts.oncall.models import Incident, Page, Route
-from billing import services
+from billing import services, tasks
 from billing.models import RunBudget, RunGuard
 from billing.selectors.guard import reservation, run_guard
-from billing.tests.guard_data import TEMPLATE, history_make, live_run, run_with_jobs, spend
+from billing.selectors.quotes import step_expectations
+from billing.tests.guard_data import (
+    TEMPLATE,
+    _job,
+    history_make,
+    live_run,
+    run_with_jobs,
+    spend,
+)
+from usage.models import Run
 
 pytestmark = pytest.mark.django_db
 
@@ -106,3 +120,202 @@ def test_run_without_budget_is_ok_with_no_limit(guarded) -> None:  # type: ignor
     assert services.run_guards_refresh() == 0  # nothing stored for unguarded runs
     assert not RunGuard.objects.exists()
     assert not RunBudget.objects.filter(template=TEMPLATE).exists()
+
+
+def _history(template: str, steps_of: list[dict[str, str]], *, prefix: str) -> None:
+    """Finished runs of ``template``, run i with the steps (name -> cost) ``steps_of[i]``."""
+    now = timezone.now()
+    for i, steps in enumerate(steps_of):
+        at = now - timedelta(days=2, minutes=20 * i)
+        run_id = f"{prefix}-{i:03d}"
+        jobs = tuple(
+            _job(f"{run_id}-{step}", step, "Succeeded", at + timedelta(minutes=3 * n))
+            for n, step in enumerate(steps)
+        )
+        run_with_jobs(run_id, "Succeeded", at, jobs, template=template)
+        for step, cost in steps.items():
+            spend(run_id, f"{run_id}-{step}", cost, f"{run_id}-{step}-e", at + timedelta(minutes=1))
+
+
+def test_an_optional_step_counts_by_its_share_of_runs(alpha) -> None:  # type: ignore[no-untyped-def]
+    """review happens in 3 of 10 finished runs, $10 each time: $3 expected before it starts, the
+    rest of its $10 once it runs; the guarded run's own review spend moves no expectation."""
+    with schema_context(alpha.schema):
+        _history(
+            "tpl-opt",
+            [{"plan": "1", "review": "10"} if i < 3 else {"plan": "1"} for i in range(10)],
+            prefix="opt",
+        )
+        at = timezone.now() - timedelta(minutes=30)
+        run_with_jobs("opt-live", "Running", at, (_job("opt-live-plan", "plan", "Succeeded", at),),
+                      template="tpl-opt")  # fmt: skip
+        spend("opt-live", "opt-live-plan", "1", "opt-live-plan-e", at)
+        services.run_budget_set(template="tpl-opt", amount=Decimal(100))
+        steps = step_expectations(template="tpl-opt")
+        assert (steps["review"].expected_cost, steps["review"].share) == (10, Decimal("0.3"))
+        assert (steps["plan"].runs, steps["plan"].share) == (10, 1)
+        answer = run_guard("opt-live")
+        assert answer is not None
+        assert (answer.evaluation.expected_remaining, answer.evaluation.projected_total) == (3, 4)
+
+        review = _job("opt-live-review", "review", "Running", at + timedelta(minutes=5))
+        run_with_jobs("opt-live", "Running", at, (review,), template="tpl-opt")
+        spend("opt-live", "opt-live-review", "4", "opt-live-review-e", at + timedelta(minutes=6))
+        cache.clear()
+        assert step_expectations(template="tpl-opt")["review"] == steps["review"]
+        answer = run_guard("opt-live")
+        assert answer is not None
+        assert (answer.evaluation.expected_remaining, answer.evaluation.projected_total) == (6, 11)
+
+
+def test_a_p90_multiple_limit_is_frozen_while_the_run_lives(guarded) -> None:  # type: ignore[no-untyped-def]
+    budget = services.run_budget_set(
+        template=TEMPLATE, basis="p90_multiple", multiple=Decimal("1.5")
+    )
+    services.run_guards_refresh()
+    guard = RunGuard.objects.get(run__run_id="live-1")
+    assert (guard.limit, guard.state) == (Decimal(6), "ok")
+    # History moves: 24 dearer runs finish; the quote's P90 rises, the run's limit does not.
+    _history(TEMPLATE, [{"plan": "10", "code": "20"}] * 24, prefix="dear")
+    cache.clear()
+    answer = run_guard("live-1")
+    assert answer is not None and answer.quote is not None and answer.quote.p90 > 4
+    assert answer.evaluation.limit == Decimal(6)
+    services.run_guards_refresh()
+    guard.refresh_from_db()
+    assert guard.limit == Decimal(6)
+    # The budget changed: the run is judged afresh, on today's quote.
+    services.run_budget_set(
+        template=TEMPLATE, basis="p90_multiple", multiple=Decimal(2), budget=budget
+    )
+    services.run_guards_refresh()
+    guard.refresh_from_db()
+    assert guard.limit == (answer.quote.p90 * 2).quantize(Decimal("0.01"))
+
+
+def test_incidents_resolve_on_escalation_and_when_the_run_ends(guarded) -> None:  # type: ignore[no-untyped-def]
+    services.run_budget_set(template=TEMPLATE, amount=Decimal(5), warn_percent=80)
+    services.run_guards_refresh()
+
+    def open_states() -> list[str]:
+        incidents = Incident.objects.filter(rule="run.over_budget", state__in=["pending", "firing"])
+        return sorted(i.labels["state"] for i in incidents)
+
+    assert open_states() == ["warn"]
+    spend("live-1", "live-1-code", "4", "live-1-code-e1", timezone.now())  # $6 > $5
+    services.run_guards_refresh()
+    assert open_states() == ["stop"]  # the warn incident resolved when stop replaced it
+    warn = Incident.objects.get(rule="run.over_budget", labels__state="warn")
+    assert warn.state == "resolved"
+    assert Page.objects.filter(incident=warn, event="resolve").exists()
+
+    run_with_jobs("live-1", "Failed", timezone.now(), ())  # ends, still over its limit
+    services.run_guards_refresh()
+    guard = RunGuard.objects.get(run__run_id="live-1")
+    assert guard.finished and guard.state == "stop"
+    assert open_states() == []
+
+
+def test_no_pass_without_budgets_and_no_save_when_nothing_changed(
+    guarded, django_capture_on_commit_callbacks, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    sent: list[str] = []
+
+    def enqueue(task, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        if "run_guards" in task.name:  # the forecast's own refresh is not the guard's
+            sent.append(task.name)
+
+    monkeypatch.setattr(services, "enqueue", enqueue)
+    with django_capture_on_commit_callbacks(execute=True):
+        spend("live-1", "live-1-code", "0.5", "live-1-code-e1", timezone.now())
+        run_with_jobs("live-1", "Succeeded", timezone.now(), ())
+    assert sent == []  # no run budget: no guard pass at all
+    run_with_jobs("live-2", "Running", timezone.now(), ())
+    services.run_budget_set(template=TEMPLATE, amount=Decimal(50))
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        spend("live-2", "live-2-x", "0.5", "live-2-e1", timezone.now())
+    assert sent == ["billing.tasks.run_guards_refresh_tenant"]
+
+    # live-2 active; live-1 finished minutes ago (the sweep gives it final figures)
+    assert services.run_guards_refresh() == 2
+    before = dict(RunGuard.objects.values_list("run__run_id", "updated_at"))
+    spend("live-1", "live-1-code", "0.5", "live-1-code-e2", timezone.now())  # after its end
+    assert services.run_guards_refresh() == 1  # live-1's figures are final: not evaluated again
+    assert dict(RunGuard.objects.values_list("run__run_id", "updated_at")) == before
+
+
+def test_a_run_finishing_between_passes_gets_its_final_figures(
+    guarded, django_capture_on_commit_callbacks, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Never evaluated while active (no pass ran), over its limit when it ends: the finish pass
+    stores its final figures and raises the alert once."""
+    services.run_budget_set(template=TEMPLATE, amount=Decimal("1.50"))
+    sent: list[tuple[str, tuple[object, ...]]] = []
+    monkeypatch.setattr(
+        services, "enqueue", lambda task, **kw: sent.append((task.name, kw.get("args", ())))
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run_with_jobs("live-1", "Succeeded", timezone.now(), ())
+    run_pk = Run.objects.get(run_id="live-1").pk
+    assert ("billing.tasks.run_guards_finish_tenant", ([run_pk],)) in sent
+    assert not RunGuard.objects.exists()
+    assert tasks.run_guards_finish_tenant([run_pk]) == 1
+    guard = RunGuard.objects.get(run_id=run_pk)
+    assert guard.finished and guard.state == "stop" and guard.projected_cost == 2
+    assert Alert.objects.filter(kind=Alert.Kind.RUN_BUDGET, severity="critical").count() == 1
+    # Its finish pass lost (a broker down), the beat's sweep still finds it; once final, never
+    # again.
+    RunGuard.objects.all().delete()
+    Alert.objects.all().delete()
+    assert services.run_guards_refresh() == 1
+    assert RunGuard.objects.get(run_id=run_pk).finished
+    assert services.run_guards_refresh() == 0
+    assert Alert.objects.filter(kind=Alert.Kind.RUN_BUDGET).count() == 1
+
+
+def test_two_concurrent_creates_of_one_scope_one_is_refused_in_words(
+    alpha, django_db_blocker, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Both pass the scope check before either commits; the unique constraint refuses the
+    second, which answers the same words as the check (a 400 in the API), never a 500."""
+    monkeypatch.setattr(services, "enqueue", lambda task, **kwargs: None)
+    both_checked = threading.Barrier(2, timeout=20)
+    create = RunBudget.objects.create
+
+    def create_after_both_checked(**values):  # type: ignore[no-untyped-def]
+        both_checked.wait()
+        return create(**values)
+
+    monkeypatch.setattr(RunBudget.objects, "create", create_after_both_checked)
+    outcomes: list[object] = []
+
+    def attempt() -> None:
+        try:
+            with django_db_blocker.unblock(), schema_context(alpha.schema):
+                outcomes.append(services.run_budget_set(template="race", amount=Decimal(5)))
+        except Exception as exc:
+            outcomes.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        refused = [o for o in outcomes if isinstance(o, ValidationError)]
+        assert len(outcomes) == 2 and len(refused) == 1, outcomes
+        assert refused[0].messages == ["This project and template already have a run budget."]
+        assert refused[0].error_list[0].code == "template"
+    finally:
+
+        def cleanup() -> None:
+            with django_db_blocker.unblock(), schema_context(alpha.schema):
+                RunBudget.objects.filter(template="race").delete()
+            connections.close_all()
+
+        thread = threading.Thread(target=cleanup)
+        thread.start()
+        thread.join(30)

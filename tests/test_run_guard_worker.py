@@ -12,14 +12,16 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models import Max
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from alerts.models import Alert
-from alerts.oncall.models import Incident
+from alerts.models import Alert, Delivery
+from alerts.oncall.models import Incident, Page
 from billing import services
 from billing.models import RunBudget, RunGuard
 from billing.tests.guard_data import run_with_jobs, spend
+from notifications.models import Notification, NotificationRead
 from tests.test_forecast_after_ingest import committed, worker  # noqa: F401  (the fixture)
 from usage.domain.runs import JobUpdate
 from usage.models import Job, LlmUsageEvent, Project, Run, RunDaily, RunLedger, StepDaily
@@ -37,11 +39,21 @@ def _setup() -> None:
     services.run_budget_set(template=TEMPLATE, amount=Decimal("1.50"), warn_percent=90)
 
 
-def _cleanup(alpha) -> None:  # type: ignore[no-untyped-def]
+# What the test commits besides its usage: alerts and their deliveries, the inbox's
+# notifications (and reads), incidents and their pages; every row above the ids found before
+# the test is the test's (its own database: nothing else writes there meanwhile).
+_RAISED = (NotificationRead, Notification, Delivery, Alert, Page, Incident)
+
+
+def _marks(alpha) -> dict[type, int]:  # type: ignore[no-untyped-def]
     with schema_context(alpha.schema):
-        Alert.objects.filter(kind=Alert.Kind.RUN_BUDGET).delete()
-        Incident.objects.filter(rule="run.over_budget").delete()
-        RunGuard.objects.all().delete()
+        return {m: m.objects.aggregate(top=Max("pk"))["top"] or 0 for m in _RAISED}
+
+
+def _cleanup(alpha, marks: dict[type, int]) -> None:  # type: ignore[no-untyped-def]
+    with schema_context(alpha.schema):
+        # Budgets first: a pass still running finds nothing to guard, and the runs before the
+        # guards, so none is stored again behind the cleanup.
         RunBudget.objects.all().delete()
         LlmUsageEvent.objects.filter(project__slug=PROJECT).delete()
         RunLedger.objects.filter(run__project__slug=PROJECT).delete()
@@ -50,6 +62,9 @@ def _cleanup(alpha) -> None:  # type: ignore[no-untyped-def]
         Job.objects.filter(run__project__slug=PROJECT).delete()
         Run.objects.filter(project__slug=PROJECT).delete()
         Project.objects.filter(slug=PROJECT).delete()
+        RunGuard.objects.all().delete()
+        for model in _RAISED:
+            model.objects.filter(pk__gt=marks[model]).delete()
 
 
 def _state(alpha) -> str | None:  # type: ignore[no-untyped-def]
@@ -67,6 +82,7 @@ def _wait(alpha, state: str, limit_s: float) -> float:  # type: ignore[no-untype
 
 
 def test_the_guard_follows_ingest_within_seconds(worker, alpha, django_db_blocker) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    marks = _marks(alpha)
     try:
         committed(django_db_blocker, lambda: _with(alpha, _setup))
         _wait(alpha, "ok", 10)  # the budget's own pass: $1 of $1.50, under 90%
@@ -85,7 +101,10 @@ def test_the_guard_follows_ingest_within_seconds(worker, alpha, django_db_blocke
                 Alert.objects.filter(kind=Alert.Kind.RUN_BUDGET, severity="critical").count() == 1
             )
     finally:
-        committed(django_db_blocker, lambda: _cleanup(alpha))
+        committed(django_db_blocker, lambda: _cleanup(alpha, marks))
+        with schema_context(alpha.schema):  # nothing of it is left for the tests after it
+            assert not any(m.objects.filter(pk__gt=marks[m]).exists() for m in _RAISED)
+            assert not RunGuard.objects.exists() and not Run.objects.filter(run_id="w-run")
 
 
 def _with(alpha, work) -> None:  # type: ignore[no-untyped-def]

@@ -2,8 +2,10 @@
 (billing's ``run_guard_crossed``), told once per crossing through the alert engine (inbox,
 e-mail to admins and finance, webhooks; ``Alert.Kind.RUN_BUDGET``) and through the on-call routes
 (an incident of rule ``run.over_budget``: stop is critical, warn is warning; PagerDuty, Slack,
-Teams, e-mail by the routes' severities). When the run's state falls back or the run ends, its
-open incidents above the new state resolve (``run_guard_cleared``)."""
+Teams, e-mail by the routes' severities). A run escalating to stop resolves its warn incident
+(the stop incident replaces it); when the run's state falls back its open incidents above the
+new state resolve, and when the run ends, whatever its final state, all of them do
+(``run_guard_cleared``)."""
 
 from __future__ import annotations
 
@@ -99,18 +101,19 @@ def run_over_budget_raise(
             notified_at=crossed_at,
         )
         pages_create(incident, Page.Event.TRIGGER)
+        _resolve(run_id, keep=lambda level: level >= LEVEL[state], now=crossed_at)
     return alert
 
 
-def run_over_budget_clear(*, run_id: str, state: str, now: datetime) -> int:
-    """Resolve the run's open incidents above ``state``; returns how many."""
+def _resolve(run_id: str, *, keep, now: datetime) -> int:  # type: ignore[no-untyped-def]
+    """Resolve the run's open incidents whose state level ``keep`` does not keep."""
     resolved = 0
-    incidents = Incident.objects.filter(
-        rule=EVENT, labels__run_id=run_id, state__in=OPEN
-    ).select_for_update()
     with transaction.atomic():
+        incidents = Incident.objects.filter(
+            rule=EVENT, labels__run_id=run_id, state__in=OPEN
+        ).select_for_update()
         for incident in incidents:
-            if LEVEL.get(str(incident.labels.get("state")), 0) <= LEVEL.get(state, 0):
+            if keep(LEVEL.get(str(incident.labels.get("state")), 0)):
                 continue
             incident.state = Incident.State.RESOLVED
             incident.resolved_at = now
@@ -118,3 +121,8 @@ def run_over_budget_clear(*, run_id: str, state: str, now: datetime) -> int:
             pages_create(incident, Page.Event.RESOLVE)
             resolved += 1
     return resolved
+
+
+def run_over_budget_clear(*, run_id: str, state: str, now: datetime) -> int:
+    """Resolve the run's open incidents above ``state`` ("ok": all of them); returns how many."""
+    return _resolve(run_id, keep=lambda level: level <= LEVEL.get(state, 0), now=now)

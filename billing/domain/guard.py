@@ -7,9 +7,13 @@ projected total, its state against the limit, and when a state change is a cross
 - **Limit**: a USD amount, or a multiple of the P90 AI cost quoted for the run's project,
   template and run type (no quote yet: no limit, the run is ``ok``). Rounded to the cent.
 - **Projected total** = AI cost so far + expected remaining. Expected remaining sums, over the
-  template's expected steps, the full expected cost of a step not started, ``max(0, expected -
-  spent in it)`` for a step in progress, and nothing for a step done. A finished run has no
-  remaining cost.
+  template's expected steps, for a step not started its expected cost times its share (the part
+  of the template's finished runs that had it: an optional step in 30% of runs counts 30% of its
+  cost), ``max(0, expected - spent in it)`` for a step in progress (it is happening: in full),
+  and nothing for a step done. A finished run has no remaining cost.
+- **Frozen limit**: a P90-multiple limit is computed at the run's first evaluation and kept while
+  the run lives (and for its final figures), so history moving cannot make its state flap; a
+  change of the budget that applies computes it again (``limit_frozen``).
 - **State**: ``stop`` when the projected total exceeds the limit, ``warn`` when it reaches the
   warn level (percent of the limit), else ``ok``.
 - **Crossing**: a state above the previous one (ok -> warn, ok -> stop, warn -> stop). The state
@@ -62,6 +66,15 @@ def limit_of(
 
 
 @dataclass(frozen=True)
+class StepExpected:
+    """A template step's expected AI cost in a run that has it, and the share of runs that do
+    (0 to 1)."""
+
+    cost: Decimal
+    share: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True)
 class StepDone:
     """What the run did of one step: ``done`` (no job active any more) and the AI cost spent."""
 
@@ -70,19 +83,30 @@ class StepDone:
 
 
 def expected_remaining(
-    expected: Mapping[str, Decimal], steps: Mapping[str, StepDone], *, finished: bool
+    expected: Mapping[str, StepExpected], steps: Mapping[str, StepDone], *, finished: bool
 ) -> Decimal:
     """USD still expected, unrounded (see the module docstring)."""
     if finished:
         return ZERO
     total = ZERO
-    for name, cost in expected.items():
+    for name, step_expected in expected.items():
         step = steps.get(name)
         if step is None:
-            total += cost
+            total += step_expected.cost * min(Decimal(1), max(ZERO, step_expected.share))
         elif not step.done:
-            total += max(ZERO, cost - step.spent)
+            total += max(ZERO, step_expected.cost - step.spent)
     return total
+
+
+def limit_frozen(
+    *, basis: str, same_budget: bool, stored: Decimal | None, computed: Decimal | None
+) -> Decimal | None:
+    """The limit to judge a run by: a P90 multiple's limit stored at an earlier evaluation under
+    the same budget stays; otherwise (an amount, a first evaluation, no quote then, another
+    budget) the one computed now."""
+    if basis == P90_MULTIPLE and same_budget and stored is not None:
+        return stored
+    return computed
 
 
 def state_of(projected: Decimal, limit: Decimal | None, warn_percent: int) -> str:
@@ -112,7 +136,7 @@ class Evaluation:
 def evaluate(
     *,
     cost_so_far: Decimal,
-    expected: Mapping[str, Decimal],
+    expected: Mapping[str, StepExpected],
     steps: Mapping[str, StepDone],
     finished: bool,
     limit: Decimal | None,

@@ -87,12 +87,13 @@ def _today() -> date:
 
 def step_costs_expected(
     template: str, *, refresh_after_s: float | None = None
-) -> dict[str, Decimal]:
-    """The template's steps and their expected AI cost per run (cached)."""
+) -> dict[str, rules.StepExpected]:
+    """The template's steps: expected AI cost in a run that has the step, and the share of
+    finished runs that had it (cached)."""
     return _cached(
-        f"steps:{template}",
+        f"steps2:{template}",
         lambda: {
-            name: e.expected_cost
+            name: rules.StepExpected(e.expected_cost, e.share)
             for name, e in quotes.step_expectations(template=template, today=_today()).items()
         },
         refresh_after_s=refresh_after_s,
@@ -126,9 +127,15 @@ def budget_for(budgets: list[RunBudget], *, project: str, template: str) -> RunB
 
 
 def guard_answer(
-    progress: RunProgress, budgets: list[RunBudget], *, refresh_after_s: float | None = None
+    progress: RunProgress,
+    budgets: list[RunBudget],
+    *,
+    stored: RunGuard | None = None,
+    refresh_after_s: float | None = None,
 ) -> GuardAnswer:
     """The run's figures now against the budget that applies to it (none: ``ok``, no limit).
+    ``stored``: the run's guard, whose P90-multiple limit stays while the budget is the same.
+    A finished run has nothing left to expect: no step expectations are read for it.
     ``refresh_after_s``: recompute cached expectations older than that (the guard pass)."""
     budget = budget_for(budgets, project=progress.project, template=progress.template)
     quote = None
@@ -139,21 +146,24 @@ def guard_answer(
             run_type=progress.run_type,
             refresh_after_s=refresh_after_s,
         )
-    limit = (
-        rules.limit_of(
+    limit = None
+    if budget is not None:
+        limit = rules.limit_frozen(
             basis=budget.basis,
-            amount=budget.amount,
-            multiple=budget.multiple,
-            p90=quote.p90 if quote else None,
+            same_budget=stored is not None and stored.budget_id == budget.pk,
+            stored=stored.limit if stored is not None else None,
+            computed=rules.limit_of(
+                basis=budget.basis,
+                amount=budget.amount,
+                multiple=budget.multiple,
+                p90=quote.p90 if quote else None,
+            ),
         )
-        if budget
-        else None
-    )
     evaluation = rules.evaluate(
         cost_so_far=progress.cost_so_far,
         expected=(
             step_costs_expected(progress.template, refresh_after_s=refresh_after_s)
-            if progress.template
+            if progress.template and not progress.finished
             else {}
         ),
         steps={n: rules.StepDone(s.done, s.spent) for n, s in progress.steps.items()},
@@ -179,7 +189,31 @@ def run_guard(run_id: str) -> GuardAnswer | None:
     progress = run_progress(run_id)
     if progress is None:
         return None
-    return guard_answer(progress, run_budgets())
+    budgets = run_budgets()
+    stored = RunGuard.objects.filter(run_id=progress.pk).first() if budgets else None
+    return guard_answer(progress, budgets, stored=stored)
+
+
+HAS_BUDGETS_TTL_S = 30
+
+
+def has_budgets_key() -> str:
+    return f"guard:{connection.schema_name}:has-budgets"
+
+
+def run_budgets_exist() -> bool:
+    """Whether the tenant has any run budget (kept ``HAS_BUDGETS_TTL_S`` in the cache; the
+    services forget it when a budget is created or removed): ingest asks it for every batch."""
+    try:
+        found = cache.get(has_budgets_key())
+    except Exception:
+        found = None
+    if found is not None:
+        return bool(found)
+    exists = RunBudget.objects.exists()
+    with suppress(Exception):
+        cache.set(has_budgets_key(), int(exists), HAS_BUDGETS_TTL_S)
+    return exists
 
 
 def run_guards_stored(run_ids: Iterable[str]) -> dict[str, RunGuard]:

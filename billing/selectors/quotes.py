@@ -7,8 +7,8 @@ module fetches the history through ``usage.selectors.run_history`` and keeps eac
 comparable sets in the cache, keyed by schema, time zone, template and days, served only while
 the history's fingerprint is unchanged (a run of the template finished, a call was re-priced,
 infrastructure was allocated) and for at most ``CACHE_SECONDS`` (a call stored after its run
-finished changes no fingerprint). The steps' expected costs are read fresh each time (one small
-rollup query). It never writes.
+finished changes no fingerprint). The steps' expected costs are read fresh each time (the step
+rollup less the template's active runs, and the finished runs' count). It never writes.
 """
 
 from __future__ import annotations
@@ -52,8 +52,13 @@ class Spread:  # USD Decimals with 2 places for money; ints for duration
 @dataclass(frozen=True)
 class StepExpectation:
     step_name: str
-    expected_cost: Decimal  # USD, 10 places: mean AI cost of this step in a comparable run
-    runs: int  # (run, step) pairs it was measured on
+    expected_cost: (
+        Decimal  # USD, 10 places: mean AI cost of this step in a finished run that had it
+    )
+    runs: int  # (run, step) pairs it was measured on (finished runs only)
+    # The share of the template's finished runs that had the step (pairs / runs, at most 1; 10
+    # places): an optional step's expected cost in a run is ``expected_cost * share``.
+    share: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -117,14 +122,20 @@ def sample_of(run: run_history.FinishedRun) -> rules.Sample:
     )
 
 
-def _steps(template: str, start: date, end: date) -> dict[str, StepExpectation]:
+def _steps(template: str, start: date, end: date, zone: ZoneInfo) -> dict[str, StepExpectation]:
+    """The template's steps in its finished runs requested in the window (active runs' jobs and
+    calls are not in: their cost is not known yet)."""
+    finished = run_history.finished_runs_requested(template=template, start=start, end=end)
     return {
         row.step_name: StepExpectation(
             step_name=row.step_name,
             expected_cost=(row.cost / row.runs).quantize(STEP_PLACES),
             runs=row.runs,
+            share=(
+                min(Decimal(1), Decimal(row.runs) / finished) if finished else Decimal(1)
+            ).quantize(STEP_PLACES),
         )
-        for row in run_history.step_costs(template=template, start=start, end=end)
+        for row in run_history.step_costs(template=template, start=start, end=end, zone=zone)
         if row.runs > 0
     }
 
@@ -137,7 +148,7 @@ def template_history(*, template: str, today: date | None = None) -> TemplateHis
     start, end = history_window(today or local_date(timezone.now(), zone))
     key = _key(template, start, end, zone)
     fingerprint = _fingerprint(template, start, end)
-    steps = _steps(template, start, end)
+    steps = _steps(template, start, end, zone)
     try:
         cached = cache.get(key)
     except Exception:  # a cache outage costs time, never the answer
@@ -220,8 +231,9 @@ def quote_compute(
 
 
 def step_expectations(*, template: str, today: date | None = None) -> dict[str, StepExpectation]:
-    """``template``'s steps over the history window: the mean AI cost of each step in a run that
-    had it (USD, 10 places) and the (run, step) pairs measured, by step name."""
+    """``template``'s steps over the history window, from its finished runs: the mean AI cost of
+    each step in a run that had it (USD, 10 places), the (run, step) pairs measured and the
+    share of the finished runs that had it, by step name."""
     return dict(template_history(template=template, today=today).steps)
 
 

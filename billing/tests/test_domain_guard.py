@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.domain import guard
-from billing.domain.guard import OK, STOP, WARN, BudgetScope, StepDone
+from billing.domain.guard import OK, STOP, WARN, BudgetScope, StepDone, StepExpected
 
 D = Decimal
 
@@ -39,13 +39,33 @@ def test_limits() -> None:
 
 
 def test_expected_remaining_counts_steps_by_progress() -> None:
-    expected = {"plan": D(1), "code": D(3), "test": D(2)}
+    expected = {"plan": StepExpected(D(1)), "code": StepExpected(D(3)), "test": StepExpected(D(2))}
     steps = {"plan": StepDone(True, D("0.4")), "code": StepDone(False, D("1"))}
     # plan done: 0; code in progress: 3 - 1; test not started: 2
     assert guard.expected_remaining(expected, steps, finished=False) == D(4)
     over = {"code": StepDone(False, D("5"))}  # spent past its expectation: nothing, not less
-    assert guard.expected_remaining({"code": D(3)}, over, finished=False) == 0
+    assert guard.expected_remaining({"code": StepExpected(D(3))}, over, finished=False) == 0
     assert guard.expected_remaining(expected, {}, finished=True) == 0
+
+
+def test_an_optional_step_counts_by_its_share_until_it_starts() -> None:
+    """A review step in 30% of runs, $10 when it happens: $3 expected before it starts, the
+    rest of its $10 once it is in progress, nothing once done."""
+    expected = {"code": StepExpected(D(3)), "review": StepExpected(D(10), D("0.3"))}
+    assert guard.expected_remaining(expected, {}, finished=False) == D(6)
+    started = {"review": StepDone(False, D(4))}
+    assert guard.expected_remaining(expected, started, finished=False) == D(3) + D(6)
+    done = {"review": StepDone(True, D(4))}
+    assert guard.expected_remaining(expected, done, finished=False) == D(3)
+
+
+def test_a_p90_multiple_limit_is_frozen_under_the_same_budget() -> None:
+    frozen = guard.limit_frozen
+    kept = frozen(basis="p90_multiple", same_budget=True, stored=D(6), computed=D(9))
+    assert kept == D(6)
+    assert frozen(basis="p90_multiple", same_budget=False, stored=D(6), computed=D(9)) == D(9)
+    assert frozen(basis="p90_multiple", same_budget=True, stored=None, computed=D(9)) == D(9)
+    assert frozen(basis="amount", same_budget=True, stored=D(6), computed=D(9)) == D(9)
 
 
 def test_states_against_limit_and_warn_level() -> None:
@@ -77,7 +97,10 @@ money = st.decimals(min_value=0, max_value=10**6, places=4)
 
 @given(
     cost=money,
-    expected=st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), money),
+    expected=st.dictionaries(
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.builds(StepExpected, money, st.decimals(min_value=0, max_value=1, places=3)),
+    ),
     spent=st.dictionaries(st.sampled_from(["a", "b", "c", "x"]), st.tuples(st.booleans(), money)),
 )
 def test_projection_is_cost_plus_a_bounded_remainder(cost, expected, spent) -> None:  # type: ignore[no-untyped-def]
@@ -87,6 +110,6 @@ def test_projection_is_cost_plus_a_bounded_remainder(cost, expected, spent) -> N
         warn_percent=80,
     )  # fmt: skip
     assert ev.projected_total == ev.cost_so_far + ev.expected_remaining
-    assert 0 <= ev.expected_remaining <= sum(expected.values(), D(0))
-    untouched = sum((v for k, v in expected.items() if k not in steps), D(0))
+    assert 0 <= ev.expected_remaining <= sum((e.cost for e in expected.values()), D(0))
+    untouched = sum((e.cost * e.share for k, e in expected.items() if k not in steps), D(0))
     assert ev.expected_remaining >= untouched

@@ -85,10 +85,11 @@ def test_quote_of_comparable_finished_runs(alpha):
         steps = {s.step_name: s for s in quote.steps}
         mean_build = sum(Decimal("0.37") * n for n in range(1, len(runs) + 1)) / len(runs)
         assert steps["build"].expected_cost == mean_build.quantize(Decimal("1E-10"))
-        # steps are read from the daily step rollup: every run requested in the window, the
-        # active one included (its calls so far), none of another template
-        plan = (Decimal("0.10") * len(runs) + 50) / (len(runs) + 1)
-        assert (steps["plan"].expected_cost, steps["plan"].runs) == (plan, len(runs) + 1)
+        # steps are read from the daily step rollup less the active run (its $50 so far is not
+        # a finished run's cost), none of another template; every finished run had both steps
+        plan = Decimal("0.10").quantize(Decimal("1E-10"))
+        assert (steps["plan"].expected_cost, steps["plan"].runs) == (plan, len(runs))
+        assert {s.share for s in quote.steps} == {Decimal(1)}
         assert [s.step_name for s in quote.steps] == sorted(
             steps, key=lambda name: -steps[name].expected_cost
         )
@@ -208,7 +209,9 @@ def test_calls_of_active_runs_keep_the_cached_history(alpha, django_assert_max_n
         alpha,
         [PastRun("live", timezone.now(), (("plan", Decimal(9)),), status="Running")],
     )
-    with schema_context(alpha.schema), django_assert_max_num_queries(6):
+    # schema and zone (2), fingerprint (3), steps (rollup less active runs, finished runs)
+    with schema_context(alpha.schema), django_assert_max_num_queries(7):
         again = quote_compute(project="web", template="spa", run_type="feature")
     assert (again.runs, again.ai_cost) == (first.runs, first.ai_cost)
-    assert again.steps != first.steps  # the steps are read fresh: the live run's call is in
+    # the steps are read fresh, from finished runs: the live run's $9 call is not in them
+    assert again.steps == first.steps

@@ -6,7 +6,8 @@ template has been costing. Runs still active are not in (their cost is not known
 
 Bounded for any tenant: at most ``SAMPLE_CAP`` runs (the latest finished), one query; runs are
 found by the partial index on ``finished_at`` and their costs by the ledger's and allocation's
-``(run, ...)`` unique indexes. The step figures read the daily step rollup, never jobs or calls.
+``(run, ...)`` unique indexes. The step figures read the daily step rollup, less the jobs and
+calls of the template's runs still active (read through the run index: a few runs).
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Count, Max, Sum
 
 from factory_portal.periods import local_bounds
 from factory_portal.tenants.connection import connection_zone
-from usage.models import FINISHED_RUN_STATUSES, LlmCostCorrection, RunDaily, StepDaily
+from usage.models import (
+    ACTIVE_RUN_STATUSES,
+    FINISHED_RUN_STATUSES,
+    LlmCostCorrection,
+    RunDaily,
+)
 
 SAMPLE_CAP = 5000
 ZERO = Decimal(0)
@@ -116,16 +123,89 @@ class StepCost:
     cost: Decimal  # USD, 10 places: AI cost of the calls made in the step's jobs
 
 
-def step_costs(*, template: str, start: date, end: date) -> list[StepCost]:
-    """Each step of ``template`` on the local days ``start`` to ``end`` inclusive (by the day
-    its run was requested), by step name: (run, step) pairs and their AI cost."""
-    rows = (
-        StepDaily.objects.filter(template=template, day__gte=start, day__lte=end)
-        .values("step_name")
-        .annotate(runs=Sum("runs"), cost=Sum("cost"))
-        .order_by("step_name")
-    )
-    return [StepCost(r["step_name"], r["runs"] or 0, r["cost"] or ZERO) for r in rows]
+# Each step of the template in the daily step rollup, less the (run, step) pairs and step costs
+# of the template's runs still active (requested or running) and requested in the window,
+# counted as the rollup counts them: a pair per step name the run has jobs of, a call's cost
+# (re-pricing corrections included) under the step of its job id's latest attempt. One
+# statement (one snapshot: a run finishing meanwhile is counted once); the active runs' calls
+# are read per run through the run index (LATERAL), like the rollup's own reads.
+_STEPS_SQL = """
+WITH rollup AS (
+    SELECT s.step_name, sum(s.runs) AS runs, sum(s.cost) AS cost
+    FROM usage_stepdaily s
+    WHERE s.template = %(template)s AND s.day >= %(start)s AND s.day <= %(end)s
+    GROUP BY s.step_name
+),
+active AS (
+    SELECT r.id FROM usage_run r
+    WHERE r.status = ANY(%(active)s) AND r.template_recipe_id = %(template)s
+      AND r.requested_at >= %(lo)s AND r.requested_at < %(hi)s
+),
+pairs AS (
+    SELECT j.step_name, count(DISTINCT j.run_id) AS runs
+    FROM active a JOIN usage_job j ON j.run_id = a.id
+    GROUP BY j.step_name
+),
+costs AS (
+    SELECT x.step_name, sum(x.cost) AS cost
+    FROM active a
+    CROSS JOIN LATERAL (
+        SELECT j.step_name,
+               coalesce(e.cost, 0) + coalesce((SELECT sum(c.delta) FROM usage_llmcostcorrection c
+                                               WHERE c.event_id = e.event_id), 0) AS cost
+        FROM usage_llmusageevent e
+        JOIN LATERAL (
+            SELECT j.step_name FROM usage_job j
+            WHERE j.run_id = a.id AND j.job_id = e.job_ref
+            ORDER BY j.attempt DESC LIMIT 1
+        ) j ON true
+        WHERE e.run_id = a.id AND e.job_ref <> ''
+    ) x
+    GROUP BY x.step_name
+)
+SELECT r.step_name, r.runs - coalesce(p.runs, 0), r.cost - coalesce(c.cost, 0)
+FROM rollup r
+LEFT JOIN pairs p ON p.step_name = r.step_name
+LEFT JOIN costs c ON c.step_name = r.step_name
+ORDER BY r.step_name
+"""
+
+
+def step_costs(
+    *, template: str, start: date, end: date, zone: ZoneInfo | None = None
+) -> list[StepCost]:
+    """Each step of ``template`` in the runs requested on the local days ``start`` to ``end``
+    inclusive that have *finished*, by step name: (run, step) pairs and their AI cost.
+
+    The daily step rollup counts every run, active ones included (their calls so far); the
+    template's active runs requested in the window are read and taken out exactly (a few runs:
+    those running now). Steps left with no pair are not listed."""
+    zone = zone or connection_zone()
+    lo, hi = local_bounds(start, date.fromordinal(end.toordinal() + 1), zone)
+    params = {
+        "template": template,
+        "start": start,
+        "end": end,
+        "active": [str(s) for s in ACTIVE_RUN_STATUSES],
+        "lo": lo,
+        "hi": hi,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_STEPS_SQL, params)
+        rows = cursor.fetchall()
+    return [StepCost(step, int(runs), Decimal(cost)) for step, runs, cost in rows if runs > 0]
+
+
+def finished_runs_requested(*, template: str, start: date, end: date) -> int:
+    """Runs of ``template`` requested on the local days ``start`` to ``end`` inclusive that have
+    finished (the daily run rollup): what a step's share of runs is measured against."""
+    row = RunDaily.objects.filter(
+        template=template,
+        day__gte=start,
+        day__lte=end,
+        status__in=[str(s) for s in FINISHED_RUN_STATUSES],
+    ).aggregate(runs=Sum("runs"))
+    return row["runs"] or 0
 
 
 def history_templates(*, start: date, end: date) -> list[tuple[str, str, int]]:

@@ -104,11 +104,30 @@ def runs_progress(pks: Iterable[int]) -> list[RunProgress]:
     return _progress(list(_runs().filter(pk__in=list(pks))))
 
 
+def run_scopes(pks: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Primary key -> (project slug, template) of these runs: which run budget applies, read
+    before anything heavier."""
+    rows = Run.objects.filter(pk__in=list(pks)).values_list(
+        "pk", "project__slug", "template_recipe_id"
+    )
+    return {pk: (project, template) for pk, project, template in rows}
+
+
 def active_run_pks(*, limit: int) -> list[int]:
     """Requested and running runs, oldest first, at most ``limit``."""
     return list(
         Run.objects.filter(status__in=ACTIVE_RUN_STATUSES)
         .order_by("requested_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def finished_run_pks(*, since: datetime, limit: int) -> list[int]:
+    """Runs that finished since ``since`` (the partial index on ``finished_at``), newest first,
+    at most ``limit``."""
+    return list(
+        Run.objects.filter(finished_at__gte=since, status__in=FINISHED_RUN_STATUSES)
+        .order_by("-finished_at")
         .values_list("pk", flat=True)[:limit]
     )
 
