@@ -1,6 +1,7 @@
 """Where a run stands while it runs, for billing's run guard: its AI cost so far (the ledger,
 corrections included), which steps are done, in progress or not started, and what the calls of
-each step cost so far; and the history the guard's expectations are drawn from.
+each step cost so far. (The history the guard's expectations are drawn from is
+``usage.selectors.run_history``, the quotes' own.)
 
 A step is *done* when it has jobs and none of them is requested or running, *in progress* when
 one is. The per-step spend is the cost of the run's calls as stored (the call's job gives its
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.db.models.functions import Coalesce
 
 from usage.models import (
@@ -24,7 +25,6 @@ from usage.models import (
     Job,
     LlmUsageEvent,
     Run,
-    StepDaily,
 )
 from usage.selectors import run_token_cost
 
@@ -135,36 +135,3 @@ def finished_run_pks(*, since: datetime, limit: int) -> list[int]:
 def run_pks(run_ids: Iterable[str]) -> dict[str, int]:
     """Client run id -> primary key, for the ids that exist."""
     return dict(Run.objects.filter(run_id__in=list(run_ids)).values_list("run_id", "pk"))
-
-
-# History (what the quote reads)
-
-
-def finished_run_ai_costs(
-    *, template: str, project: str = "", run_type: str = "", since: datetime, limit: int = 10_000
-) -> list[Decimal]:
-    """AI cost of each run of ``template`` (and ``project``/``run_type`` when given) that
-    finished since ``since``, newest first, at most ``limit``."""
-    runs = Run.objects.filter(
-        template_recipe_id=template, status__in=FINISHED_RUN_STATUSES, finished_at__gte=since
-    )
-    if project:
-        runs = runs.filter(project__slug=project)
-    if run_type:
-        runs = runs.filter(run_type=run_type)
-    return list(
-        runs.annotate(ai=run_token_cost())
-        .order_by("-finished_at")
-        .values_list("ai", flat=True)[:limit]
-    )
-
-
-def step_ai_costs(*, template: str, start: date, end: date) -> dict[str, tuple[Decimal, int]]:
-    """Per step of ``template``: the AI cost of its calls and the (run, step) pairs, from the
-    step rollup of runs requested on the tenant's days ``start <= day < end``."""
-    rows = (
-        StepDaily.objects.filter(Q(template=template) & Q(day__gte=start) & Q(day__lt=end))
-        .values("step_name")
-        .annotate(cost=Coalesce(Sum("cost"), ZERO), runs=Coalesce(Sum("runs"), 0))
-    )
-    return {row["step_name"]: (row["cost"], row["runs"]) for row in rows}
