@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=52_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--slug", default="bench")
+    parser.add_argument("--slug", default="bench-pages")  # the page benchmark's tenant
     parser.add_argument("--keep", action="store_true", help="keep the tenant afterwards")
     parser.add_argument("--reuse", action="store_true", help="measure an existing bench tenant")
     args = parser.parse_args()
