@@ -319,3 +319,25 @@ def test_two_concurrent_creates_of_one_scope_one_is_refused_in_words(
         thread = threading.Thread(target=cleanup)
         thread.start()
         thread.join(30)
+
+
+def test_open_guards_list_the_most_urgent_first_before_the_limit_cuts(alpha):
+    """A cheap run over its limit is listed before dearer runs that are fine, whatever the limit."""
+    from billing.selectors.guard import run_guards_open
+
+    now = timezone.now()
+    with schema_context(alpha.schema):
+        for run_id, state, projected in (("dear-1", "ok", "90"), ("dear-2", "warn", "80"),
+                                         ("cheap", "stop", "2")):  # fmt: skip
+            run_with_jobs(run_id, "Running", now, ())
+            RunGuard.objects.create(
+                run=Run.objects.get(run_id=run_id),
+                state=state,
+                cost_so_far=Decimal(1),
+                expected_remaining=Decimal(1),
+                projected_cost=Decimal(projected),
+                limit=Decimal(1),
+                updated_at=now,
+            )
+        assert [g.run.run_id for g in run_guards_open(limit=1)] == ["cheap"]
+        assert [g.run.run_id for g in run_guards_open()] == ["cheap", "dear-2", "dear-1"]

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Sum
+from django.db.models import Case, Count, Sum, Value, When
 from django.utils import timezone
 
 from billing.domain import guard as rules
@@ -223,13 +223,17 @@ def run_guards_stored(run_ids: Iterable[str]) -> dict[str, RunGuard]:
 
 
 def run_guards_open(*, limit: int = 200) -> list[RunGuard]:
-    """Guards of runs not finished yet, the most over their limit first."""
-    guards = (
+    """Guards of runs not finished yet: stop first, then warn, then ok (the limit cuts the
+    least urgent), each by projected cost, highest first."""
+    severity = Case(
+        *(When(state=state, then=Value(rank)) for rank, state in enumerate(rules.STATES)),
+        default=Value(-1),
+    )
+    return list(
         RunGuard.objects.filter(finished=False)
         .select_related("run", "run__project", "budget")
-        .order_by("-projected_cost")[:limit]
+        .order_by(severity.desc(), "-projected_cost", "pk")[:limit]
     )
-    return sorted(guards, key=lambda g: -rules.STATES.index(g.state))
 
 
 @dataclass(frozen=True)
