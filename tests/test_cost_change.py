@@ -3,7 +3,7 @@ their validation, roles and tenant isolation."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -164,3 +164,32 @@ def test_the_cached_answer_follows_new_usage(alpha):
     second = client.get(f"/api/v1/costs/change?{QUERY}", **bearer(raw)).json()
     assert second["after"]["cost"] == "4.50" and second["change"] == "1.50"
     assert _parts(second)["volume"] == Decimal("1.50")
+
+
+def test_a_tokyo_day_costs_the_same_in_the_change_the_summary_and_the_api(alpha, monkeypatch):
+    """Days are the tenant's: calls at 01:00 and 23:00 Tokyo on Oct 5 count on Oct 5 (one of
+    them on Oct 4 in UTC), the call at 01:00 Tokyo on Oct 6 does not; the change's period cost,
+    the costs page's range summary and /api/v1/costs/change agree to the cent."""
+    from billing.selectors.cost_change import period_cost_change
+    from billing.selectors.summaries import range_summary
+    from factory_portal.tenants.services import tenant_timezone_set
+    from tests.support import llm_spend
+
+    monkeypatch.setattr(alpha.tenant, "timezone", alpha.tenant.timezone)  # restored after
+    tenant_timezone_set(tenant=alpha.tenant, timezone="Asia/Tokyo")
+    llm_spend(alpha, datetime(2026, 10, 4, 16, tzinfo=UTC), "1.004")
+    llm_spend(alpha, datetime(2026, 10, 5, 14, tzinfo=UTC), "2.003")
+    llm_spend(alpha, datetime(2026, 10, 5, 16, tzinfo=UTC), "7")
+    day = date(2026, 10, 5)
+    with schema_context(alpha.schema):
+        change = period_cost_change(
+            tenant=alpha.tenant, before=(day - timedelta(days=1),) * 2, after=(day, day)
+        )
+        summary = range_summary(tenant=alpha.tenant, start=day, end=day + timedelta(days=1))
+    assert change.after == Decimal("3.01")
+    assert summary.token_cost.quantize(Decimal("0.01")) == change.after
+    _, raw = key_for(alpha, ["read"])
+    answer = host_client(alpha.host).get(
+        "/api/v1/costs/change?from=2026-10-05&to=2026-10-05", **bearer(raw)
+    )
+    assert answer.status_code == 200 and answer.json()["after"]["cost"] == "3.01"
