@@ -9,6 +9,9 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
+from django_tenants.utils import schema_exists
+
+from factory_portal.tenants.schema_clone import schema_clone
 
 SLUG_RE = r"^[a-z][a-z0-9-]{1,39}$"
 slug_validator = RegexValidator(
@@ -47,6 +50,17 @@ class Tenant(TenantMixin):
     @property
     def is_public(self) -> bool:
         return self.schema_name == "public"
+
+    def create_schema(
+        self, check_if_exists: bool = False, sync_schema: bool = True, verbosity: int = 1
+    ) -> bool:
+        """The tenant's schema, cloned from the migrated template (``schema_clone``), or
+        migrated one migration after the other when there is none to clone."""
+        if check_if_exists and schema_exists(self.schema_name):
+            return False
+        if sync_schema and schema_clone(self.schema_name):
+            return True
+        return bool(super().create_schema(check_if_exists, sync_schema, verbosity))
 
 
 class Domain(DomainMixin):
