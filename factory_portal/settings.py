@@ -50,6 +50,7 @@ import os
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -392,61 +393,46 @@ CELERY_TIMEZONE = "UTC"
 # Worker logs go through the portal's JSON logging, not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 ONCALL_EVALUATE_EVERY_S = env_int("ONCALL_EVALUATE_EVERY_S", 30)  # the runtime alert rules
-CELERY_BEAT_SCHEDULE = {
-    "usage-freshness-refresh": {
-        "task": "usage.tasks.tenants_freshness_refresh",
-        "schedule": 300.0,
-    },
-    "forecasts-refresh": {
-        "task": "billing.tasks.forecasts_refresh_all",
-        "schedule": 6 * 3600.0,
-    },
-    "alerts-evaluate": {
-        "task": "alerts.tasks.alerts_evaluate_all",
-        "schedule": float(env_int("ALERTS_EVALUATE_EVERY_S", 300)),
-    },
-    "runs-pending-flush": {
-        "task": "alerts.tasks.runs_pending_flush_all",
-        "schedule": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)),
-    },
-    "run-digests": {
-        "task": "alerts.tasks.run_digests_all",
-        "schedule": 3600.0,
-    },
-    "deliveries-flush": {
-        "task": "alerts.tasks.deliveries_flush_all",
-        "schedule": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)),
-    },
-    "oncall-pages-flush": {
-        "task": "alerts.oncall.tasks.pages_flush_all",
-        "schedule": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)),
-    },
+# The beat's per-tenant fan-outs (factory_portal.tenants.fanout), one entry each: the beat task,
+# its interval, and which tenants: "active" skips tenants idle for TENANT_IDLE_AFTER_DAYS, "all"
+# never skips (retention, month close, outboxes, alert rules that watch for silence, e-mails).
+# A new fan-out is one entry here; its beat schedule follows.
+_FAN_OUT_TASKS: list[dict[str, Any]] = [
+    {"name": "usage-freshness-refresh", "task": "usage.tasks.tenants_freshness_refresh",
+     "every": 300.0, "tenants": "active"},
+    {"name": "forecasts-refresh", "task": "billing.tasks.forecasts_refresh_all",
+     "every": 6 * 3600.0, "tenants": "active"},
+    {"name": "alerts-evaluate", "task": "alerts.tasks.alerts_evaluate_all",
+     "every": float(env_int("ALERTS_EVALUATE_EVERY_S", 300)), "tenants": "all"},
+    {"name": "runs-pending-flush", "task": "alerts.tasks.runs_pending_flush_all",
+     "every": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)), "tenants": "active"},
+    {"name": "run-digests", "task": "alerts.tasks.run_digests_all",
+     "every": 3600.0, "tenants": "active"},
+    {"name": "deliveries-flush", "task": "alerts.tasks.deliveries_flush_all",
+     "every": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)), "tenants": "all"},
+    {"name": "oncall-pages-flush", "task": "alerts.oncall.tasks.pages_flush_all",
+     "every": float(env_int("ALERTS_OUTBOX_EVERY_S", 60)), "tenants": "all"},
     # The run guard's sweep: runs whose usage arrived while the broker was down, finished runs.
-    "run-guards-refresh": {
-        "task": "billing.tasks.run_guards_refresh_all",
-        "schedule": 60.0,
-    },
-    "cost-summaries-refresh": {
-        "task": "billing.tasks.cost_summaries_refresh_all",
-        "schedule": 300.0,
-    },
+    {"name": "run-guards-refresh", "task": "billing.tasks.run_guards_refresh_all",
+     "every": 60.0, "tenants": "active"},
+    {"name": "cost-summaries-refresh", "task": "billing.tasks.cost_summaries_refresh_all",
+     "every": 300.0, "tenants": "active"},
+    {"name": "metrics-retention", "task": "runtime.tasks.metrics_retention_all",
+     "every": float(env_int("METRICS_RETENTION_EVERY_S", 3600)), "tenants": "all"},
+    {"name": "oncall-evaluate", "task": "alerts.oncall.tasks.oncall_evaluate_all",
+     "every": float(ONCALL_EVALUATE_EVERY_S), "tenants": "all"},
+    # Makes the due e-mails of saved views and the monthly report, and sends (retries) them.
+    {"name": "scheduled-emails", "task": "saved.tasks.scheduled_emails_all",
+     "every": float(env_int("SCHEDULED_EMAILS_EVERY_S", 300)), "tenants": "all"},
+]  # fmt: skip
+TENANT_FAN_OUT_CHUNK = env_int("TENANT_FAN_OUT_CHUNK", 200)  # tenants per chunk task
+TENANT_IDLE_AFTER_DAYS = env_int("TENANT_IDLE_AFTER_DAYS", 7)  # no data since: skipped
+CELERY_BEAT_SCHEDULE = {
     "pending-spans-expire": {
         "task": "usage.tasks.pending_spans_expire",
         "schedule": 600.0,
     },
-    "metrics-retention": {
-        "task": "runtime.tasks.metrics_retention_all",
-        "schedule": float(env_int("METRICS_RETENTION_EVERY_S", 3600)),
-    },
-    "oncall-evaluate": {
-        "task": "alerts.oncall.tasks.oncall_evaluate_all",
-        "schedule": float(ONCALL_EVALUATE_EVERY_S),
-    },
-    # Makes the due e-mails of saved views and the monthly report, and sends (retries) them.
-    "scheduled-emails": {
-        "task": "saved.tasks.scheduled_emails_all",
-        "schedule": float(env_int("SCHEDULED_EMAILS_EVERY_S", 300)),
-    },
+    **{f["name"]: {"task": f["task"], "schedule": f["every"]} for f in _FAN_OUT_TASKS},
 }
 
 # --- REST framework -----------------------------------------------------------------------------

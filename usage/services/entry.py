@@ -21,6 +21,7 @@ from factory_portal.tenants.models import Tenant
 from usage.domain.events import FieldError
 from usage.domain.otlp import SpanRecord
 from usage.pricing import pricer_for
+from usage.services.activity import tenant_activity_record
 from usage.services.ingest import IngestResult, events_ingest
 from usage.services.otlp import TracesResult, spans_route_and_store
 from usage.services.routing import ingest_transaction, per_tenant, tenants_by_slug
@@ -82,6 +83,7 @@ def batch_ingest(
 
     def counted(tenant: Tenant, tenant_items: list[Any]) -> IngestResult:
         result = store(tenant, tenant_items)
+        tenant_activity_record(tenant)
 
         def count() -> None:
             metrics.INGEST_EVENTS.labels(kind, tenant.slug, "accepted").inc(result.accepted)

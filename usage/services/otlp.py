@@ -46,6 +46,7 @@ from usage.domain.otlp import (
 from usage.domain.runs import JobUpdate, RunUpdate
 from usage.models import Run
 from usage.pricing import pricer_for
+from usage.services.activity import tenant_activity_record
 from usage.services.errors import span_errors_ingest, span_errors_runs_refresh
 from usage.services.ingest import _copy_insert, events_ingest
 from usage.services.references import jobs_lookup
@@ -305,6 +306,7 @@ def _valid_project(record: SpanRecord, result: TracesResult) -> bool:
 
 def _store_ready(tenant: Tenant, records: list[SpanRecord], result: TracesResult) -> int:
     records = [r for r in records if _valid_project(r, result)]
+    tenant_activity_record(tenant)
     updates: dict[str, list[RunSpan | JobSpan]] = defaultdict(list)  # run id -> run?, jobs
     for record in records:
         if isinstance(record, RunSpan | JobSpan):
