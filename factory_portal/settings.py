@@ -138,6 +138,16 @@ TENANT_MODEL = "tenants.Tenant"
 # Set the search path once per schema switch, not before every query (half the round trips).
 TENANT_LIMIT_SET_CALLS = True
 TENANT_DOMAIN_MODEL = "tenants.Domain"
+# New tenant schemas are cloned from this template, migrated to head and made again when the
+# migrations change (factory_portal/tenants/schema_clone.py); 0 migrates each new schema.
+TENANT_TEMPLATE_SCHEMA = "_tenant_template"
+TENANT_CLONE_TEMPLATE = env_bool("TENANT_CLONE_TEMPLATE", True)
+# migrate_schemas over every tenant: "standard" (one process) or "multiprocessing" (forked
+# processes, TENANT_MULTIPROCESSING_MAX_PROCESSES of them, each taking whole schemas).
+TENANT_MIGRATION_EXECUTOR = os.environ.get("MIGRATION_EXECUTOR", "standard")
+TENANT_MULTIPROCESSING_MAX_PROCESSES = env_int("MIGRATION_PROCESSES", os.cpu_count() or 2)
+TENANT_MULTIPROCESSING_CHUNKS = env_int("MIGRATION_CHUNKS", 4)
+GET_EXECUTOR_FUNCTION = "factory_portal.tenants.migration_executor.get_executor"
 PUBLIC_SCHEMA_NAME = "public"
 ROOT_URLCONF = "web.urls_tenants"
 PUBLIC_SCHEMA_URLCONF = "web.urls_public"

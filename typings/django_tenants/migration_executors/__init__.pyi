@@ -1,0 +1,3 @@
+from typing import Any
+
+def get_executor(codename: str | None = ...) -> type[Any]: ...
