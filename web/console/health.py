@@ -14,6 +14,7 @@ from factory_portal.observability.probes import (
     broker_health,
     database_health,
 )
+from factory_portal.tenants.selectors import customer_tenants
 from usage.trace_routing.selectors import SpanBacklog, span_backlog
 from web.console.selectors import TenantFreshness, tenant_freshness
 
@@ -23,7 +24,8 @@ class SystemHealth:
     database: DatabaseHealth
     broker: BrokerHealth
     pending_spans: SpanBacklog
-    tenants: list[TenantFreshness]
+    tenants: list[TenantFreshness]  # the stalest HEALTH_TENANTS_SHOWN
+    tenants_total: int = 0
 
     @property
     def stale_tenants(self) -> int:
@@ -36,4 +38,5 @@ def system_health(*, now: datetime, ping_workers: bool = True) -> SystemHealth:
         broker=broker_health(ping_workers=ping_workers),
         pending_spans=span_backlog(),
         tenants=tenant_freshness(now=now),
+        tenants_total=customer_tenants().count(),
     )

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -19,16 +20,31 @@ from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import tenant_by_slug
 from factory_portal.tenants.services import tenant_create, tenant_domain, tenant_set_status
 from web.console.health import system_health
-from web.console.selectors import tenant_summaries
+from web.console.selectors import CONSOLE_PAGE_SIZE, tenant_summaries, tenants_search
 
 
 def _console(request: HttpRequest, form: TenantCreateForm, status: int = 200) -> HttpResponse:
-    summaries = tenant_summaries(now=timezone.now())
+    """The tenant list, ``CONSOLE_PAGE_SIZE`` a page (``?page=``), filtered by ``?q=`` (slug or
+    name); a page that is not a number or past the last answers 400 with the first page."""
+    query = request.GET.get("q", "")[:100]
+    paginator = Paginator(tenants_search(query), CONSOLE_PAGE_SIZE)
+    wanted = request.GET.get("page", "1")
+    page_error = ""
+    try:
+        page = paginator.page(wanted)
+    except (PageNotAnInteger, EmptyPage):
+        page = paginator.page(1)
+        page_error = f"There is no page {wanted[:20]!r}: pages run from 1 to {paginator.num_pages}."
+        status = 400
+    summaries = tenant_summaries(now=timezone.now(), tenants=page.object_list)
     return render(
         request,
         "tenants/console.html",
         {
             "summaries": summaries,
+            "page": page,
+            "query": query,
+            "page_error": page_error,
             "total_cost": sum((s.month_cost for s in summaries), Decimal(0)),
             "form": form,
         },

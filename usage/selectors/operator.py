@@ -1,0 +1,95 @@
+"""The operator console's per-tenant figures for a page of tenants, read in one query.
+
+Visiting each tenant's schema in turn costs a schema switch and a handful of queries per row
+(1.4 s p95 for the first page at 1,000 tenants); this reads the same rollups of every schema on
+the page in one ``UNION ALL`` query, each schema's tables named in full. It crosses tenants on
+purpose: only the operator's pages (public schema) call it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db import connection
+
+from usage.models import (
+    ACTIVE_RUN_STATUSES,
+    InfraUsageHourly,
+    LlmUsageDaily,
+    LlmUsageHourly,
+    Run,
+    RunDaily,
+)
+
+SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True)
+class TenantPeriod:
+    """One tenant of the page: its schema, the first day of its month and its today (in its
+    own time zone)."""
+
+    schema_name: str
+    month_start: date
+    today: date
+
+
+@dataclass(frozen=True)
+class TenantFigures:
+    month_cost: Decimal  # AI (token) cost, month to date (corrections included)
+    month_runs: int
+    active_runs: int
+    complete_until: datetime | None
+
+
+def _schema_sql(schema: str) -> str:
+    # Identifiers cannot be parameters: only names the portal makes get into the SQL.
+    if not SCHEMA_RE.fullmatch(schema):
+        raise ValueError(f"Not a tenant schema name: {schema!r}")
+
+    def table(model: type) -> str:
+        return f'"{schema}"."{model._meta.db_table}"'  # type: ignore[attr-defined]
+
+    def newest(model: type) -> str:
+        return (
+            f"(SELECT max(last_occurred_at) FROM {table(model)} WHERE hour = "  # noqa: S608
+            f"(SELECT max(hour) FROM {table(model)}))"
+        )
+
+    statuses = ", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES)
+    # Checked schema name, model table names:
+    return (
+        f"SELECT %s::text,"  # noqa: S608
+        f" (SELECT coalesce(sum(cost), 0) FROM {table(LlmUsageDaily)}"
+        f"  WHERE day >= %s AND day < (%s::date + interval '1 month')::date),"
+        f" (SELECT coalesce(sum(runs), 0) FROM {table(RunDaily)} WHERE day >= %s AND day <= %s),"
+        f" (SELECT count(*) FROM {table(Run)} WHERE status IN ({statuses})),"
+        f" greatest({newest(LlmUsageHourly)}, {newest(InfraUsageHourly)})"
+    )
+
+
+def tenants_figures(tenants: Sequence[TenantPeriod]) -> dict[str, TenantFigures]:
+    """Month-to-date AI cost and runs, active runs and data freshness of each of ``tenants``
+    (a page of them: the query grows with their number), by schema name."""
+    if not tenants:
+        return {}
+    parts, params = [], []
+    for t in tenants:
+        parts.append(_schema_sql(t.schema_name))
+        params += [t.schema_name, t.month_start, t.month_start, t.month_start, t.today]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows = cursor.fetchall()
+    return {
+        schema: TenantFigures(
+            month_cost=Decimal(cost),
+            month_runs=int(runs),
+            active_runs=int(active),
+            complete_until=until,
+        )
+        for schema, cost, runs, active, until in rows
+    }
