@@ -147,6 +147,8 @@ TENANT_CLONE_TEMPLATE = env_bool("TENANT_CLONE_TEMPLATE", True)
 TENANT_MIGRATION_EXECUTOR = os.environ.get("MIGRATION_EXECUTOR", "standard")
 TENANT_MULTIPROCESSING_MAX_PROCESSES = env_int("MIGRATION_PROCESSES", os.cpu_count() or 2)
 TENANT_MULTIPROCESSING_CHUNKS = env_int("MIGRATION_CHUNKS", 4)
+# Leave out the tenant schemas that already have every migration (migrate to head only).
+TENANT_MIGRATE_SKIP_CURRENT = env_bool("MIGRATE_SKIP_CURRENT", True)
 GET_EXECUTOR_FUNCTION = "factory_portal.tenants.migration_executor.get_executor"
 PUBLIC_SCHEMA_NAME = "public"
 ROOT_URLCONF = "web.urls_tenants"
