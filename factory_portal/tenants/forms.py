@@ -3,7 +3,12 @@ parsing only; the rules live in the services."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.forms.utils import flatatt
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from factory_portal.money import NUMBER_FORMATS
 from factory_portal.tenants.models import Tenant, slug_validator
@@ -23,8 +28,35 @@ class _TimezoneField(forms.ChoiceField):
         super().validate(value)
 
 
+class _ZoneSelect(forms.Select):
+    """The ~600 zones written in one pass: Django's template per option took 0.4-0.8 s of every
+    page that shows the field (the operator's tenant list, the workspace settings)."""
+
+    def render(
+        self,
+        name: str,
+        value: Any,
+        attrs: dict[str, Any] | None = None,
+        renderer: Any = None,
+    ) -> SafeString:
+        chosen = (
+            "" if value is None else str(value[0] if isinstance(value, list | tuple) else value)
+        )
+        options = format_html_join(
+            "",
+            '<option value="{}"{}>{}</option>',
+            (
+                (v, mark_safe(" selected") if str(v) == chosen else "", label)
+                for v, label in self.choices
+            ),
+        )
+        final = self.build_attrs(self.attrs, attrs)
+        return format_html('<select name="{}"{}>{}</select>', name, flatatt(final), options)
+
+
 def _timezone_field(*, required: bool) -> forms.ChoiceField:
     return _TimezoneField(
+        widget=_ZoneSelect,
         label="Time zone",
         required=required,
         # A callable: the zone list (~40 ms to read) is read when a form is first used, not
