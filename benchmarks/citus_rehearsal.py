@@ -429,6 +429,34 @@ def _rehearse(ports: list[int], runs: int, batches: int, repeat: int) -> None:
 
     _step("partitions in a distributed schema: DETACH / DETACH CONCURRENTLY", detach_concurrently)
 
+    def staging_plan() -> str:
+        """How Citus runs ingest's INSERT ... SELECT: from a TEMP table (today) and from a table
+        in the tenant's schema (colocated)."""
+        import psycopg
+
+        url = f"postgresql://postgres@127.0.0.1:{coordinator}/{DB}"
+        methods = {}
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SET search_path TO dist_a, public")
+            conn.execute("CREATE TEMP TABLE staged_temp (LIKE usage_project)")
+            conn.execute("CREATE UNLOGGED TABLE staged_here (LIKE usage_project)")
+            for source in ("staged_temp", "staged_here"):
+                plan = conn.execute(
+                    f"EXPLAIN INSERT INTO usage_project SELECT * FROM {source}"  # noqa: S608
+                    " ON CONFLICT DO NOTHING"
+                ).fetchall()
+                lines = [row[0].strip() for row in plan]
+                method = next((x for x in lines if x.startswith("INSERT/SELECT method")), "")
+                methods[source] = method or next(
+                    (x for x in lines if x.startswith("Node:")), lines[0]
+                )
+            conn.execute("DROP TABLE staged_here")
+        return f"from a TEMP table: {methods['staged_temp']}; from a table in the schema: " + (
+            f"pushed down ({methods['staged_here']})"
+        )
+
+    _step("ingest staging plan (EXPLAIN INSERT ... SELECT)", staging_plan)
+
     def undistribute() -> str:
         try:
             _sql(coordinator, "SELECT citus_schema_undistribute('dist_b')")
