@@ -114,8 +114,12 @@ def tenant_timezone_set(*, tenant: Tenant, timezone: str) -> Tenant:
             Tenant.objects.filter(pk=tenant.pk).update(timezone=name)
         tenant.timezone = name
         if previous != name:
-            with schema_context(tenant.schema_name):
-                timezone_changed.send(sender=Tenant, tenant=tenant, previous=previous)
+            try:
+                with schema_context(tenant.schema_name):
+                    timezone_changed.send(sender=Tenant, tenant=tenant, previous=previous)
+            except ValidationError:  # a listener refused: the change is rolled back
+                tenant.timezone = previous or tenant.timezone
+                raise
     return tenant
 
 

@@ -74,3 +74,22 @@ def expired_months(
     """The UTC months among ``months`` whose raw events are past retention, oldest first."""
     keep_from = utc_month(retained_from(months=retention_months, now=now, tz=tz))
     return sorted(m for m in set(months) if m < keep_from)
+
+
+class RawEventsExpired(Exception):
+    """A period begins before the first kept raw event: its raw rows were dropped."""
+
+    def __init__(self, *, start: datetime, retained_from: datetime) -> None:
+        self.start = start
+        self.retained_from = retained_from
+        super().__init__(
+            f"The raw usage events of this period are gone: it begins {start:%Y-%m-%d %H:%M} UTC"
+            f" and raw events are kept from {retained_from:%Y-%m-%d %H:%M} UTC on (retention)."
+            " Totals stay in the monthly report (run ledger and rollups)."
+        )
+
+
+def raw_period_check(*, start: datetime, retained_from: datetime | None) -> None:
+    """Raise ``RawEventsExpired`` when a period beginning at ``start`` lost raw rows."""
+    if retained_from is not None and start < retained_from:
+        raise RawEventsExpired(start=start, retained_from=retained_from)

@@ -7,8 +7,13 @@ from datetime import date
 
 from django.db import connection
 
+from factory_portal import periods
+from factory_portal.tenants.models import Tenant
 from usage.domain import retention
+from usage.domain.retention import RawEventsExpired, raw_period_check
 from usage.models import InfraUsageEvent, LlmUsageEvent
+
+__all__ = ["RawEventsExpired", "partition_months", "partitions_list", "raw_month_check"]
 
 RAW_EVENT_TABLES = (LlmUsageEvent._meta.db_table, InfraUsageEvent._meta.db_table)
 
@@ -59,3 +64,10 @@ def partition_months() -> list[PartitionMonth]:
     months = sorted((m for m in totals if m is not None), reverse=True)
     ordered: list[date | None] = [*months, *([None] if None in totals else [])]
     return [PartitionMonth(m, *totals[m]) for m in ordered]
+
+
+def raw_month_check(*, tenant: Tenant, month: date) -> None:
+    """Raise ``RawEventsExpired`` when ``tenant``'s month ``month`` (first day, its time zone)
+    begins before its first kept raw event (what needs the month's calls one by one)."""
+    start = periods.local_day_start(month, periods.zone(tenant.timezone))
+    raw_period_check(start=start, retained_from=tenant.raw_retained_from)
