@@ -14,10 +14,7 @@ from datetime import date, datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.dispatch import receiver
 from django.utils import timezone
-from django_tenants.signals import post_schema_sync
-from django_tenants.utils import get_public_schema_name, schema_context
 
 from factory_portal import periods
 from factory_portal.tenants.models import Tenant
@@ -139,10 +136,11 @@ def partitions_drop(table: str, months: Iterable[date]) -> list[str]:
 
 
 def partitions_maintain(*, tenant: Tenant, now: datetime | None = None) -> list[str]:
-    """In ``tenant``'s schema: partitions for this month and ``PARTITIONS_AHEAD_MONTHS`` ahead,
-    rows in DEFAULT moved to their months, and months past the tenant's retention detached and
-    dropped. ``raw_retained_from`` becomes the first kept instant once anything was dropped, and
-    then follows the window forward (never back). Answers the partitions dropped."""
+    """In the current schema (``tenant``'s; the beat's task runs there): partitions for this
+    month and ``PARTITIONS_AHEAD_MONTHS`` ahead, rows in DEFAULT moved to their months, and
+    months past the tenant's retention detached and dropped. ``raw_retained_from`` becomes the
+    first kept instant once anything was dropped, and then follows the window forward (never
+    back). Answers the partitions dropped."""
     now = now or timezone.now()
     tz = periods.zone(tenant.timezone)
     this_month = retention.utc_month(now)
@@ -151,7 +149,7 @@ def partitions_maintain(*, tenant: Tenant, now: datetime | None = None) -> list[
         ahead.append(periods.next_month(ahead[-1]))
     kept_from = retention.retained_from(months=tenant.raw_retention_months, now=now, tz=tz)
     dropped: list[str] = []
-    with schema_context(tenant.schema_name), transaction.atomic():
+    with transaction.atomic():
         stray = {m for table in RAW_EVENT_TABLES for m in _default_months(table)}
         _known.difference_update({(*_schema_key(), m) for m in stray})
         partitions_ensure_months([*ahead, *stray])
@@ -173,13 +171,3 @@ def partitions_maintain(*, tenant: Tenant, now: datetime | None = None) -> list[
 def partitions_known_clear() -> None:
     """Forget which months are known to have partitions (after schemas were dropped)."""
     _known.clear()
-
-
-@receiver(post_schema_sync, dispatch_uid="usage.partitions_new_tenant")
-def _schema_created(sender: object, tenant: Tenant, **kwargs: object) -> None:
-    """A new tenant schema (created and migrated): its partitions for the months ahead."""
-    if tenant.schema_name == get_public_schema_name():
-        return  # the operator's schema has no usage tables
-    db = str(connection.settings_dict["NAME"])
-    _known.difference_update({k for k in _known if k[:2] == (db, tenant.schema_name)})
-    partitions_maintain(tenant=tenant)

@@ -46,6 +46,11 @@ def _store(tenant, *moments: datetime, run_id: str = "") -> None:
         events_ingest(events=events, pricer=pricer_for(tenant))
 
 
+def _maintain(tenant, now: datetime) -> list[str]:
+    with schema_context(tenant.schema_name):
+        return partitions_maintain(tenant=tenant, now=now)
+
+
 def _where_rows_are(table: str = "usage_llmusageevent") -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -155,7 +160,7 @@ def test_maintain_creates_ahead_and_drops_expired_months_whole(alpha):
         daily_before = LlmUsageDaily.objects.aggregate(n=Sum("calls"), c=Sum("cost"))
         ledger_before = RunLedger.objects.aggregate(n=Sum("calls"), c=Sum("cost"))
 
-    dropped = partitions_maintain(tenant=tenant, now=NOW)
+    dropped = _maintain(tenant, NOW)
 
     assert sorted(dropped) == sorted(f"{t}_p2026_{m:02d}" for t in RAW_EVENT_TABLES for m in (8, 9))
     tenant.refresh_from_db()
@@ -180,10 +185,10 @@ def test_maintain_again_later_only_moves_retained_from_forward(alpha):
     Tenant.objects.filter(pk=tenant.pk).update(raw_retention_months=2)
     tenant.refresh_from_db()
     _store(tenant, datetime(2026, 9, 10, tzinfo=UTC))
-    partitions_maintain(tenant=tenant, now=NOW)
+    _maintain(tenant, NOW)
     assert tenant.raw_retained_from == datetime(2026, 11, 1, tzinfo=UTC)
     tenant.raw_retention_months = 6  # a longer retention cannot bring dropped rows back
-    assert partitions_maintain(tenant=tenant, now=NOW + timedelta(days=40)) == []
+    assert _maintain(tenant, NOW + timedelta(days=40)) == []
     tenant.refresh_from_db()
     assert tenant.raw_retained_from == datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -191,7 +196,7 @@ def test_maintain_again_later_only_moves_retained_from_forward(alpha):
 def test_maintain_with_nothing_expired_leaves_retained_from_unset(alpha):
     tenant = alpha.tenant
     _store(tenant, NOW - timedelta(days=3))
-    assert partitions_maintain(tenant=tenant, now=NOW) == []
+    assert _maintain(tenant, NOW) == []
     tenant.refresh_from_db()
     assert tenant.raw_retained_from is None
 

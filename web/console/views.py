@@ -12,7 +12,6 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
-from django_tenants.utils import schema_context
 
 from factory_portal.tenants.access import operator_required
 from factory_portal.tenants.forms import (
@@ -28,9 +27,8 @@ from factory_portal.tenants.services import (
     tenant_raw_retention_set,
     tenant_set_status,
 )
-from usage.selectors.partitions import partition_months
 from web.console.health import system_health
-from web.console.selectors import tenant_summaries
+from web.console.selectors import tenant_partition_months, tenant_summaries
 
 
 def _console(request: HttpRequest, form: TenantCreateForm, status: int = 200) -> HttpResponse:
@@ -136,8 +134,7 @@ def tenant_retention(request: HttpRequest, slug: str) -> HttpResponse:
                 )
                 return redirect("tenant-retention", slug=slug)
         status = 400
-    with schema_context(tenant.schema_name):
-        months = partition_months()
+    months = tenant_partition_months(tenant)
     return render(
         request,
         "operator/retention.html",
