@@ -13,11 +13,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import F, Q, QuerySet
+from django_tenants.utils import schema_context
 
 from factory_portal.periods import local_date, month_of, zone
 from factory_portal.tenants.models import Domain, Tenant
 from factory_portal.tenants.selectors import customer_tenants
 from usage.selectors.operator import TenantPeriod, tenants_figures
+from usage.selectors.partitions import PartitionMonth, partition_months
 
 # Usage older than this, for a tenant that has sent some, is flagged as stale on the health page:
 # the factory reports continuously, so an hour of silence means ingest (or the factory) stopped.
@@ -112,3 +114,9 @@ def tenant_freshness(*, now: datetime, limit: int = HEALTH_TENANTS_SHOWN) -> lis
             )
         )
     return result
+
+
+def tenant_partition_months(tenant: Tenant) -> list[PartitionMonth]:
+    """The raw event partitions of ``tenant`` by month (its retention page), read in its schema."""
+    with schema_context(tenant.schema_name):
+        return partition_months()

@@ -13,7 +13,9 @@ from django.db import connection, transaction
 
 from billing.pricing.domain import PriceSchedule, TokenCounts, priced
 from factory_portal.tenants.connection import connection_zone
+from usage.domain.retention import utc_month
 from usage.services.ingest import INFRA_COLUMNS, LLM_COLUMNS, infra_values, llm_call_values
+from usage.services.partitions import partitions_ensure_months
 from usage.services.rollups import rollups_rebuild
 from web.demo.generate import History, InfraRow, JobRow, LlmRow, ProjectRow, RunRow
 
@@ -51,11 +53,11 @@ def _copy(table: str, rows: list[tuple], *, serial: bool = True) -> None:
                 copy.write_row(row)
         if not serial:
             return
-        # Table names come from TABLE_COLUMNS above, never from input.
-        cursor.execute(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(MAX(id), 1))"  # noqa: S608
-            f" FROM {table}"
-        )
+        # Table names come from TABLE_COLUMNS above, never from input. Two statements: Citus
+        # refuses setval() inside a query over a distributed table (the sequence is not there).
+        cursor.execute(f"SELECT GREATEST(MAX(id), 1) FROM {table}")  # noqa: S608
+        (last_id,) = cursor.fetchone()
+        cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, last_id])
 
 
 def _copy_rows(table: str, items: list[Any]) -> None:
@@ -108,6 +110,8 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
         _copy_rows("usage_project", history.projects)
         _copy_rows("usage_run", history.runs)
         _copy_rows("usage_job", history.jobs)
+        # Each month's rows go straight to its partition, none through DEFAULT.
+        partitions_ensure_months({utc_month(e.occurred_at) for e in (*history.llm, *history.infra)})
         _copy("usage_llmusageevent", llm_rows, serial=False)
         _copy(
             "usage_infrausageevent",
