@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -89,11 +90,18 @@ def main() -> None:
                 " FROM pg_class c WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'r'",
                 [schema],
             )
-            sizes = {name: (heap, index) for name, heap, index in cursor.fetchall()}
+            sizes: dict[str, tuple[int, int]] = {}
+            for name, heap, index in cursor.fetchall():
+                # The event tables are partitioned by month: a partition counts as its table.
+                parent = re.sub(r"_(p\d{4}_\d{2}|default)$", "", name)
+                before = sizes.get(parent, (0, 0))
+                sizes[parent] = (before[0] + heap, before[1] + index)
             cursor.execute(
-                "SELECT i.relname, pg_relation_size(i.oid) FROM pg_index x"
+                "SELECT i.relname, (coalesce(sum(pg_relation_size(part.inhrelid)), 0)"
+                " + pg_relation_size(i.oid))::bigint FROM pg_index x"
                 " JOIN pg_class i ON i.oid = x.indexrelid"
-                " WHERE x.indrelid = %s::regclass ORDER BY 2 DESC",
+                " LEFT JOIN pg_inherits part ON part.inhparent = i.oid"
+                " WHERE x.indrelid = %s::regclass GROUP BY i.relname, i.oid ORDER BY 2 DESC",
                 [f'"{schema}".{RAW}'],
             )
             raw_indexes = cursor.fetchall()

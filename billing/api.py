@@ -42,7 +42,7 @@ from billing.selectors.commitments import CommitmentStatus, commitments_status_n
 from billing.selectors.costs import cost_report, project_allocation_lines
 from billing.selectors.guard import GuardAnswer, run_guard
 from factory_portal.accounts.authentication import Access, ApiAccess
-from factory_portal.api import BoundedListField, EnumField, MonthField, iso_utc
+from factory_portal.api import BoundedListField, EnumField, MonthField, iso_utc, problem_response
 from factory_portal.money import percent, quantize_cents
 from factory_portal.pagination import CursorPage, PageQuerySerializer, cursor_page_schema
 from factory_portal.periods import (
@@ -55,6 +55,7 @@ from factory_portal.periods import (
 from factory_portal.tenants.connection import connection_zone
 from usage.domain.limits import TEMPLATE_LENGTH
 from usage.selectors import aggregates, model_costs, project_slugs
+from usage.selectors.partitions import RawEventsExpired
 from usage.selectors.query_params import FILTER_PARAMETERS, UsageQuerySerializer
 
 # Budgets
@@ -268,7 +269,10 @@ class MonthlyReportApi(APIView):
         fmt = form.validated_data["format"]
         tenant = connection.tenant
         if fmt != "json":
-            return report_file(tenant, period, fmt)
+            try:
+                return report_file(tenant, period, fmt)
+            except RawEventsExpired as exc:  # the JSON report (ledger, rollups) is still served
+                return problem_response(status=410, title="Raw events gone", detail=str(exc))
         report = cost_report(tenant=tenant, period=period)
         unpriced = [
             row for row in model_costs(start=period, end=next_month(period)) if row.unpriced_calls

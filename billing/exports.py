@@ -44,6 +44,7 @@ from factory_portal.periods import local_day_start, month_text, next_month, zone
 from factory_portal.spreadsheets import cell
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
+from usage.selectors.partitions import raw_month_check
 
 
 class _SafeRows:
@@ -770,7 +771,10 @@ SPOOL_BYTES = 4 * 1024 * 1024  # larger reports go to a temporary file, not memo
 
 
 def report_file(tenant: Tenant, month_start: date, fmt: str) -> FileResponse:
-    """The month's finance report as a download in ``fmt`` (csv, xlsx or focus)."""
+    """The month's finance report as a download in ``fmt`` (csv, xlsx or focus). Refused
+    (``RawEventsExpired``) for a month whose raw calls are past the tenant's retention: the
+    files split each call's cost by token kind; the month's totals stay in ``cost_report``."""
+    raw_month_check(tenant=tenant, month=month_start)
     report = cost_report(tenant=tenant, period=month_start)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - FileResponse closes it
     if fmt == "xlsx":

@@ -45,6 +45,7 @@ from factory_portal.money import usd
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors as usage_selectors
 from usage.domain.limits import RUN_TYPE_LENGTH, TEMPLATE_LENGTH
+from usage.selectors.partitions import RawEventsExpired
 
 # Costs
 
@@ -562,7 +563,15 @@ def report_download(request: HttpRequest, period: str, fmt: str) -> HttpResponse
         month_start = periods.month_parse(period)
     except periods.PeriodError as exc:
         raise Http404(str(exc)) from exc
-    return report_file(connection.tenant, month_start, fmt)
+    try:
+        return report_file(connection.tenant, month_start, fmt)
+    except RawEventsExpired as exc:
+        return render(
+            request,
+            "billing/report_expired.html",
+            {"month": month_start, "message": str(exc)},
+            status=410,
+        )
 
 
 # Prepaid commitments

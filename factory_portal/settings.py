@@ -454,6 +454,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.cost_summaries_refresh_all",
         "schedule": 300.0,
     },
+    # Raw event partitions: months ahead created, months past each tenant's retention dropped.
+    "partitions-maintain": {
+        "task": "usage.tasks.partitions_maintain_all",
+        "schedule": float(env_int("PARTITIONS_MAINTAIN_EVERY_S", 24 * 3600)),
+    },
     "pending-spans-expire": {
         "task": "usage.tasks.pending_spans_expire",
         "schedule": 600.0,
@@ -538,6 +543,8 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024)
 # bounds the decoder's memory to ~200 MiB at worst; a 10,000-event batch holds about 220,000.
 INGEST_MAX_JSON_VALUES = env_int("INGEST_MAX_JSON_VALUES", 2_000_000)
 INGEST_MAX_FUTURE_SECONDS = 300  # clock skew tolerated for event timestamps
+# Monthly partitions of the raw event tables created ahead of the current month.
+PARTITIONS_AHEAD_MONTHS = env_int("PARTITIONS_AHEAD_MONTHS", 2)
 # OTLP: the same per-request bound as REST events (above the collector's default batch of 8,192
 # and the SDK's 512); spans waiting for their run span, per sender (tenant key or the platform
 # key), and how long they wait before the beat sweeper deletes them (a run span more than a day

@@ -14,7 +14,12 @@ from factory_portal.celery import app
 from factory_portal.tenants.models import Tenant
 from tests.support import add_llm_call, real_worker
 from usage.models import LlmUsageEvent, Project
-from usage.tasks import tenant_freshness_refresh, tenants_freshness_refresh
+from usage.tasks import (
+    partitions_maintain_all,
+    partitions_maintain_tenant,
+    tenant_freshness_refresh,
+    tenants_freshness_refresh,
+)
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -64,6 +69,15 @@ def test_beat_fan_out_refreshes_each_tenant(worker, committed_usage, alpha):
         time.sleep(0.2)
     assert Tenant.objects.get(slug="alpha").usage_complete_until == committed_usage
     assert Tenant.objects.get(slug="beta").usage_complete_until is None
+
+
+def test_partition_maintenance_runs_in_each_tenants_schema(worker, alpha):
+    # In the public schema it would fail: the operator's schema has no event tables.
+    with schema_context(alpha.schema):
+        result = partitions_maintain_tenant.apply_async(ignore_result=False)
+    assert result.get(timeout=30) == []  # nothing past alpha's 13 months
+    assert partitions_maintain_all.apply_async(ignore_result=False).get(timeout=20) >= 2
+    assert "partitions-maintain" in app.conf.beat_schedule
 
 
 def test_beat_schedule_names_a_registered_task():

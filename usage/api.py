@@ -128,7 +128,23 @@ class BatchIngestApi(APIView):
         metrics.guarded(
             lambda: metrics.INGEST_BATCH_SIZE.labels(self.items_key).observe(len(raw_items))
         )
-        return Response({"accepted": outcome.accepted, "duplicates": outcome.duplicates})
+        stored = {"accepted": outcome.accepted, "duplicates": outcome.duplicates}
+        if outcome.expired:
+            # Events older than their tenant keeps raw rows for: refused one by one, the rest
+            # of the batch is stored (re-sending it changes nothing but these stay refused).
+            listed = ErrorList(outcome.expired)
+            note = listed.listed_note()
+            detail = (
+                f"{len(outcome.expired):,} of {len(raw_items):,} events are older than the"
+                " tenant's raw event retention and were not stored; the others were."
+            )
+            return problem_response(
+                status=422,
+                title="Events past retention",
+                detail=f"{detail} {note}" if note else detail,
+                extra={**listed.problem_members(lambda e: e.as_dict()), **stored},
+            )
+        return Response(stored)
 
     def _refused(self, reason: str, items: int) -> None:
         def count() -> None:

@@ -155,7 +155,7 @@ def _event_references(
     """The project, run and job of an event (``related_name`` on each of them): fields an
     abstract base cannot hold, since each event model names its reverse relations."""
 
-    def optional(model: type[models.Model]) -> models.ForeignKey:
+    def optional(model: type[models.Model], *, db_index: bool = True) -> models.ForeignKey:
         return models.ForeignKey(
             model,
             null=True,
@@ -163,17 +163,24 @@ def _event_references(
             on_delete=models.SET_NULL,
             related_name=related_name,
             db_constraint=False,
+            db_index=db_index,
         )
 
     project = models.ForeignKey(
         Project, on_delete=models.PROTECT, related_name=related_name, db_constraint=False
     )
-    return project, optional(Run), optional(Job)
+    # The run's index is the model's own ``*_run_idx``; a second one only slowed inserts.
+    return project, optional(Run, db_index=False), optional(Job)
 
 
 class UsageEvent(models.Model):
     """What every usage event has; each event model adds its project, run and job
-    (``_event_references``) and its own measures."""
+    (``_event_references``) and its own measures.
+
+    Both event tables are partitioned by calendar month of ``occurred_at`` (UTC bounds, plus a
+    DEFAULT partition; migration 0010, ``usage.services.partitions``), so that a tenant's expired
+    months are dropped whole. In the database the primary key is ``(event_id, occurred_at)``
+    (a partition key must be in every unique constraint); Django still sees ``event_id``."""
 
     # The client's id is the primary key: one index fewer to maintain per row on the ingest path.
     # Byte order ("C" collation) keeps it fast whatever the server's locale.
@@ -648,7 +655,14 @@ class LlmCostCorrection(models.Model):
     period). The call keeps its original cost; its current cost is that plus its corrections, and
     the rollups were adjusted by ``delta`` in the call's own hour and day."""
 
-    event = models.ForeignKey(LlmUsageEvent, on_delete=models.CASCADE, related_name="corrections")
+    # No database constraint: the event table is partitioned (its key is (event_id, occurred_at)).
+    # A month dropped by retention leaves its calls' corrections as the cost's history.
+    event = models.ForeignKey(
+        LlmUsageEvent,
+        on_delete=models.CASCADE,
+        related_name="corrections",
+        db_constraint=False,
+    )
     run = models.ForeignKey(
         Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
     )

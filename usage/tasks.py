@@ -6,9 +6,11 @@ from django.db import connection
 
 from factory_portal.celery import app
 from factory_portal.tenants.fanout import tenants_fan_out
+from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.services import tenant_usage_complete_record
 from usage.selectors import usage_complete_until
 from usage.services.otlp import pending_spans_expire as pending_spans_expire_service
+from usage.services.partitions import partitions_maintain
 
 
 @app.task
@@ -30,3 +32,16 @@ def tenant_freshness_refresh() -> str:
     schema = connection.schema_name
     tenant_usage_complete_record(schema_name=schema, until=usage_complete_until())
     return schema
+
+
+@app.task
+def partitions_maintain_all() -> int:
+    """Beat (daily): maintain each tenant's raw event partitions (one task per tenant)."""
+    return tenants_fan_out(partitions_maintain_tenant)
+
+
+@app.task
+def partitions_maintain_tenant() -> list[str]:
+    """Runs in its tenant's schema: months ahead created, expired months detached and dropped;
+    returns the partitions dropped."""
+    return partitions_maintain(tenant=Tenant.objects.get(schema_name=connection.schema_name))

@@ -34,6 +34,7 @@ urlpatterns = [
     path("", tenant_views.console, name="home"),
     path("tenants/new", tenant_views.tenant_add, name="tenant-add"),
     path("tenants/<str:slug>/status", tenant_views.tenant_status, name="tenant-status"),
+    path("tenants/<str:slug>/retention/", tenant_views.tenant_retention, name="tenant-retention"),
     path(
         "tenants/<str:slug>/commitments/",
         billing_views.tenant_commitments,

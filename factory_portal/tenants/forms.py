@@ -6,7 +6,12 @@ from __future__ import annotations
 from django import forms
 
 from factory_portal.money import NUMBER_FORMATS
-from factory_portal.tenants.models import Tenant, slug_validator
+from factory_portal.tenants.models import (
+    RAW_RETENTION_MAX_MONTHS,
+    RAW_RETENTION_MIN_MONTHS,
+    Tenant,
+    slug_validator,
+)
 from factory_portal.tenants.services import time_zones, timezone_check
 
 TIMEZONE_HELP = "Where the tenant's days and months begin (an IANA name such as Europe/Berlin)."
@@ -68,4 +73,14 @@ class TenantNumberFormatForm(forms.Form):
         choices=[(key, style.label) for key, style in NUMBER_FORMATS.items()],
         help_text="How amounts, counts and percentages are written on this workspace's pages."
         " Exports and the API always write plain numbers (1234.57).",
+    )
+
+
+class TenantRetentionForm(forms.Form):
+    raw_retention_months = forms.IntegerField(
+        label="Keep raw usage events for (months)",
+        min_value=RAW_RETENTION_MIN_MONTHS,
+        max_value=RAW_RETENTION_MAX_MONTHS,
+        help_text="The tenant's calendar months, the current one included. Older months of raw"
+        " events are dropped by the daily maintenance; run ledger and rollups keep history.",
     )

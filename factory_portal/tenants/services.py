@@ -17,7 +17,13 @@ from factory_portal.accounts.models import Role, User
 from factory_portal.accounts.services import user_create
 from factory_portal.money import NUMBER_FORMATS
 from factory_portal.tenants.connection import zone_lock
-from factory_portal.tenants.models import Domain, Tenant, slug_validator
+from factory_portal.tenants.models import (
+    RAW_RETENTION_MAX_MONTHS,
+    RAW_RETENTION_MIN_MONTHS,
+    Domain,
+    Tenant,
+    slug_validator,
+)
 from factory_portal.tenants.signals import timezone_changed
 
 PUBLIC_SCHEMA = "public"
@@ -114,8 +120,12 @@ def tenant_timezone_set(*, tenant: Tenant, timezone: str) -> Tenant:
             Tenant.objects.filter(pk=tenant.pk).update(timezone=name)
         tenant.timezone = name
         if previous != name:
-            with schema_context(tenant.schema_name):
-                timezone_changed.send(sender=Tenant, tenant=tenant, previous=previous)
+            try:
+                with schema_context(tenant.schema_name):
+                    timezone_changed.send(sender=Tenant, tenant=tenant, previous=previous)
+            except ValidationError:  # a listener refused: the change is rolled back
+                tenant.timezone = previous or tenant.timezone
+                raise
     return tenant
 
 
@@ -128,6 +138,20 @@ def tenant_number_format_set(*, tenant: Tenant, number_format: str) -> Tenant:
     with schema_context(PUBLIC_SCHEMA):
         Tenant.objects.filter(pk=tenant.pk).update(number_format=number_format)
     tenant.number_format = number_format
+    return tenant
+
+
+def tenant_raw_retention_set(*, tenant: Tenant, months: int) -> Tenant:
+    """How many of its months of raw usage events the tenant keeps (1-120). Takes effect at the
+    next partition maintenance; a longer retention cannot bring back months already dropped."""
+    if not RAW_RETENTION_MIN_MONTHS <= months <= RAW_RETENTION_MAX_MONTHS:
+        raise ValidationError(
+            f"Raw event retention is {RAW_RETENTION_MIN_MONTHS} to {RAW_RETENTION_MAX_MONTHS}"
+            f" months, not {months}."
+        )
+    with schema_context(PUBLIC_SCHEMA):
+        Tenant.objects.filter(pk=tenant.pk).update(raw_retention_months=months)
+    tenant.raw_retention_months = months
     return tenant
 
 

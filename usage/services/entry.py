@@ -44,11 +44,34 @@ BATCH_STORES: dict[str, Callable[[Tenant, list[Any]], IngestResult]] = {
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    """Every invalid item (then nothing was stored), or what was stored."""
+    """Every invalid item (then nothing was stored), or what was stored and the events refused
+    for being older than their tenant keeps raw events (``expired``; the others were stored)."""
 
     errors: list[FieldError] = field(default_factory=list)
     accepted: int = 0
     duplicates: int = 0
+    expired: list[FieldError] = field(default_factory=list)
+
+
+def _retained(tenant: Tenant, items: list[Any], expired: list[FieldError]) -> list[Any]:
+    """The events of ``tenant`` it still keeps raw rows for; the others go to ``expired``."""
+    kept_from = tenant.raw_retained_from
+    if kept_from is None:
+        return items
+    kept = []
+    for item in items:
+        if item.occurred_at < kept_from:
+            expired.append(
+                FieldError(
+                    item.position,
+                    "timestamp",
+                    f"is before {kept_from.isoformat()}, where the tenant's raw usage events"
+                    " begin (older months are past retention); not stored",
+                )
+            )
+        else:
+            kept.append(item)
+    return kept
 
 
 def batch_ingest(
@@ -78,6 +101,9 @@ def batch_ingest(
         groups[host_tenant] = list(items)
     if errors:
         return BatchOutcome(errors=sorted(errors, key=lambda e: e.index))
+    expired: list[FieldError] = []
+    if kind == "events":
+        groups = {t: kept for t, i in groups.items() if (kept := _retained(t, i, expired))}
     store = BATCH_STORES[kind]
 
     def counted(tenant: Tenant, tenant_items: list[Any]) -> IngestResult:
@@ -90,10 +116,11 @@ def batch_ingest(
         transaction.on_commit(lambda: metrics.guarded(count))  # a rolled-back batch counts nothing
         return result
 
-    results = ingest_transaction(lambda: per_tenant(groups, counted))
+    results = ingest_transaction(lambda: per_tenant(groups, counted)) if groups else []
     return BatchOutcome(
         accepted=sum(r.accepted for r in results),
         duplicates=sum(r.duplicates for r in results),
+        expired=sorted(expired, key=lambda e: e.index),
     )
 
 

@@ -1,10 +1,12 @@
 """Storing usage events in the current tenant schema: idempotent, atomic, fast.
 
 One transaction per batch: projects and runs referenced for the first time are created, LLM calls
-are priced, rows are COPYed into a temporary table and inserted with ``ON CONFLICT (event_id) DO
-NOTHING``; the rows actually inserted feed the hourly and daily rollups in the same statement, so a
-re-sent event changes nothing and a client reads its own writes. Rows are inserted in event id
-order so that concurrent batches with the same events wait for each other instead of deadlocking.
+are priced, rows are COPYed into a temporary table and inserted with ``ON CONFLICT (event_id,
+occurred_at) DO NOTHING`` (the event tables' key: they are partitioned by month of
+``occurred_at``, and the batch's months get their partitions first); the rows actually inserted
+feed the hourly and daily rollups in the same statement, so a re-sent event changes nothing and a
+client reads its own writes. Rows are inserted in event id order so that concurrent batches with
+the same events wait for each other instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from factory_portal.observability import metrics
 from factory_portal.observability.context import tenant_label
 from factory_portal.tenants.connection import zone_for_writing
 from usage.domain.events import EventIn, LlmEventIn
+from usage.domain.retention import utc_month
 from usage.models import CostSource, InfraUsageEvent, LlmUsageEvent, UsageEvent
 from usage.pricing import Pricer
+from usage.services.partitions import partitions_ensure_months
 from usage.services.references import jobs_lookup, projects_ensure, runs_ensure
 from usage.signals import usage_stored
 
@@ -128,7 +132,7 @@ def _rollup_sql(
 WITH inserted AS (
     INSERT INTO {event_table} ({cols}, received_at)
     SELECT {cols}, now() FROM {temp} ORDER BY event_id
-    ON CONFLICT (event_id) DO NOTHING
+    ON CONFLICT (event_id, occurred_at) DO NOTHING
     RETURNING event_id
 ), new AS MATERIALIZED (
     SELECT t.* FROM {temp} t JOIN inserted USING (event_id)
@@ -273,6 +277,7 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
                 llm_rows.append((*refs, *_llm_values(e, pricer), *rollup))
             else:
                 infra_rows.append((*refs, *infra_values(e), *rollup))
+        partitions_ensure_months({utc_month(e.occurred_at) for e in unique.values()})
         llm = _copy_insert(LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_INSERT, str(zone))
         infra = _copy_insert(
             INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT, str(zone)

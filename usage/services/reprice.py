@@ -15,7 +15,8 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
-from factory_portal.tenants.connection import zone_for_writing
+from factory_portal.tenants.connection import current_tenant, zone_for_writing
+from usage.domain.retention import raw_period_check
 from usage.models import CostSource, LlmCostCorrection, LlmUsageEvent
 from usage.pricing import Pricer
 
@@ -44,7 +45,10 @@ def _current_costs(event_ids: list[str]) -> dict[str, Decimal | None]:
 def llm_reprice(
     *, start: datetime, end: datetime, pricer: Pricer, reason: str, dry_run: bool = False
 ) -> RepriceResult:
-    """Re-price the current schema's calls with ``start <= occurred_at < end``."""
+    """Re-price the current schema's calls with ``start <= occurred_at < end``. A period that
+    begins before the tenant's first kept raw event is refused (``RawEventsExpired``): its calls
+    are gone, and re-pricing needs each call's tokens."""
+    raw_period_check(start=start, retained_from=current_tenant().raw_retained_from)
     result = RepriceResult()
     last_id = ""
     while True:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.dispatch import receiver
@@ -26,7 +27,7 @@ from factory_portal.tenants.signals import timezone_changed
 from usage.domain import durations
 from usage.domain.runs import TERMINAL
 from usage.domain.steps import UNSPECIFIED_FAILURE, StepFigures
-from usage.models import RunDaily, StepDaily
+from usage.models import InfraUsageHourly, LlmUsageHourly, RunDaily, StepDaily
 
 RollupKey = tuple[date, int, str, str, str]  # day, project id, run type, template, status
 
@@ -323,7 +324,19 @@ def error_daily_rebuild(*, zone: ZoneInfo, keys: Iterable[tuple[str, date]] | No
 
 @receiver(timezone_changed, dispatch_uid="usage.rollups_rebuild")
 def _timezone_changed(sender: object, **kwargs: object) -> None:
-    """A tenant's days moved: count its stored usage again by the new zone."""
+    """A tenant's days moved: count its stored usage again by the new zone. Refused (a
+    ValidationError rolls the change back) once raw events the rollups count were dropped by
+    retention: re-counting from the raw rows left would erase the older history."""
+    retained_from = getattr(kwargs["tenant"], "raw_retained_from", None)
+    if retained_from is not None and (
+        LlmUsageHourly.objects.filter(hour__lt=retained_from).exists()
+        or InfraUsageHourly.objects.filter(hour__lt=retained_from).exists()
+    ):
+        raise ValidationError(
+            "The time zone cannot change any more: raw usage events before"
+            f" {retained_from:%Y-%m-%d} are past retention, and the daily figures kept from them"
+            " could not be counted again in another zone."
+        )
     rollups_rebuild(zone=periods.zone(str(getattr(kwargs["tenant"], "timezone", "UTC"))))
 
 

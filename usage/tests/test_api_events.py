@@ -30,12 +30,16 @@ from usage.services.ingest import events_ingest
 
 pytestmark = pytest.mark.django_db
 
+# An event's identity is its id and its time (the tables are partitioned by time): a re-sent
+# event carries the timestamp it was first sent with.
+SENT_AT = (timezone.now() - timedelta(minutes=10)).isoformat()
+
 
 def llm(event_id: str, **fields):
     return {
         "type": "llm",
         "event_id": event_id,
-        "timestamp": (timezone.now() - timedelta(minutes=10)).isoformat(),
+        "timestamp": SENT_AT,
         "project": "checkout",
         "provider": "anthropic",
         "model": "claude-sonnet-4-5",
@@ -50,7 +54,7 @@ def infra(event_id: str, **fields):
     return {
         "type": "infra",
         "event_id": event_id,
-        "timestamp": (timezone.now() - timedelta(minutes=10)).isoformat(),
+        "timestamp": SENT_AT,
         "project": "checkout",
         "resource_type": "compute",
         "quantity": "36.5",

@@ -17,6 +17,7 @@ from factory_portal.periods import local_date, month_of, zone
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
 from usage import selectors as usage_selectors
+from usage.selectors.partitions import PartitionMonth, partition_months
 
 # Usage older than this, for a tenant that has sent some, is flagged as stale on the health page:
 # the factory reports continuously, so an hour of silence means ingest (or the factory) stopped.
@@ -84,3 +85,9 @@ def tenant_freshness(*, now: datetime) -> list[TenantFreshness]:
             )
         )
     return result
+
+
+def tenant_partition_months(tenant: Tenant) -> list[PartitionMonth]:
+    """The raw event partitions of ``tenant`` by month (its retention page), read in its schema."""
+    with schema_context(tenant.schema_name):
+        return partition_months()

@@ -14,12 +14,21 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from factory_portal.tenants.access import operator_required
-from factory_portal.tenants.forms import TenantCreateForm, TenantStatusForm
+from factory_portal.tenants.forms import (
+    TenantCreateForm,
+    TenantRetentionForm,
+    TenantStatusForm,
+)
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import tenant_by_slug
-from factory_portal.tenants.services import tenant_create, tenant_domain, tenant_set_status
+from factory_portal.tenants.services import (
+    tenant_create,
+    tenant_domain,
+    tenant_raw_retention_set,
+    tenant_set_status,
+)
 from web.console.health import system_health
-from web.console.selectors import tenant_summaries
+from web.console.selectors import tenant_partition_months, tenant_summaries
 
 
 def _console(request: HttpRequest, form: TenantCreateForm, status: int = 200) -> HttpResponse:
@@ -96,3 +105,45 @@ def tenant_status(request: HttpRequest, slug: str) -> HttpResponse:
 def health(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     return render(request, "operator/health.html", {"health": system_health(now=now), "now": now})
+
+
+@never_cache
+@operator_required
+def tenant_retention(request: HttpRequest, slug: str) -> HttpResponse:
+    """A tenant's raw event partitions (month, estimated rows, size) and its retention."""
+    tenant = tenant_by_slug(slug)
+    if tenant is None or tenant.is_public:
+        raise Http404("No such tenant")
+    form = TenantRetentionForm(
+        request.POST if request.method == "POST" else None,
+        initial={"raw_retention_months": tenant.raw_retention_months},
+    )
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            months = form.cleaned_data["raw_retention_months"]
+            try:
+                tenant_raw_retention_set(tenant=tenant, months=months)
+            except ValidationError as exc:
+                form.add_error("raw_retention_months", exc)
+            else:
+                messages.success(
+                    request,
+                    f"{tenant.name} keeps {months} months of raw usage events from the next"
+                    " partition maintenance on.",
+                )
+                return redirect("tenant-retention", slug=slug)
+        status = 400
+    months = tenant_partition_months(tenant)
+    return render(
+        request,
+        "operator/retention.html",
+        {
+            "tenant": tenant,
+            "form": form,
+            "months": months,
+            "total_bytes": sum(m.size_bytes for m in months),
+            "total_rows": sum(m.rows_estimate for m in months),
+        },
+        status=status,
+    )

@@ -13,7 +13,9 @@ from django.db import connection, transaction
 
 from billing.pricing.domain import PriceSchedule, TokenCounts, priced
 from factory_portal.tenants.connection import connection_zone
+from usage.domain.retention import utc_month
 from usage.services.ingest import INFRA_COLUMNS, LLM_COLUMNS, infra_values, llm_call_values
+from usage.services.partitions import partitions_ensure_months
 from usage.services.rollups import rollups_rebuild
 from web.demo.generate import History, InfraRow, JobRow, LlmRow, ProjectRow, RunRow
 
@@ -108,6 +110,8 @@ def history_load(history: History, prices: PriceSchedule) -> LoadResult:
         _copy_rows("usage_project", history.projects)
         _copy_rows("usage_run", history.runs)
         _copy_rows("usage_job", history.jobs)
+        # Each month's rows go straight to its partition, none through DEFAULT.
+        partitions_ensure_months({utc_month(e.occurred_at) for e in (*history.llm, *history.infra)})
         _copy("usage_llmusageevent", llm_rows, serial=False)
         _copy(
             "usage_infrausageevent",

@@ -12,6 +12,7 @@ from billing.exports import write_csv, write_customers_csv, write_focus, write_x
 from billing.selectors.costs import cost_report
 from factory_portal.periods import PeriodError, month_parse, month_text
 from factory_portal.tenants.selectors import customer_tenants, tenant_by_slug
+from usage.selectors.partitions import RawEventsExpired, raw_month_check
 
 
 class Command(BaseCommand):
@@ -44,6 +45,10 @@ class Command(BaseCommand):
         tenant = tenant_by_slug(options["tenant"])
         if tenant is None:
             raise CommandError(f"No tenant with slug {options['tenant']!r}.")
+        try:
+            raw_month_check(tenant=tenant, month=period)
+        except RawEventsExpired as exc:
+            raise CommandError(f"{tenant.slug} {month_text(period)}: {exc}") from exc
         with schema_context(tenant.schema_name):
             report = cost_report(tenant=tenant, period=period)
             if options["format"] == "xlsx":

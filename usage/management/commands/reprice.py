@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
 from factory_portal.tenants.selectors import customer_tenants, tenant_by_slug
+from usage.domain.retention import RawEventsExpired
 from usage.pricing import pricer_for
 from usage.services.reprice import llm_reprice
 
@@ -45,17 +46,24 @@ class Command(BaseCommand):
             if tenant is None:
                 raise CommandError(f"No tenant with slug {options['tenant']!r}.")
             tenants = [tenant]
+        refused = []
         for tenant in tenants:
-            with schema_context(tenant.schema_name):
-                result = llm_reprice(
-                    start=start,
-                    end=end,
-                    pricer=pricer_for(tenant),
-                    reason=options["reason"],
-                    dry_run=options["dry_run"],
-                )
+            try:
+                with schema_context(tenant.schema_name):
+                    result = llm_reprice(
+                        start=start,
+                        end=end,
+                        pricer=pricer_for(tenant),
+                        reason=options["reason"],
+                        dry_run=options["dry_run"],
+                    )
+            except RawEventsExpired as exc:
+                refused.append(f"{tenant.slug}: {exc}")
+                continue
             verb = "would correct" if options["dry_run"] else "corrected"
             self.stdout.write(
                 f"{tenant.slug}: {result.examined:,} calls examined, {verb} {result.corrected:,}"
                 f" ({result.newly_priced:,} newly priced), cost change ${result.delta:,.10f}"
             )
+        if refused:
+            raise CommandError("Not re-priced (raw events past retention):\n" + "\n".join(refused))

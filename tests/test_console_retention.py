@@ -1,0 +1,82 @@
+"""The operator's retention page of a tenant (``/tenants/<slug>/retention/``): its partitions and
+retention, for operators only; a tenant's users never reach it, and it shows one tenant's data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from factory_portal.accounts.models import Role
+from factory_portal.accounts.services import user_create
+from factory_portal.tenants.models import Tenant
+from tests.support import host_client, logged_in_client
+from usage.services.partitions import partitions_ensure_months, partitions_known_clear
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    partitions_known_clear()
+    yield
+    partitions_known_clear()
+
+
+def test_operator_sees_the_tenants_partitions_and_retention(operator, alpha, beta):
+    with schema_context(beta.schema):  # another tenant's month must not show on alpha's page
+        partitions_ensure_months([datetime(2023, 2, 1, tzinfo=UTC).date()])
+    Tenant.objects.filter(pk=alpha.tenant.pk).update(
+        raw_retained_from=datetime(2025, 12, 1, tzinfo=UTC)
+    )
+    response = operator.get("/tenants/alpha/retention/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"{timezone.now():%Y-%m}" in page
+    assert "2023-02" not in page
+    assert "2025-12-01 00:00 UTC" in page
+    assert 'value="13"' in page
+    assert "2023-02" in operator.get("/tenants/beta/retention/").content.decode()
+
+
+def test_operator_changes_the_retention_within_1_to_120_months(operator, alpha):
+    for bad in ("0", "121", "twelve", ""):
+        response = operator.post("/tenants/alpha/retention/", {"raw_retention_months": bad})
+        assert response.status_code == 400, bad
+        assert Tenant.objects.get(slug="alpha").raw_retention_months == 13
+    response = operator.post("/tenants/alpha/retention/", {"raw_retention_months": "24"})
+    assert response.status_code == 302
+    assert Tenant.objects.get(slug="alpha").raw_retention_months == 24
+    assert Tenant.objects.get(slug="beta").raw_retention_months == 13
+
+
+def test_unknown_and_public_tenants_are_404(operator):
+    assert operator.get("/tenants/nope/retention/").status_code == 404
+    assert operator.get("/tenants/public/retention/").status_code == 404
+
+
+def test_tenant_users_never_reach_it(alpha, public_host):
+    admin = logged_in_client(alpha.host, alpha.admin_email)
+    assert admin.get("/tenants/alpha/retention/").status_code == 404  # not on tenant hosts
+    response = admin.get("/tenants/alpha/retention/", HTTP_HOST=public_host)
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    response = admin.post(
+        "/tenants/alpha/retention/", {"raw_retention_months": "1"}, HTTP_HOST=public_host
+    )
+    assert response.status_code == 302
+    assert Tenant.objects.get(slug="alpha").raw_retention_months == 13
+    anonymous = host_client(public_host).get("/tenants/alpha/retention/")
+    assert anonymous.status_code == 302
+
+
+def test_a_public_user_without_the_operator_role_gets_403(public_host):
+    user_create(email="viewer@portal.test", role=Role.MEMBER, password="another-long-passphrase")
+    client = logged_in_client(public_host, "viewer@portal.test", "another-long-passphrase")
+    assert client.get("/tenants/alpha/retention/").status_code == 403
+    assert (
+        client.post("/tenants/alpha/retention/", {"raw_retention_months": "1"}).status_code == 403
+    )
+    assert connection.schema_name == "public"
