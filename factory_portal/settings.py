@@ -164,6 +164,8 @@ MIDDLEWARE = [
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "factory_portal.errors.ApiProblemMiddleware",  # problem+json for every API error answer
     "django_tenants.middleware.main.TenantMainMiddleware",
+    # Page and read-API requests may read from a replica (after the tenant is known).
+    "factory_portal.db_routing.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -211,7 +213,29 @@ DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 # cost estimates, not by real work) added ~30 ms to queries that run in a few milliseconds.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME") or None
-DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+# Read replicas (README, "Read replicas"): each URL of DATABASE_REPLICA_URLS becomes replica_<n>,
+# with the primary's engine (django-tenants' search_path) and options. Pages and the read API read
+# from a healthy replica; writes, transactions, tasks and migrations stay on the primary.
+DATABASE_REPLICA_URLS = [
+    url.strip() for url in os.environ.get("DATABASE_REPLICA_URLS", "").split(",") if url.strip()
+]
+for _index, _url in enumerate(DATABASE_REPLICA_URLS):
+    _where = dj_database_url.parse(_url)
+    _replica = dict(DATABASES["default"])  # engine, options, pooling as the primary's
+    _replica.update({key: _where[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")})  # type: ignore[literal-required]
+    _replica["OPTIONS"] = {
+        "connect_timeout": env_int("REPLICA_CONNECT_TIMEOUT_S", 2),
+        **DATABASES["default"]["OPTIONS"],
+    }
+    _replica["TEST"] = {"MIRROR": "default"}  # tests read the primary's test database
+    DATABASES[f"replica_{_index}"] = _replica  # type: ignore[assignment]
+REPLICA_MAX_LAG_S = float(os.environ.get("REPLICA_MAX_LAG_S") or 5)
+REPLICA_READ_YOUR_WRITES_S = env_int("REPLICA_READ_YOUR_WRITES_S", 10)
+REPLICA_HEALTH_CHECK_S = float(os.environ.get("REPLICA_HEALTH_CHECK_S") or 2)
+DATABASE_ROUTERS = (
+    "factory_portal.db_routing.ReplicaRouter",
+    "django_tenants.routers.TenantSyncRouter",
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth ---------------------------------------------------------------------------------------

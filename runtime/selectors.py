@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from django.db import connection
 from django.db.models import Max, Q
 
+from factory_portal.db_routing import read_connection
 from runtime.domain.percentiles import Histogram, histogram_make, histograms_merge, percentile
 from runtime.domain.ranges import Resolution, Window
 from runtime.models import (
@@ -96,7 +96,7 @@ def series_select(
 
 
 def _fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
 

@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 
 from factory_portal.accounts.keys import key_matches, key_prefix
 from factory_portal.accounts.models import ApiKey, User
+from factory_portal.db_routing import PRIMARY
 
 
 def api_key_for_raw(raw: str) -> ApiKey | None:
@@ -14,7 +15,9 @@ def api_key_for_raw(raw: str) -> ApiKey | None:
     prefix = key_prefix(raw)
     if prefix is None:
         return None
-    api_key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    # On the primary even for a read request: a key made or revoked a moment ago must be known
+    # at once, and a replica may be seconds behind (README, Read replicas).
+    api_key = ApiKey.objects.using(PRIMARY).filter(prefix=prefix, revoked_at__isnull=True).first()
     if api_key is None or not key_matches(raw, api_key.key_hash):
         return None
     return api_key

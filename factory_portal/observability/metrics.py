@@ -115,6 +115,20 @@ RUN_DURATION = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400),
 )
 
+DB_READS = Counter(
+    "db_reads",
+    "SQL statements run while answering page and read-API requests (GET/HEAD), by target: "
+    "primary, or the replica alias (replica_0, ...) that answered (README, Read replicas).",
+    ["target"],
+)
+DB_REPLICA_FALLBACKS = Counter(
+    "db_replica_fallbacks",
+    "Requests whose reads could have used a replica but used the primary, by reason: "
+    "unreachable, lagging (beyond REPLICA_MAX_LAG_S), read_your_writes (the client wrote and no "
+    "replica has replayed it yet) or error (the replica failed during the request).",
+    ["reason"],
+)
+
 
 def guarded(record: Callable[[], None]) -> None:
     """Run a metrics update; a failure is logged, never raised into the work being measured."""

@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from factory_portal import periods
+from factory_portal.db_routing import read_connection
 from factory_portal.enums import enum_canonical
 from factory_portal.tenants.connection import connection_zone
 from usage.domain.durations import percentile_ms
@@ -296,7 +296,7 @@ def run_usage(*, start: date, end: date) -> list[RunUsage]:
     """Every run that used something on the tenant's days ``start <= day < end``, with its AI
     cost and its allocation driver quantities there, in run id order. Reads the run ledger
     (rows per run and day), never the raw events: it grows with runs, not with calls."""
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(_RUN_USAGE_SQL, {"start": start, "end": end})
         rows = cursor.fetchall()
     retried = _retried_cost(start, end) if rows else {}
@@ -365,7 +365,7 @@ def _retried_cost(start: date, end: date) -> dict[int, Decimal]:
     something then and have a retried job are read: the superseded attempts are found from the
     retries (a partial index), and their calls through the run index."""
     start_at, end_at = period_bounds(start, end)
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(_RETRIED_JOBS_SQL, {"first": start, "end_day": end})
         retried = cursor.fetchall()
         if not retried:
@@ -484,7 +484,7 @@ def llm_cost_groups(*, start: date, end: date) -> list[LlmCostGroup]:
     for millions of calls: for exports, not pages."""
     start_at, end_at = period_bounds(start, end)
     params = {"start": start_at, "end": end_at, "zone": str(connection_zone())}
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(_COST_GROUPS_SQL, params)
         rows = cursor.fetchall()
     # sum() of bigint is numeric in PostgreSQL: token counts come back as Decimal.
@@ -802,7 +802,7 @@ def run_filter_choices() -> RunFilterChoices:
         .values_list("failure_type", flat=True)[:FAILED_RUNS_READ]
     )
     failure_types = set(latest_failed)
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute("SELECT DISTINCT jsonb_object_keys(failure_types) FROM usage_stepdaily")
         failure_types.update(key for (key,) in cursor.fetchall())
     return RunFilterChoices(

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from math import ceil
 
-from django.db import connection
-
 from factory_portal import periods
+from factory_portal.db_routing import read_connection
 from factory_portal.tenants.connection import connection_zone
 from usage.models import ErrorGroup, ErrorGroupDaily, SpanError
 
@@ -141,7 +140,7 @@ def error_groups(
         "limit": per_page,
         "offset": (max(page, 1) - 1) * per_page if offset is None else max(offset, 0),
     }
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(GROUPS_SQL.format(order=ERROR_SORTS[sort]), params)
         found = cursor.fetchall()
         prints = [row[0] for row in found]
@@ -206,7 +205,7 @@ def _trends(prints: list[str], days: list[date]) -> dict[str, list[int]]:
         return {}
     index = {day: n for n, day in enumerate(days)}
     trends = {fp: [0] * len(days) for fp in prints}
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(TREND_SQL, {"prints": prints, "start": days[0], "end": days[-1]})
         for fp, day, count in cursor.fetchall():
             if day in index:
@@ -219,7 +218,7 @@ def _examples(prints: list[str], low: datetime, high: datetime, n: int) -> dict[
     if not prints:
         return {}
     examples: dict[str, list[str]] = {fp: [] for fp in prints}
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(
             EXAMPLES_SQL, {"prints": prints, "start": low, "end": high, "scan": EXAMPLE_SCAN}
         )
@@ -285,7 +284,7 @@ def error_group(*, fingerprint: str, start: date, end: date) -> ErrorGroupDetail
     )
     breakdown = []
     count = runs = 0
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(
             "SELECT coalesce(sum(errors), 0)::bigint, coalesce(sum(day_runs), 0)::bigint"
             " FROM usage_errorgroupdaily WHERE fingerprint = %s AND day >= %s AND day <= %s",

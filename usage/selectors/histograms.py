@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connections
 from django.db.models import QuerySet
 
 from usage.domain.durations import BUCKETS
@@ -39,7 +39,7 @@ def histogram_sums_by(
         + (f" GROUP BY {', '.join(f'r.{name}' for name in names)}" if names else "")
     )
     result: dict[tuple[Any, ...], list[int]] = {}
-    with connection.cursor() as cursor:
+    with connections[rows.db].cursor() as cursor:  # where the router sends its reads
         cursor.execute(sql, params)
         for row in cursor.fetchall():
             values, count, sums = row[: len(keys)], row[len(keys)], row[len(keys) + 1 :]

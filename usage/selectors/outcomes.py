@@ -9,9 +9,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.db.models import Count, Min, Q
 
+from factory_portal.db_routing import read_connection
 from usage.models import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, Job, Run, RunStatus
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -66,7 +66,7 @@ def run_outcomes(*, start: datetime, end: datetime, step: timedelta) -> RunOutco
     failures: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     durations: dict[datetime, dict[float, float | None]] = {}
     finished = set(FINISHED_RUN_STATUSES)
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         # A run has finished_at once it finished (the partial index holds only those rows).
         cursor.execute(
             f"""

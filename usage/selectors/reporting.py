@@ -21,10 +21,10 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
 
+from factory_portal.db_routing import read_connection
 from factory_portal.money import percent
 from factory_portal.periods import local_day_start, period_key
 from usage.domain.durations import BUCKETS, percentile_ms
@@ -336,7 +336,7 @@ def _exact_percentiles(
     by_period: dict[str, tuple[int | None, int | None]] = {}
     by_template: dict[str, int | None] = {}
     overall: dict[float, int | None] = {0.5: None, 0.95: None}
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         for period, template, values, no_template in cursor.fetchall():
             if values is None:  # no finished run at all (the empty grouping set's row)

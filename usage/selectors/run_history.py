@@ -17,9 +17,9 @@ from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection
 from django.db.models import Count, Max, Sum
 
+from factory_portal.db_routing import read_connection
 from factory_portal.periods import local_bounds
 from factory_portal.tenants.connection import connection_zone
 from usage.models import (
@@ -85,7 +85,7 @@ def finished_runs(
         "template": template,
         "cap": cap,
     }
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [
@@ -190,7 +190,7 @@ def step_costs(
         "lo": lo,
         "hi": hi,
     }
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(_STEPS_SQL, params)
         rows = cursor.fetchall()
     return [StepCost(step, int(runs), Decimal(cost)) for step, runs, cost in rows if runs > 0]

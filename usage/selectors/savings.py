@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import Sum
 
+from factory_portal.db_routing import read_connection
 from usage.models import LlmUsageDaily
 
 PAIRS_MAX_DAYS = 31
@@ -160,7 +160,7 @@ def step_model_pairs(*, start: datetime, end: datetime) -> list[StepModelPairs]:
     # An hour of slack: 31 local days across a change to winter time are 31 days and an hour.
     if end - start > timedelta(days=PAIRS_MAX_DAYS, hours=1):
         raise PeriodTooLong(f"The step and model comparison covers at most {PAIRS_MAX_DAYS} days.")
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(_PAIRS, {"start": start, "end": end})
         rows = cursor.fetchall()
     return [

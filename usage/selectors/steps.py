@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db import connection
-
+from factory_portal.db_routing import read_connection
 from usage.domain import durations
 from usage.domain.durations import percentile_ms
 from usage.domain.steps import StepFigures
@@ -225,7 +224,7 @@ def _grouped(
         return (current, group if grouping == "template" else None, step)
 
     counters = len(StepFigures.COUNTS)
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(_COUNTERS.format(template=column), params)
         for current, group, step, *sums in cursor.fetchall():
             counts = dict(zip(StepFigures.COUNTS, map(int, sums[:counters]), strict=True))
@@ -304,7 +303,7 @@ def _lead_times(
     }
     histograms: dict[bool, list[int]] = {}
     succeeded = 0
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(_LEAD_TIMES, params)
         for current, runs, *buckets in cursor.fetchall():
             histograms[current] = buckets
