@@ -62,7 +62,8 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
             at = u.requested_at or u.started_at or u.timestamp
             if u.run_id not in first_seen or at < first_seen[u.run_id][1]:
                 first_seen[u.run_id] = (projects[u.project], at)
-        runs_ensure(first_seen, zone=zone)
+        deltas = RunRollupDeltas(zone)
+        runs_ensure(first_seen, zone=zone, deltas=deltas)
         runs = {
             r.run_id: r
             for r in Run.objects.select_for_update()
@@ -71,7 +72,6 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
         }
         jobs = _jobs_locked(runs.values())
 
-        deltas = RunRollupDeltas(zone)
         jobs_before = _jobs_by_run(jobs)
         steps_before = {
             run.id: (run.requested_at, run.template_recipe_id, jobs_before.get(run.id, []))
