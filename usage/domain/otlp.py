@@ -307,9 +307,18 @@ def _value(any_value: AnyValue, budget: _Budget) -> Any:
     return getattr(any_value, kind)
 
 
+_SCALARS = frozenset(("string_value", "int_value", "bool_value", "double_value"))
+
+
 def attributes(key_values: Any, budget: _Budget) -> dict[str, Any]:
     budget.take(len(key_values))
-    return {kv.key: _value(kv.value, budget) for kv in key_values}
+    converted: dict[str, Any] = {}
+    scalars = _SCALARS
+    for kv in key_values:  # one pass; scalar values (nearly all) read without a call
+        value = kv.value
+        kind = value.WhichOneof("value")
+        converted[kv.key] = getattr(value, kind) if kind in scalars else _value(value, budget)
+    return converted
 
 
 def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
