@@ -136,6 +136,7 @@ class Outcome:
     lag_ms: float = 0.0  # actual send - scheduled
     error: str | None = None
     server_ms: float | None = None
+    server_cpu_ms: float | None = None  # the request's thread CPU (access log ``cpu_ms``)
 
     @property
     def ok(self) -> bool:
@@ -482,7 +483,7 @@ def cpu_used(before: dict, after: dict) -> dict[str, float]:
 
 HEADER = (
     f"{'':22} {'sent':>6} {'2xx':>6} {'errors':>6} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}"
-    f" {'p99 ms':>8} {'max ms':>8} {'svc p99':>8} {'srv p50':>8} {'srv p99':>8}"
+    f" {'p99 ms':>8} {'max ms':>8} {'svc p99':>8} {'srv p50':>8} {'srv p99':>8} {'cpu ms':>7}"
 )
 
 
@@ -491,6 +492,7 @@ def _line(name: str, outcomes: list[Outcome], seconds: float) -> str:
     latencies = [o.latency_ms for o in outcomes if o.sent]  # timeouts included
     errors = sum(1 for o in outcomes if not o.ok)
     server = [o.server_ms for o in answered if o.server_ms is not None]
+    cpu = [o.server_cpu_ms for o in answered if o.server_cpu_ms is not None]
     return (
         f"{name:22} {len(outcomes):6d} {len(outcomes) - errors:6d} {errors:6d}"
         f" {(len(outcomes) - errors) / seconds:7.1f}"
@@ -498,6 +500,7 @@ def _line(name: str, outcomes: list[Outcome], seconds: float) -> str:
         f" {_percentile(latencies, 0.99):8.1f} {max(latencies, default=float('nan')):8.1f}"
         f" {_percentile([o.service_ms for o in answered], 0.99):8.1f}"
         f" {_percentile(server, 0.5):8.1f} {_percentile(server, 0.99):8.1f}"
+        f" {sum(cpu) / len(cpu) if cpu else float('nan'):7.1f}"
     )
 
 
@@ -517,6 +520,7 @@ def _server_log(path: Path, outcomes: list[Outcome]) -> list[str]:
         if record.get("logger") == "portal.access":
             if request_id in by_id:
                 by_id[request_id].server_ms = record.get("duration_ms")
+                by_id[request_id].server_cpu_ms = record.get("cpu_ms")
         elif record.get("level") in ("WARNING", "ERROR", "CRITICAL") and (
             request_id is None or request_id in by_id
         ):
@@ -644,6 +648,13 @@ def main() -> None:
     parser.add_argument("--tenant", default="acme", help="a tenant with the demo data")
     parser.add_argument("--rate", type=float, default=100.0, help="requests a second")
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds")
+    parser.add_argument(
+        "--baseline-rate",
+        type=float,
+        default=45.0,
+        help="requests a second of a baseline phase measured first on the same server, for the"
+        " ratios (45: what the server held before issue 20); 0 skips it",
+    )
     parser.add_argument("--warmup", type=float, default=10.0, help="unmeasured seconds first")
     parser.add_argument("--mix", type=_parse_mix, default="dashboards=25,api=45,ingest=30")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="WEB_CONCURRENCY")
@@ -655,6 +666,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep-data", action="store_true", help="keep the ingested data")
     parser.add_argument("--server-log", type=Path, help="copy the server's JSON log here")
+    parser.add_argument(
+        "--skip-collectstatic",
+        action="store_true",
+        help="use the static files collected by an earlier run (collecting takes minutes here)",
+    )
     args = parser.parse_args()
 
     import django
@@ -723,7 +739,13 @@ def main() -> None:
         now=timezone.now(),
     )
     warmup = traffic.plan(rate=args.rate, seconds=args.warmup, mix=args.mix)
-    measured = traffic.plan(rate=args.rate, seconds=args.duration, mix=args.mix)
+    phases = []
+    if args.baseline_rate > 0:
+        baseline = traffic.plan(rate=args.baseline_rate, seconds=args.duration, mix=args.mix)
+        phases.append(("baseline", args.baseline_rate, baseline))
+    phases.append(
+        ("target", args.rate, traffic.plan(rate=args.rate, seconds=args.duration, mix=args.mix))
+    )
 
     temp = Path(tempfile.mkdtemp(prefix="portal-load-"))
     (temp / "metrics").mkdir()
@@ -739,7 +761,15 @@ def main() -> None:
         "CELERY_BROKER_URL": _broker_url(settings.REDIS_URL, args.broker_db),
     }
     mix = " ".join(f"{kind} {share:.0%}" for kind, share in args.mix.items())
-    print(f"rate {args.rate:g}/s duration {args.duration:g} s (after {args.warmup:g} s warm-up)")
+    print(
+        f"rate {args.rate:g}/s duration {args.duration:g} s (after {args.warmup:g} s warm-up"
+        + (
+            f" and a {args.baseline_rate:g}/s baseline phase as long)"
+            if args.baseline_rate
+            else ")"
+        )
+    )
+    print("load average at start (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"clients {args.clients} threads with kept-alive connections, open loop")
     print(
         f"server gunicorn -c python:factory_portal.gunicorn_conf: gthread, workers {args.workers}"
@@ -754,12 +784,13 @@ def main() -> None:
 
     status = 1
     try:
-        subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env={**os.environ, **server_env},
-            check=True,
-        )
+        if not args.skip_collectstatic:
+            subprocess.run(
+                [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+                cwd=ROOT,
+                env={**os.environ, **server_env},
+                check=True,
+            )
         log_path = temp / "server.log"
         with (
             log_path.open("wb") as log,
@@ -789,37 +820,65 @@ def main() -> None:
                     f" p99 {_percentile(latencies, 0.99):.1f} ms (not counted)"
                 )
             server_pid = _gunicorn_pid(port)
-            cpu_before, wall_before = cpu_sample(server_pid), time.perf_counter()
-            outcomes, seconds, reopened = send_phase(
-                port=port,
-                host=host,
-                headers=headers,
-                plan=measured,
-                clients=args.clients,
-                timeout=args.timeout,
-                label=token,
+            results = []
+            for phase, rate, plan in phases:
+                cpu_before, wall_before = cpu_sample(server_pid), time.perf_counter()
+                outcomes, seconds, reopened = send_phase(
+                    port=port,
+                    host=host,
+                    headers=headers,
+                    plan=plan,
+                    clients=args.clients,
+                    timeout=args.timeout,
+                    label=f"{token}-{phase}",
+                )
+                cpu = cpu_used(cpu_before, cpu_sample(server_pid))
+                results.append(
+                    (
+                        phase,
+                        rate,
+                        outcomes,
+                        seconds,
+                        reopened,
+                        cpu,
+                        time.perf_counter() - wall_before,
+                    )
+                )
+        summaries = {}
+        for phase, rate, outcomes, seconds, reopened, cpu, wall in results:
+            problems = _server_log(log_path, outcomes)
+            print(f"--- {phase}: {rate:g} req/s offered")
+            cores = os.cpu_count() or 1
+            answered = max(1, sum(1 for o in outcomes if o.status))
+            per = {name: used * 1000 / answered for name, used in cpu.items()}
+            print(
+                f"cpu: machine busy {cpu['machine'] / wall / cores:.0%} of {cores} cores (other"
+                f" users' processes included); ms per answered request: gunicorn"
+                f" {per['server']:.1f}, postgres (all) {per['postgres']:.1f}, load client"
+                f" {per['client']:.1f}, machine {per['machine']:.1f}"
             )
-            cpu_after, wall = cpu_sample(server_pid), time.perf_counter() - wall_before
-        problems = _server_log(log_path, outcomes)
-        cores = os.cpu_count() or 1
-        per = {
-            name: seconds * 1000 / len(outcomes)
-            for name, seconds in cpu_used(cpu_before, cpu_after).items()
-        }
-        print(
-            f"cpu: machine busy {per['machine'] * len(outcomes) / 1000 / wall / cores:.0%} of"
-            f" {cores} cores; ms per request: gunicorn {per['server']:.1f},"
-            f" postgres (all) {per['postgres']:.1f}, load client {per['client']:.1f},"
-            f" machine {per['machine']:.1f}"
-        )
+            print(
+                f"measured {seconds:.1f} s; connections re-opened after a keep-alive close"
+                f" {reopened}"
+            )
+            status = report(
+                outcomes, seconds, rate=rate, target_p99=args.target_p99, problems=problems
+            )
+            summaries[phase] = _summary(outcomes, seconds)
+        if "baseline" in summaries:
+            base, target = summaries["baseline"], summaries["target"]
+            print(
+                f"ratio target/baseline ({args.rate:g} vs {args.baseline_rate:g} req/s offered):"
+                f" achieved {target['achieved'] / base['achieved']:.2f}x"
+                f" ({target['achieved']:.1f} vs {base['achieved']:.1f} req/s),"
+                f" p99 {target['p99'] / base['p99']:.2f}x"
+                f" ({target['p99']:.0f} vs {base['p99']:.0f} ms),"
+                f" server thread CPU per request {target['cpu'] / base['cpu']:.2f}x"
+                f" ({target['cpu']:.1f} vs {base['cpu']:.1f} ms)"
+            )
+        print("load average at end (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         if args.server_log:
             shutil.copyfile(log_path, args.server_log)
-        print(
-            f"measured {seconds:.1f} s; connections re-opened after a keep-alive close {reopened}"
-        )
-        status = report(
-            outcomes, seconds, rate=args.rate, target_p99=args.target_p99, problems=problems
-        )
     finally:
         shutil.rmtree(temp, ignore_errors=True)
         for key in broker.scan_iter():  # the tasks the ingest enqueued; nobody consumes them
@@ -839,6 +898,16 @@ def main() -> None:
             # Cost summaries computed during the test include its data.
             cache.delete_many([cost_summary_key(tenant, month) for month in months])
     sys.exit(status)
+
+
+def _summary(outcomes: list[Outcome], seconds: float) -> dict[str, float]:
+    ok = [o for o in outcomes if o.ok]
+    cpu = [o.server_cpu_ms for o in outcomes if o.server_cpu_ms is not None]
+    return {
+        "achieved": len(ok) / seconds,
+        "p99": _percentile([o.latency_ms for o in outcomes if o.sent], 0.99),
+        "cpu": sum(cpu) / len(cpu) if cpu else float("nan"),
+    }
 
 
 def _ready(port: int) -> None:

@@ -12,7 +12,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from billing.tests.test_costs_exports import month  # noqa: F401  (fixture)
-from factory_portal import money
+from factory_portal import money, periods
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
 from tests.support import (
@@ -172,10 +172,15 @@ def test_bad_ranges_are_explained_not_a_500(alpha, query, message):
 
 def test_presets_keep_the_grouping_and_drop_the_month(alpha):
     admin = logged_in_client(alpha.host, alpha.admin_email)
-    page = response_text(admin.get("/costs/?month=2026-10&by=template"))
+    # Last month (relative to today, so the test holds whatever day it runs) is the month a
+    # preset stands for, which the page names with its days.
+    first = periods.previous_month(periods.month_of(datetime.now(UTC).date()))
+    last = periods.month_last_day(first)
+    page = response_text(admin.get(f"/costs/?month={first:%Y-%m}&by=template"))
     presets = re.findall(r'href="\?([^"]*)" data-range="(\w+)"', page)
     assert dict((key, href) for href, key in presets)["7d"] == "by=template&amp;range=7d"
-    assert "October 2026" in page and "(1 Oct 2026 to 31 Oct 2026)" in page
+    assert f"{first:%B %Y}" in page
+    assert f"(1 {first:%b %Y} to {last.day} {last:%b %Y})" in page
     assert ">Run type<" in page and ">run_type<" not in page
 
 

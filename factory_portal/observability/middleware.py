@@ -41,7 +41,7 @@ class RequestObservabilityMiddleware:
         secret_routes_prepare()  # before the first request, not inside some thread's log line
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         span_context = trace.get_current_span().get_span_context()
         trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
         request_id = context.request_id_resolve(request.headers.get(REQUEST_ID_HEADER), trace_id)
@@ -51,7 +51,7 @@ class RequestObservabilityMiddleware:
             else:
                 response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
-            metrics.guarded(lambda: self._record(request, response, started))
+            metrics.guarded(lambda: self._record(request, response, started, started_cpu))
         return response
 
     def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> None:
@@ -65,8 +65,11 @@ class RequestObservabilityMiddleware:
         if named:
             context.update(**named)
 
-    def _record(self, request: HttpRequest, response: HttpResponse, started: float) -> None:
+    def _record(
+        self, request: HttpRequest, response: HttpResponse, started: float, started_cpu: float
+    ) -> None:
         elapsed = time.perf_counter() - started
+        cpu = time.thread_time() - started_cpu  # this thread's CPU: Python and the driver
         route = _route(request)
         metrics.HTTP_REQUEST_DURATION.labels(
             metrics.method_label(request.method), route, str(response.status_code)
@@ -88,5 +91,6 @@ class RequestObservabilityMiddleware:
                 "route": route,
                 "status": response.status_code,
                 "duration_ms": round(elapsed * 1000, 1),
+                "cpu_ms": round(cpu * 1000, 1),
             },
         )

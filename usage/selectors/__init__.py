@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce
 from factory_portal import periods
 from factory_portal.enums import enum_canonical
 from factory_portal.tenants.connection import connection_zone
-from usage.domain.durations import histogram_merge, percentile_ms
+from usage.domain.durations import percentile_ms
 from usage.models import (
     ACTIVE_RUN_STATUSES,
     InfraUsageDaily,
@@ -36,6 +36,7 @@ from usage.models import (
     StepDaily,
 )
 from usage.models import RunStatus as RunStatus  # the statuses of the rows below, for callers
+from usage.selectors.histograms import histogram_sum
 
 ZERO = Decimal(0)
 
@@ -889,10 +890,12 @@ def run_detail(run_id: str) -> RunDetail | None:
 
 def duration_percentiles(*, start: date, end: date) -> dict[str, int | None]:
     """p50/p95/p99 duration of runs finished (succeeded or failed) requested on those days."""
-    histograms = RunDaily.objects.filter(
-        day__gte=start, day__lte=end, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]
-    ).values_list("duration_histogram", flat=True)
-    merged = histogram_merge(list(histograms))
+    merged = histogram_sum(
+        RunDaily.objects.filter(
+            day__gte=start, day__lte=end, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]
+        ),
+        "duration_histogram",
+    )
     return {
         name: percentile_ms(merged, q) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
     }

@@ -2,7 +2,9 @@
 
 Projects and runs referenced for the first time are created, so no item is ever refused or
 dropped for arriving before what it belongs to; creation uses ``ON CONFLICT DO NOTHING`` in key
-order, so concurrent batches create each once.
+order, so concurrent batches create each once. Those that exist are read first and only the
+missing ones inserted: an insert that meets a row another transaction has updated waits for that
+transaction to end (ingest batches queued behind every lifecycle batch of their runs).
 """
 
 from __future__ import annotations
@@ -30,14 +32,20 @@ def projects_ensure(slugs: Iterable[str]) -> dict[str, int]:
     if not ordered:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO usage_project (slug, name, created_at)"
-            " SELECT s, s, now() FROM unnest(%s::text[]) AS s"
-            " ON CONFLICT (slug) DO NOTHING",
-            [ordered],
-        )
         cursor.execute("SELECT slug, id FROM usage_project WHERE slug = ANY(%s)", [ordered])
-        return dict(cursor.fetchall())
+        found = dict(cursor.fetchall())
+        if missing := [
+            s for s in ordered if s not in found
+        ]:  # known ones are only read (never wait)
+            cursor.execute(
+                "INSERT INTO usage_project (slug, name, created_at)"
+                " SELECT s, s, now() FROM unnest(%s::text[]) AS s"
+                " ON CONFLICT (slug) DO NOTHING",
+                [missing],
+            )
+            cursor.execute("SELECT slug, id FROM usage_project WHERE slug = ANY(%s)", [missing])
+            found.update(cursor.fetchall())
+        return found
 
 
 def runs_ensure(
@@ -55,21 +63,25 @@ def runs_ensure(
     if not first_seen:
         return {}
     ordered = sorted(first_seen)
+    select = "SELECT run_id, id, run_type, template_recipe_id FROM usage_run WHERE run_id = ANY(%s)"
+    created: list[tuple[int, datetime]] = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO usage_run (run_id, project_id, template_recipe_id, run_type, status,"
-            " requested_at, failure_type, trace_id, updated_at)"
-            " SELECT r, p, '', '', 'Requested', t, '', '', t"
-            " FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[]) AS x(r, p, t)"
-            " ON CONFLICT (run_id) DO NOTHING RETURNING project_id, requested_at",
-            [ordered, [first_seen[r][0] for r in ordered], [first_seen[r][1] for r in ordered]],
-        )
-        created = cursor.fetchall()
-        cursor.execute(
-            "SELECT run_id, id, run_type, template_recipe_id FROM usage_run WHERE run_id = ANY(%s)",
-            [ordered],
-        )
+        # Known runs are only read: an INSERT ... ON CONFLICT that meets a row another
+        # transaction is updating (a lifecycle batch) waits for that whole transaction.
+        cursor.execute(select, [ordered])
         found = {row[0]: RunRef(row[1], row[2], row[3]) for row in cursor.fetchall()}
+        if missing := [r for r in ordered if r not in found]:
+            cursor.execute(
+                "INSERT INTO usage_run (run_id, project_id, template_recipe_id, run_type, status,"
+                " requested_at, failure_type, trace_id, updated_at)"
+                " SELECT r, p, '', '', 'Requested', t, '', '', t"
+                " FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[]) AS x(r, p, t)"
+                " ON CONFLICT (run_id) DO NOTHING RETURNING project_id, requested_at",
+                [missing, [first_seen[r][0] for r in missing], [first_seen[r][1] for r in missing]],
+            )
+            created = cursor.fetchall()
+            cursor.execute(select, [missing])
+            found.update((row[0], RunRef(row[1], row[2], row[3])) for row in cursor.fetchall())
     counted = deltas if deltas is not None else RunRollupDeltas(zone)
     for project_id, requested_at in created:
         counted.count(

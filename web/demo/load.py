@@ -51,11 +51,11 @@ def _copy(table: str, rows: list[tuple], *, serial: bool = True) -> None:
                 copy.write_row(row)
         if not serial:
             return
-        # Table names come from TABLE_COLUMNS above, never from input.
-        cursor.execute(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(MAX(id), 1))"  # noqa: S608
-            f" FROM {table}"
-        )
+        # Table names come from TABLE_COLUMNS above, never from input. Two statements: Citus
+        # refuses setval() inside a query over a distributed table (the sequence is not there).
+        cursor.execute(f"SELECT GREATEST(MAX(id), 1) FROM {table}")  # noqa: S608
+        (last_id,) = cursor.fetchone()
+        cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, last_id])
 
 
 def _copy_rows(table: str, items: list[Any]) -> None:
