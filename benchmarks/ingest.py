@@ -3,15 +3,22 @@
 Usage (the demo's environment; PostgreSQL as configured by DATABASE_URL):
     DEBUG=1 .venv/bin/python benchmarks/ingest.py [--batches 20] [--batch-size 5000]
         [--clients 2] [--workers 2] [--span-requests 20] [--spans-per-request 1000]
+        [--cpu-batches 5]
 
 Creates a scratch tenant ``bench-ingest`` and an ingest key, starts gunicorn on a free loopback
 port, and measures:
 - POST /api/v1/events: sustained events/s over ``batches`` batches of realistic LLM events (token
   counts from the Azure traces, several real models, cached tokens; 95% from the last ten minutes,
-  5% up to three days late), sent by ``clients`` threads;
+  5% up to three days late), sent by ``clients`` threads; with the fast decoder
+  (``INGEST_FAST_DECODE``, the default) and without it, twice each in the order fast, general,
+  general, fast (fresh event ids each time);
 - POST /v1/traces: spans/s for OTLP protobuf requests of factory runs (run, job and GenAI spans);
 - raw COPY of the same event rows into a bare table with the same columns;
-then prints one line per figure and the ratio HTTP / COPY. Drops the tenant afterwards.
+- in this process, the CPU milliseconds (this process's, not the database's) of one batch: decode
+  and validate, then the whole batch with storing, fast decoder on and off (steadier than the
+  HTTP rates on a loaded machine: other processes' load does not count);
+then prints one line per figure with the 1-minute load average, and the ratios HTTP / COPY and
+OTLP / COPY (COPY measured in the same run). Drops the tenant afterwards.
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ def _age_seconds(rng: random.Random) -> float:
     if rng.random() < 0.95:
         return rng.uniform(0, 600)
     return rng.uniform(600, 3 * 86_400)
+
+
+def load() -> str:
+    return f"load={os.getloadavg()[0]:.2f}"
 
 
 def make_events(rng: random.Random, count: int, samples: list) -> list[dict]:
@@ -204,6 +215,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--span-requests", type=int, default=20)
     parser.add_argument("--spans-per-request", type=int, default=1000)
+    parser.add_argument("--cpu-batches", type=int, default=5)
     args = parser.parse_args()
 
     import django
@@ -230,49 +242,114 @@ def main() -> None:
 
     rng = random.Random(7)
     samples = list(trace_samples("code")) + list(trace_samples("conv"))
-    all_events = make_events(rng, args.batches * args.batch_size, samples)
-    bodies = [
-        json.dumps({"events": all_events[i : i + args.batch_size]}).encode()
-        for i in range(0, len(all_events), args.batch_size)
-    ]
+    count = args.batches * args.batch_size
+    # Both modes twice, in the order fast, general, general, fast: neither profits from going
+    # first (cold server, runs and projects created) or from a quieter moment of the machine.
+    order = ["fast", "general", "general", "fast"]
+    sets = [(mode, make_events(rng, count, samples)) for mode in order]
     spans, span_count = span_payloads(args.span_requests, args.spans_per_request)
+    figures: list[str] = []
 
-    with gunicorn(workers=args.workers) as port:
-        # warm-up: one small batch per worker (imports, price book load)
-        warm = make_events(random.Random(1), 50, samples)
-        post_batches(
-            port,
-            host,
-            key,
-            "/api/v1/events",
-            [json.dumps({"events": warm}).encode()] * args.workers * 2,
-            "application/json",
-            args.workers,
-        )
-        events_seconds = post_batches(
-            port, host, key, "/api/v1/events", bodies, "application/json", args.clients
-        )
-        spans_seconds = post_batches(
-            port, host, key, "/v1/traces", spans, "application/x-protobuf", args.clients
-        )
+    def say(line: str) -> None:
+        figures.append(f"{line} {load()}")
+        print(figures[-1], flush=True)
+
+    rates: dict[str, list[float]] = {"fast": [], "general": []}
+    spans_seconds = 0.0
+    for mode, events in sets:
+        bodies = [
+            json.dumps({"events": events[i : i + args.batch_size]}).encode()
+            for i in range(0, len(events), args.batch_size)
+        ]
+        env = {"INGEST_FAST_DECODE": "1" if mode == "fast" else "0"}
+        with gunicorn(workers=args.workers, env=env) as port:
+            # warm-up: small batches per worker (imports, price book load)
+            warm = [
+                json.dumps({"events": make_events(rng, 50, samples)}).encode()
+                for _ in range(args.workers * 2)
+            ]
+            post_batches(port, host, key, "/api/v1/events", warm, "application/json", args.workers)
+            seconds = post_batches(
+                port, host, key, "/api/v1/events", bodies, "application/json", args.clients
+            )
+            rates[mode].append(len(events) / seconds)
+            say(f"http_events_per_second_{mode} {rates[mode][-1]:,.0f}")
+            say(f"http_batch_mean_seconds_{mode} {seconds / len(bodies):.3f}")
+            if mode == "fast" and not spans_seconds:
+                spans_seconds = post_batches(
+                    port, host, key, "/v1/traces", spans, "application/x-protobuf", args.clients
+                )
+                say(f"otlp_spans_per_second {span_count / spans_seconds:,.0f}")
 
     with schema_context(tenant.schema_name):
         from usage.models import LlmUsageEvent
 
         stored = LlmUsageEvent.objects.exclude(event_id__startswith="otlp-").count()
+        for line in cpu_per_batch(tenant, rng, samples, args.batch_size, args.cpu_batches):
+            say(line)
         # The best of three, so that a noisy neighbour does not flatter the ratio.
-        copy_rows_per_second = max(copy_rate(all_events) for _ in range(3))
+        copy_rows_per_second = max(copy_rate(sets[0][1]) for _ in range(3))
     tenant_delete(tenant=tenant)
 
-    http_rate = len(all_events) / events_seconds
-    print(f"events_sent {len(all_events)}")
+    print(f"events_sent {len(sets) * count}")
     print(f"events_stored {stored}")
-    print(f"http_events_per_second {http_rate:,.0f}")
-    print(f"http_batch_p_mean_seconds {events_seconds / len(bodies):.3f}")
     print(f"otlp_spans_sent {span_count}")
-    print(f"otlp_spans_per_second {span_count / spans_seconds:,.0f}")
-    print(f"raw_copy_rows_per_second {copy_rows_per_second:,.0f}")
-    print(f"http_to_copy_ratio {http_rate / copy_rows_per_second:.3f}")
+    say(f"raw_copy_rows_per_second {copy_rows_per_second:,.0f}")
+    for mode, measured in rates.items():
+        rate = sum(measured) / len(measured)
+        say(
+            f"http_to_copy_ratio_{mode} {rate / copy_rows_per_second:.3f} (mean of {len(measured)})"
+        )
+    say(f"otlp_to_copy_ratio {span_count / spans_seconds / copy_rows_per_second:.3f}")
+
+
+def cpu_per_batch(
+    tenant: object, rng: random.Random, samples: list, size: int, batches: int
+) -> list[str]:
+    """This process's CPU ms (median over ``batches`` fresh batches) of one JSON batch of ``size``
+    events: decoded and validated only, and stored too, with the fast decoder and without."""
+    import statistics
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from usage.domain.events import events_parse
+    from usage.domain.events_fast import events_decode_fast
+    from usage.domain.payloads import items_decode
+    from usage.pricing import pricer_for
+    from usage.services.ingest import events_ingest
+
+    skew = timedelta(seconds=300)
+    pricer = pricer_for(tenant)
+
+    def parse(body: bytes, fast: bool) -> list:
+        now = timezone.now()
+        if fast:
+            events = events_decode_fast(body, max_items=10_000, now=now, max_future=skew)
+            if events is None:
+                raise SystemExit("the fast decoder refused a valid batch")
+            return events
+        items = items_decode(body, "application/json", "events", 10_000, 2_000_000)
+        events, errors = events_parse(items, now=now, max_future=skew)
+        if errors:
+            raise SystemExit(f"invalid events: {errors[:3]}")
+        return events
+
+    lines = []
+    for mode in ("fast", "general"):
+        decode: list[float] = []
+        whole: list[float] = []
+        for _ in range(batches + 1):  # the first is a warm-up
+            body = json.dumps({"events": make_events(rng, size, samples)}).encode()
+            started = time.process_time()
+            events = parse(body, mode == "fast")
+            parsed = time.process_time()
+            events_ingest(events=events, pricer=pricer)
+            decode.append((parsed - started) * 1000)
+            whole.append((time.process_time() - started) * 1000)
+        lines.append(f"cpu_ms_decode_validate_{mode}_{size} {statistics.median(decode[1:]):.1f}")
+        lines.append(f"cpu_ms_batch_stored_{mode}_{size} {statistics.median(whole[1:]):.1f}")
+    return lines
 
 
 if __name__ == "__main__":

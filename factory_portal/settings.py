@@ -541,6 +541,9 @@ INGEST_MAX_JSON_VALUES = env_int("INGEST_MAX_JSON_VALUES", 2_000_000)
 INGEST_MAX_FUTURE_SECONDS = 300  # clock skew tolerated for event timestamps
 # Monthly partitions of the raw event tables created ahead of the current month.
 PARTITIONS_AHEAD_MONTHS = env_int("PARTITIONS_AHEAD_MONTHS", 2)
+# Valid JSON event batches decoded and checked by msgspec's compiled decoder (usage.domain.
+# events_fast); any problem falls back to the general path and its per-item error report.
+INGEST_FAST_DECODE = env_bool("INGEST_FAST_DECODE", True)
 # OTLP: the same per-request bound as REST events (above the collector's default batch of 8,192
 # and the SDK's 512); spans waiting for their run span, per sender (tenant key or the platform
 # key), and how long they wait before the beat sweeper deletes them (a run span more than a day

@@ -307,15 +307,26 @@ def _value(any_value: AnyValue, budget: _Budget) -> Any:
     return getattr(any_value, kind)
 
 
+_SCALARS = frozenset(("string_value", "int_value", "bool_value", "double_value"))
+
+
 def attributes(key_values: Any, budget: _Budget) -> dict[str, Any]:
     budget.take(len(key_values))
-    return {kv.key: _value(kv.value, budget) for kv in key_values}
+    converted: dict[str, Any] = {}
+    scalars = _SCALARS
+    for kv in key_values:  # one pass; scalar values (nearly all) read without a call
+        value = kv.value
+        kind = value.WhichOneof("value")
+        converted[kv.key] = getattr(value, kind) if kind in scalars else _value(value, budget)
+    return converted
 
 
 def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    get = attrs.get
     for key in keys:
-        if attrs.get(key) not in (None, ""):
-            return attrs[key]
+        value = get(key)
+        if value is not None and value != "":
+            return value
     return None
 
 
@@ -614,18 +625,28 @@ def spans_map(
             trace_runs[span.trace_id] = _context_from(span.attrs)
     records: list[SpanRecord] = []
     rejected: list[RejectedSpan] = []
+    nobody = SpanContext()
+    resources: dict[int, SpanContext] = {}  # spans of a resource share its attribute dict
+    run_ids: dict[str, str] = {}  # checked run ids (a trace's spans repeat its run id)
     for span in spans:
-        inherited = trace_runs.get(span.trace_id, SpanContext())
-        resource = _context_from(span.resource)
+        inherited = trace_runs.get(span.trace_id, nobody)
+        resource = resources.get(id(span.resource))
+        if resource is None:
+            resource = resources[id(span.resource)] = _context_from(span.resource)
         context = _context_from(span.attrs)
-        context = SpanContext(
-            context.tenant or inherited.tenant or resource.tenant,
-            context.run_id or inherited.run_id,
-            context.project or inherited.project or resource.project,
-        )
+        run_id = context.run_id or inherited.run_id
         try:
-            if context.run_id:
-                context = replace(context, run_id=_identifier(context.run_id, "run.id"))
+            if run_id:
+                checked = run_ids.get(run_id)
+                if checked is None:
+                    checked = _identifier(run_id, "run.id")
+                    run_ids[run_id] = checked  # only ids that passed are remembered
+                run_id = checked
+            context = SpanContext(
+                context.tenant or inherited.tenant or resource.tenant,
+                run_id,
+                context.project or inherited.project or resource.project,
+            )
             record = _record(span, context, by_id, latest)
         except ValueError as problem:
             rejected.append(RejectedSpan(span.trace_id, span.span_id, span.name, str(problem)))
@@ -736,7 +757,7 @@ def run_span_map(span: FlatSpan, context: SpanContext, latest: datetime | None) 
     attrs = span.attrs
     if not attrs.get("run.id"):
         raise ValueError("factory.run.execute span without a run.id attribute")
-    context = replace(context, run_id=_identifier(context.run_id, "run.id"))
+    context = SpanContext(context.tenant, _identifier(context.run_id, "run.id"), context.project)
     start, end = _times(span, latest)
     failure = (
         attrs.get("run.failure_type")

@@ -29,6 +29,7 @@ from usage.models import CostSource, InfraUsageEvent, LlmUsageEvent, UsageEvent
 from usage.pricing import Pricer
 from usage.services.partitions import partitions_ensure_months
 from usage.services.references import jobs_lookup, projects_ensure, runs_ensure
+from usage.services.rollups import RunRollupDeltas
 from usage.signals import usage_stored
 
 TOKEN_KINDS = ("input", "output", "cached_input", "cache_write")
@@ -255,7 +256,10 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
         for e in unique.values():
             if e.run_id and (e.run_id not in first_seen or e.occurred_at < first_seen[e.run_id][1]):
                 first_seen[e.run_id] = (projects[e.project], e.occurred_at)
-        runs = runs_ensure(first_seen, zone=zone)
+        # New runs' rollup rows are written last: locked until the commit, they would make
+        # concurrent batches of the same project and day wait for this whole batch.
+        run_deltas = RunRollupDeltas(zone)
+        runs = runs_ensure(first_seen, zone=zone, deltas=run_deltas)
         jobs = jobs_lookup(
             (runs[e.run_id].id, e.job_id) for e in unique.values() if e.run_id and e.job_id
         )
@@ -282,6 +286,7 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
         infra = _copy_insert(
             INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT, str(zone)
         )
+        run_deltas.apply()
         # Summary columns follow LLM_MEASURES: model, calls, unpriced, 4 token kinds, cost.
         accepted = int(sum(row[1] for row in llm) + sum(row[1] for row in infra))
         if accepted:

@@ -49,11 +49,17 @@ def projects_ensure(slugs: Iterable[str]) -> dict[str, int]:
 
 
 def runs_ensure(
-    first_seen: dict[str, tuple[int, datetime]], *, zone: ZoneInfo
+    first_seen: dict[str, tuple[int, datetime]],
+    *,
+    zone: ZoneInfo,
+    deltas: RunRollupDeltas | None = None,
 ) -> dict[str, RunRef]:
     """Runs by client run id. A run not known yet is created as a Requested stub with the project
     and time it was first seen with; its lifecycle updates fill it in later. Stubs are counted in
-    the run rollup like any run (on their local day in ``zone``)."""
+    the run rollup like any run (on their local day in ``zone``): into ``deltas`` when given,
+    which the caller applies as late in its transaction as it can (the rollup rows stay locked
+    until the commit, and concurrent batches of the same project and day wait for them), else
+    at once."""
     if not first_seen:
         return {}
     ordered = sorted(first_seen)
@@ -76,9 +82,9 @@ def runs_ensure(
             created = cursor.fetchall()
             cursor.execute(select, [missing])
             found.update((row[0], RunRef(row[1], row[2], row[3])) for row in cursor.fetchall())
-    deltas = RunRollupDeltas(zone)
+    counted = deltas if deltas is not None else RunRollupDeltas(zone)
     for project_id, requested_at in created:
-        deltas.count(
+        counted.count(
             requested_at=requested_at,
             project_id=project_id,
             run_type="",
@@ -87,7 +93,8 @@ def runs_ensure(
             duration_ms=None,
             sign=1,
         )
-    deltas.apply()
+    if deltas is None:
+        counted.apply()
     return found
 
 

@@ -87,37 +87,22 @@ class RunRollupDeltas:
             delta.lead_time_histogram[durations.bucket_of(lead_ms)] += sign
 
     def apply(self) -> None:
-        """Write the deltas, locking rollup rows in key order (no deadlocks between batches)."""
-        for key in sorted(k for k, d in self._deltas.items() if not d.is_zero()):
-            delta = self._deltas[key]
-            day, project_id, run_type, template, status = key
-            row, _ = RunDaily.objects.select_for_update().get_or_create(
-                day=day,
-                project_id=project_id,
-                run_type=run_type,
-                template=template,
-                status=status,
-                defaults={"duration_histogram": [0] * durations.BUCKETS},
-            )
-            row.runs += delta.runs
-            row.duration_ms_total += delta.duration_ms_total
-            row.duration_histogram = [
-                a + b for a, b in zip(_padded(row.duration_histogram), delta.histogram, strict=True)
-            ]
-            row.lead_time_histogram = [
-                a + b
-                for a, b in zip(
-                    _padded(row.lead_time_histogram), delta.lead_time_histogram, strict=True
+        """Write the deltas in one upsert, locking rollup rows in key order (no deadlocks
+        between batches)."""
+        keys = sorted(k for k, d in self._deltas.items() if not d.is_zero())
+        if keys:
+            deltas = [self._deltas[k] for k in keys]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    RUN_DAILY_UPSERT,
+                    [
+                        *([k[n] for k in keys] for n in range(5)),
+                        [d.runs for d in deltas],
+                        [d.duration_ms_total for d in deltas],
+                        [_array_text(d.histogram) for d in deltas],
+                        [_array_text(d.lead_time_histogram) for d in deltas],
+                    ],
                 )
-            ]
-            row.save(
-                update_fields=[
-                    "runs",
-                    "duration_ms_total",
-                    "duration_histogram",
-                    "lead_time_histogram",
-                ]
-            )
         self._deltas.clear()
         job_ms = sorted((k, ms) for k, ms in self._job_ms.items() if ms)
         if job_ms:
@@ -134,6 +119,36 @@ class RunRollupDeltas:
                     ],
                 )
         self._job_ms.clear()
+
+
+def _histogram_sum(column: str) -> str:
+    """SQL: the stored histogram ``column`` plus the new row's, bucket by bucket (the shorter
+    one taken as zeros, as ``_padded`` does)."""
+    return (
+        f"{column} = (SELECT array_agg(coalesce(a, 0) + coalesce(b, 0) ORDER BY i)"  # noqa: S608 - fixed names
+        f" FROM unnest(usage_rundaily.{column}, EXCLUDED.{column}) WITH ORDINALITY AS u(a, b, i))"
+    )
+
+
+# One statement for a batch's run rollup changes (rows in key order; histograms sent as array
+# literals, one per row).
+RUN_DAILY_UPSERT = f"""
+INSERT INTO usage_rundaily (day, project_id, run_type, template, status, runs, duration_ms_total,
+    duration_histogram, lead_time_histogram)
+SELECT d, p, rt, tp, st, n, ms, h::bigint[], l::bigint[]
+FROM unnest(%s::date[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[],
+    %s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY AS x(d, p, rt, tp, st, n, ms, h, l, o)
+ORDER BY o
+ON CONFLICT (day, project_id, run_type, template, status) DO UPDATE SET
+    runs = usage_rundaily.runs + EXCLUDED.runs,
+    duration_ms_total = usage_rundaily.duration_ms_total + EXCLUDED.duration_ms_total,
+    {_histogram_sum("duration_histogram")},
+    {_histogram_sum("lead_time_histogram")}
+"""  # noqa: S608 - fixed names
+
+
+def _array_text(values: list[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _padded(histogram: list[int]) -> list[int]:

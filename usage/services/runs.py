@@ -62,7 +62,8 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
             at = u.requested_at or u.started_at or u.timestamp
             if u.run_id not in first_seen or at < first_seen[u.run_id][1]:
                 first_seen[u.run_id] = (projects[u.project], at)
-        runs_ensure(first_seen, zone=zone)
+        deltas = RunRollupDeltas(zone)
+        runs_ensure(first_seen, zone=zone, deltas=deltas)
         runs = {
             r.run_id: r
             for r in Run.objects.select_for_update()
@@ -71,7 +72,6 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
         }
         jobs = _jobs_locked(runs.values())
 
-        deltas = RunRollupDeltas(zone)
         jobs_before = _jobs_by_run(jobs)
         steps_before = {
             run.id: (run.requested_at, run.template_recipe_id, jobs_before.get(run.id, []))
@@ -80,11 +80,12 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
         changed: list[Run] = []
         accepted = 0
         finished: list[Run] = []
+        writes = _Writes()
         for update in sorted(updates, key=lambda u: (u.run_id, u.timestamp, u.position)):
             run = runs[update.run_id]
             before = _run_state(run)
             after = run_apply(before, update)
-            jobs_changed = _jobs_apply(run, update, jobs, deltas)
+            jobs_changed = _jobs_apply(run, update, jobs, deltas, writes)
             if after == before and not jobs_changed:
                 continue
             accepted += 1
@@ -93,10 +94,11 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
                 _count(deltas, run.project_id, before, -1)
                 for name in RUN_COPY_FIELDS:
                     setattr(run, name, getattr(after, name))
-                run.save(update_fields=list(RUN_COPY_FIELDS))
+                writes.runs[run.pk] = run
                 _count(deltas, run.project_id, after, 1)
                 if after.status in TERMINAL and before.status != after.status:
                     finished.append(run)
+        writes.save()
         deltas.apply()
         _steps_move(steps_before, changed, jobs, zone)
         if finished:
@@ -201,11 +203,54 @@ def _jobs_locked(runs: Iterable[Run]) -> dict[tuple[int, str, int], Job]:
     }
 
 
+class _Writes:
+    """The run and job rows a batch changed, written together at the end (a few statements
+    for the batch instead of one per run and per job; the rows are locked already)."""
+
+    def __init__(self) -> None:
+        self.runs: dict[int, Run] = {}
+        self.new_jobs: dict[tuple[int, str, int], Job] = {}
+        self.jobs: dict[tuple[int, str, int], Job] = {}
+
+    def save(self) -> None:
+        _rows_update(Run, self.runs.values(), RUN_COPY_FIELDS)
+        if self.new_jobs:
+            Job.objects.bulk_create(self.new_jobs[key] for key in sorted(self.new_jobs))
+        _rows_update(Job, self.jobs.values(), JOB_COPY_FIELDS)
+
+
+def _rows_update(
+    model: type[Run] | type[Job], rows: Iterable[Run | Job], names: Sequence[str]
+) -> None:
+    """One ``UPDATE ... FROM unnest(...)`` writing the fields ``names`` of ``rows`` (by primary
+    key, in key order). Django's ``bulk_update`` builds a CASE per field and row: for a few
+    hundred runs that is most of a batch's time."""
+    ordered = sorted(rows, key=lambda row: row.pk)
+    if not ordered:
+        return
+    fields = [model._meta.get_field(name) for name in names]
+    columns = [field.column for field in fields]  # type: ignore[union-attr]
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    sql = (
+        f"UPDATE {model._meta.db_table} AS t SET "  # noqa: S608 - the model's own names
+        + ", ".join(f"{c} = v.{c}" for c in columns)
+        + f" FROM unnest(%s::bigint[], {arrays}) AS v(id, {', '.join(columns)})"
+        " WHERE t.id = v.id"
+    )
+    params = [[row.pk for row in ordered]] + [
+        [field.get_db_prep_value(getattr(row, field.attname), connection) for row in ordered]  # type: ignore[union-attr]
+        for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 def _jobs_apply(
     run: Run,
     update: RunUpdate,
     jobs: dict[tuple[int, str, int], Job],
     deltas: RunRollupDeltas,
+    writes: _Writes,
 ) -> bool:
     """Apply the update's jobs; their run time moves in the ledger (``deltas``)."""
     changed = False
@@ -230,6 +275,9 @@ def _jobs_apply(
         )
         for name in JOB_COPY_FIELDS:
             setattr(job, name, getattr(after, name))
-        job.save()
+        if existing is None:
+            writes.new_jobs[key] = job
+        elif key not in writes.new_jobs:
+            writes.jobs[key] = job
         jobs[key] = job
     return changed
