@@ -73,6 +73,15 @@ def _broker_taken_as_up() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _partitions_known_forgotten() -> Iterator[None]:
+    """Partition months a test made known in this process vanish with its rolled-back schema."""
+    from usage.services.partitions import partitions_known_clear
+
+    yield
+    partitions_known_clear()
+
+
+@pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
     """Cached cost summaries must not outlive the rolled-back data of the test that made them."""
     from django.core.cache import cache

@@ -56,6 +56,7 @@ def test_operator_changes_the_retention_within_1_to_120_months(operator, alpha):
 def test_unknown_and_public_tenants_are_404(operator):
     assert operator.get("/tenants/nope/retention/").status_code == 404
     assert operator.get("/tenants/public/retention/").status_code == 404
+    assert operator.get("/tenants/al%00pha/retention/").status_code == 404  # NUL: not a 500
 
 
 def test_tenant_users_never_reach_it(alpha, public_host):

@@ -18,6 +18,8 @@ def customer_tenants() -> QuerySet[Tenant]:
 
 
 def tenant_by_slug(slug: str) -> Tenant | None:
+    if "\x00" in slug:  # no slug holds NUL, and PostgreSQL refuses it in a query
+        return None
     return customer_tenants().filter(slug=slug).first()
 
 

@@ -132,7 +132,9 @@ def _rollup_sql(
     return f"""
 WITH inserted AS (
     INSERT INTO {event_table} ({cols}, received_at)
-    SELECT {cols}, now() FROM {temp} ORDER BY event_id
+    SELECT {cols}, now() FROM {temp} t
+    WHERE NOT EXISTS (SELECT 1 FROM {event_table} e WHERE e.event_id = t.event_id)
+    ORDER BY event_id
     ON CONFLICT (event_id, occurred_at) DO NOTHING
     RETURNING event_id
 ), new AS MATERIALIZED (

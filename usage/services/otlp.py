@@ -304,8 +304,23 @@ def _valid_project(record: SpanRecord, result: TracesResult) -> bool:
     return False
 
 
+def _retained(tenant: Tenant, record: SpanRecord, result: TracesResult) -> bool:
+    """False (and rejected) for an LLM span older than the tenant's raw usage events, whose month
+    is past retention: REST batches refuse the same event (``usage.services.entry``)."""
+    kept_from = tenant.raw_retained_from
+    if kept_from is None or not isinstance(record, LlmSpan) or record.occurred_at >= kept_from:
+        return True
+    _reject(
+        result,
+        record,
+        f"LLM call at {record.occurred_at.isoformat()} is before {kept_from.isoformat()}, where "
+        "the tenant's raw usage events begin (older months are past retention); not stored",
+    )
+    return False
+
+
 def _store_ready(tenant: Tenant, records: list[SpanRecord], result: TracesResult) -> int:
-    records = [r for r in records if _valid_project(r, result)]
+    records = [r for r in records if _valid_project(r, result) and _retained(tenant, r, result)]
     tenant_activity_record(tenant)
     updates: dict[str, list[RunSpan | JobSpan]] = defaultdict(list)  # run id -> run?, jobs
     for record in records:

@@ -445,3 +445,23 @@ def test_countless_attribute_values_are_a_413_problem(alpha):
     assert response.status_code == 413
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["title"] == "Too many attribute values"
+
+
+def test_llm_spans_past_the_tenants_retention_are_rejected(alpha):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from factory_portal.tenants.models import Tenant
+
+    Tenant.objects.filter(pk=alpha.tenant.pk).update(
+        raw_retained_from=timezone.now() + timedelta(hours=1)
+    )
+    _, key = key_for(alpha, ["ingest"])
+    response = post_spans(alpha.host, key, factory_run_spans())
+    answer = parse_response(response)
+    assert response.status_code == 200 and answer.partial_success.rejected_spans == 3
+    assert "past retention" in answer.partial_success.error_message
+    with schema_context(alpha.schema):
+        assert LlmUsageEvent.objects.count() == 0
+        assert Run.objects.filter(run_id="run-otel-1").exists()  # the run itself is kept

@@ -114,6 +114,18 @@ def test_rows_go_to_their_month_and_resending_changes_nothing(alpha):
         assert LlmUsageDaily.objects.aggregate(n=Sum("calls"))["n"] == 2
 
 
+def test_an_id_already_stored_in_another_month_is_a_duplicate(alpha):
+    tenant = alpha.tenant
+    first = datetime(2025, 3, 31, 23, tzinfo=UTC)
+    _store(tenant, first)
+    again = llm_event_in(f"e-0-{first:%Y%m%d%H}", datetime(2025, 4, 2, tzinfo=UTC), position=0)
+    with schema_context(alpha.schema):
+        result = events_ingest(events=[again], pricer=pricer_for(tenant))
+        assert (result.accepted, result.duplicates) == (0, 1)
+        assert _where_rows_are() == {"usage_llmusageevent_p2025_03": 1}
+        assert LlmUsageDaily.objects.aggregate(n=Sum("calls"))["n"] == 1
+
+
 def test_rows_waiting_in_default_move_to_their_new_month(alpha):
     with schema_context(alpha.schema):
         with connection.cursor() as cursor:

@@ -40,7 +40,7 @@ from web.console.selectors import (
 def _console(request: HttpRequest, form: TenantCreateForm, status: int = 200) -> HttpResponse:
     """The tenant list, ``CONSOLE_PAGE_SIZE`` a page (``?page=``), filtered by ``?q=`` (slug or
     name); a page that is not a number or past the last answers 400 with the first page."""
-    query = request.GET.get("q", "")[:100]
+    query = request.GET.get("q", "").replace("\x00", "")[:100]  # PostgreSQL refuses NUL
     paginator = Paginator(tenants_search(query), CONSOLE_PAGE_SIZE)
     wanted = request.GET.get("page", "1")
     page_error = ""

@@ -114,6 +114,8 @@ def test_search_by_slug_or_name(operator, alpha, beta):
     none = operator.get("/", {"q": "%_nothing"})
     assert none.status_code == 200
     assert "No tenant's slug or name contains “%_nothing”" in _text(none)
+    nul = operator.get("/", {"q": "al\x00pha"})  # PostgreSQL refuses NUL: dropped, not a 500
+    assert nul.status_code == 200 and "Alpha Inc" in _text(nul)
 
 
 def test_search_keeps_to_its_matches_across_pages(operator, alpha, beta, monkeypatch):
