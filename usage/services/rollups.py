@@ -87,23 +87,14 @@ class RunRollupDeltas:
             delta.lead_time_histogram[durations.bucket_of(lead_ms)] += sign
 
     def apply(self) -> None:
-        """Write the deltas in one upsert, locking rollup rows in key order (no deadlocks
-        between batches)."""
-        keys = sorted(k for k, d in self._deltas.items() if not d.is_zero())
-        if keys:
-            deltas = [self._deltas[k] for k in keys]
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    RUN_DAILY_UPSERT,
-                    [
-                        *([k[n] for k in keys] for n in range(5)),
-                        [d.runs for d in deltas],
-                        [d.duration_ms_total for d in deltas],
-                        [_array_text(d.histogram) for d in deltas],
-                        [_array_text(d.lead_time_histogram) for d in deltas],
-                    ],
-                )
-        self._deltas.clear()
+        """Write the ledger's job time, then the ``RunDaily`` counts. Every ingest path takes
+        these rows in one order (the run ledger, then ``StepDaily``, then ``RunDaily``; keys
+        sorted within each table), so an events batch and a lifecycle batch never deadlock."""
+        self.apply_ledger()
+        self.apply_counts()
+
+    def apply_ledger(self) -> None:
+        """Write the ledger's job time in one upsert, rows in key order."""
         job_ms = sorted((k, ms) for k, ms in self._job_ms.items() if ms)
         if job_ms:
             with connection.cursor() as cursor:
@@ -119,6 +110,25 @@ class RunRollupDeltas:
                     ],
                 )
         self._job_ms.clear()
+
+    def apply_counts(self) -> None:
+        """Write the ``RunDaily`` deltas in one upsert, locking rollup rows in key order (no
+        deadlocks between batches)."""
+        keys = sorted(k for k, d in self._deltas.items() if not d.is_zero())
+        if keys:
+            deltas = [self._deltas[k] for k in keys]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    RUN_DAILY_UPSERT,
+                    [
+                        *([k[n] for k in keys] for n in range(5)),
+                        [d.runs for d in deltas],
+                        [d.duration_ms_total for d in deltas],
+                        [_array_text(d.histogram) for d in deltas],
+                        [_array_text(d.lead_time_histogram) for d in deltas],
+                    ],
+                )
+        self._deltas.clear()
 
 
 def _histogram_sum(column: str) -> str:

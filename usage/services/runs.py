@@ -99,8 +99,11 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
                 if after.status in TERMINAL and before.status != after.status:
                     finished.append(run)
         writes.save()
-        deltas.apply()
+        # The lock order of every ingest path: run ledger, StepDaily, RunDaily (the events
+        # statement upserts the ledger and StepDaily, then its new runs' RunDaily counts).
+        deltas.apply_ledger()
         _steps_move(steps_before, changed, jobs, zone)
+        deltas.apply_counts()
         if finished:
             runs_finished.send(sender=runs_ingest, run_ids=[r.pk for r in finished])
             tenant = tenant_label() or "public"
