@@ -184,7 +184,12 @@ def daily_cost_chart(
             hovertemplate=MONEY_HOVER,
         )
         drawn.extend(_plotted(point.hi80) for point in forecast)
-    figure.update_layout(barmode="stack", yaxis=axis_for(MONEY_AXIS, drawn), **LAYOUT)
+    # Days as categories: on a date axis a lone bar is a millisecond wide (the first of a month's
+    # "this month" showed only the forecast) and a one-day axis is labelled in hours.
+    shown = sorted({str(d) for d in days} | {str(point.day) for point in forecast or ()})
+    figure.update_layout(
+        barmode="stack", yaxis=axis_for(MONEY_AXIS, drawn), xaxis=_period_axis(shown), **LAYOUT
+    )
     return _json(figure)
 
 
@@ -296,7 +301,9 @@ def trend_chart(
             hovertemplate=MONEY_HOVER,
             customdata=[hrefs.get(p, "") for p in periods] if hrefs else None,
         )
-    figure.update_layout(barmode="stack", yaxis=axis_for(MONEY_AXIS, drawn), **LAYOUT)
+    figure.update_layout(
+        barmode="stack", yaxis=axis_for(MONEY_AXIS, drawn), xaxis=_period_axis(periods), **LAYOUT
+    )
     return _json(figure)
 
 
@@ -345,10 +352,21 @@ def run_volume_chart(report: Any, links: dict[str, dict[str, str]] | None = None
     return _json(figure)
 
 
+PERIOD_LABELS_MAX = 16
+
+
 def _period_axis(periods: Sequence[str]) -> dict[str, Any]:
     """Report periods (days, Mondays or ``YYYY-MM``) as categories: one tick per period, never
     an hour of a day."""
-    return {"type": "category", "categoryorder": "array", "categoryarray": list(periods)}
+    return {
+        "type": "category",
+        "categoryorder": "array",
+        "categoryarray": list(periods),
+        # At most this many labels (plotly skips between them): 90 days' labels stood on end,
+        # were cut off and ran into the legend.
+        "nticks": PERIOD_LABELS_MAX,
+        "automargin": True,
+    }
 
 
 NICE_MINUTES = (0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 720, 1440)
@@ -463,7 +481,7 @@ def error_trend_chart(
     figure.update_layout(
         barmode="stack",
         yaxis=axis_for({**COUNT_AXIS, "title": {"text": "errors"}}, drawn),
-        xaxis={"type": "date"},
+        xaxis=_period_axis(x),
         **{**LAYOUT, "height": 260, "legend": {"orientation": "h", "y": -0.3}},
     )
     return _json(figure)

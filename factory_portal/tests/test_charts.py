@@ -63,3 +63,24 @@ def test_cost_change_waterfall_starts_steps_and_totals():
     assert trace["measure"] == ["absolute", "relative", "relative", "total"]
     assert trace["y"] == [100.0, 12.5, -2.25, 110.25]
     assert trace["x"][2] == "Cache &lt;b&gt;"
+
+
+def test_day_charts_put_days_on_a_category_axis():
+    """A lone day's bars on a date axis are a millisecond wide (the overview on the 1st of a
+    month drew only the forecast) and one day's axis is labelled in hours: days are categories,
+    the range's days then the forecast's, in order."""
+    day = DAYS[0]
+    forecast = [
+        SimpleNamespace(day=d, mean=Decimal(2), lo80=Decimal(1), hi80=Decimal(3)) for d in DAYS
+    ]
+    overview = _valid(charts.daily_cost_chart({"web": {day: Decimal("8.31")}}, [day], forecast))
+    assert overview["layout"]["xaxis"]["type"] == "category"
+    assert overview["layout"]["xaxis"]["categoryarray"] == [str(d) for d in DAYS]
+    costs = _valid(charts.trend_chart({"web": {"2026-12": Decimal(8)}}, periods=["2026-12"]))
+    assert costs["layout"]["xaxis"]["type"] == "category"
+    assert costs["layout"]["xaxis"]["categoryarray"] == ["2026-12"]
+    errors = _valid(charts.error_trend_chart([day], {"GitError": [3]}))
+    assert errors["layout"]["xaxis"]["categoryarray"] == [str(day)]
+    # 90 days' labels: thinned and given room, not stood on end and cut off.
+    assert overview["layout"]["xaxis"]["nticks"] == charts.PERIOD_LABELS_MAX
+    assert overview["layout"]["xaxis"]["automargin"] is True
