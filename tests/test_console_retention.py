@@ -10,6 +10,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from factory_portal import periods
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
 from factory_portal.tenants.models import Tenant
@@ -81,3 +82,45 @@ def test_a_public_user_without_the_operator_role_gets_403(public_host):
         client.post("/tenants/alpha/retention/", {"raw_retention_months": "1"}).status_code == 403
     )
     assert connection.schema_name == "public"
+
+
+def test_a_partition_never_analysed_is_not_shown_as_empty(operator, alpha):
+    """Autovacuum may not have reached a partition yet (reltuples -1): its rows are unknown, not
+    0, and the total says so; known counts are grouped by thousands."""
+    month = timezone.now().date().replace(day=1)
+    with schema_context(alpha.schema), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE pg_class SET reltuples = -1 WHERE relname LIKE 'usage_%%event_p%%'"
+            " AND relnamespace = current_schema()::regnamespace"
+        )
+        cursor.execute(
+            "UPDATE pg_class SET reltuples = 1234567 WHERE relname = %s"
+            " AND relnamespace = current_schema()::regnamespace",
+            [f"usage_llmusageevent_p{month:%Y_%m}"],
+        )
+        cursor.execute(
+            "UPDATE pg_class SET reltuples = 1000 WHERE relname = %s"
+            " AND relnamespace = current_schema()::regnamespace",
+            [f"usage_infrausageevent_p{month:%Y_%m}"],
+        )
+    page = operator.get("/tenants/alpha/retention/").content.decode()
+    assert "1,235,567" in page  # this month: both tables analysed
+    assert "not analysed yet" in page  # next month: neither
+    assert "not known" in page  # the total
+
+
+def test_the_page_and_the_change_say_which_months_the_retention_drops(operator, alpha):
+    now = timezone.now()
+    old = [periods.months_ending(now.date().replace(day=1), 4)[0]]  # three months back
+    with schema_context(alpha.schema):
+        partitions_ensure_months(old)
+    page = operator.get("/tenants/alpha/retention/").content.decode()
+    assert 'data-testid="dropped-next"' not in page  # 13 months keep it
+    assert "dropped</span>" not in page
+    response = operator.post(
+        "/tenants/alpha/retention/", {"raw_retention_months": "2"}, follow=True
+    )
+    page = response.content.decode()
+    assert f"it drops {old[0]:%Y-%m} (" in page  # the message
+    assert f"drops the raw events of {old[0]:%Y-%m} (" in page  # the page, from now on
+    assert page.count("dropped</span>") == 1

@@ -23,7 +23,9 @@ class Partition:
     table: str
     name: str
     month: date | None  # None: the DEFAULT partition
-    rows_estimate: int  # the planner's estimate (pg_class.reltuples; 0 before the first ANALYZE)
+    # The planner's estimate (pg_class.reltuples); None before the first VACUUM or ANALYZE of
+    # the partition (reltuples -1): not "0 rows" when it holds gigabytes.
+    rows_estimate: int | None
     size_bytes: int  # table, indexes and TOAST
 
 
@@ -32,7 +34,7 @@ class PartitionMonth:
     """A month's partitions of both event tables together."""
 
     month: date | None
-    rows_estimate: int
+    rows_estimate: int | None  # None: a partition of the month was never analysed
     size_bytes: int
 
 
@@ -42,7 +44,7 @@ def partitions_list() -> list[Partition]:
     with connection.cursor() as cursor:
         for table in RAW_EVENT_TABLES:
             cursor.execute(
-                "SELECT c.relname, greatest(c.reltuples, 0)::bigint,"
+                "SELECT c.relname, CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END,"
                 " pg_total_relation_size(c.oid)"
                 " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                 " WHERE i.inhparent = %s::regclass ORDER BY c.relname",
@@ -50,20 +52,23 @@ def partitions_list() -> list[Partition]:
             )
             for name, rows, size in cursor.fetchall():
                 month = retention.partition_month(table, name)
-                found.append(Partition(table, name, month, int(rows), int(size)))
+                found.append(Partition(table, name, month, rows, int(size)))
     return found
 
 
 def partition_months() -> list[PartitionMonth]:
     """Rows and bytes per month over both tables, newest first; DEFAULT last."""
-    totals: dict[date | None, list[int]] = {}
+    rows: dict[date | None, int | None] = {}
+    sizes: dict[date | None, int] = {}
     for p in partitions_list():
-        rows_size = totals.setdefault(p.month, [0, 0])
-        rows_size[0] += p.rows_estimate
-        rows_size[1] += p.size_bytes
-    months = sorted((m for m in totals if m is not None), reverse=True)
-    ordered: list[date | None] = [*months, *([None] if None in totals else [])]
-    return [PartitionMonth(m, *totals[m]) for m in ordered]
+        known = rows.get(p.month, 0)
+        rows[p.month] = (
+            None if known is None or p.rows_estimate is None else known + p.rows_estimate
+        )
+        sizes[p.month] = sizes.get(p.month, 0) + p.size_bytes
+    months = sorted((m for m in rows if m is not None), reverse=True)
+    ordered: list[date | None] = [*months, *([None] if None in rows else [])]
+    return [PartitionMonth(m, rows[m], sizes[m]) for m in ordered]
 
 
 def raw_month_check(*, tenant: Tenant, month: date) -> None:

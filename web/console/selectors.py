@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import F, Q, QuerySet
@@ -18,8 +18,9 @@ from django_tenants.utils import schema_context
 from factory_portal.periods import local_date, month_of, zone
 from factory_portal.tenants.models import Domain, Tenant
 from factory_portal.tenants.selectors import customer_tenants
+from usage.domain.retention import expired_months
 from usage.selectors.operator import TenantPeriod, tenants_figures
-from usage.selectors.partitions import PartitionMonth, partition_months
+from usage.selectors.partitions import partition_months
 
 # Usage older than this, for a tenant that has sent some, is flagged as stale on the health page:
 # the factory reports continuously, so an hour of silence means ingest (or the factory) stopped.
@@ -116,7 +117,30 @@ def tenant_freshness(*, now: datetime, limit: int = HEALTH_TENANTS_SHOWN) -> lis
     return result
 
 
-def tenant_partition_months(tenant: Tenant) -> list[PartitionMonth]:
-    """The raw event partitions of ``tenant`` by month (its retention page), read in its schema."""
+@dataclass(frozen=True)
+class RetentionMonth:
+    """A month of a tenant's raw event partitions (both tables) on its retention page."""
+
+    month: date | None  # None: the DEFAULT partition
+    rows_estimate: int | None  # None: not analysed yet
+    size_bytes: int
+    dropped: bool  # past the tenant's retention: the next partition maintenance drops it
+
+
+def tenant_retention_months(tenant: Tenant, *, now: datetime) -> list[RetentionMonth]:
+    """The raw event partitions of ``tenant`` by month, newest first, read in its schema, each
+    saying whether its current retention drops it at the next maintenance (the rule the
+    maintenance applies, ``usage.domain.retention``)."""
     with schema_context(tenant.schema_name):
-        return partition_months()
+        months = partition_months()
+    expired = set(
+        expired_months(
+            [m.month for m in months if m.month is not None],
+            retention_months=tenant.raw_retention_months,
+            now=now,
+            tz=zone(tenant.timezone),
+        )
+    )
+    return [
+        RetentionMonth(m.month, m.rows_estimate, m.size_bytes, m.month in expired) for m in months
+    ]

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -31,7 +32,8 @@ from factory_portal.tenants.services import (
 from web.console.health import system_health
 from web.console.selectors import (
     CONSOLE_PAGE_SIZE,
-    tenant_partition_months,
+    RetentionMonth,
+    tenant_retention_months,
     tenant_summaries,
     tenants_search,
 )
@@ -148,14 +150,20 @@ def tenant_retention(request: HttpRequest, slug: str) -> HttpResponse:
             except ValidationError as exc:
                 form.add_error("raw_retention_months", exc)
             else:
+                dropped = [
+                    m for m in tenant_retention_months(tenant, now=timezone.now()) if m.dropped
+                ]
                 messages.success(
                     request,
                     f"{tenant.name} keeps {months} months of raw usage events from the next"
-                    " partition maintenance on.",
+                    " partition maintenance on"
+                    + (f"; it drops {_months_named(dropped)}." if dropped else "."),
                 )
                 return redirect("tenant-retention", slug=slug)
         status = 400
-    months = tenant_partition_months(tenant)
+    months = tenant_retention_months(tenant, now=timezone.now())
+    rows = [m.rows_estimate for m in months]
+    dropped = [m for m in months if m.dropped]
     return render(
         request,
         "operator/retention.html",
@@ -164,7 +172,16 @@ def tenant_retention(request: HttpRequest, slug: str) -> HttpResponse:
             "form": form,
             "months": months,
             "total_bytes": sum(m.size_bytes for m in months),
-            "total_rows": sum(m.rows_estimate for m in months),
+            "total_rows": None if None in rows else sum(r or 0 for r in rows),
+            "dropped": _months_named(dropped) if dropped else "",
         },
         status=status,
     )
+
+
+def _months_named(months: list[RetentionMonth]) -> str:
+    """``2026-09 to 2026-10 (47.4 MB)``: the span of ``months`` (newest first) and their size."""
+    span = f"{months[-1].month:%Y-%m}"
+    if len(months) > 1:
+        span += f" to {months[0].month:%Y-%m}"
+    return f"{span} ({filesizeformat(sum(m.size_bytes for m in months))})"
