@@ -48,6 +48,26 @@ def test_overview_shows_recent_success_and_top_projects_and_models(alpha):
     assert "Usage complete up to" in page
 
 
+def test_calls_and_runs_are_counted_in_words_that_agree(alpha):
+    now = timezone.now()
+    admin = logged_in_client(alpha.host, alpha.admin_email)
+    with schema_context(alpha.schema):
+        run_finished("one", "Succeeded", now - timedelta(minutes=30), 5)
+        events_ingest(
+            events=[llm_event_in("u1", now - timedelta(minutes=5), model="no-such-model")],
+            pricer=pricer_for(alpha.tenant),
+        )
+    page = response_text(admin.get("/"))
+    assert "1 call has no price yet (unpriced model)." in page
+    assert re.search(r">1 run</a>", page) and ">0 runs<" in page  # runs by status
+    with schema_context(alpha.schema):
+        events_ingest(
+            events=[llm_event_in("u2", now - timedelta(minutes=5), model="no-such-model")],
+            pricer=pricer_for(alpha.tenant),
+        )
+    assert "2 calls have no price yet (unpriced model)." in response_text(admin.get("/"))
+
+
 # The time range, drill-down and presentation (issue 18).
 
 
