@@ -50,7 +50,8 @@ def _console(request: HttpRequest, form: TenantCreateForm, status: int = 200) ->
         page = paginator.page(wanted)
     except (PageNotAnInteger, EmptyPage):
         page = paginator.page(1)
-        page_error = f"There is no page {wanted[:20]!r}: pages run from 1 to {paginator.num_pages}."
+        shown = wanted.replace("\x00", "")[:20]  # the reader's text, not Python's repr of it
+        page_error = f"There is no page “{shown}”: pages run from 1 to {paginator.num_pages}."
         status = 400
     summaries = tenant_summaries(now=timezone.now(), tenants=page.object_list)
     return render(

@@ -102,8 +102,13 @@ def test_a_page_that_does_not_exist_is_a_clear_400(operator, alpha, beta, monkey
     response = operator.get("/", {"page": page})
     assert response.status_code == 400
     text = _text(response)
-    assert "pages run from 1 to 2" in text
+    assert f"There is no page “{page[:20]}”: pages run from 1 to 2." in text
     assert "Alpha Inc" in text  # the first page instead
+
+
+def test_a_page_with_a_nul_is_named_without_it(operator, alpha):
+    text = _text(operator.get("/", {"page": "2\x00"}))
+    assert "There is no page “2”: pages run from 1 to 1." in text
 
 
 def test_search_by_slug_or_name(operator, alpha, beta):
