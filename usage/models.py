@@ -566,7 +566,8 @@ class StepDaily(models.Model):
     A (run, step) pair is *settled* once all its first attempts finished; it passed first time
     when they all succeeded, and was *reworked* when any of its jobs had more than one attempt.
     Kept with the run's jobs (``usage.services.runs``) and with the calls (``usage.services.
-    ingest``: a call counts once its job is known), rebuilt by ``rollups_rebuild``."""
+    ingest``: a call counts once its job is known), rebuilt by ``rollups_rebuild``. A key's
+    figures are the sum of its rows (one per ``stripe`` written)."""
 
     day = models.DateField()
     template = models.CharField(max_length=TEMPLATE_LENGTH)
@@ -584,10 +585,16 @@ class StepDaily(models.Model):
     failure_types = models.JSONField(default=dict, db_default={})  # type -> failed attempts
     calls = models.BigIntegerField(db_default=0)
     cost = models.DecimalField(max_digits=24, decimal_places=10, db_default=0)  # USD
+    # A key has a row per stripe a writer used: a transaction writes only the stripe it holds
+    # (``usage.services.rollups.step_stripe``), so concurrent batches never wait for each
+    # other's rows here. Readers sum a key's rows.
+    stripe = models.SmallIntegerField(db_default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["day", "template", "step_name"], name="step_daily_key"),
+            models.UniqueConstraint(
+                fields=["day", "template", "step_name", "stripe"], name="step_daily_key"
+            ),
         ]
 
     def __str__(self) -> str:

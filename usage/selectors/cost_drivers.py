@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
-from django.db.models.functions import NullIf
+from django.db.models import Count, Q, Sum
 
+from factory_portal.db_routing import read_connection
 from usage.models import (
     LlmUsageDaily,
     LlmUsageHourly,
@@ -23,7 +23,6 @@ from usage.models import (
     RunDaily,
     RunLedger,
     RunStatus,
-    StepDaily,
 )
 
 WASTED_STATUSES = (RunStatus.FAILED, RunStatus.CANCELLED)
@@ -114,20 +113,26 @@ def failed_run_cost_by_template(*, start: date, end: date) -> dict[str, Decimal]
     return {r["run__template_recipe_id"]: r["amount"] for r in rows if r["amount"]}
 
 
+# Per template, each step's cost x retries / attempts on each day: a key's figures are the sum of
+# its rows (one per stripe written, ``StepDaily.stripe``), so the share is taken of the sums.
+_RETRY_COST = """
+SELECT template, sum(cost * retries / NULLIF(attempts, 0))
+FROM (
+    SELECT day, template, step_name, sum(cost) AS cost, sum(retries) AS retries,
+           sum(attempts) AS attempts
+    FROM usage_stepdaily WHERE day >= %(start)s AND day < %(end)s
+    GROUP BY 1, 2, 3
+) s
+WHERE retries > 0
+GROUP BY template
+"""
+
+
 def retry_cost_by_template(*, start: date, end: date) -> dict[str, Decimal]:
     """AI cost of retried attempts per template, estimated from the step rollup as each
     step's cost x retries / attempts (an attempt's average cost) for runs requested on the days.
     The rollup does not know run statuses, so a failed run's retries count here too: callers
     cap a template's waste at its cost."""
-    share = ExpressionWrapper(
-        F("cost") * F("retries") / NullIf(F("attempts"), 0),
-        output_field=DecimalField(max_digits=30, decimal_places=10),
-    )
-    rows = (
-        StepDaily.objects.filter(day__gte=start, day__lt=end)
-        .filter(Q(retries__gt=0))
-        .values("template")
-        .annotate(amount=Sum(share))
-        .order_by()
-    )
-    return {r["template"]: r["amount"] for r in rows if r["amount"]}
+    with read_connection().cursor() as cursor:
+        cursor.execute(_RETRY_COST, {"start": start, "end": end})
+        return {template: amount for template, amount in cursor.fetchall() if amount}

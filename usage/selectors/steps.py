@@ -184,9 +184,14 @@ def _period(figures: StepFigures) -> StepPeriod:
 # Figures per (current range?, template or '', step) summed in the database: counters with
 # the merged duration histogram (a sum per bucket: far cheaper than unnesting every row's array),
 # and failure types. Fixed SQL; {template} is one of two column expressions, never input.
+# A key's figures are the sum of its rows, one per stripe written (``StepDaily.stripe``): keys
+# are kept when their runs add up to more than none, whatever a single stripe's row holds.
 _WHERE = (
-    "WHERE s.day >= %(first)s AND s.day <= %(end)s AND s.runs > 0"
+    "WHERE s.day >= %(first)s AND s.day <= %(end)s"
     " AND (%(template)s = '' OR s.template = %(template)s)"
+    " AND (s.day, s.template, s.step_name) IN (SELECT k.day, k.template, k.step_name"
+    " FROM usage_stepdaily k WHERE k.day >= %(first)s AND k.day <= %(end)s"
+    " GROUP BY 1, 2, 3 HAVING sum(k.runs) > 0)"
 )
 _KEYS = "(s.day >= %(start)s), {template}, s.step_name"
 _BUCKET_SUMS = ", ".join(
@@ -201,7 +206,7 @@ _COUNTERS = (
 _FAILURES = (
     f"SELECT {_KEYS}, f.key, sum(f.value::bigint) FROM usage_stepdaily s"  # noqa: S608
     " CROSS JOIN LATERAL jsonb_each_text(s.failure_types) AS f(key, value)"
-    f" {_WHERE} GROUP BY 1, 2, 3, 4"
+    f" {_WHERE} GROUP BY 1, 2, 3, 4 HAVING sum(f.value::bigint) <> 0"
 )
 _LEAD_TIMES = (
     "SELECT (s.day >= %(start)s), sum(s.runs), "  # noqa: S608 - fixed SQL
@@ -233,7 +238,8 @@ def _grouped(
             )
         cursor.execute(_FAILURES.format(template=column), params)
         for current, group, step, kind, n in cursor.fetchall():
-            figures[key(current, group, step)].failure_types[kind] = int(n)
+            if (found := figures.get(key(current, group, step))) is not None:
+                found.failure_types[kind] = int(n)
     return figures
 
 

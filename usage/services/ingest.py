@@ -29,7 +29,7 @@ from usage.models import CostSource, InfraUsageEvent, LlmUsageEvent, UsageEvent
 from usage.pricing import Pricer
 from usage.services.partitions import partitions_ensure_months
 from usage.services.references import jobs_lookup, projects_ensure, runs_ensure
-from usage.services.rollups import RunRollupDeltas
+from usage.services.rollups import RunRollupDeltas, step_stripe
 from usage.signals import usage_stored
 
 TOKEN_KINDS = ("input", "output", "cached_input", "cache_write")
@@ -176,15 +176,15 @@ LLM_INSERT = _rollup_sql(
     rollup_prefix="usage_llmusage",
     summary_by="model",
     # Calls whose job is known count in the step rollup under the run's day and template and
-    # the job's step; a call that arrives before its job is counted when the job arrives
-    # (usage.services.runs).
+    # the job's step, in the batch's stripe (usage.services.rollups.step_stripe); a call that
+    # arrives before its job is counted when the job arrives (usage.services.runs).
     extra=""", steps AS (
-    INSERT INTO usage_stepdaily (day, template, step_name, calls, cost)
+    INSERT INTO usage_stepdaily (day, template, step_name, stripe, calls, cost)
     SELECT (r.requested_at AT TIME ZONE %(zone)s)::date, r.template_recipe_id, j.step_name,
-           count(*), coalesce(sum(n.cost), 0)
+           %(stripe)s, count(*), coalesce(sum(n.cost), 0)
     FROM new n JOIN usage_job j ON j.id = n.job_id JOIN usage_run r ON r.id = n.run_id
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (day, template, step_name) DO UPDATE
+    ON CONFLICT (day, template, step_name, stripe) DO UPDATE
     SET calls = usage_stepdaily.calls + EXCLUDED.calls,
         cost = usage_stepdaily.cost + EXCLUDED.cost
 )""",
@@ -225,10 +225,10 @@ def _copy_insert(
     types: list[str],
     rows: list[tuple],
     insert_sql: str,
-    zone: str = "UTC",
+    params: dict[str, object] | None = None,
 ) -> list[tuple]:
-    """COPY ``rows`` in and insert the new ones, counting days in the time zone ``zone`` (for
-    statements that count by day); answers the insert statement's summary rows."""
+    """COPY ``rows`` in and insert the new ones with the statement's ``params`` (the time zone
+    days are counted in, the step rollup's stripe); answers the statement's summary rows."""
     if not rows:
         return []
     with connection.cursor() as cursor:
@@ -238,7 +238,7 @@ def _copy_insert(
             copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(insert_sql, {"zone": zone} if "%(zone)s" in insert_sql else None)
+        cursor.execute(insert_sql, params)
         summary = cursor.fetchall()
         cursor.execute(f"DROP TABLE {table}")  # a platform batch reuses it for the next tenant
         return summary
@@ -284,9 +284,16 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
             else:
                 infra_rows.append((*refs, *infra_values(e), *rollup))
         partitions_ensure_months({utc_month(e.occurred_at) for e in unique.values()})
-        llm = _copy_insert(LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_INSERT, str(zone))
+        llm = _copy_insert(
+            LLM_TEMP,
+            "ingest_llm",
+            LLM_TYPES,
+            llm_rows,
+            LLM_INSERT,
+            {"zone": str(zone), "stripe": step_stripe() if llm_rows else 0},
+        )
         infra = _copy_insert(
-            INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT, str(zone)
+            INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT, {"zone": str(zone)}
         )
         run_deltas.apply()
         # Summary columns follow LLM_MEASURES: model, calls, unpriced, 4 token kinds, cost.

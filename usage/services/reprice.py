@@ -19,6 +19,7 @@ from factory_portal.tenants.connection import current_tenant, zone_for_writing
 from usage.domain.retention import raw_period_check
 from usage.models import CostSource, LlmCostCorrection, LlmUsageEvent
 from usage.pricing import Pricer
+from usage.services.rollups import step_stripe
 
 CHUNK = 5000
 ZERO = Decimal(0)
@@ -161,15 +162,21 @@ def _rollups_adjust(
             " GROUP BY 1, 2) AS x WHERE r.run_id = x.run_id AND r.day = x.day",
             params,
         )
-        # The step rollup counts a call under its run's day and template and its job's step.
+        # The step rollup counts a call under its run's day and template and its job's step: the
+        # change goes to this transaction's stripe of each key that has a row.
         cursor.execute(
-            "UPDATE usage_stepdaily AS s SET cost = s.cost + x.d"  # noqa: S608 - fixed names
+            "INSERT INTO usage_stepdaily (day, template, step_name, stripe, cost)"  # noqa: S608
+            " SELECT x.day, x.template, x.step_name, %(stripe)s, x.d"
             " FROM (SELECT (r.requested_at AT TIME ZONE %(zone)s)::date AS day,"
             " r.template_recipe_id AS template, j.step_name, sum(v.d) AS d"
             f" FROM {values} JOIN usage_run r ON r.id = v.run_id"
             " JOIN LATERAL (SELECT step_name FROM usage_job WHERE run_id = v.run_id"
             " AND job_id = v.job_ref ORDER BY attempt DESC LIMIT 1) j ON true"
             " WHERE v.job_ref <> '' GROUP BY 1, 2, 3) AS x"
-            " WHERE s.day = x.day AND s.template = x.template AND s.step_name = x.step_name",
-            params,
+            " WHERE EXISTS (SELECT 1 FROM usage_stepdaily s WHERE s.day = x.day"
+            " AND s.template = x.template AND s.step_name = x.step_name)"
+            " ORDER BY 1, 2, 3"
+            " ON CONFLICT (day, template, step_name, stripe)"
+            " DO UPDATE SET cost = usage_stepdaily.cost + EXCLUDED.cost",
+            {**params, "stripe": step_stripe()},
         )

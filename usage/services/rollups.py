@@ -11,6 +11,7 @@ a bulk load such as the demo seed, after a change of time zone, or to repair).
 
 from __future__ import annotations
 
+import secrets
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -175,6 +176,36 @@ def lead_time_ms(requested_at: datetime, finished_at: datetime | None) -> int | 
 StepKey = tuple[date, str, str]  # the run's local day requested, template, step name
 
 
+# Stripes of the step rollup. Its rows are few and hot (a day's template and step), and every
+# events batch with known jobs and every lifecycle batch adds to them: with one row per key,
+# concurrent batches queued behind each other's row locks until each committed (under mixed
+# load most ingest backends waited there, seconds at a time). A transaction takes the lowest
+# free stripe with a transaction-scoped advisory lock and writes only that stripe's rows; more
+# stripes than the server has request threads, so a free one is always found.
+STEP_STRIPES = 32
+_STRIPE_LOCK = "hashtext(current_schema() || ':step-stripe')"
+_STRIPE_FREE = (
+    "SELECT k FROM generate_series(0, %s - 1) AS k"  # noqa: S608 - fixed SQL
+    f" WHERE pg_try_advisory_xact_lock({_STRIPE_LOCK}, k) LIMIT 1"
+)
+
+
+def step_stripe() -> int:
+    """A stripe of the current schema's step rollup that this transaction alone writes until it
+    commits (the same one on every call while it is the lowest this transaction can hold)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("step_stripe() holds its stripe until commit: call it in a transaction")
+    with connection.cursor() as cursor:
+        cursor.execute(_STRIPE_FREE, [STEP_STRIPES])
+        row = cursor.fetchone()
+        if row is not None:
+            return int(row[0])
+        # Every stripe busy: wait for one (more writers than stripes; not seen in practice).
+        stripe = secrets.randbelow(STEP_STRIPES)
+        cursor.execute(f"SELECT pg_advisory_xact_lock({_STRIPE_LOCK}, %s)", [stripe])
+        return stripe
+
+
 class StepRollupDeltas:
     """Changes to ``StepDaily`` collected while runs and their jobs change: a run's figures per
     step (``usage.domain.steps.run_steps``) are taken out under its old day and template and put
@@ -197,13 +228,16 @@ class StepRollupDeltas:
             self._deltas[(day, template, name)].add(figures, sign)
 
     def apply(self) -> None:
-        for key in sorted(k for k, d in self._deltas.items() if not d.is_zero()):
+        keys = sorted(k for k, d in self._deltas.items() if not d.is_zero())
+        stripe = step_stripe() if keys else 0
+        for key in keys:
             delta = self._deltas[key]
             day, template, step_name = key
             row, _ = StepDaily.objects.select_for_update().get_or_create(
                 day=day,
                 template=template,
                 step_name=step_name,
+                stripe=stripe,
                 defaults={"duration_histogram": [0] * durations.BUCKETS, "failure_types": {}},
             )
             current = StepFigures(
