@@ -586,7 +586,7 @@ class StepDaily(models.Model):
     calls = models.BigIntegerField(db_default=0)
     cost = models.DecimalField(max_digits=24, decimal_places=10, db_default=0)  # USD
     # A key has a row per stripe a writer used: a transaction writes only the stripe it holds
-    # (``usage.services.rollups.step_stripe``), so concurrent batches never wait for each
+    # (``usage.services.rollups.rollup_stripe``), so concurrent batches never wait for each
     # other's rows here. Readers sum a key's rows.
     stripe = models.SmallIntegerField(db_default=0)
 
@@ -607,7 +607,8 @@ class RunLedger(models.Model):
 
     Written in the statement that stores the run's events (and moved by corrections and job
     updates), so a run's or a period's per-run figures read these rows, never the raw events. A
-    run has a row per day it used something: a run with no row used nothing."""
+    run has rows for each day it used something (one per stripe written; a day's figures are
+    their sum): a run with no row used nothing."""
 
     run = models.ForeignKey(
         Run, on_delete=models.CASCADE, related_name="ledger", db_constraint=False
@@ -625,10 +626,12 @@ class RunLedger(models.Model):
     cpu_seconds = models.DecimalField(max_digits=28, decimal_places=6, db_default=0)
     gb_hours = models.DecimalField(max_digits=28, decimal_places=6, db_default=0)
     job_ms = models.BigIntegerField(db_default=0)  # run time of jobs started that day
+    # A run's day has a row per stripe a writer used (see ``StepDaily.stripe``); readers sum.
+    stripe = models.SmallIntegerField(db_default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["run", "day"], name="run_ledger_key"),
+            models.UniqueConstraint(fields=["run", "day", "stripe"], name="run_ledger_key"),
         ]
         indexes = [models.Index(fields=["day", "run"], name="run_ledger_day_idx")]
 

@@ -1,4 +1,4 @@
-# The step rollup's stripes (usage.services.rollups.step_stripe): a key has a row per stripe.
+# The step rollup's stripes (usage.services.rollups.rollup_stripe): a key has a row per stripe.
 
 from django.db import migrations, models
 

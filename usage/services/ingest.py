@@ -29,7 +29,7 @@ from usage.models import CostSource, InfraUsageEvent, LlmUsageEvent, UsageEvent
 from usage.pricing import Pricer
 from usage.services.partitions import partitions_ensure_months
 from usage.services.references import jobs_lookup, projects_ensure, runs_ensure
-from usage.services.rollups import RunRollupDeltas, step_stripe
+from usage.services.rollups import RunRollupDeltas, rollup_stripe
 from usage.signals import usage_stored
 
 TOKEN_KINDS = ("input", "output", "cached_input", "cache_write")
@@ -156,11 +156,11 @@ WITH inserted AS (
     FROM hours GROUP BY {keys} ORDER BY {keys}
     ON CONFLICT (day, {dimensions}) DO UPDATE SET {update.format(table=daily)}
 ), ledger AS (
-    INSERT INTO usage_runledger (run_id, day, {", ".join(ledger)})
-    SELECT run_id, (occurred_at AT TIME ZONE %(zone)s)::date, {ledger_sql}
+    INSERT INTO usage_runledger (run_id, day, stripe, {", ".join(ledger)})
+    SELECT run_id, (occurred_at AT TIME ZONE %(zone)s)::date, %(stripe)s, {ledger_sql}
     FROM new WHERE run_id IS NOT NULL
     GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (run_id, day) DO UPDATE SET {ledger_update}
+    ON CONFLICT (run_id, day, stripe) DO UPDATE SET {ledger_update}
 ){extra}
 SELECT {summary_by}, {sums} FROM hours GROUP BY {summary_by} ORDER BY {summary_by}
 """  # noqa: S608
@@ -176,7 +176,7 @@ LLM_INSERT = _rollup_sql(
     rollup_prefix="usage_llmusage",
     summary_by="model",
     # Calls whose job is known count in the step rollup under the run's day and template and
-    # the job's step, in the batch's stripe (usage.services.rollups.step_stripe); a call that
+    # the job's step, in the batch's stripe (usage.services.rollups.rollup_stripe); a call that
     # arrives before its job is counted when the job arrives (usage.services.runs).
     extra=""", steps AS (
     INSERT INTO usage_stepdaily (day, template, step_name, stripe, calls, cost)
@@ -284,16 +284,18 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
             else:
                 infra_rows.append((*refs, *infra_values(e), *rollup))
         partitions_ensure_months({utc_month(e.occurred_at) for e in unique.values()})
+        # The ledger's and the step rollup's rows of this batch go to its stripe.
+        params = {"zone": str(zone), "stripe": rollup_stripe()}
         llm = _copy_insert(
             LLM_TEMP,
             "ingest_llm",
             LLM_TYPES,
             llm_rows,
             LLM_INSERT,
-            {"zone": str(zone), "stripe": step_stripe() if llm_rows else 0},
+            params,
         )
         infra = _copy_insert(
-            INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT, {"zone": str(zone)}
+            INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT, params
         )
         run_deltas.apply()
         # Summary columns follow LLM_MEASURES: model, calls, unpriced, 4 token kinds, cost.

@@ -19,7 +19,7 @@ from factory_portal.tenants.connection import current_tenant, zone_for_writing
 from usage.domain.retention import raw_period_check
 from usage.models import CostSource, LlmCostCorrection, LlmUsageEvent
 from usage.pricing import Pricer
-from usage.services.rollups import step_stripe
+from usage.services.rollups import rollup_stripe
 
 CHUNK = 5000
 ZERO = Decimal(0)
@@ -153,17 +153,25 @@ def _rollups_adjust(
                 " AND r.template = x.template",
                 params,
             )
+        # The ledger and the step rollup are striped (usage.services.rollups.rollup_stripe): a
+        # change goes to this transaction's stripe of each key that has a row.
+        params["stripe"] = rollup_stripe()
         cursor.execute(
-            "UPDATE usage_runledger AS r SET cost = r.cost + x.d,"  # noqa: S608 - fixed names
-            " unpriced_calls = r.unpriced_calls + x.u,"
-            " unpriced_tokens = r.unpriced_tokens + x.tokens"
+            "INSERT INTO usage_runledger (run_id, day, stripe, cost, unpriced_calls,"  # noqa: S608
+            " unpriced_tokens) SELECT x.run_id, x.day, %(stripe)s, x.d, x.u, x.tokens"
             " FROM (SELECT run_id, (v.at AT TIME ZONE %(zone)s)::date AS day, sum(d) AS d,"
             f" sum(u) AS u, sum(tokens) AS tokens FROM {values} WHERE v.run_id IS NOT NULL"
-            " GROUP BY 1, 2) AS x WHERE r.run_id = x.run_id AND r.day = x.day",
+            " GROUP BY 1, 2) AS x"
+            " WHERE EXISTS (SELECT 1 FROM usage_runledger r"
+            " WHERE r.run_id = x.run_id AND r.day = x.day)"
+            " ORDER BY 1, 2"
+            " ON CONFLICT (run_id, day, stripe) DO UPDATE SET"
+            " cost = usage_runledger.cost + EXCLUDED.cost,"
+            " unpriced_calls = usage_runledger.unpriced_calls + EXCLUDED.unpriced_calls,"
+            " unpriced_tokens = usage_runledger.unpriced_tokens + EXCLUDED.unpriced_tokens",
             params,
         )
-        # The step rollup counts a call under its run's day and template and its job's step: the
-        # change goes to this transaction's stripe of each key that has a row.
+        # The step rollup counts a call under its run's day and template and its job's step.
         cursor.execute(
             "INSERT INTO usage_stepdaily (day, template, step_name, stripe, cost)"  # noqa: S608
             " SELECT x.day, x.template, x.step_name, %(stripe)s, x.d"
@@ -178,5 +186,5 @@ def _rollups_adjust(
             " ORDER BY 1, 2, 3"
             " ON CONFLICT (day, template, step_name, stripe)"
             " DO UPDATE SET cost = usage_stepdaily.cost + EXCLUDED.cost",
-            {**params, "stripe": step_stripe()},
+            params,
         )

@@ -98,13 +98,15 @@ class RunRollupDeltas:
         """Write the ledger's job time in one upsert, rows in key order."""
         job_ms = sorted((k, ms) for k, ms in self._job_ms.items() if ms)
         if job_ms:
+            stripe = rollup_stripe()
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "INSERT INTO usage_runledger (run_id, day, job_ms)"
-                    " SELECT * FROM unnest(%s::bigint[], %s::date[], %s::bigint[])"
-                    " ON CONFLICT (run_id, day)"
+                    "INSERT INTO usage_runledger (run_id, day, job_ms, stripe)"
+                    " SELECT *, %s FROM unnest(%s::bigint[], %s::date[], %s::bigint[])"
+                    " ON CONFLICT (run_id, day, stripe)"
                     " DO UPDATE SET job_ms = usage_runledger.job_ms + EXCLUDED.job_ms",
                     [
+                        stripe,
                         [k[0] for k, _ in job_ms],
                         [k[1] for k, _ in job_ms],
                         [ms for _, ms in job_ms],
@@ -176,32 +178,34 @@ def lead_time_ms(requested_at: datetime, finished_at: datetime | None) -> int | 
 StepKey = tuple[date, str, str]  # the run's local day requested, template, step name
 
 
-# Stripes of the step rollup. Its rows are few and hot (a day's template and step), and every
-# events batch with known jobs and every lifecycle batch adds to them: with one row per key,
-# concurrent batches queued behind each other's row locks until each committed (under mixed
-# load most ingest backends waited there, seconds at a time). A transaction takes the lowest
-# free stripe with a transaction-scoped advisory lock and writes only that stripe's rows; more
-# stripes than the server has request threads, so a free one is always found.
-STEP_STRIPES = 32
-_STRIPE_LOCK = "hashtext(current_schema() || ':step-stripe')"
+# Stripes of the shared rollup rows that every ingest batch adds to: the step rollup (a day's
+# template and step) and the run ledger (a run's day). With one row per key, concurrent batches
+# queued behind each other's row locks until each committed (under mixed load most ingest
+# backends waited there, seconds at a time). A transaction takes the lowest free stripe with a
+# transaction-scoped advisory lock and writes only that stripe's rows of both tables; more
+# stripes than the server has request threads, so a free one is always found. Readers sum a
+# key's rows.
+ROLLUP_STRIPES = 32
+_STRIPE_LOCK = "hashtext(current_schema() || ':rollup-stripe')"
 _STRIPE_FREE = (
     "SELECT k FROM generate_series(0, %s - 1) AS k"  # noqa: S608 - fixed SQL
     f" WHERE pg_try_advisory_xact_lock({_STRIPE_LOCK}, k) LIMIT 1"
 )
 
 
-def step_stripe() -> int:
-    """A stripe of the current schema's step rollup that this transaction alone writes until it
-    commits (the same one on every call while it is the lowest this transaction can hold)."""
+def rollup_stripe() -> int:
+    """A stripe of the current schema's striped rollups (``StepDaily``, ``RunLedger``) that this
+    transaction alone writes until it commits (the same one on every call while it is the lowest
+    this transaction can hold)."""
     if not connection.in_atomic_block:
-        raise RuntimeError("step_stripe() holds its stripe until commit: call it in a transaction")
+        raise RuntimeError("rollup_stripe() holds a stripe until commit: call it in a transaction")
     with connection.cursor() as cursor:
-        cursor.execute(_STRIPE_FREE, [STEP_STRIPES])
+        cursor.execute(_STRIPE_FREE, [ROLLUP_STRIPES])
         row = cursor.fetchone()
         if row is not None:
             return int(row[0])
         # Every stripe busy: wait for one (more writers than stripes; not seen in practice).
-        stripe = secrets.randbelow(STEP_STRIPES)
+        stripe = secrets.randbelow(ROLLUP_STRIPES)
         cursor.execute(f"SELECT pg_advisory_xact_lock({_STRIPE_LOCK}, %s)", [stripe])
         return stripe
 
@@ -229,7 +233,7 @@ class StepRollupDeltas:
 
     def apply(self) -> None:
         keys = sorted(k for k, d in self._deltas.items() if not d.is_zero())
-        stripe = step_stripe() if keys else 0
+        stripe = rollup_stripe() if keys else 0
         for key in keys:
             delta = self._deltas[key]
             day, template, step_name = key

@@ -1,7 +1,8 @@
-"""The step rollup is striped: a transaction writes ``StepDaily`` rows of the stripe it holds
-(``step_stripe``), so concurrent ingest batches adding to the same day, template and step do not
-queue behind each other's row locks (under mixed load most ingest backends waited there, behind a
-lifecycle batch that held the rows), and readers sum a key's rows."""
+"""The step rollup and the run ledger are striped: a transaction writes ``StepDaily`` and
+``RunLedger`` rows of the stripe it holds (``rollup_stripe``), so concurrent ingest batches adding
+to the same day, template and step, or to the same run's day, do not queue behind each other's
+row locks (under mixed load most ingest backends waited there, behind a lifecycle batch that held
+the rows), and readers sum a key's rows."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ from tests.support import llm_event_in
 from usage.domain import durations
 from usage.domain.runs import JobUpdate, RunUpdate
 from usage.domain.steps import StepFigures
-from usage.models import StepDaily
+from usage.models import Run, RunLedger, StepDaily
 from usage.pricing import pricer_for
 from usage.selectors.cost_drivers import retry_cost_by_template
 from usage.selectors.steps import step_report
 from usage.services.ingest import events_ingest
-from usage.services.rollups import StepRollupDeltas, step_stripe
+from usage.services.rollups import RunRollupDeltas, StepRollupDeltas, rollup_stripe
 from usage.services.runs import runs_ingest
 
 pytestmark = pytest.mark.django_db
@@ -84,7 +85,7 @@ def _cleanup(schema: str) -> None:
         cursor.execute("DELETE FROM usage_project WHERE slug = 'stripes'")
 
 
-def test_an_events_batch_does_not_wait_for_a_batch_holding_the_same_step_rows(alpha):
+def test_an_events_batch_does_not_wait_for_a_batch_holding_the_same_step_and_ledger_rows(alpha):
     at = datetime.now(UTC) - timedelta(minutes=10)
     _in_thread(_run_with_job, alpha.schema, at)
     held, release = threading.Event(), threading.Event()
@@ -94,11 +95,15 @@ def test_an_events_batch_does_not_wait_for_a_batch_holding_the_same_step_rows(al
         """Adds to the step's row and keeps its transaction open, as runs_ingest does while it
         moves the rest of a batch's runs."""
         with schema_context(alpha.schema), transaction.atomic():
+            run = Run.objects.get(run_id=RUN_ID)
+            ledger = RunRollupDeltas(ZoneInfo("UTC"))  # a new row: the run's first on the day
+            ledger.job_time(run_pk=run.pk, started_at=at, duration_ms=1500, sign=1)
+            ledger.apply_ledger()
             deltas = StepRollupDeltas(ZoneInfo("UTC"))
             figures = StepFigures(runs=1, attempts=1, histogram=[0] * durations.BUCKETS)
             deltas.move(requested_at=at, template=TEMPLATE, steps={"build": figures}, sign=1)
             deltas.apply()
-            holder_stripe.append(step_stripe())
+            holder_stripe.append(rollup_stripe())
             held.set()
             release.wait(30)
 
@@ -139,6 +144,8 @@ def test_an_events_batch_does_not_wait_for_a_batch_holding_the_same_step_rows(al
             )
             assert holder_stripe == [0]
             assert [(r.stripe, r.runs, r.calls) for r in rows] == [(0, 2, 0), (1, 0, 4)]
+            ledger_rows = RunLedger.objects.filter(run__run_id=RUN_ID).order_by("stripe")
+            assert [(r.stripe, r.job_ms, r.calls) for r in ledger_rows] == [(0, 1500, 0), (1, 0, 4)]
             day = at.date()
             report = step_report(start=day, end=day, template=TEMPLATE)
             (row,) = report.rows
@@ -148,10 +155,10 @@ def test_an_events_batch_does_not_wait_for_a_batch_holding_the_same_step_rows(al
         _in_thread(_cleanup, alpha.schema)
 
 
-def test_step_stripe_needs_a_transaction(alpha):
+def test_rollup_stripe_needs_a_transaction(alpha):
     def outside() -> None:  # a connection of its own, in autocommit: the lock would not hold
         with schema_context(alpha.schema):
-            step_stripe()
+            rollup_stripe()
 
     with pytest.raises(RuntimeError, match="in a transaction"):
         _in_thread(outside)
@@ -163,8 +170,8 @@ def test_a_stripe_is_held_by_one_transaction_at_a_time(alpha):
 
     def hold() -> None:
         with schema_context(alpha.schema), transaction.atomic():
-            seen.append(step_stripe())
-            seen.append(step_stripe())  # the same one again within the transaction
+            seen.append(rollup_stripe())
+            seen.append(rollup_stripe())  # the same one again within the transaction
             inside.set()
             release.wait(30)
 
@@ -175,7 +182,7 @@ def test_a_stripe_is_held_by_one_transaction_at_a_time(alpha):
 
         def other() -> None:
             with schema_context(alpha.schema), transaction.atomic():
-                seen.append(step_stripe())
+                seen.append(rollup_stripe())
 
         _in_thread(other)
     finally:
