@@ -107,6 +107,12 @@ def _fill_from_routes(
     the trace ids that the platform routed to several tenants (a span of those must name its
     tenant)."""
     wanting = {r.trace_id for r in records if not r.context.run_id or not r.context.tenant}
+    if host_tenant is not None and all(
+        r.context.run_id and r.context.project for r in records if r.trace_id in wanting
+    ):
+        # A tenant's key: a route could only name the tenant of these records, which is the
+        # key's anyway (they have their run and project): nothing to look up.
+        wanting = set()
     if not wanting:
         return records, set()
     with schema_context("public"):
@@ -278,8 +284,11 @@ def _unpark_for(tenant: Tenant, trace_ids: set[str], via_platform: bool) -> list
         with connection.cursor() as cursor:
             cursor.execute(sql + " RETURNING trace_id, span_id, record", params)
             taken = cursor.fetchall()
+        if not taken:
+            return []
         routes = {
-            r.trace_id: r for r in TraceRoute.objects.filter(tenant=tenant, trace_id__in=trace_ids)
+            r.trace_id: r
+            for r in TraceRoute.objects.filter(tenant=tenant, trace_id__in={t[0] for t in taken})
         }
     records = []
     for trace_id, span_id, data in taken:
