@@ -3,7 +3,7 @@
 Usage (the demo's environment; PostgreSQL as configured by DATABASE_URL):
     DEBUG=1 .venv/bin/python benchmarks/ingest.py [--batches 20] [--batch-size 5000]
         [--clients 2] [--workers 2] [--span-requests 20] [--spans-per-request 1000]
-        [--cpu-batches 5]
+        [--cpu-batches 5] [--only otlp]
 
 Creates a scratch tenant ``bench-ingest`` and an ingest key, starts gunicorn on a free loopback
 port, and measures:
@@ -18,7 +18,9 @@ port, and measures:
   and validate, then the whole batch with storing, fast decoder on and off (steadier than the
   HTTP rates on a loaded machine: other processes' load does not count);
 then prints one line per figure with the 1-minute load average, and the ratios HTTP / COPY and
-OTLP / COPY (COPY measured in the same run). Drops the tenant afterwards.
+OTLP / COPY (COPY measured in the same run). Drops the tenant afterwards. ``--only otlp`` measures
+the OTLP rate and the COPY rate only (no REST batches, no CPU figures): a quicker loop when working
+on the trace receiver.
 """
 
 from __future__ import annotations
@@ -216,7 +218,9 @@ def main() -> None:
     parser.add_argument("--span-requests", type=int, default=20)
     parser.add_argument("--spans-per-request", type=int, default=1000)
     parser.add_argument("--cpu-batches", type=int, default=5)
+    parser.add_argument("--only", choices=["otlp"], help="measure only OTLP (and COPY)")
     args = parser.parse_args()
+    only_otlp = args.only == "otlp"
 
     import django
 
@@ -245,7 +249,7 @@ def main() -> None:
     count = args.batches * args.batch_size
     # Both modes twice, in the order fast, general, general, fast: neither profits from going
     # first (cold server, runs and projects created) or from a quieter moment of the machine.
-    order = ["fast", "general", "general", "fast"]
+    order = ["fast"] if only_otlp else ["fast", "general", "general", "fast"]
     sets = [(mode, make_events(rng, count, samples)) for mode in order]
     spans, span_count = span_payloads(args.span_requests, args.spans_per_request)
     figures: list[str] = []
@@ -269,12 +273,13 @@ def main() -> None:
                 for _ in range(args.workers * 2)
             ]
             post_batches(port, host, key, "/api/v1/events", warm, "application/json", args.workers)
-            seconds = post_batches(
-                port, host, key, "/api/v1/events", bodies, "application/json", args.clients
-            )
-            rates[mode].append(len(events) / seconds)
-            say(f"http_events_per_second_{mode} {rates[mode][-1]:,.0f}")
-            say(f"http_batch_mean_seconds_{mode} {seconds / len(bodies):.3f}")
+            if not only_otlp:
+                seconds = post_batches(
+                    port, host, key, "/api/v1/events", bodies, "application/json", args.clients
+                )
+                rates[mode].append(len(events) / seconds)
+                say(f"http_events_per_second_{mode} {rates[mode][-1]:,.0f}")
+                say(f"http_batch_mean_seconds_{mode} {seconds / len(bodies):.3f}")
             if mode == "fast" and not spans_seconds:
                 spans_seconds = post_batches(
                     port, host, key, "/v1/traces", spans, "application/x-protobuf", args.clients
@@ -285,17 +290,21 @@ def main() -> None:
         from usage.models import LlmUsageEvent
 
         stored = LlmUsageEvent.objects.exclude(event_id__startswith="otlp-").count()
-        for line in cpu_per_batch(tenant, rng, samples, args.batch_size, args.cpu_batches):
-            say(line)
+        if not only_otlp:
+            for line in cpu_per_batch(tenant, rng, samples, args.batch_size, args.cpu_batches):
+                say(line)
         # The best of three, so that a noisy neighbour does not flatter the ratio.
         copy_rows_per_second = max(copy_rate(sets[0][1]) for _ in range(3))
     tenant_delete(tenant=tenant)
 
-    print(f"events_sent {len(sets) * count}")
-    print(f"events_stored {stored}")
+    if not only_otlp:
+        print(f"events_sent {len(sets) * count}")
+        print(f"events_stored {stored}")
     print(f"otlp_spans_sent {span_count}")
     say(f"raw_copy_rows_per_second {copy_rows_per_second:,.0f}")
     for mode, measured in rates.items():
+        if not measured:
+            continue
         rate = sum(measured) / len(measured)
         say(
             f"http_to_copy_ratio_{mode} {rate / copy_rows_per_second:.3f} (mean of {len(measured)})"

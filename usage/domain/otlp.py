@@ -118,6 +118,11 @@ STATUS_NAMES = {
 }
 
 
+_ERROR = Status.STATUS_CODE_ERROR
+# Every attribute that makes a span a usage span: a span with none of them is not an LLM call.
+_USAGE_KEYS = frozenset((*INPUT_KEYS, *OUTPUT_KEYS))
+
+
 class OtlpMediaTypeError(OtlpDecodeError):
     """A Content-Type OTLP/HTTP does not use (answered 415)."""
 
@@ -398,7 +403,9 @@ def _flat(span: Span, resource: dict[str, Any], budget: _Budget) -> FlatSpan:
         exceptions=tuple(
             SpanEvent(_time(event.time_unix_nano), attributes(event.attributes, budget))
             for event in [e for e in span.events if e.name == "exception"][:MAX_ERRORS_PER_SPAN]
-        ),
+        )
+        if span.events
+        else (),
     )
 
 
@@ -592,7 +599,7 @@ class RejectedSpan:
 def _status(raw: Any, code: int) -> str:
     if isinstance(raw, str) and raw.strip().lower() in STATUS_NAMES:
         return STATUS_NAMES[raw.strip().lower()]
-    return "Failed" if code == Status.STATUS_CODE_ERROR else "Succeeded"
+    return "Failed" if code == _ERROR else "Succeeded"
 
 
 def _duration(attrs: dict[str, Any], key: str, span: FlatSpan) -> int | None:
@@ -604,7 +611,13 @@ def _duration(attrs: dict[str, Any], key: str, span: FlatSpan) -> int | None:
     return None
 
 
+_CONTEXT_KEYS = frozenset((*TENANT_KEYS, "run.id", *PROJECT_KEYS))
+_NOBODY = SpanContext()
+
+
 def _context_from(attrs: dict[str, Any]) -> SpanContext:
+    if _CONTEXT_KEYS.isdisjoint(attrs):  # most spans (a run's calls) name nobody themselves
+        return _NOBODY
     return SpanContext(
         tenant=str(_first(attrs, TENANT_KEYS) or ""),
         run_id=str(attrs.get("run.id") or ""),
@@ -618,18 +631,18 @@ def spans_map(
     """Records for every usable span, and the reason for every span that cannot be used. A span
     may end at ``latest`` at the most (the caller's now plus the clock skew it tolerates); None:
     no bound."""
-    by_id = {(s.trace_id, s.span_id): s for s in spans}
+    tree = _Tree(spans)
     trace_runs: dict[str, SpanContext] = {}
     for span in spans:
         if span.name == RUN_SPAN and span.attrs.get("run.id"):
             trace_runs[span.trace_id] = _context_from(span.attrs)
     records: list[SpanRecord] = []
     rejected: list[RejectedSpan] = []
-    nobody = SpanContext()
     resources: dict[int, SpanContext] = {}  # spans of a resource share its attribute dict
     run_ids: dict[str, str] = {}  # checked run ids (a trace's spans repeat its run id)
+    contexts: dict[tuple[str, str, str], SpanContext] = {}  # one object per distinct context
     for span in spans:
-        inherited = trace_runs.get(span.trace_id, nobody)
+        inherited = trace_runs.get(span.trace_id, _NOBODY)
         resource = resources.get(id(span.resource))
         if resource is None:
             resource = resources[id(span.resource)] = _context_from(span.resource)
@@ -642,12 +655,13 @@ def spans_map(
                     checked = _identifier(run_id, "run.id")
                     run_ids[run_id] = checked  # only ids that passed are remembered
                 run_id = checked
-            context = SpanContext(
+            key = (
                 context.tenant or inherited.tenant or resource.tenant,
                 run_id,
                 context.project or inherited.project or resource.project,
             )
-            record = _record(span, context, by_id, latest)
+            context = contexts.get(key) or contexts.setdefault(key, SpanContext(*key))
+            record = _record(span, context, tree, latest)
         except ValueError as problem:
             rejected.append(RejectedSpan(span.trace_id, span.span_id, span.name, str(problem)))
             continue
@@ -656,25 +670,39 @@ def spans_map(
     return records, rejected
 
 
-def _enclosing_job_span(span: FlatSpan, by_id: dict[tuple[str, str], FlatSpan]) -> FlatSpan | None:
-    parent = by_id.get((span.trace_id, span.parent_span_id))
-    for _ in range(64):  # bounded: parent chains in bad input may loop
+class _Tree:
+    """The request's spans by (trace id, span id), to find the job span enclosing a span; the
+    job id of each job span is checked once (its calls all ask for it)."""
+
+    def __init__(self, spans: list[FlatSpan]) -> None:
+        self.by_id = {(s.trace_id, s.span_id): s for s in spans}
+        self._job_ids: dict[int, str] = {}
+
+    def job_span(self, span: FlatSpan) -> FlatSpan | None:
+        by_id = self.by_id
+        parent = by_id.get((span.trace_id, span.parent_span_id))
+        for _ in range(64):  # bounded: parent chains in bad input may loop
+            if parent is None:
+                return None
+            if parent.name == JOB_SPAN and parent.attrs.get("job.id"):
+                return parent
+            parent = by_id.get((parent.trace_id, parent.parent_span_id))
+        return None
+
+    def job_id(self, span: FlatSpan) -> str:
+        """The checked id of the job span enclosing ``span``; "" when there is none or its id
+        is not valid (the job span itself is rejected with the reason)."""
+        parent = self.job_span(span)
         if parent is None:
-            return None
-        if parent.name == JOB_SPAN and parent.attrs.get("job.id"):
-            return parent
-        parent = by_id.get((parent.trace_id, parent.parent_span_id))
-    return None
-
-
-def _enclosing_job(span: FlatSpan, by_id: dict[tuple[str, str], FlatSpan]) -> str:
-    parent = _enclosing_job_span(span, by_id)
-    if parent is None:
-        return ""
-    try:
-        return _identifier(parent.attrs["job.id"], "job.id")
-    except ValueError:
-        return ""  # the job span itself is rejected with the reason
+            return ""
+        job_id = self._job_ids.get(id(parent))
+        if job_id is None:
+            try:
+                job_id = _identifier(parent.attrs["job.id"], "job.id")
+            except ValueError:
+                job_id = ""
+            self._job_ids[id(parent)] = job_id
+        return job_id
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -697,7 +725,10 @@ def _identifier(value: Any, name: str) -> str:
         raise ValueError(f"{name} {problem}") from None
 
 
-def _tokens(value: int | None, name: str) -> int | None:
+def _count(attrs: dict[str, Any], keys: tuple[str, ...], name: str) -> int | None:
+    """The token count under the first of ``keys`` the span has (None: none, or not a whole
+    number); ValueError beyond ``MAX_TOKENS``."""
+    value = _int(_first(attrs, keys))
     if value is not None and not 0 <= value <= MAX_TOKENS:
         raise ValueError(f"{name} must be between 0 and {MAX_TOKENS}")
     return value
@@ -722,26 +753,26 @@ def _clamped_duration(attrs: dict[str, Any], key: str, span: FlatSpan) -> int | 
 def _record(
     span: FlatSpan,
     context: SpanContext,
-    by_id: dict[tuple[str, str], FlatSpan],
+    tree: _Tree,
     latest: datetime | None,
 ) -> SpanRecord | None:
-    record = _usage_record(span, context, by_id, latest)
-    if not span.exceptions and span.status_code != Status.STATUS_CODE_ERROR:
+    record = _usage_record(span, context, tree, latest)
+    if not span.exceptions and span.status_code != _ERROR:
         return record
-    job = span if span.name == JOB_SPAN else _enclosing_job_span(span, by_id)
+    job = span if span.name == JOB_SPAN else tree.job_span(span)
     faults = span_faults(span, job, latest)
     if not faults:
         return record
     if record is None:
         _times(span, latest)
-        return ErrorSpan(span.trace_id, span.span_id, context, _enclosing_job(span, by_id), faults)
+        return ErrorSpan(span.trace_id, span.span_id, context, tree.job_id(span), faults)
     return replace(record, errors=faults)
 
 
 def _usage_record(
     span: FlatSpan,
     context: SpanContext,
-    by_id: dict[tuple[str, str], FlatSpan],
+    tree: _Tree,
     latest: datetime | None,
 ) -> SpanRecord | None:
     if span.name == RUN_SPAN:
@@ -749,8 +780,8 @@ def _usage_record(
     if span.name == JOB_SPAN:
         return job_span_map(span, context, latest)
     if span.name.startswith(EXTERNAL_PREFIX):
-        return external_span_map(span, context, _enclosing_job(span, by_id), latest)
-    return llm_span_map(span, context, lambda: _enclosing_job(span, by_id), latest)
+        return external_span_map(span, context, tree.job_id(span), latest)
+    return llm_span_map(span, context, lambda: tree.job_id(span), latest)
 
 
 def run_span_map(span: FlatSpan, context: SpanContext, latest: datetime | None) -> RunSpan:
@@ -762,7 +793,7 @@ def run_span_map(span: FlatSpan, context: SpanContext, latest: datetime | None) 
     failure = (
         attrs.get("run.failure_type")
         or attrs.get("error.type")
-        or (span.status_message if span.status_code == Status.STATUS_CODE_ERROR else None)
+        or (span.status_message if span.status_code == _ERROR else None)
     )
     return RunSpan(
         trace_id=span.trace_id,
@@ -836,8 +867,10 @@ def llm_span_map(
     """The LLM call of a span with token usage; None for a span without any (not a usage span:
     nothing to take from it, nothing lost). ``job_id`` is asked only for a usage span."""
     attrs = span.attrs
-    input_tokens = _tokens(_int(_first(attrs, INPUT_KEYS)), "input tokens")
-    output_tokens = _tokens(_int(_first(attrs, OUTPUT_KEYS)), "output tokens")
+    if _USAGE_KEYS.isdisjoint(attrs):
+        return None
+    input_tokens = _count(attrs, INPUT_KEYS, "input tokens")
+    output_tokens = _count(attrs, OUTPUT_KEYS, "output tokens")
     if input_tokens is None and output_tokens is None:
         return None
     model = _text(_first(attrs, MODEL_KEYS), MODEL_LENGTH)
@@ -846,8 +879,8 @@ def llm_span_map(
             "LLM span with token usage but no gen_ai.request.model / "
             "gen_ai.response.model / llm.model attribute"
         )
-    cached = _tokens(_int(_first(attrs, CACHE_READ_KEYS)), "cache read tokens") or 0
-    written = _tokens(_int(_first(attrs, CACHE_WRITE_KEYS)), "cache creation tokens") or 0
+    cached = _count(attrs, CACHE_READ_KEYS, "cache read tokens") or 0
+    written = _count(attrs, CACHE_WRITE_KEYS, "cache creation tokens") or 0
     input_tokens = input_tokens or 0
     if cached + written > input_tokens:
         # Some instrumentations (Anthropic's own counts) report input tokens without the cached
@@ -924,7 +957,7 @@ def span_faults(
                 attempt=attempt,
             )
         )
-    if faults or span.exceptions or span.status_code != Status.STATUS_CODE_ERROR or end is None:
+    if faults or span.exceptions or span.status_code != _ERROR or end is None:
         return tuple(faults)
     attrs = span.attrs
     error_type = _text(

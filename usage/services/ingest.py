@@ -228,11 +228,17 @@ def _copy_insert(
     params: dict[str, object] | None = None,
 ) -> list[tuple]:
     """COPY ``rows`` in and insert the new ones with the statement's ``params`` (the time zone
-    days are counted in, the step rollup's stripe); answers the statement's summary rows."""
+    days are counted in, the rollup stripe); answers the statement's summary rows. The temporary
+    table (``temp_ddl``, a ``CREATE TEMP TABLE``) is made once per database session and emptied
+    at every commit: creating and dropping it for each batch cost PostgreSQL more than the COPY,
+    and left dead rows in the system catalogs."""
     if not rows:
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(temp_ddl)
+    if not temp_ddl.startswith("CREATE TEMP TABLE "):
+        raise ValueError(f"not a CREATE TEMP TABLE statement: {temp_ddl[:40]!r}")
+    session_ddl = temp_ddl.replace("CREATE TEMP TABLE ", "CREATE TEMP TABLE IF NOT EXISTS ", 1)
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(session_ddl + " ON COMMIT DELETE ROWS")
         # Binary COPY: no text formatting of numbers and times on either side.
         with cursor.cursor.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(types)
@@ -240,7 +246,8 @@ def _copy_insert(
                 copy.write_row(row)
         cursor.execute(insert_sql, params)
         summary = cursor.fetchall()
-        cursor.execute(f"DROP TABLE {table}")  # a platform batch reuses it for the next tenant
+        # Emptied for the next tenant of a platform batch (S608: the callers' fixed names).
+        cursor.execute(f"DELETE FROM {table}")  # noqa: S608
         return summary
 
 

@@ -107,6 +107,12 @@ def _fill_from_routes(
     the trace ids that the platform routed to several tenants (a span of those must name its
     tenant)."""
     wanting = {r.trace_id for r in records if not r.context.run_id or not r.context.tenant}
+    if host_tenant is not None and all(
+        r.context.run_id and r.context.project for r in records if r.trace_id in wanting
+    ):
+        # A tenant's key: a route could only name the tenant of these records, which is the
+        # key's anyway (they have their run and project): nothing to look up.
+        wanting = set()
     if not wanting:
         return records, set()
     with schema_context("public"):
@@ -243,22 +249,35 @@ def _fill_projects_from_runs(records: list[SpanRecord]) -> list[SpanRecord]:
     ]
 
 
+ROUTES_INSERT = (
+    "INSERT INTO usage_platform_traceroute"
+    " (trace_id, tenant_id, run_id, project, via_platform, created_at)"
+    " SELECT t, %s, r, p, %s, %s FROM unnest(%s::text[], %s::text[], %s::text[])"
+    " WITH ORDINALITY AS x(t, r, p, n) ORDER BY n"
+    " ON CONFLICT DO NOTHING"  # the trace's route is known already: the first one stays
+)
+
+
 def _routes_save(tenant: Tenant, runs: list[RunSpan], via_platform: bool) -> None:
-    """The tenant's route of each run span's trace (the first run span of a trace wins)."""
-    routes: dict[str, TraceRoute] = {}
+    """The tenant's route of each run span's trace (the first run span of a trace wins), in
+    one statement."""
+    routes: dict[str, RunSpan] = {}
     for record in runs:
-        routes.setdefault(
-            record.trace_id,
-            TraceRoute(
-                tenant=tenant,
-                trace_id=record.trace_id,
-                run_id=record.context.run_id,
-                project=record.context.project,
-                via_platform=via_platform,
-            ),
+        routes.setdefault(record.trace_id, record)
+    if not routes:
+        return
+    with schema_context("public"), connection.cursor() as cursor:
+        cursor.execute(
+            ROUTES_INSERT,
+            [
+                tenant.pk,
+                via_platform,
+                timezone.now(),
+                list(routes),
+                [r.context.run_id for r in routes.values()],
+                [r.context.project for r in routes.values()],
+            ],
         )
-    with schema_context("public"):
-        TraceRoute.objects.bulk_create(routes.values(), ignore_conflicts=True)
 
 
 def _unpark_for(tenant: Tenant, trace_ids: set[str], via_platform: bool) -> list[SpanRecord]:
@@ -278,8 +297,11 @@ def _unpark_for(tenant: Tenant, trace_ids: set[str], via_platform: bool) -> list
         with connection.cursor() as cursor:
             cursor.execute(sql + " RETURNING trace_id, span_id, record", params)
             taken = cursor.fetchall()
+        if not taken:
+            return []
         routes = {
-            r.trace_id: r for r in TraceRoute.objects.filter(tenant=tenant, trace_id__in=trace_ids)
+            r.trace_id: r
+            for r in TraceRoute.objects.filter(tenant=tenant, trace_id__in={t[0] for t in taken})
         }
     records = []
     for trace_id, span_id, data in taken:

@@ -11,6 +11,7 @@ a bulk load such as the demo seed, after a change of time zone, or to repair).
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable
@@ -232,32 +233,71 @@ class StepRollupDeltas:
             self._deltas[(day, template, name)].add(figures, sign)
 
     def apply(self) -> None:
+        """Two statements for the batch: lock (creating the missing ones) and read the rows of
+        this transaction's stripe in key order, then write them back with the deltas added."""
         keys = sorted(k for k, d in self._deltas.items() if not d.is_zero())
-        stripe = rollup_stripe() if keys else 0
-        for key in keys:
-            delta = self._deltas[key]
-            day, template, step_name = key
-            row, _ = StepDaily.objects.select_for_update().get_or_create(
-                day=day,
-                template=template,
-                step_name=step_name,
-                stripe=stripe,
-                defaults={"duration_histogram": [0] * durations.BUCKETS, "failure_types": {}},
+        if not keys:
+            return
+        stripe = rollup_stripe()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                STEP_DAILY_LOCK,
+                [
+                    stripe,
+                    _array_text([0] * durations.BUCKETS),
+                    *([k[n] for k in keys] for n in range(3)),
+                ],
             )
-            current = StepFigures(
-                **{name: getattr(row, name) for name in StepFigures.COUNTS},
-                histogram=_padded(row.duration_histogram),
-                failure_types=dict(row.failure_types),
-                cost=row.cost,
+            rows = {(row[1], row[2], row[3]): row for row in cursor.fetchall()}
+            written = []
+            for key in keys:
+                row = rows[key]
+                counts = dict(zip(StepFigures.COUNTS, row[4:-3], strict=True))
+                histogram, failure_types, cost = row[-3:]
+                if isinstance(failure_types, str):
+                    failure_types = json.loads(failure_types)
+                current = StepFigures(
+                    **counts,
+                    histogram=_padded(histogram),
+                    failure_types=dict(failure_types),
+                    cost=cost,
+                )
+                current.add(self._deltas[key])
+                written.append((row[0], current))
+            cursor.execute(
+                STEP_DAILY_WRITE,
+                [
+                    [pk for pk, _ in written],
+                    *([getattr(f, name) for _, f in written] for name in StepFigures.COUNTS),
+                    [_array_text(f.histogram) for _, f in written],
+                    [json.dumps(f.failure_types) for _, f in written],
+                    [f.cost for _, f in written],
+                ],
             )
-            current.add(delta)
-            for name in StepFigures.COUNTS:
-                setattr(row, name, getattr(current, name))
-            row.cost = current.cost
-            row.duration_histogram = current.histogram
-            row.failure_types = current.failure_types
-            row.save()
         self._deltas.clear()
+
+
+_STEP_COUNTS = ", ".join(StepFigures.COUNTS)
+# Every key's row, locked in key order in one statement (the order of every ingest path): the
+# missing ones are created empty, the others touched (``DO UPDATE`` is what locks and returns
+# them; a ``SELECT ... FOR UPDATE`` after an insert of the missing ones would take the locks
+# out of key order).
+STEP_DAILY_LOCK = f"""
+INSERT INTO usage_stepdaily (stripe, day, template, step_name, duration_histogram, failure_types)
+SELECT %s, d, t, s, %s::bigint[], '{{}}'
+FROM unnest(%s::date[], %s::text[], %s::text[]) WITH ORDINALITY AS k(d, t, s, o)
+ORDER BY o
+ON CONFLICT (day, template, step_name, stripe) DO UPDATE SET day = EXCLUDED.day
+RETURNING id, day, template, step_name, {_STEP_COUNTS}, duration_histogram, failure_types, cost
+"""  # noqa: S608 - fixed names
+STEP_DAILY_WRITE = f"""
+UPDATE usage_stepdaily AS s
+SET {", ".join(f"{c} = v.{c}" for c in StepFigures.COUNTS)},
+    duration_histogram = v.h::bigint[], failure_types = v.f::jsonb, cost = v.cost
+FROM unnest(%s::bigint[], {", ".join("%s::bigint[]" for _ in StepFigures.COUNTS)}, %s::text[],
+    %s::text[], %s::numeric[]) AS v(id, {_STEP_COUNTS}, h, f, cost)
+WHERE s.id = v.id
+"""  # noqa: S608 - fixed names
 
 
 LLM_REBUILD = """

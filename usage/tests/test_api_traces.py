@@ -465,3 +465,64 @@ def test_llm_spans_past_the_tenants_retention_are_rejected(alpha):
     with schema_context(alpha.schema):
         assert LlmUsageEvent.objects.count() == 0
         assert Run.objects.filter(run_id="run-otel-1").exists()  # the run itself is kept
+
+
+def _factory_runs(prefix: str, runs: int, steps: int) -> list:
+    """``runs`` traced runs of ``steps`` jobs, each with 3 LLM calls (the benchmark's shape)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    for n in range(runs):
+        run = {"run.id": f"{prefix}-{n}", "run.project_id": "traced", "run.status": "succeeded"}
+        with tracer.start_as_current_span("factory.run.execute", attributes=run):
+            for step in range(steps):
+                job = {
+                    "job.id": f"j{step}",
+                    "job.step_name": f"step-{step}",
+                    "job.duration_ms": 1500,
+                }
+                with tracer.start_as_current_span("factory.job.execute", attributes=job):
+                    for _ in range(3):
+                        with tracer.start_as_current_span(
+                            "chat",
+                            attributes={
+                                "gen_ai.provider.name": "openai",
+                                "gen_ai.request.model": "gpt-4.1-mini",
+                                "gen_ai.usage.input_tokens": 3000,
+                                "gen_ai.usage.output_tokens": 200,
+                            },
+                        ):
+                            pass
+    return exporter.get_finished_spans()
+
+
+def test_statements_per_request_do_not_grow_with_its_runs_steps_and_spans(alpha):
+    """Runs, jobs, calls, the step rollup and routes are written set-based: a request of 20
+    runs of 6 steps (500 spans) issues as many SQL statements as one of 2 runs of 2 steps (18
+    spans), new or re-sent."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _, key = key_for(alpha, ["ingest"])
+    post_spans(alpha.host, key, _factory_runs("warm", 1, 1))  # the project, first rollup rows
+    counts = []
+    for prefix, runs, steps in (("small", 2, 2), ("large", 20, 6)):
+        spans = _factory_runs(prefix, runs, steps)
+        for _ in ("new", "re-sent"):
+            with CaptureQueriesContext(connection) as queries:
+                response = post_spans(alpha.host, key, spans)
+            assert response.status_code == 200
+            assert parse_response(response).partial_success.rejected_spans == 0
+            counts.append(len(queries))
+    small_new, small_again, large_new, large_again = counts
+    assert (large_new, large_again) == (small_new, small_again)
+    with schema_context(alpha.schema):
+        assert Run.objects.filter(run_id__startswith="large-").count() == 20
+        assert Job.objects.filter(run__run_id__startswith="large-").count() == 120
+        assert LlmUsageEvent.objects.filter(run__run_id__startswith="large-").count() == 360
+        assert ExternalCall.objects.filter(run__run_id__startswith="large-").count() == 360
