@@ -102,13 +102,6 @@ LLM_LEDGER = {  # the run ledger's LLM measures (usage_runledger columns)
 }
 
 
-# An event id already stored with a time up to this many days from the new one's is the same
-# event sent again (a sender that re-stamps a retry, a replayed backlog); the probe reads only
-# the partitions of that window (run-time pruning), not every month the tenant retains: one
-# probe per retained month made a 5,000-event batch's check grow with the retention.
-DUPLICATE_WINDOW_DAYS = 7
-
-
 def _rollup_sql(
     *,
     event_table: str,
@@ -140,11 +133,7 @@ def _rollup_sql(
 WITH inserted AS (
     INSERT INTO {event_table} ({cols}, received_at)
     SELECT {cols}, now() FROM {temp} t
-    WHERE NOT EXISTS (
-        SELECT 1 FROM {event_table} e WHERE e.event_id = t.event_id
-        AND e.occurred_at > t.occurred_at - interval '{DUPLICATE_WINDOW_DAYS} days'
-        AND e.occurred_at < t.occurred_at + interval '{DUPLICATE_WINDOW_DAYS} days'
-    )
+    WHERE NOT EXISTS (SELECT 1 FROM {event_table} e WHERE e.event_id = t.event_id)
     ORDER BY event_id
     ON CONFLICT (event_id, occurred_at) DO NOTHING
     RETURNING event_id

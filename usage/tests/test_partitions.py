@@ -17,7 +17,7 @@ from tests.support import bearer, host_client, key_for, llm_event_in
 from usage.models import LlmUsageDaily, LlmUsageEvent, RunLedger
 from usage.pricing import pricer_for
 from usage.selectors.partitions import partition_months, partitions_list
-from usage.services.ingest import DUPLICATE_WINDOW_DAYS, events_ingest
+from usage.services.ingest import events_ingest
 from usage.services.partitions import (
     RAW_EVENT_TABLES,
     partitions_ensure_between,
@@ -124,23 +124,6 @@ def test_an_id_already_stored_in_another_month_is_a_duplicate(alpha):
         assert (result.accepted, result.duplicates) == (0, 1)
         assert _where_rows_are() == {"usage_llmusageevent_p2025_03": 1}
         assert LlmUsageDaily.objects.aggregate(n=Sum("calls"))["n"] == 1
-
-
-def test_an_id_stored_more_than_the_duplicate_window_away_is_another_event(alpha):
-    """Ids are compared within DUPLICATE_WINDOW_DAYS of the event's time, so the check reads a
-    week's partitions, not every month retained."""
-    tenant = alpha.tenant
-    first = datetime(2025, 3, 31, 23, tzinfo=UTC)
-    _store(tenant, first)
-    later = first + timedelta(days=DUPLICATE_WINDOW_DAYS, hours=1)
-    again = llm_event_in(f"e-0-{first:%Y%m%d%H}", later, position=0)
-    with schema_context(alpha.schema):
-        result = events_ingest(events=[again], pricer=pricer_for(tenant))
-        assert (result.accepted, result.duplicates) == (1, 0)
-        assert _where_rows_are() == {
-            "usage_llmusageevent_p2025_03": 1,
-            "usage_llmusageevent_p2025_04": 1,
-        }
 
 
 def test_rows_waiting_in_default_move_to_their_new_month(alpha):
