@@ -184,7 +184,7 @@ StepKey = tuple[date, str, str]  # the run's local day requested, template, step
 # queued behind each other's row locks until each committed (under mixed load most ingest
 # backends waited there, seconds at a time). A transaction takes the lowest free stripe with a
 # transaction-scoped advisory lock and writes only that stripe's rows of both tables; more
-# stripes than the server has request threads, so a free one is always found. Readers sum a
+# stripes than the server has request threads, so a free one is found. Readers sum a
 # key's rows.
 ROLLUP_STRIPES = 32
 _STRIPE_LOCK = "hashtext(current_schema() || ':rollup-stripe')"
@@ -197,18 +197,19 @@ _STRIPE_FREE = (
 def rollup_stripe() -> int:
     """A stripe of the current schema's striped rollups (``StepDaily``, ``RunLedger``) that this
     transaction alone writes until it commits (the same one on every call while it is the lowest
-    this transaction can hold)."""
+    this transaction can hold). Never waits: with every stripe taken, one is shared."""
     if not connection.in_atomic_block:
         raise RuntimeError("rollup_stripe() holds a stripe until commit: call it in a transaction")
     with connection.cursor() as cursor:
         cursor.execute(_STRIPE_FREE, [ROLLUP_STRIPES])
         row = cursor.fetchone()
-        if row is not None:
-            return int(row[0])
-        # Every stripe busy: wait for one (more writers than stripes; not seen in practice).
-        stripe = secrets.randbelow(ROLLUP_STRIPES)
-        cursor.execute(f"SELECT pg_advisory_xact_lock({_STRIPE_LOCK}, %s)", [stripe])
-        return stripe
+    if row is not None:
+        return int(row[0])
+    # Every stripe busy (more writers than stripes; not seen in practice): share one without
+    # its lock. Waiting for a stripe's lock could deadlock, since callers already hold row locks
+    # (runs, jobs); sharing only brings back row-lock waits, in the one key order every writer
+    # keeps, as before the stripes.
+    return secrets.randbelow(ROLLUP_STRIPES)
 
 
 class StepRollupDeltas:

@@ -21,6 +21,7 @@ from usage.domain.runs import JobUpdate, RunUpdate
 from usage.domain.steps import StepFigures
 from usage.models import Run, RunLedger, StepDaily
 from usage.pricing import pricer_for
+from usage.selectors import run_filter_choices
 from usage.selectors.cost_drivers import retry_cost_by_template
 from usage.selectors.steps import step_report
 from usage.services.ingest import events_ingest
@@ -231,3 +232,46 @@ def test_a_key_whose_stripes_add_up_to_no_runs_is_not_shown(alpha):
         )
         day = date(2026, 3, 2)
         assert step_report(start=day, end=day, template=TEMPLATE).rows == []
+
+
+def test_a_failure_type_whose_stripes_cancel_out_is_not_offered_as_a_filter(alpha):
+    with schema_context(alpha.schema):
+        StepDaily.objects.bulk_create(
+            [
+                _step_row(0, runs=1, failure_types={"timeout": 1, "oom": 2}),
+                _step_row(1, failure_types={"timeout": -1}),  # the failed attempt moved out
+            ]
+        )
+        types = run_filter_choices().failure_types
+        assert "oom" in types
+        assert "timeout" not in types
+
+
+def test_with_every_stripe_taken_a_stripe_is_shared_without_waiting(alpha, monkeypatch):
+    from usage.services import rollups
+
+    monkeypatch.setattr(rollups, "ROLLUP_STRIPES", 1)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with schema_context(alpha.schema), transaction.atomic():
+            rollup_stripe()
+            inside.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=lambda: _in_thread(hold))
+    holder.start()
+    try:
+        assert inside.wait(30)
+
+        def other() -> None:
+            with schema_context(alpha.schema), transaction.atomic():
+                with connection.cursor() as cursor:  # waiting for the stripe fails this test
+                    cursor.execute("SET LOCAL lock_timeout = '1s'")
+                assert rollup_stripe() == 0
+
+        _in_thread(other)
+        assert not release.is_set()
+    finally:
+        release.set()
+        holder.join(60)
