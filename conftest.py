@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 
 from billing.pricing.book import pricebook_refresh
 from factory_portal.accounts.models import Role
@@ -36,8 +36,15 @@ from tests.support import (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing() -> Iterator[None]:
+    """Passwords hashed with few PBKDF2 iterations (``tests/hashers.py``): logins are everywhere."""
+    with override_settings(PASSWORD_HASHERS=["tests.hashers.QuickPBKDF2PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def django_db_setup(django_db_setup, django_db_blocker, _quick_password_hashing) -> Iterator[None]:  # type: ignore[no-untyped-def]
     # pytest-django only creates the test database when a collected test is marked django_db;
     # never let session fixtures write to the development database.
     if not connection.settings_dict["NAME"].startswith("test"):

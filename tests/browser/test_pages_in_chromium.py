@@ -327,7 +327,9 @@ def _log_in(driver, base: str, email: str) -> None:  # type: ignore[no-untyped-d
 def _wait(driver, condition, timeout: float = 15):  # type: ignore[no-untyped-def]
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    # Polled every 50 ms, not Selenium's default 500 ms: most waits are for a chart drawn or a
+    # page loaded a moment later, and each one otherwise cost up to half a second.
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
 
 
 def _console_errors(driver) -> list[str]:  # type: ignore[no-untyped-def]
