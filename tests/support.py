@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, connections
 from django.http import HttpResponse
 from django.test import Client
 from django.utils import timezone
@@ -310,3 +311,23 @@ def real_worker(**options: object) -> Iterator[object]:
     finally:
         root.setLevel(level)
         root.handlers[:] = handlers
+
+
+def in_own_connection(target: Callable[..., object], *args: object) -> None:
+    """``target(*args)`` in a thread, on a database connection of its own (its work commits,
+    unlike the test's); its exception is raised here."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    if errors:
+        raise errors[0]

@@ -8,10 +8,10 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
-from tests.support import llm_event_in
+from tests.support import in_own_connection, llm_event_in
 from usage.models import Project, Run
 from usage.pricing import pricer_for
 from usage.services.ingest import events_ingest
@@ -20,25 +20,6 @@ pytestmark = pytest.mark.django_db
 
 SLUG = "lockwait"
 RUN_ID = "lockwait-run-1"
-
-
-def _in_thread(target, *args) -> None:  # type: ignore[no-untyped-def]
-    """Runs ``target`` on a connection of its own (committed work, unlike the test's)."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            target(*args)
-        except BaseException as exc:  # re-raised in the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    if errors:
-        raise errors[0]
 
 
 def _create_run(schema: str) -> None:
@@ -69,7 +50,7 @@ def _cleanup(schema: str) -> None:
 
 
 def test_events_of_a_run_being_updated_do_not_wait_for_that_update(alpha):
-    _in_thread(_create_run, alpha.schema)
+    in_own_connection(_create_run, alpha.schema)
     updated, release = threading.Event(), threading.Event()
 
     def lifecycle_batch() -> None:
@@ -80,7 +61,7 @@ def test_events_of_a_run_being_updated_do_not_wait_for_that_update(alpha):
             updated.set()
             release.wait(30)
 
-    holder = threading.Thread(target=lambda: _in_thread(lifecycle_batch))
+    holder = threading.Thread(target=lambda: in_own_connection(lifecycle_batch))
     holder.start()
     try:
         assert updated.wait(30)
@@ -100,9 +81,9 @@ def test_events_of_a_run_being_updated_do_not_wait_for_that_update(alpha):
                 )
                 assert result.accepted == 3
 
-        _in_thread(ingest)
+        in_own_connection(ingest)
         assert not release.is_set()  # stored while the lifecycle batch still held the run
     finally:
         release.set()
         holder.join(60)
-        _in_thread(_cleanup, alpha.schema)
+        in_own_connection(_cleanup, alpha.schema)

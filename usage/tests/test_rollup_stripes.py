@@ -12,10 +12,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
-from tests.support import llm_event_in
+from tests.support import in_own_connection, llm_event_in
 from usage.domain import durations
 from usage.domain.runs import JobUpdate, RunUpdate
 from usage.domain.steps import StepFigures
@@ -32,25 +32,6 @@ pytestmark = pytest.mark.django_db
 
 TEMPLATE = "stripe-tpl"
 RUN_ID = "stripe-run-1"
-
-
-def _in_thread(target, *args) -> None:  # type: ignore[no-untyped-def]
-    """Runs ``target`` on a connection of its own (committed work, unlike the test's)."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            target(*args)
-        except BaseException as exc:  # re-raised in the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    if errors:
-        raise errors[0]
 
 
 def _run_with_job(schema: str, at: datetime) -> None:
@@ -88,7 +69,7 @@ def _cleanup(schema: str) -> None:
 
 def test_an_events_batch_does_not_wait_for_a_batch_holding_the_same_step_and_ledger_rows(alpha):
     at = datetime.now(UTC) - timedelta(minutes=10)
-    _in_thread(_run_with_job, alpha.schema, at)
+    in_own_connection(_run_with_job, alpha.schema, at)
     held, release = threading.Event(), threading.Event()
     holder_stripe: list[int] = []
 
@@ -108,7 +89,7 @@ def test_an_events_batch_does_not_wait_for_a_batch_holding_the_same_step_and_led
             held.set()
             release.wait(30)
 
-    holder = threading.Thread(target=lambda: _in_thread(lifecycle_batch))
+    holder = threading.Thread(target=lambda: in_own_connection(lifecycle_batch))
     holder.start()
     try:
         assert held.wait(30)
@@ -133,7 +114,7 @@ def test_an_events_batch_does_not_wait_for_a_batch_holding_the_same_step_and_led
                 )
                 assert result.accepted == 4
 
-        _in_thread(ingest)
+        in_own_connection(ingest)
         assert not release.is_set()  # stored while the other batch still held its rows
     finally:
         release.set()
@@ -153,7 +134,7 @@ def test_an_events_batch_does_not_wait_for_a_batch_holding_the_same_step_and_led
             assert (row.current.runs, row.current.calls) == (2, 4)
             assert row.current.ai_cost == Decimal("1.00")
     finally:
-        _in_thread(_cleanup, alpha.schema)
+        in_own_connection(_cleanup, alpha.schema)
 
 
 def test_rollup_stripe_needs_a_transaction(alpha):
@@ -162,7 +143,7 @@ def test_rollup_stripe_needs_a_transaction(alpha):
             rollup_stripe()
 
     with pytest.raises(RuntimeError, match="in a transaction"):
-        _in_thread(outside)
+        in_own_connection(outside)
 
 
 def test_a_stripe_is_held_by_one_transaction_at_a_time(alpha):
@@ -176,7 +157,7 @@ def test_a_stripe_is_held_by_one_transaction_at_a_time(alpha):
             inside.set()
             release.wait(30)
 
-    holder = threading.Thread(target=lambda: _in_thread(hold))
+    holder = threading.Thread(target=lambda: in_own_connection(hold))
     holder.start()
     try:
         assert inside.wait(30)
@@ -185,11 +166,11 @@ def test_a_stripe_is_held_by_one_transaction_at_a_time(alpha):
             with schema_context(alpha.schema), transaction.atomic():
                 seen.append(rollup_stripe())
 
-        _in_thread(other)
+        in_own_connection(other)
     finally:
         release.set()
         holder.join(60)
-    _in_thread(other)  # the first is free again once its holder committed
+    in_own_connection(other)  # the first is free again once its holder committed
     assert seen == [0, 0, 1, 0]
 
 
@@ -259,7 +240,7 @@ def test_with_every_stripe_taken_a_stripe_is_shared_without_waiting(alpha, monke
             inside.set()
             release.wait(30)
 
-    holder = threading.Thread(target=lambda: _in_thread(hold))
+    holder = threading.Thread(target=lambda: in_own_connection(hold))
     holder.start()
     try:
         assert inside.wait(30)
@@ -270,7 +251,7 @@ def test_with_every_stripe_taken_a_stripe_is_shared_without_waiting(alpha, monke
                     cursor.execute("SET LOCAL lock_timeout = '1s'")
                 assert rollup_stripe() == 0
 
-        _in_thread(other)
+        in_own_connection(other)
         assert not release.is_set()
     finally:
         release.set()
