@@ -25,7 +25,7 @@ from factory_portal.tenants.selectors import tenant_by_slug
 from factory_portal.tenants.services import public_tenant_ensure, tenant_create, tenant_delete
 from web.demo.billing import demo_billing
 from web.demo.generate import TenantProfile, generate_history
-from web.demo.load import LoadResult, history_load
+from web.demo.load import LoadResult, history_load, schema_analyze
 from web.demo.profiles import PROFILES
 from web.demo.runtime import metrics_store, runtime_history_store
 from web.demo.traces import TokenSampler
@@ -110,6 +110,7 @@ def demo_seed(
                 scale=profile.runs_per_day / 30,
                 zone_offset_hours=_offset_hours(created.tenant, now),
             )
+            schema_analyze()
         tenant = created.tenant
         tenant.usage_complete_until = max((e.occurred_at for e in history.llm), default=None)
         tenant.save(update_fields=["usage_complete_until"])
@@ -136,4 +137,6 @@ def demo_seed(
         tenants = [s.tenant for s in seeded]
         for line in demo_billing(seed=seed, now=now, months=3, tenants=tenants):
             progress(line)
+        with schema_context("public"):
+            schema_analyze()  # the platform's metric points and bills, for the operator pages
     return seeded

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -110,3 +111,28 @@ def test_seed_demo_leaves_existing_tenants_alone_unless_reset():
     )
     assert reset.result is not None
     assert host_client("demo-small.localhost").get("/login/").status_code == 200
+
+
+def test_seed_demo_leaves_planner_statistics_on_the_tables_it_loaded():
+    """Rows COPYed in have no statistics until autovacuum analyses them (it cannot see this
+    test's open transaction at all): the seed analyses them itself, or a fresh demo's pages plan
+    their queries as if the tables were empty."""
+    [seeded] = demo_seed(
+        seed=7,
+        now=timezone.now(),
+        days=3,
+        password="demo-pass-1234",
+        profiles=(SMALL_PROFILE,),
+        billing=False,
+        metric_days=1,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT tablename FROM pg_stats WHERE schemaname = %s",
+            [seeded.tenant.schema_name],
+        )
+        analysed = {name for (name,) in cursor.fetchall()}
+    assert {"usage_run", "usage_job", "usage_llmusagedaily", "runtime_metricpoint"} <= analysed
+    # A partitioned event table is analysed with its partitions.
+    assert "usage_llmusageevent" in analysed
+    assert any(name.startswith("usage_llmusageevent_p") for name in analysed)
