@@ -176,7 +176,9 @@ def template_sql() -> _Dump | None:
         pg_dump = pg_dump_path()
         if pg_dump is None:
             return None
-        dump = _dump(pg_dump, heads)
+        # No template yet (a new installation's first tenant) or one for other migrations:
+        # nothing to dump, so it is made first where it can be committed.
+        dump = _dump(pg_dump, heads) if _template_heads() == heads else None
         if dump is None and not connection.in_atomic_block:
             template_ensure(heads=heads)
             dump = _dump(pg_dump, heads)

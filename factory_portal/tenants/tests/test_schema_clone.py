@@ -111,11 +111,27 @@ def test_without_cloning_the_schema_is_migrated(monkeypatch):
         assert schema_clone.schema_clone("never_made") is False
     assert calls == []
     # in a transaction, with no usable dump, the template is not (re)made: the caller migrates
+    monkeypatch.setattr(schema_clone, "_template_heads", schema_clone.migration_heads)
     assert schema_clone.schema_clone("never_made") is False
     assert len(calls) == 1
     tenant = Tenant(schema_name="delta", slug="delta", name="Delta")
     tenant.save(verbosity=0)
     assert _catalog("delta")["migrations"] == _catalog("alpha")["migrations"]
+
+
+def test_a_missing_template_is_not_dumped(monkeypatch, caplog):
+    """A new installation's first tenant: with no template (or one of other migrations) there is
+    nothing to dump, so pg_dump is not run and no failure is logged; in a transaction the
+    template cannot be made either, and the caller migrates."""
+    calls = []
+    monkeypatch.setattr(schema_clone, "_dump", lambda *a: calls.append(a) or None)
+    schema_clone._dump_cache.clear()
+    for recorded in (None, "0" * 32):
+        monkeypatch.setattr(schema_clone, "_template_heads", lambda recorded=recorded: recorded)
+        with caplog.at_level("WARNING", logger=schema_clone.logger.name):
+            assert schema_clone.template_sql() is None
+    assert calls == []
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_the_template_is_made_again_when_the_migrations_change():
