@@ -456,6 +456,9 @@ _FAN_OUT_TASKS: list[dict[str, Any]] = [
     # Raw event partitions: months ahead created, months past each tenant's retention dropped.
     {"name": "partitions-maintain", "task": "usage.tasks.partitions_maintain_all",
      "every": float(env_int("PARTITIONS_MAINTAIN_EVERY_S", 24 * 3600)), "tenants": "all"},
+    # Striped rollup rows of past days folded into one row per key (usage.services.stripes).
+    {"name": "rollup-stripes-fold", "task": "usage.tasks.rollup_stripes_fold_all",
+     "every": float(env_int("ROLLUP_STRIPES_FOLD_EVERY_S", 24 * 3600)), "tenants": "active"},
     {"name": "metrics-retention", "task": "runtime.tasks.metrics_retention_all",
      "every": float(env_int("METRICS_RETENTION_EVERY_S", 3600)), "tenants": "all"},
     {"name": "oncall-evaluate", "task": "alerts.oncall.tasks.oncall_evaluate_all",

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from django.db import connection
+from datetime import timedelta
 
+from django.db import connection
+from django.utils import timezone
+
+from factory_portal import periods
 from factory_portal.celery import app
+from factory_portal.tenants.connection import connection_zone
 from factory_portal.tenants.fanout import tenants_fan_out
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.services import tenant_usage_complete_record
 from usage.selectors import usage_complete_until
 from usage.services.otlp import pending_spans_expire as pending_spans_expire_service
 from usage.services.partitions import partitions_maintain
+from usage.services.stripes import stripes_fold
 
 
 @app.task
@@ -45,3 +51,23 @@ def partitions_maintain_tenant() -> list[str]:
     """Runs in its tenant's schema: months ahead created, expired months detached and dropped;
     returns the partitions dropped."""
     return partitions_maintain(tenant=Tenant.objects.get(schema_name=connection.schema_name))
+
+
+@app.task
+def rollup_stripes_fold_all() -> int:
+    """Beat (daily): fold the striped rollup rows of past days into stripe 0 (one task per
+    active tenant: idle ones write no new stripes)."""
+    return tenants_fan_out(rollup_stripes_fold_tenant)
+
+
+@app.task
+def rollup_stripes_fold_tenant() -> dict[str, object]:
+    """Runs in its tenant's schema: the days before yesterday (the tenant's days) folded."""
+    today = periods.local_date(timezone.now(), connection_zone())
+    result = stripes_fold(before=today - timedelta(days=1))
+    return {
+        "schema": connection.schema_name,
+        "ledger_rows": result.ledger_rows,
+        "step_rows": result.step_rows,
+        "complete": result.complete,
+    }

@@ -212,6 +212,22 @@ def rollup_stripe() -> int:
     return secrets.randbelow(ROLLUP_STRIPES)
 
 
+_STRIPES_FREE = (
+    "SELECT k FROM generate_series(0, %s - 1) AS k"  # noqa: S608 - fixed SQL
+    f" WHERE pg_try_advisory_xact_lock({_STRIPE_LOCK}, k) ORDER BY k"
+)
+
+
+def rollup_stripes_hold() -> list[int]:
+    """Every stripe that no other transaction holds, taken by this one until it ends (for work
+    that moves rows between stripes: ``usage.services.stripes``). Never waits."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("rollup_stripes_hold() holds stripes until commit: use a transaction")
+    with connection.cursor() as cursor:
+        cursor.execute(_STRIPES_FREE, [ROLLUP_STRIPES])
+        return [int(k) for (k,) in cursor.fetchall()]
+
+
 class StepRollupDeltas:
     """Changes to ``StepDaily`` collected while runs and their jobs change: a run's figures per
     step (``usage.domain.steps.run_steps``) are taken out under its old day and template and put
@@ -233,6 +249,10 @@ class StepRollupDeltas:
         for name, figures in steps.items():
             self._deltas[(day, template, name)].add(figures, sign)
 
+    def add(self, key: StepKey, figures: StepFigures) -> None:
+        """Add ``figures`` to the step rollup row of ``key`` as they are (no day computed)."""
+        self._deltas[key].add(figures)
+
     def apply(self) -> None:
         """Two statements for the batch: lock (creating the missing ones) and read the rows of
         this transaction's stripe in key order, then write them back with the deltas added."""
@@ -253,16 +273,7 @@ class StepRollupDeltas:
             written = []
             for key in keys:
                 row = rows[key]
-                counts = dict(zip(StepFigures.COUNTS, row[4:-3], strict=True))
-                histogram, failure_types, cost = row[-3:]
-                if isinstance(failure_types, str):
-                    failure_types = json.loads(failure_types)
-                current = StepFigures(
-                    **counts,
-                    histogram=_padded(histogram),
-                    failure_types=dict(failure_types),
-                    cost=cost,
-                )
+                current = step_row_figures(row)
                 current.add(self._deltas[key])
                 written.append((row[0], current))
             cursor.execute(
@@ -278,7 +289,20 @@ class StepRollupDeltas:
         self._deltas.clear()
 
 
+def step_row_figures(row: tuple) -> StepFigures:
+    """The figures of a step rollup row read as ``STEP_ROW`` lists its columns (id, day,
+    template, step name, then the figures)."""
+    counts = dict(zip(StepFigures.COUNTS, row[4:-3], strict=True))
+    histogram, failure_types, cost = row[-3:]
+    if isinstance(failure_types, str):
+        failure_types = json.loads(failure_types)
+    return StepFigures(
+        **counts, histogram=_padded(histogram), failure_types=dict(failure_types), cost=cost
+    )
+
+
 _STEP_COUNTS = ", ".join(StepFigures.COUNTS)
+STEP_ROW = f"id, day, template, step_name, {_STEP_COUNTS}, duration_histogram, failure_types, cost"
 # Every key's row, locked in key order in one statement (the order of every ingest path): the
 # missing ones are created empty, the others touched (``DO UPDATE`` is what locks and returns
 # them; a ``SELECT ... FOR UPDATE`` after an insert of the missing ones would take the locks
@@ -289,7 +313,7 @@ SELECT %s, d, t, s, %s::bigint[], '{{}}'
 FROM unnest(%s::date[], %s::text[], %s::text[]) WITH ORDINALITY AS k(d, t, s, o)
 ORDER BY o
 ON CONFLICT (day, template, step_name, stripe) DO UPDATE SET day = EXCLUDED.day
-RETURNING id, day, template, step_name, {_STEP_COUNTS}, duration_histogram, failure_types, cost
+RETURNING {STEP_ROW}
 """  # noqa: S608 - fixed names
 STEP_DAILY_WRITE = f"""
 UPDATE usage_stepdaily AS s
