@@ -60,6 +60,8 @@ def overview(request: HttpRequest) -> HttpResponse:
             for name, cost in data.top_models
         ],
         "onboarding": onboarding_checklist(request),
+        # The footer's freshness (``web.context_processors``), read above already.
+        "portal_freshness": data.complete_until,
     }
     if can(request.user, "costs"):
         context["month_cost"] = month_cost(tenant=tenant, month=today)
