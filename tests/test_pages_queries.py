@@ -1,9 +1,11 @@
 """The tenant pages of every app and the web layer make as many queries with 33 runs as with 3:
-no page queries once per row."""
+no page queries once per row; the overview and the costs page make no more queries than they
+need."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -11,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from billing.services import budget_set
 from tests.support import llm_event_in, logged_in_client, run_finished, run_update
 from usage.domain.errors import ErrorIn, fingerprint
 from usage.pricing import pricer_for
@@ -87,3 +90,29 @@ def test_page_queries_do_not_grow_with_the_data(alpha, path):
     with CaptureQueriesContext(connection) as many:
         assert client.get(path).status_code == 200
     assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
+
+
+# The queries of the busiest pages, a budget of the tenant and one of a project set: a query
+# repeated within the request (the costs page's cache fingerprints, the overview's freshness or
+# the tenant's month cost, forecast and reservation read again for its budget) fails here.
+QUERY_BOUNDS = {"/": 30, "/costs/": 16}
+
+
+@pytest.mark.parametrize("path", QUERY_BOUNDS)
+def test_busy_pages_make_no_more_queries_than_they_need(alpha, path):
+    now = timezone.now()
+    with schema_context(alpha.schema):
+        for n in range(3):
+            requested = now - timedelta(hours=n + 1)
+            run_finished(f"r-{n}", "Succeeded", requested, 5, project=f"p{n % 2}")
+            events_ingest(
+                events=[llm_event_in(f"e-{n}", requested, project=f"p{n % 2}", run_id=f"r-{n}")],
+                pricer=pricer_for(alpha.tenant),
+            )
+        budget_set(amount=Decimal(100))
+        budget_set(amount=Decimal(50), project="p0")
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    client.get(path)  # warm caches that are filled once (sessions, cost summary, forecasts)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(path).status_code == 200
+    assert len(queries) <= QUERY_BOUNDS[path], [q["sql"][:120] for q in queries.captured_queries]

@@ -60,16 +60,22 @@ def overview(request: HttpRequest) -> HttpResponse:
             for name, cost in data.top_models
         ],
         "onboarding": onboarding_checklist(request),
+        # The footer's freshness (``web.context_processors``), read above already.
+        "portal_freshness": data.complete_until,
     }
     if can(request.user, "costs"):
-        context["month_cost"] = month_cost(tenant=tenant, month=today)
+        # The tenant's month cost, forecast and reservation serve its budget too (read once).
+        costs = month_cost(tenant=tenant, month=today)
         forecast = forecast_ensure(today=today)
+        reservation = guard_selectors.reservation()
+        budgets = budgets_status(tenant=tenant, now=now, month_costs=costs, forecasts=[forecast])
+        context["month_cost"] = costs
         context["chart"] = _daily_cost_chart(chosen, today, forecast, linked=linked)
         context["forecast"] = forecast
         context["forecast_method"] = forecast_method_label(forecast.method) if forecast else ""
-        context["budgets"] = budgets_status(tenant=tenant, now=now)
-        context["reserved_budgets"] = guard_selectors.budgets_reserved(context["budgets"])
-        context["reservation"] = guard_selectors.reservation()
+        context["budgets"] = budgets
+        context["reserved_budgets"] = guard_selectors.budgets_reserved(budgets, {"": reservation})
+        context["reservation"] = reservation
     if linked:
         context["durations"] = selectors.duration_percentiles(start=chosen.start, end=chosen.end)
     return render(request, "usage/overview.html", context)

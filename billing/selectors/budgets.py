@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 from billing.domain.forecasting import ForecastDay
 from billing.models import Budget, CostForecast
-from billing.selectors.periods import month_cost
+from billing.selectors.periods import PeriodCost, month_cost
 from factory_portal.money import percent
-from factory_portal.periods import local_date, month_last_day, month_of, zone
+from factory_portal.periods import local_date, month_last_day, month_of, next_month, zone
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 
@@ -54,16 +54,33 @@ def _crossing(
     )
 
 
-def budget_status(budget: Budget, *, tenant: Tenant, today: date) -> BudgetStatus:
+def budget_status(
+    budget: Budget,
+    *,
+    tenant: Tenant,
+    today: date,
+    month_costs: PeriodCost | None = None,
+    forecasts: Mapping[str, CostForecast] | None = None,
+) -> BudgetStatus:
     """The budget's month to date (the tenant's month of its day ``today``, today included) on
     its basis (AI, or AI plus the month's allocated infrastructure), with the month-end
     forecast: the complete days so far, today's actual or expected cost whichever is higher,
-    and the expected cost of the days left."""
+    and the expected cost of the days left.
+
+    ``month_costs`` (the tenant's cost of that month, every project) and ``forecasts`` (the
+    stored forecasts that start ``today``, by project; a project absent has none) are read here
+    unless the caller already has them."""
     month = month_of(today)
     month_last = month_last_day(month)
-    cost = month_cost(tenant=tenant, month=month, project=budget.project)
+    if month_costs is None:
+        cost = month_cost(tenant=tenant, month=month, project=budget.project)
+    else:
+        cost = month_costs.of_project(budget.project)
     spent = cost.total if budget.basis == Budget.Basis.TOTAL else cost.ai
-    forecast = CostForecast.objects.filter(project=budget.project, start=today).first()
+    if forecasts is None:
+        forecast = CostForecast.objects.filter(project=budget.project, start=today).first()
+    else:
+        forecast = forecasts.get(budget.project)
     month_end = hi80 = None
     expected = earliest = latest = None
     if forecast is not None:
@@ -107,9 +124,32 @@ def budget_status(budget: Budget, *, tenant: Tenant, today: date) -> BudgetStatu
     )
 
 
-def budgets_status(*, tenant: Tenant, now: datetime) -> list[BudgetStatus]:
-    """Every budget of the tenant on its day of ``now`` (its time zone)."""
+def budgets_status(
+    *,
+    tenant: Tenant,
+    now: datetime,
+    month_costs: PeriodCost | None = None,
+    forecasts: Iterable[CostForecast | None] = (),
+) -> list[BudgetStatus]:
+    """Every budget of the tenant on its day of ``now`` (its time zone). The month's cost is
+    read once for every budget, and the forecasts in one query; ``month_costs`` (the tenant's
+    cost of that month) and ``forecasts`` (stored forecasts, by any project) are not read again
+    when the caller has them."""
     today = local_date(now, zone(tenant.timezone))
+    budgets = list(Budget.objects.order_by("project"))
+    if not budgets:
+        return []
+    month = month_of(today)
+    if month_costs is None or (month_costs.start, month_costs.end) != (month, next_month(month)):
+        month_costs = month_cost(tenant=tenant, month=month)
+    starting_today = {f.project: f for f in forecasts if f is not None and f.start == today}
+    missing = {b.project for b in budgets} - {f.project for f in forecasts if f is not None}
+    if missing:
+        read = CostForecast.objects.filter(project__in=missing, start=today)
+        starting_today.update((f.project, f) for f in read)
     return [
-        budget_status(b, tenant=tenant, today=today) for b in Budget.objects.order_by("project")
+        budget_status(
+            b, tenant=tenant, today=today, month_costs=month_costs, forecasts=starting_today
+        )
+        for b in budgets
     ]

@@ -12,7 +12,7 @@ queries. Nothing here writes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -263,11 +263,16 @@ class ReservedBudget:
     over: bool  # ``with_reserved`` reaches the budget's amount
 
 
-def budgets_reserved(statuses: list[BudgetStatus]) -> list[ReservedBudget]:
-    """The stored forecast stays as it is; the reservation is added beside it."""
+def budgets_reserved(
+    statuses: list[BudgetStatus], known: Mapping[str, Reservation] | None = None
+) -> list[ReservedBudget]:
+    """The stored forecast stays as it is; the reservation is added beside it. ``known``: the
+    reservations the caller has read already, by project ("" the tenant's)."""
+    known = known or {}
     out = []
     for status in statuses:
-        held = reservation(project=status.budget.project)
+        project = status.budget.project
+        held = known[project] if project in known else reservation(project=project)
         base = status.forecast_month_end if status.forecast_month_end is not None else status.spent
         total = base + held.amount
         out.append(ReservedBudget(status, held, total, total >= status.budget.amount))

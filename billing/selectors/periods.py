@@ -12,7 +12,7 @@ not in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
@@ -60,6 +60,14 @@ class PeriodCost:
     @property
     def whole_months(self) -> list[date]:
         return whole_months(self.start, self.end)
+
+    def of_project(self, project: str) -> PeriodCost:
+        """What ``period_cost`` returns for the same days and ``project`` ("": every project),
+        taken from the tenant's cost (``self``) rather than read again."""
+        if not project:
+            return self
+        projects = {project: replace(self.projects[project])} if project in self.projects else {}
+        return replace(self, projects=projects)
 
 
 def whole_months(start: date, end: date) -> list[date]:

@@ -12,8 +12,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_tenants.utils import schema_context
 
-from billing.models import CostForecast
-from billing.selectors.budgets import AT_RISK, EXCEEDED, OK, budget_status
+from billing.models import Budget, CostForecast
+from billing.selectors.budgets import AT_RISK, EXCEEDED, OK, budget_status, budgets_status
+from billing.selectors.periods import month_cost
 from billing.services import budget_set, forecast_refresh, forecasts_refresh
 from billing.tasks import forecasts_refresh_tenant
 from tests.support import llm_event_in
@@ -77,6 +78,39 @@ def test_budget_status_on_actual_and_forecast(alpha):
         assert tight.crossing_lo80 <= tight.crossing_expected <= tight.crossing_hi80
         gone = budget_status(budget_set(amount=Decimal(100)), tenant=alpha.tenant, today=TODAY)
         assert gone.status == EXCEEDED
+
+
+def test_budgets_status_is_each_budgets_status_whatever_the_caller_passes(alpha):
+    _daily_spend(alpha, days=45, per_day="10")
+    _daily_spend(alpha, days=45, per_day="4", project="search")
+    now = datetime(2026, 11, 16, 12, tzinfo=UTC)  # TODAY in the tenant's time zone
+    with schema_context(alpha.schema):
+        forecasts_refresh(today=TODAY)
+        budget_set(amount=Decimal(300))
+        budget_set(amount=Decimal(100), project="checkout", basis=Budget.Basis.TOTAL)
+        budget_set(amount=Decimal(50), project="search")
+        each = [
+            budget_status(b, tenant=alpha.tenant, today=TODAY)
+            for b in Budget.objects.order_by("project")
+        ]
+        assert [s.budget.project for s in each] == ["", "checkout", "search"]
+        assert all(s.forecast_month_end is not None for s in each)
+        assert budgets_status(tenant=alpha.tenant, now=now) == each
+        # The caller's month cost and forecast are those read again otherwise.
+        tenant_forecast = CostForecast.objects.get(project="")
+        month = month_cost(tenant=alpha.tenant, month=TODAY)
+        given = budgets_status(
+            tenant=alpha.tenant, now=now, month_costs=month, forecasts=[tenant_forecast, None]
+        )
+        assert given == each
+        # Another month's cost is not used; a forecast that does not start today is none.
+        october = month_cost(tenant=alpha.tenant, month=date(2026, 10, 1))
+        assert budgets_status(tenant=alpha.tenant, now=now, month_costs=october) == each
+        CostForecast.objects.filter(project="").update(start=TODAY - timedelta(days=1))
+        tenant_forecast.start = TODAY - timedelta(days=1)
+        stale = budgets_status(tenant=alpha.tenant, now=now, forecasts=[tenant_forecast])
+        assert stale[0] == budget_status(stale[0].budget, tenant=alpha.tenant, today=TODAY)
+        assert stale[0].forecast_month_end is None and stale[1:] == each[1:]
 
 
 def test_budgets_are_validated(alpha):

@@ -235,23 +235,42 @@ def hourly_token_cost(*, start: datetime, end: datetime) -> Decimal:
     return Decimal(total)
 
 
+# One statement, one row: each derived table aggregates without GROUP BY, so yields exactly one
+# row. Table names come from the models, never from input.
+_ROLLUPS_FINGERPRINT_SQL = f"""
+SELECT l.*, r.*, i.*, g.*
+FROM (
+    SELECT count(*), sum(calls), sum(cost)
+    FROM {LlmUsageDaily._meta.db_table} WHERE day >= %(start)s AND day < %(end)s
+) l
+CROSS JOIN (
+    SELECT count(*), sum(runs), sum(duration_ms_total)
+    FROM {RunDaily._meta.db_table} WHERE day >= %(start)s AND day < %(end)s
+) r
+CROSS JOIN (
+    SELECT count(*), sum(quantity)
+    FROM {InfraUsageDaily._meta.db_table} WHERE day >= %(start)s AND day < %(end)s
+) i
+CROSS JOIN (
+    SELECT count(*), sum(cost), sum(job_ms), sum(infra_events)
+    FROM {RunLedger._meta.db_table} WHERE day >= %(start)s AND day < %(end)s
+) g
+"""  # noqa: S608 - the models' tables
+
+
 def rollups_fingerprint(*, start: date, end: date) -> tuple[object, ...]:
     """Cheap aggregates of the daily rollups and the run ledger for the tenant's days ``start <=
     day < end``: they change whenever a call, a run, a job's time or infrastructure usage of
-    those days is added or corrected."""
-    llm = LlmUsageDaily.objects.filter(day__gte=start, day__lt=end).aggregate(
-        rows=Count("id"), calls=Sum("calls"), cost=Sum("cost")
-    )
-    runs = RunDaily.objects.filter(day__gte=start, day__lt=end).aggregate(
-        rows=Count("id"), runs=Sum("runs"), ms=Sum("duration_ms_total")
-    )
-    infra = InfraUsageDaily.objects.filter(day__gte=start, day__lt=end).aggregate(
-        rows=Count("id"), quantity=Sum("quantity")
-    )
-    ledger = RunLedger.objects.filter(day__gte=start, day__lt=end).aggregate(
-        rows=Count("id"), cost=Sum("cost"), job_ms=Sum("job_ms"), events=Sum("infra_events")
-    )
-    return (*llm.values(), *runs.values(), *infra.values(), *ledger.values())
+    those days is added or corrected. Row counts and sums of the LLM and run daily rollups, the
+    infrastructure daily rollup and the run ledger, in that order, read in one statement where
+    the ORM reads these models (``read_connection()``: the router's read alias).
+
+    Only ever compared for equality (is a cached figure still valid?): the values are whatever
+    the driver returns (a ``bigint`` sum may come back as a ``Decimal``), ``None`` for the sums
+    of an empty range."""
+    with read_connection().cursor() as cursor:
+        cursor.execute(_ROLLUPS_FINGERPRINT_SQL, {"start": start, "end": end})
+        return tuple(cursor.fetchone())
 
 
 def first_usage_day() -> date | None:
@@ -282,7 +301,7 @@ SELECT r.id, r.run_id, p.slug, r.run_type, r.template_recipe_id, r.status, l.cal
 FROM (
     SELECT run_id, sum(calls) AS calls, sum(unpriced_calls) AS unpriced_calls,
            sum(input_tokens + output_tokens) AS tokens, sum(cost) AS cost,
-           sum(cpu_seconds) AS cpu_seconds, sum(gb_hours) AS gb_hours, sum(job_ms) AS job_ms
+           sum(cpu_seconds) AS cpu_seconds, sum(gb_hours) AS gb_hours, 0 AS job_ms
     FROM usage_runledger WHERE day >= %(start)s AND day < %(end)s
     GROUP BY run_id
 ) l
