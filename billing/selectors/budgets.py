@@ -142,8 +142,9 @@ def budgets_status(
     month = month_of(today)
     if month_costs is None or (month_costs.start, month_costs.end) != (month, next_month(month)):
         month_costs = month_cost(tenant=tenant, month=month)
-    starting_today = {f.project: f for f in forecasts if f is not None and f.start == today}
-    missing = {b.project for b in budgets} - {f.project for f in forecasts if f is not None}
+    known = [f for f in forecasts if f is not None]
+    starting_today = {f.project: f for f in known if f.start == today}
+    missing = {b.project for b in budgets} - {f.project for f in known}
     if missing:
         read = CostForecast.objects.filter(project__in=missing, start=today)
         starting_today.update((f.project, f) for f in read)
