@@ -79,11 +79,13 @@ DEFAULT_THREADS = 4
 RAISED_RATE = "1000000/min"
 PROJECT_PREFIX = "loadtest-"
 EVENTS_PER_BATCH = 100
+# Templates of their own: the step rollup is keyed by day, template and step (not project), and
+# the clean-up deletes the test's rows by this prefix instead of leaving them in the demo's.
 TEMPLATES = [
-    ("frontend", "react-spa"),
-    ("library", "python-library"),
-    ("pipeline", "dbt-pipeline"),
-    ("microservice", "python-fastapi-service"),
+    ("frontend", f"{PROJECT_PREFIX}react-spa"),
+    ("library", f"{PROJECT_PREFIX}python-library"),
+    ("pipeline", f"{PROJECT_PREFIX}dbt-pipeline"),
+    ("microservice", f"{PROJECT_PREFIX}python-fastapi-service"),
 ]
 STEPS = ("plan", "implement", "write-tests", "review")
 # Endpoints of each kind: name -> (method, path template, weight). ``{run}`` is a demo run id.
@@ -618,6 +620,16 @@ def _cleanup_data(schema: str) -> str | None:
                 " AND c.conrelid NOT IN ('usage_job'::regclass, 'usage_externalcall'::regclass)"
             )
             steps += [(table, f'"{column}" IN ({runs})') for table, column in cursor.fetchall()]
+            # And the rows that name a run without a foreign key (the run ledger, allocated
+            # costs): left behind, they outlived their runs in every later reading.
+            cursor.execute(
+                "SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                " WHERE c.relnamespace = current_schema()::regnamespace"
+                " AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+                " AND a.attname = 'run_id' AND NOT a.attisdropped AND c.relname <> ALL(%s)",
+                [["usage_run", "usage_job", *(table for table, _ in steps)]],
+            )
+            steps += [(table, f"run_id IN ({runs})") for (table,) in cursor.fetchall()]
             steps += [
                 ("usage_job", f"run_id IN ({runs})"),
                 ("usage_run", "project_id = ANY(%s)"),
@@ -631,6 +643,10 @@ def _cleanup_data(schema: str) -> str | None:
             for table, where in steps:
                 cursor.execute(f"DELETE FROM {table} WHERE {where}", [ids])  # noqa: S608 - catalog
                 deleted[table] = cursor.rowcount
+            cursor.execute(
+                "DELETE FROM usage_stepdaily WHERE template LIKE %s", [f"{PROJECT_PREFIX}%"]
+            )
+            deleted["usage_stepdaily"] = cursor.rowcount
     # The deleted rows (and the rollup rows the test updated) are dead tuples until a vacuum:
     # without one (autovacuum may be off) every later run reads a more bloated tenant.
     with schema_context(schema), connection.cursor() as cursor:
