@@ -24,9 +24,9 @@ The traffic (``--mix``, percentages of the requests), on a tenant with the demo 
   ``POST /api/v1/runs``, lifecycle updates of new runs with their jobs (1 in 5).
 The server gets ``API_RATE_READ`` and ``API_RATE_INGEST`` raised (the test measures capacity, not
 throttling), and a Redis database of its own for the Celery tasks that ingest enqueues (no worker
-runs here; ``--broker-db``, emptied afterwards). Ingested events and runs go to projects
-``loadtest-*`` and are deleted afterwards with the rollup rows they fed (unless ``--keep-data``),
-as are the key, the session and the cached cost summaries.
+runs here; ``--broker-db``, emptied afterwards). Ingested events and runs go to projects and
+templates ``loadtest-*`` and are deleted afterwards with the rollup and ledger rows they fed
+(unless ``--keep-data``), as are the key, the session and the cached cost summaries.
 
 Prints the configuration; then per kind, per endpoint and overall the requests, the achieved
 throughput (2xx answers a second), p50/p95/p99/max latency (of every request sent, time-outs
@@ -587,8 +587,8 @@ def _broker_url(redis_url: str, db: int) -> str:
 
 
 def _cleanup_data(schema: str) -> str | None:
-    """Deletes what load tests ingested: the ``loadtest-*`` projects with their events, runs,
-    jobs and rollup rows. Answers a summary, None when there was nothing."""
+    """Deletes what load tests ingested: the ``loadtest-*`` projects and templates with their
+    events, runs, jobs, rollup and ledger rows. Answers a summary, None when there was nothing."""
     from django.db import connection, transaction
     from django_tenants.utils import schema_context
 
