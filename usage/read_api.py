@@ -66,8 +66,13 @@ class UsageApi(APIView):
             row["cost"] = f"{row['cost']:.10f}"
         for row in infra:
             row["quantity"] = f"{row['quantity']:.6f}"
+        written: dict[datetime, str] = {}  # rows share their periods: each written once
         for row in (*tokens, *infra):
-            row["period_start"] = iso_utc(row["period_start"])
+            at = row["period_start"]
+            text = written.get(at)
+            if text is None:
+                text = written[at] = iso_utc(at)
+            row["period_start"] = text
         return Response(
             {
                 "start": iso_utc(query.start),

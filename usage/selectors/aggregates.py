@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import F, Sum
-from django.db.models.functions import TruncDay, TruncHour, TruncMonth, TruncWeek
+from django.db.models.functions import TruncHour, TruncMonth, TruncWeek
 
 from factory_portal.periods import local_date, local_day_start
 from factory_portal.tenants.connection import connection_zone
@@ -26,7 +26,7 @@ MAX_RANGE = {
     "week": timedelta(days=3 * 366),
     "month": timedelta(days=5 * 366),
 }
-TRUNC = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+TRUNC = {"hour": TruncHour, "week": TruncWeek, "month": TruncMonth}
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ def _rows(  # type: ignore[no-untyped-def]
         rows = daily.objects.filter(
             day__gte=local_date(query.start, days_zone), day__lt=_day_after(query.end, days_zone)
         )
-        period = TRUNC[query.granularity]("day")
+        # A day is the rollup's own column (a date: no truncation, no timestamp to parse).
+        period = F("day") if query.granularity == "day" else TRUNC[query.granularity]("day")
     for dimension, values in query.filters.items():
         if dimension not in dimensions:
             return []  # this kind has no such dimension: a filter on it matches nothing
@@ -74,11 +75,14 @@ def _rows(  # type: ignore[no-untyped-def]
     )
     result = []
     zone = connection_zone()
+    starts: dict[object, datetime] = {}  # a period's first instant, worked out once per period
     for row in rows:
         at = row["period"]
-        if not isinstance(at, datetime):
-            at = local_day_start(at, zone)
-        item = {"period_start": at.astimezone(UTC)}
+        start = starts.get(at)
+        if start is None:
+            local = at if isinstance(at, datetime) else local_day_start(at, zone)
+            start = starts[at] = local.astimezone(UTC)
+        item = {"period_start": start}
         item.update({d: row[f"dim_{d}"] for d in group})
         item.update({name: row[name] for name in sums})
         result.append(item)
