@@ -17,6 +17,7 @@ below a run, whose endings no run id may have.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 MAX_ID_LENGTH = 128
@@ -52,7 +53,12 @@ def id_segment(value: str) -> str:
     other characters kept (an IRI, as browsers send it: UTF-8, percent-encoded). Keeping them
     bounds a run link to 3 characters per id character, so it fits the 500 characters of a
     notification's link."""
+    if _UNRESERVED.fullmatch(value):  # most ids: nothing to encode (a run list links 50)
+        return value
     return "".join(c if ord(c) > 0x7F else quote(c, safe="") for c in value)
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")  # what ``quote`` never encodes
 
 
 def run_path(run_id: str) -> str:
