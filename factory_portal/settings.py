@@ -467,6 +467,8 @@ _FAN_OUT_TASKS: list[dict[str, Any]] = [
     {"name": "scheduled-emails", "task": "saved.tasks.scheduled_emails_all",
      "every": float(env_int("SCHEDULED_EMAILS_EVERY_S", 300)), "tenants": "all"},
 ]  # fmt: skip
+# Days before yesterday whose striped rollup rows the daily fold reads (usage.services.stripes).
+ROLLUP_STRIPES_FOLD_DAYS = env_int("ROLLUP_STRIPES_FOLD_DAYS", 7)
 TENANT_FAN_OUT_CHUNK = env_int("TENANT_FAN_OUT_CHUNK", 200)  # tenants per chunk task
 TENANT_IDLE_AFTER_DAYS = env_int("TENANT_IDLE_AFTER_DAYS", 7)  # no data since: skipped
 CELERY_BEAT_SCHEDULE = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -62,9 +63,11 @@ def rollup_stripes_fold_all() -> int:
 
 @app.task
 def rollup_stripes_fold_tenant() -> dict[str, object]:
-    """Runs in its tenant's schema: the days before yesterday (the tenant's days) folded."""
-    today = periods.local_date(timezone.now(), connection_zone())
-    result = stripes_fold(before=today - timedelta(days=1))
+    """Runs in its tenant's schema: the ``ROLLUP_STRIPES_FOLD_DAYS`` days before yesterday (the
+    tenant's days) folded; a day a writer kept from the fold is tried again the next days."""
+    before = periods.local_date(timezone.now(), connection_zone()) - timedelta(days=1)
+    since = before - timedelta(days=settings.ROLLUP_STRIPES_FOLD_DAYS)
+    result = stripes_fold(since=since, before=before)
     return {
         "schema": connection.schema_name,
         "ledger_rows": result.ledger_rows,

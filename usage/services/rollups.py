@@ -212,22 +212,6 @@ def rollup_stripe() -> int:
     return secrets.randbelow(ROLLUP_STRIPES)
 
 
-_STRIPES_FREE = (
-    "SELECT k FROM generate_series(0, %s - 1) AS k"  # noqa: S608 - fixed SQL
-    f" WHERE pg_try_advisory_xact_lock({_STRIPE_LOCK}, k) ORDER BY k"
-)
-
-
-def rollup_stripes_hold() -> list[int]:
-    """Every stripe that no other transaction holds, taken by this one until it ends (for work
-    that moves rows between stripes: ``usage.services.stripes``). Never waits."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("rollup_stripes_hold() holds stripes until commit: use a transaction")
-    with connection.cursor() as cursor:
-        cursor.execute(_STRIPES_FREE, [ROLLUP_STRIPES])
-        return [int(k) for (k,) in cursor.fetchall()]
-
-
 class StepRollupDeltas:
     """Changes to ``StepDaily`` collected while runs and their jobs change: a run's figures per
     step (``usage.domain.steps.run_steps``) are taken out under its old day and template and put

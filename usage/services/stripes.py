@@ -3,46 +3,59 @@
 ``StepDaily`` and ``RunLedger`` get a row per key and stripe a writer used
 (``usage.services.rollups.rollup_stripe``): under concurrent ingest a key gathers up to as many
 rows as there were concurrent writers, and readers sum them all, for ever. Once a day is past,
-its keys are rarely written again, so the beat folds them: each key's rows in other stripes are
-added to its stripe 0 row and deleted, in one transaction per few days. Every figure stays the
-same (readers sum a key's rows either way); only the number of rows drops.
+its keys are rarely written again, so the beat folds them: each key's rows in another stripe are
+added to its stripe 0 row and deleted. Every figure stays the same (readers sum a key's rows
+either way); only the number of rows drops.
 
-A fold holds the stripes it moves rows out of and stripe 0 (advisory locks, as writers do), so
-writers holding a stripe never meet it: it skips stripes held at the time (a later fold takes
-them). Only a writer that found every stripe taken shares one without its lock and may wait for
-the fold's rows; the fold's short ``lock_timeout`` (below PostgreSQL's deadlock timeout) makes
-the fold, never the writer, give way should they wait for each other.
+One short transaction per stripe: it holds that stripe and stripe 0 with the writers' advisory
+locks (so writers keep the other 30 and never meet it), skips a stripe a writer holds (a later
+fold takes it), and holds the tenant's zone lock shared, as writers do, so a change of time zone
+(which rebuilds these tables) waits for it. Only a writer that found every stripe taken shares
+one without its lock and may meet the fold's rows; the fold then gives way within
+``FOLD_LOCK_TIMEOUT``, long before PostgreSQL's deadlock check (1 s by default) could pick the
+writer as the victim.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from zoneinfo import ZoneInfo
 
-from django.db import OperationalError, connection, transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError, connection, models, transaction
 from psycopg import errors as pg_errors
 
+from factory_portal.tenants.connection import zone_for_writing
 from usage.models import RunLedger
-from usage.services import rollups
-from usage.services.rollups import STEP_ROW, StepRollupDeltas, rollup_stripes_hold, step_row_figures
+from usage.services.rollups import STEP_ROW, StepRollupDeltas, step_row_figures
 
 logger = logging.getLogger(__name__)
 
-FOLD_DAYS_PER_TRANSACTION = 7
-FOLD_LOCK_TIMEOUT = "500ms"  # below deadlock_timeout (1 s by default): the fold gives way
+FOLD_LOCK_TIMEOUT = "50ms"  # any lock wait of the fold: it gives way, writers go on
+STRIPE_0_TRIES = 10  # stripe 0 is the one writers take first: tried again this many times,
+STRIPE_0_PAUSE_S = 0.1  # this far apart (a writer holds it for one batch)
 
 _LEDGER_KEY = ("id", "run_id", "day", "stripe")
 _LEDGER_MEASURES = tuple(
     f.column for f in RunLedger._meta.concrete_fields if f.column not in _LEDGER_KEY
 )
-# One statement: a few days' ledger rows in the held stripes other than 0 deleted and added to
-# stripe 0, in key order (the order of every writer). Answers how many rows were folded.
+if not all(
+    isinstance(RunLedger._meta.get_field(f.name), models.IntegerField | models.DecimalField)
+    for f in RunLedger._meta.concrete_fields
+    if f.column in _LEDGER_MEASURES
+):
+    raise ImproperlyConfigured("every RunLedger column beside its key must be a summable number")
+
+_STRIPE_LOCK = "pg_try_advisory_xact_lock(hashtext(current_schema() || ':rollup-stripe'), %s)"
+# A stripe's ledger rows of the days deleted and added to stripe 0, in one statement; answers
+# how many rows were folded. A key that had no stripe 0 row gets one (zero sums included).
 LEDGER_FOLD = f"""
 WITH gone AS (
     DELETE FROM usage_runledger
-    WHERE day >= %(start)s AND day < %(end)s AND stripe = ANY(%(stripes)s)
+    WHERE day >= %(since)s AND day < %(before)s AND stripe = %(stripe)s
     RETURNING run_id, day, {", ".join(_LEDGER_MEASURES)}
 ), folded AS (
     INSERT INTO usage_runledger (run_id, day, stripe, {", ".join(_LEDGER_MEASURES)})
@@ -55,70 +68,91 @@ SELECT count(*) FROM gone
 """  # noqa: S608 - fixed names
 STEP_FOLD = f"""
 DELETE FROM usage_stepdaily
-WHERE day >= %(start)s AND day < %(end)s AND stripe = ANY(%(stripes)s)
+WHERE day >= %(since)s AND day < %(before)s AND stripe = %(stripe)s
 RETURNING {STEP_ROW}
 """  # noqa: S608 - fixed names
-_FOLD_DAYS = """
-SELECT day FROM usage_runledger WHERE day < %(before)s AND stripe <> 0
+_STRIPES_USED = """
+SELECT stripe FROM usage_runledger WHERE day >= %(since)s AND day < %(before)s AND stripe <> 0
 UNION
-SELECT day FROM usage_stepdaily WHERE day < %(before)s AND stripe <> 0
+SELECT stripe FROM usage_stepdaily WHERE day >= %(since)s AND day < %(before)s AND stripe <> 0
 ORDER BY 1
 """
+
+
+_GIVE_WAY = (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected)
 
 
 @dataclass(frozen=True)
 class FoldResult:
     ledger_rows: int  # run ledger rows folded into stripe 0 (deleted)
     step_rows: int  # step rollup rows folded
-    complete: bool  # False: stripes were held by writers, or a lock wait made the fold give way
+    complete: bool  # False: a stripe was held by a writer, or the fold gave way to one
 
 
-def stripes_fold(*, before: date) -> FoldResult:
-    """Fold the striped rows of the current tenant's days before ``before`` into stripe 0."""
-    days = _fold_days(before)
+def stripes_fold(*, since: date, before: date) -> FoldResult:
+    """Fold the current tenant's striped rows of the days ``since <= day < before`` into
+    stripe 0, a stripe at a time. Meant to run on its own (a beat task): called inside a
+    transaction, the stripes it took stay held until that transaction ends."""
     ledger = steps = 0
     complete = True
-    for first in range(0, len(days), FOLD_DAYS_PER_TRANSACTION):
-        chunk = days[first : first + FOLD_DAYS_PER_TRANSACTION]
+    for stripe in _stripes_used(since, before):
         try:
             with transaction.atomic():
-                folded = _fold(chunk[0], chunk[-1] + timedelta(days=1))
+                folded = _fold_stripe(stripe, since, before)
         except OperationalError as exc:
-            if not isinstance(exc.__cause__, pg_errors.LockNotAvailable):
+            if not isinstance(
+                exc.__cause__, pg_errors.LockNotAvailable | pg_errors.DeadlockDetected
+            ):
                 raise
-            logger.info("stripe fold gave way to a writer", extra={"day": str(chunk[0])})
-            return FoldResult(ledger, steps, complete=False)
+            logger.info("stripe fold gave way to a writer", extra={"stripe": stripe})
+            complete = False
+            continue
         if folded is None:
-            return FoldResult(ledger, steps, complete=False)
+            complete = False
+            continue
         ledger, steps = ledger + folded[0], steps + folded[1]
-        complete = complete and folded[2]
     return FoldResult(ledger, steps, complete)
 
 
-def _fold_days(before: date) -> list[date]:
+def _stripes_used(since: date, before: date) -> list[int]:
     with connection.cursor() as cursor:
-        cursor.execute(_FOLD_DAYS, {"before": before})
-        return [day for (day,) in cursor.fetchall()]
+        cursor.execute(_STRIPES_USED, {"since": since, "before": before})
+        return [int(stripe) for (stripe,) in cursor.fetchall()]
 
 
-def _fold(start: date, end: date) -> tuple[int, int, bool] | None:
-    """One transaction's fold of the days ``[start, end)``: rows folded of each table and
-    whether every stripe was free; None when stripe 0 itself is held (by a writer)."""
+def _take(stripe: int, tries: int = 1) -> bool:
+    """Hold ``stripe`` until the transaction ends, as a writer would; never waits for it."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL lock_timeout = '{FOLD_LOCK_TIMEOUT}'")
-        held = rollup_stripes_hold()
-        if 0 not in held:
+        for attempt in range(tries):
+            if attempt:
+                time.sleep(STRIPE_0_PAUSE_S)
+            cursor.execute(f"SELECT {_STRIPE_LOCK}", [stripe])
+            if cursor.fetchone()[0]:
+                return True
+    return False
+
+
+def _fold_stripe(stripe: int, since: date, before: date) -> tuple[int, int] | None:
+    """One transaction: ``stripe``'s rows of the days moved into stripe 0; rows folded of each
+    table, or None when a writer held ``stripe`` or stripe 0 throughout."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('lock_timeout')")
+        (previous,) = cursor.fetchone()
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [FOLD_LOCK_TIMEOUT])
+        zone_for_writing()  # the zone lock, shared: a change of time zone waits for the fold
+        if not _take(stripe) or not _take(0, tries=STRIPE_0_TRIES):
             return None
-        stripes = [k for k in held if k]
-        params = {"start": start, "end": end, "stripes": stripes}
+        params = {"since": since, "before": before, "stripe": stripe}
         cursor.execute(LEDGER_FOLD, params)
         (ledger,) = cursor.fetchone()
         cursor.execute(STEP_FOLD, params)
         gone = cursor.fetchall()
-    # Added to stripe 0 the way writers add (its rows locked in key order): this transaction
-    # holds stripe 0, so ``rollup_stripe`` answers 0 inside it.
-    deltas = StepRollupDeltas(ZoneInfo("UTC"))  # the zone is unused: keys carry their day
-    for row in gone:
-        deltas.add((row[1], row[2], row[3]), step_row_figures(row))
-    deltas.apply()
-    return int(ledger), len(gone), len(held) == rollups.ROLLUP_STRIPES
+        # Added to stripe 0 as writers add (rows locked in key order): this transaction holds
+        # stripe 0, so ``rollup_stripe`` answers 0 inside it. A key whose rows add up to nothing
+        # keeps no row (as ``rollups_rebuild`` leaves it); readers sum the same either way.
+        deltas = StepRollupDeltas(ZoneInfo("UTC"))  # the zone is unused: keys carry their day
+        for row in gone:
+            deltas.add((row[1], row[2], row[3]), step_row_figures(row))
+        deltas.apply()
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+    return int(ledger), len(gone)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
+from factory_portal.tenants.connection import zone_lock
 from tests.support import in_own_connection
 from usage.domain import durations
 from usage.domain.runs import JobUpdate, RunUpdate
@@ -21,6 +22,7 @@ from usage.models import Run, RunLedger, StepDaily
 from usage.selectors import run_usage
 from usage.selectors.steps import step_report
 from usage.services import stripes
+from usage.services.rollups import StepRollupDeltas, rollup_stripe
 from usage.services.runs import runs_ingest
 from usage.tasks import rollup_stripes_fold_tenant
 
@@ -91,6 +93,10 @@ def _striped_rows(run_pk: int, day: date) -> None:
     StepDaily.objects.create(
         day=day, template=TEMPLATE, step_name="review", stripe=4, runs=1, settled=1, attempts=1
     )
+    # As the events statement makes a row (calls only): an empty histogram, no failure types.
+    StepDaily.objects.create(
+        day=day, template=TEMPLATE, step_name="deploy", stripe=11, runs=2, duration_histogram=[]
+    )
 
 
 def _figures(run: Run, day: date) -> tuple[object, ...]:
@@ -103,15 +109,15 @@ def _figures(run: Run, day: date) -> tuple[object, ...]:
 def test_a_past_days_stripes_fold_into_stripe_0_and_every_figure_stays(alpha):
     recent = OLD + timedelta(days=30)
     with schema_context(alpha.schema):
-        stripes.stripes_fold(before=recent)  # rows other tests committed: the counts are ours
+        stripes.stripes_fold(since=OLD, before=recent)  # rows other tests committed there
         old_run = _run("fold-run-old", datetime(2026, 9, 14, 9, tzinfo=UTC))
         _striped_rows(old_run.pk, OLD)
         RunLedger.objects.create(run=old_run, day=recent, stripe=7, calls=1, cost=Decimal("0.10"))
         before = _figures(old_run, OLD)
 
-        result = stripes.stripes_fold(before=recent)
+        result = stripes.stripes_fold(since=OLD, before=recent)
 
-        assert (result.ledger_rows, result.step_rows, result.complete) == (2, 3, True)
+        assert (result.ledger_rows, result.step_rows, result.complete) == (2, 4, True)
         ledger = RunLedger.objects.filter(run=old_run, day=OLD)
         assert [(r.stripe, r.calls, r.cost, r.job_ms, r.input_tokens) for r in ledger] == [
             (0, 7, Decimal("0.65"), 900, 30)
@@ -125,15 +131,18 @@ def test_a_past_days_stripes_fold_into_stripe_0_and_every_figure_stays(alpha):
         assert (build.calls, build.cost) == (6, Decimal("0.5000000000"))
         review = StepDaily.objects.get(template=TEMPLATE, step_name="review")
         assert (review.stripe, review.runs) == (0, 1)
+        deploy = StepDaily.objects.get(template=TEMPLATE, step_name="deploy")  # its '{}' histogram
+        assert (deploy.stripe, deploy.runs, deploy.duration_histogram) == (0, 2, _histogram())
         assert _figures(old_run, OLD) == before
 
         # Nothing left to fold: a second fold changes nothing.
-        again = stripes.stripes_fold(before=recent)
+        again = stripes.stripes_fold(since=OLD, before=recent)
         assert (again.ledger_rows, again.step_rows) == (0, 0)
 
 
 @pytest.mark.parametrize(("held_stripe", "left"), [(3, {0, 3}), (0, {0, 3, 5})])
-def test_stripes_held_by_writers_are_left_for_a_later_fold(alpha, held_stripe, left):
+def test_stripes_held_by_writers_are_left_for_a_later_fold(alpha, held_stripe, left, monkeypatch):
+    monkeypatch.setattr(stripes, "STRIPE_0_TRIES", 2)
     run_pk = 987_654_321  # rows only (no run): nothing here takes a stripe in this transaction
     with schema_context(alpha.schema):
         _striped_rows(run_pk, OLD)
@@ -155,7 +164,7 @@ def test_stripes_held_by_writers_are_left_for_a_later_fold(alpha, held_stripe, l
     try:
         assert held.wait(30)
         with schema_context(alpha.schema):
-            result = stripes.stripes_fold(before=OLD + timedelta(days=1))
+            result = stripes.stripes_fold(since=OLD, before=OLD + timedelta(days=1))
             stored = set(
                 RunLedger.objects.filter(run_id=run_pk, day=OLD).values_list("stripe", flat=True)
             )
@@ -188,7 +197,7 @@ def _cleanup(schema: str) -> None:
 def test_a_fold_gives_way_to_a_writer_holding_its_rows(alpha):
     """A writer that found every stripe taken shares one without its lock (``rollup_stripe``);
     should the fold need that writer's rows, the fold stops after its short lock timeout and the
-    writer goes on (it would be PostgreSQL's deadlock victim otherwise, at random)."""
+    writer goes on (it could be PostgreSQL's deadlock victim otherwise)."""
     in_own_connection(_commit_striped, alpha.schema)
     held, release = threading.Event(), threading.Event()
     writer_done: list[bool] = []
@@ -233,7 +242,7 @@ def test_a_fold_gives_way_to_a_writer_holding_its_rows(alpha):
 
 def _fold_in(schema: str, *, before: date) -> stripes.FoldResult:
     with schema_context(schema):
-        return stripes.stripes_fold(before=before)
+        return stripes.stripes_fold(since=OLD, before=before)
 
 
 def test_the_beat_folds_each_active_tenants_days_before_yesterday(alpha):
@@ -256,3 +265,79 @@ def test_the_beat_folds_each_active_tenants_days_before_yesterday(alpha):
             for day in (today - timedelta(days=3), today)
         }
     assert stripes_by_day == {today - timedelta(days=3): [0], today: [0, 8]}
+
+
+def test_writers_keep_stripes_of_their_own_while_a_fold_runs(alpha, monkeypatch):
+    """The fold holds the stripe it empties and stripe 0, nothing more: a writer arriving
+    meanwhile still takes a free stripe with its lock (holding every free one would leave it to
+    share a stripe without one, back to waiting for other writers' rows)."""
+    in_own_connection(_commit_striped, alpha.schema)
+    inside, release = threading.Event(), threading.Event()
+
+    class Pausing(StepRollupDeltas):
+        def apply(self) -> None:  # the fold's last step: everything it holds is held now
+            super().apply()
+            inside.set()
+            release.wait(30)
+
+    monkeypatch.setattr(stripes, "StepRollupDeltas", Pausing)
+    folded: list[stripes.FoldResult] = []
+    fold = threading.Thread(
+        target=lambda: in_own_connection(
+            lambda: folded.append(_fold_in(alpha.schema, before=OLD + timedelta(days=1)))
+        )
+    )
+    fold.start()
+    writer: list[tuple[int, int]] = []
+    try:
+        assert inside.wait(30)
+
+        def write() -> None:
+            with schema_context(alpha.schema), transaction.atomic():
+                stripe = rollup_stripe()
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                        " AND objsubid = 2 AND objid = %s AND pid = pg_backend_pid()",
+                        [stripe],
+                    )
+                    writer.append((stripe, cursor.fetchone()[0]))
+
+        in_own_connection(write)
+    finally:
+        release.set()
+        fold.join(30)
+        in_own_connection(_cleanup, alpha.schema)
+    stripe, held = writer[0]
+    assert stripe not in (0, 6) and held == 1  # its own stripe, under its own lock
+    assert folded[0].complete is True
+
+
+def test_a_fold_waits_for_no_change_of_time_zone(alpha):
+    """A change of time zone rebuilds these tables holding the zone lock alone; the fold holds
+    it shared, as writers do, so the two never overlap: here the fold gives way."""
+    run_pk = 987_654_322
+    with schema_context(alpha.schema):
+        _striped_rows(run_pk, OLD)
+    held, release = threading.Event(), threading.Event()
+
+    def zone_change() -> None:
+        with schema_context(alpha.schema), transaction.atomic():
+            zone_lock(alpha.schema, exclusive=True)
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=lambda: in_own_connection(zone_change))
+    thread.start()
+    try:
+        assert held.wait(30)
+        with schema_context(alpha.schema):
+            result = stripes.stripes_fold(since=OLD, before=OLD + timedelta(days=1))
+            stored = set(
+                RunLedger.objects.filter(run_id=run_pk, day=OLD).values_list("stripe", flat=True)
+            )
+    finally:
+        release.set()
+        thread.join(30)
+    assert result.complete is False
+    assert stored == {0, 3, 5}
