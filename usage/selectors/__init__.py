@@ -301,7 +301,7 @@ SELECT r.id, r.run_id, p.slug, r.run_type, r.template_recipe_id, r.status, l.cal
 FROM (
     SELECT run_id, sum(calls) AS calls, sum(unpriced_calls) AS unpriced_calls,
            sum(input_tokens + output_tokens) AS tokens, sum(cost) AS cost,
-           sum(cpu_seconds) AS cpu_seconds, sum(gb_hours) AS gb_hours, 0 AS job_ms
+           sum(cpu_seconds) AS cpu_seconds, sum(gb_hours) AS gb_hours, sum(job_ms) AS job_ms
     FROM usage_runledger WHERE day >= %(start)s AND day < %(end)s
     GROUP BY run_id
 ) l
