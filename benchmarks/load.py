@@ -620,16 +620,13 @@ def _cleanup_data(schema: str) -> str | None:
                 " AND c.conrelid NOT IN ('usage_job'::regclass, 'usage_externalcall'::regclass)"
             )
             steps += [(table, f'"{column}" IN ({runs})') for table, column in cursor.fetchall()]
-            # And the rows that name a run without a foreign key (the run ledger, allocated
-            # costs): left behind, they outlived their runs in every later reading.
-            cursor.execute(
-                "SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-                " WHERE c.relnamespace = current_schema()::regnamespace"
-                " AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
-                " AND a.attname = 'run_id' AND NOT a.attisdropped AND c.relname <> ALL(%s)",
-                [["usage_run", "usage_job", *(table for table, _ in steps)]],
-            )
-            steps += [(table, f"run_id IN ({runs})") for (table,) in cursor.fetchall()]
+            # And the rows that name a run without a foreign key: left behind, they outlived
+            # their runs in every later reading.
+            steps += [
+                (table, f"run_id IN ({runs})")
+                for table in ("usage_runledger", "usage_runallocatedcost")
+                if table not in {name for name, _ in steps}
+            ]
             steps += [
                 ("usage_job", f"run_id IN ({runs})"),
                 ("usage_run", "project_id = ANY(%s)"),

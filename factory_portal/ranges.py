@@ -250,7 +250,7 @@ def runs_href(chosen: DayRange | None, **filters: str) -> str:
     if chosen is not None:
         query.update(chosen.days_query())
     return (
-        f"{RUNS_PATH}?{'&'.join(_query_pair(k, v) for k, v in query.items())}"
+        f"{RUNS_PATH}?{'&'.join(_query_pair(k, str(v)) for k, v in query.items())}"
         if query
         else RUNS_PATH
     )

@@ -72,7 +72,7 @@ def budget_status(
     unless the caller already has them."""
     month = month_of(today)
     month_last = month_last_day(month)
-    if month_costs is None:
+    if month_costs is None or (month_costs.start, month_costs.end) != (month, next_month(month)):
         cost = month_cost(tenant=tenant, month=month, project=budget.project)
     else:
         cost = month_costs.of_project(budget.project)

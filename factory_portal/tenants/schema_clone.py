@@ -177,7 +177,9 @@ def template_sql() -> _Dump | None:
         if pg_dump is None:
             return None
         # No template yet (a new installation's first tenant) or one for other migrations:
-        # nothing to dump, so it is made first where it can be committed.
+        # nothing to dump, so it is made first where it can be committed. (Read in this
+        # transaction: one with an older snapshot than another process's new template migrates
+        # instead of cloning, which costs time, not correctness.)
         dump = _dump(pg_dump, heads) if _template_heads() == heads else None
         if dump is None and not connection.in_atomic_block:
             template_ensure(heads=heads)
