@@ -325,11 +325,19 @@ def _log_in(driver, base: str, email: str) -> None:  # type: ignore[no-untyped-d
 
 
 def _wait(driver, condition, timeout: float = 15):  # type: ignore[no-untyped-def]
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
     # Polled every 50 ms, not Selenium's default 500 ms: most waits are for a chart drawn or a
-    # page loaded a moment later, and each one otherwise cost up to half a second.
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    # page loaded a moment later, and each one otherwise cost up to half a second. An element
+    # replaced between finding it and reading it (a live update swapping the queue panel) is
+    # looked for again at the next poll, not a failure.
+    return WebDriverWait(
+        driver,
+        timeout,
+        poll_frequency=0.05,
+        ignored_exceptions=[StaleElementReferenceException],
+    ).until(condition)
 
 
 def _console_errors(driver) -> list[str]:  # type: ignore[no-untyped-def]
