@@ -6,6 +6,7 @@ fold that would wait for a writer's rows gives way instead of making the writer 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -146,24 +147,34 @@ def test_stripes_held_by_writers_are_left_for_a_later_fold(alpha, held_stripe, l
     run_pk = 987_654_321  # rows only (no run): nothing here takes a stripe in this transaction
     with schema_context(alpha.schema):
         _striped_rows(run_pk, OLD)
-    held, release = threading.Event(), threading.Event()
 
     def writer() -> None:
-        with schema_context(alpha.schema), transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || ':rollup-stripe'),"
-                " %s)",
-                [held_stripe],
-            )
-            assert cursor.fetchone()[0]
+        assert stripes._take(held_stripe)  # as a writer holds its stripe
+
+    result, stored = _fold_beside(alpha.schema, run_pk, writer)
+    assert result.complete is False
+    # Stripe 3 held: its row stays, stripe 5's is folded. Stripe 0 held: nothing is folded.
+    assert stored == left
+
+
+def _fold_beside(
+    schema: str, run_pk: int, hold: Callable[[], None]
+) -> tuple[stripes.FoldResult, set[int]]:
+    """Fold the day ``OLD`` while another connection's open transaction has run ``hold``;
+    answers the fold's result and the stripes left of ``run_pk``'s ledger rows that day."""
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with schema_context(schema), transaction.atomic():
+            hold()
             held.set()
             release.wait(30)
 
-    thread = threading.Thread(target=lambda: in_own_connection(writer))
+    thread = threading.Thread(target=lambda: in_own_connection(holder))
     thread.start()
     try:
         assert held.wait(30)
-        with schema_context(alpha.schema):
+        with schema_context(schema):
             result = stripes.stripes_fold(since=OLD, before=OLD + timedelta(days=1))
             stored = set(
                 RunLedger.objects.filter(run_id=run_pk, day=OLD).values_list("stripe", flat=True)
@@ -171,9 +182,7 @@ def test_stripes_held_by_writers_are_left_for_a_later_fold(alpha, held_stripe, l
     finally:
         release.set()
         thread.join(30)
-    assert result.complete is False
-    # Stripe 3 held: its row stays, stripe 5's is folded. Stripe 0 held: nothing is folded.
-    assert stored == left
+    return result, stored
 
 
 def _commit_striped(schema: str) -> None:
@@ -319,25 +328,10 @@ def test_a_fold_waits_for_no_change_of_time_zone(alpha):
     run_pk = 987_654_322
     with schema_context(alpha.schema):
         _striped_rows(run_pk, OLD)
-    held, release = threading.Event(), threading.Event()
 
     def zone_change() -> None:
-        with schema_context(alpha.schema), transaction.atomic():
-            zone_lock(alpha.schema, exclusive=True)
-            held.set()
-            release.wait(30)
+        zone_lock(alpha.schema, exclusive=True)
 
-    thread = threading.Thread(target=lambda: in_own_connection(zone_change))
-    thread.start()
-    try:
-        assert held.wait(30)
-        with schema_context(alpha.schema):
-            result = stripes.stripes_fold(since=OLD, before=OLD + timedelta(days=1))
-            stored = set(
-                RunLedger.objects.filter(run_id=run_pk, day=OLD).values_list("stripe", flat=True)
-            )
-    finally:
-        release.set()
-        thread.join(30)
+    result, stored = _fold_beside(alpha.schema, run_pk, zone_change)
     assert result.complete is False
     assert stored == {0, 3, 5}
