@@ -50,8 +50,16 @@ def _problem(status: int, title: str, detail: str) -> HttpResponse:
     return HttpResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
+class WriteRace(OperationalError):
+    """A write lost a race: a concurrent transaction committed the same key first. Nothing is
+    wrong with the database; the write run again sees the winner's rows."""
+
+
 def is_conflict(error: BaseException | None) -> bool:
-    """A deadlock or serialization failure: the database is fine, concurrent writes collided."""
+    """A deadlock, a serialization failure or a lost race (``WriteRace``): the database is fine,
+    concurrent writes collided."""
+    if isinstance(error, WriteRace):
+        return True
     cause = getattr(error, "__cause__", None) or error
     return isinstance(cause, (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure))
 

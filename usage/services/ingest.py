@@ -1,25 +1,33 @@
 """Storing usage events in the current tenant schema: idempotent, atomic, fast.
 
-One transaction per batch: projects and runs referenced for the first time are created, LLM calls
-are priced, rows are COPYed into a temporary table and inserted with ``ON CONFLICT (event_id,
-occurred_at) DO NOTHING`` (the event tables' key: they are partitioned by month of
-``occurred_at``, and the batch's months get their partitions first); the rows actually inserted
-feed the hourly and daily rollups in the same statement, so a re-sent event changes nothing and a
-client reads its own writes. Rows are inserted in event id order so that concurrent batches with
-the same events wait for each other instead of deadlocking.
+One transaction per batch: the event ids already stored (in any month) are looked up and left
+out, projects and runs referenced for the first time are created, LLM calls are priced, rows are
+COPYed into a temporary table and inserted (the event tables are partitioned by month of
+``occurred_at``, and the batch's months get their partitions first); the inserted rows feed the
+hourly and daily rollups in the same statement, so a re-sent event changes nothing and a client
+reads its own writes.
+
+The insert has no ``ON CONFLICT`` clause: its speculative insertion cost PostgreSQL a fifth of the
+statement, for a race that is rare. Rows are inserted in event id order, so concurrent batches
+with the same events wait for each other instead of deadlocking; the loser's insert then fails on
+the key ``(event_id, occurred_at)`` and the batch runs again (``EventRace``), when the lookup sees
+the winner's rows and counts them as duplicates.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from psycopg import errors as pg_errors
 from psycopg import postgres
 
+from factory_portal.errors import WriteRace
 from factory_portal.observability import metrics
 from factory_portal.observability.context import tenant_label
 from factory_portal.tenants.connection import zone_for_writing
@@ -32,6 +40,7 @@ from usage.services.references import jobs_lookup, projects_ensure, runs_ensure
 from usage.services.rollups import RunRollupDeltas, rollup_stripe
 from usage.signals import usage_stored
 
+logger = logging.getLogger(__name__)
 TOKEN_KINDS = ("input", "output", "cached_input", "cache_write")
 
 
@@ -39,6 +48,15 @@ TOKEN_KINDS = ("input", "output", "cached_input", "cache_write")
 class IngestResult:
     accepted: int
     duplicates: int
+
+
+class EventRace(WriteRace):
+    """A concurrent batch committed one of this batch's events first (same id and time)."""
+
+
+# How often a batch runs again after losing such a race: each loser waited for the winner's
+# commit, so the next attempt sees its rows; only a new overlapping batch each time can exhaust it.
+RACE_ATTEMPTS = 5
 
 
 # Every statement below is built from the event models' columns, never from input. Rows are
@@ -114,10 +132,12 @@ def _rollup_sql(
     summary_by: str,
     extra: str = "",
 ) -> str:
-    """One statement: insert the new rows (known event ids are skipped), then add exactly the
-    inserted rows to the hourly rollup (UTC hours), the daily rollup (the tenant's local days,
+    """One statement: insert the COPYed rows (the caller left out ids already stored), then add
+    them to the hourly rollup (UTC hours), the daily rollup (the tenant's local days,
     ``%(zone)s``) and the run ledger (``ledger``'s measures per run and local day). It answers the
-    inserted rows' measures summed per ``summary_by`` (for metrics)."""
+    inserted rows' measures summed per ``summary_by`` (for metrics). A data-modifying ``WITH``
+    runs to completion whether or not it is read, so the rollups read the COPYed rows directly
+    (``new``, inlined) instead of joining back what the insert returned."""
     cols = ", ".join(columns)
     measure_sql = ", ".join(f"{expression} AS {name}" for name, expression in measures.items())
     ledger_sql = ", ".join(ledger.values())
@@ -132,13 +152,9 @@ def _rollup_sql(
     return f"""
 WITH inserted AS (
     INSERT INTO {event_table} ({cols}, received_at)
-    SELECT {cols}, now() FROM {temp} t
-    WHERE NOT EXISTS (SELECT 1 FROM {event_table} e WHERE e.event_id = t.event_id)
-    ORDER BY event_id
-    ON CONFLICT (event_id, occurred_at) DO NOTHING
-    RETURNING event_id
-), new AS MATERIALIZED (
-    SELECT t.* FROM {temp} t JOIN inserted USING (event_id)
+    SELECT {cols}, now() FROM {temp} ORDER BY event_id
+), new AS NOT MATERIALIZED (
+    SELECT * FROM {temp}
 ), hours AS (
     SELECT date_trunc('hour', occurred_at, 'UTC') AS hour,
            (occurred_at AT TIME ZONE %(zone)s)::date AS day, {dimensions}, {measure_sql},
@@ -244,7 +260,13 @@ def _copy_insert(
             copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(insert_sql, params)
+        try:
+            cursor.execute(insert_sql, params)
+        except IntegrityError as exc:
+            # The rollups insert ON CONFLICT DO UPDATE: a unique violation is the event key.
+            if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                raise EventRace(str(exc.__cause__.diag.message_detail)) from exc
+            raise
         summary = cursor.fetchall()
         # Emptied for the next tenant of a platform batch (S608: the callers' fixed names).
         cursor.execute(f"DELETE FROM {table}")  # noqa: S608
@@ -252,75 +274,101 @@ def _copy_insert(
 
 
 def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
-    """Store validated events in the current tenant schema, all or nothing."""
+    """Store validated events in the current tenant schema, all or nothing; ids already stored
+    count as duplicates. Runs again (in a savepoint when the caller holds a transaction) after
+    losing a race with a concurrent batch carrying the same events."""
     if not events:
         return IngestResult(0, 0)
     unique: dict[str, EventIn] = {}
     for e in events:  # a repeated id within the batch is a duplicate like any other
         unique.setdefault(e.event_id, e)
-    with transaction.atomic():
-        zone = zone_for_writing()
-        projects = projects_ensure(e.project for e in unique.values())
-        first_seen: dict[str, tuple[int, datetime]] = {}
-        for e in unique.values():
-            if e.run_id and (e.run_id not in first_seen or e.occurred_at < first_seen[e.run_id][1]):
-                first_seen[e.run_id] = (projects[e.project], e.occurred_at)
-        # New runs' rollup rows are written last: locked until the commit, they would make
-        # concurrent batches of the same project and day wait for this whole batch.
-        run_deltas = RunRollupDeltas(zone)
-        runs = runs_ensure(first_seen, zone=zone, deltas=run_deltas)
-        jobs = jobs_lookup(
-            (runs[e.run_id].id, e.job_id) for e in unique.values() if e.run_id and e.job_id
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                accepted = _store(list(unique.values()), pricer)
+            return IngestResult(accepted=accepted, duplicates=len(events) - accepted)
+        except EventRace as race:
+            if attempt == RACE_ATTEMPTS:
+                raise
+            logger.info("a concurrent batch stored the same events first (%s); again", race)
+    raise AssertionError("unreachable")
+
+
+_STORED_IDS = "SELECT event_id FROM {table} WHERE event_id = ANY(%s)"
+
+
+def stored_ids(model: type[UsageEvent], ids: list[str]) -> set[str]:
+    """The ids among ``ids`` that ``model``'s table already holds, in any month: one index scan
+    of each partition for the whole list (about 2 µs an id and partition). Sequential scans are
+    off for this one statement: while a month's partition grows faster than autovacuum analyses
+    it, the planner otherwise read the whole partition for every batch."""
+    if not ids:
+        return set()
+    sql = _STORED_IDS.format(table=model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(sql, [ids])
+        found = {row[0] for row in cursor.fetchall()}
+        cursor.execute("RESET enable_seqscan")
+    return found
+
+
+def _store(events: list[EventIn], pricer: Pricer) -> int:
+    """Store the events not stored yet (in the caller's transaction); answers how many."""
+    zone = zone_for_writing()
+    known = stored_ids(
+        LlmUsageEvent, [e.event_id for e in events if isinstance(e, LlmEventIn)]
+    ) | stored_ids(InfraUsageEvent, [e.event_id for e in events if not isinstance(e, LlmEventIn)])
+    events = [e for e in events if e.event_id not in known]
+    if not events:
+        return 0
+    projects = projects_ensure(e.project for e in events)
+    first_seen: dict[str, tuple[int, datetime]] = {}
+    for e in events:
+        if e.run_id and (e.run_id not in first_seen or e.occurred_at < first_seen[e.run_id][1]):
+            first_seen[e.run_id] = (projects[e.project], e.occurred_at)
+    # New runs' rollup rows are written last: locked until the commit, they would make
+    # concurrent batches of the same project and day wait for this whole batch.
+    run_deltas = RunRollupDeltas(zone)
+    runs = runs_ensure(first_seen, zone=zone, deltas=run_deltas)
+    jobs = jobs_lookup((runs[e.run_id].id, e.job_id) for e in events if e.run_id and e.job_id)
+    llm_rows: list[tuple] = []
+    infra_rows: list[tuple] = []
+    for e in events:
+        run = runs[e.run_id] if e.run_id else None
+        run_pk = run.id if run else None
+        refs = (
+            e.event_id,
+            e.occurred_at,
+            projects[e.project],
+            run_pk,
+            jobs.get((run_pk, e.job_id)) if run_pk and e.job_id else None,
+            e.job_id,
         )
-        llm_rows: list[tuple] = []
-        infra_rows: list[tuple] = []
-        for e in unique.values():
-            run = runs[e.run_id] if e.run_id else None
-            run_pk = run.id if run else None
-            refs = (
-                e.event_id,
-                e.occurred_at,
-                projects[e.project],
-                run_pk,
-                jobs.get((run_pk, e.job_id)) if run_pk and e.job_id else None,
-                e.job_id,
-            )
-            rollup = (run.run_type, run.template) if run else ("", "")
-            if isinstance(e, LlmEventIn):
-                llm_rows.append((*refs, *_llm_values(e, pricer), *rollup))
-            else:
-                infra_rows.append((*refs, *infra_values(e), *rollup))
-        partitions_ensure_months({utc_month(e.occurred_at) for e in unique.values()})
-        # The ledger's and the step rollup's rows of this batch go to its stripe.
-        params = {"zone": str(zone), "stripe": rollup_stripe()}
-        llm = _copy_insert(
-            LLM_TEMP,
-            "ingest_llm",
-            LLM_TYPES,
-            llm_rows,
-            LLM_INSERT,
-            params,
+        rollup = (run.run_type, run.template) if run else ("", "")
+        if isinstance(e, LlmEventIn):
+            llm_rows.append((*refs, *_llm_values(e, pricer), *rollup))
+        else:
+            infra_rows.append((*refs, *infra_values(e), *rollup))
+    partitions_ensure_months({utc_month(e.occurred_at) for e in events})
+    # The ledger's and the step rollup's rows of this batch go to its stripe.
+    params = {"zone": str(zone), "stripe": rollup_stripe()}
+    llm = _copy_insert(LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_INSERT, params)
+    infra = _copy_insert(INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT, params)
+    run_deltas.apply()
+    # Summary columns follow LLM_MEASURES: model, calls, unpriced, 4 token kinds, cost.
+    accepted = int(sum(row[1] for row in llm) + sum(row[1] for row in infra))
+    if accepted:
+        usage_stored.send(sender=events_ingest, accepted=accepted)
+    if llm:
+        tenant = tenant_label() or "public"
+        usage = [
+            (row[0], dict(zip(TOKEN_KINDS, map(int, row[3:7]), strict=True)), row[7]) for row in llm
+        ]
+        transaction.on_commit(
+            lambda: metrics.guarded(lambda: metrics.llm_usage_record(tenant=tenant, usage=usage))
         )
-        infra = _copy_insert(
-            INFRA_TEMP, "ingest_infra", INFRA_TYPES, infra_rows, INFRA_INSERT, params
-        )
-        run_deltas.apply()
-        # Summary columns follow LLM_MEASURES: model, calls, unpriced, 4 token kinds, cost.
-        accepted = int(sum(row[1] for row in llm) + sum(row[1] for row in infra))
-        if accepted:
-            usage_stored.send(sender=events_ingest, accepted=accepted)
-        if llm:
-            tenant = tenant_label() or "public"
-            usage = [
-                (row[0], dict(zip(TOKEN_KINDS, map(int, row[3:7]), strict=True)), row[7])
-                for row in llm
-            ]
-            transaction.on_commit(
-                lambda: metrics.guarded(
-                    lambda: metrics.llm_usage_record(tenant=tenant, usage=usage)
-                )
-            )
-    return IngestResult(accepted=accepted, duplicates=len(events) - accepted)
+    return accepted
 
 
 def _llm_values(e: LlmEventIn, pricer: Pricer) -> tuple:
