@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from math import floor
 
 from billing.pricing.domain import TokenPrices
@@ -216,6 +217,17 @@ class _Period:
     cells: dict[tuple[str, str, str], _Cell]
 
 
+@lru_cache(maxsize=1024)
+def _kind_prices(prices: TokenPrices) -> tuple[Fraction, Fraction, Fraction, Fraction]:
+    """Input, cache read, cache write and output prices as fractions (a missing cache price is
+    the input price; a missing output price is zero)."""
+    base = Fraction(prices.input)
+    read = Fraction(prices.cache_read) if prices.cache_read is not None else base
+    wrote = Fraction(prices.cache_write) if prices.cache_write is not None else base
+    out = Fraction(prices.output) if prices.output is not None else ZERO
+    return base, read, wrote, out
+
+
 def _book_per_token(
     prices: TokenPrices | None, hit: Fraction, inp: Fraction, write: Fraction
 ) -> Fraction:
@@ -223,10 +235,7 @@ def _book_per_token(
     cache-write share ``write`` of input."""
     if prices is None:
         return ZERO
-    base = Fraction(prices.input)
-    read = Fraction(prices.cache_read) if prices.cache_read is not None else base
-    wrote = Fraction(prices.cache_write) if prices.cache_write is not None else base
-    out = Fraction(prices.output) if prices.output is not None else ZERO
+    base, read, wrote, out = _kind_prices(prices)
     per_input = (1 - hit - write) * base + hit * read + write * wrote
     return Fraction(inp * per_input + (1 - inp) * out) / MILLION
 
@@ -317,6 +326,10 @@ class _Model:
         self.a, self.b = a, b
         self.keys = sorted(set(a.cells) | set(b.cells))
         self.templates = sorted(set(a.runs) | set(b.runs))
+        # The steps share most of their factors: a cell's figures are computed once per distinct
+        # choice of periods (exact fractions are slow to multiply), keyed by those periods' ids.
+        self._useful: dict[tuple[object, ...], Fraction] = {}
+        self._per_run: dict[tuple[object, ...], Fraction] = {}
 
     def _cell(self, period: _Period, key: tuple[str, str, str]) -> _Cell:
         found = period.cells.get(key)
@@ -338,13 +351,27 @@ class _Model:
         return source.failed.get(template, ZERO), source.retried.get(template, ZERO)
 
     def useful(self, s: _State, key: tuple[str, str, str]) -> Fraction:
-        template = key[0]
-        shape = self._cell(s.tokens, key)
-        hit = self._cell(s.cache, key).hit_rate
-        price = self._cell(s.price, key).price
-        runs = s.volume.total_runs * self.share(s.share, template)
-        unit = _unit_cost(price, hit, shape.input_share, shape.write_share)
-        return runs * shape.per_run * unit
+        memo = (id(s.volume), id(s.share), id(s.tokens), id(s.cache), id(s.price), key)
+        found = self._useful.get(memo)
+        if found is None:
+            found = self._useful[memo] = self._useful_of(s, key)
+        return found
+
+    def _useful_of(self, s: _State, key: tuple[str, str, str]) -> Fraction:
+        runs = s.volume.total_runs * self.share(s.share, key[0])
+        return runs * self._per_run_cost(s, key)
+
+    def _per_run_cost(self, s: _State, key: tuple[str, str, str]) -> Fraction:
+        """Useful cost per run of the cell's template: tokens per run times cost per token."""
+        memo = (id(s.tokens), id(s.cache), id(s.price), key)
+        found = self._per_run.get(memo)
+        if found is None:
+            shape = self._cell(s.tokens, key)
+            hit = self._cell(s.cache, key).hit_rate
+            price = self._cell(s.price, key).price
+            unit = _unit_cost(price, hit, shape.input_share, shape.write_share)
+            found = self._per_run[memo] = shape.per_run * unit
+        return found
 
     def cost(self, s: _State, key: tuple[str, str, str]) -> Fraction:
         failed, retried = self.waste(s.waste, key[0])
