@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 from factory_portal import periods
 from factory_portal.db_routing import read_alias, read_connection
 from factory_portal.enums import enum_canonical
+from factory_portal.pg import local_setting
 from factory_portal.tenants.connection import connection_zone
 from usage.domain.durations import percentile_ms
 from usage.models import (
@@ -835,10 +836,13 @@ def run_filter_choices() -> RunFilterChoices:
     )
     failure_types = set(latest_failed)
     alias = read_alias()
-    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-        # The planner takes jsonb_each_text for 100 keys a row and plans a parallel scan; the
-        # worker's start cost more than the query (19 ms with it, 5.5 without, demo tenant).
-        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    # The planner takes jsonb_each_text for 100 keys a row and plans a parallel scan; the
+    # worker's start cost more than the query (19 ms with it, 5.5 without, demo tenant).
+    with (
+        transaction.atomic(using=alias),
+        connections[alias].cursor() as cursor,
+        local_setting(cursor, "max_parallel_workers_per_gather", "0"),
+    ):
         cursor.execute(_STEP_FAILURE_TYPES)
         failure_types.update(key for (key,) in cursor.fetchall())
     return RunFilterChoices(

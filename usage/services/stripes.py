@@ -28,6 +28,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connection, models, transaction
 from psycopg import errors as pg_errors
 
+from factory_portal.pg import local_setting
 from factory_portal.tenants.connection import zone_for_writing
 from usage.models import RunLedger
 from usage.services.rollups import STEP_ROW, StepRollupDeltas, step_row_figures
@@ -135,10 +136,10 @@ def _take(stripe: int, tries: int = 1) -> bool:
 def _fold_stripe(stripe: int, since: date, before: date) -> tuple[int, int] | None:
     """One transaction: ``stripe``'s rows of the days moved into stripe 0; rows folded of each
     table, or None when a writer held ``stripe`` or stripe 0 throughout."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('lock_timeout')")
-        (previous,) = cursor.fetchone()
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [FOLD_LOCK_TIMEOUT])
+    with (
+        connection.cursor() as cursor,
+        local_setting(cursor, "lock_timeout", FOLD_LOCK_TIMEOUT),
+    ):
         zone_for_writing()  # the zone lock, shared: a change of time zone waits for the fold
         if not _take(stripe) or not _take(0, tries=STRIPE_0_TRIES):
             return None
@@ -154,5 +155,4 @@ def _fold_stripe(stripe: int, since: date, before: date) -> tuple[int, int] | No
         for row in gone:
             deltas.add((row[1], row[2], row[3]), step_row_figures(row))
         deltas.apply()
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
     return int(ledger), len(gone)

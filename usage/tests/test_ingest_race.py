@@ -1,17 +1,20 @@
-"""Two batches carrying the same event at the same moment: the events insert has no ``ON
-CONFLICT`` clause, so the one that waited for the other's commit fails on the event key, runs
+"""Batches that carry the same event at the same moment. The events insert has no ``ON
+CONFLICT`` clause: the batch that waited for the other's commit fails on the event key, runs
 again (in a savepoint, keeping what its caller wrote before) and counts the event as a duplicate;
-every event is stored and rolled up once. A race that outlasts the retries is a retryable 503."""
+every event is stored and rolled up once. The insert runs before the rollups, so the waiting
+batch holds no rollup row that unrelated batches need. A race that outlasts the retries is a
+retryable 503."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Sum
 from django_tenants.utils import schema_context
 
@@ -20,56 +23,81 @@ from tests.support import bearer, host_client, in_own_connection, key_for, llm_e
 from usage.models import LlmUsageEvent, LlmUsageHourly, Project
 from usage.pricing import pricer_for
 from usage.services import entry
-from usage.services.ingest import EventRace, IngestResult, events_ingest
+from usage.services.ingest import EventRace, IngestResult, events_ingest, stored_ids
 
 pytestmark = pytest.mark.django_db
 
 SLUG = "race"
 MARKER = "race-caller"  # a project the losing batch's caller creates before ingesting
 
-
-# One time for every batch: a re-sent event is the same id at the same time (with another time
-# the key cannot catch a concurrent copy; see the README's partitions section).
-AT = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-
-
-def _events(*names: str) -> list:
-    return [llm_event_in(f"race-{name}", AT, project=SLUG) for name in names]
+# One time for the batches: a re-sent event is the same id at the same time (with another time
+# the key alone cannot catch a concurrent copy; see the README's partitions section).
+AT = datetime.now(UTC).replace(microsecond=0, second=0) - timedelta(minutes=5)
 
 
-def _waiting_on_a_lock(pid: int) -> bool:
+def _events(*names: str, **fields: object) -> list:
+    return [llm_event_in(f"race-{name}", AT, **{"project": SLUG, **fields}) for name in names]
+
+
+def _ingest(schema: str, tenant: object, events: list) -> IngestResult:
+    with schema_context(schema):
+        return events_ingest(events=events, pricer=pricer_for(tenant))
+
+
+def _waiting_in(pid: int) -> str | None:
+    """The statement ``pid`` waits for a lock in, if it does."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        cursor.execute("SELECT wait_event_type, query FROM pg_stat_activity WHERE pid = %s", [pid])
         row = cursor.fetchone()
-    return row is not None and row[0] == "Lock"
+    return row[1].strip() if row is not None and row[0] == "Lock" else None
 
 
 def _cleanup(schema: str) -> None:
     with schema_context(schema), connection.cursor() as cursor:
         project = "(SELECT id FROM usage_project WHERE slug = %s)"
-        for table in ("usage_llmusageevent", "usage_llmusagehourly", "usage_llmusagedaily"):
+        runs = f"(SELECT id FROM usage_run WHERE project_id IN {project})"  # noqa: S608
+        cursor.execute(f"DELETE FROM usage_runledger WHERE run_id IN {runs}", [SLUG])  # noqa: S608
+        for table in (
+            "usage_llmusageevent",
+            "usage_llmusagehourly",
+            "usage_llmusagedaily",
+            "usage_rundaily",
+            "usage_run",
+        ):
             cursor.execute(f"DELETE FROM {table} WHERE project_id IN {project}", [SLUG])  # noqa: S608
         cursor.execute("DELETE FROM usage_project WHERE slug IN (%s, %s)", [SLUG, MARKER])
 
 
-def test_the_batch_that_loses_the_race_for_an_event_counts_it_as_a_duplicate(alpha):
+def _race(
+    alpha,  # type: ignore[no-untyped-def]
+    first: list,
+    second: Callable[[], IngestResult],
+    *,
+    waits_in: str,
+    meanwhile: Callable[[], None] = lambda: None,
+) -> list[IngestResult]:
+    """``first`` stored in an open transaction; ``second`` started in another connection, and
+    once it waits for a lock in a statement starting with ``waits_in``, ``meanwhile`` runs and
+    then ``first`` commits. Answers what ``second`` returned. The project exists beforehand (a
+    batch creating it would make the other wait there instead)."""
+    in_own_connection(_cleanup, alpha.schema)
+    in_own_connection(_ingest, alpha.schema, alpha.tenant, _events("seed", model="seed"))
     stored, release = threading.Event(), threading.Event()
-    racer_pid: list[int] = []
+    pid: list[int] = []
     outcome: list[IngestResult] = []
 
-    def winner() -> None:  # stores a and b, and commits only when released
-        with schema_context(alpha.schema), transaction.atomic():
-            events_ingest(events=_events("a", "b"), pricer=pricer_for(alpha.tenant))
+    def winner() -> None:
+        with transaction.atomic():
+            _ingest(alpha.schema, alpha.tenant, first)
             stored.set()
             release.wait(30)
 
-    def loser() -> None:  # a caller's transaction: its own write, then a and c
-        with schema_context(alpha.schema), transaction.atomic():
+    def loser() -> None:
+        with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
-                racer_pid.append(cursor.fetchone()[0])
-            Project.objects.create(slug=MARKER, name=MARKER)
-            outcome.append(events_ingest(events=_events("a", "c"), pricer=pricer_for(alpha.tenant)))
+                pid.append(cursor.fetchone()[0])
+            outcome.append(second())
 
     holder = threading.Thread(target=lambda: in_own_connection(winner))
     holder.start()
@@ -77,32 +105,109 @@ def test_the_batch_that_loses_the_race_for_an_event_counts_it_as_a_duplicate(alp
         assert stored.wait(30)
         racer = threading.Thread(target=lambda: in_own_connection(loser))
         racer.start()
-        # Released only once the loser waits for the winner's uncommitted event: the race itself.
         deadline = time.monotonic() + 20
-        while not (racer_pid and _waiting_on_a_lock(racer_pid[0])):
+        while not (pid and (waiting := _waiting_in(pid[0]))):
             assert time.monotonic() < deadline, "the second batch never waited for the first"
             time.sleep(0.02)
+        assert waiting.startswith(waits_in), waiting[:80]
+        meanwhile()
         release.set()
         racer.join(60)
-        assert outcome == [IngestResult(accepted=1, duplicates=1)]
-
-        def check() -> None:
-            with schema_context(alpha.schema):
-                events = LlmUsageEvent.objects.filter(project__slug=SLUG)
-                assert sorted(events.values_list("event_id", flat=True)) == [
-                    "race-a",
-                    "race-b",
-                    "race-c",
-                ]
-                calls = LlmUsageHourly.objects.filter(project__slug=SLUG).aggregate(n=Sum("calls"))
-                assert calls["n"] == 3
-                # The retry ran in a savepoint: the caller's earlier write was kept.
-                assert Project.objects.filter(slug=MARKER).exists()
-
-        in_own_connection(check)
+        return outcome
     finally:
         release.set()
         holder.join(60)
+
+
+def _stored(schema: str) -> tuple[list[str], int]:
+    """The race's stored event ids (the seed left out) and the calls its hourly rollup counts."""
+    found: list[tuple[list[str], int]] = []
+
+    def read() -> None:
+        with schema_context(schema):
+            events = LlmUsageEvent.objects.filter(project__slug=SLUG).exclude(event_id="race-seed")
+            hourly = LlmUsageHourly.objects.filter(project__slug=SLUG).exclude(model="seed")
+            found.append(
+                (
+                    sorted(events.values_list("event_id", flat=True)),
+                    hourly.aggregate(n=Sum("calls"))["n"],
+                )
+            )
+
+    in_own_connection(read)
+    return found[0]
+
+
+def test_the_batch_that_loses_the_race_for_an_event_counts_it_as_a_duplicate(alpha):
+    def second() -> IngestResult:  # a caller's transaction: its own write, then a and c
+        with schema_context(alpha.schema):
+            Project.objects.create(slug=MARKER, name=MARKER)
+        return _ingest(alpha.schema, alpha.tenant, _events("a", "c"))
+
+    try:
+        # It waits at the event itself, in the insert: it lost the race there.
+        outcome = _race(alpha, _events("a", "b"), second, waits_in="INSERT INTO usage_llmusage")
+        assert outcome == [IngestResult(accepted=1, duplicates=1)]
+        assert _stored(alpha.schema) == (["race-a", "race-b", "race-c"], 3)
+
+        def marker() -> None:  # the retry ran in a savepoint: the caller's write was kept
+            with schema_context(alpha.schema):
+                assert Project.objects.filter(slug=MARKER).exists()
+
+        in_own_connection(marker)
+    finally:
+        in_own_connection(_cleanup, alpha.schema)
+
+
+def test_a_resend_with_another_time_waiting_on_the_first_copys_new_run_is_a_duplicate(alpha):
+    """The key cannot catch this one: the lookup of stored ids comes after the wait (here for
+    the run both batches create), so it sees the first copy once that commits."""
+    later = [llm_event_in("race-x", AT + timedelta(seconds=1), project=SLUG, run_id="race-run")]
+    try:
+        outcome = _race(
+            alpha,
+            [llm_event_in("race-x", AT, project=SLUG, run_id="race-run")],
+            lambda: _ingest(alpha.schema, alpha.tenant, later),
+            waits_in="INSERT INTO usage_run",
+        )
+        assert outcome == [IngestResult(accepted=0, duplicates=1)]
+        assert _stored(alpha.schema) == (["race-x"], 1)
+    finally:
+        in_own_connection(_cleanup, alpha.schema)
+
+
+def test_a_batch_waiting_for_a_shared_event_holds_up_no_unrelated_batch(alpha):
+    """While the loser waits for the winner's event it holds no rollup row: a third batch that
+    shares nothing with the winner (only its model and hour with the loser's other event)
+    stores at once."""
+    third: list[object] = []
+
+    def unrelated() -> None:
+        def run() -> None:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '2s'")
+                third.append(_ingest(alpha.schema, alpha.tenant, _events("z", model="aaa")))
+
+        try:
+            in_own_connection(run)
+        except OperationalError as exc:  # lock_timeout: it waited behind the loser
+            third.append(exc)
+
+    try:
+        outcome = _race(
+            alpha,
+            _events("a"),
+            lambda: _ingest(
+                alpha.schema, alpha.tenant, [*_events("a"), *_events("b", model="aaa")]
+            ),
+            waits_in="INSERT INTO usage_llmusage",
+            meanwhile=unrelated,
+        )
+        assert third == [IngestResult(accepted=1, duplicates=0)]
+        assert outcome == [IngestResult(accepted=1, duplicates=1)]
+        assert _stored(alpha.schema) == (["race-a", "race-b", "race-z"], 3)
+    finally:
         in_own_connection(_cleanup, alpha.schema)
 
 
@@ -124,3 +229,22 @@ def test_a_race_is_a_conflict_and_one_that_outlasts_the_retries_is_a_retryable_5
     response = client.post("/api/v1/events", body, content_type="application/json", **bearer(raw))
     assert response.status_code == 503 and response["Retry-After"] == "2"
     assert "conflicted with concurrent writes" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    ["a,b", '{"x"}', "back\\slash", "with spaces", "ünï ☃", "NULL", "", "unit\x1fseparator"],
+)
+def test_the_lookup_finds_exactly_the_stored_ids_whatever_they_hold(alpha, odd):
+    """The ids go to PostgreSQL as one string split on the unit separator, or as an array when
+    an id holds that separator (none that passed the id rule does)."""
+    with schema_context(alpha.schema):
+        stored = [f"race-{odd}-stored", f"{odd}"] if odd else ["race--stored"]
+        events_ingest(
+            events=[llm_event_in(i, AT, project=SLUG) for i in stored],
+            pricer=pricer_for(alpha.tenant),
+        )
+        asked = [*stored, f"race-{odd}-new", "race-plain-new"]
+        assert stored_ids(LlmUsageEvent, asked) == set(stored)
+        assert stored_ids(LlmUsageEvent, ["race-plain-new"]) == set()
+        assert stored_ids(LlmUsageEvent, []) == set()
