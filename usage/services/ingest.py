@@ -136,7 +136,6 @@ def _rollup_sql(
     ledger: dict[str, str],
     rollup_prefix: str,
     summary_by: str,
-    extra: str = "",
 ) -> tuple[str, str]:
     """Two statements: the insert of the COPYed rows (the caller left out the ids already
     stored), then one that adds the same rows to the hourly rollup (UTC hours), the daily rollup
@@ -184,7 +183,7 @@ WITH new AS NOT MATERIALIZED (
     FROM new WHERE run_id IS NOT NULL
     GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (run_id, day, stripe) DO UPDATE SET {ledger_update}
-){extra}
+)
 SELECT {summary_by}, {sums} FROM hours GROUP BY {summary_by} ORDER BY {summary_by}
 """  # noqa: S608
     return insert, rollup
@@ -199,20 +198,22 @@ LLM_INSERT, LLM_ROLLUP = _rollup_sql(
     ledger=LLM_LEDGER,
     rollup_prefix="usage_llmusage",
     summary_by="model",
-    # Calls whose job is known count in the step rollup under the run's day and template and
-    # the job's step, in the batch's stripe (usage.services.rollups.rollup_stripe); a call that
-    # arrives before its job is counted when the job arrives (usage.services.runs).
-    extra=""", steps AS (
-    INSERT INTO usage_stepdaily (day, template, step_name, stripe, calls, cost)
-    SELECT (r.requested_at AT TIME ZONE %(zone)s)::date, r.template_recipe_id, j.step_name,
-           %(stripe)s, count(*), coalesce(sum(n.cost), 0)
-    FROM new n JOIN usage_job j ON j.id = n.job_id JOIN usage_run r ON r.id = n.run_id
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (day, template, step_name, stripe) DO UPDATE
-    SET calls = usage_stepdaily.calls + EXCLUDED.calls,
-        cost = usage_stepdaily.cost + EXCLUDED.cost
-)""",
 )
+# Calls whose job is known count in the step rollup under the run's day and template and the
+# job's step, in the batch's stripe (usage.services.rollups.rollup_stripe); a call that arrives
+# before its job is counted when the job arrives (usage.services.runs). A statement of its own,
+# after the ledger's: every ingest path takes the run ledger's rows before StepDaily's, and
+# inside the rollup statement PostgreSQL ran it before the ledger's insert.
+LLM_STEPS = """
+INSERT INTO usage_stepdaily (day, template, step_name, stripe, calls, cost)
+SELECT (r.requested_at AT TIME ZONE %(zone)s)::date, r.template_recipe_id, j.step_name,
+       %(stripe)s, count(*), coalesce(sum(n.cost), 0)
+FROM ingest_llm n JOIN usage_job j ON j.id = n.job_id JOIN usage_run r ON r.id = n.run_id
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (day, template, step_name, stripe) DO UPDATE
+SET calls = usage_stepdaily.calls + EXCLUDED.calls,
+    cost = usage_stepdaily.cost + EXCLUDED.cost
+"""
 
 INFRA_COLUMNS = event_columns(InfraUsageEvent)
 INFRA_TEMP = _temp_table("ingest_infra", InfraUsageEvent, INFRA_COLUMNS)
@@ -252,10 +253,12 @@ def _copy_insert(
     params: dict[str, object] | None = None,
     *,
     first: str = "",
+    last: str = "",
 ) -> list[tuple]:
     """COPY ``rows`` in and insert the new ones with the statement's ``params`` (the time zone
     days are counted in, the rollup stripe), after ``first`` if given (a statement without
-    parameters); answers the statement's summary rows. The temporary table (``temp_ddl``, a
+    parameters) and before ``last`` (with the same parameters); answers the statement's summary
+    rows. The temporary table (``temp_ddl``, a
     ``CREATE TEMP TABLE``) is made once per database session and emptied at every commit:
     creating and dropping it for each batch cost PostgreSQL more than the COPY, and left dead
     rows in the system catalogs."""
@@ -275,6 +278,8 @@ def _copy_insert(
             cursor.execute(first)
         cursor.execute(insert_sql, params)
         summary = cursor.fetchall()
+        if last:
+            cursor.execute(last, params)
         # Emptied for the next tenant of a platform batch (S608: the callers' fixed names).
         cursor.execute(f"DELETE FROM {table}")  # noqa: S608
         return summary
@@ -372,7 +377,14 @@ def _store(events: list[EventIn], pricer: Pricer) -> int:
     params = {"zone": str(zone), "stripe": rollup_stripe()}
     try:
         llm = _copy_insert(
-            LLM_TEMP, "ingest_llm", LLM_TYPES, llm_rows, LLM_ROLLUP, params, first=LLM_INSERT
+            LLM_TEMP,
+            "ingest_llm",
+            LLM_TYPES,
+            llm_rows,
+            LLM_ROLLUP,
+            params,
+            first=LLM_INSERT,
+            last=LLM_STEPS,
         )
         infra = _copy_insert(
             INFRA_TEMP,
