@@ -94,8 +94,12 @@ def partitions_ensure_months(months: Iterable[date]) -> list[str]:
         return created
     with transaction.atomic():
         for table in RAW_EVENT_TABLES:
+            if set(wanted) <= _existing_months(table):
+                # Made ahead (the beat) or by another process: no lock, which a batch would
+                # hold to its commit and make the other processes' first batches wait behind.
+                continue
             _lock(table)
-            existing = _existing_months(table)
+            existing = _existing_months(table)  # again, under the lock
             for month in wanted:
                 if month not in existing:
                     _partition_create(table, month)

@@ -21,6 +21,7 @@ from usage.services.ingest import events_ingest
 from usage.services.partitions import (
     RAW_EVENT_TABLES,
     partitions_ensure_between,
+    partitions_ensure_months,
     partitions_known_clear,
     partitions_maintain,
 )
@@ -100,6 +101,30 @@ def test_a_new_tenant_has_this_month_and_the_next_ones(alpha):
         months = {p.month for p in partitions_list()}
     assert this in months
     assert max(m for m in months if m) > this
+
+
+def _advisory_locks_held() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND pid = pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_ensuring_months_that_exist_takes_no_lock_a_missing_one_does(alpha):
+    """A batch holds the partitions lock to its commit: when its months exist (the beat makes
+    them ahead) it takes none, so other processes' first batches of the month never wait."""
+    this = timezone.now().date().replace(day=1)
+    with schema_context(alpha.schema):
+        before = _advisory_locks_held()
+        assert partitions_ensure_months([this]) == []
+        assert _advisory_locks_held() == before
+        partitions_known_clear()
+        assert partitions_ensure_months([date(2019, 3, 1)]) == [
+            f"{table}_p2019_03" for table in RAW_EVENT_TABLES
+        ]
+        assert _advisory_locks_held() == before + len(RAW_EVENT_TABLES)
 
 
 def test_rows_go_to_their_month_and_resending_changes_nothing(alpha):
