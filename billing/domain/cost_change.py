@@ -326,9 +326,8 @@ class _Model:
         self.a, self.b = a, b
         self.keys = sorted(set(a.cells) | set(b.cells))
         self.templates = sorted(set(a.runs) | set(b.runs))
-        # The steps share most of their factors: a cell's figures are computed once per distinct
-        # choice of periods (exact fractions are slow to multiply), keyed by those periods' ids.
-        self._useful: dict[tuple[object, ...], Fraction] = {}
+        # The steps share most of their factors: a cell's cost per run is computed once per
+        # distinct choice of periods (exact fractions are slow to multiply), keyed by their ids.
         self._per_run: dict[tuple[object, ...], Fraction] = {}
 
     def _cell(self, period: _Period, key: tuple[str, str, str]) -> _Cell:
@@ -351,13 +350,6 @@ class _Model:
         return source.failed.get(template, ZERO), source.retried.get(template, ZERO)
 
     def useful(self, s: _State, key: tuple[str, str, str]) -> Fraction:
-        memo = (id(s.volume), id(s.share), id(s.tokens), id(s.cache), id(s.price), key)
-        found = self._useful.get(memo)
-        if found is None:
-            found = self._useful[memo] = self._useful_of(s, key)
-        return found
-
-    def _useful_of(self, s: _State, key: tuple[str, str, str]) -> Fraction:
         runs = s.volume.total_runs * self.share(s.share, key[0])
         return runs * self._per_run_cost(s, key)
 
