@@ -166,11 +166,18 @@ def _event_references(
             db_index=db_index,
         )
 
+    # Only the run has an index (the model's own ``*_run_idx``): every read of raw events goes
+    # through its run or its month, and each further index cost the ingest about a tenth of its
+    # database time (``benchmarks/ingest.py``). Projects and jobs are never deleted; the one
+    # query that reads calls by job narrows them by run first.
     project = models.ForeignKey(
-        Project, on_delete=models.PROTECT, related_name=related_name, db_constraint=False
+        Project,
+        on_delete=models.PROTECT,
+        related_name=related_name,
+        db_constraint=False,
+        db_index=False,
     )
-    # The run's index is the model's own ``*_run_idx``; a second one only slowed inserts.
-    return project, optional(Run, db_index=False), optional(Job)
+    return project, optional(Run, db_index=False), optional(Job, db_index=False)
 
 
 class UsageEvent(models.Model):
