@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
@@ -42,6 +43,10 @@ class LlmCall(Protocol):
 class Pricer(Protocol):
     def price(self, call: LlmCall) -> PricedCall | None:
         """The call's cost, or None when it cannot be priced (stored as unpriced)."""
+        ...
+
+    def price_all(self, calls: Iterable[LlmCall]) -> list[PricedCall | None]:
+        """``price`` of each call, in order (a batch at a time is cheaper)."""
         ...
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import NamedTuple
 
 from factory_portal.money import HUNDRED
@@ -39,6 +40,25 @@ class TokenPrices:
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
 
+    @cached_property
+    def scaled(self) -> tuple[int, int | None, int, int, int]:
+        """The input, output, cache-read and cache-write prices (the cache prices falling back to
+        the input price) as integers over one power of ten, and that power's exponent less six
+        (the prices are per million tokens): exact integer arithmetic for ``tokens_cost``."""
+        read = self.input if self.cache_read is None else self.cache_read
+        write = self.input if self.cache_write is None else self.cache_write
+        exponent = min(
+            int(p.as_tuple().exponent)
+            for p in (self.input, self.output, read, write)
+            if p is not None
+        )
+
+        def scaled(price: Decimal) -> int:
+            return int(price.scaleb(-exponent))
+
+        output = None if self.output is None else scaled(self.output)
+        return scaled(self.input), output, scaled(read), scaled(write), exponent - 6
+
 
 def quantize_cost(amount: Decimal) -> Decimal:
     """Round a cost to the stored precision (10 decimal places, half-even)."""
@@ -47,20 +67,34 @@ def quantize_cost(amount: Decimal) -> Decimal:
 
 def token_cost(tokens: TokenCounts, prices: TokenPrices) -> Decimal:
     """Cost in USD of one call, to 10 decimal places."""
-    uncached = tokens.input_tokens - tokens.cached_input_tokens - tokens.cache_write_tokens
+    return tokens_cost(*tokens, prices)
+
+
+def tokens_cost(
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int,
+    cache_write_tokens: int,
+    prices: TokenPrices,
+) -> Decimal:
+    """``token_cost`` of the four counts (``TokenCounts``' order), for loops over many calls.
+
+    Uncached input tokens at the input price, cached and cache-write tokens at theirs, output
+    tokens at the output price, summed as integers (``TokenPrices.scaled``) and rounded once to
+    10 places, half-even. Exact: the largest accepted counts times the prices stay far inside
+    the 28 digits the ``Decimal`` sum of the four products used to be exact in."""
+    uncached = input_tokens - cached_input_tokens - cache_write_tokens
     if uncached < 0:
         raise ValueError("cached and cache-write tokens exceed input tokens")
-    if tokens.output_tokens and prices.output is None:
-        raise ValueError("output tokens but no output price")
-    cache_read = prices.cache_read if prices.cache_read is not None else prices.input
-    cache_write = prices.cache_write if prices.cache_write is not None else prices.input
-    total = (
-        uncached * prices.input
-        + tokens.cached_input_tokens * cache_read
-        + tokens.cache_write_tokens * cache_write
-        + tokens.output_tokens * (prices.output or 0)
-    )
-    return quantize_cost(total / MILLION)
+    price_input, price_output, price_read, price_write, exponent = prices.scaled
+    total = uncached * price_input + cached_input_tokens * price_read
+    if cache_write_tokens:
+        total += cache_write_tokens * price_write
+    if output_tokens:
+        if price_output is None:
+            raise ValueError("output tokens but no output price")
+        total += output_tokens * price_output
+    return Decimal(total).scaleb(exponent).quantize(COST_QUANTUM)
 
 
 @dataclass(frozen=True)
@@ -242,13 +276,31 @@ def call_cost(
         if tokens.output_tokens and override.prices.output is None:
             return None
         return CallCost(token_cost(tokens, override.prices), None, override_id)
-    resolved = schedule.resolve(provider, model, at, tokens.input_tokens)
-    if resolved is None or (tokens.output_tokens and resolved.prices.output is None):
-        return None
-    cost = token_cost(tokens, resolved.prices)
-    if override is not None and override.discount_percent is not None:
+    found = book_cost(schedule.resolve(provider, model, at, tokens.input_tokens), *tokens)
+    if found is None or override is None:
+        return found
+    cost = found.cost
+    if override.discount_percent is not None:
         cost = quantize_cost(cost * (HUNDRED - override.discount_percent) / HUNDRED)
-    return CallCost(cost, resolved.entry_id, override_id)
+    return CallCost(cost, found.price_ref, override_id)
+
+
+def book_cost(
+    resolved: ResolvedPrices | None,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int,
+    cache_write_tokens: int,
+) -> CallCost | None:
+    """A call's cost at the book's ``resolved`` prices (``PriceSchedule.resolve``), before any
+    contract: None when nothing is in force or the call has output tokens the model has no
+    price for."""
+    if resolved is None or (output_tokens and resolved.prices.output is None):
+        return None
+    cost = tokens_cost(
+        input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, resolved.prices
+    )
+    return CallCost(cost, resolved.entry_id, None)
 
 
 def prices_in_force(

@@ -38,7 +38,7 @@ from factory_portal.tenants.connection import zone_for_writing
 from usage.domain.events import EventIn, LlmEventIn
 from usage.domain.retention import utc_month
 from usage.models import CostSource, InfraUsageEvent, LlmUsageEvent, UsageEvent
-from usage.pricing import Pricer
+from usage.pricing import PricedCall, Pricer
 from usage.services.partitions import partitions_ensure_months
 from usage.services.references import jobs_lookup, projects_ensure, runs_ensure
 from usage.services.rollups import RunRollupDeltas, rollup_stripe
@@ -353,11 +353,14 @@ def _store(events: list[EventIn], pricer: Pricer) -> int:
     known = stored_ids(
         LlmUsageEvent, [e.event_id for e in events if isinstance(e, LlmEventIn)]
     ) | stored_ids(InfraUsageEvent, [e.event_id for e in events if not isinstance(e, LlmEventIn)])
+    events = [e for e in events if e.event_id not in known]
+    # The calls without a client cost, priced in one go (in their order, as read below).
+    prices = iter(
+        pricer.price_all(e for e in events if isinstance(e, LlmEventIn) and e.cost is None)
+    )
     llm_rows: list[tuple] = []
     infra_rows: list[tuple] = []
     for e in events:
-        if e.event_id in known:
-            continue
         run = runs[e.run_id] if e.run_id else None
         run_pk = run.id if run else None
         refs = (
@@ -370,7 +373,8 @@ def _store(events: list[EventIn], pricer: Pricer) -> int:
         )
         rollup = (run.run_type, run.template) if run else ("", "")
         if isinstance(e, LlmEventIn):
-            llm_rows.append((*refs, *_llm_values(e, pricer), *rollup))
+            priced = next(prices) if e.cost is None else None
+            llm_rows.append((*refs, *_llm_values(e, priced), *rollup))
         else:
             infra_rows.append((*refs, *infra_values(e), *rollup))
     # The ledger's and the step rollup's rows of this batch go to its stripe.
@@ -418,15 +422,14 @@ def _store(events: list[EventIn], pricer: Pricer) -> int:
     return accepted
 
 
-def _llm_values(e: LlmEventIn, pricer: Pricer) -> tuple:
-    """The LLM columns after the references: the call as sent, its cost and the cost's source."""
+def _llm_values(e: LlmEventIn, priced: PricedCall | None) -> tuple:
+    """The LLM columns after the references: the call as sent, its cost and the cost's source
+    (the client's cost if it sent one, else ``priced``: the price book's, or unpriced)."""
     if e.cost is not None:
         cost, source, price_ref, override_ref = e.cost, CostSource.CLIENT, None, None
+    elif priced is None:
+        cost, source, price_ref, override_ref = None, CostSource.UNPRICED, None, None
     else:
-        priced = pricer.price(e)
-        if priced is None:
-            cost, source, price_ref, override_ref = None, CostSource.UNPRICED, None, None
-        else:
-            cost, source = priced.cost, CostSource.PRICE_BOOK
-            price_ref, override_ref = priced.price_ref, priced.override_ref
+        cost, source = priced.cost, CostSource.PRICE_BOOK
+        price_ref, override_ref = priced.price_ref, priced.override_ref
     return (*llm_call_values(e), cost, str(source), price_ref, override_ref)
