@@ -17,6 +17,8 @@ port, and measures:
 - in this process, the CPU milliseconds (this process's, not the database's) of one batch: decode
   and validate, then the whole batch with storing, fast decoder on and off (steadier than the
   HTTP rates on a loaded machine: other processes' load does not count);
+- the CPU time the server's processes and PostgreSQL's used per HTTP request of each pass (from
+  Linux's /proc; other work on the machine slows the rates but adds nothing to these);
 then prints one line per figure with the 1-minute load average, and the ratios HTTP / COPY and
 OTLP / COPY (COPY measured in the same run). Drops the tenant afterwards. ``--only otlp`` measures
 the OTLP rate and the COPY rate only (no REST batches, no CPU figures): a quicker loop when working
@@ -40,7 +42,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import MODELS, chat_span  # noqa: E402  (needs ROOT on the path)
+from benchmarks.common import (  # noqa: E402  (needs ROOT on the path)
+    MODELS,
+    chat_span,
+    cpu_sample,
+    cpu_used,
+    gunicorn_pid,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
 
@@ -273,18 +281,25 @@ def main() -> None:
                 for _ in range(args.workers * 2)
             ]
             post_batches(port, host, key, "/api/v1/events", warm, "application/json", args.workers)
+            server = gunicorn_pid(port)
             if not only_otlp:
+                before = cpu_sample(server)
                 seconds = post_batches(
                     port, host, key, "/api/v1/events", bodies, "application/json", args.clients
                 )
+                used = cpu_used(before, cpu_sample(server))
                 rates[mode].append(len(events) / seconds)
                 say(f"http_events_per_second_{mode} {rates[mode][-1]:,.0f}")
                 say(f"http_batch_mean_seconds_{mode} {seconds / len(bodies):.3f}")
+                say(f"http_cpu_ms_per_batch_{mode} {_cpu_per(used, len(bodies))}")
             if mode == "fast" and not spans_seconds:
+                before = cpu_sample(server)
                 spans_seconds = post_batches(
                     port, host, key, "/v1/traces", spans, "application/x-protobuf", args.clients
                 )
+                used = cpu_used(before, cpu_sample(server))
                 say(f"otlp_spans_per_second {span_count / spans_seconds:,.0f}")
+                say(f"otlp_cpu_ms_per_request {_cpu_per(used, len(spans))}")
 
     with schema_context(tenant.schema_name):
         from usage.models import LlmUsageEvent
@@ -310,6 +325,15 @@ def main() -> None:
             f"http_to_copy_ratio_{mode} {rate / copy_rows_per_second:.3f} (mean of {len(measured)})"
         )
     say(f"otlp_to_copy_ratio {span_count / spans_seconds / copy_rows_per_second:.3f}")
+
+
+def _cpu_per(used: dict[str, float], requests: int) -> str:
+    """CPU ms a request of the server's processes and of PostgreSQL's (every backend: the
+    benchmark's own queries are all it runs), and their sum: steadier than the rates when other
+    work shares the machine, which slows every request but adds nothing to these."""
+    server = used["server"] * 1000 / requests
+    postgres = used["postgres"] * 1000 / requests
+    return f"server {server:.1f} postgres {postgres:.1f} total {server + postgres:.1f}"
 
 
 def cpu_per_batch(

@@ -62,7 +62,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import MODELS  # noqa: E402  (needs ROOT on the path)
+from benchmarks.common import (  # noqa: E402  (needs ROOT on the path)
+    MODELS,
+    cpu_sample,
+    cpu_used,
+    gunicorn_pid,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
 os.environ.setdefault("PORTAL_SECURE", "0")
@@ -423,64 +428,6 @@ def send_phase(
     return outcomes, max(last_answer - start, plan[-1].at if plan else 0), reopened
 
 
-# --- CPU: where the machine's time goes (Linux /proc) ----------------------------------------
-
-
-def _gunicorn_pid(port: int) -> int | None:
-    """The gunicorn master bound to ``port`` (found by its command line)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(b"gunicorn" in part for part in command[:2]) and (
-                f"127.0.0.1:{port}".encode() in command
-            ):
-                return int(entry.name)
-    return None
-
-
-def cpu_sample(server_pid: int | None) -> dict[str, float | dict[int, float]]:
-    """CPU seconds used so far by the gunicorn master and its workers, by each PostgreSQL
-    process (other users' queries included), by this process, and by the whole machine (busy)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    server, postgres = 0.0, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        # utime, stime and the children's that were waited for: a PostgreSQL backend or a
-        # gunicorn worker that exits moves its time to its parent (postmaster, master).
-        seconds = sum(int(n) for n in fields[11:15]) / tick
-        if server_pid is not None and server_pid in (int(entry.name), int(fields[1])):
-            server += seconds
-        elif name.startswith("postgres"):
-            postgres[int(entry.name)] = seconds
-    times = os.times()
-    jiffies = [int(n) for n in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    return {
-        "server": server,
-        "postgres": postgres,
-        "client": times.user + times.system,
-        "machine": (sum(jiffies[:8]) - jiffies[3] - jiffies[4]) / tick,  # minus idle, iowait
-    }
-
-
-def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    """CPU seconds between two samples (processes started in between count from their start)."""
-    used = {name: after[name] - before[name] for name in ("server", "client", "machine")}
-    used["postgres"] = sum(
-        seconds - before["postgres"].get(pid, 0.0) for pid, seconds in after["postgres"].items()
-    )
-    return used
-
-
 # --- Reporting ----------------------------------------------------------------------------------
 
 HEADER = (
@@ -832,7 +779,7 @@ def main() -> None:
                     f"warmup {len(outcomes)} requests, errors {errors},"
                     f" p99 {_percentile(latencies, 0.99):.1f} ms (not counted)"
                 )
-            server_pid = _gunicorn_pid(port)
+            server_pid = gunicorn_pid(port)
             results = []
             for phase, rate, plan in phases:
                 cpu_before, wall_before = cpu_sample(server_pid), time.perf_counter()
