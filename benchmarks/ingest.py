@@ -19,6 +19,8 @@ port, and measures:
   HTTP rates on a loaded machine: other processes' load does not count);
 - the CPU time the server's processes and PostgreSQL's used per HTTP request of each pass (from
   Linux's /proc; other work on the machine slows the rates but adds nothing to these);
+- after each pass, the COPY rate again (best of two) and the pass's ratio to it, and the mean of
+  those ratios (a machine whose speed drifts within the run moves both figures of a pair);
 then prints one line per figure with the 1-minute load average, and the ratios HTTP / COPY and
 OTLP / COPY (COPY measured in the same run). Drops the tenant afterwards. ``--only otlp`` measures
 the OTLP rate and the COPY rate only (no REST batches, no CPU figures): a quicker loop when working
@@ -267,6 +269,9 @@ def main() -> None:
         print(figures[-1], flush=True)
 
     rates: dict[str, list[float]] = {"fast": [], "general": []}
+    # Each pass against a COPY measured right after it: this machine's speed drifts by a
+    # third within minutes, so a ratio of two figures taken minutes apart says little.
+    paired: dict[str, list[float]] = {"fast": [], "general": [], "otlp": []}
     spans_seconds = 0.0
     for mode, events in sets:
         bodies = [
@@ -292,6 +297,8 @@ def main() -> None:
                 say(f"http_events_per_second_{mode} {rates[mode][-1]:,.0f}")
                 say(f"http_batch_mean_seconds_{mode} {seconds / len(bodies):.3f}")
                 say(f"http_cpu_ms_per_batch_{mode} {_cpu_per(used, len(bodies))}")
+                paired[mode].append(rates[mode][-1] / max(copy_rate(events) for _ in range(2)))
+                say(f"http_to_adjacent_copy_ratio_{mode} {paired[mode][-1]:.3f}")
             if mode == "fast" and not spans_seconds:
                 before = cpu_sample(server)
                 spans_seconds = post_batches(
@@ -300,6 +307,9 @@ def main() -> None:
                 used = cpu_used(before, cpu_sample(server))
                 say(f"otlp_spans_per_second {span_count / spans_seconds:,.0f}")
                 say(f"otlp_cpu_ms_per_request {_cpu_per(used, len(spans))}")
+                copy_now = max(copy_rate(sets[0][1]) for _ in range(2))
+                paired["otlp"].append(span_count / spans_seconds / copy_now)
+                say(f"otlp_to_adjacent_copy_ratio {paired['otlp'][-1]:.3f}")
 
     with schema_context(tenant.schema_name):
         from usage.models import LlmUsageEvent
@@ -325,6 +335,10 @@ def main() -> None:
             f"http_to_copy_ratio_{mode} {rate / copy_rows_per_second:.3f} (mean of {len(measured)})"
         )
     say(f"otlp_to_copy_ratio {span_count / spans_seconds / copy_rows_per_second:.3f}")
+    for name, ratios in paired.items():
+        if ratios:
+            mean = sum(ratios) / len(ratios)
+            say(f"{name}_to_adjacent_copy_ratio_mean {mean:.3f} (of {len(ratios)})")
 
 
 def _cpu_per(used: dict[str, float], requests: int) -> str:
