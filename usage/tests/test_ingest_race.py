@@ -45,8 +45,12 @@ def _ingest(schema: str, tenant: object, events: list) -> IngestResult:
 
 
 def _waiting_in(pid: int) -> str | None:
-    """The statement ``pid`` waits for a lock in, if it does."""
+    """The statement ``pid`` waits for a lock in, if it does. Within a transaction PostgreSQL
+    keeps the first reading of each backend's statement (only the wait is read live), so the
+    snapshot is dropped first: else a batch waiting in its insert showed the statement it ran
+    at the first poll (its runs' lookup, its COPY table) and the test failed now and then."""
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute("SELECT wait_event_type, query FROM pg_stat_activity WHERE pid = %s", [pid])
         row = cursor.fetchone()
     return row[1].strip() if row is not None and row[0] == "Lock" else None
