@@ -348,7 +348,10 @@ def _store(events: list[EventIn], pricer: Pricer) -> int:
     run_deltas = RunRollupDeltas(zone)
     runs = runs_ensure(first_seen, zone=zone, deltas=run_deltas)
     jobs = jobs_lookup((runs[e.run_id].id, e.job_id) for e in events if e.run_id and e.job_id)
-    partitions_ensure_months({utc_month(e.occurred_at) for e in events})
+    times = [e.occurred_at for e in events]
+    first, last = utc_month(min(times)), utc_month(max(times))
+    # Nearly every batch falls in one month: two conversions instead of one per event.
+    partitions_ensure_months({first} if first == last else {utc_month(t) for t in times})
     # After every wait above, so a concurrent batch that made this one wait is seen.
     known = stored_ids(
         LlmUsageEvent, [e.event_id for e in events if isinstance(e, LlmEventIn)]
@@ -360,23 +363,22 @@ def _store(events: list[EventIn], pricer: Pricer) -> int:
     )
     llm_rows: list[tuple] = []
     infra_rows: list[tuple] = []
+    # Each row: REFERENCE_COLUMNS, the event's own columns, ROLLUP_COLUMNS (the run's).
+    run_columns = {key: (run.id, run.run_type, run.template) for key, run in runs.items()}
+    no_run = (None, "", "")
     for e in events:
-        run = runs[e.run_id] if e.run_id else None
-        run_pk = run.id if run else None
-        refs = (
-            e.event_id,
-            e.occurred_at,
-            projects[e.project],
-            run_pk,
-            jobs.get((run_pk, e.job_id)) if run_pk and e.job_id else None,
-            e.job_id,
-        )
-        rollup = (run.run_type, run.template) if run else ("", "")
+        run_pk, run_type, template = run_columns[e.run_id] if e.run_id else no_run
+        job_ref = e.job_id
+        job_pk = jobs.get((run_pk, job_ref)) if run_pk and job_ref else None
         if isinstance(e, LlmEventIn):
             priced = next(prices) if e.cost is None else None
-            llm_rows.append((*refs, *_llm_values(e, priced), *rollup))
+            own = _llm_values(e, priced)
+            rows = llm_rows
         else:
-            infra_rows.append((*refs, *infra_values(e), *rollup))
+            own = infra_values(e)
+            rows = infra_rows
+        refs = (e.event_id, e.occurred_at, projects[e.project], run_pk, job_pk, job_ref)
+        rows.append((*refs, *own, run_type, template))
     # The ledger's and the step rollup's rows of this batch go to its stripe.
     params = {"zone": str(zone), "stripe": rollup_stripe()}
     try:
@@ -426,10 +428,13 @@ def _llm_values(e: LlmEventIn, priced: PricedCall | None) -> tuple:
     """The LLM columns after the references: the call as sent, its cost and the cost's source
     (the client's cost if it sent one, else ``priced``: the price book's, or unpriced)."""
     if e.cost is not None:
-        cost, source, price_ref, override_ref = e.cost, CostSource.CLIENT, None, None
-    elif priced is None:
-        cost, source, price_ref, override_ref = None, CostSource.UNPRICED, None, None
-    else:
-        cost, source = priced.cost, CostSource.PRICE_BOOK
-        price_ref, override_ref = priced.price_ref, priced.override_ref
-    return (*llm_call_values(e), cost, str(source), price_ref, override_ref)
+        return (*llm_call_values(e), e.cost, _CLIENT, None, None)
+    if priced is None:
+        return (*llm_call_values(e), None, _UNPRICED, None, None)
+    return (*llm_call_values(e), priced.cost, _PRICE_BOOK, priced.price_ref, priced.override_ref)
+
+
+# The sources as stored (``str`` of a choice is a Python call per row).
+_CLIENT, _UNPRICED, _PRICE_BOOK = (
+    str(source) for source in (CostSource.CLIENT, CostSource.UNPRICED, CostSource.PRICE_BOOK)
+)
