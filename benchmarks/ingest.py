@@ -23,8 +23,8 @@ port, and measures:
   those ratios (a machine whose speed drifts within the run moves both figures of a pair);
 then prints one line per figure with the 1-minute load average, and the ratios HTTP / COPY and
 OTLP / COPY (COPY measured in the same run). Drops the tenant afterwards. ``--only otlp`` measures
-the OTLP rate and the COPY rate only (no REST batches, no CPU figures): a quicker loop when working
-on the trace receiver.
+the OTLP rate, its CPU per request and the COPY rate only (no REST batches, no in-process CPU
+figures): a quicker loop when working on the trace receiver.
 """
 
 from __future__ import annotations

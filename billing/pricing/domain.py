@@ -81,8 +81,9 @@ def tokens_cost(
 
     Uncached input tokens at the input price, cached and cache-write tokens at theirs, output
     tokens at the output price, summed as integers (``TokenPrices.scaled``) and rounded once to
-    10 places, half-even. Exact: the largest accepted counts times the prices stay far inside
-    the 28 digits the ``Decimal`` sum of the four products used to be exact in."""
+    10 places, half-even: the same figure as the ``Decimal`` sum of the four products over a
+    million for every cost below 10^15 USD (the cost column holds less than 10^10), where
+    neither rounds before the last step."""
     uncached = input_tokens - cached_input_tokens - cache_write_tokens
     if uncached < 0:
         raise ValueError("cached and cache-write tokens exceed input tokens")

@@ -40,6 +40,8 @@ def decimal_cost(tokens: TokenCounts, prices: TokenPrices) -> Decimal:
 
 # Prices as the book stores them (up to 10 places), zero included; some are whole numbers.
 price = st.decimals(min_value=0, max_value=10_000, places=10) | st.integers(0, 100).map(Decimal)
+# Up to the column's limit (20 digits, 10 places).
+extreme_price = st.decimals(min_value=0, max_value=Decimal("9999999999.9999999999"), places=10)
 
 
 @given(
@@ -55,6 +57,19 @@ def test_integer_sum_equals_the_decimal_sum(counts, prices):
     cost = tokens_cost(*tokens, prices)
     assert cost == decimal_cost(tokens, prices)
     assert cost.as_tuple().exponent == -10
+
+
+@given(
+    counts=st.lists(st.integers(0, 1_000_000), min_size=4, max_size=4),
+    prices=st.tuples(extreme_price, extreme_price, extreme_price | st.none(), extreme_price),
+)
+def test_integer_sum_equals_the_decimal_sum_at_the_columns_limits(counts, prices):
+    """Prices as large and as precise as the book's column holds (costs up to about 4 x 10^10
+    USD, beyond what the cost column stores)."""
+    cached, write, uncached, output = counts
+    tokens = TokenCounts(uncached + cached + write, output, cached, write)
+    prices = TokenPrices(*prices)
+    assert tokens_cost(*tokens, prices) == decimal_cost(tokens, prices)
 
 
 def test_output_without_an_output_price_is_refused():
@@ -115,17 +130,32 @@ OVERRIDES = [
 
 
 @settings(max_examples=60)
-@given(batch=st.lists(calls, max_size=40), contract=st.booleans())
-def test_a_batch_is_priced_as_each_call_alone(batch, contract):
+@given(batch=st.lists(calls, max_size=40))
+def test_a_batch_is_priced_as_each_call_alone(batch):
+    """The book's loop (a tenant without contract terms; with them, ``price_all`` prices each
+    call through ``call_cost`` itself)."""
     schedule = PriceSchedule(POINTS)
-    overrides = OVERRIDES if contract else []
     one_by_one = []
     for c in batch:
         tokens = TokenCounts(*c[3:])
-        found = call_cost(schedule, overrides, c.provider, c.model, c.occurred_at, tokens)
+        found = call_cost(schedule, [], c.provider, c.model, c.occurred_at, tokens)
         one_by_one.append(None if found is None else tuple(found))
-    priced = TenantPricer(schedule, overrides).price_all(batch)
+    priced = TenantPricer(schedule, []).price_all(batch)
     assert [None if p is None else tuple(p) for p in priced] == one_by_one
-    # and ``price`` of a single call is the batch's answer for it
-    pricer = TenantPricer(schedule, overrides)
-    assert [pricer.price(c) for c in batch] == priced
+
+
+def test_contract_terms_still_apply_in_a_batch():
+    """A tenant with contract terms: its own prices and its discount, as ``call_cost`` says."""
+    schedule = PriceSchedule(POINTS)
+    at = JAN + timedelta(days=30)
+    batch = [
+        Call("anthropic", "big", at, 100_000, 0, 0, 0),  # own prices: $12 a million input
+        Call("openai", "chat", at, 100_000, 0, 0, 0),  # book $2.50 less 15%
+        Call("openai", "chat", JAN, 100_000, 0, 0, 0),  # before the discount: book
+    ]
+    priced = TenantPricer(schedule, OVERRIDES).price_all(batch)
+    assert [(p.cost, p.price_ref, p.override_ref) for p in priced] == [
+        (Decimal("1.2000000000"), None, 12),
+        (Decimal("0.2125000000"), 1, 11),
+        (Decimal("0.2500000000"), 1, None),
+    ]

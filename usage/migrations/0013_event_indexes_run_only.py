@@ -1,11 +1,17 @@
 """The raw event tables keep only their run index and primary key: the project's and the job's
 indexes (Django's default for a foreign key) served no query and cost the ingest about a tenth of
 its database time. Dropping a partitioned index drops each partition's.
+
+The drop locks both event tables and every partition (ACCESS EXCLUSIVE) until the schema's
+migration commits; it gives up after ``LOCK_TIMEOUT`` rather than queue the tenant's ingest and
+pages behind a long transaction (an export, a rollup rebuild). ``migrate_schemas`` then fails for
+that schema, and running it again finishes the job.
 """
 
 import django.db.models.deletion
 from django.db import migrations, models
 
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '10s'"
 # (table, column, Django's index name for the column); fixed names, never input.
 INDEXES = (
     ("usage_llmusageevent", "job_id", "usage_llmusageevent_job_id_0d442d49"),
@@ -24,10 +30,13 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             database_operations=[
                 migrations.RunSQL(
-                    sql=[f'DROP INDEX IF EXISTS "{name}"' for _, _, name in INDEXES],
+                    sql=[LOCK_TIMEOUT, *(f'DROP INDEX IF EXISTS "{name}"' for *_, name in INDEXES)],
                     reverse_sql=[
-                        f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ("{column}")'
-                        for table, column, name in INDEXES
+                        LOCK_TIMEOUT,
+                        *(
+                            f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ("{column}")'
+                            for table, column, name in INDEXES
+                        ),
                     ],
                 ),
             ],
