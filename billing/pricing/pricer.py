@@ -89,8 +89,8 @@ class TenantPricer:
 
     def price_all(self, calls: Iterable[LlmCall]) -> list[PricedCall | None]:
         """``price`` of each call, in order. Without contract overrides, one tight loop over
-        the book's memoised resolution: half the time a call on the ingest path (5,000 calls:
-        23 ms one by one, 12 ms here)."""
+        the book's memoised resolution (5,000 calls: about 14-15 ms one by one before this
+        loop and the integer sum, 11-12 ms here)."""
         if self._overrides:
             return [self._contract_price(call) for call in calls]
         resolve = self._schedule.resolve
