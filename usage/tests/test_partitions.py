@@ -91,7 +91,7 @@ def test_event_tables_are_partitioned_with_the_month_in_the_key(alpha):
             )
             indexes = [row[0] for row in cursor.fetchall()]
             # The key and the run: no prefix copy of the id, no second run index, and none on
-            # the project or the job (each cost the ingest about a tenth of its database time).
+            # the project or the job (together a fifth of the events insert's time).
             assert sorted(i.split(" USING btree ")[1] for i in indexes) == [
                 "(event_id, occurred_at)",
                 "(run_id)",
