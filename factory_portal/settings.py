@@ -163,7 +163,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "factory_portal.errors.ApiProblemMiddleware",  # problem+json for every API error answer
-    "django_tenants.middleware.main.TenantMainMiddleware",
+    "factory_portal.tenants.middleware.TenantHostMiddleware",  # django-tenants', one query
     # Page and read-API requests may read from a replica (after the tenant is known).
     "factory_portal.db_routing.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",

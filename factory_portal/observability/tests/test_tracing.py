@@ -31,7 +31,7 @@ def test_a_tenant_request_is_one_trace_with_its_database_spans_all_marked_with_t
     assert {s.context.trace_id for s in finished} == {server.context.trace_id}
     # Only the lookup that finds the tenant from the host runs before the tenant is known.
     routing = [s for s in queries if 'search_path = "public"' in s.attributes["db.statement"]]
-    routing += [s for s in queries if '"tenants_domain"' in s.attributes["db.statement"]]
+    routing += [s for s in queries if "tenants_domain" in s.attributes["db.statement"]]
     assert len(routing) == 2 and all("tenant.id" not in s.attributes for s in routing)
     tenant_queries = [s for s in queries if s not in routing]
     assert any('"usage_run"' in s.attributes["db.statement"] for s in tenant_queries)

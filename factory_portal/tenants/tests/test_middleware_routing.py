@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.http import HttpResponse
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
-from factory_portal.tenants.models import Tenant
+from factory_portal.tenants.middleware import TenantHostMiddleware
+from factory_portal.tenants.models import Domain, Tenant
 from factory_portal.tenants.services import tenant_set_status
 from tests.support import broker_down, host_client, logged_in_client
 
@@ -79,3 +83,21 @@ def test_suspended_tenant_is_refused(alpha):
     api = client.get("/api/v1/projects")
     assert api.status_code == 403
     assert api["Content-Type"] == "application/problem+json"
+
+
+def test_the_host_lookup_is_one_statement_and_reads_the_whole_tenant(alpha):
+    """The middleware's own lookup (``TenantHostMiddleware``): one statement, the tenant as the ORM
+    reads it (every field), its schema selected; an unknown host is the ORM's DoesNotExist, which
+    django-tenants answers with a 404 (above)."""
+    middleware = TenantHostMiddleware(lambda request: HttpResponse())
+    request = RequestFactory().get("/login/", HTTP_HOST=alpha.host)
+    with CaptureQueriesContext(connection) as queries:
+        assert middleware.process_request(request) is None
+    statements = [q["sql"] for q in queries if not q["sql"].startswith("SET search_path")]
+    assert len(statements) == 1 and "tenants_domain" in statements[0]
+    expected = Tenant.objects.get(slug="alpha")
+    fields = [f.attname for f in Tenant._meta.concrete_fields]
+    assert [getattr(request.tenant, f) for f in fields] == [getattr(expected, f) for f in fields]
+    assert connection.schema_name == alpha.schema
+    with pytest.raises(Domain.DoesNotExist):
+        middleware.get_tenant(Domain, "nobody.localhost")
