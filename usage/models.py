@@ -217,6 +217,10 @@ class LlmUsageEvent(UsageEvent):
     output_tokens = models.BigIntegerField(default=0)
     cached_input_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)
+    # A traced call's duration (an OTLP span's ``duration_ms`` attribute, else its end minus its
+    # start; it ended at ``occurred_at``), for the run's waterfall: the span is stored once, here,
+    # not also as an ExternalCall. NULL for calls sent to the REST API, which carry no timing.
+    duration_ms = models.BigIntegerField(null=True, blank=True)
     # USD (the price book's currency), 10 decimal places; NULL when unpriced.
     cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     cost_source = models.CharField(max_length=16, choices=CostSource.choices)
@@ -304,8 +308,9 @@ class ExternalCall(models.Model):
         db_index=False,
     )
     service = models.CharField(max_length=SERVICE_LENGTH)
-    # "external" (a factory.external.{service} span) or "llm" (a GenAI span: an LLM call, kept
-    # here for its timing; its usage and cost are an LlmUsageEvent).
+    # "external" (a factory.external.{service} span) or "llm" (a GenAI span stored before
+    # migration usage 0015, kept here for its timing; its usage and cost are an LlmUsageEvent,
+    # which now holds the timing of the calls traced since: ``LlmUsageEvent.duration_ms``).
     kind = models.CharField(max_length=16, db_default="external")
     model = models.CharField(max_length=MODEL_LENGTH, db_default="", blank=True)
     started_at = models.DateTimeField()

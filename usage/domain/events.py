@@ -80,6 +80,7 @@ class LlmEventIn(NamedTuple):
     cached_input_tokens: int
     cache_write_tokens: int
     cost: Decimal | None  # supplied by the client: it wins over the price book
+    duration_ms: int | None = None  # a traced call's (OTLP); the REST API carries no timing
 
 
 class InfraEventIn(NamedTuple):

@@ -411,6 +411,20 @@ def _flat(span: Span, resource: dict[str, Any], budget: _Budget) -> FlatSpan:
 
 # --- records -------------------------------------------------------------------------------------
 
+# The id of an LLM span's usage event names the span: a re-sent span is a duplicate, and the
+# run's waterfall finds the errors the span reported (by its span id).
+SPAN_EVENT_PREFIX = "otlp-"
+
+
+def span_event_id(trace_id: str, span_id: str) -> str:
+    return f"{SPAN_EVENT_PREFIX}{trace_id}-{span_id}"
+
+
+def span_of_event_id(event_id: str) -> str:
+    """The span id in the id of an LLM span's usage event; "" for another id."""
+    prefix, _, span_id = event_id.rpartition("-")
+    return span_id if prefix.startswith(SPAN_EVENT_PREFIX) else ""
+
 
 @dataclass(frozen=True, slots=True)
 class SpanContext:

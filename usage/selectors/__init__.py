@@ -39,6 +39,7 @@ from usage.models import (
 )
 from usage.models import RunStatus as RunStatus  # the statuses of the rows below, for callers
 from usage.selectors.histograms import histogram_sum
+from usage.selectors.run_trace import RunCall, run_calls
 
 ZERO = Decimal(0)
 
@@ -863,7 +864,7 @@ def _distinct(rows, column: str) -> list[str]:  # type: ignore[no-untyped-def]
 class RunDetail:
     run: Run
     jobs: list[Job]
-    external_calls: list[object]
+    external_calls: list[RunCall]  # external and LLM calls, in start order
     models: list[dict[str, object]]  # per provider/model: calls, tokens, cost
     token_cost: Decimal
     infra: dict[str, Decimal]  # unit -> quantity
@@ -873,7 +874,7 @@ class RunDetail:
     @property
     def service_calls(self) -> list[object]:
         """Calls to external services (git, storage, ...), without the LLM calls' timings."""
-        return [c for c in self.external_calls if getattr(c, "kind", "external") == "external"]
+        return [c for c in self.external_calls if c.kind == "external"]
 
 
 def run_outline(run: Run) -> dict[str, object]:
@@ -918,7 +919,7 @@ def run_detail(run_id: str) -> RunDetail | None:
     return RunDetail(
         run=run,
         jobs=list(Job.objects.filter(run=run).order_by("started_at", "attempt")),
-        external_calls=list(run.external_calls.order_by("started_at")),
+        external_calls=list(run_calls(run)),
         models=models,
         token_cost=token_cost,
         infra=infra,

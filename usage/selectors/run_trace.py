@@ -8,7 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from usage.models import ExternalCall, Job, LogLevel, Run, RunLog, SpanError
+from django.db.models import DateTimeField
+from django.db.models.expressions import RawSQL
+
+from usage.domain.limits import ERROR_LENGTH
+from usage.domain.otlp import span_of_event_id
+from usage.models import ExternalCall, Job, LlmUsageEvent, LogLevel, Run, RunLog, SpanError
 
 ERRORS_SHOWN = 50
 LOGS_PER_PAGE = 50
@@ -126,21 +131,111 @@ class Waterfall:
         return self.shown < self.spans
 
 
+@dataclass(frozen=True)
+class RunCall:
+    """A call one of the run's jobs made: to an external service, or to an LLM (``service`` is
+    then the provider; its tokens and cost are the run's usage)."""
+
+    span_id: str
+    job_id: int | None
+    service: str
+    kind: str  # external | llm
+    model: str
+    started_at: datetime
+    duration_ms: int
+    status: str  # ok | error | unset
+    error: str
+
+
+# A traced LLM call started its duration before it ended (``occurred_at``).
+_LLM_STARTED = RawSQL(
+    "occurred_at - duration_ms * interval '1 millisecond'", (), output_field=DateTimeField()
+)
+
+
+def _external_calls(run: Run):  # type: ignore[no-untyped-def]
+    return ExternalCall.objects.filter(run=run).order_by("started_at", "id")
+
+
+def _llm_calls(run: Run):  # type: ignore[no-untyped-def]
+    return LlmUsageEvent.objects.filter(run=run, duration_ms__isnull=False)
+
+
+def run_calls(run: Run, *, limit: int | None = None) -> list[RunCall]:
+    """The run's calls in start order (the first ``limit``, if given), in two queries and one
+    for the LLM calls' errors: its ``ExternalCall`` rows (every external call, and the LLM calls
+    traced before migration usage 0015) and its LLM usage events with a duration (the LLM calls
+    traced since; an OTLP span is stored once). Such an LLM call is an error when its span
+    reported one, which the first of its ``SpanError`` rows names."""
+    externals = _external_calls(run)
+    llm = (
+        _llm_calls(run)
+        .annotate(started=_LLM_STARTED)
+        .order_by("started", "event_id")
+        .values_list("event_id", "job_id", "provider", "model", "started", "duration_ms")
+    )
+    if limit is not None:
+        externals, llm = externals[:limit], llm[:limit]
+    calls = [
+        RunCall(
+            c.span_id,
+            c.job_id,
+            c.service,
+            c.kind,
+            c.model,
+            c.started_at,
+            c.duration_ms,
+            c.status,
+            c.error,
+        )
+        for c in externals
+    ]
+    traced = [(span_of_event_id(row[0]), *row[1:]) for row in llm]
+    faults: dict[str, str] = {}
+    if traced:
+        errors = (
+            SpanError.objects.filter(run=run, span_id__in={row[0] for row in traced})
+            .order_by("span_id", "seq", "id")
+            .values_list("span_id", "type", "message")
+        )
+        for span_id, kind, message in errors:
+            faults.setdefault(span_id, (kind or message)[:ERROR_LENGTH])
+    calls += [
+        RunCall(
+            span_id,
+            job_id,
+            provider,
+            "llm",
+            model,
+            started,
+            duration,
+            "error" if span_id in faults else "ok",
+            faults.get(span_id, ""),
+        )
+        for span_id, job_id, provider, model, started, duration in traced
+    ]
+    calls.sort(key=lambda c: (c.started_at, c.span_id))
+    return calls if limit is None else calls[:limit]
+
+
+def run_calls_count(run: Run) -> int:
+    return _external_calls(run).count() + _llm_calls(run).count()
+
+
 def run_waterfall(run: Run, jobs: list[Job], *, now: datetime) -> Waterfall:
     """The run as a trace view: each job attempt in start order with its external and LLM calls
     under it (calls whose job is unknown come last). At most ``WATERFALL_MAX_SPANS`` spans, the
     earliest. Error marks come from the job or call status and from the run's span errors."""
-    calls_query = ExternalCall.objects.filter(run=run).order_by("started_at", "id")
     room = max(0, WATERFALL_MAX_SPANS - len(jobs))
-    calls = list(calls_query[: room + 1])
-    call_total = len(calls) if len(calls) <= room else calls_query.count()
+    calls = run_calls(run, limit=room + 1)
+    call_total = len(calls) if len(calls) <= room else run_calls_count(run)
     calls = calls[:room]
     error_spans = set(SpanError.objects.filter(run=run).values_list("span_id", flat=True)[:1000])
     jobs_shown = sorted(
         (j for j in jobs if j.started_at is not None), key=lambda j: (j.started_at, j.attempt)
     )[:WATERFALL_MAX_SPANS]
     shown_ids = {j.id for j in jobs_shown}
-    by_job: dict[int | None, list[ExternalCall]] = {}
+    by_job: dict[int | None, list[RunCall]] = {}
     for call in calls:
         by_job.setdefault(call.job_id if call.job_id in shown_ids else None, []).append(call)
     rows: list[WaterfallRow] = []
@@ -166,7 +261,7 @@ def run_waterfall(run: Run, jobs: list[Job], *, now: datetime) -> Waterfall:
     return Waterfall(rows=rows, spans=len(jobs) + call_total, shown=len(jobs_shown) + len(calls))
 
 
-def _call_row(call: ExternalCall, error_spans: set[str]) -> WaterfallRow:
+def _call_row(call: RunCall, error_spans: set[str]) -> WaterfallRow:
     llm = call.kind == "llm"
     return WaterfallRow(
         label=f"LLM {call.model or call.service}" if llm else call.service,

@@ -7,8 +7,9 @@ tenants may use the same trace id independently. Spans still without a run are k
 ``PendingSpan`` (in bulk, at most ``OTLP_MAX_PARKED_SPANS`` per sender) and stored when their run
 span arrives; ``pending_spans_expire`` deletes those whose run span never came. Everything of one
 request is written in one transaction, which ``usage.services.entry`` owns (and retries).
-An LLM call is stored twice, for two readers: its usage event (tokens and money) and an
-``ExternalCall`` of kind "llm" (its timing, for the run's waterfall; never money). The errors a
+An LLM call is stored once, as its usage event: tokens, money and its duration for the run's
+waterfall (before migration usage 0015 its timing was also an ``ExternalCall`` of kind "llm";
+``usage.selectors.run_trace.run_calls`` reads both). The errors a
 span reports are stored with its run (``usage.services.errors``); errors of spans outside any run
 are not kept.
 """
@@ -32,7 +33,6 @@ from psycopg.types.json import Jsonb
 from factory_portal.tenants.models import Tenant
 from usage.domain.errors import ErrorIn
 from usage.domain.events import SLUG_RE, LlmEventIn
-from usage.domain.limits import ERROR_LENGTH
 from usage.domain.otlp import (
     ExternalSpan,
     JobSpan,
@@ -42,6 +42,7 @@ from usage.domain.otlp import (
     SpanRecord,
     record_from_json,
     record_to_json,
+    span_event_id,
 )
 from usage.domain.runs import JobUpdate, RunUpdate
 from usage.models import Run
@@ -354,7 +355,8 @@ def _store_ready(tenant: Tenant, records: list[SpanRecord], result: TracesResult
     runs_ingest(updates=run_updates)
     llm = [_llm_event(r, i) for i, r in enumerate(records) if isinstance(r, LlmSpan)]
     events_ingest(events=llm, pricer=pricer_for(tenant))
-    _external_calls_store([r for r in records if isinstance(r, ExternalSpan | LlmSpan)])
+    # An LLM span is stored once, as its usage event (with its duration, for the waterfall).
+    _external_calls_store([r for r in records if isinstance(r, ExternalSpan)])
     span_errors_ingest(errors=_errors_of(records))
     span_errors_runs_refresh(run_ids=(r.context.run_id for r in records if isinstance(r, RunSpan)))
     return len(records)
@@ -435,7 +437,7 @@ def _run_update(run_id: str, items: list[RunSpan | JobSpan], index: int) -> RunU
 def _llm_event(record: LlmSpan, index: int) -> LlmEventIn:
     return LlmEventIn(
         position=index,
-        event_id=f"otlp-{record.trace_id}-{record.span_id}",
+        event_id=span_event_id(record.trace_id, record.span_id),
         occurred_at=record.occurred_at,
         project=record.context.project,
         run_id=record.context.run_id,
@@ -449,6 +451,8 @@ def _llm_event(record: LlmSpan, index: int) -> LlmEventIn:
         cached_input_tokens=record.cached_input_tokens,
         cache_write_tokens=record.cache_write_tokens,
         cost=None,
+        # Records parked before their timing was kept have none (and no waterfall row).
+        duration_ms=record.duration_ms if record.started_at is not None else None,
     )
 
 
@@ -469,10 +473,8 @@ CALLS_INSERT = (
 )
 
 
-def _external_calls_store(records: list[ExternalSpan | LlmSpan]) -> None:
-    """External calls and the timing of LLM calls (LLM records parked before their timing was
-    kept have none: they are left out)."""
-    records = [r for r in records if not isinstance(r, LlmSpan) or r.started_at is not None]
+def _external_calls_store(records: list[ExternalSpan]) -> None:
+    """The calls of ``factory.external.{service}`` spans."""
     if not records:
         return
     run_ids = {r.context.run_id for r in records if r.context.run_id}
@@ -484,16 +486,8 @@ def _external_calls_store(records: list[ExternalSpan | LlmSpan]) -> None:
     for r in records:
         run_pk = runs.get(r.context.run_id)
         job_pk = jobs.get((run_pk, r.job_id)) if run_pk else None
-        if isinstance(r, LlmSpan):
-            failed = r.errors[0] if r.errors else None
-            service, kind, model = r.provider, "llm", r.model
-            duration, status = r.duration_ms or 0, "error" if failed else "ok"
-            error = (failed.type or failed.message)[:ERROR_LENGTH] if failed else ""
-        else:
-            service, kind, model = r.service, "external", ""
-            duration, status, error = r.duration_ms, r.status, r.error
-        row = (r.trace_id, r.span_id, run_pk, job_pk, service, kind, model, r.started_at)
-        rows.append((*row, duration, status, error))
+        row = (r.trace_id, r.span_id, run_pk, job_pk, r.service, "external", "", r.started_at)
+        rows.append((*row, r.duration_ms, r.status, r.error))
     _copy_insert(CALLS_TEMP, "calls_in", CALL_TYPES, rows, CALLS_INSERT)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from factory_portal.accounts.services import api_key_create
 from tests.support import bearer, host_client, key_for
 from usage.models import CostSource, ExternalCall, Job, LlmUsageEvent, Run
+from usage.selectors.run_trace import run_calls
 from usage.tests.otlp_spans import as_otlp_json, as_request, factory_run_spans
 from usage.trace_routing.models import PendingSpan, TraceRoute
 
@@ -52,7 +54,8 @@ def test_a_run_trace_is_stored(alpha):
         jobs = list(Job.objects.filter(run=run).order_by("attempt"))
         calls = list(LlmUsageEvent.objects.filter(run=run).order_by("model"))
         external = ExternalCall.objects.get(kind="external")
-        llm_calls = list(ExternalCall.objects.filter(kind="llm").order_by("model"))
+        assert not ExternalCall.objects.filter(kind="llm").exists()  # stored once: the event
+        llm_calls = sorted((c for c in run_calls(run) if c.kind == "llm"), key=lambda c: c.model)
     assert run.status == "Succeeded"
     assert len(run.trace_id) == 32 and run.trace_id == calls[0].event_id.split("-")[1]
     assert run.template_recipe_id == "python-fastapi-service" and run.run_type == "microservice"
@@ -62,12 +65,18 @@ def test_a_run_trace_is_stored(alpha):
     assert calls[0].cost == Decimal("0.0345000000")
     assert calls[0].job_id == jobs[1].id  # the attempt it ran in
     assert (external.service, external.status, external.job_id) == ("github", "ok", jobs[1].id)
-    # LLM calls are kept for their timing too (the run's waterfall); money stays in the events.
-    assert [(c.service, c.model, c.job_id) for c in llm_calls] == [
-        ("anthropic", "claude-sonnet-4-5-20250929", jobs[1].id),
-        ("google", "gemini-2.5-flash", jobs[1].id),
-        ("openai", "gpt-4.1", jobs[1].id),
+    # An LLM call's event keeps its timing too, for the run's waterfall: it started its
+    # duration before it ended, and its span id is the span's.
+    assert [(c.service, c.model, c.job_id, c.status) for c in llm_calls] == [
+        ("anthropic", "claude-sonnet-4-5-20250929", jobs[1].id, "ok"),
+        ("google", "gemini-2.5-flash", jobs[1].id, "ok"),
+        ("openai", "gpt-4.1", jobs[1].id, "ok"),
     ]
+    for call, event in zip(llm_calls, calls, strict=True):
+        assert event.duration_ms is not None and event.duration_ms >= 0
+        assert call.duration_ms == event.duration_ms
+        assert call.started_at == event.occurred_at - timedelta(milliseconds=event.duration_ms)
+        assert event.event_id.endswith(f"-{call.span_id}") and len(call.span_id) == 16
 
 
 def test_resending_a_trace_changes_nothing(alpha):
@@ -79,7 +88,8 @@ def test_resending_a_trace_changes_nothing(alpha):
         assert LlmUsageEvent.objects.count() == 3
         assert Job.objects.count() == 2
         assert ExternalCall.objects.filter(kind="external").count() == 1
-        assert ExternalCall.objects.filter(kind="llm").count() == 3
+        assert LlmUsageEvent.objects.filter(duration_ms__isnull=False).count() == 3
+        assert not ExternalCall.objects.filter(kind="llm").exists()
 
 
 def test_json_request_gets_a_json_answer(alpha):
@@ -525,4 +535,4 @@ def test_statements_per_request_do_not_grow_with_its_runs_steps_and_spans(alpha)
         assert Run.objects.filter(run_id__startswith="large-").count() == 20
         assert Job.objects.filter(run__run_id__startswith="large-").count() == 120
         assert LlmUsageEvent.objects.filter(run__run_id__startswith="large-").count() == 360
-        assert ExternalCall.objects.filter(run__run_id__startswith="large-").count() == 360
+        assert not ExternalCall.objects.filter(run__run_id__startswith="large-").exists()

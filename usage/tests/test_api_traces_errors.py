@@ -9,6 +9,7 @@ from django_tenants.utils import schema_context
 from factory_portal.accounts.services import api_key_create
 from tests.support import bearer, host_client, key_for
 from usage.models import ErrorGroup, ExternalCall, Job, LlmUsageEvent, Run, SpanError
+from usage.selectors.run_trace import run_calls
 from usage.tests.otlp_spans import failing_run_spans
 from usage.tests.test_api_traces import parse_response, post_spans
 from usage.trace_routing.models import PendingSpan
@@ -46,10 +47,13 @@ def test_errors_are_stored_with_their_run_job_attempt_and_step(alpha):
         group = ErrorGroup.objects.get(fingerprint=deploy.fingerprint)
         assert group.occurrences == 1 and group.first_seen == deploy.occurred_at
         assert group.message == "manifest <str> conflicts with revision <n>"
-        # The LLM call's money is its usage event; its timing is an ExternalCall of kind llm.
-        assert LlmUsageEvent.objects.count() == 1
-        call = ExternalCall.objects.get(kind="llm")
+        # The LLM call is its usage event, timing included; the run's calls show its error.
+        event = LlmUsageEvent.objects.get()
+        assert not ExternalCall.objects.filter(kind="llm").exists()
+        (call,) = [c for c in run_calls(event.run) if c.kind == "llm"]
         assert (call.service, call.model, call.status) == ("openai", "gpt-4.1", "error")
+        (first,) = SpanError.objects.filter(span_id=call.span_id, seq=0)
+        assert call.error == (first.type or first.message)[:500] and call.error
 
 
 def test_resending_protobuf_then_json_stores_each_error_once(alpha):

@@ -196,6 +196,7 @@ class LlmRow:
     output_tokens: int
     cached_input_tokens: int
     cache_write_tokens: int
+    duration_ms: int | None = None  # the demo's calls come as REST events: no timing
 
 
 @dataclass

@@ -12,10 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django_tenants.utils import schema_context
 
-from tests.support import bearer, host_client, key_for, logged_in_client
+from tests.support import bearer, host_client, key_for, llm_event_in, logged_in_client
+from usage.domain.otlp import span_event_id
 from usage.domain.runs import JobUpdate, RunUpdate
 from usage.models import ExternalCall, Job, Run, RunLog, SpanError
+from usage.pricing import pricer_for
 from usage.selectors import run_trace
+from usage.services.ingest import events_ingest
 from usage.services.runs import runs_ingest
 
 pytestmark = pytest.mark.django_db
@@ -232,3 +235,95 @@ def test_the_run_api_lists_the_last_errors(alpha, beta):
     assert body["jobs"] and body["external_calls"]  # the rest of the answer is unchanged
     _, beta_key = key_for(beta, ["read"])
     assert host_client(beta.host).get("/api/v1/runs/r-1", **bearer(beta_key)).status_code == 404
+
+
+def test_llm_calls_stored_once_join_the_older_calls_in_the_waterfall_and_the_api(
+    alpha, beta, monkeypatch
+):
+    """LLM calls traced since migration usage 0015 are their usage events (with a duration),
+    those traced before are ExternalCall rows of kind llm: the waterfall and the run API show
+    both in start order (a call starts its duration before it ends), mark a traced call whose
+    span reported an error, count both when cut, and leave out calls without a duration (sent
+    to the REST API: no timing)."""
+    with schema_context(alpha.schema):
+        run = failed_run()
+        deploy = Job.objects.get(run=run, job_id="deploy")
+        traced = {  # span id: model, end, duration
+            "7" * 16: ("gpt-4.1", T0 + timedelta(minutes=6), 30_000),  # starts 08:05:30
+            "8" * 16: ("gpt-4.1-mini", T0 + timedelta(minutes=4, seconds=20), 10_000),  # 08:04:10
+        }
+        events = [
+            llm_event_in(
+                span_event_id(TRACE, span),
+                end,
+                project="web",
+                run_id="r-1",
+                job_id="deploy",
+                model=model,
+                duration_ms=duration,
+            )
+            for span, (model, end, duration) in traced.items()
+        ]
+        events.append(
+            llm_event_in("rest-1", T0 + timedelta(minutes=5), project="web", run_id="r-1")
+        )
+        events_ingest(events=events, pricer=pricer_for(alpha.tenant))
+        SpanError.objects.create(
+            run=run,
+            job=deploy,
+            trace_id=TRACE,
+            span_id="8" * 16,
+            span_name="chat gpt-4.1-mini",
+            source="exception",
+            occurred_at=T0 + timedelta(minutes=4, seconds=20),
+            type="RateLimitError",
+            message="429",
+            fingerprint="fp-llm",
+        )
+        assert run_trace.run_calls_count(run) == 5
+    page = logged_in_client(alpha.host, alpha.admin_email).get("/runs/r-1/").content.decode()
+    figure = waterfall_of(page)
+    assert figure["layout"]["yaxis"]["ticktext"] == [
+        "build #1",
+        "build #2",
+        "\u21b3 LLM claude-sonnet-4-5",
+        "\u21b3 github",
+        "deploy #1",
+        "\u21b3 LLM gpt-4.1-mini",
+        "\u21b3 azure_devops",
+        "\u21b3 LLM gpt-4.1",
+    ]
+    errors = next(t for t in figure["data"] if t["name"] == "error")
+    assert sorted(errors["y"]) == [0, 4, 5, 6]
+    assert len(next(t for t in figure["data"] if t["name"] == "LLM call")["y"]) == 3
+
+    _, key = key_for(alpha, ["read"])
+    body = host_client(alpha.host).get("/api/v1/runs/r-1", **bearer(key)).json()
+    assert [
+        (c["kind"], c["model"] or c["service"], c["status"]) for c in body["external_calls"]
+    ] == [
+        ("llm", "claude-sonnet-4-5", "ok"),
+        ("external", "github", "ok"),
+        ("llm", "gpt-4.1-mini", "error"),
+        ("external", "azure_devops", "error"),
+        ("llm", "gpt-4.1", "ok"),
+    ]
+    mini = body["external_calls"][2]
+    assert mini == {
+        "service": "openai",
+        "kind": "llm",
+        "model": "gpt-4.1-mini",
+        "started_at": "2026-11-01T08:04:10Z",
+        "duration_ms": 10_000,
+        "status": "error",
+        "span_id": "8" * 16,
+    }
+    monkeypatch.setattr(run_trace, "WATERFALL_MAX_SPANS", 6)
+    page = logged_in_client(alpha.host, alpha.admin_email).get("/runs/r-1/").content.decode()
+    assert "The first 6 of 8 spans are shown." in page
+    # Another tenant's run of the same id shows none of these calls.
+    with schema_context(beta.schema):
+        failed_run()
+    _, beta_key = key_for(beta, ["read"])
+    beta_body = host_client(beta.host).get("/api/v1/runs/r-1", **bearer(beta_key)).json()
+    assert [c["kind"] for c in beta_body["external_calls"]] == ["llm", "external", "external"]
