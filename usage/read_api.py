@@ -266,7 +266,7 @@ class RunDetailApi(APIView):
                         "status": c.status,
                         "span_id": c.span_id,
                     }
-                    for c in detail.external_calls
+                    for c in run_trace.run_calls(detail.run)
                 ],
                 # The run's last ten errors (span exception events and error statuses), oldest
                 # first; the run page has all of them with stack traces and logs.

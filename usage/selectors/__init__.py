@@ -23,6 +23,7 @@ from factory_portal.tenants.connection import connection_zone
 from usage.domain.durations import percentile_ms
 from usage.models import (
     ACTIVE_RUN_STATUSES,
+    ExternalCall,
     InfraUsageDaily,
     InfraUsageEvent,
     InfraUsageHourly,
@@ -39,7 +40,6 @@ from usage.models import (
 )
 from usage.models import RunStatus as RunStatus  # the statuses of the rows below, for callers
 from usage.selectors.histograms import histogram_sum
-from usage.selectors.run_trace import RunCall, run_calls
 
 ZERO = Decimal(0)
 
@@ -864,17 +864,12 @@ def _distinct(rows, column: str) -> list[str]:  # type: ignore[no-untyped-def]
 class RunDetail:
     run: Run
     jobs: list[Job]
-    external_calls: list[RunCall]  # external and LLM calls, in start order
+    service_calls: list[ExternalCall]  # calls to external services (git, storage, ...), by start
     models: list[dict[str, object]]  # per provider/model: calls, tokens, cost
     token_cost: Decimal
     infra: dict[str, Decimal]  # unit -> quantity
     months: list[date]  # the tenant's months the run used something in (its ledger's)
     allocated_cost: Decimal  # infrastructure allocated to it so far (RunAllocatedCost)
-
-    @property
-    def service_calls(self) -> list[object]:
-        """Calls to external services (git, storage, ...), without the LLM calls' timings."""
-        return [c for c in self.external_calls if c.kind == "external"]
 
 
 def run_outline(run: Run) -> dict[str, object]:
@@ -919,7 +914,8 @@ def run_detail(run_id: str) -> RunDetail | None:
     return RunDetail(
         run=run,
         jobs=list(Job.objects.filter(run=run).order_by("started_at", "attempt")),
-        external_calls=list(run_calls(run)),
+        # Not the LLM calls' timings: the waterfall and the run API read those (run_calls).
+        service_calls=list(run.external_calls.filter(kind="external").order_by("started_at")),
         models=models,
         token_cost=token_cost,
         infra=infra,

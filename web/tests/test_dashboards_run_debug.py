@@ -295,6 +295,10 @@ def test_llm_calls_stored_once_join_the_older_calls_in_the_waterfall_and_the_api
     ]
     errors = next(t for t in figure["data"] if t["name"] == "error")
     assert sorted(errors["y"]) == [0, 4, 5, 6]
+    # The page's table of service calls: the external ones only.
+    table = page[page.index("<th>Service</th>") :]
+    table = table[: table.index("</table>")]
+    assert re.findall(r"<tr><td>([^<]+)</td>", table) == ["github", "azure_devops"]
     assert len(next(t for t in figure["data"] if t["name"] == "LLM call")["y"]) == 3
 
     _, key = key_for(alpha, ["read"])
