@@ -164,8 +164,15 @@ def _debuggable_run(now) -> None:  # type: ignore[no-untyped-def]
     """A failed run with a span error (stack trace), calls in its job and log lines."""
     from datetime import timedelta
 
+    from django.db import connection
+
+    from factory_portal.tenants.models import Tenant
+    from tests.support import llm_event_in
+    from usage.domain.otlp import span_event_id
     from usage.domain.runs import JobUpdate, RunUpdate
     from usage.models import ExternalCall, Job, Run, RunLog, SpanError
+    from usage.pricing import pricer_for
+    from usage.services.ingest import events_ingest
     from usage.services.runs import runs_ingest
 
     start = now - timedelta(minutes=5)
@@ -202,6 +209,20 @@ def _debuggable_run(now) -> None:  # type: ignore[no-untyped-def]
             duration_ms=30_000,
             status=status,
         )
+    # An LLM call traced since migration usage 0015: its usage event keeps its duration.
+    events_ingest(
+        events=[
+            llm_event_in(
+                span_event_id("cd" * 16, "a" * 16),
+                start + timedelta(minutes=4),
+                project="web",
+                run_id=DEBUG_RUN_ID,
+                job_id="deploy",
+                duration_ms=20_000,
+            )
+        ],
+        pricer=pricer_for(Tenant.objects.get(schema_name=connection.schema_name)),
+    )
     SpanError.objects.create(
         run=run,
         job=deploy,
@@ -549,7 +570,12 @@ def test_a_failed_run_shows_its_error_logs_and_waterfall(site, browser, width):
         t.get_attribute("textContent")
         for t in browser.find_elements(By.CSS_SELECTOR, "#timeline .ytick text")
     ]
-    assert ticks == ["deploy #1", "\u21b3 LLM claude-sonnet-4-5", "\u21b3 azure_devops"]
+    assert ticks == [
+        "deploy #1",
+        "\u21b3 LLM claude-sonnet-4-5",  # an ExternalCall of kind llm, from before usage 0015
+        "\u21b3 azure_devops",
+        "\u21b3 LLM gpt-4.1",  # a usage event with its duration, since
+    ]
     assert browser.find_elements(By.CSS_SELECTOR, "#timeline .scatterlayer path.point")
     Select(browser.find_element(By.NAME, "level")).select_by_value("ERROR")
     browser.find_element(By.CSS_SELECTOR, "#logs form button").click()
