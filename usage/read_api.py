@@ -220,6 +220,7 @@ class RunDetailApi(APIView):
         if detail is None:
             raise NotFound(f"No run {run_id!r} in this tenant.")
         run = detail.run
+        calls, calls_total = run_trace.run_calls_first(run, run_trace.API_CALLS_MAX)
         return Response(
             {
                 **selectors.run_outline(run),
@@ -266,8 +267,11 @@ class RunDetailApi(APIView):
                         "status": c.status,
                         "span_id": c.span_id,
                     }
-                    for c in run_trace.run_calls(detail.run)
+                    for c in calls
                 ],
+                # All of them: more than ``external_calls`` holds when a run made more calls
+                # than API_CALLS_MAX (the first in start order are listed).
+                "external_calls_total": calls_total,
                 # The run's last ten errors (span exception events and error statuses), oldest
                 # first; the run page has all of them with stack traces and logs.
                 "errors": [

@@ -19,6 +19,7 @@ ERRORS_SHOWN = 50
 LOGS_PER_PAGE = 50
 LOGS_AROUND = 8  # log lines shown before and after the error
 WATERFALL_MAX_SPANS = 500
+API_CALLS_MAX = 1000  # the run API's external_calls: the first, in start order
 LEVELS = [level.value for level in LogLevel]
 
 
@@ -222,14 +223,20 @@ def run_calls_count(run: Run) -> int:
     return _external_calls(run).count() + _llm_calls(run).count()
 
 
+def run_calls_first(run: Run, limit: int) -> tuple[list[RunCall], int]:
+    """The run's first ``limit`` calls in start order, and how many it has (counted only when
+    there are more)."""
+    calls = run_calls(run, limit=limit + 1)
+    total = len(calls) if len(calls) <= limit else run_calls_count(run)
+    return calls[:limit], total
+
+
 def run_waterfall(run: Run, jobs: list[Job], *, now: datetime) -> Waterfall:
     """The run as a trace view: each job attempt in start order with its external and LLM calls
     under it (calls whose job is unknown come last). At most ``WATERFALL_MAX_SPANS`` spans, the
     earliest. Error marks come from the job or call status and from the run's span errors."""
     room = max(0, WATERFALL_MAX_SPANS - len(jobs))
-    calls = run_calls(run, limit=room + 1)
-    call_total = len(calls) if len(calls) <= room else run_calls_count(run)
-    calls = calls[:room]
+    calls, call_total = run_calls_first(run, room)
     error_spans = set(SpanError.objects.filter(run=run).values_list("span_id", flat=True)[:1000])
     jobs_shown = sorted(
         (j for j in jobs if j.started_at is not None), key=lambda j: (j.started_at, j.attempt)

@@ -312,6 +312,7 @@ def test_llm_calls_stored_once_join_the_older_calls_in_the_waterfall_and_the_api
         ("external", "azure_devops", "error"),
         ("llm", "gpt-4.1", "ok"),
     ]
+    assert body["external_calls_total"] == 5
     mini = body["external_calls"][2]
     assert mini == {
         "service": "openai",
@@ -322,6 +323,13 @@ def test_llm_calls_stored_once_join_the_older_calls_in_the_waterfall_and_the_api
         "status": "error",
         "span_id": "8" * 16,
     }
+    # The API lists the first calls of a run that made more than API_CALLS_MAX, with the count.
+    monkeypatch.setattr(run_trace, "API_CALLS_MAX", 2)
+    cut = host_client(alpha.host).get("/api/v1/runs/r-1", **bearer(key)).json()
+    assert cut["external_calls"] == body["external_calls"][:2]
+    assert cut["external_calls_total"] == 5
+    monkeypatch.undo()
+
     monkeypatch.setattr(run_trace, "WATERFALL_MAX_SPANS", 6)
     page = logged_in_client(alpha.host, alpha.admin_email).get("/runs/r-1/").content.decode()
     assert "The first 6 of 8 spans are shown." in page
