@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 ModelT = TypeVar("ModelT", bound=Model)
@@ -33,8 +33,10 @@ def local_setting(cursor: Any, name: str, value: str) -> Iterator[None]:
 
 
 def model_columns(model: type[Model], table: str) -> str:
-    """Every concrete column of ``model``, qualified by ``table`` (an alias in the statement)."""
-    return ", ".join(f"{table}.{field.column}" for field in model._meta.concrete_fields)
+    """Every concrete column of ``model``, quoted, qualified by ``table`` (an alias in the
+    statement)."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{table}.{quote(field.column)}" for field in model._meta.concrete_fields)
 
 
 def instance_fetch(

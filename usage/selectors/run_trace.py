@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import DateTimeField
+from django.db.models import DateTimeField, Exists, OuterRef
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Right, Substr
 
-from usage.domain.limits import ERROR_LENGTH
-from usage.domain.otlp import span_of_event_id
+from usage.domain.limits import ERROR_LENGTH, TRACE_ID_LENGTH
+from usage.domain.otlp import SPAN_EVENT_PREFIX, span_of_event_id
 from usage.models import ExternalCall, Job, LlmUsageEvent, LogLevel, Run, RunLog, SpanError
 
 ERRORS_SHOWN = 50
@@ -148,6 +149,8 @@ class RunCall:
     error: str
 
 
+# The events' span ids, to order them as the merged list is (start, then span id).
+_SPAN_ORDER = Right("event_id", 16).asc()
 # A traced LLM call started its duration before it ended (``occurred_at``).
 _LLM_STARTED = RawSQL(
     "occurred_at - duration_ms * interval '1 millisecond'", (), output_field=DateTimeField()
@@ -155,11 +158,25 @@ _LLM_STARTED = RawSQL(
 
 
 def _external_calls(run: Run):  # type: ignore[no-untyped-def]
-    return ExternalCall.objects.filter(run=run).order_by("started_at", "id")
+    return ExternalCall.objects.filter(run=run).order_by("started_at", "span_id")
+
+
+# The trace and span id in an LLM span's event id (``span_event_id``: OTLP trace ids are 32 hex
+# characters, span ids 16).
+_EVENT_TRACE = Substr(OuterRef("event_id"), len(SPAN_EVENT_PREFIX) + 1, TRACE_ID_LENGTH)
+_EVENT_SPAN = Right(OuterRef("event_id"), 16)
 
 
 def _llm_calls(run: Run):  # type: ignore[no-untyped-def]
-    return LlmUsageEvent.objects.filter(run=run, duration_ms__isnull=False)
+    """LLM calls with their timing in the event. A span stored so by this code and then, re-sent,
+    by a worker still running the code before migration usage 0015 (during a rolling deploy)
+    also has an ExternalCall row of kind llm: that row stands for it, once."""
+    also_a_call = ExternalCall.objects.filter(
+        trace_id=_EVENT_TRACE, span_id=_EVENT_SPAN, run_id=OuterRef("run_id"), kind="llm"
+    )
+    return LlmUsageEvent.objects.filter(run=run, duration_ms__isnull=False).exclude(
+        Exists(also_a_call)
+    )
 
 
 def run_calls(run: Run, *, limit: int | None = None) -> list[RunCall]:
@@ -172,7 +189,7 @@ def run_calls(run: Run, *, limit: int | None = None) -> list[RunCall]:
     llm = (
         _llm_calls(run)
         .annotate(started=_LLM_STARTED)
-        .order_by("started", "event_id")
+        .order_by("started", _SPAN_ORDER)
         .values_list("event_id", "job_id", "provider", "model", "started", "duration_ms")
     )
     if limit is not None:
@@ -215,7 +232,7 @@ def run_calls(run: Run, *, limit: int | None = None) -> list[RunCall]:
         )
         for span_id, job_id, provider, model, started, duration in traced
     ]
-    calls.sort(key=lambda c: (c.started_at, c.span_id))
+    calls.sort(key=lambda c: (c.started_at, c.span_id))  # each query's own order, merged
     return calls if limit is None else calls[:limit]
 
 

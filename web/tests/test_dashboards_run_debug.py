@@ -339,3 +339,50 @@ def test_llm_calls_stored_once_join_the_older_calls_in_the_waterfall_and_the_api
     _, beta_key = key_for(beta, ["read"])
     beta_body = host_client(beta.host).get("/api/v1/runs/r-1", **bearer(beta_key)).json()
     assert [c["kind"] for c in beta_body["external_calls"]] == ["llm", "external", "external"]
+
+
+def test_a_span_stored_both_ways_during_a_rolling_deploy_is_one_call(alpha):
+    """An event with a duration whose span also has an ExternalCall of kind llm (a re-send that
+    reached a worker still running the code before usage 0015) is listed and counted once."""
+    with schema_context(alpha.schema):
+        run = failed_run()
+        end = T0 + timedelta(minutes=6)
+        events_ingest(
+            events=[
+                llm_event_in(
+                    span_event_id(TRACE, "7" * 16),
+                    end,
+                    project="web",
+                    run_id="r-1",
+                    job_id="deploy",
+                    duration_ms=30_000,
+                ),
+                llm_event_in(
+                    span_event_id("ef" * 16, "7" * 16),  # the same span id in another trace
+                    end,
+                    project="web",
+                    run_id="r-1",
+                    job_id="deploy",
+                    duration_ms=1_000,
+                ),
+            ],
+            pricer=pricer_for(alpha.tenant),
+        )
+        ExternalCall.objects.create(
+            span_id="7" * 16,
+            trace_id=TRACE,
+            run=run,
+            job=Job.objects.get(run=run, job_id="deploy"),
+            kind="llm",
+            service="openai",
+            model="gpt-4.1",
+            started_at=end - timedelta(seconds=30),
+            duration_ms=30_000,
+            status="ok",
+        )
+        calls = run_trace.run_calls(run)
+        assert run_trace.run_calls_count(run) == len(calls) == 5
+    assert [(c.kind, c.duration_ms) for c in calls if c.span_id == "7" * 16] == [
+        ("llm", 30_000),
+        ("llm", 1_000),
+    ]
