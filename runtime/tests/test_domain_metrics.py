@@ -99,7 +99,7 @@ def test_points_are_counted_before_parsing():
         (b"{", "application/json", OtlpDecodeError),
         (b'"x"', "application/json", OtlpDecodeError),
         (b"{}", "text/csv", OtlpMediaTypeError),
-        (gzip.compress(b"{}"), "application/json", OtlpDecodeError),
+        (gzip.compress(b"{}", mtime=0), "application/json", OtlpDecodeError),
         (
             json.dumps(
                 {
