@@ -8,7 +8,6 @@ are what make ingestion idempotent. Money columns are ``numeric``; Python sees `
 from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -86,13 +85,12 @@ class Run(models.Model):
                 name="run_duration_idx",
                 condition=Q(duration_ms__isnull=False),
             ),
-            # Run-id prefix search (LIKE 'abc%') under any database collation.
-            models.Index(
-                fields=["run_id"], name="run_id_prefix_idx", opclasses=["varchar_pattern_ops"]
-            ),
-            # Run-id substring search (LIKE '%84eb4%'): trigrams, from pg_trgm in the public
-            # schema (one extension per database; migration 0009 creates it there).
-            GinIndex(fields=["run_id"], name="run_id_trgm_idx", opclasses=["public.gin_trgm_ops"]),
+            # Run-id prefix search (LIKE 'abc%') under any database collation: Django's own
+            # ``usage_run_run_id_..._like`` index of the unique column (varchar_pattern_ops).
+            # Run-id substring search (LIKE '%84eb4%'): ``run_id_upper_trgm_idx``, trigrams of
+            # the upper-cased id (pg_trgm in the public schema, migration 0009), which migration
+            # 0016 creates in SQL. Upper-cased, so the planner never takes it for
+            # ``run_id = ANY(...)``.
         ]
         constraints = [
             models.CheckConstraint(

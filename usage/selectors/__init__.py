@@ -563,7 +563,9 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
         end = filters.end + timedelta(days=1)
         runs = runs.filter(requested_at__lt=periods.local_day_start(end, zone))
     if len(filters.search) >= SEARCH_SUBSTRING_MIN:
-        runs = runs.filter(run_id__contains=filters.search)  # the trigram index
+        # The trigram index holds the upper-cased id (usage.models.Run): ``icontains`` finds the
+        # candidates through it, ``contains`` keeps the search case-sensitive as the id is.
+        runs = runs.filter(run_id__icontains=filters.search, run_id__contains=filters.search)
     elif filters.search:
         runs = runs.filter(run_id__startswith=filters.search)  # the prefix index
     if filters.model:
