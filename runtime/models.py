@@ -93,7 +93,10 @@ class MetricRollup(models.Model):
     ``samples``)/last; for sums the ``increase``; for histograms the merged increases (``count``,
     ``sum``, ``bucket_counts`` over ``bounds``, and the min/max seen)."""
 
-    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: each bucket table's key (series, start) leads with it.
+    series = models.ForeignKey(
+        MetricSeries, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     start = models.DateTimeField()
     samples = models.BigIntegerField(default=0)
     min = models.FloatField(null=True, blank=True)

@@ -52,7 +52,10 @@ FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCEL
 
 class Run(models.Model):
     run_id = models.CharField(max_length=128, unique=True)
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="runs")
+    # No index of its own: ``run_project_idx`` (project, requested) leads with it.
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="runs", db_index=False
+    )
     template_recipe_id = models.CharField(max_length=TEMPLATE_LENGTH, blank=True)
     run_type = models.CharField(max_length=RUN_TYPE_LENGTH, blank=True)
     status = models.CharField(max_length=16, choices=RunStatus.choices)
@@ -104,7 +107,8 @@ class Run(models.Model):
 
 
 class Job(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="jobs")
+    # No index of its own: ``job_unique_attempt`` (run, job id, attempt) leads with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="jobs", db_index=False)
     job_id = models.CharField(max_length=128)
     step_name = models.CharField(max_length=STEP_NAME_LENGTH)
     attempt = models.PositiveSmallIntegerField(default=1)
@@ -342,7 +346,8 @@ class SpanError(models.Model):
     several exception events of one span apart. ``fingerprint`` groups the same error across
     runs (type + normalised message + top frame; see ``ErrorGroup``)."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="errors")
+    # No index of its own: ``span_error_run_idx`` leads with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="errors", db_index=False)
     job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="errors"
     )
@@ -445,7 +450,8 @@ class RunLog(models.Model):
     ``attributes``. Bounded per run (``RUN_LOG_MAX_PER_RUN``); ``digest`` makes re-sends
     idempotent (OTLP log records carry no id)."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="logs")
+    # No index of its own: ``run_log_run_idx`` leads with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="logs", db_index=False)
     digest = models.CharField(max_length=32, unique=True)
     time = models.DateTimeField()
     level = models.CharField(max_length=8, choices=LogLevel.choices)
@@ -636,8 +642,9 @@ class RunLedger(models.Model):
     run has rows for each day it used something (one per stripe written; a day's figures are
     their sum): a run with no row used nothing."""
 
+    # No index of its own: ``run_ledger_key`` (run, day, stripe) leads with it.
     run = models.ForeignKey(
-        Run, on_delete=models.CASCADE, related_name="ledger", db_constraint=False
+        Run, on_delete=models.CASCADE, related_name="ledger", db_constraint=False, db_index=False
     )
     day = models.DateField()
     calls = models.BigIntegerField(db_default=0)
@@ -670,8 +677,13 @@ class RunAllocatedCost(models.Model):
     project's allocation, computed by billing from the month's allocation lines and drivers and
     kept here so that run lists can show and sort by total cost (AI from the ledger + this)."""
 
+    # No index of its own: ``run_allocated_key`` (run, month) leads with it.
     run = models.ForeignKey(
-        Run, on_delete=models.CASCADE, related_name="allocated", db_constraint=False
+        Run,
+        on_delete=models.CASCADE,
+        related_name="allocated",
+        db_constraint=False,
+        db_index=False,
     )
     month = models.DateField()
     amount = models.DecimalField(max_digits=14, decimal_places=2)
