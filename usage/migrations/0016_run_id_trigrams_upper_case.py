@@ -13,6 +13,10 @@ from django.db import migrations
 #
 # The second plain index of run ids for prefix search (varchar_pattern_ops) is dropped: the
 # unique column has Django's own ``usage_run_run_id_..._like`` index of the same kind.
+#
+# Building and dropping the indexes locks usage_run until the schema's migration commits: it
+# gives up after 10 s (``lock_timeout``) rather than queue the tenant's ingest behind a long
+# transaction; ``migrate_schemas`` then fails for that schema, and running it again finishes.
 UPPER_TRGM = (
     "CREATE INDEX run_id_upper_trgm_idx ON usage_run"
     " USING gin ((upper(run_id::text)) public.gin_trgm_ops)"
@@ -27,6 +31,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunSQL("SET LOCAL lock_timeout = '10s'", reverse_sql=migrations.RunSQL.noop),
         migrations.RemoveIndex(
             model_name='run',
             name='run_id_prefix_idx',
@@ -42,4 +47,6 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
+        # the same bound when migrating back (operations then run last to first)
+        migrations.RunSQL(migrations.RunSQL.noop, reverse_sql="SET LOCAL lock_timeout = '10s'"),
     ]

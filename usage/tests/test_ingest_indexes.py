@@ -18,12 +18,13 @@ INGEST_TABLES = (
     "runtime_metrichour",
 )
 
-# Plain btree indexes (no predicate, no expression, not unique) whose columns lead another btree
-# index of the same table.
+# Plain btree indexes (no predicate, no expression, not unique) whose columns lead another plain,
+# valid btree index of the same table (a partial index covers only its rows).
 COVERED = """
 WITH idx AS (
     SELECT c.relname AS tbl, i.relname AS name, x.indkey::text AS keys, x.indisunique AS uniq,
-           x.indpred IS NULL AND x.indexprs IS NULL AS plain, am.amname AS method,
+           x.indpred IS NULL AND x.indexprs IS NULL AS plain, x.indisvalid AS valid,
+           am.amname AS method,
            pg_get_indexdef(x.indexrelid) AS definition
     FROM pg_index x
     JOIN pg_class c ON c.oid = x.indrelid
@@ -34,7 +35,7 @@ WITH idx AS (
 )
 SELECT a.tbl, a.name, b.name
 FROM idx a JOIN idx b ON a.tbl = b.tbl AND a.name <> b.name
-WHERE a.plain AND NOT a.uniq AND a.method = 'btree' AND b.method = 'btree'
+WHERE a.plain AND NOT a.uniq AND a.method = 'btree' AND b.method = 'btree' AND b.plain AND b.valid
   AND b.keys LIKE a.keys || ' %%' AND a.definition NOT LIKE '%%pattern_ops%%'
 ORDER BY 1, 2
 """
