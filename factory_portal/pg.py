@@ -6,7 +6,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections, migrations
+from django.db.migrations.operations.base import Operation
 from django.db.models import Model
 
 ModelT = TypeVar("ModelT", bound=Model)
@@ -23,6 +24,27 @@ def local_setting(cursor: Any, name: str, value: str) -> Iterator[None]:
     cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
     yield
     cursor.execute("SELECT set_config(%s, %s, true)", [name, previous])
+
+
+# --- Migrations that lock busy tables ------------------------------------------------------------
+# Dropping an index or a foreign key, or adding a column, locks the table (ACCESS EXCLUSIVE) until
+# the schema's migration commits, after waiting behind every transaction that uses it.
+
+LOCK_WAIT_S = 10
+
+
+def lock_wait_bounded(*operations: Operation, seconds: int = LOCK_WAIT_S) -> list[Operation]:
+    """``operations`` between ``SET LOCAL lock_timeout`` statements for either direction
+    (operations run last to first when migrating back): the migration gives up after
+    ``seconds`` rather than queue the tenant's ingest and pages behind a long transaction (an
+    export, a rollup rebuild); ``migrate_schemas`` then fails for that schema, and running it
+    again finishes the job."""
+    bound = f"SET LOCAL lock_timeout = '{int(seconds)}s'"
+    return [
+        migrations.RunSQL(bound, reverse_sql=migrations.RunSQL.noop),
+        *operations,
+        migrations.RunSQL(migrations.RunSQL.noop, reverse_sql=bound),
+    ]
 
 
 # --- One row as a model instance, without the ORM's query compilation ----------------------------

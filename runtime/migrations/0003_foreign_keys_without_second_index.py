@@ -1,12 +1,13 @@
 """The metric rollups' series without an index of its own: each table's key (series, start) leads
 with it (runtime.models).
 
-Dropping an index locks its table (ACCESS EXCLUSIVE) until the schema's migration commits. It gives
-up after 10 s (``lock_timeout``) rather than queue the tenant's ingest and pages behind a long
-transaction; ``migrate_schemas`` then fails for that schema, and running it again finishes the job."""
+Dropping an index locks its table until the schema's migration commits: the wait for that lock is
+bounded (``factory_portal.pg.lock_wait_bounded``)."""
 
 import django.db.models.deletion
 from django.db import migrations, models
+
+from factory_portal.pg import lock_wait_bounded
 
 
 class Migration(migrations.Migration):
@@ -15,8 +16,7 @@ class Migration(migrations.Migration):
         ('runtime', '0002_metric_fillfactor'),
     ]
 
-    operations = [
-        migrations.RunSQL("SET LOCAL lock_timeout = '10s'", reverse_sql=migrations.RunSQL.noop),
+    operations = lock_wait_bounded(
         migrations.AlterField(
             model_name='metrichour',
             name='series',
@@ -27,6 +27,4 @@ class Migration(migrations.Migration):
             name='series',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='runtime.metricseries'),
         ),
-        # the same bound when migrating back (operations then run last to first)
-        migrations.RunSQL(migrations.RunSQL.noop, reverse_sql="SET LOCAL lock_timeout = '10s'"),
-    ]
+    )

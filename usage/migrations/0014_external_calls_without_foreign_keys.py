@@ -10,6 +10,8 @@ after 10 s (``lock_timeout``) rather than queue the tenant's runs behind a long 
 import django.db.models.deletion
 from django.db import migrations, models
 
+from factory_portal.pg import lock_wait_bounded
+
 
 class Migration(migrations.Migration):
 
@@ -17,8 +19,7 @@ class Migration(migrations.Migration):
         ('usage', '0013_event_indexes_run_only'),
     ]
 
-    operations = [
-        migrations.RunSQL("SET LOCAL lock_timeout = '10s'", reverse_sql=migrations.RunSQL.noop),
+    operations = lock_wait_bounded(
         migrations.AlterField(
             model_name='externalcall',
             name='job',
@@ -29,6 +30,4 @@ class Migration(migrations.Migration):
             name='run',
             field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='external_calls', to='usage.run'),
         ),
-        # the same bound when migrating back (operations then run last to first)
-        migrations.RunSQL(migrations.RunSQL.noop, reverse_sql="SET LOCAL lock_timeout = '10s'"),
-    ]
+    )

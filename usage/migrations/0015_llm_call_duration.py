@@ -15,6 +15,8 @@ duration before its end, an error when its span reported one), then drops the co
 
 from django.db import migrations, models
 
+from factory_portal.pg import lock_wait_bounded
+
 # The reverse: LLM calls' timings back into ExternalCall rows of kind "llm", as the code before
 # this migration stored them (usage.services.otlp before usage 0015).
 CALLS_BACK = """
@@ -42,8 +44,7 @@ class Migration(migrations.Migration):
         ('usage', '0014_external_calls_without_foreign_keys'),
     ]
 
-    operations = [
-        migrations.RunSQL("SET LOCAL lock_timeout = '10s'", reverse_sql=migrations.RunSQL.noop),
+    operations = lock_wait_bounded(
         migrations.AddField(
             model_name='llmusageevent',
             name='duration_ms',
@@ -51,5 +52,4 @@ class Migration(migrations.Migration):
         ),
         # operations run last to first when migrating back: the rows first, then the column
         migrations.RunSQL(migrations.RunSQL.noop, reverse_sql=CALLS_BACK),
-        migrations.RunSQL(migrations.RunSQL.noop, reverse_sql="SET LOCAL lock_timeout = '10s'"),
-    ]
+    )

@@ -1,5 +1,7 @@
 from django.db import migrations
 
+from factory_portal.pg import lock_wait_bounded
+
 # The run-id substring search's trigram index holds the upper-cased id. On the plain column,
 # gin_trgm_ops (which answers equality too) was the planner's choice for every batch's
 # ``run_id = ANY(...)`` lookup instead of the unique index: 80 ms for 28 ids among 3,000 runs
@@ -14,9 +16,8 @@ from django.db import migrations
 # The second plain index of run ids for prefix search (varchar_pattern_ops) is dropped: the
 # unique column has Django's own ``usage_run_run_id_..._like`` index of the same kind.
 #
-# Building and dropping the indexes locks usage_run until the schema's migration commits: it
-# gives up after 10 s (``lock_timeout``) rather than queue the tenant's ingest behind a long
-# transaction; ``migrate_schemas`` then fails for that schema, and running it again finishes.
+# Building and dropping the indexes locks usage_run until the schema's migration commits: the wait
+# for that lock is bounded (factory_portal.pg.lock_wait_bounded).
 UPPER_TRGM = (
     "CREATE INDEX run_id_upper_trgm_idx ON usage_run"
     " USING gin ((upper(run_id::text)) public.gin_trgm_ops)"
@@ -30,8 +31,7 @@ class Migration(migrations.Migration):
         ('usage', '0015_llm_call_duration'),
     ]
 
-    operations = [
-        migrations.RunSQL("SET LOCAL lock_timeout = '10s'", reverse_sql=migrations.RunSQL.noop),
+    operations = lock_wait_bounded(
         migrations.RemoveIndex(
             model_name='run',
             name='run_id_prefix_idx',
@@ -47,6 +47,4 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
-        # the same bound when migrating back (operations then run last to first)
-        migrations.RunSQL(migrations.RunSQL.noop, reverse_sql="SET LOCAL lock_timeout = '10s'"),
-    ]
+    )
