@@ -203,12 +203,22 @@ LLM_INSERT, LLM_ROLLUP = _rollup_sql(
 # job's step, in the batch's stripe (usage.services.rollups.rollup_stripe); a call that arrives
 # before its job is counted when the job arrives (usage.services.runs). A statement of its own,
 # after the ledger's: every ingest path takes the run ledger's rows before StepDaily's, and
-# inside the rollup statement PostgreSQL ran it before the ledger's insert.
+# inside the rollup statement PostgreSQL ran it before the ledger's insert. The calls are summed
+# per job first, then each job and run is read by its key (lateral subqueries with a LIMIT are
+# never flattened): joined whole, the planner hashed the entire job and run tables while their
+# statistics lagged their growth (2.5 ms a batch at 9,000 jobs, and growing).
 LLM_STEPS = """
 INSERT INTO usage_stepdaily (day, template, step_name, stripe, calls, cost)
 SELECT (r.requested_at AT TIME ZONE %(zone)s)::date, r.template_recipe_id, j.step_name,
-       %(stripe)s, count(*), coalesce(sum(n.cost), 0)
-FROM ingest_llm n JOIN usage_job j ON j.id = n.job_id JOIN usage_run r ON r.id = n.run_id
+       %(stripe)s, sum(n.calls)::bigint, coalesce(sum(n.cost), 0)
+FROM (
+    SELECT run_id, job_id, count(*) AS calls, sum(cost) AS cost FROM ingest_llm
+    WHERE job_id IS NOT NULL AND run_id IS NOT NULL GROUP BY 1, 2
+) n
+CROSS JOIN LATERAL (SELECT step_name FROM usage_job WHERE id = n.job_id LIMIT 1) j
+CROSS JOIN LATERAL (
+    SELECT requested_at, template_recipe_id FROM usage_run WHERE id = n.run_id LIMIT 1
+) r
 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 ON CONFLICT (day, template, step_name, stripe) DO UPDATE
 SET calls = usage_stepdaily.calls + EXCLUDED.calls,
@@ -321,6 +331,10 @@ def stored_ids(model: type[UsageEvent], ids: list[str]) -> set[str]:
     it, the planner otherwise read the whole partition for every batch."""
     if not ids:
         return set()
+    # In the key's order (the column's "C" collation is code point order, as Python's): each
+    # partition's index scan sorts the list again, and a sorted list is checked in one pass.
+    # 5,000 ids in four partitions: 9 ms of PostgreSQL instead of 14, for 0.7 ms of sorting here.
+    ids = sorted(ids)
     joined = _ID_SEPARATOR.join(ids)
     if joined.count(_ID_SEPARATOR) == len(ids) - 1:
         sql, param = _STORED_IDS.format(table=model._meta.db_table, ids=_JOINED_IDS), joined

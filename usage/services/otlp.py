@@ -88,7 +88,10 @@ def spans_route_and_store(*, records: list[SpanRecord], host_tenant: Tenant | No
         elif slug is not None:
             by_tenant[slug].append(record)
     _park(unrouted, PLATFORM_SENDER, result)
-    tenants = tenants_by_slug(by_tenant)
+    # A tenant's key stores in its own tenant only, which its request found active already.
+    tenants = (
+        {host_tenant.slug: host_tenant} if host_tenant is not None else tenants_by_slug(by_tenant)
+    )
     for slug in sorted(set(by_tenant) - set(tenants)):
         for record in by_tenant.pop(slug):
             _reject(result, record, f"unknown or inactive tenant {slug[:64]!r}")

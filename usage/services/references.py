@@ -98,16 +98,22 @@ def runs_ensure(
     return found
 
 
+# One descent of the job key (run, job, attempt) per pair, whatever the table's size or what the
+# planner believes it is: a lateral subquery with a LIMIT is never flattened into a join. As a
+# semi-join the planner read the whole table while its statistics lagged its growth (a young
+# tenant, between autovacuum's analyses): 1.6 ms a batch at 9,000 jobs, and growing.
+JOBS_LOOKUP = (
+    "SELECT k.run_id, k.job_id, j.id FROM unnest(%s::bigint[], %s::text[]) AS k(run_id, job_id)"
+    " CROSS JOIN LATERAL (SELECT id FROM usage_job WHERE run_id = k.run_id AND job_id = k.job_id"
+    " ORDER BY attempt DESC LIMIT 1) AS j"
+)
+
+
 def jobs_lookup(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """Latest attempt's job id for (run id, client job id) pairs that exist."""
     pairs = sorted(set(pairs))
     if not pairs:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT ON (run_id, job_id) run_id, job_id, id FROM usage_job"
-            " WHERE (run_id, job_id) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))"
-            " ORDER BY run_id, job_id, attempt DESC",
-            [[p[0] for p in pairs], [p[1] for p in pairs]],
-        )
+        cursor.execute(JOBS_LOOKUP, [[p[0] for p in pairs], [p[1] for p in pairs]])
         return {(row[0], row[1]): row[2] for row in cursor.fetchall()}
