@@ -54,6 +54,22 @@ class PriceBookEntry(models.Model):
         return f"{self.provider}/{self.model} {self.token_kind} {self.price_per_mtok}/MTok"
 
 
+class PricesVersion(models.Model):
+    """The version of the prices: one row whose ``version`` the database raises, by triggers, in
+    every statement that writes the price book (``PriceBookEntry``) or the tenants' contract
+    terms (``TenantPriceOverride``): insert, update, delete, truncate (migration ``0004``), in
+    that statement's transaction. Processes keep the indexed book and the terms they read in
+    memory and read only this row to know whether either changed (``billing.pricing``). A
+    version is the clock in microseconds and always above the one before, so it never comes
+    back: not after the tables are emptied, the migration is taken back and made again, or a
+    backup is restored. Writers of prices queue on this row (they are rare)."""
+
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"prices version {self.version}"
+
+
 class TenantPriceOverride(models.Model):
     """A tenant's contract term: a discount on book prices, or custom prices for a model.
 

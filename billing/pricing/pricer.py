@@ -1,7 +1,8 @@
 """The tenant pricer used at ingest: price book + the tenant's contract overrides.
 
 Loading the price book (a few thousand rows) takes tens of milliseconds, so the indexed schedule
-is kept in memory and reloaded only when the book changes (checked with one aggregate query).
+is kept in memory and reloaded only when the prices change (their version: one row); so are the
+contract terms of each tenant priced here (a query per ingest request before).
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Count, Max
-
-from billing.operator.models import PriceBookEntry, TenantPriceOverride
+from billing.operator.models import TenantPriceOverride
 from billing.pricing.catalogue import catalogue_key
 from billing.pricing.domain import (
     ContractOverride,
@@ -23,26 +22,46 @@ from billing.pricing.domain import (
     call_cost,
     prices_in_force,
 )
-from billing.pricing.selectors import price_schedule
+from billing.pricing.selectors import price_schedule, prices_version
 from usage.pricing import LlmCall, PricedCall
 
 _lock = threading.Lock()
-_cached: tuple[tuple[int, int | None], PriceSchedule] | None = None
+_cached: tuple[int, PriceSchedule] | None = None
+# Tenant id -> (prices version, its contract terms). A version read before the terms: a write in
+# between leaves newer terms under the older version, read again at the next request.
+_terms: dict[int, tuple[int, tuple[ContractOverride, ...]]] = {}
 
 
-def schedule_current() -> PriceSchedule:
+def schedule_current(version: int | None = None, *, known: bool = False) -> PriceSchedule:
+    """The price book as an indexed schedule, from memory while the prices' ``version`` (read
+    here unless ``known``) is the one it was loaded at."""
     global _cached
-    version = tuple(PriceBookEntry.objects.aggregate(n=Count("id"), last=Max("id")).values())
+    if not known:
+        version = prices_version()
     cached = _cached
-    if cached is not None and cached[0] == version:
+    if version is not None and cached is not None and cached[0] == version:
         return cached[1]
     with _lock:
         schedule = price_schedule()
-        _cached = (version, schedule)  # type: ignore[assignment]
+        if version is not None:  # no version row (deleted by hand): nothing to keep it by
+            _cached = (version, schedule)
     return schedule
 
 
+def overrides_current(tenant_id: int, version: int | None) -> list[ContractOverride]:
+    """``overrides_for``, from memory while the prices' ``version`` is the one they were read
+    at."""
+    cached = _terms.get(tenant_id)
+    if version is not None and cached is not None and cached[0] == version:
+        return list(cached[1])
+    terms = overrides_for(tenant_id)
+    if version is not None:
+        _terms[tenant_id] = (version, tuple(terms))
+    return terms
+
+
 def overrides_for(tenant_id: int) -> list[ContractOverride]:
+    """The tenant's contract terms, read now."""
     result = []
     for o in TenantPriceOverride.objects.filter(tenant_id=tenant_id):
         prices = None
@@ -133,4 +152,8 @@ class TenantPricer:
 
 
 def tenant_pricer(tenant) -> TenantPricer:  # type: ignore[no-untyped-def]
-    return TenantPricer(schedule_current(), overrides_for(tenant.pk))
+    """The tenant's pricer: one read of the prices' version when nothing changed."""
+    version = prices_version()
+    return TenantPricer(
+        schedule_current(version, known=True), overrides_current(tenant.pk, version)
+    )

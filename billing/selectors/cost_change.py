@@ -4,7 +4,7 @@ rollups, the run ledger and the price book, decomposed by ``billing.domain.cost_
 Each model's book prices are those in force at the middle of the period (per token kind); what
 the tenant actually paid beyond them (contract terms, prices changing inside the period) stays
 in the cells' ratio of actual to book cost, so it shows as unit price too. Results are cached
-per tenant, time zone and periods while the periods' rollups, run ledger and the price book
+per tenant, time zone and periods while the periods' rollups, run ledger and the prices
 are unchanged (as ``billing.selectors.summaries`` caches cost summaries).
 """
 
@@ -17,13 +17,12 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
-from django.db.models import Count, Max
 
 from billing.domain.cost_change import CellUsage, CostChange, PeriodUsage, cost_change
-from billing.operator.models import PriceBookEntry
 from billing.pricing.catalogue import catalogue_key
 from billing.pricing.domain import PriceSchedule, TokenPrices
 from billing.pricing.pricer import schedule_current
+from billing.pricing.selectors import prices_version
 from factory_portal import periods
 from factory_portal.ranges import MAX_DAYS, DayRange
 from factory_portal.tenants.models import Tenant
@@ -93,10 +92,6 @@ def period_usage(
     )
 
 
-def _price_book_version() -> tuple[object, ...]:
-    return tuple(PriceBookEntry.objects.aggregate(n=Count("id"), last=Max("id")).values())
-
-
 def period_cost_change(
     *, tenant: Tenant, before: tuple[date, date], after: tuple[date, date]
 ) -> CostChange:
@@ -106,7 +101,7 @@ def period_cost_change(
     fingerprint = (
         usage_selectors.rollups_fingerprint(start=before[0], end=before[1] + timedelta(days=1)),
         usage_selectors.rollups_fingerprint(start=after[0], end=after[1] + timedelta(days=1)),
-        _price_book_version(),
+        prices_version(),
     )
     key = (
         f"cost-change:v1:{tenant.schema_name}:{zone}:{before[0]}:{before[1]}:{after[0]}:{after[1]}"

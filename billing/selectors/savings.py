@@ -21,15 +21,14 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db.models import Count, Max
 from django.utils import timezone
 
 from billing.domain import savings as domain
 from billing.domain.savings import CacheSaving, CacheTokens, Recommendation, StepModel
 from billing.models import RecommendationDismissal
-from billing.operator.models import PriceBookEntry, TenantPriceOverride
 from billing.pricing.domain import TokenPrices
 from billing.pricing.pricer import tenant_pricer
+from billing.pricing.selectors import prices_version
 from factory_portal import periods
 from factory_portal.tenants.connection import connection_zone
 from factory_portal.tenants.models import Tenant
@@ -84,15 +83,10 @@ class SavingsView:
     dismissed: list[tuple[Recommendation, RecommendationDismissal]]
 
 
-def _fingerprint(tenant: Tenant, start: date, end: date) -> tuple[object, ...]:
+def _fingerprint(start: date, end: date) -> tuple[object, ...]:
     rollups = usage_selectors.rollups_fingerprint(start=start, end=end + timedelta(days=1))
-    book = tuple(PriceBookEntry.objects.aggregate(n=Count("id"), last=Max("id")).values())
-    terms = tuple(
-        TenantPriceOverride.objects.filter(tenant_id=tenant.pk)
-        .aggregate(n=Count("id"), last=Max("id"))
-        .values()
-    )
-    return (*rollups, *book, *terms)
+    # The prices' version changes with the book and with any tenant's contract terms.
+    return (*rollups, prices_version())
 
 
 def comparison_days(start: date, end: date) -> tuple[date, date]:
@@ -108,7 +102,7 @@ def savings_report(
     now = now or timezone.now()
     zone = connection_zone()
     key = f"savings:v1:{tenant.schema_name}:{zone.key}:{start}:{end}"
-    fingerprint = _fingerprint(tenant, start, end)
+    fingerprint = _fingerprint(start, end)
     try:
         cached = cache.get(key)
     except Exception:
