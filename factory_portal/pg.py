@@ -13,15 +13,22 @@ from django.db.models import Model
 ModelT = TypeVar("ModelT", bound=Model)
 
 
+_SETTING_SWAP = (
+    "WITH previous AS MATERIALIZED (SELECT current_setting(%s) AS value)"
+    " SELECT value, set_config(%s, %s, true) FROM previous"
+)
+
+
 @contextmanager
 def local_setting(cursor: Any, name: str, value: str) -> Iterator[None]:
     """The setting ``name`` at ``value`` for the statements run on ``cursor`` inside, then back
     to what it was (an outer ``SET LOCAL`` or a session value included; ``RESET`` would drop
     them). Local to the transaction (``set_config(…, true)``), so call it inside one: when a
     statement inside fails, the rollback of the transaction or savepoint puts it back."""
-    cursor.execute("SELECT current_setting(%s)", [name])
-    (previous,) = cursor.fetchone()
-    cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+    # One round trip: the materialised CTE's row, read before the outer row's set_config, holds
+    # the value in force before it (hot paths take a setting for a single statement).
+    cursor.execute(_SETTING_SWAP, [name, name, value])
+    previous = cursor.fetchone()[0]
     yield
     cursor.execute("SELECT set_config(%s, %s, true)", [name, previous])
 

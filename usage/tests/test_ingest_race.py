@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import OperationalError, connection, transaction
@@ -20,7 +21,8 @@ from django_tenants.utils import schema_context
 
 from factory_portal.errors import is_conflict
 from tests.support import bearer, host_client, in_own_connection, key_for, llm_event_in
-from usage.models import LlmUsageEvent, LlmUsageHourly, Project
+from usage.domain.events import InfraEventIn
+from usage.models import InfraUsageEvent, LlmUsageEvent, LlmUsageHourly, Project
 from usage.pricing import pricer_for
 from usage.services import entry
 from usage.services.ingest import EventRace, IngestResult, events_ingest, stored_ids
@@ -249,9 +251,10 @@ def test_the_lookup_finds_exactly_the_stored_ids_whatever_they_hold(alpha, odd):
             pricer=pricer_for(alpha.tenant),
         )
         asked = [*stored, f"race-{odd}-new", "race-plain-new"]
-        assert stored_ids(LlmUsageEvent, asked) == set(stored)
-        assert stored_ids(LlmUsageEvent, ["race-plain-new"]) == set()
-        assert stored_ids(LlmUsageEvent, []) == set()
+        assert stored_ids({LlmUsageEvent: asked}) == set(stored)
+        assert stored_ids({LlmUsageEvent: ["race-plain-new"]}) == set()
+        assert stored_ids({LlmUsageEvent: []}) == set()
+        assert stored_ids({}) == set()
 
 
 def test_the_lookup_sends_its_ids_in_the_key_order(alpha):
@@ -267,8 +270,40 @@ def test_the_lookup_sends_its_ids_in_the_key_order(alpha):
 
     with schema_context(alpha.schema):
         with connection.execute_wrapper(capture):
-            assert stored_ids(LlmUsageEvent, asked) == set()
+            assert stored_ids({LlmUsageEvent: asked}) == set()
         with connection.cursor() as cursor:
             cursor.execute('SELECT x FROM unnest(%s::text[]) AS x ORDER BY x COLLATE "C"', [asked])
             key_order = [row[0] for row in cursor.fetchall()]
     assert sent == key_order
+
+
+def test_one_lookup_answers_for_both_tables(alpha):
+    """A batch of calls and infrastructure usage asks both tables in one statement: each id is
+    looked for in its own table (a call's id stored as infrastructure usage is not a duplicate
+    call, nor the other way round, as with one statement a table)."""
+    infra = InfraEventIn(
+        0, "both-infra", AT, SLUG, "", "", "", "compute", Decimal(1), "cpu_seconds"
+    )
+    with schema_context(alpha.schema):
+        events_ingest(
+            events=[llm_event_in("both-llm", AT, project=SLUG), infra],
+            pricer=pricer_for(alpha.tenant),
+        )
+        lookups: list[str] = []
+
+        def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+            if "event_id = ANY" in sql:
+                lookups.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count):
+            found = stored_ids(
+                {
+                    LlmUsageEvent: ["both-llm", "both-infra", "both-new"],
+                    InfraUsageEvent: ["both-infra", "both-llm", "both-new-2"],
+                }
+            )
+    assert found == {"both-llm", "both-infra"}
+    assert len(lookups) == 1
+    with schema_context(alpha.schema):
+        assert stored_ids({InfraUsageEvent: ["both-llm"], LlmUsageEvent: ["both-infra"]}) == set()
