@@ -67,7 +67,7 @@ def cpu_sample(server_pid: int | None) -> dict[str, float | dict[int, float]]:
         seconds = sum(int(n) for n in fields[11:15]) / tick
         if server_pid is not None and server_pid in (int(entry.name), int(fields[1])):
             server += seconds
-        elif name.startswith("postgres"):
+        elif name == "postgres":  # the servers and their backends (not postgres_exporter)
             postgres[int(entry.name)] = seconds
     times = os.times()
     jiffies = [int(n) for n in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
@@ -80,9 +80,16 @@ def cpu_sample(server_pid: int | None) -> dict[str, float | dict[int, float]]:
 
 
 def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    """CPU seconds between two samples (processes started in between count from their start)."""
+    """CPU seconds between two samples (processes started in between count from their start).
+
+    PostgreSQL's figure is the difference of the totals, as the server's: a backend that exits
+    in between (a connection past ``DB_CONN_MAX_AGE``) moves its whole life's CPU to the
+    postmaster, where ``before`` already counted the part until then. Summed per process
+    instead (as until 2026-12), that part counted twice: every persistent connection of the load
+    test's server closed during its second phase and doubled PostgreSQL's CPU a request there.
+    Left: a backend exiting while a sample reads /proc, after its postmaster, misses that sample
+    and counts its time before it in the next interval (a window of a few milliseconds); and a
+    whole PostgreSQL server stopping in between takes its time away."""
     used = {name: after[name] - before[name] for name in ("server", "client", "machine")}
-    used["postgres"] = sum(
-        seconds - before["postgres"].get(pid, 0.0) for pid, seconds in after["postgres"].items()
-    )
+    used["postgres"] = sum(after["postgres"].values()) - sum(before["postgres"].values())
     return used
