@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import F, Sum
-from django.db.models.functions import TruncHour, TruncMonth, TruncWeek
+from django.db import connections
+from django.db.models import BigIntegerField, F, IntegerField, Sum
+from django.db.models.functions import Cast, TruncHour, TruncMonth, TruncWeek
 
 from factory_portal.periods import local_date, local_day_start
 from factory_portal.tenants.connection import connection_zone
@@ -70,23 +71,53 @@ def _rows(  # type: ignore[no-untyped-def]
     rows = (
         rows.annotate(period=period, **{f"dim_{d}": F(_column(d)) for d in group})
         .values("period", *[f"dim_{d}" for d in group])
-        .annotate(**{name: Sum(field) for name, field in sums.items()})
+        .annotate(**{name: _sum(rows.model, field) for name, field in sums.items()})
         .order_by("period", *[f"dim_{d}" for d in group])
     )
+    # The ORM's statement, read without the ORM's per-value converters (a month by project and
+    # model is about 600 rows of nine values: 7.2 ms of Python through the ORM, 1.8 fetched
+    # plainly). Whole-number sums are cast to bigint in SQL, so they arrive as ints; the
+    # period is converted here as the ORM's truncations would (``_period``).
+    sql, params = rows.query.sql_with_params()
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column.name for column in cursor.description]
+        fetched = cursor.fetchall()
+    dims = [(d, names.index(f"dim_{d}")) for d in group]
+    measures = [(name, names.index(name)) for name in sums]
+    at_index = names.index("period")
     result = []
     zone = connection_zone()
     starts: dict[object, datetime] = {}  # a period's first instant, worked out once per period
-    for row in rows:
-        at = row["period"]
+    for row in fetched:
+        at = row[at_index]
         start = starts.get(at)
         if start is None:
-            local = at if isinstance(at, datetime) else local_day_start(at, zone)
-            start = starts[at] = local.astimezone(UTC)
+            start = starts[at] = _period_start(at, query.granularity, zone)
         item = {"period_start": start}
-        item.update({d: row[f"dim_{d}"] for d in group})
-        item.update({name: row[name] for name in sums})
+        item.update({d: row[i] for d, i in dims})
+        item.update({name: row[i] for name, i in measures})
         result.append(item)
     return result
+
+
+def _sum(model: Any, field: str) -> Any:
+    """The sum of ``field``; of a whole-number column, cast back to one (PostgreSQL sums bigints
+    as numeric)."""
+    if isinstance(model._meta.get_field(field), IntegerField):
+        return Cast(Sum(field), BigIntegerField())
+    return Sum(field)
+
+
+def _period_start(at: Any, granularity: str, zone: ZoneInfo) -> datetime:
+    """A row's period as the first instant (UTC) it covers. Hours come from ``DATE_TRUNC`` of a
+    UTC timestamp (a naive time, in UTC); days are the rollup's dates, and weeks and months
+    ``DATE_TRUNC`` of them (a timestamp at the session's UTC midnight of that date), counted
+    from the start of that day in the tenant's zone."""
+    if granularity == "hour":
+        return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC)
+    day = at.date() if isinstance(at, datetime) else at
+    return local_day_start(day, zone).astimezone(UTC)
 
 
 def _day_after(moment: datetime, zone: ZoneInfo) -> Any:
