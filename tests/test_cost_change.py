@@ -193,3 +193,54 @@ def test_a_tokyo_day_costs_the_same_in_the_change_the_summary_and_the_api(alpha,
         "/api/v1/costs/change?from=2026-10-05&to=2026-10-05", **bearer(raw)
     )
     assert answer.status_code == 200 and answer.json()["after"]["cost"] == "3.01"
+
+
+def test_new_usage_reads_again_only_the_period_it_fell_in(alpha, beta, monkeypatch):
+    """Under ingest every view computes the change again; the period that did not move is kept
+    (per tenant, zone and days, while its rollups and the prices are unchanged)."""
+    from billing.selectors import cost_change as selector
+
+    read: list[tuple[str, date]] = []
+    real = selector.period_usage
+
+    def counted(**kwargs):  # type: ignore[no-untyped-def]
+        from django.db import connection
+
+        read.append((connection.schema_name, kwargs["start"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(selector, "period_usage", counted)
+    days = {"before": (date(2026, 10, 1), date(2026, 10, 10))}
+    days["after"] = (date(2026, 10, 11), date(2026, 10, 20))
+
+    def change(tenant: TestTenant):  # type: ignore[no-untyped-def]
+        with schema_context(tenant.schema):
+            return selector.period_cost_change(tenant=tenant.tenant, **days)
+
+    _runs(alpha, BEFORE, 2, template="fix-bug", cost="1.50")
+    _runs(alpha, AFTER, 2, template="fix-bug", cost="1.50")
+    change(alpha)
+    assert read == [(alpha.schema, date(2026, 10, 1)), (alpha.schema, date(2026, 10, 11))]
+
+    read.clear()
+    _runs(alpha, AFTER + timedelta(days=1), 1, template="fix-bug", cost="1.50")
+    kept = change(alpha)
+    assert read == [(alpha.schema, date(2026, 10, 11))]
+    assert kept.after == Decimal("4.50") and kept.before == Decimal("3.00")
+
+    read.clear()
+    _runs(alpha, BEFORE + timedelta(days=1), 1, template="fix-bug", cost="2.00")
+    moved = change(alpha)
+    assert read == [(alpha.schema, date(2026, 10, 1))]
+    assert moved.before == Decimal("5.00")
+
+    from django.core.cache import cache
+
+    cache.clear()
+    assert change(alpha) == moved  # what is kept is what a fresh computation gives
+
+    read.clear()
+    _runs(beta, AFTER, 1, template="beta-secret", cost="900")
+    other = change(beta)  # same days, another tenant: nothing of alpha's is used
+    assert read == [(beta.schema, date(2026, 10, 1)), (beta.schema, date(2026, 10, 11))]
+    assert other.before == 0 and other.after == Decimal("900.00")

@@ -115,14 +115,42 @@ def period_cost_change(
         return cached[1]  # type: ignore[no-any-return]
     schedule = schedule_current()
     change = cost_change(
-        period_usage(start=before[0], end=before[1], zone=zone, schedule=schedule),
-        period_usage(start=after[0], end=after[1], zone=zone, schedule=schedule),
+        _usage_kept(tenant, zone, before, (fingerprint[0], fingerprint[2]), schedule),
+        _usage_kept(tenant, zone, after, (fingerprint[1], fingerprint[2]), schedule),
     )
     try:
         cache.set(key, (fingerprint, change), timeout=CACHE_SECONDS)
     except Exception:
         logger.warning("cost change not cached (cache unavailable)", exc_info=True)
     return change
+
+
+def _usage_kept(
+    tenant: Tenant,
+    zone: ZoneInfo,
+    days: tuple[date, date],
+    stamp: tuple[object, ...],
+    schedule: PriceSchedule,
+) -> PeriodUsage:
+    """``period_usage`` of ``days``, cached on its own while its ``stamp`` (the days' rollups
+    and the prices' version) is unchanged. While usage arrives, every view of the costs page
+    computes the change again, but only the current period moved: the one before is read from
+    here (the demo tenant's October: 0.1 ms of Python, against 3 ms of Python and 7.5 of
+    PostgreSQL to read it)."""
+    key = f"period-usage:v1:{tenant.schema_name}:{zone}:{days[0]}:{days[1]}"
+    try:
+        cached = cache.get(key)
+    except Exception:  # a cache outage costs time, never the answer
+        logger.warning("period usage cache unavailable; computing", exc_info=True)
+        cached = None
+    if cached is not None and cached[0] == stamp:
+        return cached[1]  # type: ignore[no-any-return]
+    usage = period_usage(start=days[0], end=days[1], zone=zone, schedule=schedule)
+    try:
+        cache.set(key, (stamp, usage), timeout=CACHE_SECONDS)
+    except Exception:
+        logger.warning("period usage not cached (cache unavailable)", exc_info=True)
+    return usage
 
 
 def hour_cost_change(*, hour: datetime, baseline_hours: list[datetime]) -> CostChange:
