@@ -77,7 +77,7 @@ def _rows(  # type: ignore[no-untyped-def]
     # The ORM's statement, read without the ORM's per-value converters (a month by project and
     # model is about 600 rows of nine values: 7.2 ms of Python through the ORM, 1.8 fetched
     # plainly). Whole-number sums are cast to bigint in SQL, so they arrive as ints; the
-    # period is converted here as the ORM's truncations would (``_period``).
+    # period is converted here as the ORM's truncations would (``_period_start``).
     sql, params = rows.query.sql_with_params()
     with connections[rows.db].cursor() as cursor:
         cursor.execute(sql, params)
