@@ -11,9 +11,11 @@ are unchanged (as ``billing.selectors.summaries`` caches cost summaries).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
@@ -31,6 +33,7 @@ from usage.selectors import cost_drivers
 
 logger = logging.getLogger(__name__)
 CACHE_SECONDS = int(timedelta(days=2).total_seconds())
+T = TypeVar("T")
 
 
 def _prices(schedule: PriceSchedule, provider: str, model: str, at: datetime) -> TokenPrices | None:
@@ -106,23 +109,33 @@ def period_cost_change(
     key = (
         f"cost-change:v1:{tenant.schema_name}:{zone}:{before[0]}:{before[1]}:{after[0]}:{after[1]}"
     )
+
+    def compute() -> CostChange:
+        schedule = schedule_current()
+        return cost_change(
+            _usage_kept(tenant, zone, before, (fingerprint[0], fingerprint[2]), schedule),
+            _usage_kept(tenant, zone, after, (fingerprint[1], fingerprint[2]), schedule),
+        )
+
+    return _kept(key, fingerprint, compute)
+
+
+def _kept(key: str, stamp: tuple[object, ...], compute: Callable[[], T]) -> T:
+    """What ``compute`` answers, from the cache while it was stored under the same ``stamp``
+    (what it read, as aggregates); a cache outage costs time, never the answer."""
     try:
         cached = cache.get(key)
-    except Exception:  # a cache outage costs time, never the answer
-        logger.warning("cost change cache unavailable; computing", exc_info=True)
-        cached = None
-    if cached is not None and cached[0] == fingerprint:
-        return cached[1]  # type: ignore[no-any-return]
-    schedule = schedule_current()
-    change = cost_change(
-        _usage_kept(tenant, zone, before, (fingerprint[0], fingerprint[2]), schedule),
-        _usage_kept(tenant, zone, after, (fingerprint[1], fingerprint[2]), schedule),
-    )
-    try:
-        cache.set(key, (fingerprint, change), timeout=CACHE_SECONDS)
     except Exception:
-        logger.warning("cost change not cached (cache unavailable)", exc_info=True)
-    return change
+        logger.warning("cache unavailable for %s; computing", key, exc_info=True)
+        cached = None
+    if cached is not None and cached[0] == stamp:
+        return cached[1]  # type: ignore[no-any-return]
+    value = compute()
+    try:
+        cache.set(key, (stamp, value), timeout=CACHE_SECONDS)
+    except Exception:
+        logger.warning("%s not cached (cache unavailable)", key, exc_info=True)
+    return value
 
 
 def _usage_kept(
@@ -138,19 +151,11 @@ def _usage_kept(
     here (the demo tenant's October: 0.1 ms of Python, against 3 ms of Python and 7.5 of
     PostgreSQL to read it)."""
     key = f"period-usage:v1:{tenant.schema_name}:{zone}:{days[0]}:{days[1]}"
-    try:
-        cached = cache.get(key)
-    except Exception:  # a cache outage costs time, never the answer
-        logger.warning("period usage cache unavailable; computing", exc_info=True)
-        cached = None
-    if cached is not None and cached[0] == stamp:
-        return cached[1]  # type: ignore[no-any-return]
-    usage = period_usage(start=days[0], end=days[1], zone=zone, schedule=schedule)
-    try:
-        cache.set(key, (stamp, usage), timeout=CACHE_SECONDS)
-    except Exception:
-        logger.warning("period usage not cached (cache unavailable)", exc_info=True)
-    return usage
+    return _kept(
+        key,
+        stamp,
+        lambda: period_usage(start=days[0], end=days[1], zone=zone, schedule=schedule),
+    )
 
 
 def hour_cost_change(*, hour: datetime, baseline_hours: list[datetime]) -> CostChange:
