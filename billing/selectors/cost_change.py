@@ -14,11 +14,11 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from fractions import Fraction
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
+from gmpy2 import mpq
 
 from billing.domain.cost_change import CellUsage, CostChange, PeriodUsage, cost_change
 from billing.pricing.catalogue import catalogue_key
@@ -176,7 +176,7 @@ def hour_cost_change(*, hour: datetime, baseline_hours: list[datetime]) -> CostC
         runs=cost_drivers.runs_by_template_hourly(hours=[hour]),
     )
     if baseline_hours:
-        baseline = baseline.scaled(Fraction(1, len(baseline_hours)))
+        baseline = baseline.scaled(mpq(1, len(baseline_hours)))
     return cost_change(baseline, current)
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
+from gmpy2 import mpq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -168,6 +169,22 @@ def test_largest_remainder_hits_the_target() -> None:
     values = [Fraction(1, 3) * 100, Fraction(1, 3) * 100, Fraction(1, 3) * 100]
     assert largest_remainder(values, 100) == [34, 33, 33]
     assert largest_remainder([Fraction(-1, 10**9), Fraction(1, 10**9)], 0) == [0, 0]
+
+
+def test_the_rationals_stay_inside() -> None:
+    """The arithmetic is gmpy2's: what leaves the module is plain Python (cents ints, amounts
+    and labels Decimals and text) that JSON, pickles and the cache take, and a half cent rounds
+    to even, as with Fraction."""
+    after = replace(BASE, runs={t: v * 2 for t, v in BASE.runs.items()})
+    change = cost_change(BASE.scaled(mpq(1, 3)), after)
+    amounts_ = [change.before, change.after, *(p.amount for p in change.parts)]
+    amounts_ += [line.amount for p in change.parts for line in p.lines]
+    assert {type(a) for a in amounts_} == {Decimal}
+    assert all(isinstance(line.label, str) for p in change.parts for line in p.lines)
+    assert [type(c) for c in largest_remainder([mpq(1, 3) * 100] * 3, 100)] == [int] * 3
+    for cost, cents in (("0.125", "0.12"), ("0.135", "0.14"), ("-0.125", "-0.12")):
+        half = period(cell("t", "local", 10, 0, 0, prices=None, cost=Decimal(cost)), runs={"t": 1})
+        assert cost_change(period(), half).after == Decimal(cents)
 
 
 tokens = st.integers(min_value=0, max_value=50_000_000)
