@@ -212,6 +212,12 @@ DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 # No JIT compilation: dashboard and API queries are short, and PostgreSQL's JIT (triggered by
 # cost estimates, not by real work) added ~30 ms to queries that run in a few milliseconds.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+# Hot statements (ingest) prepared on the server: factory_portal.pg.prepared_cursor. Off for a
+# connection pooler that cannot keep prepared statements (PgBouncer in transaction mode < 1.21).
+DB_PREPARE = env_bool("DB_PREPARE", True)
+# psycopg prepares a statement of a server-binding cursor at its first execution (Django's own
+# cursors bind on the client and never prepare; Django's default, None, turns preparing off).
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0 if DB_PREPARE else None
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME") or None
 # Read replicas (README, "Read replicas"): each URL of DATABASE_REPLICA_URLS becomes replica_<n>,
 # with the primary's engine (django-tenants' search_path) and options. Pages and the read API read

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 
 from factory_portal.periods import zone
+from factory_portal.pg import prepared_cursor
 
 if TYPE_CHECKING:
     from django_tenants.postgresql_backend.base import DatabaseWrapper
@@ -62,7 +63,7 @@ ZONE_LOCK = "SELECT pg_advisory_xact_lock{kind}(hashtext('tenant-zone:' || %s))"
 def zone_lock(schema_name: str, *, exclusive: bool) -> None:
     """Hold, until the transaction ends, the lock that orders a change of the tenant's time zone
     against writes that count by it: writers share it, the change takes it alone."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(ZONE_LOCK.format(kind="" if exclusive else "_shared"), [schema_name])
 
 
@@ -76,7 +77,7 @@ def zone_for_writing() -> ZoneInfo:
     if not schema or schema == "public":
         return zone("UTC")
     zone_lock(schema, exclusive=False)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             "SELECT timezone FROM public.tenants_tenant WHERE schema_name = %s", [schema]
         )

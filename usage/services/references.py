@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from django.db import connection
-
+from factory_portal.pg import prepared_cursor
 from usage.services.rollups import RunRollupDeltas
 
 
@@ -31,7 +30,7 @@ def projects_ensure(slugs: Iterable[str]) -> dict[str, int]:
     ordered = sorted(set(slugs))
     if not ordered:
         return {}
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute("SELECT slug, id FROM usage_project WHERE slug = ANY(%s)", [ordered])
         found = dict(cursor.fetchall())
         if missing := [
@@ -65,7 +64,7 @@ def runs_ensure(
     ordered = sorted(first_seen)
     select = "SELECT run_id, id, run_type, template_recipe_id FROM usage_run WHERE run_id = ANY(%s)"
     created: list[tuple[int, datetime]] = []
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         # Known runs are only read: an INSERT ... ON CONFLICT that meets a row another
         # transaction is updating (a lifecycle batch) waits for that whole transaction.
         cursor.execute(select, [ordered])
@@ -114,6 +113,6 @@ def jobs_lookup(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
     pairs = sorted(set(pairs))
     if not pairs:
         return {}
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(JOBS_LOOKUP, [[p[0] for p in pairs], [p[1] for p in pairs]])
         return {(row[0], row[1]): row[2] for row in cursor.fetchall()}

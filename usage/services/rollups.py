@@ -25,6 +25,7 @@ from django.db.backends.utils import CursorWrapper
 from django.dispatch import receiver
 
 from factory_portal import periods
+from factory_portal.pg import prepared_cursor
 from factory_portal.tenants.signals import timezone_changed
 from usage.domain import durations
 from usage.domain.runs import TERMINAL
@@ -100,7 +101,7 @@ class RunRollupDeltas:
         job_ms = sorted((k, ms) for k, ms in self._job_ms.items() if ms)
         if job_ms:
             stripe = rollup_stripe()
-            with connection.cursor() as cursor:
+            with prepared_cursor() as cursor:
                 cursor.execute(
                     "INSERT INTO usage_runledger (run_id, day, job_ms, stripe)"
                     " SELECT *, %s FROM unnest(%s::bigint[], %s::date[], %s::bigint[])"
@@ -121,7 +122,7 @@ class RunRollupDeltas:
         keys = sorted(k for k, d in self._deltas.items() if not d.is_zero())
         if keys:
             deltas = [self._deltas[k] for k in keys]
-            with connection.cursor() as cursor:
+            with prepared_cursor() as cursor:
                 cursor.execute(
                     RUN_DAILY_UPSERT,
                     [
@@ -200,7 +201,7 @@ def rollup_stripe() -> int:
     this transaction can hold). Never waits: with every stripe taken, one is shared."""
     if not connection.in_atomic_block:
         raise RuntimeError("rollup_stripe() holds a stripe until commit: call it in a transaction")
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_STRIPE_FREE, [ROLLUP_STRIPES])
         row = cursor.fetchone()
     if row is not None:
@@ -244,7 +245,7 @@ class StepRollupDeltas:
         if not keys:
             return
         stripe = rollup_stripe()
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 STEP_DAILY_LOCK,
                 [

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from django.db import OperationalError, connection, transaction
+from django.db import NotSupportedError, OperationalError, connection, transaction
 from django_tenants.utils import schema_context
 
 from factory_portal.errors import is_conflict
+from factory_portal.pg import is_stale_plan
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import active_tenants_by_slug
 
@@ -53,14 +54,19 @@ def per_tenant(
 
 def ingest_transaction(work: Callable[[], R], *, attempts: int = 3) -> R:
     """Run ``work`` in one transaction, and again when PostgreSQL aborted it for a deadlock or a
-    serialization conflict with concurrent requests. Safe because a request is stored all or
-    nothing and by client ids: the retry sees what the winner committed and counts it as
+    serialization conflict with concurrent requests, or because a migration changed what a
+    prepared statement of the connection returns (``factory_portal.pg.is_stale_plan``: the
+    rollback drops them, the next attempt prepares them again). Safe because a request is stored
+    all or nothing and by client ids: the retry sees what the winner committed and counts it as
     duplicates. ``work`` must start from its inputs each time (it may run more than once)."""
     for attempt in range(1, attempts + 1):
         try:
             with transaction.atomic():
                 return work()
-        except OperationalError as exc:
+        except (OperationalError, NotSupportedError) as exc:
+            if attempt < attempts and is_stale_plan(exc):
+                logger.info("a prepared statement outlived a migration (%s); again", exc)
+                continue
             if attempt == attempts or not is_conflict(exc):
                 raise
             logger.info("ingest conflicted with a concurrent batch (%s); retrying", exc.__cause__)

@@ -19,6 +19,7 @@ from django.db.models import Field
 
 from factory_portal.observability import metrics
 from factory_portal.observability.context import tenant_label
+from factory_portal.pg import prepared_cursor
 from factory_portal.tenants.connection import zone_for_writing
 from usage.domain.runs import TERMINAL, JobState, RunState, RunUpdate, job_apply, run_apply
 from usage.domain.steps import run_steps
@@ -177,7 +178,7 @@ def _steps_move(
     ]
     calls: dict[int, dict[str, tuple[int, Decimal]]] = {pk: {} for pk in runs}
     if moved:
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(_CALLS_BY_JOB, {"runs": sorted(moved)})
             for run_pk, job_ref, n, cost in cursor.fetchall():
                 calls[run_pk][job_ref] = (n, cost)
@@ -251,7 +252,7 @@ def _rows_update(
     )
     params = [[row.pk for row in ordered]]
     params += [[getattr(row, field.attname) for row in ordered] for field in fields]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
 
 
@@ -271,7 +272,7 @@ def _jobs_insert(jobs: Sequence[Job]) -> None:
         f" SELECT {columns} FROM unnest({arrays}) WITH ORDINALITY AS v({columns}, n)"
         " ORDER BY n RETURNING id"
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [[getattr(job, field.attname) for job in jobs] for field in fields])
         for job, (pk,) in zip(jobs, cursor.fetchall(), strict=True):
             job.pk = pk
