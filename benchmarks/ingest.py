@@ -1,7 +1,8 @@
 """Ingest throughput against a real server process, next to the raw COPY rate of the same rows.
 
-Usage (the demo's environment; PostgreSQL as configured by DATABASE_URL):
-    DEBUG=1 .venv/bin/python benchmarks/ingest.py [--batches 20] [--batch-size 5000]
+Usage (the demo's environment; PostgreSQL as configured by DATABASE_URL; DEBUG off unless set,
+as in production: with it on, Django logs every statement and none is prepared):
+    .venv/bin/python benchmarks/ingest.py [--batches 20] [--batch-size 5000]
         [--clients 2] [--workers 2] [--span-requests 100] [--spans-per-request 1000]
         [--cpu-batches 5] [--only otlp]
 
@@ -34,6 +35,7 @@ import http.client
 import json
 import os
 import random
+import secrets
 import sys
 import threading
 import time
@@ -53,6 +55,9 @@ from benchmarks.common import (  # noqa: E402  (needs ROOT on the path)
 )
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("PORTAL_SECURE", "0")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 
 
 def _age_seconds(rng: random.Random) -> float:
