@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import psycopg
@@ -47,16 +48,32 @@ def local_setting(cursor: Any, name: str, value: str) -> Iterator[None]:
 # Django binds parameters on the client (the statement goes out with its values written in), so
 # PostgreSQL parses, analyses and plans every statement at every execution. The ingest path's
 # statements are long and read partitioned tables: planning alone was 28% of their PostgreSQL time
-# (a 100-event batch: 3.6 ms of planning, and parsing besides). Prepared once per connection, they
-# are only executed after that. Not for the ORM's own statements: Django's server-side binding
-# breaks some of them (a parameter repeated in GROUP BY becomes a second, different one).
+# (3.8 ms of planning an ingest request of the mixed load, and parsing besides). Prepared once
+# per connection, they are only executed after that. Not for the ORM's own statements: Django's
+# server-side binding breaks some of them (a parameter repeated in GROUP BY becomes a second,
+# different one).
 #
 # A prepared statement keeps the result type it was prepared with: after a migration changed the
 # type of a column it returns (in another session, or in the other tenant schema of a connection
 # while ``migrate_schemas`` has not reached every schema), executing it fails once with
 # "cached plan must not change result type". The failed transaction's rollback makes psycopg drop
 # the connection's prepared statements, and ``usage.services.routing.ingest_transaction`` runs the
-# batch again (``is_stale_plan``); any other caller fails that once and works the next time.
+# batch again without preparing (``is_stale_plan``, ``statements_unprepared``: a platform batch
+# meets its tenants' schemas in the same order again); any other caller fails that once and works
+# the next time.
+
+
+_UNPREPARED: ContextVar[bool] = ContextVar("statements_unprepared", default=False)
+
+
+@contextmanager
+def statements_unprepared() -> Iterator[None]:
+    """``prepared_cursor`` gives plain cursors inside (this thread or task only)."""
+    token = _UNPREPARED.set(True)
+    try:
+        yield
+    finally:
+        _UNPREPARED.reset(token)
 
 
 def is_stale_plan(error: BaseException | None) -> bool:
@@ -90,8 +107,8 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[CursorWrapper]:
     when it judges a plan for the values better, and parses again when the search path changed:
     a prepared statement follows the tenant schema, as a plain one does. psycopg prepares again
     after any rollback on the connection. A plain cursor instead with ``DB_PREPARE=0`` (a
-    connection pooler that does not keep prepared statements), while Django logs queries or
-    OpenTelemetry traces them (``_statements_recorded``).
+    connection pooler that does not keep prepared statements), inside ``statements_unprepared``,
+    and while Django logs queries or OpenTelemetry traces them (``_statements_recorded``).
 
     The parameters are sent typed, not written into the text: an empty list or a ``None`` whose
     type PostgreSQL cannot infer needs a cast in the statement (``%s::text[]``)."""
@@ -99,7 +116,7 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[CursorWrapper]:
     # Django's cursor first: it connects (or replaces a broken connection) and django-tenants
     # sets the tenant schema's search path on it; the prepared statements run after that.
     with db.cursor() as plain:
-        if not settings.DB_PREPARE or _statements_recorded(db):
+        if not settings.DB_PREPARE or _UNPREPARED.get() or _statements_recorded(db):
             yield plain
             return
         raw = plain.cursor.connection

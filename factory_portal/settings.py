@@ -213,7 +213,7 @@ DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
 # cost estimates, not by real work) added ~30 ms to queries that run in a few milliseconds.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 # Hot statements (ingest) prepared on the server: factory_portal.pg.prepared_cursor. Off for a
-# connection pooler that cannot keep prepared statements (PgBouncer in transaction mode < 1.21).
+# connection pooler that does not keep prepared statements per client.
 DB_PREPARE = env_bool("DB_PREPARE", True)
 # psycopg prepares a statement of a server-binding cursor at its first execution (Django's own
 # cursors bind on the client and never prepare; Django's default, None, turns preparing off).

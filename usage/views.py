@@ -136,8 +136,10 @@ def run_list(request: HttpRequest) -> HttpResponse:
     """Run history: filters, a count, keyset pages both ways (``after``/``before`` cursors),
     sortable columns; times in the tenant's zone."""
     problems: list[str] = []
+    # The filters first: a value they name that the kept choices lack reads them again, so the
+    # selects below offer it.
+    filters = _filters(request, problems)
     choices = selectors.run_filter_choices()
-    filters = _filters(request, problems, choices)
     sort = _sort(request)
     get = request.GET
     page = selectors.runs_window(

@@ -623,6 +623,8 @@ def run_filters_canonical(
     if choices is None and not any((*named, filters.failure_type, filters.model)):
         return replace(filters, status=status)
     choices = choices or run_filter_choices()
+    if not _choices_cover(choices, filters):  # a value seen since they were kept, or unknown
+        choices = run_filter_choices(fresh=True)
     return replace(
         filters,
         status=status,
@@ -632,6 +634,21 @@ def run_filters_canonical(
         step=choice_canonical(filters.step, choices.steps),
         failure_type=choice_canonical(filters.failure_type, choices.failure_types),
         model=choice_canonical(filters.model, choices.models),
+    )
+
+
+def _choices_cover(choices: RunFilterChoices, filters: RunFilters) -> bool:
+    """Whether every value ``filters`` names is among ``choices`` in some letter case."""
+    named = (
+        (filters.project, choices.projects),
+        (filters.template, choices.templates),
+        (filters.run_type, choices.run_types),
+        (filters.step, choices.steps),
+        (filters.failure_type, choices.failure_types),
+        (filters.model, choices.models),
+    )
+    return all(
+        not value or value.lower() in {known.lower() for known in values} for value, values in named
     )
 
 
@@ -834,22 +851,23 @@ SELECT DISTINCT key FROM (
 
 # How long a tenant's filter choices are kept in the cache. Reading them costs a runs page more
 # than anything else it reads (the demo tenant: 8 ms of Python and 21 of PostgreSQL, half of it
-# the failure types of the step rollup), and they change only when a template, run type, step,
-# model, project or failure type is seen for the first time: such a value is offered (and matched
-# in any letter case) within this time; typed exactly, it filters at once.
+# the failure types of the step rollup), and they change only when a project, template, run type,
+# step, failure type or model is seen for the first time: the selects offer such a value within
+# this time, unless a filter names it (``run_filters_canonical`` reads them again then).
 FILTER_CHOICES_SECONDS = 60
 
 
-def run_filter_choices() -> RunFilterChoices:
+def run_filter_choices(*, fresh: bool = False) -> RunFilterChoices:
     """Projects, templates, run types and steps from the daily rollups (small, unlike runs);
     failure types of failed step attempts and of the latest ``FAILED_RUNS_READ`` failed runs.
-    Kept per tenant schema for ``FILTER_CHOICES_SECONDS``; a cache outage costs time only."""
+    Kept per tenant schema for ``FILTER_CHOICES_SECONDS`` (``fresh``: read now, and kept);
+    a cache outage costs time only."""
     key = f"run-filter-choices:v1:{connections[DEFAULT_DB_ALIAS].schema_name}"
+    cached = None
     try:
-        cached = cache.get(key)
+        cached = None if fresh else cache.get(key)
     except Exception:
         logger.warning("cache unavailable for %s; reading", key, exc_info=True)
-        cached = None
     if isinstance(cached, RunFilterChoices):
         return cached
     choices = _run_filter_choices_read()

@@ -9,6 +9,7 @@ request. Nothing here knows what the items are.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -19,7 +20,7 @@ from django.db import NotSupportedError, OperationalError, connection, transacti
 from django_tenants.utils import schema_context
 
 from factory_portal.errors import is_conflict
-from factory_portal.pg import is_stale_plan
+from factory_portal.pg import is_stale_plan, statements_unprepared
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import active_tenants_by_slug
 
@@ -56,16 +57,23 @@ def ingest_transaction(work: Callable[[], R], *, attempts: int = 3) -> R:
     """Run ``work`` in one transaction, and again when PostgreSQL aborted it for a deadlock or a
     serialization conflict with concurrent requests, or because a migration changed what a
     prepared statement of the connection returns (``factory_portal.pg.is_stale_plan``: the
-    rollback drops them, the next attempt prepares them again). Safe because a request is stored
+    next attempt prepares nothing). Safe because a request is stored
     all or nothing and by client ids: the retry sees what the winner committed and counts it as
     duplicates. ``work`` must start from its inputs each time (it may run more than once)."""
+    unprepared = False
     for attempt in range(1, attempts + 1):
         try:
-            with transaction.atomic():
+            with (
+                transaction.atomic(),
+                statements_unprepared() if unprepared else contextlib.nullcontext(),
+            ):
                 return work()
         except (OperationalError, NotSupportedError) as exc:
-            if attempt < attempts and is_stale_plan(exc):
+            if attempt < attempts and is_stale_plan(exc) and not unprepared:
+                # Again without preparing: a batch of several tenants would meet their schemas,
+                # at different migration states, in the same order again.
                 logger.info("a prepared statement outlived a migration (%s); again", exc)
+                unprepared = True
                 continue
             if attempt == attempts or not is_conflict(exc):
                 raise

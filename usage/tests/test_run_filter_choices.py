@@ -1,6 +1,6 @@
 """Run history's filter choices are read from the rollups once and kept per tenant schema for
-``FILTER_CHOICES_SECONDS``: a tenant never sees another's, and a value seen for the first time is
-offered once they expire."""
+``FILTER_CHOICES_SECONDS``: a tenant never sees another's, a value seen for the first time is
+offered once they expire, and at once when a filter names it (in any letter case)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from django_tenants.utils import schema_context
 
 from tests.support import logged_in_client
 from usage.models import Project, RunDaily
-from usage.selectors import FILTER_CHOICES_SECONDS, run_filter_choices
+from usage.selectors import (
+    FILTER_CHOICES_SECONDS,
+    RunFilters,
+    run_filter_choices,
+    run_filters_canonical,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -64,3 +69,17 @@ def test_the_runs_page_offers_only_the_tenants_own_choices(alpha, beta):
             page = client.get("/runs/").content.decode()
             assert f'value="{own}"' in page
             assert other not in page
+
+
+def test_a_filter_naming_a_new_value_reads_the_choices_again(alpha):
+    _template(alpha.schema, "old-tpl")
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    assert 'value="old-tpl"' in client.get("/runs/").content.decode()  # kept from here on
+    _template(alpha.schema, "New-Tpl")
+    with schema_context(alpha.schema):
+        assert run_filter_choices().templates == ["old-tpl"]
+        assert run_filters_canonical(RunFilters(template="new-tpl")).template == "New-Tpl"
+        assert run_filter_choices().templates == ["New-Tpl", "old-tpl"]  # kept, read again
+    _template(alpha.schema, "third-tpl")
+    page = client.get("/runs/?template=THIRD-TPL").content.decode()
+    assert '<option value="third-tpl" selected>' in page
