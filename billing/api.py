@@ -350,10 +350,17 @@ class CostQuerySerializer(UsageQuerySerializer):
         return query, details
 
 
-def _months(query: aggregates.UsageQuery, zone: ZoneInfo) -> list[date]:
-    """First days of the tenant's months that ``[start, end)`` touches."""
+def _whole_months(query: aggregates.UsageQuery, zone: ZoneInfo) -> list[date]:
+    """First days of the tenant's months that lie wholly inside ``[start, end)``: only those
+    carry allocated infrastructure (allocation is monthly and no month is prorated, as on the
+    costs page; a month the period only touches has its AI cost alone)."""
     last = query.end - timedelta(microseconds=1)
-    return months_spanning(local_date(query.start, zone), local_date(last, zone))
+    return [
+        month
+        for month in months_spanning(local_date(query.start, zone), local_date(last, zone))
+        if local_day_start(month, zone) >= query.start
+        and local_day_start(next_month(month), zone) <= query.end
+    ]
 
 
 def _line_json(line: AllocationLine) -> dict[str, object]:
@@ -396,9 +403,10 @@ class CostsApi(APIView):
         zone = connection_zone()
         # (month, project or None when not grouped) -> the allocation lines of that row
         infra: dict[tuple[date, str | None], list[AllocationLine]] = {}
+        whole = _whole_months(query, zone) if monthly else []
         if monthly:
             for (month, project), group in project_allocation_lines(
-                tenant=connection.tenant, months=_months(query, zone)
+                tenant=connection.tenant, months=whole
             ).items():
                 if wanted is None or project in wanted:
                     infra.setdefault((month, project if grouped else None), []).extend(group)
@@ -413,7 +421,7 @@ class CostsApi(APIView):
             item.update({d: row[d] for d in query.group_by})
             item["token_cost"] = f"{row['cost']:.10f}"
             item["infrastructure_cost"] = item["total"] = None
-            if monthly:
+            if monthly and local_date(row["period_start"], zone) in whole:
                 key = (local_date(row["period_start"], zone), row.get("project"))
                 lines = infra.get(key, [])
                 allocated = sum((line.amount for line in lines), ZERO)
@@ -430,7 +438,8 @@ class CostsApi(APIView):
                 "group_by": list(query.group_by),
                 "currency": "USD",
                 "infrastructure": "allocated per month and project: given with granularity=month"
-                " and no grouping other than project",
+                " and no grouping other than project, for the months wholly inside the period"
+                " (null for a month the period only touches: no month is prorated)",
                 "results": out,
             }
         )

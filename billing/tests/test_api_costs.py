@@ -40,6 +40,39 @@ def test_monthly_costs_by_project_equal_the_cost_report(month, alpha):  # noqa: 
     assert len(whole) == 1 and Decimal(whole[0]["total"]) == report.total
 
 
+def test_a_month_the_period_only_touches_has_no_infrastructure(month, alpha, monkeypatch):  # noqa: F811
+    """Allocation is monthly and no month is prorated (as on the costs page): a month row of a
+    period that starts or ends inside the month gives its AI cost alone. A review found the
+    whole month's allocation added to such rows, and to a one-day row of a date-only range in a
+    tenant west of UTC (dates are read as UTC)."""
+    from factory_portal.tenants.services import tenant_timezone_set
+
+    report = month
+    _, raw = key_for(alpha, ["read"])
+    client = host_client(alpha.host)
+
+    def rows(query: str) -> list[tuple[str, str, str | None, str | None]]:
+        body = client.get(f"/api/v1/costs?granularity=month&{query}", **bearer(raw)).json()
+        return [
+            (r["period_start"], r["token_cost"], r["infrastructure_cost"], r["total"])
+            for r in body["results"]
+        ]
+
+    ai = f"{report.token_cost:.10f}"
+    whole = ("2026-09-01T00:00:00Z", ai, f"{report.infra_cost:.2f}", f"{report.total:.10f}")
+    assert rows("start=2026-09-01&end=2026-10-01") == [whole]
+    assert rows("start=2026-08-20&end=2026-10-10") == [whole]  # September inside, with margins
+    assert rows("start=2026-09-05&end=2026-10-01") == [("2026-09-01T00:00:00Z", ai, None, None)]
+    assert rows("start=2026-09-01&end=2026-09-20") == [("2026-09-01T00:00:00Z", ai, None, None)]
+    monkeypatch.setattr(alpha.tenant, "timezone", alpha.tenant.timezone)  # restored after
+    tenant_timezone_set(tenant=alpha.tenant, timezone="America/New_York")
+    # Midnight UTC is 8 pm the day before in New York: September is not whole.
+    utc_days = rows("start=2026-09-01&end=2026-10-01")
+    assert [(ai_cost, infra, total) for _, ai_cost, infra, total in utc_days] == [(ai, None, None)]
+    local = rows("start=2026-09-01T00:00:00-04:00&end=2026-10-01T00:00:00-04:00")
+    assert local == [("2026-09-01T04:00:00Z", *whole[1:])]
+
+
 def test_daily_costs_have_no_infrastructure_and_filters_apply(month, alpha):  # noqa: F811
     _, raw = key_for(alpha, ["read"])
     body = (
