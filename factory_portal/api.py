@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, renderers, serializers
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler
@@ -24,6 +24,26 @@ from factory_portal.errors import PROBLEM_CONTENT_TYPE
 logger = logging.getLogger(__name__)
 CACHE_WARNING_EVERY_S = 60
 _cache_warned_at = float("-inf")
+
+
+class JSONRenderer(renderers.JSONRenderer):
+    """DRF's JSON renderer (UTF-8 text as it is), escaping non-ASCII characters only when the
+    body holds a lone surrogate: UTF-8 cannot encode one, and a refusal that quotes the client's
+    input (an unknown field name, a value not among the choices) answered 500 for a body with
+    ``"\\ud800"`` in it. Escaped, it is the same JSON text."""
+
+    def render(
+        self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None
+    ) -> bytes:
+        try:
+            body: bytes = super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            body = _AsciiJSONRenderer().render(data, accepted_media_type, renderer_context)
+        return body
+
+
+class _AsciiJSONRenderer(renderers.JSONRenderer):
+    ensure_ascii = True
 
 
 def iso_utc(moment: datetime) -> str:
@@ -80,7 +100,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             429: "Too many requests",
         }.get(response.status_code) or str(exc.default_detail)
         if isinstance(response.data, dict) and set(response.data) == {"detail"}:
-            detail = str(response.data["detail"])
+            value = response.data["detail"]  # a list when a serializer raised it on "detail"
+            detail = " ".join(map(str, value)) if isinstance(value, list) else str(value)
         else:
             detail = "The request is invalid."
             extra["errors"], extra["errors_total"] = errors_bounded(response.data)
@@ -193,10 +214,33 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+class LengthRequired(exceptions.APIException):
+    status_code = 411
+    default_detail = "Send the body with a Content-Length header."
+    default_code = "length_required"
+
+
 def request_body(request: Any, max_bytes: int) -> bytes:
-    """The raw body, refused with 413 before reading when it is larger than ``max_bytes``."""
+    """The raw body, refused with 413 before reading when it is larger than ``max_bytes``. A
+    chunked body (no Content-Length) is read from the server's stream up to the limit: Django
+    reads a body by its Content-Length only, so it saw none and the batch was answered as empty
+    (a review found a chunked OTLP export answered 200 and stored nothing)."""
+    meta = request.META
+    if (
+        not meta.get("CONTENT_LENGTH")
+        and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
+        if not meta.get("wsgi.input_terminated"):  # a server that does not end the stream itself
+            raise LengthRequired(
+                "This server reads a body by its Content-Length: send the header (a chunked "
+                "body cannot be read here)."
+            )
+        chunked: bytes = meta["wsgi.input"].read(max_bytes + 1)
+        if len(chunked) > max_bytes:
+            raise PayloadTooLarge(f"At most {max_bytes:,} bytes are accepted.")
+        return chunked
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(meta.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > max_bytes:

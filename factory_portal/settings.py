@@ -494,7 +494,7 @@ REST_FRAMEWORK = {
     # Every API view declares ``access`` (area for signed-in users, scope for keys); see
     # factory_portal/accounts/authentication.py. A view without it refuses everyone.
     "DEFAULT_PERMISSION_CLASSES": ["factory_portal.accounts.authentication.DeclaredAccess"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["factory_portal.api.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "factory_portal.pagination.CursorPage",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "factory_portal.api.problem_exception_handler",

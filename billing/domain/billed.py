@@ -221,6 +221,8 @@ def json_rows(text: str) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
         document = json.loads(text, parse_float=Decimal)
     except ValueError as exc:
         raise BilledFileError(f"not valid JSON: {exc}") from None
+    except RecursionError:  # thousands of nested brackets: no cost export is shaped so
+        raise BilledFileError("not valid JSON: nested too deeply") from None
     pages = document if isinstance(document, list) else [document]
     rows: list[tuple[str, dict[str, Any]]] = []
     layout = ""

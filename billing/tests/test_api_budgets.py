@@ -47,3 +47,13 @@ def test_a_budget_is_not_moved_onto_a_scope_that_has_one(alpha):
     assert clash.status_code == 400 and "already has a budget" in clash.content.decode()
     with schema_context(alpha.schema):
         assert sorted(Budget.objects.values_list("project", "amount")) == [("", 250), ("web", 100)]
+
+
+def test_a_refusal_of_the_service_reads_as_a_sentence(alpha):
+    """Not the repr of a list of error details (a review found
+    ``[ErrorDetail(string="No project 'hx2' in this tenant.", code='invalid')]``)."""
+    _, manager = key_for(alpha, ["manage"])
+    refused = _post(host_client(alpha.host), manager, {"amount": "10", "project": "hx2"})
+    assert refused.status_code == 400
+    assert refused["Content-Type"].startswith("application/problem+json")
+    assert refused.json()["detail"] == "No project 'hx2' in this tenant."

@@ -100,6 +100,8 @@ def test_unknown_layouts_and_broken_json_are_refused_as_a_whole():
         json_rows('{"data": [')
     with pytest.raises(BilledFileError, match="no 'data' list"):
         json_rows('{"object": "page"}')
+    with pytest.raises(BilledFileError, match="nested too deeply"):  # was a RecursionError: 500
+        json_rows("[" * 200_000 + "]" * 200_000)
 
 
 def test_drift_per_model_with_tolerance_and_unmatched_days():

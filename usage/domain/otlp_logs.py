@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -265,9 +266,17 @@ def _first_text(sources: tuple[dict[str, Any], ...], keys: tuple[str, ...]) -> s
     return ""
 
 
+MAX_KEY_CHARS = 100
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def _bounded(value: Any) -> Any:
     """An attribute value as stored: scalars as they are, strings and containers (as JSON) cut
     to ``MAX_ATTRIBUTE_CHARS``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NON_FINITE[
+            str(value)
+        ]  # JSON has no NaN or infinity (PostgreSQL's jsonb refuses them)
     if isinstance(value, bool | int | float) or value is None:
         return value
     text = value if isinstance(value, str) else json.dumps(value, default=str)
@@ -279,12 +288,16 @@ def _attributes_kept(*sources: dict[str, Any]) -> dict[str, Any]:
     dropped = 0
     for source in sources:
         for key, value in source.items():
-            if key in MAPPED_KEYS or key in kept:
+            if key in MAPPED_KEYS:
+                continue
+            # Keys are cleaned like values: jsonb holds no NUL, pages show no control characters.
+            name = _text(key, MAX_KEY_CHARS) or "_"
+            if name in kept:
                 continue
             if len(kept) >= MAX_ATTRIBUTES:
                 dropped += 1
                 continue
-            kept[key[:100]] = _bounded(value)
+            kept[name] = _bounded(value)
     if dropped:
         kept["_dropped"] = dropped
     return kept

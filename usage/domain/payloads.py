@@ -29,21 +29,38 @@ class PayloadError(Exception):
 
 
 def body_decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
-    """Undo ``Content-Encoding: gzip`` (or ``deflate``) without inflating past ``max_bytes``."""
+    """Undo ``Content-Encoding: gzip`` (or ``deflate``) without inflating past ``max_bytes``.
+    A gzip body of several members is their concatenation (RFC 1952, as ``gzip -d`` reads it);
+    a stream cut short or followed by other bytes is refused (a review found the members after
+    the first, and a truncated stream, dropped silently: 200 with part of the batch)."""
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "deflate"):
         raise PayloadError(415, f"Content-Encoding {encoding!r} is not supported; use gzip.")
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
-    inflater = zlib.decompressobj(wbits)
-    try:
-        data = inflater.decompress(body, max_bytes + 1)
-    except zlib.error as exc:
-        raise PayloadError(400, f"The body is not valid {encoding} data: {exc}.") from exc
-    if len(data) > max_bytes or inflater.unconsumed_tail:
-        raise PayloadError(413, f"The decompressed body exceeds {max_bytes:,} bytes.")
-    return data
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            data = inflater.decompress(rest, max_bytes + 1 - size)
+        except zlib.error as exc:
+            raise PayloadError(400, f"The body is not valid {encoding} data: {exc}.") from exc
+        size += len(data)
+        if size > max_bytes or inflater.unconsumed_tail:
+            raise PayloadError(413, f"The decompressed body exceeds {max_bytes:,} bytes.")
+        if not inflater.eof:
+            raise PayloadError(
+                400, f"The {encoding} data ends before its end: the body is cut short."
+            )
+        parts.append(data)
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(parts)
+        if encoding == "deflate":
+            raise PayloadError(400, "The body has bytes after the end of its deflate data.")
 
 
 DECODE_ERRORS = (ValueError, UnicodeDecodeError, RecursionError)

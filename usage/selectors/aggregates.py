@@ -63,8 +63,8 @@ def _rows(  # type: ignore[no-untyped-def]
         # A day is the rollup's own column (a date: no truncation, no timestamp to parse).
         period = F("day") if query.granularity == "day" else TRUNC[query.granularity]("day")
     for dimension, values in query.filters.items():
-        if dimension not in dimensions:
-            return []  # this kind has no such dimension: a filter on it matches nothing
+        if dimension not in dimensions or not values:
+            return []  # no such dimension in this kind, or no value: the filter matches nothing
         rows = rows.filter(**{f"{_column(dimension)}__in": values})
     group = [d for d in query.group_by if d in dimensions]
     group += [d for d in always if d not in group]

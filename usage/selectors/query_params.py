@@ -56,8 +56,8 @@ class UsageQuerySerializer(serializers.Serializer):
             raw = self.initial_data.get(dimension)
             if raw and "\x00" in raw:
                 raise serializers.ValidationError({dimension: "Null characters are not allowed."})
-            if raw:
-                filters[dimension] = _list(raw)
+            if raw and (values := _list(raw)):  # blank (or only commas): not given, as elsewhere
+                filters[dimension] = values
         return aggregates.UsageQuery(start, end, granularity, group_by, filters)
 
 

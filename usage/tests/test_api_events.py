@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import zlib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -119,6 +120,38 @@ def test_ndjson_and_gzip(ingest, alpha):
     packed = gzip.compress(json.dumps({"events": [llm("g1")]}).encode())
     response = ingest(body=packed, HTTP_CONTENT_ENCODING="gzip")
     assert response.json() == {"accepted": 1, "duplicates": 0}
+
+
+def test_a_gzip_body_of_several_members_is_read_whole(ingest, alpha):
+    """Members are concatenated (RFC 1952; ``cat a.gz b.gz`` and streaming compressors make
+    them): every line is stored, where only the first member's were (a review found it)."""
+    first = gzip.compress((json.dumps(llm("m1")) + "\n").encode())
+    second = gzip.compress((json.dumps(llm("m2")) + "\n").encode())
+    response = ingest(
+        body=first + second, content_type="application/x-ndjson", HTTP_CONTENT_ENCODING="gzip"
+    )
+    assert response.json() == {"accepted": 2, "duplicates": 0}
+
+
+@pytest.mark.parametrize(
+    ("cut", "encoding", "message"),
+    [
+        (lambda packed: packed[:-6], "gzip", "ends before its end"),
+        (lambda packed: packed + b"trailing", "gzip", "not valid gzip data"),
+        (lambda packed: zlib.compress(gzip.decompress(packed))[:-3], "deflate", "ends before"),
+        (lambda packed: zlib.compress(gzip.decompress(packed)) + b"x", "deflate", "after the end"),
+    ],
+    ids=["gzip cut short", "gzip then garbage", "deflate cut short", "deflate then garbage"],
+)
+def test_a_compressed_body_cut_short_or_followed_by_garbage_is_a_400(
+    ingest, alpha, cut, encoding, message
+):
+    packed = gzip.compress(json.dumps({"events": [llm("z1"), llm("z2")]}).encode())
+    response = ingest(body=cut(packed), HTTP_CONTENT_ENCODING=encoding)
+    assert response.status_code == 400, response.content
+    assert message in response.json()["detail"]
+    with schema_context(alpha.schema):
+        assert not LlmUsageEvent.objects.exists()
 
 
 def test_any_invalid_event_rejects_the_batch_with_every_error(ingest, alpha):

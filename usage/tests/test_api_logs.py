@@ -240,3 +240,28 @@ def test_too_many_records_is_a_413_and_nothing_is_stored(alpha):
         assert response.status_code == 413
         assert "At most 5 log records per request" in response.json()["detail"]
     assert logs_of(alpha) == []
+
+
+def test_non_finite_numbers_and_control_characters_in_keys_are_stored_cleaned(alpha):
+    """jsonb holds neither NaN nor infinity nor NUL: such attributes are kept as text and
+    cleaned keys (a review found the whole batch answered 500, which exporters retry forever)."""
+    run_in(alpha)
+    _, key = key_for(alpha, ["ingest"])
+    attributes = {
+        "runId": "run-1",
+        "ratio": float("nan"),
+        "peak": float("inf"),
+        "low": float("-inf"),
+        "a\x00b": "nul in the key",
+        "\x07": "only a control character",
+    }
+    for as_json in (False, True):
+        at = AT + timedelta(seconds=1 if as_json else 0)
+        record = sdk_log(at, f"json {as_json}", **attributes)
+        response = post_logs(alpha.host, key, [record], as_json=as_json)
+        assert response.status_code == 200, response.content[:300]
+    for log in logs_of(alpha):
+        kept = log.attributes
+        assert (kept["ratio"], kept["peak"], kept["low"]) == ("NaN", "Infinity", "-Infinity")
+        assert (kept["a b"], kept["_"]) == ("nul in the key", "only a control character")
+    assert len(logs_of(alpha)) == 2

@@ -3,6 +3,7 @@ and isolation; the OpenAPI schema and the docs page served without a CDN."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -195,6 +196,25 @@ def test_null_characters_in_a_filter_are_a_400(usage):
     client, auth = usage
     response = client.get("/api/v1/usage?template=a%00b", **auth)
     assert response.status_code == 400 and "template" in response.json()["errors"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/usage", "/api/v1/costs"])
+@pytest.mark.parametrize("blank", ["project=,", "model=%20", "template=,%20,", "provider="])
+def test_a_blank_filter_is_no_filter(usage, alpha, path, blank):
+    """A filter of only blanks and commas is not given, like an empty parameter (it was a 500:
+    the ORM refuses to write a statement for ``IN ()``); the selector itself matches nothing
+    for an empty list."""
+    client, auth = usage
+    period = "start=2026-11-01&end=2026-11-05"
+    filtered = client.get(f"{path}?{period}&{blank}", **auth)
+    assert filtered.status_code == 200, filtered.content
+    assert filtered.json() == client.get(f"{path}?{period}", **auth).json()
+    with schema_context(alpha.schema):
+        from usage.selectors import aggregates
+
+        query = aggregates.UsageQuery(T - timedelta(days=1), T + timedelta(days=2), "day", (), {})
+        assert aggregates.token_usage(query)
+        assert aggregates.token_usage(replace(query, filters={"project": ()})) == []
 
 
 def test_api_keeps_answering_when_the_cache_is_down(usage, settings):
