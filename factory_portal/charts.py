@@ -540,6 +540,17 @@ def step_rates_chart(
     return _json(figure)
 
 
+def _lone_points(values: Sequence[float | None]) -> list[bool]:
+    """Whether each value stands alone (no value in the bucket before or after it): a line
+    without markers shows nothing for it, while it still sets the axis's range (a review found
+    a chart whose axis reached 1.5e17 with every visible line flat at 0)."""
+    last = len(values) - 1
+    return [
+        v is not None and (i == 0 or values[i - 1] is None) and (i == last or values[i + 1] is None)
+        for i, v in enumerate(values)
+    ]
+
+
 def time_lines(
     x: Sequence[str],
     lines: dict[str, Sequence[float | None]],
@@ -570,6 +581,12 @@ def time_lines(
             trace.update(mode="lines", connectgaps=False)
             if name in colours:
                 trace["line"] = {"color": colours[name]}
+            lone = _lone_points(trace["y"])
+            if any(lone):  # a line draws nothing for a value without a neighbour: mark those
+                trace["mode"] = "lines+markers"
+                trace["marker"] = {"size": [6 if alone else 0 for alone in lone]}
+                if name in colours:
+                    trace["marker"]["color"] = colours[name]
         data.append(trace)
     yaxis: dict[str, Any] = {"title": {"text": y_title}, "rangemode": "tozero"}
     if percent:

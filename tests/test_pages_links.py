@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from decimal import Decimal
 from html import unescape
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 from django_tenants.utils import schema_context
 
+from billing.models import RunGuard
+from billing.services import run_budget_set, run_guards_refresh
 from factory_portal.accounts.models import Role
 from notifications.services import notification_create
 from tests.support import (
@@ -87,6 +90,11 @@ def _seed(alpha) -> None:  # type: ignore[no-untyped-def]
         notification_create(
             kind="failure_rate", title="Failure rate 40%", url="/runs/?status=Failed"
         )
+        # Running runs under a run budget: the run budgets page lists them (to finance too)
+        # and the active runs page names the run budgets (to members too).
+        run_budget_set(template="react-spa", amount=Decimal("5"))
+        run_guards_refresh()
+        assert RunGuard.objects.filter(run__run_id="live-000").exists()
 
 
 # An admin may open every page: only the roles that may not are crawled.

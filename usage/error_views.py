@@ -45,6 +45,15 @@ def _failing_runs(
     return ranges.runs_href(days, status="Failed", template=templates[0] if count == 1 else "")
 
 
+def _series_labels(groups: list[error_selectors.ErrorGroupRow]) -> list[str]:
+    """A chart label for each group: its type and the start of its message, and where groups
+    share those (messages alike in their first 40 characters), their place in the table, so
+    that no series replaces another (a review found three groups drawn as one)."""
+    labels = [f"{g.type or 'error'}: {g.message[:40]}" for g in groups]
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return [f"{label} (#{n})" if label in repeated else label for n, label in enumerate(labels, 1)]
+
+
 def _page_number(raw: str) -> int:
     return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
 
@@ -75,16 +84,17 @@ def error_groups(request: HttpRequest) -> HttpResponse:
         for row in result.rows
     ]
     charted = result.rows[:CHARTED_GROUPS]
+    labels = _series_labels(charted)
     chart = (
         charts.error_trend_chart(
             result.days,
-            {f"{r.type or 'error'}: {r.message[:40]}": r.trend for r in charted},
+            {label: r.trend for label, r in zip(labels, charted, strict=True)},
             links={
-                f"{r.type or 'error'}: {r.message[:40]}": [
+                label: [
                     _failing_runs(request, ranges.DayRange(day, day), r.templates, r.template_count)
                     for day in result.days
                 ]
-                for r in charted
+                for label, r in zip(labels, charted, strict=True)
             },
         )
         if charted

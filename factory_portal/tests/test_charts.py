@@ -84,3 +84,24 @@ def test_day_charts_put_days_on_a_category_axis():
     # 90 days' labels: thinned and given room, not stood on end and cut off.
     assert overview["layout"]["xaxis"]["nticks"] == charts.PERIOD_LABELS_MAX
     assert overview["layout"]["xaxis"]["automargin"] is True
+
+
+def test_a_value_without_neighbours_is_marked_on_a_line_chart():
+    """A line draws nothing for a lone value (between gaps, or alone at an end): those get a
+    marker, in the series' colour; connected values get none, and a chart without lone values
+    stays a plain line."""
+    x = ["2026-11-01 10:00", "2026-11-01 11:00", "2026-11-01 12:00", "2026-11-01 13:00"]
+    figure = charts.time_lines(
+        x,
+        {
+            "pool a": [5.0, None, 1.0, 2.0],
+            "pool b": [1.0, 2.0, 3.0, None],
+            "c": [None, 7.0, None, 4.0],
+        },
+        y_title="errors/min",
+        colours={"c": "#123456"},
+    )
+    a, b, c = _valid(figure)["data"]
+    assert (a["mode"], a["marker"]["size"]) == ("lines+markers", [6, 0, 0, 0])
+    assert b["mode"] == "lines" and "marker" not in b
+    assert c["marker"] == {"size": [0, 6, 0, 6], "color": "#123456"}
