@@ -750,13 +750,16 @@ def write_xlsx(report: CostReport, out: IO[bytes]) -> None:
 def write_customers_csv(
     rows: list[tuple[str, str, Decimal, Decimal]], month: str, out: IO[str]
 ) -> Decimal:
-    """Operator view: cost per customer for a month (tenant slug, name, AI, infrastructure)."""
+    """Operator view: cost per customer for a month (tenant slug, name, AI, infrastructure);
+    answers the sum of the rows. Each customer's figures are rounded to the cent on their own,
+    as that customer's pages, API and reports show them: rounding the table as one pool (largest
+    remainder) kept its sum at the rounded total but moved a cent from one customer to another
+    (a review found one customer's AI a cent above its own figure everywhere else)."""
     writer = _SafeRows(csv.writer(out), "writerow")
     writer.writerow(["month", "tenant", "name", "ai_usd", "infrastructure_usd", "total_usd"])
-    amounts = round_lines([value for _, _, ai, infra in rows for value in (ai, infra)])
     total = Decimal(0)
-    for index, (slug, name, _, _) in enumerate(rows):
-        ai, infra = amounts[2 * index], amounts[2 * index + 1]
+    for slug, name, exact_ai, exact_infra in rows:
+        ai, infra = quantize_cents(exact_ai), quantize_cents(exact_infra)
         writer.writerow([month, slug, name, ai, infra, ai + infra])
         total += ai + infra
     return total

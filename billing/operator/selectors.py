@@ -268,6 +268,10 @@ class MonthCost:
     def __add__(self, other: MonthCost) -> MonthCost:
         return MonthCost(self.ai + other.ai, self.infrastructure + other.infrastructure)
 
+    def in_cents(self) -> MonthCost:
+        """Each figure rounded to the cent, as the customer's own pages show it."""
+        return MonthCost(quantize_cents(self.ai), quantize_cents(self.infrastructure))
+
 
 @dataclass(frozen=True)
 class CustomerCosts:
@@ -289,7 +293,9 @@ class CustomerCostTable:
 
 def customer_cost_table(*, months: list[date]) -> CustomerCostTable:
     """AI and allocated infrastructure cost per customer for each month in ``months`` (first
-    days, UTC calendar months as in the finance reports)."""
+    days, UTC calendar months as in the finance reports). The totals add the customers' figures
+    rounded to the cent as each customer sees them (and is billed), so a table's rows sum to its
+    total row; the rounded sum of the exact figures can differ from that by a few cents."""
     if not months:
         return CustomerCostTable(months=[], customers=[], totals={}, unallocated={})
     months = sorted(months)
@@ -320,7 +326,7 @@ def customer_cost_table(*, months: list[date]) -> CustomerCostTable:
                 ai[month] += cost
         costs = {m: MonthCost(ai[m], infra[(tenant.pk, m)]) for m in months}
         customers.append(CustomerCosts(tenant=tenant, months=costs))
-        totals = {m: totals[m] + costs[m] for m in months}
+        totals = {m: totals[m] + costs[m].in_cents() for m in months}
     return CustomerCostTable(
         months=months,
         customers=customers,

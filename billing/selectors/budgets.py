@@ -54,6 +54,35 @@ def _crossing(
     )
 
 
+@dataclass(frozen=True)
+class MonthEnd:
+    """What a month is expected to cost in all (USD, AI): its days before today as spent,
+    today's actual or expected cost whichever is higher, and the expected cost of the days
+    left; the mean and the 80% interval."""
+
+    mean: Decimal
+    lo80: Decimal
+    hi80: Decimal
+
+
+def month_end_expected(
+    forecast: CostForecast, *, spent: Decimal, today_actual: Decimal, today: date
+) -> MonthEnd:
+    """The month-end figure of ``spent`` (the month to date, today included, of which
+    ``today_actual`` is today's) and the forecast starting ``today``: the one rule of the
+    budgets and the overview (a forecast "of the rest of the month" counts today, which the
+    month to date counts too: added together they counted today twice)."""
+    before_today = spent - today_actual
+    today_row = next((row for row in forecast.days if row.day == today), None)
+
+    def bound(key: str) -> Decimal:
+        expected_today = getattr(today_row, key) if today_row else Decimal(0)
+        rest = Decimal(forecast.month_end[key]) - expected_today
+        return before_today + max(today_actual, expected_today) + rest
+
+    return MonthEnd(mean=bound("mean"), lo80=bound("lo80"), hi80=bound("hi80"))
+
+
 def budget_status(
     budget: Budget,
     *,
@@ -91,13 +120,10 @@ def budget_status(
             Decimal(0),
         )
         before_today = spent - today_actual
-        today_row = next((row for row in forecast.days if row.day == today), None)
-        today_mean = today_row.mean if today_row else Decimal(0)
-        today_hi = today_row.hi80 if today_row else Decimal(0)
-        rest_mean = Decimal(forecast.month_end["mean"]) - today_mean
-        rest_hi = Decimal(forecast.month_end["hi80"]) - today_hi
-        month_end = before_today + max(today_actual, today_mean) + rest_mean
-        hi80 = before_today + max(today_actual, today_hi) + rest_hi
+        projected = month_end_expected(
+            forecast, spent=spent, today_actual=today_actual, today=today
+        )
+        month_end, hi80 = projected.mean, projected.hi80
         expected, earliest, latest = _crossing(forecast, before_today, budget.amount, month_last)
     spent_percent = percent(spent, budget.amount)
     forecast_percent = percent(month_end, budget.amount) if month_end is not None else None

@@ -78,7 +78,14 @@ def test_customer_costs_agree_with_the_cost_report_and_csv(operator, alpha, beta
         row = re.search(rf"{slug}</span>.*?</tr>", month_table, re.S).group(0)
         for amount in (report.token_cost, report.infra_cost, report.total):
             assert usd(amount) in row, (slug, amount)
-    total = sum((r.total for r in reports.values()), Decimal(0))
+    # The total adds each customer's figures in cents, as each is billed: the rows add up to it
+    # (here 1.73 + 0.33 + 100.01, where the exact figures' sum rounds to 102.08).
+    billed = {
+        slug: (quantize_cents(r.token_cost), quantize_cents(r.infra_cost))
+        for slug, r in reports.items()
+    }
+    total = sum((ai + infra for ai, infra in billed.values()), Decimal(0))
+    assert total != quantize_cents(sum((r.total for r in reports.values()), Decimal(0)))
     assert re.search(r'data-testid="month-total">([^<]+)<', page).group(1) == usd(total)
     assert "draft" in page
     # The trend table has six months; August holds alpha's earlier call.
@@ -92,7 +99,11 @@ def test_customer_costs_agree_with_the_cost_report_and_csv(operator, alpha, beta
     assert response["Content-Disposition"] == 'attachment; filename="customers-2026-09.csv"'
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert [r["tenant"] for r in rows] == ["alpha", "beta"]
-    assert sum(Decimal(r["total_usd"]) for r in rows) == quantize_cents(total)
+    for row in rows:  # each customer's own figures, to the cent (none moved to another)
+        ai, infra = billed[row["tenant"]]
+        assert (Decimal(row["ai_usd"]), Decimal(row["infrastructure_usd"])) == (ai, infra)
+        assert Decimal(row["total_usd"]) == ai + infra
+    assert sum(Decimal(r["total_usd"]) for r in rows) == total
     # The download is exactly what the operator's report command writes.
     command_file = tmp_path / "customers.csv"
     call_command(

@@ -19,7 +19,7 @@ from usage.services.ingest import events_ingest
 
 pytestmark = pytest.mark.django_db
 
-COST_PARTS = ['data-testid="mtd-cost"', "Forecast, rest of this month", "$1,234.00", "$7.25"]
+COST_PARTS = ['data-testid="mtd-cost"', "AI cost forecast, whole month", "$1,234.00", "$7.25"]
 RUN_PARTS = ['data-testid="mtd-runs"', 'data-testid="active-runs"', "secret-run-7", "Run duration"]
 
 

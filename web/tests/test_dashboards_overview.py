@@ -48,6 +48,40 @@ def test_overview_shows_recent_success_and_top_projects_and_models(alpha):
     assert "Usage complete up to" in page
 
 
+def _cells(page: str, testid: str) -> list[tuple[str, str]]:
+    table = re.search(rf'data-testid="{testid}">(.*?)</table>', page, re.S).group(1)
+    return [
+        (re.sub(r"<[^>]+>", "", name).strip(), amount)
+        for name, amount in re.findall(r"<tr><td>(.*?)</td><td class=\"num\">([^<]+)</td>", table)
+    ]
+
+
+def test_the_top_lists_add_up_to_the_ai_cost_shown_above_them(alpha):
+    """Rows in cents by largest remainder, and what a cut list leaves as "Other": the cents on
+    the page add up to the AI cost figure (rounded one by one, 3 x 0.335 read 1.02 under a
+    figure of 1.01; a review found 732.56 against 732.57 on the demo)."""
+    now = timezone.now()
+    costs = [("p1", "0.335"), ("p2", "0.335"), ("p3", "0.335"), ("p4", "1"), ("p5", "2")]
+    costs += [("p6", "0.004"), ("p7", "0.003")]  # beyond the top five
+    with schema_context(alpha.schema):
+        events_ingest(
+            events=[
+                llm_event_in(f"t{n}", now - timedelta(minutes=5), project=p, cost=Decimal(c))
+                for n, (p, c) in enumerate(costs)
+            ],
+            pricer=pricer_for(alpha.tenant),
+        )
+    page = logged_in_client(alpha.host, alpha.admin_email).get("/").content.decode()
+    figure = re.search(r'data-testid="mtd-cost">\$([^<]+)<', page).group(1)
+    assert figure == "4.01"  # 4.012 exactly
+    rows = _cells(page, "top-projects")
+    assert [name for name, _ in rows] == ["p5", "p4", "p1", "p2", "p3", "Other projects"]
+    assert sum(Decimal(amount.lstrip("$")) for _, amount in rows) == Decimal(figure)
+    assert rows[-1] == ("Other projects", "$0.01")
+    [(_model, amount)] = _cells(page, "top-models")  # one model: the whole figure, no "Other"
+    assert amount == f"${figure}"
+
+
 def test_calls_and_runs_are_counted_in_words_that_agree(alpha):
     now = timezone.now()
     admin = logged_in_client(alpha.host, alpha.admin_email)
@@ -185,3 +219,38 @@ def test_a_new_tenant_has_a_sentence_not_an_axis(alpha):
     page = logged_in_client(alpha.host, alpha.admin_email).get("/").content.decode()
     assert 'data-testid="daily-cost-empty"' in page and 'id="daily-cost-data"' not in page
     assert "$-1" not in page and "-$1" not in page
+
+
+def test_the_forecast_tile_counts_today_once_as_the_budgets_do(alpha, people):
+    """The month in all: the days before today as spent, today's cost so far or its forecast
+    whichever is higher, and the days after: the budgets' month-end figure. A review found the
+    tile showing the forecast from today on (today included) beside a month to date that
+    counts today too: added up, today twice ($1,688.52 against the budgets' $1,682.08)."""
+    from billing.models import Budget
+
+    today = local_date(timezone.now(), zone(alpha.tenant.timezone))
+    first = ForecastDay(
+        today, *map(Decimal, ("1.00", "0.50", "2.00", "0.25", "3.00", "1", "1", "1"))
+    )
+    later = [ForecastDay(today + timedelta(days=n), *[Decimal("1.00")] * 8) for n in range(1, 90)]
+    with schema_context(alpha.schema):
+        CostForecast.objects.create(
+            computed_at=timezone.now(),
+            method="weekday+ets",
+            start=today,
+            daily=[day.to_json() for day in [first, *later]],
+            month_end={"mean": "10.00", "lo80": "6.00", "hi80": "14.00", "lo95": "5", "hi95": "15"},
+            next_30={k: "1" for k in ("mean", "lo80", "hi80", "lo95", "hi95")},
+            next_90={k: "1" for k in ("mean", "lo80", "hi80", "lo95", "hi95")},
+        )
+        events_ingest(
+            events=[llm_event_in("t", timezone.now() - timedelta(minutes=1), cost=Decimal(3))],
+            pricer=pricer_for(alpha.tenant),
+        )
+        Budget.objects.create(project="", amount=Decimal("100"), thresholds=[80])
+    page = response_text(people["admin"].get("/"))
+    # 0 before today + max(3 so far, 1 expected) + (10 - 1) for the days after today
+    assert re.search(r'data-testid="forecast-month-end">\$12\.00<', page)
+    assert "80% interval $8.50 \u2013 $15.00" in page  # max(3, 0.50) + 5.50; max(3, 2) + 12
+    budgets = response_text(people["admin"].get("/budgets/"))
+    assert "$12.00" in budgets
