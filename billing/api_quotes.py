@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from billing.selectors.quotes import HISTORY_DAYS, Quote, Spread, quote_budget, quote_compute
 from factory_portal.accounts.authentication import Access, ApiAccess
 from factory_portal.api import BoundedListField
+from factory_portal.errors import PROBLEM_CONTENT_TYPE
 from usage.domain.limits import RUN_TYPE_LENGTH, STEP_NAME_LENGTH, TEMPLATE_LENGTH
 from usage.selectors import project_slugs
 
@@ -111,7 +112,9 @@ class QuoteApi(APIView):
         request=QuoteInputSerializer,
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the quote"),
-            422: OpenApiResponse(OpenApiTypes.OBJECT, description="no comparable finished run"),
+            (422, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                {"$ref": "#/components/schemas/Problem"}, description="no comparable finished run"
+            ),
         },
         examples=[OpenApiExample("quote", value=EXAMPLE, response_only=True, status_codes=["200"])],
     )

@@ -44,6 +44,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     NumberDataPoint,
 )
 
+from factory_portal.periods import EARLIEST
 from usage.domain.otlp import OtlpDecodeError, OtlpMediaTypeError, OtlpTooLarge
 from usage.domain.otlp_wire import json_object, json_parse, protobuf_parse, wire_fields, wire_varint
 
@@ -126,6 +127,9 @@ _DATA_FIELDS = frozenset(
     Metric.DESCRIPTOR.fields_by_name[name].number
     for name in ("gauge", "sum", "histogram", "exponential_histogram", "summary")
 )
+
+
+EARLIEST_NS = int(EARLIEST.timestamp()) * 1_000_000_000  # time_unix_nano of 2000-01-01
 
 
 def _points_in(body: bytes, start: int, end: int, fields: int) -> tuple[int, int]:
@@ -514,6 +518,12 @@ def _metric(
             continue
         if at > latest_ns:
             state.reject(name, "a data point in the future (check the exporter's clock)")
+            continue
+        if at < EARLIEST_NS:  # as events, spans and logs: nothing is measured before 2000
+            state.reject(name, "a data point before 2000 (check the exporter's clock)")
+            continue
+        if point.start_time_unix_nano > at:
+            state.reject(name, "a data point whose start time is after its time")
             continue
         if point.flags & 1:  # FLAG_NO_RECORDED_VALUE: a staleness marker, nothing measured
             continue

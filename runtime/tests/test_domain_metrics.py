@@ -153,6 +153,22 @@ def test_future_points_are_rejected():
     assert "future" in batch.rejected[0].reason
 
 
+def test_points_before_2000_or_starting_after_their_time_are_rejected():
+    """As events, spans and logs refuse times before 2000 (a review stored a point at 1 ns after
+    1970 and a sum starting in 2554)."""
+    batch = metrics_flatten(
+        number_request(
+            "jobs_total", [(0, 1, 1.0), (T0 + 3600 * SECOND, T0, 2.0), (T0 - SECOND, T0, 3.0)]
+        )
+    )
+    assert [p.value for p in batch.points] == [3.0]
+    reasons = sorted(r.reason for r in batch.rejected)
+    assert reasons == [
+        "a data point before 2000 (check the exporter's clock)",
+        "a data point whose start time is after its time",
+    ]
+
+
 # --- increases ---------------------------------------------------------------------------------
 
 segments = st.lists(

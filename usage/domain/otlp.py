@@ -336,13 +336,16 @@ def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 
 def _int(value: Any) -> int | None:
+    """A whole number given as one (an int, an integral float, ASCII digits), else None. Text
+    of other digits ("²" is a digit to ``isdigit``) or longer than any count (Python refuses to
+    read more than 4,300 digits) is not one: a span was rejected with Python's own message."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 30:
         return int(value)
     return None
 

@@ -52,7 +52,11 @@ def _rows(  # type: ignore[no-untyped-def]
     always: tuple[str, ...] = (),
 ):
     if query.granularity == "hour":
-        rows = hourly.objects.filter(hour__gte=query.start, hour__lt=query.end)
+        # Hourly rollups are UTC hours: a partial first or last hour counts whole, as a partial
+        # day does below (the first was left out, the last kept: in a zone like India's, whose
+        # midnight falls inside a UTC hour, a day's hours then missed its first half hour).
+        first = query.start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        rows = hourly.objects.filter(hour__gte=first, hour__lt=query.end)
         period = TruncHour("hour", tzinfo=UTC)
     else:
         # Daily rollups are the tenant's days: a partial first or last day counts whole.

@@ -241,3 +241,14 @@ def test_unusable_spans_are_rejected_not_crashed(span, words):
     records, rejected = spans_map([span], latest=NOW + timedelta(minutes=5))
     assert records == []
     assert words in rejected[0].reason
+
+
+@pytest.mark.parametrize("given", ["²", "٣", "9" * 5000, "12a", ""])
+def test_a_duration_that_is_not_ascii_digits_is_not_a_number(given):
+    """ "²" is a digit to ``str.isdigit`` and Python refuses to read 5,000 digits: such text is
+    no duration, as any other text is (the span's own times give it), not a rejection with
+    Python's message (a review found "invalid literal for int()")."""
+    span = _span(attrs={"job.id": "build", "run.id": "r1", "job.duration_ms": given})
+    records, rejected = spans_map([span], latest=NOW + timedelta(minutes=5))
+    assert rejected == []
+    assert records[0].duration_ms == 60_000

@@ -85,6 +85,21 @@ def test_hourly_usage_by_model_with_a_filter(usage):
     assert body["infrastructure"] == []  # infrastructure has no model: the filter excludes it
 
 
+def test_a_partial_first_or_last_hour_counts_whole(usage):
+    """Hourly rows are UTC hours, and an hour the period covers in part counts whole at both
+    ends, as days do (the first partial hour was left out: a tenant in India asking for its day
+    hour by hour missed the half hour after its midnight)."""
+    client, auth = usage
+    body = client.get(
+        "/api/v1/usage?start=2026-11-02T10:30:00Z&end=2026-11-02T11:30:00Z&granularity=hour",
+        **auth,
+    ).json()
+    assert [(r["period_start"], r["cost"]) for r in body["tokens"]] == [
+        ("2026-11-02T10:00:00Z", "1.2500000000"),
+        ("2026-11-02T11:00:00Z", "0.5000000000"),
+    ]
+
+
 def test_monthly_totals(usage):
     client, auth = usage
     body = client.get("/api/v1/usage?start=2026-11-01&end=2026-12-01&granularity=month", **auth)
@@ -164,6 +179,20 @@ def test_schema_generates_without_warnings_and_validates(tmp_path):
         str(out),
     )
     assert "/api/v1/usage" in out.read_text()
+    # Every error answer is documented as problem+json, as it is sent (schemathesis found the
+    # quote API's 422 documented as plain JSON).
+    import yaml
+
+    schema = yaml.safe_load(out.read_text())
+    plain = [
+        (path, method, status)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        for status, response in operation.get("responses", {}).items()
+        if str(status)[0] in "45"
+        and set(response.get("content", {})) - {"application/problem+json"}
+    ]
+    assert plain == []
 
 
 def test_rate_limit_per_key_answers_429_with_retry_after(usage, alpha, settings):
