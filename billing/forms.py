@@ -77,10 +77,21 @@ class BudgetForm(forms.Form):
         if budget is not None:
             del self.fields["scope"]  # a budget's scope is fixed; delete it to budget another
         else:
-            self.fields["scope"].choices = [
+            # Each scope has one budget: those that have one say so, and the first that has
+            # none is chosen (the whole tenant was, so the form as offered was always refused
+            # once the tenant had a budget).
+            taken = set(Budget.objects.values_list("project", flat=True))
+            scopes = [
                 (WHOLE_TENANT, "Whole tenant"),
                 *((slug, f"Project {name} ({slug})") for slug, name in projects.items()),
             ]
+            self.fields["scope"].choices = [
+                (value, f"{label} (has a budget)" if value in taken else label)
+                for value, label in scopes
+            ]
+            free = [value for value, _ in scopes if value not in taken]
+            if free and not self.is_bound:
+                self.fields["scope"].initial = free[0]
 
     def clean_scope(self) -> str:
         scope = self.cleaned_data["scope"]

@@ -9,13 +9,17 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+MARGIN = {"l": 50, "r": 20, "t": 10, "b": 40}
 LAYOUT = {
-    "margin": {"l": 50, "r": 20, "t": 10, "b": 40},
+    "margin": MARGIN,
     "height": 320,
     "legend": {"orientation": "h", "y": -0.2},
     "plot_bgcolor": "#fff",
     "paper_bgcolor": "#fff",
 }
+# Percent axes show 0-100 in steps of 20 with a little room above, so a point at 100% is drawn
+# whole rather than cut by the plot's edge.
+PERCENT_RANGE = [0, 104]
 STATUS_COLOURS = {
     "Succeeded": "#1a7f37",
     "Failed": "#c62828",
@@ -426,13 +430,14 @@ def success_duration_chart(report: Any, links: dict[str, str] | None = None) -> 
     figure.update_layout(
         yaxis={
             "title": {"text": "success rate"},
-            "range": [0, 100],
+            "range": PERCENT_RANGE,
             "dtick": 20,
             "ticksuffix": "%",
         },
         yaxis2={**minutes_axis(drawn), "overlaying": "y", "side": "right"},
         xaxis=_period_axis(periods),
-        **LAYOUT,
+        # Room on the right for the minutes axis's labels and title (cut at the shared 20 px).
+        **{**LAYOUT, "margin": {**MARGIN, "r": 70}},
     )
     return _json(figure)
 
@@ -590,7 +595,7 @@ def time_lines(
         data.append(trace)
     yaxis: dict[str, Any] = {"title": {"text": y_title}, "rangemode": "tozero"}
     if percent:
-        yaxis.update(ticksuffix="%", range=[0, 100])
+        yaxis.update(ticksuffix="%", range=PERCENT_RANGE, dtick=20)
     if yaxis_format:
         yaxis.update(tickformat=yaxis_format, hoverformat=yaxis_format)
     layout = {
@@ -696,7 +701,12 @@ def cache_hit_chart(series: dict[str, dict[str, Decimal]]) -> dict[str, Any]:
             hovertemplate="%{fullData.name}: %{y:.1f}%<extra>%{x}</extra>",
         )
     figure.update_layout(
-        yaxis={"title": {"text": "cache hits"}, "ticksuffix": "%", "range": [0, 100]},
+        yaxis={
+            "title": {"text": "cache hits"},
+            "ticksuffix": "%",
+            "range": PERCENT_RANGE,
+            "dtick": 20,
+        },
         xaxis={"type": "date"},
         **LAYOUT,
     )

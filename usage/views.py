@@ -60,6 +60,12 @@ def _filters(
         start, end = chosen.start, chosen.end
     else:
         start, end = day("from"), day("to")
+        if start and end and start > end:  # nothing could match: say so rather than list none
+            if problems is not None:
+                problems.append(
+                    f"The first day ({start}) is after the last ({end}). The days were left out."
+                )
+            start = end = None
     filters = selectors.RunFilters(
         status=canonical or "",
         project=text("project", 100),

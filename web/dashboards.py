@@ -168,6 +168,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
             "logs_around": run_trace.logs_around(run, main_error.occurred_at) if main_error else [],
             "waterfall": waterfall,
             "timeline": charts.run_waterfall(waterfall.rows) if waterfall.rows else None,
+            "untimed_calls": run_trace.untimed_llm_calls(run),
             "logs": run_trace.run_logs(
                 run,
                 level=request.GET.get("level", ""),

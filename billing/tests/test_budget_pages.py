@@ -97,3 +97,14 @@ def test_budget_validation_errors(alpha, people, data, message):
     assert message in response_text(response)
     with schema_context(alpha.schema):
         assert list(Budget.objects.values_list("project", flat=True)) == [""]
+
+
+def test_the_add_form_offers_a_scope_that_has_no_budget(alpha, people):
+    """Scopes that have a budget say so and the first that has none is chosen: the form
+    offered the whole tenant, which had a budget, so sending it as offered was refused."""
+    with schema_context(alpha.schema):
+        Project.objects.create(slug="web", name="Web shop")
+        Budget.objects.create(project="", amount=Decimal("300.00"), thresholds=[80])
+    page = response_text(people["admin"].get("/budgets/"))
+    assert '<option value="">Whole tenant (has a budget)</option>' in page
+    assert '<option value="web" selected>Project Web shop (web)</option>' in page

@@ -236,6 +236,12 @@ def run_calls(run: Run, *, limit: int | None = None) -> list[RunCall]:
     return calls if limit is None else calls[:limit]
 
 
+def untimed_llm_calls(run: Run) -> int:
+    """The run's LLM calls that came without a duration (usage events sent by the REST API
+    usually have none): the waterfall cannot draw them, the tables count them."""
+    return LlmUsageEvent.objects.filter(run=run, duration_ms__isnull=True).count()
+
+
 def run_calls_count(run: Run) -> int:
     return _external_calls(run).count() + _llm_calls(run).count()
 

@@ -16,6 +16,7 @@ from tests.support import (
     RUNS_START,
     llm_event_in,
     logged_in_client,
+    response_text,
     run_finished,
     run_update,
     runs_make,
@@ -314,3 +315,15 @@ def test_model_filter_lists_runs_that_called_the_model_in_any_letter_case(alpha)
     auth = bearer(key_for(alpha, ["read"])[1])
     api = host_client(alpha.host).get("/api/v1/runs?model=Claude-X", **auth).json()
     assert [r["run_id"] for r in api["results"]] == ["run-001"]
+
+
+def test_a_first_day_after_the_last_is_said_and_left_out(alpha):
+    """As the other pages do with a range they cannot use: the reason on the page and the
+    runs without the days (it listed none, with no word why)."""
+    at = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    with schema_context(alpha.schema):
+        run_finished("d-1", "Succeeded", at, 5)
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    page = response_text(client.get("/runs/?from=2026-11-10&to=2026-11-01"))
+    assert "The first day (2026-11-10) is after the last (2026-11-01)" in page
+    assert _ids(page) == ["d-1"]

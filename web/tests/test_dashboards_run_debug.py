@@ -386,3 +386,26 @@ def test_a_span_stored_both_ways_during_a_rolling_deploy_is_one_call(alpha):
         ("llm", 30_000),
         ("llm", 1_000),
     ]
+
+
+def test_llm_calls_without_a_duration_are_said_not_drawn(alpha):
+    """Usage events sent without a duration (the REST API's usually are) have no place in the
+    waterfall: the page says how many are left out instead of a chart titled "LLM calls" that
+    draws none (a review found nine calls in the table and none drawn, with no word why)."""
+    with schema_context(alpha.schema):
+        failed_run()  # one LLM call with its timing
+        events_ingest(
+            events=[
+                llm_event_in(f"untimed-{n}", T0 + timedelta(minutes=2), run_id="r-1")
+                for n in range(2)
+            ],
+            pricer=pricer_for(alpha.tenant),
+        )
+        assert run_trace.untimed_llm_calls(Run.objects.get(run_id="r-1")) == 2
+    page = logged_in_client(alpha.host, alpha.admin_email).get("/runs/r-1/").content.decode()
+    assert "2 LLM calls of this run came without a duration and are not drawn here" in page
+    assert len(next(t for t in waterfall_of(page)["data"] if t["name"] == "LLM call")["y"]) == 1
+    with schema_context(alpha.schema):
+        runs_ingest(updates=[RunUpdate(0, "timed", "web", "Running", T0, started_at=T0)])
+    quiet = logged_in_client(alpha.host, alpha.admin_email).get("/runs/timed/").content.decode()
+    assert 'data-testid="untimed-calls"' not in quiet
