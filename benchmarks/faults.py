@@ -781,7 +781,9 @@ def redis_down(stack: Stack, report: Report, args: argparse.Namespace) -> None:
     sent: list[Sent] = []
     lock = threading.Lock()
     stop = threading.Event()
-    budget_key = f"budget:{REDIS_PROJECT}:{datetime.now(UTC):%Y-%m}:actual:{BUDGET_THRESHOLD}"
+    # A project budget's alert key (alerts.services.evaluate.budget_alert_prefix).
+    month = f"{datetime.now(UTC):%Y-%m}"
+    budget_key = f"budget:project={REDIS_PROJECT}:{month}:actual:{BUDGET_THRESHOLD}"
 
     def events_client(port: int) -> None:
         n = 0

@@ -341,3 +341,38 @@ def test_open_guards_list_the_most_urgent_first_before_the_limit_cuts(alpha):
             )
         assert [g.run.run_id for g in run_guards_open(limit=1)] == ["cheap"]
         assert [g.run.run_id for g in run_guards_open()] == ["cheap", "dear-2", "dear-1"]
+
+
+def test_a_silence_mutes_the_crossing_as_it_does_a_runtime_rule(guarded) -> None:  # type: ignore[no-untyped-def]
+    """A silence of the rule (or of any rule) whose matchers the run's labels meet: the
+    incident is kept, marked with the silence, with no page, no inbox notice and no e-mail; its
+    resolve sends nothing either (a review found the page sent while the alerts page said
+    "silenced")."""
+    from alerts.oncall.services.silences import silence_create
+    from notifications.models import Notification
+
+    Route.objects.all().delete()
+    Route.objects.create(
+        name="pager", channel="pagerduty", severities=["critical", "warning"], routing_key="k"
+    )
+    now = timezone.now()
+    silence = silence_create(
+        rule="run.over_budget",
+        matchers={"template": TEMPLATE},
+        ends_at=now + timedelta(hours=1),
+        reason="known overrun",
+        created_by="admin@alpha.test",
+        now=now,
+    )
+    budget = services.run_budget_set(template=TEMPLATE, amount=Decimal(5), warn_percent=80)
+    services.run_guards_refresh()
+    incident = Incident.objects.get(rule="run.over_budget")
+    assert incident.silence == silence and incident.notified_at is None
+    assert not Page.objects.exists()
+    assert not Notification.objects.filter(title__contains="run budget").exists()
+    alert = Alert.objects.get(kind=Alert.Kind.RUN_BUDGET)
+    assert alert.data["silenced_by"] == silence.pk and not alert.deliveries.exists()
+    services.run_budget_set(template=TEMPLATE, amount=Decimal(100), budget=budget)
+    services.run_guards_refresh()
+    incident.refresh_from_db()
+    assert incident.state == "resolved" and not Page.objects.exists()

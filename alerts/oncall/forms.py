@@ -28,7 +28,11 @@ class SilenceForm(forms.Form):
         max_length=64,
         label="Rule",
         widget=forms.Select(
-            choices=[("", "Any rule"), *((key, rule.title) for key, rule in RULES.items())]
+            choices=[
+                ("", "Any rule"),
+                *((key, rule.title) for key, rule in RULES.items()),
+                ("run.over_budget", "Run over its run budget"),
+            ]
         ),
     )
     matchers = forms.CharField(

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import quote
 
 from django.db import transaction
 from django.db.models import Sum
@@ -62,6 +63,15 @@ def budgets_evaluate(*, now: datetime) -> list[Alert]:
     return raised
 
 
+def budget_alert_prefix(project: str, month: str) -> str:
+    """The key prefix of a budget's alerts in ``month`` (``YYYY-MM``): ``budget:tenant:`` for the
+    tenant's budget, ``budget:project=<slug, percent-encoded>:`` for a project's. A project's
+    slug was used as it is, so a project named ``tenant`` shared the tenant budget's keys: its
+    alerts were never raised (a review found it)."""
+    scope = f"project={quote(project, safe='')}" if project else "tenant"
+    return f"budget:{scope}:{month}:"
+
+
 def _budget_evaluate(budget_id: int, *, tenant: Tenant, today: date) -> Alert | None:
     with transaction.atomic():
         # Evaluations of one budget take turns (the row lock), so the second reads what the
@@ -71,8 +81,7 @@ def _budget_evaluate(budget_id: int, *, tenant: Tenant, today: date) -> Alert | 
             return None  # deleted meanwhile
         status = budget_status(budget, tenant=tenant, today=today)
         month = month_text(status.month)
-        scope = budget.project or "tenant"
-        prefix = f"budget:{scope}:{month}:"
+        prefix = budget_alert_prefix(budget.project, month)
         notice = budget_notice(
             BudgetFigures(
                 project=budget.project,
@@ -505,8 +514,9 @@ def run_digests_send(*, now: datetime) -> list[Alert]:
                     webhooks=False,
                 )
             )
-            if alert is not None:
-                raised.append(alert)
+            if alert is None:  # this hour's digest went out already: these wait for the next
+                continue  # (moving on past them lost them: a second run in the hour sent none)
+            raised.append(alert)
         subscription.digest_sent_until = now
         subscription.save(update_fields=["digest_sent_until"])
     return raised

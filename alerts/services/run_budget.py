@@ -18,6 +18,7 @@ from alerts.models import Alert
 from alerts.oncall.domain.rules import fingerprint
 from alerts.oncall.models import Incident, Page
 from alerts.oncall.services.pages import pages_create
+from alerts.oncall.services.silences import silence_for
 from alerts.services.engine import AlertSpec, alert_raise, staff_emails
 from alerts.services.outbox import current_tenant
 from factory_portal.money import quantize_cents, usd
@@ -64,6 +65,12 @@ def run_over_budget_raise(
     }
     what = "over its run budget" if state == "stop" else "near its run budget"
     title = f"Run {run_id[:80]} {what}: projected {usd(projected)} of {usd(limit)}"
+    labels = {"run_id": run_id, "project": project, "template": template, "state": state}
+    # A silence of this rule (or of any) whose matchers these labels meet mutes the crossing's
+    # notifications, routes and inbox, as it does a runtime rule's: the incident is kept, marked
+    # with the silence (a review found the page sent while the alerts page said "silenced").
+    silence = silence_for(EVENT, labels, now=crossed_at)
+    muted = silence is not None
     alert = alert_raise(
         AlertSpec(
             key=f"run_budget:{run_id[:100]}:{state}:{crossed_at.isoformat()}",
@@ -75,13 +82,14 @@ def run_over_budget_raise(
                 f"{usd(projected)} projected against a limit of {usd(limit)}."
             ),
             url=run_path(run_id),
-            data=data,
-            emails=staff_emails(),
+            data={**data, "silenced_by": silence.pk} if muted else data,
+            users=[] if muted else None,
+            emails=[] if muted else staff_emails(),
+            webhooks=not muted,
         )
     )
     if alert is None:
         return None
-    labels = {"run_id": run_id, "project": project, "template": template, "state": state}
     key = fingerprint(EVENT, labels)
     with transaction.atomic():
         if Incident.objects.filter(fingerprint=key, state__in=OPEN).exists():
@@ -98,9 +106,11 @@ def run_over_budget_raise(
             peak=float(projected),
             started_at=crossed_at,
             fired_at=crossed_at,
-            notified_at=crossed_at,
+            notified_at=None if muted else crossed_at,
+            silence=silence,
         )
-        pages_create(incident, Page.Event.TRIGGER)
+        if not muted:
+            pages_create(incident, Page.Event.TRIGGER)
         _resolve(run_id, keep=lambda level: level >= LEVEL[state], now=crossed_at)
     return alert
 
@@ -118,7 +128,8 @@ def _resolve(run_id: str, *, keep, now: datetime) -> int:  # type: ignore[no-unt
             incident.state = Incident.State.RESOLVED
             incident.resolved_at = now
             incident.save(update_fields=["state", "resolved_at"])
-            pages_create(incident, Page.Event.RESOLVE)
+            if incident.notified_at is not None:  # a silenced one sent no trigger to resolve
+                pages_create(incident, Page.Event.RESOLVE)
             resolved += 1
     return resolved
 

@@ -38,7 +38,7 @@ def committed_budget(django_db_setup, django_db_blocker):  # type: ignore[no-unt
     yield
     with django_db_blocker.unblock(), schema_context(tenant.schema_name):
         Notification.objects.filter(title__contains="project race").delete()
-        Alert.objects.filter(key__startswith="budget:race").delete()
+        Alert.objects.filter(key__startswith="budget:project=race").delete()
         Budget.objects.filter(project="race").delete()
         LlmUsageEvent.objects.filter(event_id="race-1").delete()
         LlmUsageHourly.objects.filter(project__slug="race").delete()
@@ -76,8 +76,10 @@ def test_two_concurrent_evaluators_raise_once(committed_budget, alpha, django_db
         from django.db import connections
 
         with django_db_blocker.unblock(), schema_context(alpha.schema):
-            counts.append(Alert.objects.filter(key__startswith="budget:race").count())
-            counts.append(Delivery.objects.filter(alert__key__startswith="budget:race").count())
+            counts.append(Alert.objects.filter(key__startswith="budget:project=race").count())
+            counts.append(
+                Delivery.objects.filter(alert__key__startswith="budget:project=race").count()
+            )
         connections.close_all()
 
     reader = threading.Thread(target=count)

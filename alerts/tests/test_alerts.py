@@ -423,6 +423,31 @@ def test_digest_users_get_one_email_an_hour_listing_their_runs(alpha, mailoutbox
     assert all(f"Run d{n} succeeded" in mailoutbox[0].body for n in range(3))
 
 
+def test_a_run_after_this_hours_digest_waits_for_the_next(alpha, mailoutbox):
+    """A second digest in the same hour (a beat backlog, a redelivered task) sends nothing,
+    and the runs it found go into the next hour's digest (a review found them lost)."""
+    t = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    with schema_context(alpha.schema):
+        user = user_create(email="digest@alpha.test", role="member", password=PASSWORD)[0]
+        RunSubscription.objects.create(user=user, mode="all", email="digest")
+
+        def finished(run_id: str, at: datetime) -> None:
+            from usage.models import Run
+
+            run_update(run_id, "Succeeded", at, requested_at=at, started_at=at, finished_at=at)
+            evaluate.runs_evaluate(run_ids=[Run.objects.get(run_id=run_id).pk])
+            Notification.objects.filter(title__contains=run_id).update(created_at=at)
+
+        finished("a", t.replace(minute=2))
+        assert len(evaluate.run_digests_send(now=t.replace(minute=5))) == 1
+        finished("b", t.replace(minute=20))
+        assert evaluate.run_digests_send(now=t.replace(minute=40)) == []  # one an hour
+        [later] = evaluate.run_digests_send(now=t.replace(hour=10, minute=5))
+        assert deliveries_flush_tenant() == {"sent": 2}
+    assert later.title == "1 run finished since 09:05 UTC"
+    assert "Run b succeeded" in mailoutbox[1].body and "Run a" not in mailoutbox[1].body
+
+
 def test_ingest_enqueues_one_usage_evaluation_after_commit(
     alpha, django_capture_on_commit_callbacks, monkeypatch
 ):

@@ -40,7 +40,7 @@ def test_a_jump_over_three_thresholds_is_one_alert_naming_the_highest(alpha, mai
         assert evaluate.budgets_evaluate(now=noon(TODAY)) == []  # 40%
         _spend(alpha.tenant, "650", at=EARLY, event_id="j2")  # one big batch: 105%
         [alert] = evaluate.budgets_evaluate(now=noon(TODAY))
-        assert alert.key == "budget:web:2026-11:actual:100"
+        assert alert.key == "budget:project=web:2026-11:actual:100"
         assert alert.severity == "critical"
         assert alert.title == "105% of the November budget of project web spent"
         assert alert.body == (
@@ -58,7 +58,7 @@ def test_a_jump_over_three_thresholds_is_one_alert_naming_the_highest(alpha, mai
         assert evaluate.budgets_evaluate(now=noon(TODAY)) == []
         _spend(alpha.tenant, "350", at=EARLY, event_id="j4")  # 150%: only the new top one
         [higher] = evaluate.budgets_evaluate(now=noon(TODAY))
-        assert higher.key == "budget:web:2026-11:actual:150"
+        assert higher.key == "budget:project=web:2026-11:actual:150"
         assert "(threshold 150% crossed)" in higher.body
         assert Alert.objects.count() == 2
         assert Notification.objects.filter(kind="budget").count() == 2
@@ -199,3 +199,45 @@ def test_a_new_month_starts_over(alpha):
         assert _keys(evaluate.budgets_evaluate(now=noon(date(2026, 12, 2)))) == [
             "budget:tenant:2026-12:actual:50"
         ]
+
+
+def test_a_project_named_tenant_has_budget_alerts_of_its_own(alpha):
+    """Its keys are not the tenant budget's (``budget:tenant:…`` both, until a review found a
+    project budget at 11,000% that raised nothing after the tenant's had alerted)."""
+    with schema_context(alpha.schema):
+        Budget.objects.create(project="", amount=Decimal("10"), thresholds=[100])
+        _spend(alpha.tenant, "20", at=EARLY, event_id="t1", project="tenant")
+        assert _keys(evaluate.budgets_evaluate(now=noon(TODAY))) == [
+            "budget:tenant:2026-11:actual:100"
+        ]
+        Budget.objects.create(project="tenant", amount=Decimal("10"), thresholds=[100])
+        assert _keys(evaluate.budgets_evaluate(now=noon(TODAY))) == [
+            "budget:project=tenant:2026-11:actual:100"
+        ]
+
+
+def test_earlier_project_budget_alert_keys_are_rewritten_not_raised_again(alpha):
+    """Migration ``alerts 0006``: a project budget's alert stored under the old key keeps its
+    threshold announced (the tenant's keys stay as they were)."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    rewrite = import_module("alerts.migrations.0006_budget_alert_keys_per_project").rewrite
+    with schema_context(alpha.schema):
+        budget = Budget.objects.create(project="web", amount=Decimal("10"), thresholds=[100])
+        Budget.objects.create(project="", amount=Decimal("1000"), thresholds=[100])
+        _spend(alpha.tenant, "20", at=EARLY, event_id="w1")
+        [alert] = evaluate.budgets_evaluate(now=noon(TODAY))
+        Alert.objects.filter(pk=alert.pk).update(key="budget:web:2026-11:actual:100")
+        Alert.objects.create(
+            key="budget:tenant:2026-10:actual:100",
+            kind="budget",
+            title="October",
+            data={"project": ""},
+        )
+        rewrite(apps, None)
+        keys = sorted(Alert.objects.values_list("key", flat=True))
+        assert keys == ["budget:project=web:2026-11:actual:100", "budget:tenant:2026-10:actual:100"]
+        assert evaluate.budgets_evaluate(now=noon(TODAY)) == []  # announced already
+        assert budget.pk

@@ -42,7 +42,7 @@ def committed(django_db_setup, django_db_blocker) -> Iterator[Any]:  # type: ign
     with django_db_blocker.unblock(), schema_context(schema):
         for project in PROJECTS:
             Notification.objects.filter(title__contains=f"project {project}").delete()
-            Alert.objects.filter(key__startswith=f"budget:{project}:").delete()
+            Alert.objects.filter(key__startswith=f"budget:project={project}:").delete()
             Budget.objects.filter(project=project).delete()
             LlmUsageEvent.objects.filter(project__slug=project).delete()
             LlmUsageHourly.objects.filter(project__slug=project).delete()
@@ -106,15 +106,15 @@ def test_two_workers_on_a_jump_raise_one_alert_naming_the_highest(committed, dja
     assert not any(isinstance(r, BaseException) for r in results), results
     assert sorted(len(r) for r in results) == [0, 1]
     [alert] = [a for r in results for a in r]
-    assert alert["key"] == "budget:jump:2026-11:actual:100"
+    assert alert["key"] == "budget:project=jump:2026-11:actual:100"
     assert alert["crossed"] == [50, 80, 100]
     assert _done(django_db_blocker, schema, _evaluate) == []  # and the lower ones never
 
     def stored() -> tuple[int, int, int]:
         return (
-            Alert.objects.filter(key__startswith="budget:jump:").count(),
+            Alert.objects.filter(key__startswith="budget:project=jump:").count(),
             Notification.objects.filter(title__contains="project jump").count(),
-            Delivery.objects.filter(alert__key__startswith="budget:jump:").count(),
+            Delivery.objects.filter(alert__key__startswith="budget:project=jump:").count(),
         )
 
     assert _done(django_db_blocker, schema, stored) == (1, 1, 1)
@@ -166,6 +166,6 @@ def test_a_second_worker_waits_and_announces_only_what_is_left(committed, django
     second.join(30)
     assert [a["crossed"] for a in first_out[0]] == [[50, 80]]
     [alert] = second_out[0]
-    assert alert["key"] == "budget:turns:2026-11:actual:100"
+    assert alert["key"] == "budget:project=turns:2026-11:actual:100"
     assert alert["crossed"] == [100]
     assert alert["body"].startswith("$105.00 of $100.00 (threshold 100% crossed).")

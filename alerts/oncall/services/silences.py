@@ -21,6 +21,10 @@ def silences_active(now: datetime) -> list[Silence]:
     return list(Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).order_by("ends_at"))
 
 
+# The runtime rules and the run budgets' crossings (``alerts.services.run_budget``).
+SILENCEABLE = (*RULES, "run.over_budget")
+
+
 def silence_for(
     rule: str, labels: Mapping[str, Any], *, now: datetime, active: list[Silence] | None = None
 ) -> Silence | None:
@@ -45,8 +49,10 @@ def silence_create(
     """Validated: a known rule (or blank), at most ``MATCHERS_MAX`` string matchers, an end in
     the future and a reason. A refusal is a ``ValidationError`` keyed by the argument at fault
     (``rule``, ``matchers``, ``ends_at``, ``reason``), so a form or an API names the field."""
-    if rule and rule not in RULES:
-        raise ValidationError({"rule": f"Unknown rule {rule!r}; the rules are {', '.join(RULES)}."})
+    if rule and rule not in SILENCEABLE:
+        raise ValidationError(
+            {"rule": f"Unknown rule {rule!r}; the rules are {', '.join(SILENCEABLE)}."}
+        )
     if len(matchers) > MATCHERS_MAX:
         raise ValidationError({"matchers": f"At most {MATCHERS_MAX} label matchers."})
     if Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).count() >= ACTIVE_MAX:
