@@ -27,6 +27,7 @@ from billing.domain import guard as rules
 from billing.models import RunBudget, RunGuard
 from billing.selectors import quotes
 from billing.selectors.budgets import BudgetStatus
+from factory_portal.money import quantize_cents
 from factory_portal.periods import local_date
 from factory_portal.tenants.connection import connection_zone
 from usage.selectors.run_progress import RunProgress, run_progress
@@ -258,7 +259,8 @@ class ReservedBudget:
 
     status: BudgetStatus
     reserved: Reservation
-    # The month-end forecast (or, without one, spend so far) plus the reservation (USD).
+    # The month-end forecast (or, without one, spend so far) plus the reservation, each in
+    # cents as the pages show them beside it, so the three read as a sum (USD).
     with_reserved: Decimal
     over: bool  # ``with_reserved`` reaches the budget's amount
 
@@ -274,6 +276,6 @@ def budgets_reserved(
         project = status.budget.project
         held = known[project] if project in known else reservation(project=project)
         base = status.forecast_month_end if status.forecast_month_end is not None else status.spent
-        total = base + held.amount
+        total = quantize_cents(base) + quantize_cents(held.amount)
         out.append(ReservedBudget(status, held, total, total >= status.budget.amount))
     return out

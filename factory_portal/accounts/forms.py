@@ -20,7 +20,11 @@ class ApiKeyCreateForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         initial=[ApiKey.Scope.READ],
         error_messages={"required": "Choose at least one scope."},
-        help_text="ingest: push usage, runs and traces; read: pull usage, costs and runs.",
+        help_text=(
+            "ingest: push usage, runs and traces; read: pull usage, costs and runs; manage:"
+            " change budgets, run budgets, webhooks and savings dismissals, acknowledge alerts"
+            " and silence them."
+        ),
     )
 
 

@@ -93,3 +93,34 @@ def test_the_over_budget_incident_shows_like_any_alert(over_budget, people) -> N
     assert page.status_code == 200 and "live-1" in response_text(page)
     listed = people["admin"].get("/api/v1/alerts").json()["results"]
     assert [a["rule"] for a in listed] == ["run.over_budget"]
+
+
+def test_the_forecast_and_the_reservation_add_up_in_cents() -> None:
+    """Beside each other on the pages, the forecast, the reservation and their sum read as a
+    sum (a review found $1,682.08 and $0.02 beside $1,682.11), and "over" is what they show."""
+    from datetime import date
+    from decimal import Decimal
+
+    from billing.models import Budget
+    from billing.selectors.budgets import BudgetStatus
+    from billing.selectors.guard import Reservation, budgets_reserved
+
+    def status(amount: str) -> BudgetStatus:
+        return BudgetStatus(
+            budget=Budget(project="", amount=Decimal(amount)),
+            month=date(2026, 12, 1),
+            spent=Decimal("65.29"),
+            forecast_month_end=Decimal("1682.0849"),
+            forecast_month_end_hi80=None,
+            status="at_risk",
+            actual_thresholds_crossed=[],
+            forecast_thresholds_crossed=[],
+            crossing_expected=None,
+            crossing_lo80=None,
+            crossing_hi80=None,
+        )
+
+    held = {"": Reservation(runs=2, amount=Decimal("0.0249"))}
+    [under, reached] = budgets_reserved([status("1682.11"), status("1682.10")], held)
+    assert under.with_reserved == Decimal("1682.10") and not under.over
+    assert reached.over
