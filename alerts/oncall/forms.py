@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 
-from alerts.oncall.domain.rules import RULES
+from alerts.oncall.domain.rules import OTHER_TITLES, RULES
 from alerts.oncall.domain.silence_input import (
     DURATION_LABELS,
     SilenceInputError,
@@ -31,7 +31,7 @@ class SilenceForm(forms.Form):
             choices=[
                 ("", "Any rule"),
                 *((key, rule.title) for key, rule in RULES.items()),
-                ("run.over_budget", "Run over its run budget"),
+                *OTHER_TITLES.items(),
             ]
         ),
     )

@@ -22,13 +22,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from alerts.oncall import selectors
-from alerts.oncall.domain.rules import RULES, SEVERITIES, duration_text
+from alerts.oncall.domain.rules import RULES, SEVERITIES, duration_text, rule_title
 from alerts.oncall.domain.silence_input import matchers_text
 from alerts.oncall.domain.wording import figure_text, history_text, span_text, timeline
 from alerts.oncall.forms import SilenceForm
 from alerts.oncall.models import Incident, Silence
 from alerts.oncall.services.incidents import IncidentResolved, incident_acknowledge
-from alerts.oncall.services.silences import silence_create, silence_expire
+from alerts.oncall.services.silences import SILENCEABLE, silence_create, silence_expire
 from factory_portal import periods
 from factory_portal.accounts.permissions import can, denial, may_open, role_required
 from factory_portal.tenants.connection import connection_zone
@@ -90,7 +90,7 @@ def _row(row: selectors.Row, *, now: datetime, zone: ZoneInfo) -> dict[str, Any]
     return {
         "incident": incident,
         "silence": row.silence,
-        "title": rule.title if rule else incident.rule,
+        "title": rule_title(incident.rule),
         "value": figure_text(incident.value, unit),
         "threshold": figure_text(incident.threshold, unit),
         "peak": figure_text(incident.peak, unit),
@@ -269,14 +269,14 @@ def _silences(request: HttpRequest, site: Site) -> HttpResponse:
             "form": form if may_act else None,
             "active": active,
             "ended": ended,
-            "rule_titles": {key: rule.title for key, rule in RULES.items()},
+            "rule_titles": {key: rule_title(key) for key in SILENCEABLE},
         },
         status=status,
     )
 
 
 def _silence_scope(silence: Silence) -> str:
-    rule = RULES[silence.rule].title if silence.rule in RULES else "every rule"
+    rule = rule_title(silence.rule) if silence.rule else "every rule"
     labels = ", ".join(f"{k}={v}" for k, v in sorted((silence.matchers or {}).items()))
     return f"{rule} ({labels})" if labels else rule
 

@@ -90,8 +90,12 @@ def webhook_target(url: str) -> WebhookTarget:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
+        # The resolver's own words stay in the log: the message is shown to the tenant.
+        logger.info("webhook host %s does not resolve: %s", host, exc)
         raise WebhookRefused(
-            f"{host} does not resolve: {exc}", reason="host does not resolve", retryable=True
+            f"{host} does not resolve to an address.",
+            reason="host does not resolve",
+            retryable=True,
         ) from exc
     addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     if not getattr(settings, "ALERTS_WEBHOOK_ALLOW_PRIVATE", False):

@@ -25,9 +25,11 @@ from alerts.services.deliver import delivery_send
 from alerts.services.engine import AlertSpec, alert_raise
 from alerts.services.webhook_http import (
     PinnedAddressAdapter,
+    WebhookRefused,
     WebhookTarget,
     pinned_session,
     webhook_target,
+    webhook_url_check,
 )
 from alerts.tests.test_alerts import Receiver
 from tests.support import bearer, free_port, host_client, key_for, logged_in_client
@@ -203,6 +205,10 @@ def test_a_host_that_does_not_resolve_is_retried_with_a_fixed_reason(alpha, monk
     monkeypatch.setattr(socket, "getaddrinfo", no_answer)
     delivery = _deliver(alpha, f"https://{HOST}/hook")
     assert (delivery.status, delivery.last_error) == ("pending", "host does not resolve")
+    # The form's message names the host, not the resolver's words (a tenant admin sees it).
+    with pytest.raises(WebhookRefused) as refused:
+        webhook_url_check(f"https://{HOST}/hook")
+    assert str(refused.value) == f"{HOST} does not resolve to an address."
 
 
 def test_old_log_rows_lose_the_answer_text_they_stored(alpha):

@@ -251,6 +251,18 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _slack_clip(escaped: str, limit: int) -> str:
+    """``_clip`` of escaped text that never cuts an entity in two (``&am…`` shows as text)."""
+    clipped = _clip(escaped, limit)
+    if clipped == escaped:
+        return clipped
+    body = clipped[:-1]
+    amp = body.rfind("&", max(0, len(body) - 4))
+    if amp != -1 and ";" not in body[amp:]:
+        body = body[:amp]
+    return body + "…"
+
+
 def _slack_code(text: str) -> str:
     """Inline code; a backtick inside would end it, so it becomes an apostrophe."""
     return "`" + text.replace("`", "'") + "`"
@@ -267,7 +279,7 @@ def slack_body(notice: Notice) -> dict[str, Any]:
     if "Labels" in shown:
         shown["Labels"] = _slack_code(shown["Labels"])
     fields = [
-        {"type": "mrkdwn", "text": _clip(f"*{name}*\n{slack_escape(text)}", SLACK_FIELD_MAX)}
+        {"type": "mrkdwn", "text": _slack_clip(f"*{name}*\n{slack_escape(text)}", SLACK_FIELD_MAX)}
         for name, text in shown.items()
     ][:SLACK_FIELDS_MAX]
     blocks: list[dict[str, Any]] = [
@@ -279,7 +291,7 @@ def slack_body(notice: Notice) -> dict[str, Any]:
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": _clip(slack_escape(notice.summary), SLACK_SECTION_MAX),
+                "text": _slack_clip(slack_escape(notice.summary), SLACK_SECTION_MAX),
             },
             "fields": fields,
         },
@@ -287,7 +299,7 @@ def slack_body(notice: Notice) -> dict[str, Any]:
     if link:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": link}})
     return {
-        "text": _clip(f"{slack_escape(fallback)} {link}".strip(), SLACK_SECTION_MAX),
+        "text": _slack_clip(f"{slack_escape(fallback)} {link}".strip(), SLACK_SECTION_MAX),
         "blocks": blocks,
     }
 

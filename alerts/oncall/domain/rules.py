@@ -103,6 +103,16 @@ RULES: dict[str, Rule] = {
 }
 
 
+# Incidents raised by other alerts than the runtime rules, by their rule key: their titles.
+OTHER_TITLES = {"run.over_budget": "Run over its run budget"}
+
+
+def rule_title(key: str) -> str:
+    """What an incident's rule is called on pages, pages sent and the silence form."""
+    rule = RULES.get(key)
+    return rule.title if rule is not None else OTHER_TITLES.get(key, key)
+
+
 def rules_for(scope: str) -> list[Rule]:
     return [rule for rule in RULES.values() if scope in rule.scopes]
 

@@ -15,7 +15,9 @@ from factory_portal.broker import enqueue
 def routes_for(incident: Incident, event: str) -> list[Route]:
     """A trigger goes to every enabled route that takes the incident's severity; an acknowledge
     to the PagerDuty routes that got the trigger; a resolve to every route that got the trigger
-    (a route added since gets no stray resolve)."""
+    (a route added since gets no stray resolve), disabled since or not: disabling a route stops
+    new pages, and an incident it paged still resolves there (a review found a PagerDuty
+    incident left open for good)."""
     if event == Page.Event.TRIGGER:
         return [
             r
@@ -23,7 +25,7 @@ def routes_for(incident: Incident, event: str) -> list[Route]:
             if incident.severity in (r.severities or [])
         ]
     triggered = Route.objects.filter(
-        enabled=True, pages__incident=incident, pages__event=Page.Event.TRIGGER
+        pages__incident=incident, pages__event=Page.Event.TRIGGER
     ).distinct()
     if event == Page.Event.ACKNOWLEDGE:
         triggered = triggered.filter(channel=Route.Channel.PAGERDUTY)

@@ -32,7 +32,7 @@ from alerts.oncall.domain.payloads import (
     slack_body,
     teams_body,
 )
-from alerts.oncall.domain.rules import RULES
+from alerts.oncall.domain.rules import RULES, rule_title
 from alerts.oncall.models import Incident, Page, Route
 from alerts.services.outbox import (
     Attempt,
@@ -64,8 +64,8 @@ def page_send(page_id: int) -> Outcome:
 
 
 def _page_attempt(page: Page) -> Attempt:
-    if not page.route.enabled:
-        return Attempt("The route was disabled.")
+    if not page.route.enabled and page.event == Page.Event.TRIGGER:
+        return Attempt("The route was disabled.")  # what it paged still resolves there
     if page.event != Page.Event.TRIGGER:
         # A route hears an incident in order: an acknowledge or resolve overtaking a trigger in
         # backoff would leave PagerDuty an incident that never resolves, and a resolve after a
@@ -96,7 +96,7 @@ def notice_for(incident: Incident, event: str, *, now: datetime | None = None) -
     return Notice(
         event=event,
         rule=incident.rule,
-        title=rule.title if rule else incident.rule,
+        title=rule_title(incident.rule),
         severity=incident.severity,
         summary=incident.summary,
         value=incident.value,

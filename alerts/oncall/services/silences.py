@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from alerts.oncall.domain.rules import RULES, silence_matches
+from alerts.oncall.domain.rules import OTHER_TITLES, RULES, silence_matches
 from alerts.oncall.models import Silence
 
 MATCHERS_MAX = 10
@@ -22,7 +22,7 @@ def silences_active(now: datetime) -> list[Silence]:
 
 
 # The runtime rules and the run budgets' crossings (``alerts.services.run_budget``).
-SILENCEABLE = (*RULES, "run.over_budget")
+SILENCEABLE = (*RULES, *OTHER_TITLES)
 
 
 def silence_for(

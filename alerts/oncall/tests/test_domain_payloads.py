@@ -162,6 +162,17 @@ def test_slack_header_stays_within_block_kit_limits():
     assert slack_errors(body) == []
 
 
+def test_a_slack_text_cut_at_its_limit_never_splits_an_entity():
+    """Cut after escaping, "&amp;" cut in two showed as "&am…" (a review found it)."""
+    for pad in range(2996, 3001):  # every place an "&amp;" can straddle the 3,000th character
+        summary = "x" * pad + "&" * 10
+        section = slack_body(replace(TRIGGER, summary=summary))["blocks"][1]["text"]["text"]
+        assert len(section) <= 3000 and section.endswith("…")
+        body = section[:-1]
+        assert body.replace("&amp;", "").count("&") == 0, section[-12:]
+        assert slack_errors(slack_body(replace(TRIGGER, summary=summary))) == []
+
+
 def test_teams_message_is_the_documented_adaptive_card_envelope():
     body = teams_body(TRIGGER)
     assert teams_errors(body) == []

@@ -309,6 +309,22 @@ def test_a_page_to_a_route_disabled_since_fails_unsent(alpha):
     assert slack.requests == [] and page.last_error == "The route was disabled."
 
 
+def test_an_incident_a_route_paged_resolves_there_after_the_route_is_disabled(alpha):
+    """Disabling a route stops new pages; an incident it paged is still resolved there, or it
+    would stay open in PagerDuty for good (a review found it so)."""
+    with receiver("pagerduty") as pagerduty, schema_context(alpha.schema):
+        route = _route("pagerduty", severities=["critical"])
+        incident = incident_make(rule="factory_run_failure_rate_high", severity="critical")
+        assert page_send(_page(route, incident, "trigger").pk).status == "sent"
+        Route.objects.filter(pk=route.pk).update(enabled=False)
+        incident_resolve(incident, after_s=60)
+        assert page_send(_page(route, incident, "resolve").pk).status == "sent"
+        later = incident_make(labels={"queue_name": "q2"}, severity="critical")
+        pages_create(later, "trigger")  # a disabled route takes no new incident
+        assert not Page.objects.filter(incident=later, route=route).exists()
+    assert [r["event_action"] for r in pagerduty.requests] == ["trigger", "resolve"]
+
+
 def test_the_platforms_pages_go_over_the_operators_routes(alpha, mailoutbox):
     with receiver("pagerduty") as pagerduty:
         with schema_context(alpha.schema):
@@ -359,3 +375,15 @@ def test_a_resolve_waits_for_its_trigger_and_is_dropped_when_the_trigger_failed(
         dropped.refresh_from_db()
         assert dropped.last_error == "Not sent: the trigger to this route was never delivered."
     assert len(pagerduty.requests) == 3  # nothing about the incident nobody was told of
+
+
+def test_a_run_budget_page_reads_its_rule_by_name(alpha):
+    """Not by its key ("CRITICAL: run.over_budget — …", a review found)."""
+    from alerts.oncall.services.send import notice_for
+
+    with schema_context(alpha.schema):
+        incident = incident_make(
+            rule="run.over_budget", labels={"run_id": "r1"}, severity="critical"
+        )
+        notice = notice_for(incident, "trigger")
+    assert notice.title == "Run over its run budget"

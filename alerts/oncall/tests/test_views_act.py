@@ -296,3 +296,17 @@ def test_active_silences_are_capped(alpha, people, monkeypatch):
             ends_at=timezone.now() - timedelta(minutes=1)
         )  # one ended: room for one more
     assert people["member"].post("/alerts/silences/", _silence_form()).status_code == 302
+
+
+def test_a_silence_of_run_budget_crossings_is_set_and_listed_by_its_name(alpha, people):
+    client = people["member"]
+    form = response_text(client.get("/alerts/silences/"))
+    assert '<option value="run.over_budget">Run over its run budget</option>' in form
+    made = client.post(
+        "/alerts/silences/",
+        _silence_form(rule="run.over_budget", matchers="template=python-library"),
+    )
+    assert made.status_code == 302
+    listing = response_text(client.get("/alerts/silences/"))
+    active = re.search(r'data-testid="active-silences">(.*?)</table>', listing, re.S)
+    assert active and "Run over its run budget" in active.group(1)
