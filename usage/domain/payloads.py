@@ -28,6 +28,11 @@ class PayloadError(Exception):
         self.errors: ErrorList[dict[str, object]] = errors or ErrorList()
 
 
+# Each member after the first starts from a copy of the rest of the body (zlib's
+# ``unused_data``): bounded, so a body of countless tiny members costs no more than a few copies.
+MAX_GZIP_MEMBERS = 16
+
+
 def body_decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
     """Undo ``Content-Encoding: gzip`` (or ``deflate``) without inflating past ``max_bytes``.
     A gzip body of several members is their concatenation (RFC 1952, as ``gzip -d`` reads it);
@@ -43,6 +48,10 @@ def body_decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
     size = 0
     rest = body
     while True:
+        if len(parts) == MAX_GZIP_MEMBERS:
+            raise PayloadError(
+                400, f"The body has more than {MAX_GZIP_MEMBERS} gzip members: compress it as one."
+            )
         inflater = zlib.decompressobj(wbits)
         try:
             data = inflater.decompress(rest, max_bytes + 1 - size)

@@ -133,6 +133,20 @@ def test_a_gzip_body_of_several_members_is_read_whole(ingest, alpha):
     assert response.json() == {"accepted": 2, "duplicates": 0}
 
 
+def test_a_gzip_body_of_countless_members_is_refused(ingest, alpha):
+    """Each member after the first is read from a copy of the rest of the body: a 16 MiB body
+    of tiny members would copy terabytes, so more than 16 members are refused."""
+    from usage.domain.payloads import MAX_GZIP_MEMBERS
+
+    member = gzip.compress(b"")
+    body = gzip.compress(json.dumps({"events": [llm("c1")]}).encode()) + member * MAX_GZIP_MEMBERS
+    response = ingest(body=body, HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 400
+    assert f"more than {MAX_GZIP_MEMBERS} gzip members" in response.json()["detail"]
+    with schema_context(alpha.schema):
+        assert not LlmUsageEvent.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("cut", "encoding", "message"),
     [
