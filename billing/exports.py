@@ -121,6 +121,7 @@ def charges(report: CostReport) -> list[Charge]:
                 {
                     "pool_id": line.pool_id,
                     "service_category": line.pool.service_category,
+                    "charge_category": line.pool.charge_category,
                     "method": line.method,
                     "driver": line.driver,
                     "driver_quantity": str(line.driver_quantity),
@@ -360,8 +361,20 @@ def _focus_unpriced(key: Key, unpriced: Unpriced) -> dict[str, object]:
     }
 
 
+# FOCUS's charge categories: a pool's own (a credit or an adjustment in the bill it came from)
+# is kept; anything else is usage.
+FOCUS_CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
+
+
 def _focus_infrastructure(charge: Charge, amount: Decimal) -> dict[str, object]:
+    """A project's share of a cost pool. Its ChargeCategory is the pool's (a credit stays a
+    credit); a line that corrects a closed month is ChargeClass "Correction", as FOCUS requires
+    of a correction to a billing period already invoiced (a review found both always "Usage"
+    and empty)."""
+    category = str(charge.details.get("charge_category") or "Usage")
     return {
+        "ChargeCategory": category if category in FOCUS_CHARGE_CATEGORIES else "Usage",
+        "ChargeClass": "Correction" if charge.details.get("corrects_period") else None,
         "ChargeDescription": f"Infrastructure: {charge.item}",
         "BilledCost": amount,
         "ListCost": amount,
@@ -374,7 +387,9 @@ def _focus_infrastructure(charge: Charge, amount: Decimal) -> dict[str, object]:
         "Tags": {"project": charge.project},
         "AllocatedMethodId": charge.details["method"],
         "AllocatedMethodDetails": {
-            k: v for k, v in charge.details.items() if k not in ("service_category",)
+            k: v
+            for k, v in charge.details.items()
+            if k not in ("service_category", "charge_category")
         },
     }
 
@@ -438,7 +453,7 @@ def write_focus(report: CostReport, out: IO[str]) -> Decimal:
     their drawdown lines of the month at no cost (``drawdown_rows``), so the totals are those
     of the other formats."""
     data = prepare(report)
-    writer = _SafeRows(csv.writer(out), "writerow")
+    writer = csv.writer(out)
     writer.writerow(FOCUS_COLUMNS)
     # The tenant's month (its time zone), as FOCUS writes times: UTC with a Z.
     tz = zone(report.tenant.timezone)
@@ -470,8 +485,17 @@ def write_focus(report: CostReport, out: IO[str]) -> Decimal:
         values = {**common, **row}
         values["EffectiveCost"] = values["ContractedCost"] = values["BilledCost"]
         values["ResourceName"] = values["ResourceId"]
-        writer.writerow([_focus_value(values.get(column)) for column in FOCUS_COLUMNS])
+        writer.writerow([_focus_cell(values.get(column)) for column in FOCUS_COLUMNS])
     return data.total
+
+
+def _focus_cell(value: object) -> object:
+    """A FOCUS value as written: an amount as a plain number (a negative one too: through
+    ``cell`` it was the text "'-8.06", which a FOCUS reader does not take for a number), any
+    text through ``cell`` (client ids and names are never trusted as formulas)."""
+    if isinstance(value, Decimal):
+        return _plain(value)
+    return cell(_focus_value(value))
 
 
 def _focus_value(value: object) -> object:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -255,3 +256,35 @@ def test_suspended_tenants_are_still_charged_and_even_splits_skip_idle_ones(alph
     assert totals == {"alpha": Decimal("25.00"), "beta": Decimal("75.00")}
     even = AllocationLine.objects.filter(run=run, level="tenant", pool__service_category="Storage")
     assert {line.tenant.slug for line in even} == {"alpha", "beta"}  # gamma etc. never appear
+
+
+def test_the_focus_export_keeps_a_credits_category_and_marks_corrections(usage):
+    """FOCUS rows of infrastructure carry their pool's ChargeCategory (a credit stays a
+    credit), a line correcting a closed month is ChargeClass "Correction", and a negative amount
+    is written as a number ("-8.06", not the text "'-8.06"). A review found all three wrong."""
+    import csv
+
+    from billing.exports import write_focus
+    from billing.selectors.costs import cost_report
+
+    _pool("1000.00")
+    allocation_run(period=PERIOD, close=True)
+    alpha, beta = usage
+    _cpu(alpha, "web", "600", "late-usage")  # September changes after its close
+    october = date(2026, 10, 1)
+    _cpu_at(beta, "etl", "100", "oct-1", datetime(2026, 10, 5, 12, tzinfo=UTC))
+    credit = _pool_in(october, "-90.00")
+    CostPool.objects.filter(pk=credit.pk).update(charge_category="Credit")
+    allocation_run(period=october)
+    assert allocation_run(period=PERIOD).corrections > 0  # written into October
+    out = io.StringIO()
+    with schema_context(beta.schema):
+        write_focus(cost_report(tenant=beta.tenant, period=october), out)
+    rows = [r for r in csv.DictReader(io.StringIO(out.getvalue())) if r["ServiceName"]]
+    infra = [r for r in rows if r["ChargeDescription"].startswith("Infrastructure")]
+    corrections = [r for r in infra if json.loads(r["AllocatedMethodDetails"])["corrects_period"]]
+    credits = [r for r in infra if r["ChargeCategory"] == "Credit"]
+    assert corrections and all(r["ChargeClass"] == "Correction" for r in corrections)
+    assert all(r["ChargeClass"] == "" for r in infra if r not in corrections)
+    assert credits and all(Decimal(r["BilledCost"]) < 0 for r in credits)  # numbers, no "'"
+    assert all(not r["BilledCost"].startswith("'") for r in rows)

@@ -140,6 +140,34 @@ def test_drift_outside_tolerance_alerts_the_operators_once(
     assert len(mail.outbox) == 1
 
 
+def test_a_provider_without_a_bill_yet_is_not_drift(alpha, tmp_path):
+    """One provider's bill imported: the others' estimates wait for their bills rather than
+    alert at -100% (a review found them alerted, and kept so after their bills came)."""
+    from django_tenants.utils import schema_context
+
+    from tests.support import llm_event_in
+    from usage.pricing import pricer_for
+    from usage.services.ingest import events_ingest
+
+    llm_spend(alpha, AT, "1.00")
+    with schema_context(alpha.schema):
+        events_ingest(
+            events=[
+                llm_event_in(
+                    "claude-1", AT, provider="anthropic", model="claude-sonnet-4-5", cost=Decimal(3)
+                )
+            ],
+            pricer=pricer_for(alpha.tenant),
+        )
+    billed_import(path=_openai_bill(tmp_path, "1.00"))
+    assert {(line.provider, line.within) for line in billed_drift(SEPTEMBER).lines} == {
+        ("openai", True),
+        ("anthropic", False),  # shown as not billed on the drift page
+    }
+    assert billed_drift_check(period=SEPTEMBER) == []
+    assert not BilledDriftAlert.objects.exists()
+
+
 def test_trueup_splits_the_difference_by_share_exactly(alpha, beta, tmp_path):
     llm_spend(alpha, AT, "1.20")
     llm_spend(beta, AT, "0.90")

@@ -30,6 +30,8 @@ def test_cell_replaces_what_xml_cannot_hold_and_keeps_formulas_text():
     assert cell("=1+1") == "'=1+1"
     assert cell("\x01=1+1") == " =1+1"
     assert cell(Decimal("-1")) == Decimal("-1")
+    # Client text that looks like a number is text too (an id "-02" must not become -2).
+    assert cell("-8.06") == "'-8.06" and cell("-1-1") == "'-1-1"
 
 
 def test_xlsx_report_with_control_characters_in_client_strings(alpha):
