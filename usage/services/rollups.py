@@ -482,8 +482,10 @@ def rollups_rebuild(*, zone: ZoneInfo) -> None:
         cursor.execute(
             "SELECT (requested_at AT TIME ZONE %(zone)s)::date, project_id, run_type,"
             " template_recipe_id, status, duration_ms,"
+            # Whole milliseconds cut down, as lead_time_ms counts them (a cast rounds: a run at
+            # a histogram bucket's edge moved bucket when a time-zone change rebuilt the rollup)
             " CASE WHEN finished_at >= requested_at THEN"
-            "  (extract(epoch FROM finished_at - requested_at) * 1000)::bigint END,"
+            "  floor(extract(epoch FROM finished_at - requested_at) * 1000)::bigint END,"
             " count(*) FROM usage_run GROUP BY 1, 2, 3, 4, 5, 6, 7",
             params,
         )

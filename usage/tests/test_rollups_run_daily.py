@@ -91,3 +91,21 @@ def test_run_rollup_upserts_equal_a_rebuild(alpha) -> None:
         assert sum(sum(row[7]) for row in stored) == 5  # five finished runs' durations
         rollups_rebuild(zone=connection_zone())
         assert _snapshot() == stored
+
+
+def test_a_lead_time_at_a_bucket_edge_stays_in_its_bucket_on_a_rebuild(alpha) -> None:
+    """Lead times are whole milliseconds cut down, counted incrementally and rebuilt alike: the
+    rebuild rounded (1,189.6 ms went to the bucket from 1,190 ms), so a time-zone change moved
+    such a run (a review found it)."""
+    from dataclasses import replace
+
+    edge = replace(
+        _update("edge", "Succeeded", 0),
+        finished_at=AT + timedelta(microseconds=1_189_600),
+        duration_ms=1189,
+    )
+    with schema_context(alpha.schema):
+        runs_ingest(updates=[edge])
+        stored = _snapshot()
+        rollups_rebuild(zone=connection_zone())
+        assert _snapshot() == stored
