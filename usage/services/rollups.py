@@ -549,10 +549,15 @@ SELECT (r.requested_at AT TIME ZONE %(zone)s)::date AS day, r.template_recipe_id
        bool_or(f.attempts > 1) AS reworked
 FROM usage_job j
 JOIN usage_run r ON r.id = j.run_id
-JOIN (SELECT run_id, job_id, min(attempt) AS first, count(*) AS attempts
-      FROM usage_job GROUP BY 1, 2) f ON f.run_id = j.run_id AND f.job_id = j.job_id
+JOIN (SELECT run_id, job_id, step_name, min(attempt) AS first, count(*) AS attempts
+      FROM usage_job GROUP BY 1, 2, 3) f
+  ON f.run_id = j.run_id AND f.job_id = j.job_id AND f.step_name = j.step_name
 GROUP BY 1, 2, 3, 4
 """
+# A job's attempts count under each attempt's step name, with the first attempt and the count
+# of attempts of that name (``usage.domain.steps.run_steps``, what the rollup is kept by): taken
+# over all of a job's attempts, a retry that named a step its first attempt had not named was
+# neither settled nor first-pass here, so a time-zone change moved it (a review found it).
 _STEP_ROWS = """
 INSERT INTO usage_stepdaily (day, template, step_name, runs, settled, first_pass, reworked,
     attempts, retries, finished_attempts, failed_attempts, duration_ms_total, duration_histogram,

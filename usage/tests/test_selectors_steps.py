@@ -279,6 +279,33 @@ def test_incremental_rollup_equals_rebuild(alpha):
         assert snapshot() == kept
 
 
+def test_a_retry_naming_another_step_is_rebuilt_as_it_was_kept(alpha):
+    """A job whose first attempt named no step and whose retry named one: each attempt counts
+    under its own step name, the first attempt and the count of attempts taken per name, on the
+    way in as on a rebuild (the rebuild took them over the whole job: "build" was not settled
+    there, so a time-zone change moved it; a review found it)."""
+    with schema_context(alpha.schema):
+        _run(
+            "renamed",
+            "Succeeded",
+            NOON,
+            "spa",
+            [
+                _job("j1", 1, "", "Failed", NOON, 5, failure="Timeout"),
+                _job("j1", 2, "build", "Succeeded", NOON + timedelta(minutes=1), 5),
+            ],
+        )
+        fields = ("step_name", "runs", "settled", "first_pass", "reworked", "attempts", "retries")
+
+        def snapshot():  # type: ignore[no-untyped-def]
+            return sorted(StepDaily.objects.filter(runs__gt=0).values_list(*fields))
+
+        kept = snapshot()
+        assert ("build", 1, 1, 1, 0, 1, 0) in kept
+        rollups_rebuild(zone=connection_zone())
+        assert snapshot() == kept
+
+
 def test_lead_time_percentiles_and_day_edges_in_the_tenants_zone(alpha, monkeypatch):
     monkeypatch.setattr(alpha.tenant, "timezone", alpha.tenant.timezone)  # restored after
     tenant_timezone_set(tenant=alpha.tenant, timezone="America/New_York")
