@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alerts.oncall import selectors
-from alerts.oncall.domain.rules import RULES, SEVERITIES
+from alerts.oncall.domain.rules import INCIDENT_RULES, SEVERITIES
 from alerts.oncall.domain.silence_input import DURATIONS, SilenceInputError, matchers_check
 from alerts.oncall.models import Incident, Silence
 from alerts.oncall.services.incidents import IncidentResolved, incident_acknowledge
@@ -141,7 +141,7 @@ class IncidentQuerySerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         max_length=64,
-        help_text=f"a rule key, any letter case: {', '.join(RULES)}",
+        help_text=f"a rule key, any letter case: {', '.join(INCIDENT_RULES)}",
     )
     severity = serializers.CharField(
         required=False,

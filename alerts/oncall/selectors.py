@@ -14,7 +14,14 @@ from django.core.paginator import Page as PaginatorPage
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 
-from alerts.oncall.domain.rules import RULES, SEVERITIES, Rule, condition_text, effective
+from alerts.oncall.domain.rules import (
+    INCIDENT_RULES,
+    RULES,
+    SEVERITIES,
+    Rule,
+    condition_text,
+    effective,
+)
 from alerts.oncall.models import Incident, Page, RuleSetting, Silence
 from alerts.oncall.services.silences import silence_for, silences_active
 
@@ -54,8 +61,10 @@ def filters_parse(*, rule: str = "", severity: str = "", state: str = "") -> Inc
     """Filters as a person or a client gives them, in any letter case; ``FilterError`` naming
     the accepted values for anything else."""
     rule, severity, state = (v.strip().lower() for v in (rule, severity, state))
-    if rule and rule not in RULES:
-        raise FilterError("rule", f"Unknown rule {rule[:64]!r}; the rules are {', '.join(RULES)}.")
+    if rule and rule not in INCIDENT_RULES:
+        raise FilterError(
+            "rule", f"Unknown rule {rule[:64]!r}; the rules are {', '.join(INCIDENT_RULES)}."
+        )
     if severity and severity not in SEVERITIES:
         raise FilterError(
             "severity",

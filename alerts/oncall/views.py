@@ -22,13 +22,18 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from alerts.oncall import selectors
-from alerts.oncall.domain.rules import RULES, SEVERITIES, duration_text, rule_title
+from alerts.oncall.domain.rules import (
+    INCIDENT_RULES,
+    SEVERITIES,
+    duration_text,
+    rule_title,
+)
 from alerts.oncall.domain.silence_input import matchers_text
 from alerts.oncall.domain.wording import figure_text, history_text, span_text, timeline
 from alerts.oncall.forms import SilenceForm
 from alerts.oncall.models import Incident, Silence
 from alerts.oncall.services.incidents import IncidentResolved, incident_acknowledge
-from alerts.oncall.services.silences import SILENCEABLE, silence_create, silence_expire
+from alerts.oncall.services.silences import silence_create, silence_expire
 from factory_portal import periods
 from factory_portal.accounts.permissions import can, denial, may_open, role_required
 from factory_portal.tenants.connection import connection_zone
@@ -119,7 +124,7 @@ def _alerts(request: HttpRequest, site: Site) -> HttpResponse:
     context: dict[str, Any] = {
         "site": site,
         "zone": zone.key,
-        "rules": RULES.values(),
+        "rules": [(key, rule_title(key)) for key in INCIDENT_RULES],
         "severities": SEVERITIES,
         "states": selectors.STATES,
         "chosen": {k: request.GET.get(k, "") for k in ("rule", "severity", "state")},
@@ -269,7 +274,7 @@ def _silences(request: HttpRequest, site: Site) -> HttpResponse:
             "form": form if may_act else None,
             "active": active,
             "ended": ended,
-            "rule_titles": {key: rule_title(key) for key in SILENCEABLE},
+            "rule_titles": {key: rule_title(key) for key in INCIDENT_RULES},
         },
         status=status,
     )

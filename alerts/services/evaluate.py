@@ -25,7 +25,7 @@ from decimal import Decimal
 from urllib.parse import quote
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from alerts.domain.anomaly import hour_verdict
 from alerts.domain.budgets import ACTUAL, Announced, BudgetFigures, budget_notice
@@ -72,6 +72,18 @@ def budget_alert_prefix(project: str, month: str) -> str:
     return f"budget:{scope}:{month}:"
 
 
+def _announced_prefixes(project: str, month: str) -> list[str]:
+    """Where a budget's alerts of ``month`` may be stored: its prefix, and for a project the
+    prefix its alerts had before (the bare slug; never ``tenant``, the tenant budget's), so
+    thresholds announced under it are not announced again. The stored keys are not rewritten:
+    a worker still running the earlier code, during a deploy or after a rollback, keeps finding
+    them."""
+    prefixes = [budget_alert_prefix(project, month)]
+    if project and project != "tenant":
+        prefixes.append(f"budget:{project}:{month}:")
+    return prefixes
+
+
 def _budget_evaluate(budget_id: int, *, tenant: Tenant, today: date) -> Alert | None:
     with transaction.atomic():
         # Evaluations of one budget take turns (the row lock), so the second reads what the
@@ -82,6 +94,7 @@ def _budget_evaluate(budget_id: int, *, tenant: Tenant, today: date) -> Alert | 
         status = budget_status(budget, tenant=tenant, today=today)
         month = month_text(status.month)
         prefix = budget_alert_prefix(budget.project, month)
+        prefixes = _announced_prefixes(budget.project, month)
         notice = budget_notice(
             BudgetFigures(
                 project=budget.project,
@@ -96,7 +109,7 @@ def _budget_evaluate(budget_id: int, *, tenant: Tenant, today: date) -> Alert | 
                 crossing_lo80=status.crossing_lo80,
                 crossing_hi80=status.crossing_hi80,
             ),
-            _announced(prefix),
+            _announced(prefixes),
         )
         if notice is None:
             return None
@@ -132,12 +145,15 @@ def _budget_evaluate(budget_id: int, *, tenant: Tenant, today: date) -> Alert | 
         )
 
 
-def _announced(prefix: str) -> Announced:
-    """The highest thresholds announced under ``prefix`` (one budget scope and month), on actual
-    spend and on forecast (an actual alert's ``forecast_thresholds_crossed`` count as
+def _announced(prefixes: list[str]) -> Announced:
+    """The highest thresholds announced under ``prefixes`` (one budget scope and month), on
+    actual spend and on forecast (an actual alert's ``forecast_thresholds_crossed`` count as
     forecast)."""
     actual = forecast = 0
-    rows = Alert.objects.filter(kind=Alert.Kind.BUDGET, key__startswith=prefix)
+    under = Q()
+    for prefix in prefixes:
+        under |= Q(key__startswith=prefix)
+    rows = Alert.objects.filter(under, kind=Alert.Kind.BUDGET)
     for data in rows.values_list("data", flat=True):
         threshold = int(data.get("threshold_percent") or 0)
         if data.get("basis") == ACTUAL:

@@ -216,28 +216,20 @@ def test_a_project_named_tenant_has_budget_alerts_of_its_own(alpha):
         ]
 
 
-def test_earlier_project_budget_alert_keys_are_rewritten_not_raised_again(alpha):
-    """Migration ``alerts 0006``: a project budget's alert stored under the old key keeps its
-    threshold announced (the tenant's keys stay as they were)."""
-    from importlib import import_module
-
-    from django.apps import apps
-
-    rewrite = import_module("alerts.migrations.0006_budget_alert_keys_per_project").rewrite
+def test_a_threshold_announced_under_the_earlier_key_is_not_announced_again(alpha):
+    """Alerts stored before project keys were ``budget:project=<slug>:…`` keep counting as
+    announced (they are not rewritten, so a worker on the earlier code also finds them); the
+    tenant budget's keys never count for a project named ``tenant``."""
     with schema_context(alpha.schema):
-        budget = Budget.objects.create(project="web", amount=Decimal("10"), thresholds=[100])
-        Budget.objects.create(project="", amount=Decimal("1000"), thresholds=[100])
+        Budget.objects.create(project="web", amount=Decimal("10"), thresholds=[100])
         _spend(alpha.tenant, "20", at=EARLY, event_id="w1")
-        [alert] = evaluate.budgets_evaluate(now=noon(TODAY))
-        Alert.objects.filter(pk=alert.pk).update(key="budget:web:2026-11:actual:100")
         Alert.objects.create(
-            key="budget:tenant:2026-10:actual:100",
+            key="budget:web:2026-11:actual:100",
             kind="budget",
-            title="October",
-            data={"project": ""},
+            title="earlier",
+            data={"project": "web", "basis": "actual", "threshold_percent": 100},
         )
-        rewrite(apps, None)
-        keys = sorted(Alert.objects.values_list("key", flat=True))
-        assert keys == ["budget:project=web:2026-11:actual:100", "budget:tenant:2026-10:actual:100"]
-        assert evaluate.budgets_evaluate(now=noon(TODAY)) == []  # announced already
-        assert budget.pk
+        assert evaluate.budgets_evaluate(now=noon(TODAY)) == []
+        assert evaluate._announced_prefixes("tenant", "2026-11") == [
+            "budget:project=tenant:2026-11:"
+        ]

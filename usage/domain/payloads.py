@@ -28,48 +28,62 @@ class PayloadError(Exception):
         self.errors: ErrorList[dict[str, object]] = errors or ErrorList()
 
 
-# Each member after the first starts from a copy of the rest of the body (zlib's
-# ``unused_data``): bounded, so a body of countless tiny members costs no more than a few copies.
-MAX_GZIP_MEMBERS = 16
+# Members of a gzip body at most: each costs a decompressor; block compressors (bgzip) write
+# one per 64 KiB, so a full 16 MiB body has about 256.
+MAX_GZIP_MEMBERS = 4096
+_INFLATE_CHUNK = 64 * 1024  # input fed at a time: what is left after a member is at most this
 
 
 def body_decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
     """Undo ``Content-Encoding: gzip`` (or ``deflate``) without inflating past ``max_bytes``.
     A gzip body of several members is their concatenation (RFC 1952, as ``gzip -d`` reads it);
     a stream cut short or followed by other bytes is refused (a review found the members after
-    the first, and a truncated stream, dropped silently: 200 with part of the batch)."""
+    the first, and a truncated stream, dropped silently: 200 with part of the batch). The input
+    is fed in slices, so the bytes after a member (zlib's ``unused_data``, a copy) are at most
+    one slice: the work is linear in the body, however many members it has."""
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "deflate"):
         raise PayloadError(415, f"Content-Encoding {encoding!r} is not supported; use gzip.")
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    view = memoryview(body)
     parts: list[bytes] = []
-    size = 0
-    rest = body
-    while True:
-        if len(parts) == MAX_GZIP_MEMBERS:
-            raise PayloadError(
-                400, f"The body has more than {MAX_GZIP_MEMBERS} gzip members: compress it as one."
-            )
-        inflater = zlib.decompressobj(wbits)
+    size = position = 0
+    members = 1
+    inflater = zlib.decompressobj(wbits)
+    carried = b""  # what followed the last member's end in its slice
+    while carried or position < len(view):
+        if carried:
+            chunk: bytes | memoryview = carried
+            carried = b""
+        else:
+            chunk = view[position : position + _INFLATE_CHUNK]
+            position += len(chunk)
+        if inflater.eof:  # the previous member ended: more bytes are another member
+            if encoding == "deflate":
+                raise PayloadError(400, "The body has bytes after the end of its deflate data.")
+            members += 1
+            if members > MAX_GZIP_MEMBERS:
+                raise PayloadError(
+                    400,
+                    f"The body has more than {MAX_GZIP_MEMBERS:,} gzip members: compress it as"
+                    " one.",
+                )
+            inflater = zlib.decompressobj(wbits)
         try:
-            data = inflater.decompress(rest, max_bytes + 1 - size)
+            data = inflater.decompress(chunk, max_bytes + 1 - size)
         except zlib.error as exc:
             raise PayloadError(400, f"The body is not valid {encoding} data: {exc}.") from exc
         size += len(data)
         if size > max_bytes or inflater.unconsumed_tail:
             raise PayloadError(413, f"The decompressed body exceeds {max_bytes:,} bytes.")
-        if not inflater.eof:
-            raise PayloadError(
-                400, f"The {encoding} data ends before its end: the body is cut short."
-            )
         parts.append(data)
-        rest = inflater.unused_data
-        if not rest:
-            return b"".join(parts)
-        if encoding == "deflate":
-            raise PayloadError(400, "The body has bytes after the end of its deflate data.")
+        if inflater.eof:
+            carried = inflater.unused_data
+    if not inflater.eof:
+        raise PayloadError(400, f"The {encoding} data ends before its end: the body is cut short.")
+    return b"".join(parts)
 
 
 DECODE_ERRORS = (ValueError, UnicodeDecodeError, RecursionError)

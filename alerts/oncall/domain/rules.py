@@ -105,6 +105,8 @@ RULES: dict[str, Rule] = {
 
 # Incidents raised by other alerts than the runtime rules, by their rule key: their titles.
 OTHER_TITLES = {"run.over_budget": "Run over its run budget"}
+# Every rule an incident can have: what filters and silences may name.
+INCIDENT_RULES = (*RULES, *OTHER_TITLES)
 
 
 def rule_title(key: str) -> str:

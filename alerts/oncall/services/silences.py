@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from alerts.oncall.domain.rules import OTHER_TITLES, RULES, silence_matches
+from alerts.oncall.domain.rules import INCIDENT_RULES, silence_matches
 from alerts.oncall.models import Silence
 
 MATCHERS_MAX = 10
@@ -19,10 +19,6 @@ ACTIVE_MAX = 200
 
 def silences_active(now: datetime) -> list[Silence]:
     return list(Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).order_by("ends_at"))
-
-
-# The runtime rules and the run budgets' crossings (``alerts.services.run_budget``).
-SILENCEABLE = (*RULES, *OTHER_TITLES)
 
 
 def silence_for(
@@ -49,9 +45,9 @@ def silence_create(
     """Validated: a known rule (or blank), at most ``MATCHERS_MAX`` string matchers, an end in
     the future and a reason. A refusal is a ``ValidationError`` keyed by the argument at fault
     (``rule``, ``matchers``, ``ends_at``, ``reason``), so a form or an API names the field."""
-    if rule and rule not in SILENCEABLE:
+    if rule and rule not in INCIDENT_RULES:
         raise ValidationError(
-            {"rule": f"Unknown rule {rule!r}; the rules are {', '.join(SILENCEABLE)}."}
+            {"rule": f"Unknown rule {rule!r}; the rules are {', '.join(INCIDENT_RULES)}."}
         )
     if len(matchers) > MATCHERS_MAX:
         raise ValidationError({"matchers": f"At most {MATCHERS_MAX} label matchers."})

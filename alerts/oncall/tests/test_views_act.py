@@ -310,3 +310,22 @@ def test_a_silence_of_run_budget_crossings_is_set_and_listed_by_its_name(alpha, 
     listing = response_text(client.get("/alerts/silences/"))
     active = re.search(r'data-testid="active-silences">(.*?)</table>', listing, re.S)
     assert active and "Run over its run budget" in active.group(1)
+
+
+def test_alerts_filter_by_the_run_budget_rule(alpha, people):
+    """The alerts page and API take the rule every listed incident can have (they refused
+    ``run.over_budget``, which silences take)."""
+    from alerts.oncall.tests.receivers import incident_make as any_incident_make
+    from tests.support import bearer, host_client, key_for
+
+    with schema_context(alpha.schema):
+        any_incident_make(rule="run.over_budget", labels={"run_id": "r1", "state": "stop"})
+    page = people["member"].get("/alerts/?rule=run.over_budget")
+    assert page.status_code == 200
+    assert '<option value="run.over_budget" selected>Run over its run budget</option>' in (
+        response_text(page)
+    )
+    _, raw = key_for(alpha, ["read"])
+    listed = host_client(alpha.host).get("/api/v1/alerts?rule=RUN.OVER_BUDGET", **bearer(raw))
+    assert listed.status_code == 200, listed.content
+    assert [i["rule"] for i in listed.json()["results"]] == ["run.over_budget"]
