@@ -376,3 +376,35 @@ def test_a_silence_mutes_the_crossing_as_it_does_a_runtime_rule(guarded) -> None
     services.run_guards_refresh()
     incident.refresh_from_db()
     assert incident.state == "resolved" and not Page.objects.exists()
+
+
+def test_a_crossing_made_during_a_silence_is_paged_when_the_silence_ends(guarded) -> None:  # type: ignore[no-untyped-def]
+    """As a runtime rule's incident is: still open when the silence ends, its trigger goes
+    out at the next evaluation, once (a review found it hidden for good)."""
+    from alerts.oncall.models import Silence
+    from alerts.oncall.services.evaluate import rules_evaluate
+    from alerts.oncall.services.silences import silence_create
+
+    Route.objects.all().delete()
+    Route.objects.create(name="pager", channel="pagerduty", severities=["warning"], routing_key="k")
+    now = timezone.now()
+    silence = silence_create(
+        rule="",
+        matchers={"template": TEMPLATE},
+        ends_at=now + timedelta(hours=1),
+        reason="maintenance",
+        created_by="admin@alpha.test",
+        now=now,
+    )
+    services.run_budget_set(template=TEMPLATE, amount=Decimal(5), warn_percent=80)
+    services.run_guards_refresh()
+    incident = Incident.objects.get(rule="run.over_budget")
+    rules_evaluate(now=now + timedelta(minutes=1))  # still silenced: nothing
+    assert not Page.objects.exists()
+    Silence.objects.filter(pk=silence.pk).update(ends_at=now + timedelta(minutes=2))
+    later = now + timedelta(minutes=3)
+    rules_evaluate(now=later)
+    rules_evaluate(now=later + timedelta(minutes=1))  # once
+    [page] = Page.objects.all()
+    incident.refresh_from_db()
+    assert (page.event, page.route.name, incident.notified_at) == ("trigger", "pager", later)

@@ -43,6 +43,7 @@ from alerts.oncall.services import conditions
 from alerts.oncall.services.pages import pages_create
 from alerts.oncall.services.silences import silence_for, silences_active
 from alerts.services.engine import AlertSpec, alert_raise
+from alerts.services.run_budget import EVENT as RUN_BUDGET_EVENT
 from factory_portal.tenants.connection import connection_zone
 from runtime.domain.health import elapsed_text
 
@@ -112,12 +113,41 @@ def rules_evaluate(*, now: datetime) -> Summary:
             summary.count(outcome.action)
             summary.triggers += outcome.triggered
             summary.resolves += outcome.resolved
+    if scope == TENANT:  # run budgets are a tenant's
+        summary.triggers += muted_crossings_send(now=now, silences=silences)
     if set(summary.actions) - {Action.STAY.value}:  # quiet unless an incident moved
         logger.info(
             "runtime rules evaluated",
             extra={"scope": scope, "actions": summary.actions, "triggers": summary.triggers},
         )
     return summary
+
+
+def muted_crossings_send(*, now: datetime, silences: list[Silence] | None = None) -> int:
+    """Run-budget crossings (``alerts.services.run_budget``) made during a silence and still
+    open, paged once no silence mutes them any more, as a runtime rule's incident is when its
+    silence ends; returns how many. Without this, a one-hour silence hid a run's stop crossing
+    for good while the run went on spending (a review found it)."""
+    sent = 0
+    waiting = Incident.objects.filter(
+        rule=RUN_BUDGET_EVENT, state=Incident.State.FIRING, notified_at__isnull=True
+    )
+    for incident in waiting:
+        if silence_for(incident.rule, incident.labels, now=now, active=silences) is not None:
+            continue
+        with transaction.atomic():
+            locked = (
+                Incident.objects.select_for_update()
+                .filter(pk=incident.pk, state=Incident.State.FIRING, notified_at__isnull=True)
+                .first()
+            )
+            if locked is None:  # resolved or sent meanwhile
+                continue
+            pages_create(locked, "trigger")
+            locked.notified_at = now
+            locked.save(update_fields=["notified_at"])
+            sent += 1
+    return sent
 
 
 @dataclass(frozen=True)
