@@ -20,6 +20,7 @@ from factory_portal import periods
 from factory_portal.enums import enum_canonical, enum_choices_text
 from factory_portal.error_lists import errors_bounded
 from factory_portal.errors import PROBLEM_CONTENT_TYPE
+from factory_portal.tenants.connection import connection_zone
 
 logger = logging.getLogger(__name__)
 CACHE_WARNING_EVERY_S = 60
@@ -194,8 +195,10 @@ class DayField(serializers.DateField):
 
 @extend_schema_field({"type": "string", "format": "date-time"})
 class MomentField(serializers.CharField):
-    """An ISO 8601 date or date-time (naive: UTC) within the supported years, as aware UTC;
-    blank means "not given" (``None``)."""
+    """An ISO 8601 date or date-time within the supported years, as aware UTC; blank means "not
+    given" (``None``). A date alone is the tenant's day: it starts at the tenant's midnight (the
+    zone of the connection's tenant; UTC outside one), as the pages' days do; a date-time
+    without an offset is UTC."""
 
     # A ``datetime | None``, typed Any for the reason given at ``MonthField``.
     def to_internal_value(self, data: Any) -> Any:
@@ -203,7 +206,7 @@ class MomentField(serializers.CharField):
         if not text:
             return None
         try:
-            return periods.moment_parse(text)
+            return periods.moment_parse(text, day_zone=connection_zone())
         except periods.PeriodError as exc:
             raise serializers.ValidationError(str(exc)) from None
 

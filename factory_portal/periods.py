@@ -67,10 +67,12 @@ def moment_check(moment: datetime) -> datetime:
     return utc
 
 
-def moment_parse(text: str) -> datetime:
-    """An ISO 8601 date or date-time (one without an offset is UTC) within the supported years,
-    as aware UTC; :class:`PeriodError` for anything else. An offset PostgreSQL cannot hold
-    (``+20:00``) is fine: the moment is converted."""
+def moment_parse(text: str, day_zone: ZoneInfo | None = None) -> datetime:
+    """An ISO 8601 date or date-time within the supported years, as aware UTC;
+    :class:`PeriodError` for anything else. A date-time without an offset is UTC; a date alone
+    is the first instant of that day in ``day_zone`` (a tenant's zone: its day starts at its
+    midnight), UTC when none is given. An offset PostgreSQL cannot hold (``+20:00``) is fine:
+    the moment is converted."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -78,9 +80,19 @@ def moment_parse(text: str) -> datetime:
             f"{text[:40]!r} is not an ISO 8601 date or date-time (e.g. 2026-11-01 or"
             " 2026-11-01T00:00:00Z)."
         ) from None
+    if day_zone is not None and _date_only(text):
+        return moment_check(local_day_start(day_check(moment.date()), day_zone))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment_check(moment)
+
+
+def _date_only(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def month_text(period: date) -> str:

@@ -161,6 +161,20 @@ def test_every_surface_counts_the_tenants_month(alpha, zone, monkeypatch):
         datetime(2026, m, 1, tzinfo=tz).astimezone(UTC).isoformat().replace("+00:00", "Z")
         for m in (10, 11)
     ]
+    # Dates alone are the tenant's days: the same months as its midnights with offsets.
+    by_dates = client.get(
+        "/api/v1/costs",
+        {"granularity": "month", "start": "2026-10-01", "end": "2026-12-01"},
+        **bearer(raw),
+    ).json()["results"]
+    assert by_dates == costs
+    usage = client.get(
+        "/api/v1/usage", {"start": "2026-11-01", "end": "2026-11-02"}, **bearer(raw)
+    ).json()["tokens"]
+    assert sum((Decimal(r["cost"]) for r in usage), Decimal(0)) == sum(
+        (c for at, c in zip(MOMENTS, COSTS, strict=True) if at.astimezone(tz).date() == NOVEMBER),
+        Decimal(0),
+    )
     report = client.get("/api/v1/reports/monthly", {"month": "2026-11"}, **bearer(raw)).json()
     assert Decimal(report["token_cost"]) == november
     export = client.get(

@@ -254,7 +254,9 @@ class SilenceInSerializer(serializers.Serializer):
         help_text=f"labels an incident must all have, at most {MATCHERS_MAX}",
     )
     ends_at = MomentField(
-        required=False, help_text="when it ends (ISO 8601; without an offset: UTC)"
+        required=False,
+        help_text="when it ends (ISO 8601; a date-time without an offset is UTC, a date alone the"
+        " tenant's midnight)",
     )
     duration = serializers.ChoiceField(
         choices=list(DURATIONS), required=False, help_text="instead of ends_at: from now"

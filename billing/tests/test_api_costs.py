@@ -44,7 +44,7 @@ def test_a_month_the_period_only_touches_has_no_infrastructure(month, alpha, mon
     """Allocation is monthly and no month is prorated (as on the costs page): a month row of a
     period that starts or ends inside the month gives its AI cost alone. A review found the
     whole month's allocation added to such rows, and to a one-day row of a date-only range in a
-    tenant west of UTC (dates are read as UTC)."""
+    tenant west of UTC (dates were read as UTC; they are the tenant's days now)."""
     from factory_portal.tenants.services import tenant_timezone_set
 
     report = month
@@ -66,11 +66,13 @@ def test_a_month_the_period_only_touches_has_no_infrastructure(month, alpha, mon
     assert rows("start=2026-09-01&end=2026-09-20") == [("2026-09-01T00:00:00Z", ai, None, None)]
     monkeypatch.setattr(alpha.tenant, "timezone", alpha.tenant.timezone)  # restored after
     tenant_timezone_set(tenant=alpha.tenant, timezone="America/New_York")
-    # Midnight UTC is 8 pm the day before in New York: September is not whole.
-    utc_days = rows("start=2026-09-01&end=2026-10-01")
-    assert [(ai_cost, infra, total) for _, ai_cost, infra, total in utc_days] == [(ai, None, None)]
-    local = rows("start=2026-09-01T00:00:00-04:00&end=2026-10-01T00:00:00-04:00")
-    assert local == [("2026-09-01T04:00:00Z", *whole[1:])]
+    # Dates alone are New York's days: its September is whole, as with explicit offsets.
+    local = ("2026-09-01T04:00:00Z", *whole[1:])
+    assert rows("start=2026-09-01&end=2026-10-01") == [local]
+    assert rows("start=2026-09-01T00:00:00-04:00&end=2026-10-01T00:00:00-04:00") == [local]
+    # A date-time without an offset stays UTC: 8 pm the day before in New York, not whole.
+    utc = rows("start=2026-09-01T00:00:00&end=2026-10-01T00:00:00")
+    assert [(ai_cost, infra, total) for _, ai_cost, infra, total in utc] == [(ai, None, None)]
 
 
 def test_daily_costs_have_no_infrastructure_and_filters_apply(month, alpha):  # noqa: F811

@@ -11,7 +11,16 @@ from django.core.management import CommandError, call_command
 from hypothesis import given
 from hypothesis import strategies as st
 
-from factory_portal.periods import PeriodError, day_parse, moment_check, month_parse, next_month
+from zoneinfo import ZoneInfo
+
+from factory_portal.periods import (
+    PeriodError,
+    day_parse,
+    moment_check,
+    moment_parse,
+    month_parse,
+    next_month,
+)
 from tests.support import bearer, host_client, key_for, logged_in_client
 
 
@@ -70,6 +79,24 @@ def test_moments_outside_the_years_are_refused(moment):
         moment_check(moment)
 
 
+@pytest.mark.parametrize(
+    ("text", "zone", "moment"),
+    [
+        # A date alone starts at the zone's midnight; a date-time without an offset is UTC.
+        ("2026-11-01", "Asia/Tokyo", datetime(2026, 10, 31, 15, tzinfo=UTC)),
+        ("2026-11-01", "America/New_York", datetime(2026, 11, 1, 4, tzinfo=UTC)),
+        ("20261101", "America/New_York", datetime(2026, 11, 1, 4, tzinfo=UTC)),
+        ("2026-11-01T00:00:00", "America/New_York", datetime(2026, 11, 1, tzinfo=UTC)),
+        ("2026-11-01T00:00:00+09:00", "America/New_York", datetime(2026, 10, 31, 15, tzinfo=UTC)),
+        ("2026-11-01", None, datetime(2026, 11, 1, tzinfo=UTC)),
+        # Santiago skips midnight when summer time starts: the day starts at 01:00.
+        ("2026-09-06", "America/Santiago", datetime(2026, 9, 6, 4, tzinfo=UTC)),
+    ],
+)
+def test_a_date_alone_is_the_day_of_the_zone(text, zone, moment):
+    assert moment_parse(text, day_zone=ZoneInfo(zone) if zone else None) == moment
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("path", "field", "message"),
@@ -78,7 +105,8 @@ def test_moments_outside_the_years_are_refused(moment):
         ("/api/v1/reports/monthly?month=2026-13", "month", "is not a month"),
         ("/api/v1/costs?start=9999-12-01&end=9999-12-31T23:59:59", "start", "outside"),
         ("/api/v1/costs?start=9999-11-01&end=9999-12-31&granularity=month", "start", "outside"),
-        ("/api/v1/costs?end=0001-01-03", "end", "outside the supported times"),
+        ("/api/v1/costs?end=0001-01-03", "end", "outside the supported days"),
+        ("/api/v1/costs?end=0001-01-03T00:00:00", "end", "outside the supported times"),
         ("/api/v1/usage?start=9999-12-01&end=9999-12-31T23:59:59", "end", "outside"),
         ("/api/v1/usage?end=9999-12-31T23:00:00-05:00", "end", "outside the supported times"),
         ("/api/v1/runs?end=9999-12-31", "end", "outside the supported days"),

@@ -40,9 +40,26 @@ def test_run_history_says_why_a_date_beyond_the_supported_years_is_left_out(admi
     assert page.status_code == 200 and "run-1" in page.content.decode()
     assert "9999-12-31 is outside the supported days" in page.content.decode()
     assert "The filter was left out." in page.content.decode()
-    csv = admin.get("/runs.csv", {"to": "9999-12-31"})
-    assert csv.status_code == 200
-    assert "run-1" in b"".join(csv.streaming_content).decode()
+    assert "download these runs as CSV</a>" not in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({"to": "9999-12-31"}, "9999-12-31 is outside the supported days"),
+        ({"from": "2026-11-05", "to": "2026-11-01"}, "The first day (2026-11-05) is after the last"),
+        ({"from": "yesterday"}, "'yesterday' is not a date"),
+        ({"status": "exploded"}, "'exploded' is not a run status"),
+        ({"range": "fortnight"}, "fortnight"),
+    ],
+)
+def test_the_csv_refuses_a_filter_the_page_leaves_out(admin, query, reason):
+    """A download must not widen to every run unseen: the page lists them and says why, the CSV
+    answers 400 with the same reason (it streamed every run)."""
+    csv = admin.get("/runs.csv", query)
+    assert csv.status_code == 400 and csv["Content-Type"].startswith("text/plain")
+    assert reason in csv.content.decode() and "run-1" not in csv.content.decode()
+    assert admin.get("/runs.csv", {"to": "2026-11-30"}).status_code == 200
 
 
 @pytest.mark.parametrize(
