@@ -5,12 +5,13 @@ They parse and type the input; what makes a term or a bill valid is decided by t
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
+from typing import Any
 
 from django import forms
 
 from billing.operator.models import Commitment
-from factory_portal.periods import PeriodError, day_start, month_parse
+from factory_portal.periods import PeriodError, local_day_start, month_parse, zone
 from factory_portal.tenants.selectors import customer_tenants
 
 
@@ -77,13 +78,21 @@ class PriceOverrideForm(forms.Form):
         label="Effective from",
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="UTC midnight of that day; empty: now",
+        help_text="from the tenant's midnight of that day, in its time zone; empty: now",
     )
     note = forms.CharField(max_length=200, required=False)
 
-    def clean_effective_from(self) -> datetime | None:
-        day: date | None = self.cleaned_data["effective_from"]
-        return None if day is None else day_start(day)
+    def clean(self) -> dict[str, Any]:
+        """The day becomes the instant the tenant's day starts (its calls are counted in its
+        days: a term from the 1st prices the whole of its month)."""
+        cleaned = super().clean() or {}
+        day: date | None = cleaned.get("effective_from")
+        tenant = cleaned.get("tenant")
+        if day is not None and tenant is not None:
+            cleaned["effective_from"] = local_day_start(day, zone(tenant.timezone))
+        elif day is not None:  # no tenant: its own error is said; nothing is created
+            cleaned.pop("effective_from")
+        return cleaned
 
 
 class FocusUploadForm(forms.Form):

@@ -43,7 +43,7 @@ from billing.operator.services.commitments import (
 from billing.operator.services.focus import FocusImportError, focus_upload_import
 from billing.operator.services.rules import RULE_FIELDS, allocation_rule_create
 from billing.pricing.book import pricebook_refresh
-from billing.pricing.overrides import price_override_create
+from billing.pricing.overrides import price_override_create, term_start_text
 from billing.selectors.commitments import commitments_status_now
 from factory_portal.money import usd
 from factory_portal.periods import PeriodError, month_of, month_parse, month_text, months_ending
@@ -327,7 +327,7 @@ def price_override_add(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request,
                 f"Contract term added for {override.tenant.name} from "
-                f"{override.effective_from:%Y-%m-%d %H:%M} UTC. Calls already stored keep their "
+                f"{term_start_text(override)}. Calls already stored keep their "
                 "cost until the period is re-priced (manage.py reprice).",
             )
             return redirect("price-book")

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from billing.operator.models import TenantPriceOverride
+from factory_portal.periods import zone
 from factory_portal.tenants.models import Tenant
 
 PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
@@ -69,3 +70,10 @@ def price_override_create(
     override.full_clean()  # digits and decimal places fit the columns
     override.save()
     return override
+
+
+def term_start_text(override: TenantPriceOverride) -> str:
+    """When a term starts, in its tenant's time zone (a day given for it starts at the tenant's
+    midnight): ``2026-10-01 00:00 Asia/Tokyo``."""
+    tz = zone(override.tenant.timezone)
+    return f"{override.effective_from.astimezone(tz):%Y-%m-%d %H:%M} {tz.key}"

@@ -205,6 +205,29 @@ def test_contract_term_form_adds_a_discount_and_custom_prices(operator, alpha):
     assert "input $0.20, output $0.35" in listing
 
 
+def test_a_contract_terms_day_starts_at_the_tenants_midnight(operator, alpha, monkeypatch):
+    from factory_portal.tenants.services import tenant_timezone_set
+
+    monkeypatch.setattr(alpha.tenant, "timezone", alpha.tenant.timezone)  # restored after
+    tenant_timezone_set(tenant=alpha.tenant, timezone="America/New_York")
+    response = operator.post(
+        "/price-book/overrides",
+        {"tenant": "alpha", "discount_percent": "10", "effective_from": "2026-10-01"},
+        follow=True,
+    )
+    term = TenantPriceOverride.objects.get()
+    assert term.effective_from == datetime(2026, 10, 1, 4, tzinfo=UTC)
+    page = _text(response)
+    assert "from 2026-10-01 00:00 America/New_York" in page  # the message
+    listed = '<td>2026-10-01 00:00 <span class="muted">America/New_York</span></td>'
+    assert listed in page.split("Contract terms (")[1]
+    # No tenant: the form says so, and nothing is added.
+    refused = operator.post(
+        "/price-book/overrides", {"discount_percent": "10", "effective_from": "2026-10-01"}
+    )
+    assert refused.status_code == 400 and TenantPriceOverride.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

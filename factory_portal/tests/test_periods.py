@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
 from hypothesis import given
 from hypothesis import strategies as st
-
-from zoneinfo import ZoneInfo
 
 from factory_portal.periods import (
     PeriodError,

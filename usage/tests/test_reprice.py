@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db.models import Sum
 from django_tenants.utils import schema_context
 
@@ -177,3 +178,44 @@ def test_rebuilding_rollups_keeps_corrections(alpha):
         assert list(LlmUsageDaily.objects.values_list("cost", "unpriced_calls")) == [
             (Decimal("0.2"), 0)
         ]
+
+
+def test_the_commands_days_are_the_tenants(alpha, monkeypatch):
+    """``reprice --start/--end`` and ``price_override --from`` name the tenant's days: for a
+    Tokyo tenant, a call at 20:00 UTC on Sep 30 is October 1st, so a term from October 1st
+    prices it and re-pricing October takes it (both read the days as UTC before)."""
+    from factory_portal.tenants.services import tenant_timezone_set
+
+    monkeypatch.setattr(alpha.tenant, "timezone", alpha.tenant.timezone)  # restored after
+    tenant_timezone_set(tenant=alpha.tenant, timezone="Asia/Tokyo")
+    at = datetime(2026, 9, 30, 20, tzinfo=UTC)  # Tokyo: 2026-10-01 05:00
+    with schema_context(alpha.schema):
+        events_ingest(
+            events=[llm_event_in("tokyo", at, input_tokens=1_000_000, output_tokens=0)],
+            pricer=pricer_for(alpha.tenant),
+        )
+    out = io.StringIO()
+    call_command(
+        "price_override", "--tenant", "alpha", "--discount", "50", "--from", "2026-10-01",
+        stdout=out,
+    )  # fmt: skip
+    term = TenantPriceOverride.objects.get()
+    assert term.effective_from == datetime(2026, 9, 30, 15, tzinfo=UTC)
+    assert "from 2026-10-01 00:00 Asia/Tokyo" in out.getvalue()
+    out = io.StringIO()
+    call_command(
+        "reprice", "--tenant", "alpha", "--start", "2026-10-01", "--end", "2026-11-01",
+        "--reason", "October's term", stdout=out,
+    )  # fmt: skip
+    assert "1 calls examined, corrected 1" in out.getvalue()
+    with schema_context(alpha.schema):
+        assert LlmCostCorrection.objects.get().new_cost * 2 == LlmUsageEvent.objects.get().cost
+    with pytest.raises(CommandError, match="--end must be after --start"):
+        call_command(
+            "reprice", "--tenant", "alpha", "--start", "2026-10-01", "--end", "2026-10-01",
+            "--reason", "x",
+        )  # fmt: skip
+    with pytest.raises(CommandError, match="--start: 'October' is not an ISO 8601 date"):
+        call_command(
+            "reprice", "--all-tenants", "--start", "October", "--end", "2026-10-01", "--reason", "x"
+        )

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
+from factory_portal.periods import PeriodError, moment_parse, zone
+from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants, tenant_by_slug
 from usage.domain.retention import RawEventsExpired
 from usage.pricing import pricer_for
 from usage.services.reprice import llm_reprice
 
 
-def _day(value: str) -> datetime:
+def _moment(value: str, name: str, tenant: Tenant) -> datetime:
+    """A date alone is the tenant's day (from its midnight in its time zone, as its pages count
+    days); a date-time without an offset is UTC."""
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    except ValueError as exc:
-        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+        return moment_parse(value, day_zone=zone(tenant.timezone))
+    except PeriodError as exc:
+        raise CommandError(f"--{name}: {exc}") from exc
 
 
 class Command(BaseCommand):
@@ -30,15 +34,12 @@ class Command(BaseCommand):
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--tenant", help="tenant slug")
         target.add_argument("--all-tenants", action="store_true")
-        parser.add_argument("--start", required=True, help="first day (UTC), YYYY-MM-DD")
-        parser.add_argument("--end", required=True, help="day after the last (UTC), YYYY-MM-DD")
+        parser.add_argument("--start", required=True, help="first day, YYYY-MM-DD (the tenant's)")
+        parser.add_argument("--end", required=True, help="day after the last (the tenant's)")
         parser.add_argument("--reason", required=True, help="why, e.g. 'gpt-4.1 price fix'")
         parser.add_argument("--dry-run", action="store_true", help="report, change nothing")
 
     def handle(self, *args, **options) -> None:
-        start, end = _day(options["start"]), _day(options["end"])
-        if end <= start:
-            raise CommandError("--end must be after --start.")
         if options["all_tenants"]:
             tenants = list(customer_tenants())
         else:
@@ -46,8 +47,16 @@ class Command(BaseCommand):
             if tenant is None:
                 raise CommandError(f"No tenant with slug {options['tenant']!r}.")
             tenants = [tenant]
+        periods = {}
+        for tenant in tenants:  # every period checked before any tenant is re-priced
+            start = _moment(options["start"], "start", tenant)
+            end = _moment(options["end"], "end", tenant)
+            if end <= start:
+                raise CommandError("--end must be after --start.")
+            periods[tenant.pk] = start, end
         refused = []
         for tenant in tenants:
+            start, end = periods[tenant.pk]
             try:
                 with schema_context(tenant.schema_name):
                     result = llm_reprice(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from billing.pricing.overrides import price_override_create
+from billing.pricing.overrides import price_override_create, term_start_text
+from factory_portal.periods import PeriodError, moment_parse, zone
 from factory_portal.tenants.selectors import tenant_by_slug
 
 
@@ -40,7 +40,11 @@ class Command(BaseCommand):
         parser.add_argument("--output", help="custom output price per million tokens")
         parser.add_argument("--cache-read", help="custom cache-read price (default: input)")
         parser.add_argument("--cache-write", help="custom cache-write price (default: input)")
-        parser.add_argument("--from", dest="start", help="YYYY-MM-DD (UTC), default: now")
+        parser.add_argument(
+            "--from",
+            dest="start",
+            help="YYYY-MM-DD: from the tenant's midnight (its time zone); default: now",
+        )
         parser.add_argument("--note", default="")
 
     def handle(self, *args, **options) -> None:
@@ -61,9 +65,9 @@ class Command(BaseCommand):
         start = timezone.now()
         if options["start"]:
             try:
-                start = datetime.fromisoformat(options["start"]).replace(tzinfo=UTC)
-            except ValueError as exc:
-                raise CommandError("--from must be YYYY-MM-DD") from exc
+                start = moment_parse(options["start"], day_zone=zone(tenant.timezone))
+            except PeriodError as exc:
+                raise CommandError(f"--from: {exc}") from exc
         try:
             override = price_override_create(
                 tenant=tenant,
@@ -80,6 +84,6 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
         self.stdout.write(
-            f"Added {override} from {start:%Y-%m-%d %H:%M} UTC. Calls already "
+            f"Added {override} from {term_start_text(override)}. Calls already "
             "stored keep their cost until you run manage.py reprice."
         )
