@@ -34,6 +34,7 @@ Vendor formats, as documented (read them before changing a field):
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -307,8 +308,23 @@ def slack_body(notice: Notice) -> dict[str, Any]:
 # --- Microsoft Teams ----------------------------------------------------------------------------
 
 
+# What Adaptive Card Markdown reads in TextBlock text and fact values: emphasis (``**``, ``_``),
+# links (``[text](url)``), code and strike-through marks, and list markers at a line's start.
+_TEAMS_MARKS = re.compile(r"([\\`*_\[\]~])")
+_TEAMS_LIST = re.compile(r"^(\s*)(?:([-+])|(\d+)\.)(?=\s)", re.MULTILINE)
+
+
+def teams_escape(text: str) -> str:
+    """``text`` shown as it is by Teams: each Markdown mark backslash-escaped, so a label,
+    a run id or a summary cannot italicise, drop underscores (``run_type``), make a link or a
+    list."""
+    marked = _TEAMS_MARKS.sub(r"\\\1", text)
+    return _TEAMS_LIST.sub(lambda m: m[1] + (f"\\{m[2]}" if m[2] else f"{m[3]}\\."), marked)
+
+
 def teams_body(notice: Notice) -> dict[str, Any]:
-    """The Adaptive Card message envelope of Teams incoming webhooks and Workflows."""
+    """The Adaptive Card message envelope of Teams incoming webhooks and Workflows; the text
+    the notice carries is escaped (``teams_escape``)."""
     color = "Good" if notice.event == RESOLVE else TEAMS_COLOR.get(notice.severity, "Default")
     card: dict[str, Any] = {
         "$schema": ADAPTIVE_CARD_SCHEMA,
@@ -317,16 +333,18 @@ def teams_body(notice: Notice) -> dict[str, Any]:
         "body": [
             {
                 "type": "TextBlock",
-                "text": headline(notice),
+                "text": teams_escape(headline(notice)),
                 "weight": "Bolder",
                 "size": "Medium",
                 "color": color,
                 "wrap": True,
             },
-            {"type": "TextBlock", "text": notice.summary, "wrap": True},
+            {"type": "TextBlock", "text": teams_escape(notice.summary), "wrap": True},
             {
                 "type": "FactSet",
-                "facts": [{"title": name, "value": text} for name, text in facts(notice)],
+                "facts": [
+                    {"title": name, "value": teams_escape(text)} for name, text in facts(notice)
+                ],
             },
         ],
     }

@@ -194,6 +194,23 @@ def test_teams_message_is_the_documented_adaptive_card_envelope():
     assert resolved["color"] == "Good"
 
 
+def test_teams_shows_client_text_as_it_is():
+    """Adaptive Card Markdown read a label's underscores as emphasis (``run_type`` lost them),
+    and could make a link or a list of a summary: every mark is escaped."""
+    hostile = replace(
+        TRIGGER,
+        summary="- [click](https://evil.example) **now**\n2. second_line",
+        labels={"run_type": "bug_fix"},
+    )
+    card = teams_body(hostile)["attachments"][0]["content"]
+    summary = card["body"][1]["text"]
+    assert summary == "\\- \\[click\\](https://evil.example) \\*\\*now\\*\\*\n2\\. second\\_line"
+    facts_shown = {f["title"]: f["value"] for f in card["body"][2]["facts"]}
+    assert facts_shown["Labels"] == "run\\_type=bug\\_fix"
+    assert facts_shown["Rule"] == "Queue depth high (factory\\_queue\\_depth\\_high)"
+    assert teams_errors(teams_body(hostile)) == []
+
+
 def test_email_subject_is_one_line_and_text_and_html_carry_the_facts():
     mail = email_message(
         replace(TRIGGER, summary="Queue q1\r\nBcc: victim@example.test: <b>1,240</b>")
