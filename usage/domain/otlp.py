@@ -519,6 +519,7 @@ class LlmSpan:
     started_at: datetime | None = None  # the call's timing (None in records parked before it)
     duration_ms: int | None = None
     errors: tuple[SpanFault, ...] = ()
+    job_parent: str = ""  # no job_id: the span id its job span may have (``jobs_from_parents``)
 
     kind: ClassVar[str] = "llm"
 
@@ -537,6 +538,7 @@ class ExternalSpan:
     status: str  # ok | error | unset
     error: str
     errors: tuple[SpanFault, ...] = ()
+    job_parent: str = ""  # no job_id: the span id its job span may have (``jobs_from_parents``)
 
     kind: ClassVar[str] = "external"
 
@@ -550,6 +552,7 @@ class ErrorSpan:
     context: SpanContext
     job_id: str
     errors: tuple[SpanFault, ...] = ()
+    job_parent: str = ""  # no job_id: the span id its job span may have (``jobs_from_parents``)
 
     kind: ClassVar[str] = "error"
 
@@ -607,6 +610,32 @@ def record_from_json(trace_id: str, span_id: str, data: dict[str, Any]) -> SpanR
     )
 
 
+def jobs_from_parents(records: list[SpanRecord]) -> list[SpanRecord]:
+    """``records`` with the job of each call or error whose job span came in another request
+    taken from the job spans among them (a span's ``job_parent``), and the step and attempt of
+    its errors with it. The spans of a run wait together for its run span, so they meet here."""
+    jobs = {(r.trace_id, r.span_id): r for r in records if isinstance(r, JobSpan)}
+    if not jobs:
+        return records
+    resolved: list[SpanRecord] = []
+    for record in records:
+        job = (
+            jobs.get((record.trace_id, record.job_parent))
+            if isinstance(record, LlmSpan | ExternalSpan | ErrorSpan) and record.job_parent
+            else None
+        )
+        if job is not None and isinstance(record, LlmSpan | ExternalSpan | ErrorSpan):
+            faults = tuple(
+                replace(f, step_name=f.step_name or job.step_name or "", attempt=job.attempt)
+                if f.attempt is None
+                else f
+                for f in record.errors
+            )
+            record = replace(record, job_id=job.job_id, job_parent="", errors=faults)
+        resolved.append(record)
+    return resolved
+
+
 @dataclass(frozen=True)
 class RejectedSpan:
     trace_id: str
@@ -652,16 +681,24 @@ def spans_map(
     no bound."""
     tree = _Tree(spans)
     trace_runs: dict[str, SpanContext] = {}
+    several: set[str] = set()  # traces with several run spans here: each span takes its own
     for span in spans:
         if span.name == RUN_SPAN and span.attrs.get("run.id"):
-            trace_runs[span.trace_id] = _context_from(span.attrs)
+            if span.trace_id in trace_runs:
+                several.add(span.trace_id)
+            trace_runs.setdefault(span.trace_id, _context_from(span.attrs))
     records: list[SpanRecord] = []
     rejected: list[RejectedSpan] = []
     resources: dict[int, SpanContext] = {}  # spans of a resource share its attribute dict
     run_ids: dict[str, str] = {}  # checked run ids (a trace's spans repeat its run id)
     contexts: dict[tuple[str, str, str], SpanContext] = {}  # one object per distinct context
     for span in spans:
-        inherited = trace_runs.get(span.trace_id, _NOBODY)
+        if span.trace_id in several:
+            run = tree.run_span(span)
+            # Outside every run span here: the trace's first run (its route's, as later).
+            inherited = trace_runs[span.trace_id] if run is None else _context_from(run.attrs)
+        else:
+            inherited = trace_runs.get(span.trace_id, _NOBODY)
         resource = resources.get(id(span.resource))
         if resource is None:
             resource = resources[id(span.resource)] = _context_from(span.resource)
@@ -706,6 +743,34 @@ class _Tree:
             if parent.name == JOB_SPAN and parent.attrs.get("job.id"):
                 return parent
             parent = by_id.get((parent.trace_id, parent.parent_span_id))
+        return None
+
+    def outer_parent(self, span: FlatSpan) -> str:
+        """The id of ``span``'s nearest ancestor that is not in this request (its parent, when
+        that is not here either): a job span sent later must be that span, as every span
+        between them came here; "" for a span whose ancestors all came here (a root among
+        them)."""
+        by_id = self.by_id
+        parent_id = span.parent_span_id
+        for _ in range(64):  # bounded, as in job_span
+            if not parent_id:
+                return ""
+            parent = by_id.get((span.trace_id, parent_id))
+            if parent is None:
+                return parent_id
+            parent_id = parent.parent_span_id
+        return ""
+
+    def run_span(self, span: FlatSpan) -> FlatSpan | None:
+        """The ``factory.run.execute`` span enclosing ``span`` (itself, for a run span)."""
+        by_id = self.by_id
+        current: FlatSpan | None = span
+        for _ in range(64):
+            if current is None:
+                return None
+            if current.name == RUN_SPAN and current.attrs.get("run.id"):
+                return current
+            current = by_id.get((current.trace_id, current.parent_span_id))
         return None
 
     def job_id(self, span: FlatSpan) -> str:
@@ -778,16 +843,21 @@ def _record(
     latest: datetime | None,
 ) -> SpanRecord | None:
     record = _usage_record(span, context, tree, latest)
-    if not span.exceptions and span.status_code != _ERROR:
-        return record
-    job = span if span.name == JOB_SPAN else tree.job_span(span)
-    faults = span_faults(span, job, latest)
-    if not faults:
-        return record
-    if record is None:
-        _times(span, latest)
-        return ErrorSpan(span.trace_id, span.span_id, context, tree.job_id(span), faults)
-    return replace(record, errors=faults)
+    if span.exceptions or span.status_code == _ERROR:
+        job = span if span.name == JOB_SPAN else tree.job_span(span)
+        faults = span_faults(span, job, latest)
+        if faults and record is None:
+            _times(span, latest)
+            record = ErrorSpan(span.trace_id, span.span_id, context, tree.job_id(span), faults)
+        elif faults:
+            record = replace(record, errors=faults)
+    if isinstance(record, LlmSpan | ExternalSpan | ErrorSpan) and not record.job_id:
+        # Its job span may come in another request (an exporter sends a span when it ends,
+        # so a long job's calls go first): keep where to look for it.
+        outer = tree.outer_parent(span)
+        if outer:
+            record = replace(record, job_parent=outer)
+    return record
 
 
 def _usage_record(

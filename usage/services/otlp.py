@@ -40,6 +40,7 @@ from usage.domain.otlp import (
     RejectedSpan,
     RunSpan,
     SpanRecord,
+    jobs_from_parents,
     record_from_json,
     record_to_json,
     span_event_id,
@@ -228,7 +229,11 @@ def _store_tenant(
         elif (
             isinstance(record, RunSpan)
             or (record.context.run_id and record.context.project)
-            or (isinstance(record, LlmSpan | ExternalSpan) and record.context.project)
+            or (
+                isinstance(record, LlmSpan | ExternalSpan)
+                and record.context.project
+                and not record.job_id  # a job's call waits for the job's run span
+            )
         ):
             ready.append(record)  # usage and calls outside any run are kept with their project
         else:
@@ -237,7 +242,7 @@ def _store_tenant(
     run_records = [r for r in ready if isinstance(r, RunSpan)]
     _routes_save(tenant, run_records, via_platform)
     ready += _unpark_for(tenant, {r.trace_id for r in run_records}, via_platform)
-    result.stored += _store_ready(tenant, ready, result)
+    result.stored += _store_ready(tenant, jobs_from_parents(ready), result)
 
 
 def _fill_projects_from_runs(records: list[SpanRecord]) -> list[SpanRecord]:
