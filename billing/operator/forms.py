@@ -15,14 +15,6 @@ from factory_portal.periods import PeriodError, local_day_start, month_parse, zo
 from factory_portal.tenants.selectors import customer_tenants
 
 
-def parse_month(value: str | None) -> date | None:
-    """``2026-10`` -> date(2026, 10, 1); None for anything else (see ``periods.month_parse``)."""
-    try:
-        return month_parse(value or "")
-    except PeriodError:
-        return None
-
-
 class MonthField(forms.CharField):
     """A billing month typed as YYYY-MM (``<input type="month">``), cleaned to its first day."""
 

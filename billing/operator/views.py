@@ -24,7 +24,6 @@ from billing.operator.forms import (
     CommitmentForm,
     FocusUploadForm,
     PriceOverrideForm,
-    parse_month,
 )
 from billing.operator.models import AllocationRule, AllocationRun, Commitment, CostPool
 from billing.operator.selectors import customer_cost_table
@@ -225,13 +224,23 @@ def _form_errors(form: forms.Form, exc: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, errors)
 
 
-def _selected_month(request: HttpRequest) -> date:
-    return parse_month(request.GET.get("month")) or month_of(timezone.now().date())
+def _selected_month(request: HttpRequest, name: str = "month") -> tuple[date | None, str]:
+    """The month ``?month=`` names (None when not given) and, for one that is not a month or
+    lies outside the supported years, the reason (a review found it silently replaced by this
+    month, in the page and in its CSV)."""
+    raw = request.GET.get(name, "")
+    if not raw:
+        return None, ""
+    try:
+        return month_parse(raw), ""
+    except PeriodError as exc:
+        return None, str(exc)
 
 
 @console_operator_required
 def customer_costs(request: HttpRequest) -> HttpResponse:
-    month = _selected_month(request)
+    chosen, problem = _selected_month(request)
+    month = chosen or month_of(timezone.now().date())
     table = customer_cost_table(months=months_ending(month, CUSTOMER_COST_MONTHS))
     return render(
         request,
@@ -243,14 +252,19 @@ def customer_costs(request: HttpRequest) -> HttpResponse:
             "month_total": table.totals[month],
             "month_unallocated": table.unallocated[month],
             "month_status": table.allocation_status[month],
+            "problem": f"{problem} Showing this month." if problem else "",
         },
     )
 
 
 @console_operator_required
 def customer_costs_csv(request: HttpRequest) -> HttpResponse:
-    """The operator's cost per customer for one month, as ``manage.py report --customers``."""
-    month = _selected_month(request)
+    """The operator's cost per customer for one month, as ``manage.py report --customers``; a
+    month that is not one is a 404 with the reason, as the tenants' report downloads."""
+    chosen, problem = _selected_month(request)
+    if problem:
+        raise Http404(problem)
+    month = chosen or month_of(timezone.now().date())
     table = customer_cost_table(months=[month])
     rows = [
         (c.tenant.slug, c.tenant.name, c.months[month].ai, c.months[month].infrastructure)
@@ -347,7 +361,7 @@ def price_book_refresh(request: HttpRequest) -> HttpResponse:
 
 
 def _pools(request: HttpRequest, form: FocusUploadForm, status: int = 200) -> HttpResponse:
-    period = parse_month(request.GET.get("period"))
+    period, problem = _selected_month(request, "period")
     return render(
         request,
         "operator/pools.html",
@@ -356,6 +370,7 @@ def _pools(request: HttpRequest, form: FocusUploadForm, status: int = 200) -> Ht
             "months": selectors.cost_pool_months(),
             "pools": selectors.cost_pools_page(period=period, page=request.GET.get("page", 1)),
             "period": period,
+            "problem": f"{problem} Showing every period." if problem else "",
             "form": form,
         },
         status=status,

@@ -112,10 +112,25 @@ def test_customer_costs_agree_with_the_cost_report_and_csv(operator, alpha, beta
     assert response.content == command_file.read_bytes()
 
 
-def test_customer_costs_ignore_a_bad_month(operator, alpha):
-    response = operator.get("/customer-costs/?month=someday")
+@pytest.mark.parametrize(
+    ("month", "reason"),
+    [
+        ("someday", "'someday' is not a month"),
+        ("1999-01", "outside the supported months"),
+        ("2026-13", "'2026-13' is not a month"),
+    ],
+)
+def test_a_bad_month_is_said_on_the_page_and_refused_for_the_csv(operator, alpha, month, reason):
+    """The page shows this month with the reason; the CSV, which is a month's file, is a 404
+    (both showed this month's figures unsaid before)."""
+    response = operator.get("/customer-costs/", {"month": month})
     assert response.status_code == 200
-    assert timezone.now().strftime("%B %Y") in _text(response)
+    page = _text(response)
+    assert timezone.now().strftime("%B %Y") in page
+    assert reason in page and "Showing this month." in page
+    assert operator.get("/customer-costs.csv", {"month": month}).status_code == 404
+    pools = _text(operator.get("/pools/", {"period": month}))
+    assert reason in pools and "Showing every period." in pools
 
 
 # --- price book -----------------------------------------------------------------------------
