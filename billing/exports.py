@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -41,20 +42,23 @@ from billing.selectors.commitments import MonthDrawdown, month_drawdown
 from billing.selectors.costs import CostReport, cost_report
 from factory_portal.money import quantize_cents
 from factory_portal.periods import local_day_start, month_text, next_month, zone
-from factory_portal.spreadsheets import cell
+from factory_portal.spreadsheets import cell, csv_cell
 from factory_portal.tenants.models import Tenant
 from usage import selectors as usage_selectors
 from usage.selectors.partitions import raw_month_check
 
 
 class _SafeRows:
-    """A csv writer or worksheet whose rows go through ``cell``."""
+    """A csv writer or worksheet whose rows go through ``guard`` (``cell``; ``csv_cell`` for a
+    CSV file)."""
 
-    def __init__(self, target: Any, method: str) -> None:
+    def __init__(self, target: Any, method: str, guard: Callable[[object], object] = cell) -> None:
         self._write = getattr(target, method)
+        self._guard = guard
 
     def writerow(self, row: list[object]) -> None:
-        self._write([cell(value) for value in row])
+        guard = self._guard
+        self._write([guard(value) for value in row])
 
     append = writerow
 
@@ -222,7 +226,7 @@ def write_csv(report: CostReport, out: IO[str]) -> Decimal:
     """Charges as CSV; returns the total written (the sum of the rounded lines). AI lines count
     their calls and the calls (and tokens) no price could price, which are not in the amount."""
     data = prepare(report)
-    writer = _SafeRows(csv.writer(out), "writerow")
+    writer = _SafeRows(csv.writer(out), "writerow", csv_cell)
     writer.writerow(CHARGE_COLUMNS)
     month = month_text(report.period)
     for charge, amount in data.rounded:
@@ -492,10 +496,10 @@ def write_focus(report: CostReport, out: IO[str]) -> Decimal:
 def _focus_cell(value: object) -> object:
     """A FOCUS value as written: an amount as a plain number (a negative one too: through
     ``cell`` it was the text "'-8.06", which a FOCUS reader does not take for a number), any
-    text through ``cell`` (client ids and names are never trusted as formulas)."""
+    text through ``csv_cell`` (client ids and names are never trusted as formulas)."""
     if isinstance(value, Decimal):
         return _plain(value)
-    return cell(_focus_value(value))
+    return csv_cell(_focus_value(value))
 
 
 def _focus_value(value: object) -> object:
@@ -779,7 +783,7 @@ def write_customers_csv(
     as that customer's pages, API and reports show them: rounding the table as one pool (largest
     remainder) kept its sum at the rounded total but moved a cent from one customer to another
     (a review found one customer's AI a cent above its own figure everywhere else)."""
-    writer = _SafeRows(csv.writer(out), "writerow")
+    writer = _SafeRows(csv.writer(out), "writerow", csv_cell)
     writer.writerow(["month", "tenant", "name", "ai_usd", "infrastructure_usd", "total_usd"])
     total = Decimal(0)
     for slug, name, exact_ai, exact_infra in rows:

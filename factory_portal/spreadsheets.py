@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -18,3 +20,19 @@ def cell(value: object) -> object:
         return value
     value = ILLEGAL_CHARACTERS_RE.sub(" ", value)
     return "'" + value if value.startswith(ESCAPED_STARTS) else value
+
+
+# A ";" before a formula start (or an apostrophe): where the list separator is ";" (German,
+# French, ... Excel), a double-clicked CSV is split there, inside a comma-separated field.
+_SEMICOLON_CELL = re.compile(r";(?=[=+\-@\t\r'])")
+
+
+def csv_cell(value: object) -> object:
+    """``cell`` for a CSV file: also each text after a ";" that a spreadsheet splitting on ";"
+    would read as a formula gets its apostrophe (``a;=1+1`` -> ``a;'=1+1``), and one after a
+    ";" that has one gets one more, so dropping the apostrophe after each ";" (and the first)
+    gives the text back (a review found ``=1+1`` as a cell of a run id in a ";" locale)."""
+    value = cell(value)
+    if not isinstance(value, str) or ";" not in value:
+        return value
+    return _SEMICOLON_CELL.sub(";'", value)

@@ -15,7 +15,7 @@ from django.utils.http import urlencode
 
 from factory_portal import charts, periods, ranges
 from factory_portal.accounts.permissions import can, role_required
-from factory_portal.spreadsheets import cell
+from factory_portal.spreadsheets import csv_cell
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors
 from usage.domain.limits import FAILURE_TYPE_LENGTH, MODEL_LENGTH, STEP_NAME_LENGTH
@@ -227,14 +227,14 @@ def run_list_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         for row in selectors.runs_iter(filters, sort=_sort(request)):
             yield writer.writerow(
                 [
-                    cell(row.run_id),
-                    cell(row.project),
-                    cell(row.template),
-                    cell(row.run_type),
+                    csv_cell(row.run_id),
+                    csv_cell(row.project),
+                    csv_cell(row.template),
+                    csv_cell(row.run_type),
                     row.status,
                     row.requested_at.isoformat(),
                     row.duration_ms,
-                    cell(row.failure_type),
+                    csv_cell(row.failure_type),
                     row.ai_cost,
                     row.infra_cost,
                     row.total_cost,

@@ -86,3 +86,43 @@ def test_exports_do_not_carry_formulas(alpha):
         write_csv(cost_report(tenant=alpha.tenant, period=date(2026, 11, 1)), out)
     assert ",'=cmd" in out.getvalue()  # the item starts with the provider, then the model
     assert ",=cmd" not in out.getvalue()
+
+
+def test_csv_cells_split_at_a_semicolon_carry_no_formula(alpha):
+    """Where the list separator is ";" (German, French Excel), a double-clicked CSV is split at
+    every ";", inside a comma-separated field too: the run history CSV, the finance CSV and the
+    FOCUS file give no piece that starts a formula (a review found ``=1+1`` as a cell)."""
+    import csv
+
+    from billing.exports import write_csv, write_focus
+    from billing.selectors.costs import cost_report
+    from factory_portal.spreadsheets import FORMULA_STARTS, csv_cell
+
+    assert csv_cell("ZQ;=1+1;x") == "ZQ;'=1+1;x" and csv_cell("a;'b") == "a;''b"
+    assert csv_cell("=a;-b") == "'=a;'-b" and csv_cell("a; =b") == "a; =b"
+    assert cell("a;=1") == "a;=1"  # an XLSX cell is never split: left as it is
+    hostile = "m;=4+4;"
+    with schema_context(alpha.schema):
+        runs_ingest(
+            updates=[
+                RunUpdate(0, "ZQ;=1+1;x", "web", "Failed", NOW, template_recipe_id="t;@SUM(1)")
+            ]
+        )
+        events_ingest(
+            events=[llm_event_in("s", NOW, run_id="ZQ;=1+1;x", model=hostile, cost=Decimal(1))],
+            pricer=pricer_for(alpha.tenant),
+        )
+        report = cost_report(tenant=alpha.tenant, period=date(2026, 11, 1))
+        finance, focus = io.StringIO(), io.StringIO()
+        write_csv(report, finance)
+        write_focus(report, focus)
+    runs = logged_in_client(alpha.host, alpha.admin_email).get("/runs.csv", {"from": "2026-11-01"})
+    files = {
+        "runs": b"".join(runs.streaming_content).decode(),
+        "finance": finance.getvalue(),
+        "focus": focus.getvalue(),
+    }
+    assert "ZQ;'=1+1;x" in files["runs"] and "m;'=4+4;" in files["finance"]
+    for name, text in files.items():
+        pieces = [c for row in csv.reader(io.StringIO(text), delimiter=";") for c in row]
+        assert not [c for c in pieces if c.startswith(FORMULA_STARTS)], name
