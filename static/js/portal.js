@@ -43,11 +43,24 @@
     document.head.appendChild(script);
   }
 
+  // A fragment that answers with a redirect (the session ended: the sign-in page) is not
+  // swapped in: the refresh stops and says why.
   function refreshEvery(element) {
     var seconds = Number(element.dataset.refreshSeconds) || 5;
-    setInterval(function () {
+    var timer = setInterval(function () {
       fetch(element.dataset.refreshUrl, {credentials: "same-origin"})
-        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (r) {
+          if (r.redirected) {
+            clearInterval(timer);
+            var note = document.createElement("p");
+            note.className = "error";
+            note.setAttribute("role", "alert");
+            note.textContent = "Updates stopped: your session ended. Reload the page to sign in.";
+            element.prepend(note);
+            return null;
+          }
+          return r.ok ? r.text() : null;
+        })
         .then(function (html) { if (html) { element.innerHTML = html; } });
     }, seconds * 1000);
   }

@@ -517,6 +517,21 @@ def test_active_runs_update_without_reload(site, browser):
     assert browser.execute_script("return window.portalMarker") == "same page"
 
 
+def test_active_runs_stop_updating_when_the_session_ends(site, browser):
+    """The 5-second refresh swapped the sign-in page into the card once the session ended (a
+    security review found it): it stops and says so."""
+    from selenium.webdriver.common.by import By
+
+    _log_in(browser, site["tenant"], "dev@gamma.test")
+    browser.get(site["tenant"] + "/runs/active/")
+    browser.delete_cookie("sessionid")
+    note = "Updates stopped: your session ended."
+    _wait(browser, lambda d: note in d.find_element(By.ID, "active-runs").text, timeout=12)
+    card = browser.find_element(By.ID, "active-runs")
+    assert not card.find_elements(By.CSS_SELECTOR, "input[type=password]")
+    _log_in(browser, site["tenant"], "dev@gamma.test")  # the next test's session
+
+
 def test_roles_see_only_their_pages(site, browser):
     from selenium.webdriver.common.by import By
 
