@@ -52,13 +52,14 @@ def runs_ensure(
     *,
     zone: ZoneInfo,
     deltas: RunRollupDeltas | None = None,
+    created_ids: set[str] | None = None,
 ) -> dict[str, RunRef]:
     """Runs by client run id. A run not known yet is created as a Requested stub with the project
     and time it was first seen with; its lifecycle updates fill it in later. Stubs are counted in
     the run rollup like any run (on their local day in ``zone``): into ``deltas`` when given,
     which the caller applies as late in its transaction as it can (the rollup rows stay locked
     until the commit, and concurrent batches of the same project and day wait for them), else
-    at once."""
+    at once. ``created_ids``, when given, receives the run ids created here."""
     if not first_seen:
         return {}
     ordered = sorted(first_seen)
@@ -75,10 +76,13 @@ def runs_ensure(
                 " requested_at, failure_type, trace_id, updated_at)"
                 " SELECT r, p, '', '', 'Requested', t, '', '', t"
                 " FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[]) AS x(r, p, t)"
-                " ON CONFLICT (run_id) DO NOTHING RETURNING project_id, requested_at",
+                " ON CONFLICT (run_id) DO NOTHING RETURNING project_id, requested_at, run_id",
                 [missing, [first_seen[r][0] for r in missing], [first_seen[r][1] for r in missing]],
             )
-            created = cursor.fetchall()
+            rows = cursor.fetchall()
+            created = [(project_id, requested_at) for project_id, requested_at, _ in rows]
+            if created_ids is not None:
+                created_ids.update(run_id for _, _, run_id in rows)
             cursor.execute(select, [missing])
             found.update((row[0], RunRef(row[1], row[2], row[3])) for row in cursor.fetchall())
     counted = deltas if deltas is not None else RunRollupDeltas(zone)

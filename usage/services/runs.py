@@ -65,7 +65,8 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
             if u.run_id not in first_seen or at < first_seen[u.run_id][1]:
                 first_seen[u.run_id] = (projects[u.project], at)
         deltas = RunRollupDeltas(zone)
-        runs_ensure(first_seen, zone=zone, deltas=deltas)
+        created: set[str] = set()
+        runs_ensure(first_seen, zone=zone, deltas=deltas, created_ids=created)
         runs = {
             r.run_id: r
             for r in Run.objects.select_for_update()
@@ -88,9 +89,20 @@ def runs_ingest(*, updates: Sequence[RunUpdate]) -> IngestResult:
             before = _run_state(run)
             after = run_apply(before, update)
             jobs_changed = _jobs_apply(run, update, jobs, deltas, writes)
+            # A run's first update made it (its stub is what "before" shows), so it counts; one
+            # that only moves the time of the newest update (re-sent without a time, which is
+            # then now) is kept but changes nothing anyone sees: a duplicate.
+            first = update.run_id in created
+            created.discard(update.run_id)
             if after == before and not jobs_changed:
+                accepted += first
                 continue
-            accepted += 1
+            if (
+                first
+                or jobs_changed
+                or dataclasses.replace(after, updated_at=before.updated_at) != before
+            ):
+                accepted += 1
             changed.append(run)
             if after != before:
                 _count(deltas, run.project_id, before, -1)

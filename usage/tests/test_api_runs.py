@@ -105,6 +105,26 @@ def test_lifecycle_with_jobs_and_retries(send, alpha):
     assert bucket_lower_ms(bucket) < percentile_ms(histogram, 0.5) < bucket_upper_ms(bucket)
 
 
+def test_a_new_run_is_accepted_and_a_resend_without_a_time_is_a_duplicate(send, alpha):
+    """A run first reported as Requested with nothing else was counted a duplicate (its stub,
+    made first, looked the same), and an update without a time was accepted on every resend
+    (its time is now, which moved the run's newest-update time): a review found both."""
+    new = {"run_id": "fresh", "project": "payments", "status": "Requested"}
+    assert send({**new, "requested_at": "2026-11-02T08:00:00Z"}).json() == {
+        "accepted": 1,
+        "duplicates": 0,
+    }
+    running = {**new, "status": "Running", "template_recipe_id": "t", "run_type": "feature"}
+    assert send(running).json() == {"accepted": 1, "duplicates": 0}
+    assert send(running).json() == {"accepted": 0, "duplicates": 1}
+    # Two updates of one new run in one batch: the first made it, the second changes nothing.
+    twice = {"run_id": "twice", "project": "payments", "status": "Requested"}
+    assert send(twice, twice).json() == {"accepted": 1, "duplicates": 1}
+    with schema_context(alpha.schema):
+        assert Run.objects.get(run_id="fresh").status == "Running"
+        assert Run.objects.filter(run_id="twice").exists()
+
+
 def test_late_running_after_succeeded_changes_nothing(send, alpha):
     send(
         run(
