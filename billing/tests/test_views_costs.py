@@ -101,6 +101,8 @@ def test_a_calendar_month_equals_the_api_and_the_monthly_report(month, alpha):  
         assert "Usage-based" in lines and "CPU time" in lines and "CPU-seconds" in lines
         assert "Whole pool" in lines
         assert not re.search(r">(usage|cpu_seconds|all)<", lines)
+        quantities = re.findall(r'class="num">([^<]*) CPU-seconds<', lines)
+        assert quantities and all(re.fullmatch(r"\d{1,3}(,\d{3})*(\.\d\d)?", q) for q in quantities)
         trend = _chart(page, "trend-data")
         assert (
             trend["data"][0]["x"][0] == "2026-09-01" and trend["data"][0]["x"][-1] == "2026-09-30"

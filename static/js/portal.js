@@ -16,7 +16,11 @@
       if (document.body.dataset.separators) {
         figure.layout.separators = document.body.dataset.separators;
       }
-      window.Plotly.newPlot(element, figure.data, figure.layout, {displaylogo: false, responsive: true});
+      // No "share to Plotly Cloud" (it would upload the tenant's figures to a third party).
+      window.Plotly.newPlot(element, figure.data, figure.layout, {
+        displaylogo: false, responsive: true, showSendToCloud: false, showEditInChartStudio: false,
+        modeBarButtonsToRemove: ["sendChartToCloud", "editInChartStudio"]
+      });
       element.dataset.drawn = "1";
       element.on("plotly_click", follow);
     });
@@ -61,7 +65,22 @@
           }
           return r.ok ? r.text() : null;
         })
-        .then(function (html) { if (html) { element.innerHTML = html; } });
+        .then(function (html) {
+          if (!html) { return; }
+          // Keep the keyboard where it was: the link or control with focus is found again by
+          // its address or name in the new rows.
+          var active = document.activeElement;
+          var key = active && element.contains(active) &&
+            (active.getAttribute("href") || active.getAttribute("name"));
+          element.innerHTML = html;
+          if (key) {
+            var again = Array.prototype.find.call(
+              element.querySelectorAll("[href], [name]"),
+              function (node) { return (node.getAttribute("href") || node.getAttribute("name")) === key; }
+            );
+            if (again) { again.focus(); }
+          }
+        });
     }, seconds * 1000);
   }
 

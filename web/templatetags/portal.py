@@ -46,11 +46,12 @@ def percent(ratio: Any) -> str:
 @register.filter
 def intcomma(value: Any) -> str:
     """A whole number grouped in the workspace's format (``1,234`` / ``1.234``); replaces
-    humanize's, which would follow the site's language instead. Anything else as is."""
+    humanize's, which would follow the site's language instead; a fractional one with two
+    decimals (text too: ``"3616122.99"`` -> ``3,616,122.99``). Anything else as is."""
     try:
-        return money.grouped(
-            Decimal(value), 0 if Decimal(value) == int(value) else 2, number_format()
-        )
+        number = Decimal(value)
+        whole = number == number.to_integral_value()
+        return money.grouped(number, 0 if whole else 2, number_format())
     except (TypeError, ValueError, ArithmeticError):
         return str(value)
 
