@@ -849,7 +849,7 @@ def _record(
         if faults and record is None:
             _times(span, latest)
             record = ErrorSpan(span.trace_id, span.span_id, context, tree.job_id(span), faults)
-        elif faults:
+        elif faults and record is not None:
             record = replace(record, errors=faults)
     if isinstance(record, LlmSpan | ExternalSpan | ErrorSpan) and not record.job_id:
         # Its job span may come in another request (an exporter sends a span when it ends,
