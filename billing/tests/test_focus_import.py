@@ -160,3 +160,18 @@ def test_non_usd_bills_are_refused(tmp_path):
     )
     with pytest.raises(FocusImportError, match="EUR bills are not supported"):
         focus_import(path=path)
+
+
+def test_a_bill_of_more_than_ten_thousand_rows_imports_with_progress(tmp_path):
+    """Progress is reported every 10,000 rows: the position in the file could not be told
+    while its rows were read, so any real bill of that size failed (a review found it)."""
+    lines = SAMPLE.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    header, rows = lines[0], lines[1:]
+    big = tmp_path / "big.csv"
+    big.write_text(header + "".join(rows * 11), encoding="utf-8")
+    seen: list[tuple[int, int, int]] = []
+    result = focus_import(path=big, progress=lambda *step: seen.append(step))
+    assert result.focus_import.rows == 11_000
+    assert result.focus_import.billed_cost == _independent_totals(big)["BilledCost"]
+    size = big.stat().st_size
+    assert seen[0][0] == 10_000 and 0 < seen[0][1] < size and seen[-1] == (11_000, size, size)

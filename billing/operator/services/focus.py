@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -105,7 +106,9 @@ def _import_new(
     rows_by_period: dict[date, int] = {}
     file_totals = PoolTotals()
     bad_rows: ErrorList[FocusRowError] = ErrorList()
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    # Binary underneath: the text layer cannot tell its position while a reader iterates it
+    # (the 10,000th row's progress failed), the bytes read so far can.
+    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
         missing = missing_columns(columns)
@@ -135,7 +138,7 @@ def _import_new(
                 totals.rows += 1
             rows_by_period[charge_period] = rows_by_period.get(charge_period, 0) + 1
             if file_totals.rows % PROGRESS_EVERY == 0:
-                progress(file_totals.rows, handle.tell(), total_bytes)
+                progress(file_totals.rows, raw.tell(), total_bytes)
     progress(file_totals.rows, total_bytes, total_bytes)
     if bad_rows.total == 1:
         raise FocusImportError(str(bad_rows.listed[0]), bad_rows)
