@@ -169,6 +169,16 @@ def test_closed_month_is_frozen_and_changes_become_corrections(usage):
         "beta": Decimal("-225.00"),
     }  # 625 - 400, 375 - 600
     assert allocation_run(period=PERIOD).corrections == 0  # nothing new to correct
+    # A later correction into the same open run changes what cost summaries of that month are
+    # keyed by, so none is served stale (a review found the tenant's page kept the old figure).
+    from billing.selectors.summaries import month_fingerprint
+
+    with schema_context(alpha.schema):
+        before = month_fingerprint(date(2026, 10, 1))
+    _cpu(alpha, "web", "400", "later-usage")
+    assert allocation_run(period=PERIOD).corrections > 0
+    with schema_context(alpha.schema):
+        assert month_fingerprint(date(2026, 10, 1)) != before
 
 
 def test_what_if_compares_the_three_methods(usage):
