@@ -48,6 +48,9 @@ HISTORY_DAYS = 730
 # back-fill gets its forecast within about a minute.
 FORECAST_DEBOUNCE_S = 30
 
+# Budget.amount holds 12 digits before the point.
+BUDGET_LIMIT = Decimal(10) ** 12
+
 
 def _interval_json(interval: Interval) -> dict[str, str]:
     return {k: str(v) for k, v in asdict(interval).items()}
@@ -147,8 +150,10 @@ def budget_set(
         raise ValidationError(
             f"Unknown budget basis {str(basis)[:20]!r}: use {' or '.join(Budget.Basis.values)}."
         )
-    if amount <= 0:
+    if not amount.is_finite() or amount <= 0:
         raise ValidationError("A budget must be a positive amount.")
+    if amount >= BUDGET_LIMIT:
+        raise ValidationError(f"A budget is below {BUDGET_LIMIT:,} USD a month.")
     thresholds = sorted(set(thresholds or [50, 80, 100]))
     if any(t <= 0 or t > 1000 for t in thresholds):
         raise ValidationError("Thresholds are percentages between 1 and 1000.")

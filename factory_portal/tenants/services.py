@@ -68,6 +68,9 @@ def tenant_validate_new(*, slug: str, name: str, admin_email: str) -> None:
         raise ValidationError(f"The slug {slug!r} is reserved.")
     if not name.strip():
         raise ValidationError("A tenant needs a name.")
+    limit = Tenant._meta.get_field("name").max_length or 200
+    if len(name.strip()) > limit:
+        raise ValidationError(f"A tenant's name is at most {limit} characters.")
     validate_email(admin_email)
     if Tenant.objects.filter(slug=slug).exists():
         raise ValidationError(f"A tenant with slug {slug!r} already exists.")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from factory_portal.money import quantize_cents
 from factory_portal.tenants.access import operator_required
 from factory_portal.tenants.forms import (
     TenantCreateForm,
@@ -62,7 +63,8 @@ def _console(request: HttpRequest, form: TenantCreateForm, status: int = 200) ->
             "page": page,
             "query": query,
             "page_error": page_error,
-            "total_cost": sum((s.month_cost for s in summaries), Decimal(0)),
+            # The rows as shown (each to the cent) add up to the total shown.
+            "total_cost": sum((quantize_cents(s.month_cost) for s in summaries), Decimal(0)),
             "form": form,
         },
         status=status,

@@ -126,3 +126,25 @@ def test_the_new_tenants_site_is_a_real_link(operator, extra, suffix):
     # The link leads to the tenant's site (its sign-in page).
     site = host_client(host).get("/", follow=True)
     assert site.status_code == 200 and "/login/" in site.redirect_chain[-1][0]
+
+
+def test_the_month_to_date_total_is_the_sum_of_the_rows_shown(operator, alpha, beta):
+    """Each tenant's $0.006 shows as $0.01: the total shows $0.02, not the $0.01 the exact sum
+    rounds to (an operator review found it)."""
+    from decimal import Decimal
+
+    from django.utils import timezone
+    from django_tenants.utils import schema_context
+
+    from tests.support import llm_event_in
+    from usage.pricing import pricer_for
+    from usage.services.ingest import events_ingest
+
+    for tenant in (alpha, beta):
+        with schema_context(tenant.schema):
+            events_ingest(
+                events=[llm_event_in("c", timezone.now(), cost=Decimal("0.006"))],
+                pricer=pricer_for(tenant.tenant),
+            )
+    page = _text(operator.get("/"))
+    assert re.search(r'data-testid="total-cost">\$0\.02<', page), page[:2000]

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
@@ -32,6 +34,16 @@ class Command(BaseCommand):
         except PeriodError as exc:
             raise CommandError(f"--month: {exc}") from exc
         output: Path = options["output"]
+        if output.is_dir():
+            raise CommandError(f"-o {output}: is a directory; name the file to write.")
+        if not output.parent.is_dir():
+            raise CommandError(f"-o {output}: the directory {output.parent} does not exist.")
+        try:
+            self._report(options, period, output)
+        except OSError as exc:  # no permission, a full disk: said, not a traceback
+            raise CommandError(f"-o {output}: {exc.strerror or exc}") from exc
+
+    def _report(self, options: dict[str, Any], period: date, output: Path) -> None:
         if options["customers"]:
             rows = []
             for tenant in customer_tenants():

@@ -20,9 +20,13 @@ def _price(value: str | None, name: str) -> Decimal | None:
         price = Decimal(value)
     except InvalidOperation as exc:
         raise CommandError(f"--{name} must be a decimal number, got {value!r}") from exc
-    if price < 0:
-        raise CommandError(f"--{name} cannot be negative")
+    if not price.is_finite() or price < 0 or price >= PRICE_LIMIT:
+        raise CommandError(f"--{name} must be a number from 0 to below {PRICE_LIMIT:,}")
     return price
+
+
+# The contract term's price columns hold 10 digits before the point.
+PRICE_LIMIT = Decimal(10) ** 10
 
 
 class Command(BaseCommand):
