@@ -293,9 +293,10 @@ class CustomerCostTable:
 
 def customer_cost_table(*, months: list[date]) -> CustomerCostTable:
     """AI and allocated infrastructure cost per customer for each month in ``months`` (first
-    days: each tenant's own calendar months, in its time zone, as in its finance reports). The totals add the customers' figures
-    rounded to the cent as each customer sees them (and is billed), so a table's rows sum to its
-    total row; the rounded sum of the exact figures can differ from that by a few cents."""
+    days: each tenant's own calendar months, in its time zone, as in its finance reports). The
+    totals add the customers' figures rounded to the cent as each customer sees them (and is
+    billed), so a table's rows sum to its total row; the rounded sum of the exact figures can
+    differ from that by a few cents."""
     if not months:
         return CustomerCostTable(months=[], customers=[], totals={}, unallocated={})
     months = sorted(months)
