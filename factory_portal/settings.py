@@ -22,6 +22,8 @@ Variables (all optional unless noted):
   PROMETHEUS_MULTIPROC_DIR  folder shared by a host's processes for multi-process metrics
   STATIC_MANIFEST     1: hashed, pre-compressed static files from ``collectstatic`` (production)
   OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables: opt-in tracing (see README)
+  PLATFORM_MAX_TENANTS_PER_REQUEST  tenants one platform-key request may write (default 50;
+                      the others' items are refused with the reason)
   OTLP_MAX_SPANS_PER_REQUEST  spans one POST /v1/traces may carry (default 10000; more: 413)
   OTLP_MAX_PARKED_SPANS       spans waiting for their run span, per sender (default 100000)
   OTLP_PARKED_SPAN_TTL_SECONDS  how long such a span waits before it is deleted (default 86400)
@@ -559,6 +561,8 @@ INGEST_FAST_DECODE = env_bool("INGEST_FAST_DECODE", True)
 # and the SDK's 512); spans waiting for their run span, per sender (tenant key or the platform
 # key), and how long they wait before the beat sweeper deletes them (a run span more than a day
 # after its children was lost).
+# How many tenants one platform-key request may write (their items share one transaction).
+PLATFORM_MAX_TENANTS_PER_REQUEST = env_int("PLATFORM_MAX_TENANTS_PER_REQUEST", 50)
 OTLP_MAX_SPANS_PER_REQUEST = env_int("OTLP_MAX_SPANS_PER_REQUEST", 10_000)
 OTLP_MAX_PARKED_SPANS = env_int("OTLP_MAX_PARKED_SPANS", 100_000)
 OTLP_PARKED_SPAN_TTL_SECONDS = env_int("OTLP_PARKED_SPAN_TTL_SECONDS", 24 * 3600)

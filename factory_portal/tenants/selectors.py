@@ -33,6 +33,22 @@ def active_tenants_by_slug(slugs: Iterable[str]) -> dict[str, Tenant]:
     }
 
 
+def tenants_beyond_one_request(slugs: Iterable[str]) -> tuple[set[str], str]:
+    """The tenants among ``slugs`` past the first ``PLATFORM_MAX_TENANTS_PER_REQUEST`` (in slug
+    order) and the reason to give their items: a platform request writes every tenant's items
+    in one transaction, whose locks (each tenant's partitions, indexes and rollups) PostgreSQL's
+    shared lock table must hold at once; 250 tenants exhausted it ("out of shared memory", a
+    503 that no retry could mend)."""
+    ordered = sorted(set(slugs))
+    limit = settings.PLATFORM_MAX_TENANTS_PER_REQUEST
+    if len(ordered) <= limit:
+        return set(), ""
+    return set(ordered[limit:]), (
+        f"this request names {len(ordered):,} tenants; one platform request stores at most "
+        f"{limit:,} tenants' items (in slug order): send the others in another request"
+    )
+
+
 def tenant_url(tenant: Tenant, path: str) -> str:
     """The absolute URL of the portal page ``path`` on ``tenant``'s host (its primary domain; the
     operator console's for the public tenant), for links in e-mails and chat messages. A path

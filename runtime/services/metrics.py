@@ -31,7 +31,7 @@ from django_tenants.utils import schema_context
 
 from factory_portal.errors import is_conflict
 from factory_portal.tenants.models import Tenant
-from factory_portal.tenants.selectors import active_tenants_by_slug
+from factory_portal.tenants.selectors import active_tenants_by_slug, tenants_beyond_one_request
 from runtime.domain.metrics import (
     GAUGE,
     HOUR_NS,
@@ -88,11 +88,14 @@ def _route(
                 by_schema.setdefault(host_tenant.schema_name, []).append(point)
     else:
         tenants = active_tenants_by_slug({p.tenant for p in points if p.tenant})
+        beyond, reason = tenants_beyond_one_request(tenants)
         for point in points:
             if not point.tenant:
                 by_schema.setdefault(PUBLIC, []).append(point)
             elif (tenant := tenants.get(point.tenant)) is None:
                 refuse(point, f"unknown or inactive tenant {point.tenant[:64]!r}")
+            elif point.tenant in beyond:
+                refuse(point, reason)
             else:
                 by_schema.setdefault(tenant.schema_name, []).append(point)
     result.rejected += [RejectedPoints(n, r, c) for (n, r), c in sorted(refused.items())]

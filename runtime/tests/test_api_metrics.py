@@ -208,6 +208,19 @@ def test_platform_key_routes_points_to_tenants_and_platform(public_host, alpha, 
     assert MetricSeries.objects.filter(labels__has_key="tenant_id").count() == 0
 
 
+def test_platform_points_of_more_tenants_than_a_request_stores_are_rejected(
+    public_host, alpha, beta, settings
+):
+    settings.PLATFORM_MAX_TENANTS_PER_REQUEST = 1
+    both = sdk_request(resource={"run.tenant_id": "beta"})
+    both.MergeFrom(sdk_request(resource={"run.tenant_id": "alpha"}))
+    answer = answer_of(post(public_host, platform_key(), both))
+    assert answer.partial_success.rejected_data_points == 5  # beta's
+    assert "one platform request stores at most 1" in answer.partial_success.error_message
+    assert counts(alpha.schema)[:2] == (5, 5)
+    assert counts(beta.schema)[:2] == (0, 0)
+
+
 def test_a_tenant_key_on_the_tenant_host_never_writes_the_public_schema(alpha):
     _, key = key_for(alpha, ["ingest"])
     answer_of(post(alpha.host, key, sdk_request()))

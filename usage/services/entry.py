@@ -18,6 +18,7 @@ from django.db import transaction
 
 from factory_portal.observability import metrics
 from factory_portal.tenants.models import Tenant
+from factory_portal.tenants.selectors import tenants_beyond_one_request
 from usage.domain.events import FieldError
 from usage.domain.otlp import SpanRecord
 from usage.pricing import pricer_for
@@ -89,8 +90,14 @@ def batch_ingest(
     groups: dict[Tenant, list[Any]] = defaultdict(list)
     if host_tenant is None:
         tenants = tenants_by_slug(i.tenant for i in items)
+        beyond, reason = tenants_beyond_one_request(tenants)
+        said: set[str] = set()  # once per tenant, at its first item
         for item in items:
-            if item.tenant in tenants:
+            if item.tenant in beyond:
+                if item.tenant not in said:
+                    said.add(item.tenant)
+                    errors.append(FieldError(item.position, "tenant", reason))
+            elif item.tenant in tenants:
                 groups[tenants[item.tenant]].append(item)
             else:
                 errors.append(

@@ -31,6 +31,7 @@ from django_tenants.utils import schema_context
 from psycopg.types.json import Jsonb
 
 from factory_portal.tenants.models import Tenant
+from factory_portal.tenants.selectors import tenants_beyond_one_request
 from usage.domain.errors import ErrorIn
 from usage.domain.events import SLUG_RE, LlmEventIn
 from usage.domain.otlp import (
@@ -96,6 +97,10 @@ def spans_route_and_store(*, records: list[SpanRecord], host_tenant: Tenant | No
     for slug in sorted(set(by_tenant) - set(tenants)):
         for record in by_tenant.pop(slug):
             _reject(result, record, f"unknown or inactive tenant {slug[:64]!r}")
+    beyond, reason = tenants_beyond_one_request(by_tenant)
+    for slug in sorted(beyond):
+        for record in by_tenant.pop(slug):
+            _reject(result, record, reason)
     per_tenant(
         {tenants[slug]: spans for slug, spans in by_tenant.items()},
         lambda tenant, spans: _store_tenant(

@@ -76,6 +76,32 @@ def test_unknown_tenant_rejects_the_whole_request(platform_key, public_host, alp
         assert not LlmUsageEvent.objects.exists()
 
 
+def test_a_request_writes_a_bounded_number_of_tenants(
+    platform_key, public_host, alpha, beta, settings
+):
+    """Every tenant's items share one transaction: 250 tenants exhausted PostgreSQL's lock
+    table, a 503 no retry could mend (an operator review). Past the limit, the request is
+    refused with the reason at each extra tenant's first item; spans and metric points of the
+    extra tenants are rejected with it (usage/tests/test_api_traces.py, runtime/tests)."""
+    settings.PLATFORM_MAX_TENANTS_PER_REQUEST = 1
+    events = [llm("a1", "alpha"), llm("b1", "beta"), llm("b2", "beta")]
+    response = post(public_host, "/api/v1/events", platform_key, {"events": events})
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["index"], error["field"]) == (1, "tenant")
+    assert "names 2 tenants; one platform request stores at most 1" in error["message"]
+    with schema_context(alpha.schema):
+        assert not LlmUsageEvent.objects.exists()
+    runs = [
+        {"run_id": "r1", "project": "p", "status": "Running", "tenant": tenant}
+        for tenant in ("beta", "alpha")
+    ]
+    refused = post(public_host, "/api/v1/runs", platform_key, {"runs": runs})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["index"] == 0
+    settings.PLATFORM_MAX_TENANTS_PER_REQUEST = 2
+    assert post(public_host, "/api/v1/events", platform_key, {"events": events}).status_code == 200
+
+
 def test_items_without_tenant_are_refused(platform_key, public_host):
     event = llm("a1", "alpha")
     del event["tenant"]

@@ -145,6 +145,24 @@ def test_platform_key_routes_spans_by_run_tenant_id(public_host, alpha, beta):
         assert LlmUsageEvent.objects.count() == 3
 
 
+def test_platform_spans_of_more_tenants_than_a_request_stores_are_rejected(
+    public_host, alpha, beta, settings
+):
+    settings.PLATFORM_MAX_TENANTS_PER_REQUEST = 1
+    with schema_context("public"):
+        _, key = api_key_create(name="factory", scopes=["ingest"])
+    spans = factory_run_spans(run_id="a-run", tenant="alpha") + factory_run_spans(
+        run_id="b-run", tenant="beta"
+    )
+    answer = parse_response(post_spans(public_host, key, spans))
+    assert answer.partial_success.rejected_spans == 7  # beta's (the second in slug order)
+    assert "one platform request stores at most 1" in answer.partial_success.error_message
+    with schema_context(alpha.schema):
+        assert list(Run.objects.values_list("run_id", flat=True)) == ["a-run"]
+    with schema_context(beta.schema):
+        assert not Run.objects.exists()
+
+
 def test_other_tenants_key_gets_401(alpha, beta):
     _, key = key_for(alpha, ["ingest"])
     assert post_spans(beta.host, key, factory_run_spans()).status_code == 401
