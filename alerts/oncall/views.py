@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 from alerts.oncall import selectors
 from alerts.oncall.domain.rules import (
     INCIDENT_RULES,
+    RUN_OVER_BUDGET,
     SEVERITIES,
     duration_text,
     rule_title,
@@ -37,6 +38,7 @@ from alerts.oncall.services.silences import silence_create, silence_expire
 from factory_portal import periods
 from factory_portal.accounts.permissions import can, denial, may_open, role_required
 from factory_portal.tenants.connection import connection_zone
+from usage.domain.ids import run_path
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,11 @@ def _row(row: selectors.Row, *, now: datetime, zone: ZoneInfo) -> dict[str, Any]
 
 def _behind(site: Site, incident: Incident, zone: ZoneInfo) -> list[tuple[str, str]]:
     links = (BEHIND_PLATFORM if site.operator else BEHIND).get(incident.rule, ())
+    run_id = str(incident.labels.get("run_id") or "")
+    if incident.rule == RUN_OVER_BUDGET and run_id and not site.operator:
+        # The run that crossed its budget, and the budgets (a review found the page saying
+        # nothing was behind it, to an admin too).
+        links = (("The run", run_path(run_id)), ("Run budgets", "/budgets/runs/"))
     # Run history narrowed to the incident's days (the tenant's), not all of time.
     days = urlencode(
         {

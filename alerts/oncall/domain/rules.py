@@ -104,7 +104,8 @@ RULES: dict[str, Rule] = {
 
 
 # Incidents raised by other alerts than the runtime rules, by their rule key: their titles.
-OTHER_TITLES = {"run.over_budget": "Run over its run budget"}
+RUN_OVER_BUDGET = "run.over_budget"  # billing's run guard raises it (alerts.services.run_budget)
+OTHER_TITLES = {RUN_OVER_BUDGET: "Run over its run budget"}
 # Every rule an incident can have: what filters and silences may name.
 INCIDENT_RULES = (*RULES, *OTHER_TITLES)
 

@@ -225,6 +225,27 @@ def test_links_behind_an_alert_follow_the_role(alpha, people):
             assert people[who].get(href).status_code == 200, (who, href)
 
 
+def test_a_run_budget_alert_links_its_run_and_the_run_budgets(alpha, people):
+    """It said "No page behind this alert is open to your role", to an admin too (a UX review
+    found it): the run and the run budgets, as each role may open them."""
+    from alerts.oncall.domain.rules import RUN_OVER_BUDGET
+    from tests.support import run_update
+
+    labels = {"run_id": "r/1", "project": "p", "template": "t", "state": "stop"}
+    with schema_context(alpha.schema):
+        run_update("r/1", "Running", timezone.now())
+        over = Incident.objects.create(
+            rule=RUN_OVER_BUDGET, labels=labels, fingerprint="f" * 32, severity="critical",
+            state=Incident.State.FIRING, summary="Run r/1 over its budget", value=6.0,
+            threshold=5.0, peak=6.0, started_at=timezone.now(), fired_at=timezone.now(),
+        )  # fmt: skip
+    admin = _behind(response_text(people["admin"].get(f"/alerts/{over.pk}/")))
+    assert admin == ["/runs/r%2F1/", "/budgets/runs/"]
+    for who in ("admin", "member", "finance"):
+        for href in _behind(response_text(people[who].get(f"/alerts/{over.pk}/"))):
+            assert people[who].get(href).status_code == 200, (who, href)
+
+
 def test_every_signed_in_role_sees_the_pages_and_anonymous_visitors_log_in(alpha, people):
     with schema_context(alpha.schema):
         incident = incident_make()
