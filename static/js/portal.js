@@ -33,9 +33,10 @@
     var point = event && event.points && event.points[0];
     var href = point && point.customdata;
     if (href && typeof href === "object" && !Array.isArray(href)) { href = href.href; }
-    if (typeof href === "string" && href.charAt(0) === "/" && href.charAt(1) !== "/") {
-      window.location.assign(href);
-    }
+    if (typeof href !== "string" || href.charAt(0) !== "/") { return; }
+    // Same site only: "//host", and "/\host" that browsers read as "//host", would leave it.
+    var target = new URL(href, window.location.href);
+    if (target.origin === window.location.origin) { window.location.assign(target.href); }
   }
 
   function start() {
@@ -99,7 +100,12 @@
     closeMenus(event.target.closest ? event.target.closest("details.menu") : null);
   });
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape") { closeMenus(null); }
+    if (event.key === "Escape") {
+      // The keyboard stays on the menu that was open (its summary), not at the top of the page.
+      var open = event.target.closest ? event.target.closest("details.menu[open]") : null;
+      closeMenus(null);
+      if (open) { open.querySelector("summary").focus(); }
+    }
   });
   // A menu opened near the right edge (a phone) shifts left to stay on the screen.
   document.addEventListener("toggle", function (event) {

@@ -532,6 +532,23 @@ def test_active_runs_stop_updating_when_the_session_ends(site, browser):
     _log_in(browser, site["tenant"], "dev@gamma.test")  # the next test's session
 
 
+def test_escape_closes_a_menu_and_keeps_the_keyboard_on_it(site, browser):
+    """Escape left the focus on the page's body, so the next Tab started over at the top (a
+    UX review found it)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _log_in(browser, site["tenant"], "admin@gamma.test")
+    browser.get(site["tenant"] + "/")
+    summary = browser.find_element(By.CSS_SELECTOR, "details.menu > summary")
+    summary.click()
+    menu = summary.find_element(By.XPATH, "..")
+    assert menu.get_attribute("open") is not None
+    menu.find_element(By.CSS_SELECTOR, "a").send_keys(Keys.ESCAPE)
+    assert menu.get_attribute("open") is None
+    assert browser.switch_to.active_element == summary
+
+
 def test_roles_see_only_their_pages(site, browser):
     from selenium.webdriver.common.by import By
 
