@@ -172,6 +172,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
             "rows": page.rows,
             "count": selectors.runs_count(filters, sort=sort),
             "filters": filters,
+            "filtered": filters != selectors.RunFilters(),
             "errors": problems,
             "choices": choices,
             "statuses": RunStatus.values,

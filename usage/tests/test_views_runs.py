@@ -327,3 +327,25 @@ def test_a_first_day_after_the_last_is_said_and_left_out(alpha):
     page = response_text(client.get("/runs/?from=2026-11-10&to=2026-11-01"))
     assert "The first day (2026-11-10) is after the last (2026-11-01)" in page
     assert _ids(page) == ["d-1"]
+
+
+def test_an_empty_run_history_says_why(alpha):
+    """"No run matches these filters" with no filter set, or for running runs sorted by
+    duration (which lists finished runs only), misled (a UX review found both)."""
+    from datetime import UTC, datetime
+
+    from django_tenants.utils import schema_context
+
+    from tests.support import run_update
+
+    client = logged_in_client(alpha.host, alpha.admin_email)
+
+    def said(query: str) -> str:
+        page = client.get(f"/runs/?{query}").content.decode()
+        return page.split('data-testid="no-runs">')[1].split("</p>")[0]
+
+    assert said("").startswith("No runs yet")
+    with schema_context(alpha.schema):
+        run_update("live", "Running", datetime.now(UTC))
+    assert "sorting by duration lists finished runs only" in said("status=Running&sort=longest")
+    assert said("status=Failed") == "No run matches these filters."
