@@ -336,15 +336,18 @@ def latest_gauges(
     combine: Literal["sum", "mean"] = "sum",
 ) -> dict[str, Latest]:
     """Each series' newest raw value since ``since``, added up (or averaged) by the value of
-    label ``by``; a series silent since then counts for nothing."""
+    label ``by``; a series silent since then counts for nothing. A level sent as an up-down
+    counter (a sum) is its reported value, not the change since its previous point (a review
+    found a queue of 42 shown as 2, and a negative one)."""
     series = series_select([name], labels=labels, since=since)
     if not series:
         return {}
     rows = _fetch(
         f"""
-        SELECT DISTINCT ON (series_id) series_id, time, value
+        SELECT DISTINCT ON (series_id) series_id, time, value, total
         FROM {MetricPoint._meta.db_table}
-        WHERE series_id = ANY(%(ids)s) AND time >= %(since)s AND value IS NOT NULL
+        WHERE series_id = ANY(%(ids)s) AND time >= %(since)s
+          AND (value IS NOT NULL OR total IS NOT NULL)
         ORDER BY series_id, time DESC
         """,  # noqa: S608
         {"ids": [s.id for s in series], "since": since},
@@ -352,7 +355,10 @@ def latest_gauges(
     by_id = {s.id: s for s in series}
     values: dict[str, list[float]] = defaultdict(list)
     times: dict[str, datetime] = {}
-    for series_id, time, value in rows:
+    for series_id, time, increase, reported in rows:
+        value = reported if by_id[series_id].kind == MetricKind.SUM else increase
+        if value is None:
+            continue
         group = by_id[series_id].label(by)
         values[group].append(value)
         times[group] = max(times.get(group, time), time)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 from django_tenants.utils import schema_context
 from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -401,3 +402,29 @@ def test_nul_characters_and_odd_labels_are_stored_not_a_500(alpha):
     assert answer.partial_success.rejected_data_points == 0
     with schema_context(alpha.schema):
         assert MetricSeries.objects.get().labels["q"] == "ab"
+
+
+def test_a_level_sent_as_an_up_down_counter_reads_as_its_value(alpha):
+    """The SDK's UpDownCounter reports the level (cumulative): +40 then +2 is 42 waiting, and
+    a counter that went down reads as what it reports. The status page showed the change since
+    the previous export (2, and negative counts; a review found it)."""
+    from opentelemetry.exporter.otlp.proto.common._internal.metrics_encoder import (
+        encode_metrics,
+    )
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from runtime import status
+
+    _, key = key_for(alpha, ["ingest"])
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    waiting = provider.get_meter("factory").create_up_down_counter("jobs_in_queue")
+    seen = []
+    for change in (40, 2, -45):
+        waiting.add(change, {"job_type": "build"})
+        answer_of(post(alpha.host, key, encode_metrics(reader.get_metrics_data())))
+        with schema_context(alpha.schema):
+            seen.append(status.jobs_in_queue(now=timezone.now())["build"].value)
+    provider.shutdown()
+    assert seen == [40, 42, -3]
