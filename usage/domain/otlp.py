@@ -121,6 +121,12 @@ STATUS_NAMES = {
 _ERROR = Status.STATUS_CODE_ERROR
 # Every attribute that makes a span a usage span: a span with none of them is not an LLM call.
 _USAGE_KEYS = frozenset((*INPUT_KEYS, *OUTPUT_KEYS))
+# GenAI operations of an agent framework, not of a model: the usage a local (INTERNAL) agent,
+# workflow or tool span carries is the total of the inference spans it encloses, which are
+# counted themselves; a remote agent's (CLIENT: its model calls happen out of sight) is counted.
+FRAMEWORK_OPERATIONS = frozenset(
+    ("invoke_agent", "invoke_workflow", "create_agent", "execute_tool", "plan")
+)
 
 
 class OtlpMediaTypeError(OtlpDecodeError):
@@ -377,6 +383,7 @@ class FlatSpan(NamedTuple):
     status_code: Status.StatusCode.ValueType
     status_message: str
     exceptions: tuple[SpanEvent, ...] = ()
+    kind: Span.SpanKind.ValueType = Span.SpanKind.SPAN_KIND_UNSPECIFIED
 
 
 def flatten(request: ExportTraceServiceRequest) -> list[FlatSpan]:
@@ -405,6 +412,7 @@ def _flat(span: Span, resource: dict[str, Any], budget: _Budget) -> FlatSpan:
         resource=resource,
         status_code=span.status.code,
         status_message=span.status.message,
+        kind=span.kind,
         exceptions=tuple(
             SpanEvent(_time(event.time_unix_nano), attributes(event.attributes, budget))
             for event in [e for e in span.events if e.name == "exception"][:MAX_ERRORS_PER_SPAN]
@@ -871,7 +879,10 @@ def _usage_record(
     if span.name == JOB_SPAN:
         return job_span_map(span, context, latest)
     if span.name.startswith(EXTERNAL_PREFIX):
-        return external_span_map(span, context, tree.job_id(span), latest)
+        # An external call that reports token usage is a model call: an LLM call (which the
+        # waterfall shows among the external calls), so its cost counts (it was dropped).
+        call = llm_span_map(span, context, lambda: tree.job_id(span), latest)
+        return call or external_span_map(span, context, tree.job_id(span), latest)
     return llm_span_map(span, context, lambda: tree.job_id(span), latest)
 
 
@@ -960,6 +971,11 @@ def llm_span_map(
     attrs = span.attrs
     if _USAGE_KEYS.isdisjoint(attrs):
         return None
+    if (
+        attrs.get("gen_ai.operation.name") in FRAMEWORK_OPERATIONS
+        and span.kind != Span.SpanKind.SPAN_KIND_CLIENT
+    ):
+        return None  # a local agent's usage totals its model calls, each a span of its own
     input_tokens = _count(attrs, INPUT_KEYS, "input tokens")
     output_tokens = _count(attrs, OUTPUT_KEYS, "output tokens")
     if input_tokens is None and output_tokens is None:

@@ -126,3 +126,46 @@ def test_a_jobs_call_waits_for_its_run_when_the_resource_names_the_project(alpha
     post_spans(alpha.host, key, _by_name(spans, "factory.run.execute"))
     with schema_context(alpha.schema):
         assert _stored("late")["calls"] == [("gpt-4.1", "late-job", True)]
+
+
+def test_a_local_agents_usage_is_its_model_calls_once(alpha):
+    """An invoke_agent span (INTERNAL: a local agent) carries the total of the chat spans under
+    it: counting both doubled the run's tokens and cost (an OpenTelemetry review found it). A
+    remote agent (CLIENT: its model calls are out of sight) is counted."""
+    from opentelemetry.trace import SpanKind
+
+    _, key = key_for(alpha, ["ingest"])
+    tracer, exporter = _tracer()
+    agent_usage = {**CHAT, "gen_ai.operation.name": "invoke_agent"}
+    for run_id, kind in (("local", SpanKind.INTERNAL), ("remote", SpanKind.CLIENT)):
+        run = tracer.start_as_current_span(
+            "factory.run.execute", attributes={"run.id": run_id, "run.project_id": "web"}
+        )
+        with (
+            run,
+            tracer.start_as_current_span("invoke_agent coder", kind=kind, attributes=agent_usage),
+        ):
+            if kind == SpanKind.INTERNAL:
+                with tracer.start_as_current_span("chat gpt-4.1", attributes=CHAT):
+                    pass
+    post_spans(alpha.host, key, list(exporter.get_finished_spans()))
+    with schema_context(alpha.schema):
+        for run_id in ("local", "remote"):
+            calls = LlmUsageEvent.objects.filter(run__run_id=run_id)
+            assert [(c.input_tokens, c.output_tokens) for c in calls] == [(1_000, 100)], run_id
+
+
+def test_an_external_call_with_token_usage_is_an_llm_call(alpha):
+    """``factory.external.anthropic`` with gen_ai usage was stored as an external call alone:
+    its tokens and cost were dropped (an OpenTelemetry review found it)."""
+    _, key = key_for(alpha, ["ingest"])
+    tracer, exporter = _tracer()
+    run = tracer.start_as_current_span(
+        "factory.run.execute", attributes={"run.id": "ext", "run.project_id": "web"}
+    )
+    with run, tracer.start_as_current_span("factory.external.openai", attributes=CHAT):
+        pass
+    post_spans(alpha.host, key, list(exporter.get_finished_spans()))
+    with schema_context(alpha.schema):
+        [call] = LlmUsageEvent.objects.filter(run__run_id="ext")
+        assert (call.model, call.input_tokens, call.cost > 0) == ("gpt-4.1", 1_000, True)
