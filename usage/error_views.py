@@ -4,8 +4,6 @@ render; the charts come from ``factory_portal.charts``."""
 
 from __future__ import annotations
 
-import re
-
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -15,12 +13,12 @@ from django.utils.http import urlencode
 from factory_portal import charts, periods, ranges
 from factory_portal.accounts.permissions import can, role_required
 from factory_portal.tenants.connection import connection_zone
+from usage.domain.errors import FINGERPRINT_RE
 from usage.selectors import errors as error_selectors
 
 DEFAULT_RANGE = "30d"
 PER_PAGE = 25
 CHARTED_GROUPS = 6
-FINGERPRINT_RE = re.compile(r"[0-9a-f]{32}")
 SORT_LABELS = {"frequent": "most frequent", "newest": "newest", "runs": "most runs affected"}
 
 
@@ -35,14 +33,13 @@ def error_range(request: HttpRequest, problems: list[str]) -> ranges.DayRange:
     return chosen
 
 
-def _failing_runs(
-    request: HttpRequest, days: ranges.DayRange, templates: list[str], count: int
-) -> str:
-    """Run history's failed runs of these days (of the group's template when it has one); ""
-    for a user who may not open run history."""
+def _runs_with(request: HttpRequest, days: ranges.DayRange, fingerprint: str) -> str:
+    """Run history's runs of these days that reported errors of the group (``error=``), failed
+    or not (a run that succeeded after a retry reported it too); "" for a user who may not open
+    run history. It linked the days' failed runs, most without the error (a UX review)."""
     if not can(request.user, "runs"):
         return ""
-    return ranges.runs_href(days, status="Failed", template=templates[0] if count == 1 else "")
+    return ranges.runs_href(days, error=fingerprint)
 
 
 def _series_labels(groups: list[error_selectors.ErrorGroupRow]) -> list[str]:
@@ -79,7 +76,7 @@ def error_groups(request: HttpRequest) -> HttpResponse:
         {
             "group": row,
             "sparkline": charts.sparkline_points(row.trend),
-            "failing_runs": _failing_runs(request, chosen, row.templates, row.template_count),
+            "failing_runs": _runs_with(request, chosen, row.fingerprint),
         }
         for row in result.rows
     ]
@@ -91,7 +88,7 @@ def error_groups(request: HttpRequest) -> HttpResponse:
             {label: r.trend for label, r in zip(labels, charted, strict=True)},
             links={
                 label: [
-                    _failing_runs(request, ranges.DayRange(day, day), r.templates, r.template_count)
+                    _runs_with(request, ranges.DayRange(day, day), r.fingerprint)
                     for day in result.days
                 ]
                 for label, r in zip(labels, charted, strict=True)
@@ -131,7 +128,6 @@ def error_group(request: HttpRequest, fingerprint: str) -> HttpResponse:
     )
     if detail is None:
         raise Http404("No such error group.")
-    templates = sorted({b.template for b in detail.breakdown if b.template})
     return render(
         request,
         "usage/error_group.html",
@@ -143,14 +139,13 @@ def error_group(request: HttpRequest, fingerprint: str) -> HttpResponse:
                 {"errors": detail.trend},
                 links={
                     "errors": [
-                        _failing_runs(request, ranges.DayRange(d, d), templates, len(templates))
-                        for d in detail.days
+                        _runs_with(request, ranges.DayRange(d, d), fingerprint) for d in detail.days
                     ]
                 },
             )
             if detail.count
             else None,
-            "failing_runs": _failing_runs(request, chosen, templates, len(templates)),
+            "failing_runs": _runs_with(request, chosen, fingerprint),
             "range_query": urlencode(chosen.query()),
             "time_range": ranges.control(request.GET, chosen, problems),
         },

@@ -18,6 +18,7 @@ from factory_portal.accounts.permissions import can, role_required
 from factory_portal.spreadsheets import csv_cell
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors
+from usage.domain.errors import FINGERPRINT_RE
 from usage.domain.limits import FAILURE_TYPE_LENGTH, MODEL_LENGTH, STEP_NAME_LENGTH
 from usage.models import RunStatus
 from usage.selectors import reporting
@@ -77,6 +78,8 @@ def _filters(
         step=text("step", STEP_NAME_LENGTH),
         failure_type=text("failure_type", FAILURE_TYPE_LENGTH),
         model=text("model", MODEL_LENGTH),
+        # An error group (run history's link from the errors pages); anything else matches none.
+        error=error if FINGERPRINT_RE.fullmatch(error := text("error", 32)) else "",
     )
     return selectors.run_filters_canonical(filters, choices)
 
@@ -157,6 +160,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
     query = get.copy()
     for name in ("after", "before"):
         query.pop(name, None)
+    without_error = query.copy()
+    without_error.pop("error", None)
 
     def at(name: str, cursor: selectors.Cursor | None) -> str | None:
         if cursor is None:
@@ -184,6 +189,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
             "previous_query": at("before", page.previous_cursor),
             "first_query": query.urlencode() if page.previous_cursor is not None else None,
             "query": query.urlencode(),
+            "without_error": without_error.urlencode(),
             "zone": connection_zone(),
         },
     )

@@ -203,6 +203,10 @@ class Fingerprint:
     top_frame: str
 
 
+# An error group's fingerprint as ``fingerprint`` writes it: what a page or link may name.
+FINGERPRINT_RE = re.compile(r"[0-9a-f]{32}")
+
+
 def fingerprint(error_type: str, message: str, stacktrace: str) -> Fingerprint:
     """The group an error belongs to: type + normalised message + top frame."""
     normalised = message_normalise(message)

@@ -38,6 +38,7 @@ from usage.models import (
     RunAllocatedCost,
     RunDaily,
     RunLedger,
+    SpanError,
     StepDaily,
 )
 from usage.models import RunStatus as RunStatus  # the statuses of the rows below, for callers
@@ -529,6 +530,7 @@ class RunFilters:
     step: str = ""  # runs with a job of this step
     failure_type: str = ""  # the run's failure type, or a job's (of ``step``, when given)
     model: str = ""  # runs with an LLM call of this model
+    error: str = ""  # runs that reported an error of this group (its fingerprint)
 
 
 @dataclass(frozen=True)
@@ -577,6 +579,10 @@ def _filtered_runs(filters: RunFilters):  # type: ignore[no-untyped-def]
         runs = runs.filter(
             Exists(LlmUsageEvent.objects.filter(run=OuterRef("pk"), model=filters.model))
         )
+    if filters.error:
+        # IN (the group's index, hashed once) rather than EXISTS: a group's runs are few.
+        reported = SpanError.objects.filter(fingerprint=filters.error).values("run_id")
+        runs = runs.filter(pk__in=reported)
     jobs = Job.objects.filter(run=OuterRef("pk"))
     if filters.step:
         jobs = jobs.filter(step_name=filters.step)

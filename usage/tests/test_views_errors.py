@@ -30,15 +30,37 @@ def test_the_list_shows_groups_with_trend_links_and_a_chart(alpha):
     assert "DeployConflict" in html and "manifest &lt;str&gt; conflicts" in html
     assert "github.com/acme/factory/steps.(*Deployer).Apply (steps/deploy.go)" in html
     assert 'href="/runs/r-1/"' in html and 'href="/runs/r%2F2/"' in html
-    assert "/runs/?status=Failed&amp;from=" in html
+    assert f"/runs/?error={DEPLOY}&amp;from=" in html
     assert 'data-figure="error-trend-data"' in html and "<polyline points=" in html
     assert 'data-testid="error-count">2<' in html
     assert "<script>" not in html.replace('<script id="error-trend-data"', "")
-    # Each day's bar of a group opens that day's failed runs (of its template when it has one).
+    # Each day's bar of a group opens that day's runs that reported it.
     chart = page.context["chart"]
     hrefs = [h for trace in chart["data"] for h in trace.get("customdata") or []]
-    assert hrefs and all(h.startswith("/runs/?status=Failed&") and "&from=" in h for h in hrefs)
+    assert hrefs and all(h.startswith("/runs/?error=") and "&from=" in h for h in hrefs)
     assert 'data-range="7d"' in html and 'aria-current="page">30 days' in html
+
+
+def test_a_groups_runs_link_lists_the_runs_that_reported_it(alpha):
+    """The link opened the days' failed runs, most without the error, and missed runs that
+    reported it and then succeeded on a retry (a UX review found it)."""
+    from django_tenants.utils import schema_context
+
+    from tests.support import run_update
+
+    error_make(alpha, "has-it", _recent())
+    error_make(alpha, "other-error", _recent(), error_type="Timeout", span="s9")
+    with schema_context(alpha.schema):
+        run_update("has-it", "Succeeded", _recent(0))  # retried, then succeeded
+        run_update("failed-plain", "Failed", _recent())
+    client = logged_in_client(alpha.host, alpha.admin_email)
+    listing = client.get("/errors/")
+    [row] = [r for r in listing.context["rows"] if r["group"].fingerprint == DEPLOY]
+    runs = client.get(row["failing_runs"]).content.decode()
+    listed = {r for r in ("has-it", "other-error", "failed-plain") if f">{r}<" in runs}
+    assert listed == {"has-it"}
+    assert 'data-testid="error-filter"' in runs and f'href="/errors/{DEPLOY}/"' in runs
+    assert client.get("/runs/?error=not-a-fingerprint%2F").status_code == 200  # no filter
 
 
 def test_the_detail_page_shows_the_error_and_its_stack_trace(alpha):

@@ -330,7 +330,7 @@ def test_a_first_day_after_the_last_is_said_and_left_out(alpha):
 
 
 def test_an_empty_run_history_says_why(alpha):
-    """"No run matches these filters" with no filter set, or for running runs sorted by
+    """ "No run matches these filters" with no filter set, or for running runs sorted by
     duration (which lists finished runs only), misled (a UX review found both)."""
     from datetime import UTC, datetime
 
