@@ -24,7 +24,7 @@ from factory_portal import charts, periods, ranges
 from factory_portal.accounts.permissions import can, role_required
 from factory_portal.tenants.connection import connection_zone
 from usage import selectors
-from usage.selectors import run_trace
+from usage.selectors import reporting, run_trace
 from usage.selectors.overview import overview as usage_overview
 from web.onboarding import onboarding_checklist
 
@@ -98,7 +98,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         context["reserved_budgets"] = guard_selectors.budgets_reserved(budgets, {"": reservation})
         context["reservation"] = reservation
     if linked:
-        context["durations"] = selectors.duration_percentiles(start=chosen.start, end=chosen.end)
+        context["durations"] = reporting.range_durations(chosen.start, chosen.end, zone)
     return render(request, "usage/overview.html", context)
 
 

@@ -22,7 +22,6 @@ from factory_portal.db_routing import read_alias, read_connection
 from factory_portal.enums import enum_canonical
 from factory_portal.pg import local_setting
 from factory_portal.tenants.connection import connection_zone
-from usage.domain.durations import percentile_ms
 from usage.models import (
     ACTIVE_RUN_STATUSES,
     ExternalCall,
@@ -42,7 +41,6 @@ from usage.models import (
     StepDaily,
 )
 from usage.models import RunStatus as RunStatus  # the statuses of the rows below, for callers
-from usage.selectors.histograms import histogram_sum
 
 logger = logging.getLogger(__name__)
 
@@ -979,19 +977,6 @@ def run_detail(run_id: str) -> RunDetail | None:
         allocated_cost=RunAllocatedCost.objects.filter(run=run).aggregate(a=Sum("amount"))["a"]
         or ZERO,
     )
-
-
-def duration_percentiles(*, start: date, end: date) -> dict[str, int | None]:
-    """p50/p95/p99 duration of runs finished (succeeded or failed) requested on those days."""
-    merged = histogram_sum(
-        RunDaily.objects.filter(
-            day__gte=start, day__lte=end, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]
-        ),
-        "duration_histogram",
-    )
-    return {
-        name: percentile_ms(merged, q) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
-    }
 
 
 def daily_cost_by_project(*, start: date, end: date) -> dict[str, dict[date, Decimal]]:
