@@ -108,14 +108,17 @@ class SavingsApi(APIView):
         unknown = sorted(set(request.query_params) - {*ranges.RANGE_PARAMS, "format"})
         if unknown:
             raise serializers.ValidationError(
-                {unknown[0]: "Unknown parameter: the savings take range, from and to."}
+                {unknown[0]: ["Unknown parameter: the savings take range, from and to."]}
             )
         today = periods.local_date(timezone.now(), connection_zone())
-        chosen, problems = ranges.range_parse(
+        chosen, problems = ranges.range_read(
             request.query_params, today=today, default="30d", max_days=SAVINGS_MAX_DAYS
         )
-        if problems:
-            raise serializers.ValidationError({"range": problems})
+        if problems:  # each under its parameter, without what a page would show instead
+            refused: dict[str, list[str]] = {}
+            for problem in problems:
+                refused.setdefault(problem.field, []).append(problem.api)
+            raise serializers.ValidationError(refused)
         view = savings_view(tenant=connection.tenant, start=chosen.start, end=chosen.end)
         report = view.report
         total = report.caching_total

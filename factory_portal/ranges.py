@@ -125,6 +125,16 @@ def month_range(month: date, today: date) -> DayRange:
     return DayRange(first, periods.month_last_day(first))
 
 
+@dataclass(frozen=True)
+class RangeProblem:
+    """What was wrong with a range query: the parameter, what an API answers (the problem
+    alone) and what a page says (with what it shows instead)."""
+
+    field: str  # range | from | to
+    api: str
+    page: str
+
+
 def range_parse(
     params: Mapping[str, str],
     *,
@@ -134,44 +144,75 @@ def range_parse(
 ) -> tuple[DayRange, list[str]]:
     """The range the query chose and what was wrong with it (each problem names the parameter
     and what is shown instead). Never raises: a page always has a range to show."""
-    problems: list[str] = []
+    chosen, problems = range_read(params, today=today, default=default, max_days=max_days)
+    return chosen, [p.page for p in problems]
+
+
+def range_read(
+    params: Mapping[str, str],
+    *,
+    today: date,
+    default: str = DEFAULT,
+    max_days: int = MAX_DAYS,
+) -> tuple[DayRange, list[RangeProblem]]:
+    """``range_parse`` with each problem keyed by its parameter, for an API to refuse with
+    (a page shows its fallback; an API answers 400 naming the field)."""
+    problems: list[RangeProblem] = []
     key = (params.get("range") or "").strip().lower()
     raw_from, raw_to = params.get("from") or "", params.get("to") or ""
     if key in PRESET_LABELS:
         chosen = preset_range(key, today)
         if chosen.length > max_days:  # a page that allows less than the preset spans
             chosen = DayRange(chosen.end - timedelta(days=max_days - 1), chosen.end)
+            limit = f"A range here covers at most {max_days} days"
             problems.append(
-                f"A range here covers at most {max_days} days; it now starts {chosen.start}."
+                RangeProblem("range", f"{limit}.", f"{limit}; it now starts {chosen.start}.")
             )
         return chosen, problems
     if key and key != CUSTOM:
+        wrong = f"range={key[:40]!r} is not a range (one of {', '.join(PRESET_LABELS)} or custom)"
         problems.append(
-            f"range={key[:40]!r} is not a range (one of {', '.join(PRESET_LABELS)} or custom);"
-            f" showing {PRESET_LABELS[default].lower()}."
+            RangeProblem(
+                "range", f"{wrong}.", f"{wrong}; showing {PRESET_LABELS[default].lower()}."
+            )
         )
         return preset_range(default, today), problems
     if not (raw_from or raw_to):
         if key == CUSTOM:
-            problems.append(f"A custom range needs from or to; showing {_default_text(default)}.")
+            problems.append(
+                RangeProblem(
+                    "from",
+                    "A custom range needs from or to.",
+                    f"A custom range needs from or to; showing {_default_text(default)}.",
+                )
+            )
         return preset_range(default, today), problems
     fallback = preset_range(default, today)
     try:
+        field = "to"
         end = periods.day_parse(raw_to) if raw_to else today
+        field = "from"
         start = (
             periods.day_parse(raw_from) if raw_from else end - timedelta(days=fallback.length - 1)
         )
     except periods.PeriodError as exc:
-        problems.append(f"{exc} Showing {_default_text(default)}.")
+        problems.append(RangeProblem(field, str(exc), f"{exc} Showing {_default_text(default)}."))
         return fallback, problems
     if start > end:
+        wrong = f"The start ({start}) is after the end ({end})"
         problems.append(
-            f"The start ({start}) is after the end ({end}); showing {_default_text(default)}."
+            RangeProblem("from", f"{wrong}.", f"{wrong}; showing {_default_text(default)}.")
         )
         return fallback, problems
     if (end - start).days + 1 > max_days:
         start = end - timedelta(days=max_days - 1)
-        problems.append(f"A range covers at most {max_days} days; it now starts {start}.")
+        problems.append(
+            RangeProblem(
+                "to",
+                f"A range covers at most {max_days} days.",
+                f"A range covers at most {max_days} days; it now starts {start}.",
+            )
+        )
     chosen = DayRange(start, end)
     for preset in PRESET_LABELS:  # a custom range equal to a preset is that preset
         if preset_range(preset, today) == DayRange(start, end, preset):

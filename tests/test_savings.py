@@ -84,20 +84,25 @@ def test_api_dismiss_and_undo_need_manage_and_persist(alpha):
 
 
 @pytest.mark.parametrize(
-    "query",
+    ("query", "field", "message"),
     [
-        "range=2y",
-        "range=custom&from=2026-10-11&to=2026-10-01",
-        "range=custom&from=2026-01-01&to=2026-12-31",  # more than 92 days
-        "range=custom&from=yesterday",
-        "days=30",
+        ("range=2y", "range", "range='2y' is not a range"),
+        ("range=custom&from=2026-10-11&to=2026-10-01", "from", "The start (2026-10-11) is after"),
+        ("range=custom&from=2026-01-01&to=2026-12-31", "to", "at most 92 days."),
+        ("range=custom&from=yesterday", "from", "'yesterday' is not a date"),
+        ("range=custom&from=2026-10-01&to=2026-13-01", "to", "'2026-13-01' is not a date"),
+        ("days=30", "days", "Unknown parameter"),
     ],
 )
-def test_api_refuses_bad_ranges_precisely(alpha, query):
+def test_api_refuses_bad_ranges_precisely(alpha, query, field, message):
+    """Each problem under the parameter at fault, without what a page would show instead (a
+    review found them all under "range", saying "showing the last 30 days")."""
     _, raw = key_for(alpha, ["read"])
     response = host_client(alpha.host).get(f"/api/v1/savings?{query}", **bearer(raw))
     assert response.status_code == 400, query
     assert response["Content-Type"] == "application/problem+json"
+    [said] = response.json()["errors"][field]
+    assert message in said and "showing" not in said.lower() and "now starts" not in said
 
 
 def test_api_refuses_a_malformed_key(alpha):
