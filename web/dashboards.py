@@ -98,7 +98,10 @@ def overview(request: HttpRequest) -> HttpResponse:
         context["reserved_budgets"] = guard_selectors.budgets_reserved(budgets, {"": reservation})
         context["reservation"] = reservation
     if linked:
-        context["durations"] = reporting.range_durations(chosen.start, chosen.end, zone)
+        timed = sum(data.status_counts.get(s, 0) for s in reporting.TIMED_STATUSES)
+        context["durations"] = reporting.range_durations(
+            chosen.start, chosen.end, zone, timed=timed
+        )
     return render(request, "usage/overview.html", context)
 
 

@@ -351,17 +351,21 @@ def _exact_percentiles(
     return by_period, by_template, overall
 
 
-def range_durations(start: date, end: date, zone: ZoneInfo) -> dict[str, int | None]:
+def range_durations(
+    start: date, end: date, zone: ZoneInfo, *, timed: int | None = None
+) -> dict[str, int | None]:
     """p50/p95/p99 duration (ms) of the finished runs requested on the tenant's days ``start``
     to ``end`` (inclusive), by the usage report's rule: exact up to ``EXACT_RUNS`` runs, else
     interpolated in the rollup's histograms. The overview interpolated always, so its median
-    differed from the usage page's for the same days (a UX review found 22m 47s and 22m 45s)."""
-    timed = (
-        RunDaily.objects.filter(day__gte=start, day__lte=end, status__in=TIMED_STATUSES).aggregate(
-            n=Sum("runs")
-        )["n"]
-        or 0
-    )
+    differed from the usage page's for the same days (a UX review found 22m 47s and 22m 45s).
+    ``timed``: how many finished runs those days have, when the caller read it already."""
+    if timed is None:
+        timed = (
+            RunDaily.objects.filter(
+                day__gte=start, day__lte=end, status__in=TIMED_STATUSES
+            ).aggregate(n=Sum("runs"))["n"]
+            or 0
+        )
     quantiles = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
     if not timed:
         return dict.fromkeys(quantiles)
