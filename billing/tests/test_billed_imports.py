@@ -102,6 +102,23 @@ def test_files_that_are_not_bills_or_too_large_are_refused(tmp_path, settings):
     assert not BilledImport.objects.exists()
 
 
+def test_names_alike_up_to_what_is_kept_and_totals_too_large(tmp_path):
+    """Two models alike in their first 128 characters were two charges with one key (the
+    import failed on the unique key), and a thousand rows just below the row limit overflowed
+    the stored sum (an operator review found both as tracebacks)."""
+    alike = tmp_path / "alike.csv"
+    lines = ["start_time,line_item,amount_value,amount_currency"]
+    lines += [f'1788998400,"{"m" * 128}{end}, input",1.25,usd' for end in "xy"]
+    alike.write_text("\n".join(lines) + "\n")
+    billed_import(path=alike)
+    [charge] = BilledCost.objects.all()
+    assert (charge.model, charge.amount, charge.rows) == ("m" * 128, Decimal("2.50"), 2)
+    huge = _openai_bill(tmp_path, *["999999999999999"] * 1001, name="huge.csv")
+    with pytest.raises(BilledImportError, match="too large to be a real bill"):
+        billed_import(path=huge)
+    assert BilledImport.objects.count() == 1
+
+
 def test_a_newer_import_replaces_the_bill_of_the_days_it_covers(tmp_path):
     billed_import(path=_openai_bill(tmp_path, "1.00", name="first.csv"))
     billed_import(path=_openai_bill(tmp_path, "1.25", name="second.csv"))

@@ -175,3 +175,22 @@ def test_a_bill_of_more_than_ten_thousand_rows_imports_with_progress(tmp_path):
     assert result.focus_import.billed_cost == _independent_totals(big)["BilledCost"]
     size = big.stat().st_size
     assert seen[0][0] == 10_000 and 0 < seen[0][1] < size and seen[-1] == (11_000, size, size)
+
+
+def test_names_alike_up_to_what_a_pool_keeps_are_one_pool(tmp_path):
+    """Providers alike in their first 100 characters were two pools with one key after the
+    cut, and the import failed (an operator review found it as a traceback and a 500)."""
+    with SAMPLE.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        row = next(reader)
+        columns = reader.fieldnames
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    for end in "xy":
+        writer.writerow({**row, "ProviderName": "B" * 100 + end, "BilledCost": "1.5"})
+    path = tmp_path / "alike.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    result = focus_import(path=path)
+    [pool] = CostPool.objects.filter(source=result.focus_import)
+    assert (pool.provider, pool.billed_cost, pool.rows) == ("B" * 100, Decimal("3.0"), 2)

@@ -34,6 +34,7 @@ from billing.domain.allocation import UNALLOCATED
 from billing.domain.billed import (
     CSV_READERS,
     FORMAT_NAMES,
+    MAX_AMOUNT,
     BilledFileError,
     BilledRow,
     BilledRowError,
@@ -137,6 +138,12 @@ def billed_import(*, path: Path, filename: str = "") -> BilledImportResult:
             f"the {FORMAT_NAMES[layout]} file holds no AI usage charges ({skipped:,} rows of "
             "other services or charge categories)"
         )
+    # Each row is below MAX_AMOUNT; their sums must be too, and the file's (a stored amount
+    # holds 18 digits before the point: a thousand rows of 999,999,999,999,999 overflowed).
+    if max(abs(total) for total in (*sums.values(), sum(sums.values(), Decimal(0)))) >= (
+        MAX_AMOUNT
+    ):
+        raise BilledImportError("a cost total is too large to be a real bill (10^15 or more)")
     days = [key[2] for key in sums]
     with transaction.atomic():
         try:
@@ -203,7 +210,9 @@ def _read(
 
 
 def _key(row: BilledRow) -> Key:
-    return (row.provider, row.model, row.day)
+    """Cut to what a stored charge keeps before grouping: two models alike up to the cut are
+    one charge (cut after, they were two with one key, and the import failed)."""
+    return (row.provider[:64], row.model[:128], row.day)
 
 
 def billed_upload_import(*, chunks: Iterable[bytes], filename: str) -> BilledImportResult:

@@ -123,12 +123,14 @@ def _import_new(
                 continue
             charge_period = period or charge.period
             tag_value = str(charge.tags.get(pool_tag, "")) if pool_tag else ""
+            # Cut to what a pool keeps before grouping: two names alike up to the cut are one
+            # pool (cut after, they were two pools with one key, and the import failed).
             key = (
                 charge_period,
-                charge.provider,
-                charge.service_category,
-                charge.charge_category,
-                tag_value,
+                charge.provider[:100],
+                charge.service_category[:100],
+                charge.charge_category[:32],
+                tag_value[:200],
                 charge.currency,
             )
             for totals in (pools.setdefault(key, PoolTotals()), file_totals):
