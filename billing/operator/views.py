@@ -27,7 +27,11 @@ from billing.operator.forms import (
 )
 from billing.operator.models import AllocationRule, AllocationRun, Commitment, CostPool
 from billing.operator.selectors import customer_cost_table
-from billing.operator.services.allocation import RunOutcome, allocation_run
+from billing.operator.services.allocation import (
+    AllocationRefused,
+    RunOutcome,
+    allocation_run,
+)
 from billing.operator.services.billed import (
     BilledImportError,
     billed_upload_import,
@@ -151,7 +155,10 @@ def allocation_period_run(request: HttpRequest, period: str) -> HttpResponse:
     if request.POST.get("close"):
         messages.warning(request, "Closing a month needs its confirmation: nothing was changed.")
         return redirect("allocation-period-close", period=month_text(month))
-    _allocated(request, allocation_run(period=month), month)
+    try:
+        _allocated(request, allocation_run(period=month), month)
+    except AllocationRefused as exc:
+        messages.error(request, str(exc))
     return redirect("allocation-period", period=month_text(month))
 
 
@@ -198,8 +205,10 @@ def allocation_period_close(request: HttpRequest, period: str) -> HttpResponse:
     form = CloseMonthForm(request.POST or None, period=month_text(month))
     if request.method == "POST":
         if form.is_valid():
-            outcome = allocation_run(period=month, close=True)
-            _allocated(request, outcome, month)
+            try:
+                _allocated(request, allocation_run(period=month, close=True), month)
+            except AllocationRefused as exc:
+                messages.error(request, str(exc))
             return redirect("allocation-period", period=month_text(month))
         status = 400
     else:

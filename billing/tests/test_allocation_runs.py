@@ -298,3 +298,19 @@ def test_the_focus_export_keeps_a_credits_category_and_marks_corrections(usage):
     assert all(r["ChargeClass"] == "" for r in infra if r not in corrections)
     assert credits and all(Decimal(r["BilledCost"]) < 0 for r in credits)  # numbers, no "'"
     assert all(not r["BilledCost"].startswith("'") for r in rows)
+
+
+def test_a_month_that_has_not_begun_is_not_allocated(alpha):
+    """It made an empty draft that the customers' costs showed as allocated (an operator
+    review): the command and the console say why, and nothing is made."""
+    from django.utils import timezone
+
+    from billing.operator.services.allocation import AllocationRefused
+    from factory_portal.periods import month_text, next_month
+
+    ahead = next_month(timezone.now().date().replace(day=1))
+    with pytest.raises(AllocationRefused, match="has not begun"):
+        allocation_run(period=ahead)
+    with pytest.raises(Exception, match="has not begun"):
+        call_command("allocate", "--period", month_text(ahead), stdout=io.StringIO())
+    assert not AllocationRun.objects.filter(period=ahead).exists()

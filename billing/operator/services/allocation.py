@@ -203,8 +203,19 @@ class RunOutcome:
     unallocated: Decimal = Decimal(0)
 
 
+class AllocationRefused(ValueError):
+    """A period that cannot be allocated; the message says why, for the operator."""
+
+
 def allocation_run(*, period: date, close: bool = False) -> RunOutcome:
-    """Allocate ``period`` (a draft is recomputed); ``close`` freezes it afterwards."""
+    """Allocate ``period`` (a draft is recomputed); ``close`` freezes it afterwards. A month
+    that has not begun is refused: it has no bill, and its empty draft (or a closed month with
+    nothing in it) showed on the customers' costs as allocated (an operator review)."""
+    this_month = timezone.now().date().replace(day=1)
+    if period > this_month:
+        raise AllocationRefused(
+            f"{month_text(period)} has not begun: allocate a month once its bill is imported."
+        )
     results, digest = allocation_compute(period)
     tenants = {t.slug: t for t in customer_tenants()}
     now = timezone.now()

@@ -5,7 +5,11 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.domain.allocation import Method
-from billing.operator.services.allocation import allocation_run, allocation_what_if
+from billing.operator.services.allocation import (
+    AllocationRefused,
+    allocation_run,
+    allocation_what_if,
+)
 from factory_portal.periods import PeriodError, month_parse, month_text
 
 
@@ -33,7 +37,10 @@ class Command(BaseCommand):
                     f"{tenant:<16}" + "".join(f"{amounts[m]:>18,.2f}" for m in Method.ALL)
                 )
             return
-        outcome = allocation_run(period=period, close=options["close"])
+        try:
+            outcome = allocation_run(period=period, close=options["close"])
+        except AllocationRefused as exc:
+            raise CommandError(str(exc)) from exc
         run = outcome.run
         if outcome.corrections:
             self.stdout.write(
