@@ -73,6 +73,7 @@ class Trend:
     direction: str  # up | down | flat
     worse: bool | None  # None when neither direction is better
     previous: Decimal | int
+    current: Decimal | int | None = None
 
 
 def trend(
@@ -82,10 +83,10 @@ def trend(
     if current is None or previous is None:
         return None
     if current == previous:
-        return Trend("flat", False if rise_is_worse is not None else None, previous)
+        return Trend("flat", False if rise_is_worse is not None else None, previous, current)
     up = current > previous
     worse = None if rise_is_worse is None else up == rise_is_worse
-    return Trend("up" if up else "down", worse, previous)
+    return Trend("up" if up else "down", worse, previous, current)
 
 
 @dataclass(frozen=True)

@@ -219,17 +219,23 @@ def trend(change: Any, kind: str) -> str:
     when worse, green when better, the previous value in its title and for screen readers."""
     if change is None:
         return ""
-    previous = _TREND_FORMATS[kind](change.previous)
-    tone = " trend-worse" if change.worse else ""
-    if change.worse is False and change.direction != "flat":
-        tone = " trend-better"
+    shown = _TREND_FORMATS[kind]
+    previous = shown(change.previous)
+    direction = change.direction
+    if change.current is not None and shown(change.current) == previous:
+        direction = "flat"  # a move the figures shown cannot see ("94.68% ▼ from 94.68%")
+    tone, said = "", ""
+    if direction != "flat" and change.worse is not None:
+        tone = " trend-worse" if change.worse else " trend-better"
+        said = ", worse" if change.worse else ", better"  # not by colour alone
     return format_html(
         '<span class="trend trend-{}{}" title="previous period: {}" data-testid="trend">{}'
-        '<span class="visually-hidden"> {} from {}</span></span>',
-        change.direction,
+        '<span class="visually-hidden"> {}{} from {}</span></span>',
+        direction,
         tone,
         previous,
-        _ARROWS[change.direction],
-        change.direction,
+        _ARROWS[direction],
+        "unchanged" if direction == "flat" else direction,
+        said,
         previous,
     )
