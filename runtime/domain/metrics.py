@@ -694,17 +694,34 @@ def _is_reset(state: CounterState, point: PointIn) -> bool:
     return point.monotonic and (point.value or 0.0) < state.value
 
 
+# A cumulative point whose counter started longer before it than this is a baseline when it
+# is the first the series is seen with (or the first after a reset): its count happened before
+# the portal saw it, not in the point's minute.
+FIRST_POINT_WINDOW_NS = 10 * 60 * 10**9
+
+
+def _from_start(point: PointIn) -> Increase:
+    """What the first cumulative point of a series (or of a reset) adds: all it counted when
+    its counter started within ``FIRST_POINT_WINDOW_NS`` of it, or when its start is unknown;
+    nothing when it started long before (a process seen for the first time after three days
+    counted them all as one minute's errors: a review found the spike). The collector's
+    cumulativetodelta and Prometheus start from such a point the same way."""
+    if point.start_ns and point.time_ns - point.start_ns > FIRST_POINT_WINDOW_NS:
+        return Increase(0.0) if point.kind == SUM else Increase(count=0, sum=0.0)
+    return own_increase(point)
+
+
 def increase_of(state: CounterState | None, point: PointIn) -> tuple[Increase, CounterState | None]:
     """What ``point`` adds to its series after ``state`` (the series' last cumulative point),
     and the state after it. Delta points and gauges add themselves and leave the state."""
     if point.kind == GAUGE or not point.cumulative:
         return own_increase(point), state
     if state is None:
-        return own_increase(point), _state_of(point)
+        return _from_start(point), _state_of(point)
     if _us(point.time_ns) <= _us(state.time_ns):  # a resent or late point: already counted
         return Increase(0.0) if point.kind == SUM else Increase(count=0, sum=0.0), state
     if _is_reset(state, point):
-        return own_increase(point), _state_of(point)
+        return _from_start(point), _state_of(point)
     if point.kind == SUM:
         return Increase(value=(point.value or 0.0) - state.value), _state_of(point)
     counts, before = point.bucket_counts, state.counts
@@ -799,6 +816,15 @@ def rollup_merge(a: Rollup, b: Rollup) -> Rollup:
     )
 
 
+def interval_extremes(point: PointIn) -> tuple[float | None, float | None]:
+    """A histogram point's min and max as an interval's: a cumulative point's cover its whole
+    life since its start, not the increase stored for it, so they are not kept (its rollups
+    and percentiles were clamped to a lifetime's extremes; an OpenTelemetry review)."""
+    if point.cumulative:
+        return None, None
+    return point.min, point.max
+
+
 def point_rollup(point: PointIn, increase: Increase) -> Rollup:
     """A single point as an aggregate."""
     if point.kind == GAUGE:
@@ -806,10 +832,11 @@ def point_rollup(point: PointIn, increase: Increase) -> Rollup:
         return Rollup(1, v, v, v, v, point.time_ns)
     if point.kind == SUM:
         return Rollup(1, last=point.value, last_time_ns=point.time_ns, increase=increase.value)
+    low, high = interval_extremes(point)
     return Rollup(
         1,
-        min=point.min,
-        max=point.max,
+        min=low,
+        max=high,
         count=increase.count,
         sum=increase.sum,
         bounds=point.bounds if increase.bucket_counts is not None else None,

@@ -44,6 +44,7 @@ from runtime.domain.metrics import (
     RejectedPoints,
     Rollup,
     increases,
+    interval_extremes,
     ns_time,
     own_increase,
     points_by,
@@ -390,9 +391,10 @@ def _point_text(point: PointIn, increase: Increase) -> str:
         value, total = _text(increase.value), _text(point.value)
         return f"{at}\t{value}\t{total}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n"
     buckets = increase.bucket_counts
+    low, high = interval_extremes(point)
     return (
         f"{at}\t\\N\t\\N\t{_text(increase.count)}\t{_text(increase.sum)}"
-        f"\t{_text(point.min)}\t{_text(point.max)}"
+        f"\t{_text(low)}\t{_text(high)}"
         f"\t{_bounds_text(point.bounds if buckets else None)}\t{_array_text(buckets)}\n"
     )
 

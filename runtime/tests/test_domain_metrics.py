@@ -212,6 +212,52 @@ def test_a_value_below_the_previous_one_is_a_reset_without_a_new_start(values):
     assert [i.value for _, i in done] == expected
 
 
+def test_a_counter_first_seen_long_after_it_started_is_a_baseline():
+    """Its lifetime was counted as its first minute's increase (50,000 errors in a minute for
+    a worker first seen three days after it started; an OpenTelemetry review): such a first
+    point adds nothing and the next one its change; a counter that started within the window
+    (a new process) counts from its start; a histogram likewise."""
+    three_days = 3 * 86_400 * SECOND
+    old = [PointIn(series(), T0 + n * 60 * SECOND, T0 - three_days, v) for n, v in
+           enumerate([50_000.0, 50_007.0])]  # fmt: skip
+    done, _ = increases(None, old)
+    assert [i.value for _, i in done] == [0.0, 7.0]
+    fresh = PointIn(series(), T0 + 30 * SECOND, T0, 12.0)
+    assert [i.value for _, i in increases(None, [fresh])[0]] == [12.0]
+    unknown_start = PointIn(series(), T0, 0, 5.0)
+    assert [i.value for _, i in increases(None, [unknown_start])[0]] == [5.0]
+    hist = PointIn(
+        series(HISTOGRAM), T0, T0 - three_days, None, count=40, sum=9.0, bounds=(1.0,),
+        bucket_counts=(30, 10),
+    )  # fmt: skip
+    [(_, first)] = increases(None, [hist])[0]
+    assert (first.count, first.sum) == (0, 0.0)
+
+
+def test_a_cumulative_histograms_min_and_max_are_not_an_intervals():
+    """They cover the histogram's whole life: kept for a later point's increase, its minute's
+    min was 12 s and max 20,000 s for one 30 s job (an OpenTelemetry review)."""
+
+    def point(cumulative: bool, start: int) -> PointIn:
+        return PointIn(
+            series(HISTOGRAM, cumulative=cumulative), T0 + 60 * SECOND, start, None, count=3,
+            sum=20_042.0, min=12.0, max=20_000.0, bounds=(60.0,), bucket_counts=(2, 1),
+        )  # fmt: skip
+
+    cumulative = point(True, T0)
+    [(_, increase)] = increases(None, [cumulative])[0]
+    assert (point_rollup(cumulative, increase).min, point_rollup(cumulative, increase).max) == (
+        None,
+        None,
+    )
+    delta = point(False, T0)
+    [(_, increase)] = increases(None, [delta])[0]
+    assert (point_rollup(delta, increase).min, point_rollup(delta, increase).max) == (
+        12.0,
+        20_000.0,
+    )
+
+
 def test_non_monotonic_sums_go_down_without_a_reset():
     points = [
         PointIn(series(monotonic=False), T0 + n * SECOND, T0, v)
