@@ -30,6 +30,7 @@ from billing.selectors.budgets import BudgetStatus, budgets_status
 from billing.selectors.commitments import CommitmentStatus, commitments_status_now
 from billing.selectors.cost_change import CompareError, compare_range, period_cost_change
 from billing.selectors.costs import UnitCost
+from billing.selectors.periods import month_cost
 from billing.selectors.quotes import (
     HISTORY_DAYS,
     history_window,
@@ -548,10 +549,23 @@ def recent_months(today: date, count: int = REPORT_MONTHS) -> list[date]:
 def reports(request: HttpRequest) -> HttpResponse:
     """The last 12 months (in the tenant's timezone) with links to each month's downloads."""
     months = recent_months(periods.local_date(timezone.now(), connection_zone()))
+    tenant = connection.tenant
+    # A month with neither AI cost nor allocated infrastructure says so: its files hold a
+    # header and no charge (a UX review found twelve alike links, eight of them empty).
+    empty = {
+        m
+        for m in months
+        if not (cost := month_cost(tenant=tenant, month=m)).projects and not cost.allocated_months
+    }
     return render(
         request,
         "billing/reports.html",
-        {"months": months, "current": months[0], "formats": REPORT_FORMAT_LABELS},
+        {
+            "months": months,
+            "empty": empty,
+            "current": months[0],
+            "formats": REPORT_FORMAT_LABELS,
+        },
     )
 
 

@@ -41,3 +41,30 @@ def test_reports_index_links_twelve_months_in_the_tenant_timezone(alpha, people,
     monkeypatch.undo()
     download = client.get("/reports/2026-11/csv")
     assert download.status_code == 200 and download["Content-Type"] == "text/csv"
+
+
+def test_months_without_usage_say_so(alpha, people, monkeypatch):
+    """Twelve alike links, most of them files with a header and no charge (a UX review): a
+    month with neither AI cost nor allocated infrastructure is marked."""
+    from decimal import Decimal
+
+    from django_tenants.utils import schema_context
+
+    from tests.support import llm_event_in
+    from usage.pricing import pricer_for
+    from usage.services.ingest import events_ingest
+
+    with schema_context(alpha.schema):
+        events_ingest(
+            events=[llm_event_in("o", datetime(2026, 10, 5, tzinfo=UTC), cost=Decimal("1"))],
+            pricer=pricer_for(alpha.tenant),
+        )
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 11, 20, tzinfo=UTC))
+    page = response_text(people["finance"].get("/reports/"))
+    marked = {
+        month
+        for month, row in re.findall(r"<th scope=\"row\">(\w+ \d{4})(.*?)</th>", page, re.S)
+        if 'data-testid="no-usage"' in row
+    }
+    assert "October 2026" not in marked and "November 2026" in marked
+    assert len(marked) == 11
