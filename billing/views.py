@@ -262,6 +262,13 @@ def _cost_change_panel(
         "change": change,
         "before": before,
         "before_label": before_label,
+        # The page's other parameters, kept by the compare form (the range, the chart's split).
+        "keep": [
+            (name, value)
+            for name, values in request.GET.lists()
+            if name not in ("compare_from", "compare_to")
+            for value in values
+        ],
         "parts": parts,
         "chart": charts.cost_change_chart(
             ("Before", change.before),

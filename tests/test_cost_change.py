@@ -146,6 +146,12 @@ def test_the_costs_page_explains_the_change(alpha, beta):
         f"/costs/?range=custom&{QUERY}&compare_from=2026-09-01&compare_to=2026-09-30"
     ).content.decode()
     assert 'data-testid="cost-change-total">$6.00<' in other
+    # The compare form keeps the range and starts on the days compared (it was a query string
+    # printed on the page; a UX review).
+    form = other.split('data-testid="compare-form">')[1].split("</form>")[0]
+    assert '<input type="hidden" name="range" value="custom">' in form
+    assert 'name="compare_from" value="2026-09-01"' in form
+    assert 'name="compare_to" value="2026-09-30"' in form and "compare_from=" not in form
     bad = finance.get(f"/costs/?range=custom&{QUERY}&compare_from=nope")
     assert bad.status_code == 200 and "Comparing with the previous period" in bad.content.decode()
     empty = finance.get("/costs/?range=custom&from=2025-01-01&to=2025-01-31").content.decode()
