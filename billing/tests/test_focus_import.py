@@ -194,3 +194,15 @@ def test_names_alike_up_to_what_a_pool_keeps_are_one_pool(tmp_path):
     result = focus_import(path=path)
     [pool] = CostPool.objects.filter(source=result.focus_import)
     assert (pool.provider, pool.billed_cost, pool.rows) == ("B" * 100, Decimal("3.0"), 2)
+
+
+def test_importing_a_file_again_with_other_options_says_so():
+    """A second import with another --period or --pool-tag said "nothing changed" and left the
+    operator believing the new options applied (an operator review)."""
+    focus_import(path=SAMPLE)
+    with pytest.raises(FocusImportError, match="with pool tag 'none'; importing it again with"):
+        focus_import(path=SAMPLE, pool_tag="team")
+    with pytest.raises(FocusImportError, match="importing it again into 2030-01 changes nothing"):
+        focus_import(path=SAMPLE, period=date(2030, 1, 1))
+    assert not focus_import(path=SAMPLE).created  # the same options: a no-op, as before
+    assert FocusImport.objects.count() == 1

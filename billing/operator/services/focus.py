@@ -83,6 +83,7 @@ def focus_import(
     digest = file_sha256(path)
     existing = FocusImport.objects.filter(sha256=digest).first()
     if existing is not None:
+        _same_options(existing, period, pool_tag)
         return FocusImportResult(focus_import=existing, created=False)
 
     try:
@@ -91,6 +92,28 @@ def focus_import(
         raise FocusImportError("not a UTF-8 text file: save the bill as a UTF-8 CSV") from exc
     except csv.Error as exc:
         raise FocusImportError(f"not a readable CSV file: {exc}") from exc
+
+
+def _same_options(existing: FocusImport, period: date | None, pool_tag: str) -> None:
+    """A file imported before is a no-op, but not silently with other options: its pools keep
+    the billing period and pool tag it was imported with (an operator review found a wrong
+    --period impossible to see, and to mend, this way)."""
+    pools = CostPool.objects.filter(source=existing)
+    tags = set(pools.values_list("tag_key", flat=True))
+    months = set(pools.values_list("period", flat=True))
+    when = f"{existing.filename} was imported on {existing.imported_at:%Y-%m-%d}"
+    if tags and tags != {pool_tag[:100]}:
+        earlier = next(iter(tags)) or "none"
+        raise FocusImportError(
+            f"{when} with pool tag {earlier!r}; importing it again with pool tag "
+            f"{pool_tag or 'none'!r} changes nothing (its pools stand as they are)"
+        )
+    if period is not None and months and months != {period}:
+        earlier_months = ", ".join(sorted(m.strftime("%Y-%m") for m in months))
+        raise FocusImportError(
+            f"{when} into {earlier_months}; importing it again into {period:%Y-%m} changes "
+            "nothing (its pools stand as they are)"
+        )
 
 
 def _import_new(
