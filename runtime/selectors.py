@@ -163,7 +163,11 @@ def gauge_trend(
     series = series_select([name], labels=labels, since=window.start, until=window.end)
     if not series:
         return Trend(window.buckets, {})
-    if window.resolution is Resolution.RAW:
+    if all(s.kind == MetricKind.SUM for s in series):
+        # A level sent as an up-down counter: the values it reports, not their changes (the
+        # queue-depth rule read 2 for a queue of 42; a review found it).
+        average = "avg(m.total)" if window.resolution is Resolution.RAW else "avg(m.last)"
+    elif window.resolution is Resolution.RAW:
         average = "avg(m.value)"
     else:
         average = "sum(m.total) / nullif(sum(m.samples), 0)"

@@ -78,10 +78,20 @@ def _filters(
         step=text("step", STEP_NAME_LENGTH),
         failure_type=text("failure_type", FAILURE_TYPE_LENGTH),
         model=text("model", MODEL_LENGTH),
-        # An error group (run history's link from the errors pages); anything else matches none.
-        error=error if FINGERPRINT_RE.fullmatch(error := text("error", 32)) else "",
+        error=_error_group(get.get("error", ""), problems),
     )
     return selectors.run_filters_canonical(filters, choices)
+
+
+def _error_group(raw: str, problems: list[str] | None) -> str:
+    """An error group's fingerprint (run history's link from the errors pages, in any letter
+    case); anything else is left out with the reason (the CSV then refuses it)."""
+    value = raw.strip().lower()
+    if not value or FINGERPRINT_RE.fullmatch(value):
+        return value
+    if problems is not None:
+        problems.append(f"{raw[:40]!r} is not an error group. The filter was left out.")
+    return ""
 
 
 def _sort(request: HttpRequest) -> str:

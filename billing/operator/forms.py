@@ -11,7 +11,7 @@ from typing import Any
 from django import forms
 
 from billing.operator.models import Commitment
-from factory_portal.periods import PeriodError, local_day_start, month_parse, zone
+from factory_portal.periods import PeriodError, day_check, local_day_start, month_parse, zone
 from factory_portal.tenants.selectors import customer_tenants
 
 
@@ -81,7 +81,10 @@ class PriceOverrideForm(forms.Form):
         day: date | None = cleaned.get("effective_from")
         tenant = cleaned.get("tenant")
         if day is not None and tenant is not None:
-            cleaned["effective_from"] = local_day_start(day, zone(tenant.timezone))
+            try:
+                cleaned["effective_from"] = local_day_start(day_check(day), zone(tenant.timezone))
+            except PeriodError as exc:  # year 1 in Tokyo is before any time there is
+                self.add_error("effective_from", str(exc))
         elif day is not None:  # no tenant: its own error is said; nothing is created
             cleaned.pop("effective_from")
         return cleaned

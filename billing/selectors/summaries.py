@@ -20,10 +20,11 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from billing.domain import allocation
-from billing.operator.models import AllocationRun
+from billing.operator.models import AllocationLine, AllocationRun
 from billing.selectors.costs import CostReport, UnitCost, cost_report, range_report
 from factory_portal.periods import local_date, month_of, month_text, next_month
 from factory_portal.tenants.models import Tenant
@@ -112,7 +113,15 @@ def month_fingerprint(period: date) -> tuple[object, ...]:
         .values_list("pk", "status", "computed_at")  # a re-run draft keeps its pk
         .first()
     )
-    return (*rollups, allocation)
+    # A closed month's corrections are added to this month's run without recomputing it (its
+    # computed_at says when its draft was, for the staleness warning): its newest line and
+    # their count change then (the tenant's costs page kept the figure from before them).
+    lines = (
+        AllocationLine.objects.filter(run_id=allocation[0]).aggregate(n=Count("pk"), last=Max("pk"))
+        if allocation is not None
+        else None
+    )
+    return (*rollups, allocation, lines and (lines["n"], lines["last"]))
 
 
 OUTSIDE_RUNS = "(outside runs)"

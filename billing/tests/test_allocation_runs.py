@@ -175,10 +175,14 @@ def test_closed_month_is_frozen_and_changes_become_corrections(usage):
 
     with schema_context(alpha.schema):
         before = month_fingerprint(date(2026, 10, 1))
+    computed = AllocationRun.objects.get(period=date(2026, 10, 1)).computed_at
     _cpu(alpha, "web", "400", "later-usage")
     assert allocation_run(period=PERIOD).corrections > 0
     with schema_context(alpha.schema):
         assert month_fingerprint(date(2026, 10, 1)) != before
+    # ...without touching when October's draft was computed: its staleness warning compares
+    # with that (the final review found a first version hiding it).
+    assert AllocationRun.objects.get(period=date(2026, 10, 1)).computed_at == computed
 
 
 def test_what_if_compares_the_three_methods(usage):

@@ -236,6 +236,13 @@ def test_a_contract_terms_day_starts_at_the_tenants_midnight(operator, alpha, mo
     assert "from 2026-10-01 00:00 America/New_York" in page  # the message
     listed = '<td>2026-10-01 00:00 <span class="muted">America/New_York</span></td>'
     assert listed in page.split("Contract terms (")[1]
+    # A day before any time in the tenant's zone: said on the form (it answered 500).
+    tenant_timezone_set(tenant=alpha.tenant, timezone="Asia/Tokyo")
+    early = operator.post(
+        "/price-book/overrides",
+        {"tenant": "alpha", "discount_percent": "10", "effective_from": "0001-01-01"},
+    )
+    assert early.status_code == 400 and "outside the supported days" in _text(early)
     # No tenant: the form says so, and nothing is added.
     refused = operator.post(
         "/price-book/overrides", {"discount_percent": "10", "effective_from": "2026-10-01"}

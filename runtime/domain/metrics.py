@@ -925,10 +925,11 @@ def _histogram_aggregate(group: list[tuple[PointIn, Increase]]) -> Rollup:
             count = increase.count if count is None else count + increase.count
         if increase.sum is not None:
             total = increase.sum if total is None else total + increase.sum
-        if point.min is not None and (low is None or point.min < low):
-            low = point.min
-        if point.max is not None and (high is None or point.max > high):
-            high = point.max
+        point_low, point_high = interval_extremes(point)
+        if point_low is not None and (low is None or point_low < low):
+            low = point_low
+        if point_high is not None and (high is None or point_high > high):
+            high = point_high
         added = increase.bucket_counts
         if added is None:
             continue

@@ -428,3 +428,22 @@ def test_a_level_sent_as_an_up_down_counter_reads_as_its_value(alpha):
             seen.append(status.jobs_in_queue(now=timezone.now())["build"].value)
     provider.shutdown()
     assert seen == [40, 42, -3]
+    # The charts and the queue-depth rule read the level too, from raw points and rollups.
+    from datetime import timedelta
+
+    from runtime import selectors
+    from runtime.domain.ranges import RangePreset, Resolution, Window, window
+
+    span = window(
+        RangePreset("t", "t", timedelta(hours=1), timedelta(minutes=10), "10 minutes"),
+        timezone.now(),
+    )
+    for resolution in (Resolution.RAW, Resolution.MINUTE):
+        w = Window(span.start, span.end, span.step, resolution)
+        with schema_context(alpha.schema):
+            line = selectors.gauge_trend("jobs_in_queue", w, by="job_type").lines["build"]
+        value = [v for v in line if v is not None][-1]
+        if resolution is Resolution.RAW:  # the bucket's mean level: (40 + 42 - 3) / 3
+            assert value == pytest.approx(79 / 3)
+        else:  # the mean of each minute's last level, however the three fell into minutes
+            assert min(abs(value - v) for v in (-3.0, 18.5, 19.5, 79 / 3)) < 1e-9, line

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from runtime.domain.metrics import (
     GAUGE,
     HISTOGRAM,
+    HOUR_NS,
     MINUTE_NS,
     SUM,
     Increase,
@@ -256,6 +257,13 @@ def test_a_cumulative_histograms_min_and_max_are_not_an_intervals():
         12.0,
         20_000.0,
     )
+    # Several points in one bucket are folded at once: the same rule (a review found the hour
+    # rollup still clamped to the lifetime's).
+    later = [cumulative._replace(time_ns=cumulative.time_ns + n * SECOND) for n in range(3)]
+    done, _ = increases(None, later)
+    for width in (MINUTE_NS, HOUR_NS):
+        [folded] = rollups(done, width).values()
+        assert (folded.min, folded.max) == (None, None)
 
 
 def test_non_monotonic_sums_go_down_without_a_reset():

@@ -60,7 +60,11 @@ def test_a_groups_runs_link_lists_the_runs_that_reported_it(alpha):
     listed = {r for r in ("has-it", "other-error", "failed-plain") if f">{r}<" in runs}
     assert listed == {"has-it"}
     assert 'data-testid="error-filter"' in runs and f'href="/errors/{DEPLOY}/"' in runs
-    assert client.get("/runs/?error=not-a-fingerprint%2F").status_code == 200  # no filter
+    upper = client.get(f"/runs/?error={DEPLOY.upper()}").content.decode()  # any letter case
+    assert 'data-testid="error-filter"' in upper
+    bad = client.get("/runs/?error=not-a-fingerprint%2F")
+    assert bad.status_code == 200 and "is not an error group" in bad.content.decode()
+    assert client.get("/runs.csv?error=not-a-fingerprint").status_code == 400  # not every run
 
 
 def test_the_detail_page_shows_the_error_and_its_stack_trace(alpha):

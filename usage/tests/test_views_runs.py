@@ -348,4 +348,5 @@ def test_an_empty_run_history_says_why(alpha):
     with schema_context(alpha.schema):
         run_update("live", "Running", datetime.now(UTC))
     assert "sorting by duration lists finished runs only" in said("status=Running&sort=longest")
+    assert said("sort=longest").startswith("No finished run yet: sorting by duration")
     assert said("status=Failed") == "No run matches these filters."

@@ -316,8 +316,6 @@ def _correct_closed(
                 )
             )
     AllocationLine.objects.bulk_create(corrections)
-    if corrections:  # the target's lines changed: what summaries of its month are keyed by
-        AllocationRun.objects.filter(pk=target.pk).update(computed_at=timezone.now())
     _run_shares_refresh(target_period)
     return _outcome(run, list(AllocationLine.objects.filter(run=run)), len(corrections))
 
