@@ -741,6 +741,27 @@ class _Tree:
     def __init__(self, spans: list[FlatSpan]) -> None:
         self.by_id = {(s.trace_id, s.span_id): s for s in spans}
         self._job_ids: dict[int, str] = {}
+        self._above_usage: set[tuple[str, str]] | None = None
+
+    def encloses_usage(self, span: FlatSpan) -> bool:
+        """Whether a span under ``span`` in this request reports token usage."""
+        if self._above_usage is None:
+            above: set[tuple[str, str]] = set()
+            for other in self.by_id.values():
+                if _USAGE_KEYS.isdisjoint(other.attrs):
+                    continue
+                parent_id = other.parent_span_id
+                for _ in range(64):  # bounded, as in job_span
+                    key = (other.trace_id, parent_id)
+                    if not parent_id or key in above:
+                        break
+                    above.add(key)
+                    parent = self.by_id.get(key)
+                    if parent is None:
+                        break
+                    parent_id = parent.parent_span_id
+            self._above_usage = above
+        return (span.trace_id, span.span_id) in self._above_usage
 
     def job_span(self, span: FlatSpan) -> FlatSpan | None:
         by_id = self.by_id
@@ -880,9 +901,17 @@ def _usage_record(
         return job_span_map(span, context, latest)
     if span.name.startswith(EXTERNAL_PREFIX):
         # An external call that reports token usage is a model call: an LLM call (which the
-        # waterfall shows among the external calls), so its cost counts (it was dropped).
-        call = llm_span_map(span, context, lambda: tree.job_id(span), latest)
-        return call or external_span_map(span, context, tree.job_id(span), latest)
+        # waterfall shows among the external calls), so its cost counts (it was dropped) -
+        # unless a span under it here reports the usage itself (an instrumented client's
+        # call: counting both doubled it), or it names no model (kept as the external call).
+        if not tree.encloses_usage(span):
+            try:
+                call = llm_span_map(span, context, lambda: tree.job_id(span), latest)
+            except ValueError:
+                call = None
+            if call is not None:
+                return call
+        return external_span_map(span, context, tree.job_id(span), latest)
     return llm_span_map(span, context, lambda: tree.job_id(span), latest)
 
 

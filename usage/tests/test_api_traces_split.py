@@ -169,3 +169,31 @@ def test_an_external_call_with_token_usage_is_an_llm_call(alpha):
     with schema_context(alpha.schema):
         [call] = LlmUsageEvent.objects.filter(run__run_id="ext")
         assert (call.model, call.input_tokens, call.cost > 0) == ("gpt-4.1", 1_000, True)
+
+
+def test_an_external_call_enclosing_its_own_model_call_is_counted_once(alpha):
+    """An instrumented client's chat span under the factory's external span carries the usage
+    too: counting both doubled it; and an external span with usage but no model was rejected,
+    losing the external call (the final review found both)."""
+    _, key = key_for(alpha, ["ingest"])
+    tracer, exporter = _tracer()
+    run = tracer.start_as_current_span(
+        "factory.run.execute", attributes={"run.id": "wrapped", "run.project_id": "web"}
+    )
+    external = tracer.start_as_current_span("factory.external.openai", attributes=CHAT)
+    with run, external, tracer.start_as_current_span("chat gpt-4.1", attributes=CHAT):
+        pass
+    no_model = {k: v for k, v in CHAT.items() if k != "gen_ai.request.model"}
+    run = tracer.start_as_current_span(
+        "factory.run.execute", attributes={"run.id": "nameless", "run.project_id": "web"}
+    )
+    with run, tracer.start_as_current_span("factory.external.vendor", attributes=no_model):
+        pass
+    answer = parse_response(post_spans(alpha.host, key, list(exporter.get_finished_spans())))
+    assert answer.partial_success.rejected_spans == 0
+    with schema_context(alpha.schema):
+        calls = LlmUsageEvent.objects.filter(run__run_id="wrapped")
+        assert [(c.input_tokens, c.output_tokens) for c in calls] == [(1_000, 100)]
+        assert _stored("wrapped")["external"] == [("openai", None)]
+        assert _stored("nameless")["external"] == [("vendor", None)]
+        assert not LlmUsageEvent.objects.filter(run__run_id="nameless").exists()
