@@ -504,6 +504,9 @@ class JobSpan:
     duration_ms: int | None
     failure_type: str | None
     errors: tuple[SpanFault, ...] = ()
+    # Spans under it in its request that are no record (a tool's span): a call sent earlier
+    # whose nearest unseen ancestor (``job_parent``) is one of them is this job's.
+    covers: tuple[str, ...] = ()
 
     kind: ClassVar[str] = "job"
 
@@ -623,6 +626,9 @@ def jobs_from_parents(records: list[SpanRecord]) -> list[SpanRecord]:
     taken from the job spans among them (a span's ``job_parent``), and the step and attempt of
     its errors with it. The spans of a run wait together for its run span, so they meet here."""
     jobs = {(r.trace_id, r.span_id): r for r in records if isinstance(r, JobSpan)}
+    for job in list(jobs.values()):
+        for span_id in job.covers:
+            jobs.setdefault((job.trace_id, span_id), job)
     if not jobs:
         return records
     resolved: list[SpanRecord] = []
@@ -697,6 +703,7 @@ def spans_map(
             trace_runs.setdefault(span.trace_id, _context_from(span.attrs))
     records: list[SpanRecord] = []
     rejected: list[RejectedSpan] = []
+    covered: dict[tuple[str, str], list[str]] = {}  # job span -> the non-record spans under it
     resources: dict[int, SpanContext] = {}  # spans of a resource share its attribute dict
     run_ids: dict[str, str] = {}  # checked run ids (a trace's spans repeat its run id)
     contexts: dict[tuple[str, str, str], SpanContext] = {}  # one object per distinct context
@@ -731,6 +738,15 @@ def spans_map(
             continue
         if record is not None:
             records.append(record)
+        elif (job := tree.job_span(span)) is not None:
+            covered.setdefault((job.trace_id, job.span_id), []).append(span.span_id)
+    if covered:
+        records = [
+            replace(r, covers=tuple(covered.get((r.trace_id, r.span_id), ())))
+            if isinstance(r, JobSpan) and (r.trace_id, r.span_id) in covered
+            else r
+            for r in records
+        ]
     return records, rejected
 
 

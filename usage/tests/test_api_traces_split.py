@@ -197,3 +197,25 @@ def test_an_external_call_enclosing_its_own_model_call_is_counted_once(alpha):
         assert _stored("wrapped")["external"] == [("openai", None)]
         assert _stored("nameless")["external"] == [("vendor", None)]
         assert not LlmUsageEvent.objects.filter(run__run_id="nameless").exists()
+
+
+def test_a_call_sent_before_the_tool_span_between_it_and_its_job(alpha):
+    """The batch boundary fell between the chat span and the tool span enclosing it: the call
+    kept no job, its error no step (the final review): the job span lists the spans under it
+    that are no record, and the call finds its job through the tool's."""
+    _, key = key_for(alpha, ["ingest"])
+    tracer, exporter = _tracer()
+    _run(tracer, "deep", failing_call=True)
+    spans = list(exporter.get_finished_spans())
+    for part in (
+        _by_name(spans, "chat gpt-4.1"),
+        _by_name(spans, "tool: edit files", "factory.external.github", "factory.job.execute"),
+        _by_name(spans, "factory.run.execute"),
+    ):
+        assert parse_response(post_spans(alpha.host, key, part)).partial_success.rejected_spans == 0
+    with schema_context(alpha.schema):
+        assert _stored("deep") == {
+            "calls": [("gpt-4.1", "deep-job", True)],
+            "external": [("github", "deep-job")],
+            "errors": [("TimeoutError", "deep-job", "build", 1)],
+        }
