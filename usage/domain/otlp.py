@@ -626,9 +626,9 @@ def jobs_from_parents(records: list[SpanRecord]) -> list[SpanRecord]:
     taken from the job spans among them (a span's ``job_parent``), and the step and attempt of
     its errors with it. The spans of a run wait together for its run span, so they meet here."""
     jobs = {(r.trace_id, r.span_id): r for r in records if isinstance(r, JobSpan)}
-    for job in list(jobs.values()):
-        for span_id in job.covers:
-            jobs.setdefault((job.trace_id, span_id), job)
+    for owner in list(jobs.values()):
+        for span_id in owner.covers:
+            jobs.setdefault((owner.trace_id, span_id), owner)
     if not jobs:
         return records
     resolved: list[SpanRecord] = []
