@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.core.paginator import Page, Paginator
@@ -33,11 +33,11 @@ from billing.operator.models import (
 )
 from billing.operator.services.allocation import CURRENT_RULES, allocation_what_if
 from factory_portal.money import quantize_cents
-from factory_portal.periods import month_of, next_month
+from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
-from usage import selectors as usage_selectors
 from usage.selectors.models_seen import models_seen
+from usage.selectors.operator import tenants_monthly_token_cost
 
 PAGE_SIZE = 50
 ZERO = Decimal(0)
@@ -318,14 +318,13 @@ def customer_cost_table(*, months: list[date]) -> CustomerCostTable:
 
     customers = []
     totals = dict.fromkeys(months, MonthCost())
-    for tenant in customer_tenants():
-        ai: dict[date, Decimal] = dict.fromkeys(months, ZERO)
-        with schema_context(tenant.schema_name):
-            daily = usage_selectors.daily_token_cost(start=start, end=end - timedelta(days=1))
-        for day, cost in daily.items():
-            if (month := month_of(day)) in ai:
-                ai[month] += cost
-        costs = {m: MonthCost(ai[m], infra[(tenant.pk, m)]) for m in months}
+    tenants = list(customer_tenants())
+    ai_by_schema = tenants_monthly_token_cost(
+        [t.schema_name for t in tenants], start=start, end=end
+    )
+    for tenant in tenants:
+        ai = ai_by_schema[tenant.schema_name]
+        costs = {m: MonthCost(ai.get(m, ZERO), infra[(tenant.pk, m)]) for m in months}
         customers.append(CustomerCosts(tenant=tenant, months=costs))
         totals = {m: totals[m] + costs[m].in_cents() for m in months}
     return CustomerCostTable(
