@@ -46,6 +46,13 @@ class TenantFigures:
     complete_until: datetime | None
 
 
+def _qualified(schema: str, model: type) -> str:
+    """A model's table in ``schema``, named in full (only names the portal makes)."""
+    if not SCHEMA_RE.fullmatch(schema):
+        raise ValueError(f"Not a tenant schema name: {schema!r}")
+    return f'"{schema}"."{model._meta.db_table}"'  # type: ignore[attr-defined]
+
+
 def _schema_sql(schema: str) -> str:
     # Identifiers cannot be parameters: only names the portal makes get into the SQL.
     if not SCHEMA_RE.fullmatch(schema):
@@ -107,16 +114,14 @@ def tenants_monthly_token_cost(
     by schema name: one ``UNION ALL`` statement per ``MONTHLY_CHUNK`` schemas, where the cost
     per customer read each schema in turn (10,000 tenants: 10,000 queries)."""
     out: dict[str, dict[date, Decimal]] = {schema: {} for schema in schemas}
-    table = LlmUsageDaily._meta.db_table
     for first in range(0, len(schemas), MONTHLY_CHUNK):
         chunk = schemas[first : first + MONTHLY_CHUNK]
         parts, params = [], []
         for schema in chunk:
-            if not SCHEMA_RE.fullmatch(schema):
-                raise ValueError(f"Not a tenant schema name: {schema!r}")
+            daily = _qualified(schema, LlmUsageDaily)
             parts.append(
-                f"SELECT %s::text, date_trunc('month', day)::date, sum(cost)"  # noqa: S608
-                f' FROM "{schema}"."{table}" WHERE day >= %s AND day < %s GROUP BY 2'
+                f"SELECT %s::text, date_trunc('month', day)::date, sum(cost) FROM {daily}"  # noqa: S608
+                " WHERE day >= %s AND day < %s GROUP BY 2"
             )
             params += [schema, start, end]
         with connection.cursor() as cursor:
