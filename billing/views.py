@@ -30,7 +30,7 @@ from billing.selectors.budgets import BudgetStatus, budgets_status
 from billing.selectors.commitments import CommitmentStatus, commitments_status_now
 from billing.selectors.cost_change import CompareError, compare_range, period_cost_change
 from billing.selectors.costs import UnitCost
-from billing.selectors.periods import month_cost
+from billing.selectors.periods import allocation_statuses
 from billing.selectors.quotes import (
     HISTORY_DAYS,
     history_window,
@@ -556,14 +556,12 @@ def recent_months(today: date, count: int = REPORT_MONTHS) -> list[date]:
 def reports(request: HttpRequest) -> HttpResponse:
     """The last 12 months (in the tenant's timezone) with links to each month's downloads."""
     months = recent_months(periods.local_date(timezone.now(), connection_zone()))
-    tenant = connection.tenant
-    # A month with neither AI cost nor allocated infrastructure says so: its files hold a
-    # header and no charge (a UX review found twelve alike links, eight of them empty).
-    empty = {
-        m
-        for m in months
-        if not (cost := month_cost(tenant=tenant, month=m)).projects and not cost.allocated_months
-    }
+    # A month with neither AI usage nor an allocation run says so: its files hold a header and
+    # no charge (a UX review found twelve alike links, eight of them empty). What month_cost
+    # would find for each, in two queries for the twelve months.
+    used = usage_selectors.daily_token_cost(start=months[-1], end=periods.month_last_day(months[0]))
+    with_usage = {periods.month_of(day) for day in used} | set(allocation_statuses(months))
+    empty = set(months) - with_usage
     return render(
         request,
         "billing/reports.html",

@@ -54,12 +54,10 @@ def _qualified(schema: str, model: type) -> str:
 
 
 def _schema_sql(schema: str) -> str:
-    # Identifiers cannot be parameters: only names the portal makes get into the SQL.
-    if not SCHEMA_RE.fullmatch(schema):
-        raise ValueError(f"Not a tenant schema name: {schema!r}")
-
+    # Identifiers cannot be parameters: only names the portal makes get into the SQL (a name
+    # that is not a portal schema is refused by ``_qualified``).
     def table(model: type) -> str:
-        return f'"{schema}"."{model._meta.db_table}"'  # type: ignore[attr-defined]
+        return _qualified(schema, model)
 
     def newest(model: type) -> str:
         return (
