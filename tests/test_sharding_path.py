@@ -32,9 +32,7 @@ CROSS_SCHEMA_MODULES = {
     "billing/management/commands/forecast_refresh.py",
     "billing/management/commands/quotes_backtest.py",
     "billing/management/commands/report.py",
-    "billing/operator/billed_selectors.py",  # billed vs estimated: each tenant's estimates
     "billing/operator/selectors.py",  # customer cost table, models in use
-    "billing/operator/services/allocation.py",  # allocation drivers of every tenant
     "billing/operator/views.py",
     "factory_portal/accounts/management/commands/apikey_create.py",
     "factory_portal/broker.py",  # publishes a task carrying its schema

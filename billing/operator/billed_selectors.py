@@ -2,8 +2,9 @@
 
 The bill of a month: per provider and UTC day, the newest import that has charges of that day.
 The estimate: the sum over every customer tenant of its hourly LLM rollup per provider, model and
-UTC day (``usage.selectors.estimates``), with names normalised as bills' names are. The comparison
-itself is ``billing.domain.billed.drift_compare``. Amounts are unrounded USD Decimals.
+UTC day (``usage.selectors.operator.tenants_estimated_cost``: a few statements for every tenant),
+with names normalised as bills' names are. The comparison itself is
+``billing.domain.billed.drift_compare``. Amounts are unrounded USD Decimals.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Max, Sum
-from django_tenants.utils import schema_context
 
 from billing.domain.billed import Drift, Key, drift_compare, model_key
 from billing.operator.models import BilledCost, BilledDriftAlert, BilledImport, TrueUp
 from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
-from usage.selectors.estimates import estimated_cost_by_model_day
+from usage.selectors.operator import tenants_estimated_cost
 
 
 def default_tolerance() -> Decimal:
@@ -52,10 +52,13 @@ class TenantEstimate:
 def estimates_by_tenant(period: date) -> list[TenantEstimate]:
     """Each customer tenant's estimated AI cost per (provider, model, UTC day) of the month, every
     tenant (suspended ones too: the month's usage decides, not today's status)."""
+    tenants = list(customer_tenants())
+    by_schema = tenants_estimated_cost(
+        [t.schema_name for t in tenants], start=period, end=next_month(period)
+    )
     estimates = []
-    for tenant in customer_tenants():
-        with schema_context(tenant.schema_name):
-            raw = estimated_cost_by_model_day(start=period, end=next_month(period))
+    for tenant in tenants:
+        raw = by_schema[tenant.schema_name]
         costs: dict[Key, Decimal] = defaultdict(Decimal)
         for (provider, model, day), amount in raw.items():
             costs[(*model_key(provider, model), day)] += amount

@@ -41,6 +41,7 @@ from usage.models import (
     StepDaily,
 )
 from usage.models import RunStatus as RunStatus  # the statuses of the rows below, for callers
+from usage.selectors.operator import tenants_allocation_drivers
 
 logger = logging.getLogger(__name__)
 
@@ -185,42 +186,16 @@ def project_names() -> dict[str, str]:
     return dict(Project.objects.order_by("slug").values_list("slug", "name"))
 
 
-DRIVERS = ("tokens", "token_cost", "job_seconds", "cpu_seconds", "gb_hours", "runs")
-
-
 def allocation_drivers(*, start: date, end: date) -> dict[str, dict[str, Decimal]]:
     """Usage quantities per driver and project slug for the tenant's days ``start <= day <
     end``: what billing splits shared infrastructure cost by. Tokens, AI cost and machine time
     include usage outside runs; ``runs`` counts the runs that used something (a run without
     usage takes no share) and ``job_seconds`` their jobs' run time, from the run ledger, so a
     project's driver is exactly the sum of its runs' (``run_usage``) plus usage outside runs.
-    Projects without usage are absent."""
-    drivers: dict[str, dict[str, Decimal]] = {name: {} for name in DRIVERS}
-    llm = (
-        LlmUsageDaily.objects.filter(day__gte=start, day__lt=end)
-        .values("project__slug")
-        .annotate(tokens=Sum(F("input_tokens") + F("output_tokens")), cost=Sum("cost"))
-    )
-    for row in llm:
-        drivers["tokens"][row["project__slug"]] = Decimal(row["tokens"])
-        drivers["token_cost"][row["project__slug"]] = row["cost"]
-    infra = (
-        InfraUsageDaily.objects.filter(
-            day__gte=start, day__lt=end, unit__in=["cpu_seconds", "gb_hours"]
-        )
-        .values("project__slug", "unit")
-        .annotate(quantity=Sum("quantity"))
-    )
-    for row in infra:
-        drivers[row["unit"]][row["project__slug"]] = row["quantity"]
-    for row in (
-        RunLedger.objects.filter(day__gte=start, day__lt=end)
-        .values("run__project__slug")
-        .annotate(runs=Count("run", distinct=True), ms=Sum("job_ms"))
-    ):
-        drivers["runs"][row["run__project__slug"]] = Decimal(row["runs"])
-        drivers["job_seconds"][row["run__project__slug"]] = Decimal(row["ms"]) / 1000
-    return {name: {k: v for k, v in values.items() if v} for name, values in drivers.items()}
+    Projects without usage are absent. The rule is ``tenants_allocation_drivers``'s, which
+    allocation reads for every tenant at once."""
+    schema = connections[DEFAULT_DB_ALIAS].schema_name
+    return tenants_allocation_drivers([schema], start=start, end=end)[schema]
 
 
 def daily_token_cost(*, start: date, end: date, project: str = "") -> dict[date, Decimal]:

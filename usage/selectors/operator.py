@@ -1,28 +1,35 @@
-"""The operator console's per-tenant figures for a page of tenants, read in one query.
+"""Figures of many tenants read in one statement: the operator console's page of tenants, the
+cost per customer, allocation's usage drivers and the estimates bills are compared with.
 
-Visiting each tenant's schema in turn costs a schema switch and a handful of queries per row
-(1.4 s p95 for the first page at 1,000 tenants); this reads the same rollups of every schema on
-the page in one ``UNION ALL`` query, each schema's tables named in full. It crosses tenants on
-purpose: only the operator's pages (public schema) call it.
+Visiting each tenant's schema in turn costs a schema switch and a handful of queries per tenant
+(1.4 s p95 for the console's first page at 1,000 tenants); these read the same rollups of every
+schema asked in one ``UNION ALL`` statement (per ``SCHEMAS_PER_STATEMENT`` schemas), each
+schema's tables named in full. They cross tenants on purpose: only the operator's pages and
+tasks (public schema) call them with more than one schema; a tenant's own reads
+(``usage.selectors.allocation_drivers``) pass its schema alone.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import connection
 
+from factory_portal import periods
 from usage.models import (
     ACTIVE_RUN_STATUSES,
+    InfraUsageDaily,
     InfraUsageHourly,
     LlmUsageDaily,
     LlmUsageHourly,
+    Project,
     Run,
     RunDaily,
+    RunLedger,
 )
 
 SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -101,7 +108,23 @@ def tenants_figures(tenants: Sequence[TenantPeriod]) -> dict[str, TenantFigures]
 
 
 # Schemas read by one UNION ALL statement (bounded, so a statement stays a few hundred KB).
-MONTHLY_CHUNK = 500
+SCHEMAS_PER_STATEMENT = 500
+
+
+def _across(
+    schemas: Sequence[str], part: Callable[[str], tuple[str, list[object]]]
+) -> Iterator[tuple]:
+    """The rows of ``part``'s statement (SQL and parameters for one schema) run in each of
+    ``schemas``: their ``UNION ALL``, one statement per ``SCHEMAS_PER_STATEMENT`` schemas."""
+    for first in range(0, len(schemas), SCHEMAS_PER_STATEMENT):
+        parts, params = [], []
+        for schema in schemas[first : first + SCHEMAS_PER_STATEMENT]:
+            sql, own = part(schema)
+            parts.append(f"({sql})")
+            params += own
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            yield from cursor.fetchall()
 
 
 def tenants_monthly_token_cost(
@@ -109,21 +132,100 @@ def tenants_monthly_token_cost(
 ) -> dict[str, dict[date, Decimal]]:
     """AI (token) cost per tenant and month (its first day) of the tenant's days
     ``start <= day < end`` (re-pricing corrections included, as ``daily_token_cost`` reads it),
-    by schema name: one ``UNION ALL`` statement per ``MONTHLY_CHUNK`` schemas, where the cost
-    per customer read each schema in turn (10,000 tenants: 10,000 queries)."""
+    by schema name (the cost per customer read each schema in turn: 10,000 tenants, 10,000
+    queries)."""
+
+    def part(schema: str) -> tuple[str, list[object]]:
+        daily = _qualified(schema, LlmUsageDaily)
+        return (
+            f"SELECT %s::text, date_trunc('month', day)::date, sum(cost) FROM {daily}"  # noqa: S608
+            " WHERE day >= %s AND day < %s GROUP BY 2",
+            [schema, start, end],
+        )
+
     out: dict[str, dict[date, Decimal]] = {schema: {} for schema in schemas}
-    for first in range(0, len(schemas), MONTHLY_CHUNK):
-        chunk = schemas[first : first + MONTHLY_CHUNK]
-        parts, params = [], []
-        for schema in chunk:
-            daily = _qualified(schema, LlmUsageDaily)
-            parts.append(
-                f"SELECT %s::text, date_trunc('month', day)::date, sum(cost) FROM {daily}"  # noqa: S608
-                " WHERE day >= %s AND day < %s GROUP BY 2"
-            )
-            params += [schema, start, end]
-        with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(parts), params)
-            for schema, month, cost in cursor.fetchall():
-                out[schema][month] = Decimal(cost)
+    for schema, month, cost in _across(schemas, part):
+        out[schema][month] = Decimal(cost)
+    return out
+
+
+# What shared infrastructure cost is split by (``allocation_drivers``), in the order listed.
+DRIVERS = ("tokens", "token_cost", "job_seconds", "cpu_seconds", "gb_hours", "runs")
+
+
+def tenants_allocation_drivers(
+    schemas: Sequence[str], *, start: date, end: date
+) -> dict[str, dict[str, dict[str, Decimal]]]:
+    """Each tenant's usage quantities per driver and project slug for its days
+    ``start <= day < end`` (``usage.selectors.allocation_drivers``), by schema name: tokens and
+    AI cost from the daily LLM rollup, machine time from the daily infrastructure rollup (usage
+    outside runs included), ``runs`` (runs that used something) and ``job_seconds`` (their
+    jobs' run time) from the run ledger. Projects without usage are absent, and so are drivers'
+    zero quantities. What allocation reads for every tenant in a few statements (it read each
+    schema in turn: three queries a tenant)."""
+
+    def part(schema: str) -> tuple[str, list[object]]:
+        project = _qualified(schema, Project)
+        llm = _qualified(schema, LlmUsageDaily)
+        infra = _qualified(schema, InfraUsageDaily)
+        ledger, run = _qualified(schema, RunLedger), _qualified(schema, Run)
+        # Checked schema name, model table names; a project's figures summed by its slug.
+        sql = f"""
+SELECT %s::text, v.driver, p.slug, v.quantity
+FROM (
+    SELECT project_id, sum(input_tokens + output_tokens)::numeric AS tokens, sum(cost) AS cost
+    FROM {llm} WHERE day >= %s AND day < %s GROUP BY project_id
+) x
+JOIN {project} p ON p.id = x.project_id
+CROSS JOIN LATERAL (VALUES ('tokens', x.tokens), ('token_cost', x.cost)) v (driver, quantity)
+UNION ALL
+SELECT %s::text, i.unit, p.slug, sum(i.quantity)::numeric
+FROM {infra} i JOIN {project} p ON p.id = i.project_id
+WHERE i.day >= %s AND i.day < %s AND i.unit IN ('cpu_seconds', 'gb_hours')
+GROUP BY i.unit, p.slug
+UNION ALL
+SELECT %s::text, v.driver, p.slug, v.quantity
+FROM (
+    SELECT r.project_id, count(DISTINCT l.run_id)::numeric AS runs,
+           sum(l.job_ms)::numeric AS job_ms
+    FROM {ledger} l JOIN {run} r ON r.id = l.run_id
+    WHERE l.day >= %s AND l.day < %s GROUP BY r.project_id
+) x
+JOIN {project} p ON p.id = x.project_id
+CROSS JOIN LATERAL (VALUES ('runs', x.runs), ('job_ms', x.job_ms)) v (driver, quantity)
+"""  # noqa: S608
+        return sql, [schema, start, end] * 3
+
+    out = {schema: {name: {} for name in DRIVERS} for schema in schemas}
+    for schema, driver, slug, quantity in _across(schemas, part):
+        if not quantity:
+            continue
+        if driver == "job_ms":  # seconds, divided here as Decimal divides
+            driver, quantity = "job_seconds", Decimal(quantity) / 1000
+        out[schema][driver][slug] = Decimal(quantity)
+    return out
+
+
+def tenants_estimated_cost(
+    schemas: Sequence[str], *, start: date, end: date
+) -> dict[str, dict[tuple[str, str, date], Decimal]]:
+    """Each tenant's AI cost (USD, 10 decimal places, re-pricing corrections included) per
+    (provider, model, UTC day) for the UTC days ``start <= day < end``, provider and model as
+    clients reported them, by schema name: what the operator's bills from AI providers are
+    compared with. Read from the hourly LLM rollup (``hour`` is a UTC hour start), so a day is
+    exactly 24 UTC hours whatever the tenant's time zone; keys without cost are absent."""
+    since, until = periods.day_start(start), periods.day_start(end)
+
+    def part(schema: str) -> tuple[str, list[object]]:
+        hourly = _qualified(schema, LlmUsageHourly)
+        return (
+            f"SELECT %s::text, provider, model, (hour AT TIME ZONE 'UTC')::date, sum(cost)"  # noqa: S608
+            f" FROM {hourly} WHERE hour >= %s AND hour < %s GROUP BY 2, 3, 4",
+            [schema, since, until],
+        )
+
+    out: dict[str, dict[tuple[str, str, date], Decimal]] = {schema: {} for schema in schemas}
+    for schema, provider, model, day, cost in _across(schemas, part):
+        if cost:
+            out[schema][(provider, model, day)] = Decimal(cost)
     return out

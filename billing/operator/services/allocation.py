@@ -18,7 +18,6 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
-from django_tenants.utils import schema_context
 
 from billing.domain.allocation import UNALLOCATED, Line, Method, Rule, allocate, split_line
 from billing.operator.models import AllocationLine, AllocationRule, AllocationRun, CostPool
@@ -27,7 +26,7 @@ from factory_portal.periods import month_text, next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
 from factory_portal.tenants.services import PUBLIC_SCHEMA
-from usage.selectors import allocation_drivers
+from usage.selectors.operator import tenants_allocation_drivers
 
 # When no operator rule matches a pool: split by the usage that drives that kind of cost.
 DEFAULT_DRIVERS = {
@@ -53,14 +52,14 @@ class TenantUsage:
 
 
 def usage_by_tenant(period: date) -> dict[str, TenantUsage]:
-    usage = {}
     # Every tenant, suspended ones too: who was charged is decided by the period's usage, not by
-    # today's status.
-    for tenant in customer_tenants():
-        with schema_context(tenant.schema_name):
-            drivers = allocation_drivers(start=period, end=next_month(period))
-        usage[tenant.slug] = TenantUsage(tenant, drivers)
-    return usage
+    # today's status. Read for all of them in a few statements (a schema per tenant in turn
+    # was three queries a tenant: seconds at ten thousand tenants, on the what-if page too).
+    tenants = list(customer_tenants())
+    drivers = tenants_allocation_drivers(
+        [t.schema_name for t in tenants], start=period, end=next_month(period)
+    )
+    return {t.slug: TenantUsage(t, drivers[t.schema_name]) for t in tenants}
 
 
 def rule_for(pool: CostPool, rules: list[AllocationRule]) -> tuple[Rule, AllocationRule | None]:
