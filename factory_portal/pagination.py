@@ -9,7 +9,8 @@ ordering, DRF's ``CursorPagination``); ``page_response`` and ``cursor_read`` ser
 that keep their own keyset or offset (runs, error groups). ``?page=N`` of the numbered pages
 the lists had before still answers the old ``count``/``next``/``previous`` shape (and
 ``next_cursor`` null: ``next`` is the next numbered page), marked with a ``Deprecation``
-header. Knows no app's models."""
+header. ``numbered_page`` is the HTML pages' ``?page=N`` (a page that is not one is said, and
+the first shown). Knows no app's models."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from urllib import parse
 
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagination
@@ -257,3 +259,16 @@ class CursorPage(CursorPagination):
                 "schema": {"type": "integer"},
             },
         ]
+
+
+def numbered_page(items: Sequence[Any] | Any, per_page: int, wanted: str) -> tuple[Page[Any], str]:
+    """The page ``wanted`` (``?page=`` as sent) of ``items`` (a list or a queryset), and ``""``;
+    for a page that is not a number or past the last, the first page and the reason, in the
+    reader's words (the caller answers 400 with it)."""
+    paginator = Paginator(items, per_page)
+    try:
+        return paginator.page(wanted), ""
+    except (PageNotAnInteger, EmptyPage):
+        shown = wanted.replace("\x00", "")[:20]  # the reader's text, not Python's repr of it
+        reason = f"There is no page “{shown}”: pages run from 1 to {paginator.num_pages}."
+        return paginator.page(1), reason

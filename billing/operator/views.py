@@ -49,6 +49,7 @@ from billing.pricing.book import pricebook_refresh
 from billing.pricing.overrides import price_override_create, term_start_text
 from billing.selectors.commitments import commitments_status_now
 from factory_portal.money import usd
+from factory_portal.pagination import numbered_page
 from factory_portal.periods import PeriodError, month_of, month_parse, month_text, months_ending
 from factory_portal.tenants.access import operator_required as console_operator_required
 from factory_portal.tenants.models import Tenant
@@ -246,23 +247,44 @@ def _selected_month(request: HttpRequest, name: str = "month") -> tuple[date | N
         return None, str(exc)
 
 
+# Customers a page of the cost per customer lists (the totals are every customer's).
+CUSTOMER_COSTS_PAGE_SIZE = 50
+
+
 @console_operator_required
 def customer_costs(request: HttpRequest) -> HttpResponse:
+    """Each customer's cost of the month and the last months, ``CUSTOMER_COSTS_PAGE_SIZE``
+    customers a page (``?page=``), filtered by ``?q=`` (slug or name, any case); the totals are
+    every customer's. A month or page that is not one is said (a page: 400, the first shown)."""
     chosen, problem = _selected_month(request)
     month = chosen or month_of(timezone.now().date())
     table = customer_cost_table(months=months_ending(month, CUSTOMER_COST_MONTHS))
+    query = _clean(request, "q")[:100]
+    needle = query.casefold()
+    matching = [
+        c
+        for c in table.customers
+        if needle in c.tenant.slug.casefold() or needle in c.tenant.name.casefold()
+    ]
+    page, page_error = numbered_page(
+        matching, CUSTOMER_COSTS_PAGE_SIZE, request.GET.get("page", "1")
+    )
     return render(
         request,
         "operator/customer_costs.html",
         {
             "month": month,
             "table": table,
-            "rows": [(c, c.months[month]) for c in table.customers],
+            "page": page,
+            "query": query,
+            "page_error": page_error,
+            "rows": [(c, c.months[month]) for c in page.object_list],
             "month_total": table.totals[month],
             "month_unallocated": table.unallocated[month],
             "month_status": table.allocation_status[month],
             "problem": f"{problem} Showing this month." if problem else "",
         },
+        status=400 if page_error else 200,
     )
 
 

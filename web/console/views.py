@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -16,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from factory_portal.money import quantize_cents
+from factory_portal.pagination import numbered_page
 from factory_portal.tenants.access import operator_required
 from factory_portal.tenants.forms import (
     TenantCreateForm,
@@ -44,15 +44,10 @@ def _console(request: HttpRequest, form: TenantCreateForm, status: int = 200) ->
     """The tenant list, ``CONSOLE_PAGE_SIZE`` a page (``?page=``), filtered by ``?q=`` (slug or
     name); a page that is not a number or past the last answers 400 with the first page."""
     query = request.GET.get("q", "").replace("\x00", "")[:100]  # PostgreSQL refuses NUL
-    paginator = Paginator(tenants_search(query), CONSOLE_PAGE_SIZE)
-    wanted = request.GET.get("page", "1")
-    page_error = ""
-    try:
-        page = paginator.page(wanted)
-    except (PageNotAnInteger, EmptyPage):
-        page = paginator.page(1)
-        shown = wanted.replace("\x00", "")[:20]  # the reader's text, not Python's repr of it
-        page_error = f"There is no page “{shown}”: pages run from 1 to {paginator.num_pages}."
+    page, page_error = numbered_page(
+        tenants_search(query), CONSOLE_PAGE_SIZE, request.GET.get("page", "1")
+    )
+    if page_error:
         status = 400
     summaries = tenant_summaries(now=timezone.now(), tenants=page.object_list)
     return render(

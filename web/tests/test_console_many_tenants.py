@@ -12,9 +12,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from billing.operator import views as billing_views
+from billing.operator.selectors import customer_cost_table
 from billing.selectors.periods import month_cost
 from factory_portal.accounts.models import Role
 from factory_portal.accounts.services import user_create
+from factory_portal.money import usd
 from factory_portal.periods import local_date, month_of, zone
 from factory_portal.tenants.models import Tenant
 from tests.support import host_client, llm_spend, logged_in_client, run_update
@@ -159,7 +162,6 @@ def test_the_health_page_lists_a_bounded_number_stalest_first(alpha_busy, beta, 
 def test_the_cost_per_customer_reads_every_schema_in_one_query(operator, alpha_busy, beta):
     """It read each tenant's schema in turn (an operator review: 0.49 s at 300 tenants, one
     query per tenant); its figures are each tenant's own month cost."""
-    from billing.operator.selectors import customer_cost_table
 
     today = timezone.now().date()
     month = today.replace(day=1)
@@ -173,3 +175,51 @@ def test_the_cost_per_customer_reads_every_schema_in_one_query(operator, alpha_b
         assert operator.get("/customer-costs/").status_code == 200
     reads = [q["sql"] for q in queries.captured_queries if "usage_llmusagedaily" in q["sql"]]
     assert len(reads) == 1 and '"alpha".' in reads[0] and '"beta".' in reads[0]
+
+
+def test_the_cost_per_customer_is_paged_and_searchable_with_every_customer_s_totals(
+    operator, alpha_busy, beta, monkeypatch
+):
+    """At ten thousand tenants the page listed every one of them (twice: the month and the
+    trend); now a page of customers, searchable, while the totals stay every customer's."""
+    monkeypatch.setattr(billing_views, "CUSTOMER_COSTS_PAGE_SIZE", 1)
+    month = month_of(timezone.now().date())
+    table = customer_cost_table(months=[month])
+    total = usd(table.totals[month].total)
+    first = operator.get("/customer-costs/")
+    assert first.status_code == 200
+    text = _text(first)
+    assert "Alpha Inc" in text and "Beta Inc" not in text
+    assert "Page 1 of 2 (2 customers)" in text and "Total, all 2 customers" in text
+    assert "&page=2" in text and total in text
+    second = _text(operator.get("/customer-costs/", {"page": "2", "month": f"{month:%Y-%m}"}))
+    assert "Beta Inc" in second and "Alpha Inc" not in second and total in second
+    found = _text(operator.get("/customer-costs/", {"q": "BETA"}))
+    assert "Beta Inc" in found and "Alpha Inc" not in found and total in found
+    assert "Page 1 of" not in found  # one match, one page
+    none = operator.get("/customer-costs/", {"q": "nobody\x00"})
+    assert none.status_code == 200
+    assert "No tenant's slug or name contains “nobody”" in _text(none)
+
+
+@pytest.mark.parametrize("page", ["0", "3", "x"])
+def test_a_customer_page_that_does_not_exist_is_a_clear_400(
+    operator, alpha, beta, monkeypatch, page
+):
+    monkeypatch.setattr(billing_views, "CUSTOMER_COSTS_PAGE_SIZE", 1)
+    response = operator.get("/customer-costs/", {"page": page})
+    assert response.status_code == 400
+    text = _text(response)
+    assert f"There is no page “{page}”: pages run from 1 to 2." in text
+    assert "Alpha Inc" in text
+
+
+def test_only_operators_page_or_search_the_cost_per_customer(alpha, beta, public_host):
+    anonymous = host_client(public_host).get("/customer-costs/", {"q": "beta", "page": "1"})
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login/")
+    tenant_admin = logged_in_client(alpha.host, alpha.admin_email)
+    assert tenant_admin.get("/customer-costs/", {"q": "beta"}).status_code == 404
+    with schema_context("public"):
+        user_create(email="viewer@ops.test", role=Role.MEMBER, password="x" * 20)
+    viewer = logged_in_client(public_host, "viewer@ops.test", "x" * 20)
+    assert viewer.get("/customer-costs/", {"q": "beta"}).status_code == 403
