@@ -40,7 +40,7 @@ from usage.domain.retention import utc_month
 from usage.models import CostSource, InfraUsageEvent, LlmUsageEvent, UsageEvent
 from usage.pricing import PricedCall, Pricer
 from usage.services.partitions import partitions_ensure_months
-from usage.services.references import jobs_lookup, projects_ensure, runs_ensure
+from usage.services.references import RunRef, jobs_lookup, projects_ensure, runs_ensure
 from usage.services.rollups import RunRollupDeltas, rollup_stripe
 from usage.signals import usage_stored
 
@@ -377,6 +377,7 @@ def _store(events: list[EventIn], pricer: Pricer) -> int:
     run_deltas = RunRollupDeltas(zone)
     runs = runs_ensure(first_seen, zone=zone, deltas=run_deltas)
     jobs = jobs_lookup((runs[e.run_id].id, e.job_id) for e in events if e.run_id and e.job_id)
+    _jobs_awaited(events, runs, jobs)
     times = [e.occurred_at for e in events]
     first, last = utc_month(min(times)), utc_month(max(times))
     # Nearly every batch falls in one month: two conversions instead of one per event.
@@ -454,6 +455,43 @@ def _store(events: list[EventIn], pricer: Pricer) -> int:
             lambda: metrics.guarded(lambda: metrics.llm_usage_record(tenant=tenant, usage=usage))
         )
     return accepted
+
+
+# Locks the runs whose calls name a job not stored yet, in the order lifecycle batches lock
+# runs (``usage.services.runs``: ``FOR UPDATE`` by run id), so neither waits for the other the
+# wrong way round. ``FOR KEY SHARE`` conflicts only with ``FOR UPDATE``: events batches never
+# wait for each other here.
+_RUNS_KEY_SHARE = "SELECT id FROM usage_run WHERE id = ANY(%s) ORDER BY run_id FOR KEY SHARE"
+
+
+def _jobs_awaited(
+    events: list[EventIn], runs: Mapping[str, RunRef], jobs: dict[tuple[int, str], int]
+) -> None:
+    """Calls naming a job that is not stored yet count in the step rollup when the lifecycle
+    batch that stores the job reads its run's calls. A lifecycle batch running at this moment
+    would not see this batch's calls, nor this batch its job, and the calls would be counted by
+    neither (the Steps page missed them until a rebuild): so their runs are locked first (a
+    lifecycle batch holding one is waited for, and one that comes later waits for this commit)
+    and their jobs looked up again. Adds to ``jobs``; no lock when every job is known."""
+    awaited = {
+        runs[e.run_id].id
+        for e in events
+        if e.run_id
+        and e.job_id
+        and isinstance(e, LlmEventIn)
+        and (runs[e.run_id].id, e.job_id) not in jobs
+    }
+    if not awaited:
+        return
+    with prepared_cursor() as cursor:
+        cursor.execute(_RUNS_KEY_SHARE, [sorted(awaited)])
+    jobs.update(
+        jobs_lookup(
+            (runs[e.run_id].id, e.job_id)
+            for e in events
+            if e.run_id and e.job_id and runs[e.run_id].id in awaited
+        )
+    )
 
 
 def _llm_values(e: LlmEventIn, priced: PricedCall | None) -> tuple:
