@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
@@ -35,6 +36,13 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 def password_generate() -> str:
     return secrets.token_urlsafe(12)
+
+
+def password_check(password: str, *, email: str) -> None:
+    """Raise ``ValidationError`` when a chosen password breaks the site's password rules
+    (``AUTH_PASSWORD_VALIDATORS``, as the password forms apply them, its likeness to ``email``
+    included): for the commands that take one on the command line."""
+    validate_password(password, user=User(email=email.strip().lower()))
 
 
 def _new_user_email(email: str, role: str, roles: Iterable[str] = Role.values) -> str:

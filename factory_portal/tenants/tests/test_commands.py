@@ -108,3 +108,33 @@ def test_tenant_create_sets_the_time_zone_and_refuses_unknown_ones():
             stdout=io.StringIO(),
         )
     assert not Tenant.objects.filter(slug="mars-co").exists()
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short1", "too short"),
+        ("password123", "too common"),
+        ("8675309218", "entirely numeric"),
+        ("boss.gamma.co", "too similar to the email"),
+    ],
+)
+def test_passwords_on_the_command_line_follow_the_site_s_rules(password, message):
+    """The password forms refuse these; the commands stored them (a review found a tenant
+    admin created with "123")."""
+    with pytest.raises(CommandError, match=message):
+        call_command(
+            "tenant_create",
+            *("--slug", "weak-co", "--name", "Weak Co", "--admin-email", "boss.gamma.co@x.test"),
+            *("--admin-password", password),
+            stdout=io.StringIO(),
+        )
+    assert not Tenant.objects.filter(slug="weak-co").exists()
+    with pytest.raises(CommandError, match=message):
+        call_command(
+            "portal_setup",
+            *("--operator-email", "boss.gamma.co@op.test", "--operator-password", password),
+            stdout=io.StringIO(),
+        )
+    with schema_context("public"):
+        assert not User.objects.filter(email="boss.gamma.co@op.test").exists()

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from factory_portal.accounts.services import password_check
 from factory_portal.tenants.services import tenant_create
 
 
@@ -28,6 +29,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: Any) -> None:
         try:
+            if options["admin_password"]:  # the password forms' rules
+                password_check(options["admin_password"], email=options["admin_email"])
             created = tenant_create(
                 slug=options["slug"],
                 name=options["name"],
