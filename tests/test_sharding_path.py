@@ -32,8 +32,7 @@ CROSS_SCHEMA_MODULES = {
     "billing/management/commands/forecast_refresh.py",
     "billing/management/commands/quotes_backtest.py",
     "billing/management/commands/report.py",
-    "billing/operator/selectors.py",  # customer cost table, models in use
-    "billing/operator/views.py",
+    "billing/operator/views.py",  # a tenant's commitments, read in its schema
     "factory_portal/accounts/management/commands/apikey_create.py",
     "factory_portal/broker.py",  # publishes a task carrying its schema
     "factory_portal/db_routing.py",  # a replica connection takes the request's tenant schema

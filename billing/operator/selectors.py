@@ -19,7 +19,6 @@ from decimal import Decimal
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
-from django_tenants.utils import schema_context
 
 from billing.domain.allocation import UNALLOCATED, Method
 from billing.operator.models import (
@@ -36,8 +35,7 @@ from factory_portal.money import quantize_cents
 from factory_portal.periods import next_month
 from factory_portal.tenants.models import Tenant
 from factory_portal.tenants.selectors import customer_tenants
-from usage.selectors.models_seen import models_seen
-from usage.selectors.operator import tenants_monthly_token_cost
+from usage.selectors.operator import tenants_models_seen, tenants_monthly_token_cost
 
 PAGE_SIZE = 50
 ZERO = Decimal(0)
@@ -114,13 +112,9 @@ class ModelPrices:
 
 
 def models_in_use() -> set[tuple[str, str]]:
-    """(provider, model) pairs any customer tenant has LLM calls of: one DISTINCT over each
-    tenant's daily rollups."""
-    seen: set[tuple[str, str]] = set()
-    for tenant in customer_tenants():
-        with schema_context(tenant.schema_name):
-            seen |= models_seen()
-    return seen
+    """(provider, model) pairs any customer tenant has LLM calls of: a DISTINCT over each
+    tenant's daily rollups, 500 schemas a statement."""
+    return tenants_models_seen(list(customer_tenants().values_list("schema_name", flat=True)))
 
 
 def price_book_models_page(

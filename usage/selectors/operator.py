@@ -1,5 +1,6 @@
 """Figures of many tenants read in one statement: the operator console's page of tenants, the
-cost per customer, allocation's usage drivers and the estimates bills are compared with.
+cost per customer, allocation's usage drivers, the estimates bills are compared with and the
+models in use.
 
 Visiting each tenant's schema in turn costs a schema switch and a handful of queries per tenant
 (1.4 s p95 for the console's first page at 1,000 tenants); these read the same rollups of every
@@ -229,3 +230,15 @@ def tenants_estimated_cost(
         if cost:
             out[schema][(provider, model, day)] = Decimal(cost)
     return out
+
+
+def tenants_models_seen(schemas: Sequence[str]) -> set[tuple[str, str]]:
+    """Every (provider, model) with at least one LLM call in any of ``schemas``, read from the
+    daily rollups (a small ``DISTINCT`` each, never the events): the operator's "models in use"
+    filter of the price book."""
+
+    def part(schema: str) -> tuple[str, list[object]]:
+        daily = _qualified(schema, LlmUsageDaily)
+        return f"SELECT DISTINCT provider, model FROM {daily}", []  # noqa: S608
+
+    return {(provider, model) for provider, model in _across(schemas, part)}

@@ -155,14 +155,23 @@ def test_estimates_per_utc_day_and_model_of_each_tenant(usage):
     assert day == {"alpha": {("openai", "gpt-4.1", AT.date()): Decimal("0.75")}}
 
 
+def test_models_seen_are_the_schemas_asked_for(usage):
+    assert operator.tenants_models_seen(["beta"]) == {("openai", "gpt-4.1")}
+    both = {("openai", "gpt-4.1"), ("anthropic", "claude-sonnet-4-5")}
+    assert operator.tenants_models_seen(["alpha", "beta"]) == both
+
+
 def test_no_schema_no_statement_and_names_are_checked(usage):
     with CaptureQueriesContext(connection) as queries:
         assert operator.tenants_allocation_drivers([], start=SEPTEMBER, end=OCTOBER) == {}
         assert operator.tenants_estimated_cost([], start=SEPTEMBER, end=OCTOBER) == {}
+        assert operator.tenants_models_seen([]) == set()
     assert _statements(queries) == 0
     for read in (operator.tenants_allocation_drivers, operator.tenants_estimated_cost):
         with pytest.raises(ValueError, match="Not a tenant schema"):
             read(['alpha"; drop schema beta; --'], start=SEPTEMBER, end=OCTOBER)
+    with pytest.raises(ValueError, match="Not a tenant schema"):
+        operator.tenants_models_seen(["Alpha"])
 
 
 def test_allocation_and_bill_estimates_read_every_tenant_in_one_statement(usage):
