@@ -1,12 +1,12 @@
-"""Figures of many tenants read in one statement: the operator console's page of tenants, the
-cost per customer, allocation's usage drivers, the estimates bills are compared with and the
-models in use.
+"""Figures of many tenants read in a few statements: the operator console's page of tenants,
+the cost per customer, allocation's usage drivers, the estimates bills are compared with and
+the models in use.
 
 Visiting each tenant's schema in turn costs a schema switch and a handful of queries per tenant
 (1.4 s p95 for the console's first page at 1,000 tenants); these read the same rollups of every
-schema asked in one ``UNION ALL`` statement (per ``SCHEMAS_PER_STATEMENT`` schemas), each
-schema's tables named in full. They cross tenants on purpose: only the operator's pages and
-tasks (public schema) call them with more than one schema; a tenant's own reads
+schema asked in ``UNION ALL`` statements (as many schemas each as ``LOCKS_PER_STATEMENT``
+allows), each schema's tables named in full. They cross tenants on purpose: only the operator's
+pages and tasks (public schema) call them with more than one schema; a tenant's own reads
 (``usage.selectors.allocation_drivers``) pass its schema alone.
 """
 
@@ -61,6 +61,37 @@ def _qualified(schema: str, model: type) -> str:
     return f'"{schema}"."{model._meta.db_table}"'  # type: ignore[attr-defined]
 
 
+# Relation locks one statement may take. PostgreSQL locks every relation a statement opens (each
+# table, and each of its indexes while planning) until the transaction ends, in a lock table all
+# sessions share: ``max_locks_per_transaction`` (64 by default) times ``max_connections`` (100)
+# slots. Allocation's drivers over 500 schemas asked for 13,500 and failed ("out of shared
+# memory"), so each reader says how many relations a schema's part opens (``*_LOCKS``, held to
+# it by a test) and a statement takes as many schemas as fit in this budget.
+LOCKS_PER_STATEMENT = 1000
+ROLLUP_LOCKS = 4  # one rollup table and its indexes
+FIGURES_LOCKS = 27  # the daily, hourly and run rollups and the runs, with their indexes
+DRIVERS_LOCKS = 27  # the daily rollups, projects, runs and the run ledger, with their indexes
+
+
+def _across(
+    schemas: Sequence[str], part: Callable[[str], tuple[str, list[object]]], *, locks: int
+) -> Iterator[tuple]:
+    """The rows of ``part``'s statement (SQL and parameters for one schema, opening ``locks``
+    relations) run in each of ``schemas``: their ``UNION ALL``, as many schemas a statement as
+    ``LOCKS_PER_STATEMENT`` allows. Outside a transaction each statement's locks end with it;
+    inside one they add up, so callers read before they open one."""
+    per_statement = max(1, LOCKS_PER_STATEMENT // locks)
+    for first in range(0, len(schemas), per_statement):
+        parts, params = [], []
+        for schema in schemas[first : first + per_statement]:
+            sql, own = part(schema)
+            parts.append(f"({sql})")
+            params += own
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            yield from cursor.fetchall()
+
+
 def _schema_sql(schema: str) -> str:
     # Identifiers cannot be parameters: only names the portal makes get into the SQL (a name
     # that is not a portal schema is refused by ``_qualified``).
@@ -87,16 +118,14 @@ def _schema_sql(schema: str) -> str:
 
 def tenants_figures(tenants: Sequence[TenantPeriod]) -> dict[str, TenantFigures]:
     """Month-to-date AI cost and runs, active runs and data freshness of each of ``tenants``
-    (a page of them: the query grows with their number), by schema name."""
-    if not tenants:
-        return {}
-    parts, params = [], []
-    for t in tenants:
-        parts.append(_schema_sql(t.schema_name))
-        params += [t.schema_name, t.month_start, t.month_start, t.month_start, t.today]
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        rows = cursor.fetchall()
+    (a page of them), by schema name."""
+    periods = {t.schema_name: t for t in tenants}
+
+    def part(schema: str) -> tuple[str, list[object]]:
+        t = periods[schema]
+        return _schema_sql(schema), [schema, t.month_start, t.month_start, t.month_start, t.today]
+
+    rows = _across(list(periods), part, locks=FIGURES_LOCKS)
     return {
         schema: TenantFigures(
             month_cost=Decimal(cost),
@@ -106,26 +135,6 @@ def tenants_figures(tenants: Sequence[TenantPeriod]) -> dict[str, TenantFigures]
         )
         for schema, cost, runs, active, until in rows
     }
-
-
-# Schemas read by one UNION ALL statement (bounded, so a statement stays a few hundred KB).
-SCHEMAS_PER_STATEMENT = 500
-
-
-def _across(
-    schemas: Sequence[str], part: Callable[[str], tuple[str, list[object]]]
-) -> Iterator[tuple]:
-    """The rows of ``part``'s statement (SQL and parameters for one schema) run in each of
-    ``schemas``: their ``UNION ALL``, one statement per ``SCHEMAS_PER_STATEMENT`` schemas."""
-    for first in range(0, len(schemas), SCHEMAS_PER_STATEMENT):
-        parts, params = [], []
-        for schema in schemas[first : first + SCHEMAS_PER_STATEMENT]:
-            sql, own = part(schema)
-            parts.append(f"({sql})")
-            params += own
-        with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(parts), params)
-            yield from cursor.fetchall()
 
 
 def tenants_monthly_token_cost(
@@ -145,7 +154,7 @@ def tenants_monthly_token_cost(
         )
 
     out: dict[str, dict[date, Decimal]] = {schema: {} for schema in schemas}
-    for schema, month, cost in _across(schemas, part):
+    for schema, month, cost in _across(schemas, part, locks=ROLLUP_LOCKS):
         out[schema][month] = Decimal(cost)
     return out
 
@@ -198,7 +207,7 @@ CROSS JOIN LATERAL (VALUES ('runs', x.runs), ('job_ms', x.job_ms)) v (driver, qu
         return sql, [schema, start, end] * 3
 
     out = {schema: {name: {} for name in DRIVERS} for schema in schemas}
-    for schema, driver, slug, quantity in _across(schemas, part):
+    for schema, driver, slug, quantity in _across(schemas, part, locks=DRIVERS_LOCKS):
         if not quantity:
             continue
         if driver == "job_ms":  # seconds, divided here as Decimal divides
@@ -226,7 +235,7 @@ def tenants_estimated_cost(
         )
 
     out: dict[str, dict[tuple[str, str, date], Decimal]] = {schema: {} for schema in schemas}
-    for schema, provider, model, day, cost in _across(schemas, part):
+    for schema, provider, model, day, cost in _across(schemas, part, locks=ROLLUP_LOCKS):
         if cost:
             out[schema][(provider, model, day)] = Decimal(cost)
     return out
@@ -241,4 +250,4 @@ def tenants_models_seen(schemas: Sequence[str]) -> set[tuple[str, str]]:
         daily = _qualified(schema, LlmUsageDaily)
         return f"SELECT DISTINCT provider, model FROM {daily}", []  # noqa: S608
 
-    return {(provider, model) for provider, model in _across(schemas, part)}
+    return {(provider, model) for provider, model in _across(schemas, part, locks=ROLLUP_LOCKS)}

@@ -9,13 +9,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
 from billing.operator.billed_selectors import estimates_by_tenant
 from billing.operator.services.allocation import usage_by_tenant
-from tests.support import llm_event_in
+from tests.support import in_own_connection, llm_event_in
 from usage import selectors as usage_selectors
 from usage.domain.events import InfraEventIn
 from usage.models import RunLedger
@@ -134,11 +134,54 @@ def test_statements_of_one_schema_give_the_same_figures(usage, monkeypatch):
     with CaptureQueriesContext(connection) as together:
         drivers = operator.tenants_allocation_drivers(schemas, start=SEPTEMBER, end=OCTOBER)
         estimates = operator.tenants_estimated_cost(schemas, start=SEPTEMBER, end=OCTOBER)
-    monkeypatch.setattr(operator, "SCHEMAS_PER_STATEMENT", 1)
+    monkeypatch.setattr(operator, "LOCKS_PER_STATEMENT", 1)  # a schema a statement
     with CaptureQueriesContext(connection) as apart:
         assert operator.tenants_allocation_drivers(schemas, start=SEPTEMBER, end=OCTOBER) == drivers
         assert operator.tenants_estimated_cost(schemas, start=SEPTEMBER, end=OCTOBER) == estimates
     assert (_statements(together), _statements(apart)) == (2, 4)
+
+
+def _locks() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "declared"),
+    [
+        ("tenants_allocation_drivers", operator.DRIVERS_LOCKS),
+        ("tenants_estimated_cost", operator.ROLLUP_LOCKS),
+        ("tenants_monthly_token_cost", operator.ROLLUP_LOCKS),
+        ("tenants_models_seen", operator.ROLLUP_LOCKS),
+        ("tenants_figures", operator.FIGURES_LOCKS),
+    ],
+)
+def test_each_reader_locks_no_more_relations_a_schema_than_it_says(alpha, beta, name, declared):
+    """What a statement's schemas are counted by: a reader opening more tables or indexes than
+    it declares would make its statements overrun the lock budget (500 schemas of drivers
+    failed with "out of shared memory" at the default ``max_locks_per_transaction``). Counted
+    in a connection of its own, where nothing else is locked."""
+    read = getattr(operator, name)
+    taken: list[int] = []
+
+    def once(schema: str) -> None:
+        if name == "tenants_models_seen":
+            read([schema])
+        elif name == "tenants_figures":
+            read([operator.TenantPeriod(schema, SEPTEMBER, AT.date())])
+        else:
+            read([schema], start=SEPTEMBER, end=OCTOBER)
+
+    def count() -> None:
+        with transaction.atomic():  # relation locks are held until its end
+            once("alpha")
+            before = _locks()
+            once("beta")
+            taken.append(_locks() - before)
+
+    in_own_connection(count)
+    assert declared // 2 < taken[0] <= declared
 
 
 def test_estimates_per_utc_day_and_model_of_each_tenant(usage):
