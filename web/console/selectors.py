@@ -1,8 +1,8 @@
 """The operator console's per-tenant summaries: month-to-date cost, runs and data freshness.
 
-A page of tenants (50) is read in one query across their schemas
-(``usage.selectors.operator``), never one schema after the other: the console's first page costs
-the same at 10 tenants and at 10,000.
+A page of tenants (50) is read in two statements across their schemas
+(``usage.selectors.operator``, within its lock budget), never one schema after the other: the
+console's first page costs the same at 10 tenants and at 10,000.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def tenant_summaries(
     *, now: datetime, tenants: Iterable[Tenant] | None = None
 ) -> list[TenantSummary]:
     """Each of ``tenants``' (a page of them; every customer by default) month-to-date AI cost (in
-    its own timezone's month), runs and freshness: one query for all of them, whatever their
-    number on the page (``usage.selectors.operator``)."""
+    its own timezone's month), runs and freshness: a statement for up to 37 of them
+    (``usage.selectors.operator``), not queries per tenant."""
     chosen = list(customer_tenants() if tenants is None else tenants)
     domains: dict[int, str] = dict(
         Domain.objects.filter(tenant__in=chosen, is_primary=True).values_list("tenant_id", "domain")
@@ -96,7 +96,8 @@ HEALTH_TENANTS_SHOWN = 50
 
 def tenant_freshness(*, now: datetime, limit: int = HEALTH_TENANTS_SHOWN) -> list[TenantFreshness]:
     """How far the customers' usage data reaches, and how old that is: the ``limit`` stalest by
-    what the freshness task recorded (never-recorded first), each read live in one query."""
+    what the freshness task recorded (never-recorded first), each read live
+    (``usage.selectors.operator``)."""
     tenants = list(
         customer_tenants().order_by(F("usage_complete_until").asc(nulls_first=True), "slug")[:limit]
     )
