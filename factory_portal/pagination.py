@@ -10,7 +10,8 @@ that keep their own keyset or offset (runs, error groups). ``?page=N`` of the nu
 the lists had before still answers the old ``count``/``next``/``previous`` shape (and
 ``next_cursor`` null: ``next`` is the next numbered page), marked with a ``Deprecation``
 header. ``numbered_page`` is the HTML pages' ``?page=N`` (a page that is not one is said, and
-the first shown). Knows no app's models."""
+the first shown), ``query_keeping`` the rest of the query string its links keep. Knows no app's
+models."""
 
 from __future__ import annotations
 
@@ -272,3 +273,12 @@ def numbered_page(items: Sequence[Any] | Any, per_page: int, wanted: str) -> tup
         shown = wanted.replace("\x00", "")[:20]  # the reader's text, not Python's repr of it
         reason = f"There is no page “{shown}”: pages run from 1 to {paginator.num_pages}."
         return paginator.page(1), reason
+
+
+def query_keeping(params: Any, without: str) -> str:
+    """The query string of ``params`` (a request's ``GET``) but ``without``, ready for a page
+    link to add that parameter: ``"month=2026-11&q=a&"``, or ``""``."""
+    kept = params.copy()
+    kept.pop(without, None)
+    encoded = kept.urlencode()
+    return f"{encoded}&" if encoded else ""

@@ -49,7 +49,7 @@ from billing.pricing.book import pricebook_refresh
 from billing.pricing.overrides import price_override_create, term_start_text
 from billing.selectors.commitments import commitments_status_now
 from factory_portal.money import usd
-from factory_portal.pagination import numbered_page
+from factory_portal.pagination import numbered_page, query_keeping
 from factory_portal.periods import PeriodError, month_of, month_parse, month_text, months_ending
 from factory_portal.tenants.access import operator_required as console_operator_required
 from factory_portal.tenants.models import Tenant
@@ -125,25 +125,54 @@ def _period_context(month: date) -> dict[str, object]:
     }
 
 
+# Tenants a page of the allocation's per-tenant shares and of its what-if lists.
+ALLOCATION_PAGE_SIZE = 50
+SEARCH_FROM = 10  # tenants listed from which the page offers a search
+
+
 @console_operator_required
 def allocation_period(request: HttpRequest, period: str) -> HttpResponse:
+    """A period's pools, run and per-tenant shares; with ``?what_if=1`` the shares under each
+    method. Both tenant lists are ``ALLOCATION_PAGE_SIZE`` a page (``?page=``, ``?what_if_page=``)
+    and filtered by ``?q=`` (the tenant's name, any case); a page that is not one is said (400,
+    the first shown)."""
     month = _period(period)
     context = _period_context(month)
-    what_if = None
+    query = _clean(request, "q")[:100]
+    needle = query.casefold()
+    every: list[tuple[str, Decimal]] = context["totals"]  # type: ignore[assignment]
+    totals = [row for row in every if needle in row[0].casefold()]
+    page, page_error = numbered_page(totals, ALLOCATION_PAGE_SIZE, request.GET.get("page", "1"))
+    what_if_page = None
+    searchable = bool(query) or len(every) > SEARCH_FROM
     if request.GET.get("what_if"):
-        what_if = selectors.allocation_comparison(
+        rows = selectors.allocation_comparison(
             period=month,
             draft=context["draft_totals"],  # type: ignore[arg-type]
         )
+        searchable = searchable or len(rows) > SEARCH_FROM
+        what_if_page, problem = numbered_page(
+            [r for r in rows if needle in r.name.casefold()],
+            ALLOCATION_PAGE_SIZE,
+            request.GET.get("what_if_page", "1"),
+        )
+        page_error = page_error or problem
     return render(
         request,
         "billing/allocation_period.html",
         {
             **context,
+            "tenants_page": page,
+            "tenants_keep": query_keeping(request.GET, "page"),
+            "what_if_keep": query_keeping(request.GET, "what_if_page"),
+            "query": query,
+            "searchable": searchable,
+            "page_error": page_error,
             "pools": CostPool.objects.filter(period=month).order_by("name"),
-            "what_if": what_if,
+            "what_if_page": what_if_page,
             "what_if_labels": list(selectors.COMPARISON_LABELS.values()),
         },
+        status=400 if page_error else 200,
     )
 
 
@@ -278,6 +307,8 @@ def customer_costs(request: HttpRequest) -> HttpResponse:
             "page": page,
             "query": query,
             "page_error": page_error,
+            "keep": query_keeping(request.GET, "page"),
+            "pager_noun": "customers matching" if query else "customers",
             "rows": [(c, c.months[month]) for c in page.object_list],
             "month_total": table.totals[month],
             "month_unallocated": table.unallocated[month],

@@ -216,3 +216,49 @@ def test_what_if_without_a_run_or_pools(operator, alpha):
     page = _text(operator.get("/allocation/2026-09/?what_if=1"))
     assert "No pools for this period: nothing to compare." in page
     assert operator.get("/allocation/2026-09/?what_if=%00").status_code == 200
+
+
+# --- many tenants -------------------------------------------------------------------------------
+
+
+def test_the_tenants_shares_and_the_what_if_are_paged_and_searchable(operator, usage, monkeypatch):
+    """At ten thousand tenants both lists had a row for each on one page."""
+    from billing.operator import views
+
+    monkeypatch.setattr(views, "ALLOCATION_PAGE_SIZE", 1)
+    monkeypatch.setattr(views, "SEARCH_FROM", 1)
+    allocation_run(period=PERIOD)
+    first = _text(operator.get("/allocation/2026-09/?what_if=1"))
+    shares = first[first.index("tenants-heading") : first.index("what-if-heading")]
+    assert "Alpha Robotics" in shares and "Beta Labs" not in shares
+    assert "Page 1 of 2 (2 rows)" in shares
+    assert 'href="?what_if=1&page=2"' in shares
+    what_if = first[first.index("what-if-heading") :]
+    assert 'href="?what_if=1&what_if_page=2"' in what_if
+    second = _text(operator.get("/allocation/2026-09/", {"what_if": "1", "what_if_page": "2"}))
+    table = second[second.index('data-testid="what-if-table"') :]
+    assert "Beta Labs" in table and "Alpha Robotics" not in table
+    found = _text(operator.get("/allocation/2026-09/", {"what_if": "1", "q": "BETA"}))
+    assert 'name="q" value="BETA"' in found
+    shares = found[found.index("tenants-heading") : found.index("what-if-heading")]
+    assert "Beta Labs" in shares and "Alpha Robotics" not in shares and "Page 1 of" not in shares
+    none = _text(operator.get("/allocation/2026-09/", {"what_if": "1", "q": "gamma"}))
+    assert none.count("No tenant's name contains “gamma”") == 2
+
+
+@pytest.mark.parametrize("name", ["page", "what_if_page"])
+def test_an_allocation_page_that_does_not_exist_is_a_clear_400(operator, usage, name):
+    allocation_run(period=PERIOD)
+    response = operator.get("/allocation/2026-09/", {"what_if": "1", name: "7"})
+    assert response.status_code == 400
+    assert "There is no page “7”: pages run from 1 to 1." in _text(response)
+    assert "Alpha Robotics" in _text(response)
+
+
+def test_only_operators_page_or_search_allocations(alpha, public_host):
+    from tests.support import host_client
+
+    anonymous = host_client(public_host).get("/allocation/2026-09/", {"q": "a", "page": "2"})
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login/")
+    admin = logged_in_client(alpha.host, alpha.admin_email)
+    assert admin.get("/allocation/2026-09/", {"q": "beta"}).status_code == 404
