@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 
 from billing.selectors.budgets import budget_status
 from billing.services import budget_set
+from factory_portal.commands import command_error
 from factory_portal.periods import local_date, zone
 from factory_portal.tenants.selectors import tenant_by_slug
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
                     basis=options["basis"],
                 )
             except ValidationError as exc:
-                raise CommandError("; ".join(exc.messages)) from exc
+                raise command_error(exc) from exc
             today = local_date(timezone.now(), zone(tenant.timezone))
             status = budget_status(budget, tenant=tenant, today=today)
         self.stdout.write(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_tenants.utils import schema_context
 
 from factory_portal.accounts.models import Role, User
+from factory_portal.commands import command_error
 from factory_portal.tenants.models import Domain, Tenant
 from tests.support import logged_in_client
 
@@ -138,3 +140,18 @@ def test_passwords_on_the_command_line_follow_the_site_s_rules(password, message
         )
     with schema_context("public"):
         assert not User.objects.filter(email="boss.gamma.co@op.test").exists()
+
+
+def test_a_refusal_reads_as_sentences():
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "portal_setup",
+            *("--operator-email", "ops@portal.test", "--operator-password", "123"),
+            stdout=io.StringIO(),
+        )
+    assert str(refused.value) == (
+        "This password is too short. It must contain at least 8 characters."
+        " This password is too common. This password is entirely numeric."
+    )
+    error = command_error(ValidationError(["Slug must be lowercase", "Name is too long."]))
+    assert str(error) == "Slug must be lowercase. Name is too long."

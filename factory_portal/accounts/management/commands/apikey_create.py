@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import schema_context
 
 from factory_portal.accounts.services import api_key_create
+from factory_portal.commands import command_error
 from factory_portal.tenants.selectors import tenant_by_slug
 
 
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             with schema_context(schema):
                 api_key, raw = api_key_create(name=options["name"], scopes=scopes)
         except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from exc
+            raise command_error(exc) from exc
         self.stderr.write(
             f"Key {api_key.prefix} for {owner} with scopes {','.join(api_key.scopes)} (shown once):"
         )

@@ -4,9 +4,10 @@ import os
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from factory_portal.accounts.services import password_check
+from factory_portal.commands import command_error
 from factory_portal.tenants.services import operator_ensure, public_tenant_ensure
 
 
@@ -36,7 +37,7 @@ class Command(BaseCommand):
                     email=options["operator_email"], password=options["operator_password"]
                 )
             except ValidationError as exc:
-                raise CommandError("; ".join(exc.messages)) from exc
+                raise command_error(exc) from exc
             if password is None:
                 self.stdout.write(f"Operator {user.email} already exists.")
             else:

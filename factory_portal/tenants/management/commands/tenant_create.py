@@ -4,9 +4,10 @@
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from factory_portal.accounts.services import password_check
+from factory_portal.commands import command_error
 from factory_portal.tenants.services import tenant_create
 
 
@@ -40,7 +41,7 @@ class Command(BaseCommand):
                 timezone=options["timezone"],
             )
         except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from exc
+            raise command_error(exc) from exc
         primary = created.tenant.get_primary_domain()
         domain = primary.domain if primary else "(no domain)"
         self.stdout.write(self.style.SUCCESS(f"Tenant {created.tenant.slug} created at {domain}"))
