@@ -273,6 +273,9 @@ class DriftLine:
     difference: Decimal  # billed - estimated
     percent: Decimal | None  # difference as % of the estimate, 2 places; None without estimate
     within: bool
+    # The month has a bill of this provider: a line without one is not compared (its bill may
+    # just not be imported yet), so it is never outside the tolerance.
+    provider_billed: bool = True
 
     @property
     def key(self) -> tuple[str, str]:
@@ -296,7 +299,12 @@ class Drift:
 
     @property
     def outside(self) -> list[DriftLine]:
-        return [line for line in self.lines if not line.within]
+        """The lines of billed providers outside the tolerance (what alerts)."""
+        return [line for line in self.lines if line.provider_billed and not line.within]
+
+    @property
+    def any_billed(self) -> bool:
+        return any(line.provider_billed for line in self.lines)
 
     @property
     def billed(self) -> Decimal:
@@ -312,19 +320,27 @@ def drift_compare(
 ) -> Drift:
     """Billed against estimated per provider and model, summed over the days given (a month).
     A line is within tolerance when ``|billed - estimated| <= tolerance% of estimated``; a model
-    billed without any estimate is outside (unless billed nothing)."""
+    billed without any estimate is outside (unless billed nothing). Only the providers with a
+    bill among the days are compared: the others' lines say so (``provider_billed``) and are
+    never ``outside`` (importing one provider's bill alerted every other provider's models at
+    -100%)."""
     totals: dict[tuple[str, str], list[Decimal]] = {}
     for (provider, model, _), amount in billed.items():
         totals.setdefault((provider, model), [Decimal(0), Decimal(0)])[0] += amount
     for (provider, model, _), amount in estimated.items():
         totals.setdefault((provider, model), [Decimal(0), Decimal(0)])[1] += amount
+    providers = {provider for provider, _, _ in billed}
     lines = []
     for (provider, model), (bill, estimate) in sorted(totals.items()):
         difference = bill - estimate
         share = percent(difference, estimate) if estimate else None
         within = abs(share) <= tolerance if share is not None else difference == 0
         rounded = share.quantize(Decimal("0.01")) if share is not None else None
-        lines.append(DriftLine(provider, model, bill, estimate, difference, rounded, within))
+        lines.append(
+            DriftLine(
+                provider, model, bill, estimate, difference, rounded, within, provider in providers
+            )
+        )
     return Drift(
         tolerance=tolerance,
         lines=lines,

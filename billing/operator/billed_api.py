@@ -61,6 +61,9 @@ class DriftLineSerializer(serializers.Serializer):
         max_digits=14, decimal_places=2, allow_null=True, help_text="of the estimate"
     )
     within_tolerance = serializers.BooleanField(source="within")
+    provider_billed = serializers.BooleanField(
+        help_text="the month has a bill of this provider; false: not compared (no alert)"
+    )
 
 
 class UnmatchedSerializer(serializers.Serializer):

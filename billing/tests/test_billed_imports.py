@@ -176,13 +176,54 @@ def test_a_provider_without_a_bill_yet_is_not_drift(alpha, tmp_path):
             ],
             pricer=pricer_for(alpha.tenant),
         )
+    before = billed_drift(SEPTEMBER)
+    assert not before.any_billed and before.outside == []
     billed_import(path=_openai_bill(tmp_path, "1.00"))
-    assert {(line.provider, line.within) for line in billed_drift(SEPTEMBER).lines} == {
-        ("openai", True),
-        ("anthropic", False),  # shown as not billed on the drift page
+    drift = billed_drift(SEPTEMBER)
+    assert {(line.provider, line.within, line.provider_billed) for line in drift.lines} == {
+        ("openai", True, True),
+        ("anthropic", False, False),  # shown as not billed on the drift page
     }
+    assert drift.any_billed and drift.outside == []
     assert billed_drift_check(period=SEPTEMBER) == []
     assert not BilledDriftAlert.objects.exists()
+
+
+def test_the_month_page_and_api_say_which_providers_have_no_bill(
+    operator, alpha, tmp_path, public_host
+):
+    """The page showed every model of a month without any bill "outside" at -100% and offered a
+    true-up to a bill that was not there."""
+    import html
+
+    from django_tenants.utils import schema_context
+
+    from tests.support import llm_event_in
+    from usage.pricing import pricer_for
+    from usage.services.ingest import events_ingest
+
+    llm_spend(alpha, AT, "1.00")
+    page = html.unescape(operator.get("/billed/2026-09/").content.decode())
+    assert "No bill imported for September 2026 yet" in page and "True up" not in page
+    assert ">no bill<" in page and ">outside<" not in page
+    with schema_context(alpha.schema):
+        events_ingest(
+            events=[
+                llm_event_in(
+                    "claude-2", AT, provider="anthropic", model="claude-sonnet-4-5", cost=Decimal(3)
+                )
+            ],
+            pricer=pricer_for(alpha.tenant),
+        )
+    billed_import(path=_openai_bill(tmp_path, "1.50"))  # 50% over the estimate
+    page = html.unescape(operator.get("/billed/2026-09/").content.decode())
+    assert "True up September 2026 to the bill" in page
+    assert page.count(">no bill<") == 1 and page.count(">outside<") == 1
+    lines = operator.get("/api/v1/billed-drift/2026-09").json()["lines"]
+    assert {(x["provider"], x["within_tolerance"], x["provider_billed"]) for x in lines} == {
+        ("openai", False, True),
+        ("anthropic", False, False),
+    }
 
 
 def test_trueup_splits_the_difference_by_share_exactly(alpha, beta, tmp_path):

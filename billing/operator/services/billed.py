@@ -239,15 +239,11 @@ def billed_upload_import(*, chunks: Iterable[bytes], filename: str) -> BilledImp
 def billed_drift_check(*, period: date) -> list[BilledDriftAlert]:
     """Raise an alert for each provider and model of the month outside the tolerance, once per
     month, provider and model; returns the alerts raised now. Only providers with a bill in the
-    month are compared: a provider whose bill is not imported yet is not billed nothing (a
-    review found every model of the other providers alerted at -100% after one provider's bill
-    was imported, and kept so after theirs came)."""
+    month are compared (``Drift.outside``): a provider whose bill is not imported yet is not
+    billed nothing."""
     drift = billed_selectors.billed_drift(period)
-    billed_providers = {provider for provider, _, _ in billed_selectors.billed_costs(period)}
     raised = []
     for line in drift.outside:
-        if line.provider not in billed_providers:
-            continue
         with transaction.atomic():
             alert, created = BilledDriftAlert.objects.get_or_create(
                 period=period,
