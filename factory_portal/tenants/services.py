@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django_tenants.utils import schema_context, schema_exists
 
 from factory_portal.accounts.models import Role, User
-from factory_portal.accounts.services import user_create
+from factory_portal.accounts.services import password_check, user_create
 from factory_portal.money import NUMBER_FORMATS
 from factory_portal.tenants.connection import zone_lock
 from factory_portal.tenants.models import (
@@ -197,10 +197,16 @@ def public_tenant_ensure() -> Tenant:
     return tenant
 
 
-def operator_ensure(*, email: str, password: str | None = None) -> tuple[User, str | None]:
-    """Create the operator (public schema) if missing. Returns the password only when created."""
+def operator_ensure(
+    *, email: str, password: str | None = None, check_password: bool = False
+) -> tuple[User, str | None]:
+    """Create the operator (public schema) if missing. Returns the password only when created;
+    ``check_password``: a given password must pass the site's password rules (raises
+    ``ValidationError``), checked only when it is used."""
     with schema_context(PUBLIC_SCHEMA):
         existing = User.objects.filter(email=email.strip().lower()).first()
         if existing is not None:
             return existing, None
+        if password and check_password:
+            password_check(password, email=email)
         return user_create(email=email, role=Role.OPERATOR, password=password)

@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 from django_tenants.utils import schema_context
 
 from factory_portal.accounts.models import Role, User
+from factory_portal.accounts.services import user_create
 from factory_portal.commands import command_error
 from factory_portal.tenants.models import Domain, Tenant
 from tests.support import logged_in_client
@@ -146,7 +147,7 @@ def test_a_refusal_reads_as_sentences():
     with pytest.raises(CommandError) as refused:
         call_command(
             "portal_setup",
-            *("--operator-email", "ops@portal.test", "--operator-password", "123"),
+            *("--operator-email", "new-op@portal.test", "--operator-password", "123"),
             stdout=io.StringIO(),
         )
     assert str(refused.value) == (
@@ -155,3 +156,17 @@ def test_a_refusal_reads_as_sentences():
     )
     error = command_error(ValidationError(["Slug must be lowercase", "Name is too long."]))
     assert str(error) == "Slug must be lowercase. Name is too long."
+
+
+def test_portal_setup_runs_again_for_an_existing_operator_whatever_the_password():
+    """Only a password that would be stored is checked: ``bin/demo`` runs portal_setup with
+    its password at every start, and an operator made before the rule must not stop it."""
+    with schema_context("public"):
+        user_create(email="old-op@portal.test", role=Role.OPERATOR, password="123")
+    out = io.StringIO()
+    call_command(
+        "portal_setup",
+        *("--operator-email", "old-op@portal.test", "--operator-password", "123"),
+        stdout=out,
+    )
+    assert "Operator old-op@portal.test already exists." in out.getvalue()

@@ -6,7 +6,6 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandParser
 
-from factory_portal.accounts.services import password_check
 from factory_portal.commands import command_error
 from factory_portal.tenants.services import operator_ensure, public_tenant_ensure
 
@@ -31,10 +30,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Operator console at {domain.domain if domain else '(no domain)'}")
         if options["operator_email"]:
             try:
-                if options["operator_password"]:  # the password forms' rules
-                    password_check(options["operator_password"], email=options["operator_email"])
-                user, password = operator_ensure(
-                    email=options["operator_email"], password=options["operator_password"]
+                user, password = operator_ensure(  # a new operator's password: the forms' rules
+                    email=options["operator_email"],
+                    password=options["operator_password"],
+                    check_password=True,
                 )
             except ValidationError as exc:
                 raise command_error(exc) from exc
