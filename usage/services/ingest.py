@@ -299,10 +299,14 @@ def _copy_insert(
         return summary
 
 
-def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
+def events_ingest(
+    *, events: Sequence[EventIn], pricer: Pricer, await_jobs: bool = True
+) -> IngestResult:
     """Store validated events in the current tenant schema, all or nothing; ids already stored
     count as duplicates. Runs again (in a savepoint when the caller holds a transaction) after
-    losing a race with a concurrent batch carrying the same events."""
+    losing a race with a concurrent batch carrying the same events. ``await_jobs``: lock the
+    runs of calls whose job is not stored yet (``_jobs_awaited``); a caller that has locked
+    runs already in its transaction passes False, as taking more after them could deadlock."""
     if not events:
         return IngestResult(0, 0)
     unique: dict[str, EventIn] = {}
@@ -311,7 +315,7 @@ def events_ingest(*, events: Sequence[EventIn], pricer: Pricer) -> IngestResult:
     for attempt in range(1, RACE_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                accepted = _store(list(unique.values()), pricer)
+                accepted = _store(list(unique.values()), pricer, await_jobs)
             return IngestResult(accepted=accepted, duplicates=len(events) - accepted)
         except EventRace as race:
             if attempt == RACE_ATTEMPTS:
@@ -364,7 +368,7 @@ def stored_ids(asked: Mapping[type[UsageEvent], list[str]]) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def _store(events: list[EventIn], pricer: Pricer) -> int:
+def _store(events: list[EventIn], pricer: Pricer, await_jobs: bool) -> int:
     """Store the events not stored yet (in the caller's transaction); answers how many."""
     zone = zone_for_writing()
     projects = projects_ensure(e.project for e in events)
@@ -377,7 +381,8 @@ def _store(events: list[EventIn], pricer: Pricer) -> int:
     run_deltas = RunRollupDeltas(zone)
     runs = runs_ensure(first_seen, zone=zone, deltas=run_deltas)
     jobs = jobs_lookup((runs[e.run_id].id, e.job_id) for e in events if e.run_id and e.job_id)
-    _jobs_awaited(events, runs, jobs)
+    if await_jobs:
+        _jobs_awaited(events, runs, jobs)
     times = [e.occurred_at for e in events]
     first, last = utc_month(min(times)), utc_month(max(times))
     # Nearly every batch falls in one month: two conversions instead of one per event.

@@ -367,7 +367,11 @@ def _store_ready(tenant: Tenant, records: list[SpanRecord], result: TracesResult
     ]
     runs_ingest(updates=run_updates)
     llm = [_llm_event(r, i) for i, r in enumerate(records) if isinstance(r, LlmSpan)]
-    events_ingest(events=llm, pricer=pricer_for(tenant))
+    # The lifecycle above locked its runs: locking the calls' other runs after them could
+    # deadlock with a lifecycle batch locking both in run id order, so a call whose job span
+    # is stored at this very moment by another request can miss the step rollup here (a
+    # rebuild counts it; REST event batches lock first and do not miss it).
+    events_ingest(events=llm, pricer=pricer_for(tenant), await_jobs=False)
     # An LLM span is stored once, as its usage event (with its duration, for the waterfall).
     _external_calls_store([r for r in records if isinstance(r, ExternalSpan)])
     span_errors_ingest(errors=_errors_of(records))

@@ -171,5 +171,14 @@ def test_calls_of_known_jobs_take_no_run_lock(alpha):
 
         with connection.execute_wrapper(spy):
             _call(alpha.schema, alpha.tenant)
+        assert any("usage_job" in sql for sql in seen)  # the job was looked up
         assert not [sql for sql in seen if "FOR KEY SHARE" in sql]
+        # Without it, the same call's run is locked.
+        seen.clear()
+        with connection.execute_wrapper(spy):
+            event = llm_event_in(
+                "jobrace-call-2", AT, project=SLUG, run_id=RUN_ID, job_id="not-yet-1"
+            )
+            events_ingest(events=[event], pricer=pricer_for(alpha.tenant))
+        assert [sql for sql in seen if "FOR KEY SHARE" in sql]
         assert StepDaily.objects.filter(template=TEMPLATE).aggregate(n=Sum("calls"))["n"] == 1
