@@ -43,10 +43,18 @@ CROSS_SCHEMA_MODULES = {
     "usage/services/logs.py",  # platform OTLP logs
     "usage/services/otlp.py",  # platform spans: routing rows in public, then the tenant
     "usage/services/routing.py",  # platform ingest, several schemas in one transaction
-    "web/console/selectors.py",  # operator console and health, one visit per tenant
+    "web/console/selectors.py",  # a tenant's retention page (the console's figures: below)
     "web/demo/billing.py",
     "web/demo/seed.py",
 }
+# Modules whose SQL names many schemas' tables in one statement ("<schema>"."<table>", built from
+# checked schema names): on Citus a multi-shard read through the coordinator. Each is named in
+# the README's sharding section, like the modules above.
+MULTI_SCHEMA_SQL_MODULES = {
+    "factory_portal/tenants/migration_executor.py",  # every schema's recorded migrations
+    "usage/selectors/operator.py",  # the operator's and allocation's reads of every tenant
+}
+SCHEMA_QUALIFIED_FSTRING = re.compile(r'"\{[a-z_]+\}"\.')
 SCHEMA_SWITCHES = {"schema_context", "tenant_context", "set_tenant", "set_schema"}
 SOURCE_DIRS = ("alerts", "billing", "factory_portal", "notifications", "runtime", "saved", "usage")
 SOURCE_DIRS += ("web",)
@@ -212,6 +220,20 @@ def test_code_visiting_several_schemas_is_the_documented_list() -> None:
     assert found == CROSS_SCHEMA_MODULES
     section = _readme_section("### Growing past one database")
     assert sorted(m for m in CROSS_SCHEMA_MODULES if f"`{m}`" not in section) == []
+
+
+def test_sql_naming_many_schemas_is_the_documented_list() -> None:
+    """A module that writes a schema into its SQL (``f'"{schema}"."table"'``) reads across
+    tenants in one statement, which the table and string checks cannot see (the names are
+    interpolated): such modules are the README's list too."""
+    found = {
+        str(p.relative_to(ROOT))
+        for p in _sources()
+        if SCHEMA_QUALIFIED_FSTRING.search(p.read_text(encoding="utf-8"))
+    }
+    assert found == MULTI_SCHEMA_SQL_MODULES
+    section = _readme_section("### Growing past one database")
+    assert sorted(m for m in MULTI_SCHEMA_SQL_MODULES if f"`{m}`" not in section) == []
 
 
 def test_sql_names_no_other_schema() -> None:
