@@ -234,7 +234,7 @@ def test_the_tenants_shares_and_the_what_if_are_paged_and_searchable(operator, u
     assert "Page 1 of 2 (2 rows)" in shares
     assert 'href="?what_if=1&page=2"' in shares
     what_if = first[first.index("what-if-heading") :]
-    assert 'href="?what_if=1&what_if_page=2"' in what_if
+    assert 'href="?what_if=1&what_if_page=2#what-if"' in what_if
     second = _text(operator.get("/allocation/2026-09/", {"what_if": "1", "what_if_page": "2"}))
     table = second[second.index('data-testid="what-if-table"') :]
     assert "Beta Labs" in table and "Alpha Robotics" not in table
