@@ -20,6 +20,7 @@ import secrets
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,6 +51,16 @@ def _scratch_database(url: str, name: str, *, drop: bool = False) -> str:
 def _check(ok: bool, what: str) -> None:
     if not ok:
         raise SystemExit(f"benchmark stopped: {what} failed")
+
+
+def _merged(parts: list) -> object:
+    """One answer of several schemas' answers (dicts by schema, or sets)."""
+    if parts and isinstance(parts[0], set):
+        return set().union(*parts)
+    merged: dict = {}
+    for part in parts:
+        merged.update(part)
+    return merged
 
 
 def _load() -> str:
@@ -92,6 +103,7 @@ def _measure(args: argparse.Namespace) -> None:
     from django.db import connection
     from django.test import Client
     from django.test.utils import override_settings
+    from django.utils import timezone
     from django_tenants.utils import schema_context
 
     from factory_portal.accounts.models import Role
@@ -99,11 +111,13 @@ def _measure(args: argparse.Namespace) -> None:
     from factory_portal.celery import app
     from factory_portal.tenants import fanout
     from factory_portal.tenants.models import Domain, Tenant
+    from factory_portal.tenants.selectors import customer_tenants
     from factory_portal.tenants.services import (
         operator_ensure,
         public_tenant_ensure,
         tenant_domain,
     )
+    from usage.selectors import operator as across
     from usage.tasks import tenant_freshness_refresh
 
     n = args.tenants
@@ -242,6 +256,7 @@ def _measure(args: argparse.Namespace) -> None:
     operator = Client(HTTP_HOST=settings.PORTAL_BASE_DOMAIN)
     login = {"username": "operator@bench.test", "password": PASSWORD}
     _check(operator.post("/login/", login).status_code == 302, "operator login")
+    this_month = f"{timezone.now():%Y-%m}"
     worst = ("", 0.0)
     for client, path in [
         (tenant_client, "/"),
@@ -253,6 +268,10 @@ def _measure(args: argparse.Namespace) -> None:
         (operator, f"/?page={max(n // 50, 1)}"),
         (operator, "/?q=t0099"),
         (operator, "/health/"),
+        (operator, "/customer-costs/"),
+        (operator, f"/allocation/{this_month}/?what_if=1"),
+        (operator, f"/billed/{this_month}/"),
+        (operator, "/price-book/?in_use=1"),
     ]:
         for _ in range(2):
             _check(client.get(path).status_code == 200, path)
@@ -271,6 +290,38 @@ def _measure(args: argparse.Namespace) -> None:
         if where == "tenant" and p95 > worst[1]:
             worst = (path, p95)
     print(f"worst tenant page p95 at {n:,} tenants: {worst[1]:,.0f} ms ({worst[0]}); {_load()}")
+
+    # --- reads of every tenant: UNION ALL statements against a schema at a time ----------------
+    schemas = list(customer_tenants().values_list("schema_name", flat=True))
+    start = timezone.now().date().replace(day=1)
+    end = (start + timedelta(days=32)).replace(day=1)
+    reads = {
+        "allocation drivers": lambda some: across.tenants_allocation_drivers(
+            some, start=start, end=end
+        ),
+        "bill estimates": lambda some: across.tenants_estimated_cost(some, start=start, end=end),
+        "monthly AI cost": lambda some: across.tenants_monthly_token_cost(
+            some, start=start, end=end
+        ),
+        "models in use": across.tenants_models_seen,
+    }
+    for name, read in reads.items():
+        started = time.perf_counter()
+        together = read(schemas)
+        together_s = time.perf_counter() - started
+        started = time.perf_counter()
+        parts = []
+        for schema in schemas:  # the baseline: each schema in turn, as the code read them
+            with schema_context(schema):
+                parts.append(read([schema]))
+        apart = _merged(parts)
+        apart_s = time.perf_counter() - started
+        _check(together == apart, f"{name} read together and apart")
+        print(
+            f"{name} of {len(schemas):,} tenants: {together_s * 1000:,.0f} ms in statements of "
+            f"{across.LOCKS_PER_STATEMENT:,} relation locks, {apart_s * 1000:,.0f} ms a schema "
+            f"at a time ({together_s / apart_s:.2f}x); {_load()}"
+        )
 
 
 if __name__ == "__main__":
