@@ -130,6 +130,9 @@ class FocusImport(models.Model):
     effective_cost = models.DecimalField(max_digits=30, decimal_places=12)
     list_cost = models.DecimalField(max_digits=30, decimal_places=12)
     imported_at = models.DateTimeField(auto_now_add=True)
+    # The billing period it was imported into (``--period``); None: each charge's own month
+    # (and files imported before this was kept).
+    period_given = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["-imported_at"]

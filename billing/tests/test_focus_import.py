@@ -206,3 +206,15 @@ def test_importing_a_file_again_with_other_options_says_so():
         focus_import(path=SAMPLE, period=date(2030, 1, 1))
     assert not focus_import(path=SAMPLE).created  # the same options: a no-op, as before
     assert FocusImport.objects.count() == 1
+
+
+def test_a_file_imported_with_a_period_again_without_it_says_so():
+    """Imported into a period, then again without ``--period``: a silent no-op left the
+    operator believing the charges now sat in their own months (left alone in a review: the
+    import kept no record of its options)."""
+    first = focus_import(path=SAMPLE, period=date(2030, 1, 1))
+    assert first.focus_import.period_given == date(2030, 1, 1)
+    with pytest.raises(FocusImportError, match=r"into 2030-01 \(--period\); importing it again"):
+        focus_import(path=SAMPLE)
+    assert not focus_import(path=SAMPLE, period=date(2030, 1, 1)).created
+    assert set(CostPool.objects.values_list("period", flat=True)) == {date(2030, 1, 1)}

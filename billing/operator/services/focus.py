@@ -108,6 +108,12 @@ def _same_options(existing: FocusImport, period: date | None, pool_tag: str) -> 
             f"{when} with pool tag {earlier!r}; importing it again with pool tag "
             f"{pool_tag or 'none'!r} changes nothing (its pools stand as they are)"
         )
+    if existing.period_given is not None and period is None:
+        raise FocusImportError(
+            f"{when} into {existing.period_given:%Y-%m} (--period); importing it again without"
+            " --period, into its charges' own months, changes nothing (its pools stand as they"
+            " are)"
+        )
     if period is not None and months and months != {period}:
         earlier_months = ", ".join(sorted(m.strftime("%Y-%m") for m in months))
         raise FocusImportError(
@@ -187,6 +193,7 @@ def _import_new(
             billed_cost=file_totals.billed_cost,
             effective_cost=file_totals.effective_cost,
             list_cost=file_totals.list_cost,
+            period_given=period,
         )
         CostPool.objects.bulk_create(
             [
