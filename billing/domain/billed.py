@@ -281,6 +281,11 @@ class DriftLine:
     def key(self) -> tuple[str, str]:
         return self.provider, self.model
 
+    @property
+    def compared_within(self) -> bool | None:
+        """``within`` for a line of a billed provider; None for one not compared."""
+        return self.within if self.provider_billed else None
+
 
 @dataclass(frozen=True)
 class Unmatched:

@@ -60,7 +60,11 @@ class DriftLineSerializer(serializers.Serializer):
     percent = serializers.DecimalField(
         max_digits=14, decimal_places=2, allow_null=True, help_text="of the estimate"
     )
-    within_tolerance = serializers.BooleanField(source="within")
+    within_tolerance = serializers.BooleanField(
+        source="compared_within",
+        allow_null=True,
+        help_text="null when the provider has no bill in the month (not compared)",
+    )
     provider_billed = serializers.BooleanField(
         help_text="the month has a bill of this provider; false: not compared (no alert)"
     )
