@@ -374,6 +374,7 @@ class ComparisonRow:
     name: str  # the tenant's name, or "Unallocated"
     draft: Decimal | None  # USD, the draft's (or closed run's) share; None without a run
     methods: list[MethodAmount]
+    slug: str = ""  # the tenant's; "" for "Unallocated"
 
 
 # The what-if's columns, in order, as the page names them.
@@ -407,7 +408,8 @@ def allocation_comparison(*, period: date, draft: dict[str, Decimal] | None) -> 
             for key, label in COMPARISON_LABELS.items()
         ]
         name = "Unallocated" if slug == UNALLOCATED else names.get(slug, slug)
-        rows.append(ComparisonRow(name=name, draft=drafted, methods=methods))
+        own = "" if slug == UNALLOCATED else slug
+        rows.append(ComparisonRow(name=name, draft=drafted, methods=methods, slug=own))
     return sorted(rows, key=lambda r: (r.name == "Unallocated", r.name.casefold()))
 
 

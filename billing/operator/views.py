@@ -117,8 +117,12 @@ def _period_context(month: date) -> dict[str, object]:
         "period": month_text(month),
         "run": run,
         "stale": selectors.draft_staleness(run),
+        # (name, amount, slug) by name, "Unallocated" (slug "") last.
         "totals": sorted(
-            ((names.get(slug, "Unallocated"), amount) for slug, amount in totals.items()),
+            (
+                (names.get(slug, "Unallocated"), amount, slug if slug in names else "")
+                for slug, amount in totals.items()
+            ),
             key=lambda item: (item[0] == "Unallocated", item[0].casefold()),
         ),
         "draft_totals": totals if run is not None else None,
@@ -134,14 +138,14 @@ SEARCH_FROM = 10  # tenants listed from which the page offers a search
 def allocation_period(request: HttpRequest, period: str) -> HttpResponse:
     """A period's pools, run and per-tenant shares; with ``?what_if=1`` the shares under each
     method. Both tenant lists are ``ALLOCATION_PAGE_SIZE`` a page (``?page=``, ``?what_if_page=``)
-    and filtered by ``?q=`` (the tenant's name, any case); a page that is not one is said (400,
-    the first shown)."""
+    and filtered by ``?q=`` (the tenant's slug or name, any case); a page that is not one is
+    said (400, the first shown)."""
     month = _period(period)
     context = _period_context(month)
     query = _clean(request, "q")[:100]
     needle = query.casefold()
-    every: list[tuple[str, Decimal]] = context["totals"]  # type: ignore[assignment]
-    totals = [row for row in every if needle in row[0].casefold()]
+    every: list[tuple[str, Decimal, str]] = context["totals"]  # type: ignore[assignment]
+    totals = [row for row in every if needle in row[0].casefold() or needle in row[2]]
     page, page_error = numbered_page(totals, ALLOCATION_PAGE_SIZE, request.GET.get("page", "1"))
     what_if_page = None
     searchable = bool(query) or len(every) > SEARCH_FROM
@@ -152,7 +156,7 @@ def allocation_period(request: HttpRequest, period: str) -> HttpResponse:
         )
         searchable = searchable or len(rows) > SEARCH_FROM
         what_if_page, problem = numbered_page(
-            [r for r in rows if needle in r.name.casefold()],
+            [r for r in rows if needle in r.name.casefold() or needle in r.slug],
             ALLOCATION_PAGE_SIZE,
             request.GET.get("what_if_page", "1"),
         )

@@ -242,6 +242,9 @@ def test_the_tenants_shares_and_the_what_if_are_paged_and_searchable(operator, u
     assert 'name="q" value="BETA"' in found
     shares = found[found.index("tenants-heading") : found.index("what-if-heading")]
     assert "Beta Labs" in shares and "Alpha Robotics" not in shares and "Page 1 of" not in shares
+    Tenant.objects.filter(slug="beta").update(name="B Laboratories")
+    by_slug = _text(operator.get("/allocation/2026-09/", {"what_if": "1", "q": "beta"}))
+    assert by_slug.count("B Laboratories") == 2 and "Alpha Robotics" not in by_slug
     none = _text(operator.get("/allocation/2026-09/", {"what_if": "1", "q": "gamma"}))
     assert none.count("No tenant's name contains “gamma”") == 2
 
