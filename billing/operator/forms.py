@@ -43,10 +43,19 @@ def _price_field(label: str) -> forms.DecimalField:
     )
 
 
+# Tenants up to which the contract term form offers them in a list; past it the slug is typed
+# (a list of ten thousand tenants was a megabyte of every price book page).
+TENANT_CHOICES_UP_TO = 200
+
+
 class PriceOverrideForm(forms.Form):
     tenant = forms.ModelChoiceField(
-        queryset=customer_tenants(), to_field_name="slug", empty_label="Choose a tenant"
+        queryset=customer_tenants(),
+        to_field_name="slug",
+        empty_label="Choose a tenant",
+        error_messages={"invalid_choice": "No tenant has the slug %(value)s."},
     )
+
     provider = forms.CharField(
         max_length=64, required=False, help_text="e.g. openai; empty: every provider"
     )
@@ -73,6 +82,17 @@ class PriceOverrideForm(forms.Form):
         help_text="from the tenant's midnight of that day, in its time zone; empty: now",
     )
     note = forms.CharField(max_length=200, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["tenant"]
+        # One read: the list's own choices when it is short, else a typed slug.
+        tenants = list(field.queryset[: TENANT_CHOICES_UP_TO + 1])  # type: ignore[attr-defined]
+        if len(tenants) > TENANT_CHOICES_UP_TO:
+            field.widget = forms.TextInput(attrs={"placeholder": "the tenant's slug"})
+            field.help_text = "its slug, as in its address (the tenants page finds it)"
+        else:
+            field.widget.choices = [("", field.empty_label), *((t.slug, str(t)) for t in tenants)]  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         """The day becomes the instant the tenant's day starts (its calls are counted in its

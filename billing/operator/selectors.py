@@ -195,13 +195,13 @@ def price_book_providers() -> list[str]:
     )
 
 
-def price_overrides() -> list[TenantPriceOverride]:
-    """Every tenant's contract terms, by tenant, provider, model and newest first."""
-    return list(
-        TenantPriceOverride.objects.select_related("tenant").order_by(
-            "tenant__slug", "provider", "model", "-effective_from", "-pk"
-        )
+def price_overrides_page(*, page: int | str) -> Page:
+    """Every tenant's contract terms, by tenant, provider, model and newest first, 50 a page (a
+    page that is not one gives the nearest)."""
+    terms = TenantPriceOverride.objects.select_related("tenant").order_by(
+        "tenant__slug", "provider", "model", "-effective_from", "-pk"
     )
+    return Paginator(terms, PAGE_SIZE).get_page(page)
 
 
 def focus_imports_page(*, page: int | str) -> Page:

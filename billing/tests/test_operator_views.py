@@ -258,7 +258,7 @@ def test_a_contract_terms_day_starts_at_the_tenants_midnight(operator, alpha, mo
         ({"tenant": "alpha", "input_per_mtok": "1"}, "both an input and an output price"),
         ({"tenant": "alpha", "discount_percent": "120"}, "less than or equal to 100"),
         ({"tenant": "alpha", "output_per_mtok": "-1", "input_per_mtok": "1"}, "greater than"),
-        ({"tenant": "nobody", "discount_percent": "5"}, "Select a valid choice"),
+        ({"tenant": "nobody", "discount_percent": "5"}, "No tenant has the slug nobody."),
         ({"tenant": "alpha", "discount_percent": "5", "effective_from": "soon"}, "valid date"),
     ],
 )
@@ -378,3 +378,31 @@ def test_upload_without_a_file_or_with_a_bad_period(operator):
     response = _upload(operator, (FOCUS_HEADER + FOCUS_ROWS).encode(), period="October")
     assert response.status_code == 400 and "is not a month (YYYY-MM" in _text(response)
     assert not FocusImport.objects.exists()
+
+
+def test_with_many_tenants_a_term_names_its_tenant_by_slug_and_terms_are_paged(
+    operator, alpha, beta, monkeypatch
+):
+    """At ten thousand tenants the term form listed every one of them in a select (a megabyte
+    of every price book page) and the terms were one list."""
+    from billing.operator import forms
+    from billing.operator import selectors as operator_selectors
+
+    listed = _text(operator.get("/price-book/"))
+    assert '<select name="tenant"' in listed and ">Beta Inc<" in listed
+    monkeypatch.setattr(forms, "TENANT_CHOICES_UP_TO", 1)
+    monkeypatch.setattr(operator_selectors, "PAGE_SIZE", 1)
+    typed = _text(operator.get("/price-book/"))
+    assert '<select name="tenant"' not in typed and ">Beta Inc<" not in typed
+    assert re.search(r'<input type="text" name="tenant"[^>]*placeholder="the tenant', typed)
+    unknown = operator.post("/price-book/overrides", {"tenant": "gamma", "discount_percent": "5"})
+    assert unknown.status_code == 400 and "No tenant has the slug gamma." in _text(unknown)
+    for slug in ("alpha", "beta"):
+        done = operator.post("/price-book/overrides", {"tenant": slug, "discount_percent": "5"})
+        assert done.status_code == 302
+    first = _text(operator.get("/price-book/"))
+    terms = first.split("Contract terms (")[1]
+    assert "Alpha Inc" in terms and "Beta Inc" not in terms
+    assert 'href="?terms_page=2#terms-heading"' in terms and "(2 terms)" in terms
+    second = _text(operator.get("/price-book/", {"terms_page": "2"})).split("Contract terms (")[1]
+    assert "Beta Inc" in second and "Alpha Inc" not in second
