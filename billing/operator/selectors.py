@@ -113,7 +113,7 @@ class ModelPrices:
 
 def models_in_use() -> set[tuple[str, str]]:
     """(provider, model) pairs any customer tenant has LLM calls of: a DISTINCT over each
-    tenant's daily rollups, 500 schemas a statement."""
+    tenant's daily rollups, as many schemas a statement as the lock budget allows."""
     return tenants_models_seen(list(customer_tenants().values_list("schema_name", flat=True)))
 
 

@@ -129,6 +129,12 @@ def _period_context(month: date) -> dict[str, object]:
     }
 
 
+def _names(needle: str, name: str, slug: str) -> bool:
+    """Whether a tenant's name or slug holds ``needle`` (casefolded), as the operator's
+    searches of tenants match (the console's in SQL, ``tenants_search``)."""
+    return needle in name.casefold() or needle in slug.casefold()
+
+
 # Tenants a page of the allocation's per-tenant shares and of its what-if lists.
 ALLOCATION_PAGE_SIZE = 50
 SEARCH_FROM = 10  # tenants listed from which the page offers a search
@@ -145,7 +151,7 @@ def allocation_period(request: HttpRequest, period: str) -> HttpResponse:
     query = _clean(request, "q")[:100]
     needle = query.casefold()
     every: list[tuple[str, Decimal, str]] = context["totals"]  # type: ignore[assignment]
-    totals = [row for row in every if needle in row[0].casefold() or needle in row[2]]
+    totals = [row for row in every if _names(needle, row[0], row[2])]
     page, page_error = numbered_page(totals, ALLOCATION_PAGE_SIZE, request.GET.get("page", "1"))
     what_if_page = None
     searchable = bool(query) or len(every) > SEARCH_FROM
@@ -156,7 +162,7 @@ def allocation_period(request: HttpRequest, period: str) -> HttpResponse:
         )
         searchable = searchable or len(rows) > SEARCH_FROM
         what_if_page, problem = numbered_page(
-            [r for r in rows if needle in r.name.casefold() or needle in r.slug],
+            [r for r in rows if _names(needle, r.name, r.slug)],
             ALLOCATION_PAGE_SIZE,
             request.GET.get("what_if_page", "1"),
         )
@@ -294,11 +300,7 @@ def customer_costs(request: HttpRequest) -> HttpResponse:
     table = customer_cost_table(months=months_ending(month, CUSTOMER_COST_MONTHS))
     query = _clean(request, "q")[:100]
     needle = query.casefold()
-    matching = [
-        c
-        for c in table.customers
-        if needle in c.tenant.slug.casefold() or needle in c.tenant.name.casefold()
-    ]
+    matching = [c for c in table.customers if _names(needle, c.tenant.name, c.tenant.slug)]
     page, page_error = numbered_page(
         matching, CUSTOMER_COSTS_PAGE_SIZE, request.GET.get("page", "1")
     )

@@ -119,13 +119,13 @@ def _schema_sql(schema: str) -> str:
 def tenants_figures(tenants: Sequence[TenantPeriod]) -> dict[str, TenantFigures]:
     """Month-to-date AI cost and runs, active runs and data freshness of each of ``tenants``
     (a page of them), by schema name."""
-    periods = {t.schema_name: t for t in tenants}
+    by_schema = {t.schema_name: t for t in tenants}
 
     def part(schema: str) -> tuple[str, list[object]]:
-        t = periods[schema]
+        t = by_schema[schema]
         return _schema_sql(schema), [schema, t.month_start, t.month_start, t.month_start, t.today]
 
-    rows = _across(list(periods), part, locks=FIGURES_LOCKS)
+    rows = _across(list(by_schema), part, locks=FIGURES_LOCKS)
     return {
         schema: TenantFigures(
             month_cost=Decimal(cost),
