@@ -3,7 +3,7 @@
 Usage (after ``manage.py seed_demo``; DEBUG=0 so the server runs as in production):
     DEBUG=0 SECRET_KEY=bench .venv/bin/python benchmarks/load.py [--tenant acme] [--rate 100]
         [--duration 60] [--warmup 10] [--mix dashboards=25,api=45,ingest=30]
-        [--workers 4] [--threads 4] [--clients 64] [--keep-data] [--server-log FILE]
+        [--workers 8] [--threads 1] [--clients 64] [--keep-data] [--server-log FILE]
 
 Starts gunicorn with the production settings (``factory_portal/gunicorn_conf.py``: gthread
 workers, JSON logs on stderr; static files collected and hashed; multi-process metrics) on a
@@ -68,6 +68,7 @@ from benchmarks.common import (  # noqa: E402  (needs ROOT on the path)
     cpu_used,
     gunicorn_pid,
 )
+from factory_portal import gunicorn_conf  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "factory_portal.settings")
 os.environ.setdefault("PORTAL_SECURE", "0")
@@ -75,12 +76,12 @@ os.environ.setdefault("DEBUG", "0")
 # The server must share the key: sessions are signed with it.
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 
-# Tuned on the 2-core development machine at 40-50 requests/s (the production default is
-# 2 x cores + 1 = 5 workers x 2 threads): 4 x 4 had the lowest p99 and CPU per request, against
-# 3 x 4, 3 x 8, 2 x 8, 5 x 2, 5 x 4 and 8 x 2 (the work is CPU-bound: more processes only add
-# switching; fewer leave a core idle while a worker waits for PostgreSQL).
-DEFAULT_WORKERS = 4
-DEFAULT_THREADS = 4
+# The production defaults (factory_portal/gunicorn_conf.py: 4 processes a core, one thread each).
+# Earlier, at 40-50 requests/s on a slower machine, 4 x 4 had the lowest p99 and CPU per request
+# of 3 x 4, 3 x 8, 2 x 8, 5 x 2, 5 x 4 and 8 x 2; with the HTTP parser in C, 8 x 1 spent 16.0-16.2
+# ms of machine CPU a request at 45 req/s against 17.8-18.7 for 4 x 4 (alternating, two rounds).
+DEFAULT_WORKERS = gunicorn_conf.workers
+DEFAULT_THREADS = gunicorn_conf.threads
 RAISED_RATE = "1000000/min"
 PROJECT_PREFIX = "loadtest-"
 EVENTS_PER_BATCH = 100
