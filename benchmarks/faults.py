@@ -325,7 +325,10 @@ class Server:
             **stack.env,
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
+            # Two processes of two threads, as the scenarios were written for (the production
+            # default is one thread a process now).
             "WEB_CONCURRENCY": "2",
+            "WEB_THREADS": "2",
             **env,
         }
         self.proc = _spawn(

@@ -3,7 +3,8 @@
 Usage (after ``manage.py seed_demo``; DEBUG=0 so the server runs as in production):
     DEBUG=0 SECRET_KEY=bench .venv/bin/python benchmarks/load.py [--tenant acme] [--rate 100]
         [--duration 60] [--warmup 10] [--mix dashboards=25,api=45,ingest=30]
-        [--workers 8] [--threads 1] [--clients 64] [--keep-data] [--server-log FILE]
+        [--workers N] [--threads N] [--clients 64] [--keep-data] [--server-log FILE]
+(``--workers``/``--threads``: the production defaults unless given)
 
 Starts gunicorn with the production settings (``factory_portal/gunicorn_conf.py``: gthread
 workers, JSON logs on stderr; static files collected and hashed; multi-process metrics) on a
