@@ -79,8 +79,9 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 
 # The production defaults (factory_portal/gunicorn_conf.py: 4 processes a core, one thread each).
 # Earlier, at 40-50 requests/s on a slower machine, 4 x 4 had the lowest p99 and CPU per request
-# of 3 x 4, 3 x 8, 2 x 8, 5 x 2, 5 x 4 and 8 x 2; with the HTTP parser in C, 8 x 1 spent 16.0-16.2
-# ms of machine CPU a request at 45 req/s against 17.8-18.7 for 4 x 4 (alternating, two rounds).
+# of 3 x 4, 3 x 8, 2 x 8, 5 x 2, 5 x 4 and 8 x 2; on the fastest machine since, 8 x 1 spent
+# 15.0-17.3 ms of machine CPU a request at 45 req/s against 18.8 for 4 x 4, and held 100 req/s
+# where 4 x 4 and 8 x 2 did not (README, Faster ingest, eleventh pass).
 DEFAULT_WORKERS = gunicorn_conf.workers
 DEFAULT_THREADS = gunicorn_conf.threads
 RAISED_RATE = "1000000/min"

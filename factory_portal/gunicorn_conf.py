@@ -29,7 +29,8 @@ worker_class = "gthread"
 # Processes of one thread each: threads of one process take turns holding Python's interpreter
 # lock, and on a 2-core machine under mixed load 8 x 1 spent about a tenth less CPU a request
 # than 4 x 4 (README, Faster ingest, eleventh pass). Four a core, so that a slow request (an
-# export, a streamed CSV) or a wait on PostgreSQL still leaves processes for the rest.
+# export, a streamed CSV) or a wait on PostgreSQL leaves other processes free; the connections
+# its own process accepted wait behind it (a buffering proxy in front spreads them).
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4 * _cores, 16)))
 threads = int(os.environ.get("WEB_THREADS", 1))
 timeout = int(os.environ.get("WEB_TIMEOUT", 60))
