@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from django.db import connection, connections
 from django.http import HttpResponse
@@ -253,6 +258,48 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+GUNICORN_CONF = "python:factory_portal.gunicorn_conf"
+
+
+@dataclass
+class ProductionServer:
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def production_server(env: dict[str, str]) -> Iterator[ProductionServer]:
+    """gunicorn with the production configuration (``factory_portal/gunicorn_conf.py``) and
+    ``env`` on a free loopback port, listening when this yields; stopped with SIGTERM after
+    (killed if it has not exited within 30 s; ``process.returncode`` tells how it stopped)."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - fixed arguments
+        [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "factory_portal.wsgi"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert process.poll() is None, "gunicorn exited at start"
+                assert time.monotonic() < deadline, "gunicorn did not listen within 30 s"
+                time.sleep(0.2)
+        yield ProductionServer(port, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def user_make(tenant: TestTenant, email: str, role: str) -> User:

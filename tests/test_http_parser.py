@@ -9,24 +9,14 @@ line."""
 from __future__ import annotations
 
 import http.client
-import os
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from gunicorn.config import Config
 from gunicorn.http.message import Request
 from gunicorn.http.unreader import IterUnreader
 
 from factory_portal import gunicorn_conf
-from tests.support import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
-GUNICORN_CONF = "python:factory_portal.gunicorn_conf"
+from tests.support import production_server
 
 
 def _production_config() -> Config:
@@ -48,40 +38,9 @@ def test_the_production_configuration_keeps_the_python_parser():
     assert ("X-REQUEST-ID", "abc") in request.headers
 
 
-@contextmanager
-def _production_server() -> Iterator[int]:
-    """gunicorn with the production configuration (one worker) on a free port."""
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "1"}
-    server = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "factory_portal.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert server.poll() is None, "gunicorn exited at start"
-                assert time.monotonic() < deadline, "gunicorn did not listen within 30 s"
-                time.sleep(0.2)
-        yield port
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
 def test_a_real_server_answers_100_continue_and_keeps_requests_apart():
-    with _production_server() as port:
+    with production_server({"WEB_CONCURRENCY": "1"}) as server:
+        port = server.port
         # Expect: 100-continue: the interim answer comes before any of the body is sent.
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             raw.sendall(

@@ -5,17 +5,11 @@ exited since (gunicorn recycles them after ``WEB_MAX_REQUESTS``)."""
 from __future__ import annotations
 
 import http.client
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import free_port
+from tests.support import production_server
 
-ROOT = Path(__file__).resolve().parents[3]
 REQUESTS = 40
 
 
@@ -30,48 +24,19 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def test_metrics_add_up_across_gunicorn_workers(tmp_path):
-    port = free_port()
     env = {
-        **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
         "METRICS_ALLOWED_NETWORKS": "127.0.0.1/32",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "WEB_THREADS": "1",
         # Workers are replaced every ~10 requests: the samples come from several processes.
         "WEB_MAX_REQUESTS": "10",
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:factory_portal.gunicorn_conf",
-            "factory_portal.wsgi",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if _get(port, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        for _ in range(REQUESTS - 1):
-            assert _get(port, "/healthz")[0] == 200
-        status, body = _get(port, "/metrics")
-    finally:
-        server.terminate()
-        assert server.wait(timeout=30) == 0  # graceful stop on SIGTERM
+    with production_server(env) as server:
+        for _ in range(REQUESTS):
+            assert _get(server.port, "/healthz")[0] == 200
+        status, body = _get(server.port, "/metrics")
+    assert server.process.returncode == 0  # graceful stop on SIGTERM
     assert status == 200
     samples = {
         (s.name, s.labels.get("route"), s.labels.get("status")): s.value
