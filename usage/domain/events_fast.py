@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Annotated
 
 import msgspec
 
@@ -43,6 +44,10 @@ from usage.domain.limits import (
 )
 
 _NULL = b"null"
+_RAW_NULL = msgspec.Raw(_NULL)  # compared as is: no bytes made of a call's absent cost
+# A token count as ``events._count`` accepts it, checked by the compiled decoder: a JSON integer
+# (not a bool, not 1.0) from 0 to MAX_TOKENS; anything else fails the decode.
+_Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
 
 
 # Every field is optional here (JSON null is "absent", as on the general path); which are
@@ -59,12 +64,12 @@ class _Llm(msgspec.Struct, tag_field="type", tag="llm", forbid_unknown_fields=Tr
     provider: str | None = None
     model: str | None = None
     operation: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cached_input_tokens: int | None = None
-    cache_write_tokens: int | None = None
-    uncached_input_tokens: int | None = None
-    cost: msgspec.Raw = msgspec.Raw(_NULL)
+    input_tokens: _Tokens | None = None
+    output_tokens: _Tokens | None = None
+    cached_input_tokens: _Tokens | None = None
+    cache_write_tokens: _Tokens | None = None
+    uncached_input_tokens: _Tokens | None = None
+    cost: msgspec.Raw = _RAW_NULL
 
 
 class _Infra(msgspec.Struct, tag_field="type", tag="infra", forbid_unknown_fields=True):
@@ -75,7 +80,7 @@ class _Infra(msgspec.Struct, tag_field="type", tag="infra", forbid_unknown_field
     job_id: str | None = None
     tenant: str | None = None
     resource_type: str | None = None
-    quantity: msgspec.Raw = msgspec.Raw(_NULL)
+    quantity: msgspec.Raw = _RAW_NULL
     unit: str | None = None
 
 
@@ -170,11 +175,19 @@ def events_decode_fast(
 
 
 def _events(items: list[_Llm | _Infra], latest: datetime, platform: bool) -> list[EventIn]:
-    caches: dict[str, dict[str, str]] = {
-        name: {} for name in ("project", "run", "job", "provider", "model", "op", "unit", "tenant")
-    }
-    projects, runs, jobs = caches["project"], caches["run"], caches["job"]
-    providers, models, operations = caches["provider"], caches["model"], caches["op"]
+    """The events of decoded ``items``, or ``_Unsure`` (or the general path's exceptions).
+
+    One loop with the LLM call's checks written out: at 5,000 events a batch, a Python call per
+    field (a helper per check, a tuple of the common fields unpacked into each event) cost more
+    than the checks themselves. Values that repeat are checked once per batch (the dicts)."""
+    tenants: dict[str, str] = {}
+    projects: dict[str, str] = {}
+    runs: dict[str, str] = {}
+    jobs: dict[str, str] = {}
+    providers: dict[str, str] = {}
+    models: dict[str, str] = {}
+    operations: dict[str, str] = {}
+    units: dict[str, str] = {}
     fromisoformat, utc, earliest = datetime.fromisoformat, UTC, EARLIEST
     events: list[EventIn] = []
     append = events.append
@@ -187,77 +200,95 @@ def _events(items: list[_Llm | _Infra], latest: datetime, platform: bool) -> lis
         elif not platform:
             raise _Unsure
         else:
-            tenant = _cached(caches["tenant"], _tenant, tenant)
-        if item.event_id is None or item.timestamp is None or item.project is None:
+            tenant = _cached(tenants, _tenant, tenant)
+        event_id, timestamp, project = item.event_id, item.timestamp, item.project
+        if event_id is None or timestamp is None or project is None:
             raise _Unsure
-        event_id = id_check(item.event_id)
-        parsed = fromisoformat(item.timestamp)
+        event_id = id_check(event_id)
+        parsed = fromisoformat(timestamp)
         if parsed.tzinfo is None or parsed > latest or parsed < earliest:
             raise _Unsure
+        occurred_at = parsed.astimezone(utc)
+        if (checked := projects.get(project)) is None:
+            checked = projects[project] = _project(project)
+        project = checked
         run_id = item.run_id
-        job_id = item.job_id
-        common: _Common = (
-            index,
-            event_id,
-            parsed.astimezone(utc),
-            _cached(projects, _project, item.project),
-            "" if run_id is None else _cached(runs, _run_id, run_id),
-            "" if job_id is None else _cached(jobs, id_check, job_id),
-            tenant,
-        )
-        if type(item) is _Llm:
-            append(_llm(item, common, providers, models, operations))
+        if run_id is None:
+            run_id = ""
         else:
-            append(_infra(item, common, caches["unit"]))  # type: ignore[arg-type]
+            if (checked := runs.get(run_id)) is None:
+                checked = runs[run_id] = _run_id(run_id)
+            run_id = checked
+        job_id = item.job_id
+        if job_id is None:
+            job_id = ""
+        else:
+            if (checked := jobs.get(job_id)) is None:
+                checked = jobs[job_id] = id_check(job_id)
+            job_id = checked
+        if isinstance(item, _Infra):
+            common: _Common = (index, event_id, occurred_at, project, run_id, job_id, tenant)
+            append(_infra(item, common, units))
+            continue
+        # ``events._llm`` on the decoded struct (the counts' bounds were checked by the decoder).
+        input_tokens = item.input_tokens
+        uncached = item.uncached_input_tokens
+        cached = item.cached_input_tokens or 0
+        cache_write = item.cache_write_tokens or 0
+        if uncached is not None:
+            total = uncached + cached + cache_write
+            if input_tokens is not None and input_tokens != total:
+                raise _Unsure
+            input_tokens = total
+        elif input_tokens is None:
+            input_tokens = 0
+        if cached + cache_write > input_tokens:
+            raise _Unsure
+        cost = None if item.cost == _RAW_NULL else _raw_decimal(item.cost, "cost")
+        if cost is not None:
+            exponent = cost.as_tuple().exponent
+            if (
+                cost < 0
+                or cost > MAX_COST
+                or not isinstance(exponent, int)
+                or -exponent > COST_PLACES
+            ):
+                raise _Unsure
+        provider, model, operation = item.provider, item.model, item.operation
+        if provider is None or model is None:
+            raise _Unsure
+        if (checked := providers.get(provider)) is None:
+            checked = providers[provider] = _provider(provider)
+        provider = checked
+        if (checked := models.get(model)) is None:
+            checked = models[model] = _model(model)
+        model = checked
+        if operation is None:
+            operation = "generation"
+        else:
+            if (checked := operations.get(operation)) is None:
+                checked = operations[operation] = _operation(operation)
+            operation = checked
+        append(
+            LlmEventIn(
+                index,
+                event_id,
+                occurred_at,
+                project,
+                run_id,
+                job_id,
+                tenant,
+                provider,
+                model,
+                operation,
+                input_tokens,
+                item.output_tokens or 0,
+                cached,
+                cache_write,
+                cost,
+            )
+        )
     return events
-
-
-def _count(value: int | None) -> int | None:
-    if value is not None and (value < 0 or value > MAX_TOKENS):
-        raise _Unsure
-    return value
-
-
-def _llm(
-    item: _Llm,
-    common: _Common,
-    providers: dict[str, str],
-    models: dict[str, str],
-    operations: dict[str, str],
-) -> LlmEventIn:
-    """``events._llm`` on a decoded struct."""
-    input_tokens = _count(item.input_tokens)
-    uncached = _count(item.uncached_input_tokens)
-    cached = _count(item.cached_input_tokens) or 0
-    cache_write = _count(item.cache_write_tokens) or 0
-    output_tokens = _count(item.output_tokens) or 0
-    if uncached is not None:
-        total = uncached + cached + cache_write
-        if input_tokens is not None and input_tokens != total:
-            raise _Unsure
-        input_tokens = total
-    input_tokens = input_tokens or 0
-    if cached + cache_write > input_tokens:
-        raise _Unsure
-    cost = _raw_decimal(item.cost, "cost")
-    if cost is not None:
-        exponent = cost.as_tuple().exponent
-        if cost < 0 or cost > MAX_COST or not isinstance(exponent, int) or -exponent > COST_PLACES:
-            raise _Unsure
-    if item.provider is None or item.model is None:
-        raise _Unsure
-    operation = item.operation
-    return LlmEventIn(
-        *common,
-        _cached(providers, _provider, item.provider),
-        _cached(models, _model, item.model),
-        "generation" if operation is None else _cached(operations, _operation, operation),
-        input_tokens,
-        output_tokens,
-        cached,
-        cache_write,
-        cost,
-    )
 
 
 def _infra(item: _Infra, common: _Common, units: dict[str, str]) -> InfraEventIn:
