@@ -9,16 +9,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 
-class PricedCall(NamedTuple):
-    cost: Decimal  # USD, 10 decimal places
-    price_ref: int | None  # price book entry id
-    override_ref: int | None  # tenant contract override id
+class PricedCall(Protocol):
+    """What pricing answers for one call (billing's ``CallCost`` is one, answered as it is: a
+    copy per call cost a batch of 5,000 a millisecond or two)."""
+
+    @property
+    def cost(self) -> Decimal: ...  # USD, 10 decimal places
+    @property
+    def price_ref(self) -> int | None: ...  # price book entry id
+    @property
+    def override_ref(self) -> int | None: ...  # tenant contract override id
 
 
 class LlmCall(Protocol):

@@ -119,14 +119,15 @@ class TenantPricer:
         for call in calls:
             book_provider, book_model = book_name(call.provider, call.model)
             input_tokens = call.input_tokens
-            found = book_cost(
-                resolve(book_provider, book_model, call.occurred_at, input_tokens),
-                input_tokens,
-                call.output_tokens,
-                call.cached_input_tokens,
-                call.cache_write_tokens,
+            append(
+                book_cost(
+                    resolve(book_provider, book_model, call.occurred_at, input_tokens),
+                    input_tokens,
+                    call.output_tokens,
+                    call.cached_input_tokens,
+                    call.cache_write_tokens,
+                )
             )
-            append(None if found is None else PricedCall(*found))
         return result
 
     def _contract_price(self, call: LlmCall) -> PricedCall | None:
@@ -137,12 +138,9 @@ class TenantPricer:
             call.cached_input_tokens,
             call.cache_write_tokens,
         )
-        found = call_cost(
+        return call_cost(
             self._schedule, self._overrides, book_provider, book_model, call.occurred_at, tokens
         )
-        if found is None:
-            return None
-        return PricedCall(found.cost, found.price_ref, found.override_ref)
 
     def prices_at(self, provider: str, model: str, at: datetime) -> TokenPrices | None:
         """The tenant's per-token prices of ``model`` at ``at`` (``prices_in_force``), the model
