@@ -1,5 +1,6 @@
 """Raw event partitions: dropping an expired month whole vs deleting its rows, bytes per million
-events, and how long migration 0010 takes to partition an existing table.
+events, how long migration 0010 takes to partition an existing table, and what ingest's lookup of
+stored event ids costs with every retained month against one month.
 
 Usage (with the portal's environment; DATABASE_URL names the server, a scratch database
 ``bench_partitions`` is created on it and dropped at the end unless ``--keep``):
@@ -9,7 +10,11 @@ Prints one line per figure. The three ways of removing a month are timed in the 
 months of the same size (``rows / months`` LLM calls each), so their ratios compare like with like:
 DETACH + DROP of the month's partition, DELETE of its rows, and DELETE followed by VACUUM (what
 giving the space back to the table takes). The migration is timed on the same rows, loaded into
-the unpartitioned table of migration 0009 first.
+the unpartitioned table of migration 0009 first. The id lookup (``usage.services.ingest.
+stored_ids``, 5,000 new ids, median of 7) probes every partition, since an event id is unique in
+all months; its baseline in the same run is the same statement on the one partition of the month
+with the most rows, so the ratio says what each retained month adds to every batch. Run with
+``--months 13`` for a tenant at the default retention.
 """
 
 from __future__ import annotations
@@ -67,6 +72,38 @@ def _best_insert(cursor, batch: dict, project: int, empty: str) -> float:  # typ
         times.append(_timed(cursor, ROWS_SQL, {**batch, "project": project, "offset": -attempt}))
         cursor.execute(f"TRUNCATE {empty} CASCADE")  # the corrections table is empty
     return min(times)
+
+
+_ONE_PARTITION = "SELECT event_id FROM {table} WHERE event_id = ANY(string_to_array(%s, chr(31)))"
+
+
+def _lookup_ms(partition: str | None) -> float:
+    """Median ms over 7 lookups of 5,000 new ids: ingest's own (every partition), or, given a
+    ``partition``, the same statement on that partition alone (a baseline)."""
+    import statistics
+    import uuid
+
+    from django.db import connection, transaction
+
+    from factory_portal.pg import local_setting
+    from usage.models import LlmUsageEvent
+    from usage.services.ingest import stored_ids
+
+    times = []
+    for _ in range(7):
+        ids = sorted(str(uuid.uuid4()) for _ in range(5000))
+        with transaction.atomic(), connection.cursor() as cursor:
+            started = time.perf_counter()
+            if partition is None:
+                found = stored_ids({LlmUsageEvent: ids})
+            else:
+                with local_setting(cursor, "enable_seqscan", "off"):
+                    cursor.execute(_ONE_PARTITION.format(table=partition), ["\x1f".join(ids)])
+                    found = {row[0] for row in cursor.fetchall()}
+            times.append(time.perf_counter() - started)
+        if found:
+            raise SystemExit("a new id was found: the lookup is not what it claims")
+    return statistics.median(times) * 1000
 
 
 def main() -> None:
@@ -135,6 +172,10 @@ def main() -> None:
                     f"SELECT count(*), pg_total_relation_size('{name}') FROM {name}"  # noqa: S608
                 )
                 sizes.append(cursor.fetchone())
+            # Before any month is removed: every month holds rows.
+            biggest = months[max(range(len(months)), key=lambda n: sizes[n][0])]
+            lookup_all = _lookup_ms(None)
+            lookup_one = _lookup_ms(retention.partition_name("usage_llmusageevent", biggest))
             drop_month, delete_month, vacuum_month = months[:3]
             drop_name = retention.partition_name("usage_llmusageevent", drop_month)
             detach_drop = _timed(
@@ -178,6 +219,9 @@ def main() -> None:
     print(f"month_delete_vacuum_seconds {delete_vacuum:.3f}")
     print(f"delete_vs_detach_drop_ratio {delete / detach_drop:.1f}")
     print(f"delete_vacuum_vs_detach_drop_ratio {delete_vacuum / detach_drop:.1f}")
+    print(f"id_lookup_5000_ms_all_{len(months)}_months {lookup_all:.1f}")
+    print(f"id_lookup_5000_ms_one_month {lookup_one:.1f}")
+    print(f"id_lookup_all_vs_one_month_ratio {lookup_all / lookup_one:.1f}")
 
 
 if __name__ == "__main__":
