@@ -164,13 +164,15 @@ def events_decode_fast(
     for more than ``max_items`` events): then the general path decides and explains."""
     try:
         items = _DECODER.decode(body).events
-    except msgspec.DecodeError:  # ValidationError included
+    except (msgspec.DecodeError, RecursionError):  # ValidationError included; JSON too deep
         return None
     if len(items) > max_items:
         return None
     try:
         return _events(items, now + max_future, platform)
-    except (_Unsure, Invalid, ValueError, ArithmeticError):
+    except (_Unsure, Invalid, ValueError, ArithmeticError, RecursionError):
+        # RecursionError: a cost or quantity nested deeper than ``json`` reads, which msgspec
+        # passed on as raw JSON; the general path refuses the body as JSON.
         return None
 
 

@@ -79,7 +79,7 @@ def _chunk_reprice(
     for e in events:
         before = current.get(e.event_id, e.cost)
         priced = pricer.price(e)
-        after = priced.cost if priced else None
+        after = priced.cost if priced is not None else None
         if after == before:
             continue
         delta = (after or ZERO) - (before or ZERO)
@@ -93,8 +93,8 @@ def _chunk_reprice(
                 previous_cost=before,
                 new_cost=after,
                 delta=delta,
-                price_ref=priced.price_ref if priced else None,
-                override_ref=priced.override_ref if priced else None,
+                price_ref=priced.price_ref if priced is not None else None,
+                override_ref=priced.override_ref if priced is not None else None,
                 reason=reason[:200],
             )
         )

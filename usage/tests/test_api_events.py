@@ -415,12 +415,33 @@ def _event(**fields):
     }
 
 
+def _llm_event(**fields):
+    return {
+        "type": "llm",
+        "event_id": "x",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "project": "web",
+        "provider": "openai",
+        "model": "gpt-4o",
+        **fields,
+    }
+
+
+def _nested(event, depth):
+    """A batch of ``event`` whose value ``"N"`` is replaced by arrays nested ``depth`` deep."""
+    return json.dumps({"events": [event]}).replace('"N"', "[" * depth + "]" * depth)
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
         (json.dumps({"events": [_event(resource_type=["compute"])]}), 422),
         (json.dumps({"events": [_event(project="web\n")]}), 422),
         ("[" * 100_000, 400),
+        # Valid around a value nested too deep: for msgspec itself, and for Python's json reader
+        # after msgspec passed the cost on as raw JSON (both were a 500 on the fast path).
+        (_nested(_event(quantity="N"), 100_000), 400),
+        (_nested(_llm_event(cost="N"), 1_000), 400),
     ],
 )
 def test_odd_json_gets_a_4xx_not_a_500(alpha, body, status):

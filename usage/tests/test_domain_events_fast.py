@@ -193,6 +193,12 @@ REFUSED = {
     "one bad among good": body(llm(), llm(event_id="e-2", output_tokens=-5), infra()),
     "too many items": body(*[llm(event_id=f"e-{n}") for n in range(MAX_ITEMS + 1)]),
     "lone surrogate": body(llm(model="\ud800")),
+    # Nested too deep (RecursionError: a 500 before these cases): a cost msgspec passes on as raw
+    # JSON and Python's json reader cannot read, and a quantity too deep for msgspec itself.
+    "cost nested too deep": body(llm(cost=1.25)).replace(b"1.25", b"[" * 1000 + b"]" * 1000),
+    "quantity nested too deep": body(infra(quantity=2.5)).replace(
+        b"2.5", b"[" * 100_000 + b"]" * 100_000
+    ),
 }
 REFUSED["events not a list"] = b'{"events": {}}'
 
