@@ -11,10 +11,12 @@ months of the same size (``rows / months`` LLM calls each), so their ratios comp
 DETACH + DROP of the month's partition, DELETE of its rows, and DELETE followed by VACUUM (what
 giving the space back to the table takes). The migration is timed on the same rows, loaded into
 the unpartitioned table of migration 0009 first. The id lookup (``usage.services.ingest.
-stored_ids``, 5,000 new ids, median of 7) probes every partition, since an event id is unique in
-all months; its baseline in the same run is the same statement on the one partition of the month
-with the most rows, so the ratio says what each retained month adds to every batch. Run with
-``--months 13`` for a tenant at the default retention.
+stored_ids``, 5,000 new ids, median of 7) probes every partition (the months loaded, this
+month's and next month's, the default one), since an event id is unique in all months; its
+baseline in the same run is the same statement on the one partition of the month with the most
+rows: the ratio is how many times one month's probe every batch pays. ``--months 13`` loads as
+many months of rows as a tenant at the default retention holds (12 past months and the current
+one; here the current month's partition is an empty one more).
 """
 
 from __future__ import annotations
@@ -79,20 +81,21 @@ _ONE_PARTITION = "SELECT event_id FROM {table} WHERE event_id = ANY(string_to_ar
 
 def _lookup_ms(partition: str | None) -> float:
     """Median ms over 7 lookups of 5,000 new ids: ingest's own (every partition), or, given a
-    ``partition``, the same statement on that partition alone (a baseline)."""
+    ``partition``, the same statement on that partition alone (a baseline), prepared and bound
+    on the server as ingest's is."""
     import statistics
     import uuid
 
-    from django.db import connection, transaction
+    from django.db import transaction
 
-    from factory_portal.pg import local_setting
+    from factory_portal.pg import local_setting, prepared_cursor
     from usage.models import LlmUsageEvent
     from usage.services.ingest import stored_ids
 
     times = []
     for _ in range(7):
         ids = sorted(str(uuid.uuid4()) for _ in range(5000))
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(), prepared_cursor() as cursor:
             started = time.perf_counter()
             if partition is None:
                 found = stored_ids({LlmUsageEvent: ids})
@@ -175,6 +178,10 @@ def main() -> None:
             # Before any month is removed: every month holds rows.
             biggest = months[max(range(len(months)), key=lambda n: sizes[n][0])]
             lookup_all = _lookup_ms(None)
+            cursor.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'usage_llmusageevent'::regclass"
+            )
+            (probed,) = cursor.fetchone()
             lookup_one = _lookup_ms(retention.partition_name("usage_llmusageevent", biggest))
             drop_month, delete_month, vacuum_month = months[:3]
             drop_name = retention.partition_name("usage_llmusageevent", drop_month)
@@ -219,6 +226,7 @@ def main() -> None:
     print(f"month_delete_vacuum_seconds {delete_vacuum:.3f}")
     print(f"delete_vs_detach_drop_ratio {delete / detach_drop:.1f}")
     print(f"delete_vacuum_vs_detach_drop_ratio {delete_vacuum / detach_drop:.1f}")
+    print(f"id_lookup_partitions_probed {probed} ({len(months)} months of rows)")
     print(f"id_lookup_5000_ms_all_{len(months)}_months {lookup_all:.1f}")
     print(f"id_lookup_5000_ms_one_month {lookup_one:.1f}")
     print(f"id_lookup_all_vs_one_month_ratio {lookup_all / lookup_one:.1f}")
