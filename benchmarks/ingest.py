@@ -4,7 +4,7 @@ Usage (the demo's environment; PostgreSQL as configured by DATABASE_URL; DEBUG o
 as in production: with it on, Django logs every statement and none is prepared):
     .venv/bin/python benchmarks/ingest.py [--batches 20] [--batch-size 5000]
         [--clients 2] [--workers 2] [--span-requests 100] [--spans-per-request 1000]
-        [--cpu-batches 5] [--only otlp]
+        [--cpu-batches 5] [--only otlp] [--history-months 0] [--history-rows 150000]
 
 Creates a scratch tenant ``bench-ingest`` and an ingest key, starts gunicorn on a free loopback
 port, and measures:
@@ -26,6 +26,10 @@ then prints one line per figure with the 1-minute load average, and the ratios H
 OTLP / COPY (COPY measured in the same run). Drops the tenant afterwards. ``--only otlp`` measures
 the OTLP rate, its CPU per request and the COPY rate only (no REST batches, no in-process CPU
 figures): a quicker loop when working on the trace receiver.
+``--history-months 12`` first loads ``--history-rows`` calls into each of the 12 months before
+this one, so that the tenant holds as many months as the default retention keeps (the current
+month gets the benchmark's own): each batch's stored-id lookup then probes every one of them, as
+it does for a tenant at full retention, where a fresh tenant's months are nearly empty.
 """
 
 from __future__ import annotations
@@ -236,6 +240,9 @@ def main() -> None:
     parser.add_argument("--spans-per-request", type=int, default=1000)
     parser.add_argument("--cpu-batches", type=int, default=5)
     parser.add_argument("--only", choices=["otlp"], help="measure only OTLP (and COPY)")
+    # A tenant with history: every batch's stored-id lookup probes each month that holds rows.
+    parser.add_argument("--history-months", type=int, default=0)
+    parser.add_argument("--history-rows", type=int, default=150_000, help="calls a month")
     args = parser.parse_args()
     only_otlp = args.only == "otlp"
 
@@ -259,6 +266,13 @@ def main() -> None:
     tenant = tenant_create(slug="bench-ingest", name="Benchmark", admin_email="b@bench.test").tenant
     with schema_context(tenant.schema_name):
         _, key = api_key_create(name="bench", scopes=["ingest"])
+        if args.history_months:
+            seconds = _history(args.history_months, args.history_rows)
+            print(
+                f"history {args.history_months} past months of {args.history_rows:,} calls"
+                f" loaded in {seconds:.1f} s",
+                flush=True,
+            )
     host = f"bench-ingest.{settings.PORTAL_BASE_DOMAIN}"
 
     rng = random.Random(7)
@@ -346,6 +360,39 @@ def main() -> None:
         if ratios:
             mean = sum(ratios) / len(ratios)
             say(f"{name}_to_adjacent_copy_ratio_mean {mean:.3f} (of {len(ratios)})")
+
+
+def _history(months: int, rows_a_month: int) -> float:
+    """Load ``rows_a_month`` LLM calls into each of the ``months`` months before this one (UTC),
+    as ``benchmarks/partitions.py`` does, in the current tenant schema; answers the seconds."""
+    from django.db import connection
+
+    from benchmarks.partitions import ROWS_SQL
+    from factory_portal import periods
+    from usage.domain import retention
+    from usage.models import Project
+    from usage.services.partitions import partitions_ensure_months
+
+    this_month = retention.utc_month(datetime.now(UTC))
+    loaded = periods.months_ending(periods.previous_month(this_month), months)
+    partitions_ensure_months(loaded)
+    start = retention.month_bounds(loaded[0])[0]
+    span = retention.month_bounds(loaded[-1])[1] - start
+    project = Project.objects.get_or_create(slug="history", defaults={"name": "history"})[0].pk
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            ROWS_SQL,
+            {
+                "start": start,
+                "span": span,
+                "rows": months * rows_a_month,
+                "offset": 0,
+                "project": project,
+            },
+        )
+        cursor.execute("ANALYZE usage_llmusageevent")
+    return time.perf_counter() - started
 
 
 def _cpu_per(used: dict[str, float], requests: int) -> str:
